@@ -1,0 +1,7 @@
+/* gort: a Go-style managed runtime for C. The umbrella header. */
+#ifndef GORT_H
+#define GORT_H
+
+#include "gort/alloc.h"
+
+#endif /* GORT_H */

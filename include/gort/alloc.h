@@ -1,0 +1,48 @@
+/* gort: allocation.
+ *
+ * Manual allocation with malloc's contract. Blocks are 16-byte aligned
+ * (max_align_t on x86-64 and aarch64) and must be freed by gort_free or
+ * gort_realloc. These functions are also what the process's malloc, free,
+ * calloc, realloc, aligned_alloc and friends call when gort is linked or
+ * preloaded (see gort/malloc.h for the whole glibc surface).
+ *
+ * Errors: a function that returns NULL sets errno to ENOMEM (size overflow,
+ * OS refusal) or EINVAL (alignment not a power of two). Misuse - a double
+ * free, a free of a pointer gort never returned, of an interior pointer -
+ * prints one "gort: fatal error: ..." line naming it and the address, then
+ * aborts.
+ */
+#ifndef GORT_ALLOC_H
+#define GORT_ALLOC_H
+
+#include <stddef.h>
+
+#ifndef GORT_API
+#define GORT_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A block of at least size bytes; malloc(0) returns a unique pointer. */
+GORT_API void *gort_malloc(size_t size);
+/* n * size zeroed bytes; NULL with ENOMEM if n * size overflows. */
+GORT_API void *gort_calloc(size_t n, size_t size);
+/* Resizes p (keeping its contents up to the smaller size). p == NULL acts
+ * as gort_malloc; size == 0 frees p and returns NULL (glibc's choice). On
+ * failure returns NULL and leaves p intact. */
+GORT_API void *gort_realloc(void *p, size_t size);
+/* Frees p; gort_free(NULL) does nothing. */
+GORT_API void gort_free(void *p);
+/* A block of size bytes aligned to alignment, a power of two (any size,
+ * not only multiples of alignment). EINVAL for a bad alignment. */
+GORT_API void *gort_aligned_alloc(size_t alignment, size_t size);
+/* The bytes usable at p (at least what was asked); 0 for NULL. */
+GORT_API size_t gort_usable_size(const void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GORT_ALLOC_H */

@@ -1,0 +1,408 @@
+// Thread caches (Go's mcache, mimalloc's thread-local heap).
+//
+// See malloc.c for the allocator overview. Each thread that allocates gets
+// an mcache, found through one initial-exec TLS pointer. Until the thread's
+// first allocation that pointer names gort__empty_cache, whose free lists
+// are all empty, so the fast path needs no "initialized?" test: the first
+// malloc falls into the slow path, which creates the cache.
+//
+// A cache owns every small span it has allocated from, until the span is
+// entirely free again (then it goes back to the page heap, or stays as the
+// class's one spare) or the thread exits (then it goes to the mcentral).
+// Per class it keeps:
+//   cur      the span allocations are served from; its free list is moved
+//            wholesale into alloc[cls], the fast path's list;
+//   partial  owned spans with blocks freed since they filled up;
+//   full     owned spans with no free block, each with NOTIFY set;
+//   stash    one empty span, so a class that oscillates around a span
+//            boundary does not take the heap lock each time.
+//
+// Frees (malloc.c decides which path):
+//   by the owner:  push on s->free, used--; no atomics. A full span moves
+//                  to partial; a span whose every block is free retires.
+//   by others:     CAS push on s->xfree. If the owner set NOTIFY (the span
+//                  is on its full list), the one free that clears NOTIFY
+//                  pushes its block on the owner's delayed stack instead,
+//                  and the owner, at its next refill, frees it as the owner
+//                  would, which moves the span back to partial. Unowned
+//                  spans notify their mcentral instead.
+// Refill of class cls, in order: the current span's own frees; its remote
+// frees; the delayed stack; the partial queue; the stash; an orphan span
+// from the mcentral; a fresh span from the page heap.
+//
+// Thread exit (a pthread key destructor) hands every span to the mcentral
+// and puts the cache struct on a free list for the next new thread: cache
+// structs are never unmapped, so a late remote free that read a stale
+// owner still pushes onto valid memory, and the next user drains it.
+//
+// Rejected: TCMalloc's per-thread lists of blocks from any span. Frees are
+// then always local and cheap, but spans are never known to be empty
+// without a central pass, and the collector wants spans with one owner.
+
+#include "mcache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "../base/lock.h"
+#include "../base/persistent.h"
+#include "mcentral.h"
+#include "mheap.h"
+
+mcache_t gort__empty_cache;
+GORT_TLS mcache_t *gort__tls_cache = &gort__empty_cache;
+uintptr_t gort__tag_key;
+
+static struct {
+  lock_t lock;               // rank LOCK_CACHES; guards everything here
+  fixalloc_t alloc;
+  mcache_t *all;             // live caches
+  mcache_t *spare;           // caches of exited threads, for reuse
+  uint64_t ncaches, next_id;
+  uint64_t retired_nmalloc[GORT_NUM_CLASSES];  // counters of exited threads
+  uint64_t retired_nfree[GORT_NUM_CLASSES];
+  pthread_key_t key;
+  bool key_ok, inited;
+} caches = {.lock = LOCK_INIT};
+
+static void thread_exit(void *arg);
+
+void gort__span_init_small(mspan_t *s, int cls) {
+  s->sizeclass = (uint8_t)cls;
+  s->elemsize = gort__class_size[cls];
+  s->nelems = gort__class_nelems[cls];
+  s->divmul = gort__class_divmul[cls];
+  s->kind = KIND_MANUAL;
+  // Build the list back to front so that it hands out ascending addresses.
+  block_t *head = NULL;
+  for (uint32_t i = s->nelems; i-- > 0;) {
+    block_t *b = (block_t *)(s->base + (uintptr_t)i * s->elemsize);
+    b->next = head;
+    b->tag = gort__tag_key ^ (uintptr_t)b;
+    head = b;
+  }
+  s->free = head;
+  s->used = 0;
+}
+
+// ---- registry --------------------------------------------------------------
+
+static mcache_t *cache_new(void) {
+  lock(&caches.lock);
+  if (!caches.inited) {
+    gort__fixalloc_init(&caches.alloc, sizeof(mcache_t));
+    caches.key_ok = pthread_key_create(&caches.key, thread_exit) == 0;
+    caches.inited = true;
+  }
+  mcache_t *c = caches.spare;
+  if (c != NULL) {
+    caches.spare = c->next_all;
+    block_t *late = atomic_exchange(&c->delayed, NULL);  // see "Thread exit"
+    memset(c, 0, sizeof *c);
+    atomic_store(&c->delayed, late);
+  } else {
+    c = gort__fixalloc_alloc(&caches.alloc);
+  }
+  if (c == NULL) {
+    unlock(&caches.lock);
+    return NULL;
+  }
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) {
+    span_list_init(&c->partial[i]);
+    span_list_init(&c->full[i]);
+  }
+  c->alive = true;
+  c->id = ++caches.next_id;
+  c->next_all = caches.all;
+  caches.all = c;
+  caches.ncaches++;
+  unlock(&caches.lock);
+  return c;
+}
+
+mcache_t *gort__mcache_get(void) {
+  mcache_t *c = gort__tls_cache;
+  if (gort_likely(c != &gort__empty_cache)) return c;
+  c = cache_new();
+  if (c == NULL) return NULL;
+  gort__tls_cache = c;
+  // Register for the exit hook. pthread_setspecific does not allocate for
+  // low-numbered keys, and ours is created first thing.
+  if (caches.key_ok) pthread_setspecific(caches.key, c);
+  return c;
+}
+
+static void cache_retire(mcache_t *c) {
+  lock(&caches.lock);
+  for (mcache_t **p = &caches.all; *p != NULL; p = &(*p)->next_all) {
+    if (*p == c) {
+      *p = c->next_all;
+      break;
+    }
+  }
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) {
+    caches.retired_nmalloc[i] += counter_read(&c->nmalloc[i]);
+    caches.retired_nfree[i] += counter_read(&c->nfree[i]);
+  }
+  c->alive = false;
+  c->next_all = caches.spare;
+  caches.spare = c;
+  caches.ncaches--;
+  unlock(&caches.lock);
+}
+
+static void thread_exit(void *arg) {
+  mcache_t *c = arg;
+  if (c == NULL || gort__tls_cache != c) return;
+  gort__mcache_abandon(c);
+  // Later frees in this thread's teardown take the remote path; a later
+  // malloc creates a fresh cache.
+  gort__tls_cache = &gort__empty_cache;
+  cache_retire(c);
+}
+
+void gort__mcache_foreach(void (*fn)(mcache_t *c, void *arg), void *arg) {
+  lock(&caches.lock);
+  for (mcache_t *c = caches.all; c != NULL; c = c->next_all) fn(c, arg);
+  unlock(&caches.lock);
+}
+
+void gort__mcache_retired_counts(uint64_t *nmalloc, uint64_t *nfree) {
+  lock(&caches.lock);
+  memcpy(nmalloc, caches.retired_nmalloc, sizeof caches.retired_nmalloc);
+  memcpy(nfree, caches.retired_nfree, sizeof caches.retired_nfree);
+  unlock(&caches.lock);
+}
+
+uint64_t gort__mcache_count(void) { return __atomic_load_n(&caches.ncaches, __ATOMIC_RELAXED); }
+
+// ---- frees -------------------------------------------------------------------
+
+// Clears NOTIFY. Returns false if a remote free cleared it first (its block
+// is then on our delayed stack, or on its way there).
+static bool clear_notify(mspan_t *s) {
+  return atomic_fetch_and_explicit(&s->xfree, ~XFREE_NOTIFY, memory_order_acq_rel) & XFREE_NOTIFY;
+}
+
+static void retire_span(mcache_t *c, mspan_t *s) {
+  int cls = s->sizeclass;
+  if (s->where == WHERE_PARTIAL) span_list_remove(s);
+  if (c->stash[cls] == NULL) {
+    s->where = WHERE_STASH;
+    c->stash[cls] = s;
+    return;
+  }
+  s->where = WHERE_NONE;
+  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+  gort__mheap_free(s);
+}
+
+void gort__mcache_owner_free_slow(mcache_t *c, mspan_t *s) {
+  if (s->where == WHERE_FULL) {
+    span_list_remove(s);
+    clear_notify(s);
+    s->where = WHERE_PARTIAL;
+    span_list_push_back(&c->partial[s->sizeclass], s);
+  }
+  if (s->used == 0 && s->where != WHERE_CURRENT && s->where != WHERE_STASH) retire_span(c, s);
+}
+
+static void owner_free(mcache_t *c, mspan_t *s, block_t *b) {
+  b->next = s->free;
+  s->free = b;
+  s->used--;
+  if (s->where == WHERE_FULL || s->used == 0) gort__mcache_owner_free_slow(c, s);
+}
+
+void gort__mcache_remote_free(mspan_t *s, block_t *b) {
+  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+  for (;;) {
+    if (old & XFREE_NOTIFY) {
+      if (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, old & ~XFREE_NOTIFY,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        continue;
+      mcache_t *o = atomic_load_explicit(&s->owner, memory_order_acquire);
+      if (o != NULL) {
+        block_t *head = atomic_load_explicit(&o->delayed, memory_order_relaxed);
+        do {
+          b->next = head;
+        } while (!atomic_compare_exchange_weak_explicit(&o->delayed, &head, b, memory_order_release,
+                                                        memory_order_relaxed));
+        return;
+      }
+      gort__mcentral_notify(s);
+      old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+      continue;  // now push normally
+    }
+    b->next = (block_t *)old;
+    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
+                                              memory_order_relaxed))
+      return;
+  }
+}
+
+static void drain_delayed(mcache_t *c) {
+  block_t *b = atomic_exchange_explicit(&c->delayed, NULL, memory_order_acquire);
+  while (b != NULL) {
+    block_t *next = b->next;
+    mspan_t *s = span_of((uintptr_t)b);
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c)
+      owner_free(c, s, b);
+    else
+      gort__mcache_remote_free(s, b);  // a late delivery to a former owner
+    b = next;
+  }
+}
+
+bool gort__mcache_owns_free_block(mcache_t *c, mspan_t *s, const block_t *b) {
+  for (block_t *p = s->free; p != NULL; p = p->next)
+    if (p == b) return true;
+  if (c->cur[s->sizeclass] == s)
+    for (block_t *p = c->alloc[s->sizeclass]; p != NULL; p = p->next)
+      if (p == b) return true;
+  return false;
+}
+
+// ---- refill --------------------------------------------------------------------
+
+static block_t *take_xfree(mspan_t *s) {
+  uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
+  return (block_t *)(x & ~XFREE_NOTIFY);
+}
+
+// Makes s the current span of its class and moves its free blocks to the
+// fast path's list. used counts them as out from here on.
+static block_t *make_current(mcache_t *c, mspan_t *s) {
+  int cls = s->sizeclass;
+  s->where = WHERE_CURRENT;
+  c->cur[cls] = s;
+  block_t *list = s->free;
+  s->free = NULL;
+  s->used = s->nelems;
+  if (list == NULL) list = take_xfree(s);  // remote frees are already "out"
+  return list;
+}
+
+// Moves the exhausted current span to the full list, with NOTIFY set; if a
+// remote free slipped in, returns those blocks instead.
+static block_t *retire_current(mcache_t *c, mspan_t *s) {
+  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+  for (;;) {
+    if (old != 0) return take_xfree(s);
+    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, XFREE_NOTIFY, memory_order_acq_rel,
+                                              memory_order_relaxed))
+      break;
+  }
+  s->where = WHERE_FULL;
+  span_list_push(&c->full[s->sizeclass], s);
+  c->cur[s->sizeclass] = NULL;
+  return NULL;
+}
+
+static mspan_t *fresh_span(mcache_t *c, int cls) {
+  mspan_t *s = gort__mheap_alloc(gort__class_npages[cls], 1, SPAN_SMALL);
+  if (s == NULL) return NULL;
+  gort__span_init_small(s, cls);
+  atomic_store_explicit(&s->owner, c, memory_order_relaxed);
+  return s;
+}
+
+static block_t *next_list(mcache_t *c, int cls) {
+  mspan_t *s = c->cur[cls];
+  if (s != NULL) {
+    block_t *list = s->free;
+    if (list != NULL) {
+      s->free = NULL;
+      s->used = s->nelems;
+      return list;
+    }
+    if ((list = take_xfree(s)) != NULL) return list;
+    if ((list = retire_current(c, s)) != NULL) return list;
+  }
+  drain_delayed(c);
+  while ((s = span_list_first(&c->partial[cls])) != NULL) {
+    span_list_remove(s);
+    block_t *list = make_current(c, s);
+    if (list != NULL) return list;
+    if ((list = retire_current(c, s)) != NULL) return list;
+  }
+  if ((s = c->stash[cls]) != NULL) {
+    c->stash[cls] = NULL;
+    return make_current(c, s);
+  }
+  if ((s = gort__mcentral_adopt(cls, c)) != NULL) return make_current(c, s);
+  if ((s = fresh_span(c, cls)) != NULL) return make_current(c, s);
+  return NULL;
+}
+
+void *gort__mcache_refill(mcache_t *c, int cls) {
+  gort_assert_internal(c->alloc[cls] == NULL);
+  block_t *list = next_list(c, cls);
+  if (list == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  c->alloc[cls] = list->next;
+  return list;
+}
+
+// ---- abandonment -------------------------------------------------------------
+
+static void give_span(mspan_t *s) {
+  if (s->where == WHERE_FULL) clear_notify(s);
+  if (s->where == WHERE_PARTIAL || s->where == WHERE_FULL) span_list_remove(s);
+  s->where = WHERE_NONE;
+  gort__mcentral_give(s);
+}
+
+void gort__mcache_abandon(mcache_t *c) {
+  drain_delayed(c);
+  for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+    mspan_t *s = c->cur[cls];
+    if (s != NULL) {
+      // Unhanded blocks of the fast path's list go back to the span.
+      for (block_t *b = c->alloc[cls]; b != NULL;) {
+        block_t *next = b->next;
+        b->next = s->free;
+        s->free = b;
+        s->used--;
+        b = next;
+      }
+      c->alloc[cls] = NULL;
+      c->cur[cls] = NULL;
+      give_span(s);
+    }
+    while ((s = span_list_first(&c->partial[cls])) != NULL) give_span(s);
+    while ((s = span_list_first(&c->full[cls])) != NULL) give_span(s);
+    if ((s = c->stash[cls]) != NULL) {
+      c->stash[cls] = NULL;
+      give_span(s);
+    }
+  }
+  drain_delayed(c);  // what arrived while we gave spans away
+}
+
+void gort__mcache_lock_for_fork(void) { lock(&caches.lock); }
+
+void gort__mcache_unlock_after_fork(int child) {
+  if (!child) {
+    unlock(&caches.lock);
+    return;
+  }
+  lock_reinit(&caches.lock);
+  // Only the forking thread survives in the child: the other threads'
+  // caches are orphans. Their spans go to the mcentral so that the child
+  // can reuse them (blocks sitting in their fast-path lists stay lost).
+  mcache_t *self = gort__tls_cache;
+  mcache_t *c = caches.all;
+  while (c != NULL) {
+    mcache_t *next = c->next_all;
+    if (c != self) {
+      for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) c->alloc[cls] = NULL;
+      gort__mcache_abandon(c);
+      cache_retire(c);
+    }
+    c = next;
+  }
+}

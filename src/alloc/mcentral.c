@@ -1,0 +1,151 @@
+// Central free lists (Go's mcentral).
+//
+// See malloc.c for the allocator overview and mspan.h for span ownership.
+// In gort a thread cache keeps every span it allocated from, so the
+// central lists hold only spans that no thread owns: those handed back by
+// exiting threads. A thread whose own spans are all full adopts a partial
+// span from here before asking the page heap for a fresh one.
+//
+// An unowned full span sets NOTIFY in its xfree word. The remote free that
+// clears it calls gort__mcentral_notify, which moves the span to partial,
+// so no list is ever scanned for spans that gained free blocks.
+//
+// Invariants (under c->lock):
+//   - every span here has owner == NULL and where == WHERE_CENTRAL_*;
+//   - spans only leave through adopt (to a cache) or give (to the heap).
+
+#include "mcentral.h"
+
+#include "../base/lock.h"
+#include "mheap.h"
+
+typedef struct {
+  lock_t lock;  // rank LOCK_CENTRAL
+  span_link_t partial;
+  span_link_t full;
+  uint64_t nspans;
+  _Atomic uint32_t npartial;  // length of partial; read without the lock as a hint
+} __attribute__((aligned(GORT_CACHELINE))) mcentral_t;
+
+static mcentral_t central[GORT_NUM_CLASSES];
+static _Atomic int central_ready;
+static lock_t central_init_lock = LOCK_INIT;
+
+static mcentral_t *get_central(int cls) {
+  if (gort_unlikely(!atomic_load_explicit(&central_ready, memory_order_acquire))) {
+    lock(&central_init_lock);
+    if (!atomic_load_explicit(&central_ready, memory_order_relaxed)) {
+      for (int i = 0; i < GORT_NUM_CLASSES; i++) {
+        span_list_init(&central[i].partial);
+        span_list_init(&central[i].full);
+      }
+      atomic_store_explicit(&central_ready, 1, memory_order_release);
+    }
+    unlock(&central_init_lock);
+  }
+  return &central[cls];
+}
+
+// Moves remote frees into s->free, keeping used exact. Caller owns s or
+// holds the central lock with s unowned.
+static void collect_xfree(mspan_t *s) {
+  uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
+  block_t *b = (block_t *)(x & ~XFREE_NOTIFY);
+  while (b != NULL) {
+    block_t *next = b->next;
+    b->next = s->free;
+    s->free = b;
+    s->used--;
+    b = next;
+  }
+}
+
+mspan_t *gort__mcentral_adopt(int cls, mcache_t *c) {
+  mcentral_t *mc = get_central(cls);
+  if (atomic_load_explicit(&mc->npartial, memory_order_relaxed) == 0) return NULL;
+  lock(&mc->lock);
+  mspan_t *s;
+  while ((s = span_list_first(&mc->partial)) != NULL) {
+    span_list_remove(s);
+    atomic_fetch_sub_explicit(&mc->npartial, 1, memory_order_relaxed);
+    mc->nspans--;
+    collect_xfree(s);
+    if (s->free != NULL) {
+      s->where = WHERE_NONE;
+      atomic_store_explicit(&s->owner, c, memory_order_release);
+      unlock(&mc->lock);
+      return s;
+    }
+    // Listed partial but empty (a notify raced with abandonment): full it.
+    s->where = WHERE_CENTRAL_FULL;
+    span_list_push(&mc->full, s);
+    mc->nspans++;
+    uintptr_t expected = 0;
+    if (!atomic_compare_exchange_strong(&s->xfree, &expected, XFREE_NOTIFY)) {
+      span_list_remove(s);
+      span_list_push_back(&mc->partial, s);  // a free arrived: look again later
+      atomic_fetch_add_explicit(&mc->npartial, 1, memory_order_relaxed);
+      s->where = WHERE_CENTRAL_PARTIAL;
+      break;  // do not spin on a span that remote frees keep refilling
+    }
+  }
+  unlock(&mc->lock);
+  return NULL;
+}
+
+void gort__mcentral_give(mspan_t *s) {
+  mcentral_t *mc = get_central(s->sizeclass);
+  lock(&mc->lock);
+  atomic_store_explicit(&s->owner, NULL, memory_order_release);
+  collect_xfree(s);
+  if (s->used == 0) {
+    unlock(&mc->lock);
+    gort__mheap_free(s);
+    return;
+  }
+  mc->nspans++;
+  uintptr_t expected = 0;
+  if (s->free == NULL &&
+      atomic_compare_exchange_strong(&s->xfree, &expected, XFREE_NOTIFY)) {
+    s->where = WHERE_CENTRAL_FULL;
+    span_list_push(&mc->full, s);
+  } else {
+    s->where = WHERE_CENTRAL_PARTIAL;
+    span_list_push(&mc->partial, s);
+    atomic_fetch_add_explicit(&mc->npartial, 1, memory_order_relaxed);
+  }
+  unlock(&mc->lock);
+}
+
+void gort__mcentral_notify(mspan_t *s) {
+  mcentral_t *mc = get_central(s->sizeclass);
+  lock(&mc->lock);
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL &&
+      s->where == WHERE_CENTRAL_FULL) {
+    span_list_remove(s);
+    s->where = WHERE_CENTRAL_PARTIAL;
+    span_list_push(&mc->partial, s);
+    atomic_fetch_add_explicit(&mc->npartial, 1, memory_order_relaxed);
+  }
+  unlock(&mc->lock);
+}
+
+uint64_t gort__mcentral_span_count(void) {
+  uint64_t n = 0;
+  for (int i = 1; i < GORT_NUM_CLASSES; i++) n += __atomic_load_n(&central[i].nspans, __ATOMIC_RELAXED);
+  return n;
+}
+
+void gort__mcentral_lock_for_fork(void) {
+  get_central(1);
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) lock(&central[i].lock);
+}
+
+void gort__mcentral_unlock_after_fork(int child) {
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) {
+    if (child)
+      lock_reinit(&central[i].lock);
+    else
+      unlock(&central[i].lock);
+  }
+}

@@ -1,0 +1,21 @@
+// Central lists (Go's mcentral). See mcentral.c.
+
+#ifndef GORT_ALLOC_MCENTRAL_H
+#define GORT_ALLOC_MCENTRAL_H
+
+#include "mcache.h"
+
+// Adopts an unowned span of class cls with free blocks for cache c (owner
+// set, remote frees collected into s->free). NULL if there is none.
+mspan_t *gort__mcentral_adopt(int cls, mcache_t *c);
+// Takes over a span from an exiting cache: owner cleared, listed partial
+// or full. Spans with no block in use go back to the page heap instead.
+void gort__mcentral_give(mspan_t *s);
+// The first remote free into an unowned full span: relist it as partial.
+void gort__mcentral_notify(mspan_t *s);
+
+void gort__mcentral_lock_for_fork(void);
+void gort__mcentral_unlock_after_fork(int child);
+uint64_t gort__mcentral_span_count(void);
+
+#endif  // GORT_ALLOC_MCENTRAL_H

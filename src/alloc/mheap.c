@@ -1,0 +1,538 @@
+// The page heap (Go's mheap, TCMalloc's PageHeap).
+//
+// See malloc.c for the allocator overview. The page heap owns every 8 KiB
+// page of every arena. It hands out runs of pages as spans to the central
+// lists and thread caches (small spans) and to large objects, and takes
+// them back, merging neighbouring free runs so that free memory stays in
+// as few, as long runs as possible.
+//
+// Free runs are spans of state SPAN_FREE kept in:
+//   exact[n]  for runs of n < 128 pages, LIFO (the last freed is the
+//             warmest), with a 128-bit mask of non-empty lists so that the
+//             first fit of at least n pages is one count-trailing-zeros;
+//   large     for runs of 128 pages or more: best fit, lowest address on a
+//             tie (TCMalloc's policy, which keeps fragmentation low).
+// When nothing fits, the heap grows by whole 64 MiB arenas (more for a
+// larger request), reserved with a hint just past the last arena so that
+// arenas are usually adjacent and free runs can merge across them.
+//
+// Each page also has a "released" bit (in its arena): the page's memory
+// was given back to the OS with madvise (or never touched). Allocation
+// clears the bits of the pages it hands out and counts them; the scavenger
+// (scavenger.c) sets them. Which pages still hold old data decides whether
+// a large calloc must zero its memory: never-touched pages and pages
+// released with MADV_DONTNEED read as zero.
+//
+// Invariants (all under heap.lock):
+//   - Every page of every arena is in exactly one span (free or in use).
+//   - No two free spans are adjacent: free merges with free neighbours.
+//   - sum(free span pages) == free_pages; released_pages counts set bits.
+//
+// Rejected: Go 1.14+'s radix tree of page summaries. It makes finding
+// free pages lock-light and scales to huge heaps, but costs far more code;
+// our allocations of small spans come from thread caches and central lists
+// and hit the page heap rarely, so one lock and O(1) lists suffice for now.
+
+#include "mheap.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "../base/lock.h"
+#include "../base/persistent.h"
+#include "../os/os.h"
+
+#define NEXACT 128
+#define ARENA_HINT_START ((uintptr_t)0x2a0000000000)  // 42 TiB: far from libc and stacks
+
+arena_t *gort__arenas[GORT_ARENA_L1];
+
+static struct {
+  lock_t lock;                  // rank LOCK_HEAP; guards everything here
+  span_link_t exact[NEXACT];    // free runs by exact page count
+  uint64_t exact_mask[2];       // bit n set: exact[n] is not empty
+  span_link_t large;            // free runs of NEXACT pages or more
+  fixalloc_t spanalloc;         // mspan_t structs
+  uintptr_t hint;               // where to reserve the next arena
+  bool inited;
+  int release_dontneed;         // madvise mode; set once at init
+  uint64_t free_pages, inuse_pages, released_pages, small_span_pages;
+  uint64_t sys_bytes, arenas;
+  uint64_t large_allocs, large_frees, large_alloc_bytes, large_free_bytes;
+  uint64_t release_calls, release_failures;
+} heap = {.lock = LOCK_INIT, .release_dontneed = 1};
+
+static void heap_init_locked(void) {
+  for (int i = 0; i < NEXACT; i++) span_list_init(&heap.exact[i]);
+  span_list_init(&heap.large);
+  gort__fixalloc_init(&heap.spanalloc, sizeof(mspan_t));
+  heap.hint = ARENA_HINT_START;
+  heap.inited = true;
+}
+
+static void set_span(uintptr_t addr, mspan_t *s) {
+  arena_t *a = arena_of(addr);
+  __atomic_store_n(&a->spans[arena_page_index(addr)], s, __ATOMIC_RELAXED);
+}
+
+static mspan_t *get_span(uintptr_t addr) { return span_of(addr); }
+
+static uintptr_t span_end(const mspan_t *s) { return s->base + span_bytes(s); }
+
+// ---- free lists ----------------------------------------------------------
+
+static void free_list_insert(mspan_t *s) {
+  s->where = WHERE_HEAP;
+  if (s->npages < NEXACT) {
+    span_list_push(&heap.exact[s->npages], s);
+    heap.exact_mask[s->npages >> 6] |= 1ULL << (s->npages & 63);
+  } else {
+    span_list_push(&heap.large, s);
+  }
+}
+
+static void free_list_remove(mspan_t *s) {
+  span_list_remove(s);
+  s->where = WHERE_NONE;
+  if (s->npages < NEXACT && span_list_empty(&heap.exact[s->npages]))
+    heap.exact_mask[s->npages >> 6] &= ~(1ULL << (s->npages & 63));
+}
+
+static mspan_t *find_exact(uintptr_t npages) {
+  for (uintptr_t w = npages >> 6; w < 2; w++) {
+    uint64_t m = heap.exact_mask[w];
+    if (w == npages >> 6) m &= ~0ULL << (npages & 63);
+    if (m != 0) return span_list_first(&heap.exact[w * 64 + (uintptr_t)__builtin_ctzll(m)]);
+  }
+  return NULL;
+}
+
+static mspan_t *find_large(uintptr_t npages) {
+  mspan_t *best = NULL;
+  for (span_link_t *l = heap.large.next; l != &heap.large; l = l->next) {
+    mspan_t *s = (mspan_t *)l;
+    if (s->npages < npages) continue;
+    if (best == NULL || s->npages < best->npages ||
+        (s->npages == best->npages && s->base < best->base))
+      best = s;
+  }
+  return best;
+}
+
+static mspan_t *find_free(uintptr_t npages) {
+  mspan_t *s = npages < NEXACT ? find_exact(npages) : NULL;
+  return s != NULL ? s : find_large(npages);
+}
+
+// ---- released bits ---------------------------------------------------------
+
+static bool page_released(uintptr_t addr) {
+  arena_t *a = arena_of(addr);
+  uintptr_t i = arena_page_index(addr);
+  return (a->released[i >> 6] >> (i & 63)) & 1;
+}
+
+static void page_set_released(uintptr_t addr, bool on) {
+  arena_t *a = arena_of(addr);
+  uintptr_t i = arena_page_index(addr);
+  if (on)
+    a->released[i >> 6] |= 1ULL << (i & 63);
+  else
+    a->released[i >> 6] &= ~(1ULL << (i & 63));
+}
+
+// ---- growth ------------------------------------------------------------------
+
+static mspan_t *new_span_struct(uintptr_t base, uintptr_t npages, span_state_t state) {
+  mspan_t *s = gort__fixalloc_alloc(&heap.spanalloc);
+  if (s == NULL) return NULL;
+  s->base = base;
+  s->npages = npages;
+  span_set_state(s, state);
+  return s;
+}
+
+static void coalesce_insert(mspan_t *s);
+
+// Reserves arenas for at least npages pages and adds them as one free span.
+static bool grow(uintptr_t npages) {
+  uintptr_t bytes = GORT_ALIGN_UP(npages << GORT_PAGE_SHIFT, GORT_ARENA_SIZE);
+  if (bytes < (npages << GORT_PAGE_SHIFT) || npages > (GORT_ARENA_L1 << 13)) return false;
+  int err;
+  uintptr_t base = (uintptr_t)gort__os_reserve(heap.hint, bytes, GORT_ARENA_SIZE, &err);
+  if (base == 0) return false;
+  if (base + bytes > ((uintptr_t)1 << GORT_ADDR_BITS)) {  // outside the page map
+    gort__os_unmap((void *)base, bytes);
+    return false;
+  }
+  uintptr_t narenas = bytes >> GORT_ARENA_SHIFT;
+  for (uintptr_t i = 0; i < narenas; i++) {
+    arena_t *a = gort__persistent_alloc(sizeof(arena_t), 4096);
+    if (a == NULL) {
+      // Unregister what we registered and give the range back.
+      for (uintptr_t j = 0; j < i; j++)
+        __atomic_store_n(&gort__arenas[(base >> GORT_ARENA_SHIFT) + j], NULL, __ATOMIC_RELEASE);
+      gort__os_unmap((void *)base, bytes);
+      return false;
+    }
+    a->base = base + (i << GORT_ARENA_SHIFT);
+    memset(a->released, 0xff, sizeof a->released);  // never touched: not resident
+    __atomic_store_n(&gort__arenas[a->base >> GORT_ARENA_SHIFT], a, __ATOMIC_RELEASE);
+  }
+  mspan_t *s = new_span_struct(base, bytes >> GORT_PAGE_SHIFT, SPAN_FREE);
+  if (s == NULL) return false;  // the arenas stay registered and empty: harmless
+  heap.hint = base + bytes;
+  heap.sys_bytes += bytes;
+  heap.arenas += narenas;
+  heap.free_pages += s->npages;
+  heap.released_pages += s->npages;
+  s->freed_ns = 0;  // never used: the scavenger has nothing to do here
+  set_span(s->base, s);
+  set_span(span_end(s) - GORT_PAGE_SIZE, s);
+  coalesce_insert(s);
+  return true;
+}
+
+// ---- allocation ----------------------------------------------------------
+
+// Splits the first npages pages off free span s (not on a list); the rest
+// goes back to the free lists. Returns false if no span struct was available.
+static bool split_tail(mspan_t *s, uintptr_t npages) {
+  if (s->npages == npages) return true;
+  mspan_t *t = new_span_struct(s->base + (npages << GORT_PAGE_SHIFT), s->npages - npages, SPAN_FREE);
+  if (t == NULL) return false;
+  t->freed_ns = s->freed_ns;
+  s->npages = npages;
+  set_span(t->base, t);
+  set_span(span_end(t) - GORT_PAGE_SIZE, t);
+  free_list_insert(t);
+  return true;
+}
+
+// Marks the pages of s in use: the page map points at s, released bits are
+// cleared and counted, and s->needzero says whether old data may remain.
+static void mark_inuse(mspan_t *s) {
+  bool dirty = false;
+  uintptr_t released = 0;
+  for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE) {
+    arena_t *a = arena_of(p);
+    uintptr_t i = arena_page_index(p);
+    bool rel = (a->released[i >> 6] >> (i & 63)) & 1;
+    if (rel) {
+      released++;
+      a->released[i >> 6] &= ~(1ULL << (i & 63));
+    }
+    if (i < a->hwm && !(rel && heap.release_dontneed)) dirty = true;
+    if (i >= a->hwm) a->hwm = (uint32_t)i + 1;
+    __atomic_store_n(&a->spans[i], s, __ATOMIC_RELAXED);
+  }
+  s->needzero = dirty;
+  heap.released_pages -= released;
+  heap.free_pages -= s->npages;
+  heap.inuse_pages += s->npages;
+}
+
+mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t state) {
+  if (npages == 0 || npages > (GORT_ARENA_L1 << 13)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uintptr_t need = npages + align_pages - 1;
+  lock(&heap.lock);
+  if (gort_unlikely(!heap.inited)) heap_init_locked();
+  mspan_t *s = find_free(need);
+  if (s == NULL) {
+    if (!grow(need) || (s = find_free(need)) == NULL) {
+      unlock(&heap.lock);
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  free_list_remove(s);
+  uintptr_t align_bytes = align_pages << GORT_PAGE_SHIFT;
+  uintptr_t start = GORT_ALIGN_UP(s->base, align_bytes);
+  if (start != s->base) {
+    // Give the unaligned head back as its own free run.
+    uintptr_t head_pages = (start - s->base) >> GORT_PAGE_SHIFT;
+    mspan_t *h = new_span_struct(s->base, head_pages, SPAN_FREE);
+    if (h == NULL) {
+      free_list_insert(s);
+      unlock(&heap.lock);
+      errno = ENOMEM;
+      return NULL;
+    }
+    h->freed_ns = s->freed_ns;
+    set_span(h->base, h);
+    set_span(span_end(h) - GORT_PAGE_SIZE, h);
+    free_list_insert(h);
+    s->base = start;
+    s->npages -= head_pages;
+    set_span(s->base, s);
+  }
+  if (!split_tail(s, npages)) {
+    free_list_insert(s);  // may sit next to h unmerged; harmless and rare
+    unlock(&heap.lock);
+    errno = ENOMEM;
+    return NULL;
+  }
+  span_set_state(s, state);
+  s->where = WHERE_NONE;
+  mark_inuse(s);
+  if (state == SPAN_SMALL) {
+    heap.small_span_pages += npages;
+  } else {
+    heap.large_allocs++;
+    heap.large_alloc_bytes += span_bytes(s);
+  }
+  unlock(&heap.lock);
+  return s;
+}
+
+// ---- free --------------------------------------------------------------------
+
+// Merges free span s (pages mapped at its ends only, not on a list) with
+// free neighbours and inserts the result.
+static void coalesce_insert(mspan_t *s) {
+  if (arena_of(s->base - GORT_PAGE_SIZE) != NULL) {
+    mspan_t *l = get_span(s->base - GORT_PAGE_SIZE);
+    if (l != NULL && span_state(l) == SPAN_FREE) {
+      free_list_remove(l);
+      set_span(span_end(l) - GORT_PAGE_SIZE, NULL);  // boundaries become interior
+      set_span(s->base, NULL);
+      s->base = l->base;
+      s->npages += l->npages;
+      if (l->freed_ns > s->freed_ns) s->freed_ns = l->freed_ns;
+      span_set_state(l, SPAN_DEAD);
+      gort__fixalloc_free(&heap.spanalloc, l);
+    }
+  }
+  if (arena_of(span_end(s)) != NULL) {
+    mspan_t *r = get_span(span_end(s));
+    if (r != NULL && span_state(r) == SPAN_FREE) {
+      free_list_remove(r);
+      set_span(r->base, NULL);
+      set_span(span_end(s) - GORT_PAGE_SIZE, NULL);
+      s->npages += r->npages;
+      if (r->freed_ns > s->freed_ns) s->freed_ns = r->freed_ns;
+      span_set_state(r, SPAN_DEAD);
+      gort__fixalloc_free(&heap.spanalloc, r);
+    }
+  }
+  set_span(s->base, s);
+  set_span(span_end(s) - GORT_PAGE_SIZE, s);
+  free_list_insert(s);
+}
+
+static void free_locked(mspan_t *s) {
+  if (s->state == SPAN_SMALL) {
+    heap.small_span_pages -= s->npages;
+  } else {
+    heap.large_frees++;
+    heap.large_free_bytes += span_bytes(s);
+  }
+  heap.inuse_pages -= s->npages;
+  heap.free_pages += s->npages;
+  for (uintptr_t p = s->base + GORT_PAGE_SIZE; p + GORT_PAGE_SIZE < span_end(s); p += GORT_PAGE_SIZE)
+    set_span(p, NULL);
+  span_set_state(s, SPAN_FREE);
+  s->sizeclass = 0;
+  s->elemsize = 0;
+  s->free = NULL;
+  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+  atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
+  s->freed_ns = gort__nanotime();
+  coalesce_insert(s);
+}
+
+void gort__mheap_free(mspan_t *s) {
+  lock(&heap.lock);
+  gort_check(s->state == SPAN_SMALL || s->state == SPAN_LARGE, "mheap: free of a span not in use");
+  free_locked(s);
+  unlock(&heap.lock);
+}
+
+void gort__mheap_free_large(mspan_t *s, uintptr_t addr) {
+  lock(&heap.lock);
+  // Re-read under the lock: a concurrent double free loses here.
+  if (span_of(addr) != s || s->state != SPAN_LARGE) {
+    unlock(&heap.lock);
+    gort__fatal("free(): double free or invalid pointer (large object)", (void *)addr);
+  }
+  if (s->base != addr) {
+    unlock(&heap.lock);
+    gort__fatal("free(): interior pointer (not the start of a block)", (void *)addr);
+  }
+  free_locked(s);
+  unlock(&heap.lock);
+}
+
+bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages) {
+  if (npages <= s->npages) return true;
+  uintptr_t extra = npages - s->npages;
+  lock(&heap.lock);
+  mspan_t *r = arena_of(span_end(s)) != NULL ? get_span(span_end(s)) : NULL;
+  if (r == NULL || span_state(r) != SPAN_FREE || r->npages < extra) {
+    unlock(&heap.lock);
+    return false;
+  }
+  free_list_remove(r);
+  if (!split_tail(r, extra)) {
+    free_list_insert(r);
+    unlock(&heap.lock);
+    return false;
+  }
+  // r now covers exactly the pages to take; make it part of s.
+  uint8_t old_needzero = s->needzero;
+  mspan_t tmp = *r;
+  tmp.state = SPAN_LARGE;
+  mark_inuse(&tmp);  // counts and clears released bits, maps pages to &tmp
+  for (uintptr_t p = r->base; p < span_end(r); p += GORT_PAGE_SIZE) set_span(p, s);
+  s->npages = npages;
+  s->needzero = old_needzero | tmp.needzero;
+  heap.large_alloc_bytes += extra << GORT_PAGE_SHIFT;
+  span_set_state(r, SPAN_DEAD);
+  gort__fixalloc_free(&heap.spanalloc, r);
+  unlock(&heap.lock);
+  return true;
+}
+
+// ---- release to the OS ---------------------------------------------------------
+
+void gort__mheap_set_release_mode(int dontneed) { heap.release_dontneed = dontneed; }
+
+// Picks a free span with unreleased pages idle for at least min_age_ns
+// (any span if min_age_ns < 0), taking it off the free lists so that its
+// pages can be released without the lock. Largest first: fewer madvise calls.
+static mspan_t *take_release_candidate(int64_t min_age_ns, int64_t now) {
+  mspan_t *best = NULL;
+  uintptr_t best_unreleased = 0;
+  for (int i = NEXACT; i >= 1; i--) {
+    span_link_t *list = i == NEXACT ? &heap.large : &heap.exact[i];
+    for (span_link_t *l = list->next; l != list; l = l->next) {
+      mspan_t *s = (mspan_t *)l;
+      if (min_age_ns >= 0 && (s->freed_ns == 0 || now - s->freed_ns < min_age_ns)) continue;
+      uintptr_t unreleased = 0;
+      for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE)
+        unreleased += !page_released(p);
+      if (unreleased > best_unreleased) {
+        best = s;
+        best_unreleased = unreleased;
+      }
+    }
+    if (best != NULL) break;  // lists are scanned from the largest runs down
+  }
+  if (best != NULL) {
+    free_list_remove(best);
+    span_set_state(best, SPAN_RELEASING);  // neighbours must not merge with it meanwhile
+  }
+  return best;
+}
+
+uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
+  uint64_t released = 0;
+  int64_t now = gort__nanotime();
+  lock(&heap.lock);
+  if (!heap.inited) heap_init_locked();
+  while (released < max_bytes) {
+    mspan_t *s = take_release_candidate(min_age_ns, now);
+    if (s == NULL) break;
+    unlock(&heap.lock);
+    // Release maximal runs of unreleased pages. The span is off the lists,
+    // so nothing allocates these pages while we work without the lock; the
+    // released bits are ours to read until we put the span back.
+    uintptr_t run = 0, calls = 0, failures = 0, done = 0;
+    for (uintptr_t p = s->base; p <= span_end(s); p += GORT_PAGE_SIZE) {
+      bool rel = p == span_end(s) || page_released(p);
+      if (!rel) {
+        if (run == 0) run = p;
+        continue;
+      }
+      if (run != 0) {
+        calls++;
+        if (gort__os_release((void *)run, p - run, heap.release_dontneed) == 0) {
+          for (uintptr_t q = run; q < p; q += GORT_PAGE_SIZE) page_set_released(q, true);
+          done += (p - run) >> GORT_PAGE_SHIFT;
+        } else {
+          failures++;  // counted, and tried again on a later cycle
+        }
+        run = 0;
+      }
+    }
+    lock(&heap.lock);
+    heap.released_pages += done;
+    heap.release_calls += calls;
+    heap.release_failures += failures;
+    released += done << GORT_PAGE_SHIFT;
+    span_set_state(s, SPAN_FREE);
+    coalesce_insert(s);
+    if (failures != 0) break;
+  }
+  unlock(&heap.lock);
+  return released;
+}
+
+// ---- stats, validation, fork ------------------------------------------------------
+
+void gort__mheap_read_stats(heap_stats_t *out) {
+  lock(&heap.lock);
+  out->sys_bytes = heap.sys_bytes;
+  out->inuse_bytes = heap.inuse_pages << GORT_PAGE_SHIFT;
+  out->free_bytes = heap.free_pages << GORT_PAGE_SHIFT;
+  out->released_bytes = heap.released_pages << GORT_PAGE_SHIFT;
+  out->large_allocs = heap.large_allocs;
+  out->large_frees = heap.large_frees;
+  out->large_alloc_bytes = heap.large_alloc_bytes;
+  out->large_free_bytes = heap.large_free_bytes;
+  out->small_span_pages = heap.small_span_pages;
+  out->release_calls = heap.release_calls;
+  out->release_failures = heap.release_failures;
+  out->arenas = heap.arenas;
+  unlock(&heap.lock);
+}
+
+static bool check_free_span(const mspan_t *s, uint64_t *pages, uint64_t *released) {
+  if (span_state(s) != SPAN_FREE || s->where != WHERE_HEAP) return false;
+  if (get_span(s->base) != s || get_span(span_end(s) - GORT_PAGE_SIZE) != s) return false;
+  for (uintptr_t p = s->base + GORT_PAGE_SIZE; p + GORT_PAGE_SIZE < span_end(s); p += GORT_PAGE_SIZE)
+    if (get_span(p) != NULL) return false;
+  // No free neighbour may remain unmerged.
+  if (arena_of(span_end(s)) != NULL) {
+    mspan_t *r = get_span(span_end(s));
+    if (r != NULL && span_state(r) == SPAN_FREE) return false;
+  }
+  for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE) *released += page_released(p);
+  *pages += s->npages;
+  return true;
+}
+
+bool gort__mheap_is_valid(void) {
+  lock(&heap.lock);
+  bool ok = true;
+  uint64_t pages = 0, released = 0;
+  if (heap.inited) {
+    for (int i = 0; i <= NEXACT && ok; i++) {
+      span_link_t *list = i == NEXACT ? &heap.large : &heap.exact[i];
+      bool nonempty = !span_list_empty(list);
+      if (i > 0 && i < NEXACT && nonempty != (bool)((heap.exact_mask[i >> 6] >> (i & 63)) & 1))
+        ok = false;
+      for (span_link_t *l = list->next; l != list && ok; l = l->next) {
+        mspan_t *s = (mspan_t *)l;
+        if (i < NEXACT ? s->npages != (uintptr_t)i : s->npages < NEXACT) ok = false;
+        if (!check_free_span(s, &pages, &released)) ok = false;
+      }
+    }
+  }
+  if (ok && (pages != heap.free_pages || released != heap.released_pages)) ok = false;
+  if (ok && (heap.free_pages + heap.inuse_pages) << GORT_PAGE_SHIFT != heap.sys_bytes) ok = false;
+  unlock(&heap.lock);
+  return ok;
+}
+
+void gort__mheap_lock_for_fork(void) { lock(&heap.lock); }
+
+void gort__mheap_unlock_after_fork(int child) {
+  if (child)
+    lock_reinit(&heap.lock);
+  else
+    unlock(&heap.lock);
+}

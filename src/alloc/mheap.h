@@ -1,0 +1,45 @@
+// The page heap (Go's mheap). See mheap.c.
+
+#ifndef GORT_ALLOC_MHEAP_H
+#define GORT_ALLOC_MHEAP_H
+
+#include "pagemap.h"
+
+typedef struct {
+  uint64_t sys_bytes;        // arena address space reserved (HeapSys)
+  uint64_t inuse_bytes;      // pages in in-use spans (HeapInuse)
+  uint64_t free_bytes;       // pages in free spans, released or not (HeapIdle)
+  uint64_t released_bytes;   // free pages returned to the OS (HeapReleased)
+  uint64_t large_allocs, large_frees;          // objects > 32 KiB
+  uint64_t large_alloc_bytes, large_free_bytes;
+  uint64_t small_span_pages;                   // pages in small spans
+  uint64_t release_calls, release_failures;    // madvise calls and failures
+  uint64_t arenas;
+} heap_stats_t;
+
+// Allocates npages pages whose first page is aligned to align_pages pages
+// (a power of two; 1 for none) as a span of the given state. Returns NULL,
+// with errno ENOMEM, when the OS refuses memory. Takes the heap lock.
+mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t state);
+// Returns an in-use span's pages to the heap (coalescing); s is recycled.
+void gort__mheap_free(mspan_t *s);
+// Grows a large span to npages by taking the free pages right after it.
+// Returns false (s unchanged) if they are not free.
+bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages);
+// Checks under the heap lock that s is an in-use large span starting at
+// addr, then frees it; fatal (double free / bad pointer) otherwise.
+void gort__mheap_free_large(mspan_t *s, uintptr_t addr);
+
+// Returns free pages to the OS: every free page if min_age_ns < 0,
+// otherwise the pages of free spans idle for at least min_age_ns, up to
+// max_bytes. Returns the bytes released. Does not hold the heap lock
+// across madvise.
+uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns);
+void gort__mheap_set_release_mode(int dontneed);
+
+void gort__mheap_read_stats(heap_stats_t *out);
+bool gort__mheap_is_valid(void);  // walks every free list (debug, tests)
+void gort__mheap_lock_for_fork(void);
+void gort__mheap_unlock_after_fork(int child);
+
+#endif  // GORT_ALLOC_MHEAP_H

@@ -1,0 +1,29 @@
+// Span validation. See mspan.h for the span's design and invariants.
+
+#include "mspan.h"
+
+#include "mcache.h"
+#include "pagemap.h"
+
+bool gort__mspan_is_valid(const mspan_t *s) {
+  if (s->npages == 0 || (s->base & (GORT_PAGE_SIZE - 1)) != 0) return false;
+  if (s->state == SPAN_SMALL) {
+    int cls = s->sizeclass;
+    if (cls <= 0 || cls >= GORT_NUM_CLASSES) return false;
+    if (s->elemsize != gort__class_size[cls] || s->nelems != gort__class_nelems[cls]) return false;
+    if (s->npages != gort__class_npages[cls] || s->used > s->nelems) return false;
+    uint32_t nfree = 0;
+    for (const block_t *b = s->free; b != NULL; b = b->next) {
+      uintptr_t a = (uintptr_t)b;
+      if (a < s->base || a >= s->base + span_bytes(s) || !span_is_elem_start(s, a)) return false;
+      if (b->tag != (gort__tag_key ^ a)) return false;
+      if (++nfree > s->nelems) return false;  // a cycle
+    }
+    if (nfree + s->used != s->nelems) return false;
+  } else if (s->state != SPAN_LARGE) {
+    return false;
+  }
+  for (uintptr_t p = s->base; p < s->base + span_bytes(s); p += GORT_PAGE_SIZE)
+    if (span_of(p) != s) return false;
+  return true;
+}

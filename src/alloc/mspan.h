@@ -1,0 +1,163 @@
+// Spans: runs of pages that the allocator manages as a unit.
+//
+// See malloc.c for the allocator overview. A span is either free (owned by
+// the page heap), small (carved into nelems blocks of one size class) or
+// large (one object). Span structs live in a fixalloc inside mheap.c, never
+// in the heap they describe, and are recycled when spans merge.
+//
+// A small span has at most one owner at a time: a thread cache (mcache)
+// or, when no thread owns it, its mcentral. Its free blocks are in three
+// places:
+//   free      blocks freed by the owner, or collected; owner only.
+//   xfree     blocks freed by other threads: a lock-free stack (CAS push,
+//             exchange to take all). Bit 0 is NOTIFY: the owner believes
+//             the span full and wants to hear of the first remote free.
+//   the owner's alloc list, while the span is the owner's current span
+//             for its class (mcache.alloc[class]).
+// used counts blocks outside s->free: handed to the program, in xfree, in
+// a cache's delayed list, or in the current alloc list. used == 0 means
+// every block is in s->free, so the span may go back to the page heap.
+//
+// Invariants:
+//   - A span is on at most one list (owner queue, mcentral list or free
+//     list), and where says which.
+//   - owner changes only by the owner itself, or under the mcentral lock
+//     while the span is unowned; so "s->owner == me" is stable to me.
+//   - A block in a free list carries tag == tag_key ^ address in its second
+//     word; a block handed out has tag 0 (the double-free check, malloc.c).
+
+#ifndef GORT_ALLOC_MSPAN_H
+#define GORT_ALLOC_MSPAN_H
+
+#include <stdatomic.h>
+
+#include "../base/base.h"
+#include "sizeclasses.h"
+
+#define GORT_PAGE_SHIFT 13
+#define GORT_PAGE_SIZE ((uintptr_t)1 << GORT_PAGE_SHIFT)
+
+typedef struct block {
+  struct block *next;
+  uintptr_t tag;
+} block_t;
+
+typedef enum {
+  SPAN_FREE = 0,   // in the page heap's free lists
+  SPAN_SMALL = 1,  // blocks of one size class
+  SPAN_LARGE = 2,  // one object larger than GORT_SMALL_MAX (or over-aligned)
+  SPAN_DEAD = 3,   // struct in the fixalloc, not describing any pages
+  SPAN_RELEASING = 4,  // free, off the lists while the scavenger releases it
+} span_state_t;
+
+// Span kinds, for the collector: manual spans hold malloc'd blocks freed by
+// hand; gc spans hold collected objects, scanned conservatively or not at all.
+typedef enum {
+  KIND_MANUAL = 0,
+  KIND_GC_SCAN = 1,
+  KIND_GC_NOSCAN = 2,
+  GORT_NUM_KINDS = 3,
+} span_kind_t;
+
+// Where a span is listed.
+typedef enum {
+  WHERE_NONE = 0,
+  WHERE_CURRENT,          // an mcache's current span for its class
+  WHERE_PARTIAL,          // an mcache's partial queue
+  WHERE_FULL,             // an mcache's full list
+  WHERE_STASH,            // an mcache's spare empty span
+  WHERE_CENTRAL_PARTIAL,  // unowned, in mcentral.partial
+  WHERE_CENTRAL_FULL,     // unowned, in mcentral.full
+  WHERE_HEAP,             // a free span in the page heap's lists
+} span_where_t;
+
+#define XFREE_NOTIFY ((uintptr_t)1)
+
+typedef struct span_link {
+  struct span_link *next, *prev;
+} span_link_t;
+
+struct mcache;
+
+typedef struct mspan {
+  span_link_t link;  // first member: list links; guarded by whoever owns the list
+  uintptr_t base;    // first byte; immutable while the span is in use
+  uintptr_t npages;
+  uint8_t state;      // span_state_t; written under the heap lock
+  uint8_t kind;       // span_kind_t
+  uint8_t sizeclass;  // 0 for large and free spans
+  uint8_t where;      // span_where_t; guarded like link
+  uint8_t needzero;   // 1 if the pages may hold old data
+  uint8_t pad_[3];
+  uint32_t elemsize;  // 0 for large spans (see span_bytes)
+  uint32_t nelems;
+  uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide
+  uint32_t used;      // see above; owner only
+  block_t *free;      // owner only
+  _Atomic(struct mcache *) owner;  // see the invariants
+  int64_t freed_ns;   // free spans: when they became free (the scavenger's clock)
+  uint32_t sweepgen;  // for the collector's lazy sweep
+  // Written by other threads on every remote free: its own cache line, so
+  // that producer/consumer frees do not bounce the owner's line.
+  _Atomic uintptr_t xfree __attribute__((aligned(GORT_CACHELINE)));
+  // Mark bits for the collector, one per element; gc spans only. Inline so
+  // that the collector never allocates while marking.
+  uint64_t markbits[GORT_MAX_SPAN_ELEMS / 64] __attribute__((aligned(GORT_CACHELINE)));
+} mspan_t;
+
+GORT_INLINE uintptr_t span_bytes(const mspan_t *s) { return s->npages << GORT_PAGE_SHIFT; }
+
+// state is written only under the heap lock, and read by the heap for
+// neighbours that other threads own: always a one-byte atomic access, so
+// that it is never merged with the owner's writes to the fields beside it.
+GORT_INLINE span_state_t span_state(const mspan_t *s) {
+  return (span_state_t)__atomic_load_n(&s->state, __ATOMIC_RELAXED);
+}
+GORT_INLINE void span_set_state(mspan_t *s, span_state_t st) {
+  __atomic_store_n(&s->state, (uint8_t)st, __ATOMIC_RELAXED);
+}
+
+// Index of the element holding offset off, and whether off is its start.
+GORT_INLINE uint32_t span_elem_index(const mspan_t *s, uintptr_t off) {
+  return (uint32_t)(((uint64_t)off * s->divmul) >> 32);
+}
+GORT_INLINE bool span_is_elem_start(const mspan_t *s, uintptr_t addr) {
+  uintptr_t off = addr - s->base;
+  return (uintptr_t)span_elem_index(s, off) * s->elemsize == off;
+}
+
+// Circular doubly linked lists with a sentinel.
+GORT_INLINE void span_list_init(span_link_t *l) { l->next = l->prev = l; }
+GORT_INLINE bool span_list_empty(const span_link_t *l) { return l->next == l; }
+GORT_INLINE mspan_t *span_list_first(span_link_t *l) {
+  return span_list_empty(l) ? NULL : (mspan_t *)l->next;
+}
+GORT_INLINE void span_list_push(span_link_t *l, mspan_t *s) {
+  s->link.next = l->next;
+  s->link.prev = l;
+  l->next->prev = &s->link;
+  l->next = &s->link;
+}
+GORT_INLINE void span_list_push_back(span_link_t *l, mspan_t *s) {
+  s->link.prev = l->prev;
+  s->link.next = l;
+  l->prev->next = &s->link;
+  l->prev = &s->link;
+}
+GORT_INLINE void span_list_remove(mspan_t *s) {
+  s->link.prev->next = s->link.next;
+  s->link.next->prev = s->link.prev;
+  s->link.next = s->link.prev = NULL;
+}
+
+// Counters that one thread writes and others read: relaxed atomics that
+// compile to a plain add (no lock prefix), and that ThreadSanitizer accepts.
+GORT_INLINE void counter_add(uint64_t *c, uint64_t v) {
+  __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+GORT_INLINE uint64_t counter_read(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
+
+// Validates a span's structure (debug builds call it at tier boundaries).
+bool gort__mspan_is_valid(const mspan_t *s);
+
+#endif  // GORT_ALLOC_MSPAN_H

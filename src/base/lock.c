@@ -1,0 +1,22 @@
+// Futex mutex slow paths. See lock.h.
+
+#include "lock.h"
+
+#include "../os/os.h"
+
+void gort__lock_slow(lock_t *l) {
+  for (int spin = 0; spin < 100; spin++) {
+    uint32_t expected = 0;
+    if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_weak_explicit(&l->state, &expected, 1, memory_order_acquire,
+                                              memory_order_relaxed))
+      return;
+    gort__cpu_relax();
+  }
+  // Mark the lock contended, then sleep until an unlock wakes us. Having
+  // set 2, we keep 2 on acquiring, since other sleepers may remain.
+  while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)
+    gort__os_futex_wait(&l->state, 2);
+}
+
+void gort__unlock_slow(lock_t *l) { gort__os_futex_wake(&l->state, 1); }

@@ -1,0 +1,55 @@
+// Internal locks: a futex-based mutex that never allocates.
+//
+// gort cannot use pthread_mutex_t everywhere: the page heap's lock is taken
+// inside malloc, before libc may be ready, and around fork. lock_t is one
+// 32-bit word: 0 unlocked, 1 locked, 2 locked with waiters (Drepper's
+// "Futexes are tricky", mutex 3). Acquire spins briefly first, since most
+// critical sections in the allocator are a few hundred nanoseconds.
+//
+// Lock ranks (take only in this order; never call out of gort holding one):
+//   LOCK_CACHES   mcache registry (mcache.c)
+//   LOCK_CENTRAL  one mcentral (mcentral.c); never two at once
+//   LOCK_HEAP     page heap (mheap.c)
+//   LOCK_PERSIST  persistent metadata allocator (persistent.c)
+
+#ifndef GORT_BASE_LOCK_H
+#define GORT_BASE_LOCK_H
+
+#include <stdatomic.h>
+
+#include "base.h"
+
+typedef struct {
+  _Atomic uint32_t state;
+} lock_t;
+
+#define LOCK_INIT {0}
+
+void gort__lock_slow(lock_t *l);
+void gort__unlock_slow(lock_t *l);
+
+GORT_INLINE void lock(lock_t *l) {
+  uint32_t expected = 0;
+  if (gort_likely(atomic_compare_exchange_strong_explicit(&l->state, &expected, 1,
+                                                          memory_order_acquire,
+                                                          memory_order_relaxed)))
+    return;
+  gort__lock_slow(l);
+}
+
+GORT_INLINE void unlock(lock_t *l) {
+  if (gort_unlikely(atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2))
+    gort__unlock_slow(l);
+}
+
+GORT_INLINE bool try_lock(lock_t *l) {
+  uint32_t expected = 0;
+  return atomic_compare_exchange_strong_explicit(&l->state, &expected, 1, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+
+// After fork, the child owns every lock the parent held at the fork; the
+// child re-initializes the ones its atfork handler took.
+GORT_INLINE void lock_reinit(lock_t *l) { atomic_store_explicit(&l->state, 0, memory_order_relaxed); }
+
+#endif  // GORT_BASE_LOCK_H

@@ -1,0 +1,199 @@
+// The option table. Every GORT_* environment variable and every GORT_DEBUG
+// key is one row here: its parser, its default and its description. An
+// unknown name or a bad value prints one warning line naming it and keeps
+// the default (DESIGN.md, "Configuration").
+
+#include "options.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+gort_options_t gort__opts = {
+    .gc_percent = 100,
+    .memlimit = INT64_MAX,
+    .memprofilerate = 512 * 1024,
+    .stacksize = 256 * 1024,
+    .madvdontneed = 1,
+    .scavenge = 1,
+    .scavdelay_ms = 500,
+};
+
+typedef enum { OPT_INT, OPT_BOOL, OPT_BYTES, OPT_PERCENT_OR_OFF, OPT_STRING } opt_type_t;
+
+typedef struct {
+  const char *name;
+  opt_type_t type;
+  size_t offset;  // into gort_options_t
+  bool debug;     // a GORT_DEBUG key rather than a variable
+  const char *doc;
+} option_t;
+
+#define OFF(f) offsetof(gort_options_t, f)
+
+static const option_t options[] = {
+    {"GORT_GC", OPT_PERCENT_OR_OFF, OFF(gc_percent), false,
+     "GC target: collect when the heap grows by this percent over the live heap; `off` disables (default 100)"},
+    {"GORT_MEMLIMIT", OPT_BYTES, OFF(memlimit), false,
+     "soft memory limit, Go's GOMEMLIMIT syntax (`512MiB`, `2GB`, bytes); default the cgroup's memory.max"},
+    {"GORT_MAXPROCS", OPT_INT, OFF(maxprocs), false, "goroutine Ps (default: usable CPUs)"},
+    {"GORT_MEMPROFILERATE", OPT_BYTES, OFF(memprofilerate), false,
+     "heap profile: one sample per this many bytes allocated, on average (default 512KiB; 0 off)"},
+    {"GORT_HEAPPROFILE", OPT_STRING, OFF(heapprofile), false,
+     "write a pprof heap profile (gzipped profile.proto) to this path at exit"},
+    {"GORT_LEAKCHECK", OPT_BOOL, OFF(leakcheck), false, "report unreachable malloc blocks at exit"},
+    {"GORT_STATS", OPT_BOOL, OFF(stats), false, "print a memory summary at exit"},
+    {"GORT_STATS_FILE", OPT_STRING, OFF(stats_file), false,
+     "write the GORT_STATS summary to this file instead of stderr"},
+    {"GORT_STACKSIZE", OPT_BYTES, OFF(stacksize), false, "goroutine stack reservation (default 256KiB)"},
+    {"madvdontneed", OPT_BOOL, OFF(madvdontneed), true,
+     "1 (default): release with MADV_DONTNEED, RSS drops at once; 0: MADV_FREE, cheaper, RSS drops under pressure"},
+    {"scavtrace", OPT_BOOL, OFF(scavtrace), true, "print one line per scavenger cycle"},
+    {"gctrace", OPT_BOOL, OFF(gctrace), true, "print one line per GC cycle"},
+    {"harden", OPT_BOOL, OFF(harden), true,
+     "catch overflows (canaries), use after free (fill and check) and randomize free lists"},
+    {"profsignal", OPT_BOOL, OFF(profsignal), true, "SIGUSR2 writes the heap profile (GORT_HEAPPROFILE)"},
+    {"scavenge", OPT_BOOL, OFF(scavenge), true, "0 disables the background scavenger"},
+    {"scavdelay", OPT_INT, OFF(scavdelay_ms), true,
+     "milliseconds a free page stays before the scavenger releases it (default 500)"},
+};
+
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+bool gort__parse_bytes(const char *s, int64_t *out) {
+  if (s == NULL || *s == '\0') return false;
+  uint64_t v = 0;
+  const char *p = s;
+  if (*p < '0' || *p > '9') return false;
+  while (*p >= '0' && *p <= '9') {
+    uint64_t d = (uint64_t)(*p++ - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  static const struct {
+    const char *suffix;
+    uint64_t mult;
+  } units[] = {{"", 1},        {"B", 1},           {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20},
+               {"GiB", 1ULL << 30}, {"TiB", 1ULL << 40}, {"KB", 1000},        {"MB", 1000000},
+               {"GB", 1000000000ULL}, {"TB", 1000000000000ULL}};
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    if (strcmp(p, units[i].suffix) == 0) {
+      if (v > (uint64_t)INT64_MAX / units[i].mult) return false;
+      *out = (int64_t)(v * units[i].mult);
+      return true;
+    }
+  }
+  return false;
+}
+
+static bool parse_int(const char *s, int64_t *out) {
+  bool neg = *s == '-';
+  if (neg) s++;
+  if (*s == '\0') return false;
+  int64_t v = 0;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10) return false;
+    v = v * 10 + (*s - '0');
+  }
+  *out = neg ? -v : v;
+  return true;
+}
+
+static bool parse_value(const option_t *o, const char *v) {
+  void *field = (char *)&gort__opts + o->offset;
+  int64_t n = 0;
+  switch (o->type) {
+    case OPT_STRING:
+      if (*v == '\0') return false;
+      *(const char **)field = v;
+      return true;
+    case OPT_BOOL:
+      if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0) n = 1;
+      else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) n = 0;
+      else return false;
+      break;
+    case OPT_PERCENT_OR_OFF:
+      if (strcmp(v, "off") == 0) n = -1;
+      else if (!parse_int(v, &n) || n < 0) return false;
+      break;
+    case OPT_BYTES:
+      if (strcmp(v, "off") == 0) n = INT64_MAX;
+      else if (!gort__parse_bytes(v, &n)) return false;
+      break;
+    case OPT_INT:
+      if (!parse_int(v, &n) || n < 0) return false;
+      break;
+  }
+  *(int64_t *)field = n;
+  return true;
+}
+
+static const option_t *find(const char *name, size_t len, bool debug) {
+  for (size_t i = 0; i < NOPTIONS; i++)
+    if (options[i].debug == debug && strlen(options[i].name) == len &&
+        strncmp(options[i].name, name, len) == 0)
+      return &options[i];
+  return NULL;
+}
+
+static void parse_debug(const char *s) {
+  while (*s) {
+    const char *end = strchr(s, ',');
+    size_t len = end ? (size_t)(end - s) : strlen(s);
+    const char *eq = memchr(s, '=', len);
+    char val[64];
+    if (eq == NULL || (size_t)(s + len - eq - 1) >= sizeof val) {
+      gort__warn("GORT_DEBUG: ignoring malformed item '%s' (want key=value)", s);
+    } else {
+      const option_t *o = find(s, (size_t)(eq - s), true);
+      size_t vlen = (size_t)(s + len - eq - 1);
+      memcpy(val, eq + 1, vlen);
+      val[vlen] = '\0';
+      if (o == NULL)
+        gort__warn("GORT_DEBUG: unknown key in '%s'; ignored", s);
+      else if (!parse_value(o, val))
+        gort__warn("GORT_DEBUG: bad value '%s' for %s; keeping the default", val, o->name);
+    }
+    if (end == NULL) break;
+    s = end + 1;
+  }
+}
+
+extern char **environ;
+
+void gort__options_init(void) {
+  static bool done;
+  if (done) return;
+  done = true;
+  if (environ == NULL) return;
+  for (char **e = environ; *e != NULL; e++) {
+    const char *kv = *e;
+    if (strncmp(kv, "GORT_", 5) != 0) continue;
+    const char *eq = strchr(kv, '=');
+    if (eq == NULL) continue;
+    size_t nlen = (size_t)(eq - kv);
+    if (nlen == 10 && strncmp(kv, "GORT_DEBUG", 10) == 0) {
+      parse_debug(eq + 1);
+      continue;
+    }
+    const option_t *o = find(kv, nlen, false);
+    if (o == NULL) {
+      char name[64];
+      size_t n = nlen < sizeof name - 1 ? nlen : sizeof name - 1;
+      memcpy(name, kv, n);
+      name[n] = '\0';
+      gort__warn("unknown variable %s; ignored", name);
+    } else if (!parse_value(o, eq + 1))
+      gort__warn("bad value '%s' for %s; keeping the default", eq + 1, o->name);
+    else if (o->offset == OFF(memlimit))
+      gort__opts.memlimit_set = true;
+  }
+}
+
+void gort__options_write_doc(int fd) {
+  gort__print_fd(fd, "| variable | meaning |\n|---|---|\n");
+  for (size_t i = 0; i < NOPTIONS; i++)
+    if (!options[i].debug) gort__print_fd(fd, "| `%s` | %s |\n", options[i].name, options[i].doc);
+  gort__print_fd(fd, "\n`GORT_DEBUG=key=value,...` keys:\n\n| key | meaning |\n|---|---|\n");
+  for (size_t i = 0; i < NOPTIONS; i++)
+    if (options[i].debug) gort__print_fd(fd, "| `%s` | %s |\n", options[i].name, options[i].doc);
+}

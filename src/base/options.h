@@ -1,0 +1,41 @@
+// Configuration: environment variables read once at start, Go's names with
+// a GORT_ prefix. One table in options.c drives parsing, warnings and the
+// docs; see DESIGN.md, "Configuration".
+
+#ifndef GORT_BASE_OPTIONS_H
+#define GORT_BASE_OPTIONS_H
+
+#include "base.h"
+
+typedef struct {
+  int64_t gc_percent;       // GORT_GC: percent, or -1 for off
+  int64_t memlimit;         // GORT_MEMLIMIT: bytes; INT64_MAX for none
+  bool memlimit_set;        // given explicitly (else the cgroup's may apply)
+  int64_t maxprocs;         // GORT_MAXPROCS: 0 for the CPUs we may use
+  int64_t memprofilerate;   // GORT_MEMPROFILERATE: bytes per sample; 0 off
+  const char *heapprofile;  // GORT_HEAPPROFILE: path written at exit, or NULL
+  int64_t leakcheck;        // GORT_LEAKCHECK
+  int64_t stats;            // GORT_STATS: print stats at exit
+  const char *stats_file;   // GORT_STATS_FILE: where, instead of stderr
+  int64_t stacksize;        // GORT_STACKSIZE: goroutine stack reservation
+  // GORT_DEBUG=k=v,...
+  int64_t madvdontneed;     // 1: MADV_DONTNEED; 0: MADV_FREE
+  int64_t scavtrace;        // one line per scavenger cycle
+  int64_t gctrace;          // one line per GC cycle
+  int64_t harden;           // canaries, free-fill checks, encoded free lists
+  int64_t profsignal;       // SIGUSR2 writes the heap profile
+  int64_t scavenge;         // 0 disables the background scavenger
+  int64_t scavdelay_ms;     // how long free pages stay before release
+} gort_options_t;
+
+extern gort_options_t gort__opts GORT_HIDDEN;
+
+// Parses the environment into gort__opts; warns about unknown names and
+// bad values, keeping the defaults. Idempotent; no allocation.
+void gort__options_init(void);
+// Parses a size in Go's GOMEMLIMIT syntax ("512MiB", "2GB", "1048576").
+bool gort__parse_bytes(const char *s, int64_t *out);
+// Writes the option table as Markdown (docs generator).
+void gort__options_write_doc(int fd);
+
+#endif  // GORT_BASE_OPTIONS_H

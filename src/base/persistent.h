@@ -1,0 +1,41 @@
+// Metadata allocators: gort's metadata never comes from the heap it
+// describes, nor from libc malloc.
+//
+// persistent_alloc bump-allocates from 256 KiB chunks reserved from the OS;
+// its memory is never returned (Go's persistentalloc). fixalloc hands out
+// objects of one size from persistent memory and recycles them through a
+// free list (Go's fixalloc): spans and thread caches come from it.
+
+#ifndef GORT_BASE_PERSISTENT_H
+#define GORT_BASE_PERSISTENT_H
+
+#include "base.h"
+#include "lock.h"
+
+// Returns zeroed memory of size bytes aligned to align (a power of two up
+// to 4096), or NULL if the OS refused. Thread-safe (rank LOCK_PERSIST).
+void *gort__persistent_alloc(size_t size, size_t align);
+// Bytes reserved from the OS for metadata so far (for Sys / MemStats).
+uint64_t gort__persistent_sys_bytes(void);
+void gort__persistent_lock_for_fork(void);
+void gort__persistent_unlock_after_fork(int child);
+
+typedef struct fixalloc_link {
+  struct fixalloc_link *next;
+} fixalloc_link_t;
+
+// Not thread-safe: each fixalloc is guarded by a lock of its owner's.
+typedef struct {
+  size_t size;               // object size, a multiple of 16
+  fixalloc_link_t *free;     // recycled objects
+  char *chunk;               // current chunk
+  size_t chunk_left;         // bytes left in chunk
+  uint64_t inuse;            // objects handed out and not returned
+} fixalloc_t;
+
+void gort__fixalloc_init(fixalloc_t *f, size_t size);
+// Returns a zeroed object, or NULL if the OS refused memory.
+void *gort__fixalloc_alloc(fixalloc_t *f);
+void gort__fixalloc_free(fixalloc_t *f, void *p);
+
+#endif  // GORT_BASE_PERSISTENT_H

@@ -1,0 +1,109 @@
+// Virtual memory: reservation, release and residency. See os.h for the
+// contract.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../base/base.h"
+#include "os.h"
+
+#ifndef MADV_FREE
+#define MADV_FREE 8
+#endif
+
+static void *map_at(uintptr_t hint, size_t size, int *err) {
+  void *p = mmap((void *)hint, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    *err = -errno;
+    return NULL;
+  }
+  return p;
+}
+
+void *gort__os_reserve(uintptr_t hint, size_t size, size_t align, int *err) {
+  *err = 0;
+  if (hint != 0 && (hint & (align - 1)) == 0) {
+    void *p = map_at(hint, size, err);
+    if (p == (void *)hint) return p;
+    if (p != NULL) gort__os_unmap(p, size);
+  }
+  // Over-reserve by align, then trim both ends to an aligned range.
+  size_t total = size + align;
+  if (total < size) {
+    *err = -ENOMEM;
+    return NULL;
+  }
+  char *p = map_at(0, total, err);
+  if (p == NULL) return NULL;
+  uintptr_t start = GORT_ALIGN_UP((uintptr_t)p, align);
+  size_t head = start - (uintptr_t)p;
+  if (head > 0) gort__os_unmap(p, head);
+  size_t tail = total - head - size;
+  if (tail > 0) gort__os_unmap((void *)(start + size), tail);
+  return (void *)start;
+}
+
+int gort__os_unmap(void *p, size_t size) { return munmap(p, size) == 0 ? 0 : -errno; }
+
+int gort__os_release(void *p, size_t size, int dontneed) {
+  int advice = dontneed ? MADV_DONTNEED : MADV_FREE;
+  if (madvise(p, size, advice) == 0) return 0;
+  int e = errno;
+  // Kernels before 4.5 lack MADV_FREE; DONTNEED is always a correct fallback.
+  if (!dontneed && e == EINVAL && madvise(p, size, MADV_DONTNEED) == 0) return 0;
+  return -e;
+}
+
+int64_t gort__os_resident(void *p, size_t size) {
+  unsigned char vec[256];
+  long psz = sysconf(_SC_PAGESIZE);
+  int64_t resident = 0;
+  for (size_t off = 0; off < size;) {
+    size_t chunk = size - off;
+    if (chunk > sizeof vec * (size_t)psz) chunk = sizeof vec * (size_t)psz;
+    if (mincore((char *)p + off, chunk, vec) != 0) return -errno;
+    size_t n = (chunk + (size_t)psz - 1) / (size_t)psz;
+    for (size_t i = 0; i < n; i++) resident += (vec[i] & 1) ? psz : 0;
+    off += chunk;
+  }
+  return resident;
+}
+
+int64_t gort__os_rss(void) {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -EIO;
+  buf[n] = '\0';
+  // Fields: size resident shared ...; take the second.
+  const char *s = buf;
+  while (*s && *s != ' ') s++;
+  while (*s == ' ') s++;
+  int64_t pages = 0;
+  while (*s >= '0' && *s <= '9') pages = pages * 10 + (*s++ - '0');
+  return pages * sysconf(_SC_PAGESIZE);
+}
+
+void gort__os_futex_wait(_Atomic uint32_t *addr, uint32_t val) {
+  syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+void gort__os_futex_wake(_Atomic uint32_t *addr, int n) {
+  syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+uint64_t gort__os_random64(void) {
+  uint64_t v = 0;
+  if (syscall(SYS_getrandom, &v, sizeof v, GRND_NONBLOCK) == (long)sizeof v && v != 0) return v;
+  // No entropy yet (early boot): mix the clock with an ASLR'd address.
+  v = (uint64_t)gort__nanotime() ^ ((uint64_t)(uintptr_t)&v << 17) ^ 0x9e3779b97f4a7c15ULL;
+  return v * 0xbf58476d1ce4e5b9ULL;
+}

@@ -1,0 +1,145 @@
+// Test harness: see test.h. Usage: <test> [--seed=N] [--list] [case ...]
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+
+#define MAX_TESTS 256
+
+static struct {
+  const char *name;
+  test_fn fn;
+} tests[MAX_TESTS];
+static int ntests;
+static uint64_t seed = 0x9e3779b97f4a7c15ULL;
+static const char *prog;
+
+void harness_register(const char *name, test_fn fn) {
+  if (ntests < MAX_TESTS) tests[ntests++] = (typeof(tests[0])){name, fn};
+}
+
+void harness_fail(const char *file, int line, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "  %s:%d: %s\n", file, line, buf);
+  fflush(stderr);
+  _exit(1);
+}
+
+int harness_scale(void) {
+  const char *s = getenv("GORT_STRESS");
+  return s != NULL && strcmp(s, "long") == 0 ? 30 : 1;
+}
+
+uint64_t harness_seed(void) { return seed; }
+
+int harness_run(const char *cmd, char *out, size_t outsize) {
+  FILE *f = popen(cmd, "r");
+  if (f == NULL) return -1;
+  size_t n = 0;
+  if (out != NULL && outsize > 0) {
+    n = fread(out, 1, outsize - 1, f);
+    out[n] = '\0';
+  } else {
+    char tmp[4096];
+    while (fread(tmp, 1, sizeof tmp, f) > 0) {
+    }
+  }
+  int st = pclose(f);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+bool harness_expect_fatal(void (*fn)(void *), void *arg, const char *want) {
+  int fds[2];
+  if (pipe(fds) != 0) return false;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    alarm(20);
+    fn(arg);
+    fprintf(stderr, "(returned normally)\n");
+    _exit(0);
+  }
+  close(fds[1]);
+  char out[4096];
+  size_t n = 0;
+  ssize_t r;
+  while (n < sizeof out - 1 && (r = read(fds[0], out + n, sizeof out - 1 - n)) > 0) n += (size_t)r;
+  out[n] = '\0';
+  close(fds[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  bool aborted = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+  bool said = strstr(out, want) != NULL;
+  if (!aborted || !said)
+    fprintf(stderr, "  expected abort with \"%s\"; got %s, stderr: %s\n", want,
+            aborted ? "abort" : WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exit", out);
+  return aborted && said;
+}
+
+static int run_case(int i, int timeout) {
+  fflush(NULL);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm((unsigned)timeout);
+    tests[i].fn();
+    fflush(NULL);
+    _exit(0);
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  if (ok) {
+    printf("PASS %s/%s (%.0f ms)\n", prog, tests[i].name, ms);
+  } else if (WIFSIGNALED(st)) {
+    printf("FAIL %s/%s (%s%s)\n", prog, tests[i].name, strsignal(WTERMSIG(st)),
+           WTERMSIG(st) == SIGALRM ? ": timed out" : "");
+  } else {
+    printf("FAIL %s/%s (exit %d)\n", prog, tests[i].name, WEXITSTATUS(st));
+  }
+  fflush(stdout);
+  return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+  prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+  int timeout = 60 * harness_scale();
+  bool list = false;
+  const char *only[MAX_TESTS];
+  int nonly = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strncmp(argv[i], "--seed=", 7) == 0)
+      seed = strtoull(argv[i] + 7, NULL, 0);
+    else if (strcmp(argv[i], "--list") == 0)
+      list = true;
+    else if (nonly < MAX_TESTS)
+      only[nonly++] = argv[i];
+  }
+  int failed = 0;
+  for (int i = 0; i < ntests; i++) {
+    bool selected = nonly == 0;
+    for (int j = 0; j < nonly; j++) selected |= strcmp(only[j], tests[i].name) == 0;
+    if (!selected) continue;
+    if (list)
+      printf("%s\n", tests[i].name);
+    else
+      failed += run_case(i, timeout);
+  }
+  return failed ? 1 : 0;
+}

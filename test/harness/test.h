@@ -1,0 +1,76 @@
+// gort's test harness: register cases with TEST(name); each case runs in its
+// own forked process with a timeout, so one crash never hides the others.
+// Expectations print both values and the context, then fail the case.
+
+#ifndef GORT_TEST_H
+#define GORT_TEST_H
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef void (*test_fn)(void);
+void harness_register(const char *name, test_fn fn);
+void harness_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
+// Runs fn in a child process and expects it to abort with a stderr line
+// containing want. Returns true if so; prints what happened otherwise.
+bool harness_expect_fatal(void (*fn)(void *), void *arg, const char *want);
+// Seconds scaled for the run: GORT_STRESS=long multiplies by 30.
+int harness_scale(void);
+// A seed from the command line (--seed=N) or a fixed default.
+uint64_t harness_seed(void);
+// Runs cmd with /bin/sh; returns its exit status, output in out (if any).
+int harness_run(const char *cmd, char *out, size_t outsize);
+
+#define TEST(name)                                                              \
+  static void test_##name(void);                                                \
+  __attribute__((constructor)) static void register_##name(void) {             \
+    harness_register(#name, test_##name);                                       \
+  }                                                                             \
+  static void test_##name(void)
+
+#define EXPECT(cond, ...)                                                       \
+  do {                                                                          \
+    if (!(cond)) {                                                              \
+      char ctx_[256];                                                           \
+      snprintf(ctx_, sizeof ctx_, "" __VA_ARGS__);                              \
+      harness_fail(__FILE__, __LINE__, "expected %s %s", #cond, ctx_);          \
+    }                                                                           \
+  } while (0)
+
+#define EXPECT_EQ_U64(a, b, ...)                                                \
+  do {                                                                          \
+    uint64_t a_ = (uint64_t)(a), b_ = (uint64_t)(b);                            \
+    if (a_ != b_) {                                                             \
+      char ctx_[256];                                                           \
+      snprintf(ctx_, sizeof ctx_, "" __VA_ARGS__);                              \
+      harness_fail(__FILE__, __LINE__, "%s == %s: %" PRIu64 " != %" PRIu64 " %s", #a, #b, a_, b_, ctx_); \
+    }                                                                           \
+  } while (0)
+
+#define EXPECT_LE_U64(a, b, ...)                                                \
+  do {                                                                          \
+    uint64_t a_ = (uint64_t)(a), b_ = (uint64_t)(b);                            \
+    if (!(a_ <= b_)) {                                                          \
+      char ctx_[256];                                                           \
+      snprintf(ctx_, sizeof ctx_, "" __VA_ARGS__);                              \
+      harness_fail(__FILE__, __LINE__, "%s <= %s: %" PRIu64 " > %" PRIu64 " %s", #a, #b, a_, b_, ctx_); \
+    }                                                                           \
+  } while (0)
+
+#define ASSERT_NOT_NULL(p, ...) EXPECT((p) != NULL, __VA_ARGS__)
+
+// xorshift64*: deterministic randomness for stress tests.
+static inline uint64_t test_rand(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+#endif

@@ -1,0 +1,136 @@
+// Unit tests of the page heap: allocation, coalescing, alignment, growth in
+// place, release to the OS and the accounting that stats rely on.
+
+#include <errno.h>
+#include <string.h>
+
+#include "alloc/mheap.h"
+#include "alloc/runtime_init.h"
+#include "os/os.h"
+#include "test.h"
+
+static void check_heap(const char *when) {
+  EXPECT(gort__mheap_is_valid(), "heap invalid %s", when);
+  heap_stats_t st;
+  gort__mheap_read_stats(&st);
+  EXPECT_EQ_U64(st.inuse_bytes + st.free_bytes, st.sys_bytes, "%s", when);
+  EXPECT_LE_U64(st.released_bytes, st.free_bytes, "%s", when);
+}
+
+TEST(alloc_maps_every_page_to_its_span) {
+  gort__runtime_ensure_init();
+  for (uintptr_t n = 1; n < 300; n += 37) {
+    mspan_t *s = gort__mheap_alloc(n, 1, SPAN_LARGE);
+    ASSERT_NOT_NULL(s, "n=%lu", (unsigned long)n);
+    EXPECT_EQ_U64(s->npages, n);
+    for (uintptr_t p = s->base; p < s->base + span_bytes(s); p += GORT_PAGE_SIZE)
+      EXPECT(span_of(p) == s, "page %lu of %lu", (unsigned long)((p - s->base) >> 13), (unsigned long)n);
+    EXPECT(span_of(s->base + span_bytes(s) - 1) == s);
+    memset((void *)s->base, 0xab, span_bytes(s));
+    gort__mheap_free(s);
+    check_heap("after free");
+  }
+}
+
+TEST(free_runs_coalesce_back_into_one) {
+  gort__runtime_ensure_init();
+  enum { N = 200 };
+  mspan_t *spans[N];
+  for (int i = 0; i < N; i++) {
+    spans[i] = gort__mheap_alloc((uintptr_t)(1 + i % 5), 1, SPAN_LARGE);
+    ASSERT_NOT_NULL(spans[i]);
+  }
+  check_heap("after allocs");
+  heap_stats_t before;
+  gort__mheap_read_stats(&before);
+  // Free in an interleaved order so that merges happen left, right and both.
+  for (int i = 0; i < N; i += 2) gort__mheap_free(spans[i]);
+  check_heap("after even frees");
+  for (int i = 1; i < N; i += 2) gort__mheap_free(spans[i]);
+  check_heap("after all frees");
+  heap_stats_t after;
+  gort__mheap_read_stats(&after);
+  EXPECT_EQ_U64(after.inuse_bytes, 0, "everything was freed");
+  // Everything is free again: one arena's worth must be allocatable at once.
+  mspan_t *big = gort__mheap_alloc(GORT_PAGES_PER_ARENA, 1, SPAN_LARGE);
+  ASSERT_NOT_NULL(big);
+  gort__mheap_free(big);
+  gort__mheap_read_stats(&after);
+  EXPECT_EQ_U64(after.sys_bytes, before.sys_bytes, "no growth needed");
+}
+
+TEST(aligned_spans_start_on_their_alignment) {
+  gort__runtime_ensure_init();
+  mspan_t *pad = gort__mheap_alloc(3, 1, SPAN_LARGE);  // unalign the free run
+  for (uintptr_t align = 1; align <= 1024; align *= 2) {
+    mspan_t *s = gort__mheap_alloc(5, align, SPAN_LARGE);
+    ASSERT_NOT_NULL(s);
+    EXPECT_EQ_U64(s->base % (align * GORT_PAGE_SIZE), 0, "align %lu pages", (unsigned long)align);
+    gort__mheap_free(s);
+    check_heap("after aligned");
+  }
+  gort__mheap_free(pad);
+}
+
+TEST(grow_in_place_takes_the_free_pages_after_a_span) {
+  gort__runtime_ensure_init();
+  mspan_t *s = gort__mheap_alloc(4, 1, SPAN_LARGE);
+  ASSERT_NOT_NULL(s);
+  uintptr_t base = s->base;
+  EXPECT(gort__mheap_grow_in_place(s, 40));
+  EXPECT_EQ_U64(s->base, base);
+  EXPECT_EQ_U64(s->npages, 40);
+  for (uintptr_t p = s->base; p < s->base + span_bytes(s); p += GORT_PAGE_SIZE) EXPECT(span_of(p) == s);
+  check_heap("after growth");
+  mspan_t *blocker = gort__mheap_alloc(1, 1, SPAN_LARGE);
+  if (blocker->base == s->base + span_bytes(s)) EXPECT(!gort__mheap_grow_in_place(s, 41));
+  gort__mheap_free(blocker);
+  gort__mheap_free(s);
+  check_heap("after free");
+}
+
+TEST(released_pages_are_counted_and_reused_correctly) {
+  gort__runtime_ensure_init();
+  mspan_t *s = gort__mheap_alloc(512, 1, SPAN_LARGE);  // 4 MiB
+  ASSERT_NOT_NULL(s);
+  uintptr_t base = s->base;
+  memset((void *)base, 0x5a, span_bytes(s));
+  EXPECT(gort__os_resident((void *)base, span_bytes(s)) >= (int64_t)span_bytes(s) / 2);
+  gort__mheap_free(s);
+  uint64_t got = gort__mheap_release(UINT64_MAX, -1);
+  EXPECT(got >= 512 * GORT_PAGE_SIZE, "released %lu", (unsigned long)got);
+  EXPECT_EQ_U64(gort__os_resident((void *)base, 512 * GORT_PAGE_SIZE), 0, "pages still resident");
+  check_heap("after release");
+  heap_stats_t st;
+  gort__mheap_read_stats(&st);
+  EXPECT_EQ_U64(st.released_bytes, st.free_bytes, "everything free is released");
+  // Reusing released pages: they read as zero (MADV_DONTNEED) and work.
+  mspan_t *t = gort__mheap_alloc(512, 1, SPAN_LARGE);
+  ASSERT_NOT_NULL(t);
+  EXPECT(!t->needzero, "released pages are known zero");
+  for (uintptr_t p = t->base; p < t->base + span_bytes(t); p += 4096) EXPECT(*(char *)p == 0);
+  memset((void *)t->base, 1, span_bytes(t));
+  gort__mheap_free(t);
+  check_heap("after reuse");
+}
+
+TEST(span_of_says_not_ours_for_foreign_addresses) {
+  gort__runtime_ensure_init();
+  int local;
+  static int global;
+  EXPECT(span_of((uintptr_t)&local) == NULL);
+  EXPECT(span_of((uintptr_t)&global) == NULL);
+  EXPECT(span_of(0) == NULL);
+  EXPECT(span_of(UINTPTR_MAX) == NULL);
+  EXPECT(span_of((uintptr_t)1 << 47) == NULL);
+  EXPECT(span_of((uintptr_t)&check_heap) == NULL);
+}
+
+TEST(os_refusal_returns_enomem_and_keeps_the_heap) {
+  gort__runtime_ensure_init();
+  errno = 0;
+  mspan_t *s = gort__mheap_alloc((uintptr_t)1 << 40, 1, SPAN_LARGE);  // 8 EiB
+  EXPECT(s == NULL);
+  EXPECT_EQ_U64(errno, ENOMEM);
+  check_heap("after refusal");
+}
