@@ -16,6 +16,7 @@
 #define GORT_ALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifndef GORT_API
 #define GORT_API __attribute__((visibility("default")))
@@ -40,6 +41,17 @@ GORT_API void gort_free(void *p);
 GORT_API void *gort_aligned_alloc(size_t alignment, size_t size);
 /* The bytes usable at p (at least what was asked); 0 for NULL. */
 GORT_API size_t gort_usable_size(const void *p);
+
+/* Returns every free page to the OS now (Go's debug.FreeOSMemory); the
+ * background scavenger does the same for pages idle for a while. */
+GORT_API void gort_free_os_memory(void);
+/* Sets the soft memory limit in bytes (Go's debug.SetMemoryLimit) and
+ * returns the previous one; a negative argument only reads it. INT64_MAX
+ * means no limit. What counts: the heap's pages not returned to the OS plus
+ * gort's metadata. Near the limit free pages are returned eagerly; it never
+ * makes an allocation fail. Initial value: GORT_MEMLIMIT, else the cgroup's
+ * memory.max, else none. */
+GORT_API int64_t gort_set_memory_limit(int64_t bytes);
 
 #ifdef __cplusplus
 }

@@ -62,6 +62,7 @@
 #include "malloc_fast.h"
 #include "mheap.h"
 #include "runtime_init.h"
+#include "scavenger.h"
 
 // ---- start-up -----------------------------------------------------------------
 
@@ -93,11 +94,13 @@ GORT_NOINLINE void gort__runtime_init_slow(void) {
   // so zeroed or never-used memory never looks like a free block.
   gort__tag_key = (uintptr_t)(gort__os_random64() | (1ULL << 63)) & ~(uintptr_t)15;
   gort__mheap_set_release_mode((int)gort__opts.madvdontneed);
+  gort__scavenger_init();
   atomic_store_explicit(&gort__runtime_state, 2, memory_order_release);
   hooks_ran = true;
   int n = ninit_hooks;
   unlock(&init_lock);
-  // Hooks (scavenger, reports at exit, fork handlers) may allocate.
+  // From here on allocation works: these may allocate.
+  gort__fork_init();
   for (int i = 0; i < n; i++) init_hooks[i]();
 }
 

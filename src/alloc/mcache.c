@@ -188,9 +188,9 @@ static bool clear_notify(mspan_t *s) {
 static void retire_span(mcache_t *c, mspan_t *s) {
   int cls = s->sizeclass;
   if (s->where == WHERE_PARTIAL) span_list_remove(s);
-  if (c->stash[cls] == NULL) {
+  if (atomic_load_explicit(&c->stash[cls], memory_order_relaxed) == NULL) {
     s->where = WHERE_STASH;
-    c->stash[cls] = s;
+    atomic_store_explicit(&c->stash[cls], s, memory_order_release);
     return;
   }
   s->where = WHERE_NONE;
@@ -327,10 +327,8 @@ static block_t *next_list(mcache_t *c, int cls) {
     if (list != NULL) return list;
     if ((list = retire_current(c, s)) != NULL) return list;
   }
-  if ((s = c->stash[cls]) != NULL) {
-    c->stash[cls] = NULL;
+  if ((s = atomic_exchange_explicit(&c->stash[cls], NULL, memory_order_acquire)) != NULL)
     return make_current(c, s);
-  }
   if ((s = gort__mcentral_adopt(cls, c)) != NULL) return make_current(c, s);
   if ((s = fresh_span(c, cls)) != NULL) return make_current(c, s);
   return NULL;
@@ -375,12 +373,58 @@ void gort__mcache_abandon(mcache_t *c) {
     }
     while ((s = span_list_first(&c->partial[cls])) != NULL) give_span(s);
     while ((s = span_list_first(&c->full[cls])) != NULL) give_span(s);
-    if ((s = c->stash[cls]) != NULL) {
-      c->stash[cls] = NULL;
+    if ((s = atomic_exchange_explicit(&c->stash[cls], NULL, memory_order_acquire)) != NULL)
       give_span(s);
-    }
   }
   drain_delayed(c);  // what arrived while we gave spans away
+}
+
+// Collects every cache's spare empty span on a private list (through the
+// span's list link, free while it is a stash); they are freed after the
+// registry lock is dropped, since freeing may wake the scavenger.
+static void take_stashes(mcache_t *c, void *arg) {
+  span_link_t *taken = arg;
+  for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+    mspan_t *s = atomic_exchange_explicit(&c->stash[cls], NULL, memory_order_acquire);
+    if (s != NULL) span_list_push(taken, s);
+  }
+}
+
+static uint64_t free_taken(span_link_t *taken) {
+  uint64_t bytes = 0;
+  mspan_t *s;
+  while ((s = span_list_first(taken)) != NULL) {
+    span_list_remove(s);
+    bytes += span_bytes(s);
+    s->where = WHERE_NONE;
+    atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+    gort__mheap_free(s);
+  }
+  return bytes;
+}
+
+uint64_t gort__mcache_flush_empty(bool self_current) {
+  span_link_t taken;
+  span_list_init(&taken);
+  mcache_t *self = gort__tls_cache;
+  if (self_current && self != &gort__empty_cache) {
+    // Our own current spans whose every block is back in the fast list.
+    for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+      mspan_t *s = self->cur[cls];
+      if (s == NULL) continue;
+      uint32_t n = 0;
+      for (block_t *b = self->alloc[cls]; b != NULL && n <= s->nelems; b = b->next) n++;
+      for (block_t *b = s->free; b != NULL && n <= s->nelems; b = b->next) n++;
+      if (n != s->nelems) continue;
+      self->alloc[cls] = NULL;
+      self->cur[cls] = NULL;
+      s->free = NULL;
+      s->used = 0;
+      span_list_push(&taken, s);
+    }
+  }
+  gort__mcache_foreach(take_stashes, &taken);
+  return free_taken(&taken);
 }
 
 void gort__mcache_lock_for_fork(void) { lock(&caches.lock); }

@@ -19,7 +19,9 @@ typedef struct mcache {
   mspan_t *cur[GORT_NUM_CLASSES];
   span_link_t partial[GORT_NUM_CLASSES];  // owned spans with free blocks
   span_link_t full[GORT_NUM_CLASSES];     // owned spans with none (NOTIFY set)
-  mspan_t *stash[GORT_NUM_CLASSES];       // one empty span kept per class
+  // One empty span kept per class. Atomic: the scavenger may take it (an
+  // empty span receives no frees, so taking it races with nothing else).
+  _Atomic(mspan_t *) stash[GORT_NUM_CLASSES];
 
   // Blocks freed by other threads into this cache's full spans (the first
   // remote free after NOTIFY). Lock-free stack; the owner takes all.
@@ -46,6 +48,10 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b);
 bool gort__mcache_owns_free_block(mcache_t *c, mspan_t *s, const block_t *b);
 // Hands every span of c back (thread exit, fork child).
 void gort__mcache_abandon(mcache_t *c);
+// Returns every cache's spare empty spans to the page heap (scavenger),
+// and, if self_current, the calling thread's empty current spans too.
+// Returns the bytes. Call with no gort lock held.
+uint64_t gort__mcache_flush_empty(bool self_current);
 
 // Visits every live cache under the caches lock (stats).
 void gort__mcache_foreach(void (*fn)(mcache_t *c, void *arg), void *arg);

@@ -60,7 +60,13 @@ static struct {
   uint64_t sys_bytes, arenas;
   uint64_t large_allocs, large_frees, large_alloc_bytes, large_free_bytes;
   uint64_t release_calls, release_failures;
+  mheap_grow_hook_t grow_hook;   // set once at start-up
+  mheap_free_hook_t free_hook;   // set once at start-up
 } heap = {.lock = LOCK_INIT, .release_dontneed = 1};
+
+// free_pages and released_pages are written under the lock and read
+// without it by the scavenger's wake-up test: relaxed atomic stores.
+static void counter_set(uint64_t *c, uint64_t v) { __atomic_store_n(c, v, __ATOMIC_RELAXED); }
 
 static void heap_init_locked(void) {
   for (int i = 0; i < NEXACT; i++) span_list_init(&heap.exact[i]);
@@ -184,8 +190,8 @@ static bool grow(uintptr_t npages) {
   heap.hint = base + bytes;
   heap.sys_bytes += bytes;
   heap.arenas += narenas;
-  heap.free_pages += s->npages;
-  heap.released_pages += s->npages;
+  counter_set(&heap.free_pages, heap.free_pages + (s->npages));
+  counter_set(&heap.released_pages, heap.released_pages + (s->npages));
   s->freed_ns = 0;  // never used: the scavenger has nothing to do here
   set_span(s->base, s);
   set_span(span_end(s) - GORT_PAGE_SIZE, s);
@@ -227,8 +233,8 @@ static void mark_inuse(mspan_t *s) {
     __atomic_store_n(&a->spans[i], s, __ATOMIC_RELAXED);
   }
   s->needzero = dirty;
-  heap.released_pages -= released;
-  heap.free_pages -= s->npages;
+  counter_set(&heap.released_pages, heap.released_pages - (released));
+  counter_set(&heap.free_pages, heap.free_pages - (s->npages));
   heap.inuse_pages += s->npages;
 }
 
@@ -241,6 +247,14 @@ mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t
   lock(&heap.lock);
   if (gort_unlikely(!heap.inited)) heap_init_locked();
   mspan_t *s = find_free(need);
+  if (s == NULL && heap.grow_hook != NULL) {
+    // Growing: let the scavenger enforce the memory limit first, which may
+    // return idle pages to the OS (they stay free and usable here).
+    unlock(&heap.lock);
+    heap.grow_hook((uint64_t)need << GORT_PAGE_SHIFT);
+    lock(&heap.lock);
+    s = find_free(need);
+  }
   if (s == NULL) {
     if (!grow(need) || (s = find_free(need)) == NULL) {
       unlock(&heap.lock);
@@ -331,7 +345,7 @@ static void free_locked(mspan_t *s) {
     heap.large_free_bytes += span_bytes(s);
   }
   heap.inuse_pages -= s->npages;
-  heap.free_pages += s->npages;
+  counter_set(&heap.free_pages, heap.free_pages + (s->npages));
   for (uintptr_t p = s->base + GORT_PAGE_SIZE; p + GORT_PAGE_SIZE < span_end(s); p += GORT_PAGE_SIZE)
     set_span(p, NULL);
   span_set_state(s, SPAN_FREE);
@@ -349,6 +363,7 @@ void gort__mheap_free(mspan_t *s) {
   gort_check(s->state == SPAN_SMALL || s->state == SPAN_LARGE, "mheap: free of a span not in use");
   free_locked(s);
   unlock(&heap.lock);
+  if (heap.free_hook != NULL) heap.free_hook();
 }
 
 void gort__mheap_free_large(mspan_t *s, uintptr_t addr) {
@@ -364,6 +379,7 @@ void gort__mheap_free_large(mspan_t *s, uintptr_t addr) {
   }
   free_locked(s);
   unlock(&heap.lock);
+  if (heap.free_hook != NULL) heap.free_hook();
 }
 
 bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages) {
@@ -399,6 +415,15 @@ bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages) {
 // ---- release to the OS ---------------------------------------------------------
 
 void gort__mheap_set_release_mode(int dontneed) { heap.release_dontneed = dontneed; }
+void gort__mheap_set_grow_hook(mheap_grow_hook_t hook) { heap.grow_hook = hook; }
+void gort__mheap_set_free_hook(mheap_free_hook_t hook) { heap.free_hook = hook; }
+
+uint64_t gort__mheap_unreleased_free_bytes(void) {
+  // Racy by design: a hint for the scavenger's wake-up test on the free path.
+  uint64_t f = __atomic_load_n(&heap.free_pages, __ATOMIC_RELAXED);
+  uint64_t r = __atomic_load_n(&heap.released_pages, __ATOMIC_RELAXED);
+  return f > r ? (f - r) << GORT_PAGE_SHIFT : 0;
+}
 
 // Picks a free span with unreleased pages idle for at least min_age_ns
 // (any span if min_age_ns < 0), taking it off the free lists so that its
@@ -459,7 +484,7 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
       }
     }
     lock(&heap.lock);
-    heap.released_pages += done;
+    counter_set(&heap.released_pages, heap.released_pages + (done));
     heap.release_calls += calls;
     heap.release_failures += failures;
     released += done << GORT_PAGE_SHIFT;
@@ -487,6 +512,8 @@ void gort__mheap_read_stats(heap_stats_t *out) {
   out->release_calls = heap.release_calls;
   out->release_failures = heap.release_failures;
   out->arenas = heap.arenas;
+  out->span_structs = heap.spanalloc.inuse;
+  out->span_structs_sys = heap.spanalloc.sys;
   unlock(&heap.lock);
 }
 

@@ -15,6 +15,7 @@ typedef struct {
   uint64_t small_span_pages;                   // pages in small spans
   uint64_t release_calls, release_failures;    // madvise calls and failures
   uint64_t arenas;
+  uint64_t span_structs, span_structs_sys;     // mspan_t metadata
 } heap_stats_t;
 
 // Allocates npages pages whose first page is aligned to align_pages pages
@@ -36,6 +37,15 @@ void gort__mheap_free_large(mspan_t *s, uintptr_t addr);
 // across madvise.
 uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns);
 void gort__mheap_set_release_mode(int dontneed);
+// Free bytes not yet released: what the scavenger could return now.
+uint64_t gort__mheap_unreleased_free_bytes(void);
+// Heap-growth hook: called (without the heap lock) before the heap grows
+// by bytes; the scavenger uses it to enforce the memory limit.
+typedef void (*mheap_grow_hook_t)(uint64_t bytes);
+void gort__mheap_set_grow_hook(mheap_grow_hook_t hook);
+// Free hook: called (without the heap lock) after pages became free.
+typedef void (*mheap_free_hook_t)(void);
+void gort__mheap_set_free_hook(mheap_free_hook_t hook);
 
 void gort__mheap_read_stats(heap_stats_t *out);
 bool gort__mheap_is_valid(void);  // walks every free list (debug, tests)

@@ -20,6 +20,9 @@ void gort__runtime_init_slow(void);
 // Hooks may allocate. Call from a constructor.
 void gort__runtime_add_init_hook(init_hook_t fn);
 
+// Registers the fork handlers (fork.c).
+void gort__fork_init(void);
+
 GORT_INLINE void gort__runtime_ensure_init(void) {
   if (gort_unlikely(atomic_load_explicit(&gort__runtime_state, memory_order_acquire) != 2))
     gort__runtime_init_slow();

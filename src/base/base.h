@@ -54,7 +54,7 @@ GORT_INLINE void gort__cpu_relax(void) {
 
 // Printing to stderr with write(2); a small printf subset:
 // %s %c %d %i %u %x %p %zu %zd %zx %ld %lu %lx %lld %llu %llx %%, with an
-// optional width and '0' flag on the integer conversions.
+// optional width, '0' flag on integers and '-' flag on strings.
 void gort__print(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void gort__vprint_fd(int fd, const char *fmt, va_list ap);
 void gort__print_fd(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

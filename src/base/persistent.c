@@ -73,6 +73,7 @@ void *gort__fixalloc_alloc(fixalloc_t *f) {
       f->chunk = gort__persistent_alloc(bytes, 64);
       if (f->chunk == NULL) return NULL;
       f->chunk_left = bytes;
+      f->sys += bytes;
     }
     p = f->chunk;
     f->chunk += f->size;

@@ -31,6 +31,7 @@ typedef struct {
   char *chunk;               // current chunk
   size_t chunk_left;         // bytes left in chunk
   uint64_t inuse;            // objects handed out and not returned
+  uint64_t sys;              // bytes obtained for chunks
 } fixalloc_t;
 
 void gort__fixalloc_init(fixalloc_t *f, size_t size);

@@ -20,9 +20,15 @@ static void put(out_t *o, char c) {
   o->len++;
 }
 
-static void put_str(out_t *o, const char *s) {
+static void put_str(out_t *o, const char *s, int width, bool left) {
   if (s == NULL) s = "(null)";
+  int n = 0;
+  while (s[n]) n++;
+  if (!left)
+    for (int i = n; i < width; i++) put(o, ' ');
   while (*s) put(o, *s++);
+  if (left)
+    for (int i = n; i < width; i++) put(o, ' ');
 }
 
 static void put_uint(out_t *o, unsigned long long v, unsigned base, int width, char pad) {
@@ -55,6 +61,8 @@ static void format(out_t *o, const char *fmt, va_list ap) {
     fmt++;
     char pad = ' ';
     int width = 0;
+    bool left = false;
+    if (*fmt == '-') left = true, fmt++;
     if (*fmt == '0') pad = '0', fmt++;
     while (*fmt >= '0' && *fmt <= '9') width = width * 10 + (*fmt++ - '0');
     int longs = 0;
@@ -62,10 +70,10 @@ static void format(out_t *o, const char *fmt, va_list ap) {
     while (*fmt == 'l') longs++, fmt++;
     if (*fmt == 'z') size_t_arg = true, fmt++;
     switch (*fmt) {
-      case 's': put_str(o, va_arg(ap, const char *)); break;
+      case 's': put_str(o, va_arg(ap, const char *), width, left); break;
       case 'c': put(o, (char)va_arg(ap, int)); break;
       case 'p':
-        put_str(o, "0x");
+        put_str(o, "0x", 0, false);
         put_uint(o, (uintptr_t)va_arg(ap, void *), 16, width, pad);
         break;
       case 'd':

@@ -1,0 +1,78 @@
+/* gort: memory statistics and named metrics.
+ *
+ * gort_read_memstats fills Go's runtime.MemStats fields that make sense in
+ * gort. gort_metrics_read reads figures by Go's runtime/metrics names
+ * ("/gc/heap/allocs:bytes"); gort_metrics_list names them all. The
+ * collector's fields (NextGC, NumGC, pauses...) read zero until it exists.
+ *
+ * Snapshots: page-heap figures are read under one lock, so HeapInuse +
+ * HeapIdle == HeapSys exactly. Per-thread counters are summed without
+ * stopping threads: frees are read before mallocs, so HeapObjects and
+ * HeapAlloc never go negative and lag reality by at most the operations
+ * made during the read.
+ */
+#ifndef GORT_METRICS_H
+#define GORT_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef GORT_API
+#define GORT_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GORT_NUM_SIZE_CLASSES 73
+
+typedef struct {
+  uint32_t size;      /* block size of the class (0 for the large class) */
+  uint64_t mallocs;   /* objects allocated */
+  uint64_t frees;     /* objects freed */
+} gort_class_stats_t;
+
+typedef struct {
+  /* General. */
+  uint64_t alloc;        /* bytes of live objects (= heap_alloc) */
+  uint64_t total_alloc;  /* bytes allocated, ever */
+  uint64_t sys;          /* bytes of address space obtained from the OS */
+  uint64_t mallocs;      /* objects allocated, ever */
+  uint64_t frees;        /* objects freed, ever */
+  /* Heap. */
+  uint64_t heap_alloc;     /* bytes of live objects */
+  uint64_t heap_sys;       /* bytes of heap address space (arenas) */
+  uint64_t heap_idle;      /* bytes in free page runs */
+  uint64_t heap_inuse;     /* bytes in spans in use */
+  uint64_t heap_released;  /* idle bytes returned to the OS */
+  uint64_t heap_objects;   /* live objects */
+  /* Metadata. */
+  uint64_t mspan_inuse, mspan_sys;    /* span structs */
+  uint64_t mcache_inuse, mcache_sys;  /* thread caches */
+  uint64_t other_sys;                 /* other metadata (arena tables) */
+  /* The operator's figures. */
+  uint64_t rss;               /* resident set of the whole process (kernel) */
+  uint64_t scavenge_cycles;   /* background scavenger cycles */
+  uint64_t scavenged_bytes;   /* bytes released to the OS, ever */
+  int64_t memory_limit;       /* the soft limit in force (INT64_MAX: none) */
+  uint64_t threads;           /* thread caches alive */
+  /* The collector (zero until it exists). */
+  uint64_t next_gc;
+  uint64_t last_gc;           /* ns since the epoch */
+  uint64_t pause_total_ns;
+  uint64_t pause_ns[256];
+  uint32_t num_gc;
+  uint32_t num_forced_gc;
+  double gc_cpu_fraction;
+  /* Per size class; class 0 holds the large objects. */
+  gort_class_stats_t by_size[GORT_NUM_SIZE_CLASSES];
+} gort_memstats_t;
+
+GORT_API void gort_read_memstats(gort_memstats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GORT_METRICS_H */

@@ -1,0 +1,207 @@
+// The scavenger: memory back to the OS (Go: mgcscavenge.go).
+//
+// Freed memory that stays mapped keeps a program's RSS high long after its
+// live heap shrank (the "Linux memory release trap"). gort returns free
+// pages to the OS in three ways:
+//
+//   1. In the background. When a free leaves more than WAKE_BYTES of free,
+//      unreleased pages in the page heap, it wakes the scavenger thread (and
+//      creates it the first time: a program that never frees much never gets
+//      one). Each cycle, every RELEASE_TICK, the thread releases the free
+//      runs that have stayed unused for GORT_DEBUG=scavdelay milliseconds
+//      (default 500), and takes back the spare empty span that each thread
+//      cache keeps per class. With nothing left to release it sleeps on a
+//      futex until the next wake-up, so an idle program pays nothing.
+//   2. On request: gort_free_os_memory() (Go's debug.FreeOSMemory, and
+//      malloc_trim) releases every free page now, whatever its age.
+//   3. At the memory limit: before the heap grows past GORT_MEMLIMIT (or
+//      gort_set_memory_limit), every free page is released first, and a
+//      free that leaves the heap above 90% of the limit wakes the scavenger
+//      to release at once rather than after the delay.
+//
+// Pacing: the delay keeps pages that the program reuses soon (the common
+// case in churn) from paying a release and a refault; past it, releasing
+// costs in proportion to memory the program allocated and gave up, so the
+// cost is a fraction of the allocation work that preceded it.
+//
+// What the limit counts: the heap's resident bound, HeapSys - HeapReleased
+// (pages in use and free pages not yet returned), plus gort's metadata. It
+// is soft: allocation never fails because of it.
+//
+// MADV_DONTNEED (GORT_DEBUG=madvdontneed=1, the default) drops RSS at once
+// and makes reused pages read as zero; MADV_FREE (madvdontneed=0) is
+// cheaper, but the kernel only takes the pages under memory pressure, so
+// RSS stays high until then. docs/SCAVENGER.md has the measured figures.
+
+#include "scavenger.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "../base/options.h"
+#include "../base/persistent.h"
+#include "../os/os.h"
+#include "gort/alloc.h"
+#include "mcache.h"
+#include "mheap.h"
+#include "runtime_init.h"
+
+#define WAKE_BYTES ((uint64_t)4 << 20)
+#define RELEASE_TICK_NS (100 * 1000 * 1000)
+
+static struct {
+  _Atomic uint32_t wake;      // futex word: 1 when there is work
+  _Atomic int state;          // 0 no thread, 1 starting or running
+  _Atomic int suspended;      // in a fork child's handler
+  _Atomic int eager;          // near the limit: ignore the delay
+  _Atomic int64_t limit;
+  _Atomic uint64_t cycles, released, forced, limit_events;
+  bool enabled;
+} scav = {.limit = INT64_MAX};
+
+static uint64_t heap_resident_bound(void) {
+  heap_stats_t hs;
+  gort__mheap_read_stats(&hs);
+  return hs.sys_bytes - hs.released_bytes + gort__persistent_sys_bytes();
+}
+
+static void trace(const char *how, uint64_t bytes) {
+  if (!gort__opts.scavtrace) return;
+  heap_stats_t hs;
+  gort__mheap_read_stats(&hs);
+  uint64_t retained = hs.sys_bytes - hs.released_bytes;
+  gort__print("gort: scav %llu KiB work (%s), %llu KiB total, %llu%% util, %llu KiB retained\n",
+              (unsigned long long)(bytes >> 10), how,
+              (unsigned long long)(atomic_load(&scav.released) >> 10),
+              (unsigned long long)(retained ? hs.inuse_bytes * 100 / retained : 100),
+              (unsigned long long)(retained >> 10));
+}
+
+static uint64_t release_now(int64_t min_age_ns) {
+  uint64_t bytes = gort__mheap_release(UINT64_MAX, min_age_ns);
+  atomic_fetch_add(&scav.released, bytes);
+  return bytes;
+}
+
+static void *scavenger_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    while (atomic_exchange(&scav.wake, 0) == 0) gort__os_futex_wait(&scav.wake, 0);
+    // Work until nothing is left to release; new frees re-arm wake.
+    for (;;) {
+      struct timespec ts = {0, RELEASE_TICK_NS};
+      if (!atomic_load(&scav.eager)) nanosleep(&ts, NULL);
+      bool eager = atomic_exchange(&scav.eager, 0);
+      gort__mcache_flush_empty(false);
+      uint64_t bytes = release_now(eager ? -1 : gort__opts.scavdelay_ms * 1000000);
+      atomic_fetch_add(&scav.cycles, 1);
+      if (bytes != 0) trace("bg", bytes);
+      if (gort__mheap_unreleased_free_bytes() == 0) break;
+    }
+  }
+  return NULL;
+}
+
+static void start_thread(void) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&scav.state, &expected, 1)) return;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 << 10);
+  // The program's signals must not be delivered to our thread.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  int err = pthread_create(&t, &attr, scavenger_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  if (err != 0) atomic_store(&scav.state, 0);  // try again at the next wake-up
+}
+
+// Called by the page heap after every free, without its lock.
+static void on_free(void) {
+  if (!scav.enabled || atomic_load_explicit(&scav.suspended, memory_order_relaxed)) return;
+  uint64_t idle = gort__mheap_unreleased_free_bytes();
+  if (idle < WAKE_BYTES) return;
+  int64_t limit = atomic_load_explicit(&scav.limit, memory_order_relaxed);
+  if (limit != INT64_MAX && heap_resident_bound() > (uint64_t)limit / 10 * 9)
+    atomic_store(&scav.eager, 1);
+  if (atomic_load_explicit(&scav.state, memory_order_relaxed) == 0) start_thread();
+  if (atomic_exchange(&scav.wake, 1) == 0) gort__os_futex_wake(&scav.wake, 1);
+}
+
+// Called by the page heap before it grows, without its lock.
+static void on_grow(uint64_t bytes) {
+  int64_t limit = atomic_load_explicit(&scav.limit, memory_order_relaxed);
+  if (limit == INT64_MAX || atomic_load_explicit(&scav.suspended, memory_order_relaxed)) return;
+  if (heap_resident_bound() + bytes <= (uint64_t)limit) return;
+  atomic_fetch_add(&scav.limit_events, 1);
+  gort__mcache_flush_empty(false);
+  uint64_t got = release_now(-1);
+  if (got != 0) trace("limit", got);
+}
+
+// cgroup v2's memory.max for this process, or INT64_MAX.
+static int64_t cgroup_limit(void) {
+  int fd = open("/sys/fs/cgroup/memory.max", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return INT64_MAX;
+  char buf[32];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return INT64_MAX;
+  buf[n] = '\0';
+  if (buf[n - 1] == '\n') buf[n - 1] = '\0';
+  int64_t v;
+  return gort__parse_bytes(buf, &v) ? v : INT64_MAX;
+}
+
+void gort__scavenger_init(void) {
+  scav.enabled = gort__opts.scavenge != 0;
+  int64_t limit = gort__opts.memlimit_set ? gort__opts.memlimit : cgroup_limit();
+  atomic_store(&scav.limit, limit);
+  gort__mheap_set_free_hook(on_free);
+  gort__mheap_set_grow_hook(on_grow);
+}
+
+uint64_t gort__scavenger_free_os_memory(void) {
+  gort__runtime_ensure_init();
+  atomic_fetch_add(&scav.forced, 1);
+  gort__mcache_flush_empty(true);
+  uint64_t got = release_now(-1);
+  trace("forced", got);
+  return got;
+}
+
+void gort_free_os_memory(void) { gort__scavenger_free_os_memory(); }
+
+int64_t gort_set_memory_limit(int64_t bytes) {
+  gort__runtime_ensure_init();
+  if (bytes < 0) return atomic_load(&scav.limit);
+  int64_t old = atomic_exchange(&scav.limit, bytes);
+  if (heap_resident_bound() > (uint64_t)bytes) {
+    gort__mcache_flush_empty(false);
+    release_now(-1);
+  }
+  return old;
+}
+
+void gort__scavenger_stats(gort_scavenger_stats_t *out) {
+  out->cycles = atomic_load(&scav.cycles);
+  out->released_bytes = atomic_load(&scav.released);
+  out->forced = atomic_load(&scav.forced);
+  out->limit_events = atomic_load(&scav.limit_events);
+  out->memory_limit = atomic_load(&scav.limit);
+  out->running = atomic_load(&scav.state);
+}
+
+void gort__scavenger_after_fork_child(void) {
+  atomic_store(&scav.state, 0);
+  atomic_store(&scav.wake, 0);
+}
+
+void gort__scavenger_suspend(int on) { atomic_store(&scav.suspended, on); }

@@ -1,0 +1,25 @@
+// The scavenger: returning free memory to the OS. See scavenger.c.
+
+#ifndef GORT_ALLOC_SCAVENGER_H
+#define GORT_ALLOC_SCAVENGER_H
+
+#include <stdint.h>
+
+typedef struct {
+  uint64_t cycles;          // background cycles run
+  uint64_t released_bytes;  // released by the scavenger, ever (all paths)
+  uint64_t forced;          // gort_free_os_memory / malloc_trim calls
+  uint64_t limit_events;    // growths that hit the memory limit
+  int64_t memory_limit;     // in force; INT64_MAX for none
+  int running;              // the background thread exists
+} gort_scavenger_stats_t;
+
+void gort__scavenger_init(void);
+// gort_free_os_memory, returning the bytes released (malloc_trim).
+uint64_t gort__scavenger_free_os_memory(void);
+void gort__scavenger_stats(gort_scavenger_stats_t *out);
+// Fork: the child has no scavenger thread; the next need starts one.
+void gort__scavenger_after_fork_child(void);
+void gort__scavenger_suspend(int on);
+
+#endif  // GORT_ALLOC_SCAVENGER_H

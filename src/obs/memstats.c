@@ -1,0 +1,150 @@
+// MemStats: Go's runtime.MemStats for gort (Go: mstats.go).
+//
+// The allocator keeps its counters where they are cheap to update: per
+// thread cache (objects allocated and freed per size class, written only
+// by the owning thread, without atomics) and in the page heap (under its
+// lock). A read sums the shards. It reads every cache's free counts before
+// any malloc count: a counted free implies its malloc happened earlier, so
+// the malloc is in the later read and live counts never go negative.
+
+#include <string.h>
+
+#include "../alloc/mcache.h"
+#include "../alloc/mheap.h"
+#include "../alloc/scavenger.h"
+#include "../base/persistent.h"
+#include "../os/os.h"
+#include "heapstats.h"
+
+typedef struct {
+  uint64_t nmalloc[GORT_NUM_CLASSES];
+  uint64_t nfree[GORT_NUM_CLASSES];
+} class_counts_t;
+
+static void add_frees(mcache_t *c, void *arg) {
+  class_counts_t *cc = arg;
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) cc->nfree[i] += counter_read(&c->nfree[i]);
+}
+
+static void add_mallocs(mcache_t *c, void *arg) {
+  class_counts_t *cc = arg;
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) cc->nmalloc[i] += counter_read(&c->nmalloc[i]);
+}
+
+static void read_counts(class_counts_t *cc, heap_stats_t *hs) {
+  memset(cc, 0, sizeof *cc);
+  uint64_t rm[GORT_NUM_CLASSES], rf[GORT_NUM_CLASSES];
+  gort__mcache_retired_counts(rm, rf);
+  gort__mcache_foreach(add_frees, cc);
+  gort__mheap_read_stats(hs);
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  gort__mcache_foreach(add_mallocs, cc);
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) {
+    cc->nmalloc[i] += rm[i];
+    cc->nfree[i] += rf[i];
+    if (cc->nfree[i] > cc->nmalloc[i]) cc->nmalloc[i] = cc->nfree[i];  // a thread exited mid-read
+  }
+}
+
+static void figures_from(const class_counts_t *cc, const heap_stats_t *hs, gort_heap_figures_t *f) {
+  memset(f, 0, sizeof *f);
+  for (int i = 1; i < GORT_NUM_CLASSES; i++) {
+    f->mallocs += cc->nmalloc[i];
+    f->frees += cc->nfree[i];
+    f->total_alloc += cc->nmalloc[i] * gort__class_size[i];
+    f->heap_alloc += (cc->nmalloc[i] - cc->nfree[i]) * gort__class_size[i];
+  }
+  f->mallocs += hs->large_allocs;
+  f->frees += hs->large_frees;
+  f->total_alloc += hs->large_alloc_bytes;
+  f->large_objects = hs->large_allocs - hs->large_frees;
+  f->large_bytes = hs->large_alloc_bytes - hs->large_free_bytes;
+  f->heap_alloc += f->large_bytes;
+  f->heap_objects = f->mallocs - f->frees;
+  f->heap_sys = hs->sys_bytes;
+  f->heap_inuse = hs->inuse_bytes;
+  f->heap_idle = hs->free_bytes;
+  f->heap_released = hs->released_bytes;
+  f->sys = hs->sys_bytes + gort__persistent_sys_bytes();
+}
+
+void gort__heap_figures(gort_heap_figures_t *f) {
+  class_counts_t cc;
+  heap_stats_t hs;
+  read_counts(&cc, &hs);
+  figures_from(&cc, &hs, f);
+}
+
+void gort_read_memstats(gort_memstats_t *out) {
+  class_counts_t cc;
+  heap_stats_t hs;
+  read_counts(&cc, &hs);
+  gort_heap_figures_t f;
+  figures_from(&cc, &hs, &f);
+  memset(out, 0, sizeof *out);
+  out->alloc = out->heap_alloc = f.heap_alloc;
+  out->total_alloc = f.total_alloc;
+  out->sys = f.sys;
+  out->mallocs = f.mallocs;
+  out->frees = f.frees;
+  out->heap_sys = f.heap_sys;
+  out->heap_idle = f.heap_idle;
+  out->heap_inuse = f.heap_inuse;
+  out->heap_released = f.heap_released;
+  out->heap_objects = f.heap_objects;
+  out->mspan_inuse = hs.span_structs * sizeof(mspan_t);
+  out->mspan_sys = hs.span_structs_sys;
+  out->mcache_inuse = gort__mcache_count() * sizeof(mcache_t);
+  out->mcache_sys = out->mcache_inuse;
+  out->other_sys = gort__persistent_sys_bytes() - out->mspan_sys;
+  int64_t rss = gort__os_rss();
+  out->rss = rss > 0 ? (uint64_t)rss : 0;
+  gort_scavenger_stats_t ss;
+  gort__scavenger_stats(&ss);
+  out->scavenge_cycles = ss.cycles;
+  out->scavenged_bytes = ss.released_bytes;
+  out->memory_limit = ss.memory_limit;
+  out->threads = gort__mcache_count();
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) {
+    out->by_size[i].size = gort__class_size[i];
+    out->by_size[i].mallocs = cc.nmalloc[i];
+    out->by_size[i].frees = cc.nfree[i];
+  }
+  out->by_size[0].mallocs = hs.large_allocs;
+  out->by_size[0].frees = hs.large_frees;
+}
+
+static void kib(int fd, const char *name, uint64_t bytes) {
+  gort__print_fd(fd, "gort:   %-14s %12llu KiB\n", name, (unsigned long long)(bytes >> 10));
+}
+
+void gort__heap_print_summary(int fd) {
+  gort_memstats_t *m = &(gort_memstats_t){0};
+  gort_read_memstats(m);
+  gort__print_fd(fd, "gort: memory summary\n");
+  kib(fd, "HeapAlloc", m->heap_alloc);
+  kib(fd, "HeapInuse", m->heap_inuse);
+  kib(fd, "HeapIdle", m->heap_idle);
+  kib(fd, "HeapReleased", m->heap_released);
+  kib(fd, "HeapSys", m->heap_sys);
+  kib(fd, "Sys", m->sys);
+  kib(fd, "RSS", m->rss);
+  kib(fd, "TotalAlloc", m->total_alloc);
+  gort__print_fd(fd, "gort:   %-14s %12llu\ngort:   %-14s %12llu\ngort:   %-14s %12llu\n", "Mallocs",
+                 (unsigned long long)m->mallocs, "Frees", (unsigned long long)m->frees,
+                 "HeapObjects", (unsigned long long)m->heap_objects);
+  gort__print_fd(fd, "gort:   %-14s %12llu (%llu KiB released)\n", "ScavCycles",
+                 (unsigned long long)m->scavenge_cycles,
+                 (unsigned long long)(m->scavenged_bytes >> 10));
+  gort__print_fd(fd, "gort:   by size class (live objects / allocated):\n");
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) {
+    const gort_class_stats_t *c = &m->by_size[i];
+    if (c->mallocs == 0) continue;
+    if (i == 0)
+      gort__print_fd(fd, "gort:     %8s %10llu / %llu\n", "large", (unsigned long long)(c->mallocs - c->frees),
+                     (unsigned long long)c->mallocs);
+    else
+      gort__print_fd(fd, "gort:     %8u %10llu / %llu\n", c->size, (unsigned long long)(c->mallocs - c->frees),
+                     (unsigned long long)c->mallocs);
+  }
+}
