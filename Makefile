@@ -32,7 +32,7 @@ endif
 
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wconversion -Wno-sign-conversion
 CFLAGS_ALL := -std=gnu11 -fPIC -fvisibility=hidden -fno-semantic-interposition \
-  -ftls-model=initial-exec -Iinclude -Isrc $(WARN) $(MODE_CFLAGS) $(CFLAGS)
+  -ftls-model=initial-exec -fexceptions -Iinclude -Isrc $(WARN) $(MODE_CFLAGS) $(CFLAGS)
 CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -Iinclude -Isrc -Wall -Wextra $(MODE_CFLAGS) $(CXXFLAGS)
 LDLIBS_ALL := -lpthread
 
@@ -78,7 +78,7 @@ TEST_CFLAGS := -std=gnu11 -Iinclude -Isrc -Itest/harness -Wall -Wextra -Wno-form
 
 $(B)/test/%: test/%.c $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $< $(HARNESS) -o $@ $(B)/libgort.a $(MODE_LDFLAGS) -lpthread -lstdc++
+	$(CC) $(TEST_CFLAGS) $< $(HARNESS) -o $@ $(B)/libgort.a $(MODE_LDFLAGS) -lpthread
 
 $(B)/test/%: test/%.cc $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)
@@ -105,7 +105,7 @@ bench: build/libgort.a build/libgort.so $(BENCH_BINS)
 
 demo: build/libgort.so build/libgort.a
 	@mkdir -p build/examples
-	$(CC) -std=gnu11 -O2 -g -Iinclude examples/demo.c -o build/examples/demo build/libgort.a -lpthread -lstdc++
+	$(CC) -std=gnu11 -O2 -g -Iinclude examples/demo.c -o build/examples/demo build/libgort.a -lpthread
 	./build/examples/demo
 
 install: build/libgort.a build/libgort.so

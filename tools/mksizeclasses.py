@@ -19,6 +19,7 @@ Usage: tools/mksizeclasses.py > src/alloc/sizeclasses.h
 PAGE = 8192
 SMALL_MAX = 32768
 MAX_ELEMS = 1024
+MIN_SPAN = 32768  # fewer refills: each span gathers more frees between uses
 
 
 def sizes():
@@ -35,6 +36,8 @@ def pages_for(size):
     for npages in range(1, 33):
         span = npages * PAGE
         n = span // size
+        if span < MIN_SPAN and (npages + 1) * PAGE // size <= MAX_ELEMS:
+            continue
         if n == 0 or n > MAX_ELEMS:
             continue
         if (span % size) * 8 <= span:

@@ -248,7 +248,21 @@ void *gort_realloc(void *p, size_t size) {
   } else if (size > GORT_SMALL_MAX) {
     uintptr_t npages = (size + GORT_PAGE_SIZE - 1) >> GORT_PAGE_SHIFT;
     if (npages <= s->npages && npages > s->npages / 2) return p;
-    if (npages > s->npages && gort__mheap_grow_in_place(s, npages)) return p;
+    // A large block that grows is likely to grow again (buffers, vectors):
+    // give it an eighth more, as a size class would, so that small appends
+    // do not copy it every page. Try in place first.
+    uintptr_t slack = npages + (npages >> 3);
+    if (npages > s->npages &&
+        (gort__mheap_grow_in_place(s, slack) || gort__mheap_grow_in_place(s, npages)))
+      return p;
+    if (npages > s->npages && size < (size_t)PTRDIFF_MAX / 2) {
+      void *q = large_alloc(slack << GORT_PAGE_SHIFT, 1, false);
+      if (q != NULL) {
+        memcpy(q, p, old);
+        free_fast(p);
+        return q;
+      }
+    }
   }
   void *q = malloc_fast(size);
   if (q == NULL) return NULL;  // p stays valid, as C requires

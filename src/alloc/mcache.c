@@ -243,6 +243,7 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
 }
 
 static void drain_delayed(mcache_t *c) {
+  if (atomic_load_explicit(&c->delayed, memory_order_relaxed) == NULL) return;  // no xchg
   block_t *b = atomic_exchange_explicit(&c->delayed, NULL, memory_order_acquire);
   while (b != NULL) {
     block_t *next = b->next;

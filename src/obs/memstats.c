@@ -37,7 +37,9 @@ static void read_counts(class_counts_t *cc, heap_stats_t *hs) {
   gort__mcache_retired_counts(rm, rf);
   gort__mcache_foreach(add_frees, cc);
   gort__mheap_read_stats(hs);
-  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  // Each counter_read is relaxed; the cache registry lock taken by the
+  // second foreach orders it after the first.
+
   gort__mcache_foreach(add_mallocs, cc);
   for (int i = 0; i < GORT_NUM_CLASSES; i++) {
     cc->nmalloc[i] += rm[i];

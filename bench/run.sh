@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every allocbench workload under each allocator (LD_PRELOAD), REPS
+# times each, interleaved, and prints the median time and peak RSS side by
+# side, with ratios to mimalloc and the geometric means.
+# Usage: bench/run.sh [REPS] [SCALE]   (defaults 5 and 1.0)
+set -u
+REPS=${1:-${REPS:-5}}
+SCALE=${2:-${SCALE:-1.0}}
+LIBDIR=/usr/lib/x86_64-linux-gnu
+declare -A LIB=(
+  [glibc]=""
+  [gort]="$PWD/build/libgort.so"
+  [mimalloc]="$LIBDIR/libmimalloc.so.2"
+  [jemalloc]="$LIBDIR/libjemalloc.so.2"
+  [tcmalloc]="$LIBDIR/libtcmalloc_minimal.so.4"
+)
+ALLOCS="glibc gort mimalloc jemalloc tcmalloc"
+WORKLOADS=${WORKLOADS:-"churn prodcons larson falseshare realloc pair"}
+BIN=build/bench/allocbench
+for a in $ALLOCS; do
+  if [ -n "${LIB[$a]}" ] && [ ! -e "${LIB[$a]}" ]; then
+    echo "bench: $a not installed (${LIB[$a]}); apt-get install libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev" >&2
+    ALLOCS=$(echo "$ALLOCS" | sed "s/\b$a\b//")
+  fi
+done
+raw=$(mktemp)
+trap 'rm -f "$raw"' EXIT
+for w in $WORKLOADS; do
+  for r in $(seq "$REPS"); do
+    for a in $ALLOCS; do
+      out=$(LD_PRELOAD="${LIB[$a]}" "$BIN" "$w" "$SCALE") || out="$w nan 0"
+      echo "$a $out" >> "$raw"
+    done
+  done
+done
+python3 - "$raw" "$ALLOCS" <<'PY'
+import sys, statistics, math
+raw, allocs = sys.argv[1], sys.argv[2].split()
+data = {}
+for line in open(raw):
+    a, w, t, rss = line.split()
+    data.setdefault(w, {}).setdefault(a, []).append((float(t), int(rss)))
+ws = list(data)
+def med(w, a, i):
+    return statistics.median(x[i] for x in data[w][a])
+print("time, median seconds (ratio to mimalloc; lower is better)")
+print("%-11s" % "workload" + "".join("%20s" % a for a in allocs))
+geo = {a: [] for a in allocs}
+for w in ws:
+    base = med(w, "mimalloc", 0) if "mimalloc" in allocs else 1
+    row = "%-11s" % w
+    for a in allocs:
+        t = med(w, a, 0)
+        geo[a].append(t / base)
+        row += "%20s" % ("%.3f (%.2fx)" % (t, t / base))
+    print(row)
+print("%-11s" % "geomean" + "".join("%20s" % ("%.2fx" % math.exp(sum(map(math.log, geo[a])) / len(geo[a]))) for a in allocs))
+print()
+print("peak RSS, median MiB (ratio to mimalloc)")
+print("%-11s" % "workload" + "".join("%20s" % a for a in allocs))
+for w in ws:
+    base = med(w, "mimalloc", 1) if "mimalloc" in allocs else 1
+    print("%-11s" % w + "".join("%20s" % ("%.1f (%.2fx)" % (med(w, a, 1) / 1024, med(w, a, 1) / base)) for a in allocs))
+PY
