@@ -74,7 +74,7 @@ TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/wrong/*.c test/stress/*.
 TEST_CXX_SRCS := $(if $(NO_SHIM),,$(wildcard test/api/*.cc))
 TEST_BINS := $(TEST_SRCS:%.c=$(B)/%) $(TEST_CXX_SRCS:%.cc=$(B)/%)
 HARNESS := test/harness/harness.c
-TEST_CFLAGS := -std=gnu11 -Iinclude -Isrc -Itest/harness -Wall -Wextra -Wno-format-zero-length -g -O1 -pthread $(filter -fsanitize=% -DGORT_%,$(MODE_CFLAGS))
+TEST_CFLAGS := -std=gnu11 -Iinclude -Isrc -Itest/harness -Wall -Wextra -Wno-format-zero-length -Wno-format-truncation -g -O1 -pthread $(filter -fsanitize=% -DGORT_%,$(MODE_CFLAGS))
 
 $(B)/test/%: test/%.c $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)

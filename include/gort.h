@@ -3,5 +3,6 @@
 #define GORT_H
 
 #include "gort/alloc.h"
+#include "gort/metrics.h"
 
 #endif /* GORT_H */

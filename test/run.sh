@@ -5,6 +5,8 @@
 # stress preload; default all).
 set -u
 B=${B:-build}
+B=$(cd "$B" && pwd)  # absolute: tests preload $B/libgort.so from other directories
+export B
 tiers=${*:-unit api wrong stress preload}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

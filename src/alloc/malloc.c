@@ -104,6 +104,10 @@ GORT_NOINLINE void gort__runtime_init_slow(void) {
   for (int i = 0; i < n; i++) init_hooks[i]();
 }
 
+// Start at load time too, so that a bad GORT_* variable is reported even
+// in a program that never allocates; the first malloc may come earlier.
+__attribute__((constructor)) static void init_at_load(void) { gort__runtime_ensure_init(); }
+
 // ---- small and large allocation --------------------------------------------------
 
 static void *small_alloc(unsigned cls) {

@@ -216,6 +216,8 @@ static void owner_free(mcache_t *c, mspan_t *s, block_t *b) {
 }
 
 void gort__mcache_remote_free(mspan_t *s, block_t *b) {
+  if (atomic_load_explicit(&s->owner, memory_order_acquire) == NULL && gort__mcentral_free(s, b))
+    return;
   uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
   for (;;) {
     if (old & XFREE_NOTIFY) {

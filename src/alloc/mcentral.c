@@ -130,6 +130,37 @@ void gort__mcentral_notify(mspan_t *s) {
   unlock(&mc->lock);
 }
 
+bool gort__mcentral_free(mspan_t *s, block_t *b) {
+  mcentral_t *mc = get_central(s->sizeclass);
+  lock(&mc->lock);
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) != NULL ||
+      (s->where != WHERE_CENTRAL_PARTIAL && s->where != WHERE_CENTRAL_FULL)) {
+    unlock(&mc->lock);  // adopted meanwhile: the caller frees remotely
+    return false;
+  }
+  collect_xfree(s);  // also clears NOTIFY: the span is about to have a free block
+  b->next = s->free;
+  s->free = b;
+  s->used--;
+  if (s->where == WHERE_CENTRAL_FULL) {
+    span_list_remove(s);
+    s->where = WHERE_CENTRAL_PARTIAL;
+    span_list_push(&mc->partial, s);
+    atomic_fetch_add_explicit(&mc->npartial, 1, memory_order_relaxed);
+  }
+  if (s->used == 0) {
+    span_list_remove(s);
+    atomic_fetch_sub_explicit(&mc->npartial, 1, memory_order_relaxed);
+    mc->nspans--;
+    s->where = WHERE_NONE;
+    unlock(&mc->lock);
+    gort__mheap_free(s);
+    return true;
+  }
+  unlock(&mc->lock);
+  return true;
+}
+
 uint64_t gort__mcentral_span_count(void) {
   uint64_t n = 0;
   for (int i = 1; i < GORT_NUM_CLASSES; i++) n += __atomic_load_n(&central[i].nspans, __ATOMIC_RELAXED);

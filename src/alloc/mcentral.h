@@ -11,6 +11,10 @@ mspan_t *gort__mcentral_adopt(int cls, mcache_t *c);
 // Takes over a span from an exiting cache: owner cleared, listed partial
 // or full. Spans with no block in use go back to the page heap instead.
 void gort__mcentral_give(mspan_t *s);
+// A free into a span no thread owns (its owner exited): applied under the
+// mcentral lock as an owner would, so that orphan spans empty and go back
+// to the page heap. Returns false if the span was adopted meanwhile.
+bool gort__mcentral_free(mspan_t *s, block_t *b);
 // The first remote free into an unowned full span: relist it as partial.
 void gort__mcentral_notify(mspan_t *s);
 
