@@ -98,10 +98,11 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:%.c=build/%)
 build/bench/%: bench/%.c bench/bench.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -g -pthread -Ibench $< -o $@ -lm
+	$(CC) -std=gnu11 -O2 -g -pthread -Ibench $< -o $@ -lm -ldl
 
 bench: build/libgort.a build/libgort.so $(BENCH_BINS)
 	@bench/run.sh
+	@bench/rss.sh
 
 demo: build/libgort.so build/libgort.a
 	@mkdir -p build/examples
