@@ -71,6 +71,9 @@ $(B)/libgort.so: $(LIB_OBJS) src/shim/gort.map
 # Every test/<tier>/*.c is a program linked with the static library and the
 # harness; test/run.sh runs each case in its own process with a timeout.
 TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/wrong/*.c test/stress/*.c)
+ifdef NO_SHIM
+  TEST_SRCS := $(filter-out test/api/test_libc_surface.c,$(TEST_SRCS))  # tests the shim
+endif
 TEST_CXX_SRCS := $(if $(NO_SHIM),,$(wildcard test/api/*.cc))
 TEST_BINS := $(TEST_SRCS:%.c=$(B)/%) $(TEST_CXX_SRCS:%.cc=$(B)/%)
 HARNESS := test/harness/harness.c

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
 typedef void (*test_fn)(void);
 void harness_register(const char *name, test_fn fn);
 void harness_fail(const char *file, int line, const char *fmt, ...)
@@ -24,6 +27,9 @@ int harness_scale(void);
 uint64_t harness_seed(void);
 // Runs cmd with /bin/sh; returns its exit status, output in out (if any).
 int harness_run(const char *cmd, char *out, size_t outsize);
+#ifdef __cplusplus
+}
+#endif
 
 #define TEST(name)                                                              \
   static void test_##name(void);                                                \
