@@ -88,7 +88,11 @@ $(B)/test/%: test/%.cc $(HARNESS) test/harness/test.h $(B)/libgort.a
 	$(CC) $(TEST_CFLAGS) -c $(HARNESS) -o $@.harness.o
 	$(CXX) -std=gnu++17 -Iinclude -Itest/harness -g -O1 -pthread $< $@.harness.o -o $@ $(B)/libgort.a -lpthread
 
-tests: $(TEST_BINS) $(B)/libgort.so
+tests: $(TEST_BINS) $(B)/libgort.so $(if $(filter release,$(MODE)),docs-check-tool)
+
+docs-check-tool: build/libgort.a
+	@mkdir -p build/tools
+	$(CC) -std=gnu11 -Iinclude -Isrc tools/mkmetricsdoc.c -o build/tools/mkmetricsdoc build/libgort.a -lpthread
 
 test: tests
 	@MODE=$(MODE) B=$(B) test/run.sh
@@ -120,11 +124,16 @@ install: build/libgort.a build/libgort.so
 	install -m 755 build/libgort.so $(DESTDIR)$(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' gort.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gort.pc
 
+docs: build/libgort.a
+	@mkdir -p build/tools
+	$(CC) -std=gnu11 -Iinclude -Isrc tools/mkmetricsdoc.c -o build/tools/mkmetricsdoc build/libgort.a -lpthread
+	build/tools/mkmetricsdoc > docs/METRICS.md
+
 sizeclasses:
 	tools/mksizeclasses.py > src/alloc/sizeclasses.h
 
 clean:
 	rm -rf build
 
-.PHONY: all test tests stress bench demo install clean sizeclasses
+.PHONY: all test tests stress bench demo install clean sizeclasses docs docs-check-tool
 .SECONDARY:

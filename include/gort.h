@@ -4,5 +4,6 @@
 
 #include "gort/alloc.h"
 #include "gort/metrics.h"
+#include "gort/prof.h"
 
 #endif /* GORT_H */

@@ -71,6 +71,35 @@ typedef struct {
 
 GORT_API void gort_read_memstats(gort_memstats_t *out);
 
+/* Named metrics, Go's runtime/metrics: a sample names a metric; reading
+ * fills in its kind and value. An unknown name reads as GORT_METRIC_BAD. */
+typedef enum {
+  GORT_METRIC_BAD = 0,
+  GORT_METRIC_UINT64 = 1,
+  GORT_METRIC_FLOAT64 = 2,
+} gort_metric_kind_t;
+
+typedef struct {
+  const char *name;  /* e.g. "/gc/heap/allocs:bytes" */
+  gort_metric_kind_t kind;
+  union {
+    uint64_t u64;
+    double f64;
+  } value;
+} gort_metric_sample_t;
+
+typedef struct {
+  const char *name;
+  const char *description;
+  gort_metric_kind_t kind;
+  int cumulative; /* only ever grows */
+} gort_metric_desc_t;
+
+/* Reads every sample from one consistent snapshot. */
+GORT_API void gort_metrics_read(gort_metric_sample_t *samples, size_t n);
+/* Every supported metric; returns how many, *out points at a static table. */
+GORT_API size_t gort_metrics_all(const gort_metric_desc_t **out);
+
 #ifdef __cplusplus
 }
 #endif

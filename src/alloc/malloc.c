@@ -147,9 +147,41 @@ static void *large_alloc(size_t size, uintptr_t align_pages, bool zero) {
   return (void *)s->base;
 }
 
+gort_mprof_hooks_t gort__mprof_hooks;
+
+// Called when an allocation's countdown crossed zero (or the cache is new).
+static GORT_NOINLINE void *sample(void *p, size_t size) {
+  mcache_t *c = gort__tls_cache;
+  if (c == &gort__empty_cache) return p;
+  if (p == NULL) {
+    if (c->sample_left < 0) c->sample_left = 0;
+    return p;
+  }
+  if (gort__mprof_hooks.sample_alloc == NULL) {
+    c->sample_left = INT64_MAX;  // no profiler: never come back here
+    return p;
+  }
+  // Reset first: the profiler may allocate (a re-entrant malloc then
+  // counts down from the new interval instead of sampling again).
+  c->sample_left = INT64_MAX;
+  int64_t next = gort__mprof_hooks.sample_alloc(p, size);
+  gort__tls_cache->sample_left = next;
+  return p;
+}
+
+// Counts a large allocation against the thread's sampling countdown.
+static void *count_large(void *p, size_t size) {
+  mcache_t *c = gort__mcache_get();  // a thread that only makes large blocks needs one too
+  if (c != NULL && (c->sample_left -= (int64_t)size) < 0) return sample(p, size);
+  return p;
+}
+
 GORT_NOINLINE void *gort__malloc_slow(size_t size) {
-  if (size > GORT_SMALL_MAX) return large_alloc(size, 1, false);
-  return small_alloc(size_class(size));
+  if (size > GORT_SMALL_MAX) return count_large(large_alloc(size, 1, false), size);
+  void *p = small_alloc(size_class(size));
+  mcache_t *c = gort__tls_cache;  // small_alloc may have created the cache
+  if ((c->sample_left -= (int64_t)size) < 0) return sample(p, size);
+  return p;
 }
 
 // ---- checking a pointer ------------------------------------------------------------
@@ -183,6 +215,9 @@ static mspan_t *live_span(const void *p, const char *what_double, const char *wh
 GORT_NOINLINE void gort__free_slow(void *p) {
   if (p == NULL) return;
   mspan_t *s = live_span(p, FREE_MSGS);
+  if (atomic_load_explicit(&s->nsampled, memory_order_relaxed) != 0 &&
+      gort__mprof_hooks.sample_free != NULL)
+    gort__mprof_hooks.sample_free(p);
   if (s->state == SPAN_LARGE) {
     gort__mheap_free_large(s, (uintptr_t)p);
     return;
@@ -219,7 +254,7 @@ void *gort_calloc(size_t n, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > GORT_SMALL_MAX) return large_alloc(total, 1, true);
+  if (total > GORT_SMALL_MAX) return count_large(large_alloc(total, 1, true), total);
   void *p = malloc_fast(total);
   if (p != NULL) memset(p, 0, total);
   return p;

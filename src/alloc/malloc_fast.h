@@ -16,13 +16,17 @@ GORT_INLINE unsigned size_class(size_t size) {
   return gort__size_to_class128[(size - 1024 + 127) >> 7];
 }
 
+// The heap profiler's countdown rides along: each allocation subtracts its
+// size, and the one that crosses zero takes the slow path to be sampled.
 GORT_INLINE void *malloc_fast(size_t size) {
   if (gort_likely(size <= GORT_SMALL_MAX)) {
     unsigned cls = size_class(size);
     mcache_t *c = gort__tls_cache;
     block_t *b = c->alloc[cls];
-    if (gort_likely(b != NULL)) {
+    int64_t left = c->sample_left - (int64_t)size;
+    if (gort_likely(b != NULL && left >= 0)) {
       c->alloc[cls] = b->next;
+      c->sample_left = left;
       b->tag = 0;
       counter_add(&c->nmalloc[cls], 1);
       return b;
@@ -41,7 +45,8 @@ GORT_INLINE void free_fast(void *p) {
   if (gort_likely(s != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == c)) {
     block_t *b = p;
     uintptr_t tag = gort__tag_key ^ a;
-    if (gort_likely(span_is_elem_start(s, a) && b->tag != tag)) {
+    if (gort_likely(span_is_elem_start(s, a) && b->tag != tag &&
+                    atomic_load_explicit(&s->nsampled, memory_order_relaxed) == 0)) {
       b->tag = tag;
       b->next = s->free;
       s->free = b;

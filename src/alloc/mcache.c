@@ -49,6 +49,7 @@
 #include "../base/persistent.h"
 #include "mcentral.h"
 #include "mheap.h"
+#include "runtime_init.h"
 
 mcache_t gort__empty_cache;
 GORT_TLS mcache_t *gort__tls_cache = &gort__empty_cache;
@@ -114,6 +115,7 @@ static mcache_t *cache_new(void) {
   }
   c->alive = true;
   c->id = ++caches.next_id;
+  c->sample_left = gort__mprof_hooks.first_interval ? gort__mprof_hooks.first_interval() : INT64_MAX;
   c->next_all = caches.all;
   caches.all = c;
   caches.ncaches++;

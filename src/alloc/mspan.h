@@ -88,7 +88,10 @@ typedef struct mspan {
   uint8_t sizeclass;  // 0 for large and free spans
   uint8_t where;      // span_where_t; guarded like link
   uint8_t needzero;   // 1 if the pages may hold old data
-  uint8_t pad_[3];
+  uint8_t pad_;
+  // Live blocks of this span that the heap profiler sampled; a free checks
+  // it so that only spans holding a sample pay for the profiler's lookup.
+  _Atomic uint16_t nsampled;
   uint32_t elemsize;  // 0 for large spans (see span_bytes)
   uint32_t nelems;
   uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide

@@ -8,6 +8,8 @@
 
 #include <stdatomic.h>
 
+#include <stddef.h>
+
 #include "../base/base.h"
 
 typedef void (*init_hook_t)(void);
@@ -19,6 +21,18 @@ void gort__runtime_init_slow(void);
 // Registers fn to run once the runtime is ready (at once if it already is).
 // Hooks may allocate. Call from a constructor.
 void gort__runtime_add_init_hook(init_hook_t fn);
+
+// The heap profiler's hooks, filled in by obs/mprof.c (an upward call
+// through a hook this layer declares). sample_alloc runs after a sampled
+// allocation, outside every allocator lock, and returns the bytes until
+// the next sample; sample_free runs before a block of a span with
+// nsampled > 0 is freed. Both may be NULL (no profiler linked).
+typedef struct {
+  int64_t (*sample_alloc)(void *p, size_t size);
+  void (*sample_free)(void *p);
+  int64_t (*first_interval)(void);
+} gort_mprof_hooks_t;
+extern gort_mprof_hooks_t gort__mprof_hooks GORT_HIDDEN;
 
 // Registers the fork handlers (fork.c).
 void gort__fork_init(void);

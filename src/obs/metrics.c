@@ -1,0 +1,92 @@
+// Named metrics (Go: runtime/metrics, metrics.go). One table holds every
+// metric's name, description, kind and how it is computed from a MemStats
+// snapshot; the API, the list call and docs/METRICS.md (tools/mkmetricsdoc)
+// all come from it. Names and units follow Go's where the figure is the
+// same; gort's own figures live under /gort/.
+
+#include <string.h>
+
+#include "gort/metrics.h"
+#include "heapstats.h"
+
+typedef uint64_t (*compute_fn)(const gort_memstats_t *m);
+
+#define M(field) static uint64_t get_##field(const gort_memstats_t *m) { return m->field; }
+M(total_alloc)
+M(mallocs)
+M(frees)
+M(heap_objects)
+M(heap_released)
+M(heap_sys)
+M(sys)
+M(rss)
+M(scavenge_cycles)
+M(scavenged_bytes)
+M(threads)
+M(mspan_inuse)
+M(mcache_inuse)
+M(num_gc)
+M(next_gc)
+#undef M
+
+static uint64_t freed_bytes(const gort_memstats_t *m) { return m->total_alloc - m->heap_alloc; }
+static uint64_t heap_objects_bytes(const gort_memstats_t *m) { return m->heap_alloc; }
+static uint64_t heap_unused(const gort_memstats_t *m) { return m->heap_inuse - m->heap_alloc; }
+static uint64_t heap_free(const gort_memstats_t *m) { return m->heap_idle - m->heap_released; }
+static uint64_t meta_other(const gort_memstats_t *m) { return m->sys - m->heap_sys - m->mspan_inuse - m->mcache_inuse; }
+static uint64_t mem_limit(const gort_memstats_t *m) { return (uint64_t)m->memory_limit; }
+
+typedef struct {
+  gort_metric_desc_t desc;
+  compute_fn get;
+} metric_t;
+
+static const metric_t metrics[] = {
+    {{"/gc/heap/allocs:bytes", "Bytes allocated to the program, ever (malloc and collected).", GORT_METRIC_UINT64, 1}, get_total_alloc},
+    {{"/gc/heap/allocs:objects", "Objects allocated, ever.", GORT_METRIC_UINT64, 1}, get_mallocs},
+    {{"/gc/heap/frees:bytes", "Bytes freed, ever.", GORT_METRIC_UINT64, 1}, freed_bytes},
+    {{"/gc/heap/frees:objects", "Objects freed, ever.", GORT_METRIC_UINT64, 1}, get_frees},
+    {{"/gc/heap/objects:objects", "Live objects in the heap.", GORT_METRIC_UINT64, 0}, get_heap_objects},
+    {{"/gc/heap/goal:bytes", "Heap size at which the next collection starts (0 until the collector exists).", GORT_METRIC_UINT64, 0}, get_next_gc},
+    {{"/gc/cycles/total:gc-cycles", "Collections completed (0 until the collector exists).", GORT_METRIC_UINT64, 1}, get_num_gc},
+    {{"/gc/gomemlimit:bytes", "The soft memory limit in force (GORT_MEMLIMIT); 2^63-1 for none.", GORT_METRIC_UINT64, 0}, mem_limit},
+    {{"/memory/classes/heap/objects:bytes", "Bytes of live objects.", GORT_METRIC_UINT64, 0}, heap_objects_bytes},
+    {{"/memory/classes/heap/unused:bytes", "Bytes in spans in use but not in live objects (fragmentation, free slots).", GORT_METRIC_UINT64, 0}, heap_unused},
+    {{"/memory/classes/heap/free:bytes", "Free heap bytes still backed by memory, that the scavenger may release.", GORT_METRIC_UINT64, 0}, heap_free},
+    {{"/memory/classes/heap/released:bytes", "Free heap bytes returned to the OS.", GORT_METRIC_UINT64, 0}, get_heap_released},
+    {{"/memory/classes/metadata/mspan/inuse:bytes", "Bytes of span structures in use.", GORT_METRIC_UINT64, 0}, get_mspan_inuse},
+    {{"/memory/classes/metadata/mcache/inuse:bytes", "Bytes of thread caches in use.", GORT_METRIC_UINT64, 0}, get_mcache_inuse},
+    {{"/memory/classes/metadata/other:bytes", "Other metadata: arena page maps, profiler buckets, free structures.", GORT_METRIC_UINT64, 0}, meta_other},
+    {{"/memory/classes/total:bytes", "All memory gort mapped: the heap's address space and its metadata.", GORT_METRIC_UINT64, 0}, get_sys},
+    {{"/gort/heap/sys:bytes", "Heap address space reserved in arenas (HeapSys).", GORT_METRIC_UINT64, 0}, get_heap_sys},
+    {{"/gort/process/rss:bytes", "Resident set of the whole process, from the kernel.", GORT_METRIC_UINT64, 0}, get_rss},
+    {{"/gort/scavenge/cycles:cycles", "Background scavenger cycles.", GORT_METRIC_UINT64, 1}, get_scavenge_cycles},
+    {{"/gort/scavenge/released:bytes", "Bytes returned to the OS by the scavenger, on request or at the limit, ever.", GORT_METRIC_UINT64, 1}, get_scavenged_bytes},
+    {{"/gort/threads/caches:threads", "Threads with a thread cache.", GORT_METRIC_UINT64, 0}, get_threads},
+};
+
+#define NMETRICS (sizeof metrics / sizeof metrics[0])
+static gort_metric_desc_t descs[NMETRICS];
+
+size_t gort_metrics_all(const gort_metric_desc_t **out) {
+  for (size_t i = 0; i < NMETRICS; i++) descs[i] = metrics[i].desc;
+  *out = descs;
+  return NMETRICS;
+}
+
+void gort_metrics_read(gort_metric_sample_t *samples, size_t n) {
+  gort_memstats_t m;
+  gort_read_memstats(&m);
+  for (size_t i = 0; i < n; i++) {
+    samples[i].kind = GORT_METRIC_BAD;
+    samples[i].value.u64 = 0;
+    if (samples[i].name == NULL) continue;
+    for (size_t j = 0; j < NMETRICS; j++) {
+      if (strcmp(samples[i].name, metrics[j].desc.name) == 0) {
+        samples[i].kind = metrics[j].desc.kind;
+        samples[i].value.u64 = metrics[j].get(&m);
+        break;
+      }
+    }
+  }
+}

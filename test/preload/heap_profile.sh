@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Heap profiles, stats at exit and docs: a program with a known allocation
+# site (100 MiB in 1 KiB blocks by one function, kept) runs under
+# LD_PRELOAD with GORT_HEAPPROFILE; the gzip stream passes gzip -t and
+# go tool pprof -top names that function first, within 10% of 100 MiB.
+set -u
+LIB="$B/libgort.so"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+cat > "$T/prog.c" <<'C'
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <signal.h>
+static void *keep[102400];
+__attribute__((noinline)) void allocate_hundred_mib(void) {
+  for (int i = 0; i < 102400; i++) { keep[i] = malloc(1024); memset(keep[i], 1, 1024); }
+}
+__attribute__((noinline)) void churn_elsewhere(void) {
+  for (int i = 0; i < 300000; i++) { void *volatile p = malloc(300); free(p); }
+}
+int main(int argc, char **argv) {
+  allocate_hundred_mib();
+  churn_elsewhere();
+  if (argc > 1) { raise(SIGUSR2); usleep(300000); }
+  return 0;
+}
+C
+cc -g -O1 -o "$T/prog" "$T/prog.c" || { echo "FAIL preload/heap_profile (cannot compile)"; exit 0; }
+
+GORT_HEAPPROFILE="$T/heap.pb.gz" LD_PRELOAD="$LIB" "$T/prog" 2>"$T/err"
+if ! gzip -t "$T/heap.pb.gz" 2>>"$T/err"; then
+  echo "FAIL preload/heap_profile_is_valid_gzip: $(cat "$T/err")"
+else
+  echo "PASS preload/heap_profile_is_valid_gzip"
+fi
+
+if command -v go >/dev/null; then
+  top=$(cd "$T" && go tool pprof -top -unit=MB "$T/prog" "$T/heap.pb.gz" 2>&1)
+  first=$(echo "$top" | awk '/flat%/ {getline; print; exit}')
+  mb=$(echo "$first" | awk '{print $1}' | tr -d 'MB')
+  if echo "$first" | grep -q allocate_hundred_mib &&
+     awk -v m="$mb" 'BEGIN { exit !(m > 104.86 * 0.9 && m < 104.86 * 1.1) }'; then
+    echo "PASS preload/pprof_names_the_allocation_site ($first)"
+  else
+    echo "FAIL preload/pprof_names_the_allocation_site: $top"
+  fi
+else
+  echo "SKIP preload/pprof_names_the_allocation_site (go not installed)"
+fi
+
+rm -f "$T/heap.pb.gz"
+GORT_HEAPPROFILE="$T/heap.pb.gz" GORT_DEBUG=profsignal=1 LD_PRELOAD="$LIB" "$T/prog" signal 2>"$T/err"
+if [ -s "$T/heap.pb.gz" ] && gzip -t "$T/heap.pb.gz"; then
+  echo "PASS preload/sigusr2_writes_a_profile"
+else
+  echo "FAIL preload/sigusr2_writes_a_profile: $(cat "$T/err")"
+fi
+
+GORT_HEAPPROFILE=/nonexistent/dir/heap.pb.gz LD_PRELOAD="$LIB" "$T/prog" 2>"$T/err"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "gort: warning: GORT_HEAPPROFILE: cannot open /nonexistent/dir/heap.pb.gz" "$T/err"; then
+  echo "PASS preload/bad_profile_path_warns_and_the_program_goes_on"
+else
+  echo "FAIL preload/bad_profile_path_warns_and_the_program_goes_on (rc $rc): $(cat "$T/err")"
+fi
+
+GORT_STATS=1 GORT_STATS_FILE="$T/stats.txt" LD_PRELOAD="$LIB" "$T/prog" 2>"$T/err"
+if grep -q "gort:   HeapAlloc" "$T/stats.txt" 2>/dev/null && grep -q "gort:   Mallocs" "$T/stats.txt"; then
+  echo "PASS preload/stats_at_exit_go_to_the_stats_file"
+else
+  echo "FAIL preload/stats_at_exit_go_to_the_stats_file: $(cat "$T/stats.txt" "$T/err" 2>&1 | head -5)"
+fi
+GORT_STATS=1 LD_PRELOAD="$LIB" "$T/prog" 2>"$T/err"
+if grep -q "gort: memory summary" "$T/err"; then
+  echo "PASS preload/stats_at_exit_go_to_stderr"
+else
+  echo "FAIL preload/stats_at_exit_go_to_stderr"
+fi
+
+if [ -x "$B/../build/tools/mkmetricsdoc" ] || [ -x build/tools/mkmetricsdoc ]; then
+  if build/tools/mkmetricsdoc | diff -q - docs/METRICS.md >/dev/null; then
+    echo "PASS preload/docs_metrics_md_is_generated_from_the_table"
+  else
+    echo "FAIL preload/docs_metrics_md_is_generated_from_the_table (run make docs)"
+  fi
+fi
