@@ -107,7 +107,13 @@ build/bench/%: bench/%.c bench/bench.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -pthread -Ibench $< -o $@ -lm -ldl
 
-bench: build/libgort.a build/libgort.so $(BENCH_BINS)
+# A copy of the library with the per-thread counters compiled out, only to
+# measure what they cost (ALLOCS="gort gort-nostats" bench/run.sh).
+build/bench/nostats/libgort.so: $(LIB_SRCS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DGORT_BENCH_NO_STATS -shared -Wl,--version-script=src/shim/gort.map $(LIB_SRCS) -o $@ -lpthread
+
+bench: build/libgort.a build/libgort.so $(BENCH_BINS) build/bench/nostats/libgort.so
 	@bench/run.sh
 	@bench/rss.sh
 

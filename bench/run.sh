@@ -14,7 +14,17 @@ declare -A LIB=(
   [jemalloc]="$LIBDIR/libjemalloc.so.2"
   [tcmalloc]="$LIBDIR/libtcmalloc_minimal.so.4"
 )
-ALLOCS="glibc gort mimalloc jemalloc tcmalloc"
+# Variants of gort for overhead figures: the same library with a switch.
+declare -A ENVS=(
+  [gort-noprof]="GORT_MEMPROFILERATE=0"
+  [gort-noscav]="GORT_DEBUG=scavenge=0"
+  [gort-harden]="GORT_DEBUG=harden=1"
+)
+LIB[gort-harden]="$PWD/build/libgort.so"
+LIB[gort-noprof]="$PWD/build/libgort.so"
+LIB[gort-noscav]="$PWD/build/libgort.so"
+LIB[gort-nostats]="$PWD/build/bench/nostats/libgort.so"  # counters compiled out
+ALLOCS=${ALLOCS:-"glibc gort mimalloc jemalloc tcmalloc"}
 WORKLOADS=${WORKLOADS:-"churn prodcons larson falseshare realloc pair"}
 BIN=build/bench/allocbench
 for a in $ALLOCS; do
@@ -28,7 +38,7 @@ trap 'rm -f "$raw"' EXIT
 for w in $WORKLOADS; do
   for r in $(seq "$REPS"); do
     for a in $ALLOCS; do
-      out=$(LD_PRELOAD="${LIB[$a]}" "$BIN" "$w" "$SCALE") || out="$w nan 0"
+      out=$(env ${ENVS[$a]:-} LD_PRELOAD="${LIB[$a]}" "$BIN" "$w" "$SCALE") || out="$w nan 0"
       echo "$a $out" >> "$raw"
     done
   done
@@ -43,11 +53,12 @@ for line in open(raw):
 ws = list(data)
 def med(w, a, i):
     return statistics.median(x[i] for x in data[w][a])
-print("time, median seconds (ratio to mimalloc; lower is better)")
+ref = "mimalloc" if "mimalloc" in allocs else allocs[0]
+print("time, median seconds (ratio to %s; lower is better)" % ref)
 print("%-11s" % "workload" + "".join("%20s" % a for a in allocs))
 geo = {a: [] for a in allocs}
 for w in ws:
-    base = med(w, "mimalloc", 0) if "mimalloc" in allocs else 1
+    base = med(w, ref, 0)
     row = "%-11s" % w
     for a in allocs:
         t = med(w, a, 0)
@@ -56,9 +67,9 @@ for w in ws:
     print(row)
 print("%-11s" % "geomean" + "".join("%20s" % ("%.2fx" % math.exp(sum(map(math.log, geo[a])) / len(geo[a]))) for a in allocs))
 print()
-print("peak RSS, median MiB (ratio to mimalloc)")
+print("peak RSS, median MiB (ratio to %s)" % ref)
 print("%-11s" % "workload" + "".join("%20s" % a for a in allocs))
 for w in ws:
-    base = med(w, "mimalloc", 1) if "mimalloc" in allocs else 1
+    base = med(w, ref, 1)
     print("%-11s" % w + "".join("%20s" % ("%.1f (%.2fx)" % (med(w, a, 1) / 1024, med(w, a, 1) / base)) for a in allocs))
 PY

@@ -60,6 +60,7 @@
 #include "../os/os.h"
 #include "gort/alloc.h"
 #include "malloc_fast.h"
+#include "harden.h"
 #include "mheap.h"
 #include "runtime_init.h"
 #include "scavenger.h"
@@ -94,6 +95,7 @@ GORT_NOINLINE void gort__runtime_init_slow(void) {
   // so zeroed or never-used memory never looks like a free block.
   gort__tag_key = (uintptr_t)(gort__os_random64() | (1ULL << 63)) & ~(uintptr_t)15;
   gort__mheap_set_release_mode((int)gort__opts.madvdontneed);
+  gort__harden = gort__opts.harden != 0;
   gort__scavenger_init();
   atomic_store_explicit(&gort__runtime_state, 2, memory_order_release);
   hooks_ran = true;
@@ -143,6 +145,7 @@ static void *large_alloc(size_t size, uintptr_t align_pages, bool zero) {
   s->kind = KIND_MANUAL;
   s->nelems = 1;
   s->elemsize = 0;
+  atomic_store_explicit(&s->nsampled, 0, memory_order_relaxed);
   if (zero && s->needzero) memset((void *)s->base, 0, span_bytes(s));
   return (void *)s->base;
 }
@@ -153,6 +156,16 @@ gort_mprof_hooks_t gort__mprof_hooks;
 static GORT_NOINLINE void *sample(void *p, size_t size) {
   mcache_t *c = gort__tls_cache;
   if (c == &gort__empty_cache) return p;
+  if (gort__harden) {
+    // Hardened mode keeps the countdown negative; sample on its own clock.
+    c->sample_left = -1;
+    static GORT_TLS int64_t harden_left;
+    if ((harden_left -= (int64_t)size) >= 0 || p == NULL || gort__mprof_hooks.sample_alloc == NULL)
+      return p;
+    harden_left = gort__mprof_hooks.sample_alloc(p, size);
+    gort__tls_cache->sample_left = -1;
+    return p;
+  }
   if (p == NULL) {
     if (c->sample_left < 0) c->sample_left = 0;
     return p;
@@ -176,7 +189,31 @@ static void *count_large(void *p, size_t size) {
   return p;
 }
 
+static size_t usable_of(const mspan_t *s);
+static void *aligned_alloc_raw(size_t alignment, size_t size);
+
+// Hardened allocation: room for the canary and size word, then checks.
+// capacity (>= size) is how much room to leave for later growth.
+static GORT_NOINLINE void *harden_alloc_cap(size_t size, size_t align, size_t capacity) {
+  if (capacity > (size_t)PTRDIFF_MAX - HARDEN_EXTRA) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t n = capacity + HARDEN_EXTRA;
+  void *p;
+  if (align > 16)
+    p = aligned_alloc_raw(align, n);
+  else
+    p = n > GORT_SMALL_MAX ? large_alloc(n, 1, false) : small_alloc(size_class(n));
+  if (p == NULL) return NULL;
+  gort__harden_on_alloc(p, size, usable_of(span_of((uintptr_t)p)));
+  return sample(p, size);
+}
+
+static void *harden_alloc(size_t size, size_t align) { return harden_alloc_cap(size, align, size); }
+
 GORT_NOINLINE void *gort__malloc_slow(size_t size) {
+  if (gort_unlikely(gort__harden)) return harden_alloc(size, 0);
   if (size > GORT_SMALL_MAX) return count_large(large_alloc(size, 1, false), size);
   void *p = small_alloc(size_class(size));
   mcache_t *c = gort__tls_cache;  // small_alloc may have created the cache
@@ -215,6 +252,7 @@ static mspan_t *live_span(const void *p, const char *what_double, const char *wh
 GORT_NOINLINE void gort__free_slow(void *p) {
   if (p == NULL) return;
   mspan_t *s = live_span(p, FREE_MSGS);
+  if (gort_unlikely(gort__harden)) gort__harden_on_free(p, usable_of(s), s->state == SPAN_SMALL);
   if (atomic_load_explicit(&s->nsampled, memory_order_relaxed) != 0 &&
       gort__mprof_hooks.sample_free != NULL)
     gort__mprof_hooks.sample_free(p);
@@ -254,7 +292,7 @@ void *gort_calloc(size_t n, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > GORT_SMALL_MAX) return count_large(large_alloc(total, 1, true), total);
+  if (total > GORT_SMALL_MAX && !gort__harden) return count_large(large_alloc(total, 1, true), total);
   void *p = malloc_fast(total);
   if (p != NULL) memset(p, 0, total);
   return p;
@@ -266,9 +304,11 @@ static size_t usable_of(const mspan_t *s) {
 
 size_t gort_usable_size(const void *p) {
   if (p == NULL) return 0;
-  return usable_of(live_span(p, "malloc_usable_size(): pointer already freed",
-                             "malloc_usable_size(): invalid pointer (not allocated by gort)",
-                             "malloc_usable_size(): invalid pointer (not the start of a block)"));
+  size_t u = usable_of(live_span(p, "malloc_usable_size(): pointer already freed",
+                                 "malloc_usable_size(): invalid pointer (not allocated by gort)",
+                                 "malloc_usable_size(): invalid pointer (not the start of a block)"));
+  // Hardened: only what was asked for is usable; the rest is the canary.
+  return gort__harden ? gort__harden_requested(p, u) : u;
 }
 
 void *gort_realloc(void *p, size_t size) {
@@ -281,6 +321,17 @@ void *gort_realloc(void *p, size_t size) {
     return NULL;
   }
   size_t old = usable_of(s);
+  if (gort_unlikely(gort__harden)) {  // the canary follows the size
+    size_t have = gort__harden_requested(p, old);
+    if (gort__harden_resize(p, old, size) && size > old / 2) return p;
+    // Growing large blocks keep an eighth spare, as in the normal path.
+    size_t cap = size > GORT_SMALL_MAX && size > have && size < (size_t)PTRDIFF_MAX / 2 ? size + size / 8 : size;
+    void *q = harden_alloc_cap(size, 0, cap);
+    if (q == NULL) return NULL;
+    memcpy(q, p, have < size ? have : size);
+    free_fast(p);
+    return q;
+  }
   if (s->state == SPAN_SMALL) {
     // Keep the block unless that would waste more than half of it.
     if (size <= old && size > old / 2) return p;
@@ -316,6 +367,11 @@ void *gort_aligned_alloc(size_t alignment, size_t size) {
     return NULL;
   }
   if (alignment <= 16) return malloc_fast(size);
+  if (gort_unlikely(gort__harden)) return harden_alloc(size, alignment);
+  return aligned_alloc_raw(alignment, size);
+}
+
+static void *aligned_alloc_raw(size_t alignment, size_t size) {
   if (alignment <= GORT_PAGE_SIZE) {
     // A class whose size is a multiple of the alignment: its blocks are
     // aligned, because spans start on page boundaries.

@@ -48,6 +48,7 @@
 #include "../base/lock.h"
 #include "../base/persistent.h"
 #include "mcentral.h"
+#include "harden.h"
 #include "mheap.h"
 #include "runtime_init.h"
 
@@ -75,6 +76,12 @@ void gort__span_init_small(mspan_t *s, int cls) {
   s->nelems = gort__class_nelems[cls];
   s->divmul = gort__class_divmul[cls];
   s->kind = KIND_MANUAL;
+  s->used = 0;
+  atomic_store_explicit(&s->nsampled, 0, memory_order_relaxed);
+  if (gort__harden) {
+    gort__harden_span_init(s);
+    return;
+  }
   // Build the list back to front so that it hands out ascending addresses.
   block_t *head = NULL;
   for (uint32_t i = s->nelems; i-- > 0;) {
@@ -84,7 +91,6 @@ void gort__span_init_small(mspan_t *s, int cls) {
     head = b;
   }
   s->free = head;
-  s->used = 0;
 }
 
 // ---- registry --------------------------------------------------------------
@@ -116,6 +122,7 @@ static mcache_t *cache_new(void) {
   c->alive = true;
   c->id = ++caches.next_id;
   c->sample_left = gort__mprof_hooks.first_interval ? gort__mprof_hooks.first_interval() : INT64_MAX;
+  if (gort__harden) c->sample_left = -1;  // every malloc takes the slow path (harden.c)
   c->next_all = caches.all;
   caches.all = c;
   caches.ncaches++;

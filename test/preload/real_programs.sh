@@ -45,6 +45,7 @@ assert sum(len(o) for o in outs) == 12000
 print("ok")
 PY
 check python3_workload env LD_PRELOAD="$LIB" "$PY" "$T/work.py"
+check python3_workload_hardened env GORT_DEBUG=harden=1 LD_PRELOAD="$LIB" "$PY" "$T/work.py"
 check python3_unittest env LD_PRELOAD="$LIB" "$PY" -c "
 import unittest, doctest, json, collections
 class T(unittest.TestCase):
