@@ -125,7 +125,7 @@ static mcache_t *cache_new(void) {
   if (gort__harden) c->sample_left = -1;  // every malloc takes the slow path (harden.c)
   c->next_all = caches.all;
   caches.all = c;
-  caches.ncaches++;
+  __atomic_fetch_add(&caches.ncaches, 1, __ATOMIC_RELAXED);  // read without the lock
   unlock(&caches.lock);
   return c;
 }
@@ -157,7 +157,7 @@ static void cache_retire(mcache_t *c) {
   c->alive = false;
   c->next_all = caches.spare;
   caches.spare = c;
-  caches.ncaches--;
+  __atomic_fetch_sub(&caches.ncaches, 1, __ATOMIC_RELAXED);
   unlock(&caches.lock);
 }
 
