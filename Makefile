@@ -14,7 +14,7 @@ CC ?= cc
 CXX ?= c++
 
 ifeq ($(MODE),release)
-  B := build
+  B := $(if $(VALGRIND),build/valgrind,build)
   MODE_CFLAGS := -O2 -g
 else ifeq ($(MODE),debug)
   B := build/debug
@@ -28,6 +28,10 @@ else ifeq ($(MODE),tsan)
   NO_SHIM := 1
 else
   $(error MODE must be release, debug or tsan)
+endif
+
+ifdef VALGRIND
+  MODE_CFLAGS += -DGORT_VALGRIND  # memcheck annotations (src/alloc/vg.h)
 endif
 
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wconversion -Wno-sign-conversion
@@ -88,7 +92,11 @@ $(B)/test/%: test/%.cc $(HARNESS) test/harness/test.h $(B)/libgort.a
 	$(CC) $(TEST_CFLAGS) -c $(HARNESS) -o $@.harness.o
 	$(CXX) -std=gnu++17 -Iinclude -Itest/harness -g -O1 -pthread $< $@.harness.o -o $@ $(B)/libgort.a -lpthread
 
-tests: $(TEST_BINS) $(B)/libgort.so $(if $(filter release,$(MODE)),docs-check-tool)
+tests: $(TEST_BINS) $(B)/libgort.so $(if $(filter release,$(MODE)),docs-check-tool valgrind-lib)
+
+# The memcheck-annotated library, for test/preload/valgrind.sh.
+valgrind-lib:
+	@$(MAKE) --no-print-directory VALGRIND=1 build/valgrind/libgort.so
 
 docs-check-tool: build/libgort.a
 	@mkdir -p build/tools
@@ -141,5 +149,5 @@ sizeclasses:
 clean:
 	rm -rf build
 
-.PHONY: all test tests stress bench demo install clean sizeclasses docs docs-check-tool
+.PHONY: all test tests stress bench demo install clean sizeclasses docs docs-check-tool valgrind-lib
 .SECONDARY:

@@ -64,6 +64,7 @@
 #include "mheap.h"
 #include "runtime_init.h"
 #include "scavenger.h"
+#include "vg.h"
 
 // ---- start-up -----------------------------------------------------------------
 
@@ -282,11 +283,73 @@ GORT_NOINLINE void gort__free_slow(void *p) {
 
 // ---- the API -------------------------------------------------------------------
 
-void *gort_malloc(size_t size) { return malloc_fast(size); }
+// Under memcheck a block is registered at its usable size: realloc copies
+// that many bytes, and memcheck must agree with gort on every block's size.
+// (So an overflow into a block's rounding slack goes unreported there.)
+void *gort_malloc(size_t size) {
+  if (!GORT_VG_ON) return malloc_fast(size);
+  VG_ENTER();
+  void *p = malloc_fast(size);
+  size_t u = gort_usable_size(p);
+  (void)u;
+  VG_LEAVE();
+  VG_ALLOC(p, u, 0);
+  return p;
+}
 
-void gort_free(void *p) { free_fast(p); }
+void gort_free(void *p) {
+  if (!GORT_VG_ON) return free_fast(p);
+  VG_FREE(p);
+  VG_ENTER();
+  free_fast(p);
+  VG_LEAVE();
+}
+
+static void *calloc_impl(size_t n, size_t size);
+static void *realloc_impl(void *p, size_t size);
+static void *aligned_impl(size_t alignment, size_t size);
 
 void *gort_calloc(size_t n, size_t size) {
+  VG_ENTER();
+  void *p = calloc_impl(n, size);
+  size_t u = gort_usable_size(p);
+  (void)u;
+  VG_LEAVE();
+  VG_ALLOC(p, u, 0);
+  VG_DEFINED(p, n * size);  // the zeroed part
+  return p;
+}
+
+void *gort_realloc(void *p, size_t size) {
+  if (!GORT_VG_ON) return realloc_impl(p, size);
+  // Under memcheck realloc always moves: memcheck copies the definedness
+  // of the old bytes with memcpy, and knows the sizes it was told.
+  if (p == NULL) return gort_malloc(size);
+  if (size == 0) {
+    gort_free(p);
+    return NULL;
+  }
+  VG_ENTER();
+  size_t old = gort_usable_size(p);
+  VG_LEAVE();
+  void *q = gort_malloc(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  gort_free(p);
+  return q;
+}
+
+void *gort_aligned_alloc(size_t alignment, size_t size) {
+  VG_ENTER();
+  void *p = aligned_impl(alignment, size);
+  size_t u = gort_usable_size(p);
+  (void)u;
+  VG_LEAVE();
+  VG_ALLOC(p, u, 0);
+  return p;
+}
+
+static void *calloc_impl(size_t n, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(n, size, &total)) {
     errno = ENOMEM;
@@ -311,7 +374,7 @@ size_t gort_usable_size(const void *p) {
   return gort__harden ? gort__harden_requested(p, u) : u;
 }
 
-void *gort_realloc(void *p, size_t size) {
+static void *realloc_impl(void *p, size_t size) {
   if (p == NULL) return malloc_fast(size);
   mspan_t *s = live_span(p, "realloc(): double free (pointer already freed)",
                          "realloc(): invalid pointer (not allocated by gort)",
@@ -361,7 +424,7 @@ void *gort_realloc(void *p, size_t size) {
   return q;
 }
 
-void *gort_aligned_alloc(size_t alignment, size_t size) {
+static void *aligned_impl(size_t alignment, size_t size) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
     errno = EINVAL;
     return NULL;

@@ -41,6 +41,7 @@
 #include "../base/lock.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
+#include "vg.h"
 
 #define NEXACT 128
 #define ARENA_HINT_START ((uintptr_t)0x2a0000000000)  // 42 TiB: far from libc and stacks
@@ -185,6 +186,9 @@ static bool grow(uintptr_t npages) {
     memset(a->released, 0xff, sizeof a->released);  // never touched: not resident
     __atomic_store_n(&gort__arenas[a->base >> GORT_ARENA_SHIFT], a, __ATOMIC_RELEASE);
   }
+  // Under memcheck only blocks handed out are addressable, so that its
+  // leak scan never reads stale free-list words in gort's free memory.
+  VG_NOACCESS((void *)base, bytes);
   mspan_t *s = new_span_struct(base, bytes >> GORT_PAGE_SHIFT, SPAN_FREE);
   if (s == NULL) return false;  // the arenas stay registered and empty: harmless
   heap.hint = base + bytes;

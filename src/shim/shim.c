@@ -41,6 +41,12 @@ SHIM void *__libc_valloc(size_t size);
 SHIM void *__libc_pvalloc(size_t size);
 SHIM int __posix_memalign(void **out, size_t align, size_t size);
 
+// With VALGRIND=1 every name goes through gort_* for the annotations.
+#ifdef GORT_VALGRIND
+#define malloc_fast gort_malloc
+#define free_fast gort_free
+#endif
+
 SHIM void *malloc(size_t size) { return malloc_fast(size); }
 SHIM void free(void *p) { free_fast(p); }
 SHIM void cfree(void *p) { free_fast(p); }
