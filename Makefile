@@ -124,6 +124,7 @@ build/bench/nostats/libgort.so: $(LIB_SRCS) $(HEADERS)
 bench: build/libgort.a build/libgort.so $(BENCH_BINS) build/bench/nostats/libgort.so
 	@bench/run.sh
 	@bench/rss.sh
+	@bench/programs.sh
 
 demo: build/libgort.so build/libgort.a
 	@mkdir -p build/examples
