@@ -102,5 +102,6 @@ void gort__harden_span_init(mspan_t *s) {
     head = b;
   }
   s->free = head;
+  __atomic_store_n(&s->fresh, n, __ATOMIC_RELAXED);
   atomic_store_explicit(&s->nsampled, 1, memory_order_relaxed);  // every free takes the slow path
 }

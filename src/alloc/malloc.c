@@ -146,6 +146,7 @@ static void *large_alloc(size_t size, uintptr_t align_pages, bool zero) {
   s->kind = KIND_MANUAL;
   s->nelems = 1;
   s->elemsize = 0;
+  __atomic_store_n(&s->fresh, 1, __ATOMIC_RELAXED);
   atomic_store_explicit(&s->nsampled, 0, memory_order_relaxed);
   if (zero && s->needzero) memset((void *)s->base, 0, span_bytes(s));
   return (void *)s->base;

@@ -76,21 +76,31 @@ void gort__span_init_small(mspan_t *s, int cls) {
   s->nelems = gort__class_nelems[cls];
   s->divmul = gort__class_divmul[cls];
   s->kind = KIND_MANUAL;
+  s->free = NULL;
   s->used = 0;
+  __atomic_store_n(&s->fresh, 0, __ATOMIC_RELAXED);
   atomic_store_explicit(&s->nsampled, 0, memory_order_relaxed);
-  if (gort__harden) {
-    gort__harden_span_init(s);
-    return;
-  }
-  // Build the list back to front so that it hands out ascending addresses.
+  if (gort__harden) gort__harden_span_init(s);  // carves (and shuffles) it all
+}
+
+// Carves the next fresh blocks of s, to the end of the OS page holding the
+// first of them (at least one block), tagged free; returns them as a list
+// in ascending order. The caller counts them in s->used.
+static block_t *carve(mspan_t *s) {
+  uint32_t first = s->fresh;
+  uintptr_t start = s->base + (uintptr_t)first * s->elemsize;
+  uintptr_t page_end = GORT_ALIGN_UP(start + 1, (uintptr_t)4096);
+  uint32_t n = (uint32_t)((page_end - start + s->elemsize - 1) / s->elemsize);
+  if (n > s->nelems - first) n = s->nelems - first;
   block_t *head = NULL;
-  for (uint32_t i = s->nelems; i-- > 0;) {
+  for (uint32_t i = first + n; i-- > first;) {
     block_t *b = (block_t *)(s->base + (uintptr_t)i * s->elemsize);
     b->next = head;
     b->tag = gort__tag_key ^ (uintptr_t)b;
     head = b;
   }
-  s->free = head;
+  __atomic_store_n(&s->fresh, first + n, __ATOMIC_RELAXED);
+  return head;
 }
 
 // ---- registry --------------------------------------------------------------
@@ -285,15 +295,28 @@ static block_t *take_xfree(mspan_t *s) {
 
 // Makes s the current span of its class and moves its free blocks to the
 // fast path's list. used counts them as out from here on.
+// The next list of s's free blocks: its own frees, else its remote frees
+// (already counted out), else fresh blocks. used counts them out.
+static block_t *span_next_list(mspan_t *s) {
+  block_t *list = s->free;
+  if (list != NULL) {
+    s->free = NULL;
+    s->used = s->fresh;
+    return list;
+  }
+  if ((list = take_xfree(s)) != NULL) return list;
+  if (s->fresh < s->nelems) {
+    list = carve(s);
+    s->used = s->fresh;
+  }
+  return list;
+}
+
 static block_t *make_current(mcache_t *c, mspan_t *s) {
   int cls = s->sizeclass;
   s->where = WHERE_CURRENT;
   c->cur[cls] = s;
-  block_t *list = s->free;
-  s->free = NULL;
-  s->used = s->nelems;
-  if (list == NULL) list = take_xfree(s);  // remote frees are already "out"
-  return list;
+  return span_next_list(s);
 }
 
 // Moves the exhausted current span to the full list, with NOTIFY set; if a
@@ -323,13 +346,8 @@ static mspan_t *fresh_span(mcache_t *c, int cls) {
 static block_t *next_list(mcache_t *c, int cls) {
   mspan_t *s = c->cur[cls];
   if (s != NULL) {
-    block_t *list = s->free;
-    if (list != NULL) {
-      s->free = NULL;
-      s->used = s->nelems;
-      return list;
-    }
-    if ((list = take_xfree(s)) != NULL) return list;
+    block_t *list = span_next_list(s);
+    if (list != NULL) return list;
     if ((list = retire_current(c, s)) != NULL) return list;
   }
   drain_delayed(c);
@@ -427,7 +445,7 @@ uint64_t gort__mcache_flush_empty(bool self_current) {
       uint32_t n = 0;
       for (block_t *b = self->alloc[cls]; b != NULL && n <= s->nelems; b = b->next) n++;
       for (block_t *b = s->free; b != NULL && n <= s->nelems; b = b->next) n++;
-      if (n != s->nelems) continue;
+      if (n != s->fresh) continue;
       self->alloc[cls] = NULL;
       self->cur[cls] = NULL;
       s->free = NULL;

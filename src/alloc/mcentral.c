@@ -70,7 +70,7 @@ mspan_t *gort__mcentral_adopt(int cls, mcache_t *c) {
     atomic_fetch_sub_explicit(&mc->npartial, 1, memory_order_relaxed);
     mc->nspans--;
     collect_xfree(s);
-    if (s->free != NULL) {
+    if (s->free != NULL || s->fresh < s->nelems) {
       s->where = WHERE_NONE;
       atomic_store_explicit(&s->owner, c, memory_order_release);
       unlock(&mc->lock);
@@ -105,7 +105,7 @@ void gort__mcentral_give(mspan_t *s) {
   }
   mc->nspans++;
   uintptr_t expected = 0;
-  if (s->free == NULL &&
+  if (s->free == NULL && s->fresh == s->nelems &&
       atomic_compare_exchange_strong(&s->xfree, &expected, XFREE_NOTIFY)) {
     s->where = WHERE_CENTRAL_FULL;
     span_list_push(&mc->full, s);

@@ -15,11 +15,11 @@ bool gort__mspan_is_valid(const mspan_t *s) {
     uint32_t nfree = 0;
     for (const block_t *b = s->free; b != NULL; b = b->next) {
       uintptr_t a = (uintptr_t)b;
-      if (a < s->base || a >= s->base + span_bytes(s) || !span_is_elem_start(s, a)) return false;
+      if (a < s->base || a >= s->base + span_bytes(s) || !span_is_elem_start(s, a)) return false;  // and carved
       if (b->tag != (gort__tag_key ^ a)) return false;
       if (++nfree > s->nelems) return false;  // a cycle
     }
-    if (nfree + s->used != s->nelems) return false;
+    if (s->fresh > s->nelems || nfree + s->used != s->fresh) return false;
   } else if (s->state != SPAN_LARGE) {
     return false;
   }

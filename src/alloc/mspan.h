@@ -14,9 +14,13 @@
 //             the span full and wants to hear of the first remote free.
 //   the owner's alloc list, while the span is the owner's current span
 //             for its class (mcache.alloc[class]).
-// used counts blocks outside s->free: handed to the program, in xfree, in
-// a cache's delayed list, or in the current alloc list. used == 0 means
-// every block is in s->free, so the span may go back to the page heap.
+// A fresh span is carved lazily, an OS page of blocks at a time, so that a
+// class used for a few blocks touches one page, not the whole span: blocks
+// [fresh, nelems) have never been handed out, and their memory is untouched.
+// used counts carved blocks outside s->free: handed to the program, in
+// xfree, in a cache's delayed list, or in the current alloc list. used == 0
+// means every carved block is in s->free, so the span may go back to the
+// page heap.
 //
 // Invariants:
 //   - A span is on at most one list (owner queue, mcentral list or free
@@ -96,6 +100,7 @@ typedef struct mspan {
   uint32_t nelems;
   uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide
   uint32_t used;      // see above; owner only
+  uint32_t fresh;     // blocks carved so far; grows, by the owner; read by free checks
   block_t *free;      // owner only
   _Atomic(struct mcache *) owner;  // see the invariants
   int64_t freed_ns;   // free spans: when they became free (the scavenger's clock)
@@ -124,9 +129,11 @@ GORT_INLINE void span_set_state(mspan_t *s, span_state_t st) {
 GORT_INLINE uint32_t span_elem_index(const mspan_t *s, uintptr_t off) {
   return (uint32_t)(((uint64_t)off * s->divmul) >> 32);
 }
+// addr is the start of a block that has been carved (so may be live).
 GORT_INLINE bool span_is_elem_start(const mspan_t *s, uintptr_t addr) {
   uintptr_t off = addr - s->base;
-  return (uintptr_t)span_elem_index(s, off) * s->elemsize == off;
+  uint32_t i = span_elem_index(s, off);
+  return (uintptr_t)i * s->elemsize == off && i < __atomic_load_n(&s->fresh, __ATOMIC_RELAXED);
 }
 
 // Circular doubly linked lists with a sentinel.

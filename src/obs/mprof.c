@@ -141,8 +141,13 @@ static bucket_t *bucket_for(const uintptr_t *pcs, uint32_t depth) {
 
 static size_t reg_slot(uintptr_t addr, size_t cap) { return (size_t)((addr >> 4) * 0x9E3779B97F4A7C15ULL) & (cap - 1); }
 
+// Rehashes into a table sized for the live entries: double when more than
+// a quarter of the slots are live, else the same size (dropping the
+// tombstones that frees of sampled blocks leave behind).
 static bool reg_grow(void) {
-  size_t cap = prof.reg_cap ? prof.reg_cap * 2 : 4096;
+  size_t live = 0;
+  for (size_t i = 0; i < prof.reg_cap; i++) live += prof.reg[i].addr > 1;
+  size_t cap = prof.reg_cap == 0 ? 512 : live * 4 > prof.reg_cap ? prof.reg_cap * 2 : prof.reg_cap;
   int err;
   sampled_t *t = gort__os_reserve(0, cap * sizeof *t, 4096, &err);
   if (t == NULL) return false;
@@ -152,8 +157,6 @@ static bool reg_grow(void) {
     while (t[j].addr != 0) j = (j + 1) & (cap - 1);
     t[j] = prof.reg[i];
   }
-  size_t live = 0;
-  for (size_t i = 0; i < cap; i++) live += t[i].addr > 1;
   if (prof.reg != NULL) gort__os_unmap(prof.reg, prof.reg_cap * sizeof *prof.reg);
   prof.reg = t;
   prof.reg_cap = cap;
