@@ -57,6 +57,14 @@ class T(unittest.TestCase):
 r = unittest.TextTestRunner(verbosity=0).run(unittest.defaultTestLoader.loadTestsFromTestCase(T))
 raise SystemExit(0 if r.wasSuccessful() else 1)"
 
+# Modules of python3's own test suite (Debian's libpython3.11-testsuite).
+if "$PY" -c "import test.test_json" 2>/dev/null; then
+  check python3_test_suite_modules env LD_PRELOAD="$LIB" "$PY" -m test -q \
+    test_json test_re test_dict test_list test_threading test_collections test_bytes
+else
+  echo "SKIP preload/python3_test_suite_modules (libpython3-testsuite not installed)"
+fi
+
 if command -v sqlite3 >/dev/null; then
   check sqlite3_workload env LD_PRELOAD="$LIB" sqlite3 "$T/db.sqlite" "
     pragma journal_mode=wal;
