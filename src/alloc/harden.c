@@ -10,9 +10,11 @@
 //      write into a freed small block is fatal when the block is reused.
 //   3. Randomized reuse: a fresh span's free list is shuffled, so the order
 //      blocks come out in cannot be predicted by an attacker.
-// Not done: encoding the free list pointers themselves (mimalloc's
-// MI_SECURE); the tag in each free block still catches most corruption of
-// a free list's head block, but not of its next pointer.
+//   4. Encoded links: free-list links are stored xor'd with a secret key and
+//      the block's address (mspan.h, block_next), and a popped link that
+//      does not decode to a block of the same span is fatal, so a write
+//      after free into a link cannot steer malloc to an address of the
+//      attacker's choosing.
 //
 // Cost when off: none on the fast paths. Hardened mode forces every malloc
 // into the slow path by keeping the thread's profiling countdown below
@@ -25,8 +27,10 @@
 
 #include "../base/base.h"
 #include "mcache.h"
+#include "pagemap.h"
 
 bool gort__harden;
+uintptr_t gort__link_key;
 
 static uint64_t canary_of(const void *p) {
   return (gort__tag_key ^ ((uintptr_t)p * 0x9E3779B97F4A7C15ULL)) | 1;  // never all zero
@@ -81,6 +85,17 @@ bool gort__harden_resize(void *p, size_t usable, size_t n) {
   return true;
 }
 
+block_t *gort__harden_checked_next(const block_t *b) {
+  block_t *n = block_next(b);
+  if (n != NULL) {
+    mspan_t *s = span_of((uintptr_t)b);
+    if (s == NULL || (uintptr_t)n < s->base || (uintptr_t)n >= s->base + span_bytes(s) ||
+        ((uintptr_t)n - s->base) % s->elemsize != 0)
+      gort__fatal("malloc(): free list corrupted (write after free?) at block", b);
+  }
+  return n;
+}
+
 void gort__harden_span_init(mspan_t *s) {
   uint16_t order[GORT_MAX_SPAN_ELEMS];
   uint32_t n = s->nelems;
@@ -97,7 +112,7 @@ void gort__harden_span_init(mspan_t *s) {
   for (uint32_t k = 0; k < n; k++) {
     block_t *b = (block_t *)(s->base + (uintptr_t)order[k] * s->elemsize);
     memset((char *)b + 2 * sizeof(uintptr_t), HARDEN_FILL, s->elemsize - 2 * sizeof(uintptr_t));
-    b->next = head;
+    block_set_next(b, head);
     b->tag = gort__tag_key ^ (uintptr_t)b;
     head = b;
   }

@@ -97,6 +97,7 @@ GORT_NOINLINE void gort__runtime_init_slow(void) {
   gort__tag_key = (uintptr_t)(gort__os_random64() | (1ULL << 63)) & ~(uintptr_t)15;
   gort__mheap_set_release_mode((int)gort__opts.madvdontneed);
   gort__harden = gort__opts.harden != 0;
+  gort__link_key = (uintptr_t)gort__os_random64();
   gort__scavenger_init();
   atomic_store_explicit(&gort__runtime_state, 2, memory_order_release);
   hooks_ran = true;
@@ -125,7 +126,7 @@ static void *small_alloc(unsigned cls) {
   }
   block_t *b = c->alloc[cls];
   if (b != NULL)
-    c->alloc[cls] = b->next;
+    c->alloc[cls] = gort__harden ? gort__harden_checked_next(b) : b->next;
   else if ((b = gort__mcache_refill(c, (int)cls)) == NULL)
     return NULL;
   b->tag = 0;
@@ -268,7 +269,7 @@ GORT_NOINLINE void gort__free_slow(void *p) {
   b->tag = gort__tag_key ^ a;
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c) {
     // Reached only after a false double-free alarm: free as the owner.
-    b->next = s->free;
+    block_set_next(b, s->free);
     s->free = b;
     counter_add(&c->nfree[s->sizeclass], 1);
     if (--s->used == 0 || s->where == WHERE_FULL) gort__mcache_owner_free_slow(c, s);

@@ -35,6 +35,8 @@ GORT_INLINE void *malloc_fast(size_t size) {
   return gort__malloc_slow(size);
 }
 
+// (Hardened mode never reaches the raw link accesses below: see mspan.h.)
+//
 // A free by the span's owner of a well-formed, tagged-live block needs no
 // atomic and no lock. Everything else (NULL, large, remote, suspicious)
 // goes to gort__free_slow, which checks it thoroughly.

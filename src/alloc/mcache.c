@@ -95,7 +95,7 @@ static block_t *carve(mspan_t *s) {
   block_t *head = NULL;
   for (uint32_t i = first + n; i-- > first;) {
     block_t *b = (block_t *)(s->base + (uintptr_t)i * s->elemsize);
-    b->next = head;
+    block_set_next(b, head);
     b->tag = gort__tag_key ^ (uintptr_t)b;
     head = b;
   }
@@ -228,7 +228,7 @@ void gort__mcache_owner_free_slow(mcache_t *c, mspan_t *s) {
 }
 
 static void owner_free(mcache_t *c, mspan_t *s, block_t *b) {
-  b->next = s->free;
+  block_set_next(b, s->free);
   s->free = b;
   s->used--;
   if (s->where == WHERE_FULL || s->used == 0) gort__mcache_owner_free_slow(c, s);
@@ -247,7 +247,7 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
       if (o != NULL) {
         block_t *head = atomic_load_explicit(&o->delayed, memory_order_relaxed);
         do {
-          b->next = head;
+          block_set_next(b, head);
         } while (!atomic_compare_exchange_weak_explicit(&o->delayed, &head, b, memory_order_release,
                                                         memory_order_relaxed));
         return;
@@ -256,7 +256,7 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
       old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
       continue;  // now push normally
     }
-    b->next = (block_t *)old;
+    block_set_next(b, (block_t *)old);
     if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
                                               memory_order_relaxed))
       return;
@@ -267,7 +267,7 @@ static void drain_delayed(mcache_t *c) {
   if (atomic_load_explicit(&c->delayed, memory_order_relaxed) == NULL) return;  // no xchg
   block_t *b = atomic_exchange_explicit(&c->delayed, NULL, memory_order_acquire);
   while (b != NULL) {
-    block_t *next = b->next;
+    block_t *next = block_next(b);
     mspan_t *s = span_of((uintptr_t)b);
     if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c)
       owner_free(c, s, b);
@@ -278,10 +278,10 @@ static void drain_delayed(mcache_t *c) {
 }
 
 bool gort__mcache_owns_free_block(mcache_t *c, mspan_t *s, const block_t *b) {
-  for (block_t *p = s->free; p != NULL; p = p->next)
+  for (block_t *p = s->free; p != NULL; p = block_next(p))
     if (p == b) return true;
   if (c->cur[s->sizeclass] == s)
-    for (block_t *p = c->alloc[s->sizeclass]; p != NULL; p = p->next)
+    for (block_t *p = c->alloc[s->sizeclass]; p != NULL; p = block_next(p))
       if (p == b) return true;
   return false;
 }
@@ -371,7 +371,7 @@ void *gort__mcache_refill(mcache_t *c, int cls) {
     errno = ENOMEM;
     return NULL;
   }
-  c->alloc[cls] = list->next;
+  c->alloc[cls] = gort__harden ? gort__harden_checked_next(list) : list->next;
   return list;
 }
 
@@ -391,8 +391,8 @@ void gort__mcache_abandon(mcache_t *c) {
     if (s != NULL) {
       // Unhanded blocks of the fast path's list go back to the span.
       for (block_t *b = c->alloc[cls]; b != NULL;) {
-        block_t *next = b->next;
-        b->next = s->free;
+        block_t *next = block_next(b);
+        block_set_next(b, s->free);
         s->free = b;
         s->used--;
         b = next;
@@ -443,8 +443,8 @@ uint64_t gort__mcache_flush_empty(bool self_current) {
       mspan_t *s = self->cur[cls];
       if (s == NULL) continue;
       uint32_t n = 0;
-      for (block_t *b = self->alloc[cls]; b != NULL && n <= s->nelems; b = b->next) n++;
-      for (block_t *b = s->free; b != NULL && n <= s->nelems; b = b->next) n++;
+      for (block_t *b = self->alloc[cls]; b != NULL && n <= s->nelems; b = block_next(b)) n++;
+      for (block_t *b = s->free; b != NULL && n <= s->nelems; b = block_next(b)) n++;
       if (n != s->fresh) continue;
       self->alloc[cls] = NULL;
       self->cur[cls] = NULL;

@@ -52,8 +52,8 @@ static void collect_xfree(mspan_t *s) {
   uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
   block_t *b = (block_t *)(x & ~XFREE_NOTIFY);
   while (b != NULL) {
-    block_t *next = b->next;
-    b->next = s->free;
+    block_t *next = block_next(b);
+    block_set_next(b, s->free);
     s->free = b;
     s->used--;
     b = next;
@@ -139,7 +139,7 @@ bool gort__mcentral_free(mspan_t *s, block_t *b) {
     return false;
   }
   collect_xfree(s);  // also clears NOTIFY: the span is about to have a free block
-  b->next = s->free;
+  block_set_next(b, s->free);
   s->free = b;
   s->used--;
   if (s->where == WHERE_CENTRAL_FULL) {

@@ -13,7 +13,7 @@ bool gort__mspan_is_valid(const mspan_t *s) {
     if (s->elemsize != gort__class_size[cls] || s->nelems != gort__class_nelems[cls]) return false;
     if (s->npages != gort__class_npages[cls] || s->used > s->nelems) return false;
     uint32_t nfree = 0;
-    for (const block_t *b = s->free; b != NULL; b = b->next) {
+    for (const block_t *b = s->free; b != NULL; b = block_next(b)) {
       uintptr_t a = (uintptr_t)b;
       if (a < s->base || a >= s->base + span_bytes(s) || !span_is_elem_start(s, a)) return false;  // and carved
       if (b->tag != (gort__tag_key ^ a)) return false;

@@ -160,6 +160,24 @@ GORT_INLINE void span_list_remove(mspan_t *s) {
   s->link.next = s->link.prev = NULL;
 }
 
+// Free-list links. In hardened mode (harden.c) a link is stored xor'd with
+// a secret key and the block's own address, so that a forged or
+// overwritten link decodes to garbage that the pop check rejects. Hardened
+// mode never runs the fast paths' pops and pushes (malloc_fast.h), which
+// use the raw field; every other site goes through these.
+extern bool gort__harden GORT_HIDDEN;
+extern uintptr_t gort__link_key GORT_HIDDEN;
+GORT_INLINE block_t *block_next(const block_t *b) {
+  uintptr_t v = (uintptr_t)b->next;
+  if (gort_unlikely(gort__harden)) v ^= gort__link_key ^ (uintptr_t)b;
+  return (block_t *)v;
+}
+GORT_INLINE void block_set_next(block_t *b, const block_t *next) {
+  uintptr_t v = (uintptr_t)next;
+  if (gort_unlikely(gort__harden)) v ^= gort__link_key ^ (uintptr_t)b;
+  b->next = (block_t *)v;
+}
+
 // Counters that one thread writes and others read: relaxed atomics that
 // compile to a plain add (no lock prefix), and that ThreadSanitizer accepts.
 GORT_INLINE void counter_add(uint64_t *c, uint64_t v) {

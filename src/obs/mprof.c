@@ -236,5 +236,6 @@ void gort__mprof_init(void) {
   gort__mprof_hooks.sample_alloc = sample_alloc;  // last: enables sampling
   // A cache made before this (the first malloc can precede any constructor)
   // started with no countdown; give this thread's one now.
-  if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = next_interval();
+  // (Not in hardened mode, whose countdown must stay negative: harden.c.)
+  if (gort__tls_cache != &gort__empty_cache && !gort__harden) gort__tls_cache->sample_left = next_interval();
 }

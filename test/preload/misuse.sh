@@ -39,3 +39,12 @@ done
 expect hardened overflow_small "free(): heap overflow (write past the end of the block) in block 0x"
 expect hardened overflow_large "free(): heap overflow (write past the end of the block) in block 0x"
 expect hardened write_after_free "malloc(): write after free detected in block 0x"
+expect hardened write_after_free_link "malloc(): free list corrupted (write after free?) at block 0x"
+
+# The multithreaded stress test in hardened mode: every slow path encodes
+# and checks links, canaries and fills while threads free across threads.
+if GORT_DEBUG=harden=1 "$B/test/stress/test_stress_threads" > "$T/stress.log" 2>&1; then
+  echo "PASS preload/stress_threads_hardened"
+else
+  echo "FAIL preload/stress_threads_hardened: $(grep -v '^PASS' "$T/stress.log" | head -5)"
+fi

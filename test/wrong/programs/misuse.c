@@ -31,6 +31,11 @@ int main(int argc, char **argv) {
     vp = malloc(100); free((void *)vp); vp[40] = 'x';
     for (int i = 0; i < 10000; i++) free(malloc(100));  // reuse the block
   }
+  else if (!strcmp(c, "write_after_free_link")) {
+    /* Forge the freed block's free-list link, as an exploit would. */
+    void **b = malloc(100); free(b); b[0] = (void *)&global;
+    for (int i = 0; i < 10000; i++) malloc(100);
+  }
   else { fprintf(stderr, "unknown case %s\n", c); return 2; }
   printf("returned\n");
   return 0;
