@@ -18,13 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifndef GORT_API
-#define GORT_API __attribute__((visibility("default")))
-#endif
+#include "api.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+GORT_BEGIN_DECLS
 
 /* A block of at least size bytes; malloc(0) returns a unique pointer. */
 GORT_API void *gort_malloc(size_t size);
@@ -53,8 +49,6 @@ GORT_API void gort_free_os_memory(void);
  * memory.max, else none. */
 GORT_API int64_t gort_set_memory_limit(int64_t bytes);
 
-#ifdef __cplusplus
-}
-#endif
+GORT_END_DECLS
 
 #endif /* GORT_ALLOC_H */

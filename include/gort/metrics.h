@@ -17,13 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifndef GORT_API
-#define GORT_API __attribute__((visibility("default")))
-#endif
+#include "api.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+GORT_BEGIN_DECLS
 
 #define GORT_NUM_SIZE_CLASSES 73
 
@@ -100,8 +96,6 @@ GORT_API void gort_metrics_read(gort_metric_sample_t *samples, size_t n);
 /* Every supported metric; returns how many, *out points at a static table. */
 GORT_API size_t gort_metrics_all(const gort_metric_desc_t **out);
 
-#ifdef __cplusplus
-}
-#endif
+GORT_END_DECLS
 
 #endif /* GORT_METRICS_H */

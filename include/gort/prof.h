@@ -17,20 +17,14 @@
 #ifndef GORT_PROF_H
 #define GORT_PROF_H
 
-#ifndef GORT_API
-#define GORT_API __attribute__((visibility("default")))
-#endif
+#include "api.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+GORT_BEGIN_DECLS
 
 /* Writes the current heap profile to fd. Returns 0, or a negative errno
  * (the profile is then incomplete). Never allocates from gort's heap. */
 GORT_API int gort_heap_profile_write(int fd);
 
-#ifdef __cplusplus
-}
-#endif
+GORT_END_DECLS
 
 #endif /* GORT_PROF_H */
