@@ -141,6 +141,22 @@ TEST(bad_memlimit_and_debug_values_warn_and_keep_defaults) {
   EXPECT(strstr(out, "unknown variable GORT_NOSUCH") != NULL, "%s", out);
 }
 
+TEST(gort_memlimit_sets_the_limit_in_gos_syntax) {
+  if (!CHECK_RSS) return;
+  const char *cases[][2] = {{"64MiB", "67108864"}, {"2GB", "2000000000"}, {"123456", "123456"},
+                            {"off", "9223372036854775807"}};
+  for (int i = 0; i < 4; i++) {
+    char out[256], cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "GORT_MEMLIMIT=%s LD_PRELOAD=%s/libgort.so python3 -c \"import ctypes; "
+             "f = ctypes.CDLL(None).gort_set_memory_limit; f.restype = ctypes.c_int64; "
+             "f.argtypes = [ctypes.c_int64]; print(f(-1))\" 2>&1",
+             cases[i][0], getenv("B") ? getenv("B") : "build");
+    EXPECT_EQ_U64(harness_run(cmd, out, sizeof out), 0, "%s", out);
+    EXPECT(strncmp(out, cases[i][1], strlen(cases[i][1])) == 0, "GORT_MEMLIMIT=%s read as %s", cases[i][0], out);
+  }
+}
+
 TEST(scavtrace_prints_a_line_per_cycle) {
   if (!CHECK_RSS) return;
   char out[8192];
