@@ -226,8 +226,8 @@ GORT_NOINLINE void *gort__malloc_slow(size_t size) {
 
 // ---- checking a pointer ------------------------------------------------------------
 
-// Returns the span of live block p, or dies naming the misuse. op names the
-// calling function for the message.
+// Returns the span of live block p, or dies with the message for the misuse
+// found: a double free, a pointer not ours, or one inside a block.
 static mspan_t *live_span(const void *p, const char *what_double, const char *what_bad,
                           const char *what_interior) {
   uintptr_t a = (uintptr_t)p;
@@ -268,11 +268,10 @@ GORT_NOINLINE void gort__free_slow(void *p) {
   mcache_t *c = gort__tls_cache;
   b->tag = gort__tag_key ^ a;
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c) {
-    // Reached only after a false double-free alarm: free as the owner.
-    block_set_next(b, s->free);
-    s->free = b;
+    // Reached for the owner in hardened mode, with a sample in the span, or
+    // after a false double-free alarm.
     counter_add(&c->nfree[s->sizeclass], 1);
-    if (--s->used == 0 || s->where == WHERE_FULL) gort__mcache_owner_free_slow(c, s);
+    gort__mcache_owner_free(c, s, b);
     return;
   }
   unsigned cls = s->sizeclass;

@@ -61,7 +61,7 @@ static struct {
   fixalloc_t alloc;
   mcache_t *all;             // live caches
   mcache_t *spare;           // caches of exited threads, for reuse
-  uint64_t ncaches, next_id;
+  uint64_t ncaches;
   uint64_t retired_nmalloc[GORT_NUM_CLASSES];  // counters of exited threads
   uint64_t retired_nfree[GORT_NUM_CLASSES];
   pthread_key_t key;
@@ -130,7 +130,6 @@ static mcache_t *cache_new(void) {
     span_list_init(&c->full[i]);
   }
   c->alive = true;
-  c->id = ++caches.next_id;
   c->sample_left = gort__mprof_hooks.first_interval ? gort__mprof_hooks.first_interval() : INT64_MAX;
   if (gort__harden) c->sample_left = -1;  // every malloc takes the slow path (harden.c)
   c->next_all = caches.all;
@@ -227,7 +226,7 @@ void gort__mcache_owner_free_slow(mcache_t *c, mspan_t *s) {
   if (s->used == 0 && s->where != WHERE_CURRENT && s->where != WHERE_STASH) retire_span(c, s);
 }
 
-static void owner_free(mcache_t *c, mspan_t *s, block_t *b) {
+void gort__mcache_owner_free(mcache_t *c, mspan_t *s, block_t *b) {
   block_set_next(b, s->free);
   s->free = b;
   s->used--;
@@ -270,7 +269,7 @@ static void drain_delayed(mcache_t *c) {
     block_t *next = block_next(b);
     mspan_t *s = span_of((uintptr_t)b);
     if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c)
-      owner_free(c, s, b);
+      gort__mcache_owner_free(c, s, b);
     else
       gort__mcache_remote_free(s, b);  // a late delivery to a former owner
     b = next;

@@ -30,7 +30,6 @@ typedef struct mcache {
   // Registry, under the caches lock.
   struct mcache *next_all;
   bool alive;
-  uint64_t id;
 } mcache_t;
 
 extern mcache_t gort__empty_cache GORT_HIDDEN;
@@ -40,6 +39,9 @@ extern GORT_TLS mcache_t *gort__tls_cache GORT_HIDDEN;
 mcache_t *gort__mcache_get(void);
 // Refills c->alloc[cls] and pops one block; NULL (errno ENOMEM) on failure.
 void *gort__mcache_refill(mcache_t *c, int cls);
+// A free of block b (tagged free already) by s's owner, c: the slow-path
+// twin of free_fast's push (no counting).
+void gort__mcache_owner_free(mcache_t *c, mspan_t *s, block_t *b);
 // A free into a span owned by c that needs a list move or a retirement.
 void gort__mcache_owner_free_slow(mcache_t *c, mspan_t *s);
 // A free of block b of small span s by a thread that does not own s.

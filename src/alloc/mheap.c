@@ -82,8 +82,6 @@ static void set_span(uintptr_t addr, mspan_t *s) {
   __atomic_store_n(&a->spans[arena_page_index(addr)], s, __ATOMIC_RELAXED);
 }
 
-static mspan_t *get_span(uintptr_t addr) { return span_of(addr); }
-
 static uintptr_t span_end(const mspan_t *s) { return s->base + span_bytes(s); }
 
 // ---- free lists ----------------------------------------------------------
@@ -311,30 +309,26 @@ mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t
 // Merges free span s (pages mapped at its ends only, not on a list) with
 // free neighbours and inserts the result.
 static void coalesce_insert(mspan_t *s) {
-  if (arena_of(s->base - GORT_PAGE_SIZE) != NULL) {
-    mspan_t *l = get_span(s->base - GORT_PAGE_SIZE);
-    if (l != NULL && span_state(l) == SPAN_FREE) {
-      free_list_remove(l);
-      set_span(span_end(l) - GORT_PAGE_SIZE, NULL);  // boundaries become interior
-      set_span(s->base, NULL);
-      s->base = l->base;
-      s->npages += l->npages;
-      if (l->freed_ns > s->freed_ns) s->freed_ns = l->freed_ns;
-      span_set_state(l, SPAN_DEAD);
-      gort__fixalloc_free(&heap.spanalloc, l);
-    }
+  mspan_t *l = span_of(s->base - GORT_PAGE_SIZE);  // NULL past an arena's edge
+  if (l != NULL && span_state(l) == SPAN_FREE) {
+    free_list_remove(l);
+    set_span(span_end(l) - GORT_PAGE_SIZE, NULL);  // boundaries become interior
+    set_span(s->base, NULL);
+    s->base = l->base;
+    s->npages += l->npages;
+    if (l->freed_ns > s->freed_ns) s->freed_ns = l->freed_ns;
+    span_set_state(l, SPAN_DEAD);
+    gort__fixalloc_free(&heap.spanalloc, l);
   }
-  if (arena_of(span_end(s)) != NULL) {
-    mspan_t *r = get_span(span_end(s));
-    if (r != NULL && span_state(r) == SPAN_FREE) {
-      free_list_remove(r);
-      set_span(r->base, NULL);
-      set_span(span_end(s) - GORT_PAGE_SIZE, NULL);
-      s->npages += r->npages;
-      if (r->freed_ns > s->freed_ns) s->freed_ns = r->freed_ns;
-      span_set_state(r, SPAN_DEAD);
-      gort__fixalloc_free(&heap.spanalloc, r);
-    }
+  mspan_t *r = span_of(span_end(s));
+  if (r != NULL && span_state(r) == SPAN_FREE) {
+    free_list_remove(r);
+    set_span(r->base, NULL);
+    set_span(span_end(s) - GORT_PAGE_SIZE, NULL);
+    s->npages += r->npages;
+    if (r->freed_ns > s->freed_ns) s->freed_ns = r->freed_ns;
+    span_set_state(r, SPAN_DEAD);
+    gort__fixalloc_free(&heap.spanalloc, r);
   }
   set_span(s->base, s);
   set_span(span_end(s) - GORT_PAGE_SIZE, s);
@@ -390,7 +384,7 @@ bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages) {
   if (npages <= s->npages) return true;
   uintptr_t extra = npages - s->npages;
   lock(&heap.lock);
-  mspan_t *r = arena_of(span_end(s)) != NULL ? get_span(span_end(s)) : NULL;
+  mspan_t *r = span_of(span_end(s));
   if (r == NULL || span_state(r) != SPAN_FREE || r->npages < extra) {
     unlock(&heap.lock);
     return false;
@@ -523,12 +517,12 @@ void gort__mheap_read_stats(heap_stats_t *out) {
 
 static bool check_free_span(const mspan_t *s, uint64_t *pages, uint64_t *released) {
   if (span_state(s) != SPAN_FREE || s->where != WHERE_HEAP) return false;
-  if (get_span(s->base) != s || get_span(span_end(s) - GORT_PAGE_SIZE) != s) return false;
+  if (span_of(s->base) != s || span_of(span_end(s) - GORT_PAGE_SIZE) != s) return false;
   for (uintptr_t p = s->base + GORT_PAGE_SIZE; p + GORT_PAGE_SIZE < span_end(s); p += GORT_PAGE_SIZE)
-    if (get_span(p) != NULL) return false;
+    if (span_of(p) != NULL) return false;
   // No free neighbour may remain unmerged.
   if (arena_of(span_end(s)) != NULL) {
-    mspan_t *r = get_span(span_end(s));
+    mspan_t *r = span_of(span_end(s));
     if (r != NULL && span_state(r) == SPAN_FREE) return false;
   }
   for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE) *released += page_released(p);

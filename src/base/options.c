@@ -26,35 +26,36 @@ typedef struct {
   size_t offset;  // into gort_options_t
   bool debug;     // a GORT_DEBUG key rather than a variable
   const char *doc;
+  bool reserved;  // parsed, but nothing uses it until its subsystem lands
 } option_t;
 
 #define OFF(f) offsetof(gort_options_t, f)
 
 static const option_t options[] = {
     {"GORT_GC", OPT_PERCENT_OR_OFF, OFF(gc_percent), false,
-     "GC target: collect when the heap grows by this percent over the live heap; `off` disables (default 100)"},
+     "(reserved: no effect until the collector lands) GC target: collect when the heap grows by this percent over the live heap; `off` disables (default 100)", true},
     {"GORT_MEMLIMIT", OPT_BYTES, OFF(memlimit), false,
-     "soft memory limit, Go's GOMEMLIMIT syntax (`512MiB`, `2GB`, bytes); default the cgroup's memory.max"},
-    {"GORT_MAXPROCS", OPT_INT, OFF(maxprocs), false, "goroutine Ps (default: usable CPUs)"},
+     "soft memory limit, Go's GOMEMLIMIT syntax (`512MiB`, `2GB`, bytes); default the cgroup's memory.max", false},
+    {"GORT_MAXPROCS", OPT_INT, OFF(maxprocs), false, "(reserved: no effect until the scheduler lands) goroutine Ps (default: usable CPUs)", true},
     {"GORT_MEMPROFILERATE", OPT_BYTES, OFF(memprofilerate), false,
-     "heap profile: one sample per this many bytes allocated, on average (default 512KiB; 0 off)"},
+     "heap profile: one sample per this many bytes allocated, on average (default 512KiB; 0 off)", false},
     {"GORT_HEAPPROFILE", OPT_STRING, OFF(heapprofile), false,
-     "write a pprof heap profile (gzipped profile.proto) to this path at exit"},
-    {"GORT_LEAKCHECK", OPT_BOOL, OFF(leakcheck), false, "report unreachable malloc blocks at exit"},
-    {"GORT_STATS", OPT_BOOL, OFF(stats), false, "print a memory summary at exit"},
+     "write a pprof heap profile (gzipped profile.proto) to this path at exit", false},
+    {"GORT_LEAKCHECK", OPT_BOOL, OFF(leakcheck), false, "(reserved: no effect until the collector lands) report unreachable malloc blocks at exit", true},
+    {"GORT_STATS", OPT_BOOL, OFF(stats), false, "print a memory summary at exit", false},
     {"GORT_STATS_FILE", OPT_STRING, OFF(stats_file), false,
-     "write the GORT_STATS summary to this file instead of stderr"},
-    {"GORT_STACKSIZE", OPT_BYTES, OFF(stacksize), false, "goroutine stack reservation (default 256KiB)"},
+     "write the GORT_STATS summary to this file instead of stderr", false},
+    {"GORT_STACKSIZE", OPT_BYTES, OFF(stacksize), false, "(reserved: no effect until the scheduler lands) goroutine stack reservation (default 256KiB)", true},
     {"madvdontneed", OPT_BOOL, OFF(madvdontneed), true,
-     "1 (default): release with MADV_DONTNEED, RSS drops at once; 0: MADV_FREE, cheaper, RSS drops under pressure"},
-    {"scavtrace", OPT_BOOL, OFF(scavtrace), true, "print one line per scavenger cycle"},
-    {"gctrace", OPT_BOOL, OFF(gctrace), true, "print one line per GC cycle"},
+     "1 (default): release with MADV_DONTNEED, RSS drops at once; 0: MADV_FREE, cheaper, RSS drops under pressure", false},
+    {"scavtrace", OPT_BOOL, OFF(scavtrace), true, "print one line per scavenger cycle", false},
+    {"gctrace", OPT_BOOL, OFF(gctrace), true, "(reserved: no effect until the collector lands) print one line per GC cycle", true},
     {"harden", OPT_BOOL, OFF(harden), true,
-     "catch overflows (canaries), use after free (fill and check) and randomize free lists"},
-    {"profsignal", OPT_BOOL, OFF(profsignal), true, "SIGUSR2 writes the heap profile (GORT_HEAPPROFILE)"},
-    {"scavenge", OPT_BOOL, OFF(scavenge), true, "0 disables the background scavenger"},
+     "catch overflows (canaries), use after free (fill and check), forged free-list links (encoded), and shuffle fresh spans", false},
+    {"profsignal", OPT_BOOL, OFF(profsignal), true, "SIGUSR2 writes the heap profile (GORT_HEAPPROFILE)", false},
+    {"scavenge", OPT_BOOL, OFF(scavenge), true, "0 disables the background scavenger", false},
     {"scavdelay", OPT_INT, OFF(scavdelay_ms), true,
-     "milliseconds a free page stays before the scavenger releases it (default 500)"},
+     "milliseconds a free page stays before the scavenger releases it (default 500)", false},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -99,6 +100,7 @@ static bool parse_int(const char *s, int64_t *out) {
 }
 
 static bool parse_value(const option_t *o, const char *v) {
+  if (o->reserved) gort__warn("%s is accepted but has no effect yet in this version of gort", o->name);
   void *field = (char *)&gort__opts + o->offset;
   int64_t n = 0;
   switch (o->type) {

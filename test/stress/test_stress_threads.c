@@ -44,6 +44,16 @@ static void verify(void *p, size_t n) {
   atomic_fetch_add(&verified, 1);
 }
 
+// Checks that the first keep bytes at q hold the pattern of the block that
+// was at old with size old_n (realloc may have moved it).
+static void verify_moved(const void *q, const void *old, size_t old_n, size_t keep) {
+  uint64_t w = pattern_word(old, old_n);
+  const unsigned char *b = q;
+  for (size_t i = 0; i < keep; i++)
+    if (b[i] != ((unsigned char)(w >> ((i & 7) * 8)) ^ (unsigned char)i))
+      harness_fail(__FILE__, __LINE__, "realloc %p -> %p lost byte %zu of %zu", old, q, i, keep);
+}
+
 static size_t random_size(uint64_t *r) {
   uint64_t x = test_rand(r);
   switch (x % 16) {
@@ -99,10 +109,12 @@ static void *worker(void *argp) {
         pthread_mutex_unlock(&mb->lock);
       } else if (how == 3) {  // realloc it
         size_t n = random_size(&r);
-        void *q = gort_realloc(slot[i], n == 0 ? 1 : n);
+        void *old = slot[i];
+        size_t old_n = slot_size[i];
+        void *q = gort_realloc(old, n == 0 ? 1 : n);
         if (q == NULL) harness_fail(__FILE__, __LINE__, "realloc failed");
-        size_t keep = slot_size[i] < n ? slot_size[i] : n;
-        (void)keep;
+        // The bytes both sizes share must have come across intact.
+        verify_moved(q, old, old_n, old_n < n ? old_n : n);
         slot[i] = q;
         slot_size[i] = n == 0 ? 1 : n;
         fill(q, slot_size[i]);
