@@ -211,6 +211,7 @@ static void retire_span(mcache_t *c, mspan_t *s) {
     atomic_store_explicit(&c->stash[cls], s, memory_order_release);
     return;
   }
+  gort_assert_expensive(gort__mspan_is_valid(s));  // tier boundary: back to the page heap
   s->where = WHERE_NONE;
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   gort__mheap_free(s);
@@ -312,6 +313,7 @@ static block_t *span_next_list(mspan_t *s) {
 }
 
 static block_t *make_current(mcache_t *c, mspan_t *s) {
+  gort_assert_expensive(gort__mspan_is_valid(s));  // tier boundary: entering the fast path
   int cls = s->sizeclass;
   s->where = WHERE_CURRENT;
   c->cur[cls] = s;

@@ -98,6 +98,7 @@ void gort__mcentral_give(mspan_t *s) {
   lock(&mc->lock);
   atomic_store_explicit(&s->owner, NULL, memory_order_release);
   collect_xfree(s);
+  gort_assert_expensive(gort__mspan_is_valid(s));  // tier boundary: a cache hands it back
   if (s->used == 0) {
     unlock(&mc->lock);
     gort__mheap_free(s);
