@@ -18,8 +18,10 @@
 //
 // Cost when off: none on the fast paths. Hardened mode forces every malloc
 // into the slow path by keeping the thread's profiling countdown below
-// zero, and every free by marking small spans as holding a sample
-// (mspan.nsampled), the two tests the fast paths make anyway.
+// zero, and every free by setting NSAMPLED_SLOW in each small span's
+// nsampled, the two tests the fast paths make anyway. (That bit is not a
+// sample: the free path consults the profiler only for real ones, so a
+// hardened free takes no global lock.)
 
 #include "harden.h"
 
@@ -36,11 +38,12 @@ static uint64_t canary_of(const void *p) {
   return (gort__tag_key ^ ((uintptr_t)p * 0x9E3779B97F4A7C15ULL)) | 1;  // never all zero
 }
 
-void *gort__harden_on_alloc(void *p, size_t n, size_t usable) {
+void *gort__harden_on_alloc(void *p, size_t n, size_t usable, bool small) {
   unsigned char *b = p;
   // A reused small block must still hold the fill free() left in it
-  // (block sizes are multiples of 16, so whole words).
-  if (usable <= GORT_SMALL_MAX) {
+  // (block sizes are multiples of 16, so whole words). Large spans are
+  // never filled: an over-aligned one may be as small as a small block.
+  if (small) {
     const uint64_t fill = 0x0101010101010101ULL * HARDEN_FILL;
     for (size_t i = 2 * sizeof(uintptr_t); i < usable; i += 8) {
       uint64_t w;
@@ -118,5 +121,5 @@ void gort__harden_span_init(mspan_t *s) {
   }
   s->free = head;
   __atomic_store_n(&s->fresh, n, __ATOMIC_RELAXED);
-  atomic_store_explicit(&s->nsampled, 1, memory_order_relaxed);  // every free takes the slow path
+  atomic_store_explicit(&s->nsampled, NSAMPLED_SLOW, memory_order_relaxed);  // frees: slow path
 }

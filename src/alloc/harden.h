@@ -12,8 +12,8 @@ extern bool gort__harden GORT_HIDDEN;
 #define HARDEN_FILL 0xdf
 
 // Lays out a fresh block of at least n + HARDEN_EXTRA bytes: checks the
-// free fill (use after free), writes the canary after n and n at the end.
-void *gort__harden_on_alloc(void *p, size_t n, size_t usable);
+// free fill of a small block (use after free), writes the canary after n and n at the end.
+void *gort__harden_on_alloc(void *p, size_t n, size_t usable, bool small);
 // Checks the canary of a block about to be freed and fills it.
 void gort__harden_on_free(void *p, size_t usable, bool small);
 // Checks a live block's canary and size word; fatal with the messages given.

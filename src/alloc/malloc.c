@@ -62,36 +62,13 @@
 #include "malloc_fast.h"
 #include "harden.h"
 #include "mheap.h"
-#include "runtime_init.h"
+#include "alloc_init.h"
 #include "scavenger.h"
 #include "vg.h"
 
-// ---- start-up -----------------------------------------------------------------
+// ---- start-up (base/start.c calls these) -------------------------------------
 
-_Atomic int gort__runtime_state;
-static lock_t init_lock = LOCK_INIT;
-static init_hook_t init_hooks[8];
-static int ninit_hooks;
-static bool hooks_ran;
-
-void gort__runtime_add_init_hook(init_hook_t fn) {
-  lock(&init_lock);
-  bool now = hooks_ran;
-  if (!now && ninit_hooks < (int)(sizeof init_hooks / sizeof init_hooks[0]))
-    init_hooks[ninit_hooks++] = fn;
-  unlock(&init_lock);
-  if (now) fn();
-}
-
-GORT_NOINLINE void gort__runtime_init_slow(void) {
-  // Nothing between lock and unlock allocates, so this cannot recurse.
-  lock(&init_lock);
-  if (atomic_load_explicit(&gort__runtime_state, memory_order_relaxed) != 0) {
-    unlock(&init_lock);
-    return;
-  }
-  atomic_store_explicit(&gort__runtime_state, 1, memory_order_relaxed);
-  gort__options_init();
+void gort__alloc_init(void) {
   // The high bit keeps key ^ address away from 0 (addresses are < 2^47),
   // so zeroed or never-used memory never looks like a free block.
   gort__tag_key = (uintptr_t)(gort__os_random64() | (1ULL << 63)) & ~(uintptr_t)15;
@@ -99,25 +76,15 @@ GORT_NOINLINE void gort__runtime_init_slow(void) {
   gort__harden = gort__opts.harden != 0;
   gort__link_key = (uintptr_t)gort__os_random64();
   gort__scavenger_init();
-  atomic_store_explicit(&gort__runtime_state, 2, memory_order_release);
-  hooks_ran = true;
-  int n = ninit_hooks;
-  unlock(&init_lock);
-  // From here on allocation works: these may allocate.
-  gort__fork_init();
-  for (int i = 0; i < n; i++) init_hooks[i]();
 }
-
-// Start at load time too, so that a bad GORT_* variable is reported even
-// in a program that never allocates; the first malloc may come earlier.
-__attribute__((constructor)) static void init_at_load(void) { gort__runtime_ensure_init(); }
 
 // ---- small and large allocation --------------------------------------------------
 
 static void *small_alloc(unsigned cls) {
   mcache_t *c = gort__tls_cache;
   if (gort_unlikely(c == &gort__empty_cache)) {
-    gort__runtime_ensure_init();
+    gort__start_ensure();
+    if (gort__mcache_thread_exited()) return gort__mcache_alloc_late((int)cls);
     c = gort__mcache_get();
     if (c == NULL) {
       errno = ENOMEM;
@@ -135,7 +102,7 @@ static void *small_alloc(unsigned cls) {
 }
 
 static void *large_alloc(size_t size, uintptr_t align_pages, bool zero) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   if (size > (size_t)PTRDIFF_MAX) {
     errno = ENOMEM;
     return NULL;
@@ -187,8 +154,11 @@ static GORT_NOINLINE void *sample(void *p, size_t size) {
 
 // Counts a large allocation against the thread's sampling countdown.
 static void *count_large(void *p, size_t size) {
-  mcache_t *c = gort__mcache_get();  // a thread that only makes large blocks needs one too
-  if (c != NULL && (c->sample_left -= (int64_t)size) < 0) return sample(p, size);
+  mcache_t *c = gort__tls_cache;
+  if (c == &gort__empty_cache && !gort__mcache_thread_exited())
+    c = gort__mcache_get();  // a thread that only makes large blocks needs one too
+  if (c != NULL && c != &gort__empty_cache && (c->sample_left -= (int64_t)size) < 0)
+    return sample(p, size);
   return p;
 }
 
@@ -209,7 +179,8 @@ static GORT_NOINLINE void *harden_alloc_cap(size_t size, size_t align, size_t ca
   else
     p = n > GORT_SMALL_MAX ? large_alloc(n, 1, false) : small_alloc(size_class(n));
   if (p == NULL) return NULL;
-  gort__harden_on_alloc(p, size, usable_of(span_of((uintptr_t)p)));
+  mspan_t *s = span_of((uintptr_t)p);
+  gort__harden_on_alloc(p, size, usable_of(s), s->state == SPAN_SMALL);
   return sample(p, size);
 }
 
@@ -220,43 +191,54 @@ GORT_NOINLINE void *gort__malloc_slow(size_t size) {
   if (size > GORT_SMALL_MAX) return count_large(large_alloc(size, 1, false), size);
   void *p = small_alloc(size_class(size));
   mcache_t *c = gort__tls_cache;  // small_alloc may have created the cache
-  if ((c->sample_left -= (int64_t)size) < 0) return sample(p, size);
+  if (c != &gort__empty_cache && (c->sample_left -= (int64_t)size) < 0) return sample(p, size);
   return p;
 }
 
 // ---- checking a pointer ------------------------------------------------------------
 
+// The messages of one call for each misuse live_span finds.
+typedef struct {
+  const char *dbl, *bad, *interior, *never;
+} misuse_msgs_t;
+
+#define MISUSE_MSGS(call, dbl)                                                     \
+  (&(const misuse_msgs_t){call ": " dbl, call ": invalid pointer (not allocated by gort)", \
+                          call ": invalid pointer (not the start of a block)",     \
+                          call ": invalid pointer (a block never handed out)"})
+
 // Returns the span of live block p, or dies with the message for the misuse
-// found: a double free, a pointer not ours, or one inside a block.
-static mspan_t *live_span(const void *p, const char *what_double, const char *what_bad,
-                          const char *what_interior) {
+// found: a double free, a pointer not ours, one inside a block, or one to
+// a slot of a span that was never carved.
+static mspan_t *live_span(const void *p, const misuse_msgs_t *m) {
   uintptr_t a = (uintptr_t)p;
   mspan_t *s = span_of(a);
-  if (s == NULL) gort__fatal(what_bad, p);
+  if (s == NULL) gort__fatal(m->bad, p);
   if (s->state == SPAN_LARGE) {
-    if (a != s->base) gort__fatal(what_interior, p);
+    if (a != s->base) gort__fatal(m->interior, p);
     return s;
   }
-  if (s->state != SPAN_SMALL) gort__fatal(what_double, p);
-  if (!span_is_elem_start(s, a)) gort__fatal(what_interior, p);
+  if (s->state != SPAN_SMALL) gort__fatal(m->dbl, p);  // the first page of a freed span
+  uintptr_t off = a - s->base;
+  uint32_t i = span_elem_index(s, off);
+  if ((uintptr_t)i * s->elemsize != off) gort__fatal(m->interior, p);
+  if (i >= __atomic_load_n(&s->fresh, __ATOMIC_RELAXED)) gort__fatal(m->never, p);
   const block_t *b = p;
   if (gort_unlikely(b->tag == (gort__tag_key ^ a))) {
+    // Tagged free. Only the owner can confirm it (its lists are its own);
+    // anyone else's free of a block on a free list is a double free.
     mcache_t *c = gort__tls_cache;
     bool mine = atomic_load_explicit(&s->owner, memory_order_relaxed) == c;
-    if (!mine || gort__mcache_owns_free_block(c, s, b)) gort__fatal(what_double, p);
+    if (!mine || gort__mcache_owns_free_block(c, s, b)) gort__fatal(m->dbl, p);
   }
   return s;
 }
 
-#define FREE_MSGS                                                                  \
-  "free(): double free", "free(): invalid pointer (not allocated by gort)",        \
-      "free(): invalid pointer (not the start of a block)"
-
 GORT_NOINLINE void gort__free_slow(void *p) {
   if (p == NULL) return;
-  mspan_t *s = live_span(p, FREE_MSGS);
+  mspan_t *s = live_span(p, MISUSE_MSGS("free()", "double free"));
   if (gort_unlikely(gort__harden)) gort__harden_on_free(p, usable_of(s), s->state == SPAN_SMALL);
-  if (atomic_load_explicit(&s->nsampled, memory_order_relaxed) != 0 &&
+  if ((atomic_load_explicit(&s->nsampled, memory_order_relaxed) & ~NSAMPLED_SLOW) != 0 &&
       gort__mprof_hooks.sample_free != NULL)
     gort__mprof_hooks.sample_free(p);
   if (s->state == SPAN_LARGE) {
@@ -276,10 +258,13 @@ GORT_NOINLINE void gort__free_slow(void *p) {
   }
   unsigned cls = s->sizeclass;
   gort__mcache_remote_free(s, b);
-  // Count the free on this thread's shard; a thread with no cache gets one
-  // (a consumer that only frees still needs somewhere to count).
-  if (c == &gort__empty_cache) c = gort__mcache_get();
-  if (c != NULL) counter_add(&c->nfree[cls], 1);
+  // Count the free on this thread's shard. A thread with no cache counts on
+  // a shared one: creating a cache here would leak it when the free comes
+  // after the thread's exit hook (glibc frees strerror's buffer then).
+  if (c == &gort__empty_cache)
+    gort__mcache_count_orphan_free((int)cls);
+  else
+    counter_add(&c->nfree[cls], 1);
 }
 
 // ---- the API -------------------------------------------------------------------
@@ -368,18 +353,14 @@ static size_t usable_of(const mspan_t *s) {
 
 size_t gort_usable_size(const void *p) {
   if (p == NULL) return 0;
-  size_t u = usable_of(live_span(p, "malloc_usable_size(): pointer already freed",
-                                 "malloc_usable_size(): invalid pointer (not allocated by gort)",
-                                 "malloc_usable_size(): invalid pointer (not the start of a block)"));
+  size_t u = usable_of(live_span(p, MISUSE_MSGS("malloc_usable_size()", "pointer already freed")));
   // Hardened: only what was asked for is usable; the rest is the canary.
   return gort__harden ? gort__harden_requested(p, u) : u;
 }
 
 static void *realloc_impl(void *p, size_t size) {
   if (p == NULL) return malloc_fast(size);
-  mspan_t *s = live_span(p, "realloc(): double free (pointer already freed)",
-                         "realloc(): invalid pointer (not allocated by gort)",
-                         "realloc(): invalid pointer (not the start of a block)");
+  mspan_t *s = live_span(p, MISUSE_MSGS("realloc()", "double free (pointer already freed)"));
   if (size == 0) {
     free_fast(p);
     return NULL;

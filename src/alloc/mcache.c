@@ -50,7 +50,7 @@
 #include "mcentral.h"
 #include "harden.h"
 #include "mheap.h"
-#include "runtime_init.h"
+#include "alloc_init.h"
 
 mcache_t gort__empty_cache;
 GORT_TLS mcache_t *gort__tls_cache = &gort__empty_cache;
@@ -64,11 +64,20 @@ static struct {
   uint64_t ncaches;
   uint64_t retired_nmalloc[GORT_NUM_CLASSES];  // counters of exited threads
   uint64_t retired_nfree[GORT_NUM_CLASSES];
+  uint64_t orphan_nfree[GORT_NUM_CLASSES];  // frees by threads with no cache; atomic
   pthread_key_t key;
   bool key_ok, inited;
 } caches = {.lock = LOCK_INIT};
 
 static void thread_exit(void *arg);
+
+// Set by the exit hook: this thread's cache is gone for good.
+static GORT_TLS bool thread_exited;
+
+static struct {
+  lock_t lock;  // rank LOCK_LATE; guards c and c's owner-only state
+  mcache_t *c;
+} late = {.lock = LOCK_INIT};
 
 void gort__span_init_small(mspan_t *s, int cls) {
   s->sizeclass = (uint8_t)cls;
@@ -115,9 +124,9 @@ static mcache_t *cache_new(void) {
   mcache_t *c = caches.spare;
   if (c != NULL) {
     caches.spare = c->next_all;
-    block_t *late = atomic_exchange(&c->delayed, NULL);  // see "Thread exit"
+    block_t *arrived = atomic_exchange(&c->delayed, NULL);  // see "Thread exit"
     memset(c, 0, sizeof *c);
-    atomic_store(&c->delayed, late);
+    atomic_store(&c->delayed, arrived);
   } else {
     c = gort__fixalloc_alloc(&caches.alloc);
   }
@@ -151,6 +160,14 @@ mcache_t *gort__mcache_get(void) {
   return c;
 }
 
+// Adds c's counters to the retired totals. Under caches.lock.
+static void fold_counts(mcache_t *c) {
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) {
+    caches.retired_nmalloc[i] += counter_read(&c->nmalloc[i]);
+    caches.retired_nfree[i] += counter_read(&c->nfree[i]);
+  }
+}
+
 static void cache_retire(mcache_t *c) {
   lock(&caches.lock);
   for (mcache_t **p = &caches.all; *p != NULL; p = &(*p)->next_all) {
@@ -159,10 +176,7 @@ static void cache_retire(mcache_t *c) {
       break;
     }
   }
-  for (int i = 0; i < GORT_NUM_CLASSES; i++) {
-    caches.retired_nmalloc[i] += counter_read(&c->nmalloc[i]);
-    caches.retired_nfree[i] += counter_read(&c->nfree[i]);
-  }
+  fold_counts(c);
   c->alive = false;
   c->next_all = caches.spare;
   caches.spare = c;
@@ -174,10 +188,41 @@ static void thread_exit(void *arg) {
   mcache_t *c = arg;
   if (c == NULL || gort__tls_cache != c) return;
   gort__mcache_abandon(c);
-  // Later frees in this thread's teardown take the remote path; a later
-  // malloc creates a fresh cache.
+  // glibc frees (and may allocate) after the key destructors have run:
+  // strerror's buffer, dlerror's, the thread's own freeres. A new cache
+  // then would never be handed back (leaking a cache per thread, 55 MB for
+  // 10,000 threads). So from here frees take the remote path and count on
+  // a shared shard, and allocations come from the shared late cache.
+  thread_exited = true;
   gort__tls_cache = &gort__empty_cache;
   cache_retire(c);
+}
+
+bool gort__mcache_thread_exited(void) { return thread_exited; }
+
+// The late cache: one cache, under a lock, for threads past their exit
+// hook. Rare and short-lived work, so a lock is cheap enough.
+void *gort__mcache_alloc_late(int cls) {
+  lock(&late.lock);
+  mcache_t *c = late.c;
+  if (c == NULL) c = late.c = cache_new();
+  void *b = NULL;
+  if (c != NULL) {
+    b = c->alloc[cls];
+    if (b != NULL)
+      c->alloc[cls] = gort__harden ? gort__harden_checked_next(b) : block_next(b);
+    else
+      b = gort__mcache_refill(c, cls);
+    if (b != NULL) counter_add(&c->nmalloc[cls], 1);
+  } else {
+    errno = ENOMEM;
+  }
+  unlock(&late.lock);
+  return b;
+}
+
+void gort__mcache_count_orphan_free(int cls) {
+  __atomic_fetch_add(&caches.orphan_nfree[cls], 1, __ATOMIC_RELAXED);
 }
 
 void gort__mcache_foreach(void (*fn)(mcache_t *c, void *arg), void *arg) {
@@ -189,7 +234,8 @@ void gort__mcache_foreach(void (*fn)(mcache_t *c, void *arg), void *arg) {
 void gort__mcache_retired_counts(uint64_t *nmalloc, uint64_t *nfree) {
   lock(&caches.lock);
   memcpy(nmalloc, caches.retired_nmalloc, sizeof caches.retired_nmalloc);
-  memcpy(nfree, caches.retired_nfree, sizeof caches.retired_nfree);
+  for (int i = 0; i < GORT_NUM_CLASSES; i++)
+    nfree[i] = caches.retired_nfree[i] + __atomic_load_n(&caches.orphan_nfree[i], __ATOMIC_RELAXED);
   unlock(&caches.lock);
 }
 
@@ -277,13 +323,24 @@ static void drain_delayed(mcache_t *c) {
   }
 }
 
-bool gort__mcache_owns_free_block(mcache_t *c, mspan_t *s, const block_t *b) {
-  for (block_t *p = s->free; p != NULL; p = block_next(p))
-    if (p == b) return true;
-  if (c->cur[s->sizeclass] == s)
-    for (block_t *p = c->alloc[s->sizeclass]; p != NULL; p = block_next(p))
-      if (p == b) return true;
+// A list that a corruption turned into a loop must not hang the check.
+static bool list_has(const block_t *list, const block_t *b, uint32_t max) {
+  for (uint32_t n = 0; list != NULL && n <= max; list = block_next(list), n++)
+    if (list == b) return true;
   return false;
+}
+
+// Every place a free block of c's span s can be: s's own free list, the
+// fast path's list, the remote frees, and c's delayed stack. Only the
+// owner (the caller) takes from the last two, and others only push on
+// them, so a walk from a snapshot of the head sees a stable list.
+bool gort__mcache_owns_free_block(mcache_t *c, mspan_t *s, const block_t *b) {
+  uint32_t max = s->nelems;
+  if (list_has(s->free, b, max)) return true;
+  if (c->cur[s->sizeclass] == s && list_has(c->alloc[s->sizeclass], b, max)) return true;
+  uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_acquire) & ~XFREE_NOTIFY;
+  if (list_has((const block_t *)x, b, max)) return true;
+  return list_has(atomic_load_explicit(&c->delayed, memory_order_acquire), b, UINT32_MAX / 2);
 }
 
 // ---- refill --------------------------------------------------------------------
@@ -458,26 +515,43 @@ uint64_t gort__mcache_flush_empty(bool self_current) {
   return free_taken(&taken);
 }
 
-void gort__mcache_lock_for_fork(void) { lock(&caches.lock); }
+void gort__mcache_lock_for_fork(void) {
+  lock(&late.lock);
+  lock(&caches.lock);
+}
 
 void gort__mcache_unlock_after_fork(int child) {
   if (!child) {
     unlock(&caches.lock);
+    unlock(&late.lock);
     return;
   }
   lock_reinit(&caches.lock);
-  // Only the forking thread survives in the child: the other threads'
-  // caches are orphans. Their spans go to the mcentral so that the child
-  // can reuse them (blocks sitting in their fast-path lists stay lost).
+  lock_reinit(&late.lock);
+  late.c = NULL;  // quarantined below with the other threads' caches
+  // Only the forking thread survives in the child. The other threads'
+  // caches are quarantined (fork.c says why their lists cannot be walked):
+  // off the registry, counters folded in, never reused. Their one safe
+  // part is the stash, published with an atomic exchange: an empty span
+  // that goes back to the page heap.
   mcache_t *self = gort__tls_cache;
-  mcache_t *c = caches.all;
+  mcache_t *c = caches.all, *kept = NULL;
+  span_link_t taken;
+  span_list_init(&taken);
   while (c != NULL) {
     mcache_t *next = c->next_all;
-    if (c != self) {
-      for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) c->alloc[cls] = NULL;
-      gort__mcache_abandon(c);
-      cache_retire(c);
+    if (c == self) {
+      c->next_all = kept;
+      kept = c;
+    } else {
+      take_stashes(c, &taken);
+      fold_counts(c);
+      c->alive = false;
+      c->next_all = NULL;
+      __atomic_fetch_sub(&caches.ncaches, 1, __ATOMIC_RELAXED);
     }
     c = next;
   }
+  caches.all = kept;
+  free_taken(&taken);
 }

@@ -36,7 +36,14 @@ extern mcache_t gort__empty_cache GORT_HIDDEN;
 extern GORT_TLS mcache_t *gort__tls_cache GORT_HIDDEN;
 
 // The calling thread's cache, created on first use; NULL if out of memory.
+// Not for a thread past its exit hook (see gort__mcache_thread_exited).
 mcache_t *gort__mcache_get(void);
+// The calling thread has run its exit hook: it must not get a cache again.
+bool gort__mcache_thread_exited(void);
+// An allocation of class cls for such a thread; NULL (errno ENOMEM) on failure.
+void *gort__mcache_alloc_late(int cls);
+// Counts a free by a thread with no cache.
+void gort__mcache_count_orphan_free(int cls);
 // Refills c->alloc[cls] and pops one block; NULL (errno ENOMEM) on failure.
 void *gort__mcache_refill(mcache_t *c, int cls);
 // A free of block b (tagged free already) by s's owner, c: the slow-path

@@ -50,11 +50,13 @@ arena_t *gort__arenas[GORT_ARENA_L1];
 
 static struct {
   lock_t lock;                  // rank LOCK_HEAP; guards everything here
+  lock_t release_lock;          // rank LOCK_RELEASE; held across one span's release
   span_link_t exact[NEXACT];    // free runs by exact page count
   uint64_t exact_mask[2];       // bit n set: exact[n] is not empty
   span_link_t large;            // free runs of NEXACT pages or more
   fixalloc_t spanalloc;         // mspan_t structs
   uintptr_t hint;               // where to reserve the next arena
+  uintptr_t max_pages;          // the largest run one request may take; set at init
   bool inited;
   int release_dontneed;         // madvise mode; set once at init
   uint64_t free_pages, inuse_pages, released_pages, small_span_pages;
@@ -63,7 +65,7 @@ static struct {
   uint64_t release_calls, release_failures;
   mheap_grow_hook_t grow_hook;   // set once at start-up
   mheap_free_hook_t free_hook;   // set once at start-up
-} heap = {.lock = LOCK_INIT, .release_dontneed = 1};
+} heap = {.lock = LOCK_INIT, .release_lock = LOCK_INIT, .release_dontneed = 1};
 
 // free_pages and released_pages are written under the lock and read
 // without it by the scavenger's wake-up test: relaxed atomic stores.
@@ -74,6 +76,15 @@ static void heap_init_locked(void) {
   span_list_init(&heap.large);
   gort__fixalloc_init(&heap.spanalloc, sizeof(mspan_t));
   heap.hint = ARENA_HINT_START;
+  // One request may take at most the machine's memory plus swap, as the
+  // kernel's default overcommit heuristic lets one mapping (so glibc's
+  // malloc) have. Above that a request can never be backed, and its page
+  // map alone would cost 0.1% of it: 16 TiB once wrote metadata until the
+  // OOM killer came. Such requests fail with ENOMEM, as under glibc.
+  uint64_t mem = gort__os_memory_bytes();
+  if (mem < ((uint64_t)1 << 30)) mem = (uint64_t)1 << 30;
+  heap.max_pages = mem >= ((uint64_t)1 << GORT_ADDR_BITS) ? GORT_ARENA_L1 << 13
+                                                           : (uintptr_t)(mem >> GORT_PAGE_SHIFT);
   heap.inited = true;
 }
 
@@ -241,13 +252,18 @@ static void mark_inuse(mspan_t *s) {
 }
 
 mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t state) {
-  if (npages == 0 || npages > (GORT_ARENA_L1 << 13)) {
+  uintptr_t need = npages + align_pages - 1;
+  if (npages == 0 || npages > (GORT_ARENA_L1 << 13) || need < npages) {
     errno = ENOMEM;
     return NULL;
   }
-  uintptr_t need = npages + align_pages - 1;
   lock(&heap.lock);
   if (gort_unlikely(!heap.inited)) heap_init_locked();
+  if (need > heap.max_pages) {
+    unlock(&heap.lock);
+    errno = ENOMEM;
+    return NULL;
+  }
   mspan_t *s = find_free(need);
   if (s == NULL && heap.grow_hook != NULL) {
     // Growing: let the scavenger enforce the memory limit first, which may
@@ -454,6 +470,9 @@ static mspan_t *take_release_candidate(int64_t min_age_ns, int64_t now) {
 uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
   uint64_t released = 0;
   int64_t now = gort__nanotime();
+  // The release lock keeps a span off the lists only while it is held, so
+  // that fork (which takes it) never copies a span in mid-release.
+  lock(&heap.release_lock);
   lock(&heap.lock);
   if (!heap.inited) heap_init_locked();
   while (released < max_bytes) {
@@ -489,8 +508,14 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
     span_set_state(s, SPAN_FREE);
     coalesce_insert(s);
     if (failures != 0) break;
+    // Let a fork or another releaser in between spans.
+    unlock(&heap.lock);
+    unlock(&heap.release_lock);
+    lock(&heap.release_lock);
+    lock(&heap.lock);
   }
   unlock(&heap.lock);
+  unlock(&heap.release_lock);
   return released;
 }
 
@@ -553,11 +578,17 @@ bool gort__mheap_is_valid(void) {
   return ok;
 }
 
-void gort__mheap_lock_for_fork(void) { lock(&heap.lock); }
+void gort__mheap_lock_for_fork(void) {
+  lock(&heap.release_lock);
+  lock(&heap.lock);
+}
 
 void gort__mheap_unlock_after_fork(int child) {
-  if (child)
+  if (child) {
     lock_reinit(&heap.lock);
-  else
+    lock_reinit(&heap.release_lock);
+  } else {
     unlock(&heap.lock);
+    unlock(&heap.release_lock);
+  }
 }

@@ -76,6 +76,7 @@ typedef enum {
 } span_where_t;
 
 #define XFREE_NOTIFY ((uintptr_t)1)
+#define NSAMPLED_SLOW ((uint16_t)0x8000)
 
 typedef struct span_link {
   struct span_link *next, *prev;
@@ -95,6 +96,8 @@ typedef struct mspan {
   uint8_t pad_;
   // Live blocks of this span that the heap profiler sampled; a free checks
   // it so that only spans holding a sample pay for the profiler's lookup.
+  // Bit 15 (NSAMPLED_SLOW) sends every free to the slow path without
+  // involving the profiler (hardened mode).
   _Atomic uint16_t nsampled;
   uint32_t elemsize;  // 0 for large spans (see span_bytes)
   uint32_t nelems;

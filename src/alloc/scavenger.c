@@ -47,7 +47,7 @@
 #include "gort/alloc.h"
 #include "mcache.h"
 #include "mheap.h"
-#include "runtime_init.h"
+#include "alloc_init.h"
 
 #define WAKE_BYTES ((uint64_t)4 << 20)
 #define RELEASE_TICK_NS (100 * 1000 * 1000)
@@ -169,7 +169,7 @@ void gort__scavenger_init(void) {
 }
 
 uint64_t gort__scavenger_free_os_memory(void) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   atomic_fetch_add(&scav.forced, 1);
   gort__mcache_flush_empty(true);
   uint64_t got = release_now(-1);
@@ -180,7 +180,7 @@ uint64_t gort__scavenger_free_os_memory(void) {
 void gort_free_os_memory(void) { gort__scavenger_free_os_memory(); }
 
 int64_t gort_set_memory_limit(int64_t bytes) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   if (bytes < 0) return atomic_load(&scav.limit);
   int64_t old = atomic_exchange(&scav.limit, bytes);
   if (heap_resident_bound() > (uint64_t)bytes) {

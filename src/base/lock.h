@@ -6,9 +6,14 @@
 // "Futexes are tricky", mutex 3). Acquire spins briefly first, since most
 // critical sections in the allocator are a few hundred nanoseconds.
 //
-// Lock ranks (take only in this order; never call out of gort holding one):
+// Lock ranks (take only in ascending order; never call out of gort holding
+// one). The numbers also order the fork hooks (base/start.h).
+//   LOCK_START    start-up (base/start.c)
+//   LOCK_PROF     heap profiler records (obs/mprof.c)
+//   LOCK_LATE     the late cache of exiting threads (mcache.c)
 //   LOCK_CACHES   mcache registry (mcache.c)
 //   LOCK_CENTRAL  one mcentral (mcentral.c); never two at once
+//   LOCK_RELEASE  page heap: one release to the OS in flight (mheap.c)
 //   LOCK_HEAP     page heap (mheap.c)
 //   LOCK_PERSIST  persistent metadata allocator (persistent.c)
 
@@ -18,6 +23,9 @@
 #include <stdatomic.h>
 
 #include "base.h"
+
+enum { LOCK_START = 10, LOCK_PROF = 20, LOCK_LATE = 25, LOCK_CACHES = 30, LOCK_CENTRAL = 40, LOCK_RELEASE = 50,
+       LOCK_HEAP = 60, LOCK_PERSIST = 70 };
 
 typedef struct {
   _Atomic uint32_t state;

@@ -29,7 +29,7 @@
 
 #include "../alloc/mcache.h"
 #include "../alloc/pagemap.h"
-#include "../alloc/runtime_init.h"
+#include "../alloc/alloc_init.h"
 #include "../base/lock.h"
 #include "../base/options.h"
 #include "../base/persistent.h"
@@ -44,7 +44,7 @@ typedef struct {
 } sampled_t;
 
 static struct {
-  lock_t lock;  // guards everything below
+  lock_t lock;  // rank LOCK_PROF; guards everything below
   bucket_t **table;  // NBUCKETS chains
   bucket_t *all;
   sampled_t *reg;
@@ -225,12 +225,21 @@ void gort__mprof_foreach(void (*fn)(const bucket_t *b, void *arg), void *arg) {
   unlock(&prof.lock);
 }
 
+// A fork while another thread records a sample must not leave the child
+// with the lock held (it then hung in its first sampled malloc or free).
+static void prof_prepare(void) { lock(&prof.lock); }
+static void prof_parent(void) { unlock(&prof.lock); }
+static void prof_child(void) { lock_reinit(&prof.lock); }
+static fork_hook_t prof_fork = {
+    .name = "mprof", .rank = LOCK_PROF, .prepare = prof_prepare, .parent = prof_parent, .child = prof_child};
+
 void gort__mprof_init(void) {
   prof.rate = gort__opts.memprofilerate;
   if (prof.rate <= 0 || prof.rate == INT64_MAX) return;
   prof.table = gort__persistent_alloc(NBUCKETS * sizeof *prof.table, 4096);
   if (prof.table == NULL) return;
   dl_iterate_phdr(find_self, NULL);
+  gort__start_add_fork_hook(&prof_fork);
   gort__mprof_hooks.sample_free = sample_free;
   gort__mprof_hooks.first_interval = next_interval;
   gort__mprof_hooks.sample_alloc = sample_alloc;  // last: enables sampling

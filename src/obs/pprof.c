@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "../base/base.h"
-#include "../alloc/runtime_init.h"
+#include "../alloc/alloc_init.h"
 #include "../os/os.h"
 #include "gort/prof.h"
 #include "mprof.h"
@@ -301,7 +301,7 @@ static int write_gzip(int fd, const buf_t *data) {
 }
 
 int gort_heap_profile_write(int fd) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   writer_t w = {0};
   w.rate = gort__mprof_rate();
   int err;

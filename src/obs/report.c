@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../alloc/runtime_init.h"
+#include "../alloc/alloc_init.h"
 #include "../base/options.h"
 #include "../os/os.h"
 #include "gort/prof.h"

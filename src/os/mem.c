@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "../base/base.h"
@@ -16,11 +17,15 @@
 #define MADV_FREE 8
 #endif
 
+// Every call here leaves errno as it found it: failures are reported through
+// the return value, and malloc must not change errno when it succeeds.
 static void *map_at(uintptr_t hint, size_t size, int *err) {
+  int saved = errno;
   void *p = mmap((void *)hint, size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     *err = -errno;
+    errno = saved;
     return NULL;
   }
   return p;
@@ -49,14 +54,32 @@ void *gort__os_reserve(uintptr_t hint, size_t size, size_t align, int *err) {
   return (void *)start;
 }
 
-int gort__os_unmap(void *p, size_t size) { return munmap(p, size) == 0 ? 0 : -errno; }
+int gort__os_unmap(void *p, size_t size) {
+  int saved = errno;
+  int r = munmap(p, size) == 0 ? 0 : -errno;
+  errno = saved;
+  return r;
+}
+
+uint64_t gort__os_memory_bytes(void) {
+  struct sysinfo si;
+  int saved = errno;
+  int r = sysinfo(&si);
+  errno = saved;
+  if (r != 0) return UINT64_MAX;
+  return ((uint64_t)si.totalram + (uint64_t)si.totalswap) * (si.mem_unit ? si.mem_unit : 1);
+}
 
 int gort__os_release(void *p, size_t size, int dontneed) {
   int advice = dontneed ? MADV_DONTNEED : MADV_FREE;
-  if (madvise(p, size, advice) == 0) return 0;
-  int e = errno;
-  // Kernels before 4.5 lack MADV_FREE; DONTNEED is always a correct fallback.
-  if (!dontneed && e == EINVAL && madvise(p, size, MADV_DONTNEED) == 0) return 0;
+  int saved = errno;
+  int e = 0;
+  if (madvise(p, size, advice) != 0) {
+    e = errno;
+    // Kernels before 4.5 lack MADV_FREE; DONTNEED is always a correct fallback.
+    if (!dontneed && e == EINVAL && madvise(p, size, MADV_DONTNEED) == 0) e = 0;
+  }
+  errno = saved;
   return -e;
 }
 

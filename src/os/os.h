@@ -20,6 +20,9 @@ int gort__os_unmap(void *p, size_t size);
 // the pages read as zero afterwards) over MADV_FREE (cheaper; the kernel
 // takes the pages when it needs them, and until then they keep their data).
 int gort__os_release(void *p, size_t size, int dontneed);
+// Physical memory plus swap, from sysinfo(2) (UINT64_MAX if unknown): what
+// the kernel's default overcommit heuristic lets one mapping reach.
+uint64_t gort__os_memory_bytes(void);
 // Bytes of an address range that are resident, from mincore(2); -errno.
 int64_t gort__os_resident(void *p, size_t size);
 // The process's resident set size in bytes, from /proc/self/statm; -errno.

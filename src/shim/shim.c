@@ -21,9 +21,8 @@
 #include "alloc/mheap.h"
 #include "alloc/scavenger.h"
 #include "gort/alloc.h"
-#include "alloc/runtime_init.h"
+#include "alloc/alloc_init.h"
 #include "obs/heapstats.h"
-#include "obs/obs.h"
 
 #define SHIM __attribute__((visibility("default")))
 
@@ -183,10 +182,4 @@ SHIM int mallopt(int param, int value) {
   (void)param;
   (void)value;
   return 1;
-}
-
-// The shim is linked into every program that uses gort's malloc, so it is
-// what pulls the observability layer in (stats, profiles at exit).
-__attribute__((constructor)) static void register_obs(void) {
-  gort__runtime_add_init_hook(gort__obs_init);
 }

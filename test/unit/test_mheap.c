@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "alloc/mheap.h"
-#include "alloc/runtime_init.h"
+#include "alloc/alloc_init.h"
 #include "os/os.h"
 #include "test.h"
 
@@ -18,7 +18,7 @@ static void check_heap(const char *when) {
 }
 
 TEST(alloc_maps_every_page_to_its_span) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   for (uintptr_t n = 1; n < 300; n += 37) {
     mspan_t *s = gort__mheap_alloc(n, 1, SPAN_LARGE);
     ASSERT_NOT_NULL(s, "n=%lu", (unsigned long)n);
@@ -33,7 +33,7 @@ TEST(alloc_maps_every_page_to_its_span) {
 }
 
 TEST(free_runs_coalesce_back_into_one) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   enum { N = 200 };
   mspan_t *spans[N];
   for (int i = 0; i < N; i++) {
@@ -60,7 +60,7 @@ TEST(free_runs_coalesce_back_into_one) {
 }
 
 TEST(aligned_spans_start_on_their_alignment) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   mspan_t *pad = gort__mheap_alloc(3, 1, SPAN_LARGE);  // unalign the free run
   for (uintptr_t align = 1; align <= 1024; align *= 2) {
     mspan_t *s = gort__mheap_alloc(5, align, SPAN_LARGE);
@@ -73,7 +73,7 @@ TEST(aligned_spans_start_on_their_alignment) {
 }
 
 TEST(grow_in_place_takes_the_free_pages_after_a_span) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   mspan_t *s = gort__mheap_alloc(4, 1, SPAN_LARGE);
   ASSERT_NOT_NULL(s);
   uintptr_t base = s->base;
@@ -90,7 +90,7 @@ TEST(grow_in_place_takes_the_free_pages_after_a_span) {
 }
 
 TEST(released_pages_are_counted_and_reused_correctly) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   mspan_t *s = gort__mheap_alloc(512, 1, SPAN_LARGE);  // 4 MiB
   ASSERT_NOT_NULL(s);
   uintptr_t base = s->base;
@@ -115,7 +115,7 @@ TEST(released_pages_are_counted_and_reused_correctly) {
 }
 
 TEST(span_of_says_not_ours_for_foreign_addresses) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   int local;
   static int global;
   EXPECT(span_of((uintptr_t)&local) == NULL);
@@ -127,7 +127,7 @@ TEST(span_of_says_not_ours_for_foreign_addresses) {
 }
 
 TEST(os_refusal_returns_enomem_and_keeps_the_heap) {
-  gort__runtime_ensure_init();
+  gort__start_ensure();
   errno = 0;
   mspan_t *s = gort__mheap_alloc((uintptr_t)1 << 40, 1, SPAN_LARGE);  // 8 EiB
   EXPECT(s == NULL);

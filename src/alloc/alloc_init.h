@@ -1,0 +1,29 @@
+// The allocator's part of start-up (base/start.c runs it) and the hooks
+// the allocator declares for the layers above it.
+
+#ifndef GORT_ALLOC_ALLOC_INIT_H
+#define GORT_ALLOC_ALLOC_INIT_H
+
+#include <stddef.h>
+
+#include "../base/base.h"
+#include "../base/start.h"
+
+// Keys, modes and the scavenger's hooks; allocates nothing (start step 2).
+void gort__alloc_init(void);
+// The allocator's fork handlers (fork.c); may allocate (start step 3).
+void gort__alloc_init_late(void);
+
+// The heap profiler's hooks, filled in by obs/mprof.c (an upward call
+// through a hook this layer declares). sample_alloc runs after a sampled
+// allocation, outside every allocator lock, and returns the bytes until
+// the next sample; sample_free runs before a block of a span with
+// nsampled > 0 is freed. Both may be NULL (no profiler).
+typedef struct {
+  int64_t (*sample_alloc)(void *p, size_t size);
+  void (*sample_free)(void *p);
+  int64_t (*first_interval)(void);
+} gort_mprof_hooks_t;
+extern gort_mprof_hooks_t gort__mprof_hooks GORT_HIDDEN;
+
+#endif  // GORT_ALLOC_ALLOC_INIT_H
