@@ -18,6 +18,8 @@ typedef void (*test_fn)(void);
 void harness_register(const char *name, test_fn fn);
 void harness_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
+// Ends the current case as skipped, with the reason.
+void harness_skip(const char *reason) __attribute__((noreturn));
 // Runs fn in a child process and expects it to abort with a stderr line
 // containing want. Returns true if so; prints what happened otherwise.
 bool harness_expect_fatal(void (*fn)(void *), void *arg, const char *want);
@@ -68,6 +70,13 @@ int harness_run(const char *cmd, char *out, size_t outsize);
   } while (0)
 
 #define ASSERT_NOT_NULL(p, ...) EXPECT((p) != NULL, __VA_ARGS__)
+
+// Ends the case as skipped (reported as SKIP, never as PASS) when cond
+// holds: for a check that cannot run in this build or on this machine.
+#define SKIP_IF(cond, reason)                                                   \
+  do {                                                                          \
+    if (cond) harness_skip(reason);                                             \
+  } while (0)
 
 // xorshift64*: deterministic randomness for stress tests.
 static inline uint64_t test_rand(uint64_t *s) {
