@@ -115,7 +115,7 @@ static void *large_alloc(size_t size, uintptr_t align_pages, bool zero) {
   s->nelems = 1;
   s->elemsize = 0;
   __atomic_store_n(&s->fresh, 1, __ATOMIC_RELAXED);
-  atomic_store_explicit(&s->nsampled, 0, memory_order_relaxed);
+  span_clear_samples(s);
   if (zero && s->needzero) memset((void *)s->base, 0, span_bytes(s));
   return (void *)s->base;
 }
@@ -257,6 +257,11 @@ GORT_NOINLINE void gort__free_slow(void *p) {
     return;
   }
   unsigned cls = s->sizeclass;
+  if (c != &gort__empty_cache && atomic_load_explicit(&s->owner, memory_order_acquire) == NULL &&
+      gort__mcache_adopt_free(c, s, b)) {
+    counter_add(&c->nfree[cls], 1);
+    return;
+  }
   gort__mcache_remote_free(s, b);
   // Count the free on this thread's shard. A thread with no cache counts on
   // a shared one: creating a cache here would leak it when the free comes

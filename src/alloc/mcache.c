@@ -88,7 +88,7 @@ void gort__span_init_small(mspan_t *s, int cls) {
   s->free = NULL;
   s->used = 0;
   __atomic_store_n(&s->fresh, 0, __ATOMIC_RELAXED);
-  atomic_store_explicit(&s->nsampled, 0, memory_order_relaxed);
+  span_clear_samples(s);
   if (gort__harden) gort__harden_span_init(s);  // carves (and shuffles) it all
 }
 
@@ -307,6 +307,14 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
                                               memory_order_relaxed))
       return;
   }
+}
+
+bool gort__mcache_adopt_free(mcache_t *c, mspan_t *s, block_t *b) {
+  if (!gort__mcentral_adopt_span(s, c)) return false;
+  s->where = WHERE_PARTIAL;
+  span_list_push_back(&c->partial[s->sizeclass], s);
+  gort__mcache_owner_free(c, s, b);
+  return true;
 }
 
 static void drain_delayed(mcache_t *c) {

@@ -51,6 +51,9 @@ void *gort__mcache_refill(mcache_t *c, int cls);
 void gort__mcache_owner_free(mcache_t *c, mspan_t *s, block_t *b);
 // A free into a span owned by c that needs a list move or a retirement.
 void gort__mcache_owner_free_slow(mcache_t *c, mspan_t *s);
+// A free of block b (tagged free) into unowned span s by c's thread: c
+// adopts s and frees as its owner. False if s was adopted meanwhile.
+bool gort__mcache_adopt_free(mcache_t *c, mspan_t *s, block_t *b);
 // A free of block b of small span s by a thread that does not own s.
 void gort__mcache_remote_free(mspan_t *s, block_t *b);
 // Searches c's lists for b (confirming a suspected double free).

@@ -6,6 +6,12 @@
 // exiting threads. A thread whose own spans are all full adopts a partial
 // span from here before asking the page heap for a fresh one.
 //
+// A thread that frees into an unowned span adopts it (mimalloc's reclaim
+// on free): the next frees into it are the owner's, with no lock, and its
+// free blocks serve that thread's next refills. Without this, a thread
+// that inherits another's blocks (larson's successors) took this lock
+// once per free.
+//
 // An unowned full span sets NOTIFY in its xfree word. The remote free that
 // clears it calls gort__mcentral_notify, which moves the span to partial,
 // so no list is ever scanned for spans that gained free blocks.
@@ -91,6 +97,24 @@ mspan_t *gort__mcentral_adopt(int cls, mcache_t *c) {
   }
   unlock(&mc->lock);
   return NULL;
+}
+
+bool gort__mcentral_adopt_span(mspan_t *s, mcache_t *c) {
+  mcentral_t *mc = get_central(s->sizeclass);
+  lock(&mc->lock);
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) != NULL ||
+      (s->where != WHERE_CENTRAL_PARTIAL && s->where != WHERE_CENTRAL_FULL)) {
+    unlock(&mc->lock);  // adopted or freed meanwhile
+    return false;
+  }
+  span_list_remove(s);
+  if (s->where == WHERE_CENTRAL_PARTIAL) atomic_fetch_sub_explicit(&mc->npartial, 1, memory_order_relaxed);
+  mc->nspans--;
+  collect_xfree(s);  // also clears NOTIFY
+  s->where = WHERE_NONE;
+  atomic_store_explicit(&s->owner, c, memory_order_release);
+  unlock(&mc->lock);
+  return true;
 }
 
 void gort__mcentral_give(mspan_t *s) {

@@ -8,6 +8,9 @@
 // Adopts an unowned span of class cls with free blocks for cache c (owner
 // set, remote frees collected into s->free). NULL if there is none.
 mspan_t *gort__mcentral_adopt(int cls, mcache_t *c);
+// Adopts unowned span s for cache c if it is still listed here (owner set,
+// remote frees collected, off the lists); false if it was taken meanwhile.
+bool gort__mcentral_adopt_span(mspan_t *s, mcache_t *c);
 // Takes over a span from an exiting cache: owner cleared, listed partial
 // or full. Spans with no block in use go back to the page heap instead.
 void gort__mcentral_give(mspan_t *s);

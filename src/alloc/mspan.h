@@ -77,6 +77,7 @@ typedef enum {
 
 #define XFREE_NOTIFY ((uintptr_t)1)
 #define NSAMPLED_SLOW ((uint16_t)0x8000)
+#define MSPAN_SAMPLED_SLOTS 3
 
 typedef struct span_link {
   struct span_link *next, *prev;
@@ -99,6 +100,12 @@ typedef struct mspan {
   // Bit 15 (NSAMPLED_SLOW) sends every free to the slow path without
   // involving the profiler (hardened mode).
   _Atomic uint16_t nsampled;
+  // Which blocks hold those samples (index + 1; 0 empty), so that a free of
+  // any other block in the span skips the profiler's lock; samples beyond
+  // these slots are counted in sampled_spill. Written under the profiler's
+  // lock, read without it (obs/mprof.c).
+  _Atomic uint16_t sampled_idx[MSPAN_SAMPLED_SLOTS];
+  _Atomic uint16_t sampled_spill;
   uint32_t elemsize;  // 0 for large spans (see span_bytes)
   uint32_t nelems;
   uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide
@@ -126,6 +133,14 @@ GORT_INLINE span_state_t span_state(const mspan_t *s) {
 }
 GORT_INLINE void span_set_state(mspan_t *s, span_state_t st) {
   __atomic_store_n(&s->state, (uint8_t)st, __ATOMIC_RELAXED);
+}
+
+// A span (re)entering use holds no sample.
+GORT_INLINE void span_clear_samples(mspan_t *s) {
+  atomic_store_explicit(&s->nsampled, 0, memory_order_relaxed);
+  for (int i = 0; i < MSPAN_SAMPLED_SLOTS; i++)
+    atomic_store_explicit(&s->sampled_idx[i], 0, memory_order_relaxed);
+  atomic_store_explicit(&s->sampled_spill, 0, memory_order_relaxed);
 }
 
 // Index of the element holding offset off, and whether off is its start.

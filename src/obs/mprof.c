@@ -182,6 +182,24 @@ static sampled_t *reg_find(uintptr_t addr) {
 
 // ---- the hooks -----------------------------------------------------------------
 
+// The block index + 1 of p in span s (1 for a large span's one block).
+static uint16_t slot_of(const mspan_t *s, const void *p) {
+  if (s->elemsize == 0) return 1;
+  return (uint16_t)(span_elem_index(s, (uintptr_t)p - s->base) + 1);
+}
+
+// Records that p's block of s holds a sample. Under prof.lock.
+static void span_note_sample(mspan_t *s, const void *p) {
+  uint16_t slot = slot_of(s, p);
+  for (int i = 0; i < MSPAN_SAMPLED_SLOTS; i++) {
+    if (atomic_load_explicit(&s->sampled_idx[i], memory_order_relaxed) == 0) {
+      atomic_store_explicit(&s->sampled_idx[i], slot, memory_order_relaxed);
+      return;
+    }
+  }
+  atomic_fetch_add_explicit(&s->sampled_spill, 1, memory_order_relaxed);
+}
+
 static int64_t sample_alloc(void *p, size_t size) {
   if (in_profiler) return next_interval();
   in_profiler = true;
@@ -199,6 +217,7 @@ static int64_t sample_alloc(void *p, size_t size) {
     b->allocs++;
     b->alloc_bytes += size;
     reg_insert((uintptr_t)p, b, size);
+    span_note_sample(s, p);
     atomic_fetch_add_explicit(&s->nsampled, 1, memory_order_relaxed);
   }
   unlock(&prof.lock);
@@ -206,15 +225,28 @@ static int64_t sample_alloc(void *p, size_t size) {
   return next_interval();
 }
 
+// A free of a block of a span that holds samples. A sampled block's sample
+// was recorded before the program could free it, so its slot is visible to
+// the freeing thread: the other blocks of the span go without the lock.
 static void sample_free(void *p) {
   mspan_t *s = span_of((uintptr_t)p);
+  if (s == NULL) return;
+  uint16_t slot = slot_of(s, p);
+  int found = -1;
+  for (int i = 0; i < MSPAN_SAMPLED_SLOTS && found < 0; i++)
+    if (atomic_load_explicit(&s->sampled_idx[i], memory_order_relaxed) == slot) found = i;
+  if (found < 0 && atomic_load_explicit(&s->sampled_spill, memory_order_relaxed) == 0) return;
   lock(&prof.lock);
   sampled_t *e = reg_find((uintptr_t)p);
   if (e != NULL) {
     e->b->frees++;
     e->b->free_bytes += e->size;
     e->addr = 1;  // deleted
-    if (s != NULL) atomic_fetch_sub_explicit(&s->nsampled, 1, memory_order_relaxed);
+    if (found >= 0)
+      atomic_store_explicit(&s->sampled_idx[found], 0, memory_order_relaxed);
+    else
+      atomic_fetch_sub_explicit(&s->sampled_spill, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->nsampled, 1, memory_order_relaxed);
   }
   unlock(&prof.lock);
 }

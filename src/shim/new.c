@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 
+#include "alloc/malloc_fast.h"
 #include "gort/alloc.h"
 
 #define SHIM __attribute__((visibility("default")))
@@ -27,7 +28,13 @@ typedef void (*new_handler_t)(void);
 extern new_handler_t _ZSt15get_new_handlerv(void) __attribute__((weak));
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
 
-static void *new_loop(size_t n, size_t align, int may_throw) {
+// With VALGRIND=1 every name goes through gort_* for the annotations.
+#ifdef GORT_VALGRIND
+#define malloc_fast gort_malloc
+#define free_fast gort_free
+#endif
+
+static GORT_NOINLINE void *new_loop(size_t n, size_t align, int may_throw) {
   for (;;) {
     void *p = align ? gort_aligned_alloc(align, n) : gort_malloc(n);
     if (p != NULL) return p;
@@ -62,8 +69,15 @@ SHIM void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *);
 SHIM void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al);
 SHIM void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al);
 
-void *_Znwm(size_t n) { return new_loop(n, 0, 1); }
-void *_Znam(size_t n) { return new_loop(n, 0, 1); }
+// The common new is malloc's fast path; only a failure takes the loop.
+void *_Znwm(size_t n) {
+  void *p = malloc_fast(n);
+  return gort_likely(p != NULL) ? p : new_loop(n, 0, 1);
+}
+void *_Znam(size_t n) {
+  void *p = malloc_fast(n);
+  return gort_likely(p != NULL) ? p : new_loop(n, 0, 1);
+}
 void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return new_loop(n, 0, 0); }
 void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { (void)nt; return new_loop(n, 0, 0); }
 void *_ZnwmSt11align_val_t(size_t n, size_t al) { return new_loop(n, al, 1); }
@@ -77,21 +91,21 @@ void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t al, const void *nt) {
   return new_loop(n, al, 0);
 }
 
-void _ZdlPv(void *p) { gort_free(p); }
-void _ZdaPv(void *p) { gort_free(p); }
-void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; gort_free(p); }
-void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; gort_free(p); }
-void _ZdlPvm(void *p, size_t n) { (void)n; gort_free(p); }
-void _ZdaPvm(void *p, size_t n) { (void)n; gort_free(p); }
-void _ZdlPvSt11align_val_t(void *p, size_t al) { (void)al; gort_free(p); }
-void _ZdaPvSt11align_val_t(void *p, size_t al) { (void)al; gort_free(p); }
+void _ZdlPv(void *p) { free_fast(p); }
+void _ZdaPv(void *p) { free_fast(p); }
+void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; free_fast(p); }
+void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; free_fast(p); }
+void _ZdlPvm(void *p, size_t n) { (void)n; free_fast(p); }
+void _ZdaPvm(void *p, size_t n) { (void)n; free_fast(p); }
+void _ZdlPvSt11align_val_t(void *p, size_t al) { (void)al; free_fast(p); }
+void _ZdaPvSt11align_val_t(void *p, size_t al) { (void)al; free_fast(p); }
 void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt) {
   (void)al, (void)nt;
-  gort_free(p);
+  free_fast(p);
 }
 void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt) {
   (void)al, (void)nt;
-  gort_free(p);
+  free_fast(p);
 }
-void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al) { (void)n, (void)al; gort_free(p); }
-void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al) { (void)n, (void)al; gort_free(p); }
+void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t al) { (void)n, (void)al; free_fast(p); }
+void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t al) { (void)n, (void)al; free_fast(p); }
