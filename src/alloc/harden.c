@@ -91,9 +91,10 @@ bool gort__harden_resize(void *p, size_t usable, size_t n) {
 block_t *gort__harden_checked_next(const block_t *b) {
   block_t *n = block_next(b);
   if (n != NULL) {
-    mspan_t *s = span_of((uintptr_t)b);
-    if (s == NULL || (uintptr_t)n < s->base || (uintptr_t)n >= s->base + span_bytes(s) ||
-        ((uintptr_t)n - s->base) % s->elemsize != 0)
+    // A thread's list may hold blocks of several spans of one class.
+    mspan_t *s = span_of((uintptr_t)b), *t = span_of((uintptr_t)n);
+    if (s == NULL || t == NULL || span_state(t) != SPAN_SMALL || t->sizeclass != s->sizeclass ||
+        ((uintptr_t)n - t->base) % t->elemsize != 0)
       gort__fatal("malloc(): free list corrupted (write after free?) at block", b);
   }
   return n;
@@ -116,7 +117,7 @@ void gort__harden_span_init(mspan_t *s) {
     block_t *b = (block_t *)(s->base + (uintptr_t)order[k] * s->elemsize);
     memset((char *)b + 2 * sizeof(uintptr_t), HARDEN_FILL, s->elemsize - 2 * sizeof(uintptr_t));
     block_set_next(b, head);
-    b->tag = gort__tag_key ^ (uintptr_t)b;
+    b->tag = block_tag_fresh((uintptr_t)b);
     head = b;
   }
   s->free = head;

@@ -23,8 +23,8 @@ void gort__harden_check(const void *p, size_t usable, const char *what_size, con
 bool gort__harden_resize(void *p, size_t usable, size_t n);
 // The size the program asked for (what malloc_usable_size reports).
 size_t gort__harden_requested(const void *p, size_t usable);
-// The next block after b on a span's free list, checked: fatal if the
-// decoded link does not point into b's span (hardened mode only).
+// The next block after b on a free list, checked: fatal if the decoded
+// link is not a block of b's size class (hardened mode only).
 block_t *gort__harden_checked_next(const block_t *b);
 // Shuffles a fresh span's free list and fills its blocks.
 void gort__harden_span_init(mspan_t *s);

@@ -91,13 +91,17 @@ static void *small_alloc(unsigned cls) {
       return NULL;
     }
   }
-  block_t *b = c->alloc[cls];
-  if (b != NULL)
-    c->alloc[cls] = gort__harden ? gort__harden_checked_next(b) : b->next;
-  else if ((b = gort__mcache_refill(c, (int)cls)) == NULL)
+  class_cache_t *k = &c->k[cls];
+  block_t *b = k->head;
+  if (b != NULL) {
+    k->head = gort__harden ? gort__harden_checked_next(b) : b->next;
+    k->len--;
+  } else if ((b = gort__mcache_refill(c, (int)cls)) == NULL) {
     return NULL;
+  }
   b->tag = 0;
-  counter_add(&c->nmalloc[cls], 1);
+  live_set((uintptr_t)b);
+  counter_add(&k->nmalloc, 1);
   return b;
 }
 
@@ -209,7 +213,12 @@ typedef struct {
 
 // Returns the span of live block p, or dies with the message for the misuse
 // found: a double free, a pointer not ours, one inside a block, or one to
-// a slot of a span that was never carved.
+// a slot never handed out. For a small block the live bit decides: clear,
+// the block is free, or was never handed out if it still has its fresh
+// tag. A live bit with the freed tag is a block another thread freed and
+// its owner has not collected yet: the owner collects first (below), so
+// for anyone else that is a double free. (A live block whose second word
+// happens to equal a tag, a 2^-64 event, is taken for one.)
 static mspan_t *live_span(const void *p, const misuse_msgs_t *m) {
   uintptr_t a = (uintptr_t)p;
   mspan_t *s = span_of(a);
@@ -219,18 +228,17 @@ static mspan_t *live_span(const void *p, const misuse_msgs_t *m) {
     return s;
   }
   if (s->state != SPAN_SMALL) gort__fatal(m->dbl, p);  // the first page of a freed span
+  mcache_t *c = gort__tls_cache;
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c) gort__mcache_collect_remote(c, s);
   uintptr_t off = a - s->base;
   uint32_t i = span_elem_index(s, off);
   if ((uintptr_t)i * s->elemsize != off) gort__fatal(m->interior, p);
   if (i >= __atomic_load_n(&s->fresh, __ATOMIC_RELAXED)) gort__fatal(m->never, p);
   const block_t *b = p;
-  if (gort_unlikely(b->tag == (gort__tag_key ^ a))) {
-    // Tagged free. Only the owner can confirm it (its lists are its own);
-    // anyone else's free of a block on a free list is a double free.
-    mcache_t *c = gort__tls_cache;
-    bool mine = atomic_load_explicit(&s->owner, memory_order_relaxed) == c;
-    if (!mine || gort__mcache_owns_free_block(c, s, b)) gort__fatal(m->dbl, p);
-  }
+  if (!live_test(a)) gort__fatal(b->tag == block_tag_fresh(a) ? m->never : m->dbl, p);
+  if (gort_unlikely(b->tag == block_tag_freed(a)) &&
+      atomic_load_explicit(&s->owner, memory_order_relaxed) != c)
+    gort__fatal(m->dbl, p);
   return s;
 }
 
@@ -248,20 +256,21 @@ GORT_NOINLINE void gort__free_slow(void *p) {
   block_t *b = p;
   uintptr_t a = (uintptr_t)p;
   mcache_t *c = gort__tls_cache;
-  b->tag = gort__tag_key ^ a;
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c) {
     // Reached for the owner in hardened mode, with a sample in the span, or
-    // after a false double-free alarm.
-    counter_add(&c->nfree[s->sizeclass], 1);
+    // with remote frees pending (live_span collected them).
+    live_clear(a);
+    counter_add(&c->k[s->sizeclass].nfree, 1);
     gort__mcache_owner_free(c, s, b);
     return;
   }
   unsigned cls = s->sizeclass;
   if (c != &gort__empty_cache && atomic_load_explicit(&s->owner, memory_order_acquire) == NULL &&
       gort__mcache_adopt_free(c, s, b)) {
-    counter_add(&c->nfree[cls], 1);
+    counter_add(&c->k[cls].nfree, 1);
     return;
   }
+  b->tag = block_tag_freed(a);  // live bit still set: see live_span
   gort__mcache_remote_free(s, b);
   // Count the free on this thread's shard. A thread with no cache counts on
   // a shared one: creating a cache here would leak it when the free comes
@@ -269,7 +278,7 @@ GORT_NOINLINE void gort__free_slow(void *p) {
   if (c == &gort__empty_cache)
     gort__mcache_count_orphan_free((int)cls);
   else
-    counter_add(&c->nfree[cls], 1);
+    counter_add(&c->k[cls].nfree, 1);
 }
 
 // ---- the API -------------------------------------------------------------------

@@ -22,13 +22,20 @@ GORT_INLINE void *malloc_fast(size_t size) {
   if (gort_likely(size <= GORT_SMALL_MAX)) {
     unsigned cls = size_class(size);
     mcache_t *c = gort__tls_cache;
-    block_t *b = c->alloc[cls];
+    class_cache_t *k = &c->k[cls];
+    block_t *b = k->head;
     int64_t left = c->sample_left - (int64_t)size;
     if (gort_likely(b != NULL && left >= 0)) {
-      c->alloc[cls] = b->next;
+      block_t *next = b->next;
+      // The next pop reads next's first word: start that load now. Blocks
+      // on the list were freed in any order, so it is often not cached.
+      __builtin_prefetch(next);
+      k->head = next;
+      k->len--;
       c->sample_left = left;
-      b->tag = 0;
-      counter_add(&c->nmalloc[cls], 1);
+      b->tag = 0;  // not fresh: a later free is a free, not a wild pointer
+      live_set((uintptr_t)b);
+      counter_add(&k->nmalloc, 1);
       return b;
     }
   }
@@ -37,25 +44,40 @@ GORT_INLINE void *malloc_fast(size_t size) {
 
 // (Hardened mode never reaches the raw link accesses below: see mspan.h.)
 //
-// A free by the span's owner of a well-formed, tagged-live block needs no
-// atomic and no lock. Everything else (NULL, large, remote, suspicious)
-// goes to gort__free_slow, which checks it thoroughly.
+// A free by the span's owner of a live block needs no atomic and no lock,
+// and reads neither the block nor anything another thread writes often:
+// the live bit says the block is handed out, and remote_pending clear says
+// no other thread freed it meanwhile. The block goes on
+// the thread's list for its class, which the next malloc pops (mcache.c
+// returns blocks to their spans when the list grows past its bound).
+// Everything else (NULL, large, remote, sampled, suspicious, pending
+// remote frees) goes to gort__free_slow, which checks it thoroughly.
 GORT_INLINE void free_fast(void *p) {
   uintptr_t a = (uintptr_t)p;
-  mspan_t *s = span_of(a);
-  mcache_t *c = gort__tls_cache;
-  if (gort_likely(s != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == c)) {
-    block_t *b = p;
-    uintptr_t tag = gort__tag_key ^ a;
-    if (gort_likely(span_is_elem_start(s, a) && b->tag != tag &&
-                    atomic_load_explicit(&s->nsampled, memory_order_relaxed) == 0)) {
-      b->tag = tag;
-      b->next = s->free;
-      s->free = b;
-      counter_add(&c->nfree[s->sizeclass], 1);
-      if (gort_unlikely(--s->used == 0 || s->where == WHERE_FULL))
-        gort__mcache_owner_free_slow(c, s);
-      return;
+  arena_t *ar = arena_of(a);
+  if (gort_likely(ar != NULL)) {
+    mspan_t *s = __atomic_load_n(&ar->spans[arena_page_index(a)], __ATOMIC_RELAXED);
+    mcache_t *c = gort__tls_cache;
+    uintptr_t i = (a & (GORT_ARENA_SIZE - 1)) >> 4;
+    uint64_t bit = 1ULL << (i & 63), *w = &ar->live[i >> 6];
+    // A set live bit marks the start of a carved, handed-out block: no
+    // interior pointer (16-byte aligned ones have a clear bit, the others
+    // fail the alignment test) and no never-carved slot passes.
+    if (gort_likely(s != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == c &&
+                    (a & 15) == 0)) {
+      uint64_t live = __atomic_load_n(w, __ATOMIC_RELAXED);
+      if (gort_likely((live & bit) != 0 &&
+                      atomic_load_explicit(&s->nsampled, memory_order_relaxed) == 0 &&
+                      atomic_load_explicit(&s->remote_pending, memory_order_relaxed) == 0)) {
+        __atomic_store_n(w, live & ~bit, __ATOMIC_RELAXED);
+        block_t *b = p;
+        class_cache_t *k = &c->k[s->sizeclass];
+        b->next = k->head;
+        k->head = b;
+        counter_add(&k->nfree, 1);
+        if (gort_unlikely(++k->len > k->max)) gort__mcache_flush_list(c, s->sizeclass);
+        return;
+      }
     }
   }
   gort__free_slow(p);

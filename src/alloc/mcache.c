@@ -10,8 +10,8 @@
 // entirely free again (then it goes back to the page heap, or stays as the
 // class's one spare) or the thread exits (then it goes to the mcentral).
 // Per class it keeps:
-//   cur      the span allocations are served from; its free list is moved
-//            wholesale into alloc[cls], the fast path's list;
+//   cur      the span refills are served from; its free list is moved
+//            wholesale into the class's list;
 //   partial  owned spans with blocks freed since they filled up;
 //   full     owned spans with no free block, each with NOTIFY set;
 //   stash    one empty span, so a class that oscillates around a span
@@ -87,13 +87,14 @@ void gort__span_init_small(mspan_t *s, int cls) {
   s->kind = KIND_MANUAL;
   s->free = NULL;
   s->used = 0;
+  atomic_store_explicit(&s->remote_pending, 0, memory_order_relaxed);
   __atomic_store_n(&s->fresh, 0, __ATOMIC_RELAXED);
   span_clear_samples(s);
   if (gort__harden) gort__harden_span_init(s);  // carves (and shuffles) it all
 }
 
 // Carves the next fresh blocks of s, to the end of the OS page holding the
-// first of them (at least one block), tagged free; returns them as a list
+// first of them (at least one block); returns them as a list
 // in ascending order. The caller counts them in s->used.
 static block_t *carve(mspan_t *s) {
   uint32_t first = s->fresh;
@@ -105,11 +106,21 @@ static block_t *carve(mspan_t *s) {
   for (uint32_t i = first + n; i-- > first;) {
     block_t *b = (block_t *)(s->base + (uintptr_t)i * s->elemsize);
     block_set_next(b, head);
-    b->tag = gort__tag_key ^ (uintptr_t)b;
+    b->tag = block_tag_fresh((uintptr_t)b);
     head = b;
   }
   __atomic_store_n(&s->fresh, first + n, __ATOMIC_RELAXED);
   return head;
+}
+
+// The bound on a class's list: about 64 KiB of blocks, at least 2 and at
+// most 1024 (a small span's most). Past it a free flushes half the list,
+// so a thread holds at most this much freed memory per class beyond what
+// its spans hold, and a flush is amortized over max/2 frees.
+static int32_t list_max(int cls) {
+  if (gort__class_size[cls] == 0) return 0;  // class 0: unused
+  uint32_t n = (64u << 10) / gort__class_size[cls];
+  return (int32_t)(n < 2 ? 2 : n > 1024 ? 1024 : n);
 }
 
 // ---- registry --------------------------------------------------------------
@@ -137,6 +148,7 @@ static mcache_t *cache_new(void) {
   for (int i = 0; i < GORT_NUM_CLASSES; i++) {
     span_list_init(&c->partial[i]);
     span_list_init(&c->full[i]);
+    c->k[i].max = list_max(i);
   }
   c->alive = true;
   c->sample_left = gort__mprof_hooks.first_interval ? gort__mprof_hooks.first_interval() : INT64_MAX;
@@ -163,8 +175,8 @@ mcache_t *gort__mcache_get(void) {
 // Adds c's counters to the retired totals. Under caches.lock.
 static void fold_counts(mcache_t *c) {
   for (int i = 0; i < GORT_NUM_CLASSES; i++) {
-    caches.retired_nmalloc[i] += counter_read(&c->nmalloc[i]);
-    caches.retired_nfree[i] += counter_read(&c->nfree[i]);
+    caches.retired_nmalloc[i] += counter_read(&c->k[i].nmalloc);
+    caches.retired_nfree[i] += counter_read(&c->k[i].nfree);
   }
 }
 
@@ -208,12 +220,19 @@ void *gort__mcache_alloc_late(int cls) {
   if (c == NULL) c = late.c = cache_new();
   void *b = NULL;
   if (c != NULL) {
-    b = c->alloc[cls];
-    if (b != NULL)
-      c->alloc[cls] = gort__harden ? gort__harden_checked_next(b) : block_next(b);
-    else
+    class_cache_t *k = &c->k[cls];
+    b = k->head;
+    if (b != NULL) {
+      k->head = gort__harden ? gort__harden_checked_next(b) : block_next(b);
+      k->len--;
+    } else {
       b = gort__mcache_refill(c, cls);
-    if (b != NULL) counter_add(&c->nmalloc[cls], 1);
+    }
+    if (b != NULL) {
+      ((block_t *)b)->tag = 0;  // not fresh
+      live_set((uintptr_t)b);
+      counter_add(&k->nmalloc, 1);
+    }
   } else {
     errno = ENOMEM;
   }
@@ -263,7 +282,10 @@ static void retire_span(mcache_t *c, mspan_t *s) {
   gort__mheap_free(s);
 }
 
-void gort__mcache_owner_free_slow(mcache_t *c, mspan_t *s) {
+void gort__mcache_owner_free(mcache_t *c, mspan_t *s, block_t *b) {
+  block_set_next(b, s->free);
+  s->free = b;
+  s->used--;
   if (s->where == WHERE_FULL) {
     span_list_remove(s);
     clear_notify(s);
@@ -273,11 +295,36 @@ void gort__mcache_owner_free_slow(mcache_t *c, mspan_t *s) {
   if (s->used == 0 && s->where != WHERE_CURRENT && s->where != WHERE_STASH) retire_span(c, s);
 }
 
-void gort__mcache_owner_free(mcache_t *c, mspan_t *s, block_t *b) {
-  block_set_next(b, s->free);
-  s->free = b;
-  s->used--;
-  if (s->where == WHERE_FULL || s->used == 0) gort__mcache_owner_free_slow(c, s);
+// Returns every block of list to its span. Each belongs to a span c owns.
+static void return_blocks(mcache_t *c, block_t *list) {
+  while (list != NULL) {
+    block_t *next = block_next(list);
+    gort__mcache_owner_free(c, span_of((uintptr_t)list), list);
+    list = next;
+  }
+}
+
+void gort__mcache_flush_list(mcache_t *c, int cls) {
+  class_cache_t *k = &c->k[cls];
+  // Keep the warmer half (the list is LIFO), return the rest.
+  int32_t keep = k->max / 2;
+  block_t *last = k->head;
+  for (int32_t i = 1; i < keep && last != NULL; i++) last = block_next(last);
+  if (last == NULL) return;
+  block_t *rest = block_next(last);
+  block_set_next(last, NULL);
+  k->len = keep;
+  return_blocks(c, rest);
+}
+
+// After a remote push of a block of s: tell the owner (see mspan.h,
+// remote_pending). The push and this load are sequentially consistent, as
+// is the owner's clear before it collects, so either the owner's collection
+// takes the block or this load sees the clear and sets the flag again. The
+// flag is written only when it changes: it shares the owner's cache line.
+static void note_pending(mspan_t *s) {
+  if (atomic_load_explicit(&s->remote_pending, memory_order_seq_cst) == 0)
+    atomic_store_explicit(&s->remote_pending, 1, memory_order_relaxed);
 }
 
 void gort__mcache_remote_free(mspan_t *s, block_t *b) {
@@ -287,15 +334,16 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
   for (;;) {
     if (old & XFREE_NOTIFY) {
       if (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, old & ~XFREE_NOTIFY,
-                                                 memory_order_acq_rel, memory_order_relaxed))
+                                                 memory_order_seq_cst, memory_order_relaxed))
         continue;
       mcache_t *o = atomic_load_explicit(&s->owner, memory_order_acquire);
       if (o != NULL) {
         block_t *head = atomic_load_explicit(&o->delayed, memory_order_relaxed);
         do {
           block_set_next(b, head);
-        } while (!atomic_compare_exchange_weak_explicit(&o->delayed, &head, b, memory_order_release,
+        } while (!atomic_compare_exchange_weak_explicit(&o->delayed, &head, b, memory_order_seq_cst,
                                                         memory_order_relaxed));
+        note_pending(s);
         return;
       }
       gort__mcentral_notify(s);
@@ -303,14 +351,17 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
       continue;  // now push normally
     }
     block_set_next(b, (block_t *)old);
-    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
-                                              memory_order_relaxed))
+    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_seq_cst,
+                                              memory_order_relaxed)) {
+      note_pending(s);
       return;
+    }
   }
 }
 
 bool gort__mcache_adopt_free(mcache_t *c, mspan_t *s, block_t *b) {
   if (!gort__mcentral_adopt_span(s, c)) return false;
+  live_clear((uintptr_t)b);  // ours to write now
   s->where = WHERE_PARTIAL;
   span_list_push_back(&c->partial[s->sizeclass], s);
   gort__mcache_owner_free(c, s, b);
@@ -323,32 +374,32 @@ static void drain_delayed(mcache_t *c) {
   while (b != NULL) {
     block_t *next = block_next(b);
     mspan_t *s = span_of((uintptr_t)b);
-    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c)
+    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c) {
+      b->tag = 0;
+      live_clear((uintptr_t)b);
       gort__mcache_owner_free(c, s, b);
-    else
+    } else
       gort__mcache_remote_free(s, b);  // a late delivery to a former owner
     b = next;
   }
 }
 
-// A list that a corruption turned into a loop must not hang the check.
-static bool list_has(const block_t *list, const block_t *b, uint32_t max) {
-  for (uint32_t n = 0; list != NULL && n <= max; list = block_next(list), n++)
-    if (list == b) return true;
-  return false;
-}
-
-// Every place a free block of c's span s can be: s's own free list, the
-// fast path's list, the remote frees, and c's delayed stack. Only the
-// owner (the caller) takes from the last two, and others only push on
-// them, so a walk from a snapshot of the head sees a stable list.
-bool gort__mcache_owns_free_block(mcache_t *c, mspan_t *s, const block_t *b) {
-  uint32_t max = s->nelems;
-  if (list_has(s->free, b, max)) return true;
-  if (c->cur[s->sizeclass] == s && list_has(c->alloc[s->sizeclass], b, max)) return true;
-  uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_acquire) & ~XFREE_NOTIFY;
-  if (list_has((const block_t *)x, b, max)) return true;
-  return list_has(atomic_load_explicit(&c->delayed, memory_order_acquire), b, UINT32_MAX / 2);
+void gort__mcache_collect_remote(mcache_t *c, mspan_t *s) {
+  if (atomic_load_explicit(&s->remote_pending, memory_order_relaxed) == 0) return;
+  atomic_store_explicit(&s->remote_pending, 0, memory_order_seq_cst);  // before collecting
+  drain_delayed(c);
+  uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_seq_cst);
+  if (x <= XFREE_NOTIFY) return;
+  block_t *b = (block_t *)(atomic_exchange_explicit(&s->xfree, 0, memory_order_seq_cst) & ~XFREE_NOTIFY);
+  while (b != NULL) {
+    block_t *next = block_next(b);
+    b->tag = 0;
+    live_clear((uintptr_t)b);
+    block_set_next(b, s->free);
+    s->free = b;
+    s->used--;
+    b = next;
+  }
 }
 
 // ---- refill --------------------------------------------------------------------
@@ -358,39 +409,51 @@ static block_t *take_xfree(mspan_t *s) {
   return (block_t *)(x & ~XFREE_NOTIFY);
 }
 
-// Makes s the current span of its class and moves its free blocks to the
-// fast path's list. used counts them as out from here on.
-// The next list of s's free blocks: its own frees, else its remote frees
-// (already counted out), else fresh blocks. used counts them out.
-static block_t *span_next_list(mspan_t *s) {
+// The next list of s's free blocks, with its length in *n: its own frees,
+// else its remote frees (already counted out), else fresh blocks. used
+// counts them out.
+static block_t *span_next_list(mspan_t *s, int32_t *n) {
   block_t *list = s->free;
   if (list != NULL) {
+    *n = (int32_t)(s->fresh - s->used);
     s->free = NULL;
     s->used = s->fresh;
     return list;
   }
-  if ((list = take_xfree(s)) != NULL) return list;
+  if ((list = take_xfree(s)) != NULL) {
+    int32_t k = 0;
+    for (block_t *b = list; b != NULL; b = block_next(b)) {
+      b->tag = 0;
+      live_clear((uintptr_t)b);
+      k++;
+    }
+    *n = k;
+    return list;
+  }
   if (s->fresh < s->nelems) {
+    uint32_t before = s->fresh;
     list = carve(s);
+    *n = (int32_t)(s->fresh - before);
     s->used = s->fresh;
   }
   return list;
 }
 
-static block_t *make_current(mcache_t *c, mspan_t *s) {
+// Makes s the current span of its class and takes its next list.
+static block_t *make_current(mcache_t *c, mspan_t *s, int32_t *n) {
   gort_assert_expensive(gort__mspan_is_valid(s));  // tier boundary: entering the fast path
   int cls = s->sizeclass;
   s->where = WHERE_CURRENT;
   c->cur[cls] = s;
-  return span_next_list(s);
+  return span_next_list(s, n);
 }
 
 // Moves the exhausted current span to the full list, with NOTIFY set; if a
 // remote free slipped in, returns those blocks instead.
-static block_t *retire_current(mcache_t *c, mspan_t *s) {
+static block_t *retire_current(mcache_t *c, mspan_t *s, int32_t *n) {
   uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
   for (;;) {
-    if (old != 0) return take_xfree(s);
+    if (old != 0) return span_next_list(s, n);
     if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, XFREE_NOTIFY, memory_order_acq_rel,
                                               memory_order_relaxed))
       break;
@@ -409,35 +472,37 @@ static mspan_t *fresh_span(mcache_t *c, int cls) {
   return s;
 }
 
-static block_t *next_list(mcache_t *c, int cls) {
+static block_t *next_list(mcache_t *c, int cls, int32_t *n) {
   mspan_t *s = c->cur[cls];
+  block_t *list;
   if (s != NULL) {
-    block_t *list = span_next_list(s);
-    if (list != NULL) return list;
-    if ((list = retire_current(c, s)) != NULL) return list;
+    if ((list = span_next_list(s, n)) != NULL) return list;
+    if ((list = retire_current(c, s, n)) != NULL) return list;
   }
   drain_delayed(c);
   while ((s = span_list_first(&c->partial[cls])) != NULL) {
     span_list_remove(s);
-    block_t *list = make_current(c, s);
-    if (list != NULL) return list;
-    if ((list = retire_current(c, s)) != NULL) return list;
+    if ((list = make_current(c, s, n)) != NULL) return list;
+    if ((list = retire_current(c, s, n)) != NULL) return list;
   }
   if ((s = atomic_exchange_explicit(&c->stash[cls], NULL, memory_order_acquire)) != NULL)
-    return make_current(c, s);
-  if ((s = gort__mcentral_adopt(cls, c)) != NULL) return make_current(c, s);
-  if ((s = fresh_span(c, cls)) != NULL) return make_current(c, s);
+    return make_current(c, s, n);
+  if ((s = gort__mcentral_adopt(cls, c)) != NULL) return make_current(c, s, n);
+  if ((s = fresh_span(c, cls)) != NULL) return make_current(c, s, n);
   return NULL;
 }
 
 void *gort__mcache_refill(mcache_t *c, int cls) {
-  gort_assert_internal(c->alloc[cls] == NULL);
-  block_t *list = next_list(c, cls);
+  class_cache_t *k = &c->k[cls];
+  gort_assert_internal(k->head == NULL);
+  int32_t n = 0;
+  block_t *list = next_list(c, cls, &n);
   if (list == NULL) {
     errno = ENOMEM;
     return NULL;
   }
-  c->alloc[cls] = gort__harden ? gort__harden_checked_next(list) : list->next;
+  k->head = gort__harden ? gort__harden_checked_next(list) : list->next;
+  k->len = n - 1;
   return list;
 }
 
@@ -453,17 +518,13 @@ static void give_span(mspan_t *s) {
 void gort__mcache_abandon(mcache_t *c) {
   drain_delayed(c);
   for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+    // Unhanded blocks of the class's list go back to their spans first.
+    block_t *list = c->k[cls].head;
+    c->k[cls].head = NULL;
+    c->k[cls].len = 0;
+    return_blocks(c, list);
     mspan_t *s = c->cur[cls];
     if (s != NULL) {
-      // Unhanded blocks of the fast path's list go back to the span.
-      for (block_t *b = c->alloc[cls]; b != NULL;) {
-        block_t *next = block_next(b);
-        block_set_next(b, s->free);
-        s->free = b;
-        s->used--;
-        b = next;
-      }
-      c->alloc[cls] = NULL;
       c->cur[cls] = NULL;
       give_span(s);
     }
@@ -504,18 +565,17 @@ uint64_t gort__mcache_flush_empty(bool self_current) {
   span_list_init(&taken);
   mcache_t *self = gort__tls_cache;
   if (self_current && self != &gort__empty_cache) {
-    // Our own current spans whose every block is back in the fast list.
+    // Our own lists go back to their spans (empty ones retire), and so do
+    // our current spans that are then empty.
     for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+      block_t *list = self->k[cls].head;
+      self->k[cls].head = NULL;
+      self->k[cls].len = 0;
+      return_blocks(self, list);
       mspan_t *s = self->cur[cls];
-      if (s == NULL) continue;
-      uint32_t n = 0;
-      for (block_t *b = self->alloc[cls]; b != NULL && n <= s->nelems; b = block_next(b)) n++;
-      for (block_t *b = s->free; b != NULL && n <= s->nelems; b = block_next(b)) n++;
-      if (n != s->fresh) continue;
-      self->alloc[cls] = NULL;
+      if (s == NULL || s->used != 0) continue;
       self->cur[cls] = NULL;
       s->free = NULL;
-      s->used = 0;
       span_list_push(&taken, s);
     }
   }

@@ -5,13 +5,22 @@
 
 #include "mspan.h"
 
+// The fast paths' state of one size class, in one half cache line: a
+// malloc and a free each touch one line of the cache.
+typedef struct {
+  // Free blocks of any span of this class that the cache owns, live bits
+  // clear, counted in their spans' used. Owner only.
+  block_t *head;
+  int32_t len;  // blocks in head; owner only
+  int32_t max;  // a free that makes len exceed this flushes (mcache.c)
+  // Sharded statistics: written by the owner with counter_add, read by
+  // anyone with counter_read.
+  uint64_t nmalloc;
+  uint64_t nfree;
+} class_cache_t;
+
 typedef struct mcache {
-  // Fast path: the free list of the current span of each class. Owner only.
-  block_t *alloc[GORT_NUM_CLASSES];
-  // Per-thread counters (sharded statistics). Written by the owner with
-  // counter_add, read by anyone with counter_read.
-  uint64_t nmalloc[GORT_NUM_CLASSES];
-  uint64_t nfree[GORT_NUM_CLASSES];
+  class_cache_t k[GORT_NUM_CLASSES];
   // Heap profiling: bytes left until the next sampled allocation.
   int64_t sample_left;
 
@@ -44,20 +53,22 @@ bool gort__mcache_thread_exited(void);
 void *gort__mcache_alloc_late(int cls);
 // Counts a free by a thread with no cache.
 void gort__mcache_count_orphan_free(int cls);
-// Refills c->alloc[cls] and pops one block; NULL (errno ENOMEM) on failure.
+// Refills c->k[cls].head and pops one block; NULL (errno ENOMEM) on failure.
 void *gort__mcache_refill(mcache_t *c, int cls);
-// A free of block b (tagged free already) by s's owner, c: the slow-path
-// twin of free_fast's push (no counting).
+// Returns block b (live bit clear already) of span s, owned by c, to s's own
+// free list (no counting): list moves, and retirement of an empty span.
 void gort__mcache_owner_free(mcache_t *c, mspan_t *s, block_t *b);
-// A free into a span owned by c that needs a list move or a retirement.
-void gort__mcache_owner_free_slow(mcache_t *c, mspan_t *s);
-// A free of block b (tagged free) into unowned span s by c's thread: c
-// adopts s and frees as its owner. False if s was adopted meanwhile.
+// Called when a free made c->k[cls].len exceed max: returns the colder
+// half of the list to the blocks' spans.
+void gort__mcache_flush_list(mcache_t *c, int cls);
+// A free of live block b into unowned span s by c's thread: c adopts s and
+// frees as its owner. False if s was adopted meanwhile.
 bool gort__mcache_adopt_free(mcache_t *c, mspan_t *s, block_t *b);
 // A free of block b of small span s by a thread that does not own s.
 void gort__mcache_remote_free(mspan_t *s, block_t *b);
-// Searches c's lists for b (confirming a suspected double free).
-bool gort__mcache_owns_free_block(mcache_t *c, mspan_t *s, const block_t *b);
+// Collects the frees other threads made into s, which c owns, and into c's
+// full spans, clearing their live bits (malloc.c's checks need them exact).
+void gort__mcache_collect_remote(mcache_t *c, mspan_t *s);
 // Hands every span of c back (thread exit, fork child).
 void gort__mcache_abandon(mcache_t *c);
 // Returns every cache's spare empty spans to the page heap (scavenger),
@@ -74,10 +85,10 @@ uint64_t gort__mcache_count(void);
 void gort__mcache_lock_for_fork(void);
 void gort__mcache_unlock_after_fork(int child);
 
-// The process-wide key that tags free blocks (set once at init).
+// The process-wide key that tags freed blocks (set once at init).
 extern uintptr_t gort__tag_key GORT_HIDDEN;
 
-// Builds the free list of a fresh small span: every block tagged free.
+// Prepares a fresh small span; blocks are carved on demand.
 void gort__span_init_small(mspan_t *s, int cls);
 
 #endif  // GORT_ALLOC_MCACHE_H

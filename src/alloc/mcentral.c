@@ -24,6 +24,7 @@
 
 #include "../base/lock.h"
 #include "mheap.h"
+#include "pagemap.h"
 
 typedef struct {
   lock_t lock;  // rank LOCK_CENTRAL
@@ -59,6 +60,8 @@ static void collect_xfree(mspan_t *s) {
   block_t *b = (block_t *)(x & ~XFREE_NOTIFY);
   while (b != NULL) {
     block_t *next = block_next(b);
+    b->tag = 0;
+    live_clear((uintptr_t)b);  // the lock holder writes an unowned span's bits
     block_set_next(b, s->free);
     s->free = b;
     s->used--;
@@ -164,6 +167,8 @@ bool gort__mcentral_free(mspan_t *s, block_t *b) {
     return false;
   }
   collect_xfree(s);  // also clears NOTIFY: the span is about to have a free block
+  b->tag = 0;
+  live_clear((uintptr_t)b);
   block_set_next(b, s->free);
   s->free = b;
   s->used--;

@@ -16,7 +16,7 @@ bool gort__mspan_is_valid(const mspan_t *s) {
     for (const block_t *b = s->free; b != NULL; b = block_next(b)) {
       uintptr_t a = (uintptr_t)b;
       if (a < s->base || a >= s->base + span_bytes(s) || !span_is_elem_start(s, a)) return false;  // and carved
-      if (b->tag != (gort__tag_key ^ a)) return false;
+      if (live_test(a)) return false;  // a free block is never live
       if (++nfree > s->nelems) return false;  // a cycle
     }
     if (s->fresh > s->nelems || nfree + s->used != s->fresh) return false;

@@ -12,13 +12,14 @@
 //   xfree     blocks freed by other threads: a lock-free stack (CAS push,
 //             exchange to take all). Bit 0 is NOTIFY: the owner believes
 //             the span full and wants to hear of the first remote free.
-//   the owner's alloc list, while the span is the owner's current span
-//             for its class (mcache.alloc[class]).
+//   the owner's class list (mcache.k[class].head), shared by every span
+//             the owner has of that class: blocks the owner freed, and
+//             lists taken from its spans at refill.
 // A fresh span is carved lazily, an OS page of blocks at a time, so that a
 // class used for a few blocks touches one page, not the whole span: blocks
 // [fresh, nelems) have never been handed out, and their memory is untouched.
 // used counts carved blocks outside s->free: handed to the program, in
-// xfree, in a cache's delayed list, or in the current alloc list. used == 0
+// xfree, in a cache's delayed list, or in the owner's class list. used == 0
 // means every carved block is in s->free, so the span may go back to the
 // page heap.
 //
@@ -27,8 +28,11 @@
 //     list), and where says which.
 //   - owner changes only by the owner itself, or under the mcentral lock
 //     while the span is unowned; so "s->owner == me" is stable to me.
-//   - A block in a free list carries tag == tag_key ^ address in its second
-//     word; a block handed out has tag 0 (the double-free check, malloc.c).
+//   - A block's live bit (pagemap.h) is set exactly while it is handed out
+//     to the program, or freed remotely and not yet collected by its
+//     owner; such a block carries block_tag_freed in its second word, a
+//     carved block never handed out block_tag_fresh, and every other free
+//     block 0 (the double-free checks, malloc.c).
 
 #ifndef GORT_ALLOC_MSPAN_H
 #define GORT_ALLOC_MSPAN_H
@@ -86,35 +90,40 @@ typedef struct span_link {
 struct mcache;
 
 typedef struct mspan {
+  // The first cache line holds what free_fast reads: base through fresh.
   span_link_t link;  // first member: list links; guarded by whoever owns the list
   uintptr_t base;    // first byte; immutable while the span is in use
-  uintptr_t npages;
+  _Atomic(struct mcache *) owner;  // see the invariants
   uint8_t state;      // span_state_t; written under the heap lock
   uint8_t kind;       // span_kind_t
   uint8_t sizeclass;  // 0 for large and free spans
   uint8_t where;      // span_where_t; guarded like link
   uint8_t needzero;   // 1 if the pages may hold old data
-  uint8_t pad_;
+  // Set by a thread that freed a block of this span remotely (onto xfree,
+  // or its owner's delayed stack), after the push; cleared by the owner
+  // before it collects them (mcache.c). While set, the owner's frees take
+  // the slow path, which collects first, so that the live bits are exact.
+  _Atomic uint8_t remote_pending;
   // Live blocks of this span that the heap profiler sampled; a free checks
   // it so that only spans holding a sample pay for the profiler's lookup.
   // Bit 15 (NSAMPLED_SLOW) sends every free to the slow path without
   // involving the profiler (hardened mode).
   _Atomic uint16_t nsampled;
+  uint32_t elemsize;  // 0 for large spans (see span_bytes)
+  uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide
+  uint32_t fresh;     // blocks carved so far; grows, by the owner; read by free checks
+  uint32_t nelems;
+  uint32_t used;      // see above; owner only
+  uintptr_t npages;
+  block_t *free;      // owner only
   // Which blocks hold those samples (index + 1; 0 empty), so that a free of
   // any other block in the span skips the profiler's lock; samples beyond
   // these slots are counted in sampled_spill. Written under the profiler's
   // lock, read without it (obs/mprof.c).
   _Atomic uint16_t sampled_idx[MSPAN_SAMPLED_SLOTS];
   _Atomic uint16_t sampled_spill;
-  uint32_t elemsize;  // 0 for large spans (see span_bytes)
-  uint32_t nelems;
-  uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide
-  uint32_t used;      // see above; owner only
-  uint32_t fresh;     // blocks carved so far; grows, by the owner; read by free checks
-  block_t *free;      // owner only
-  _Atomic(struct mcache *) owner;  // see the invariants
-  int64_t freed_ns;   // free spans: when they became free (the scavenger's clock)
   uint32_t sweepgen;  // for the collector's lazy sweep
+  int64_t freed_ns;   // free spans: when they became free (the scavenger's clock)
   // Written by other threads on every remote free: its own cache line, so
   // that producer/consumer frees do not bounce the owner's line.
   _Atomic uintptr_t xfree __attribute__((aligned(GORT_CACHELINE)));
@@ -134,6 +143,11 @@ GORT_INLINE span_state_t span_state(const mspan_t *s) {
 GORT_INLINE void span_set_state(mspan_t *s, span_state_t st) {
   __atomic_store_n(&s->state, (uint8_t)st, __ATOMIC_RELAXED);
 }
+
+// The tags in a free block's second word (see the invariants).
+extern uintptr_t gort__tag_key GORT_HIDDEN;
+GORT_INLINE uintptr_t block_tag_freed(uintptr_t a) { return gort__tag_key ^ a; }
+GORT_INLINE uintptr_t block_tag_fresh(uintptr_t a) { return (gort__tag_key ^ a) | 1; }
 
 // A span (re)entering use holds no sample.
 GORT_INLINE void span_clear_samples(mspan_t *s) {

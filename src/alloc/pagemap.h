@@ -27,6 +27,9 @@
 #define GORT_ADDR_BITS 47
 #define GORT_ARENA_L1 ((uintptr_t)1 << (GORT_ADDR_BITS - GORT_ARENA_SHIFT))
 
+// One bit per 16-byte granule of the arena (malloc.c, "Misuse checks").
+#define GORT_LIVE_WORDS (GORT_ARENA_SIZE >> 10)
+
 typedef struct arena {
   mspan_t *spans[GORT_PAGES_PER_ARENA];  // written under the heap lock; read lock-free
   // One bit per page: the page was returned to the OS (or never touched).
@@ -34,6 +37,14 @@ typedef struct arena {
   uint64_t released[GORT_PAGES_PER_ARENA / 64];
   uintptr_t base;
   uint32_t hwm;  // pages [0, hwm) have been handed out at least once; heap lock
+  // The live bits: set while the small block starting at that granule is
+  // handed out to the program. Outside the blocks, so that a free checks
+  // it without loading the block (a cache miss per free in programs whose
+  // frees are far from their mallocs). Written only by the span's owner
+  // (the owning thread, or whoever holds the mcentral lock of an unowned
+  // span) with relaxed loads and stores; read by anyone. Pages of it whose
+  // arena pages were all released are released too (mheap.c).
+  uint64_t live[GORT_LIVE_WORDS] __attribute__((aligned(4096)));
 } arena_t;
 
 extern arena_t *gort__arenas[GORT_ARENA_L1] GORT_HIDDEN;
@@ -53,6 +64,27 @@ GORT_INLINE mspan_t *span_of(uintptr_t addr) {
   arena_t *a = arena_of(addr);
   if (gort_unlikely(a == NULL)) return NULL;
   return __atomic_load_n(&a->spans[arena_page_index(addr)], __ATOMIC_RELAXED);
+}
+
+// The live bit of the block at addr, which must lie in an arena.
+GORT_INLINE uint64_t *live_word(uintptr_t addr, uint64_t *bit) {
+  arena_t *a = __atomic_load_n(&gort__arenas[addr >> GORT_ARENA_SHIFT], __ATOMIC_RELAXED);
+  uintptr_t i = (addr & (GORT_ARENA_SIZE - 1)) >> 4;
+  *bit = 1ULL << (i & 63);
+  return &a->live[i >> 6];
+}
+GORT_INLINE bool live_test(uintptr_t addr) {
+  uint64_t bit, *w = live_word(addr, &bit);
+  return (__atomic_load_n(w, __ATOMIC_RELAXED) & bit) != 0;
+}
+// Owner only (see arena_t.live): plain read-modify-writes.
+GORT_INLINE void live_set(uintptr_t addr) {
+  uint64_t bit, *w = live_word(addr, &bit);
+  __atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) | bit, __ATOMIC_RELAXED);
+}
+GORT_INLINE void live_clear(uintptr_t addr) {
+  uint64_t bit, *w = live_word(addr, &bit);
+  __atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) & ~bit, __ATOMIC_RELAXED);
 }
 
 #endif  // GORT_ALLOC_PAGEMAP_H

@@ -23,12 +23,12 @@ typedef struct {
 
 static void add_frees(mcache_t *c, void *arg) {
   class_counts_t *cc = arg;
-  for (int i = 0; i < GORT_NUM_CLASSES; i++) cc->nfree[i] += counter_read(&c->nfree[i]);
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) cc->nfree[i] += counter_read(&c->k[i].nfree);
 }
 
 static void add_mallocs(mcache_t *c, void *arg) {
   class_counts_t *cc = arg;
-  for (int i = 0; i < GORT_NUM_CLASSES; i++) cc->nmalloc[i] += counter_read(&c->nmalloc[i]);
+  for (int i = 0; i < GORT_NUM_CLASSES; i++) cc->nmalloc[i] += counter_read(&c->k[i].nmalloc);
 }
 
 static void read_counts(class_counts_t *cc, heap_stats_t *hs) {
