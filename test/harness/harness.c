@@ -19,6 +19,8 @@ static struct {
 static int ntests;
 static uint64_t seed = 0x9e3779b97f4a7c15ULL;
 static const char *prog;
+static const char *argv0;
+static int case_timeout;
 
 void harness_register(const char *name, test_fn fn) {
   if (ntests < MAX_TESTS) tests[ntests++] = (typeof(tests[0])){name, fn};
@@ -96,6 +98,74 @@ bool harness_expect_fatal(void (*fn)(void *), void *arg, const char *want) {
   return aborted && said;
 }
 
+bool harness_run_inner(const char *name, const char *env) {
+  int fds[2];
+  if (pipe(fds) != 0) {
+    fprintf(stderr, "  harness_run_inner: pipe: %s\n", strerror(errno));
+    return false;
+  }
+  char seedarg[64];
+  snprintf(seedarg, sizeof seedarg, "--seed=%" PRIu64, seed);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "  harness_run_inner: fork: %s\n", strerror(errno));
+    close(fds[0]);
+    close(fds[1]);
+    return false;
+  }
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    if (env != NULL) {
+      char var[256];
+      snprintf(var, sizeof var, "%s", env);
+      char *eq = strchr(var, '=');
+      if (eq != NULL) {
+        *eq = '\0';
+        setenv(var, eq + 1, 1);
+      }
+    }
+    execl("/proc/self/exe", argv0, seedarg, name, (char *)NULL);
+    fprintf(stderr, "exec /proc/self/exe: %s\n", strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  // The inner run has the same time limit as this case: give it room to
+  // report its own timeout before ours fires.
+  alarm((unsigned)case_timeout + 15);
+  static char out[65536];
+  size_t n = 0;
+  char sink[4096];  // output past out's end is read and dropped
+  for (;;) {
+    bool room = n < sizeof out - 1;
+    ssize_t r = read(fds[0], room ? out + n : sink, room ? sizeof out - 1 - n : sizeof sink);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    if (room) n += (size_t)r;
+  }
+  out[n] = '\0';
+  close(fds[0]);
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(out, "PASS ") != NULL;
+  if (!ok) {
+    fprintf(stderr, "  inner run of %s with %s: %s %d; its output:\n", name, env ? env : "(no env)",
+            WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    for (char *line = out; *line != '\0';) {
+      char *end = strchr(line, '\n');
+      if (end != NULL) *end = '\0';
+      fprintf(stderr, "    %s\n", line);
+      if (end == NULL) break;
+      line = end + 1;
+    }
+  }
+  return ok;
+}
+
 static int run_case(int i, int timeout) {
   fflush(NULL);
   struct timespec t0, t1;
@@ -131,8 +201,10 @@ static int run_case(int i, int timeout) {
 }
 
 int main(int argc, char **argv) {
+  argv0 = argv[0];
   prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
   int timeout = 60 * harness_scale();
+  case_timeout = timeout;
   bool list = false;
   const char *only[MAX_TESTS];
   int nonly = 0;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,6 +30,12 @@ int harness_scale(void);
 uint64_t harness_seed(void);
 // Runs cmd with /bin/sh; returns its exit status, output in out (if any).
 int harness_run(const char *cmd, char *out, size_t outsize);
+// Runs this program again (/proc/self/exe) with env ("NAME=value") added
+// to its environment and case name selected: for settings gort reads once
+// at start-up. name is an INNER_TEST. Returns true if it passed; otherwise
+// prints its output, indented, and returns false. Its PASS/FAIL line never
+// reaches our stdout, so a run still prints one line per case.
+bool harness_run_inner(const char *name, const char *env);
 #ifdef __cplusplus
 }
 #endif
@@ -37,6 +44,17 @@ int harness_run(const char *cmd, char *out, size_t outsize);
   static void test_##name(void);                                                \
   __attribute__((constructor)) static void register_##name(void) {             \
     harness_register(#name, test_##name);                                       \
+  }                                                                             \
+  static void test_##name(void)
+
+// A case that exists only when named on the command line, as
+// harness_run_inner names it: a run with no arguments does not see it.
+// (glibc passes argc and argv to constructors.)
+#define INNER_TEST(name)                                                        \
+  static void test_##name(void);                                                \
+  __attribute__((constructor)) static void register_##name(int argc, char **argv) { \
+    for (int i_ = 1; i_ < argc; i_++)                                           \
+      if (strcmp(argv[i_], #name) == 0) harness_register(#name, test_##name);   \
   }                                                                             \
   static void test_##name(void)
 
