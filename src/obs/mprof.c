@@ -7,7 +7,7 @@
 // GORT_MEMPROFILERATE, so samples form a Poisson process over bytes and
 // every byte has the same chance to be sampled whatever the sizes.
 //
-// Records. A sample's stack (glibc's backtrace(), frames inside gort
+// Records. A sample's stack (unwind.c's capture, frames inside gort
 // skipped) is looked up in a hash table of buckets, one per distinct stack,
 // counting sampled allocations and frees. The sampled block's address goes
 // into a registry (open addressing) and its span's nsampled goes up, so the
@@ -15,15 +15,14 @@
 //
 // No recursion, no deadlock, never the heap it samples: buckets come from
 // persistent metadata memory and the registry from the OS; nothing here
-// runs with an allocator lock held; backtrace() is primed once (its first
-// call loads libgcc_s, which allocates), and a per-thread flag makes any
-// allocation made while recording count down without being sampled.
+// runs with an allocator lock held; the stack capture neither allocates nor
+// locks, and a per-thread flag makes any allocation made while recording
+// count down without being sampled.
 
 #define _GNU_SOURCE
 #include "mprof.h"
 
 #include <dlfcn.h>
-#include <execinfo.h>
 #include <link.h>
 #include <string.h>
 
@@ -34,6 +33,7 @@
 #include "../base/options.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
+#include "unwind.h"
 
 #define NBUCKETS 16384
 
@@ -51,7 +51,6 @@ static struct {
   size_t reg_cap, reg_used;  // used counts live and deleted slots
   uintptr_t self_lo, self_hi;  // gort's own code (libgort.so), skipped in stacks
   int64_t rate;
-  bool primed;
 } prof = {.lock = LOCK_INIT};
 
 static GORT_TLS bool in_profiler;
@@ -103,13 +102,12 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 static uint32_t capture(uintptr_t *pcs) {
-  void *raw[MPROF_MAX_DEPTH + 8];
-  int n = backtrace(raw, MPROF_MAX_DEPTH + 8);
-  uint32_t depth = 0;
-  int i = 0;
+  uintptr_t raw[MPROF_MAX_DEPTH + 8];
+  uint32_t n = gort__unwind_capture(raw, MPROF_MAX_DEPTH + 8);
+  uint32_t depth = 0, i = 0;
   if (prof.self_hi != 0)
-    while (i < n && (uintptr_t)raw[i] >= prof.self_lo && (uintptr_t)raw[i] < prof.self_hi) i++;
-  for (; i < n && depth < MPROF_MAX_DEPTH; i++) pcs[depth++] = (uintptr_t)raw[i];
+    while (i < n && raw[i] >= prof.self_lo && raw[i] < prof.self_hi) i++;
+  for (; i < n && depth < MPROF_MAX_DEPTH; i++) pcs[depth++] = raw[i];
   return depth;
 }
 
@@ -203,11 +201,6 @@ static void span_note_sample(mspan_t *s, const void *p) {
 static int64_t sample_alloc(void *p, size_t size) {
   if (in_profiler) return next_interval();
   in_profiler = true;
-  if (!prof.primed) {
-    void *tmp[2];
-    backtrace(tmp, 2);  // loads libgcc_s now (it allocates), not mid-record
-    prof.primed = true;
-  }
   uintptr_t pcs[MPROF_MAX_DEPTH];
   uint32_t depth = capture(pcs);
   mspan_t *s = span_of((uintptr_t)p);
@@ -272,6 +265,7 @@ void gort__mprof_init(void) {
   if (prof.table == NULL) return;
   dl_iterate_phdr(find_self, NULL);
   gort__start_add_fork_hook(&prof_fork);
+  gort__unwind_init();
   gort__mprof_hooks.sample_free = sample_free;
   gort__mprof_hooks.first_interval = next_interval;
   gort__mprof_hooks.sample_alloc = sample_alloc;  // last: enables sampling
