@@ -23,8 +23,8 @@
 // never from the heap it describes and never from libc malloc.
 //
 // Allocating a small block proceeds up a hierarchy of caches:
-//   1. Round the size up to a class and pop the head of the thread's free
-//      list for it. No lock, no atomic, no test for initialization (an
+//   1. Round the size up to a class and pop the head of the thread's list
+//      for it. No lock, no atomic, no test for initialization (an
 //      uninitialized thread points at an empty cache). Most calls end here.
 //   2. Otherwise refill the list (mcache.c): from the current span's own and
 //      remote frees, the thread's partial spans, its spare empty span, an
@@ -34,22 +34,36 @@
 //      before is touched.
 // Freeing a small block:
 //   1. Find its span through the page map. If the calling thread owns the
-//      span, push the block on the span's free list (no atomic). A span
+//      span, push the block on the thread's list for its class (no atomic);
+//      a list grown past its bound returns half to the spans, and a span
 //      whose every block is free then returns to the page heap.
 //   2. Otherwise push it on the span's remote list with one CAS; its owner
-//      collects the list when it refills (mcache.c, "Frees").
+//      collects the list when it refills (mcache.c, "Frees"). A thread that
+//      frees into a span no thread owns adopts it.
 // Large objects go straight to the page heap, and back to it when freed.
 //
 // Misuse checks in the default build (DESIGN.md, "Error policy"):
-//   - Every block in a free list carries, in its second word, a tag: the
-//     process's random key xor the block's address; a block handed out has
-//     tag 0. free() of a block whose tag is set is a double free; the owner
-//     confirms it by searching its lists (a live block whose data happens
-//     to equal the tag is a 2^-64 event, and never a crash: it is reported
-//     only when the block is really on a free list).
+//   - Each arena keeps a live bit per 16 bytes (pagemap.h), set while the
+//     block starting there is handed out. It lives outside the blocks, so
+//     the owner's free tests it without loading the block (that load was a
+//     cache miss per free in programs that free far from where they
+//     allocate), and only the span's owner writes it, with plain stores.
+//     A free whose bit is clear is a double free, or the free of a block
+//     never handed out (the block still has its fresh tag); one that is not
+//     16-byte aligned or not at a block's start finds no bit either.
+//   - A remote free leaves the bit to the owner and writes a tag (the
+//     process's random key xor the address) in the block's second word,
+//     which another remote free of the same block finds. The owner
+//     collects pending remote frees (the span's remote_pending says there
+//     are some) before its next free into the span, clearing their bits,
+//     so its own check sees them. So a double free is caught in every
+//     order of threads, and no block is handed out twice. (A live block
+//     whose second word happens to equal its tag, a 2^-64 event, is taken
+//     for a remote-freed one when another thread frees it.)
 //   - A pointer with no span (not ours, or inside free pages), not at the
 //     start of a block, or into a free span is fatal, named as such.
-// These cost one compare and one store on the fast paths.
+// These cost, on the fast paths, one bit set at malloc and one bit test
+// and clear at free, in a word the owner alone writes.
 
 #include <errno.h>
 #include <stdint.h>

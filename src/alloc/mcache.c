@@ -10,34 +10,50 @@
 // entirely free again (then it goes back to the page heap, or stays as the
 // class's one spare) or the thread exits (then it goes to the mcentral).
 // Per class it keeps:
-//   cur      the span refills are served from; its free list is moved
-//            wholesale into the class's list;
-//   partial  owned spans with blocks freed since they filled up;
+//   k[cls]   the class list: free blocks of any of its spans of the class,
+//            which malloc pops and the owner's free pushes (TCMalloc's
+//            thread cache), bounded by max (about 64 KiB of blocks);
+//   cur      the span refills are served from;
+//   partial  owned spans with blocks back in their own free lists;
 //   full     owned spans with no free block, each with NOTIFY set;
 //   stash    one empty span, so a class that oscillates around a span
 //            boundary does not take the heap lock each time.
 //
 // Frees (malloc.c decides which path):
-//   by the owner:  push on s->free, used--; no atomics. A full span moves
-//                  to partial; a span whose every block is free retires.
+//   by the owner:  push on the class list; no atomics, and the span is only
+//                  read. A free that takes the list past max returns its
+//                  colder half to the blocks' spans (s->free, used--): a
+//                  full span moves to partial, an empty one retires.
 //   by others:     CAS push on s->xfree. If the owner set NOTIFY (the span
 //                  is on its full list), the one free that clears NOTIFY
 //                  pushes its block on the owner's delayed stack instead,
 //                  and the owner, at its next refill, frees it as the owner
 //                  would, which moves the span back to partial. Unowned
-//                  spans notify their mcentral instead.
-// Refill of class cls, in order: the current span's own frees; its remote
-// frees; the delayed stack; the partial queue; the stash; an orphan span
-// from the mcentral; a fresh span from the page heap.
+//                  spans notify their mcentral instead. Either way the
+//                  freeing thread then raises the span's remote_pending,
+//                  and the owner collects before its next free into the
+//                  span (the live bits must be exact for its checks).
+// Refill of class cls, when its list is empty, in order: the current
+// span's own frees; its remote frees; the delayed stack; the partial
+// queue; the stash; an orphan span from the mcentral; a fresh span from
+// the page heap. A refill moves one span's list at a time.
 //
-// Thread exit (a pthread key destructor) hands every span to the mcentral
-// and puts the cache struct on a free list for the next new thread: cache
-// structs are never unmapped, so a late remote free that read a stale
-// owner still pushes onto valid memory, and the next user drains it.
+// Thread exit (a pthread key destructor) returns the class lists to their
+// spans, hands every span to the mcentral and puts the cache struct on a
+// free list for the next new thread: cache structs are never unmapped, so
+// a late remote free that read a stale owner still pushes onto valid
+// memory, and the next user drains it.
 //
-// Rejected: TCMalloc's per-thread lists of blocks from any span. Frees are
-// then always local and cheap, but spans are never known to be empty
-// without a central pass, and the collector wants spans with one owner.
+// History: the first design pushed an owner's free on the block's own span
+// (s->free) and served malloc from one span at a time. Spans were known
+// empty at once, but every free wrote its span, and a program that frees
+// far from where it allocated (20,000 random live blocks) left each span
+// a few scattered free blocks, so each refill yielded only those few.
+// The class list keeps spans with one owner (which the collector and the
+// cross-thread frees rely on) and learns of empty spans at the flush.
+// Rejected: TCMalloc's unowned per-thread lists, where a free from any
+// thread goes on the freeing thread's list: spans are then never known to
+// be empty without a central pass.
 
 #include "mcache.h"
 
