@@ -124,13 +124,17 @@ typedef struct mspan {
   _Atomic uint16_t sampled_spill;
   uint32_t sweepgen;  // for the collector's lazy sweep
   int64_t freed_ns;   // free spans: when they became free (the scavenger's clock)
-  // Written by other threads on every remote free: its own cache line, so
-  // that producer/consumer frees do not bounce the owner's line.
-  _Atomic uintptr_t xfree __attribute__((aligned(GORT_CACHELINE)));
-  // Mark bits for the collector, one per element; gc spans only. Inline so
-  // that the collector never allocates while marking.
-  uint64_t markbits[GORT_MAX_SPAN_ELEMS / 64] __attribute__((aligned(GORT_CACHELINE)));
-} mspan_t;
+  // Written by other threads on every remote free. In the second cache
+  // line, with the fields the owner touches only when it collects these
+  // frees anyway, never in the first, which the owner's fast free reads.
+  _Atomic uintptr_t xfree;
+  // Spans are 128 bytes, two cache lines: 40,000 of them describe 1 GiB of
+  // small blocks. (Mark bits, when the collector comes, live outside the
+  // span struct, as the live bits do, Go's gcBits.)
+} __attribute__((aligned(GORT_CACHELINE))) mspan_t;
+
+_Static_assert(sizeof(mspan_t) == 2 * GORT_CACHELINE, "mspan_t is two cache lines");
+_Static_assert(__builtin_offsetof(mspan_t, nsampled) < GORT_CACHELINE, "free_fast's fields in line 1");
 
 GORT_INLINE uintptr_t span_bytes(const mspan_t *s) { return s->npages << GORT_PAGE_SHIFT; }
 
