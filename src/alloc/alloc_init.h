@@ -16,11 +16,14 @@ void gort__alloc_init_late(void);
 
 // The heap profiler's hooks, filled in by obs/mprof.c (an upward call
 // through a hook this layer declares). sample_alloc runs after a sampled
-// allocation, outside every allocator lock, and returns the bytes until
-// the next sample; sample_free runs before a block of a span with
-// nsampled > 0 is freed. Both may be NULL (no profiler).
+// allocation by the thread that made it, outside every allocator lock,
+// and returns the bytes until the next sample; it clears a small block's
+// live bit (the thread owns the span) or sets a large span's nsampled.
+// is_sampled says whether p is a live sampled block; sample_free runs
+// before such a block is freed. All may be NULL (no profiler).
 typedef struct {
   int64_t (*sample_alloc)(void *p, size_t size);
+  bool (*is_sampled)(const void *p);
   void (*sample_free)(void *p);
   int64_t (*first_interval)(void);
 } gort_mprof_hooks_t;

@@ -233,7 +233,7 @@ typedef struct {
 // its owner has not collected yet: the owner collects first (below), so
 // for anyone else that is a double free. (A live block whose second word
 // happens to equal a tag, a 2^-64 event, is taken for one.)
-static mspan_t *live_span(const void *p, const misuse_msgs_t *m) {
+static mspan_t *live_span(const void *p, const misuse_msgs_t *m, bool *sampled) {
   uintptr_t a = (uintptr_t)p;
   mspan_t *s = span_of(a);
   if (s == NULL) gort__fatal(m->bad, p);
@@ -249,7 +249,12 @@ static mspan_t *live_span(const void *p, const misuse_msgs_t *m) {
   if ((uintptr_t)i * s->elemsize != off) gort__fatal(m->interior, p);
   if (i >= __atomic_load_n(&s->fresh, __ATOMIC_RELAXED)) gort__fatal(m->never, p);
   const block_t *b = p;
-  if (!live_test(a)) gort__fatal(b->tag == block_tag_fresh(a) ? m->never : m->dbl, p);
+  if (!live_test(a)) {
+    // A sampled block keeps its bit clear while live (obs/mprof.c).
+    if (gort__mprof_hooks.is_sampled == NULL || !gort__mprof_hooks.is_sampled(p))
+      gort__fatal(b->tag == block_tag_fresh(a) ? m->never : m->dbl, p);
+    if (sampled != NULL) *sampled = true;
+  }
   if (gort_unlikely(b->tag == block_tag_freed(a)) &&
       atomic_load_explicit(&s->owner, memory_order_relaxed) != c)
     gort__fatal(m->dbl, p);
@@ -275,11 +280,13 @@ GORT_INLINE mspan_t *owned_live_span(const void *p) {
 
 GORT_NOINLINE void gort__free_slow(void *p) {
   if (p == NULL) return;
-  mspan_t *s = live_span(p, MISUSE_MSGS("free()", "double free"));
+  bool sampled = false;
+  mspan_t *s = live_span(p, MISUSE_MSGS("free()", "double free"), &sampled);
   if (gort_unlikely(gort__harden)) gort__harden_on_free(p, usable_of(s), s->state == SPAN_SMALL);
-  if ((atomic_load_explicit(&s->nsampled, memory_order_relaxed) & ~NSAMPLED_SLOW) != 0 &&
-      gort__mprof_hooks.sample_free != NULL)
-    gort__mprof_hooks.sample_free(p);
+  if (s->state == SPAN_LARGE &&
+      (atomic_load_explicit(&s->nsampled, memory_order_relaxed) & ~NSAMPLED_SLOW) != 0)
+    sampled = true;
+  if (sampled && gort__mprof_hooks.sample_free != NULL) gort__mprof_hooks.sample_free(p);
   if (s->state == SPAN_LARGE) {
     gort__mheap_free_large(s, (uintptr_t)p);
     return;
@@ -399,7 +406,7 @@ static size_t usable_of(const mspan_t *s) {
 size_t gort_usable_size(const void *p) {
   if (p == NULL) return 0;
   mspan_t *s = owned_live_span(p);
-  if (s == NULL) s = live_span(p, MISUSE_MSGS("malloc_usable_size()", "pointer already freed"));
+  if (s == NULL) s = live_span(p, MISUSE_MSGS("malloc_usable_size()", "pointer already freed"), NULL);
   size_t u = usable_of(s);
   // Hardened: only what was asked for is usable; the rest is the canary.
   return gort__harden ? gort__harden_requested(p, u) : u;
@@ -408,7 +415,7 @@ size_t gort_usable_size(const void *p) {
 static void *realloc_impl(void *p, size_t size) {
   if (p == NULL) return malloc_fast(size);
   mspan_t *s = owned_live_span(p);
-  if (s == NULL) s = live_span(p, MISUSE_MSGS("realloc()", "double free (pointer already freed)"));
+  if (s == NULL) s = live_span(p, MISUSE_MSGS("realloc()", "double free (pointer already freed)"), NULL);
   if (size == 0) {
     free_fast(p);
     return NULL;

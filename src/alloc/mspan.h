@@ -81,7 +81,6 @@ typedef enum {
 
 #define XFREE_NOTIFY ((uintptr_t)1)
 #define NSAMPLED_SLOW ((uint16_t)0x8000)
-#define MSPAN_SAMPLED_SLOTS 3
 
 typedef struct span_link {
   struct span_link *next, *prev;
@@ -104,10 +103,11 @@ typedef struct mspan {
   // before it collects them (mcache.c). While set, the owner's frees take
   // the slow path, which collects first, so that the live bits are exact.
   _Atomic uint8_t remote_pending;
-  // Live blocks of this span that the heap profiler sampled; a free checks
-  // it so that only spans holding a sample pay for the profiler's lookup.
-  // Bit 15 (NSAMPLED_SLOW) sends every free to the slow path without
-  // involving the profiler (hardened mode).
+  // Large spans: 1 while the heap profiler holds a sample of the block.
+  // (A sampled small block is marked by its live bit, kept clear while it
+  // is live, so that its free alone takes the slow path: obs/mprof.c.)
+  // Bit 15 (NSAMPLED_SLOW) sends every free of the span to the slow path
+  // (hardened mode).
   _Atomic uint16_t nsampled;
   uint32_t elemsize;  // 0 for large spans (see span_bytes)
   uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide
@@ -116,12 +116,6 @@ typedef struct mspan {
   uint32_t used;      // see above; owner only
   uintptr_t npages;
   block_t *free;      // owner only
-  // Which blocks hold those samples (index + 1; 0 empty), so that a free of
-  // any other block in the span skips the profiler's lock; samples beyond
-  // these slots are counted in sampled_spill. Written under the profiler's
-  // lock, read without it (obs/mprof.c).
-  _Atomic uint16_t sampled_idx[MSPAN_SAMPLED_SLOTS];
-  _Atomic uint16_t sampled_spill;
   uint32_t sweepgen;  // for the collector's lazy sweep
   int64_t freed_ns;   // free spans: when they became free (the scavenger's clock)
   // Written by other threads on every remote free. In the second cache
@@ -156,9 +150,6 @@ GORT_INLINE uintptr_t block_tag_fresh(uintptr_t a) { return (gort__tag_key ^ a) 
 // A span (re)entering use holds no sample.
 GORT_INLINE void span_clear_samples(mspan_t *s) {
   atomic_store_explicit(&s->nsampled, 0, memory_order_relaxed);
-  for (int i = 0; i < MSPAN_SAMPLED_SLOTS; i++)
-    atomic_store_explicit(&s->sampled_idx[i], 0, memory_order_relaxed);
-  atomic_store_explicit(&s->sampled_spill, 0, memory_order_relaxed);
 }
 
 // Index of the element holding offset off, and whether off is its start.

@@ -10,8 +10,10 @@
 // Records. A sample's stack (unwind.c's capture, frames inside gort
 // skipped) is looked up in a hash table of buckets, one per distinct stack,
 // counting sampled allocations and frees. The sampled block's address goes
-// into a registry (open addressing) and its span's nsampled goes up, so the
-// free path looks the block up only in spans that hold a sample.
+// into a registry (open addressing), and the block is marked: a small
+// block's live bit is cleared (pagemap.h), a large span's nsampled set.
+// Either sends the block's free, and no other, to the allocator's slow
+// path, which asks here (is_sampled) before calling the bit a double free.
 //
 // No recursion, no deadlock, never the heap it samples: buckets come from
 // persistent metadata memory and the registry from the OS; nothing here
@@ -180,24 +182,6 @@ static sampled_t *reg_find(uintptr_t addr) {
 
 // ---- the hooks -----------------------------------------------------------------
 
-// The block index + 1 of p in span s (1 for a large span's one block).
-static uint16_t slot_of(const mspan_t *s, const void *p) {
-  if (s->elemsize == 0) return 1;
-  return (uint16_t)(span_elem_index(s, (uintptr_t)p - s->base) + 1);
-}
-
-// Records that p's block of s holds a sample. Under prof.lock.
-static void span_note_sample(mspan_t *s, const void *p) {
-  uint16_t slot = slot_of(s, p);
-  for (int i = 0; i < MSPAN_SAMPLED_SLOTS; i++) {
-    if (atomic_load_explicit(&s->sampled_idx[i], memory_order_relaxed) == 0) {
-      atomic_store_explicit(&s->sampled_idx[i], slot, memory_order_relaxed);
-      return;
-    }
-  }
-  atomic_fetch_add_explicit(&s->sampled_spill, 1, memory_order_relaxed);
-}
-
 static int64_t sample_alloc(void *p, size_t size) {
   if (in_profiler) return next_interval();
   in_profiler = true;
@@ -210,36 +194,35 @@ static int64_t sample_alloc(void *p, size_t size) {
     b->allocs++;
     b->alloc_bytes += size;
     reg_insert((uintptr_t)p, b, size);
-    span_note_sample(s, p);
-    atomic_fetch_add_explicit(&s->nsampled, 1, memory_order_relaxed);
+    // Mark the block so that its free (and only its free) comes here.
+    if (span_state(s) == SPAN_SMALL)
+      live_clear((uintptr_t)p);  // the caller owns s (see alloc_init.h)
+    else
+      atomic_fetch_add_explicit(&s->nsampled, 1, memory_order_relaxed);
   }
   unlock(&prof.lock);
   in_profiler = false;
   return next_interval();
 }
 
-// A free of a block of a span that holds samples. A sampled block's sample
-// was recorded before the program could free it, so its slot is visible to
-// the freeing thread: the other blocks of the span go without the lock.
+static bool is_sampled(const void *p) {
+  lock(&prof.lock);
+  bool found = reg_find((uintptr_t)p) != NULL;
+  unlock(&prof.lock);
+  return found;
+}
+
+// Before the free of a sampled block (malloc.c decides from its mark).
 static void sample_free(void *p) {
   mspan_t *s = span_of((uintptr_t)p);
-  if (s == NULL) return;
-  uint16_t slot = slot_of(s, p);
-  int found = -1;
-  for (int i = 0; i < MSPAN_SAMPLED_SLOTS && found < 0; i++)
-    if (atomic_load_explicit(&s->sampled_idx[i], memory_order_relaxed) == slot) found = i;
-  if (found < 0 && atomic_load_explicit(&s->sampled_spill, memory_order_relaxed) == 0) return;
   lock(&prof.lock);
   sampled_t *e = reg_find((uintptr_t)p);
   if (e != NULL) {
     e->b->frees++;
     e->b->free_bytes += e->size;
     e->addr = 1;  // deleted
-    if (found >= 0)
-      atomic_store_explicit(&s->sampled_idx[found], 0, memory_order_relaxed);
-    else
-      atomic_fetch_sub_explicit(&s->sampled_spill, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&s->nsampled, 1, memory_order_relaxed);
+    if (s != NULL && span_state(s) == SPAN_LARGE)
+      atomic_fetch_sub_explicit(&s->nsampled, 1, memory_order_relaxed);
   }
   unlock(&prof.lock);
 }
@@ -267,6 +250,7 @@ void gort__mprof_init(void) {
   gort__start_add_fork_hook(&prof_fork);
   gort__unwind_init();
   gort__mprof_hooks.sample_free = sample_free;
+  gort__mprof_hooks.is_sampled = is_sampled;
   gort__mprof_hooks.first_interval = next_interval;
   gort__mprof_hooks.sample_alloc = sample_alloc;  // last: enables sampling
   // A cache made before this (the first malloc can precede any constructor)
