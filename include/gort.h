@@ -3,6 +3,7 @@
 #define GORT_H
 
 #include "gort/alloc.h"
+#include "gort/gc.h"
 #include "gort/metrics.h"
 #include "gort/prof.h"
 

@@ -1,0 +1,108 @@
+/* gort: the garbage collector.
+ *
+ * Collected objects come from gort_gc_alloc and its kin. They are zeroed,
+ * 16-byte aligned, and freed by the collector once nothing reachable points
+ * at them (at their start or inside them). What the collector looks at to
+ * decide what is reachable (the roots):
+ *   - the stacks and registers of every thread gort knows: threads started
+ *     with pthread_create while gort is linked or preloaded (gort's own
+ *     pthread_create registers them), the main thread, and threads that
+ *     called gort_gc_register_thread;
+ *   - the data and bss of the program and of every loaded library
+ *     (dlopen'ed ones too, re-read each cycle);
+ *   - ranges registered with gort_gc_add_roots;
+ *   - objects from gort_gc_alloc_uncollectable, scanned while they live.
+ * Memory from plain malloc (gort_malloc and the libc names) is NOT scanned:
+ * a pointer to a collected object kept only in a malloc'd block does not
+ * keep it alive. Use gort_gc_alloc_uncollectable for such holders, or
+ * register the block's range as roots.
+ *
+ * Scanning is conservative: any aligned word whose value points into a
+ * collected object keeps it alive, whether or not it is a pointer.
+ * gort_gc_alloc_noscan objects are never scanned (strings, numbers,
+ * buffers); gort_gc_alloc_typed objects are scanned only at the words their
+ * layout names.
+ *
+ * Cycles run when the collected heap has grown by GORT_GC percent (Go's
+ * GOGC, default 100) over what the last cycle found live, with a 4 MiB
+ * minimum, or near the soft memory limit; gort_gc_collect runs one now.
+ * GORT_DEBUG=gctrace=1 prints one line per cycle, in Go's format.
+ *
+ * Errors: allocation returns NULL with errno ENOMEM. Misuse (a pointer gort
+ * did not hand out given to gort_gc_set_finalizer, gort_gc_size or
+ * gort_gc_weak_make; gort_free of an interior pointer; a double free) is
+ * fatal with one "gort: fatal error: ..." line naming the call and address.
+ */
+#ifndef GORT_GC_H
+#define GORT_GC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+
+GORT_BEGIN_DECLS
+
+/* A zeroed collected object of size bytes, scanned conservatively. */
+GORT_API void *gort_gc_alloc(size_t size);
+/* A zeroed collected object that is never scanned: it may hold anything
+ * but pointers that must keep other collected objects alive. */
+GORT_API void *gort_gc_alloc_noscan(size_t size);
+
+/* A pointer layout: bit i of ptrmap[i / 64] set means word i may hold a
+ * pointer. Layouts are interned and live forever; the same arguments give
+ * the same layout. nwords >= 1. */
+typedef struct gort_gc_layout gort_gc_layout_t;
+GORT_API const gort_gc_layout_t *gort_gc_layout(const uint64_t *ptrmap, size_t nwords);
+/* A zeroed collected object of size bytes in which only the words the
+ * layout names are scanned; an object longer than the layout repeats it
+ * (an array of the type). */
+GORT_API void *gort_gc_alloc_typed(size_t size, const gort_gc_layout_t *layout);
+
+/* A zeroed object that is scanned like gort_gc_alloc's but never
+ * collected: released with gort_free (bdwgc's uncollectable), for holders
+ * of collected pointers in manually managed structures. */
+GORT_API void *gort_gc_alloc_uncollectable(size_t size);
+
+/* A full blocking cycle that also finishes the sweep (Go's runtime.GC). */
+GORT_API void gort_gc_collect(void);
+/* Sets GORT_GC (percent; negative turns the collector off) and returns the
+ * previous value. */
+GORT_API int gort_gc_set_percent(int percent);
+
+/* Adds [start, end) to the roots; removing a range removes exactly the
+ * bytes given (overlaps and repeated removals are handled). */
+GORT_API void gort_gc_add_roots(void *start, void *end);
+GORT_API void gort_gc_remove_roots(void *start, void *end);
+
+/* Runs fn(obj, arg) on the finalizer thread once obj is found unreachable.
+ * obj and everything it reaches stay alive until fn has run; if fn leaves
+ * obj unreachable, a later cycle collects it (fn may resurrect it). Chains
+ * are finalized one link per cycle; cycles of finalizable objects are never
+ * finalized (as in Go). A NULL fn clears obj's finalizer. */
+GORT_API void gort_gc_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg);
+
+/* Weak pointers (Go's weak.Pointer): a handle, itself a collected object,
+ * that does not keep obj alive. gort_gc_weak_get returns obj while it is
+ * reachable and NULL once a cycle has found it unreachable (cleared before
+ * its finalizer runs, even if the finalizer resurrects it). */
+typedef struct gort_weak gort_weak_t;
+GORT_API gort_weak_t *gort_gc_weak_make(void *obj);
+GORT_API void *gort_gc_weak_get(gort_weak_t *w);
+
+/* For threads gort did not see start (created before gort was loaded, or
+ * by a raw clone): register before keeping collected pointers on the
+ * stack, unregister before exiting. */
+GORT_API void gort_gc_register_thread(void);
+GORT_API void gort_gc_unregister_thread(void);
+
+/* The usable size of the collected object containing p (any interior
+ * pointer); fatal if p is not in a collected object. */
+GORT_API size_t gort_gc_size(const void *p);
+/* The start of the collected object containing p, or NULL if p is not in
+ * one (any pointer may be asked). */
+GORT_API void *gort_gc_base(const void *p);
+
+GORT_END_DECLS
+
+#endif /* GORT_GC_H */
