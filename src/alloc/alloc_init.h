@@ -29,4 +29,20 @@ typedef struct {
 } gort_mprof_hooks_t;
 extern gort_mprof_hooks_t gort__mprof_hooks GORT_HIDDEN;
 
+// The collector's hooks (gc/), filled in at start-up when it is linked:
+// calls on collected objects that reach the allocator's entry points.
+struct mspan;
+struct mcache;
+typedef struct {
+  // gort_free of live collected object p of span s (p checked already).
+  void (*free)(void *p, struct mspan *s);
+  // gort_realloc of live collected object p of span s to size bytes.
+  void *(*realloc)(void *p, struct mspan *s, size_t size);
+  // The usable bytes of live collected object p of span s.
+  size_t (*usable)(const void *p, const struct mspan *s);
+  // A thread's cache is going away: give back its collector state.
+  void (*cache_exit)(struct mcache *c);
+} gort_gc_hooks_t;
+extern gort_gc_hooks_t gort__gc_hooks GORT_HIDDEN;
+
 #endif  // GORT_ALLOC_ALLOC_INIT_H

@@ -139,6 +139,7 @@ static void *large_alloc(size_t size, uintptr_t align_pages, bool zero) {
 }
 
 gort_mprof_hooks_t gort__mprof_hooks;
+gort_gc_hooks_t gort__gc_hooks;
 
 // Called when an allocation's countdown crossed zero (or the cache is new).
 static GORT_NOINLINE void *sample(void *p, size_t size) {
@@ -287,6 +288,10 @@ GORT_NOINLINE void gort__free_slow(void *p) {
       (atomic_load_explicit(&s->nsampled, memory_order_relaxed) & ~NSAMPLED_SLOW) != 0)
     sampled = true;
   if (sampled && gort__mprof_hooks.sample_free != NULL) gort__mprof_hooks.sample_free(p);
+  if (s->kind != KIND_MANUAL) {
+    gort__gc_hooks.free(p, s);  // set whenever collected objects exist
+    return;
+  }
   if (s->state == SPAN_LARGE) {
     gort__mheap_free_large(s, (uintptr_t)p);
     return;
@@ -407,6 +412,7 @@ size_t gort_usable_size(const void *p) {
   if (p == NULL) return 0;
   mspan_t *s = owned_live_span(p);
   if (s == NULL) s = live_span(p, MISUSE_MSGS("malloc_usable_size()", "pointer already freed"), NULL);
+  if (s->kind != KIND_MANUAL) return gort__gc_hooks.usable(p, s);
   size_t u = usable_of(s);
   // Hardened: only what was asked for is usable; the rest is the canary.
   return gort__harden ? gort__harden_requested(p, u) : u;
@@ -420,6 +426,7 @@ static void *realloc_impl(void *p, size_t size) {
     free_fast(p);
     return NULL;
   }
+  if (s->kind != KIND_MANUAL) return gort__gc_hooks.realloc(p, s, size);
   size_t old = usable_of(s);
   if (gort_unlikely(gort__harden)) {  // the canary follows the size
     size_t have = gort__harden_requested(p, old);

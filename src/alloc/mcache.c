@@ -215,6 +215,7 @@ static void cache_retire(mcache_t *c) {
 static void thread_exit(void *arg) {
   mcache_t *c = arg;
   if (c == NULL || gort__tls_cache != c) return;
+  if (gort__gc_hooks.cache_exit != NULL) gort__gc_hooks.cache_exit(c);
   gort__mcache_abandon(c);
   // glibc frees (and may allocate) after the key destructors have run:
   // strerror's buffer, dlerror's, the thread's own freeres. A new cache

@@ -19,6 +19,14 @@ typedef struct {
   uint64_t nfree;
 } class_cache_t;
 
+// The collector's allocation state of one span class (gc/malloc_gc.c):
+// the free list of the cached span, which the collector takes back in its
+// stop of the world.
+typedef struct {
+  block_t *head;
+  mspan_t *span;
+} gc_class_cache_t;
+
 typedef struct mcache {
   class_cache_t k[GORT_NUM_CLASSES];
   // Heap profiling: bytes left until the next sampled allocation.
@@ -31,6 +39,14 @@ typedef struct mcache {
   // One empty span kept per class. Atomic: the scavenger may take it (an
   // empty span receives no frees, so taking it races with nothing else).
   _Atomic(mspan_t *) stash[GORT_NUM_CLASSES];
+
+  // The collector's side (gc/malloc_gc.c), by kind - 1 and class: written
+  // by the owner inside a no-stop region, and by the collector with the
+  // world stopped. tiny/tiny_off: the tiny allocator's current block.
+  gc_class_cache_t gc[GORT_NUM_GC_KINDS][GORT_NUM_CLASSES];
+  uintptr_t tiny;
+  uint32_t tiny_off;
+  uint64_t gc_nmalloc;  // collected objects allocated; a counter, as k[].nmalloc
 
   // Blocks freed by other threads into this cache's full spans (the first
   // remote free after NOTIFY). Lock-free stack; the owner takes all.

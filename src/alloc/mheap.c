@@ -477,8 +477,9 @@ static uint64_t release_inner(uintptr_t base, uintptr_t len, uintptr_t lo, uintp
   return hi - lo;
 }
 
-// The metadata of released pages [run, end) of free span s: the live bits
-// of those pages (all clear: nothing in them is handed out) and the page
+// The metadata of released pages [run, end) of free span s: the live and
+// mark bits of those pages (all clear: nothing in them is handed out or
+// marked; sweep clears a span's mark bits before it frees it) and the page
 // map entries of s's interior pages (all NULL: pagemap.h). Whole metadata
 // pages only; they read as zero when next used. s is off the lists, so
 // nothing writes either meanwhile.
@@ -492,6 +493,8 @@ static uint64_t release_meta(const mspan_t *s, uintptr_t run, uintptr_t end) {
     uintptr_t off0 = a0 - a->base, off1 = a1 - a->base;
     bytes += release_inner((uintptr_t)a->live, sizeof a->live, (uintptr_t)a->live + (off0 >> 7),
                            (uintptr_t)a->live + (off1 >> 7));
+    bytes += release_inner((uintptr_t)a->mark, sizeof a->mark, (uintptr_t)a->mark + (off0 >> 7),
+                           (uintptr_t)a->mark + (off1 >> 7));
     uintptr_t m0 = a0 > in_lo ? a0 : in_lo, m1 = a1 < in_hi ? a1 : in_hi;
     if (m0 < m1)
       bytes += release_inner((uintptr_t)a->spans, sizeof a->spans,

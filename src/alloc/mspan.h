@@ -58,14 +58,23 @@ typedef enum {
   SPAN_RELEASING = 4,  // free, off the lists while the scavenger releases it
 } span_state_t;
 
-// Span kinds, for the collector: manual spans hold malloc'd blocks freed by
-// hand; gc spans hold collected objects, scanned conservatively or not at all.
+// Span kinds (with the size class, Go's spanClass): collected and malloc'd
+// objects never share a span, and noscan spans are never scanned. Manual
+// spans hold malloc'd blocks freed by hand; the others belong to the
+// collector (gc/mgc.c): scanned conservatively, never scanned, scanned by
+// a layout in a header word, scanned as roots and never collected
+// (uncollectable), and the tiny allocator's 16-byte blocks (noscan).
 typedef enum {
   KIND_MANUAL = 0,
   KIND_GC_SCAN = 1,
   KIND_GC_NOSCAN = 2,
-  GORT_NUM_KINDS = 3,
+  KIND_GC_TYPED = 3,
+  KIND_GC_UNCOLLECTABLE = 4,
+  KIND_GC_TINY = 5,
+  GORT_NUM_KINDS = 6,
 } span_kind_t;
+
+#define GORT_NUM_GC_KINDS (GORT_NUM_KINDS - 1)  // kinds 1..5
 
 // Where a span is listed.
 typedef enum {

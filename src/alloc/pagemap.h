@@ -45,6 +45,9 @@ typedef struct arena {
   // span) with relaxed loads and stores; read by anyone. Pages of it whose
   // arena pages were all released are released too (mheap.c).
   uint64_t live[GORT_LIVE_WORDS] __attribute__((aligned(4096)));
+  // The collector's mark bits, at the same granules (gc/mgcmark.c): set
+  // with atomic ORs by the mark workers, cleared by the sweep of the span.
+  uint64_t mark[GORT_LIVE_WORDS];
 } arena_t;
 
 extern arena_t *gort__arenas[GORT_ARENA_L1] GORT_HIDDEN;
@@ -85,6 +88,14 @@ GORT_INLINE void live_set(uintptr_t addr) {
 GORT_INLINE void live_clear(uintptr_t addr) {
   uint64_t bit, *w = live_word(addr, &bit);
   __atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) & ~bit, __ATOMIC_RELAXED);
+}
+
+// The mark bit of the object at addr (in an arena): the word and the bit.
+GORT_INLINE uint64_t *mark_word(uintptr_t addr, uint64_t *bit) {
+  arena_t *a = __atomic_load_n(&gort__arenas[addr >> GORT_ARENA_SHIFT], __ATOMIC_RELAXED);
+  uintptr_t i = (addr & (GORT_ARENA_SIZE - 1)) >> 4;
+  *bit = 1ULL << (i & 63);
+  return &a->mark[i >> 6];
 }
 
 #endif  // GORT_ALLOC_PAGEMAP_H

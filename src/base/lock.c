@@ -4,6 +4,12 @@
 
 #include "../os/os.h"
 
+GORT_TLS uint32_t gort__nostop;
+GORT_TLS volatile uint32_t gort__stop_pending;
+
+static void no_stop(void) {}
+void (*gort__stop_deferred)(void) = no_stop;
+
 void gort__lock_slow(lock_t *l) {
   for (int spin = 0; spin < 100; spin++) {
     uint32_t expected = 0;

@@ -36,7 +36,34 @@ typedef struct {
 void gort__lock_slow(lock_t *l);
 void gort__unlock_slow(lock_t *l);
 
+// No-stop regions. The collector stops threads with a signal (gc/
+// stoptheworld.c) and then uses the allocator's structures, so a thread
+// must never be stopped while it holds a gort lock or is midway through a
+// change the collector reads. Such regions count in gort__nostop (every
+// lock holds one); a stop signal that arrives inside one only sets
+// gort__stop_pending, and the thread stops itself when it leaves the
+// region (gort__stop_deferred, filled in by the collector). The counter
+// is the thread's own, and the signal handler runs on the same thread, so
+// plain accesses with signal fences suffice.
+extern GORT_TLS uint32_t gort__nostop GORT_HIDDEN;
+extern GORT_TLS volatile uint32_t gort__stop_pending GORT_HIDDEN;
+extern void (*gort__stop_deferred)(void) GORT_HIDDEN;
+
+GORT_INLINE void nostop_enter(void) {
+  gort__nostop++;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+GORT_INLINE void nostop_exit(void) {
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  if (--gort__nostop == 0) {
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (gort_unlikely(gort__stop_pending)) gort__stop_deferred();
+  }
+}
+
 GORT_INLINE void lock(lock_t *l) {
+  nostop_enter();
   uint32_t expected = 0;
   if (gort_likely(atomic_compare_exchange_strong_explicit(&l->state, &expected, 1,
                                                           memory_order_acquire,
@@ -48,16 +75,25 @@ GORT_INLINE void lock(lock_t *l) {
 GORT_INLINE void unlock(lock_t *l) {
   if (gort_unlikely(atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2))
     gort__unlock_slow(l);
+  nostop_exit();
 }
 
 GORT_INLINE bool try_lock(lock_t *l) {
+  nostop_enter();
   uint32_t expected = 0;
-  return atomic_compare_exchange_strong_explicit(&l->state, &expected, 1, memory_order_acquire,
-                                                 memory_order_relaxed);
+  if (atomic_compare_exchange_strong_explicit(&l->state, &expected, 1, memory_order_acquire,
+                                              memory_order_relaxed))
+    return true;
+  nostop_exit();
+  return false;
 }
 
 // After fork, the child owns every lock the parent held at the fork; the
-// child re-initializes the ones its atfork handler took.
-GORT_INLINE void lock_reinit(lock_t *l) { atomic_store_explicit(&l->state, 0, memory_order_relaxed); }
+// child re-initializes the ones its atfork handler took (and drops their
+// no-stop counts: lock_reinit does, once per lock the handler took).
+GORT_INLINE void lock_reinit(lock_t *l) {
+  atomic_store_explicit(&l->state, 0, memory_order_relaxed);
+  if (gort__nostop > 0) gort__nostop--;
+}
 
 #endif  // GORT_BASE_LOCK_H
