@@ -112,7 +112,7 @@ void gort__span_init_small(mspan_t *s, int cls) {
 // Carves the next fresh blocks of s, to the end of the OS page holding the
 // first of them (at least one block); returns them as a list
 // in ascending order. The caller counts them in s->used.
-static block_t *carve(mspan_t *s) {
+block_t *gort__mcache_carve(mspan_t *s) {
   uint32_t first = s->fresh;
   uintptr_t start = s->base + (uintptr_t)first * s->elemsize;
   uintptr_t page_end = GORT_ALIGN_UP(start + 1, (uintptr_t)4096);
@@ -449,7 +449,7 @@ static block_t *span_next_list(mspan_t *s, int32_t *n) {
   }
   if (s->fresh < s->nelems) {
     uint32_t before = s->fresh;
-    list = carve(s);
+    list = gort__mcache_carve(s);
     *n = (int32_t)(s->fresh - before);
     s->used = s->fresh;
   }

@@ -104,6 +104,10 @@ void gort__mcache_unlock_after_fork(int child);
 // The process-wide key that tags freed blocks (set once at init).
 extern uintptr_t gort__tag_key GORT_HIDDEN;
 
+// Carves the next fresh blocks of s (up to the end of the OS page holding
+// the first); returns them as a list in address order, tagged fresh. The
+// caller owns s and counts them in s->used.
+block_t *gort__mcache_carve(mspan_t *s);
 // Prepares a fresh small span; blocks are carved on demand.
 void gort__span_init_small(mspan_t *s, int cls);
 

@@ -86,6 +86,12 @@ typedef enum {
   WHERE_CENTRAL_PARTIAL,  // unowned, in mcentral.partial
   WHERE_CENTRAL_FULL,     // unowned, in mcentral.full
   WHERE_HEAP,             // a free span in the page heap's lists
+  WHERE_GC_CACHED,        // a collected span cached by a thread (gc/malloc_gc.c)
+  WHERE_GC_PARTIAL,       // a swept collected span with free slots
+  WHERE_GC_FULL,          // a swept collected span with none
+  WHERE_GC_UNSWEPT,       // a collected span not swept since the last mark
+  WHERE_GC_LARGE,         // a large collected object, swept
+  WHERE_GC_LARGE_UNSWEPT, // a large collected object, not swept yet
 } span_where_t;
 
 #define XFREE_NOTIFY ((uintptr_t)1)

@@ -1,0 +1,152 @@
+// The collector's internal interface. See mgc.c for the design.
+
+#ifndef GORT_GC_GC_H
+#define GORT_GC_GC_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "../alloc/mcache.h"
+#include "../alloc/pagemap.h"
+#include "../base/lock.h"
+
+// ---- mgc.c: the cycle, the pacer, the figures ------------------------------------
+
+typedef struct {
+  uint32_t num_gc, num_forced_gc;
+  uint64_t pause_total_ns;
+  uint64_t pause_ns[256];      // ring, by num_gc % 256
+  uint64_t last_gc_unix_ns;
+  uint64_t next_gc;            // the heap goal, bytes
+  uint64_t heap_live;          // collected bytes allocated (pacer's figure)
+  uint64_t heap_marked;        // bytes the last mark found live
+  double cpu_fraction;
+  uint64_t objects_alloc, objects_freed, bytes_alloc, bytes_freed;  // small objects
+} gc_figures_t;
+
+void gort__gc_init(void);         // start-up step 3 (base/start.c)
+// The allocator's trigger check: runs a cycle if the heap reached its goal.
+// Call outside every no-stop region (it may stop the world).
+void gort__gc_maybe_collect(void);
+void gort__gc_read_figures(gc_figures_t *out);
+bool gort__gc_enabled(void);
+
+// Bytes counted against the pacer (atomic; malloc_gc.c, mgcsweep.c).
+extern _Atomic uint64_t gort__gc_heap_live GORT_HIDDEN;
+extern _Atomic uint64_t gort__gc_trigger GORT_HIDDEN;
+// The current sweep generation (Go's mheap_.sweepgen): +2 per cycle.
+extern _Atomic uint32_t gort__gc_sweepgen GORT_HIDDEN;
+extern bool gort__gc_stress, gort__gc_checkmark GORT_HIDDEN;
+
+// ---- malloc_gc.c: allocation, the central lists of collected spans ------------
+
+typedef struct {
+  lock_t lock;          // rank LOCK_CENTRAL; guards the lists
+  span_link_t partial;  // swept, with free slots
+  span_link_t full;     // swept, without
+  span_link_t unswept;  // not swept since the last mark
+} __attribute__((aligned(GORT_CACHELINE))) gcentral_t;
+
+extern gcentral_t gort__gcentral[GORT_NUM_GC_KINDS][GORT_NUM_CLASSES] GORT_HIDDEN;
+
+typedef struct {
+  lock_t lock;          // rank LOCK_CENTRAL; guards the lists
+  span_link_t swept;
+  span_link_t unswept;
+} gclarge_t;
+extern gclarge_t gort__gclarge GORT_HIDDEN;
+
+// The header word of a typed object holds its layout.
+struct gort_gc_layout {
+  struct gort_gc_layout *next;  // intern table chain
+  uint64_t nwords;
+  uint64_t bits[];
+};
+#define GC_TYPED_HEADER 16
+
+// With the world stopped: every cache gives its collected spans back to
+// the central lists (and forgets its tiny block).
+void gort__gc_flush_caches(void);
+// Puts an uncached collected span back on its central list (caller holds
+// nothing; the span is the caller's).
+void gort__gc_span_relist(mspan_t *s);
+void gort__gc_malloc_init(void);
+
+// ---- stw.c: threads and the stop of the world -----------------------------------
+
+typedef struct gthread {
+  struct gthread *next;
+  pid_t tid;
+  uintptr_t stack_lo, stack_hi;  // the stack; hi is its top (exclusive)
+  uintptr_t tls_lo, tls_hi;      // the static TLS block below the thread pointer
+  _Atomic uintptr_t stopped_sp;  // where its stack ends while stopped; 0 running
+} gthread_t;
+
+// Registers the calling thread if it is not yet (lazily, for threads gort
+// did not see start).
+void gort__stw_register_self(void);
+void gort__stw_unregister_self(void);
+// Stops every registered thread but the caller; on return they are parked
+// with their registers on their stacks. Call with no gort lock held.
+void gort__stw_stop(void);
+void gort__stw_start(void);
+// With the world stopped: calls fn on each registered thread's stack and
+// TLS ranges (the caller's own from its current stack pointer).
+void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+int gort__stw_nthreads(void);
+void gort__stw_init(void);
+// Creates a thread of gort's own (not registered, its signals blocked).
+int gort__stw_internal_thread(void *(*fn)(void *), void *arg);
+
+// ---- mgcmark.c ---------------------------------------------------------------------
+
+// Marks everything reachable (world stopped); returns the marked bytes.
+uint64_t gort__gc_mark(void);
+// Marks what obj points at (not obj): finalizer support (world stopped).
+void gort__gc_mark_children(uintptr_t obj);
+// Marks obj itself (world stopped, after its children were marked).
+void gort__gc_mark_object(uintptr_t obj);
+// Drains the mark queue (world stopped).
+void gort__gc_mark_drain(void);
+bool gort__gc_is_marked(uintptr_t obj);
+int gort__gc_mark_workers(void);
+void gort__gc_mark_init(void);
+
+// Resolves a word to the collected object it points into: its start
+// (the block, header included) and span; 0 if it points into none.
+uintptr_t gort__gc_find_object(uintptr_t v, mspan_t **sp);
+// The bytes an object occupies (elemsize, or the large span's bytes).
+GORT_INLINE uintptr_t gc_object_bytes(const mspan_t *s) {
+  return s->state == SPAN_LARGE ? span_bytes(s) : s->elemsize;
+}
+
+// ---- mgcsweep.c ---------------------------------------------------------------------
+
+// Sweeps s (the caller owns it: off every list). Returns true if s still
+// holds live objects (relist it); false if it went back to the page heap.
+bool gort__gc_sweep_span(mspan_t *s);
+// With the world stopped, after the mark: every collected span becomes
+// unswept (the new sweep generation begins).
+void gort__gc_sweep_begin(void);
+// Sweeps every unswept span now (finishes the cycle's sweep).
+void gort__gc_sweep_finish(void);
+// Takes one unswept span of a span class and sweeps it; false if none.
+bool gort__gc_sweep_one(int kind, int cls);
+// Waits until the background sweeper holds no span (before a stop).
+void gort__gc_sweep_pause(void);
+void gort__gc_sweep_resume(void);
+void gort__gc_sweep_init(void);
+extern _Atomic uint64_t gort__gc_swept_objects, gort__gc_swept_bytes GORT_HIDDEN;
+
+// ---- finalizer.c -------------------------------------------------------------------
+
+// With the world stopped, after the mark from the roots: keeps alive what
+// finalizable objects reach, clears weak pointers to unmarked objects and
+// queues the finalizers of unmarked objects (marking those objects).
+void gort__gc_finalizers_mark(void);
+// Scans the queue of finalizers not yet run (a root).
+void gort__gc_finalizers_roots(void (*scan)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+// After the world restarts: wakes the finalizer thread if there is work.
+void gort__gc_finalizers_wake(void);
+
+#endif  // GORT_GC_GC_H
