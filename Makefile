@@ -113,10 +113,16 @@ stress: tests
 
 # ---- benchmarks, demo, install ---------------------------------------------------
 BENCH_SRCS := $(wildcard bench/*.c)
-BENCH_BINS := $(BENCH_SRCS:%.c=build/%)
+BENCH_CXX_SRCS := $(wildcard bench/*.cc)
+BENCH_BINS := $(BENCH_SRCS:%.c=build/%) $(BENCH_CXX_SRCS:%.cc=build/%)
 build/bench/%: bench/%.c bench/bench.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -pthread -Ibench $< -o $@ -lm -ldl
+
+# Sized deallocation made explicit: classic_cxx measures operator delete(void*, size_t).
+build/bench/%: bench/%.cc bench/bench.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=gnu++17 -O2 -g -pthread -fsized-deallocation -Ibench $< -o $@
 
 # A copy of the library with the per-thread counters compiled out, only to
 # measure what they cost (ALLOCS="gort gort-nostats" bench/run.sh).
@@ -126,6 +132,7 @@ build/bench/nostats/libgort.so: $(LIB_SRCS) $(HEADERS)
 
 bench: build/libgort.a build/libgort.so $(BENCH_BINS) build/bench/nostats/libgort.so
 	@bench/run.sh
+	@bench/classic.sh
 	@bench/rss.sh
 	@bench/programs.sh
 
