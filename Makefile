@@ -40,7 +40,7 @@ CFLAGS_ALL := -std=gnu11 -fPIC -fvisibility=hidden -fno-semantic-interposition \
 CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -Iinclude -Isrc -Wall -Wextra $(MODE_CFLAGS) $(CXXFLAGS)
 LDLIBS_ALL := -lpthread
 
-LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/obs/*.c)
+LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/obs/*.c)
 ifndef NO_SHIM
   LIB_SRCS += $(wildcard src/shim/*.c)
   LIB_CXX_SRCS := $(wildcard src/shim/*.cc)

@@ -238,6 +238,13 @@ static mspan_t *live_span(const void *p, const misuse_msgs_t *m, bool *sampled) 
   uintptr_t a = (uintptr_t)p;
   mspan_t *s = span_of(a);
   if (s == NULL) gort__fatal(m->bad, p);
+  if (s->kind == KIND_GC_TYPED) a -= SPAN_TYPED_HEADER;  // the block starts at the header
+  if (s->kind == KIND_GC_TINY && s->state == SPAN_SMALL) {
+    // Any pointer into a live tiny block names one of its objects.
+    uintptr_t blk = s->base + (uintptr_t)span_elem_index(s, a - s->base) * s->elemsize;
+    if (!live_test(blk)) gort__fatal(m->dbl, p);
+    return s;
+  }
   if (s->state == SPAN_LARGE) {
     if (a != s->base) gort__fatal(m->interior, p);
     return s;
@@ -249,7 +256,7 @@ static mspan_t *live_span(const void *p, const misuse_msgs_t *m, bool *sampled) 
   uint32_t i = span_elem_index(s, off);
   if ((uintptr_t)i * s->elemsize != off) gort__fatal(m->interior, p);
   if (i >= __atomic_load_n(&s->fresh, __ATOMIC_RELAXED)) gort__fatal(m->never, p);
-  const block_t *b = p;
+  const block_t *b = (const block_t *)a;
   if (!live_test(a)) {
     // A sampled block keeps its bit clear while live (obs/mprof.c).
     if (gort__mprof_hooks.is_sampled == NULL || !gort__mprof_hooks.is_sampled(p))

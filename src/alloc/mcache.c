@@ -81,6 +81,7 @@ static struct {
   uint64_t retired_nmalloc[GORT_NUM_CLASSES];  // counters of exited threads
   uint64_t retired_nfree[GORT_NUM_CLASSES];
   uint64_t orphan_nfree[GORT_NUM_CLASSES];  // frees by threads with no cache; atomic
+  uint64_t retired_gc_nmalloc, retired_gc_bytes;
   pthread_key_t key;
   bool key_ok, inited;
 } caches = {.lock = LOCK_INIT};
@@ -190,6 +191,8 @@ mcache_t *gort__mcache_get(void) {
 
 // Adds c's counters to the retired totals. Under caches.lock.
 static void fold_counts(mcache_t *c) {
+  caches.retired_gc_nmalloc += counter_read(&c->gc_nmalloc);
+  caches.retired_gc_bytes += counter_read(&c->gc_bytes);
   for (int i = 0; i < GORT_NUM_CLASSES; i++) {
     caches.retired_nmalloc[i] += counter_read(&c->k[i].nmalloc);
     caches.retired_nfree[i] += counter_read(&c->k[i].nfree);
@@ -273,6 +276,18 @@ void gort__mcache_retired_counts(uint64_t *nmalloc, uint64_t *nfree) {
   for (int i = 0; i < GORT_NUM_CLASSES; i++)
     nfree[i] = caches.retired_nfree[i] + __atomic_load_n(&caches.orphan_nfree[i], __ATOMIC_RELAXED);
   unlock(&caches.lock);
+}
+
+void gort__mcache_gc_counts(uint64_t *nmalloc, uint64_t *bytes) {
+  lock(&caches.lock);
+  uint64_t n = caches.retired_gc_nmalloc, b = caches.retired_gc_bytes;
+  for (mcache_t *c = caches.all; c != NULL; c = c->next_all) {
+    n += counter_read(&c->gc_nmalloc);
+    b += counter_read(&c->gc_bytes);
+  }
+  unlock(&caches.lock);
+  *nmalloc = n;
+  *bytes = b;
 }
 
 uint64_t gort__mcache_count(void) { return __atomic_load_n(&caches.ncaches, __ATOMIC_RELAXED); }

@@ -46,7 +46,7 @@ typedef struct mcache {
   gc_class_cache_t gc[GORT_NUM_GC_KINDS][GORT_NUM_CLASSES];
   uintptr_t tiny;
   uint32_t tiny_off;
-  uint64_t gc_nmalloc;  // collected objects allocated; a counter, as k[].nmalloc
+  uint64_t gc_nmalloc, gc_bytes;  // small collected objects allocated; counters, as k[].nmalloc
 
   // Blocks freed by other threads into this cache's full spans (the first
   // remote free after NOTIFY). Lock-free stack; the owner takes all.
@@ -96,6 +96,8 @@ uint64_t gort__mcache_flush_empty(bool self_current);
 void gort__mcache_foreach(void (*fn)(mcache_t *c, void *arg), void *arg);
 // Counters of exited threads, folded in at exit.
 void gort__mcache_retired_counts(uint64_t *nmalloc, uint64_t *nfree);
+// The collector's allocation counters, every cache's and the retired ones.
+void gort__mcache_gc_counts(uint64_t *nmalloc, uint64_t *bytes);
 uint64_t gort__mcache_count(void);
 
 void gort__mcache_lock_for_fork(void);

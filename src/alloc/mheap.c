@@ -57,6 +57,7 @@ static struct {
   fixalloc_t spanalloc;         // mspan_t structs
   uintptr_t hint;               // where to reserve the next arena
   uintptr_t max_pages;          // the largest run one request may take; set at init
+  uintptr_t arena_lo, arena_hi; // bounds of every arena; written under lock, read racily
   bool inited;
   int release_dontneed;         // madvise mode; set once at init
   uint64_t free_pages, inuse_pages, released_pages, small_span_pages;
@@ -202,6 +203,8 @@ static bool grow(uintptr_t npages) {
   mspan_t *s = new_span_struct(base, bytes >> GORT_PAGE_SHIFT, SPAN_FREE);
   if (s == NULL) return false;  // the arenas stay registered and empty: harmless
   heap.hint = base + bytes;
+  if (heap.arena_lo == 0 || base < heap.arena_lo) __atomic_store_n(&heap.arena_lo, base, __ATOMIC_RELAXED);
+  if (base + bytes > heap.arena_hi) __atomic_store_n(&heap.arena_hi, base + bytes, __ATOMIC_RELAXED);
   heap.sys_bytes += bytes;
   heap.arenas += narenas;
   counter_set(&heap.free_pages, heap.free_pages + (s->npages));
@@ -428,6 +431,11 @@ bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages) {
 }
 
 // ---- release to the OS ---------------------------------------------------------
+
+void gort__mheap_arena_range(uintptr_t *lo, uintptr_t *hi) {
+  *lo = __atomic_load_n(&heap.arena_lo, __ATOMIC_RELAXED);
+  *hi = __atomic_load_n(&heap.arena_hi, __ATOMIC_RELAXED);
+}
 
 void gort__mheap_set_release_mode(int dontneed) { heap.release_dontneed = dontneed; }
 void gort__mheap_set_grow_hook(mheap_grow_hook_t hook) { heap.grow_hook = hook; }

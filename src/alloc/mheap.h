@@ -37,6 +37,9 @@ void gort__mheap_free_large(mspan_t *s, uintptr_t addr);
 // across madvise.
 uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns);
 void gort__mheap_set_release_mode(int dontneed);
+// The lowest and highest address of any arena (both 0 before the first);
+// a hint read without the lock: the collector's quick "not the heap" test.
+void gort__mheap_arena_range(uintptr_t *lo, uintptr_t *hi);
 // Free bytes not yet released: what the scavenger could return now.
 uint64_t gort__mheap_unreleased_free_bytes(void);
 // Heap-growth hook: called (without the heap lock) before the heap grows

@@ -75,6 +75,9 @@ typedef enum {
 } span_kind_t;
 
 #define GORT_NUM_GC_KINDS (GORT_NUM_KINDS - 1)  // kinds 1..5
+// A typed object's first 16 bytes hold its layout; the program's pointer
+// is past them.
+#define SPAN_TYPED_HEADER 16
 
 // Where a span is listed.
 typedef enum {

@@ -117,7 +117,7 @@ static void start_thread(void) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_t t;
-  int err = pthread_create(&t, &attr, scavenger_main, NULL);
+  int err = gort__os_pthread_create(&t, &attr, scavenger_main, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (err != 0) atomic_store(&scav.state, 0);  // try again at the next wake-up

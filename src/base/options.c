@@ -33,7 +33,7 @@ typedef struct {
 
 static const option_t options[] = {
     {"GORT_GC", OPT_PERCENT_OR_OFF, OFF(gc_percent), false,
-     "(reserved: no effect until the collector lands) GC target: collect when the heap grows by this percent over the live heap; `off` disables (default 100)", true},
+     "GC target (Go's GOGC): collect when the collected heap grows by this percent over what the last cycle found live; `off` disables (default 100)", false},
     {"GORT_MEMLIMIT", OPT_BYTES, OFF(memlimit), false,
      "soft memory limit, Go's GOMEMLIMIT syntax (`512MiB`, `2GB`, bytes); default the cgroup's memory.max", false},
     {"GORT_MAXPROCS", OPT_INT, OFF(maxprocs), false, "(reserved: no effect until the scheduler lands) goroutine Ps (default: usable CPUs)", true},
@@ -49,7 +49,11 @@ static const option_t options[] = {
     {"madvdontneed", OPT_BOOL, OFF(madvdontneed), true,
      "1 (default): release with MADV_DONTNEED, RSS drops at once; 0: MADV_FREE, cheaper, RSS drops under pressure", false},
     {"scavtrace", OPT_BOOL, OFF(scavtrace), true, "print one line per scavenger cycle", false},
-    {"gctrace", OPT_BOOL, OFF(gctrace), true, "(reserved: no effect until the collector lands) print one line per GC cycle", true},
+    {"gctrace", OPT_BOOL, OFF(gctrace), true, "print one line per GC cycle, in Go's format", false},
+    {"gccheckmark", OPT_BOOL, OFF(gccheckmark), true,
+     "after each mark, mark again single-threaded and die if an object the first mark missed is found (Go's gccheckmark)", false},
+    {"gcstress", OPT_BOOL, OFF(gcstress), true, "run a cycle at every allocation slow path of the collector", false},
+    {"gcsignal", OPT_INT, OFF(gcsignal), true, "the signal that stops threads for the collector (default SIGPWR, 30)", false},
     {"harden", OPT_BOOL, OFF(harden), true,
      "catch overflows (canaries), use after free (fill and check), forged free-list links (encoded), and shuffle fresh spans", false},
     {"profsignal", OPT_BOOL, OFF(profsignal), true, "SIGUSR2 writes the heap profile (GORT_HEAPPROFILE)", false},

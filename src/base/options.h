@@ -22,6 +22,9 @@ typedef struct {
   int64_t madvdontneed;     // 1: MADV_DONTNEED; 0: MADV_FREE
   int64_t scavtrace;        // one line per scavenger cycle
   int64_t gctrace;          // one line per GC cycle
+  int64_t gccheckmark;      // re-mark with the world stopped and compare
+  int64_t gcstress;         // a cycle at every collector slow path
+  int64_t gcsignal;         // the stop signal (0: SIGPWR)
   int64_t harden;           // canaries, free-fill checks, encoded free lists
   int64_t profsignal;       // SIGUSR2 writes the heap profile
   int64_t scavenge;         // 0 disables the background scavenger

@@ -8,6 +8,7 @@
 
 #include "../alloc/mcache.h"
 #include "../alloc/pagemap.h"
+#include "../alloc/alloc_init.h"
 #include "../base/lock.h"
 
 // ---- mgc.c: the cycle, the pacer, the figures ------------------------------------
@@ -62,7 +63,6 @@ struct gort_gc_layout {
   uint64_t nwords;
   uint64_t bits[];
 };
-#define GC_TYPED_HEADER 16
 
 // With the world stopped: every cache gives its collected spans back to
 // the central lists (and forgets its tiny block).
@@ -71,6 +71,7 @@ void gort__gc_flush_caches(void);
 // nothing; the span is the caller's).
 void gort__gc_span_relist(mspan_t *s);
 void gort__gc_malloc_init(void);
+void gort__gc_install_hooks(void);
 
 // ---- stw.c: threads and the stop of the world -----------------------------------
 
@@ -85,6 +86,9 @@ typedef struct gthread {
 // Registers the calling thread if it is not yet (lazily, for threads gort
 // did not see start).
 void gort__stw_register_self(void);
+// At start-up, on the main thread: registers it (its stack top from the
+// loader; no /proc read, no allocation of its own).
+void gort__stw_register_main(void);
 void gort__stw_unregister_self(void);
 // Stops every registered thread but the caller; on return they are parked
 // with their registers on their stacks. Call with no gort lock held.
@@ -108,6 +112,8 @@ void gort__gc_mark_children(uintptr_t obj);
 void gort__gc_mark_object(uintptr_t obj);
 // Drains the mark queue (world stopped).
 void gort__gc_mark_drain(void);
+// Reads what the mark needs before the world stops (the loaded objects).
+void gort__gc_mark_prepare(void);
 bool gort__gc_is_marked(uintptr_t obj);
 int gort__gc_mark_workers(void);
 void gort__gc_mark_init(void);

@@ -13,6 +13,7 @@
 #include "../alloc/mheap.h"
 #include "../alloc/scavenger.h"
 #include "../base/persistent.h"
+#include "../gc/gc.h"
 #include "../os/os.h"
 #include "heapstats.h"
 
@@ -62,6 +63,20 @@ static void figures_from(const class_counts_t *cc, const heap_stats_t *hs, gort_
   f->large_objects = hs->large_allocs - hs->large_frees;
   f->large_bytes = hs->large_alloc_bytes - hs->large_free_bytes;
   f->heap_alloc += f->large_bytes;
+  // Small collected objects (large ones are in the page heap's figures):
+  // counted when allocated, and when the sweep (or gort_free) frees them.
+  // The frees are read after the allocations' counters were, so the live
+  // figures never go negative.
+  uint64_t gn, gb;
+  gort__mcache_gc_counts(&gn, &gb);
+  gc_figures_t g;
+  gort__gc_read_figures(&g);
+  if (g.objects_freed > gn) g.objects_freed = gn;
+  if (g.bytes_freed > gb) g.bytes_freed = gb;
+  f->mallocs += gn;
+  f->frees += g.objects_freed;
+  f->total_alloc += gb;
+  f->heap_alloc += gb - g.bytes_freed;
   f->heap_objects = f->mallocs - f->frees;
   f->heap_sys = hs->sys_bytes;
   f->heap_inuse = hs->inuse_bytes;
@@ -107,6 +122,15 @@ void gort_read_memstats(gort_memstats_t *out) {
   out->scavenged_bytes = ss.released_bytes;
   out->memory_limit = ss.memory_limit;
   out->threads = gort__mcache_count();
+  gc_figures_t g;
+  gort__gc_read_figures(&g);
+  out->num_gc = g.num_gc;
+  out->num_forced_gc = g.num_forced_gc;
+  out->pause_total_ns = g.pause_total_ns;
+  memcpy(out->pause_ns, g.pause_ns, sizeof out->pause_ns);
+  out->last_gc = g.last_gc_unix_ns;
+  out->next_gc = g.next_gc;
+  out->gc_cpu_fraction = g.cpu_fraction;
   for (int i = 0; i < GORT_NUM_CLASSES; i++) {
     out->by_size[i].size = gort__class_size[i];
     out->by_size[i].mallocs = cc.nmalloc[i];

@@ -83,7 +83,7 @@ static void start_profile_signal(void) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int err = pthread_create(&t, &attr, profile_writer, NULL);
+  int err = gort__os_pthread_create(&t, &attr, profile_writer, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (err != 0) {

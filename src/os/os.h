@@ -28,6 +28,25 @@ int64_t gort__os_resident(void *p, size_t size);
 // The process's resident set size in bytes, from /proc/self/statm; -errno.
 int64_t gort__os_rss(void);
 
+// Threads and signals (thread.c).
+#include <pthread.h>
+#include <signal.h>
+// The real pthread_create (gort exports its own: gc/stw.c).
+int gort__os_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                            void *arg);
+int gort__os_gettid(void);
+// Sends sig to thread tid of this process; 0 or -errno.
+int gort__os_tgkill(int tid, int sig);
+// Installs handler (SA_SIGINFO | SA_RESTART, every signal blocked while it
+// runs); 0 or -errno.
+int gort__os_sigaction(int sig, void (*handler)(int, siginfo_t *, void *));
+// The calling thread's stack [lo, hi); 0 or -errno. May allocate (glibc
+// reads /proc/self/maps for the main thread): not inside malloc.
+int gort__os_stack_bounds(uintptr_t *lo, uintptr_t *hi);
+// The top of the main thread's stack (above it: argv, the environment);
+// 0 if unknown. Reads /proc/self/stat without allocating.
+uintptr_t gort__os_main_stack_top(void);
+
 void gort__os_futex_wait(_Atomic uint32_t *addr, uint32_t val);
 void gort__os_futex_wake(_Atomic uint32_t *addr, int n);
 

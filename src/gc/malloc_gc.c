@@ -1,0 +1,466 @@
+// Allocation of collected objects (Go: mallocgc, mcache.nextFree, the tiny
+// allocator; mcentral.cacheSpan).
+//
+// See mgc.c for the collector's design. Collected objects live in spans of
+// their own span class (kind x size class, mspan.h), never shared with
+// malloc's blocks. A thread caches at most one span per collected span
+// class (mcache.gc[kind][class]): it pops that span's free blocks, sets
+// each one's live bit (the allocation bit the sweep and the marker read),
+// and zeroes it. Unlike malloc's spans, a collected span has no owner
+// between cycles: the collector takes every cached span back when it
+// stops the world (gort__gc_flush_caches), so when the world restarts
+// every collected span is in one of the central lists below, and the sweep
+// owns whatever it takes off them. That is Go's model ("caches keep only
+// their current spans, flushed in the stop"), chosen over letting owners
+// sweep their own spans because a thread that never allocates again would
+// never sweep, and because then no span is written by two threads.
+//
+// Per span class, under its lock: partial (swept, free slots), full (swept,
+// none), unswept (the mark since the last sweep). A cache that needs a
+// span takes a partial one, else sweeps an unswept one itself (Go's lazy
+// sweep), else takes a fresh span from the page heap. Large objects get a
+// span each, on one list (swept / unswept) under its own lock.
+//
+// Every allocating path runs in a no-stop region (base/lock.h): the stop
+// signal waits until the thread has finished touching its cache, so the
+// collector never sees a cache half-updated. The pacer's trigger check
+// runs before the region is entered.
+//
+// Explicit frees (gort_free of a collected object) push the block on the
+// span's remote list with its freed tag, like a remote free of a malloc
+// block; the next sweep of the span (or a cache taking it) collects them.
+// Objects of the tiny allocator (noscan, under 16 bytes, packed into
+// 16-byte blocks as in Go) cannot be freed one by one: gort_free of one
+// does nothing, and the collector frees the block once none is reachable.
+
+#include <errno.h>
+#include <string.h>
+
+#include "../alloc/malloc_fast.h"
+#include "../alloc/mheap.h"
+#include "../base/persistent.h"
+#include "gc.h"
+#include "gort/gc.h"
+
+gcentral_t gort__gcentral[GORT_NUM_GC_KINDS][GORT_NUM_CLASSES];
+gclarge_t gort__gclarge = {.lock = LOCK_INIT};
+
+static struct {
+  lock_t lock;  // rank LOCK_CENTRAL (never held with another); the intern table
+  struct gort_gc_layout *table[256];
+} layouts = {.lock = LOCK_INIT};
+
+void gort__gc_malloc_init(void) {
+  for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
+    for (int c = 0; c < GORT_NUM_CLASSES; c++) {
+      gcentral_t *g = &gort__gcentral[k][c];
+      span_list_init(&g->partial);
+      span_list_init(&g->full);
+      span_list_init(&g->unswept);
+    }
+  span_list_init(&gort__gclarge.swept);
+  span_list_init(&gort__gclarge.unswept);
+}
+
+static gcentral_t *central_of(const mspan_t *s) { return &gort__gcentral[s->kind - 1][s->sizeclass]; }
+
+// ---- spans --------------------------------------------------------------------
+
+void gort__gc_span_relist(mspan_t *s) {
+  gcentral_t *g = central_of(s);
+  lock(&g->lock);
+  bool has_free = s->free != NULL || s->fresh < s->nelems;
+  s->where = has_free ? WHERE_GC_PARTIAL : WHERE_GC_FULL;
+  span_list_push(has_free ? &g->partial : &g->full, s);
+  unlock(&g->lock);
+}
+
+// Frees explicitly freed blocks of s (its remote list) into s->free. The
+// caller owns s.
+static void collect_frees(mspan_t *s) {
+  uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
+  for (block_t *b = (block_t *)(x & ~XFREE_NOTIFY); b != NULL;) {
+    block_t *next = b->next;
+    b->tag = 0;
+    live_clear((uintptr_t)b);
+    b->next = s->free;
+    s->free = b;
+    s->used--;
+    atomic_fetch_add_explicit(&gort__gc_swept_objects, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gort__gc_swept_bytes, s->elemsize, memory_order_relaxed);
+    b = next;
+  }
+}
+
+static mspan_t *fresh_span(int kind, int cls) {
+  mspan_t *s = gort__mheap_alloc(gort__class_npages[cls], 1, SPAN_SMALL);
+  if (s == NULL) return NULL;
+  gort__span_init_small(s, cls);
+  s->kind = (uint8_t)kind;
+  s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
+  return s;
+}
+
+// A span of the class with a free slot, off every list, swept; NULL if the
+// OS refused memory.
+static mspan_t *take_span(int kind, int cls) {
+  gcentral_t *g = &gort__gcentral[kind - 1][cls];
+  for (;;) {
+    lock(&g->lock);
+    mspan_t *s = span_list_first(&g->partial);
+    if (s != NULL) {
+      span_list_remove(s);
+      unlock(&g->lock);
+      return s;
+    }
+    s = span_list_first(&g->unswept);
+    if (s == NULL) {
+      unlock(&g->lock);
+      return fresh_span(kind, cls);
+    }
+    span_list_remove(s);
+    s->where = WHERE_NONE;
+    unlock(&g->lock);
+    // Lazy sweep: this span is ours now.
+    if (!gort__gc_sweep_span(s)) continue;  // it was empty: back to the heap
+    if (s->free != NULL || s->fresh < s->nelems) return s;
+    gort__gc_span_relist(s);  // full
+  }
+}
+
+// The next list of free blocks of s (its own, else fresh ones), with their
+// count; counted out in s->used.
+static block_t *span_list(mspan_t *s, uint32_t *n) {
+  collect_frees(s);
+  block_t *list = s->free;
+  if (list != NULL) {
+    *n = s->fresh - s->used;
+    s->free = NULL;
+    s->used = s->fresh;
+    return list;
+  }
+  if (s->fresh < s->nelems) {
+    uint32_t before = s->fresh;
+    list = gort__mcache_carve(s);
+    *n = s->fresh - before;
+    s->used = s->fresh;
+  }
+  return list;
+}
+
+// Refills the cache's list of a span class. In a no-stop region.
+static block_t *refill(gc_class_cache_t *gcc, int kind, int cls) {
+  mspan_t *s = gcc->span;
+  uint32_t n = 0;
+  block_t *list = s != NULL ? span_list(s, &n) : NULL;
+  if (list == NULL) {
+    if (s != NULL) {
+      gcc->span = NULL;
+      gort__gc_span_relist(s);
+    }
+    if ((s = take_span(kind, cls)) == NULL) return NULL;
+    s->where = WHERE_GC_CACHED;
+    gcc->span = s;
+    list = span_list(s, &n);
+  }
+  atomic_fetch_add_explicit(&gort__gc_heap_live, (uint64_t)n * s->elemsize, memory_order_relaxed);
+  return list;
+}
+
+// Gives the cache's spans back (world stopped, or the cache's thread exiting).
+static void flush_cache(mcache_t *c, void *arg) {
+  (void)arg;
+  for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
+    for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+      gc_class_cache_t *gcc = &c->gc[k][cls];
+      mspan_t *s = gcc->span;
+      if (s == NULL) continue;
+      uint64_t n = 0;
+      for (block_t *b = gcc->head; b != NULL;) {
+        block_t *next = b->next;
+        b->next = s->free;
+        s->free = b;
+        s->used--;
+        n++;
+        b = next;
+      }
+      atomic_fetch_sub_explicit(&gort__gc_heap_live, n * s->elemsize, memory_order_relaxed);
+      gcc->head = NULL;
+      gcc->span = NULL;
+      gort__gc_span_relist(s);
+    }
+  c->tiny = 0;
+  c->tiny_off = 0;
+}
+
+void gort__gc_flush_caches(void) { gort__mcache_foreach(flush_cache, NULL); }
+
+static void cache_exit(mcache_t *c) {
+  nostop_enter();
+  flush_cache(c, NULL);
+  nostop_exit();
+}
+
+// ---- allocation -----------------------------------------------------------------
+
+static mcache_t *my_cache(void) {
+  gort__start_ensure();
+  gort__stw_register_self();
+  return gort__mcache_get();
+}
+
+static void *alloc_large(size_t size, int kind) {
+  gort__gc_maybe_collect();
+  if (size > (size_t)PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uintptr_t npages = (size + GORT_PAGE_SIZE - 1) >> GORT_PAGE_SHIFT;
+  nostop_enter();
+  mspan_t *s = gort__mheap_alloc(npages, 1, SPAN_LARGE);
+  if (s == NULL) {
+    nostop_exit();
+    return NULL;
+  }
+  s->kind = (uint8_t)kind;
+  s->nelems = 1;
+  s->elemsize = 0;
+  __atomic_store_n(&s->fresh, 1, __ATOMIC_RELAXED);
+  span_clear_samples(s);
+  s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
+  if (s->needzero) memset((void *)s->base, 0, span_bytes(s));
+  live_set(s->base);
+  lock(&gort__gclarge.lock);
+  s->where = WHERE_GC_LARGE;
+  span_list_push(&gort__gclarge.swept, s);
+  unlock(&gort__gclarge.lock);
+  atomic_fetch_add_explicit(&gort__gc_heap_live, span_bytes(s), memory_order_relaxed);
+  nostop_exit();
+  return (void *)s->base;
+}
+
+static void *alloc_small(size_t size, int kind) {
+  unsigned cls = size_class(size == 0 ? 1 : size);
+  mcache_t *c = my_cache();
+  if (c == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  for (;;) {
+    nostop_enter();
+    gc_class_cache_t *gcc = &c->gc[kind - 1][cls];
+    block_t *b = gcc->head;
+    if (b != NULL) {
+      gcc->head = b->next;
+      live_set((uintptr_t)b);
+      memset(b, 0, gort__class_size[cls]);
+      counter_add(&c->gc_nmalloc, 1);
+      counter_add(&c->gc_bytes, gort__class_size[cls]);
+      nostop_exit();
+      return b;
+    }
+    nostop_exit();
+    // The slow path: the pacer may collect here, outside the region, and
+    // gcstress collects at every refill.
+    if (gort__gc_stress) gort_gc_collect();
+    else gort__gc_maybe_collect();
+    nostop_enter();
+    if (gcc->head == NULL) {
+      block_t *list = refill(gcc, kind, (int)cls);
+      if (list == NULL) {
+        nostop_exit();
+        errno = ENOMEM;
+        return NULL;
+      }
+      gcc->head = list;
+    }
+    nostop_exit();
+  }
+}
+
+static void *gc_alloc(size_t size, int kind) {
+  if (size > GORT_SMALL_MAX) return alloc_large(size, kind);
+  return alloc_small(size, kind);
+}
+
+void *gort_gc_alloc(size_t size) { return gc_alloc(size, KIND_GC_SCAN); }
+
+void *gort_gc_alloc_uncollectable(size_t size) { return gc_alloc(size, KIND_GC_UNCOLLECTABLE); }
+
+// The tiny allocator: noscan objects under 16 bytes share 16-byte blocks,
+// each at its natural alignment (Go's, which saves about a fifth of the
+// heap in programs of small strings).
+void *gort_gc_alloc_noscan(size_t size) {
+  if (size == 0 || size >= 16) return gc_alloc(size, KIND_GC_NOSCAN);
+  mcache_t *c = my_cache();
+  if (c == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uint32_t align = size >= 8 ? 8 : size >= 4 ? 4 : size >= 2 ? 2 : 1;
+  nostop_enter();
+  uint32_t off = (c->tiny_off + align - 1) & ~(align - 1);
+  if (c->tiny != 0 && off + size <= 16) {
+    void *p = (void *)(c->tiny + off);
+    c->tiny_off = off + (uint32_t)size;
+    nostop_exit();
+    return p;
+  }
+  nostop_exit();
+  void *b = alloc_small(16, KIND_GC_TINY);
+  if (b == NULL) return NULL;
+  nostop_enter();
+  // The collector may have run meanwhile and forgotten the old block; the
+  // new one is as good either way.
+  c->tiny = (uintptr_t)b;
+  c->tiny_off = (uint32_t)size;
+  nostop_exit();
+  return b;
+}
+
+const gort_gc_layout_t *gort_gc_layout(const uint64_t *ptrmap, size_t nwords) {
+  if (nwords == 0) nwords = 1;
+  size_t nbits = (nwords + 63) / 64;
+  uint64_t h = nwords * 0x9E3779B97F4A7C15ULL;
+  for (size_t i = 0; i < nbits; i++) {
+    uint64_t w = ptrmap[i];
+    if (i == nbits - 1 && (nwords & 63) != 0) w &= (1ULL << (nwords & 63)) - 1;
+    h = (h ^ w) * 0x100000001B3ULL;
+  }
+  lock(&layouts.lock);
+  struct gort_gc_layout **chain = &layouts.table[h & 255], *l;
+  for (l = *chain; l != NULL; l = l->next) {
+    if (l->nwords != nwords) continue;
+    size_t i = 0;
+    for (; i < nbits; i++) {
+      uint64_t w = ptrmap[i];
+      if (i == nbits - 1 && (nwords & 63) != 0) w &= (1ULL << (nwords & 63)) - 1;
+      if (w != l->bits[i]) break;
+    }
+    if (i == nbits) break;
+  }
+  if (l == NULL && (l = gort__persistent_alloc(sizeof *l + nbits * 8, 16)) != NULL) {
+    l->nwords = nwords;
+    for (size_t i = 0; i < nbits; i++) {
+      uint64_t w = ptrmap[i];
+      if (i == nbits - 1 && (nwords & 63) != 0) w &= (1ULL << (nwords & 63)) - 1;
+      l->bits[i] = w;
+    }
+    l->next = *chain;
+    *chain = l;
+  }
+  unlock(&layouts.lock);
+  return l;
+}
+
+void *gort_gc_alloc_typed(size_t size, const gort_gc_layout_t *layout) {
+  if (layout == NULL) gort__fatal("gort_gc_alloc_typed(): NULL layout", NULL);
+  if (size > (size_t)PTRDIFF_MAX - SPAN_TYPED_HEADER) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uintptr_t *b = gc_alloc(size + SPAN_TYPED_HEADER, KIND_GC_TYPED);
+  if (b == NULL) return NULL;
+  __atomic_store_n(&b[0], (uintptr_t)layout, __ATOMIC_RELEASE);
+  return (char *)b + SPAN_TYPED_HEADER;
+}
+
+// ---- what the allocator's entry points call for collected objects -----------------
+
+static size_t header_of(const mspan_t *s) { return s->kind == KIND_GC_TYPED ? SPAN_TYPED_HEADER : 0; }
+
+uintptr_t gort__gc_find_object(uintptr_t v, mspan_t **sp) {
+  arena_t *a = arena_of(v);
+  if (a == NULL) return 0;
+  mspan_t *s = __atomic_load_n(&a->spans[arena_page_index(v)], __ATOMIC_RELAXED);
+  if (s == NULL || s->kind == KIND_MANUAL) return 0;
+  uintptr_t obj;
+  span_state_t st = span_state(s);
+  if (st == SPAN_SMALL) {
+    uintptr_t off = v - s->base;
+    if (off >= (uintptr_t)s->nelems * s->elemsize) return 0;
+    uint32_t i = span_elem_index(s, off);
+    if (i >= __atomic_load_n(&s->fresh, __ATOMIC_RELAXED)) return 0;
+    obj = s->base + (uintptr_t)i * s->elemsize;
+  } else if (st == SPAN_LARGE) {
+    obj = s->base;
+  } else {
+    return 0;
+  }
+  if (!live_test(obj)) return 0;
+  *sp = s;
+  return obj;
+}
+
+static void gc_free(void *p, mspan_t *s) {
+  if (s->kind == KIND_GC_TINY) return;  // see the file comment
+  uintptr_t obj = (uintptr_t)p - header_of(s);
+  if (s->state == SPAN_LARGE) {
+    lock(&gort__gclarge.lock);
+    if (s->where != WHERE_GC_LARGE && s->where != WHERE_GC_LARGE_UNSWEPT) {
+      unlock(&gort__gclarge.lock);
+      gort__fatal("free(): double free (collected object)", p);
+    }
+    span_list_remove(s);
+    s->where = WHERE_NONE;
+    live_clear(obj);
+    unlock(&gort__gclarge.lock);
+    atomic_fetch_sub_explicit(&gort__gc_heap_live, span_bytes(s), memory_order_relaxed);
+    nostop_enter();
+    gort__mheap_free(s);
+    nostop_exit();
+    return;
+  }
+  block_t *b = (block_t *)obj;
+  b->tag = block_tag_freed(obj);  // live bit stays until collected: see malloc.c
+  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+  do {
+    b->next = (block_t *)(old & ~XFREE_NOTIFY);
+  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+static size_t gc_usable(const void *p, const mspan_t *s) {
+  uintptr_t obj = s->state == SPAN_LARGE ? s->base
+                                         : s->base + (uintptr_t)span_elem_index(s, (uintptr_t)p - s->base) * s->elemsize;
+  return gc_object_bytes(s) - ((uintptr_t)p - obj);
+}
+
+static void *gc_realloc(void *p, mspan_t *s, size_t size) {
+  size_t old = gc_usable(p, s);
+  if (size <= old && size > old / 2 && s->kind != KIND_GC_TINY) return p;
+  void *q;
+  if (s->kind == KIND_GC_TYPED) {
+    const gort_gc_layout_t *l = (const gort_gc_layout_t *)((uintptr_t *)((uintptr_t)p - SPAN_TYPED_HEADER))[0];
+    q = gort_gc_alloc_typed(size, l);
+  } else if (s->kind == KIND_GC_TINY) {
+    q = gort_gc_alloc_noscan(size);
+  } else {
+    q = gc_alloc(size, s->kind);
+  }
+  if (q == NULL) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  gc_free(p, s);
+  return q;
+}
+
+void gort__gc_install_hooks(void) {
+  gort__gc_hooks.free = gc_free;
+  gort__gc_hooks.realloc = gc_realloc;
+  gort__gc_hooks.usable = gc_usable;
+  gort__gc_hooks.cache_exit = cache_exit;
+}
+
+size_t gort_gc_size(const void *p) {
+  mspan_t *s;
+  uintptr_t obj = gort__gc_find_object((uintptr_t)p, &s);
+  if (obj == 0) gort__fatal("gort_gc_size(): not a collected object", p);
+  return gc_object_bytes(s) - header_of(s);
+}
+
+void *gort_gc_base(const void *p) {
+  mspan_t *s;
+  uintptr_t obj = gort__gc_find_object((uintptr_t)p, &s);
+  if (obj == 0) return NULL;
+  return (void *)(obj + header_of(s));
+}

@@ -1,0 +1,247 @@
+// Garbage collector (Go: mgc.go, mgcpacer.go; bdwgc for what C needs).
+//
+// gort's collector is a tri-color mark-sweep collector with conservative
+// roots, in the heap that malloc uses, on spans of its own span classes.
+// This first version marks with the world stopped, in parallel on every
+// usable CPU, and sweeps concurrently with the program; the concurrent
+// mark (its own issue) builds on the same structures. Its parts:
+//   malloc_gc.c  allocation: span classes, thread caches, the tiny
+//                allocator, typed layouts, the central lists
+//   stw.c        threads: registration, the stop signal, no-stop regions
+//   mgcmark.c    roots, the gray queue, parallel marking, checkmark
+//   mgcsweep.c   lazy and background sweeping
+//   finalizer.c  finalizers and weak pointers
+//
+// A cycle (gort__gc_collect, on the allocating thread or in
+// gort_gc_collect):
+//   1. Take the cycle lock; read the loaded objects' segments (the loader's
+//      lock is taken here, never with the world stopped); pause the
+//      background sweeper.
+//   2. Stop the world (stw.c). No stopped thread holds a gort lock or is
+//      midway through its cache.
+//   3. Finish the previous cycle's sweep (the mark bits must be clear) and
+//      take every thread's collected spans back (malloc_gc.c), so that no
+//      span is cached and the tiny blocks are forgotten.
+//   4. Mark from the roots, in parallel (mgcmark.c); gccheckmark marks
+//      again alone and compares.
+//   5. Finalizers and weak pointers (finalizer.c).
+//   6. Every collected span becomes unswept (a new sweep generation); set
+//      the next goal; restart the world; wake the sweeper and the
+//      finalizer thread.
+// The stop lasts from 2 to 6; its length is the pause that MemStats'
+// PauseNs and gctrace report.
+//
+// Invariants:
+//   - A collected slot is allocated iff its live bit is set (live bits are
+//     the allocation bits); mark bits are clear outside a cycle's steps
+//     4-6 and on every swept span.
+//   - Between cycles no collected span is written by two threads: a cached
+//     span by its cache's thread only, an uncached one by whoever took it
+//     off its central list.
+//   - Nothing reachable is freed: the roots are every registered thread's
+//     stack and static TLS, the writable segments of loaded objects,
+//     registered ranges, uncollectable objects and the finalizer queue;
+//     memory from malloc is not scanned (include/gort/gc.h says so).
+//
+// Pacing (Go's GOGC): the next cycle starts when the collected bytes
+// allocated since the mark (gort__gc_heap_live, counted when a cache takes
+// a span's free blocks and when a large object is made) reach
+// marked x (1 + GORT_GC/100), at least 4 MiB, and below the soft memory
+// limit less what malloc uses. The check is on the allocation slow path,
+// before any no-stop region, so a cycle never starts with a gort lock held
+// or inside a signal handler.
+//
+// Rejected: a mark that runs in the page heap's lock (simpler, but every
+// thread's malloc would wait for the mark); owners sweeping their own
+// cached spans (a thread that stops allocating would never sweep; see
+// malloc_gc.c); mprotect-based dirty bits for this first version (the
+// concurrent-marking issue chooses among the backends).
+
+#include <stdio.h>
+#include <time.h>
+
+#include "../alloc/mheap.h"
+#include "../base/options.h"
+#include "../os/os.h"
+#include "gc.h"
+#include "gort/gc.h"
+#include "gort/alloc.h"
+
+_Atomic uint64_t gort__gc_heap_live;
+_Atomic uint64_t gort__gc_trigger = 4 << 20;
+_Atomic uint32_t gort__gc_sweepgen = 2;
+bool gort__gc_stress, gort__gc_checkmark;
+
+#define MIN_HEAP (4ULL << 20)
+
+static struct {
+  lock_t lock;  // rank LOCK_START + 1... a cycle at a time; held only outside no-stop regions
+  _Atomic int percent;
+  gc_figures_t fig;
+  int64_t start_ns;       // process start, for gctrace's @T
+  uint64_t cpu_ns_total;  // time spent in stops, for the CPU fraction
+  bool inited;
+} gc = {.percent = 100};
+
+static _Atomic uint32_t cycle_lock;
+
+static void cycle_lock_take(void) {
+  uint32_t z = 0;
+  if (atomic_compare_exchange_strong(&cycle_lock, &z, 1)) return;
+  while (atomic_exchange(&cycle_lock, 2) != 0) gort__os_futex_wait(&cycle_lock, 2);
+}
+
+static void cycle_lock_drop(void) {
+  if (atomic_exchange(&cycle_lock, 0) == 2) gort__os_futex_wake(&cycle_lock, 1);
+}
+
+bool gort__gc_enabled(void) { return atomic_load_explicit(&gc.percent, memory_order_relaxed) >= 0; }
+
+static int64_t unix_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// The next goal from what the mark found live.
+static uint64_t goal_after(uint64_t marked) {
+  int pct = atomic_load(&gc.percent);
+  uint64_t goal = marked + marked / 100 * (uint64_t)(pct < 0 ? 0 : pct);
+  if (goal < MIN_HEAP) goal = MIN_HEAP;
+  int64_t limit = gort_set_memory_limit(-1);
+  if (limit != INT64_MAX) {
+    heap_stats_t hs;
+    gort__mheap_read_stats(&hs);
+    // What the limit leaves to collected objects: below it, with what the
+    // heap holds besides them.
+    uint64_t other = hs.inuse_bytes > marked ? hs.inuse_bytes - marked : 0;
+    uint64_t room = (uint64_t)limit / 20 * 19 > other ? (uint64_t)limit / 20 * 19 - other : 0;
+    if (room < goal) goal = room > marked + (1 << 20) ? room : marked + (1 << 20);
+  }
+  return goal;
+}
+
+// Milliseconds as "M.mmm" into buf.
+static const char *ms3(char *buf, size_t n, int64_t ns) {
+  if (ns < 0) ns = 0;
+  gort__snprint(buf, n, "%lld.%03lld", (long long)(ns / 1000000), (long long)(ns / 1000 % 1000));
+  return buf;
+}
+
+static void trace_line(uint64_t before, uint64_t marked, int64_t t0, int64_t t_mark, int64_t t_end) {
+  int procs = gort__gc_mark_workers();
+  char a[32], b[32], c[32], d[32];
+  int64_t since = t0 - gc.start_ns;
+  // Go's format. Every phase of this version runs with the world stopped:
+  // the clock's a is the stop and the sweep's termination, b the mark, c
+  // the mark's termination (finalizers, weak pointers, restart).
+  gort__print("gc %u @%lld.%03llds %d%%: %s+%s+%s ms clock, %s+%s/%s/0+%s ms cpu, "
+              "%llu->%llu->%llu MB, %llu MB goal, %d P\n",
+              gc.fig.num_gc, (long long)(since / 1000000000), (long long)(since / 1000000 % 1000),
+              (int)(gc.fig.cpu_fraction * 100), ms3(a, sizeof a, t_mark - t0),
+              ms3(b, sizeof b, t_end - t_mark), ms3(c, sizeof c, 0), a,
+              ms3(d, sizeof d, (t_end - t_mark) * procs), b, c, (unsigned long long)(before >> 20),
+              (unsigned long long)(before >> 20), (unsigned long long)(marked >> 20),
+              (unsigned long long)(gc.fig.next_gc >> 20), procs);
+}
+
+// The parts a program that never collects should not pay for: the stop
+// signal's handler, the mark workers, the sweeper. At the first cycle.
+static void activate(void) {
+  static bool active;  // under the cycle lock
+  if (active) return;
+  active = true;
+  gort__stw_init();
+  gort__gc_mark_init();
+  gort__gc_sweep_init();
+}
+
+static void collect(bool forced) {
+  gort__stw_register_self();
+  cycle_lock_take();
+  activate();
+  int64_t t0 = gort__nanotime();
+  uint64_t before = atomic_load(&gort__gc_heap_live);
+  gort__gc_mark_prepare();
+  gort__gc_sweep_pause();
+  gort__stw_stop();
+  int64_t t_stopped = gort__nanotime();
+  gort__gc_sweep_finish();
+  gort__gc_flush_caches();
+  int64_t t_mark = gort__nanotime();
+  uint64_t marked = gort__gc_mark();
+  gort__gc_finalizers_mark();
+  atomic_fetch_add(&gort__gc_sweepgen, 2);
+  gort__gc_sweep_begin();
+  atomic_store(&gort__gc_heap_live, marked);
+  uint64_t goal = goal_after(marked);
+  atomic_store(&gort__gc_trigger, goal);
+  int64_t t_end = gort__nanotime();
+  // Figures, with the world still stopped (nobody reads them meanwhile).
+  uint64_t pause = (uint64_t)(t_end - t0);
+  gc.fig.pause_ns[gc.fig.num_gc % 256] = pause;
+  gc.fig.num_gc++;
+  if (forced) gc.fig.num_forced_gc++;
+  gc.fig.pause_total_ns += pause;
+  gc.fig.last_gc_unix_ns = (uint64_t)unix_ns();
+  gc.fig.next_gc = goal;
+  gc.fig.heap_marked = marked;
+  gc.cpu_ns_total += (uint64_t)(t_end - t_mark) * (uint64_t)gort__gc_mark_workers() + (uint64_t)(t_mark - t0);
+  int64_t wall = t_end - gc.start_ns;
+  long ncpu = gort__gc_mark_workers();
+  gc.fig.cpu_fraction = wall > 0 ? (double)gc.cpu_ns_total / ((double)wall * (double)ncpu) : 0;
+  gort__stw_start();
+  (void)t_stopped;
+  gort__gc_sweep_resume();
+  gort__gc_finalizers_wake();
+  cycle_lock_drop();
+  if (gort__opts.gctrace) trace_line(before, marked, t0, t_mark, t_end);
+}
+
+void gort__gc_maybe_collect(void) {
+  if (gort_likely(atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed) <
+                  atomic_load_explicit(&gort__gc_trigger, memory_order_relaxed)))
+    return;
+  if (!gort__gc_enabled() || gort__nostop > 0) return;
+  collect(false);
+}
+
+void gort_gc_collect(void) {
+  gort__start_ensure();
+  if (gort__nostop > 0) gort__throw("gc: gort_gc_collect inside a no-stop region");
+  collect(true);
+  // A full cycle also finishes the sweep (Go's runtime.GC).
+  gort__gc_sweep_pause();
+  gort__gc_sweep_finish();
+  gort__gc_sweep_resume();
+}
+
+int gort_gc_set_percent(int percent) {
+  gort__start_ensure();
+  int old = atomic_exchange(&gc.percent, percent < 0 ? -1 : percent);
+  atomic_store(&gort__gc_trigger, percent < 0 ? UINT64_MAX : goal_after(gc.fig.heap_marked));
+  return old;
+}
+
+void gort__gc_read_figures(gc_figures_t *out) {
+  cycle_lock_take();  // a consistent copy, never mid-cycle
+  *out = gc.fig;
+  cycle_lock_drop();
+  out->heap_live = atomic_load(&gort__gc_heap_live);
+  out->bytes_freed = atomic_load(&gort__gc_swept_bytes);
+  out->objects_freed = atomic_load(&gort__gc_swept_objects);
+}
+
+void gort__gc_init(void) {
+  if (gc.inited) return;
+  gc.inited = true;
+  gc.start_ns = gort__nanotime();
+  int pct = (int)gort__opts.gc_percent;
+  atomic_store(&gc.percent, pct);
+  if (pct < 0) atomic_store(&gort__gc_trigger, UINT64_MAX);
+  gort__gc_stress = gort__opts.gcstress != 0;
+  gort__gc_checkmark = gort__opts.gccheckmark != 0;
+  gort__gc_malloc_init();
+  gort__gc_install_hooks();
+  gort__stw_register_main();
+}

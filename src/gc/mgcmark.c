@@ -1,0 +1,549 @@
+// Marking: roots, the gray queue, parallel mark workers (Go: mgcmark.go,
+// mgcwork.go; bdwgc: mark.c, mark_rts.c).
+//
+// See mgc.c for the collector's design. Marking is tri-color: an object is
+// white until its mark bit is set, gray while it is marked and queued, and
+// black once scanned. The queue is explicit, never recursion: each worker
+// keeps a work buffer (510 object addresses in a 4 KiB page) and trades
+// full ones through a global list, where idle workers take them (work
+// stealing at the granularity of a buffer). Buffers come from persistent
+// memory and are reused every cycle, so the queue's memory is bounded by
+// the largest queue ever seen.
+//
+// If no buffer can be had (the OS refuses memory mid-cycle), the object is
+// still marked but not queued, and the cycle remembers the overflow. After
+// the queue drains it walks every marked object of the scanned kinds and
+// scans it again (re-scanning a black object only re-finds marked
+// objects), queueing what it finds, until a pass ends without overflow:
+// no reachable object is lost, at the price of time (bdwgc's mark stack
+// overflow handling).
+//
+// Conservative scanning: a word keeps an object alive if its value is an
+// address inside the object (interior pointers included), resolved in
+// three steps: the arena bounds (a compare), the page map (two loads), the
+// span's element index (a multiply by the reciprocal). Words that point
+// into free slots (live bit clear), free pages, malloc'd (manual) spans or
+// past the span's last element are ignored. Noscan objects are marked and
+// never queued; typed objects are scanned only at the words their layout
+// names.
+//
+// Roots, all scanned by the collecting thread before the workers start:
+// every registered thread's stack and static TLS (stw.c), the writable
+// segments of every loaded object (dl_iterate_phdr, read before the world
+// stops, since a stopped thread may hold the loader's lock), registered
+// ranges, every live uncollectable object, and the queue of finalizers not
+// yet run (finalizer.c).
+//
+// Mark workers: one per usable CPU beside the collecting thread (at most
+// 7), gort's own threads that sleep on a futex between cycles. A stop of
+// the world on two cores then marks in about half the time.
+
+#define _GNU_SOURCE
+#include <link.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../alloc/mheap.h"
+#include "../base/persistent.h"
+#include "../os/os.h"
+#include "gc.h"
+#include "gort/gc.h"
+
+#define WB_N 510
+
+typedef struct workbuf {
+  struct workbuf *next;
+  uint64_t n;
+  uintptr_t obj[WB_N];
+} workbuf_t;
+
+typedef struct {
+  workbuf_t *cur;
+  uint64_t bytes, objects;
+} worker_t;
+
+#define MAX_WORKERS 8
+
+static struct {
+  lock_t lock;       // rank LOCK_CENTRAL; guards full, empty
+  workbuf_t *full;   // buffers waiting to be scanned
+  workbuf_t *empty;  // spare buffers
+  _Atomic int idle;  // workers with no work
+  int active;        // workers in this drain
+  _Atomic bool overflow;
+  uintptr_t lo, hi;  // arena bounds, set per cycle
+  worker_t workers[MAX_WORKERS];
+  int nworkers;      // including the collecting thread
+  _Atomic uint32_t start;  // bumped to start the helpers
+  _Atomic uint32_t done;   // helpers finished with this drain
+  bool helpers_started;
+} mark = {.lock = LOCK_INIT};
+
+// ---- the queue ---------------------------------------------------------------------
+
+static void put_full(workbuf_t *b) {
+  lock(&mark.lock);
+  b->next = mark.full;
+  mark.full = b;
+  unlock(&mark.lock);
+}
+
+static workbuf_t *get_full(void) {
+  if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) return NULL;
+  lock(&mark.lock);
+  workbuf_t *b = mark.full;
+  if (b != NULL) mark.full = b->next;
+  unlock(&mark.lock);
+  return b;
+}
+
+static workbuf_t *get_empty(void) {
+  lock(&mark.lock);
+  workbuf_t *b = mark.empty;
+  if (b != NULL) mark.empty = b->next;
+  unlock(&mark.lock);
+  if (b == NULL) b = gort__persistent_alloc(sizeof *b, 64);
+  if (b != NULL) b->n = 0;
+  return b;
+}
+
+static void put_empty(workbuf_t *b) {
+  lock(&mark.lock);
+  b->next = mark.empty;
+  mark.empty = b;
+  unlock(&mark.lock);
+}
+
+static void push(worker_t *w, uintptr_t obj) {
+  if (w->cur == NULL || w->cur->n == WB_N) {
+    if (w->cur != NULL) put_full(w->cur);
+    if ((w->cur = get_empty()) == NULL) {
+      atomic_store(&mark.overflow, true);  // marked, not queued: see the file comment
+      return;
+    }
+  }
+  w->cur->obj[w->cur->n++] = obj;
+}
+
+// ---- marking one word -----------------------------------------------------------
+
+// Marks the object v points into, if any; queues it if it must be scanned.
+static inline void mark_value(worker_t *w, uintptr_t v) {
+  if (v < mark.lo || v >= mark.hi) return;
+  arena_t *a = arena_of(v);
+  if (a == NULL) return;
+  mspan_t *s = __atomic_load_n(&a->spans[arena_page_index(v)], __ATOMIC_RELAXED);
+  if (s == NULL) return;
+  uint8_t kind = s->kind;
+  if (kind == KIND_MANUAL || kind == KIND_GC_UNCOLLECTABLE) return;  // the latter are roots
+  uintptr_t obj, size;
+  span_state_t st = span_state(s);
+  if (st == SPAN_SMALL) {
+    uintptr_t off = v - s->base;
+    size = s->elemsize;
+    if (off >= (uintptr_t)s->nelems * size) return;
+    uint32_t i = span_elem_index(s, off);
+    obj = s->base + (uintptr_t)i * size;
+  } else if (st == SPAN_LARGE) {
+    obj = s->base;
+    size = span_bytes(s);
+  } else {
+    return;
+  }
+  if (!live_test(obj)) return;  // a free slot
+  uint64_t bit, *mw = mark_word(obj, &bit);
+  if (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit) return;
+  if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) return;  // another worker won
+  w->bytes += size;
+  w->objects++;
+  if (kind == KIND_GC_SCAN || kind == KIND_GC_TYPED) push(w, obj);
+}
+
+static void scan_range_w(worker_t *w, uintptr_t lo, uintptr_t hi) {
+  lo = GORT_ALIGN_UP(lo, (uintptr_t)8);
+  for (uintptr_t p = lo; p + 8 <= hi; p += 8) mark_value(w, *(const uintptr_t *)p);
+}
+
+static void scan_object(worker_t *w, uintptr_t obj) {
+  mspan_t *s = span_of(obj);
+  uintptr_t size = gc_object_bytes(s);
+  if (s->kind != KIND_GC_TYPED) {
+    scan_range_w(w, obj, obj + size);
+    return;
+  }
+  const struct gort_gc_layout *l = (const struct gort_gc_layout *)__atomic_load_n((uintptr_t *)obj, __ATOMIC_ACQUIRE);
+  if (l == NULL) return;  // being allocated: its words are still zero
+  const uintptr_t *words = (const uintptr_t *)(obj + SPAN_TYPED_HEADER);
+  uintptr_t n = (size - SPAN_TYPED_HEADER) / 8;
+  for (uintptr_t i = 0, k = 0; i < n; i++) {
+    if ((l->bits[k >> 6] >> (k & 63)) & 1) mark_value(w, words[i]);
+    if (++k == l->nwords) k = 0;
+  }
+}
+
+// ---- draining -----------------------------------------------------------------
+
+static bool pop(worker_t *w, uintptr_t *obj) {
+  if (w->cur != NULL && w->cur->n > 0) {
+    *obj = w->cur->obj[--w->cur->n];
+    return true;
+  }
+  workbuf_t *b = get_full();
+  if (b == NULL) return false;
+  if (w->cur != NULL) put_empty(w->cur);
+  w->cur = b;
+  *obj = b->obj[--b->n];
+  return true;
+}
+
+// Scans until every worker is out of work.
+static void drain(worker_t *w) {
+  for (;;) {
+    uintptr_t obj;
+    while (pop(w, &obj)) scan_object(w, obj);
+    atomic_fetch_add(&mark.idle, 1);
+    for (;;) {
+      if (__atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) != NULL) {
+        atomic_fetch_sub(&mark.idle, 1);
+        break;
+      }
+      if (atomic_load(&mark.idle) == mark.active && __atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) == NULL)
+        return;
+      gort__cpu_relax();
+    }
+  }
+}
+
+static void *helper_main(void *arg) {
+  worker_t *w = arg;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t now;
+    while ((now = atomic_load(&mark.start)) == seen) gort__os_futex_wait(&mark.start, seen);
+    seen = now;
+    drain(w);
+    atomic_fetch_add(&mark.done, 1);
+    gort__os_futex_wake(&mark.done, 1);
+  }
+  return NULL;
+}
+
+// Drains the queue with every worker (the world is stopped).
+static void drain_all(void) {
+  worker_t *me = &mark.workers[0];
+  if (me->cur != NULL && me->cur->n > 0) {
+    put_full(me->cur);  // share the roots' work
+    me->cur = NULL;
+  }
+  int helpers = mark.helpers_started ? mark.nworkers - 1 : 0;
+  mark.active = 1 + helpers;
+  atomic_store(&mark.idle, 0);
+  atomic_store(&mark.done, 0);
+  if (helpers > 0) {
+    atomic_fetch_add(&mark.start, 1);
+    gort__os_futex_wake(&mark.start, INT32_MAX);
+  }
+  drain(me);
+  for (uint32_t d; (d = atomic_load(&mark.done)) < (uint32_t)helpers;) gort__os_futex_wait(&mark.done, d);
+}
+
+void gort__gc_mark_drain(void) { drain_all(); }
+
+// ---- roots -----------------------------------------------------------------------
+
+static void scan_root(uintptr_t lo, uintptr_t hi, void *arg) {
+  (void)arg;
+  scan_range_w(&mark.workers[0], lo, hi);
+}
+
+#define MAX_SEGMENTS 1024
+static struct {
+  uintptr_t lo[MAX_SEGMENTS], hi[MAX_SEGMENTS];
+  int n;
+  uintptr_t self_lo, self_hi;  // libgort.so's own segments, never scanned
+} segs;
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size, (void)arg;
+  uintptr_t me = (uintptr_t)&find_self;
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  bool mine = false;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uintptr_t a = info->dlpi_addr + ph->p_vaddr, b = a + ph->p_memsz;
+    if (a < lo) lo = a;
+    if (b > hi) hi = b;
+    if (me >= a && me < b) mine = true;
+  }
+  // Only a shared libgort: linked statically, gort's data is the program's.
+  if (mine && info->dlpi_name != NULL && info->dlpi_name[0] != '\0') {
+    segs.self_lo = lo;
+    segs.self_hi = hi;
+  }
+  return 0;
+}
+
+static int collect_segment(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size, (void)arg;
+  for (int i = 0; i < info->dlpi_phnum && segs.n < MAX_SEGMENTS; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    uintptr_t a = info->dlpi_addr + ph->p_vaddr, b = a + ph->p_memsz;
+    if (a >= segs.self_lo && b <= segs.self_hi) continue;
+    segs.lo[segs.n] = a;
+    segs.hi[segs.n] = b;
+    segs.n++;
+  }
+  return 0;
+}
+
+// Reads the loaded objects' writable segments; call before the world stops.
+static void read_segments(void) {
+  segs.n = 0;
+  if (segs.self_hi == 0) dl_iterate_phdr(find_self, NULL);
+  dl_iterate_phdr(collect_segment, NULL);
+}
+
+// A segment, less gort's own page map (16 MiB of pointers to metadata,
+// when gort is linked statically).
+static void scan_segment(uintptr_t lo, uintptr_t hi) {
+  uintptr_t x0 = (uintptr_t)gort__arenas, x1 = x0 + sizeof gort__arenas;
+  if (hi <= x0 || lo >= x1) {
+    scan_root(lo, hi, NULL);
+    return;
+  }
+  if (lo < x0) scan_root(lo, x0, NULL);
+  if (hi > x1) scan_root(x1, hi, NULL);
+}
+
+static struct {
+  lock_t lock;   // rank LOCK_CENTRAL; guards the ranges
+  uintptr_t *lo, *hi;
+  size_t n, cap;
+} roots = {.lock = LOCK_INIT};
+
+static bool roots_grow(void) {
+  size_t cap = roots.cap ? roots.cap * 2 : 64;
+  uintptr_t *lo = gort__persistent_alloc(cap * sizeof *lo, 16), *hi = gort__persistent_alloc(cap * sizeof *hi, 16);
+  if (lo == NULL || hi == NULL) return false;
+  if (roots.n) {
+    memcpy(lo, roots.lo, roots.n * sizeof *lo);
+    memcpy(hi, roots.hi, roots.n * sizeof *hi);
+  }
+  roots.lo = lo, roots.hi = hi, roots.cap = cap;  // the old arrays stay: persistent memory
+  return true;
+}
+
+// Ranges are kept disjoint: an add merges what it overlaps, a remove cuts.
+void gort_gc_add_roots(void *start, void *end) {
+  uintptr_t a = (uintptr_t)start, b = (uintptr_t)end;
+  if (a >= b) return;
+  gort__start_ensure();
+  lock(&roots.lock);
+  size_t j = 0;
+  for (size_t i = 0; i < roots.n; i++) {
+    if (roots.hi[i] < a || roots.lo[i] > b) {
+      roots.lo[j] = roots.lo[i], roots.hi[j] = roots.hi[i], j++;
+    } else {
+      if (roots.lo[i] < a) a = roots.lo[i];
+      if (roots.hi[i] > b) b = roots.hi[i];
+    }
+  }
+  roots.n = j;
+  if (roots.n == roots.cap && !roots_grow()) {
+    unlock(&roots.lock);
+    gort__warn("gort_gc_add_roots: out of memory; range %p not added", start);
+    return;
+  }
+  roots.lo[roots.n] = a, roots.hi[roots.n] = b, roots.n++;
+  unlock(&roots.lock);
+}
+
+void gort_gc_remove_roots(void *start, void *end) {
+  uintptr_t a = (uintptr_t)start, b = (uintptr_t)end;
+  if (a >= b) return;
+  lock(&roots.lock);
+  for (size_t i = 0; i < roots.n; i++) {
+    uintptr_t lo = roots.lo[i], hi = roots.hi[i];
+    if (hi <= a || lo >= b) continue;
+    if (lo < a && hi > b) {  // a hole in the middle: split
+      if (roots.n == roots.cap && !roots_grow()) break;
+      roots.hi[i] = a;
+      roots.lo[roots.n] = b, roots.hi[roots.n] = hi, roots.n++;
+      continue;
+    }
+    if (lo < a) roots.hi[i] = a;
+    else if (hi > b) roots.lo[i] = b;
+    else {
+      roots.lo[i] = roots.lo[roots.n - 1], roots.hi[i] = roots.hi[roots.n - 1];
+      roots.n--;
+      i--;
+    }
+  }
+  unlock(&roots.lock);
+}
+
+// Every live object of the uncollectable spans on one list (world stopped).
+static void scan_uncollectable_list(span_link_t *list) {
+  for (span_link_t *l = list->next; l != list; l = l->next) {
+    mspan_t *s = (mspan_t *)l;
+    if (s->kind != KIND_GC_UNCOLLECTABLE) continue;
+    if (span_state(s) == SPAN_LARGE) {
+      if (live_test(s->base)) scan_root(s->base, s->base + span_bytes(s), NULL);
+      continue;
+    }
+    for (uint32_t i = 0; i < s->fresh; i++) {
+      uintptr_t obj = s->base + (uintptr_t)i * s->elemsize;
+      if (live_test(obj)) scan_root(obj, obj + s->elemsize, NULL);
+    }
+  }
+}
+
+static void scan_roots(void) {
+  gort__stw_foreach_stack(scan_root, NULL);
+  for (int i = 0; i < segs.n; i++) scan_segment(segs.lo[i], segs.hi[i]);
+  for (size_t i = 0; i < roots.n; i++) scan_root(roots.lo[i], roots.hi[i], NULL);
+  for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+    gcentral_t *g = &gort__gcentral[KIND_GC_UNCOLLECTABLE - 1][cls];
+    scan_uncollectable_list(&g->partial);
+    scan_uncollectable_list(&g->full);
+    scan_uncollectable_list(&g->unswept);
+  }
+  scan_uncollectable_list(&gort__gclarge.swept);
+  scan_uncollectable_list(&gort__gclarge.unswept);
+  gort__gc_finalizers_roots(scan_root, NULL);
+}
+
+// ---- overflow ------------------------------------------------------------------------
+
+static void rescan_marked_list(span_link_t *list) {
+  worker_t *w = &mark.workers[0];
+  for (span_link_t *l = list->next; l != list; l = l->next) {
+    mspan_t *s = (mspan_t *)l;
+    if (s->kind != KIND_GC_SCAN && s->kind != KIND_GC_TYPED) continue;
+    uint32_t n = span_state(s) == SPAN_LARGE ? 1 : s->fresh;
+    for (uint32_t i = 0; i < n; i++) {
+      uintptr_t obj = s->base + (uintptr_t)i * s->elemsize;
+      if (gort__gc_is_marked(obj)) scan_object(w, obj);
+    }
+  }
+}
+
+// Until a pass ends without overflow: rescan every marked object.
+static void handle_overflow(void) {
+  while (atomic_exchange(&mark.overflow, false)) {
+    for (int k = KIND_GC_SCAN; k <= KIND_GC_TYPED; k += KIND_GC_TYPED - KIND_GC_SCAN)
+      for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+        gcentral_t *g = &gort__gcentral[k - 1][cls];
+        rescan_marked_list(&g->partial);
+        rescan_marked_list(&g->full);
+        rescan_marked_list(&g->unswept);
+      }
+    rescan_marked_list(&gort__gclarge.swept);
+    rescan_marked_list(&gort__gclarge.unswept);
+    drain_all();
+  }
+}
+
+// ---- the mark -----------------------------------------------------------------------
+
+bool gort__gc_is_marked(uintptr_t obj) {
+  uint64_t bit, *w = mark_word(obj, &bit);
+  return (__atomic_load_n(w, __ATOMIC_RELAXED) & bit) != 0;
+}
+
+void gort__gc_mark_children(uintptr_t obj) { scan_object(&mark.workers[0], obj); }
+
+void gort__gc_mark_object(uintptr_t obj) {
+  mspan_t *s = span_of(obj);
+  uint64_t bit, *w = mark_word(obj, &bit);
+  if (__atomic_fetch_or(w, bit, __ATOMIC_RELAXED) & bit) return;
+  mark.workers[0].bytes += gc_object_bytes(s);
+  mark.workers[0].objects++;
+}
+
+static uint64_t take_bytes(void) {
+  uint64_t b = 0;
+  for (int i = 0; i < mark.nworkers; i++) {
+    b += mark.workers[i].bytes;
+    mark.workers[i].bytes = 0;
+    mark.workers[i].objects = 0;
+  }
+  return b;
+}
+
+void gort__gc_mark_prepare(void) { read_segments(); }
+
+// ---- checkmark ---------------------------------------------------------------------
+
+// Saves the mark bits of every arena in use, clears them, marks again on
+// this thread alone, and dies if the second mark set a bit the first did
+// not (Go's gccheckmark). The bits end as the union of both marks.
+static void checkmark(void) {
+  uintptr_t lo, hi;
+  gort__mheap_arena_range(&lo, &hi);
+  size_t narenas = (hi - lo) >> GORT_ARENA_SHIFT;
+  int err;
+  uint64_t **save = gort__os_reserve(0, GORT_ALIGN_UP(narenas * sizeof *save + 1, (size_t)4096), 4096, &err);
+  if (save == NULL) gort__throw("gccheckmark: out of memory");
+  for (size_t i = 0; i < narenas; i++) {
+    arena_t *a = gort__arenas[(lo >> GORT_ARENA_SHIFT) + i];
+    if (a == NULL || a->hwm == 0) continue;
+    size_t words = ((size_t)a->hwm << GORT_PAGE_SHIFT) >> 10;
+    save[i] = gort__os_reserve(0, GORT_ALIGN_UP(words * 8, (size_t)4096), 4096, &err);
+    if (save[i] == NULL) gort__throw("gccheckmark: out of memory");
+    memcpy(save[i], a->mark, words * 8);
+    memset(a->mark, 0, words * 8);
+  }
+  worker_t *me = &mark.workers[0];
+  uint64_t bytes = me->bytes, objects = me->objects;
+  scan_roots();
+  int helpers_were = mark.helpers_started;
+  mark.helpers_started = false;  // alone
+  drain_all();
+  handle_overflow();
+  mark.helpers_started = helpers_were;
+  me->bytes = bytes, me->objects = objects;
+  for (size_t i = 0; i < narenas; i++) {
+    arena_t *a = gort__arenas[(lo >> GORT_ARENA_SHIFT) + i];
+    if (save[i] == NULL) continue;
+    size_t words = ((size_t)a->hwm << GORT_PAGE_SHIFT) >> 10;
+    for (size_t w = 0; w < words; w++) {
+      uint64_t extra = a->mark[w] & ~save[i][w];
+      if (extra != 0) {
+        uintptr_t obj = a->base + ((w * 64 + (uintptr_t)__builtin_ctzll(extra)) << 4);
+        gort__fatal("gccheckmark: an object reachable from the roots was not marked", (void *)obj);
+      }
+      a->mark[w] |= save[i][w];
+    }
+    gort__os_unmap(save[i], GORT_ALIGN_UP(words * 8, (size_t)4096));
+  }
+  gort__os_unmap(save, GORT_ALIGN_UP(narenas * sizeof *save + 1, (size_t)4096));
+}
+
+int gort__gc_mark_workers(void) { return mark.nworkers; }
+
+void gort__gc_mark_init(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < n) n = CPU_COUNT(&set);
+  if (n < 1) n = 1;
+  if (n > MAX_WORKERS) n = MAX_WORKERS;
+  mark.nworkers = (int)n;
+  for (int i = 1; i < mark.nworkers; i++)
+    if (gort__stw_internal_thread(helper_main, &mark.workers[i]) != 0) {
+      mark.nworkers = i;
+      break;
+    }
+  mark.helpers_started = mark.nworkers > 1;
+}
+
+uint64_t gort__gc_mark(void) {
+  gort__mheap_arena_range(&mark.lo, &mark.hi);
+  scan_roots();
+  drain_all();
+  handle_overflow();
+  if (gort__gc_checkmark) checkmark();
+  return take_bytes();
+}

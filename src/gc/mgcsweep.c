@@ -1,0 +1,236 @@
+// Sweeping (Go: mgcsweep.go).
+//
+// See mgc.c for the collector's design. After a mark every collected span
+// is "unswept": its live bits still say which slots were allocated, its
+// mark bits which of those the mark reached. Sweeping a span frees the
+// allocated slots the mark did not reach (live & ~mark), keeps live = live
+// & mark, and clears the mark bits for the next cycle: a word-wise pass
+// over the span's bits (a 32 KiB span is 32 words of each), then one push
+// per dead object onto the span's free list. A span left with no live
+// object goes back to the page heap (where the scavenger finds it).
+//
+// Who sweeps, so that a cycle's end never waits for the sweep:
+//   - lazily, a thread whose cache needs a span of some class sweeps an
+//     unswept span of that class first (malloc_gc.c, take_span);
+//   - a background sweeper thread takes the unswept spans one by one;
+//   - gort_gc_collect, and the next cycle before it marks, finish what is
+//     left.
+// Ownership: the world restarts with every collected span on a central
+// list, none cached (malloc_gc.c), so whoever takes an unswept span off
+// its list under the list's lock owns it alone until it relists it. The
+// background sweeper is not a registered thread and is never stopped; the
+// collector instead waits, before it stops the world, until the sweeper
+// holds no span (gort__gc_sweep_pause), and the sweeper takes none while
+// a cycle runs.
+//
+// Debug builds fill each freed object with 0xdb past its free-list link,
+// so that a premature free shows as garbage at once.
+
+#include <string.h>
+
+#include "../alloc/mheap.h"
+#include "../os/os.h"
+#include "gc.h"
+
+_Atomic uint64_t gort__gc_swept_objects, gort__gc_swept_bytes;
+
+static struct {
+  _Atomic uint32_t paused;     // a cycle is running: take no span
+  _Atomic uint32_t busy;       // the background sweeper holds a span
+  _Atomic uint32_t work;       // bumped when there are unswept spans
+  _Atomic bool running;
+} sweeper;
+
+// Returns the explicitly freed blocks of s (remote list) to s->free.
+static void collect_frees(mspan_t *s) {
+  uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
+  for (block_t *b = (block_t *)(x & ~XFREE_NOTIFY); b != NULL;) {
+    block_t *next = b->next;
+    b->tag = 0;
+    live_clear((uintptr_t)b);
+    b->next = s->free;
+    s->free = b;
+    s->used--;
+    atomic_fetch_add_explicit(&gort__gc_swept_objects, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gort__gc_swept_bytes, s->elemsize, memory_order_relaxed);
+    b = next;
+  }
+}
+
+static bool sweep_large(mspan_t *s) {
+  uint64_t bit, *mw = mark_word(s->base, &bit);
+  uint64_t m = __atomic_load_n(mw, __ATOMIC_RELAXED);
+  s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
+  if (s->kind == KIND_GC_UNCOLLECTABLE || (m & bit) != 0) {
+    __atomic_store_n(mw, m & ~bit, __ATOMIC_RELAXED);
+    return true;
+  }
+  live_clear(s->base);
+  if (GORT_DEBUG_LEVEL >= 1) memset((char *)s->base + 16, 0xdb, span_bytes(s) - 16);
+  gort__mheap_free(s);
+  return false;
+}
+
+bool gort__gc_sweep_span(mspan_t *s) {
+  if (span_state(s) == SPAN_LARGE) return sweep_large(s);
+  collect_frees(s);
+  s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
+  uint64_t bit;
+  uint64_t *live = live_word(s->base, &bit), *mark = mark_word(s->base, &bit);
+  size_t nwords = span_bytes(s) >> 10;  // 16-byte granules, 64 per word
+  if (s->kind == KIND_GC_UNCOLLECTABLE) {  // freed by hand only
+    memset(mark, 0, nwords * 8);
+    return true;
+  }
+  uint64_t freed = 0;
+  for (size_t w = 0; w < nwords; w++) {
+    uint64_t l = __atomic_load_n(&live[w], __ATOMIC_RELAXED), m = __atomic_load_n(&mark[w], __ATOMIC_RELAXED);
+    uint64_t dead = l & ~m;
+    if (m != 0) __atomic_store_n(&mark[w], 0, __ATOMIC_RELAXED);
+    if (dead == 0) continue;
+    __atomic_store_n(&live[w], l & m, __ATOMIC_RELAXED);
+    while (dead != 0) {
+      uintptr_t g = w * 64 + (uintptr_t)__builtin_ctzll(dead);
+      dead &= dead - 1;
+      block_t *b = (block_t *)(s->base + (g << 4));
+      if (GORT_DEBUG_LEVEL >= 1) memset((char *)b + 16, 0xdb, s->elemsize - 16);
+      b->tag = 0;
+      b->next = s->free;
+      s->free = b;
+      freed++;
+    }
+  }
+  s->used -= (uint32_t)freed;
+  if (freed != 0) {
+    atomic_fetch_add_explicit(&gort__gc_swept_objects, freed, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gort__gc_swept_bytes, freed * s->elemsize, memory_order_relaxed);
+  }
+  if (s->used == 0) {
+    s->free = NULL;
+    gort__mheap_free(s);
+    return false;
+  }
+  return true;
+}
+
+// ---- taking unswept spans ------------------------------------------------------------
+
+static mspan_t *take_unswept(gcentral_t *g) {
+  if (span_list_empty(&g->unswept)) return NULL;
+  lock(&g->lock);
+  mspan_t *s = span_list_first(&g->unswept);
+  if (s != NULL) {
+    span_list_remove(s);
+    s->where = WHERE_NONE;
+  }
+  unlock(&g->lock);
+  return s;
+}
+
+static mspan_t *take_unswept_large(void) {
+  if (span_list_empty(&gort__gclarge.unswept)) return NULL;
+  lock(&gort__gclarge.lock);
+  mspan_t *s = span_list_first(&gort__gclarge.unswept);
+  if (s != NULL) {
+    span_list_remove(s);
+    s->where = WHERE_NONE;
+  }
+  unlock(&gort__gclarge.lock);
+  return s;
+}
+
+static void relist_large(mspan_t *s) {
+  lock(&gort__gclarge.lock);
+  s->where = WHERE_GC_LARGE;
+  span_list_push(&gort__gclarge.swept, s);
+  unlock(&gort__gclarge.lock);
+}
+
+bool gort__gc_sweep_one(int kind, int cls) {
+  mspan_t *s = take_unswept(&gort__gcentral[kind - 1][cls]);
+  if (s == NULL) return false;
+  if (gort__gc_sweep_span(s)) gort__gc_span_relist(s);
+  return true;
+}
+
+// Sweeps one unswept large span under the large lock (so that an explicit
+// free never races it); false if none.
+static bool sweep_one_large(void) {
+  mspan_t *s = take_unswept_large();
+  if (s == NULL) return false;
+  if (gort__gc_sweep_span(s)) relist_large(s);
+  return true;
+}
+
+// Sweeps everything unswept; false if the sweeper was asked to pause.
+static bool sweep_all(bool background) {
+  for (int k = 1; k <= GORT_NUM_GC_KINDS; k++)
+    for (int cls = 1; cls < GORT_NUM_CLASSES; cls++)
+      for (;;) {
+        if (background && atomic_load(&sweeper.paused)) return false;
+        if (!gort__gc_sweep_one(k, cls)) break;
+      }
+  for (;;) {
+    if (background && atomic_load(&sweeper.paused)) return false;
+    if (!sweep_one_large()) break;
+  }
+  return true;
+}
+
+void gort__gc_sweep_finish(void) { sweep_all(false); }
+
+// ---- the background sweeper ----------------------------------------------------------
+
+static void *sweeper_main(void *arg) {
+  (void)arg;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t now;
+    while ((now = atomic_load(&sweeper.work)) == seen) gort__os_futex_wait(&sweeper.work, seen);
+    seen = now;
+    atomic_store(&sweeper.busy, 1);
+    if (!atomic_load(&sweeper.paused)) sweep_all(true);
+    atomic_store(&sweeper.busy, 0);
+    gort__os_futex_wake(&sweeper.busy, 1);
+  }
+  return NULL;
+}
+
+void gort__gc_sweep_pause(void) {
+  atomic_store(&sweeper.paused, 1);
+  for (uint32_t b; (b = atomic_load(&sweeper.busy)) != 0;) gort__os_futex_wait(&sweeper.busy, b);
+}
+
+void gort__gc_sweep_resume(void) {
+  atomic_store(&sweeper.paused, 0);
+  atomic_fetch_add(&sweeper.work, 1);
+  gort__os_futex_wake(&sweeper.work, 1);
+}
+
+static void splice(span_link_t *to, span_link_t *from, uint8_t where) {
+  while (!span_list_empty(from)) {
+    mspan_t *s = span_list_first(from);
+    span_list_remove(s);
+    s->where = where;
+    span_list_push(to, s);
+  }
+}
+
+void gort__gc_sweep_begin(void) {
+  for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
+    for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+      gcentral_t *g = &gort__gcentral[k][cls];
+      lock(&g->lock);
+      splice(&g->unswept, &g->partial, WHERE_GC_UNSWEPT);
+      splice(&g->unswept, &g->full, WHERE_GC_UNSWEPT);
+      unlock(&g->lock);
+    }
+  lock(&gort__gclarge.lock);
+  splice(&gort__gclarge.unswept, &gort__gclarge.swept, WHERE_GC_LARGE_UNSWEPT);
+  unlock(&gort__gclarge.lock);
+}
+
+void gort__gc_sweep_init(void) {
+  if (atomic_exchange(&sweeper.running, true)) return;
+  if (gort__stw_internal_thread(sweeper_main, NULL) != 0) atomic_store(&sweeper.running, false);
+}

@@ -1,0 +1,338 @@
+// Threads and the stop of the world (bdwgc's pthread_stop_world, Go's
+// stopTheWorld).
+//
+// See mgc.c for the collector's design. The collector must see every
+// thread's stack and registers, and must look at the heap while no thread
+// changes it. C code has no safe points, so threads are stopped where they
+// are, with a signal (SIGPWR by default, as bdwgc; GORT_DEBUG=gcsignal=N
+// for programs that use it), as bdwgc does:
+//   1. Threads are known from gort's own pthread_create (exported, so every
+//      thread of a program that links or preloads gort starts through it),
+//      from gort_gc_register_thread, and lazily when a thread first calls
+//      the collector. Each has a record: its stack, its static TLS block.
+//   2. The collector takes the world lock and the registry lock (so no
+//      thread registers or leaves meanwhile) and sends the signal to every
+//      other registered thread.
+//   3. The handler records the stack pointer (the interrupted registers are
+//      on the stack already: the kernel saved them in the signal frame),
+//      counts itself stopped, and waits on a futex until the collector
+//      restarts the world. A thread blocked in a system call is stopped the
+//      same way (SA_RESTART resumes the call).
+//   4. A thread inside a no-stop region (holding a gort lock, or midway
+//      through its cache: base/lock.h) only notes the request; it stops
+//      itself when it leaves the region (gort__stop_deferred, after
+//      spilling its registers), so the collector never finds a gort lock
+//      held or a cache half-written.
+//   5. The collector waits until every signalled thread has stopped.
+// Restarting is a futex broadcast. The collector scans each stopped
+// thread's stack from its recorded stack pointer to the top, and its
+// static TLS block (below the thread pointer on x86-64).
+//
+// Locks taken here are raw futex locks that do not count as no-stop
+// regions: a thread waiting for one must stay stoppable.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../base/options.h"
+#include "../base/persistent.h"
+#include "../os/os.h"
+#include "gc.h"
+#include "gort/alloc.h"
+#include "gort/gc.h"
+
+// A mutex that a waiting thread can be stopped in (no no-stop count).
+typedef struct {
+  _Atomic uint32_t state;
+} rawlock_t;
+
+static void raw_lock(rawlock_t *l) {
+  uint32_t z = 0;
+  if (atomic_compare_exchange_strong(&l->state, &z, 1)) return;
+  while (atomic_exchange(&l->state, 2) != 0) gort__os_futex_wait(&l->state, 2);
+}
+
+static void raw_unlock(rawlock_t *l) {
+  if (atomic_exchange(&l->state, 0) == 2) gort__os_futex_wake(&l->state, 1);
+}
+
+static struct {
+  rawlock_t lock;          // guards threads, pool, and holds through a stop
+  gthread_t *threads;      // registered
+  gthread_t *pool;         // records of unregistered threads, for reuse
+  int nthreads;
+  int signal;              // the stop signal
+  uintptr_t static_tls;    // bytes of static TLS below the thread pointer
+  _Atomic uint32_t epoch;  // bumped at every stop
+  _Atomic uint32_t released;  // == epoch once the world may run
+  _Atomic uint32_t nstopped;
+  bool inited;
+} stw = {.signal = SIGPWR};
+
+static GORT_TLS gthread_t *self;
+
+// ---- the thread's own record ---------------------------------------------------------
+
+static uintptr_t thread_pointer(void) {
+#if defined(__x86_64__)
+  uintptr_t tp;
+  __asm__("mov %%fs:0, %0" : "=r"(tp));
+  return tp;
+#else
+  return (uintptr_t)__builtin_thread_pointer();
+#endif
+}
+
+static int sum_tls(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  uintptr_t *total = arg;
+  for (int i = 0; i < info->dlpi_phnum; i++)
+    if (info->dlpi_phdr[i].p_type == PT_TLS)
+      *total += GORT_ALIGN_UP(info->dlpi_phdr[i].p_memsz, (uintptr_t)64) + 64;
+  return 0;
+}
+
+void gort__stw_register_self(void) {
+  if (gort_likely(self != NULL)) return;
+  uintptr_t lo = 0, hi = 0;
+  if (gort__os_stack_bounds(&lo, &hi) != 0) {
+    // Unknown bounds: from here up to a page past the frame (only the
+    // part of the stack below this call is then seen).
+    lo = (uintptr_t)__builtin_frame_address(0);
+    hi = GORT_ALIGN_UP(lo, (uintptr_t)4096) + 4096;
+  }
+  raw_lock(&stw.lock);
+  gthread_t *t = stw.pool;
+  if (t != NULL) {
+    stw.pool = t->next;
+  } else {
+    t = gort__persistent_alloc(sizeof *t, 64);
+    if (t == NULL) {
+      raw_unlock(&stw.lock);
+      gort__throw("gc: out of memory for a thread record");
+    }
+  }
+  if (stw.static_tls == 0) {
+    uintptr_t total = 0;
+    dl_iterate_phdr(sum_tls, &total);
+    stw.static_tls = total;
+  }
+  t->tid = gort__os_gettid();
+  t->stack_lo = lo;
+  t->stack_hi = hi;
+  uintptr_t tp = thread_pointer();
+  t->tls_hi = tp;
+  t->tls_lo = tp - stw.static_tls;
+  atomic_store(&t->stopped_sp, 0);
+  t->next = stw.threads;
+  stw.threads = t;
+  stw.nthreads++;
+  self = t;
+  raw_unlock(&stw.lock);
+}
+
+void gort__stw_register_main(void) {
+  if (self != NULL || gort__os_gettid() != getpid()) return;
+  // Above the start of the stack are only argv, the environment and auxv.
+  uintptr_t hi = gort__os_main_stack_top();
+  if (hi == 0) return;  // registered lazily then, when it first calls us
+  raw_lock(&stw.lock);
+  gthread_t *t = gort__persistent_alloc(sizeof *t, 64);
+  if (t == NULL) {
+    raw_unlock(&stw.lock);
+    return;
+  }
+  t->tid = gort__os_gettid();
+  t->stack_lo = 0;
+  t->stack_hi = hi;
+  uintptr_t total = 0;
+  if (stw.static_tls == 0) dl_iterate_phdr(sum_tls, &total), stw.static_tls = total;
+  uintptr_t tp = thread_pointer();
+  t->tls_hi = tp;
+  t->tls_lo = tp - stw.static_tls;
+  t->next = stw.threads;
+  stw.threads = t;
+  stw.nthreads++;
+  self = t;
+  raw_unlock(&stw.lock);
+}
+
+void gort__stw_unregister_self(void) {
+  gthread_t *t = self;
+  if (t == NULL) return;
+  raw_lock(&stw.lock);
+  for (gthread_t **p = &stw.threads; *p != NULL; p = &(*p)->next)
+    if (*p == t) {
+      *p = t->next;
+      break;
+    }
+  stw.nthreads--;
+  t->next = stw.pool;
+  stw.pool = t;
+  self = NULL;
+  raw_unlock(&stw.lock);
+}
+
+void gort_gc_register_thread(void) {
+  gort__start_ensure();
+  gort__stw_register_self();
+}
+
+void gort_gc_unregister_thread(void) { gort__stw_unregister_self(); }
+
+int gort__stw_nthreads(void) { return stw.nthreads; }
+
+// ---- pthread_create ------------------------------------------------------------------
+
+typedef struct {
+  void *(*fn)(void *);
+  void *arg;
+} start_t;
+
+// A thread leaves the registry when it exits, however it exits (return,
+// pthread_exit, cancellation): a key destructor, not a cleanup handler
+// (which in C with exceptions would pull in libgcc_s).
+static pthread_key_t leave_key;
+static pthread_once_t leave_once = PTHREAD_ONCE_INIT;
+
+static void leave(void *arg) {
+  (void)arg;
+  gort__stw_unregister_self();
+}
+
+static void make_leave_key(void) { pthread_key_create(&leave_key, leave); }
+
+static void *trampoline(void *arg) {
+  start_t st = *(start_t *)arg;
+  gort_free(arg);
+  gort__stw_register_self();
+  pthread_once(&leave_once, make_leave_key);
+  pthread_setspecific(leave_key, (void *)1);
+  return st.fn(st.arg);
+}
+
+// Exported: every thread a gort program starts is known to the collector.
+__attribute__((visibility("default"))) int pthread_create(pthread_t *t, const pthread_attr_t *attr,
+                                                          void *(*fn)(void *), void *arg);
+int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+  start_t *st = gort_malloc(sizeof *st);
+  if (st == NULL) return EAGAIN;
+  st->fn = fn;
+  st->arg = arg;
+  int r = gort__os_pthread_create(t, attr, trampoline, st);
+  if (r != 0) gort_free(st);
+  return r;
+}
+
+int gort__stw_internal_thread(void *(*fn)(void *), void *arg) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  int r = gort__os_pthread_create(&t, &attr, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  return r;
+}
+
+// ---- stopping ------------------------------------------------------------------------
+
+// Parks the calling thread until the world restarts. Its registers are on
+// its stack already (the signal frame, or the spill in stop_deferred).
+static void park(void) {
+  gthread_t *t = self;
+  gort__stop_pending = 0;
+  uint32_t e = atomic_load_explicit(&stw.epoch, memory_order_acquire);
+  int local;
+  atomic_store_explicit(&t->stopped_sp, (uintptr_t)&local, memory_order_release);
+  atomic_fetch_add_explicit(&stw.nstopped, 1, memory_order_acq_rel);
+  gort__os_futex_wake(&stw.nstopped, 1);
+  while (atomic_load_explicit(&stw.released, memory_order_acquire) != e)
+    gort__os_futex_wait(&stw.released, atomic_load(&stw.released));
+  atomic_store_explicit(&t->stopped_sp, 0, memory_order_release);
+}
+
+static void on_stop_signal(int sig, siginfo_t *info, void *uctx) {
+  (void)sig, (void)info, (void)uctx;
+  int saved = errno;
+  if (self != NULL && atomic_load_explicit(&stw.released, memory_order_acquire) !=
+                          atomic_load_explicit(&stw.epoch, memory_order_acquire)) {
+    if (gort__nostop > 0)
+      gort__stop_pending = 1;  // stops when it leaves the region
+    else
+      park();
+  }
+  errno = saved;
+}
+
+static GORT_NOINLINE void stop_deferred(void) {
+  __builtin_unwind_init();  // callee-saved registers onto this frame
+  if (atomic_load_explicit(&stw.released, memory_order_acquire) !=
+      atomic_load_explicit(&stw.epoch, memory_order_acquire))
+    park();
+  else
+    gort__stop_pending = 0;
+}
+
+void gort__stw_stop(void) {
+  raw_lock(&stw.lock);
+  atomic_store(&stw.nstopped, 0);
+  atomic_fetch_add_explicit(&stw.epoch, 1, memory_order_acq_rel);
+  uint32_t want = 0;
+  for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
+    if (t == self) continue;
+    int r = gort__os_tgkill(t->tid, stw.signal);
+    if (r == 0)
+      want++;
+    else
+      gort__warn("gc: cannot stop thread %d (error %d); its stack is not scanned", t->tid, -r);
+  }
+  for (;;) {
+    uint32_t n = atomic_load_explicit(&stw.nstopped, memory_order_acquire);
+    if (n >= want) break;
+    gort__os_futex_wait(&stw.nstopped, n);
+  }
+}
+
+void gort__stw_start(void) {
+  atomic_store_explicit(&stw.released, atomic_load(&stw.epoch), memory_order_release);
+  gort__os_futex_wake(&stw.released, INT32_MAX);
+  raw_unlock(&stw.lock);
+}
+
+// The caller's own stack, with its registers spilled first.
+static GORT_NOINLINE void scan_self(void (*fn)(uintptr_t, uintptr_t, void *), void *arg,
+                                    gthread_t *t) {
+  __builtin_unwind_init();
+  uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+  fn(sp, t->stack_hi, arg);
+}
+
+void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
+  for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
+    if (t == self) {
+      scan_self(fn, arg, t);
+    } else {
+      uintptr_t sp = atomic_load_explicit(&t->stopped_sp, memory_order_acquire);
+      if (sp == 0) continue;  // could not be stopped (warned)
+      fn(sp - 128, t->stack_hi, arg);  // the red zone below sp too
+    }
+    if (t->tls_hi > t->tls_lo) fn(t->tls_lo, t->tls_hi, arg);
+  }
+}
+
+void gort__stw_init(void) {
+  if (stw.inited) return;
+  stw.inited = true;
+  if (gort__opts.gcsignal > 0) stw.signal = (int)gort__opts.gcsignal;
+  gort__os_sigaction(stw.signal, on_stop_signal);
+  gort__stop_deferred = stop_deferred;
+}

@@ -1,0 +1,94 @@
+// Threads and signals: the kernel calls the collector needs to find and
+// stop threads. See os.h for the contract.
+//
+// gort exports its own pthread_create (gc/stw.c) so that it sees every
+// thread start; its own threads, and that wrapper, reach the real one
+// through gort__os_pthread_create, found once with dlsym(RTLD_NEXT) (the
+// next definition after gort's: libc's, or a sanitizer's interceptor).
+
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../base/base.h"
+#include "os.h"
+
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+static create_fn real_create(void) {
+  static _Atomic(create_fn) fn;
+  create_fn f = atomic_load_explicit(&fn, memory_order_acquire);
+  if (f == NULL) {
+    f = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    if (f == NULL) f = (create_fn)dlsym(RTLD_DEFAULT, "__pthread_create_2_1");
+    if (f == NULL) gort__throw("os: cannot find the real pthread_create");
+    atomic_store_explicit(&fn, f, memory_order_release);
+  }
+  return f;
+}
+
+int gort__os_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+                            void *arg) {
+  return real_create()(t, attr, fn, arg);
+}
+
+int gort__os_gettid(void) { return (int)syscall(SYS_gettid); }
+
+int gort__os_tgkill(int tid, int sig) {
+  int saved = errno;
+  int r = (int)syscall(SYS_tgkill, getpid(), tid, sig);
+  int e = r == 0 ? 0 : -errno;
+  errno = saved;
+  return e;
+}
+
+int gort__os_sigaction(int sig, void (*handler)(int, siginfo_t *, void *)) {
+  struct sigaction sa = {0};
+  sa.sa_sigaction = handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&sa.sa_mask);  // nothing else runs on a thread while it is stopped
+  return sigaction(sig, &sa, NULL) == 0 ? 0 : -errno;
+}
+
+uintptr_t gort__os_main_stack_top(void) {
+  // Field 28 of /proc/self/stat, "startstack". (glibc's __libc_stack_end
+  // would do, but it lives in ld.so, and libgort.so needs only libc.)
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char *p = buf;
+  for (const char *q = buf; *q; q++)
+    if (*q == ')') p = q + 1;  // after the command name, which may hold spaces
+  // p points just past "(comm)": field 3 follows; skip to field 28.
+  for (int field = 2; field < 28 && *p; field++) {
+    while (*p == ' ') p++;
+    while (*p && *p != ' ') p++;
+  }
+  while (*p == ' ') p++;
+  uintptr_t v = 0;
+  while (*p >= '0' && *p <= '9') v = v * 10 + (uintptr_t)(*p++ - '0');
+  return v;
+}
+
+int gort__os_stack_bounds(uintptr_t *lo, uintptr_t *hi) {
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return -EINVAL;
+  void *addr;
+  size_t size;
+  int r = pthread_attr_getstack(&attr, &addr, &size);
+  pthread_attr_destroy(&attr);
+  if (r != 0) return -r;
+  *lo = (uintptr_t)addr;
+  *hi = (uintptr_t)addr + size;
+  return 0;
+}
