@@ -3,7 +3,9 @@
 #   make                 build/libgort.a and build/libgort.so (release)
 #   make test            build and run every test; ends with "N passed, N failed"
 #   make stress          the long soaks
-#   make bench           benchmarks against glibc, jemalloc, tcmalloc, mimalloc
+#   make bench           benchmarks against glibc, jemalloc, tcmalloc, mimalloc,
+#                        and the collector's against bdwgc, Go and malloc (bench/gc)
+#   make bench-gc        build the collector's benchmarks only
 #   make demo            build and run the demo
 #   make install PREFIX=/usr/local
 #   MODE=debug | tsan    other builds (in build/debug, build/tsan)
@@ -130,11 +132,55 @@ build/bench/nostats/libgort.so: $(LIB_SRCS) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DGORT_BENCH_NO_STATS -shared -Wl,--version-script=src/shim/gort.map $(LIB_SRCS) -o $@ -lpthread
 
-bench: build/libgort.a build/libgort.so $(BENCH_BINS) build/bench/nostats/libgort.so
+# The collector's benchmarks (bench/gc, issue 9): each workload from one C
+# source built three ways (gort's collector, bdwgc, malloc/free) and a Go
+# version. A peer that cannot be built (libgc-dev or golang-go missing, or a
+# libgort.a without the collector yet) is skipped with a message, not an
+# error; bench/gc/run.sh then leaves it out of the table.
+GCB := build/bench/gc
+GCB_WORKLOADS := gcbench bintree largeheap
+GCB_CFLAGS := -std=gnu11 -O2 -g -pthread -Ibench/gc -Iinclude -Wall -Wextra
+GCB_BINS := $(foreach w,$(GCB_WORKLOADS),$(GCB)/$(w)-malloc $(GCB)/$(w)-bdwgc $(GCB)/$(w)-gort) $(GCB)/gcgo
+GCB_GOCACHE ?= /tmp/gort-gocache
+
+$(GCB)/%-malloc: bench/gc/%.c bench/gc/gcb.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GCB_CFLAGS) -DIMPL_MALLOC $< -o $@ -lm
+
+$(GCB)/%-bdwgc: bench/gc/%.c bench/gc/gcb.h
+	@mkdir -p $(dir $@)
+	@echo "$(CC) $(GCB_CFLAGS) -DIMPL_BDWGC $< -o $@ -lgc -lm"
+	@$(CC) $(GCB_CFLAGS) -DIMPL_BDWGC $< -o $@ -lgc -lm 2>$@.log && rm -f $@.log || { rm -f $@; \
+	  echo "bench-gc: bdwgc skipped: cannot build $@ (apt-get install libgc-dev; see $@.log)" >&2; }
+
+# Compiling must work (gc.h is the fixed API); linking fails until the
+# collector is in build/libgort.a.
+$(GCB)/%-gort.o: bench/gc/%.c bench/gc/gcb.h include/gort/gc.h include/gort/metrics.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GCB_CFLAGS) -DIMPL_GORT -c $< -o $@
+
+$(GCB)/%-gort: $(GCB)/%-gort.o build/libgort.a
+	@echo "$(CC) -pthread $< -o $@ build/libgort.a -lpthread -lm"
+	@$(CC) -pthread $< -o $@ build/libgort.a -lpthread -lm 2>$@.log && rm -f $@.log || { rm -f $@; \
+	  echo "bench-gc: gort skipped: $@ does not link against build/libgort.a" \
+	    "(the collector is not built yet?): $$(grep -o "undefined reference to \`[a-z_]*'" $@.log | sort -u | head -3 | tr '\n' ' ')" >&2; }
+
+$(GCB)/gcgo: $(wildcard bench/gc/go/*.go) bench/gc/go/go.mod
+	@mkdir -p $(dir $@)
+	@echo "cd bench/gc/go && go build -o $(CURDIR)/$@ ."
+	@if ! command -v go >/dev/null; then rm -f $@; \
+	  echo "bench-gc: Go skipped: no go command (apt-get install golang-go)" >&2; \
+	elif ! (cd bench/gc/go && GOCACHE=$(GCB_GOCACHE) go build -o $(CURDIR)/$@ .); then rm -f $@; \
+	  echo "bench-gc: Go skipped: go build failed" >&2; fi
+
+bench-gc: $(GCB_BINS)
+
+bench: build/libgort.a build/libgort.so $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
 	@bench/run.sh
 	@bench/classic.sh
 	@bench/rss.sh
 	@bench/programs.sh
+	@GCB_NOBUILD=1 bench/gc/run.sh
 
 demo: build/libgort.so build/libgort.a
 	@mkdir -p build/examples
@@ -160,5 +206,5 @@ sizeclasses:
 clean:
 	rm -rf build
 
-.PHONY: all test tests stress bench demo install clean sizeclasses docs docs-check-tool valgrind-lib
+.PHONY: all test tests stress bench bench-gc demo install clean sizeclasses docs docs-check-tool valgrind-lib
 .SECONDARY:

@@ -1,0 +1,3 @@
+module gortgcbench
+
+go 1.19
