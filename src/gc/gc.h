@@ -105,7 +105,8 @@ int gort__stw_internal_thread(void *(*fn)(void *), void *arg);
 // ---- mgcmark.c ---------------------------------------------------------------------
 
 // Marks everything reachable (world stopped); returns the marked bytes.
-uint64_t gort__gc_mark(void);
+// last_marked (what the last cycle found live) decides on helpers.
+uint64_t gort__gc_mark(uint64_t last_marked);
 // Marks what obj points at (not obj): finalizer support (world stopped).
 void gort__gc_mark_children(uintptr_t obj);
 // Marks obj itself (world stopped, after its children were marked).

@@ -16,10 +16,11 @@
 // gort_gc_collect):
 //   1. Take the cycle lock; read the loaded objects' segments (the loader's
 //      lock is taken here, never with the world stopped); pause the
-//      background sweeper.
+//      background sweeper and finish the last cycle's sweep, the program
+//      still running.
 //   2. Stop the world (stw.c). No stopped thread holds a gort lock or is
 //      midway through its cache.
-//   3. Finish the previous cycle's sweep (the mark bits must be clear) and
+//   3. Sweep the few spans left unswept (the mark bits must be clear) and
 //      take every thread's collected spans back (malloc_gc.c), so that no
 //      span is cached and the tiny blocks are forgotten.
 //   4. Mark from the roots, in parallel (mgcmark.c); gccheckmark marks
@@ -164,12 +165,15 @@ static void collect(bool forced) {
   uint64_t before = atomic_load(&gort__gc_heap_live);
   gort__gc_mark_prepare();
   gort__gc_sweep_pause();
+  // Sweep what the background sweeper left while the program runs: only
+  // spans swept since (none, or a few) remain for the stop.
+  gort__gc_sweep_finish();
   gort__stw_stop();
   int64_t t_stopped = gort__nanotime();
   gort__gc_sweep_finish();
   gort__gc_flush_caches();
   int64_t t_mark = gort__nanotime();
-  uint64_t marked = gort__gc_mark();
+  uint64_t marked = gort__gc_mark(gc.fig.heap_marked);
   gort__gc_finalizers_mark();
   atomic_fetch_add(&gort__gc_sweepgen, 2);
   gort__gc_sweep_begin();
