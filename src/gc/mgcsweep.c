@@ -75,20 +75,18 @@ bool gort__gc_sweep_span(mspan_t *s) {
   if (span_state(s) == SPAN_LARGE) return sweep_large(s);
   collect_frees(s);
   s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
-  uint64_t bit;
-  uint64_t *live = live_word(s->base, &bit), *mark = mark_word(s->base, &bit);
   size_t nwords = span_bytes(s) >> 10;  // 16-byte granules, 64 per word
-  if (s->kind == KIND_GC_UNCOLLECTABLE) {  // freed by hand only
-    memset(mark, 0, nwords * 8);
-    return true;
-  }
   uint64_t freed = 0;
   for (size_t w = 0; w < nwords; w++) {
-    uint64_t l = __atomic_load_n(&live[w], __ATOMIC_RELAXED), m = __atomic_load_n(&mark[w], __ATOMIC_RELAXED);
+    // Word by word: a span may cross into the next arena, and its bits then
+    // continue in that arena's bitmaps.
+    uint64_t bit, *live = live_word(s->base + (w << 10), &bit), *mark = mark_word(s->base + (w << 10), &bit);
+    uint64_t l = __atomic_load_n(live, __ATOMIC_RELAXED), m = __atomic_load_n(mark, __ATOMIC_RELAXED);
+    if (m != 0) __atomic_store_n(mark, 0, __ATOMIC_RELAXED);
+    if (s->kind == KIND_GC_UNCOLLECTABLE) continue;  // freed by hand only
     uint64_t dead = l & ~m;
-    if (m != 0) __atomic_store_n(&mark[w], 0, __ATOMIC_RELAXED);
     if (dead == 0) continue;
-    __atomic_store_n(&live[w], l & m, __ATOMIC_RELAXED);
+    __atomic_store_n(live, l & m, __ATOMIC_RELAXED);
     while (dead != 0) {
       uintptr_t g = w * 64 + (uintptr_t)__builtin_ctzll(dead);
       dead &= dead - 1;
@@ -105,6 +103,7 @@ bool gort__gc_sweep_span(mspan_t *s) {
     atomic_fetch_add_explicit(&gort__gc_swept_objects, freed, memory_order_relaxed);
     atomic_fetch_add_explicit(&gort__gc_swept_bytes, freed * s->elemsize, memory_order_relaxed);
   }
+  if (s->kind == KIND_GC_UNCOLLECTABLE) return true;
   if (s->used == 0) {
     s->free = NULL;
     gort__mheap_free(s);
