@@ -81,6 +81,7 @@ typedef struct gthread {
   uintptr_t stack_lo, stack_hi;  // the stack; hi is its top (exclusive)
   uintptr_t tls_lo, tls_hi;      // the static TLS block below the thread pointer
   _Atomic uintptr_t stopped_sp;  // where its stack ends while stopped; 0 running
+  uintptr_t own_sp;              // the collecting thread's, during its cycle
 } gthread_t;
 
 // Registers the calling thread if it is not yet (lazily, for threads gort
@@ -96,6 +97,9 @@ void gort__stw_stop(void);
 void gort__stw_start(void);
 // With the world stopped: calls fn on each registered thread's stack and
 // TLS ranges (the caller's own from its current stack pointer).
+// Runs fn(arg) with the calling thread's stack end recorded (its
+// registers spilled above it): the collector runs its cycle in this.
+void gort__stw_run_recorded(void (*fn)(void *), void *arg);
 void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
 int gort__stw_nthreads(void);
 void gort__stw_init(void);

@@ -157,8 +157,15 @@ static void activate(void) {
   gort__gc_sweep_init();
 }
 
+static void cycle(void *arg);
+
 static void collect(bool forced) {
   gort__stw_register_self();
+  gort__stw_run_recorded(cycle, &forced);
+}
+
+static void cycle(void *arg) {
+  bool forced = *(bool *)arg;
   cycle_lock_take();
   activate();
   int64_t t0 = gort__nanotime();

@@ -145,20 +145,25 @@ static void relist_large(mspan_t *s) {
   unlock(&gort__gclarge.lock);
 }
 
+// A span is swept inside a no-stop region: a thread stopped midway would
+// hold a half-swept span off every list, which the next cycle's sweep would
+// miss, and whose stale mark bits would then hide objects from the mark
+// (gcstress and gccheckmark found exactly that).
 bool gort__gc_sweep_one(int kind, int cls) {
+  nostop_enter();
   mspan_t *s = take_unswept(&gort__gcentral[kind - 1][cls]);
-  if (s == NULL) return false;
-  if (gort__gc_sweep_span(s)) gort__gc_span_relist(s);
-  return true;
+  if (s != NULL && gort__gc_sweep_span(s)) gort__gc_span_relist(s);
+  nostop_exit();
+  return s != NULL;
 }
 
-// Sweeps one unswept large span under the large lock (so that an explicit
-// free never races it); false if none.
+// Sweeps one unswept large span; false if none.
 static bool sweep_one_large(void) {
+  nostop_enter();
   mspan_t *s = take_unswept_large();
-  if (s == NULL) return false;
-  if (gort__gc_sweep_span(s)) relist_large(s);
-  return true;
+  if (s != NULL && gort__gc_sweep_span(s)) relist_large(s);
+  nostop_exit();
+  return s != NULL;
 }
 
 // Sweeps everything unswept; false if the sweeper was asked to pause.

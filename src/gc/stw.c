@@ -255,8 +255,15 @@ static void park(void) {
   atomic_store_explicit(&t->stopped_sp, (uintptr_t)&local, memory_order_release);
   atomic_fetch_add_explicit(&stw.nstopped, 1, memory_order_acq_rel);
   gort__os_futex_wake(&stw.nstopped, 1);
-  while (atomic_load_explicit(&stw.released, memory_order_acquire) != e)
-    gort__os_futex_wait(&stw.released, atomic_load(&stw.released));
+  // Until the world restarts: released reaches e. (Reaches, not equals: a
+  // thread parked from stop_deferred may take the next stop's signal while
+  // it waits, park again inside the handler, and come back here only after
+  // released has moved past e.)
+  for (;;) {
+    uint32_t r = atomic_load_explicit(&stw.released, memory_order_acquire);
+    if ((int32_t)(r - e) >= 0) break;
+    gort__os_futex_wait(&stw.released, r);
+  }
   atomic_store_explicit(&t->stopped_sp, 0, memory_order_release);
 }
 
@@ -308,18 +315,32 @@ void gort__stw_start(void) {
   raw_unlock(&stw.lock);
 }
 
-// The caller's own stack, with its registers spilled first.
-static GORT_NOINLINE void scan_self(void (*fn)(uintptr_t, uintptr_t, void *), void *arg,
-                                    gthread_t *t) {
+// Records where the calling thread's stack ends, its registers spilled
+// above that point, and runs fn: the collector's own stack is scanned from
+// there, so the collector's frames below (whose dead slots hold stale
+// pointers, and which a second mark would scan deeper) are never roots.
+GORT_NOINLINE void gort__stw_run_recorded(void (*fn)(void *), void *arg) {
   __builtin_unwind_init();
-  uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-  fn(sp, t->stack_hi, arg);
+  uintptr_t sp;
+#if defined(__x86_64__)
+  __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+#else
+  volatile char here;
+  sp = (uintptr_t)&here;
+#endif
+  self->own_sp = sp;
+  fn(arg);
+  self->own_sp = 0;
+  __asm__ volatile("" ::: "memory");  // keeps the spills alive across fn
 }
 
 void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
     if (t == self) {
-      scan_self(fn, arg, t);
+      if (t->own_sp == 0) gort__throw("gc: the collector's stack was not recorded");
+      fn(t->own_sp, t->stack_hi, arg);
     } else {
       uintptr_t sp = atomic_load_explicit(&t->stopped_sp, memory_order_acquire);
       if (sp == 0) continue;  // could not be stopped (warned)
