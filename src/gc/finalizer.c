@@ -119,6 +119,11 @@ static void *finalizer_main(void *arg) {
   return NULL;
 }
 
+void gort__gc_finalizers_after_fork_child(void) {
+  lock_reinit(&fin.lock);  // not taken across fork: only its own thread, now gone, held it briefly
+  fin.thread_started = false;
+}
+
 void gort__gc_finalizers_wake(void) {
   if (fin.qhead == fin.qtail) return;
   atomic_fetch_add(&fin.queued, 1);

@@ -71,6 +71,9 @@ void gort__gc_flush_caches(void);
 // nothing; the span is the caller's).
 void gort__gc_span_relist(mspan_t *s);
 void gort__gc_malloc_init(void);
+// Returns the blocks gort_free'd into s (its remote list) to s->free,
+// clearing their live bits. The caller owns s (or the world is stopped).
+void gort__gc_collect_frees(mspan_t *s);
 void gort__gc_install_hooks(void);
 
 // ---- stw.c: threads and the stop of the world -----------------------------------
@@ -80,7 +83,9 @@ typedef struct gthread {
   pid_t tid;
   uintptr_t stack_lo, stack_hi;  // the stack; hi is its top (exclusive)
   uintptr_t tls_lo, tls_hi;      // the static TLS block below the thread pointer
-  _Atomic uintptr_t stopped_sp;  // where its stack ends while stopped; 0 running
+  _Atomic uintptr_t stopped_sp;  // where its stack ended when it last parked
+  _Atomic uint32_t stopped_epoch;  // the stop it last parked for
+  bool unstoppable;                 // the stop signal could not be sent (this stop)
   uintptr_t own_sp;              // the collecting thread's, during its cycle
 } gthread_t;
 
@@ -102,6 +107,12 @@ void gort__stw_start(void);
 void gort__stw_run_recorded(void (*fn)(void *), void *arg);
 void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
 int gort__stw_nthreads(void);
+void gort__stw_lock_for_fork(void);
+// In the child the registry holds the forking thread alone (its new tid).
+void gort__stw_unlock_after_fork(int child);
+void gort__gc_mark_after_fork_child(void);
+void gort__gc_sweep_after_fork_child(void);
+void gort__gc_finalizers_after_fork_child(void);
 void gort__stw_init(void);
 // Creates a thread of gort's own (not registered, its signals blocked).
 int gort__stw_internal_thread(void *(*fn)(void *), void *arg);

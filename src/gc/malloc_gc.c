@@ -77,7 +77,7 @@ void gort__gc_span_relist(mspan_t *s) {
 
 // Frees explicitly freed blocks of s (its remote list) into s->free. The
 // caller owns s.
-static void collect_frees(mspan_t *s) {
+void gort__gc_collect_frees(mspan_t *s) {
   uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
   for (block_t *b = (block_t *)(x & ~XFREE_NOTIFY); b != NULL;) {
     block_t *next = b->next;
@@ -86,8 +86,6 @@ static void collect_frees(mspan_t *s) {
     b->next = s->free;
     s->free = b;
     s->used--;
-    atomic_fetch_add_explicit(&gort__gc_swept_objects, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&gort__gc_swept_bytes, s->elemsize, memory_order_relaxed);
     b = next;
   }
 }
@@ -131,7 +129,7 @@ static mspan_t *take_span(int kind, int cls) {
 // The next list of free blocks of s (its own, else fresh ones), with their
 // count; counted out in s->used.
 static block_t *span_list(mspan_t *s, uint32_t *n) {
-  collect_frees(s);
+  gort__gc_collect_frees(s);
   block_t *list = s->free;
   if (list != NULL) {
     *n = s->fresh - s->used;
@@ -411,6 +409,10 @@ static void gc_free(void *p, mspan_t *s) {
     nostop_exit();
     return;
   }
+  // Counted now (HeapObjects falls at once), returned to the span when the
+  // span is next swept or cached.
+  atomic_fetch_add_explicit(&gort__gc_swept_objects, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&gort__gc_swept_bytes, s->elemsize, memory_order_relaxed);
   block_t *b = (block_t *)obj;
   b->tag = block_tag_freed(obj);  // live bit stays until collected: see malloc.c
   uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
@@ -451,16 +453,25 @@ void gort__gc_install_hooks(void) {
   gort__gc_hooks.cache_exit = cache_exit;
 }
 
+// The object p points into, for the API: not one freed by gort_free and
+// still pending (its live bit is cleared only when its span is next swept
+// or cached; the freed tag says so meanwhile).
+static uintptr_t api_object(const void *p, mspan_t **sp) {
+  uintptr_t obj = gort__gc_find_object((uintptr_t)p, sp);
+  if (obj != 0 && (*sp)->state == SPAN_SMALL && ((block_t *)obj)->tag == block_tag_freed(obj)) return 0;
+  return obj;
+}
+
 size_t gort_gc_size(const void *p) {
   mspan_t *s;
-  uintptr_t obj = gort__gc_find_object((uintptr_t)p, &s);
+  uintptr_t obj = api_object(p, &s);
   if (obj == 0) gort__fatal("gort_gc_size(): not a collected object", p);
   return gc_object_bytes(s) - header_of(s);
 }
 
 void *gort_gc_base(const void *p) {
   mspan_t *s;
-  uintptr_t obj = gort__gc_find_object((uintptr_t)p, &s);
+  uintptr_t obj = api_object(p, &s);
   if (obj == 0) return NULL;
   return (void *)(obj + header_of(s));
 }

@@ -75,8 +75,9 @@ bool gort__gc_stress, gort__gc_checkmark;
 
 #define MIN_HEAP (4ULL << 20)
 
+static bool active;  // the first cycle started the collector's threads; under the cycle lock
+
 static struct {
-  lock_t lock;  // rank LOCK_START + 1... a cycle at a time; held only outside no-stop regions
   _Atomic int percent;
   gc_figures_t fig;
   int64_t start_ns;       // process start, for gctrace's @T
@@ -149,7 +150,6 @@ static void trace_line(uint64_t before, uint64_t marked, int64_t t0, int64_t t_m
 // The parts a program that never collects should not pay for: the stop
 // signal's handler, the mark workers, the sweeper. At the first cycle.
 static void activate(void) {
-  static bool active;  // under the cycle lock
   if (active) return;
   active = true;
   gort__stw_init();
@@ -243,6 +243,23 @@ void gort__gc_read_figures(gc_figures_t *out) {
   out->objects_freed = atomic_load(&gort__gc_swept_objects);
 }
 
+// fork(): the child must not inherit a cycle in progress (the cycle lock
+// is taken across the fork), nor the parent's threads: its registry keeps
+// the forking thread alone, and the collector's own threads (mark workers,
+// sweeper, finalizer thread) start again at its first cycle.
+static void fork_prepare(void) { cycle_lock_take(); gort__stw_lock_for_fork(); }
+static void fork_parent(void) { gort__stw_unlock_after_fork(0); cycle_lock_drop(); }
+static void fork_child(void) {
+  gort__stw_unlock_after_fork(1);
+  atomic_store(&cycle_lock, 0);
+  active = false;
+  gort__gc_mark_after_fork_child();
+  gort__gc_sweep_after_fork_child();
+  gort__gc_finalizers_after_fork_child();
+}
+static fork_hook_t gc_fork = {
+    .name = "gc", .rank = LOCK_START + 1, .prepare = fork_prepare, .parent = fork_parent, .child = fork_child};
+
 void gort__gc_init(void) {
   if (gc.inited) return;
   gc.inited = true;
@@ -255,4 +272,5 @@ void gort__gc_init(void) {
   gort__gc_malloc_init();
   gort__gc_install_hooks();
   gort__stw_register_main();
+  gort__start_add_fork_hook(&gc_fork);
 }

@@ -420,11 +420,14 @@ void gort_gc_remove_roots(void *start, void *end) {
   unlock(&roots.lock);
 }
 
-// Every live object of the uncollectable spans on one list (world stopped).
+// Every live object of the uncollectable spans on one list (world stopped:
+// the spans are the collector's, so gort_free's pending frees are applied
+// first, and a freed holder stops being a root at once).
 static void scan_uncollectable_list(span_link_t *list) {
   for (span_link_t *l = list->next; l != list; l = l->next) {
     mspan_t *s = (mspan_t *)l;
     if (s->kind != KIND_GC_UNCOLLECTABLE) continue;
+    if (span_state(s) == SPAN_SMALL) gort__gc_collect_frees(s);
     if (span_state(s) == SPAN_LARGE) {
       if (live_test(s->base)) scan_root(s->base, s->base + span_bytes(s), NULL);
       continue;
@@ -556,6 +559,12 @@ static void checkmark(void) {
     gort__os_unmap(save[i], GORT_ALIGN_UP(words * 8, (size_t)4096));
   }
   gort__os_unmap(save, GORT_ALIGN_UP(narenas * sizeof *save + 1, (size_t)4096));
+}
+
+void gort__gc_mark_after_fork_child(void) {
+  mark.helpers_started = false;  // their threads are gone; restarted at the next cycle
+  mark.nworkers = 1;
+  mark.parallel = false;
 }
 
 int gort__gc_mark_workers(void) { return mark.parallel ? mark.nworkers : 1; }

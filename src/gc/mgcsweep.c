@@ -35,27 +35,11 @@
 _Atomic uint64_t gort__gc_swept_objects, gort__gc_swept_bytes;
 
 static struct {
-  _Atomic uint32_t paused;     // a cycle is running: take no span
+  _Atomic uint32_t paused;     // cycles and final sweeps running: take no span
   _Atomic uint32_t busy;       // the background sweeper holds a span
   _Atomic uint32_t work;       // bumped when there are unswept spans
   _Atomic bool running;
 } sweeper;
-
-// Returns the explicitly freed blocks of s (remote list) to s->free.
-static void collect_frees(mspan_t *s) {
-  uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
-  for (block_t *b = (block_t *)(x & ~XFREE_NOTIFY); b != NULL;) {
-    block_t *next = b->next;
-    b->tag = 0;
-    live_clear((uintptr_t)b);
-    b->next = s->free;
-    s->free = b;
-    s->used--;
-    atomic_fetch_add_explicit(&gort__gc_swept_objects, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&gort__gc_swept_bytes, s->elemsize, memory_order_relaxed);
-    b = next;
-  }
-}
 
 static bool sweep_large(mspan_t *s) {
   uint64_t bit, *mw = mark_word(s->base, &bit);
@@ -73,7 +57,7 @@ static bool sweep_large(mspan_t *s) {
 
 bool gort__gc_sweep_span(mspan_t *s) {
   if (span_state(s) == SPAN_LARGE) return sweep_large(s);
-  collect_frees(s);
+  gort__gc_collect_frees(s);
   s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
   size_t nwords = span_bytes(s) >> 10;  // 16-byte granules, 64 per word
   uint64_t freed = 0;
@@ -99,6 +83,15 @@ bool gort__gc_sweep_span(mspan_t *s) {
     }
   }
   s->used -= (uint32_t)freed;
+  if (GORT_DEBUG_LEVEL >= 2 && s->kind != KIND_GC_UNCOLLECTABLE) {
+    // used counts the live objects now: nothing of s is cached or pending.
+    uint64_t live = 0;
+    for (size_t w = 0; w < nwords; w++) {
+      uint64_t bit;
+      live += (uint64_t)__builtin_popcountll(__atomic_load_n(live_word(s->base + (w << 10), &bit), __ATOMIC_RELAXED));
+    }
+    if (live != s->used) gort__throw("gc: a swept span's used count disagrees with its live bits");
+  }
   if (freed != 0) {
     atomic_fetch_add_explicit(&gort__gc_swept_objects, freed, memory_order_relaxed);
     atomic_fetch_add_explicit(&gort__gc_swept_bytes, freed * s->elemsize, memory_order_relaxed);
@@ -200,13 +193,17 @@ static void *sweeper_main(void *arg) {
   return NULL;
 }
 
+// Pauses nest: a cycle and a gort_gc_collect's final sweep may overlap, and
+// the sweeper must stay off the heap until the last of them resumes it (it
+// once swept spans while a cycle marked, freeing what the mark had not
+// reached yet).
 void gort__gc_sweep_pause(void) {
-  atomic_store(&sweeper.paused, 1);
+  atomic_fetch_add(&sweeper.paused, 1);
   for (uint32_t b; (b = atomic_load(&sweeper.busy)) != 0;) gort__os_futex_wait(&sweeper.busy, b);
 }
 
 void gort__gc_sweep_resume(void) {
-  atomic_store(&sweeper.paused, 0);
+  if (atomic_fetch_sub(&sweeper.paused, 1) != 1) return;
   atomic_fetch_add(&sweeper.work, 1);
   gort__os_futex_wake(&sweeper.work, 1);
 }
@@ -232,6 +229,12 @@ void gort__gc_sweep_begin(void) {
   lock(&gort__gclarge.lock);
   splice(&gort__gclarge.unswept, &gort__gclarge.swept, WHERE_GC_LARGE_UNSWEPT);
   unlock(&gort__gclarge.lock);
+}
+
+void gort__gc_sweep_after_fork_child(void) {
+  atomic_store(&sweeper.running, false);
+  atomic_store(&sweeper.busy, 0);
+  atomic_store(&sweeper.paused, 0);
 }
 
 void gort__gc_sweep_init(void) {

@@ -97,6 +97,19 @@ static int sum_tls(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
+// A thread leaves the registry when it exits, however it exits (return,
+// pthread_exit, cancellation): a key destructor, not a cleanup handler
+// (which in C with exceptions would pull in libgcc_s).
+static pthread_key_t leave_key;
+static pthread_once_t leave_once = PTHREAD_ONCE_INIT;
+
+static void leave(void *arg) {
+  (void)arg;
+  gort__stw_unregister_self();
+}
+
+static void make_leave_key(void) { pthread_key_create(&leave_key, leave); }
+
 void gort__stw_register_self(void) {
   if (gort_likely(self != NULL)) return;
   uintptr_t lo = 0, hi = 0;
@@ -134,6 +147,9 @@ void gort__stw_register_self(void) {
   stw.nthreads++;
   self = t;
   raw_unlock(&stw.lock);
+  // Leave the registry when the thread exits, however it was registered.
+  pthread_once(&leave_once, make_leave_key);
+  pthread_setspecific(leave_key, (void *)1);
 }
 
 void gort__stw_register_main(void) {
@@ -187,6 +203,35 @@ void gort_gc_unregister_thread(void) { gort__stw_unregister_self(); }
 
 int gort__stw_nthreads(void) { return stw.nthreads; }
 
+void gort__stw_lock_for_fork(void) { raw_lock(&stw.lock); }
+
+void gort__stw_unlock_after_fork(int child) {
+  if (!child) {
+    raw_unlock(&stw.lock);
+    return;
+  }
+  // Only the forking thread survives; every other record goes to the pool.
+  gthread_t *keep = NULL;
+  while (stw.threads != NULL) {
+    gthread_t *t = stw.threads;
+    stw.threads = t->next;
+    if (t == self) {
+      keep = t;
+    } else {
+      t->next = stw.pool;
+      stw.pool = t;
+    }
+  }
+  stw.threads = keep;
+  stw.nthreads = keep != NULL;
+  if (keep != NULL) {
+    keep->next = NULL;
+    keep->tid = gort__os_gettid();
+  }
+  atomic_store(&stw.released, atomic_load(&stw.epoch));
+  atomic_store(&stw.lock.state, 0);
+}
+
 // ---- pthread_create ------------------------------------------------------------------
 
 typedef struct {
@@ -194,25 +239,10 @@ typedef struct {
   void *arg;
 } start_t;
 
-// A thread leaves the registry when it exits, however it exits (return,
-// pthread_exit, cancellation): a key destructor, not a cleanup handler
-// (which in C with exceptions would pull in libgcc_s).
-static pthread_key_t leave_key;
-static pthread_once_t leave_once = PTHREAD_ONCE_INIT;
-
-static void leave(void *arg) {
-  (void)arg;
-  gort__stw_unregister_self();
-}
-
-static void make_leave_key(void) { pthread_key_create(&leave_key, leave); }
-
 static void *trampoline(void *arg) {
   start_t st = *(start_t *)arg;
   gort_free(arg);
   gort__stw_register_self();
-  pthread_once(&leave_once, make_leave_key);
-  pthread_setspecific(leave_key, (void *)1);
   return st.fn(st.arg);
 }
 
@@ -247,12 +277,32 @@ int gort__stw_internal_thread(void *(*fn)(void *), void *arg) {
 
 // Parks the calling thread until the world restarts. Its registers are on
 // its stack already (the signal frame, or the spill in stop_deferred).
-static void park(void) {
+static uintptr_t stack_pointer(void) {
+  uintptr_t sp;
+#if defined(__x86_64__)
+  __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+#else
+  volatile char here;
+  sp = (uintptr_t)&here;
+#endif
+  return sp;
+}
+
+// Parks the calling thread for stop e (read by the caller, which saw that
+// stop in progress) until the world restarts. Its registers are on its
+// stack already (the signal frame, or the spill in stop_deferred). It
+// records the stack pointer itself, not a local's address: the compiler
+// may save the caller's registers anywhere in this frame, below any local.
+// The collector counts a thread stopped only when its stopped_epoch equals
+// the stop's: a park for an older stop (a thread that checked just before
+// a restart) can never pass for this one.
+static GORT_NOINLINE void park(uint32_t e) {
   gthread_t *t = self;
   gort__stop_pending = 0;
-  uint32_t e = atomic_load_explicit(&stw.epoch, memory_order_acquire);
-  int local;
-  atomic_store_explicit(&t->stopped_sp, (uintptr_t)&local, memory_order_release);
+  atomic_store_explicit(&t->stopped_sp, stack_pointer(), memory_order_relaxed);
+  atomic_store_explicit(&t->stopped_epoch, e, memory_order_release);
   atomic_fetch_add_explicit(&stw.nstopped, 1, memory_order_acq_rel);
   gort__os_futex_wake(&stw.nstopped, 1);
   // Until the world restarts: released reaches e. (Reaches, not equals: a
@@ -264,48 +314,53 @@ static void park(void) {
     if ((int32_t)(r - e) >= 0) break;
     gort__os_futex_wait(&stw.released, r);
   }
-  atomic_store_explicit(&t->stopped_sp, 0, memory_order_release);
 }
 
 static void on_stop_signal(int sig, siginfo_t *info, void *uctx) {
   (void)sig, (void)info, (void)uctx;
   int saved = errno;
-  if (self != NULL && atomic_load_explicit(&stw.released, memory_order_acquire) !=
-                          atomic_load_explicit(&stw.epoch, memory_order_acquire)) {
+  uint32_t e = atomic_load_explicit(&stw.epoch, memory_order_acquire);
+  if (self != NULL && atomic_load_explicit(&stw.released, memory_order_acquire) != e) {
     if (gort__nostop > 0)
       gort__stop_pending = 1;  // stops when it leaves the region
     else
-      park();
+      park(e);
   }
   errno = saved;
 }
 
 static GORT_NOINLINE void stop_deferred(void) {
   __builtin_unwind_init();  // callee-saved registers onto this frame
-  if (atomic_load_explicit(&stw.released, memory_order_acquire) !=
-      atomic_load_explicit(&stw.epoch, memory_order_acquire))
-    park();
+  uint32_t e = atomic_load_explicit(&stw.epoch, memory_order_acquire);
+  if (atomic_load_explicit(&stw.released, memory_order_acquire) != e)
+    park(e);
   else
     gort__stop_pending = 0;
+  // No tail call: it would pop the spilled registers before park runs, and
+  // the caller's pointers held only in callee-saved registers would then
+  // be on no stack while the world is stopped (gcc -O2 did exactly that;
+  // live objects were freed).
+  __asm__ volatile("" ::: "memory");
 }
 
 void gort__stw_stop(void) {
   raw_lock(&stw.lock);
-  atomic_store(&stw.nstopped, 0);
-  atomic_fetch_add_explicit(&stw.epoch, 1, memory_order_acq_rel);
-  uint32_t want = 0;
+  uint32_t e = atomic_fetch_add_explicit(&stw.epoch, 1, memory_order_acq_rel) + 1;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
     if (t == self) continue;
     int r = gort__os_tgkill(t->tid, stw.signal);
-    if (r == 0)
-      want++;
-    else
-      gort__warn("gc: cannot stop thread %d (error %d); its stack is not scanned", t->tid, -r);
+    t->unstoppable = r != 0;
+    if (r != 0) gort__warn("gc: cannot stop thread %d (error %d); its stack is not scanned", t->tid, -r);
   }
-  for (;;) {
-    uint32_t n = atomic_load_explicit(&stw.nstopped, memory_order_acquire);
-    if (n >= want) break;
-    gort__os_futex_wait(&stw.nstopped, n);
+  // Every signalled thread has parked for this stop (nstopped only wakes
+  // this loop; stopped_epoch decides).
+  for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
+    if (t == self || t->unstoppable) continue;
+    for (;;) {
+      uint32_t n = atomic_load_explicit(&stw.nstopped, memory_order_acquire);
+      if (atomic_load_explicit(&t->stopped_epoch, memory_order_acquire) == e) break;
+      gort__os_futex_wait(&stw.nstopped, n);
+    }
   }
 }
 
@@ -321,16 +376,7 @@ void gort__stw_start(void) {
 // pointers, and which a second mark would scan deeper) are never roots.
 GORT_NOINLINE void gort__stw_run_recorded(void (*fn)(void *), void *arg) {
   __builtin_unwind_init();
-  uintptr_t sp;
-#if defined(__x86_64__)
-  __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
-#elif defined(__aarch64__)
-  __asm__ volatile("mov %0, sp" : "=r"(sp));
-#else
-  volatile char here;
-  sp = (uintptr_t)&here;
-#endif
-  self->own_sp = sp;
+  self->own_sp = stack_pointer();
   fn(arg);
   self->own_sp = 0;
   __asm__ volatile("" ::: "memory");  // keeps the spills alive across fn
@@ -342,8 +388,8 @@ void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), 
       if (t->own_sp == 0) gort__throw("gc: the collector's stack was not recorded");
       fn(t->own_sp, t->stack_hi, arg);
     } else {
+      if (t->unstoppable) continue;  // warned
       uintptr_t sp = atomic_load_explicit(&t->stopped_sp, memory_order_acquire);
-      if (sp == 0) continue;  // could not be stopped (warned)
       fn(sp - 128, t->stack_hi, arg);  // the red zone below sp too
     }
     if (t->tls_hi > t->tls_lo) fn(t->tls_lo, t->tls_hi, arg);

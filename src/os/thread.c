@@ -69,8 +69,9 @@ uintptr_t gort__os_main_stack_top(void) {
   const char *p = buf;
   for (const char *q = buf; *q; q++)
     if (*q == ')') p = q + 1;  // after the command name, which may hold spaces
-  // p points just past "(comm)": field 3 follows; skip to field 28.
-  for (int field = 2; field < 28 && *p; field++) {
+  // p points just past "(comm)": the next token is field 3. Skip fields
+  // 3 to 27 and read field 28.
+  for (int field = 3; field < 28 && *p; field++) {
     while (*p == ' ') p++;
     while (*p && *p != ' ') p++;
   }
