@@ -54,4 +54,14 @@ int gort__os_check_writable(const char *path);
 // buf, NUL-terminated; returns its length (0 if unknown).
 size_t gort__os_program_name(char *buf, size_t size);
 
+// ---- cgroups (cgroup.c) -------------------------------------------------------------
+
+// The memory limit of this process's cgroup in bytes, INT64_MAX for none:
+// the smallest memory.max or memory.high (cgroup v2) or
+// memory.limit_in_bytes (v1) on the path from the process's own cgroup up
+// to the root of its hierarchy, found through /proc/self/cgroup and
+// /proc/self/mountinfo. root prefixes every path read (NULL or "" for the
+// real ones; tests pass a fake tree).
+int64_t gort__os_cgroup_memory_limit(const char *root);
+
 #endif  // GORT_OS_OS_H
