@@ -1,7 +1,9 @@
 // The option table. Every GORT_* environment variable and every GORT_DEBUG
-// key is one row here: its parser, its default and its description. An
-// unknown name or a bad value prints one warning line naming it and keeps
-// the default (DESIGN.md, "Configuration").
+// key is one row here: its parser, its default and its description; the
+// docs (docs/METRICS.md, gort(7)) are generated from it. An unknown name or
+// a bad value prints one warning line naming it alone and keeps the
+// default (DESIGN.md, "Configuration"). An empty value, and an empty
+// GORT_DEBUG item, count as unset, as in Go.
 
 #include "options.h"
 
@@ -137,21 +139,29 @@ static const option_t *find(const char *name, size_t len, bool debug) {
   return NULL;
 }
 
+// Items are separated by commas; empty ones (",," or a trailing comma) are
+// skipped, as Go's GODEBUG does. A bad item is named alone in its warning,
+// so that it never reads as if the items beside it were dropped too.
 static void parse_debug(const char *s) {
   while (*s) {
     const char *end = strchr(s, ',');
     size_t len = end ? (size_t)(end - s) : strlen(s);
     const char *eq = memchr(s, '=', len);
-    char val[64];
-    if (eq == NULL || (size_t)(s + len - eq - 1) >= sizeof val) {
-      gort__warn("GORT_DEBUG: ignoring malformed item '%s' (want key=value)", s);
+    char item[64], val[64];
+    size_t ilen = len < sizeof item - 1 ? len : sizeof item - 1;
+    memcpy(item, s, ilen);
+    item[ilen] = '\0';
+    if (len == 0) {
+      // nothing to say
+    } else if (eq == NULL || (size_t)(s + len - eq - 1) >= sizeof val) {
+      gort__warn("GORT_DEBUG: ignoring malformed item '%s' (want key=value)", item);
     } else {
       const option_t *o = find(s, (size_t)(eq - s), true);
       size_t vlen = (size_t)(s + len - eq - 1);
       memcpy(val, eq + 1, vlen);
       val[vlen] = '\0';
       if (o == NULL)
-        gort__warn("GORT_DEBUG: unknown key in '%s'; ignored", s);
+        gort__warn("GORT_DEBUG: unknown key in '%s'; that item is ignored", item);
       else if (!parse_value(o, val))
         gort__warn("GORT_DEBUG: bad value '%s' for %s; keeping the default", val, o->name);
     }
@@ -173,6 +183,7 @@ void gort__options_init(void) {
     const char *eq = strchr(kv, '=');
     if (eq == NULL) continue;
     size_t nlen = (size_t)(eq - kv);
+    if (eq[1] == '\0') continue;  // empty: unset, as in Go (GOMEMLIMIT=, GOGC=)
     if (nlen == 10 && strncmp(kv, "GORT_DEBUG", 10) == 0) {
       parse_debug(eq + 1);
       continue;
