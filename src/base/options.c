@@ -42,11 +42,14 @@ static const option_t options[] = {
     {"GORT_MEMPROFILERATE", OPT_BYTES, OFF(memprofilerate), false,
      "heap profile: one sample per this many bytes allocated, on average (default 512KiB; 0 off)", false},
     {"GORT_HEAPPROFILE", OPT_STRING, OFF(heapprofile), false,
-     "write a pprof heap profile (gzipped profile.proto) to this path at exit", false},
+     "write a pprof heap profile (gzipped profile.proto) to this path at exit: `%p` is the "
+     "process id, `%e` the program's name; without `%p`, the processes the first one starts "
+     "write `path.<pid>`", false},
     {"GORT_LEAKCHECK", OPT_BOOL, OFF(leakcheck), false, "(reserved: no effect until the collector lands) report unreachable malloc blocks at exit", true},
     {"GORT_STATS", OPT_BOOL, OFF(stats), false, "print a memory summary at exit", false},
     {"GORT_STATS_FILE", OPT_STRING, OFF(stats_file), false,
-     "write the GORT_STATS summary to this file instead of stderr", false},
+     "write the GORT_STATS summary to this file instead of stderr (`%p`, `%e` and one file "
+     "per process, as for GORT_HEAPPROFILE)", false},
     {"GORT_STACKSIZE", OPT_BYTES, OFF(stacksize), false, "(reserved: no effect until the scheduler lands) goroutine stack reservation (default 256KiB)", true},
     {"madvdontneed", OPT_BOOL, OFF(madvdontneed), true,
      "1 (default): release with MADV_DONTNEED, RSS drops at once; 0: MADV_FREE, cheaper, RSS drops under pressure", false},

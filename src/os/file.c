@@ -57,27 +57,29 @@ int64_t gort__os_read_file(const char *path, char *buf, size_t size) {
   return n < 0 ? n : (int64_t)len;
 }
 
-// Whether the process may write path, decided from permissions alone:
-// opening it could block (a FIFO) and creating it would leave an empty
-// file behind if the process died before writing. An existing path must
-// be writable and not a directory; a new one needs a writable directory.
+// Whether the process may write path, found by doing it: permissions alone
+// do not say (root may write anywhere, but not create a file in /proc or
+// on a read-only mount). An existing file is opened for writing without
+// truncating it; a FIFO, socket or device is not opened (opening a FIFO
+// waits for a reader), only its permissions are checked; a new file is
+// created and removed at once, so a process that dies before it writes
+// leaves nothing behind.
 static int check(const char *path) {
   struct stat st;
   if (stat(path, &st) == 0) {
     if (S_ISDIR(st.st_mode)) return -EISDIR;
-    return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0 ? 0 : -errno;
+    if (!S_ISREG(st.st_mode)) return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0 ? 0 : -errno;
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return -errno;
+    close(fd);
+    return 0;
   }
   if (errno != ENOENT) return -errno;
-  char dir[4096];
-  const char *slash = strrchr(path, '/');
-  size_t n = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
-  if (n >= sizeof dir) return -ENAMETOOLONG;
-  if (n == 0) dir[n++] = '.';
-  else memcpy(dir, path, n);
-  dir[n] = '\0';
-  if (stat(dir, &st) != 0) return -errno;
-  if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
-  return faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0 ? 0 : -errno;
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return errno == EEXIST ? 0 : -errno;  // EEXIST: someone made it meanwhile
+  close(fd);
+  unlink(path);
+  return 0;
 }
 
 int gort__os_check_writable(const char *path) {

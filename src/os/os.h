@@ -46,9 +46,8 @@ int64_t gort__os_read(int fd, void *buf, size_t size);
 // Reads up to size - 1 bytes of a (small) file and NUL-terminates them;
 // returns the length or -errno.
 int64_t gort__os_read_file(const char *path, char *buf, size_t size);
-// 0 if this process may write path (an existing file it may write, or a
-// new one in a directory it may write), else the -errno that writing it
-// would meet. Neither opens nor creates it.
+// 0 if this process may write path, else the -errno that opening it for
+// writing meets. Leaves no file behind and never blocks (file.c says how).
 int gort__os_check_writable(const char *path);
 // The program's name (argv[0]'s last component, else /proc/self/comm) in
 // buf, NUL-terminated; returns its length (0 if unknown).
