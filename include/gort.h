@@ -5,5 +5,6 @@
 #include "gort/alloc.h"
 #include "gort/metrics.h"
 #include "gort/prof.h"
+#include "gort/version.h"
 
 #endif /* GORT_H */
