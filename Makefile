@@ -6,6 +6,7 @@
 #   make bench           benchmarks against glibc, jemalloc, tcmalloc, mimalloc
 #   make demo            build and run the demo
 #   make install PREFIX=/usr/local
+#   make docs            regenerate docs/METRICS.md, docs/gort.3 and docs/gort.7
 #   MODE=debug | tsan    other builds (in build/debug, build/tsan)
 
 MODE ?= release
@@ -95,15 +96,19 @@ $(B)/test/%: test/%.cc $(HARNESS) test/harness/test.h $(B)/libgort.a
 	$(CC) $(TEST_CFLAGS) -c $(HARNESS) -o $@.harness.o
 	$(CXX) -std=gnu++17 -Iinclude -Itest/harness -g -O1 -pthread $< $@.harness.o -o $@ $(B)/libgort.a -lpthread
 
-tests: $(TEST_BINS) $(B)/libgort.so $(if $(filter release,$(MODE)),docs-check-tool valgrind-lib)
+# The docs generators (below), built with the tests that check their output.
+TOOLS := $(B)/tools/mkmetricsdoc $(B)/tools/mkman
+tests: $(TEST_BINS) $(B)/libgort.so $(TOOLS) $(if $(filter release,$(MODE)),valgrind-lib)
 
 # The memcheck-annotated library, for test/preload/valgrind.sh.
 valgrind-lib:
 	@$(MAKE) --no-print-directory VALGRIND=1 build/valgrind/libgort.so
 
-docs-check-tool: build/libgort.a
-	@mkdir -p build/tools
-	$(CC) -std=gnu11 -Iinclude -Isrc tools/mkmetricsdoc.c -o build/tools/mkmetricsdoc build/libgort.a -lpthread
+# Generators of the docs, from the tables in the library (test/preload/docs.sh
+# checks that the committed files are what they print).
+$(B)/tools/%: tools/%.c $(B)/libgort.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Iinclude -Isrc $(WARN) -g $< -o $@ $(B)/libgort.a $(MODE_LDFLAGS) -lpthread
 
 test: tests
 	@MODE=$(MODE) B=$(B) test/run.sh
@@ -142,10 +147,10 @@ install: build/libgort.a build/libgort.so
 	install -m 755 build/libgort.so $(DESTDIR)$(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' gort.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gort.pc
 
-docs: build/libgort.a
-	@mkdir -p build/tools
-	$(CC) -std=gnu11 -Iinclude -Isrc tools/mkmetricsdoc.c -o build/tools/mkmetricsdoc build/libgort.a -lpthread
-	build/tools/mkmetricsdoc > docs/METRICS.md
+docs: $(TOOLS)
+	$(B)/tools/mkmetricsdoc > docs/METRICS.md
+	$(B)/tools/mkman 3 > docs/gort.3
+	$(B)/tools/mkman 7 > docs/gort.7
 
 sizeclasses:
 	tools/mksizeclasses.py > src/alloc/sizeclasses.h
@@ -153,5 +158,5 @@ sizeclasses:
 clean:
 	rm -rf build
 
-.PHONY: all test tests stress bench demo install clean sizeclasses docs docs-check-tool valgrind-lib
+.PHONY: all test tests stress bench demo install clean sizeclasses docs valgrind-lib
 .SECONDARY:

@@ -49,8 +49,8 @@ GORT_API void gort_free_os_memory(void);
  * returns the previous one; a negative argument only reads it. INT64_MAX
  * means no limit. What counts: the heap's pages not returned to the OS plus
  * gort's metadata. Near the limit free pages are returned eagerly; it never
- * makes an allocation fail. Initial value: GORT_MEMLIMIT, else the cgroup's
- * memory.max, else none. */
+ * makes an allocation fail. Initial value: GORT_MEMLIMIT, else the limit of
+ * the process's cgroup (gort(7) says which), else none. */
 GORT_API int64_t gort_set_memory_limit(int64_t bytes);
 
 GORT_END_DECLS

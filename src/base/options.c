@@ -37,7 +37,9 @@ static const option_t options[] = {
     {"GORT_GC", OPT_PERCENT_OR_OFF, OFF(gc_percent), false,
      "(reserved: no effect until the collector lands) GC target: collect when the heap grows by this percent over the live heap; `off` disables (default 100)", true},
     {"GORT_MEMLIMIT", OPT_BYTES, OFF(memlimit), false,
-     "soft memory limit, Go's GOMEMLIMIT syntax (`512MiB`, `2GB`, bytes); default the cgroup's memory.max", false},
+     "soft memory limit: bytes, with an optional unit `B`, `KiB`, `MiB`, `GiB`, `TiB` (as Go's "
+     "GOMEMLIMIT) or `KB`, `MB`, `GB`, `TB` (powers of 1000, which Go rejects), or `off`; "
+     "default: the limit of the process's cgroup, if any", false},
     {"GORT_MAXPROCS", OPT_INT, OFF(maxprocs), false, "(reserved: no effect until the scheduler lands) goroutine Ps (default: usable CPUs)", true},
     {"GORT_MEMPROFILERATE", OPT_BYTES, OFF(memprofilerate), false,
      "heap profile: one sample per this many bytes allocated, on average (default 512KiB; 0 off)", false},
@@ -205,11 +207,21 @@ void gort__options_init(void) {
   }
 }
 
+bool gort__options_doc(size_t i, const char **name, const char **doc, bool *debug) {
+  if (i >= NOPTIONS) return false;
+  *name = options[i].name;
+  *doc = options[i].doc;
+  *debug = options[i].debug;
+  return true;
+}
+
 void gort__options_write_doc(int fd) {
+  const char *name, *doc;
+  bool debug;
   gort__print_fd(fd, "| variable | meaning |\n|---|---|\n");
-  for (size_t i = 0; i < NOPTIONS; i++)
-    if (!options[i].debug) gort__print_fd(fd, "| `%s` | %s |\n", options[i].name, options[i].doc);
+  for (size_t i = 0; gort__options_doc(i, &name, &doc, &debug); i++)
+    if (!debug) gort__print_fd(fd, "| `%s` | %s |\n", name, doc);
   gort__print_fd(fd, "\n`GORT_DEBUG=key=value,...` keys:\n\n| key | meaning |\n|---|---|\n");
-  for (size_t i = 0; i < NOPTIONS; i++)
-    if (options[i].debug) gort__print_fd(fd, "| `%s` | %s |\n", options[i].name, options[i].doc);
+  for (size_t i = 0; gort__options_doc(i, &name, &doc, &debug); i++)
+    if (debug) gort__print_fd(fd, "| `%s` | %s |\n", name, doc);
 }
