@@ -144,8 +144,11 @@ TEST(bad_memlimit_and_debug_values_warn_and_keep_defaults) {
   EXPECT(strstr(out, "unknown variable GORT_NOSUCH") != NULL, "%s", out);
 }
 
+static bool have_python3(void) { return system("command -v python3 >/dev/null 2>&1") == 0; }
+
 TEST(gort_memlimit_sets_the_limit_in_gos_syntax) {
   SKIP_IF(!CHECK_RSS, "needs LD_PRELOAD of the libc shim, absent from the ThreadSanitizer build");
+  SKIP_IF(!have_python3(), "python3 not installed");
   const char *cases[][2] = {{"64MiB", "67108864"}, {"2GB", "2000000000"}, {"123456", "123456"},
                             {"off", "9223372036854775807"}};
   for (int i = 0; i < 4; i++) {
@@ -162,6 +165,7 @@ TEST(gort_memlimit_sets_the_limit_in_gos_syntax) {
 
 TEST(scavtrace_prints_a_line_per_cycle) {
   SKIP_IF(!CHECK_RSS, "needs LD_PRELOAD of the libc shim, absent from the ThreadSanitizer build");
+  SKIP_IF(!have_python3(), "python3 not installed");
   char out[8192];
   char cmd[512];
   snprintf(cmd, sizeof cmd,
