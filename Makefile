@@ -7,24 +7,36 @@
 #                        and the collector's against bdwgc, Go and malloc (bench/gc)
 #   make bench-gc        build the collector's benchmarks only
 #   make demo            build and run the demo
-#   make install PREFIX=/usr/local
-#   MODE=debug | tsan    other builds (in build/debug, build/tsan)
+#   make install         PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=; make uninstall
+#   make docs            regenerate docs/METRICS.md, docs/gort.3 and docs/gort.7
+#   MODE=debug | tsan    other builds (in build/debug, build/tsan); VALGRIND=1 the
+#                        memcheck-annotated one (build/valgrind). The debug and
+#                        Valgrind builds install as libgort-debug and libgort-valgrind.
+#
+# CFLAGS, CPPFLAGS and LDFLAGS are added to gort's own flags (last, so they win).
 
 MODE ?= release
 PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CC ?= cc
 CXX ?= c++
 
 ifeq ($(MODE),release)
   B := $(if $(VALGRIND),build/valgrind,build)
+  VARIANT := $(if $(VALGRIND),-valgrind)
   MODE_CFLAGS := -O2 -g
 else ifeq ($(MODE),debug)
-  B := build/debug
+  B := build/debug$(if $(VALGRIND),-valgrind)
+  VARIANT := -debug$(if $(VALGRIND),-valgrind)
   MODE_CFLAGS := -O1 -g -DGORT_DEBUG_LEVEL=3
 else ifeq ($(MODE),tsan)
   # ThreadSanitizer replaces malloc itself: build the allocator without the
   # libc shim and test it through gort_* only.
   B := build/tsan
+  VARIANT := -tsan
   MODE_CFLAGS := -O1 -g -fsanitize=thread -DGORT_NO_SHIM
   MODE_LDFLAGS := -fsanitize=thread
   NO_SHIM := 1
@@ -32,14 +44,28 @@ else
   $(error MODE must be release, debug or tsan)
 endif
 
+# The version is written once, in include/gort/version.h. The shared
+# library is libgort.so.$(VERSION), with the SONAME libgort.so.$(MAJOR)
+# (what programs record) and the links libgort.so.$(MAJOR) and libgort.so
+# (what -lgort finds); each build directory also has a libgort.so link, for
+# LD_PRELOAD=build/libgort.so and the tests, whatever the variant's name.
+version_part = $(shell awk '$$2 == "GORT_VERSION_$(1)" { print $$3 }' include/gort/version.h)
+MAJOR := $(call version_part,MAJOR)
+VERSION := $(MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+LIBNAME := gort$(VARIANT)
+SONAME := lib$(LIBNAME).so.$(MAJOR)
+REALNAME := lib$(LIBNAME).so.$(VERSION)
+SO_LINKS := $(sort $(B)/lib$(LIBNAME).so $(B)/libgort.so)
+
 ifdef VALGRIND
   MODE_CFLAGS += -DGORT_VALGRIND  # memcheck annotations (src/alloc/vg.h)
 endif
 
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wconversion -Wno-sign-conversion
 CFLAGS_ALL := -std=gnu11 -fPIC -fvisibility=hidden -fno-semantic-interposition \
-  -ftls-model=initial-exec -fexceptions -Iinclude -Isrc $(WARN) $(MODE_CFLAGS) $(CFLAGS)
-CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -Iinclude -Isrc -Wall -Wextra $(MODE_CFLAGS) $(CXXFLAGS)
+  -ftls-model=initial-exec -fexceptions -Iinclude -Isrc $(WARN) $(MODE_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -Iinclude -Isrc -Wall -Wextra $(MODE_CFLAGS) \
+  $(CPPFLAGS) $(CXXFLAGS)
 LDLIBS_ALL := -lpthread
 
 LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/obs/*.c)
@@ -50,7 +76,7 @@ endif
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o) $(LIB_CXX_SRCS:%.cc=$(B)/obj/%.o)
 HEADERS := $(wildcard include/*.h include/gort/*.h src/*/*.h)
 
-all: $(B)/libgort.a $(B)/libgort.so
+all: $(B)/libgort.a $(B)/$(SONAME) $(SO_LINKS)
 
 $(B)/obj/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
@@ -70,8 +96,14 @@ ifdef LIB_CXX_SRCS
 else
   SO_LINK := $(CC)
 endif
-$(B)/libgort.so: $(LIB_OBJS) src/shim/gort.map
-	$(SO_LINK) $(SO_LDFLAGS) $(MODE_LDFLAGS) -o $@ $(LIB_OBJS) $(LDLIBS_ALL)
+$(B)/$(REALNAME): $(LIB_OBJS) src/shim/gort.map
+	$(SO_LINK) $(SO_LDFLAGS) -Wl,-soname,$(SONAME) $(MODE_LDFLAGS) $(LDFLAGS) -o $@ $(LIB_OBJS) $(LDLIBS_ALL)
+
+$(B)/$(SONAME): $(B)/$(REALNAME)
+	ln -sf $(REALNAME) $@
+
+$(SO_LINKS): $(B)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 # ---- tests ---------------------------------------------------------------------
 # Every test/<tier>/*.c is a program linked with the static library and the
@@ -97,15 +129,19 @@ $(B)/test/%: test/%.cc $(HARNESS) test/harness/test.h $(B)/libgort.a
 	$(CC) $(TEST_CFLAGS) -c $(HARNESS) -o $@.harness.o
 	$(CXX) -std=gnu++17 -Iinclude -Itest/harness -g -O1 -pthread $< $@.harness.o -o $@ $(B)/libgort.a -lpthread
 
-tests: $(TEST_BINS) $(B)/libgort.so $(if $(filter release,$(MODE)),docs-check-tool valgrind-lib)
+# The docs generators (below), built with the tests that check their output.
+TOOLS := $(B)/tools/mkmetricsdoc $(B)/tools/mkman
+tests: $(TEST_BINS) all $(TOOLS) $(if $(filter release,$(MODE)),valgrind-lib)
 
 # The memcheck-annotated library, for test/preload/valgrind.sh.
 valgrind-lib:
 	@$(MAKE) --no-print-directory VALGRIND=1 build/valgrind/libgort.so
 
-docs-check-tool: build/libgort.a
-	@mkdir -p build/tools
-	$(CC) -std=gnu11 -Iinclude -Isrc tools/mkmetricsdoc.c -o build/tools/mkmetricsdoc build/libgort.a -lpthread
+# Generators of the docs, from the tables in the library (test/preload/docs.sh
+# checks that the committed files are what they print).
+$(B)/tools/%: tools/%.c $(B)/libgort.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -Iinclude -Isrc $(WARN) -g $< -o $@ $(B)/libgort.a $(MODE_LDFLAGS) -lpthread
 
 test: tests
 	@MODE=$(MODE) B=$(B) test/run.sh
@@ -175,30 +211,58 @@ $(GCB)/gcgo: $(wildcard bench/gc/go/*.go) bench/gc/go/go.mod
 
 bench-gc: $(GCB_BINS)
 
-bench: build/libgort.a build/libgort.so $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
+bench: build/libgort.a all $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
 	@bench/run.sh
 	@bench/classic.sh
 	@bench/rss.sh
 	@bench/programs.sh
 	@GCB_NOBUILD=1 bench/gc/run.sh
 
-demo: build/libgort.so build/libgort.a
+demo: build/libgort.a
 	@mkdir -p build/examples
 	$(CC) -std=gnu11 -O2 -g -Iinclude examples/demo.c -o build/examples/demo build/libgort.a -lpthread
 	./build/examples/demo
 
-install: build/libgort.a build/libgort.so
-	install -d $(DESTDIR)$(PREFIX)/include/gort $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/gort.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 include/gort/*.h $(DESTDIR)$(PREFIX)/include/gort/
-	install -m 644 build/libgort.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 build/libgort.so $(DESTDIR)$(PREFIX)/lib/
-	sed -e 's|@PREFIX@|$(PREFIX)|' gort.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gort.pc
+# Installs this build's variant: the headers, lib$(LIBNAME).a, the shared
+# library and its links, $(LIBNAME).pc and the man pages gort(3), gort(7).
+# uninstall removes what install put there; the headers and man pages,
+# which every variant shares, go with the last variant's library.
+PUBLIC_HEADERS := $(wildcard include/gort/*.h)
+ifeq ($(MODE),tsan)
+install uninstall:
+	$(error the ThreadSanitizer build is for tests only; install MODE=release or MODE=debug)
+else
+install: $(B)/libgort.a $(B)/$(REALNAME)
+	install -d $(DESTDIR)$(INCLUDEDIR)/gort $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	  $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 644 include/gort.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/gort/
+	install -m 644 $(B)/libgort.a $(DESTDIR)$(LIBDIR)/lib$(LIBNAME).a
+	install -m 755 $(B)/$(REALNAME) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/lib$(LIBNAME).so
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	  -e 's|@LIBNAME@|$(LIBNAME)|g; s|@VERSION@|$(VERSION)|' gort.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/$(LIBNAME).pc
+	install -m 644 docs/gort.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 docs/gort.7 $(DESTDIR)$(MANDIR)/man7/
 
-docs: build/libgort.a
-	@mkdir -p build/tools
-	$(CC) -std=gnu11 -Iinclude -Isrc tools/mkmetricsdoc.c -o build/tools/mkmetricsdoc build/libgort.a -lpthread
-	build/tools/mkmetricsdoc > docs/METRICS.md
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/$(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	  $(DESTDIR)$(LIBDIR)/lib$(LIBNAME).so $(DESTDIR)$(LIBDIR)/lib$(LIBNAME).a \
+	  $(DESTDIR)$(PKGCONFIGDIR)/$(LIBNAME).pc
+	@if ls $(DESTDIR)$(LIBDIR)/libgort*.so.$(MAJOR) >/dev/null 2>&1; then \
+	  echo "headers and man pages kept for $$(cd $(DESTDIR)$(LIBDIR) && ls libgort*.so.$(MAJOR))"; \
+	else \
+	  set -x; rm -f $(DESTDIR)$(INCLUDEDIR)/gort.h $(PUBLIC_HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%) \
+	    $(DESTDIR)$(MANDIR)/man3/gort.3 $(DESTDIR)$(MANDIR)/man7/gort.7; \
+	  rmdir $(DESTDIR)$(INCLUDEDIR)/gort 2>/dev/null || true; \
+	fi
+endif
+
+docs: $(TOOLS)
+	$(B)/tools/mkmetricsdoc > docs/METRICS.md
+	$(B)/tools/mkman 3 > docs/gort.3
+	$(B)/tools/mkman 7 > docs/gort.7
 
 sizeclasses:
 	tools/mksizeclasses.py > src/alloc/sizeclasses.h
@@ -206,5 +270,9 @@ sizeclasses:
 clean:
 	rm -rf build
 
-.PHONY: all test tests stress bench bench-gc demo install clean sizeclasses docs docs-check-tool valgrind-lib
+# For scripts: `make -s print-LIBNAME MODE=debug` prints gort-debug.
+print-%:
+	@echo '$($*)'
+
+.PHONY: all test tests stress bench bench-gc demo install uninstall clean sizeclasses docs valgrind-lib
 .SECONDARY:

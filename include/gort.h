@@ -6,5 +6,6 @@
 #include "gort/gc.h"
 #include "gort/metrics.h"
 #include "gort/prof.h"
+#include "gort/version.h"
 
 #endif /* GORT_H */

@@ -2,7 +2,7 @@
  *
  * gort_read_memstats fills Go's runtime.MemStats fields that make sense in
  * gort. gort_metrics_read reads figures by Go's runtime/metrics names
- * ("/gc/heap/allocs:bytes"); gort_metrics_list names them all. The
+ * ("/gc/heap/allocs:bytes"); gort_metrics_all lists them all. The
  * collector's fields (NextGC, NumGC, pauses...) read zero until it exists.
  *
  * Snapshots: page-heap figures are read under one lock, so HeapInuse +
@@ -65,6 +65,7 @@ typedef struct {
   gort_class_stats_t by_size[GORT_NUM_SIZE_CLASSES];
 } gort_memstats_t;
 
+/* Fills *out with the figures above, read now (see "Snapshots"). */
 GORT_API void gort_read_memstats(gort_memstats_t *out);
 
 /* Named metrics, Go's runtime/metrics: a sample names a metric; reading

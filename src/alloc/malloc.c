@@ -11,7 +11,8 @@
 // run of pages cut into equal blocks. Larger requests get a span each.
 //
 // The allocator's data structures are:
-//   mheap     the page heap: arenas of 64 MiB reserved from the OS, free
+//   mheap     the page heap: address space reserved from the OS as it grows
+//             (the page map divides it in 64 MiB arenas), free
 //             page runs, growth, and release of pages to the OS (mheap.c)
 //   mspan     a run of pages in use or free (mspan.h)
 //   mcentral  per size class: spans no thread owns (mcentral.c)
@@ -29,7 +30,7 @@
 //   2. Otherwise refill the list (mcache.c): from the current span's own and
 //      remote frees, the thread's partial spans, its spare empty span, an
 //      orphan span from the mcentral, or a fresh span from the page heap.
-//   3. If the page heap has no run of pages, it reserves another arena.
+//   3. If the page heap has no run of pages, it reserves more address space.
 //   4. If the OS refuses, return NULL with errno ENOMEM; nothing handed out
 //      before is touched.
 // Freeing a small block:

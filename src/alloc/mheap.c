@@ -12,9 +12,17 @@
 //             first fit of at least n pages is one count-trailing-zeros;
 //   large     for runs of 128 pages or more: best fit, lowest address on a
 //             tie (TCMalloc's policy, which keeps fragmentation low).
-// When nothing fits, the heap grows by whole 64 MiB arenas (more for a
-// larger request), reserved with a hint just past the last arena so that
-// arenas are usually adjacent and free runs can merge across them.
+// When nothing fits, the heap reserves more address space, with a hint
+// just past its last reservation so that they are usually adjacent and
+// free runs merge across them. A reservation is what the request needs,
+// but at least as much as the heap has already (so reservations double and
+// a growing heap makes few mmap calls), 4 MiB at first and at most one
+// 64 MiB arena at a time. A small program thus reserves little, and runs
+// under `ulimit -v` wherever glibc does (it reserved 64 MiB at its first
+// malloc, and ls failed at 80000 KB); and when the OS refuses a
+// reservation, one of just the request is tried. Arenas are the page
+// map's fixed 64 MiB slots of address space: a reservation may fill part
+// of one, or several.
 //
 // Each page also has a "released" bit (in its arena): the page's memory
 // was given back to the OS with madvise (or never touched). Allocation
@@ -44,7 +52,11 @@
 #include "vg.h"
 
 #define NEXACT 128
-#define ARENA_HINT_START ((uintptr_t)0x2a0000000000)  // 42 TiB: far from libc and stacks
+// 256 GiB: inside the page map's window (pagemap.h), far from libc, the
+// stacks and a non-PIE program's brk, and application memory for
+// ThreadSanitizer, which drops hints outside its own.
+#define ARENA_HINT_START ((uintptr_t)0x4000000000)
+#define GROW_FIRST ((uintptr_t)4 << 20)  // the first reservation
 
 arena_t *gort__arenas[GORT_ARENA_L1];
 
@@ -172,41 +184,71 @@ static mspan_t *new_span_struct(uintptr_t base, uintptr_t npages, span_state_t s
 
 static void coalesce_insert(mspan_t *s);
 
-// Reserves arenas for at least npages pages and adds them as one free span.
+// Where reservations are tried when heap.hint is taken: all inside the page
+// map's window, the first ones below 512 GiB (ThreadSanitizer's limit).
+static const uintptr_t fallback_hints[] = {ARENA_HINT_START, (uintptr_t)1 << 37,
+                                           (uintptr_t)1 << 40, (uintptr_t)1 << 41,
+                                           (uintptr_t)1 << 42};
+
+// Reserves bytes of address space inside the page map's window; 0 if the
+// OS refused.
+static uintptr_t reserve(uintptr_t bytes) {
+  for (size_t i = 0; i <= sizeof fallback_hints / sizeof fallback_hints[0]; i++) {
+    uintptr_t hint = i == 0 ? heap.hint : fallback_hints[i - 1];
+    if (i > 0 && hint == heap.hint) continue;
+    int err;
+    uintptr_t base = (uintptr_t)gort__os_reserve(hint, bytes, GORT_PAGE_SIZE, &err);
+    if (base == 0 && err == -ENOMEM) return 0;  // out of address space: no hint helps
+    if (base == 0) continue;
+    if (base + bytes > base && base + bytes <= ((uintptr_t)1 << GORT_ADDR_BITS)) return base;
+    gort__os_unmap((void *)base, bytes);  // the OS put it outside the page map
+  }
+  return 0;
+}
+
+// Gives every arena slot that [base, base + bytes) touches its arena_t;
+// slots an earlier reservation touched have one. False if metadata memory
+// ran out (the slots registered so far stay, empty: harmless).
+static bool register_arenas(uintptr_t base, uintptr_t bytes) {
+  for (uintptr_t i = base >> GORT_ARENA_SHIFT; i <= (base + bytes - 1) >> GORT_ARENA_SHIFT; i++) {
+    if (gort__arenas[i] != NULL) continue;
+    arena_t *a = gort__persistent_alloc(sizeof(arena_t), 4096);
+    if (a == NULL) return false;
+    a->base = i << GORT_ARENA_SHIFT;
+    memset(a->released, 0xff, sizeof a->released);  // never touched: not resident
+    __atomic_store_n(&gort__arenas[i], a, __ATOMIC_RELEASE);
+    heap.arenas++;
+  }
+  return true;
+}
+
+// Reserves address space for at least npages pages and adds it as one
+// free span (see the file comment for how much).
 static bool grow(uintptr_t npages) {
-  uintptr_t bytes = GORT_ALIGN_UP(npages << GORT_PAGE_SHIFT, GORT_ARENA_SIZE);
-  if (bytes < (npages << GORT_PAGE_SHIFT) || npages > (GORT_ARENA_L1 << 13)) return false;
-  int err;
-  uintptr_t base = (uintptr_t)gort__os_reserve(heap.hint, bytes, GORT_ARENA_SIZE, &err);
+  uintptr_t need = npages << GORT_PAGE_SHIFT;
+  if (npages > (GORT_ARENA_L1 << 13)) return false;
+  uintptr_t bytes = heap.sys_bytes < GROW_FIRST ? GROW_FIRST : heap.sys_bytes;
+  if (bytes > GORT_ARENA_SIZE) bytes = GORT_ARENA_SIZE;
+  if (bytes < need) bytes = need;
+  uintptr_t base = reserve(bytes);
+  if (base == 0 && bytes > need) base = reserve(bytes = need);
   if (base == 0) return false;
-  if (base + bytes > ((uintptr_t)1 << GORT_ADDR_BITS)) {  // outside the page map
+  if (!register_arenas(base, bytes)) {
     gort__os_unmap((void *)base, bytes);
     return false;
-  }
-  uintptr_t narenas = bytes >> GORT_ARENA_SHIFT;
-  for (uintptr_t i = 0; i < narenas; i++) {
-    arena_t *a = gort__persistent_alloc(sizeof(arena_t), 4096);
-    if (a == NULL) {
-      // Unregister what we registered and give the range back.
-      for (uintptr_t j = 0; j < i; j++)
-        __atomic_store_n(&gort__arenas[(base >> GORT_ARENA_SHIFT) + j], NULL, __ATOMIC_RELEASE);
-      gort__os_unmap((void *)base, bytes);
-      return false;
-    }
-    a->base = base + (i << GORT_ARENA_SHIFT);
-    memset(a->released, 0xff, sizeof a->released);  // never touched: not resident
-    __atomic_store_n(&gort__arenas[a->base >> GORT_ARENA_SHIFT], a, __ATOMIC_RELEASE);
   }
   // Under memcheck only blocks handed out are addressable, so that its
   // leak scan never reads stale free-list words in gort's free memory.
   VG_NOACCESS((void *)base, bytes);
   mspan_t *s = new_span_struct(base, bytes >> GORT_PAGE_SHIFT, SPAN_FREE);
-  if (s == NULL) return false;  // the arenas stay registered and empty: harmless
+  if (s == NULL) {
+    gort__os_unmap((void *)base, bytes);  // the arenas stay registered and empty: harmless
+    return false;
+  }
   heap.hint = base + bytes;
   if (heap.arena_lo == 0 || base < heap.arena_lo) __atomic_store_n(&heap.arena_lo, base, __ATOMIC_RELAXED);
   if (base + bytes > heap.arena_hi) __atomic_store_n(&heap.arena_hi, base + bytes, __ATOMIC_RELAXED);
   heap.sys_bytes += bytes;
-  heap.arenas += narenas;
   counter_set(&heap.free_pages, heap.free_pages + (s->npages));
   counter_set(&heap.released_pages, heap.released_pages + (s->npages));
   s->freed_ns = 0;  // never used: the scavenger has nothing to do here

@@ -2,11 +2,15 @@
 // address, lock-free.
 //
 // The heap lives in 64 MiB arenas (as Go's). A flat table indexed by
-// address >> 26 holds one arena_t pointer per arena of the 47-bit user
-// address space (2^21 entries, 16 MiB of zero pages in .bss, touched only
-// where arenas exist). An arena_t holds, per 8 KiB page, the span that owns
-// it. So lookup is two dependent loads, and any address outside our arenas
-// (stack, globals, another mmap, or a kernel address) reads a NULL arena.
+// address >> 26 holds one arena_t pointer per arena of the lowest 8 TiB of
+// the address space (2^17 entries, 1 MiB of zero pages in .bss, touched
+// only where arenas exist), where mheap.c places the heap. An arena_t
+// holds, per 8 KiB page, the span that owns it. So lookup is two dependent
+// loads, and any address outside our arenas (stack, globals, another mmap,
+// or a kernel address) reads a NULL arena. The window is not the whole
+// 47-bit space because .bss counts against `ulimit -v` like any mapping:
+// covering 128 TiB took 16 MiB of it (#15); 8 TiB bounds the heap far
+// above any machine it runs on.
 //
 // Within an arena, every page of an in-use span maps to the span; for a
 // free span only its first and last pages do (for coalescing), and interior
@@ -24,7 +28,7 @@
 #define GORT_ARENA_SHIFT 26
 #define GORT_ARENA_SIZE ((uintptr_t)1 << GORT_ARENA_SHIFT)
 #define GORT_PAGES_PER_ARENA (GORT_ARENA_SIZE >> GORT_PAGE_SHIFT)
-#define GORT_ADDR_BITS 47
+#define GORT_ADDR_BITS 43
 #define GORT_ARENA_L1 ((uintptr_t)1 << (GORT_ADDR_BITS - GORT_ARENA_SHIFT))
 
 // One bit per 16-byte granule of the arena (malloc.c, "Misuse checks").

@@ -17,7 +17,9 @@
 //   3. At the memory limit: before the heap grows past GORT_MEMLIMIT (or
 //      gort_set_memory_limit), every free page is released first, and a
 //      free that leaves the heap above 90% of the limit wakes the scavenger
-//      to release at once rather than after the delay.
+//      to release at once rather than after the delay. Without
+//      GORT_MEMLIMIT the limit is the one of the process's cgroup, if any
+//      (os/cgroup.c says where it is found).
 //
 // Pacing: the delay keeps pages that the program reuses soon (the common
 // case in churn) from paying a release and a refault; past it, releasing
@@ -35,7 +37,6 @@
 
 #include "scavenger.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -146,23 +147,10 @@ static void on_grow(uint64_t bytes) {
   if (got != 0) trace("limit", got);
 }
 
-// cgroup v2's memory.max for this process, or INT64_MAX.
-static int64_t cgroup_limit(void) {
-  int fd = open("/sys/fs/cgroup/memory.max", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return INT64_MAX;
-  char buf[32];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return INT64_MAX;
-  buf[n] = '\0';
-  if (buf[n - 1] == '\n') buf[n - 1] = '\0';
-  int64_t v;
-  return gort__parse_bytes(buf, &v) ? v : INT64_MAX;
-}
-
 void gort__scavenger_init(void) {
   scav.enabled = gort__opts.scavenge != 0;
-  int64_t limit = gort__opts.memlimit_set ? gort__opts.memlimit : cgroup_limit();
+  int64_t limit =
+      gort__opts.memlimit_set ? gort__opts.memlimit : gort__os_cgroup_memory_limit(NULL);
   atomic_store(&scav.limit, limit);
   gort__mheap_set_free_hook(on_free);
   gort__mheap_set_grow_hook(on_grow);

@@ -54,10 +54,11 @@ GORT_INLINE void gort__cpu_relax(void) {
 
 // Printing to stderr with write(2); a small printf subset:
 // %s %c %d %i %u %x %p %zu %zd %zx %ld %lu %lx %lld %llu %llx %%, with an
-// optional width, '0' flag on integers and '-' flag on strings.
+// optional width, '0' flag on integers and '-' flag on strings. The _fd
+// forms return 0 or the negative errno of a failed write (errno is kept).
 void gort__print(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void gort__vprint_fd(int fd, const char *fmt, va_list ap);
-void gort__print_fd(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int gort__vprint_fd(int fd, const char *fmt, va_list ap);
+int gort__print_fd(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Formats into buf (always NUL-terminated); returns the length written.
 size_t gort__snprint(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -68,6 +69,9 @@ GORT_NORETURN void gort__fatal(const char *msg, const void *addr);
 // A bug in gort: prints "gort: internal error: <msg> at file:line" and aborts.
 GORT_NORETURN void gort__throw_at(const char *file, int line, const char *msg);
 #define gort__throw(msg) gort__throw_at(__FILE__, __LINE__, msg)
+// The text of errno value err (either sign), as glibc's C locale words it,
+// without malloc or locale (strerror.c); buf holds "error N" for others.
+const char *gort__strerror(int err, char *buf, size_t size);
 // Prints "gort: warning: <msg>" and goes on.
 void gort__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

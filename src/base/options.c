@@ -1,7 +1,9 @@
 // The option table. Every GORT_* environment variable and every GORT_DEBUG
-// key is one row here: its parser, its default and its description. An
-// unknown name or a bad value prints one warning line naming it and keeps
-// the default (DESIGN.md, "Configuration").
+// key is one row here: its parser, its default and its description; the
+// docs (docs/METRICS.md, gort(7)) are generated from it. An unknown name or
+// a bad value prints one warning line naming it alone and keeps the
+// default (DESIGN.md, "Configuration"). An empty value, and an empty
+// GORT_DEBUG item, count as unset, as in Go.
 
 #include "options.h"
 
@@ -35,16 +37,21 @@ static const option_t options[] = {
     {"GORT_GC", OPT_PERCENT_OR_OFF, OFF(gc_percent), false,
      "GC target (Go's GOGC): collect when the collected heap grows by this percent over what the last cycle found live; `off` disables (default 100)", false},
     {"GORT_MEMLIMIT", OPT_BYTES, OFF(memlimit), false,
-     "soft memory limit, Go's GOMEMLIMIT syntax (`512MiB`, `2GB`, bytes); default the cgroup's memory.max", false},
+     "soft memory limit: bytes, with an optional unit `B`, `KiB`, `MiB`, `GiB`, `TiB` (as Go's "
+     "GOMEMLIMIT) or `KB`, `MB`, `GB`, `TB` (powers of 1000, which Go rejects), or `off`; "
+     "default: the limit of the process's cgroup, if any", false},
     {"GORT_MAXPROCS", OPT_INT, OFF(maxprocs), false, "(reserved: no effect until the scheduler lands) goroutine Ps (default: usable CPUs)", true},
     {"GORT_MEMPROFILERATE", OPT_BYTES, OFF(memprofilerate), false,
      "heap profile: one sample per this many bytes allocated, on average (default 512KiB; 0 off)", false},
     {"GORT_HEAPPROFILE", OPT_STRING, OFF(heapprofile), false,
-     "write a pprof heap profile (gzipped profile.proto) to this path at exit", false},
+     "write a pprof heap profile (gzipped profile.proto) to this path at exit: `%p` is the "
+     "process id, `%e` the program's name; without `%p`, the processes the first one starts "
+     "write `path.<pid>`", false},
     {"GORT_LEAKCHECK", OPT_BOOL, OFF(leakcheck), false, "(reserved: no effect until the collector lands) report unreachable malloc blocks at exit", true},
     {"GORT_STATS", OPT_BOOL, OFF(stats), false, "print a memory summary at exit", false},
     {"GORT_STATS_FILE", OPT_STRING, OFF(stats_file), false,
-     "write the GORT_STATS summary to this file instead of stderr", false},
+     "write the GORT_STATS summary to this file instead of stderr (`%p`, `%e` and one file "
+     "per process, as for GORT_HEAPPROFILE)", false},
     {"GORT_STACKSIZE", OPT_BYTES, OFF(stacksize), false, "(reserved: no effect until the scheduler lands) goroutine stack reservation (default 256KiB)", true},
     {"madvdontneed", OPT_BOOL, OFF(madvdontneed), true,
      "1 (default): release with MADV_DONTNEED, RSS drops at once; 0: MADV_FREE, cheaper, RSS drops under pressure", false},
@@ -141,21 +148,29 @@ static const option_t *find(const char *name, size_t len, bool debug) {
   return NULL;
 }
 
+// Items are separated by commas; empty ones (",," or a trailing comma) are
+// skipped, as Go's GODEBUG does. A bad item is named alone in its warning,
+// so that it never reads as if the items beside it were dropped too.
 static void parse_debug(const char *s) {
   while (*s) {
     const char *end = strchr(s, ',');
     size_t len = end ? (size_t)(end - s) : strlen(s);
     const char *eq = memchr(s, '=', len);
-    char val[64];
-    if (eq == NULL || (size_t)(s + len - eq - 1) >= sizeof val) {
-      gort__warn("GORT_DEBUG: ignoring malformed item '%s' (want key=value)", s);
+    char item[64], val[64];
+    size_t ilen = len < sizeof item - 1 ? len : sizeof item - 1;
+    memcpy(item, s, ilen);
+    item[ilen] = '\0';
+    if (len == 0) {
+      // nothing to say
+    } else if (eq == NULL || (size_t)(s + len - eq - 1) >= sizeof val) {
+      gort__warn("GORT_DEBUG: ignoring malformed item '%s' (want key=value)", item);
     } else {
       const option_t *o = find(s, (size_t)(eq - s), true);
       size_t vlen = (size_t)(s + len - eq - 1);
       memcpy(val, eq + 1, vlen);
       val[vlen] = '\0';
       if (o == NULL)
-        gort__warn("GORT_DEBUG: unknown key in '%s'; ignored", s);
+        gort__warn("GORT_DEBUG: unknown key in '%s'; that item is ignored", item);
       else if (!parse_value(o, val))
         gort__warn("GORT_DEBUG: bad value '%s' for %s; keeping the default", val, o->name);
     }
@@ -177,6 +192,7 @@ void gort__options_init(void) {
     const char *eq = strchr(kv, '=');
     if (eq == NULL) continue;
     size_t nlen = (size_t)(eq - kv);
+    if (eq[1] == '\0') continue;  // empty: unset, as in Go (GOMEMLIMIT=, GOGC=)
     if (nlen == 10 && strncmp(kv, "GORT_DEBUG", 10) == 0) {
       parse_debug(eq + 1);
       continue;
@@ -195,11 +211,21 @@ void gort__options_init(void) {
   }
 }
 
+bool gort__options_doc(size_t i, const char **name, const char **doc, bool *debug) {
+  if (i >= NOPTIONS) return false;
+  *name = options[i].name;
+  *doc = options[i].doc;
+  *debug = options[i].debug;
+  return true;
+}
+
 void gort__options_write_doc(int fd) {
+  const char *name, *doc;
+  bool debug;
   gort__print_fd(fd, "| variable | meaning |\n|---|---|\n");
-  for (size_t i = 0; i < NOPTIONS; i++)
-    if (!options[i].debug) gort__print_fd(fd, "| `%s` | %s |\n", options[i].name, options[i].doc);
+  for (size_t i = 0; gort__options_doc(i, &name, &doc, &debug); i++)
+    if (!debug) gort__print_fd(fd, "| `%s` | %s |\n", name, doc);
   gort__print_fd(fd, "\n`GORT_DEBUG=key=value,...` keys:\n\n| key | meaning |\n|---|---|\n");
-  for (size_t i = 0; i < NOPTIONS; i++)
-    if (options[i].debug) gort__print_fd(fd, "| `%s` | %s |\n", options[i].name, options[i].doc);
+  for (size_t i = 0; gort__options_doc(i, &name, &doc, &debug); i++)
+    if (debug) gort__print_fd(fd, "| `%s` | %s |\n", name, doc);
 }

@@ -36,8 +36,12 @@ extern gort_options_t gort__opts GORT_HIDDEN;
 // Parses the environment into gort__opts; warns about unknown names and
 // bad values, keeping the defaults. Idempotent; no allocation.
 void gort__options_init(void);
-// Parses a size in Go's GOMEMLIMIT syntax ("512MiB", "2GB", "1048576").
+// Parses a size: bytes, with Go's GOMEMLIMIT units (B, KiB ... TiB) or decimal
+// ones (KB ... TB, which Go rejects): "512MiB", "2GB", "1048576".
 bool gort__parse_bytes(const char *s, int64_t *out);
+// Row i of the option table, for the docs generators (tools/); false past
+// the last. debug: a GORT_DEBUG key rather than a variable.
+bool gort__options_doc(size_t i, const char **name, const char **doc, bool *debug);
 // Writes the option table as Markdown (docs generator).
 void gort__options_write_doc(int fd);
 

@@ -4,6 +4,7 @@
 // so it cannot use stdio (which allocates and takes locks). This is a small
 // printf subset that formats into a stack buffer and writes with write(2).
 
+#include <errno.h>
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -116,26 +117,37 @@ size_t gort__snprint(char *buf, size_t size, const char *fmt, ...) {
   return n;
 }
 
-static void write_all(int fd, const char *p, size_t n) {
+// Returns 0 or a negative errno. A failing stderr is ignored by the
+// callers (there is nothing sensible to do about it); a failing output
+// file is reported (obs/report.c). errno is left as it was.
+static int write_all(int fd, const char *p, size_t n) {
+  int saved = errno, err = 0;
   while (n > 0) {
     ssize_t w = write(fd, p, n);
-    if (w <= 0) return;  // nothing sensible to do about a failing stderr
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      err = w < 0 ? -errno : -EIO;
+      break;
+    }
     p += w;
     n -= (size_t)w;
   }
+  errno = saved;
+  return err;
 }
 
-void gort__vprint_fd(int fd, const char *fmt, va_list ap) {
+int gort__vprint_fd(int fd, const char *fmt, va_list ap) {
   char buf[1024];
   size_t n = gort__vsnprint(buf, sizeof buf, fmt, ap);
-  write_all(fd, buf, n);
+  return write_all(fd, buf, n);
 }
 
-void gort__print_fd(int fd, const char *fmt, ...) {
+int gort__print_fd(int fd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  gort__vprint_fd(fd, fmt, ap);
+  int err = gort__vprint_fd(fd, fmt, ap);
   va_end(ap);
+  return err;
 }
 
 void gort__print(const char *fmt, ...) {

@@ -27,6 +27,15 @@
 //
 // This is the one file in base that names functions of the layers above
 // it: the start-up order is the architecture, and it belongs in one list.
+//
+// It also names the shim, so that linking libgort.a statically cannot
+// leave gort half in. The linker takes an archive's object only for a
+// symbol something already needs: a C++ program got gort's operator new
+// (and, through it, this file) but glibc's malloc, and two heaps. Every
+// entry reaches this file, so the anchor below brings in the libc names
+// (shim.c, which brings in the C++ operators) wherever any of gort is
+// linked. A program whose own code calls nothing of gort's (only strdup,
+// say) needs the link flag in gort.pc's static flags instead (#15).
 
 #include "start.h"
 
@@ -39,6 +48,11 @@
 #include "options.h"
 
 _Atomic int gort__start_state;
+
+#ifndef GORT_NO_SHIM
+extern const char gort__shim_anchor GORT_HIDDEN;
+__attribute__((used)) static const char *const shim_anchor = &gort__shim_anchor;
+#endif
 
 static struct {
   lock_t lock;         // rank LOCK_START; guards steps 1-2 and the hook list

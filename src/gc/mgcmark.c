@@ -522,7 +522,8 @@ void gort__gc_mark_prepare(void) { read_segments(); }
 static void checkmark(void) {
   uintptr_t lo, hi;
   gort__mheap_arena_range(&lo, &hi);
-  size_t narenas = (hi - lo) >> GORT_ARENA_SHIFT;
+  lo = GORT_ALIGN_DOWN(lo, GORT_ARENA_SIZE);  // reservations need not fill whole arenas
+  size_t narenas = (GORT_ALIGN_UP(hi, GORT_ARENA_SIZE) - lo) >> GORT_ARENA_SHIFT;
   int err;
   uint64_t **save = gort__os_reserve(0, GORT_ALIGN_UP(narenas * sizeof *save + 1, (size_t)4096), 4096, &err);
   if (save == NULL) gort__throw("gccheckmark: out of memory");

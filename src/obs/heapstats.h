@@ -16,7 +16,8 @@ typedef struct {
 } gort_heap_figures_t;
 
 void gort__heap_figures(gort_heap_figures_t *f);
-// Prints a readable summary (GORT_STATS, malloc_stats) to fd.
-void gort__heap_print_summary(int fd);
+// Prints a readable summary (GORT_STATS, malloc_stats) to fd; returns 0
+// or the negative errno of the first failed write (and stops there).
+int gort__heap_print_summary(int fd);
 
 #endif  // GORT_OBS_HEAPSTATS_H

@@ -8,6 +8,7 @@
 // the malloc is in the later read and live counts never go negative.
 
 #include <string.h>
+#include <unistd.h>
 
 #include "../alloc/mcache.h"
 #include "../alloc/mheap.h"
@@ -140,37 +141,54 @@ void gort_read_memstats(gort_memstats_t *out) {
   out->by_size[0].frees = hs.large_frees;
 }
 
-static void kib(int fd, const char *name, uint64_t bytes) {
-  gort__print_fd(fd, "gort:   %-14s %12llu KiB\n", name, (unsigned long long)(bytes >> 10));
+// The summary's lines; returns the first write error (0 or -errno).
+static int kib(int fd, const char *name, uint64_t bytes) {
+  return gort__print_fd(fd, "gort:   %-14s %12llu KiB\n", name, (unsigned long long)(bytes >> 10));
 }
 
-void gort__heap_print_summary(int fd) {
-  gort_memstats_t *m = &(gort_memstats_t){0};
-  gort_read_memstats(m);
-  gort__print_fd(fd, "gort: memory summary\n");
-  kib(fd, "HeapAlloc", m->heap_alloc);
-  kib(fd, "HeapInuse", m->heap_inuse);
-  kib(fd, "HeapIdle", m->heap_idle);
-  kib(fd, "HeapReleased", m->heap_released);
-  kib(fd, "HeapSys", m->heap_sys);
-  kib(fd, "Sys", m->sys);
-  kib(fd, "RSS", m->rss);
-  kib(fd, "TotalAlloc", m->total_alloc);
-  gort__print_fd(fd, "gort:   %-14s %12llu\ngort:   %-14s %12llu\ngort:   %-14s %12llu\n", "Mallocs",
-                 (unsigned long long)m->mallocs, "Frees", (unsigned long long)m->frees,
-                 "HeapObjects", (unsigned long long)m->heap_objects);
-  gort__print_fd(fd, "gort:   %-14s %12llu (%llu KiB released)\n", "ScavCycles",
-                 (unsigned long long)m->scavenge_cycles,
-                 (unsigned long long)(m->scavenged_bytes >> 10));
-  gort__print_fd(fd, "gort:   by size class (live objects / allocated):\n");
-  for (int i = 0; i < GORT_NUM_CLASSES; i++) {
+static int print_counts(int fd, const gort_memstats_t *m) {
+  int err = gort__print_fd(fd, "gort:   %-14s %12llu\ngort:   %-14s %12llu\ngort:   %-14s %12llu\n",
+                           "Mallocs", (unsigned long long)m->mallocs, "Frees",
+                           (unsigned long long)m->frees, "HeapObjects",
+                           (unsigned long long)m->heap_objects);
+  int e = gort__print_fd(fd, "gort:   %-14s %12llu (%llu KiB released)\n", "ScavCycles",
+                         (unsigned long long)m->scavenge_cycles,
+                         (unsigned long long)(m->scavenged_bytes >> 10));
+  return err ? err : e;
+}
+
+static int print_classes(int fd, const gort_memstats_t *m) {
+  int err = gort__print_fd(fd, "gort:   by size class (live objects / allocated):\n");
+  for (int i = 0; i < GORT_NUM_CLASSES && err == 0; i++) {
     const gort_class_stats_t *c = &m->by_size[i];
     if (c->mallocs == 0) continue;
+    unsigned long long live = c->mallocs - c->frees, all = c->mallocs;
     if (i == 0)
-      gort__print_fd(fd, "gort:     %8s %10llu / %llu\n", "large", (unsigned long long)(c->mallocs - c->frees),
-                     (unsigned long long)c->mallocs);
+      err = gort__print_fd(fd, "gort:     %8s %10llu / %llu\n", "large", live, all);
     else
-      gort__print_fd(fd, "gort:     %8u %10llu / %llu\n", c->size, (unsigned long long)(c->mallocs - c->frees),
-                     (unsigned long long)c->mallocs);
+      err = gort__print_fd(fd, "gort:     %8u %10llu / %llu\n", c->size, live, all);
   }
+  return err;
+}
+
+int gort__heap_print_summary(int fd) {
+  gort_memstats_t *m = &(gort_memstats_t){0};
+  gort_read_memstats(m);
+  char prog[256];
+  gort__os_program_name(prog, sizeof prog);
+  // The process names itself: a tree of processes under GORT_STATS=1
+  // prints one summary each, to the same stderr.
+  int err = gort__print_fd(fd, "gort: memory summary of pid %d (%s)\n", (int)getpid(), prog);
+  const struct {
+    const char *name;
+    uint64_t v;
+  } rows[] = {{"HeapAlloc", m->heap_alloc},       {"HeapInuse", m->heap_inuse},
+              {"HeapIdle", m->heap_idle},         {"HeapReleased", m->heap_released},
+              {"HeapSys", m->heap_sys},           {"Sys", m->sys},
+              {"RSS", m->rss},                    {"TotalAlloc", m->total_alloc}};
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0] && err == 0; i++)
+    err = kib(fd, rows[i].name, rows[i].v);
+  if (err == 0) err = print_counts(fd, m);
+  if (err == 0) err = print_classes(fd, m);
+  return err;
 }

@@ -1,13 +1,14 @@
 // Reports an operator switches on with environment variables: the memory
 // summary at exit (GORT_STATS, to stderr or GORT_STATS_FILE, since some
 // programs close stderr before they exit) and the heap profile at exit
-// (GORT_HEAPPROFILE), and on SIGUSR2 with GORT_DEBUG=profsignal=1.
+// (GORT_HEAPPROFILE), and on SIGUSR2 with GORT_DEBUG=profsignal=1. Which
+// file each process writes, and the checks at start-up, are outpath.c's;
+// errors met while writing are reported here, with the error's text.
 //
 // The signal handler only wakes a writer thread: writing a profile takes
 // the profiler's lock, which the interrupted thread may hold.
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -21,34 +22,49 @@
 #include "heapstats.h"
 #include "mprof.h"
 #include "obs.h"
+#include "outpath.h"
 
 static _Atomic uint32_t profile_requests;
 
 static void write_profile_file(const char *why) {
-  const char *path = gort__opts.heapprofile;
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  char path[OUTPATH_MAX], ebuf[32];
+  if (gort__outpath_get(OUT_HEAPPROFILE, path) == NULL) return;
+  int fd = gort__os_open_write(path);
   if (fd < 0) {
-    gort__warn("GORT_HEAPPROFILE: cannot open %s: errno %d; no profile written (%s)", path, errno, why);
+    gort__warn("GORT_HEAPPROFILE: cannot open %s: %s; no profile written (%s)", path,
+               gort__strerror(fd, ebuf, sizeof ebuf), why);
     return;
   }
   int err = gort_heap_profile_write(fd);
-  if (close(fd) != 0 && err == 0) err = -errno;
-  if (err != 0) gort__warn("GORT_HEAPPROFILE: writing %s failed: errno %d (%s)", path, -err, why);
+  int cerr = gort__os_close(fd);
+  if (err == 0) err = cerr;
+  if (err != 0)
+    gort__warn("GORT_HEAPPROFILE: writing %s failed: %s (%s)", path,
+               gort__strerror(err, ebuf, sizeof ebuf), why);
+}
+
+// The summary goes to GORT_STATS_FILE, or to stderr when there is none or
+// it cannot be opened; a failed write to the file is reported on stderr.
+static void write_stats(void) {
+  char path[OUTPATH_MAX], ebuf[32];
+  const char *file = gort__outpath_get(OUT_STATS, path);
+  int fd = file != NULL ? gort__os_open_write(file) : 2;
+  if (fd < 0) {
+    gort__warn("GORT_STATS_FILE: cannot open %s: %s; using stderr", file,
+               gort__strerror(fd, ebuf, sizeof ebuf));
+    fd = 2;
+  }
+  int err = gort__heap_print_summary(fd);
+  if (fd == 2) return;
+  int cerr = gort__os_close(fd);
+  if (err == 0) err = cerr;
+  if (err != 0)
+    gort__warn("GORT_STATS_FILE: writing %s failed: %s", file,
+               gort__strerror(err, ebuf, sizeof ebuf));
 }
 
 static void at_exit(void) {
-  if (gort__opts.stats) {
-    int fd = 2;
-    if (gort__opts.stats_file != NULL) {
-      fd = open(gort__opts.stats_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd < 0) {
-        gort__warn("GORT_STATS_FILE: cannot open %s: errno %d; using stderr", gort__opts.stats_file, errno);
-        fd = 2;
-      }
-    }
-    gort__heap_print_summary(fd);
-    if (fd != 2) close(fd);
-  }
+  if (gort__opts.stats) write_stats();
   if (gort__opts.heapprofile != NULL) write_profile_file("at exit");
 }
 
@@ -97,6 +113,7 @@ static void start_profile_signal(void) {
 }
 
 void gort__obs_init(void) {
+  gort__outpath_init();
   gort__mprof_init();
   if (gort__opts.stats || gort__opts.heapprofile != NULL) atexit(at_exit);
   if (gort__opts.profsignal) {

@@ -1,7 +1,8 @@
 // The OS layer: the only code in gort that calls mmap, madvise, munmap,
-// futex and getrandom. The contract: addresses and lengths are multiples of
-// the OS page size; every call returns 0 (or a pointer) on success and a
-// negative errno (or NULL with *err set) on failure; none allocates.
+// futex and getrandom, and that reads /proc and /sys. The contract:
+// addresses and lengths are multiples of the OS page size; every call
+// returns 0 (or a pointer, or a count) on success and a negative errno (or
+// NULL with *err set) on failure; none allocates, and none changes errno.
 
 #ifndef GORT_OS_OS_H
 #define GORT_OS_OS_H
@@ -52,5 +53,33 @@ void gort__os_futex_wake(_Atomic uint32_t *addr, int n);
 
 // 64 random bits from getrandom(2), falling back to the clock and ASLR.
 uint64_t gort__os_random64(void);
+
+// ---- files (file.c) -------------------------------------------------------------
+
+// Opens path for writing, created (0644) or truncated; an fd or -errno.
+int gort__os_open_write(const char *path);
+int gort__os_open_read(const char *path);
+int gort__os_close(int fd);
+// read(2), retried on EINTR: bytes read, 0 at the end, or -errno.
+int64_t gort__os_read(int fd, void *buf, size_t size);
+// Reads up to size - 1 bytes of a (small) file and NUL-terminates them;
+// returns the length or -errno.
+int64_t gort__os_read_file(const char *path, char *buf, size_t size);
+// 0 if this process may write path, else the -errno that opening it for
+// writing meets. Leaves no file behind and never blocks (file.c says how).
+int gort__os_check_writable(const char *path);
+// The program's name (argv[0]'s last component, else /proc/self/comm) in
+// buf, NUL-terminated; returns its length (0 if unknown).
+size_t gort__os_program_name(char *buf, size_t size);
+
+// ---- cgroups (cgroup.c) -------------------------------------------------------------
+
+// The memory limit of this process's cgroup in bytes, INT64_MAX for none:
+// the smallest memory.max or memory.high (cgroup v2) or
+// memory.limit_in_bytes (v1) on the path from the process's own cgroup up
+// to the root of its hierarchy, found through /proc/self/cgroup and
+// /proc/self/mountinfo. root prefixes every path read (NULL or "" for the
+// real ones; tests pass a fake tree).
+int64_t gort__os_cgroup_memory_limit(const char *root);
 
 #endif  // GORT_OS_OS_H

@@ -24,6 +24,9 @@
 
 #define SHIM __attribute__((visibility("default")))
 
+// What shim.c names so that static links take both files (see there).
+const char gort__new_anchor GORT_HIDDEN = 0;
+
 typedef void (*new_handler_t)(void);
 extern new_handler_t _ZSt15get_new_handlerv(void) __attribute__((weak));
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));

@@ -26,6 +26,12 @@
 
 #define SHIM __attribute__((visibility("default")))
 
+// Statically linked, the libc names and the C++ operators come in
+// together, whatever pulled in the first (base/start.c says why).
+const char gort__shim_anchor GORT_HIDDEN = 0;
+extern const char gort__new_anchor GORT_HIDDEN;
+__attribute__((used)) static const char *const new_anchor = &gort__new_anchor;
+
 // Names that <malloc.h> does not declare (or declares only under feature
 // macros); declared here so that each definition has its prototype.
 SHIM void cfree(void *p);

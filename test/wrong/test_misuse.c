@@ -71,13 +71,15 @@ static void realloc_freed(void *arg) {
   (void)arg;
   void *p = gort_malloc(64);
   gort_free(p);
-  gort_realloc(p, 128);
+  void *volatile q = gort_realloc(p, 128);  // fatal before it returns
+  (void)q;
 }
 
 static void realloc_stack(void *arg) {
   (void)arg;
   char buf[32];
-  gort_realloc(buf, 128);
+  void *volatile q = gort_realloc(buf, 128);
+  (void)q;
 }
 
 static void *free_it(void *p) {
