@@ -233,8 +233,16 @@ static void *alloc_large(size_t size, int kind) {
   span_list_push(&gort__gclarge.swept, s);
   unlock(&gort__gclarge.lock);
   atomic_fetch_add_explicit(&gort__gc_heap_live, span_bytes(s), memory_order_relaxed);
+  // The object's own address must be in a register or on the stack when
+  // the thread may stop (at nostop_exit, or by a signal just after): the
+  // compiler had kept only the span struct's address (metadata, never a
+  // root) and read s->base after the stop, so a cycle in between freed the
+  // new object (found with large objects under GORT_GC pacing).
+  void *p = (void *)s->base;
+  __asm__ volatile("" : "+r"(p));
   nostop_exit();
-  return (void *)s->base;
+  __asm__ volatile("" : "+r"(p));
+  return p;
 }
 
 static void *alloc_small(size_t size, int kind) {

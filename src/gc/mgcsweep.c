@@ -188,7 +188,7 @@ static void *sweeper_main(void *arg) {
     atomic_store(&sweeper.busy, 1);
     if (!atomic_load(&sweeper.paused)) sweep_all(true);
     atomic_store(&sweeper.busy, 0);
-    gort__os_futex_wake(&sweeper.busy, 1);
+    gort__os_futex_wake(&sweeper.busy, INT32_MAX);  // every pauser: several may wait
   }
   return NULL;
 }
