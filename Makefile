@@ -108,7 +108,7 @@ $(SO_LINKS): $(B)/$(SONAME)
 # ---- tests ---------------------------------------------------------------------
 # Every test/<tier>/*.c is a program linked with the static library and the
 # harness; test/run.sh runs each case in its own process with a timeout.
-TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/wrong/*.c test/stress/*.c)
+TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/wrong/*.c test/stress/*.c)
 ifdef NO_SHIM
   # These test the shim, or need libc's own allocations to be gort's; TSan
   # does not support fork() with threads running either.
@@ -123,6 +123,8 @@ TEST_CFLAGS := -std=gnu11 -Iinclude -Isrc -Itest/harness -Wall -Wextra -Wno-form
 $(B)/test/%: test/%.c $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< $(HARNESS) -o $@ $(B)/libgort.a $(MODE_LDFLAGS) -lpthread
+
+$(filter $(B)/test/gc/%,$(TEST_BINS)): test/gc/gctest.h
 
 $(B)/test/%: test/%.cc $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)
@@ -147,7 +149,7 @@ test: tests
 	@MODE=$(MODE) B=$(B) test/run.sh
 
 stress: tests
-	@MODE=$(MODE) B=$(B) GORT_STRESS=long test/run.sh stress
+	@MODE=$(MODE) B=$(B) GORT_STRESS=long test/run.sh stress gc
 
 # ---- benchmarks, demo, install ---------------------------------------------------
 BENCH_SRCS := $(wildcard bench/*.c)

@@ -1,0 +1,294 @@
+// Pacing and what the collector reports: with GORT_GC=100 a program that
+// keeps 8 MiB live while it allocates 1 GiB in small objects keeps its heap
+// (HeapInuse) and RSS within about three times the live heap and runs many
+// cycles; gort_gc_set_percent returns the previous value, a lower percent
+// collects more often and a negative one stops cycles; each cycle shows in
+// MemStats (NumGC, NumForcedGC, LastGC, PauseNs, PauseTotalNs, NextGC,
+// GCCPUFraction, HeapObjects) and in the metrics /gc/cycles/total:gc-cycles
+// and /gc/heap/goal:bytes; GORT_DEBUG=gctrace=1 prints one line per cycle
+// in Go's format.
+//
+// GORT_GC and GORT_DEBUG are read at start-up, so those cases run this
+// program again with the setting (harness_run_inner).
+
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gctest.h"
+#include "gort/alloc.h"
+
+// ---- a steady live heap under a stream of garbage -----------------------------------
+
+enum { LIVE_SLOTS = 65536 };  // objects of 64-192 bytes: 8 MiB live
+
+static void **ring;  // a scanned object holding the live set
+
+typedef struct {
+  uint64_t max_inuse, max_rss;  // above the figures before the live set existed
+  uint32_t cycles;
+} run_t;
+
+static uint64_t total_bytes(void) {
+  return (GCTEST_TSAN ? 256 * MiB : 1024 * MiB) * (uint64_t)harness_scale();
+}
+
+// Allocates `total` bytes in objects of 64 to 192 bytes, each replacing one
+// of the ring's; checks every 16 MiB that the heap stays under `limit`
+// above where it started (0: no limit) and, at the end, that the ring's
+// objects are intact.
+static run_t churn(uint64_t total, uint64_t limit) {
+  ring = NULL;  // the last run's live set is garbage now
+  gctest_collect();
+  gort_memstats_t *m = gctest_memstats();
+  uint64_t inuse0 = m->heap_inuse, rss0 = m->rss;
+  uint32_t gc0 = m->num_gc;
+  ring = gort_gc_alloc(LIVE_SLOTS * sizeof(void *));
+  EXPECT(ring != NULL);
+  run_t r = {0};
+  uint64_t rng = harness_seed() | 1, allocated = 0, next_check = 16 * MiB;
+  for (uint64_t n = 0; allocated < total; n++) {
+    size_t size = 64 + (size_t)(test_rand(&rng) % 129);
+    uint64_t *p = gort_gc_alloc(size);
+    if (p == NULL)
+      harness_fail(__FILE__, __LINE__, "gort_gc_alloc(%zu) failed after %" PRIu64 " bytes", size,
+                   allocated);
+    size_t i = (size_t)(n % LIVE_SLOTS);
+    p[0] = 0xA500000000000000ULL | i;
+    p[1] = size;
+    ring[i] = p;
+    allocated += size;
+    if (allocated >= next_check) {
+      next_check += 16 * MiB;
+      m = gctest_memstats();
+      uint64_t inuse = m->heap_inuse > inuse0 ? m->heap_inuse - inuse0 : 0;
+      uint64_t rss = m->rss > rss0 ? m->rss - rss0 : 0;
+      if (inuse > r.max_inuse) r.max_inuse = inuse;
+      if (rss > r.max_rss) r.max_rss = rss;
+      if (limit != 0 && inuse > limit)
+        harness_fail(__FILE__, __LINE__,
+                     "HeapInuse grew by %" PRIu64 " MiB with %d MiB live after %" PRIu64
+                     " MiB allocated (%u cycles)",
+                     inuse / MiB, 8, allocated / MiB, m->num_gc - gc0);
+    }
+  }
+  for (size_t i = 0; i < LIVE_SLOTS; i++) {
+    uint64_t *p = ring[i];
+    if (p[0] != (0xA500000000000000ULL | i) || p[1] < 64 || p[1] > 192)
+      harness_fail(__FILE__, __LINE__, "live object %zu at %p damaged", i, (void *)p);
+  }
+  r.cycles = gctest_num_gc() - gc0;
+  return r;
+}
+
+static const uint64_t live_bytes = 8 * MiB + LIVE_SLOTS * sizeof(void *);
+
+INNER_TEST(inner_pacing_at_100) {
+  EXPECT_EQ_U64(gort_gc_set_percent(100), 100, "GORT_GC=100 is not in effect");
+  run_t r = churn(total_bytes(), 3 * live_bytes);
+  EXPECT(r.max_inuse <= 3 * live_bytes, "HeapInuse grew by up to %" PRIu64 " MiB",
+         r.max_inuse / MiB);
+  // RSS also holds what the collector itself needs (mark bits, queues,
+  // stacks of its threads): 16 MiB of room for that.
+  EXPECT(r.max_rss <= 3 * live_bytes + 16 * MiB,
+         "RSS grew by up to %" PRIu64 " MiB with 8 MiB live", r.max_rss / MiB);
+  uint64_t want = total_bytes() / (3 * live_bytes);  // at most one cycle per 3x live allocated
+  EXPECT(r.cycles >= want, "%u cycles for %" PRIu64 " MiB allocated, want at least %" PRIu64,
+         r.cycles, total_bytes() / MiB, want);
+}
+
+TEST(the_heap_stays_within_three_times_the_live_heap_at_gort_gc_100) {
+  EXPECT(harness_run_inner("inner_pacing_at_100", "GORT_GC=100"));
+}
+
+TEST(a_lower_percent_collects_more_often) {
+  gort_gc_set_percent(200);
+  run_t lazy = churn(total_bytes() / 4, 0);
+  gort_gc_set_percent(50);
+  run_t eager = churn(total_bytes() / 4, 0);
+  EXPECT(eager.cycles * 2 > lazy.cycles * 3, "%u cycles at GORT_GC=50, %u at 200", eager.cycles,
+         lazy.cycles);
+  EXPECT(eager.max_inuse < lazy.max_inuse,
+         "HeapInuse grew by %" PRIu64 " MiB at 50, %" PRIu64 " MiB at 200", eager.max_inuse / MiB,
+         lazy.max_inuse / MiB);
+}
+
+// ---- gort_gc_set_percent and GORT_GC=off ------------------------------------------------
+
+TEST(set_percent_returns_the_previous_value) {
+  int initial = gort_gc_set_percent(50);
+  EXPECT_EQ_U64(gort_gc_set_percent(200), 50);
+  EXPECT_EQ_U64(gort_gc_set_percent(0), 200);
+  EXPECT(gort_gc_set_percent(-1) == 0);
+  EXPECT(gort_gc_set_percent(initial) < 0, "the collector was not off");
+}
+
+static GCTEST_NOINLINE void allocate_garbage(uint64_t bytes) {
+  for (uint64_t n = 0; n < bytes; n += 256)
+    if (gort_gc_alloc(256) == NULL) harness_fail(__FILE__, __LINE__, "gort_gc_alloc failed");
+}
+
+TEST(a_negative_percent_stops_cycles_until_the_percent_is_set_again) {
+  gort_set_memory_limit(INT64_MAX);  // near a limit, cycles would start anyway
+  gctest_collect();
+  gort_gc_set_percent(-1);
+  uint32_t gc0 = gctest_num_gc();
+  uint64_t alloc0 = gctest_memstats()->heap_alloc;
+  allocate_garbage(64 * MiB);
+  gort_memstats_t *m = gctest_memstats();
+  EXPECT_EQ_U64(m->num_gc, gc0, "cycles ran with the collector off");
+  EXPECT(m->heap_alloc >= alloc0 + 60 * MiB,
+         "HeapAlloc grew by %" PRIu64 " MiB: something was freed", (m->heap_alloc - alloc0) / MiB);
+  EXPECT(gort_gc_set_percent(100) < 0);
+  gctest_collect();
+  m = gctest_memstats();
+  EXPECT(m->heap_alloc < alloc0 + 16 * MiB,
+         "HeapAlloc is %" PRIu64 " MiB above where it was after a cycle",
+         (m->heap_alloc - alloc0) / MiB);
+  gc0 = m->num_gc;
+  allocate_garbage(64 * MiB);
+  EXPECT(gctest_num_gc() > gc0,
+         "no cycle ran while 64 MiB were allocated with the collector back on");
+}
+
+INNER_TEST(inner_collector_off) {
+  gort_set_memory_limit(INT64_MAX);
+  uint32_t gc0 = gctest_num_gc();
+  allocate_garbage(64 * MiB);
+  EXPECT_EQ_U64(gctest_num_gc(), gc0, "cycles ran with GORT_GC=off");
+  EXPECT(gort_gc_set_percent(100) < 0, "GORT_GC=off is not in effect");
+}
+
+TEST(gort_gc_off_runs_no_cycle) { EXPECT(harness_run_inner("inner_collector_off", "GORT_GC=off")); }
+
+// ---- MemStats and metrics ----------------------------------------------------------------
+
+static uint64_t wall_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+enum { DROPPED = 8000 };  // 2 MiB of 256-byte objects: under the 4 MiB minimum heap
+
+TEST(memstats_record_each_cycle) {
+  gctest_collect();
+  gort_memstats_t before = *gctest_memstats();
+  allocate_garbage(DROPPED * 256);
+  gort_memstats_t *m = gctest_memstats();
+  if (m->num_gc == before.num_gc) {  // no paced cycle took them already
+    EXPECT(m->heap_objects >= before.heap_objects + DROPPED,
+           "HeapObjects %" PRIu64 " -> %" PRIu64 " with %d new collected objects",
+           before.heap_objects, m->heap_objects, DROPPED);
+    EXPECT(m->heap_alloc >= before.heap_alloc + DROPPED * 256,
+           "HeapAlloc does not count collected objects");
+  }
+  uint32_t gc1 = m->num_gc;
+  uint64_t pause1 = m->pause_total_ns, t0 = wall_ns();
+  gctest_collect();
+  uint64_t t1 = wall_ns();
+  m = gctest_memstats();
+  EXPECT(m->num_gc >= gc1 + 1, "NumGC %u -> %u over gort_gc_collect", gc1, m->num_gc);
+  EXPECT(m->num_forced_gc >= before.num_forced_gc + 1, "NumForcedGC %u -> %u over gort_gc_collect",
+         before.num_forced_gc, m->num_forced_gc);
+  EXPECT(m->last_gc >= t0 && m->last_gc <= t1,
+         "LastGC %" PRIu64 " is not between %" PRIu64 " and %" PRIu64, m->last_gc, t0, t1);
+  EXPECT(m->pause_total_ns > pause1, "PauseTotalNs %" PRIu64 " -> %" PRIu64, pause1,
+         m->pause_total_ns);
+  uint64_t last_pause = m->pause_ns[(m->num_gc + 255) % 256];
+  EXPECT(last_pause > 0 && last_pause <= m->pause_total_ns - pause1,
+         "PauseNs[(NumGC+255)%%256] = %" PRIu64 ", PauseTotalNs grew by %" PRIu64, last_pause,
+         m->pause_total_ns - pause1);
+  EXPECT(m->next_gc >= 4 * MiB, "NextGC %" PRIu64 " is below the 4 MiB minimum", m->next_gc);
+  EXPECT(m->gc_cpu_fraction >= 0 && m->gc_cpu_fraction <= 1, "GCCPUFraction %f",
+         m->gc_cpu_fraction);
+  EXPECT(m->heap_objects <= before.heap_objects + DROPPED / 10,
+         "HeapObjects %" PRIu64 " -> %" PRIu64 " after the cycle: the garbage is still counted",
+         before.heap_objects, m->heap_objects);
+  uint32_t num_gc = m->num_gc;
+  uint64_t next_gc = m->next_gc;
+  gort_metric_sample_t s[2] = {{.name = "/gc/cycles/total:gc-cycles"},
+                               {.name = "/gc/heap/goal:bytes"}};
+  gort_metrics_read(s, 2);
+  EXPECT(s[0].kind == GORT_METRIC_UINT64 && s[0].value.u64 == num_gc,
+         "/gc/cycles/total:gc-cycles = %" PRIu64 ", NumGC = %u", s[0].value.u64, num_gc);
+  EXPECT(s[1].kind == GORT_METRIC_UINT64 && s[1].value.u64 == next_gc,
+         "/gc/heap/goal:bytes = %" PRIu64 ", NextGC = %" PRIu64, s[1].value.u64, next_gc);
+}
+
+// ---- gctrace ------------------------------------------------------------------------------
+
+// Go's gctrace line; Go 1.19 adds fields such as "0 MB stacks" before the
+// P count, and "(forced)" after it for runtime.GC.
+static const char gctrace_re[] =
+    "^gc ([0-9]+) @[0-9]+\\.[0-9]+s [0-9]+%: "
+    "[0-9]+(\\.[0-9]+)?(\\+[0-9]+(\\.[0-9]+)?)* ms clock, "
+    "[0-9]+(\\.[0-9]+)?([+/][0-9]+(\\.[0-9]+)?)* ms cpu, "
+    "[0-9]+->[0-9]+->[0-9]+ MB, [0-9]+ MB goal, ([0-9]+ MB [a-z]+, )*([0-9]+) P( \\(forced\\))?$";
+
+// Runs three forced cycles and 32 MiB of garbage with stderr going to a
+// file; returns the file's contents (static) and the cycles run.
+static const char *capture_stderr_of_cycles(uint32_t *first, uint32_t *last) {
+  char path[] = "/tmp/gort-gctrace-XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT(fd >= 0, "mkstemp: %s", strerror(errno));
+  unlink(path);
+  fflush(stderr);
+  int saved = dup(2);
+  dup2(fd, 2);
+  *first = gctest_num_gc() + 1;
+  for (int i = 0; i < 3; i++) gort_gc_collect();
+  allocate_garbage(32 * MiB);
+  *last = gctest_num_gc();
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  static char out[1 << 16];
+  ssize_t n = pread(fd, out, sizeof out - 1, 0);
+  out[n > 0 ? n : 0] = '\0';
+  close(fd);
+  return out;
+}
+
+INNER_TEST(inner_gctrace) {
+  const char *debug = getenv("GORT_DEBUG");
+  bool on = debug != NULL && strstr(debug, "gctrace=1") != NULL;
+  uint32_t first, last;
+  const char *out = capture_stderr_of_cycles(&first, &last);
+  regex_t re;
+  EXPECT(regcomp(&re, gctrace_re, REG_EXTENDED | REG_NEWLINE) == 0);
+  uint32_t lines = 0, expect_n = first;
+  for (const char *line = out; *line != '\0';) {
+    const char *end = strchr(line, '\n');
+    size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+    char buf[512];
+    snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+    line += len + (end != NULL);
+    if (strncmp(buf, "gc ", 3) != 0) continue;
+    regmatch_t mt[16];
+    EXPECT(regexec(&re, buf, 16, mt, 0) == 0, "not Go's gctrace format: \"%s\"", buf);
+    EXPECT_EQ_U64(strtoul(buf + mt[1].rm_so, NULL, 10), expect_n, "cycle number in \"%s\"", buf);
+    EXPECT(strtoul(buf + mt[9].rm_so, NULL, 10) >= 1, "no P in \"%s\"", buf);
+    expect_n++;
+    lines++;
+  }
+  regfree(&re);
+  if (on)
+    EXPECT_EQ_U64(lines, last - first + 1, "gctrace lines for cycles %u to %u; stderr:\n%s", first,
+                  last, out);
+  else
+    EXPECT_EQ_U64(lines, 0, "gctrace lines printed with gctrace off");
+  EXPECT(last >= first + 2, "only %u cycles", last - first + 1);
+}
+
+TEST(gctrace_prints_one_line_per_cycle_in_gos_format) {
+  EXPECT(harness_run_inner("inner_gctrace", "GORT_DEBUG=gctrace=1"));
+}
+
+TEST(gctrace_off_prints_nothing) {
+  EXPECT(harness_run_inner("inner_gctrace", "GORT_DEBUG=gctrace=0"));
+}

@@ -1,0 +1,523 @@
+// Roots: an object reachable from only one kind of root survives every
+// cycle while that root holds it, with its contents intact, and is
+// collected by the first cycle after the root lets go.
+//
+// Kinds: a global, a static local, a TLS variable (of the main thread and
+// of another thread), callee-saved registers only (of the collecting thread
+// across gort_gc_collect, and of another thread spinning with the pointers
+// in registers), another thread's stack while it is blocked in read() or in
+// pthread_cond_wait, the stack of a thread gort did not start that called
+// gort_gc_register_thread, a range registered with gort_gc_add_roots, an
+// uncollectable object, and a global of a library dlopen'ed after the
+// first cycle. Memory from gort_malloc is not a root.
+//
+// Collection is seen through weak pointers: gort_gc_weak_get reads NULL
+// right after the cycle that found the object unreachable. Each case uses
+// K objects; where a stale copy of an address may stay in a register or a
+// dead stack slot that the collector scans (see gctest.h), it requires
+// most of them (K - SLACK), not all, to be collected.
+
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gctest.h"
+#include "gort/alloc.h"
+
+enum { K = 16, SLACK = 4, OBJ_SIZE = 200 };
+
+static gort_weak_t *weak[K];  // the handles are reachable; their targets are not through them
+static void *handoff[K];      // objects on their way to the root under test
+
+typedef void (*store_fn)(int i, void *obj);
+typedef void *(*load_fn)(int i);
+
+static uint64_t tag_of(int i) { return 0x5150 + (uint64_t)i; }
+
+// Allocates the K objects, fills them and makes their weak handles; store
+// puts object i where the case wants it (handoff when store is NULL).
+static GCTEST_NOINLINE void make_objects(store_fn store) {
+  for (int i = 0; i < K; i++) {
+    void *p = gort_gc_alloc(OBJ_SIZE);
+    if (p == NULL) harness_fail(__FILE__, __LINE__, "gort_gc_alloc(%d) failed", OBJ_SIZE);
+    gctest_fill(p, OBJ_SIZE, tag_of(i));
+    weak[i] = gort_gc_weak_make(p);
+    if (store != NULL)
+      store(i, p);
+    else
+      handoff[i] = p;
+  }
+}
+
+// Whether object i is alive, reachable through load(i) when load is not
+// NULL, and intact. Prints what is wrong.
+static GCTEST_NOINLINE bool alive_and_intact(int i, load_fn load) {
+  void *w = gort_gc_weak_get(weak[i]);
+  if (w == NULL) {
+    fprintf(stderr, "  object %d was collected while its root held it\n", i);
+    return false;
+  }
+  if (load != NULL && load(i) != w) {
+    fprintf(stderr, "  root %d holds %p, its weak pointer reads %p\n", i, load(i), w);
+    return false;
+  }
+  if (!gctest_check(w, OBJ_SIZE, tag_of(i))) {
+    fprintf(stderr, "  object %d at %p lost its contents\n", i, w);
+    return false;
+  }
+  return true;
+}
+
+static GCTEST_NOINLINE int count_alive_and_intact(load_fn load) {
+  int n = 0;
+  for (int i = 0; i < K; i++) n += alive_and_intact(i, load);
+  return n;
+}
+
+static void expect_survives_cycles(load_fn load, const char *root) {
+  for (int round = 0; round < 3; round++) {
+    gctest_collect();
+    int alive = count_alive_and_intact(load);
+    EXPECT_EQ_U64(alive, K, "objects alive and intact after cycle %d, held by %s", round + 1, root);
+  }
+}
+
+// One cycle after `when`: most of the K objects must be gone.
+static void expect_collected(const char *when) {
+  gctest_collect();
+  int cleared = gctest_count_cleared(weak, K);
+  EXPECT(cleared >= K - SLACK, "only %d of %d objects collected after %s", cleared, K, when);
+}
+
+static void expect_collected_once_cleared(const char *root) {
+  char when[128];
+  snprintf(when, sizeof when, "%s let go of them", root);
+  expect_collected(when);
+}
+
+// The whole story for a root that store and load reach from this thread.
+static void check_root(store_fn store, load_fn load, const char *root) {
+  make_objects(store);
+  expect_survives_cycles(load, root);
+  for (int i = 0; i < K; i++) store(i, NULL);
+  expect_collected_once_cleared(root);
+}
+
+// ---- globals, static locals, TLS -------------------------------------------------
+
+static void *global_slot[K];
+static void store_global(int i, void *p) { global_slot[i] = p; }
+static void *load_global(int i) { return global_slot[i]; }
+
+TEST(a_global_keeps_an_object_alive_until_cleared) {
+  check_root(store_global, load_global, "a global");
+}
+
+static void **static_local_slots(void) {
+  static void *slots[K];
+  return slots;
+}
+static void store_static_local(int i, void *p) { static_local_slots()[i] = p; }
+static void *load_static_local(int i) { return static_local_slots()[i]; }
+
+TEST(a_static_local_keeps_an_object_alive_until_cleared) {
+  check_root(store_static_local, load_static_local, "a static local");
+}
+
+static __thread void *volatile tls_slot[K];
+static void store_tls(int i, void *p) { tls_slot[i] = p; }
+static void *load_tls(int i) { return tls_slot[i]; }
+
+TEST(a_tls_variable_of_the_main_thread_keeps_an_object_alive_until_cleared) {
+  check_root(store_tls, load_tls, "a TLS variable");
+}
+
+// ---- another thread's stack, TLS, registered or not ------------------------------
+
+enum { HOLD_STACK, HOLD_TLS };
+enum { BLOCK_PIPE, BLOCK_CONDVAR };
+enum { CMD_NONE, CMD_TAKE, CMD_VERIFY, CMD_CLEAR, CMD_EXIT };
+
+// A thread that holds the objects on its stack or in its TLS and, between
+// commands, is blocked in read() on a pipe or in pthread_cond_wait.
+typedef struct {
+  int where, block;
+  bool self_register;  // started behind gort's back: registers itself
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int cmd, reply;  // guarded by lock
+  bool replied;
+  int wake[2];  // BLOCK_PIPE: the thread sleeps in read(wake[0])
+} holder_t;
+
+static int wait_command(holder_t *h) {
+  if (h->block == BLOCK_PIPE) {
+    char c;
+    ssize_t r;
+    while ((r = read(h->wake[0], &c, 1)) < 0 && errno == EINTR) {
+    }
+    if (r != 1) harness_fail(__FILE__, __LINE__, "holder: read: %s", strerror(errno));
+  }
+  pthread_mutex_lock(&h->lock);
+  while (h->cmd == CMD_NONE) pthread_cond_wait(&h->cond, &h->lock);
+  int cmd = h->cmd;
+  h->cmd = CMD_NONE;
+  pthread_mutex_unlock(&h->lock);
+  return cmd;
+}
+
+static void reply(holder_t *h, int v) {
+  pthread_mutex_lock(&h->lock);
+  h->reply = v;
+  h->replied = true;
+  pthread_cond_broadcast(&h->cond);
+  pthread_mutex_unlock(&h->lock);
+}
+
+static GCTEST_NOINLINE int verify_slots(void *volatile *slots) {
+  int ok = 0;
+  for (int i = 0; i < K; i++) ok += slots[i] != NULL && gctest_check(slots[i], OBJ_SIZE, tag_of(i));
+  return ok;
+}
+
+static void *holder_main(void *arg) {
+  holder_t *h = arg;
+  if (h->self_register) gort_gc_register_thread();
+  void *volatile stack_slots[K] = {0};
+  void *volatile *slots = h->where == HOLD_STACK ? stack_slots : tls_slot;
+  for (;;) {
+    int cmd = wait_command(h);
+    if (cmd == CMD_EXIT) break;
+    int result = 1;
+    switch (cmd) {
+      case CMD_TAKE:
+        for (int i = 0; i < K; i++)
+          slots[i] = __atomic_exchange_n(&handoff[i], NULL, __ATOMIC_SEQ_CST);
+        break;
+      case CMD_VERIFY:
+        result = verify_slots(slots);
+        break;
+      case CMD_CLEAR:
+        for (int i = 0; i < K; i++) slots[i] = NULL;
+        break;
+    }
+    gctest_clobber_stack();  // no stale copies below the frame that blocks
+    reply(h, result);
+  }
+  if (h->self_register) gort_gc_unregister_thread();
+  return NULL;
+}
+
+static int command(holder_t *h, int cmd) {
+  pthread_mutex_lock(&h->lock);
+  h->cmd = cmd;
+  h->replied = false;
+  pthread_cond_broadcast(&h->cond);
+  pthread_mutex_unlock(&h->lock);
+  if (h->block == BLOCK_PIPE && write(h->wake[1], "x", 1) != 1)
+    harness_fail(__FILE__, __LINE__, "write: %s", strerror(errno));
+  if (cmd == CMD_EXIT) return 0;
+  pthread_mutex_lock(&h->lock);
+  while (!h->replied) pthread_cond_wait(&h->cond, &h->lock);
+  int r = h->reply;
+  pthread_mutex_unlock(&h->lock);
+  return r;
+}
+
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+static void check_holder_thread(int where, int block, create_fn create, const char *root) {
+  holder_t h = {.where = where, .block = block, .self_register = create != pthread_create};
+  pthread_mutex_init(&h.lock, NULL);
+  pthread_cond_init(&h.cond, NULL);
+  if (pipe(h.wake) != 0) harness_fail(__FILE__, __LINE__, "pipe: %s", strerror(errno));
+  pthread_t t;
+  if (create(&t, NULL, holder_main, &h) != 0)
+    harness_fail(__FILE__, __LINE__, "thread creation failed");
+  make_objects(NULL);
+  command(&h, CMD_TAKE);
+  expect_survives_cycles(NULL, root);
+  EXPECT_EQ_U64(command(&h, CMD_VERIFY), K, "objects intact as %s sees them", root);
+  command(&h, CMD_CLEAR);
+  expect_collected_once_cleared(root);
+  command(&h, CMD_EXIT);
+  pthread_join(t, NULL);
+}
+
+TEST(another_threads_stack_keeps_objects_alive_while_it_blocks_in_read) {
+  check_holder_thread(HOLD_STACK, BLOCK_PIPE, pthread_create, "a thread blocked in read()");
+}
+
+TEST(another_threads_stack_keeps_objects_alive_while_it_waits_on_a_condition) {
+  check_holder_thread(HOLD_STACK, BLOCK_CONDVAR, pthread_create, "a thread in pthread_cond_wait");
+}
+
+TEST(another_threads_tls_keeps_objects_alive_while_it_blocks) {
+  check_holder_thread(HOLD_TLS, BLOCK_PIPE, pthread_create, "another thread's TLS");
+}
+
+// pthread_create as libc (or the sanitizer) has it, bypassing gort's: the
+// thread is one gort did not see start, and registers itself.
+TEST(a_thread_gort_did_not_start_is_scanned_once_registered) {
+  create_fn real_create = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
+  SKIP_IF(real_create == NULL, "no pthread_create after the program's own");
+  check_holder_thread(HOLD_STACK, BLOCK_PIPE, real_create, "a self-registered thread");
+}
+
+// ---- registers only --------------------------------------------------------------
+
+// Five callee-saved registers, each holding one object; nothing else holds
+// them. The objects come straight from handoff with an atomic exchange, so
+// no call leaves a copy on the stack.
+#if defined(__x86_64__)
+#define REG0 "rbx"
+#define REG1 "r12"
+#define REG2 "r13"
+#define REG3 "r14"
+#define REG4 "r15"
+#elif defined(__aarch64__)
+#define REG0 "x19"
+#define REG1 "x20"
+#define REG2 "x21"
+#define REG3 "x22"
+#define REG4 "x23"
+#endif
+enum { NREGS = 5, REG_SLACK = 2 };
+
+#ifdef REG0
+#define TAKE_INTO_REGISTERS()                                                                 \
+  register void *r0 __asm__(REG0) = __atomic_exchange_n(&handoff[0], NULL, __ATOMIC_SEQ_CST); \
+  register void *r1 __asm__(REG1) = __atomic_exchange_n(&handoff[1], NULL, __ATOMIC_SEQ_CST); \
+  register void *r2 __asm__(REG2) = __atomic_exchange_n(&handoff[2], NULL, __ATOMIC_SEQ_CST); \
+  register void *r3 __asm__(REG3) = __atomic_exchange_n(&handoff[3], NULL, __ATOMIC_SEQ_CST); \
+  register void *r4 __asm__(REG4) = __atomic_exchange_n(&handoff[4], NULL, __ATOMIC_SEQ_CST)
+#define KEEP_REGISTERS() __asm__ volatile("" : "+r"(r0), "+r"(r1), "+r"(r2), "+r"(r3), "+r"(r4))
+#define CLEAR_REGISTERS() (r0 = r1 = r2 = r3 = r4 = NULL)
+#endif
+
+static int registers_collected(void) {
+  int n = 0;
+  for (int i = 0; i < NREGS; i++) n += gort_gc_weak_get(weak[i]) == NULL;
+  return n;
+}
+
+static GCTEST_NOINLINE int count_registers_alive(void) {
+  int n = 0;
+  for (int i = 0; i < NREGS; i++) n += alive_and_intact(i, NULL);
+  return n;
+}
+
+#ifdef REG0
+// Whether the registers hold the very objects (a call, so that no copy
+// stays in the holder's own frame).
+static GCTEST_NOINLINE bool registers_hold(void *p0, void *p4) {
+  return gort_gc_weak_get(weak[0]) == p0 && gort_gc_weak_get(weak[4]) == p4;
+}
+
+// Holds the objects in callee-saved registers across three calls of
+// gort_gc_collect, then clears them and collects once more. Returns how
+// many were alive after each cycle (at least) and sets *collected.
+static GCTEST_NOINLINE int hold_in_own_registers(int *collected) {
+  int alive = NREGS;
+  TAKE_INTO_REGISTERS();
+  KEEP_REGISTERS();
+  for (int round = 0; round < 3; round++) {
+    gctest_collect();
+    KEEP_REGISTERS();
+    int n = count_registers_alive();
+    KEEP_REGISTERS();
+    if (n < alive) alive = n;
+    if (!registers_hold(r0, r4)) alive = 0;
+    KEEP_REGISTERS();
+  }
+  CLEAR_REGISTERS();
+  KEEP_REGISTERS();
+  gctest_collect();
+  *collected = registers_collected();
+  KEEP_REGISTERS();
+  return alive;
+}
+#endif
+
+TEST(callee_saved_registers_of_the_collecting_thread_are_roots) {
+#ifndef REG0
+  SKIP_IF(true, "no register names for this architecture");
+#else
+  make_objects(NULL);
+  gctest_clobber_stack();
+  int collected;
+  int alive = hold_in_own_registers(&collected);
+  EXPECT_EQ_U64(alive, NREGS, "objects held only in registers across gort_gc_collect");
+  EXPECT(collected >= NREGS - REG_SLACK, "only %d of %d collected after the registers were cleared",
+         collected, NREGS);
+#endif
+}
+
+#ifdef REG0
+static _Atomic int spin_state;  // 0 take, 1 holding, 2 please clear, 3 cleared, 4 exit
+
+// Spins with the objects in registers and no call at all, so that the only
+// copies are in the registers the stop signal saves.
+static GCTEST_NOINLINE void *spin_with_registers(void *arg) {
+  (void)arg;
+  TAKE_INTO_REGISTERS();
+  KEEP_REGISTERS();
+  atomic_store(&spin_state, 1);
+  while (atomic_load(&spin_state) == 1) KEEP_REGISTERS();
+  CLEAR_REGISTERS();
+  KEEP_REGISTERS();
+  atomic_store(&spin_state, 3);
+  while (atomic_load(&spin_state) != 4) KEEP_REGISTERS();
+  return NULL;
+}
+#endif
+
+TEST(registers_of_a_running_thread_are_roots) {
+#ifndef REG0
+  SKIP_IF(true, "no register names for this architecture");
+#else
+  make_objects(NULL);
+  pthread_t t;
+  pthread_create(&t, NULL, spin_with_registers, NULL);
+  while (atomic_load(&spin_state) != 1) gctest_sleep_ms(1);
+  for (int round = 0; round < 3; round++) {
+    gctest_collect();
+    EXPECT_EQ_U64(count_registers_alive(), NREGS,
+                  "objects held only in another thread's registers, cycle %d", round + 1);
+  }
+  atomic_store(&spin_state, 2);
+  while (atomic_load(&spin_state) != 3) gctest_sleep_ms(1);
+  gctest_collect();
+  int collected = registers_collected();
+  atomic_store(&spin_state, 4);
+  pthread_join(t, NULL);
+  EXPECT(collected >= NREGS - REG_SLACK, "only %d of %d collected after the registers were cleared",
+         collected, NREGS);
+#endif
+}
+
+// ---- registered ranges and malloc'd memory -----------------------------------------
+
+static void **block;  // a gort_malloc'd block of K slots
+static void store_block(int i, void *p) { block[i] = p; }
+static void *load_block(int i) { return block[i]; }
+
+static void new_block(void) {
+  block = gort_calloc(K, sizeof(void *));
+  if (block == NULL) harness_fail(__FILE__, __LINE__, "gort_calloc failed");
+}
+
+TEST(malloc_memory_is_not_a_root) {
+  new_block();
+  make_objects(store_block);
+  expect_collected("a cycle with only a gort_malloc'd block holding them");
+  gort_free(block);
+}
+
+TEST(a_registered_range_keeps_objects_alive_until_removed) {
+  new_block();
+  gort_gc_add_roots(block, block + K);
+  make_objects(store_block);
+  expect_survives_cycles(load_block, "a registered range");
+  gort_gc_remove_roots(block, block + K);
+  expect_collected("the range was removed (the block still holds them)");
+  gort_free(block);
+}
+
+TEST(removing_part_of_a_range_leaves_the_rest_a_root) {
+  new_block();
+  gort_gc_add_roots(block, block + K);
+  make_objects(store_block);
+  gort_gc_remove_roots(block + 4, block + 8);
+  gctest_collect();
+  int alive = 0, gone = 0;
+  for (int i = 0; i < K; i++) {
+    bool cleared = gort_gc_weak_get(weak[i]) == NULL;
+    if (i >= 4 && i < 8)
+      gone += cleared;
+    else
+      alive += !cleared;
+  }
+  EXPECT_EQ_U64(alive, K - 4, "objects in what is left of the range");
+  EXPECT(gone >= 2, "only %d of 4 objects collected after their part of the range was removed",
+         gone);
+  gort_gc_remove_roots(block, block + K);
+  expect_collected("the rest of the range was removed");
+  gort_free(block);
+}
+
+TEST(overlapping_ranges_and_repeated_removals_are_handled) {
+  new_block();
+  gort_gc_add_roots(block, block + 10);
+  gort_gc_add_roots(block + 6, block + K);  // overlaps [6, 10)
+  make_objects(store_block);
+  expect_survives_cycles(load_block, "two overlapping ranges");
+  gort_gc_remove_roots(block, block + K);  // covers both
+  expect_collected("both ranges were removed");
+  gort_gc_remove_roots(block, block + K);      // again
+  gort_gc_remove_roots(block + 2, block + 5);  // part of what is gone
+  static char never_added[64];
+  gort_gc_remove_roots(never_added, never_added + sizeof never_added);
+  // The registry still works.
+  gort_gc_add_roots(block, block + K);
+  make_objects(store_block);
+  expect_survives_cycles(load_block, "a range added after the removals");
+  gort_gc_remove_roots(block, block + K);
+  gort_free(block);
+}
+
+// ---- uncollectable objects ---------------------------------------------------------
+
+static uintptr_t hidden_holder;  // the holder's address, disguised: no root points at it
+#define DISGUISE 0x5A5A5A5A5A5A5A5AULL
+
+static void **holder(void) { return (void **)(hidden_holder ^ DISGUISE); }
+static void store_holder(int i, void *p) { holder()[i] = p; }
+static void *load_holder(int i) { return holder()[i]; }
+
+static GCTEST_NOINLINE void make_holder(void) {
+  void **h = gort_gc_alloc_uncollectable(K * sizeof(void *));
+  if (h == NULL) harness_fail(__FILE__, __LINE__, "gort_gc_alloc_uncollectable failed");
+  hidden_holder = (uintptr_t)h ^ DISGUISE;
+}
+
+TEST(an_uncollectable_object_keeps_objects_alive_until_freed) {
+  make_holder();
+  make_objects(store_holder);
+  // Nothing points at the holder: it is neither collected nor unscanned.
+  expect_survives_cycles(load_holder, "an unreferenced uncollectable object");
+  gort_free(holder());
+  expect_collected("the uncollectable holder was freed");
+}
+
+// ---- a dlopen'ed library -----------------------------------------------------------
+
+TEST(a_global_of_a_dlopened_library_is_a_root) {
+  SKIP_IF(harness_run("command -v cc >/dev/null 2>&1", NULL, 0) != 0,
+          "no C compiler to build the library");
+  char dir[] = "/tmp/gort-gc-dl-XXXXXX";
+  EXPECT(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+  char path[256], cmd[1024], out[4096];
+  snprintf(path, sizeof path, "%s/slots.c", dir);
+  FILE *f = fopen(path, "w");
+  EXPECT(f != NULL, "%s: %s", path, strerror(errno));
+  fprintf(f, "void *gctest_dl_slots[%d];\n", K);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "cc -shared -fPIC -o %s/libslots.so %s 2>&1", dir, path);
+  int st = harness_run(cmd, out, sizeof out);
+  EXPECT_EQ_U64(st, 0, "%s: %s", cmd, out);
+  gctest_collect();  // a cycle before the library exists: the list of segments is re-read
+  snprintf(path, sizeof path, "%s/libslots.so", dir);
+  void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  EXPECT(lib != NULL, "dlopen: %s", dlerror());
+  block = dlsym(lib, "gctest_dl_slots");
+  EXPECT(block != NULL, "dlsym: %s", dlerror());
+  check_root(store_block, load_block, "a dlopen'ed library's global");
+  dlclose(lib);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  harness_run(cmd, NULL, 0);
+}

@@ -1,0 +1,83 @@
+// Misuse of the collector's API: each case runs in a child that must abort
+// with gort's fatal error naming the call and the address (gc.h, "Errors";
+// DESIGN.md, "Error policy"): a pointer gort did not hand out given to
+// gort_gc_set_finalizer, gort_gc_size or gort_gc_weak_make (a gort_malloc'd
+// block, a stack address, a global); gort_free of an interior pointer of a
+// collected object; a double free of one.
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gort/alloc.h"
+#include "gort/gc.h"
+#include "test.h"
+
+static int a_global[4];
+
+static void finalizer(void *obj, void *arg) { (void)obj, (void)arg; }
+
+static void set_finalizer(void *p) { gort_gc_set_finalizer(p, finalizer, NULL); }
+static void size_of(void *p) { printf("%zu\n", gort_gc_size(p)); }
+static void weak_make(void *p) { printf("%p\n", (void *)gort_gc_weak_make(p)); }
+
+// Expects fn(arg) to die with gort's fatal error, naming call and addr.
+static bool fatal_naming(void (*fn)(void *), void *arg, const char *call, const void *addr) {
+  char address[32];
+  snprintf(address, sizeof address, "%p", addr);
+  return harness_expect_fatal(fn, arg, "gort: fatal error: ") &&
+         harness_expect_fatal(fn, arg, call) && harness_expect_fatal(fn, arg, address);
+}
+
+// Each call given a gort_malloc'd block, a stack address and a global.
+static void expect_rejects_foreign_pointers(void (*fn)(void *), const char *call) {
+  char on_stack[64];
+  void *m = gort_malloc(64);
+  EXPECT(fatal_naming(fn, m, call, m), "%s of a gort_malloc'd block", call);
+  EXPECT(fatal_naming(fn, on_stack + 16, call, on_stack + 16), "%s of a stack address", call);
+  EXPECT(fatal_naming(fn, a_global, call, a_global), "%s of a global", call);
+  gort_free(m);
+}
+
+TEST(set_finalizer_on_a_pointer_gort_did_not_hand_out_is_fatal) {
+  expect_rejects_foreign_pointers(set_finalizer, "gort_gc_set_finalizer");
+}
+
+TEST(gc_size_of_a_pointer_gort_did_not_hand_out_is_fatal) {
+  expect_rejects_foreign_pointers(size_of, "gort_gc_size");
+}
+
+TEST(weak_make_of_a_pointer_gort_did_not_hand_out_is_fatal) {
+  expect_rejects_foreign_pointers(weak_make, "gort_gc_weak_make");
+}
+
+static void free_it(void *p) { gort_free(p); }
+
+static void free_twice(void *p) {
+  gort_free(p);
+  gort_free(p);
+}
+
+static void realloc_after_free(void *p) {
+  gort_free(p);
+  gort_realloc(p, 500);
+}
+
+TEST(free_of_an_interior_pointer_of_a_collected_object_is_fatal) {
+  char *small = gort_gc_alloc(100), *large = gort_gc_alloc_noscan(1 << 20);
+  EXPECT(fatal_naming(free_it, small + 16, "not the start of a block", small + 16), "small object");
+  EXPECT(fatal_naming(free_it, large + 8192, "not the start of a block", large + 8192),
+         "large object");
+}
+
+TEST(double_free_of_a_collected_object_is_fatal) {
+  void *small = gort_gc_alloc(48), *noscan = gort_gc_alloc_noscan(200),
+       *large = gort_gc_alloc(1 << 20);
+  EXPECT(fatal_naming(free_twice, small, "double free", small), "small object");
+  EXPECT(fatal_naming(free_twice, noscan, "double free", noscan), "noscan object");
+  EXPECT(fatal_naming(free_twice, large, "double free", large), "large object");
+}
+
+TEST(realloc_of_a_freed_collected_object_is_fatal) {
+  void *p = gort_gc_alloc(64);
+  EXPECT(fatal_naming(realloc_after_free, p, "double free", p));
+}
