@@ -224,6 +224,9 @@ demo: build/libgort.a
 	@mkdir -p build/examples
 	$(CC) -std=gnu11 -O2 -g -Iinclude examples/demo.c -o build/examples/demo build/libgort.a -lpthread
 	./build/examples/demo
+	$(CC) -std=gnu11 -O2 -g -Iinclude examples/gcdemo.c -o build/examples/gcdemo build/libgort.a -lpthread
+	@echo
+	GORT_DEBUG=gctrace=1 ./build/examples/gcdemo 2>&1 | awk 'NR <= 6 || !/^gc [0-9]/ { print; next } { n++ } END { if (n) print "... and", n, "more gctrace lines" }'
 
 # Installs this build's variant: the headers, lib$(LIBNAME).a, the shared
 # library and its links, $(LIBNAME).pc and the man pages gort(3), gort(7).

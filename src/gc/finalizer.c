@@ -119,10 +119,11 @@ static void *finalizer_main(void *arg) {
   return NULL;
 }
 
-void gort__gc_finalizers_after_fork_child(void) {
-  lock_reinit(&fin.lock);  // not taken across fork: only its own thread, now gone, held it briefly
-  fin.thread_started = false;
+void gort__gc_finalizers_fork(int phase) {
+  if (phase == 0) lock(&fin.lock); else if (phase == 1) unlock(&fin.lock); else lock_reinit(&fin.lock);
 }
+
+void gort__gc_finalizers_after_fork_child(void) { fin.thread_started = false; }
 
 void gort__gc_finalizers_wake(void) {
   if (fin.qhead == fin.qtail) return;

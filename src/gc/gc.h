@@ -75,6 +75,12 @@ void gort__gc_malloc_init(void);
 // clearing their live bits. The caller owns s (or the world is stopped).
 void gort__gc_collect_frees(mspan_t *s);
 void gort__gc_install_hooks(void);
+// fork: phase 0 takes the collector's list locks, 1 releases them (parent),
+// 2 re-initializes them (child). Likewise for the roots', the finalizers'
+// and the mark queue's locks.
+void gort__gc_malloc_fork(int phase);
+void gort__gc_mark_fork(int phase);
+void gort__gc_finalizers_fork(int phase);
 
 // ---- stw.c: threads and the stop of the world -----------------------------------
 

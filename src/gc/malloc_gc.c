@@ -454,6 +454,22 @@ static void *gc_realloc(void *p, mspan_t *s, size_t size) {
   return q;
 }
 
+// fork(): every lock of the collector's lists is taken across the fork, so
+// that the child never inherits one held by a thread that no longer
+// exists. They are never held two at a time, nor with an allocator lock
+// (which the allocator's own fork hook takes after these).
+void gort__gc_malloc_fork(int phase) {
+  lock_t *all[] = {&gort__gclarge.lock, &layouts.lock};
+  for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
+    for (int cls = 0; cls < GORT_NUM_CLASSES; cls++) {
+      lock_t *l = &gort__gcentral[k][cls].lock;
+      if (phase == 0) lock(l); else if (phase == 1) unlock(l); else lock_reinit(l);
+    }
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    if (phase == 0) lock(all[i]); else if (phase == 1) unlock(all[i]); else lock_reinit(all[i]);
+  }
+}
+
 void gort__gc_install_hooks(void) {
   gort__gc_hooks.free = gc_free;
   gort__gc_hooks.realloc = gc_realloc;

@@ -247,9 +247,24 @@ void gort__gc_read_figures(gc_figures_t *out) {
 // is taken across the fork), nor the parent's threads: its registry keeps
 // the forking thread alone, and the collector's own threads (mark workers,
 // sweeper, finalizer thread) start again at its first cycle.
-static void fork_prepare(void) { cycle_lock_take(); gort__stw_lock_for_fork(); }
-static void fork_parent(void) { gort__stw_unlock_after_fork(0); cycle_lock_drop(); }
+static void fork_prepare(void) {
+  cycle_lock_take();
+  gort__stw_lock_for_fork();
+  gort__gc_finalizers_fork(0);
+  gort__gc_mark_fork(0);
+  gort__gc_malloc_fork(0);
+}
+static void fork_parent(void) {
+  gort__gc_malloc_fork(1);
+  gort__gc_mark_fork(1);
+  gort__gc_finalizers_fork(1);
+  gort__stw_unlock_after_fork(0);
+  cycle_lock_drop();
+}
 static void fork_child(void) {
+  gort__gc_malloc_fork(2);
+  gort__gc_mark_fork(2);
+  gort__gc_finalizers_fork(2);
   gort__stw_unlock_after_fork(1);
   atomic_store(&cycle_lock, 0);
   active = false;

@@ -252,7 +252,10 @@ static void drain(worker_t *w) {
 
 static void *helper_main(void *arg) {
   worker_t *w = arg;
-  uint32_t seen = 0;
+  // Only drains started from now on: a helper started in a forked child
+  // would otherwise join a drain of the parent's that is long over, and
+  // never finish it.
+  uint32_t seen = atomic_load(&mark.start);
   for (;;) {
     uint32_t now;
     while ((now = atomic_load(&mark.start)) == seen) gort__os_futex_wait(&mark.start, seen);
@@ -560,6 +563,13 @@ static void checkmark(void) {
     gort__os_unmap(save[i], GORT_ALIGN_UP(words * 8, (size_t)4096));
   }
   gort__os_unmap(save, GORT_ALIGN_UP(narenas * sizeof *save + 1, (size_t)4096));
+}
+
+void gort__gc_mark_fork(int phase) {
+  lock_t *all[] = {&roots.lock, &mark.lock};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    if (phase == 0) lock(all[i]); else if (phase == 1) unlock(all[i]); else lock_reinit(all[i]);
+  }
 }
 
 void gort__gc_mark_after_fork_child(void) {
