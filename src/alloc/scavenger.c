@@ -109,18 +109,7 @@ static void *scavenger_main(void *arg) {
 static void start_thread(void) {
   int expected = 0;
   if (!atomic_compare_exchange_strong(&scav.state, &expected, 1)) return;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 << 10);
-  // The program's signals must not be delivered to our thread.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t t;
-  int err = gort__os_pthread_create(&t, &attr, scavenger_main, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
+  int err = gort__os_internal_thread(scavenger_main, NULL, 64 << 10);
   if (err != 0) atomic_store(&scav.state, 0);  // try again at the next wake-up
 }
 

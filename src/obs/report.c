@@ -92,16 +92,7 @@ static void *profile_writer(void *arg) {
 }
 
 static void start_profile_signal(void) {
-  pthread_t t;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int err = gort__os_pthread_create(&t, &attr, profile_writer, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
+  int err = gort__os_internal_thread(profile_writer, NULL, 0);
   if (err != 0) {
     gort__warn("profsignal: cannot start the writer thread (error %d)", err);
     return;

@@ -35,6 +35,9 @@ int64_t gort__os_rss(void);
 // The real pthread_create (gort exports its own: gc/stw.c).
 int gort__os_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
                             void *arg);
+// A detached thread of gort's own, never running the program's code, with
+// every signal blocked (stack_bytes 0: the default); 0 or an error number.
+int gort__os_internal_thread(void *(*fn)(void *), void *arg, size_t stack_bytes);
 int gort__os_gettid(void);
 // Sends sig to thread tid of this process; 0 or -errno.
 int gort__os_tgkill(int tid, int sig);

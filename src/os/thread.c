@@ -38,6 +38,22 @@ int gort__os_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn
   return real_create()(t, attr, fn, arg);
 }
 
+int gort__os_internal_thread(void *(*fn)(void *), void *arg, size_t stack_bytes) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (stack_bytes != 0) pthread_attr_setstacksize(&attr, stack_bytes);
+  // The program's signals must not be delivered to gort's threads.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  int r = gort__os_pthread_create(&t, &attr, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  return r;
+}
+
 int gort__os_gettid(void) { return (int)syscall(SYS_gettid); }
 
 int gort__os_tgkill(int tid, int sig) {
