@@ -178,26 +178,9 @@ static void pair(long ops) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: allocbench churn|prodcons|larson|falseshare|realloc|pair [scale]\n");
-    return 2;
-  }
-  double scale = argc > 2 ? atof(argv[2]) : 1.0;
-  static const struct {
-    const char *name;
-    void (*fn)(long);
-    long ops;
-  } w[] = {{"churn", churn, 6000000},       {"prodcons", prodcons, 8000000},
-           {"larson", larson, 16000000},    {"falseshare", falseshare, 200000000},
-           {"realloc", realloc_growth, 8000000}, {"pair", pair, 80000000}};
-  for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
-    if (strcmp(argv[1], w[i].name) != 0) continue;
-    double t0 = bench_now();
-    w[i].fn((long)((double)w[i].ops * scale));
-    double t1 = bench_now();
-    printf("%s %.4f %ld\n", w[i].name, t1 - t0, bench_peak_rss_kib());
-    return 0;
-  }
-  fprintf(stderr, "allocbench: unknown workload %s\n", argv[1]);
-  return 2;
+  static const bench_workload w[] = {
+      {"churn", churn, 6000000},       {"prodcons", prodcons, 8000000},
+      {"larson", larson, 16000000},    {"falseshare", falseshare, 200000000},
+      {"realloc", realloc_growth, 8000000}, {"pair", pair, 80000000}};
+  return bench_main("allocbench", w, sizeof w / sizeof w[0], argc, argv);
 }

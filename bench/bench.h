@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -26,6 +28,37 @@ static inline uint64_t bench_rand(uint64_t *s) {
   x ^= x >> 27;
   *s = x;
   return x * 0x2545F4914F6CDD1DULL;
+}
+
+// One named workload of a benchmark program; ops is its size at scale 1.0.
+typedef struct {
+  const char *name;
+  void (*fn)(long ops);
+  long ops;
+} bench_workload;
+
+// The main of a benchmark program: `prog WORKLOAD [scale]` runs that
+// workload once and prints "name seconds peak_rss_kib", the line the
+// bench scripts read.
+static inline int bench_main(const char *prog, const bench_workload *w, size_t nw, int argc,
+                             char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s WORKLOAD [scale]; workloads:", prog);
+    for (size_t i = 0; i < nw; i++) fprintf(stderr, " %s", w[i].name);
+    fprintf(stderr, "\n");
+    return 2;
+  }
+  double scale = argc > 2 ? atof(argv[2]) : 1.0;
+  for (size_t i = 0; i < nw; i++) {
+    if (strcmp(argv[1], w[i].name) != 0) continue;
+    double t0 = bench_now();
+    w[i].fn((long)((double)w[i].ops * scale));
+    double t1 = bench_now();
+    printf("%s %.4f %ld\n", w[i].name, t1 - t0, bench_peak_rss_kib());
+    return 0;
+  }
+  fprintf(stderr, "%s: unknown workload %s\n", prog, argv[1]);
+  return 2;
 }
 
 #endif

@@ -277,29 +277,10 @@ static void thread_1t(long ops) { thread(ops, 1); }
 static void thread_2t(long ops) { thread(ops, 2); }
 
 int main(int argc, char **argv) {
-  static const struct {
-    const char *name;
-    void (*fn)(long);
-    long ops;  // at scale 1.0; per thread for the -1t/-2t shapes
-  } w[] = {{"xmalloc", xmalloc_test, 16000000}, {"rptest", rptest, 5000000},
-           {"simple-1t", simple_1t, 8000000},   {"simple-2t", simple_2t, 8000000},
-           {"thread-1t", thread_1t, 12000000},  {"thread-2t", thread_2t, 12000000}};
-  size_t nw = sizeof w / sizeof w[0];
-  if (argc < 2) {
-    fprintf(stderr, "usage: classic WORKLOAD [scale]; workloads:");
-    for (size_t i = 0; i < nw; i++) fprintf(stderr, " %s", w[i].name);
-    fprintf(stderr, "\n");
-    return 2;
-  }
-  double scale = argc > 2 ? atof(argv[2]) : 1.0;
-  for (size_t i = 0; i < nw; i++) {
-    if (strcmp(argv[1], w[i].name) != 0) continue;
-    double t0 = bench_now();
-    w[i].fn((long)((double)w[i].ops * scale));
-    double t1 = bench_now();
-    printf("%s %.4f %ld\n", w[i].name, t1 - t0, bench_peak_rss_kib());
-    return 0;
-  }
-  fprintf(stderr, "classic: unknown workload %s\n", argv[1]);
-  return 2;
+  // ops per thread for the -1t/-2t shapes
+  static const bench_workload w[] = {
+      {"xmalloc", xmalloc_test, 16000000}, {"rptest", rptest, 5000000},
+      {"simple-1t", simple_1t, 8000000},   {"simple-2t", simple_2t, 8000000},
+      {"thread-1t", thread_1t, 12000000},  {"thread-2t", thread_2t, 12000000}};
+  return bench_main("classic", w, sizeof w / sizeof w[0], argc, argv);
 }

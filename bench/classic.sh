@@ -12,14 +12,7 @@
 set -u
 REPS=${1:-${REPS:-5}}
 SCALE=${2:-${SCALE:-1.0}}
-LIBDIR=/usr/lib/x86_64-linux-gnu
-declare -A LIB=(
-  [glibc]=""
-  [gort]="$PWD/build/libgort.so"
-  [mimalloc]="$LIBDIR/libmimalloc.so.2"
-  [jemalloc]="$LIBDIR/libjemalloc.so.2"
-  [tcmalloc]="$LIBDIR/libtcmalloc_minimal.so.4"
-)
+. "$(dirname "$0")/allocators.sh"
 PEERS="glibc mimalloc jemalloc tcmalloc"
 ALLOCS=${ALLOCS:-"glibc gort mimalloc jemalloc tcmalloc"}
 WORKLOADS=${WORKLOADS:-"larson-sized xmalloc rptest simple-1t simple-2t thread-1t thread-2t"}

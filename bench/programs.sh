@@ -6,9 +6,7 @@
 # repacking a generated repository.
 set -u
 REPS=${REPS:-3}
-LIBDIR=/usr/lib/x86_64-linux-gnu
-declare -A LIB=([glibc]="" [gort]="$PWD/build/libgort.so" [mimalloc]="$LIBDIR/libmimalloc.so.2"
-  [jemalloc]="$LIBDIR/libjemalloc.so.2" [tcmalloc]="$LIBDIR/libtcmalloc_minimal.so.4")
+. "$(dirname "$0")/allocators.sh"
 ALLOCS=${ALLOCS:-"glibc gort mimalloc jemalloc tcmalloc"}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)

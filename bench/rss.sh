@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # RSS over time after freeing a 1 GiB heap, side by side (see bench/rssbench.c).
 set -u
-LIBDIR=/usr/lib/x86_64-linux-gnu
-declare -A LIB=([glibc]="" [gort]="$PWD/build/libgort.so" [mimalloc]="$LIBDIR/libmimalloc.so.2"
-  [jemalloc]="$LIBDIR/libjemalloc.so.2" [tcmalloc]="$LIBDIR/libtcmalloc_minimal.so.4")
+. "$(dirname "$0")/allocators.sh"
 for mode in all keep10; do
   echo "free $mode: RSS MiB (peak, right after, 1 s, 5 s, after the release call)"
   printf "%-10s %7s %7s %7s %7s %7s  %s\n" allocator peak after 1s 5s call "call"

@@ -60,19 +60,6 @@ const char *__tsan_default_options(void);
 const char *__tsan_default_options(void) { return "atexit_sleep_ms=0"; }
 #endif
 
-static int64_t rss_bytes(void) {
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[128];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  long long size = 0, resident = 0;
-  if (sscanf(buf, "%lld %lld", &size, &resident) != 2) return -1;
-  return resident * sysconf(_SC_PAGESIZE);
-}
-
 // ---- the guarded child -----------------------------------------------------------
 
 static int report_fd = -1;  // in the child: the pipe to the parent
@@ -92,7 +79,7 @@ static void say(const char *fmt, ...) {
 static void *watchdog(void *arg) {
   (void)arg;
   for (;;) {
-    int64_t rss = rss_bytes();
+    int64_t rss = harness_rss_bytes();
     if (rss > runaway_at) {
       say("RSS ran away: child killed at 256 MiB over its start (RSS %lld MiB)",
           (long long)(rss / MiB));
@@ -118,7 +105,7 @@ static void guard_self(void) {
   alarm(25);
   FREE(MALLOC(100));  // warm up: this thread's cache exists before we measure
   FREE(MALLOC(100000));
-  int64_t start = rss_bytes();
+  int64_t start = harness_rss_bytes();
   if (start < 0) {
     say("cannot read /proc/self/statm");
     _exit(97);
@@ -230,7 +217,7 @@ static bool one_call(const call_t *c, size_t a) {
   bool bad_alignment = (c->op == OP_ALIGNED || posix) && (c->b == 0 || (c->b & (c->b - 1)) != 0 ||
                                                          (posix && c->b < sizeof(void *)));
   size_t align = c->op == OP_ALIGNED || posix ? c->b : 16;
-  int64_t before = rss_bytes();
+  int64_t before = harness_rss_bytes();
   void *p = NULL;
   int ret = 0;
   errno = ERRNO_SENTINEL;
@@ -250,7 +237,7 @@ static bool one_call(const call_t *c, size_t a) {
 #endif
   }
   int err = errno;
-  int64_t grown = rss_bytes() - before;
+  int64_t grown = harness_rss_bytes() - before;
   int want = bad_alignment ? EINVAL : ENOMEM;
   size_t total = a;
   if (c->op == OP_CALLOC && __builtin_mul_overflow(a, c->b, &total)) total = SIZE_MAX;
@@ -372,7 +359,7 @@ TEST(aligned_allocation_with_a_huge_alignment_fails_or_costs_no_memory) {
 
 static void malloc_free_loop(const void *arg) {
   (void)arg;
-  int64_t before = rss_bytes();
+  int64_t before = harness_rss_bytes();
   int got = 0;
   for (int i = 0; i < 10000; i++) {
     errno = ERRNO_SENTINEL;
@@ -384,7 +371,7 @@ static void malloc_free_loop(const void *arg) {
     got++;
     FREE(p);
   }
-  int64_t grown = rss_bytes() - before;
+  int64_t grown = harness_rss_bytes() - before;
   if (grown >= CHEAP_BYTES)
     say("RSS grew by %lld MiB over 10000 malloc(2^40)/free (%d returned a block)",
         (long long)(grown / MiB), got), _exit(1);

@@ -1,8 +1,10 @@
 // Test harness: see test.h. Usage: <test> [--seed=N] [--list] [case ...]
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -51,6 +53,19 @@ int harness_scale(void) {
 }
 
 uint64_t harness_seed(void) { return seed; }
+
+int64_t harness_rss_bytes(void) {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  long long size = 0, resident = 0;
+  if (sscanf(buf, "%lld %lld", &size, &resident) != 2) return -1;
+  return resident * sysconf(_SC_PAGESIZE);
+}
 
 int harness_run(const char *cmd, char *out, size_t outsize) {
   FILE *f = popen(cmd, "r");

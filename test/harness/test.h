@@ -28,6 +28,9 @@ bool harness_expect_fatal(void (*fn)(void *), void *arg, const char *want);
 int harness_scale(void);
 // A seed from the command line (--seed=N) or a fixed default.
 uint64_t harness_seed(void);
+// This process's resident set in bytes, or -1. Reads /proc with plain
+// open/read so that a watchdog thread may call it while the heap is busy.
+int64_t harness_rss_bytes(void);
 // Runs cmd with /bin/sh; returns its exit status, output in out (if any).
 int harness_run(const char *cmd, char *out, size_t outsize);
 // Runs this program again (/proc/self/exe) with env ("NAME=value") added

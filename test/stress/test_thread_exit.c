@@ -25,19 +25,6 @@
 
 #define MiB ((int64_t)1 << 20)
 
-static int64_t rss_bytes(void) {
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[128];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  long long size = 0, resident = 0;
-  if (sscanf(buf, "%lld %lld", &size, &resident) != 2) return -1;
-  return resident * sysconf(_SC_PAGESIZE);
-}
-
 static void *call_strerror(void *arg) {
   (void)arg;
   const char *s = strerror(123456);
@@ -79,10 +66,10 @@ static void expect_threads_leave_nothing(void *(*fn)(void *), const char *what) 
   EXPECT(gort_usable_size(p) >= 16, "malloc is gort's");
   free(p);
   run_threads(fn, 200);
-  int64_t before = rss_bytes();
+  int64_t before = harness_rss_bytes();
   const int n = 10000 * harness_scale();
   run_threads(fn, n);
-  int64_t grown = rss_bytes() - before;
+  int64_t grown = harness_rss_bytes() - before;
   EXPECT(grown < 8 * MiB, "RSS grew by %lld KiB over %d threads calling %s (before: %lld KiB)",
          (long long)(grown >> 10), n, what, (long long)(before >> 10));
 }
