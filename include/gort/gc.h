@@ -17,6 +17,16 @@
  * keep it alive. Use gort_gc_alloc_uncollectable for such holders, or
  * register the block's range as roots.
  *
+ * The argument given to pthread_create is held for the new thread until it
+ * runs. Two things are not handled yet (bdwgc wraps pthread_join and
+ * pthread_sigmask for them):
+ *   - a thread's return value, once the thread has exited and until
+ *     pthread_join returns it, is held only by libc: keep such a result
+ *     reachable elsewhere (a global, an uncollectable holder) meanwhile;
+ *   - a registered thread that blocks the stop signal (SIGPWR, or
+ *     GORT_DEBUG=gcsignal=N) for long holds up every collection that long,
+ *     forever if it blocks it for good: leave that signal unblocked.
+ *
  * Scanning is conservative: any aligned word whose value points into a
  * collected object keeps it alive, whether or not it is a pointer.
  * gort_gc_alloc_noscan objects are never scanned (strings, numbers,

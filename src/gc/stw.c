@@ -234,6 +234,12 @@ void gort__stw_unlock_after_fork(int child) {
 
 // ---- pthread_create ------------------------------------------------------------------
 
+// The start record is a root until the new thread has registered: its
+// argument (often a collected object the creator has already dropped) is
+// held by nothing else the collector sees meanwhile. The copy on the new
+// thread's stack holds it after that. (A root range, not an uncollectable
+// object: the record stays plain malloc memory, so the hardened and
+// counting paths of gort_free see what they expect.)
 typedef struct {
   void *(*fn)(void *);
   void *arg;
@@ -241,8 +247,9 @@ typedef struct {
 
 static void *trampoline(void *arg) {
   start_t st = *(start_t *)arg;
-  gort_free(arg);
   gort__stw_register_self();
+  gort_gc_remove_roots(arg, (start_t *)arg + 1);
+  gort_free(arg);
   return st.fn(st.arg);
 }
 
@@ -254,8 +261,12 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
   if (st == NULL) return EAGAIN;
   st->fn = fn;
   st->arg = arg;
+  gort_gc_add_roots(st, st + 1);
   int r = gort__os_pthread_create(t, attr, trampoline, st);
-  if (r != 0) gort_free(st);
+  if (r != 0) {
+    gort_gc_remove_roots(st, st + 1);
+    gort_free(st);
+  }
   return r;
 }
 

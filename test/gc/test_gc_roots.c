@@ -521,3 +521,52 @@ TEST(a_global_of_a_dlopened_library_is_a_root) {
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   harness_run(cmd, NULL, 0);
 }
+
+// ---- a new thread's argument -------------------------------------------------------
+
+// The usual hand-off: a collected object passed to pthread_create and
+// dropped by its creator at once. Until the new thread runs, only gort's
+// start record holds it; collections run all the while.
+#define ARG_SIZE 64
+#define ARG_TAG 0xa4a4
+static atomic_bool arg_stop;
+static atomic_int arg_lost;
+
+static void *arg_collector(void *unused) {
+  (void)unused;
+  while (!atomic_load(&arg_stop)) {
+    gctest_collect();
+    for (int i = 0; i < 64; i++) memset(gort_gc_alloc(ARG_SIZE), 0xee, ARG_SIZE);
+  }
+  return NULL;
+}
+
+static void *arg_reader(void *p) {
+  usleep(200);
+  if (!gctest_check(p, ARG_SIZE, ARG_TAG)) atomic_fetch_add(&arg_lost, 1);
+  return NULL;
+}
+
+static GCTEST_NOINLINE void start_reader(pthread_t *t) {
+  void *p = gort_gc_alloc(ARG_SIZE);
+  gctest_fill(p, ARG_SIZE, ARG_TAG);
+  EXPECT_EQ_U64(pthread_create(t, NULL, arg_reader, p), 0);
+}
+
+TEST(a_new_threads_argument_is_a_root_until_the_thread_runs) {
+  pthread_t collector;
+  atomic_store(&arg_stop, false);
+  EXPECT_EQ_U64(pthread_create(&collector, NULL, arg_collector, NULL), 0);
+  int rounds = 60 * harness_scale();
+  for (int r = 0; r < rounds; r++) {
+    pthread_t t[16];
+    for (int i = 0; i < 16; i++) {
+      start_reader(&t[i]);
+      gctest_clobber_stack();
+    }
+    for (int i = 0; i < 16; i++) pthread_join(t[i], NULL);
+  }
+  atomic_store(&arg_stop, true);
+  pthread_join(collector, NULL);
+  EXPECT_EQ_U64(atomic_load(&arg_lost), 0, "of %d threads' arguments", rounds * 16);
+}
