@@ -18,10 +18,10 @@
 //
 // Cost when off: none on the fast paths. Hardened mode forces every malloc
 // into the slow path by keeping the thread's profiling countdown below
-// zero, and every free by setting NSAMPLED_SLOW in each small span's
-// nsampled, the two tests the fast paths make anyway. (That bit is not a
-// sample: the free path consults the profiler only for real ones, so a
-// hardened free takes no global lock.)
+// zero, and every free by setting PINFO_SLOW in the page info of each
+// small span (pagemap.h), the two tests the fast paths make anyway. (So a
+// hardened free takes no global lock: the profiler is consulted only for
+// sampled blocks.)
 
 #include "harden.h"
 
@@ -122,5 +122,4 @@ void gort__harden_span_init(mspan_t *s) {
   }
   s->free = head;
   __atomic_store_n(&s->fresh, n, __ATOMIC_RELAXED);
-  atomic_store_explicit(&s->nsampled, NSAMPLED_SLOW, memory_order_relaxed);  // frees: slow path
 }

@@ -55,8 +55,8 @@
 //   - A remote free leaves the bit to the owner and writes a tag (the
 //     process's random key xor the address) in the block's second word,
 //     which another remote free of the same block finds. The owner
-//     collects pending remote frees (the span's remote_pending says there
-//     are some) before its next free into the span, clearing their bits,
+//     collects pending remote frees (PINFO_PENDING in the page info says there
+//     are some) before its next free into that page, clearing their bits,
 //     so its own check sees them. So a double free is caught in every
 //     order of threads, and no block is handed out twice. (A live block
 //     whose second word happens to equal its tag, a 2^-64 event, is taken
@@ -281,9 +281,8 @@ GORT_INLINE mspan_t *owned_live_span(const void *p) {
   mspan_t *s = __atomic_load_n(&ar->spans[arena_page_index(a)], __ATOMIC_RELAXED);
   if (s == NULL) return NULL;
   if (span_state(s) == SPAN_LARGE) return s->base == a ? s : NULL;
-  if (atomic_load_explicit(&s->owner, memory_order_relaxed) != gort__tls_cache ||
-      atomic_load_explicit(&s->remote_pending, memory_order_relaxed) != 0 || !live_test(a))
-    return NULL;
+  uint32_t info = atomic_load_explicit(&ar->pinfo[arena_page_index(a)], memory_order_relaxed);
+  if ((info & PINFO_FAST_MASK) != gort__tls_cache->pinfo_owner || !live_test(a)) return NULL;
   return s;
 }
 
@@ -292,8 +291,7 @@ GORT_NOINLINE void gort__free_slow(void *p) {
   bool sampled = false;
   mspan_t *s = live_span(p, MISUSE_MSGS("free()", "double free"), &sampled);
   if (gort_unlikely(gort__harden)) gort__harden_on_free(p, usable_of(s), s->state == SPAN_SMALL);
-  if (s->state == SPAN_LARGE &&
-      (atomic_load_explicit(&s->nsampled, memory_order_relaxed) & ~NSAMPLED_SLOW) != 0)
+  if (s->state == SPAN_LARGE && atomic_load_explicit(&s->nsampled, memory_order_relaxed) != 0)
     sampled = true;
   if (sampled && gort__mprof_hooks.sample_free != NULL) gort__mprof_hooks.sample_free(p);
   if (s->kind != KIND_MANUAL) {

@@ -45,37 +45,37 @@ GORT_INLINE void *malloc_fast(size_t size) {
 // (Hardened mode never reaches the raw link accesses below: see mspan.h.)
 //
 // A free by the span's owner of a live block needs no atomic and no lock,
-// and reads neither the block nor anything another thread writes often:
-// the live bit says the block is handed out, and remote_pending clear says
-// no other thread freed it meanwhile. The block goes on
-// the thread's list for its class, which the next malloc pops (mcache.c
-// returns blocks to their spans when the list grows past its bound).
-// Everything else (NULL, large, remote, sampled, suspicious, pending
-// remote frees) goes to gort__free_slow, which checks it thoroughly.
+// and reads neither the block nor the span nor anything another thread
+// writes often: the page info says the caller owns the span, gives the
+// class and says no other thread freed a block of the page meanwhile
+// (pagemap.h); the live bit says the block is handed out. The block goes
+// on the thread's list for its class, which the next malloc pops
+// (mcache.c returns blocks to their spans when the list grows past its
+// bound). Everything else (NULL, large, collected, remote, sampled,
+// suspicious, pending remote frees, hardened) goes to gort__free_slow,
+// which checks it thoroughly.
 GORT_INLINE void free_fast(void *p) {
   uintptr_t a = (uintptr_t)p;
   arena_t *ar = arena_of(a);
   if (gort_likely(ar != NULL)) {
-    mspan_t *s = __atomic_load_n(&ar->spans[arena_page_index(a)], __ATOMIC_RELAXED);
+    uint32_t info = atomic_load_explicit(&ar->pinfo[arena_page_index(a)], memory_order_relaxed);
     mcache_t *c = gort__tls_cache;
     uintptr_t i = (a & (GORT_ARENA_SIZE - 1)) >> 4;
     uint64_t bit = 1ULL << (i & 63), *w = &ar->live[i >> 6];
     // A set live bit marks the start of a carved, handed-out block: no
     // interior pointer (16-byte aligned ones have a clear bit, the others
     // fail the alignment test) and no never-carved slot passes.
-    if (gort_likely(s != NULL && atomic_load_explicit(&s->owner, memory_order_relaxed) == c &&
-                    (a & 15) == 0)) {
+    if (gort_likely((info & PINFO_FAST_MASK) == c->pinfo_owner && (a & 15) == 0)) {
       uint64_t live = __atomic_load_n(w, __ATOMIC_RELAXED);
-      if (gort_likely((live & bit) != 0 &&
-                      atomic_load_explicit(&s->nsampled, memory_order_relaxed) == 0 &&
-                      atomic_load_explicit(&s->remote_pending, memory_order_relaxed) == 0)) {
+      if (gort_likely((live & bit) != 0)) {
         __atomic_store_n(w, live & ~bit, __ATOMIC_RELAXED);
         block_t *b = p;
-        class_cache_t *k = &c->k[s->sizeclass];
+        unsigned cls = pinfo_class(info);
+        class_cache_t *k = &c->k[cls];
         b->next = k->head;
         k->head = b;
         counter_add(&k->nfree, 1);
-        if (gort_unlikely(++k->len > k->max)) gort__mcache_flush_list(c, s->sizeclass);
+        if (gort_unlikely(++k->len > k->max)) gort__mcache_flush_list(c, (int)cls);
         return;
       }
     }

@@ -16,8 +16,9 @@
 //   cur      the span refills are served from;
 //   partial  owned spans with blocks back in their own free lists;
 //   full     owned spans with no free block, each with NOTIFY set;
-//   stash    one empty span, so a class that oscillates around a span
-//            boundary does not take the heap lock each time.
+//   stash    empty spans, up to 1 MiB per thread, so that a class that
+//            oscillates around a span boundary does not take the heap lock
+//            each time (see "Empty spans" below).
 //
 // Frees (malloc.c decides which path):
 //   by the owner:  push on the class list; no atomics, and the span is only
@@ -30,9 +31,9 @@
 //                  and the owner, at its next refill, frees it as the owner
 //                  would, which moves the span back to partial. Unowned
 //                  spans notify their mcentral instead. Either way the
-//                  freeing thread then raises the span's remote_pending,
-//                  and the owner collects before its next free into the
-//                  span (the live bits must be exact for its checks).
+//                  freeing thread then raises PINFO_PENDING on the block's
+//                  page, and the owner collects before its next free into
+//                  the page (the live bits must be exact for its checks).
 // Refill of class cls, when its list is empty, in order: the current
 // span's own frees; its remote frees; the delayed stack; the partial
 // queue; the stash; an orphan span from the mcentral; a fresh span from
@@ -68,7 +69,7 @@
 #include "mheap.h"
 #include "alloc_init.h"
 
-mcache_t gort__empty_cache;
+mcache_t gort__empty_cache = {.pinfo_owner = ~0u};
 GORT_TLS mcache_t *gort__tls_cache = &gort__empty_cache;
 uintptr_t gort__tag_key;
 
@@ -82,6 +83,7 @@ static struct {
   uint64_t retired_nfree[GORT_NUM_CLASSES];
   uint64_t orphan_nfree[GORT_NUM_CLASSES];  // frees by threads with no cache; atomic
   uint64_t retired_gc_nmalloc, retired_gc_bytes;
+  uint32_t ids;              // cache ids handed out (structs are never freed)
   pthread_key_t key;
   bool key_ok, inited;
 } caches = {.lock = LOCK_INIT};
@@ -104,9 +106,9 @@ void gort__span_init_small(mspan_t *s, int cls) {
   s->kind = KIND_MANUAL;
   s->free = NULL;
   s->used = 0;
-  atomic_store_explicit(&s->remote_pending, 0, memory_order_relaxed);
   __atomic_store_n(&s->fresh, 0, __ATOMIC_RELAXED);
   span_clear_samples(s);
+  gort__span_pinfo_init(s, (unsigned)cls, gort__harden ? PINFO_SLOW : 0);  // no owner yet
   if (gort__harden) gort__harden_span_init(s);  // carves (and shuffles) it all
 }
 
@@ -130,14 +132,58 @@ block_t *gort__mcache_carve(mspan_t *s) {
   return head;
 }
 
-// The bound on a class's list: about 64 KiB of blocks, at least 2 and at
-// most 1024 (a small span's most). Past it a free flushes half the list,
-// so a thread holds at most this much freed memory per class beyond what
-// its spans hold, and a flush is amortized over max/2 frees.
-static int32_t list_max(int cls) {
+// ---- list bounds ---------------------------------------------------------------
+//
+// A class's list holds at most max blocks; a free past it flushes the
+// colder half back to the spans. The base bound is about 64 KiB of blocks
+// (at least 2, at most 1024). That suits most classes, but a class whose
+// program frees past the bound and then allocates it all again (a batch of
+// requests, a working set of large blocks replaced at random) pays a flush
+// and a refill per max/2 operations, each a walk over spans. So the bound
+// adapts, as TCMalloc's slow start does: a refill that follows a flush of
+// the same class doubles max, up to 1 MiB of blocks (at most 4096). Growth
+// past the base bounds is charged to a budget of 2 MiB per thread; a class
+// that would grow past it puts every class back to its base instead (the
+// longer lists are trimmed at their next free), so a program whose phases
+// use different classes is not held to the first phase's choice, and a
+// thread never holds more than the budget beyond the base bounds.
+// (Measured on bench/classic.c's glibc shapes: a working set of 1024
+// blocks of 4 B..32 KiB ran 1.9x tcmalloc's time with fixed bounds, the
+// 2 KiB and 4 KiB batches of 100-400 blocks up to 2.5x.)
+#define LIST_GROWN_BUDGET ((int64_t)2 << 20)
+#define LIST_MAX_BYTES ((uint32_t)1 << 20)
+#define LIST_MAX_BLOCKS 4096u
+
+static int32_t list_base(int cls) {
   if (gort__class_size[cls] == 0) return 0;  // class 0: unused
   uint32_t n = (64u << 10) / gort__class_size[cls];
   return (int32_t)(n < 2 ? 2 : n > 1024 ? 1024 : n);
+}
+
+static int32_t list_cap(int cls) {
+  uint32_t n = LIST_MAX_BYTES / gort__class_size[cls];
+  n = n > LIST_MAX_BLOCKS ? LIST_MAX_BLOCKS : n;
+  int32_t base = list_base(cls);
+  return (int32_t)n > base ? (int32_t)n : base;
+}
+
+// A refill of cls: if the class flushed since its last refill, double its
+// bound, within the cap and the budget (see above).
+static void list_on_refill(mcache_t *c, int cls) {
+  if (c->flushes[cls] == 0) return;
+  c->flushes[cls] = 0;
+  class_cache_t *k = &c->k[cls];
+  int32_t want = k->max * 2, cap = list_cap(cls);
+  if (want > cap) want = cap;
+  if (want <= k->max) return;
+  int64_t cost = (int64_t)(want - k->max) * gort__class_size[cls];
+  if (c->grown_bytes + cost > LIST_GROWN_BUDGET) {
+    for (int i = 1; i < GORT_NUM_CLASSES; i++) c->k[i].max = list_base(i);
+    c->grown_bytes = 0;
+    return;
+  }
+  c->grown_bytes += cost;
+  k->max = want;
 }
 
 // ---- registry --------------------------------------------------------------
@@ -153,19 +199,23 @@ static mcache_t *cache_new(void) {
   if (c != NULL) {
     caches.spare = c->next_all;
     block_t *arrived = atomic_exchange(&c->delayed, NULL);  // see "Thread exit"
+    uint16_t id = c->id;  // its spans' pages may still name it: keep it
     memset(c, 0, sizeof *c);
     atomic_store(&c->delayed, arrived);
+    c->id = id;
   } else {
     c = gort__fixalloc_alloc(&caches.alloc);
+    if (c != NULL && caches.ids < 0xFFFF) c->id = (uint16_t)++caches.ids;
   }
   if (c == NULL) {
     unlock(&caches.lock);
     return NULL;
   }
+  c->pinfo_owner = c->id != 0 ? (uint32_t)c->id << PINFO_OWNER_SHIFT : ~0u;
   for (int i = 0; i < GORT_NUM_CLASSES; i++) {
     span_list_init(&c->partial[i]);
     span_list_init(&c->full[i]);
-    c->k[i].max = list_max(i);
+    c->k[i].max = list_base(i);
   }
   c->alive = true;
   c->sample_left = gort__mprof_hooks.first_interval ? gort__mprof_hooks.first_interval() : INT64_MAX;
@@ -300,14 +350,60 @@ static bool clear_notify(mspan_t *s) {
   return atomic_fetch_and_explicit(&s->xfree, ~XFREE_NOTIFY, memory_order_acq_rel) & XFREE_NOTIFY;
 }
 
-static void retire_span(mcache_t *c, mspan_t *s) {
-  int cls = s->sizeclass;
-  if (s->where == WHERE_PARTIAL) span_list_remove(s);
-  if (atomic_load_explicit(&c->stash[cls], memory_order_relaxed) == NULL) {
+// ---- empty spans ---------------------------------------------------------------
+//
+// A span whose every block is free again goes back to the page heap, under
+// its lock, with its pages merged into their neighbours; the next refill
+// of the class then takes a span from the heap again and carves it anew.
+// A class with few blocks per span (1 to 8 above 4 KiB) crosses that line
+// all the time: bench/classic.c's thread-1t (a working set of 1024 blocks
+// of 4 B..32 KiB, replaced at random) made 70,000 such round trips in 12
+// million operations when a thread kept one empty span per class. So a
+// thread keeps up to GORT_STASH_SLOTS empty spans (32 KiB each for most
+// classes: about 1 MiB), of any classes, and a refill takes one before the
+// central lists and the heap: first one of its class, whose carved blocks
+// are still linked; else one of another class with as many pages (most
+// classes use 4), made anew for this class. That cut the round trips to
+// 8,700. They are still memory the program does not use: the scavenger
+// takes every thread's stashes when it runs (gort__mcache_flush_empty),
+// as Go's scavenger and mimalloc's page retirement bound theirs.
+
+static bool stash_push(mcache_t *c, mspan_t *s) {
+  for (int i = 0; i < GORT_STASH_SLOTS; i++) {
+    if (atomic_load_explicit(&c->stash[i], memory_order_relaxed) != NULL) continue;
     s->where = WHERE_STASH;
-    atomic_store_explicit(&c->stash[cls], s, memory_order_release);
-    return;
+    c->stash_class[i] = s->sizeclass;
+    atomic_store_explicit(&c->stash[i], s, memory_order_release);
+    return true;
   }
+  return false;
+}
+
+// A stashed span for class cls, or NULL. (Only the owner fills slots, so a
+// slot seen NULL stays NULL for it; a full one the scavenger may empty.)
+static mspan_t *stash_pop(mcache_t *c, int cls) {
+  int other = -1;
+  for (int i = 0; i < GORT_STASH_SLOTS; i++) {
+    if (atomic_load_explicit(&c->stash[i], memory_order_relaxed) == NULL) continue;
+    if (c->stash_class[i] == cls) {
+      mspan_t *s = atomic_exchange_explicit(&c->stash[i], NULL, memory_order_acquire);
+      if (s != NULL) return s;
+    } else if (other < 0 && gort__class_npages[c->stash_class[i]] == gort__class_npages[cls]) {
+      other = i;
+    }
+  }
+  if (other < 0) return NULL;
+  mspan_t *s = atomic_exchange_explicit(&c->stash[other], NULL, memory_order_acquire);
+  if (s != NULL) {
+    gort__span_init_small(s, cls);  // every block free: no live bit, no sample
+    gort__span_pinfo_set_owner(s, c->id);
+  }
+  return s;
+}
+
+static void retire_span(mcache_t *c, mspan_t *s) {
+  if (s->where == WHERE_PARTIAL) span_list_remove(s);
+  if (stash_push(c, s)) return;
   gort_assert_expensive(gort__mspan_is_valid(s));  // tier boundary: back to the page heap
   s->where = WHERE_NONE;
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
@@ -338,6 +434,7 @@ static void return_blocks(mcache_t *c, block_t *list) {
 
 void gort__mcache_flush_list(mcache_t *c, int cls) {
   class_cache_t *k = &c->k[cls];
+  c->flushes[cls] = 1;
   // Keep the warmer half (the list is LIFO), return the rest.
   int32_t keep = k->max / 2;
   block_t *last = k->head;
@@ -349,14 +446,16 @@ void gort__mcache_flush_list(mcache_t *c, int cls) {
   return_blocks(c, rest);
 }
 
-// After a remote push of a block of s: tell the owner (see mspan.h,
-// remote_pending). The push and this load are sequentially consistent, as
-// is the owner's clear before it collects, so either the owner's collection
-// takes the block or this load sees the clear and sets the flag again. The
-// flag is written only when it changes: it shares the owner's cache line.
-static void note_pending(mspan_t *s) {
-  if (atomic_load_explicit(&s->remote_pending, memory_order_seq_cst) == 0)
-    atomic_store_explicit(&s->remote_pending, 1, memory_order_relaxed);
+// After a remote push of block b: tell the owner, with PINFO_PENDING on
+// b's page (pagemap.h). The push and this load are sequentially consistent,
+// as is the owner's clear before it collects, so either the owner's
+// collection takes the block or this load sees the clear and sets the flag
+// again. The flag is written only when it changes: the owner reads the
+// word on every free into the page.
+static void note_pending(block_t *b) {
+  _Atomic uint32_t *w = pinfo_word((uintptr_t)b);
+  if ((atomic_load_explicit(w, memory_order_seq_cst) & PINFO_PENDING) == 0)
+    atomic_fetch_or_explicit(w, PINFO_PENDING, memory_order_relaxed);
 }
 
 void gort__mcache_remote_free(mspan_t *s, block_t *b) {
@@ -375,7 +474,7 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
           block_set_next(b, head);
         } while (!atomic_compare_exchange_weak_explicit(&o->delayed, &head, b, memory_order_seq_cst,
                                                         memory_order_relaxed));
-        note_pending(s);
+        note_pending(b);
         return;
       }
       gort__mcentral_notify(s);
@@ -385,7 +484,7 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
     block_set_next(b, (block_t *)old);
     if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_seq_cst,
                                               memory_order_relaxed)) {
-      note_pending(s);
+      note_pending(b);
       return;
     }
   }
@@ -417,8 +516,7 @@ static void drain_delayed(mcache_t *c) {
 }
 
 void gort__mcache_collect_remote(mcache_t *c, mspan_t *s) {
-  if (atomic_load_explicit(&s->remote_pending, memory_order_relaxed) == 0) return;
-  atomic_store_explicit(&s->remote_pending, 0, memory_order_seq_cst);  // before collecting
+  if (!gort__span_pinfo_take_pending(s)) return;  // cleared before collecting
   drain_delayed(c);
   uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_seq_cst);
   if (x <= XFREE_NOTIFY) return;
@@ -501,6 +599,7 @@ static mspan_t *fresh_span(mcache_t *c, int cls) {
   if (s == NULL) return NULL;
   gort__span_init_small(s, cls);
   atomic_store_explicit(&s->owner, c, memory_order_relaxed);
+  gort__span_pinfo_set_owner(s, c->id);
   return s;
 }
 
@@ -517,8 +616,7 @@ static block_t *next_list(mcache_t *c, int cls, int32_t *n) {
     if ((list = make_current(c, s, n)) != NULL) return list;
     if ((list = retire_current(c, s, n)) != NULL) return list;
   }
-  if ((s = atomic_exchange_explicit(&c->stash[cls], NULL, memory_order_acquire)) != NULL)
-    return make_current(c, s, n);
+  if ((s = stash_pop(c, cls)) != NULL) return make_current(c, s, n);
   if ((s = gort__mcentral_adopt(cls, c)) != NULL) return make_current(c, s, n);
   if ((s = fresh_span(c, cls)) != NULL) return make_current(c, s, n);
   return NULL;
@@ -527,6 +625,7 @@ static block_t *next_list(mcache_t *c, int cls, int32_t *n) {
 void *gort__mcache_refill(mcache_t *c, int cls) {
   class_cache_t *k = &c->k[cls];
   gort_assert_internal(k->head == NULL);
+  list_on_refill(c, cls);
   int32_t n = 0;
   block_t *list = next_list(c, cls, &n);
   if (list == NULL) {
@@ -562,19 +661,21 @@ void gort__mcache_abandon(mcache_t *c) {
     }
     while ((s = span_list_first(&c->partial[cls])) != NULL) give_span(s);
     while ((s = span_list_first(&c->full[cls])) != NULL) give_span(s);
-    if ((s = atomic_exchange_explicit(&c->stash[cls], NULL, memory_order_acquire)) != NULL)
-      give_span(s);
+  }
+  for (int i = 0; i < GORT_STASH_SLOTS; i++) {
+    mspan_t *s = atomic_exchange_explicit(&c->stash[i], NULL, memory_order_acquire);
+    if (s != NULL) give_span(s);
   }
   drain_delayed(c);  // what arrived while we gave spans away
 }
 
-// Collects every cache's spare empty span on a private list (through the
-// span's list link, free while it is a stash); they are freed after the
-// registry lock is dropped, since freeing may wake the scavenger.
+// Collects every cache's stashed empty spans on a private list (through
+// the spans' list links); they are freed after the registry lock is
+// dropped, since freeing may wake the scavenger.
 static void take_stashes(mcache_t *c, void *arg) {
   span_link_t *taken = arg;
-  for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
-    mspan_t *s = atomic_exchange_explicit(&c->stash[cls], NULL, memory_order_acquire);
+  for (int i = 0; i < GORT_STASH_SLOTS; i++) {
+    mspan_t *s = atomic_exchange_explicit(&c->stash[i], NULL, memory_order_acquire);
     if (s != NULL) span_list_push(taken, s);
   }
 }

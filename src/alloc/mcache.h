@@ -5,6 +5,9 @@
 
 #include "mspan.h"
 
+// Empty spans a thread keeps (mcache.c, "Empty spans"): about 1 MiB.
+#define GORT_STASH_SLOTS 32
+
 // The fast paths' state of one size class, in one half cache line: a
 // malloc and a free each touch one line of the cache.
 typedef struct {
@@ -31,14 +34,27 @@ typedef struct mcache {
   class_cache_t k[GORT_NUM_CLASSES];
   // Heap profiling: bytes left until the next sampled allocation.
   int64_t sample_left;
+  // What the page info of a span this cache owns, with no flag set, reads
+  // under PINFO_FAST_MASK (pagemap.h): its id, shifted; ~0 (matches no
+  // page) for the empty cache and for caches past the 65535 ids.
+  uint32_t pinfo_owner;
+  uint16_t id;  // 1..65535, or 0: none; kept for the life of the struct
 
   // Slow-path state, owner only.
   mspan_t *cur[GORT_NUM_CLASSES];
   span_link_t partial[GORT_NUM_CLASSES];  // owned spans with free blocks
   span_link_t full[GORT_NUM_CLASSES];     // owned spans with none (NOTIFY set)
-  // One empty span kept per class. Atomic: the scavenger may take it (an
-  // empty span receives no frees, so taking it races with nothing else).
-  _Atomic(mspan_t *) stash[GORT_NUM_CLASSES];
+  // Empty spans kept for reuse, any classes (mcache.c, "Empty spans"):
+  // only the owner fills a slot; the owner and the scavenger empty one
+  // with an exchange, so neither reads a span the other may have taken.
+  // stash_class[i] is the class of stash[i]'s span while it is not NULL.
+  _Atomic(mspan_t *) stash[GORT_STASH_SLOTS];
+  uint8_t stash_class[GORT_STASH_SLOTS];  // owner only
+  // The adaptive bound on k[].max (mcache.c, "list bounds"): per class,
+  // whether it flushed since its last refill; and the bytes of growth past
+  // the classes' base bounds, against the thread's budget.
+  uint8_t flushes[GORT_NUM_CLASSES];
+  int64_t grown_bytes;
 
   // The collector's side (gc/malloc_gc.c), by kind - 1 and class: written
   // by the owner inside a no-stop region, and by the collector with the

@@ -400,6 +400,7 @@ static void coalesce_insert(mspan_t *s) {
 static void free_locked(mspan_t *s) {
   if (s->state == SPAN_SMALL) {
     heap.small_span_pages -= s->npages;
+    if (s->kind == KIND_MANUAL) gort__span_pinfo_clear(s);
   } else {
     heap.large_frees++;
     heap.large_free_bytes += span_bytes(s);

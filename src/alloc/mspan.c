@@ -27,3 +27,37 @@ bool gort__mspan_is_valid(const mspan_t *s) {
     if (span_of(p) != s) return false;
   return true;
 }
+
+// ---- page info (pagemap.h) ---------------------------------------------------------
+
+void gort__span_pinfo_init(const mspan_t *s, unsigned cls, uint32_t flags) {
+  for (uintptr_t p = s->base; p < s->base + span_bytes(s); p += GORT_PAGE_SIZE)
+    atomic_store_explicit(pinfo_word(p), (uint32_t)cls << 8 | flags, memory_order_relaxed);
+}
+
+void gort__span_pinfo_set_owner(const mspan_t *s, uint32_t id) {
+  for (uintptr_t p = s->base; p < s->base + span_bytes(s); p += GORT_PAGE_SIZE) {
+    _Atomic uint32_t *w = pinfo_word(p);
+    uint32_t old = atomic_load_explicit(w, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(
+        w, &old, (old & ((1u << PINFO_OWNER_SHIFT) - 1)) | id << PINFO_OWNER_SHIFT,
+        memory_order_release, memory_order_relaxed)) {
+    }
+  }
+}
+
+void gort__span_pinfo_clear(const mspan_t *s) {
+  for (uintptr_t p = s->base; p < s->base + span_bytes(s); p += GORT_PAGE_SIZE)
+    atomic_store_explicit(pinfo_word(p), 0, memory_order_relaxed);
+}
+
+bool gort__span_pinfo_take_pending(const mspan_t *s) {
+  bool any = false;
+  for (uintptr_t p = s->base; p < s->base + span_bytes(s); p += GORT_PAGE_SIZE) {
+    _Atomic uint32_t *w = pinfo_word(p);
+    // Sequentially consistent, before the caller collects: see note_pending.
+    if (atomic_load_explicit(w, memory_order_relaxed) & PINFO_PENDING)
+      any |= (atomic_fetch_and_explicit(w, ~PINFO_PENDING, memory_order_seq_cst) & PINFO_PENDING) != 0;
+  }
+  return any;
+}

@@ -98,7 +98,6 @@ typedef enum {
 } span_where_t;
 
 #define XFREE_NOTIFY ((uintptr_t)1)
-#define NSAMPLED_SLOW ((uint16_t)0x8000)
 
 typedef struct span_link {
   struct span_link *next, *prev;
@@ -107,7 +106,9 @@ typedef struct span_link {
 struct mcache;
 
 typedef struct mspan {
-  // The first cache line holds what free_fast reads: base through fresh.
+  // The first cache line holds what the owner's slow paths and the free
+  // checks (malloc.c, live_span) read: base through fresh. (free_fast
+  // reads no span: pagemap.h, page info.)
   span_link_t link;  // first member: list links; guarded by whoever owns the list
   uintptr_t base;    // first byte; immutable while the span is in use
   _Atomic(struct mcache *) owner;  // see the invariants
@@ -116,16 +117,11 @@ typedef struct mspan {
   uint8_t sizeclass;  // 0 for large and free spans
   uint8_t where;      // span_where_t; guarded like link
   uint8_t needzero;   // 1 if the pages may hold old data
-  // Set by a thread that freed a block of this span remotely (onto xfree,
-  // or its owner's delayed stack), after the push; cleared by the owner
-  // before it collects them (mcache.c). While set, the owner's frees take
-  // the slow path, which collects first, so that the live bits are exact.
-  _Atomic uint8_t remote_pending;
+  // (A remote free's note to the owner, and hardened mode's "every free
+  // slow", are flags in the page info of the span's pages: pagemap.h.)
   // Large spans: 1 while the heap profiler holds a sample of the block.
   // (A sampled small block is marked by its live bit, kept clear while it
   // is live, so that its free alone takes the slow path: obs/mprof.c.)
-  // Bit 15 (NSAMPLED_SLOW) sends every free of the span to the slow path
-  // (hardened mode).
   _Atomic uint16_t nsampled;
   uint32_t elemsize;  // 0 for large spans (see span_bytes)
   uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide
@@ -146,7 +142,7 @@ typedef struct mspan {
 } __attribute__((aligned(GORT_CACHELINE))) mspan_t;
 
 _Static_assert(sizeof(mspan_t) == 2 * GORT_CACHELINE, "mspan_t is two cache lines");
-_Static_assert(__builtin_offsetof(mspan_t, nsampled) < GORT_CACHELINE, "free_fast's fields in line 1");
+_Static_assert(__builtin_offsetof(mspan_t, nsampled) < GORT_CACHELINE, "the checks' fields in line 1");
 
 GORT_INLINE uintptr_t span_bytes(const mspan_t *s) { return s->npages << GORT_PAGE_SHIFT; }
 

@@ -49,6 +49,9 @@ typedef struct arena {
   // span) with relaxed loads and stores; read by anyone. Pages of it whose
   // arena pages were all released are released too (mheap.c).
   uint64_t live[GORT_LIVE_WORDS] __attribute__((aligned(4096)));
+  // Per page, what the owner's free fast path needs of the page's span
+  // (pinfo_* below), so that it never loads the span struct.
+  _Atomic uint32_t pinfo[GORT_PAGES_PER_ARENA];
   // The collector's mark bits, at the same granules (gc/mgcmark.c): set
   // with atomic ORs by the mark workers, cleared by the sweep of the span.
   uint64_t mark[GORT_LIVE_WORDS];
@@ -93,6 +96,47 @@ GORT_INLINE void live_clear(uintptr_t addr) {
   uint64_t bit, *w = live_word(addr, &bit);
   __atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) & ~bit, __ATOMIC_RELAXED);
 }
+
+// The page info of a page of a small manual span: its owner's cache id
+// (bits 16-31; 0 while no thread owns it), its size class (bits 8-15) and
+// flags (bits 0-7); 0 for every other page. The owner's free reads this
+// word and the live bit and nothing else of the span: with a working set
+// of blocks spread over hundreds of spans, the load of the span struct was
+// the free path's one cache miss (a quarter of thread-1t's profile, in the
+// compare of the owner it fed). A word per page rather than per span: the
+// lookup is then the page map's own index, and a span's few pages (2 to 5
+// for small spans) are all written where its owner or flags change, which
+// is never on a fast path.
+//   PINFO_PENDING  a remote free into the span, of a block on this page,
+//                  awaits the owner (mcache.c, "Frees"): the owner's free
+//                  into the page goes to the slow path, which collects first.
+//   PINFO_SLOW     every free into the span goes to the slow path (hardened
+//                  mode).
+#define PINFO_PENDING 1u
+#define PINFO_SLOW 2u
+#define PINFO_FLAGS 0xFFu
+#define PINFO_OWNER_SHIFT 16
+// (info & PINFO_FAST_MASK) == the calling cache's pinfo_owner: the caller
+// owns the span and no flag is set.
+#define PINFO_FAST_MASK 0xFFFF00FFu
+
+GORT_INLINE _Atomic uint32_t *pinfo_word(uintptr_t addr) {
+  arena_t *a = __atomic_load_n(&gort__arenas[addr >> GORT_ARENA_SHIFT], __ATOMIC_RELAXED);
+  return &a->pinfo[arena_page_index(addr)];
+}
+GORT_INLINE unsigned pinfo_class(uint32_t info) { return (info >> 8) & 0xFF; }
+
+// Span-wide page info (mspan.c). Init and clear run while no other thread
+// can reach the span's blocks; the others race with remote frees setting
+// PINFO_PENDING, so they keep the flags with atomic read-modify-writes.
+// Sets every page of small span s to class cls, flags, no owner.
+void gort__span_pinfo_init(const mspan_t *s, unsigned cls, uint32_t flags);
+// Sets the owner id of every page of s (0: none), keeping class and flags.
+void gort__span_pinfo_set_owner(const mspan_t *s, uint32_t id);
+// Zeroes the info of every page of s: it leaves use as a small span.
+void gort__span_pinfo_clear(const mspan_t *s);
+// Clears PINFO_PENDING on every page of s; returns whether any had it.
+bool gort__span_pinfo_take_pending(const mspan_t *s);
 
 // The mark bit of the object at addr (in an arena): the word and the bit.
 GORT_INLINE uint64_t *mark_word(uintptr_t addr, uint64_t *bit) {

@@ -187,6 +187,11 @@ static void *leave_blocks(void *arg) {
 
 TEST(threads_that_exit_hand_their_caches_back) {
   gort_memstats_t before, during, after;
+  // This thread's own cache first: pthread_create (gort's, for the
+  // collector) allocates the new thread's start record here, and a cache
+  // made then is not one an exited thread left behind.
+  void *volatile mine = malloc(16);  // volatile: GCC deletes a bare malloc/free pair
+  free(mine);
   gort_read_memstats(&before);
   static void *blocks[64][10000];
   for (int round = 0; round < 64; round++) {
@@ -199,7 +204,9 @@ TEST(threads_that_exit_hand_their_caches_back) {
   for (int round = 0; round < 64; round++)
     for (int i = 5000; i < 10000; i++) free(blocks[round][i]);
   gort_read_memstats(&after);
-  EXPECT(after.heap_inuse <= before.heap_inuse + (1 << 20), "orphaned spans went back: inuse %llu -> %llu",
+  // This thread adopted the orphaned spans to free into them, and keeps up
+  // to 1 MiB of the empty ones for reuse (mcache.c, "Empty spans").
+  EXPECT(after.heap_inuse <= before.heap_inuse + (2 << 20), "orphaned spans went back: inuse %llu -> %llu",
          (unsigned long long)before.heap_inuse, (unsigned long long)after.heap_inuse);
   // glibc keeps a few blocks per cached thread descriptor (its TLS vector).
   EXPECT(after.heap_objects <= before.heap_objects + 16, "objects %llu -> %llu",
