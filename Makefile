@@ -149,7 +149,7 @@ test: tests
 	@MODE=$(MODE) B=$(B) test/run.sh
 
 stress: tests
-	@MODE=$(MODE) B=$(B) GORT_STRESS=long test/run.sh stress gc
+	@MODE=$(MODE) B=$(B) TEST_STRESS=long test/run.sh stress gc
 
 # ---- benchmarks, demo, install ---------------------------------------------------
 BENCH_SRCS := $(wildcard bench/*.c)

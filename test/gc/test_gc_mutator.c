@@ -32,7 +32,7 @@
 // ever collected, the heap only grows, and the program is still correct).
 // Each thread's operations are deterministic given --seed; phases and the
 // whole case stop early at time limits so that a slow build cannot time
-// out. make stress (GORT_STRESS=long) runs 30 times as many phases, for up
+// out. make stress (TEST_STRESS=long) runs 30 times as many phases, for up
 // to 30 times as long. Last, threads that come and go while another
 // collects, and fork while threads allocate and collect.
 

@@ -48,7 +48,7 @@ void harness_skip(const char *reason) {
 }
 
 int harness_scale(void) {
-  const char *s = getenv("GORT_STRESS");
+  const char *s = getenv("TEST_STRESS");
   return s != NULL && strcmp(s, "long") == 0 ? 30 : 1;
 }
 

@@ -24,7 +24,8 @@ void harness_skip(const char *reason) __attribute__((noreturn));
 // Runs fn in a child process and expects it to abort with a stderr line
 // containing want. Returns true if so; prints what happened otherwise.
 bool harness_expect_fatal(void (*fn)(void *), void *arg, const char *want);
-// Seconds scaled for the run: GORT_STRESS=long multiplies by 30.
+// Seconds scaled for the run: TEST_STRESS=long multiplies by 30. (Not a
+// GORT_ name: gort warns about every GORT_ variable it does not know.)
 int harness_scale(void);
 // A seed from the command line (--seed=N) or a fixed default.
 uint64_t harness_seed(void);
