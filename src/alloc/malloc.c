@@ -290,7 +290,9 @@ GORT_NOINLINE void gort__free_slow(void *p) {
   if (p == NULL) return;
   bool sampled = false;
   mspan_t *s = live_span(p, MISUSE_MSGS("free()", "double free"), &sampled);
-  if (gort_unlikely(gort__harden)) gort__harden_on_free(p, usable_of(s), s->state == SPAN_SMALL);
+  // Collected objects carry no canary (gc/malloc_gc.c allocates them).
+  if (gort_unlikely(gort__harden) && s->kind == KIND_MANUAL)
+    gort__harden_on_free(p, usable_of(s), s->state == SPAN_SMALL);
   if (s->state == SPAN_LARGE && atomic_load_explicit(&s->nsampled, memory_order_relaxed) != 0)
     sampled = true;
   if (sampled && gort__mprof_hooks.sample_free != NULL) gort__mprof_hooks.sample_free(p);

@@ -294,6 +294,29 @@ TEST(free_of_a_collected_object_frees_it_at_once) {
   EXPECT(gort_gc_base(large) == NULL, "the freed large object is still a collected object");
 }
 
+// Hardened mode puts a canary after every malloc block; collected objects
+// have none, and freeing or resizing one must not look for it (it once
+// died with a false "heap overflow" on gort_free of an uncollectable).
+INNER_TEST(inner_collected_objects_under_hardened_mode) {
+  static const size_t sizes[] = {8, 100, 4000, 200000};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    void *objs[] = {gort_gc_alloc(sizes[i]), gort_gc_alloc_noscan(sizes[i]),
+                    gort_gc_alloc_uncollectable(sizes[i])};
+    for (int k = 0; k < 3; k++) {
+      EXPECT(objs[k] != NULL, "kind %d, size %zu", k, sizes[i]);
+      memset(objs[k], 0x5a, sizes[i]);
+      void *q = gort_realloc(objs[k], sizes[i] * 2);
+      EXPECT(q != NULL && ((unsigned char *)q)[sizes[i] - 1] == 0x5a, "realloc kind %d, size %zu", k,
+             sizes[i]);
+      gort_free(q);
+    }
+  }
+}
+
+TEST(collected_objects_are_freed_and_resized_in_hardened_mode) {
+  EXPECT(harness_run_inner("inner_collected_objects_under_hardened_mode", "GORT_DEBUG=harden=1"));
+}
+
 // ---- the tiny allocator, large objects, every size ------------------------------------
 
 TEST(tiny_noscan_objects_keep_their_contents_and_are_collected) {
