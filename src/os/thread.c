@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
+#include <threads.h>
 #include <unistd.h>
 
 #include "../base/base.h"
@@ -21,11 +22,27 @@
 
 typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 
+// In a static program there is no dynamic symbol to look up: libc.a's
+// pthread_create.o must be linked in, and its pthread_create is weak (so
+// gort's wins) while __pthread_create_2_1, the same code, is strong. Nothing
+// would pull that member in, since gort's pthread_create satisfies every
+// reference; a reference to C11's thrd_create does (thrd_create.o calls
+// __pthread_create_2_1), and it links anywhere, as libc.so exports it. The
+// weak reference below is then the real function in a static program and
+// NULL in a dynamic one. (Without this every static program died at its
+// first thread, including the scavenger's: "cannot find the real
+// pthread_create".)
+extern int __pthread_create_2_1(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *)
+    __attribute__((weak));
+__attribute__((used)) static int (*const pull_libc_pthread_create)(thrd_t *, thrd_start_t, void *) =
+    thrd_create;
+
 static create_fn real_create(void) {
   static _Atomic(create_fn) fn;
   create_fn f = atomic_load_explicit(&fn, memory_order_acquire);
   if (f == NULL) {
-    f = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    f = __pthread_create_2_1;
+    if (f == NULL) f = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
     if (f == NULL) f = (create_fn)dlsym(RTLD_DEFAULT, "__pthread_create_2_1");
     if (f == NULL) gort__throw("os: cannot find the real pthread_create");
     atomic_store_explicit(&fn, f, memory_order_release);

@@ -165,6 +165,55 @@ elif grep -qE "cannot find -l(c|stdc\+\+)\b" "$T/err"; then
 else
   fail fully_static_cxx_program_runs_on_gort "cannot build: $(head -3 "$T/err")"
 fi
+# A fully static program that starts threads and frees enough to wake the
+# scavenger (a thread of gort's own): each needs libc's pthread_create behind
+# gort's, which a static link once left out ("cannot find the real
+# pthread_create" at the first thread).
+cat > "$T/threads.c" <<'C'
+#include <gort.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static void *work(void *arg) {
+  char **v = malloc(4096 * sizeof *v);
+  for (int i = 0; i < 4096; i++) { v[i] = malloc(4000); memset(v[i], 1, 4000); }
+  for (int i = 0; i < 4096; i++) free(v[i]);
+  free(v);
+  long *obj = gort_gc_alloc(sizeof *obj);
+  *obj = (long)arg;
+  return obj;
+}
+int main(void) {
+  pthread_t t[4];
+  for (long i = 0; i < 4; i++)
+    if (pthread_create(&t[i], NULL, work, (void *)i) != 0) return 2;
+  long sum = 0;
+  for (int i = 0; i < 4; i++) {
+    void *r;
+    pthread_join(t[i], &r);
+    sum += *(long *)r;
+  }
+  gort_gc_collect();
+  usleep(300 * 1000);  /* the scavenger runs */
+  printf("threads %ld\n", sum);
+  return sum == 6 ? 0 : 3;
+}
+C
+if cc -static $CFLAGS_PC "$T/threads.c" -o "$T/threads_static" $LIBS_STATIC 2>"$T/err"; then
+  out=$("$T/threads_static" 2>&1)
+  rc=$?
+  if [ $rc -eq 0 ] && [ "$out" = "threads 6" ]; then
+    echo "PASS preload/fully_static_program_starts_threads_and_the_scavenger"
+  else
+    fail fully_static_program_starts_threads_and_the_scavenger "exit $rc: $(echo "$out" | head -3)"
+  fi
+elif grep -q "cannot find -lc\b" "$T/err"; then
+  echo "SKIP preload/fully_static_program_starts_threads_and_the_scavenger (no libc.a)"
+else
+  fail fully_static_program_starts_threads_and_the_scavenger "cannot build: $(head -3 "$T/err")"
+fi
 
 # ---- CFLAGS and LDFLAGS reach the library -------------------------------------------
 R=$(make -s print-REALNAME MODE="$MODE")
