@@ -18,14 +18,14 @@
  * register the block's range as roots.
  *
  * The argument given to pthread_create is held for the new thread until it
- * runs. Two things are not handled yet (bdwgc wraps pthread_join and
- * pthread_sigmask for them):
- *   - a thread's return value, once the thread has exited and until
- *     pthread_join returns it, is held only by libc: keep such a result
- *     reachable elsewhere (a global, an uncollectable holder) meanwhile;
- *   - a registered thread that blocks the stop signal (SIGPWR, or
- *     GORT_DEBUG=gcsignal=N) for long holds up every collection that long,
- *     forever if it blocks it for good: leave that signal unblocked.
+ * runs, and a thread's value (its start routine's result, or pthread_exit's
+ * argument) until pthread_join returns it (a thread joined otherwise, with
+ * pthread_tryjoin_np or pthread_timedjoin_np, keeps its value alive until
+ * the process ends: retained, never freed early). gort's pthread_sigmask
+ * and sigprocmask never block the signal that stops threads for a
+ * collection (SIGPWR, or GORT_DEBUG=gcsignal=N); a thread that blocks it by
+ * other means (sigsuspend, ppoll, pselect with a mask) holds up every
+ * collection until that call returns.
  *
  * Scanning is conservative: any aligned word whose value points into a
  * collected object keeps it alive, whether or not it is a pointer.

@@ -113,6 +113,12 @@ void gort__stw_start(void);
 void gort__stw_run_recorded(void (*fn)(void *), void *arg);
 void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
 int gort__stw_nthreads(void);
+// The signal that stops threads (SIGPWR, or GORT_DEBUG=gcsignal=N).
+int gort__stw_signal(void);
+// Called by an exiting thread with its value (its start routine's result,
+// or pthread_exit's argument): a collected object stays a root until
+// pthread_join returns it (pthread_wrap.c). Returns value.
+void *gort__gc_thread_exit_value(void *value);
 void gort__stw_lock_for_fork(void);
 // In the child the registry holds the forking thread alone (its new tid).
 void gort__stw_unlock_after_fork(int child);

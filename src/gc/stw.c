@@ -203,6 +203,8 @@ void gort_gc_unregister_thread(void) { gort__stw_unregister_self(); }
 
 int gort__stw_nthreads(void) { return stw.nthreads; }
 
+int gort__stw_signal(void) { return gort__opts.gcsignal > 0 ? (int)gort__opts.gcsignal : stw.signal; }
+
 void gort__stw_lock_for_fork(void) { raw_lock(&stw.lock); }
 
 void gort__stw_unlock_after_fork(int child) {
@@ -250,7 +252,7 @@ static void *trampoline(void *arg) {
   gort__stw_register_self();
   gort_gc_remove_roots(arg, (start_t *)arg + 1);
   gort_free(arg);
-  return st.fn(st.arg);
+  return gort__gc_thread_exit_value(st.fn(st.arg));  // a root until joined: pthread_wrap.c
 }
 
 // Exported: every thread a gort program starts is known to the collector.

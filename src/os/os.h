@@ -35,6 +35,13 @@ int64_t gort__os_rss(void);
 // The real pthread_create (gort exports its own: gc/stw.c).
 int gort__os_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
                             void *arg);
+// The real pthread_join and pthread_exit (gort wraps them: gc/pthread_wrap.c).
+int gort__os_pthread_join(pthread_t t, void **ret);
+_Noreturn void gort__os_pthread_exit(void *ret);
+// The calling thread's signal mask, set with the system call itself (never
+// through the program's pthread_sigmask, which gort wraps); 0 or an error
+// number, as pthread_sigmask.
+int gort__os_sigmask(int how, const sigset_t *set, sigset_t *old);
 // A detached thread of gort's own, never running the program's code, with
 // every signal blocked (stack_bytes 0: the default); 0 or an error number.
 int gort__os_internal_thread(void *(*fn)(void *), void *arg, size_t stack_bytes);

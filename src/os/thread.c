@@ -36,6 +36,53 @@ extern int __pthread_create_2_1(pthread_t *, const pthread_attr_t *, void *(*)(v
     __attribute__((weak));
 __attribute__((used)) static int (*const pull_libc_pthread_create)(thrd_t *, thrd_start_t, void *) =
     thrd_create;
+// The same for the calls gc/pthread_wrap.c wraps: C11's thrd_join and
+// thrd_exit call glibc's strong __pthread_join and __pthread_exit.
+extern int __pthread_join(pthread_t, void **) __attribute__((weak));
+extern void __pthread_exit(void *) __attribute__((weak, noreturn));
+__attribute__((used)) static int (*const pull_libc_pthread_join)(thrd_t, int *) = thrd_join;
+__attribute__((used)) static void (*const pull_libc_pthread_exit)(int) = thrd_exit;
+
+// The next definition of name after gort's (libc's, or a sanitizer's),
+// else static's, else a fatal error: gort has wrapped it, so there must be one.
+static void *real_fn(const char *name, void *static_fn) {
+  if (static_fn != NULL) return static_fn;
+  void *f = dlsym(RTLD_NEXT, name);
+  if (f == NULL) gort__throw("os: cannot find the real pthread function");
+  return f;
+}
+
+int gort__os_pthread_join(pthread_t t, void **ret) {
+  static _Atomic(void *) fn;
+  void *f = atomic_load_explicit(&fn, memory_order_acquire);
+  if (f == NULL) {
+    f = real_fn("pthread_join", (void *)__pthread_join);
+    atomic_store_explicit(&fn, f, memory_order_release);
+  }
+  return ((int (*)(pthread_t, void **))f)(t, ret);
+}
+
+void gort__os_pthread_exit(void *ret) {
+  void *f = real_fn("pthread_exit", (void *)__pthread_exit);
+  ((void (*)(void *))f)(ret);
+  __builtin_unreachable();
+}
+
+// glibc reserves the kernel's first two real-time signals (32: thread
+// cancellation, 33: setxid) and never lets a mask block them; neither may we.
+
+int gort__os_sigmask(int how, const sigset_t *set, sigset_t *old) {
+  sigset_t s;
+  if (set != NULL) {
+    s = *set;
+    if (how != SIG_UNBLOCK) {
+      // (By hand: glibc's sigdelset refuses these two.)
+      s.__val[0] &= ~((1UL << (32 - 1)) | (1UL << (33 - 1)));
+    }
+  }
+  long r = syscall(SYS_rt_sigprocmask, how, set != NULL ? &s : NULL, old, (long)(_NSIG / 8));
+  return r == 0 ? 0 : errno;
+}
 
 static create_fn real_create(void) {
   static _Atomic(create_fn) fn;
@@ -63,10 +110,10 @@ int gort__os_internal_thread(void *(*fn)(void *), void *arg, size_t stack_bytes)
   // The program's signals must not be delivered to gort's threads.
   sigset_t all, old;
   sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  gort__os_sigmask(SIG_SETMASK, &all, &old);
   pthread_t t;
   int r = gort__os_pthread_create(&t, &attr, fn, arg);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  gort__os_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   return r;
 }

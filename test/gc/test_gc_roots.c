@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,4 +570,83 @@ TEST(a_new_threads_argument_is_a_root_until_the_thread_runs) {
   atomic_store(&arg_stop, true);
   pthread_join(collector, NULL);
   EXPECT_EQ_U64(atomic_load(&arg_lost), 0, "of %d threads' arguments", rounds * 16);
+}
+
+// A worker that returns a collected object it just made: after the thread
+// has ended and until pthread_join hands the value over, only glibc's
+// thread descriptor holds it. Collections run in that window, and fresh
+// objects of the same size would reuse a freed one. Both ways out of a
+// thread: returning, and pthread_exit.
+#define RESULT_SIZE 96
+#define RESULT_TAG 0xd4d4
+
+static void *result_by_return(void *unused) {
+  (void)unused;
+  void *p = gort_gc_alloc(RESULT_SIZE);
+  gctest_fill(p, RESULT_SIZE, RESULT_TAG);
+  return p;
+}
+
+static void *result_by_exit(void *unused) {
+  (void)unused;
+  void *p = gort_gc_alloc(RESULT_SIZE);
+  gctest_fill(p, RESULT_SIZE, RESULT_TAG);
+  pthread_exit(p);
+}
+
+static int results_lost(void *(*fn)(void *), int rounds) {
+  int lost = 0;
+  for (int r = 0; r < rounds; r++) {
+    pthread_t t;
+    EXPECT_EQ_U64(pthread_create(&t, NULL, fn, NULL), 0);
+    usleep(2000);  // the thread has ended; nobody has joined it
+    gctest_clobber_stack();
+    gctest_collect();
+    for (int i = 0; i < 500; i++) memset(gort_gc_alloc(RESULT_SIZE), 0xee, RESULT_SIZE);
+    void *res = NULL;
+    EXPECT_EQ_U64(pthread_join(t, &res), 0);
+    if (res == NULL || !gctest_check(res, RESULT_SIZE, RESULT_TAG)) lost++;
+  }
+  return lost;
+}
+
+TEST(a_threads_result_is_a_root_until_it_is_joined) {
+  int rounds = 30 * harness_scale();
+  EXPECT_EQ_U64(results_lost(result_by_return, rounds), 0, "returned values, of %d", rounds);
+  EXPECT_EQ_U64(results_lost(result_by_exit, rounds), 0, "pthread_exit values, of %d", rounds);
+}
+
+// A thread that blocks every signal (a server's signal thread, waiting in
+// sigwait) must still stop for a collection: gort's pthread_sigmask and
+// sigprocmask leave the stop signal unblocked. Before, the collection
+// waited for it for ever.
+static atomic_bool masked_stop;
+static atomic_int masked_ready;
+
+static void *block_everything(void *use_sigprocmask) {
+  sigset_t all, now;
+  sigfillset(&all);
+  if (use_sigprocmask != NULL)
+    sigprocmask(SIG_BLOCK, &all, NULL);
+  else
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+  pthread_sigmask(SIG_BLOCK, NULL, &now);
+  atomic_fetch_add(&masked_ready, sigismember(&now, SIGTERM) && !sigismember(&now, SIGPWR) ? 1 : 100);
+  while (!atomic_load(&masked_stop)) usleep(1000);
+  return NULL;
+}
+
+TEST(threads_that_block_every_signal_still_stop_for_collections) {
+  pthread_t t[2];
+  atomic_store(&masked_stop, false);
+  atomic_store(&masked_ready, 0);
+  EXPECT_EQ_U64(pthread_create(&t[0], NULL, block_everything, NULL), 0);
+  EXPECT_EQ_U64(pthread_create(&t[1], NULL, block_everything, (void *)1), 0);
+  while (atomic_load(&masked_ready) < 2) usleep(1000);
+  EXPECT_EQ_U64(atomic_load(&masked_ready), 2, "each mask blocks SIGTERM but not SIGPWR");
+  alarm(20);  // a hang fails here, not at the harness's timeout
+  for (int i = 0; i < 5; i++) gctest_collect();
+  alarm(0);
+  atomic_store(&masked_stop, true);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
 }
