@@ -61,7 +61,7 @@ GORT_INLINE void free_fast(void *p) {
     uint32_t info = atomic_load_explicit(&ar->pinfo[arena_page_index(a)], memory_order_relaxed);
     mcache_t *c = gort__tls_cache;
     uintptr_t i = (a & (GORT_ARENA_SIZE - 1)) >> 4;
-    uint64_t bit = 1ULL << (i & 63), *w = &ar->live[i >> 6];
+    uint64_t bit = 1ULL << (i & 63), *w = ARENA_LIVE_WORD(ar, i);
     // A set live bit marks the start of a carved, handed-out block: no
     // interior pointer (16-byte aligned ones have a clear bit, the others
     // fail the alignment test) and no never-carved slot passes.

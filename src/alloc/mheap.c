@@ -542,10 +542,9 @@ static uint64_t release_meta(const mspan_t *s, uintptr_t run, uintptr_t end) {
     uintptr_t a1 = GORT_ALIGN_DOWN(a0, GORT_ARENA_SIZE) + GORT_ARENA_SIZE;
     if (a1 > end) a1 = end;
     uintptr_t off0 = a0 - a->base, off1 = a1 - a->base;
-    bytes += release_inner((uintptr_t)a->live, sizeof a->live, (uintptr_t)a->live + (off0 >> 7),
-                           (uintptr_t)a->live + (off1 >> 7));
-    bytes += release_inner((uintptr_t)a->mark, sizeof a->mark, (uintptr_t)a->mark + (off0 >> 7),
-                           (uintptr_t)a->mark + (off1 >> 7));
+    // Two bits (live, mark) per 16 bytes: a byte of bitmap per 64 bytes.
+    bytes += release_inner((uintptr_t)a->bits, sizeof a->bits, (uintptr_t)a->bits + (off0 >> 6),
+                           (uintptr_t)a->bits + (off1 >> 6));
     uintptr_t m0 = a0 > in_lo ? a0 : in_lo, m1 = a1 < in_hi ? a1 : in_hi;
     if (m0 < m1)
       bytes += release_inner((uintptr_t)a->spans, sizeof a->spans,

@@ -41,21 +41,31 @@ typedef struct arena {
   uint64_t released[GORT_PAGES_PER_ARENA / 64];
   uintptr_t base;
   uint32_t hwm;  // pages [0, hwm) have been handed out at least once; heap lock
-  // The live bits: set while the small block starting at that granule is
-  // handed out to the program. Outside the blocks, so that a free checks
-  // it without loading the block (a cache miss per free in programs whose
-  // frees are far from their mallocs). Written only by the span's owner
-  // (the owning thread, or whoever holds the mcentral lock of an unowned
-  // span) with relaxed loads and stores; read by anyone. Pages of it whose
-  // arena pages were all released are released too (mheap.c).
-  uint64_t live[GORT_LIVE_WORDS] __attribute__((aligned(4096)));
+  // The live and mark bits of the arena's 16-byte granules, interleaved a
+  // word of each at a time: bits[2k] (live) and bits[2k + 1] (mark) cover
+  // the 64 granules of the arena's k-th KiB. The marker tests a live bit
+  // and then sets the mark bit beside it: one cache miss, not two (with the
+  // two in separate arrays the live bit's load was a third of the marker's
+  // time on a 512 MiB heap).
+  //   live: set while the small block starting at that granule is handed
+  //     out to the program. Outside the blocks, so that a free checks it
+  //     without loading the block (a cache miss per free in programs whose
+  //     frees are far from their mallocs). Written only by the span's owner
+  //     (the owning thread, or whoever holds the mcentral lock of an
+  //     unowned span) with relaxed loads and stores; read by anyone.
+  //   mark: the collector's (gc/mgcmark.c): set with atomic ORs by the mark
+  //     workers, cleared by the sweep of the span.
+  // Pages of it whose arena pages were all released are released too
+  // (mheap.c).
+  uint64_t bits[2 * GORT_LIVE_WORDS] __attribute__((aligned(4096)));
   // Per page, what the owner's free fast path needs of the page's span
   // (pinfo_* below), so that it never loads the span struct.
   _Atomic uint32_t pinfo[GORT_PAGES_PER_ARENA];
-  // The collector's mark bits, at the same granules (gc/mgcmark.c): set
-  // with atomic ORs by the mark workers, cleared by the sweep of the span.
-  uint64_t mark[GORT_LIVE_WORDS];
 } arena_t;
+
+// The live word of granule i (of its arena) and the mark word beside it.
+#define ARENA_LIVE_WORD(a, i) (&(a)->bits[((i) >> 6) << 1])
+#define ARENA_MARK_WORD(a, i) (&(a)->bits[(((i) >> 6) << 1) | 1])
 
 extern arena_t *gort__arenas[GORT_ARENA_L1] GORT_HIDDEN;
 
@@ -81,13 +91,13 @@ GORT_INLINE uint64_t *live_word(uintptr_t addr, uint64_t *bit) {
   arena_t *a = __atomic_load_n(&gort__arenas[addr >> GORT_ARENA_SHIFT], __ATOMIC_RELAXED);
   uintptr_t i = (addr & (GORT_ARENA_SIZE - 1)) >> 4;
   *bit = 1ULL << (i & 63);
-  return &a->live[i >> 6];
+  return ARENA_LIVE_WORD(a, i);
 }
 GORT_INLINE bool live_test(uintptr_t addr) {
   uint64_t bit, *w = live_word(addr, &bit);
   return (__atomic_load_n(w, __ATOMIC_RELAXED) & bit) != 0;
 }
-// Owner only (see arena_t.live): plain read-modify-writes.
+// Owner only (see arena_t.bits): plain read-modify-writes.
 GORT_INLINE void live_set(uintptr_t addr) {
   uint64_t bit, *w = live_word(addr, &bit);
   __atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) | bit, __ATOMIC_RELAXED);
@@ -143,7 +153,7 @@ GORT_INLINE uint64_t *mark_word(uintptr_t addr, uint64_t *bit) {
   arena_t *a = __atomic_load_n(&gort__arenas[addr >> GORT_ARENA_SHIFT], __ATOMIC_RELAXED);
   uintptr_t i = (addr & (GORT_ARENA_SIZE - 1)) >> 4;
   *bit = 1ULL << (i & 63);
-  return &a->mark[i >> 6];
+  return ARENA_MARK_WORD(a, i);
 }
 
 #endif  // GORT_ALLOC_PAGEMAP_H

@@ -536,8 +536,10 @@ static void checkmark(void) {
     size_t words = ((size_t)a->hwm << GORT_PAGE_SHIFT) >> 10;
     save[i] = gort__os_reserve(0, GORT_ALIGN_UP(words * 8, (size_t)4096), 4096, &err);
     if (save[i] == NULL) gort__throw("gccheckmark: out of memory");
-    memcpy(save[i], a->mark, words * 8);
-    memset(a->mark, 0, words * 8);
+    for (size_t w = 0; w < words; w++) {
+      save[i][w] = *ARENA_MARK_WORD(a, w << 6);
+      *ARENA_MARK_WORD(a, w << 6) = 0;
+    }
   }
   worker_t *me = &mark.workers[0];
   uint64_t bytes = me->bytes, objects = me->objects;
@@ -553,12 +555,13 @@ static void checkmark(void) {
     if (save[i] == NULL) continue;
     size_t words = ((size_t)a->hwm << GORT_PAGE_SHIFT) >> 10;
     for (size_t w = 0; w < words; w++) {
-      uint64_t extra = a->mark[w] & ~save[i][w];
+      uint64_t *m = ARENA_MARK_WORD(a, w << 6);
+      uint64_t extra = *m & ~save[i][w];
       if (extra != 0) {
         uintptr_t obj = a->base + ((w * 64 + (uintptr_t)__builtin_ctzll(extra)) << 4);
         gort__fatal("gccheckmark: an object reachable from the roots was not marked", (void *)obj);
       }
-      a->mark[w] |= save[i][w];
+      *m |= save[i][w];
     }
     gort__os_unmap(save[i], GORT_ALIGN_UP(words * 8, (size_t)4096));
   }
