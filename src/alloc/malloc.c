@@ -28,7 +28,7 @@
 //      for it. No lock, no atomic, no test for initialization (an
 //      uninitialized thread points at an empty cache). Most calls end here.
 //   2. Otherwise refill the list (mcache.c): from the current span's own and
-//      remote frees, the thread's partial spans, its spare empty span, an
+//      remote frees, the thread's partial spans, its stashed empty spans, an
 //      orphan span from the mcentral, or a fresh span from the page heap.
 //   3. If the page heap has no run of pages, it reserves more address space.
 //   4. If the OS refuses, return NULL with errno ENOMEM; nothing handed out

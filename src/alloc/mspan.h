@@ -85,7 +85,7 @@ typedef enum {
   WHERE_CURRENT,          // an mcache's current span for its class
   WHERE_PARTIAL,          // an mcache's partial queue
   WHERE_FULL,             // an mcache's full list
-  WHERE_STASH,            // an mcache's spare empty span
+  WHERE_STASH,            // in an mcache's stash of empty spans
   WHERE_CENTRAL_PARTIAL,  // unowned, in mcentral.partial
   WHERE_CENTRAL_FULL,     // unowned, in mcentral.full
   WHERE_HEAP,             // a free span in the page heap's lists

@@ -9,8 +9,8 @@
 //      creates it the first time: a program that never frees much never gets
 //      one). Each cycle, every RELEASE_TICK, the thread releases the free
 //      runs that have stayed unused for GORT_DEBUG=scavdelay milliseconds
-//      (default 500), and takes back the spare empty span that each thread
-//      cache keeps per class. With nothing left to release it sleeps on a
+//      (default 500), and takes back the empty spans each thread cache
+//      keeps for reuse (up to 32: mcache.c, "Empty spans"). With nothing left to release it sleeps on a
 //      futex until the next wake-up, so an idle program pays nothing.
 //   2. On request: gort_free_os_memory() (Go's debug.FreeOSMemory, and
 //      malloc_trim) releases every free page now, whatever its age.
