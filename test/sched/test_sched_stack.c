@@ -1,0 +1,99 @@
+// Stacks: an overflow dies with the goroutine's id from the alternate
+// signal stack; other faults reach the program's own handler or the
+// default action; deep recursion inside the reservation works;
+// GORT_STACKSIZE sets the reservation.
+
+#define _GNU_SOURCE
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "schedtest.h"
+
+static NOINLINE int recurse(int depth, int max) {
+  volatile char frame[1000];
+  frame[0] = (char)depth;
+  if (depth >= max) return frame[0];
+  return recurse(depth + 1, max) + frame[0];
+}
+
+static int depth_kib;
+
+static void deep(void *arg) {
+  recurse(0, depth_kib);  // about 1 KiB per frame
+  gort__wg_done(arg);
+}
+
+static void run_deep(void *arg) {
+  (void)arg;
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, 1);
+  EXPECT(gort_go(deep, &wg) == 0);
+  gort__wg_wait(&wg);
+}
+
+TEST(stack_overflow_reports_the_goroutine) {
+  depth_kib = 1 << 20;  // far past 256 KiB
+  EXPECT(harness_expect_fatal(run_deep, NULL, "gort: fatal error: goroutine 1 stack overflow"));
+}
+
+TEST(recursion_within_the_stack_works) {
+  depth_kib = 200;  // of 256 KiB
+  run_deep(NULL);
+  fprintf(stderr, "  guard mode %d (0: MADV_GUARD_INSTALL, 1: mprotect, 2: canary)\n",
+          gort__stack_guard_mode);
+}
+
+INNER_TEST(stacksize_inner) {
+  EXPECT(gort__stack_size == 64 * 1024, "%zu", gort__stack_size);
+  depth_kib = 100;  // first: fork (harness_expect_fatal) before any thread starts
+  EXPECT(harness_expect_fatal(run_deep, NULL, "gort: fatal error: goroutine 1 stack overflow"));
+  depth_kib = 40;
+  run_deep(NULL);  // fits in 64 KiB
+}
+
+TEST(gort_stacksize_sets_the_reservation) {
+  EXPECT(harness_run_inner("stacksize_inner", "GORT_STACKSIZE=64KiB"));
+}
+
+// ---- faults that are not overflows ------------------------------------------------------------
+
+static void own_handler(int sig) {
+  (void)sig;
+  _exit(42);
+}
+
+static void null_store(void *arg) {
+  (void)arg;
+  *(volatile int *)(uintptr_t)16 = 1;
+}
+
+// Runs a goroutine that faults, in a child; returns its wait status.
+static int fault_in_child(bool handler) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    if (handler) signal(SIGSEGV, own_handler);  // before gort installs its own
+    gort__wg_t wg = {0};
+    gort__wg_add(&wg, 1);
+    gort_go(null_store, NULL);
+    gort__wg_wait(&wg);
+    _exit(0);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return st;
+}
+
+TEST(a_fault_that_is_no_overflow_reaches_the_programs_handler) {
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer handles SIGSEGV itself and reports it");
+  int st = fault_in_child(true);
+  EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 42, "status %#x", st);
+}
+
+TEST(a_fault_that_is_no_overflow_gets_the_default_action) {
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer handles SIGSEGV itself and reports it");
+  int st = fault_in_child(false);
+  EXPECT(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status %#x", st);
+}
