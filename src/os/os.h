@@ -55,6 +55,9 @@ void gort__os_futex_wait(_Atomic uint32_t *addr, uint32_t val);
 void gort__os_futex_wake(_Atomic uint32_t *addr, int n);
 // As gort__os_futex_wait, for at most ns nanoseconds (ns < 0: no limit).
 void gort__os_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
+// CLOCK_MONOTONIC_COARSE in ns: a few ns instead of ~20, at the kernel
+// tick's resolution (1-4 ms); for wait times shown in goroutine dumps.
+int64_t gort__os_nanotime_coarse(void);
 // Sleeps the calling thread for ns nanoseconds (all of them: EINTR resumes).
 void gort__os_sleep_ns(int64_t ns);
 

@@ -31,6 +31,12 @@ void gort__os_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns) {
   errno = saved;
 }
 
+int64_t gort__os_nanotime_coarse(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 void gort__os_sleep_ns(int64_t ns) {
   if (ns <= 0) return;
   int saved = errno;

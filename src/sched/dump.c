@@ -55,7 +55,7 @@ RACY static void print_site(int fd, const g_t *g) {
 }
 
 RACY void gort__sched_dump_fd(int fd) {
-  int64_t now = gort__nanotime();
+  int64_t now = gort__os_nanotime_coarse();  // the clock of waitsince
   for (g_t *g = gort__sched_allgs(); g != NULL; g = g->alllink) {
     uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
     if (st == G_DEAD || st == G_IDLE) continue;

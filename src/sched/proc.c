@@ -327,12 +327,16 @@ void gort__sched_handoffp(p_t *p) {
 
 // Runs the due timers of every P (they ready goroutines onto the caller's
 // P); returns the earliest timer left.
-static int64_t check_timers(int64_t now) {
-  int64_t next = INT64_MAX;
+// The clock is read only if some P has a timer (a clock read costs ~20 ns,
+// and most schedules have no timer to look at).
+static int64_t check_timers(void) {
+  int64_t next = INT64_MAX, now = 0;
   int n = atomic_load_explicit(&sched.nallp, memory_order_acquire);
   for (int i = 0; i < n; i++) {
     timers_t *ts = &sched.allp[i]->timers;
     int64_t w = atomic_load_explicit(&ts->next, memory_order_acquire);
+    if (w == INT64_MAX) continue;
+    if (now == 0) now = gort__nanotime();
     if (w <= now) w = gort__timers_run(ts, now);
     if (w < next) next = w;
   }
@@ -391,7 +395,6 @@ static g_t *findrunnable(m_t *m, bool *inherit) {
       retire_p(m, p);
       continue;
     }
-    int64_t now = gort__nanotime();
     g_t *g;
     if (p->schedtick % 61 == 0 && atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0) {
       lock(&sched.lock);
@@ -406,7 +409,7 @@ static g_t *findrunnable(m_t *m, bool *inherit) {
       unlock(&sched.lock);
       if (g != NULL) return g;
     }
-    int64_t next_timer = check_timers(now);
+    int64_t next_timer = check_timers();
     if ((g = gort__runq_get(p, inherit)) != NULL) return g;
     int busy = procs() - atomic_load_explicit(&sched.npidle, memory_order_relaxed);
     if (m->spinning || 2 * atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) < busy) {
@@ -508,7 +511,6 @@ static GORT_NOINLINE void switch_to_g0(g_t *g, void (*after)(void *), void *arg)
   m_t *m = getm();
   save_errno(g);
   if (gort_unlikely(!gort__stack_canary_ok(g))) gort__stack_overflow(g, g->stack_lo);
-  g->waitsince = gort__nanotime();
   TSAN_SWITCH(m->tsan_g0);
   gort__ctx_switch_ontop(&g->ctx, &m->g0ctx, after, arg);
   // Resumed.
@@ -525,11 +527,19 @@ static g_t *drop_curg(void) {
   return g;
 }
 
+// The back of the local queue: Go's Gosched uses the global one, which is
+// a lock per yield; the local ring is as fair to this P's goroutines, and
+// the others see the global queue every 61st schedule anyway.
 static void yield_after(void *arg) {
   (void)arg;
   g_t *g = drop_curg();
-  lock(&sched.lock);
-  gort__globrunq_put(g);  // the back of the line: Go's Gosched
+  p_t *p = gort__sched_getm()->p;
+  if (p != NULL) {
+    gort__runq_put(p, g, false);
+    return;
+  }
+  lock(&sched.lock);  // yielding between gort_syscall_enter and _exit: no P
+  gort__globrunq_put(g);
   unlock(&sched.lock);
 }
 
@@ -549,6 +559,7 @@ void gort__sched_park(bool (*unlockf)(g_t *, void *), void *arg, const char *rea
   g->unlockf = unlockf;
   g->unlock_arg = arg;
   g->waitreason = reason;
+  g->waitsince = gort__os_nanotime_coarse();  // for dumps: the tick's resolution will do
   atomic_store_explicit(&g->status, G_WAITING, memory_order_relaxed);
   switch_to_g0(g, park_after, NULL);
 }
@@ -583,10 +594,13 @@ void gort__sched_safepoint(void) {
 
 // ---- spawning and exiting ------------------------------------------------------------------------
 
-// The G's free list of each P, spilling half to the global one past a bound;
-// Gs that go to the global list past its own bound give their stack pages
-// back to the OS first (stack.c, step 5).
-enum { PFREE_MAX = 64, GFREE_KEEP = 1024 };
+// The G's free list of each P, spilling half to the global one past a
+// bound. Returning a pooled stack's pages to the OS is not done here:
+// madvise on a multi-threaded process shoots down TLB entries on every
+// CPU (40% of skynet's time when every exit past the bound released its
+// stack); sysmon trims the global list once a second instead
+// (gort__sched_trim_stacks), and the trimmed, cold Gs are reused last.
+enum { PFREE_MAX = 64, GFREE_KEEP = 4096 };
 
 static void gfput(p_t *p, g_t *g) {
   gort_assert_internal(atomic_load(&g->status) == G_DEAD);
@@ -599,8 +613,6 @@ static void gfput(p_t *p, g_t *g) {
     g_t *x = p->gfree;
     p->gfree = x->schedlink;
     p->ngfree--;
-    if (atomic_load_explicit(&sched.ngfree, memory_order_relaxed) + n >= GFREE_KEEP)
-      gort__stack_release(x);  // outside the lock: a system call
     x->schedlink = list;
     if (list == NULL) last = x;
     list = x;
@@ -613,36 +625,82 @@ static void gfput(p_t *p, g_t *g) {
   unlock(&sched.lock);
 }
 
+// One G from the global lists, hot first (sched.lock held).
+static g_t *gfget_global(void) {
+  g_t *g = sched.gfree;
+  if (g != NULL) {
+    sched.gfree = g->schedlink;
+    atomic_fetch_sub_explicit(&sched.ngfree, 1, memory_order_relaxed);
+    return g;
+  }
+  g = sched.gcold;
+  if (g != NULL) {
+    sched.gcold = g->schedlink;
+    atomic_fetch_sub_explicit(&sched.ncold, 1, memory_order_relaxed);
+  }
+  return g;
+}
+
+static bool global_free(void) {
+  return atomic_load_explicit(&sched.ngfree, memory_order_relaxed) > 0 ||
+         atomic_load_explicit(&sched.ncold, memory_order_relaxed) > 0;
+}
+
 static g_t *gfget(p_t *p) {
-  if (p != NULL && p->gfree == NULL && atomic_load_explicit(&sched.ngfree, memory_order_relaxed) > 0) {
+  if (p == NULL) {
+    if (!global_free()) return NULL;
     lock(&sched.lock);
-    while (p->ngfree < PFREE_MAX / 2 && sched.gfree != NULL) {
-      g_t *x = sched.gfree;
-      sched.gfree = x->schedlink;
-      atomic_fetch_sub_explicit(&sched.ngfree, 1, memory_order_relaxed);
+    g_t *g = gfget_global();
+    unlock(&sched.lock);
+    return g;
+  }
+  if (p->gfree == NULL && global_free()) {
+    lock(&sched.lock);
+    g_t *x;
+    while (p->ngfree < PFREE_MAX / 2 && (x = gfget_global()) != NULL) {
       x->schedlink = p->gfree;
       p->gfree = x;
       p->ngfree++;
     }
     unlock(&sched.lock);
   }
-  if (p != NULL && p->gfree != NULL) {
-    g_t *g = p->gfree;
+  g_t *g = p->gfree;
+  if (g != NULL) {
     p->gfree = g->schedlink;
     p->ngfree--;
-    return g;
   }
-  if (p == NULL && atomic_load_explicit(&sched.ngfree, memory_order_relaxed) > 0) {
-    lock(&sched.lock);
-    g_t *g = sched.gfree;
-    if (g != NULL) {
-      sched.gfree = g->schedlink;
-      atomic_fetch_sub_explicit(&sched.ngfree, 1, memory_order_relaxed);
-    }
+  return g;
+}
+
+// sysmon, about once a second: the global list beyond GFREE_KEEP Gs (its
+// bottom: the longest unused) gives its stacks' touched pages back to the
+// OS and becomes the cold list.
+void gort__sched_trim_stacks(void) {
+  if (atomic_load_explicit(&sched.ngfree, memory_order_relaxed) <= GFREE_KEEP) return;
+  lock(&sched.lock);
+  int n = atomic_load_explicit(&sched.ngfree, memory_order_relaxed);
+  if (n <= GFREE_KEEP) {
     unlock(&sched.lock);
-    if (g != NULL) return g;
+    return;
   }
-  return NULL;
+  g_t *x = sched.gfree;
+  for (int i = 1; i < GFREE_KEEP; i++) x = x->schedlink;
+  g_t *cold = x->schedlink;
+  x->schedlink = NULL;
+  atomic_store_explicit(&sched.ngfree, GFREE_KEEP, memory_order_relaxed);
+  unlock(&sched.lock);
+  g_t *last = cold;
+  int ncold = 0;
+  for (g_t *g = cold; g != NULL; g = g->schedlink) {
+    gort__stack_release(g);
+    last = g;
+    ncold++;
+  }
+  lock(&sched.lock);
+  last->schedlink = sched.gcold;
+  sched.gcold = cold;
+  atomic_fetch_add_explicit(&sched.ncold, ncold, memory_order_relaxed);
+  unlock(&sched.lock);
 }
 
 static void exit_after(void *arg) {
@@ -708,7 +766,7 @@ int gort__go_at(void (*fn)(void *), void *arg, const char *file, int line) {
   g->file = file;
   g->line = line;
   g->id = atomic_fetch_add_explicit(&sched.goidgen, 1, memory_order_relaxed) + 1;
-  g->created = gort__nanotime();
+  g->created = gort__os_nanotime_coarse();
   g->waitsince = g->created;
   g->waitreason = NULL;
   g->saved_errno = 0;
@@ -763,7 +821,7 @@ void gort_syscall_enter(void) {
   p_t *p = m->p;
   if (p == NULL) gort__fatal("gort_syscall_enter: already in a system call", g);
   save_errno(g);
-  g->waitsince = gort__nanotime();
+  g->waitsince = gort__os_nanotime_coarse();
   g->waitreason = "syscall";
   atomic_store_explicit(&g->status, G_SYSCALL, memory_order_relaxed);
   m->oldp = p;

@@ -56,6 +56,8 @@ typedef struct {
   _Atomic int npidle;            // written under lock, read without
   g_t *gfree;                    // dead Gs beyond the Ps' lists
   _Atomic int ngfree;
+  g_t *gcold;                    // dead Gs whose stack pages went back to the OS
+  _Atomic int ncold;
   int want_procs;                // GORT_MAXPROCS or gort_maxprocs, before start
   _Atomic int gomaxprocs;        // Ps in service: allp[0 .. gomaxprocs)
   p_t *allp[MAXPROCS];           // every P made (set once each, then read freely)
@@ -89,6 +91,7 @@ void gort__sched_startm(p_t *p, bool spinning) GORT_HIDDEN;
 void gort__sched_wakep(void) GORT_HIDDEN;
 void gort__sched_handoffp(p_t *p) GORT_HIDDEN;
 void gort__sched_safepoint(void) GORT_HIDDEN;
+void gort__sched_trim_stacks(void) GORT_HIDDEN;
 int gort__go_at(void (*fn)(void *), void *arg, const char *file, int line);
 GORT_NORETURN void gort__stack_overflow(const g_t *g, uintptr_t addr) GORT_HIDDEN;
 void gort__sched_signals_init(void) GORT_HIDDEN;

@@ -30,9 +30,11 @@
 //    goroutine from the address (slabs are few; a slot's G is at its top)
 //    and prints "goroutine N stack overflow". Other faults go to the
 //    handler that was installed before ours, or to the default action.
-// 5. A dead goroutine's touched pages go back to the OS when its G goes to
-//    the global free list beyond a bound (proc.c, gfput), not when it dies:
-//    a pooled hot stack is the reason pooling pays.
+// 5. A dead goroutine's touched pages go back to the OS when its G has
+//    stayed in the global free list beyond a bound (sysmon trims it once a
+//    second: proc.c, gort__sched_trim_stacks), not when it dies: a pooled
+//    hot stack is the reason pooling pays, and madvise costs every CPU a
+//    TLB shootdown.
 
 #define _GNU_SOURCE
 #include "proc.h"

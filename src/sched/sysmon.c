@@ -15,6 +15,8 @@
 //      signal: see proc.c.
 //   3. A timer that is due while every M is busy or parked past it wakes an
 //      idle M (wakep), which runs it.
+//   4. Once a second, the pool of dead goroutines' stacks beyond its bound
+//      gives its pages back to the OS (proc.c, gort__sched_trim_stacks).
 // It looks every 20 us while that finds work and backs off to every 10 ms
 // when it does not, so an idle program costs 100 wake-ups a second (Go
 // stops sysmon altogether when idle; TODO: do so too).
@@ -70,13 +72,17 @@ void gort__sched_wakep_for_timers(int64_t now) {
 
 static void *sysmon(void *arg) {
   (void)arg;
-  int64_t delay = 20 * 1000;
+  int64_t delay = 20 * 1000, last_trim = 0;
   int quiet = 0;
   for (;;) {
     gort__os_sleep_ns(delay);
     int64_t now = gort__nanotime();
     bool did = gort__sched_retake(now);
     gort__sched_wakep_for_timers(now - 1000 * 1000);  // overdue by 1 ms
+    if (now - last_trim > 1000 * 1000 * 1000) {
+      last_trim = now;
+      gort__sched_trim_stacks();
+    }
     quiet = did ? 0 : quiet + 1;
     if (quiet > 50) delay = delay * 2 > 10 * 1000 * 1000 ? 10 * 1000 * 1000 : delay * 2;
     else delay = 20 * 1000;

@@ -97,3 +97,48 @@ TEST(a_fault_that_is_no_overflow_gets_the_default_action) {
   int st = fault_in_child(false);
   EXPECT(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status %#x", st);
 }
+
+// ---- pooled stacks go back to the OS ------------------------------------------------------------
+
+enum { POOLED = 6000, TOUCH = 32 * 1024 };
+static gort__wg_t touched, release_gate, gone;
+
+static NOINLINE void touch_stack(void) {
+  volatile char buf[TOUCH];
+  for (size_t i = 0; i < sizeof buf; i += 4096) buf[i] = 1;
+}
+
+static void toucher(void *arg) {
+  (void)arg;
+  touch_stack();
+  gort__wg_done(&touched);
+  gort__wg_wait(&release_gate);
+  gort__wg_done(&gone);
+}
+
+TEST(stacks_pooled_beyond_the_bound_give_their_pages_back) {
+  gort__wg_add(&touched, POOLED);
+  gort__wg_add(&release_gate, 1);
+  gort__wg_add(&gone, POOLED);
+  for (int i = 0; i < POOLED; i++) EXPECT(gort_go(toucher, NULL) == 0);
+  gort__wg_wait(&touched);
+  int64_t peak = harness_rss_bytes();
+  gort__wg_done(&release_gate);
+  gort__wg_wait(&gone);
+  // About 1900 stacks beyond the 4096 kept, 36 KiB each: ~65 MiB, within
+  // a second or two (sysmon trims once a second).
+  int64_t after = peak;
+  for (int i = 0; i < 50 && peak - after < 40 * 1024 * 1024; i++) {
+    usleep(100 * 1000);
+    after = harness_rss_bytes();
+  }
+  fprintf(stderr, "  RSS %lld MiB with the stacks in use, %lld MiB after\n", (long long)(peak >> 20),
+          (long long)(after >> 20));
+  EXPECT(peak - after >= 40 * 1024 * 1024, "RSS fell by %lld MiB only", (long long)((peak - after) >> 20));
+  // The pooled stacks, cold or not, are reused.
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, 1);
+  depth_kib = 100;
+  EXPECT(gort_go(deep, &wg) == 0);
+  gort__wg_wait(&wg);
+}
