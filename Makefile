@@ -4,7 +4,8 @@
 #   make test            build and run every test; ends with "N passed, N failed"
 #   make stress          the long soaks
 #   make bench           benchmarks against glibc, jemalloc, tcmalloc, mimalloc,
-#                        and the collector's against bdwgc, Go and malloc (bench/gc)
+#                        the collector's against bdwgc, Go and malloc (bench/gc),
+#                        and the scheduler's against Go (bench/sched)
 #   make bench-gc        build the collector's benchmarks only
 #   make demo            build and run the demo
 #   make install         PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=; make uninstall
@@ -230,6 +231,7 @@ bench: build/libgort.a all $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
 	@bench/rss.sh
 	@bench/programs.sh
 	@GCB_NOBUILD=1 bench/gc/run.sh
+	@bench/sched/run.sh
 
 demo: build/libgort.a
 	@mkdir -p build/examples
