@@ -44,14 +44,16 @@ static void print_wait(int fd, const char *what, int64_t ns) {
 #define RACY
 #endif
 
+// Go prints the goroutine's frames and "created by <the caller of go>";
+// without a stack walk yet, gort prints the goroutine's function and where
+// gort_go was called (the gort_go macro's file:line).
 RACY static void print_site(int fd, const g_t *g) {
   Dl_info info;
   const char *sym = NULL;
   if (dladdr((void *)(uintptr_t)g->fn, &info) != 0 && info.dli_sname != NULL) sym = info.dli_sname;
-  if (sym != NULL) gort__print_fd(fd, "created by %s", sym);
-  else gort__print_fd(fd, "created by function %p", (void *)(uintptr_t)g->fn);
-  if (g->file != NULL) gort__print_fd(fd, " at %s:%d", g->file, g->line);
-  gort__print_fd(fd, "\n");
+  if (sym != NULL) gort__print_fd(fd, "%s(%p)\n", sym, g->arg);
+  else gort__print_fd(fd, "function %p(%p)\n", (void *)(uintptr_t)g->fn, g->arg);
+  if (g->file != NULL) gort__print_fd(fd, "\tcreated at %s:%d\n", g->file, g->line);
 }
 
 RACY void gort__sched_dump_fd(int fd) {
