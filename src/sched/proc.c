@@ -26,7 +26,10 @@
 //      producer (the P's M) and many consumers (thieves), as Go's runq.
 //      runnext holds the goroutine the running one just readied or spawned,
 //      so that a producer/consumer pair keeps running on one P, warm in its
-//      cache; it inherits the time slice in Go and here simply runs next.
+//      cache. It inherits the time slice (schedtick does not advance), so
+//      to sysmon the pair is one long runner: once the slice (10 ms) is
+//      used up, the P readies to the back of its ring instead, and the
+//      rest of the ring gets its turn.
 //   3. The global queue, in a batch (its share per P), under sched.lock.
 //   4. Expired timers of any P (timer.c); they ready sleepers onto this P.
 //   5. Stealing: half of a victim's queue, victims in a random order, four
@@ -49,7 +52,11 @@
 // on g0's stack once the G's registers are saved: a waker on another M can
 // then resume the G at once. Go's mcall does the same. The g0 context is the
 // M's own thread stack: an M's scheduler code never runs on a goroutine
-// stack, so a goroutine's stack holds only its own frames.
+// stack, so a goroutine's stack holds only its own frames. The G's status
+// changes before the switch that takes it off its thread and after the one
+// that puts it on, so the collector, which scans running goroutines through
+// their threads and the others through their saved sp, never misses one
+// (stack.c, gort__sched_foreach_stack).
 //
 // Per-thread state. A goroutine may resume on another thread. The compiler
 // treats the address of a TLS variable as constant within a function, so a
@@ -57,7 +64,9 @@
 // switch: it reads the M through getm(), which is never inlined, and errno
 // is saved and restored in functions of their own (errno is TLS too). The
 // allocator's thread cache is read inside gort_malloc, at each call, so it
-// is always the current thread's.
+// is always the current thread's. The program's own code cannot be helped
+// so: glibc declares __errno_location const, so a function may read the
+// old thread's errno after a switch; sched.h tells programs what to do.
 //
 // Preemption is cooperative: the monitor (sysmon.c) sets g->preempt on a
 // goroutine that has run for 10 ms and the goroutine yields at its next
