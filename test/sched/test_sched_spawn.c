@@ -4,7 +4,9 @@
 
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "schedtest.h"
@@ -206,4 +208,53 @@ TEST(spawn_from_a_goroutine_after_the_spawner_exits) {
   EXPECT(gort_go(nop, NULL) == 0);
   for (int i = 0; i < 1000 && gort_num_goroutine() != 0; i++) usleep(1000);
   EXPECT(gort_num_goroutine() == 0);
+}
+
+// ---- out of memory for a stack --------------------------------------------------------------
+
+static void block_forever(void *arg) {
+  (void)arg;
+  gort__wg_t never = {0};
+  gort__wg_add(&never, 1);
+  gort__wg_wait(&never);
+}
+
+static long vm_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long size = 0;
+  if (f != NULL) {
+    if (fscanf(f, "%ld", &size) != 1) size = 0;
+    fclose(f);
+  }
+  return size * sysconf(_SC_PAGESIZE);
+}
+
+TEST(no_address_space_for_a_stack_gives_enomem) {
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer's shadow memory does not fit under an address-space limit");
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    // Start the scheduler (its threads and first slab of 64 stacks) first.
+    if (gort_go(block_forever, NULL) != 0) _exit(3);
+    usleep(20000);
+    struct rlimit rl = {.rlim_cur = (rlim_t)vm_bytes() + 8 * 1024 * 1024,
+                        .rlim_max = RLIM_INFINITY};
+    rl.rlim_max = rl.rlim_cur;
+    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(4);
+    int ok = 0, r = 0;
+    for (int i = 0; i < 1000; i++) {  // the next slab (16 MiB) cannot be had
+      r = gort_go(block_forever, NULL);
+      if (r != 0) break;
+      ok++;
+    }
+    if (r != ENOMEM) _exit(5);
+    if (ok > 63) _exit(6);  // the first slab's other slots, no more
+    // Still working: a spawn that fails leaves the scheduler as it was.
+    if (gort_num_goroutine() != ok + 1) _exit(7);
+    _exit(0);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
 }
