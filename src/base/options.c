@@ -66,6 +66,8 @@ static const option_t options[] = {
     {"profsignal", OPT_BOOL, OFF(profsignal), true, "SIGUSR2 writes the heap profile (GORT_HEAPPROFILE)", false},
     {"scavenge", OPT_BOOL, OFF(scavenge), true, "0 disables the background scavenger", false},
     {"sigquit", OPT_BOOL, OFF(sigquit), true, "SIGQUIT prints every goroutine (gort_goroutines_dump) and exits with status 2, as Go does", false},
+    {"stackguard", OPT_INT, OFF(stackguard), true,
+     "goroutine stack guards: 0 (default) MADV_GUARD_INSTALL where the kernel has it, else as 1; 1 mprotect guards for the first 8192 stacks, then canaries; 2 canaries only (the fallbacks, for tests)", false},
     {"scavdelay", OPT_INT, OFF(scavdelay_ms), true,
      "milliseconds a free page stays before the scavenger releases it (default 500)", false},
 };

@@ -75,6 +75,10 @@ void gort__stack_init(void) {
   if (want < 16 * 1024) want = 16 * 1024;
   if (want > (int64_t)1 << 30) want = (int64_t)1 << 30;
   gort__stack_size = GORT_ALIGN_UP((size_t)want, (size_t)4096);
+  // GORT_DEBUG=stackguard=1 or 2 forces a fallback, so that the tests run
+  // them on kernels that have MADV_GUARD_INSTALL too.
+  if (gort__opts.stackguard == 1 || gort__opts.stackguard == 2)
+    gort__stack_guard_mode = (int)gort__opts.stackguard;
 }
 
 static slab_t *new_slab(void) {

@@ -142,3 +142,75 @@ TEST(stacks_pooled_beyond_the_bound_give_their_pages_back) {
   EXPECT(gort_go(deep, &wg) == 0);
   gort__wg_wait(&wg);
 }
+
+static gort__wg_t gate, started, finished;
+
+static void wait_gate(void *arg) {
+  (void)arg;
+  gort__wg_done(&started);
+  gort__wg_wait(&gate);
+  gort__wg_done(&finished);
+}
+
+// ---- the fallback guards ------------------------------------------------------------------------
+//
+// Kernels before 6.13 have no MADV_GUARD_INSTALL: the first 8192 stacks get
+// mprotect guards, later ones a canary at their lowest word, checked when
+// their goroutine switches out. GORT_DEBUG=stackguard=1 and 2 force these.
+
+// Writes from 1.5 KiB below the stack's lowest usable byte up to here: past
+// the canary, inside the slot's guard page (never into the next slot).
+static NOINLINE void overrun_by_1500(void) {
+  g_t *g = gort__sched_getg();
+  char here;
+  size_t n = (size_t)((uintptr_t)&here - g->stack_lo) + 1500;
+  volatile char *p = __builtin_alloca(n);
+  for (size_t i = 0; i + 256 < n; i += 64) p[i] = 1;
+}
+
+static void overrun_then_yield(void *arg) {
+  overrun_by_1500();
+  gort_yield();  // the canary is checked here
+  gort__wg_done(arg);
+}
+
+static void run_overrun(void *arg) {
+  (void)arg;
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, 1);
+  EXPECT(gort_go(overrun_then_yield, &wg) == 0);
+  gort__wg_wait(&wg);
+}
+
+INNER_TEST(mprotect_guard_inner) {
+  EXPECT(gort__stack_guard_mode == 1, "mode %d", gort__stack_guard_mode);
+  EXPECT(harness_expect_fatal(run_overrun, NULL, "gort: fatal error: goroutine 1 stack overflow"));
+  // Past the budget of 8192 mprotect guards, canaries (without running out
+  // of mappings: vm.max_map_count is 65530 by default).
+  gort__wg_add(&gate, 1);
+  gort__wg_add(&started, 10000);
+  gort__wg_add(&finished, 10000);
+  for (int i = 0; i < 10000; i++) EXPECT(gort_go(wait_gate, NULL) == 0);
+  gort__wg_wait(&started);
+  EXPECT(gort__stack_guard_mode == 2, "mode %d after 10000 stacks", gort__stack_guard_mode);
+  gort__wg_done(&gate);
+  gort__wg_wait(&finished);
+  depth_kib = 40;
+  run_deep(NULL);  // a canary stack that does not overflow runs as any other
+}
+
+TEST(mprotect_guards_report_an_overflow_and_give_way_to_canaries) {
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer allows 8128 fibers, and this needs 10000 goroutines");
+  EXPECT(harness_run_inner("mprotect_guard_inner", "GORT_DEBUG=stackguard=1"));
+}
+
+INNER_TEST(canary_guard_inner) {
+  EXPECT(gort__stack_guard_mode == 2, "mode %d", gort__stack_guard_mode);
+  EXPECT(harness_expect_fatal(run_overrun, NULL, "gort: fatal error: goroutine 1 stack overflow"));
+  depth_kib = 40;
+  run_deep(NULL);
+}
+
+TEST(a_canary_reports_an_overflow_at_the_next_switch) {
+  EXPECT(harness_run_inner("canary_guard_inner", "GORT_DEBUG=stackguard=2"));
+}
