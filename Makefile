@@ -4,7 +4,8 @@
 #   make test            build and run every test; ends with "N passed, N failed"
 #   make stress          the long soaks
 #   make bench           benchmarks against glibc, jemalloc, tcmalloc, mimalloc,
-#                        and the collector's against bdwgc, Go and malloc (bench/gc)
+#                        the collector's against bdwgc, Go and malloc (bench/gc),
+#                        and the scheduler's against Go (bench/sched)
 #   make bench-gc        build the collector's benchmarks only
 #   make demo            build and run the demo
 #   make install         PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=; make uninstall
@@ -16,6 +17,8 @@
 # CFLAGS, CPPFLAGS and LDFLAGS are added to gort's own flags (last, so they win).
 
 MODE ?= release
+# The context switch is written for x86-64 only so far (src/sched/switch_amd64.S).
+ARCH_SUFFIX := amd64
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -68,12 +71,13 @@ CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -Iinclude -Isrc -Wall -We
   $(CPPFLAGS) $(CXXFLAGS)
 LDLIBS_ALL := -lpthread
 
-LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/obs/*.c)
+LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/sched/*.c src/obs/*.c)
+LIB_ASM_SRCS := $(wildcard src/sched/*_$(ARCH_SUFFIX).S)
 ifndef NO_SHIM
   LIB_SRCS += $(wildcard src/shim/*.c)
   LIB_CXX_SRCS := $(wildcard src/shim/*.cc)
 endif
-LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o) $(LIB_CXX_SRCS:%.cc=$(B)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o) $(LIB_CXX_SRCS:%.cc=$(B)/obj/%.o) $(LIB_ASM_SRCS:%.S=$(B)/obj/%.o)
 HEADERS := $(wildcard include/*.h include/gort/*.h src/*/*.h)
 
 all: $(B)/libgort.a $(B)/$(SONAME) $(SO_LINKS)
@@ -81,6 +85,11 @@ all: $(B)/libgort.a $(B)/$(SONAME) $(SO_LINKS)
 $(B)/obj/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# The context switch (sched/switch_*.S): one per architecture.
+$(B)/obj/%.o: %.S Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
 
 $(B)/obj/%.o: %.cc $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
@@ -108,7 +117,7 @@ $(SO_LINKS): $(B)/$(SONAME)
 # ---- tests ---------------------------------------------------------------------
 # Every test/<tier>/*.c is a program linked with the static library and the
 # harness; test/run.sh runs each case in its own process with a timeout.
-TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/wrong/*.c test/stress/*.c)
+TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/sched/*.c test/wrong/*.c test/stress/*.c)
 ifdef NO_SHIM
   # These test the shim, or need libc's own allocations to be gort's; TSan
   # does not support fork() with threads running either.
@@ -122,9 +131,12 @@ TEST_CFLAGS := -std=gnu11 -Iinclude -Isrc -Itest/harness -Wall -Wextra -Wno-form
 
 $(B)/test/%: test/%.c $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $< $(HARNESS) -o $@ $(B)/libgort.a $(MODE_LDFLAGS) -lpthread
+	$(CC) $(TEST_CFLAGS) $< $(HARNESS) -o $@ $(B)/libgort.a $(MODE_LDFLAGS) $(TEST_LINK_EXTRA) -lpthread
 
 $(filter $(B)/test/gc/%,$(TEST_BINS)): test/gc/gctest.h
+# The scheduler's tests: dladdr names their goroutines' functions in dumps.
+$(filter $(B)/test/sched/%,$(TEST_BINS)): test/sched/schedtest.h test/gc/gctest.h
+$(filter $(B)/test/sched/%,$(TEST_BINS)): TEST_LINK_EXTRA := -rdynamic
 
 $(B)/test/%: test/%.cc $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)
@@ -219,6 +231,7 @@ bench: build/libgort.a all $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
 	@bench/rss.sh
 	@bench/programs.sh
 	@GCB_NOBUILD=1 bench/gc/run.sh
+	@bench/sched/run.sh
 
 demo: build/libgort.a
 	@mkdir -p build/examples
@@ -227,6 +240,9 @@ demo: build/libgort.a
 	$(CC) -std=gnu11 -O2 -g -Iinclude examples/gcdemo.c -o build/examples/gcdemo build/libgort.a -lpthread
 	@echo
 	GORT_DEBUG=gctrace=1 ./build/examples/gcdemo 2>&1 | awk 'NR <= 6 || !/^gc [0-9]/ { print; next } { n++ } END { if (n) print "... and", n, "more gctrace lines" }'
+	$(CC) -std=gnu11 -O2 -g -Iinclude examples/godemo.c -o build/examples/godemo build/libgort.a -rdynamic -lpthread
+	@echo
+	./build/examples/godemo
 
 # Installs this build's variant: the headers, lib$(LIBNAME).a, the shared
 # library and its links, $(LIBNAME).pc and the man pages gort(3), gort(7).

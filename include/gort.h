@@ -6,6 +6,7 @@
 #include "gort/gc.h"
 #include "gort/metrics.h"
 #include "gort/prof.h"
+#include "gort/sched.h"
 #include "gort/version.h"
 
 #endif /* GORT_H */

@@ -9,6 +9,10 @@
 // Lock ranks (take only in ascending order; never call out of gort holding
 // one). The numbers also order the fork hooks (base/start.h).
 //   LOCK_START    start-up (base/start.c)
+//   LOCK_SEMA     one scheduler semaphore or wait group (sched/sema.c)
+//   LOCK_TIMERS   one P's timer heap (sched/timer.c); never two at once
+//   LOCK_SCHED    the scheduler: global run queue, idle Ms and Ps (sched/proc.c)
+//   LOCK_STACKS   stack slabs and the global free G list (sched/stack.c)
 //   LOCK_PROF     heap profiler records (obs/mprof.c)
 //   LOCK_LATE     the late cache of exiting threads (mcache.c)
 //   LOCK_CACHES   mcache registry (mcache.c)
@@ -24,7 +28,8 @@
 
 #include "base.h"
 
-enum { LOCK_START = 10, LOCK_PROF = 20, LOCK_LATE = 25, LOCK_CACHES = 30, LOCK_CENTRAL = 40, LOCK_RELEASE = 50,
+enum { LOCK_START = 10, LOCK_SEMA = 12, LOCK_TIMERS = 14, LOCK_SCHED = 16, LOCK_STACKS = 18,
+       LOCK_PROF = 20, LOCK_LATE = 25, LOCK_CACHES = 30, LOCK_CENTRAL = 40, LOCK_RELEASE = 50,
        LOCK_HEAP = 60, LOCK_PERSIST = 70 };
 
 typedef struct {

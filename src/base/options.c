@@ -40,7 +40,7 @@ static const option_t options[] = {
      "soft memory limit: bytes, with an optional unit `B`, `KiB`, `MiB`, `GiB`, `TiB` (as Go's "
      "GOMEMLIMIT) or `KB`, `MB`, `GB`, `TB` (powers of 1000, which Go rejects), or `off`; "
      "default: the limit of the process's cgroup, if any", false},
-    {"GORT_MAXPROCS", OPT_INT, OFF(maxprocs), false, "(reserved: no effect until the scheduler lands) goroutine Ps (default: usable CPUs)", true},
+    {"GORT_MAXPROCS", OPT_INT, OFF(maxprocs), false, "goroutines that run at once (Go's GOMAXPROCS; default: the CPUs the process may use, its cgroup's CPU quota included; at most 256)", false},
     {"GORT_MEMPROFILERATE", OPT_BYTES, OFF(memprofilerate), false,
      "heap profile: one sample per this many bytes allocated, on average (default 512KiB; 0 off)", false},
     {"GORT_HEAPPROFILE", OPT_STRING, OFF(heapprofile), false,
@@ -52,7 +52,7 @@ static const option_t options[] = {
     {"GORT_STATS_FILE", OPT_STRING, OFF(stats_file), false,
      "write the GORT_STATS summary to this file instead of stderr (`%p`, `%e` and one file "
      "per process, as for GORT_HEAPPROFILE)", false},
-    {"GORT_STACKSIZE", OPT_BYTES, OFF(stacksize), false, "(reserved: no effect until the scheduler lands) goroutine stack reservation (default 256KiB)", true},
+    {"GORT_STACKSIZE", OPT_BYTES, OFF(stacksize), false, "goroutine stack reservation, guard page included (default 256KiB; at least 16KiB)", false},
     {"madvdontneed", OPT_BOOL, OFF(madvdontneed), true,
      "1 (default): release with MADV_DONTNEED, RSS drops at once; 0: MADV_FREE, cheaper, RSS drops under pressure", false},
     {"scavtrace", OPT_BOOL, OFF(scavtrace), true, "print one line per scavenger cycle", false},
@@ -65,6 +65,9 @@ static const option_t options[] = {
      "catch overflows (canaries), use after free (fill and check), forged free-list links (encoded), and shuffle fresh spans", false},
     {"profsignal", OPT_BOOL, OFF(profsignal), true, "SIGUSR2 writes the heap profile (GORT_HEAPPROFILE)", false},
     {"scavenge", OPT_BOOL, OFF(scavenge), true, "0 disables the background scavenger", false},
+    {"sigquit", OPT_BOOL, OFF(sigquit), true, "SIGQUIT prints every goroutine (gort_goroutines_dump) and exits with status 2, as Go does", false},
+    {"stackguard", OPT_INT, OFF(stackguard), true,
+     "goroutine stack guards: 0 (default) MADV_GUARD_INSTALL where the kernel has it, else as 1; 1 mprotect guards for the first 8192 stacks, then canaries; 2 canaries only (the fallbacks, for tests)", false},
     {"scavdelay", OPT_INT, OFF(scavdelay_ms), true,
      "milliseconds a free page stays before the scavenger releases it (default 500)", false},
 };

@@ -29,6 +29,8 @@ typedef struct {
   int64_t profsignal;       // SIGUSR2 writes the heap profile
   int64_t scavenge;         // 0 disables the background scavenger
   int64_t scavdelay_ms;     // how long free pages stay before release
+  int64_t sigquit;          // SIGQUIT dumps the goroutines and exits 2
+  int64_t stackguard;       // goroutine stack guards: 0 auto, 1 mprotect, 2 canaries
 } gort_options_t;
 
 extern gort_options_t gort__opts GORT_HIDDEN;

@@ -16,8 +16,9 @@
 //   3. the layers that may allocate while starting: alloc's fork handlers,
 //      the collector (its lists, hooks and the main thread's record; its
 //      threads and signal handler wait for the first cycle), the
-//      observability layer (profiler, exit reports), and later the
-//      scheduler, each registering what it needs.
+//      observability layer (profiler, exit reports), and the scheduler
+//      (its options and signal handlers; its threads start with the first
+//      goroutine), each registering what it needs.
 //   4. the fork handlers are installed once, with pthread_atfork; they run
 //      the registered hooks (a linked list: no table to overflow).
 // A thread that calls in while another thread is in steps 1-2 waits on the
@@ -44,6 +45,7 @@
 #include "../alloc/alloc_init.h"
 #include "../gc/gc.h"
 #include "../obs/obs.h"
+#include "../sched/sched.h"
 #include "lock.h"
 #include "options.h"
 
@@ -101,6 +103,7 @@ GORT_NOINLINE void gort__start_slow(void) {
   gort__alloc_init_late();  // 3: may allocate
   gort__gc_init();
   gort__obs_init();
+  gort__sched_init();
   pthread_atfork(run_prepare, run_parent, run_child);  // 4
   atomic_store_explicit(&gort__start_state, 3, memory_order_release);
 }

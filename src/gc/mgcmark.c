@@ -28,7 +28,8 @@
 // names.
 //
 // Roots, all scanned by the collecting thread before the workers start:
-// every registered thread's stack and static TLS (stw.c), the writable
+// every registered thread's stack and static TLS (stw.c), the saved stack
+// of every goroutine that is not on a thread (sched/proc.c), the writable
 // segments of every loaded object (dl_iterate_phdr, read before the world
 // stops, since a stopped thread may hold the loader's lock), registered
 // ranges, every live uncollectable object, and the queue of finalizers not
@@ -46,6 +47,7 @@
 #include "../alloc/mheap.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
+#include "../sched/sched.h"
 #include "gc.h"
 #include "gort/gc.h"
 
@@ -444,6 +446,7 @@ static void scan_uncollectable_list(span_link_t *list) {
 
 static void scan_roots(void) {
   gort__stw_foreach_stack(scan_root, NULL);
+  gort__sched_foreach_stack(scan_root, NULL);  // goroutines not on a thread
   for (int i = 0; i < segs.n; i++) scan_segment(segs.lo[i], segs.hi[i]);
   for (size_t i = 0; i < roots.n; i++) scan_root(roots.lo[i], roots.hi[i], NULL);
   for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {

@@ -25,8 +25,10 @@
 //      held or a cache half-written.
 //   5. The collector waits until every signalled thread has stopped.
 // Restarting is a futex broadcast. The collector scans each stopped
-// thread's stack from its recorded stack pointer to the top, and its
-// static TLS block (below the thread pointer on x86-64).
+// thread's stack from its recorded stack pointer to the top (of the
+// goroutine stack it was on, if it was running one), and its static TLS
+// block (below the thread pointer on x86-64). Goroutines that are not on a
+// thread are only memory: mgcmark.c scans their saved stacks.
 //
 // Locks taken here are raw futex locks that do not count as no-stop
 // regions: a thread waiting for one must stay stoppable.
@@ -42,6 +44,7 @@
 #include "../base/options.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
+#include "../sched/sched.h"
 #include "gc.h"
 #include "gort/alloc.h"
 #include "gort/gc.h"
@@ -385,15 +388,23 @@ GORT_NOINLINE void gort__stw_run_recorded(void (*fn)(void *), void *arg) {
   __asm__ volatile("" ::: "memory");  // keeps the spills alive across fn
 }
 
+// The top of the stack sp is on: a thread that runs a goroutine is on the
+// goroutine's stack, not its own (sched/proc.c). Its own stack then holds
+// only the scheduler's frames, which hold no pointers into the heap.
+static uintptr_t stack_top(const gthread_t *t, uintptr_t sp) {
+  uintptr_t top = gort__sched_stack_top(sp);
+  return top != 0 ? top : t->stack_hi;
+}
+
 void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
     if (t == self) {
       if (t->own_sp == 0) gort__throw("gc: the collector's stack was not recorded");
-      fn(t->own_sp, t->stack_hi, arg);
+      fn(t->own_sp, stack_top(t, t->own_sp), arg);
     } else {
       if (t->unstoppable) continue;  // warned
       uintptr_t sp = atomic_load_explicit(&t->stopped_sp, memory_order_acquire);
-      fn(sp - 128, t->stack_hi, arg);  // the red zone below sp too
+      fn(sp - 128, stack_top(t, sp), arg);  // the red zone below sp too
     }
     if (t->tls_hi > t->tls_lo) fn(t->tls_lo, t->tls_hi, arg);
   }

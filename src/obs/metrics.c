@@ -8,6 +8,7 @@
 
 #include "gort/metrics.h"
 #include "heapstats.h"
+#include "../sched/sched.h"
 
 typedef uint64_t (*compute_fn)(const gort_memstats_t *m);
 
@@ -35,6 +36,7 @@ static uint64_t heap_unused(const gort_memstats_t *m) { return m->heap_inuse - m
 static uint64_t heap_free(const gort_memstats_t *m) { return m->heap_idle - m->heap_released; }
 static uint64_t meta_other(const gort_memstats_t *m) { return m->sys - m->heap_sys - m->mspan_inuse - m->mcache_inuse; }
 static uint64_t mem_limit(const gort_memstats_t *m) { return (uint64_t)m->memory_limit; }
+static uint64_t goroutines(const gort_memstats_t *m) { (void)m; return (uint64_t)gort__sched_ngoroutine(); }
 
 typedef struct {
   gort_metric_desc_t desc;
@@ -58,6 +60,7 @@ static const metric_t metrics[] = {
     {{"/memory/classes/metadata/mcache/inuse:bytes", "Bytes of thread caches in use.", GORT_METRIC_UINT64, 0}, get_mcache_inuse},
     {{"/memory/classes/metadata/other:bytes", "Other metadata: arena page maps, profiler buckets, free structures.", GORT_METRIC_UINT64, 0}, meta_other},
     {{"/memory/classes/total:bytes", "All memory gort mapped: the heap's address space and its metadata.", GORT_METRIC_UINT64, 0}, get_sys},
+    {{"/sched/goroutines:goroutines", "Live goroutines (gort_num_goroutine).", GORT_METRIC_UINT64, 0}, goroutines},
     {{"/gort/heap/sys:bytes", "Heap address space reserved in arenas (HeapSys).", GORT_METRIC_UINT64, 0}, get_heap_sys},
     {{"/gort/process/rss:bytes", "Resident set of the whole process, from the kernel.", GORT_METRIC_UINT64, 0}, get_rss},
     {{"/gort/scavenge/cycles:cycles", "Background scavenger cycles.", GORT_METRIC_UINT64, 1}, get_scavenge_cycles},

@@ -60,6 +60,32 @@ uintptr_t gort__os_main_stack_top(void);
 
 void gort__os_futex_wait(_Atomic uint32_t *addr, uint32_t val);
 void gort__os_futex_wake(_Atomic uint32_t *addr, int n);
+// As gort__os_futex_wait, for at most ns nanoseconds (ns < 0: no limit).
+void gort__os_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
+// CLOCK_MONOTONIC_COARSE in ns: a few ns instead of ~20, at the kernel
+// tick's resolution (1-4 ms); for wait times shown in goroutine dumps.
+int64_t gort__os_nanotime_coarse(void);
+// Sleeps the calling thread for ns nanoseconds (all of them: EINTR resumes).
+void gort__os_sleep_ns(int64_t ns);
+
+// ---- the scheduler's calls (sched.c) ----------------------------------------------------
+
+// The CPUs this process may run on: its affinity mask, bounded by the CPU
+// quota of its cgroup (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us,
+// rounded up), at least 1.
+int gort__os_ncpu(void);
+// Makes [p, p + size) a guard region: any access faults. 0 with a
+// MADV_GUARD_INSTALL guard (no new mapping), 1 with an mprotect(PROT_NONE)
+// one (one more mapping, two if it splits one), or -errno.
+int gort__os_guard(void *p, size_t size, int allow_mprotect);
+// Gives the calling thread an alternate signal stack of size bytes at p.
+int gort__os_sigaltstack(void *p, size_t size);
+// Installs handler for sig with SA_ONSTACK | SA_SIGINFO | SA_NODEFER off,
+// storing the previous action in *old; 0 or -errno.
+int gort__os_sigaction_onstack(int sig, void (*handler)(int, siginfo_t *, void *),
+                               struct sigaction *old);
+// Restores a saved action (for chaining to the program's handler).
+int gort__os_sigaction_restore(int sig, const struct sigaction *act);
 
 // 64 random bits from getrandom(2), falling back to the clock and ASLR.
 uint64_t gort__os_random64(void);

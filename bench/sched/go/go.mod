@@ -1,0 +1,3 @@
+module gortschedbench
+
+go 1.19

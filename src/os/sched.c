@@ -1,0 +1,161 @@
+// The kernel calls of the goroutine scheduler: timed futex waits, CPU
+// counts, stack guards and the alternate signal stack. See os.h for the
+// contract, and sched/proc.c for why the scheduler needs each.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../base/base.h"
+#include "os.h"
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+void gort__os_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns) {
+  if (ns < 0) {
+    gort__os_futex_wait(addr, val);
+    return;
+  }
+  int saved = errno;
+  struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+  syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
+  errno = saved;
+}
+
+int64_t gort__os_nanotime_coarse(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void gort__os_sleep_ns(int64_t ns) {
+  if (ns <= 0) return;
+  int saved = errno;
+  struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+  while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {
+  }
+  errno = saved;
+}
+
+// ---- CPUs -------------------------------------------------------------------------------
+
+static int64_t parse_num(const char **s) {
+  if (**s < '0' || **s > '9') return -1;
+  int64_t v = 0;
+  while (**s >= '0' && **s <= '9') v = v * 10 + (*(*s)++ - '0');
+  return v;
+}
+
+static int64_t read_num(const char *path) {
+  char buf[64];
+  if (gort__os_read_file(path, buf, sizeof buf) <= 0) return -1;
+  const char *s = buf;
+  return parse_num(&s);
+}
+
+// The quota of the process's own cgroup as a CPU count (rounded up), 0 for
+// none. Only the process's own directory is read (not its parents), and
+// only at the usual mount points: a quota on a parent slice, or cgroupfs
+// mounted elsewhere, is not seen (TODO: share cgroup.c's mount walk).
+static int cgroup_cpus(void) {
+  char buf[4096], path[1200], val[64];
+  if (gort__os_read_file("/proc/self/cgroup", buf, sizeof buf) <= 0) return 0;
+  int best = 0;
+  for (char *line = buf; line != NULL && *line != '\0';) {
+    char *nl = strchr(line, '\n');
+    if (nl != NULL) *nl = '\0';
+    char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    int64_t quota = -1, period = -1;
+    if (c2 != NULL && strlen(c2 + 1) < 1000) {
+      const char *cpath = strcmp(c2 + 1, "/") == 0 ? "" : c2 + 1;
+      *c2 = '\0';
+      const char *ctl = c1 + 1;
+      if (strcmp(line, "0:") == 0 || (c1 == line + 1 && line[0] == '0' && *ctl == '\0')) {
+        gort__snprint(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", cpath);  // v2
+        if (gort__os_read_file(path, val, sizeof val) > 0) {
+          const char *s = val;
+          quota = parse_num(&s);
+          if (quota > 0 && *s == ' ') s++, period = parse_num(&s);
+        }
+      } else if (strcmp(ctl, "cpu") == 0 || strcmp(ctl, "cpu,cpuacct") == 0 ||
+                 strcmp(ctl, "cpuacct,cpu") == 0) {
+        const char *dirs[] = {"cpu,cpuacct", "cpu"};
+        for (int i = 0; i < 2 && quota <= 0; i++) {
+          gort__snprint(path, sizeof path, "/sys/fs/cgroup/%s%s/cpu.cfs_quota_us", dirs[i], cpath);
+          quota = read_num(path);
+          gort__snprint(path, sizeof path, "/sys/fs/cgroup/%s%s/cpu.cfs_period_us", dirs[i], cpath);
+          period = read_num(path);
+        }
+      }
+    }
+    if (quota > 0 && period > 0) {
+      int n = (int)((quota + period - 1) / period);
+      if (best == 0 || n < best) best = n;
+    }
+    line = nl != NULL ? nl + 1 : NULL;
+  }
+  return best;
+}
+
+int gort__os_ncpu(void) {
+  cpu_set_t set;
+  int n = 1;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+  else {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    if (c > 0) n = (int)c;
+  }
+  int q = cgroup_cpus();
+  if (q > 0 && q < n) n = q;
+  return n < 1 ? 1 : n;
+}
+
+// ---- stacks and signals -------------------------------------------------------------------
+
+int gort__os_guard(void *p, size_t size, int allow_mprotect) {
+  int saved = errno;
+  int r = 0;
+  if (madvise(p, size, MADV_GUARD_INSTALL) != 0) {
+    r = -errno;
+    if (allow_mprotect) r = mprotect(p, size, PROT_NONE) == 0 ? 1 : -errno;
+  }
+  errno = saved;
+  return r;
+}
+
+int gort__os_sigaltstack(void *p, size_t size) {
+  stack_t ss = {.ss_sp = p, .ss_size = size, .ss_flags = 0};
+  int saved = errno;
+  int r = sigaltstack(&ss, NULL) == 0 ? 0 : -errno;
+  errno = saved;
+  return r;
+}
+
+int gort__os_sigaction_onstack(int sig, void (*handler)(int, siginfo_t *, void *),
+                               struct sigaction *old) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = handler;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  int saved = errno;
+  int r = sigaction(sig, &sa, old) == 0 ? 0 : -errno;
+  errno = saved;
+  return r;
+}
+
+int gort__os_sigaction_restore(int sig, const struct sigaction *act) {
+  int saved = errno;
+  int r = sigaction(sig, act, NULL) == 0 ? 0 : -errno;
+  errno = saved;
+  return r;
+}

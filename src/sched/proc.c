@@ -1,0 +1,952 @@
+// The goroutine scheduler (Go: proc.go, runtime2.go).
+//
+// Goroutines are cheap threads of control multiplexed onto a few OS
+// threads, so that a program may block one of them per request, connection
+// or subtask without paying a thread's stack and a kernel switch for each.
+// The design is Go's, for the reasons Go gives, in C:
+//
+//   G  a goroutine: its function, its saved context and its stack (stack.c)
+//   M  an OS thread that runs goroutines, with its own scheduler stack (g0)
+//   P  a processor: the right to run goroutines, and the resources that go
+//      with it (a run queue, a pool of dead Gs, a timer heap). GORT_MAXPROCS
+//      of them, so that at most that many goroutines run at once whatever
+//      the number of Ms (some are blocked in system calls).
+//
+// Why Ps and not a run queue per M or one global queue: a global queue is a
+// lock every spawn and every switch takes (Go before 1.1, and it did not
+// scale); per-M queues strand work on an M blocked in a system call. A P
+// detaches from an M that blocks (gort_syscall_enter, sysmon.c) and goes on
+// with another M, taking its queue with it.
+//
+// Scheduling, in the order an M looks for work (findrunnable):
+//   1. Every 61st schedule, one G from the global queue first, so that a
+//      pair of goroutines readying each other through runnext cannot starve
+//      the global queue (61: prime, and not too often; Go's constant).
+//   2. runnext, then the local queue: a 256-slot ring, lock-free for one
+//      producer (the P's M) and many consumers (thieves), as Go's runq.
+//      runnext holds the goroutine the running one just readied or spawned,
+//      so that a producer/consumer pair keeps running on one P, warm in its
+//      cache. It inherits the time slice (schedtick does not advance), so
+//      to sysmon the pair is one long runner: once the slice (10 ms) is
+//      used up, the P readies to the back of its ring instead, and the
+//      rest of the ring gets its turn.
+//   3. The global queue, in a batch (its share per P), under sched.lock.
+//   4. Expired timers of any P (timer.c); they ready sleepers onto this P.
+//   5. Stealing: half of a victim's queue, victims in a random order, four
+//      rounds (the last may take runnext too), as a "spinning" M. At most
+//      half of the busy Ps' worth of Ms spin at once: spinning burns CPU, and
+//      on a 2-core machine shared with others, wasted spins cost real time.
+//   6. Nothing: the P goes idle, the M parks on its own futex, with a
+//      timeout at the earliest timer of any P.
+// When work appears (a spawn, a ready), wakep starts one spinning M if there
+// is an idle P and no M spinning already: the spinning M wakes the next one
+// when it finds work (resetspinning), so wake-ups are never lost and never
+// come in a herd.
+//
+// Switching. A goroutine gives up its M only in the runtime's own calls
+// (gort_yield, gort_sleep, parking, exit, gort_syscall_exit): never from a
+// signal handler, because the interrupted C code may hold libc's locks or be
+// midway through anything (DESIGN.md). It switches to its M's scheduler
+// context (g0) with gort__ctx_switch_ontop, which runs the "after" step of
+// the switch (put the G on a queue, release the lock that its waker takes)
+// on g0's stack once the G's registers are saved: a waker on another M can
+// then resume the G at once. Go's mcall does the same. The g0 context is the
+// M's own thread stack: an M's scheduler code never runs on a goroutine
+// stack, so a goroutine's stack holds only its own frames. The G's status
+// changes before the switch that takes it off its thread and after the one
+// that puts it on, so the collector, which scans running goroutines through
+// their threads and the others through their saved sp, never misses one
+// (stack.c, gort__sched_foreach_stack).
+//
+// Per-thread state. A goroutine may resume on another thread. The compiler
+// treats the address of a TLS variable as constant within a function, so a
+// function that switches must not touch TLS directly on both sides of the
+// switch: it reads the M through getm(), which is never inlined, and errno
+// is saved and restored in functions of their own (errno is TLS too). The
+// allocator's thread cache is read inside gort_malloc, at each call, so it
+// is always the current thread's. The program's own code cannot be helped
+// so: glibc declares __errno_location const, so a function may read the
+// old thread's errno after a switch; sched.h tells programs what to do.
+//
+// Preemption is cooperative: the monitor (sysmon.c) sets g->preempt on a
+// goroutine that has run for 10 ms and the goroutine yields at its next
+// safe point (gort_go, gort_yield, gort_sleep and the park calls). A loop
+// that calls none of them runs until it ends: C has no safe points we
+// could insert, and a switch from a signal is rejected above. The
+// collector does not need goroutines to stop: it stops the threads, and
+// every goroutine that is not on a thread is only memory (its saved stack).
+//
+// Rejected: ucontext (swapcontext saves the signal mask with a system call:
+// 35x slower); a switch straight from goroutine to goroutine without g0 (one
+// switch fewer, but the "after" step would run on the next goroutine's
+// stack, and an M with nothing to run needs a stack of its own anyway).
+//
+// Invariants:
+//   - A G is on at most one of: a local run queue or runnext, the global
+//     queue, a free list, a wait list (sema.c, timer heap). Its schedlink is
+//     owned by that list.
+//   - m->p != NULL while the M runs a goroutine, except between
+//     gort_syscall_enter and gort_syscall_exit.
+//   - nmspinning counts the Ms with m->spinning set.
+//   - A P is idle (on sched.pidle, P_IDLE) or owned by exactly one M
+//     (P_RUNNING, or P_SYSCALL while its M is in a system call).
+
+#define _GNU_SOURCE
+#include "proc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "../base/options.h"
+#include "../base/persistent.h"
+#include "../base/start.h"
+#include "../os/os.h"
+#include "gort/sched.h"
+
+sched_t gort__sched = {.lock = LOCK_INIT};
+#define sched gort__sched
+
+static GORT_TLS m_t *tls_m;
+
+// Not inlined, nor analysed across: see "Per-thread state" above.
+GORT_NOINLINE __attribute__((noipa)) m_t *gort__sched_getm(void) {
+  m_t *m = tls_m;
+  __asm__ volatile("" : "+r"(m));
+  return m;
+}
+
+GORT_NOINLINE __attribute__((noipa)) g_t *gort__sched_getg(void) {
+  m_t *m = tls_m;
+  return m != NULL ? atomic_load_explicit(&m->curg, memory_order_relaxed) : NULL;
+}
+
+#define getm gort__sched_getm
+
+static GORT_NOINLINE __attribute__((noipa)) void save_errno(g_t *g) { g->saved_errno = errno; }
+static GORT_NOINLINE __attribute__((noipa)) void restore_errno(g_t *g) { errno = g->saved_errno; }
+
+static uint32_t fastrand(m_t *m) {
+  m->rand ^= m->rand << 13;
+  m->rand ^= m->rand >> 7;
+  m->rand ^= m->rand << 17;
+  return (uint32_t)(m->rand >> 32);
+}
+
+// ---- ThreadSanitizer fibers ----------------------------------------------------------------
+
+#if defined(__SANITIZE_THREAD__)
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#define TSAN_CURRENT() __tsan_get_current_fiber()
+#define TSAN_CREATE() __tsan_create_fiber(0)
+#define TSAN_DESTROY(f) __tsan_destroy_fiber(f)
+#define TSAN_SWITCH(f) __tsan_switch_to_fiber((f), 0)
+#else
+#define TSAN_CURRENT() NULL
+#define TSAN_CREATE() NULL
+#define TSAN_DESTROY(f) ((void)(f))
+#define TSAN_SWITCH(f) ((void)(f))
+#endif
+
+// The validator of a P (debug builds, at each execute): its queue holds at
+// most RUNQ_SIZE runnable Gs, its free list ngfree dead ones.
+static bool p_is_valid(p_t *p) {
+  uint32_t h = atomic_load(&p->runqhead), t = atomic_load(&p->runqtail);
+  if (t - h > RUNQ_SIZE) return false;
+  int n = 0;
+  for (g_t *g = p->gfree; g != NULL; g = g->schedlink, n++)
+    if (atomic_load(&g->status) != G_DEAD) return false;
+  return n == p->ngfree;
+}
+
+// ---- idle Ps and Ms (sched.lock held) ----------------------------------------------------------
+
+static void pidle_put(p_t *p) {
+  atomic_store_explicit(&p->status, P_IDLE, memory_order_release);
+  p->m = NULL;
+  p->link = sched.pidle;
+  sched.pidle = p;
+  atomic_fetch_add_explicit(&sched.npidle, 1, memory_order_relaxed);
+}
+
+static p_t *pidle_get(void) {
+  p_t *p = sched.pidle;
+  if (p != NULL) {
+    sched.pidle = p->link;
+    atomic_fetch_sub_explicit(&sched.npidle, 1, memory_order_relaxed);
+  }
+  return p;
+}
+
+static void acquirep(m_t *m, p_t *p) {
+  m->p = p;
+  p->m = m;
+  atomic_store_explicit(&p->status, P_RUNNING, memory_order_release);
+}
+
+// ---- parking and waking Ms ---------------------------------------------------------------------
+
+static void note_wakeup(m_t *m) {
+  atomic_store_explicit(&m->note, 1, memory_order_release);
+  gort__os_futex_wake(&m->note, 1);
+}
+
+// Waits for the note; ns < 0: no limit. Returns whether it was woken.
+static bool note_sleep(m_t *m, int64_t ns) {
+  int64_t deadline = ns >= 0 ? gort__nanotime() + ns : 0;
+  while (atomic_load_explicit(&m->note, memory_order_acquire) == 0) {
+    int64_t left = -1;
+    if (ns >= 0) {
+      left = deadline - gort__nanotime();
+      if (left <= 0) return false;
+    }
+    gort__os_futex_wait_ns(&m->note, 0, left);
+  }
+  atomic_store_explicit(&m->note, 0, memory_order_relaxed);
+  return true;
+}
+
+// Parks m (it holds no P) until startm hands it one, or for at most ns;
+// returns with m->p set if it was handed a P.
+static void stopm(m_t *m, int64_t ns) {
+  lock(&sched.lock);
+  m->schedlink = sched.midle;
+  sched.midle = m;
+  sched.nmidle++;
+  unlock(&sched.lock);
+  if (!note_sleep(m, ns)) {
+    // Timed out: leave the idle list, unless a waker took us off it
+    // already, in which case its wakeup is on the way.
+    lock(&sched.lock);
+    bool listed = false;
+    for (m_t **pm = &sched.midle; *pm != NULL; pm = &(*pm)->schedlink)
+      if (*pm == m) {
+        *pm = m->schedlink;
+        sched.nmidle--;
+        listed = true;
+        break;
+      }
+    unlock(&sched.lock);
+    if (listed) return;
+    note_sleep(m, -1);
+  }
+  if (m->nextp != NULL) {
+    acquirep(m, m->nextp);
+    m->nextp = NULL;
+  }
+}
+
+static void *mstart(void *arg);
+
+static void newm(p_t *p, bool spinning) {
+  m_t *m = gort__persistent_alloc(sizeof *m, GORT_CACHELINE);
+  if (m != NULL) {
+    m->nextp = p;
+    m->spinning = spinning;
+    m->id = atomic_fetch_add(&sched.mcount, 1);
+    m->rand = gort__os_random64() | 1;
+    // Through gort's own pthread_create: the collector knows every M.
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int r = pthread_create(&t, &attr, mstart, m);
+    pthread_attr_destroy(&attr);
+    if (r == 0) return;
+    gort__warn("sched: cannot start a thread (error %d); goroutines may wait", r);
+  }
+  lock(&sched.lock);
+  pidle_put(p);
+  unlock(&sched.lock);
+  if (spinning) atomic_fetch_sub(&sched.nmspinning, 1);
+}
+
+// Runs p (or an idle P if p is NULL) on an idle or new M. spinning: the
+// caller counted the M in nmspinning already.
+void gort__sched_startm(p_t *p, bool spinning) {
+  lock(&sched.lock);
+  if (p == NULL) {
+    p = pidle_get();
+    if (p == NULL) {
+      unlock(&sched.lock);
+      if (spinning) atomic_fetch_sub(&sched.nmspinning, 1);
+      return;
+    }
+  }
+  m_t *m = sched.midle;
+  if (m != NULL) {
+    sched.midle = m->schedlink;
+    sched.nmidle--;
+  }
+  unlock(&sched.lock);
+  if (m == NULL) {
+    newm(p, spinning);
+    return;
+  }
+  m->spinning = spinning;
+  m->nextp = p;
+  note_wakeup(m);
+}
+
+// One more M looks for work, if a P is idle and no M is looking already.
+void gort__sched_wakep(void) {
+  if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) == 0) return;
+  int zero = 0;
+  if (atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) != 0 ||
+      !atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1))
+    return;
+  gort__sched_startm(NULL, true);
+}
+
+static void reset_spinning(m_t *m) {
+  m->spinning = false;
+  if (atomic_fetch_sub(&sched.nmspinning, 1) == 1) gort__sched_wakep();
+}
+
+// Gives p away (its M blocks in a system call, or retires): to a new M if
+// it has work, else to the idle list.
+void gort__sched_handoffp(p_t *p) {
+  if (!gort__runq_empty(p) || atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0 ||
+      atomic_load_explicit(&p->timers.next, memory_order_relaxed) != INT64_MAX) {
+    gort__sched_startm(p, false);
+    return;
+  }
+  int zero = 0;
+  if (atomic_load(&sched.nmspinning) + atomic_load(&sched.npidle) == 0 &&
+      atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1)) {
+    gort__sched_startm(p, true);
+    return;
+  }
+  lock(&sched.lock);
+  if (atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0) {
+    unlock(&sched.lock);
+    gort__sched_startm(p, false);
+    return;
+  }
+  pidle_put(p);
+  unlock(&sched.lock);
+}
+
+// ---- finding work ------------------------------------------------------------------------------
+
+// Runs the due timers of every P (they ready goroutines onto the caller's
+// P); returns the earliest timer left.
+// The clock is read only if some P has a timer (a clock read costs ~20 ns,
+// and most schedules have no timer to look at).
+static int64_t check_timers(void) {
+  int64_t next = INT64_MAX, now = 0;
+  int n = atomic_load_explicit(&sched.nallp, memory_order_acquire);
+  for (int i = 0; i < n; i++) {
+    timers_t *ts = &sched.allp[i]->timers;
+    int64_t w = atomic_load_explicit(&ts->next, memory_order_acquire);
+    if (w == INT64_MAX) continue;
+    if (now == 0) now = gort__nanotime();
+    if (w <= now) w = gort__timers_run(ts, now);
+    if (w < next) next = w;
+  }
+  return next;
+}
+
+static g_t *steal_work(m_t *m, p_t *p) {
+  int n = procs();
+  for (int round = 0; round < 4; round++) {
+    uint32_t start = fastrand(m);
+    for (int i = 0; i < n; i++) {
+      p_t *victim = sched.allp[(start + (uint32_t)i) % (uint32_t)n];
+      if (victim == p || gort__runq_empty(victim)) continue;
+      g_t *g = gort__runq_steal(p, victim, round == 3);
+      if (g != NULL) return g;
+    }
+  }
+  return NULL;
+}
+
+// P p moved past gomaxprocs (gort_maxprocs lowered it): its goroutines go to
+// the global queue and it leaves service. Its timers stay (check_timers
+// reads every P ever made).
+static void retire_p(m_t *m, p_t *p) {
+  lock(&sched.lock);
+  if (p->id < procs()) {  // gort_maxprocs raised it again meanwhile
+    unlock(&sched.lock);
+    return;
+  }
+  g_t *g;
+  bool inherit;
+  while ((g = gort__runq_get(p, &inherit)) != NULL) gort__globrunq_put(g);
+  atomic_store_explicit(&p->status, P_DEAD, memory_order_release);
+  p->m = NULL;
+  m->p = NULL;
+  unlock(&sched.lock);
+  gort__sched_wakep();
+}
+
+// Returns a runnable G, with m->p set; blocks until there is one.
+static g_t *findrunnable(m_t *m, bool *inherit) {
+  *inherit = false;
+  for (;;) {
+    p_t *p = m->p;
+    if (p == NULL) {
+      lock(&sched.lock);
+      p = pidle_get();
+      unlock(&sched.lock);
+      if (p == NULL) {
+        stopm(m, -1);
+        continue;
+      }
+      acquirep(m, p);
+    }
+    if (p->id >= procs()) {
+      retire_p(m, p);
+      continue;
+    }
+    g_t *g;
+    if (p->schedtick % 61 == 0 && atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0) {
+      lock(&sched.lock);
+      g = gort__globrunq_get(p, 1);
+      unlock(&sched.lock);
+      if (g != NULL) return g;
+    }
+    if ((g = gort__runq_get(p, inherit)) != NULL) return g;
+    if (atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0) {
+      lock(&sched.lock);
+      g = gort__globrunq_get(p, 0);
+      unlock(&sched.lock);
+      if (g != NULL) return g;
+    }
+    int64_t next_timer = check_timers();
+    if ((g = gort__runq_get(p, inherit)) != NULL) return g;
+    int busy = procs() - atomic_load_explicit(&sched.npidle, memory_order_relaxed);
+    if (m->spinning || 2 * atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) < busy) {
+      if (!m->spinning) {
+        m->spinning = true;
+        atomic_fetch_add(&sched.nmspinning, 1);
+      }
+      if ((g = steal_work(m, p)) != NULL) return g;
+    }
+    // Nothing: give the P up. The global queue is checked again under the
+    // lock that gort_go's global path takes, so a G put there is seen.
+    lock(&sched.lock);
+    if (atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0) {
+      g = gort__globrunq_get(p, 0);
+      unlock(&sched.lock);
+      return g;
+    }
+    m->p = NULL;
+    pidle_put(p);
+    unlock(&sched.lock);
+    if (m->spinning) {
+      // The last spinning M to stop must look once more at every queue: a
+      // spawn that saw it spinning did not wake anyone (Go's "delicate
+      // dance" in findrunnable).
+      m->spinning = false;
+      atomic_fetch_sub(&sched.nmspinning, 1);
+      for (int i = 0; i < procs(); i++) {
+        if (gort__runq_empty(sched.allp[i])) continue;
+        lock(&sched.lock);
+        p = pidle_get();
+        unlock(&sched.lock);
+        if (p != NULL) {
+          acquirep(m, p);
+          m->spinning = true;
+          atomic_fetch_add(&sched.nmspinning, 1);
+        }
+        break;
+      }
+      if (m->p != NULL) continue;
+    }
+    int64_t wait = -1;
+    if (next_timer != INT64_MAX) {
+      wait = next_timer - gort__nanotime();
+      if (wait < 0) wait = 0;
+    }
+    stopm(m, wait);
+  }
+}
+
+// ---- running goroutines --------------------------------------------------------------------------
+
+static void execute(m_t *m, g_t *g, bool inherit) {
+  gort_assert_internal(atomic_load(&g->status) == G_RUNNABLE);
+  gort_assert_internal(m->p != NULL && m->p->m == m && atomic_load(&m->p->status) == P_RUNNING);
+  gort_assert_expensive(p_is_valid(m->p));
+  if (m->spinning) reset_spinning(m);
+  if (!inherit) {  // a new time slice
+    m->p->schedtick++;
+    atomic_store_explicit(&m->p->tick, m->p->schedtick, memory_order_relaxed);
+    atomic_store_explicit(&m->p->slice_over, false, memory_order_relaxed);
+  }
+  atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
+  g->m = m;
+  atomic_store_explicit(&m->curg, g, memory_order_relaxed);
+  TSAN_SWITCH(g->tsan_fiber);
+  gort__ctx_switch(&m->g0ctx, &g->ctx);
+}
+
+static void schedule_loop(m_t *m) {
+  for (;;) {
+    g_t *g = m->resume;
+    bool inherit = true;
+    if (g != NULL) m->resume = NULL;
+    else g = findrunnable(m, &inherit);
+    execute(m, g, inherit);
+  }
+}
+
+static void *mstart(void *arg) {
+  m_t *m = arg;
+  // Whatever the creator blocked (sysmon blocks everything): an M runs the
+  // program's code, and must take the collector's stop signal and faults.
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, NULL);
+  tls_m = m;
+  m->tsan_g0 = TSAN_CURRENT();
+  gort__stack_thread_init();
+  acquirep(m, m->nextp);
+  m->nextp = NULL;
+  schedule_loop(m);
+  return NULL;
+}
+
+// Leaves the running goroutine for its M's scheduler, running after(arg) on
+// the scheduler's stack once the goroutine's context is saved; returns when
+// the goroutine is resumed (perhaps on another M). The caller set g's status.
+static GORT_NOINLINE void switch_to_g0(g_t *g, void (*after)(void *), void *arg) {
+  m_t *m = getm();
+  save_errno(g);
+  if (gort_unlikely(!gort__stack_canary_ok(g))) gort__stack_overflow(g, g->stack_lo);
+  TSAN_SWITCH(m->tsan_g0);
+  gort__ctx_switch_ontop(&g->ctx, &m->g0ctx, after, arg);
+  // Resumed.
+  atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+  restore_errno(g);
+}
+
+// The "after" steps, on g0. Each clears the M's current G first.
+static g_t *drop_curg(void) {
+  m_t *m = getm();
+  g_t *g = atomic_load_explicit(&m->curg, memory_order_relaxed);
+  atomic_store_explicit(&m->curg, NULL, memory_order_relaxed);
+  g->m = NULL;
+  return g;
+}
+
+// The back of the local queue: Go's Gosched uses the global one, which is
+// a lock per yield; the local ring is as fair to this P's goroutines, and
+// the others see the global queue every 61st schedule anyway.
+static void yield_after(void *arg) {
+  (void)arg;
+  g_t *g = drop_curg();
+  p_t *p = gort__sched_getm()->p;
+  if (p != NULL) {
+    gort__runq_put(p, g, false);
+    return;
+  }
+  lock(&sched.lock);  // yielding between gort_syscall_enter and _exit: no P
+  gort__globrunq_put(g);
+  unlock(&sched.lock);
+}
+
+static void park_after(void *arg) {
+  (void)arg;
+  m_t *m = getm();
+  g_t *g = drop_curg();
+  if (g->unlockf != NULL && !g->unlockf(g, g->unlock_arg)) {
+    atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+    m->resume = g;
+  }
+}
+
+void gort__sched_park(bool (*unlockf)(g_t *, void *), void *arg, const char *reason) {
+  g_t *g = gort__sched_getg();
+  if (g == NULL) gort__fatal("sched: park outside a goroutine", NULL);
+  g->unlockf = unlockf;
+  g->unlock_arg = arg;
+  g->waitreason = reason;
+  g->waitsince = gort__os_nanotime_coarse();  // for dumps: the tick's resolution will do
+  atomic_store_explicit(&g->status, G_WAITING, memory_order_relaxed);
+  switch_to_g0(g, park_after, NULL);
+}
+
+void gort__sched_ready(g_t *g) {
+  uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed);
+  if (st != G_WAITING) gort__fatal("sched: ready of a goroutine that is not waiting", g);
+  atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+  m_t *m = getm();
+  if (m != NULL && m->p != NULL) {
+    // runnext, unless this P's time slice is used up (sysmon says so): then
+    // the back of the queue, so that a pair that readies each other, and
+    // so inherits one time slice for ever, cannot starve the rest of the
+    // queue (Go gets the same from preempting the pair). A flag on the P,
+    // not on the goroutine: sysmon cannot tell which of the pair runs.
+    bool over = atomic_load_explicit(&m->p->slice_over, memory_order_relaxed);
+    if (over) atomic_store_explicit(&m->p->slice_over, false, memory_order_relaxed);
+    gort__runq_put(m->p, g, !over);
+  } else {
+    lock(&sched.lock);
+    gort__globrunq_put(g);
+    unlock(&sched.lock);
+  }
+  gort__sched_wakep();
+}
+
+// The safe point: yields if sysmon asked this goroutine to.
+void gort__sched_safepoint(void) {
+  g_t *g = gort__sched_getg();
+  if (g != NULL && gort_unlikely(atomic_load_explicit(&g->preempt, memory_order_relaxed))) gort_yield();
+}
+
+// ---- spawning and exiting ------------------------------------------------------------------------
+
+// The G's free list of each P, spilling half to the global one past a
+// bound. Returning a pooled stack's pages to the OS is not done here:
+// madvise on a multi-threaded process shoots down TLB entries on every
+// CPU (40% of skynet's time when every exit past the bound released its
+// stack); sysmon trims the global list once a second instead
+// (gort__sched_trim_stacks), and the trimmed, cold Gs are reused last.
+enum { PFREE_MAX = 64, GFREE_KEEP = 4096 };
+
+static void gfput(p_t *p, g_t *g) {
+  gort_assert_internal(atomic_load(&g->status) == G_DEAD);
+  g->schedlink = p->gfree;
+  p->gfree = g;
+  if (++p->ngfree < PFREE_MAX) return;
+  g_t *list = NULL, *last = NULL;
+  int n = 0;
+  while (p->ngfree > PFREE_MAX / 2) {
+    g_t *x = p->gfree;
+    p->gfree = x->schedlink;
+    p->ngfree--;
+    x->schedlink = list;
+    if (list == NULL) last = x;
+    list = x;
+    n++;
+  }
+  lock(&sched.lock);
+  last->schedlink = sched.gfree;
+  sched.gfree = list;
+  atomic_fetch_add_explicit(&sched.ngfree, n, memory_order_relaxed);
+  unlock(&sched.lock);
+}
+
+// One G from the global lists, hot first (sched.lock held).
+static g_t *gfget_global(void) {
+  g_t *g = sched.gfree;
+  if (g != NULL) {
+    sched.gfree = g->schedlink;
+    atomic_fetch_sub_explicit(&sched.ngfree, 1, memory_order_relaxed);
+    return g;
+  }
+  g = sched.gcold;
+  if (g != NULL) {
+    sched.gcold = g->schedlink;
+    atomic_fetch_sub_explicit(&sched.ncold, 1, memory_order_relaxed);
+  }
+  return g;
+}
+
+static bool global_free(void) {
+  return atomic_load_explicit(&sched.ngfree, memory_order_relaxed) > 0 ||
+         atomic_load_explicit(&sched.ncold, memory_order_relaxed) > 0;
+}
+
+static g_t *gfget(p_t *p) {
+  if (p == NULL) {
+    if (!global_free()) return NULL;
+    lock(&sched.lock);
+    g_t *g = gfget_global();
+    unlock(&sched.lock);
+    return g;
+  }
+  if (p->gfree == NULL && global_free()) {
+    lock(&sched.lock);
+    g_t *x;
+    while (p->ngfree < PFREE_MAX / 2 && (x = gfget_global()) != NULL) {
+      x->schedlink = p->gfree;
+      p->gfree = x;
+      p->ngfree++;
+    }
+    unlock(&sched.lock);
+  }
+  g_t *g = p->gfree;
+  if (g != NULL) {
+    p->gfree = g->schedlink;
+    p->ngfree--;
+  }
+  return g;
+}
+
+// sysmon, about once a second: the global list beyond GFREE_KEEP Gs (its
+// bottom: the longest unused) gives its stacks' touched pages back to the
+// OS and becomes the cold list.
+void gort__sched_trim_stacks(void) {
+  if (atomic_load_explicit(&sched.ngfree, memory_order_relaxed) <= GFREE_KEEP) return;
+  lock(&sched.lock);
+  int n = atomic_load_explicit(&sched.ngfree, memory_order_relaxed);
+  if (n <= GFREE_KEEP) {
+    unlock(&sched.lock);
+    return;
+  }
+  g_t *x = sched.gfree;
+  for (int i = 1; i < GFREE_KEEP; i++) x = x->schedlink;
+  g_t *cold = x->schedlink;
+  x->schedlink = NULL;
+  atomic_store_explicit(&sched.ngfree, GFREE_KEEP, memory_order_relaxed);
+  unlock(&sched.lock);
+  g_t *last = cold;
+  int ncold = 0;
+  for (g_t *g = cold; g != NULL; g = g->schedlink) {
+    gort__stack_release(g);
+    last = g;
+    ncold++;
+  }
+  lock(&sched.lock);
+  last->schedlink = sched.gcold;
+  sched.gcold = cold;
+  atomic_fetch_add_explicit(&sched.ncold, ncold, memory_order_relaxed);
+  unlock(&sched.lock);
+}
+
+static void exit_after(void *arg) {
+  (void)arg;
+  m_t *m = getm();
+  g_t *g = drop_curg();
+  TSAN_DESTROY(g->tsan_fiber);
+  g->tsan_fiber = NULL;
+  gfput(m->p, g);
+}
+
+// The first frame of every goroutine (switch_amd64.S, gort__ctx_entry).
+GORT_NORETURN void gort__sched_gomain(g_t *g);
+void gort__sched_gomain(g_t *g) {
+  atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+  errno = 0;
+  g->fn(g->arg);
+  g->arg = NULL;  // not a root any more
+  atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
+  g->id = 0;
+  atomic_fetch_sub_explicit(&sched.ngoroutine, 1, memory_order_relaxed);
+  switch_to_g0(g, exit_after, NULL);
+  gort__throw("sched: a dead goroutine was resumed");
+}
+
+// The frame gort__ctx_switch pops for a G that has not run yet
+// (switch_amd64.S): MXCSR and x87 control word at their defaults, r12 = g,
+// return address gort__ctx_entry.
+static void ctx_init(g_t *g) {
+  uintptr_t top = GORT_ALIGN_DOWN(g->stack_hi, (uintptr_t)16);
+  uint64_t *f = (uint64_t *)(top - 64);
+  f[0] = 0x1f80 | ((uint64_t)0x037f << 32);
+  f[1] = f[2] = f[3] = 0;          // r15 r14 r13
+  f[4] = (uint64_t)(uintptr_t)g;   // r12
+  f[5] = f[6] = 0;                 // rbx rbp
+  f[7] = (uint64_t)(uintptr_t)gort__ctx_entry;
+  g->ctx.sp = f;
+}
+
+static void sched_start(void);
+static void ensure_sysmon(void);
+
+static pthread_once_t start_once = PTHREAD_ONCE_INIT;
+
+int gort__go_at(void (*fn)(void *), void *arg, const char *file, int line) {
+  if (fn == NULL) return EINVAL;
+  gort__start_ensure();
+  pthread_once(&start_once, sched_start);
+  ensure_sysmon();
+  m_t *m = getm();
+  p_t *p = m != NULL ? m->p : NULL;
+  g_t *g = gfget(p);
+  if (g == NULL) {
+    g = gort__stack_new_g();
+    if (g == NULL) return ENOMEM;
+    g_t *head = atomic_load_explicit(&sched.allgs, memory_order_relaxed);
+    do g->alllink = head;
+    while (!atomic_compare_exchange_weak_explicit(&sched.allgs, &head, g, memory_order_release,
+                                                  memory_order_relaxed));
+  }
+  g->fn = fn;
+  g->arg = arg;
+  g->file = file;
+  g->line = line;
+  g->id = atomic_fetch_add_explicit(&sched.goidgen, 1, memory_order_relaxed) + 1;
+  g->created = gort__os_nanotime_coarse();
+  g->waitsince = g->created;
+  g->waitreason = NULL;
+  g->saved_errno = 0;
+  atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
+  g->tsan_fiber = TSAN_CREATE();
+  ctx_init(g);
+  atomic_fetch_add_explicit(&sched.ngoroutine, 1, memory_order_relaxed);
+  atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_release);
+  if (p != NULL) {
+    gort__runq_put(p, g, true);
+  } else {
+    lock(&sched.lock);
+    gort__globrunq_put(g);
+    unlock(&sched.lock);
+  }
+  gort__sched_wakep();
+  if (m != NULL) gort__sched_safepoint();
+  return 0;
+}
+
+#undef gort_go
+int gort_go(void (*fn)(void *), void *arg) { return gort__go_at(fn, arg, NULL, 0); }
+
+void gort_yield(void) {
+  g_t *g = gort__sched_getg();
+  if (g == NULL) {
+    sched_yield();
+    return;
+  }
+  atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
+  g->waitreason = "yield";
+  atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+  switch_to_g0(g, yield_after, NULL);
+}
+
+int64_t gort_num_goroutine(void) { return atomic_load(&sched.ngoroutine); }
+int64_t gort__sched_ngoroutine(void) { return atomic_load(&sched.ngoroutine); }
+
+int64_t gort_goroutine_id(void) {
+  g_t *g = gort__sched_getg();
+  return g != NULL ? g->id : 0;
+}
+
+g_t *gort__sched_allgs(void) { return atomic_load_explicit(&sched.allgs, memory_order_acquire); }
+
+// ---- system calls (Go's entersyscall, exitsyscall) ---------------------------------------------
+
+void gort_syscall_enter(void) {
+  g_t *g = gort__sched_getg();
+  if (g == NULL) return;
+  m_t *m = getm();
+  p_t *p = m->p;
+  if (p == NULL) gort__fatal("gort_syscall_enter: already in a system call", g);
+  save_errno(g);
+  g->waitsince = gort__os_nanotime_coarse();
+  g->waitreason = "syscall";
+  atomic_store_explicit(&g->status, G_SYSCALL, memory_order_relaxed);
+  m->oldp = p;
+  m->p = NULL;
+  atomic_fetch_add_explicit(&p->syscalltick, 1, memory_order_relaxed);
+  atomic_store_explicit(&p->status, P_SYSCALL, memory_order_release);
+  restore_errno(g);
+}
+
+static void syscall_exit_after(void *arg) {
+  (void)arg;
+  g_t *g = drop_curg();
+  lock(&sched.lock);
+  gort__globrunq_put(g);
+  unlock(&sched.lock);
+  // This M has no P: findrunnable finds one or parks the M.
+}
+
+void gort_syscall_exit(void) {
+  g_t *g = gort__sched_getg();
+  if (g == NULL) return;
+  m_t *m = getm();
+  if (atomic_load_explicit(&g->status, memory_order_relaxed) != G_SYSCALL)
+    gort__fatal("gort_syscall_exit without gort_syscall_enter", g);
+  p_t *p = m->oldp;
+  m->oldp = NULL;
+  save_errno(g);
+  uint32_t st = P_SYSCALL;
+  if (atomic_compare_exchange_strong(&p->status, &st, P_RUNNING)) {
+    m->p = p;  // fast path: nobody took the P
+    atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+    restore_errno(g);
+    return;
+  }
+  lock(&sched.lock);
+  p = pidle_get();
+  unlock(&sched.lock);
+  if (p != NULL) {
+    acquirep(m, p);
+    atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+    restore_errno(g);
+    return;
+  }
+  // No P free: queue the goroutine for another M; this one parks.
+  atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+  switch_to_g0(g, syscall_exit_after, NULL);
+}
+
+// ---- configuration --------------------------------------------------------------------------
+
+static p_t *new_p(int id) {
+  p_t *p = gort__persistent_alloc(sizeof *p, GORT_CACHELINE);
+  if (p == NULL) gort__throw("sched: out of memory for a P");
+  p->id = id;
+  p->timers.lock = (lock_t)LOCK_INIT;
+  atomic_store(&p->timers.next, INT64_MAX);
+  return p;
+}
+
+// Makes Ps 0..n-1 exist and serve (sched.lock held).
+static void set_procs(int n) {
+  int have = atomic_load_explicit(&sched.nallp, memory_order_relaxed);
+  for (int i = have; i < n; i++) {
+    sched.allp[i] = new_p(i);
+    atomic_store_explicit(&sched.nallp, i + 1, memory_order_release);
+    pidle_put(sched.allp[i]);
+  }
+  for (int i = 0; i < n && i < have; i++)
+    if (atomic_load(&sched.allp[i]->status) == P_DEAD) pidle_put(sched.allp[i]);
+  atomic_store_explicit(&sched.gomaxprocs, n, memory_order_relaxed);
+  // Idle Ps past n leave the idle list; running ones retire in findrunnable.
+  for (p_t **pp = &sched.pidle; *pp != NULL;) {
+    if ((*pp)->id >= n) {
+      atomic_store(&(*pp)->status, P_DEAD);
+      *pp = (*pp)->link;
+      atomic_fetch_sub(&sched.npidle, 1);
+    } else {
+      pp = &(*pp)->link;
+    }
+  }
+}
+
+static void sched_start(void) {
+  lock(&sched.lock);
+  set_procs(sched.want_procs);
+  unlock(&sched.lock);
+  atomic_store(&sched.started, true);
+}
+
+// The monitor starts with the first goroutine, and again in a forked child.
+static void ensure_sysmon(void) {
+  if (gort_likely(atomic_load_explicit(&sched.sysmon_started, memory_order_acquire))) return;
+  bool no = false;
+  if (atomic_compare_exchange_strong(&sched.sysmon_started, &no, true)) gort__sysmon_start();
+}
+
+int gort_maxprocs(int n) {
+  gort__start_ensure();
+  lock(&sched.lock);
+  int old = atomic_load(&sched.started) ? procs() : sched.want_procs;
+  if (n > 0) {
+    if (n > MAXPROCS) n = MAXPROCS;
+    sched.want_procs = n;
+    if (atomic_load(&sched.started)) set_procs(n);
+  }
+  unlock(&sched.lock);
+  if (n > old) gort__sched_wakep();
+  return old;
+}
+
+void gort__sched_init(void) {
+  gort__stack_init();
+  int n = (int)gort__opts.maxprocs;
+  if (n <= 0) n = gort__os_ncpu();
+  if (n > MAXPROCS) n = MAXPROCS;
+  sched.want_procs = n;
+  gort__sched_signals_init();
+  gort__sched_fork_init();
+}

@@ -1,0 +1,102 @@
+// M, P and the scheduler's global state, shared by proc.c, sysmon.c,
+// timer.c and dump.c. See proc.c for the design.
+
+#ifndef GORT_SCHED_PROC_H
+#define GORT_SCHED_PROC_H
+
+#include "sched.h"
+
+enum { RUNQ_SIZE = 256, MAXPROCS = 256 };
+enum { P_IDLE, P_RUNNING, P_SYSCALL, P_DEAD };
+
+typedef struct p {
+  int32_t id;
+  _Atomic uint32_t status;       // P_*; CAS by sysmon (retake) and gort_syscall_exit
+  struct m *_Atomic m;           // the owning M; atomic: read by sysmon
+  struct p *link;                // sched.pidle; guarded by sched.lock
+  uint32_t schedtick;            // schedules on this P; owner only
+  _Atomic uint32_t tick;         // schedtick published for sysmon
+  _Atomic bool slice_over;       // set by sysmon: the time slice (10 ms) is used up
+  _Atomic uint32_t syscalltick;  // gort_syscall_enter count, for sysmon
+  // Go's runq: the owner writes tail and the slots; anyone advances head
+  // with a CAS. Slots are atomics so that a thief's racy copy is defined.
+  _Atomic uint32_t runqhead, runqtail;
+  g_t *_Atomic runq[RUNQ_SIZE];
+  g_t *_Atomic runnext;          // owner puts; owner or thief takes by CAS
+  g_t *gfree;                    // dead Gs with their stacks; owner only
+  int32_t ngfree;
+  timers_t timers;
+  // sysmon's own view (sysmon thread only).
+  uint32_t sm_tick, sm_syscalltick;
+  int64_t sm_when;
+} __attribute__((aligned(GORT_CACHELINE))) p_t;
+
+typedef struct m {
+  ctx_t g0ctx;                   // the scheduler loop's context while a G runs
+  g_t *_Atomic curg;             // the G it runs; read by sysmon and dumps
+  p_t *p;                        // owned P, or NULL (idle, or in a system call)
+  p_t *nextp;                    // handed over by startm; read after the note
+  p_t *oldp;                     // the P it had at gort_syscall_enter
+  g_t *resume;                   // a G whose park was refused: run it next
+  _Atomic uint32_t note;         // futex word: 1 once woken
+  bool spinning;                 // looking for work (counted in nmspinning)
+  struct m *schedlink;           // sched.midle; guarded by sched.lock
+  uint64_t rand;
+  int id;
+  void *tsan_g0;                 // ThreadSanitizer's fiber of the thread itself
+} __attribute__((aligned(GORT_CACHELINE))) m_t;
+
+typedef struct {
+  lock_t lock;                   // rank LOCK_SCHED; guards the fields up to allp
+  g_t *runq_head, *runq_tail;    // the global run queue
+  _Atomic int runq_size;         // written under lock, read without
+  m_t *midle;                    // idle Ms
+  int nmidle;
+  p_t *pidle;                    // idle Ps
+  _Atomic int npidle;            // written under lock, read without
+  g_t *gfree;                    // dead Gs beyond the Ps' lists
+  _Atomic int ngfree;
+  g_t *gcold;                    // dead Gs whose stack pages went back to the OS
+  _Atomic int ncold;
+  int want_procs;                // GORT_MAXPROCS or gort_maxprocs, before start
+  _Atomic int gomaxprocs;        // Ps in service: allp[0 .. gomaxprocs)
+  p_t *allp[MAXPROCS];           // every P made (set once each, then read freely)
+  _Atomic int nallp;
+  _Atomic int nmspinning;
+  _Atomic int mcount;
+  _Atomic bool started;
+  _Atomic bool sysmon_started;   // false again in a forked child (fork.c)
+  _Atomic int64_t ngoroutine;    // live goroutines
+  _Atomic int64_t goidgen;
+  g_t *_Atomic allgs;            // every G ever made; grows at its head
+} sched_t;
+
+extern sched_t gort__sched GORT_HIDDEN;
+
+GORT_INLINE int procs(void) {
+  return atomic_load_explicit(&gort__sched.gomaxprocs, memory_order_relaxed);
+}
+
+m_t *gort__sched_getm(void) GORT_HIDDEN;
+// runq.c. The local queue's put and get are for p's owner only.
+void gort__runq_put(p_t *p, g_t *g, bool next) GORT_HIDDEN;
+g_t *gort__runq_get(p_t *p, bool *inherit) GORT_HIDDEN;
+bool gort__runq_empty(p_t *p) GORT_HIDDEN;
+// Steals half of victim's queue into p's (p's owner calls); returns one G.
+g_t *gort__runq_steal(p_t *p, p_t *victim, bool steal_next) GORT_HIDDEN;
+// The global queue: with sched.lock held.
+void gort__globrunq_put(g_t *g) GORT_HIDDEN;
+g_t *gort__globrunq_get(p_t *p, int max) GORT_HIDDEN;
+void gort__sched_startm(p_t *p, bool spinning) GORT_HIDDEN;
+void gort__sched_wakep(void) GORT_HIDDEN;
+void gort__sched_handoffp(p_t *p) GORT_HIDDEN;
+void gort__sched_safepoint(void) GORT_HIDDEN;
+void gort__sched_trim_stacks(void) GORT_HIDDEN;
+int gort__go_at(void (*fn)(void *), void *arg, const char *file, int line);
+GORT_NORETURN void gort__stack_overflow(const g_t *g, uintptr_t addr) GORT_HIDDEN;
+void gort__sched_signals_init(void) GORT_HIDDEN;
+void gort__sched_fork_init(void) GORT_HIDDEN;
+// fork: 0 takes the stacks' lock, 1 releases it, 2 re-initializes it.
+void gort__stack_fork(int phase) GORT_HIDDEN;
+
+#endif  // GORT_SCHED_PROC_H

@@ -1,0 +1,168 @@
+// Run queues: each P's local ring and runnext (Go's runqput, runqget,
+// runqgrab, runqsteal), and the global queue. See proc.c for how the
+// scheduler uses them.
+//
+// The local queue is a ring of RUNQ_SIZE slots with a head and a tail.
+// Only the P's owner puts (it writes the slot, then publishes the tail with
+// a release store); anyone takes, by advancing head with a CAS after
+// reading the slots. A thief copies half of the ring into its own P's ring
+// before its CAS, so a failed CAS costs only the copy. A full ring moves
+// half of itself to the global queue (runq_put_slow), which bounds the
+// ring and lets other Ps see work that one P produces in bursts.
+//
+// Invariants: tail - head <= RUNQ_SIZE; slots [head, tail) hold Gs; only
+// the owner writes tail and the slots at or after it.
+
+#define _GNU_SOURCE
+#include <sched.h>
+
+#include "proc.h"
+
+#define sched gort__sched
+
+bool gort__runq_empty(p_t *p) {
+  // runnext after head and tail, as Go's: a G moving from runnext to the
+  // ring cannot be missed by both reads.
+  for (;;) {
+    uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_acquire);
+    g_t *next = atomic_load_explicit(&p->runnext, memory_order_acquire);
+    if (atomic_load_explicit(&p->runqtail, memory_order_acquire) == t) return h == t && next == NULL;
+  }
+}
+
+static void globrunq_put_batch(g_t *head, g_t *tail, int n) {
+  tail->schedlink = NULL;
+  if (sched.runq_tail != NULL) sched.runq_tail->schedlink = head;
+  else sched.runq_head = head;
+  sched.runq_tail = tail;
+  atomic_fetch_add_explicit(&sched.runq_size, n, memory_order_relaxed);
+}
+
+// Moves half of p's full queue and g to the global queue; false if a thief
+// took some meanwhile (the caller retries the fast path).
+static bool runq_put_slow(p_t *p, g_t *g, uint32_t h, uint32_t t) {
+  g_t *batch[RUNQ_SIZE / 2 + 1];
+  uint32_t n = (t - h) / 2;
+  if (n != RUNQ_SIZE / 2) gort__throw("sched: runq_put_slow on a queue that is not full");
+  for (uint32_t i = 0; i < n; i++)
+    batch[i] = atomic_load_explicit(&p->runq[(h + i) % RUNQ_SIZE], memory_order_relaxed);
+  if (!atomic_compare_exchange_strong_explicit(&p->runqhead, &h, h + n, memory_order_release,
+                                               memory_order_relaxed))
+    return false;
+  batch[n] = g;
+  for (uint32_t i = 0; i < n; i++) batch[i]->schedlink = batch[i + 1];
+  lock(&sched.lock);
+  globrunq_put_batch(batch[0], batch[n], (int)n + 1);
+  unlock(&sched.lock);
+  return true;
+}
+
+// Called by p's owner only.
+void gort__runq_put(p_t *p, g_t *g, bool next) {
+  if (next) {
+    g = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
+    if (g == NULL) return;  // the old runnext goes to the ring
+  }
+  for (;;) {
+    uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
+    if (t - h < RUNQ_SIZE) {
+      atomic_store_explicit(&p->runq[t % RUNQ_SIZE], g, memory_order_relaxed);
+      atomic_store_explicit(&p->runqtail, t + 1, memory_order_release);
+      return;
+    }
+    if (runq_put_slow(p, g, h, t)) return;
+  }
+}
+
+// Called by p's owner only. *inherit: the G came from runnext, and runs in
+// the time slice of the G that readied it (schedtick does not advance), so
+// that a pair readying each other is one long runner to sysmon.
+g_t *gort__runq_get(p_t *p, bool *inherit) {
+  g_t *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+  *inherit = false;
+  if (next != NULL && atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL,
+                                                              memory_order_acq_rel,
+                                                              memory_order_relaxed)) {
+    *inherit = true;
+    return next;
+  }
+  for (;;) {
+    uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
+    if (t == h) return NULL;
+    g_t *g = atomic_load_explicit(&p->runq[h % RUNQ_SIZE], memory_order_relaxed);
+    if (atomic_compare_exchange_strong_explicit(&p->runqhead, &h, h + 1, memory_order_release,
+                                                memory_order_relaxed))
+      return g;
+  }
+}
+
+// Takes half of p's queue into batch (a ring of RUNQ_SIZE) at batch_head;
+// returns how many. With steal_next, an empty ring gives up its runnext.
+static uint32_t runq_grab(p_t *p, g_t *_Atomic *batch, uint32_t batch_head, bool steal_next) {
+  for (;;) {
+    uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_acquire);
+    uint32_t n = t - h;
+    n -= n / 2;
+    if (n == 0) {
+      if (!steal_next) return 0;
+      g_t *next = atomic_load_explicit(&p->runnext, memory_order_acquire);
+      if (next == NULL) return 0;
+      // The owner is probably about to run it (it was just readied): give it
+      // a moment, as Go does, rather than bounce it between Ps.
+      if (atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING) sched_yield();
+      if (!atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+        continue;
+      atomic_store_explicit(&batch[batch_head % RUNQ_SIZE], next, memory_order_relaxed);
+      return 1;
+    }
+    if (n > RUNQ_SIZE / 2) continue;  // h and t read at different times
+    for (uint32_t i = 0; i < n; i++) {
+      g_t *g = atomic_load_explicit(&p->runq[(h + i) % RUNQ_SIZE], memory_order_relaxed);
+      atomic_store_explicit(&batch[(batch_head + i) % RUNQ_SIZE], g, memory_order_relaxed);
+    }
+    if (atomic_compare_exchange_strong_explicit(&p->runqhead, &h, h + n, memory_order_release,
+                                                memory_order_relaxed))
+      return n;
+  }
+}
+
+// Steals half of victim's queue into p's (p's owner calls); returns one G.
+g_t *gort__runq_steal(p_t *p, p_t *victim, bool steal_next) {
+  uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
+  uint32_t n = runq_grab(victim, p->runq, t, steal_next);
+  if (n == 0) return NULL;
+  n--;
+  g_t *g = atomic_load_explicit(&p->runq[(t + n) % RUNQ_SIZE], memory_order_relaxed);
+  if (n > 0) atomic_store_explicit(&p->runqtail, t + n, memory_order_release);
+  return g;
+}
+
+// ---- the global queue (sched.lock held) -------------------------------------------------------
+
+void gort__globrunq_put(g_t *g) { globrunq_put_batch(g, g, 1); }
+
+// A G from the global queue and, into p's queue, up to its fair share more.
+g_t *gort__globrunq_get(p_t *p, int max) {
+  int size = atomic_load_explicit(&sched.runq_size, memory_order_relaxed);
+  if (size == 0) return NULL;
+  int n = size / procs() + 1;
+  if (n > size) n = size;
+  if (max > 0 && n > max) n = max;
+  if (n > RUNQ_SIZE / 2) n = RUNQ_SIZE / 2;
+  atomic_fetch_sub_explicit(&sched.runq_size, n, memory_order_relaxed);
+  g_t *g = sched.runq_head;
+  sched.runq_head = g->schedlink;
+  for (int i = 1; i < n; i++) {
+    g_t *x = sched.runq_head;
+    sched.runq_head = x->schedlink;
+    gort__runq_put(p, x, false);
+  }
+  if (sched.runq_head == NULL) sched.runq_tail = NULL;
+  return g;
+}
+

@@ -1,0 +1,159 @@
+// The scheduler's internal interface: G, M, P, parking, timers, stacks.
+// See proc.c for the design.
+
+#ifndef GORT_SCHED_SCHED_H
+#define GORT_SCHED_SCHED_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../base/base.h"
+#include "../base/lock.h"
+
+// A saved context: the stack pointer at which switch_amd64.S left the
+// registers. Valid only while its goroutine (or M's scheduler) is not running.
+typedef struct {
+  void *sp;
+} ctx_t;
+
+void gort__ctx_switch(ctx_t *from, ctx_t *to) GORT_HIDDEN;
+void gort__ctx_switch_ontop(ctx_t *from, ctx_t *to, void (*fn)(void *), void *arg) GORT_HIDDEN;
+void gort__ctx_entry(void) GORT_HIDDEN;
+
+// Goroutine states (Go's _Gidle ... _Gdead, fewer). Transitions:
+//   IDLE -> RUNNABLE (gort_go) -> RUNNING (an M switches to it)
+//   RUNNING -> RUNNABLE (yield, preempted), -> WAITING (parked),
+//           -> SYSCALL (gort_syscall_enter), -> DEAD (its function returned)
+//   WAITING -> RUNNABLE (readied); SYSCALL -> RUNNING (gort_syscall_exit)
+//   DEAD -> RUNNABLE (the G and its stack reused by a new gort_go)
+enum { G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD };
+
+struct m;
+struct p;
+
+typedef struct timer {
+  int64_t when;        // nanotime at which it fires; guarded by its P's timer lock
+  struct g *g;         // readied when it fires
+  int32_t idx;         // in the heap, -1 when not in one
+} timer_t_;
+
+// A goroutine. It lives at the top of its own stack (stack.c), so a G and
+// its stack are one object: made once, reused by later goroutines, never
+// freed. Fields are written by the goroutine's own M unless noted.
+typedef struct g {
+  ctx_t ctx;                   // saved registers' sp while not running
+  struct g *schedlink;         // global run queue, free lists, wait lists
+  struct g *alllink;           // allgs; set once, before publication
+  _Atomic uint32_t status;     // G_*; atomic: read by dumps, the collector, sysmon
+  int64_t id;                  // goid, 1...; 0 while dead
+  void (*fn)(void *);
+  void *arg;
+  uintptr_t stack_lo, stack_hi;  // usable stack: lo above the guard, hi below this struct
+  int saved_errno;             // errno of the goroutine while switched out
+  struct m *m;                 // the M running it, or NULL
+  const char *waitreason;      // while WAITING: why (a string constant)
+  int64_t waitsince;           // nanotime it last stopped running
+  int64_t created;             // nanotime of gort_go
+  const char *file;            // creation site, or NULL (then fn's symbol)
+  int line;
+  _Atomic bool preempt;        // a yield is requested at the next safe point (sysmon)
+  void *tsan_fiber;            // ThreadSanitizer's fiber (tsan build only)
+  bool (*unlockf)(struct g *, void *);  // park: run on g0 after the switch
+  void *unlock_arg;
+  timer_t_ sleep;              // gort_sleep's timer
+  bool canary;                 // unguarded stack: a canary word at stack_lo (stack.c)
+} g_t;
+
+// The running goroutine of the calling thread, NULL on a plain thread or on
+// an M's scheduler stack. Never inlined: a goroutine may resume on another
+// thread, and a cached TLS address would then be the old thread's.
+g_t *gort__sched_getg(void) GORT_HIDDEN;
+
+// ---- parking (proc.c) --------------------------------------------------------------------
+
+// Parks the current goroutine (Go's gopark). unlockf(g, arg), if not NULL,
+// runs on the M's scheduler stack once g's context is saved; if it returns
+// false, g runs again at once. Call from a goroutine, holding no lock that
+// unlockf does not release.
+void gort__sched_park(bool (*unlockf)(g_t *, void *), void *arg, const char *reason) GORT_HIDDEN;
+// Makes a parked goroutine runnable (Go's goready). Any thread may call it.
+void gort__sched_ready(g_t *g) GORT_HIDDEN;
+// Counting semaphore and wait group on top of park/ready, for goroutines and
+// plain threads alike (a plain thread waits on a futex). See sema.c.
+typedef struct {
+  lock_t lock;                 // guards waiters
+  _Atomic int64_t count;
+  g_t *waiters;                // parked goroutines, LIFO
+  _Atomic uint32_t seq;        // bumped at each wake; plain threads wait on it
+} gort__wg_t;
+void gort__wg_add(gort__wg_t *wg, int64_t delta) GORT_HIDDEN;
+void gort__wg_done(gort__wg_t *wg) GORT_HIDDEN;
+void gort__wg_wait(gort__wg_t *wg) GORT_HIDDEN;
+typedef struct {
+  lock_t lock;                 // rank LOCK_SEMA; guards all
+  int64_t count;
+  struct sema_waiter *head, *tail;
+} gort__sema_t;
+void gort__sema_acquire(gort__sema_t *s) GORT_HIDDEN;
+void gort__sema_release(gort__sema_t *s) GORT_HIDDEN;
+
+// ---- stacks (stack.c) ---------------------------------------------------------------------
+
+// A fresh G with a stack (status G_IDLE), or NULL with the OS out of memory.
+g_t *gort__stack_new_g(void) GORT_HIDDEN;
+// If addr is inside a goroutine stack slab: the top of its stack (the G's
+// address) and, through gp, the G; 0 otherwise. guard: whether it is in
+// the guard page. Safe in a signal handler.
+uintptr_t gort__stack_lookup(uintptr_t addr, g_t **gp, bool *guard) GORT_HIDDEN;
+// Returns the touched pages of a dead G's stack below sp to the OS.
+void gort__stack_release(g_t *g) GORT_HIDDEN;
+// False if an unguarded stack's canary was overwritten (an overflow).
+bool gort__stack_canary_ok(const g_t *g) GORT_HIDDEN;
+// Bytes from a G's address to the top of its slot (the G itself).
+#define GORT_G_BYTES GORT_ALIGN_UP(sizeof(g_t), (size_t)64)
+void gort__stack_init(void) GORT_HIDDEN;
+// Per-thread alternate signal stack and the overflow handler.
+void gort__stack_thread_init(void) GORT_HIDDEN;
+extern size_t gort__stack_size GORT_HIDDEN;
+// How guards are made: 0 MADV_GUARD_INSTALL, 1 mprotect (budgeted), 2 none.
+extern int gort__stack_guard_mode GORT_HIDDEN;
+
+// ---- timers (timer.c) ---------------------------------------------------------------------
+
+typedef struct {
+  lock_t lock;                 // rank LOCK_TIMERS; guards heap and n
+  timer_t_ **heap;             // min-heap by when
+  int32_t n, cap;
+  _Atomic int64_t next;        // when of heap[0], INT64_MAX if empty; read unlocked
+} timers_t;
+
+void gort__timers_add(timers_t *ts, timer_t_ *t) GORT_HIDDEN;
+// Readies the goroutines of every timer that is due; returns the next
+// when (INT64_MAX if none). Call holding no timer lock.
+int64_t gort__timers_run(timers_t *ts, int64_t now) GORT_HIDDEN;
+
+// Start-up step 3 (base/start.c): options, the SIGQUIT handler; no thread.
+void gort__sched_init(void);
+
+// ---- proc.c, for the other files ------------------------------------------------------------
+
+// Iterates every goroutine ever made (dead ones included); safe against
+// concurrent spawns (allgs only grows, at its head).
+g_t *gort__sched_allgs(void) GORT_HIDDEN;
+int64_t gort__sched_ngoroutine(void) GORT_HIDDEN;
+void gort__sched_dump_fd(int fd) GORT_HIDDEN;
+// The monitor (sysmon.c) and its view of the Ps.
+void gort__sysmon_start(void) GORT_HIDDEN;
+bool gort__sched_retake(int64_t now) GORT_HIDDEN;
+void gort__sched_wakep_for_timers(int64_t now) GORT_HIDDEN;
+
+// For the collector (gc layer, above): calls fn on the live part of every
+// goroutine stack that is not running on a thread the collector stops
+// (from the saved sp to the top); with the world stopped.
+void gort__sched_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+// The top of the goroutine stack that holds sp, or 0 if sp is on no
+// goroutine stack (then it is on the thread's own).
+uintptr_t gort__sched_stack_top(uintptr_t sp);
+
+#endif  // GORT_SCHED_SCHED_H

@@ -1,0 +1,242 @@
+// Goroutine stacks.
+//
+// See proc.c for the scheduler. C frames hold raw addresses of stack
+// slots, so a C stack cannot move and cannot grow by copying as Go's do.
+// Each goroutine therefore gets a fixed reservation (GORT_STACKSIZE, 256 KiB
+// by default) whose cost is the pages it touches: an idle goroutine is
+// about one page.
+//
+// 1. Stacks are slots of slabs of SLAB_SLOTS reservations, mapped once with
+//    MAP_NORESERVE (lazily committed, not counted against overcommit).
+//    100k goroutines of 256 KiB are 25 GiB of address space in 1563
+//    mappings: cheap on a 47-bit address space, and far below
+//    vm.max_map_count (65530).
+// 2. The G lives at the top of its own stack (libdill does the same), so
+//    a goroutine is one object: the free lists of Ps (proc.c) pool G and
+//    stack together, and spawning from a pool touches no allocator and
+//    makes no system call. A slot is carved from a slab only when every
+//    pool is empty; a new slab (an mmap) once per SLAB_SLOTS carvings.
+// 3. The lowest page of each slot is a guard. With MADV_GUARD_INSTALL
+//    (Linux 6.13+) a guard adds no mapping. Without it, mprotect guards
+//    split the slab's mapping (two more entries each), so they are made for
+//    the first MPROTECT_BUDGET stacks only, which keeps 100k goroutines well
+//    inside vm.max_map_count; later stacks get a canary word at their
+//    lowest address instead, checked when their goroutine switches out
+//    (proc.c), which catches an overflow late, but catches it. Rejected: no
+//    guard at all (an overflow silently corrupts the neighbour stack), and
+//    a guard per slab only (same, inside a slab).
+// 4. An overflow into a guard faults; the SIGSEGV handler runs on a
+//    per-thread alternate stack (the faulting one is full), finds the
+//    goroutine from the address (slabs are few; a slot's G is at its top)
+//    and prints "goroutine N stack overflow". Other faults go to the
+//    handler that was installed before ours, or to the default action.
+// 5. A dead goroutine's touched pages go back to the OS when its G has
+//    stayed in the global free list beyond a bound (sysmon trims it once a
+//    second: proc.c, gort__sched_trim_stacks), not when it dies: a pooled
+//    hot stack is the reason pooling pays, and madvise costs every CPU a
+//    TLB shootdown.
+
+#define _GNU_SOURCE
+#include "proc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../base/options.h"
+#include "../base/persistent.h"
+#include "../os/os.h"
+
+enum { SLAB_SLOTS = 64, GUARD_BYTES = 4096, MPROTECT_BUDGET = 8192, ALTSTACK_BYTES = 64 * 1024 };
+
+#define G_BYTES GORT_G_BYTES
+
+typedef struct slab {
+  uintptr_t base;              // SLAB_SLOTS * stack_size bytes
+  _Atomic uint32_t carved;     // slots handed out (a prefix)
+  struct slab *_Atomic next;   // set before publication
+} slab_t;
+
+size_t gort__stack_size;
+int gort__stack_guard_mode;
+
+static struct {
+  lock_t lock;                 // rank LOCK_STACKS; guards cur and nmprotect
+  slab_t *_Atomic slabs;       // every slab, newest first; read without the lock
+  slab_t *cur;                 // the slab being carved
+  int nmprotect;               // mprotect guards made
+  struct sigaction old_segv, old_bus;  // the handlers before ours
+  bool installed;
+} stk = {.lock = LOCK_INIT};
+
+void gort__stack_init(void) {
+  int64_t want = gort__opts.stacksize;
+  if (want < 16 * 1024) want = 16 * 1024;
+  if (want > (int64_t)1 << 30) want = (int64_t)1 << 30;
+  gort__stack_size = GORT_ALIGN_UP((size_t)want, (size_t)4096);
+  // GORT_DEBUG=stackguard=1 or 2 forces a fallback, so that the tests run
+  // them on kernels that have MADV_GUARD_INSTALL too.
+  if (gort__opts.stackguard == 1 || gort__opts.stackguard == 2)
+    gort__stack_guard_mode = (int)gort__opts.stackguard;
+}
+
+static slab_t *new_slab(void) {
+  int err;
+  void *p = gort__os_reserve(0, SLAB_SLOTS * gort__stack_size, 4096, &err);
+  if (p == NULL) return NULL;
+  slab_t *s = gort__persistent_alloc(sizeof *s, 64);
+  if (s == NULL) {
+    gort__os_unmap(p, SLAB_SLOTS * gort__stack_size);
+    return NULL;
+  }
+  s->base = (uintptr_t)p;
+  atomic_store_explicit(&s->next, atomic_load(&stk.slabs), memory_order_relaxed);
+  atomic_store_explicit(&stk.slabs, s, memory_order_release);
+  return s;
+}
+
+// Guards the slot at base (stk.lock held); returns whether it needs a canary.
+static bool guard(uintptr_t base) {
+  if (gort__stack_guard_mode == 0) {
+    if (gort__os_guard((void *)base, GUARD_BYTES, 0) == 0) return false;
+    gort__stack_guard_mode = 1;  // the kernel has no MADV_GUARD_INSTALL
+  }
+  if (gort__stack_guard_mode == 1) {
+    if (stk.nmprotect < MPROTECT_BUDGET && gort__os_guard((void *)base, GUARD_BYTES, 1) == 1) {
+      stk.nmprotect++;
+      return false;
+    }
+    gort__stack_guard_mode = 2;
+  }
+  return true;
+}
+
+#define CANARY 0x6f7665726c6f7721ULL  // "overflow!"
+
+g_t *gort__stack_new_g(void) {
+  lock(&stk.lock);
+  slab_t *s = stk.cur;
+  if (s == NULL || atomic_load_explicit(&s->carved, memory_order_relaxed) == SLAB_SLOTS) {
+    s = new_slab();
+    if (s == NULL) {
+      unlock(&stk.lock);
+      return NULL;
+    }
+    stk.cur = s;
+  }
+  uint32_t i = atomic_load_explicit(&s->carved, memory_order_relaxed);
+  uintptr_t base = s->base + i * gort__stack_size;
+  bool canary = guard(base);
+  uintptr_t top = base + gort__stack_size;
+  g_t *g = (g_t *)(top - G_BYTES);  // zero: fresh pages
+  g->stack_lo = base + GUARD_BYTES;
+  g->stack_hi = (uintptr_t)g;
+  g->canary = canary;
+  if (canary) *(uint64_t *)g->stack_lo = CANARY;
+  atomic_store_explicit(&g->status, G_IDLE, memory_order_relaxed);
+  // Published last: a lookup (a signal handler, the collector) sees the slot
+  // only once its G is made.
+  atomic_store_explicit(&s->carved, i + 1, memory_order_release);
+  unlock(&stk.lock);
+  return g;
+}
+
+bool gort__stack_canary_ok(const g_t *g) {
+  return !g->canary || *(const uint64_t *)g->stack_lo == CANARY;
+}
+
+uintptr_t gort__stack_lookup(uintptr_t addr, g_t **gp, bool *guardp) {
+  size_t bytes = SLAB_SLOTS * gort__stack_size;
+  for (slab_t *s = atomic_load_explicit(&stk.slabs, memory_order_acquire); s != NULL;
+       s = atomic_load_explicit(&s->next, memory_order_relaxed)) {
+    if (addr < s->base || addr >= s->base + bytes) continue;
+    uintptr_t i = (addr - s->base) / gort__stack_size;
+    if (i >= atomic_load_explicit(&s->carved, memory_order_acquire)) return 0;
+    uintptr_t base = s->base + i * gort__stack_size, top = base + gort__stack_size;
+    if (gp != NULL) *gp = (g_t *)(top - G_BYTES);
+    if (guardp != NULL) *guardp = addr - base < GUARD_BYTES;
+    return top - G_BYTES;
+  }
+  return 0;
+}
+
+void gort__stack_release(g_t *g) {
+  uintptr_t lo = GORT_ALIGN_UP(g->stack_lo, (uintptr_t)4096);
+  uintptr_t hi = GORT_ALIGN_DOWN((uintptr_t)g, (uintptr_t)4096);
+  if (hi > lo) gort__os_release((void *)lo, hi - lo, 1);
+  if (g->canary) *(uint64_t *)g->stack_lo = CANARY;  // its page reads as zero now
+}
+
+void gort__stack_overflow(const g_t *g, uintptr_t addr) {
+  gort__print("gort: fatal error: goroutine %lld stack overflow (at %p, stack [%p, %p))\n",
+              (long long)g->id, (void *)addr, (void *)g->stack_lo, (void *)g->stack_hi);
+  signal(SIGABRT, SIG_DFL);
+  abort();
+}
+
+void gort__stack_fork(int phase) {
+  if (phase == 0) lock(&stk.lock);
+  else if (phase == 1) unlock(&stk.lock);
+  else lock_reinit(&stk.lock);
+}
+
+// ---- overflow --------------------------------------------------------------------------
+
+static void chain(int sig, siginfo_t *info, void *uctx, const struct sigaction *old) {
+  if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction != NULL) {
+    old->sa_sigaction(sig, info, uctx);
+  } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+    old->sa_handler(sig);
+  } else {
+    // Back to the default: the faulting instruction runs again and faults
+    // with the kernel's action (a core dump), as without gort.
+    gort__os_sigaction_restore(sig, old);
+  }
+}
+
+static void on_fault(int sig, siginfo_t *info, void *uctx) {
+  uintptr_t addr = (uintptr_t)info->si_addr;
+  g_t *g = NULL;
+  bool in_guard = false;
+  if (gort__stack_lookup(addr, &g, &in_guard) != 0 && in_guard) gort__stack_overflow(g, addr);
+  chain(sig, info, uctx, sig == SIGSEGV ? &stk.old_segv : &stk.old_bus);
+}
+
+// Once per M (a thread that runs goroutines): the alternate stack the
+// fault handler runs on. From persistent memory: Ms are never freed.
+void gort__stack_thread_init(void) {
+  lock(&stk.lock);
+  if (!stk.installed) {
+    stk.installed = true;
+    gort__os_sigaction_onstack(SIGSEGV, on_fault, &stk.old_segv);
+    gort__os_sigaction_onstack(SIGBUS, on_fault, &stk.old_bus);
+  }
+  unlock(&stk.lock);
+  void *alt = gort__persistent_alloc(ALTSTACK_BYTES, 4096);
+  if (alt == NULL || gort__os_sigaltstack(alt, ALTSTACK_BYTES) != 0)
+    gort__warn("sched: no alternate signal stack; a stack overflow will not be reported");
+}
+
+// ---- the collector's view -------------------------------------------------------------------
+
+// The G itself is scanned with its stack: before its first run, its
+// argument is held nowhere else.
+uintptr_t gort__sched_stack_top(uintptr_t sp) {
+  g_t *g = NULL;
+  if (gort__stack_lookup(sp, &g, NULL) == 0) return 0;
+  return (uintptr_t)g + G_BYTES;
+}
+
+// With the world stopped. A G that is RUNNING or in a SYSCALL is on a
+// thread, which the collector scans (stw.c); every status change that takes
+// a G off its thread is made before its switch (proc.c), so a G is never
+// on neither. A RUNNABLE or WAITING G's saved sp is current: it was stored
+// before its M left its stack.
+void gort__sched_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
+  for (g_t *g = gort__sched_allgs(); g != NULL; g = g->alllink) {
+    uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
+    if (st != G_RUNNABLE && st != G_WAITING) continue;
+    fn((uintptr_t)g->ctx.sp, (uintptr_t)g + G_BYTES, arg);
+  }
+}

@@ -1,0 +1,96 @@
+// The monitor (Go's sysmon): a thread of gort's own that never runs
+// goroutines and holds no P. See proc.c for the scheduler.
+//
+// It does three things that no M can do for itself, because the M that
+// should is blocked or busy:
+//   1. A P whose M has been in a system call (gort_syscall_enter) since the
+//      last look is taken back and handed to another M (proc.c, handoffp),
+//      so that one blocked read does not stop the goroutines queued behind
+//      it. "Since the last look" (an unchanged syscall count), so a call
+//      that returns in microseconds costs no handoff.
+//   2. A goroutine that has run for 10 ms or more without a schedule on its
+//      P is asked to yield at its next safe point (g->preempt), and the P's
+//      time slice ends (p->slice_over: what it readies next goes to the back
+//      of its queue, not to runnext). Never a switch from here or from a
+//      signal: see proc.c.
+//   3. A timer that is due while every M is busy or parked past it wakes an
+//      idle M (wakep), which runs it.
+//   4. Once a second, the pool of dead goroutines' stacks beyond its bound
+//      gives its pages back to the OS (proc.c, gort__sched_trim_stacks).
+// It looks every 20 us while that finds work and backs off to every 10 ms
+// when it does not, so an idle program costs 100 wake-ups a second (Go
+// stops sysmon altogether when idle; TODO: do so too).
+
+#include "proc.h"
+
+#include "../os/os.h"
+
+enum { PREEMPT_NS = 10 * 1000 * 1000 };
+
+bool gort__sched_retake(int64_t now) {
+  bool did = false;
+  int n = atomic_load_explicit(&gort__sched.nallp, memory_order_acquire);
+  for (int i = 0; i < n; i++) {
+    p_t *p = gort__sched.allp[i];
+    uint32_t st = atomic_load_explicit(&p->status, memory_order_acquire);
+    if (st == P_SYSCALL) {
+      uint32_t t = atomic_load_explicit(&p->syscalltick, memory_order_relaxed);
+      if (p->sm_syscalltick != t) {
+        p->sm_syscalltick = t;  // entered since the last look: give it one tick
+        continue;
+      }
+      if (atomic_compare_exchange_strong(&p->status, &st, P_IDLE)) {
+        gort__sched_handoffp(p);
+        did = true;
+      }
+    } else if (st == P_RUNNING) {
+      uint32_t t = atomic_load_explicit(&p->tick, memory_order_relaxed);
+      if (p->sm_tick != t) {
+        p->sm_tick = t;
+        p->sm_when = now;
+      } else if (now - p->sm_when >= PREEMPT_NS) {
+        atomic_store_explicit(&p->slice_over, true, memory_order_relaxed);
+        m_t *m = p->m;
+        g_t *g = m != NULL ? atomic_load_explicit(&m->curg, memory_order_relaxed) : NULL;
+        if (g != NULL) atomic_store_explicit(&g->preempt, true, memory_order_relaxed);
+        p->sm_when = now;  // ask again in another 10 ms
+        did = true;
+      }
+    }
+  }
+  return did;
+}
+
+void gort__sched_wakep_for_timers(int64_t now) {
+  int n = atomic_load_explicit(&gort__sched.nallp, memory_order_acquire);
+  for (int i = 0; i < n; i++)
+    if (atomic_load_explicit(&gort__sched.allp[i]->timers.next, memory_order_acquire) <= now) {
+      gort__sched_wakep();
+      return;
+    }
+}
+
+static void *sysmon(void *arg) {
+  (void)arg;
+  int64_t delay = 20 * 1000, last_trim = 0;
+  int quiet = 0;
+  for (;;) {
+    gort__os_sleep_ns(delay);
+    int64_t now = gort__nanotime();
+    bool did = gort__sched_retake(now);
+    gort__sched_wakep_for_timers(now - 1000 * 1000);  // overdue by 1 ms
+    if (now - last_trim > 1000 * 1000 * 1000) {
+      last_trim = now;
+      gort__sched_trim_stacks();
+    }
+    quiet = did ? 0 : quiet + 1;
+    if (quiet > 50) delay = delay * 2 > 10 * 1000 * 1000 ? 10 * 1000 * 1000 : delay * 2;
+    else delay = 20 * 1000;
+  }
+  return NULL;
+}
+
+void gort__sysmon_start(void) {
+  int r = gort__os_internal_thread(sysmon, NULL, 64 * 1024);
+  if (r != 0) gort__warn("sched: cannot start the monitor thread (error %d)", r);
+}

@@ -1,0 +1,244 @@
+// Running: work stealing over 2 Ps, runnext fairness, sleep precision,
+// many sleepers, a blocking system call that must not stall the others,
+// and sysmon's yield request to a long runner.
+
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "schedtest.h"
+
+// ---- stealing ------------------------------------------------------------------------------
+
+enum { TASKS = 64 };
+static _Atomic int task_tid[TASKS];
+
+typedef struct {
+  int i;
+  gort__wg_t *wg;
+} task_t;
+
+static void work(void *arg) {
+  task_t *t = arg;
+  busy_ns(SCHEDTEST_TSAN ? 1000000 : 3000000);  // no safe point: only a thief moves the rest
+  atomic_store(&task_tid[t->i], (int)syscall(SYS_gettid));
+  gort__wg_done(t->wg);
+}
+
+static void producer(void *arg) {
+  // All tasks go to this goroutine's P (runnext, then its local ring).
+  static task_t tasks[TASKS];
+  for (int i = 0; i < TASKS; i++) {
+    tasks[i] = (task_t){i, arg};
+    EXPECT(gort_go(work, &tasks[i]) == 0);
+  }
+}
+
+TEST(work_stealing_balances_a_skewed_load_over_two_ps) {
+  gort_maxprocs(2);
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, TASKS);
+  EXPECT(gort_go(producer, &wg) == 0);
+  gort__wg_wait(&wg);
+  int first = atomic_load(&task_tid[0]), on_first = 0;
+  for (int i = 0; i < TASKS; i++) on_first += atomic_load(&task_tid[i]) == first;
+  fprintf(stderr, "  %d of %d tasks on one thread\n", on_first, TASKS);
+  // Without stealing every task runs on the producer's P: all 64 on one
+  // thread. With it, the idle P takes half of what is queued, repeatedly.
+  EXPECT(on_first >= TASKS / 8 && on_first <= TASKS - TASKS / 8, "%d of %d", on_first, TASKS);
+}
+
+// ---- runnext fairness ------------------------------------------------------------------------
+
+static gort__sema_t ping, pong;
+static _Atomic int stop;
+static _Atomic int64_t rounds, c_ran_at, c_spawned_at;
+
+static void third(void *arg) {
+  (void)arg;
+  atomic_store(&c_ran_at, now_ns());
+  atomic_store(&stop, 1);
+}
+
+static void pinger(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop)) {
+    if (atomic_fetch_add(&rounds, 1) == 100) {
+      // Spawned into runnext, then pushed to the ring by the next ready.
+      atomic_store(&c_spawned_at, now_ns());
+      EXPECT(gort_go(third, NULL) == 0);
+    }
+    gort__sema_release(&pong);  // readies the ponger into runnext
+    gort__sema_acquire(&ping);
+  }
+  gort__sema_release(&pong);
+}
+
+static void ponger(void *arg) {
+  gort__wg_t *wg = arg;
+  while (!atomic_load(&stop)) {
+    gort__sema_acquire(&pong);
+    gort__sema_release(&ping);
+  }
+  gort__sema_release(&ping);
+  gort__wg_done(wg);
+}
+
+TEST(runnext_pair_does_not_starve_the_local_queue) {
+  gort_maxprocs(1);
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, 1);
+  EXPECT(gort_go(ponger, &wg) == 0);
+  EXPECT(gort_go(pinger, NULL) == 0);
+  gort__wg_wait(&wg);
+  int64_t waited = atomic_load(&c_ran_at) - atomic_load(&c_spawned_at);
+  fprintf(stderr, "  the third goroutine waited %lld us behind %lld ping-pongs\n",
+          (long long)waited / 1000, (long long)atomic_load(&rounds));
+  // Its turn comes when the pair's 10 ms time slice is used up; sysmon
+  // looks every 20 us to 10 ms.
+  EXPECT(waited < 200 * 1000000LL, "waited %lld ms", (long long)waited / 1000000);
+}
+
+// ---- sleeping -------------------------------------------------------------------------------
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+enum { NSLEEPS = 40 };
+static int64_t late[NSLEEPS];
+static _Atomic int64_t early;
+
+static void sleeper(void *arg) {
+  gort__wg_t *wg = arg;
+  for (int i = 0; i < NSLEEPS; i++) {
+    int64_t want = (i % 4 + 1) * 1000000;  // 1-4 ms
+    int64_t t0 = now_ns();
+    gort_sleep(want);
+    int64_t got = now_ns() - t0;
+    if (got < want) atomic_fetch_add(&early, 1);
+    late[i] = got - want;
+  }
+  gort__wg_done(wg);
+}
+
+TEST(sleep_is_never_early_and_rarely_late) {
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, 1);
+  EXPECT(gort_go(sleeper, &wg) == 0);
+  gort__wg_wait(&wg);
+  EXPECT(atomic_load(&early) == 0, "%lld sleeps ended early", (long long)atomic_load(&early));
+  qsort(late, NSLEEPS, sizeof late[0], cmp_i64);
+  fprintf(stderr, "  lateness: median %lld us, max %lld us\n", (long long)late[NSLEEPS / 2] / 1000,
+          (long long)late[NSLEEPS - 1] / 1000);
+  // An idle machine gives ~60 us (the kernel's timer slack); the bound is
+  // for a shared, noisy one.
+  EXPECT(late[NSLEEPS / 2] < 2000000, "median lateness %lld us", (long long)late[NSLEEPS / 2] / 1000);
+}
+
+enum { SLEEPERS = 10000 };
+
+static void short_sleep(void *arg) {
+  gort__wg_t *wg = arg;
+  gort_sleep((gort_goroutine_id() % 50 + 1) * 1000000);
+  gort__wg_done(wg);
+}
+
+TEST(ten_thousand_sleepers_all_wake) {
+  gort__wg_t wg = {0};
+  int n = SCHEDTEST_TSAN ? SLEEPERS / 10 : SLEEPERS;
+  gort__wg_add(&wg, n);
+  int64_t t0 = now_ns();
+  for (int i = 0; i < n; i++) EXPECT(gort_go(short_sleep, &wg) == 0);
+  gort__wg_wait(&wg);
+  int64_t took = now_ns() - t0;
+  fprintf(stderr, "  %d sleeps of 1-50 ms done in %lld ms\n", n, (long long)took / 1000000);
+  EXPECT(took < 5000000000LL, "took %lld ms", (long long)took / 1000000);
+}
+
+TEST(sleep_on_a_plain_thread_sleeps_the_thread) {
+  int64_t t0 = now_ns();
+  gort_sleep(2000000);
+  EXPECT(now_ns() - t0 >= 2000000);
+  gort_sleep(0);
+  gort_sleep(-5);
+}
+
+// ---- system calls ---------------------------------------------------------------------------
+
+static _Atomic int in_syscall;
+static _Atomic int64_t progress_during;
+
+static void blocker(void *arg) {
+  gort__wg_t *wg = arg;
+  gort_syscall_enter();
+  atomic_store(&in_syscall, 1);
+  usleep(300 * 1000);  // blocks this thread in the kernel
+  atomic_store(&in_syscall, 0);
+  gort_syscall_exit();
+  gort__wg_done(wg);
+}
+
+static void runner(void *arg) {
+  gort__wg_t *wg = arg;
+  while (!atomic_load(&in_syscall)) gort_yield();
+  while (atomic_load(&in_syscall)) {
+    atomic_fetch_add(&progress_during, 1);
+    gort_yield();
+  }
+  gort__wg_done(wg);
+}
+
+TEST(a_blocking_syscall_does_not_stall_the_others) {
+  gort_maxprocs(1);  // one P: the others run only if sysmon hands it on
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, 2);
+  EXPECT(gort_go(blocker, &wg) == 0);
+  EXPECT(gort_go(runner, &wg) == 0);
+  gort__wg_wait(&wg);
+  fprintf(stderr, "  %lld yields while the other goroutine blocked\n",
+          (long long)atomic_load(&progress_during));
+  EXPECT(atomic_load(&progress_during) > 100, "%lld", (long long)atomic_load(&progress_during));
+  EXPECT(gort_maxprocs(0) == 1);
+}
+
+TEST(syscall_calls_on_a_plain_thread_do_nothing) {
+  gort_syscall_enter();
+  gort_syscall_exit();
+}
+
+// ---- sysmon's yield request -------------------------------------------------------------------
+
+static _Atomic int other_ran;
+
+static void other(void *arg) {
+  (void)arg;
+  atomic_store(&other_ran, 1);
+}
+
+static void long_runner(void *arg) {
+  gort__wg_t *wg = arg;
+  EXPECT(gort_go(other, NULL) == 0);  // queued on this P, behind us
+  // Asked within ~20 ms here; ThreadSanitizer's fiber per spawn makes the
+  // loop slow enough to need a second or more.
+  int64_t end = now_ns() + 10000000000LL;
+  // Computes, with only safe points that do not switch unless asked to:
+  // gort_sleep(0) returns at once, gort_go yields only on request.
+  while (!atomic_load(&other_ran) && now_ns() < end) {
+    busy_ns(100000);
+    (gort_go)(other, NULL);
+  }
+  EXPECT(atomic_load(&other_ran), "the queued goroutine never ran");
+  gort__wg_done(wg);
+}
+
+TEST(a_long_runner_yields_at_a_safe_point_when_asked) {
+  gort_maxprocs(1);
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, 1);
+  EXPECT(gort_go(long_runner, &wg) == 0);
+  gort__wg_wait(&wg);
+}

@@ -1,0 +1,216 @@
+// Stacks: an overflow dies with the goroutine's id from the alternate
+// signal stack; other faults reach the program's own handler or the
+// default action; deep recursion inside the reservation works;
+// GORT_STACKSIZE sets the reservation.
+
+#define _GNU_SOURCE
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "schedtest.h"
+
+static NOINLINE int recurse(int depth, int max) {
+  volatile char frame[1000];
+  frame[0] = (char)depth;
+  if (depth >= max) return frame[0];
+  return recurse(depth + 1, max) + frame[0];
+}
+
+static int depth_kib;
+
+static void deep(void *arg) {
+  recurse(0, depth_kib);  // about 1 KiB per frame
+  gort__wg_done(arg);
+}
+
+static void run_deep(void *arg) {
+  (void)arg;
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, 1);
+  EXPECT(gort_go(deep, &wg) == 0);
+  gort__wg_wait(&wg);
+}
+
+TEST(stack_overflow_reports_the_goroutine) {
+  depth_kib = 1 << 20;  // far past 256 KiB
+  EXPECT(harness_expect_fatal(run_deep, NULL, "gort: fatal error: goroutine 1 stack overflow"));
+}
+
+TEST(recursion_within_the_stack_works) {
+  depth_kib = 200;  // of 256 KiB
+  run_deep(NULL);
+  fprintf(stderr, "  guard mode %d (0: MADV_GUARD_INSTALL, 1: mprotect, 2: canary)\n",
+          gort__stack_guard_mode);
+}
+
+INNER_TEST(stacksize_inner) {
+  EXPECT(gort__stack_size == 64 * 1024, "%zu", gort__stack_size);
+  depth_kib = 100;  // first: fork (harness_expect_fatal) before any thread starts
+  EXPECT(harness_expect_fatal(run_deep, NULL, "gort: fatal error: goroutine 1 stack overflow"));
+  depth_kib = 40;
+  run_deep(NULL);  // fits in 64 KiB
+}
+
+TEST(gort_stacksize_sets_the_reservation) {
+  EXPECT(harness_run_inner("stacksize_inner", "GORT_STACKSIZE=64KiB"));
+}
+
+// ---- faults that are not overflows ------------------------------------------------------------
+
+static void own_handler(int sig) {
+  (void)sig;
+  _exit(42);
+}
+
+static void null_store(void *arg) {
+  (void)arg;
+  *(volatile int *)(uintptr_t)16 = 1;
+}
+
+// Runs a goroutine that faults, in a child; returns its wait status.
+static int fault_in_child(bool handler) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    if (handler) signal(SIGSEGV, own_handler);  // before gort installs its own
+    gort__wg_t wg = {0};
+    gort__wg_add(&wg, 1);
+    gort_go(null_store, NULL);
+    gort__wg_wait(&wg);
+    _exit(0);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return st;
+}
+
+TEST(a_fault_that_is_no_overflow_reaches_the_programs_handler) {
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer handles SIGSEGV itself and reports it");
+  int st = fault_in_child(true);
+  EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 42, "status %#x", st);
+}
+
+TEST(a_fault_that_is_no_overflow_gets_the_default_action) {
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer handles SIGSEGV itself and reports it");
+  int st = fault_in_child(false);
+  EXPECT(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status %#x", st);
+}
+
+// ---- pooled stacks go back to the OS ------------------------------------------------------------
+
+enum { POOLED = 6000, TOUCH = 32 * 1024 };
+static gort__wg_t touched, release_gate, gone;
+
+static NOINLINE void touch_stack(void) {
+  volatile char buf[TOUCH];
+  for (size_t i = 0; i < sizeof buf; i += 4096) buf[i] = 1;
+}
+
+static void toucher(void *arg) {
+  (void)arg;
+  touch_stack();
+  gort__wg_done(&touched);
+  gort__wg_wait(&release_gate);
+  gort__wg_done(&gone);
+}
+
+TEST(stacks_pooled_beyond_the_bound_give_their_pages_back) {
+  gort__wg_add(&touched, POOLED);
+  gort__wg_add(&release_gate, 1);
+  gort__wg_add(&gone, POOLED);
+  for (int i = 0; i < POOLED; i++) EXPECT(gort_go(toucher, NULL) == 0);
+  gort__wg_wait(&touched);
+  int64_t peak = harness_rss_bytes();
+  gort__wg_done(&release_gate);
+  gort__wg_wait(&gone);
+  // About 1900 stacks beyond the 4096 kept, 36 KiB each: ~65 MiB, within
+  // a second or two (sysmon trims once a second).
+  int64_t after = peak;
+  for (int i = 0; i < 50 && peak - after < 40 * 1024 * 1024; i++) {
+    usleep(100 * 1000);
+    after = harness_rss_bytes();
+  }
+  fprintf(stderr, "  RSS %lld MiB with the stacks in use, %lld MiB after\n", (long long)(peak >> 20),
+          (long long)(after >> 20));
+  EXPECT(peak - after >= 40 * 1024 * 1024, "RSS fell by %lld MiB only", (long long)((peak - after) >> 20));
+  // The pooled stacks, cold or not, are reused.
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, 1);
+  depth_kib = 100;
+  EXPECT(gort_go(deep, &wg) == 0);
+  gort__wg_wait(&wg);
+}
+
+static gort__wg_t gate, started, finished;
+
+static void wait_gate(void *arg) {
+  (void)arg;
+  gort__wg_done(&started);
+  gort__wg_wait(&gate);
+  gort__wg_done(&finished);
+}
+
+// ---- the fallback guards ------------------------------------------------------------------------
+//
+// Kernels before 6.13 have no MADV_GUARD_INSTALL: the first 8192 stacks get
+// mprotect guards, later ones a canary at their lowest word, checked when
+// their goroutine switches out. GORT_DEBUG=stackguard=1 and 2 force these.
+
+// Writes from 1.5 KiB below the stack's lowest usable byte up to here: past
+// the canary, inside the slot's guard page (never into the next slot).
+static NOINLINE void overrun_by_1500(void) {
+  g_t *g = gort__sched_getg();
+  char here;
+  size_t n = (size_t)((uintptr_t)&here - g->stack_lo) + 1500;
+  volatile char *p = __builtin_alloca(n);
+  for (size_t i = 0; i + 256 < n; i += 64) p[i] = 1;
+}
+
+static void overrun_then_yield(void *arg) {
+  overrun_by_1500();
+  gort_yield();  // the canary is checked here
+  gort__wg_done(arg);
+}
+
+static void run_overrun(void *arg) {
+  (void)arg;
+  gort__wg_t wg = {0};
+  gort__wg_add(&wg, 1);
+  EXPECT(gort_go(overrun_then_yield, &wg) == 0);
+  gort__wg_wait(&wg);
+}
+
+INNER_TEST(mprotect_guard_inner) {
+  EXPECT(gort__stack_guard_mode == 1, "mode %d", gort__stack_guard_mode);
+  EXPECT(harness_expect_fatal(run_overrun, NULL, "gort: fatal error: goroutine 1 stack overflow"));
+  // Past the budget of 8192 mprotect guards, canaries (without running out
+  // of mappings: vm.max_map_count is 65530 by default).
+  gort__wg_add(&gate, 1);
+  gort__wg_add(&started, 10000);
+  gort__wg_add(&finished, 10000);
+  for (int i = 0; i < 10000; i++) EXPECT(gort_go(wait_gate, NULL) == 0);
+  gort__wg_wait(&started);
+  EXPECT(gort__stack_guard_mode == 2, "mode %d after 10000 stacks", gort__stack_guard_mode);
+  gort__wg_done(&gate);
+  gort__wg_wait(&finished);
+  depth_kib = 40;
+  run_deep(NULL);  // a canary stack that does not overflow runs as any other
+}
+
+TEST(mprotect_guards_report_an_overflow_and_give_way_to_canaries) {
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer allows 8128 fibers, and this needs 10000 goroutines");
+  EXPECT(harness_run_inner("mprotect_guard_inner", "GORT_DEBUG=stackguard=1"));
+}
+
+INNER_TEST(canary_guard_inner) {
+  EXPECT(gort__stack_guard_mode == 2, "mode %d", gort__stack_guard_mode);
+  EXPECT(harness_expect_fatal(run_overrun, NULL, "gort: fatal error: goroutine 1 stack overflow"));
+  depth_kib = 40;
+  run_deep(NULL);
+}
+
+TEST(a_canary_reports_an_overflow_at_the_next_switch) {
+  EXPECT(harness_run_inner("canary_guard_inner", "GORT_DEBUG=stackguard=2"));
+}
