@@ -41,7 +41,7 @@ static void child(void) {
     else if (st != G_DEAD && st != G_IDLE) atomic_store(&g->status, G_DEAD);
   }
   atomic_store(&s->ngoroutine, live);
-  s->runq_head = s->runq_tail = NULL;
+  s->runq_first = 0;  // the ring's memory is kept
   atomic_store(&s->runq_size, 0);
   s->midle = NULL;
   s->nmidle = 0;

@@ -48,7 +48,10 @@ typedef struct m {
 
 typedef struct {
   lock_t lock;                   // rank LOCK_SCHED; guards the fields up to allp
-  g_t *runq_head, *runq_tail;    // the global run queue
+  // The global run queue: a ring of G pointers (runq.c says why not a
+  // list through the Gs), runq_cap a power of two, grown by doubling.
+  g_t **runq;
+  uint32_t runq_cap, runq_first;
   _Atomic int runq_size;         // written under lock, read without
   m_t *midle;                    // idle Ms
   int nmidle;
