@@ -99,6 +99,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../base/options.h"
 #include "../base/persistent.h"
@@ -158,10 +159,10 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 static bool p_is_valid(p_t *p) {
   uint32_t h = atomic_load(&p->runqhead), t = atomic_load(&p->runqtail);
   if (t - h > RUNQ_SIZE) return false;
-  int n = 0;
-  for (g_t *g = p->gfree; g != NULL; g = g->schedlink, n++)
-    if (atomic_load(&g->status) != G_DEAD) return false;
-  return n == p->ngfree;
+  if (p->ngfree < 0 || p->ngfree > GORT_PFREE_MAX) return false;
+  for (int i = 0; i < p->ngfree; i++)
+    if (atomic_load(&p->gfree[i]->status) != G_DEAD) return false;
+  return true;
 }
 
 // ---- idle Ps and Ms (sched.lock held) ----------------------------------------------------------
@@ -609,40 +610,51 @@ void gort__sched_safepoint(void) {
 // CPU (40% of skynet's time when every exit past the bound released its
 // stack); sysmon trims the global list once a second instead
 // (gort__sched_trim_stacks), and the trimmed, cold Gs are reused last.
-enum { PFREE_MAX = 64, GFREE_KEEP = 4096 };
+// The P's and the global free lists are stacks of pointers, not lists
+// through the Gs: a G lives at the top of its own stack, so moving a batch
+// along a list touched a page, and missed the TLB, per G (a fifth of the
+// spawn benchmark's samples, in the walks).
+enum { PFREE_MAX = GORT_PFREE_MAX, GFREE_KEEP = 4096 };
+
+// Room for n more on the global stack (sched.lock held).
+static void gfree_reserve(uint32_t n) {
+  uint32_t size = (uint32_t)atomic_load_explicit(&sched.ngfree, memory_order_relaxed);
+  if (size + n <= sched.gfree_cap) return;
+  uint32_t cap = sched.gfree_cap != 0 ? sched.gfree_cap : 4096;
+  while (cap < size + n) cap *= 2;
+  int err;
+  g_t **a = gort__os_reserve(0, (size_t)cap * sizeof *a, 4096, &err);
+  if (a == NULL) gort__throw("sched: out of memory for the list of dead goroutines");
+  if (size != 0) memcpy(a, sched.gfree, size * sizeof *a);
+  if (sched.gfree != NULL) gort__os_unmap(sched.gfree, (size_t)sched.gfree_cap * sizeof *a);
+  sched.gfree = a;
+  sched.gfree_cap = cap;
+}
 
 static void gfput(p_t *p, g_t *g) {
   gort_assert_internal(atomic_load(&g->status) == G_DEAD);
-  g->schedlink = p->gfree;
-  p->gfree = g;
-  if (++p->ngfree < PFREE_MAX) return;
-  g_t *list = NULL, *last = NULL;
-  int n = 0;
-  while (p->ngfree > PFREE_MAX / 2) {
-    g_t *x = p->gfree;
-    p->gfree = x->schedlink;
-    p->ngfree--;
-    x->schedlink = list;
-    if (list == NULL) last = x;
-    list = x;
-    n++;
-  }
+  p->gfree[p->ngfree++] = g;
+  if (p->ngfree < PFREE_MAX) return;
+  // The older half (the bottom) goes to the global stack.
+  uint32_t n = PFREE_MAX / 2;
   lock(&sched.lock);
-  last->schedlink = sched.gfree;
-  sched.gfree = list;
-  atomic_fetch_add_explicit(&sched.ngfree, n, memory_order_relaxed);
+  gfree_reserve(n);
+  uint32_t size = (uint32_t)atomic_load_explicit(&sched.ngfree, memory_order_relaxed);
+  memcpy(sched.gfree + size, p->gfree, n * sizeof p->gfree[0]);
+  atomic_store_explicit(&sched.ngfree, (int)(size + n), memory_order_relaxed);
   unlock(&sched.lock);
+  memmove(p->gfree, p->gfree + n, (PFREE_MAX - n) * sizeof p->gfree[0]);
+  p->ngfree -= (int32_t)n;
 }
 
 // One G from the global lists, hot first (sched.lock held).
 static g_t *gfget_global(void) {
-  g_t *g = sched.gfree;
-  if (g != NULL) {
-    sched.gfree = g->schedlink;
-    atomic_fetch_sub_explicit(&sched.ngfree, 1, memory_order_relaxed);
-    return g;
+  int n = atomic_load_explicit(&sched.ngfree, memory_order_relaxed);
+  if (n > 0) {
+    atomic_store_explicit(&sched.ngfree, n - 1, memory_order_relaxed);
+    return sched.gfree[n - 1];
   }
-  g = sched.gcold;
+  g_t *g = sched.gcold;
   if (g != NULL) {
     sched.gcold = g->schedlink;
     atomic_fetch_sub_explicit(&sched.ncold, 1, memory_order_relaxed);
@@ -663,22 +675,13 @@ static g_t *gfget(p_t *p) {
     unlock(&sched.lock);
     return g;
   }
-  if (p->gfree == NULL && global_free()) {
+  if (p->ngfree == 0 && global_free()) {
     lock(&sched.lock);
     g_t *x;
-    while (p->ngfree < PFREE_MAX / 2 && (x = gfget_global()) != NULL) {
-      x->schedlink = p->gfree;
-      p->gfree = x;
-      p->ngfree++;
-    }
+    while (p->ngfree < PFREE_MAX / 2 && (x = gfget_global()) != NULL) p->gfree[p->ngfree++] = x;
     unlock(&sched.lock);
   }
-  g_t *g = p->gfree;
-  if (g != NULL) {
-    p->gfree = g->schedlink;
-    p->ngfree--;
-  }
-  return g;
+  return p->ngfree > 0 ? p->gfree[--p->ngfree] : NULL;
 }
 
 // sysmon, about once a second: the global list beyond GFREE_KEEP Gs (its
@@ -692,19 +695,28 @@ void gort__sched_trim_stacks(void) {
     unlock(&sched.lock);
     return;
   }
-  g_t *x = sched.gfree;
-  for (int i = 1; i < GFREE_KEEP; i++) x = x->schedlink;
-  g_t *cold = x->schedlink;
-  x->schedlink = NULL;
+  // The bottom of the stack, the longest unused, goes cold; it is copied
+  // out and linked through its Gs outside the lock (their stacks are
+  // touched for the release anyway).
+  int ncold = n - GFREE_KEEP;
+  g_t **out = gort__os_reserve(0, GORT_ALIGN_UP((size_t)ncold * sizeof *out, (size_t)4096), 4096, &(int){0});
+  if (out == NULL) {
+    unlock(&sched.lock);
+    return;  // nothing trimmed this time
+  }
+  memcpy(out, sched.gfree, (size_t)ncold * sizeof *out);
+  memmove(sched.gfree, sched.gfree + ncold, GFREE_KEEP * sizeof *out);
   atomic_store_explicit(&sched.ngfree, GFREE_KEEP, memory_order_relaxed);
   unlock(&sched.lock);
-  g_t *last = cold;
-  int ncold = 0;
-  for (g_t *g = cold; g != NULL; g = g->schedlink) {
+  g_t *cold = NULL, *last = NULL;
+  for (int i = 0; i < ncold; i++) {
+    g_t *g = out[i];
     gort__stack_release(g);
-    last = g;
-    ncold++;
+    g->schedlink = cold;
+    if (cold == NULL) last = g;
+    cold = g;
   }
+  gort__os_unmap(out, GORT_ALIGN_UP((size_t)ncold * sizeof *out, (size_t)4096));
   lock(&sched.lock);
   last->schedlink = sched.gcold;
   sched.gcold = cold;

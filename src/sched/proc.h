@@ -9,6 +9,8 @@
 enum { RUNQ_SIZE = 256, MAXPROCS = 256 };
 enum { P_IDLE, P_RUNNING, P_SYSCALL, P_DEAD };
 
+#define GORT_PFREE_MAX 64  // dead Gs a P keeps (proc.c)
+
 typedef struct p {
   int32_t id;
   _Atomic uint32_t status;       // P_*; CAS by sysmon (retake) and gort_syscall_exit
@@ -23,7 +25,9 @@ typedef struct p {
   _Atomic uint32_t runqhead, runqtail;
   g_t *_Atomic runq[RUNQ_SIZE];
   g_t *_Atomic runnext;          // owner puts; owner or thief takes by CAS
-  g_t *gfree;                    // dead Gs with their stacks; owner only
+  // Dead Gs with their stacks, a stack of pointers (proc.c, "spawning and
+  // exiting", says why not a list through the Gs); owner only.
+  g_t *gfree[GORT_PFREE_MAX];
   int32_t ngfree;
   timers_t timers;
   // sysmon's own view (sysmon thread only).
@@ -57,8 +61,9 @@ typedef struct {
   int nmidle;
   p_t *pidle;                    // idle Ps
   _Atomic int npidle;            // written under lock, read without
-  g_t *gfree;                    // dead Gs beyond the Ps' lists
-  _Atomic int ngfree;
+  g_t **gfree;                   // dead Gs beyond the Ps' lists: a stack,
+  _Atomic int ngfree;            // oldest at the bottom, of gfree_cap
+  uint32_t gfree_cap;
   g_t *gcold;                    // dead Gs whose stack pages went back to the OS
   _Atomic int ncold;
   int want_procs;                // GORT_MAXPROCS or gort_maxprocs, before start
