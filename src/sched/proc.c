@@ -544,11 +544,17 @@ static void park_after(void *arg) {
 }
 
 void gort__sched_park(bool (*unlockf)(g_t *, void *), void *arg, const char *reason) {
+  gort__sched_park_on(unlockf, arg, reason, NULL);
+}
+
+void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *reason,
+                         const void *obj) {
   g_t *g = gort__sched_getg();
   if (g == NULL) gort__fatal("sched: park outside a goroutine", NULL);
   g->unlockf = unlockf;
   g->unlock_arg = arg;
   g->waitreason = reason;
+  g->waitobj = obj;
   atomic_store_explicit(&g->status, G_WAITING, memory_order_relaxed);
   switch_to_g0(g, park_after, NULL);
 }
