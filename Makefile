@@ -70,7 +70,8 @@ CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -Iinclude -Isrc -Wall -We
   $(CPPFLAGS) $(CXXFLAGS)
 LDLIBS_ALL := -lpthread
 
-LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/sched/*.c src/obs/*.c)
+LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/sched/*.c src/chan/*.c \
+  src/sync/*.c src/obs/*.c)
 LIB_ASM_SRCS := $(wildcard src/sched/*_$(ARCH_SUFFIX).S)
 ifndef NO_SHIM
   LIB_SRCS += $(wildcard src/shim/*.c)
@@ -116,7 +117,8 @@ $(SO_LINKS): $(B)/$(SONAME)
 # ---- tests ---------------------------------------------------------------------
 # Every test/<tier>/*.c is a program linked with the static library and the
 # harness; test/run.sh runs each case in its own process with a timeout.
-TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/sched/*.c test/wrong/*.c test/stress/*.c)
+TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/sched/*.c test/chan/*.c test/wrong/*.c \
+  test/stress/*.c)
 ifdef NO_SHIM
   # These test the shim, or need libc's own allocations to be gort's; TSan
   # does not support fork() with threads running either.
@@ -136,6 +138,8 @@ $(filter $(B)/test/gc/%,$(TEST_BINS)): test/gc/gctest.h
 # The scheduler's tests: dladdr names their goroutines' functions in dumps.
 $(filter $(B)/test/sched/%,$(TEST_BINS)): test/sched/schedtest.h test/gc/gctest.h
 $(filter $(B)/test/sched/%,$(TEST_BINS)): TEST_LINK_EXTRA := -rdynamic
+$(filter $(B)/test/chan/%,$(TEST_BINS)): test/chan/chantest.h test/sched/schedtest.h test/gc/gctest.h
+$(filter $(B)/test/chan/%,$(TEST_BINS)): TEST_LINK_EXTRA := -rdynamic
 
 $(B)/test/%: test/%.cc $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)
