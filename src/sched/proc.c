@@ -433,8 +433,11 @@ static g_t *findrunnable(m_t *m, bool *inherit) {
       // dance" in findrunnable).
       m->spinning = false;
       atomic_fetch_sub(&sched.nmspinning, 1);
+      // The global queue too: a plain thread's ready or spawn puts its G
+      // there and, seeing this M still spinning, wakes nobody.
+      bool global = atomic_load(&sched.runq_size) > 0;
       for (int i = 0; i < procs(); i++) {
-        if (gort__runq_empty(sched.allp[i])) continue;
+        if (!global && gort__runq_empty(sched.allp[i])) continue;
         lock(&sched.lock);
         p = pidle_get();
         unlock(&sched.lock);
