@@ -24,6 +24,8 @@ typedef struct parker {
   _Atomic uint32_t selectdone;
   struct waiter *fired;          // the waiter that was completed, NULL on a timeout;
                                  // written by the waker before the wake
+  bool counted;                  // a thread blocked for ever (deadlock.c); set before
+                                 // the waker can see the parker
 } parker_t;
 
 // A waiter record: one per channel a party waits on (Go's sudog), on the
@@ -69,10 +71,20 @@ bool gort__park_thread_wait(parker_t *pk, int64_t deadline);
 // Wakes pk's party. Call holding no channel lock. Once called, pk and its
 // waiters may vanish (the woken party returns).
 void gort__park_wake(parker_t *pk);
+// A plain thread about to wait with no deadline counts itself as blocked
+// for ever (the deadlock detector); call before the waker can find pk.
+void gort__park_count(parker_t *pk);
 // Blocks the caller for ever (a NULL channel; an empty select).
 GORT_NORETURN void gort__park_forever(const char *reason);
 // A random number for select's poll order; any thread.
 uint32_t gort__chan_fastrand(void);
+
+// ---- deadlock.c -----------------------------------------------------------------------------
+
+void gort__deadlock_block(int delta);
+void gort__deadlock_woke(void);
+// Reports a deadlock and aborts if there is one (a blocked thread calls it).
+void gort__deadlock_check(void);
 
 // ---- chan.c, for select.c -----------------------------------------------------------------
 

@@ -19,6 +19,13 @@ void gort__park_init(parker_t *pk) {
   atomic_store_explicit(&pk->woken, 0, memory_order_relaxed);
   atomic_store_explicit(&pk->selectdone, 0, memory_order_relaxed);
   pk->fired = NULL;
+  pk->counted = false;
+}
+
+void gort__park_count(parker_t *pk) {
+  if (pk->g != NULL) return;
+  pk->counted = true;
+  gort__deadlock_block(1);
 }
 
 void gort__park_block(parker_t *pk, bool (*unlockf)(g_t *, void *), void *arg, const char *reason,
@@ -27,9 +34,13 @@ void gort__park_block(parker_t *pk, bool (*unlockf)(g_t *, void *), void *arg, c
     gort__sched_park_on(unlockf, arg, reason, obj);
     return;
   }
+  gort__park_count(pk);
   unlockf(NULL, arg);
   gort__park_thread_wait(pk, -1);
 }
+
+// A thread blocked for ever looks for a deadlock this often.
+#define CHECK_NS (100 * 1000 * 1000)
 
 bool gort__park_thread_wait(parker_t *pk, int64_t deadline) {
   while (atomic_load_explicit(&pk->woken, memory_order_acquire) == 0) {
@@ -37,18 +48,24 @@ bool gort__park_thread_wait(parker_t *pk, int64_t deadline) {
     if (deadline >= 0) {
       left = deadline - gort__nanotime();
       if (left <= 0) return false;
+    } else if (pk->counted) {
+      left = CHECK_NS;
     }
     gort__os_futex_wait_ns(&pk->woken, 0, left);
+    if (deadline < 0 && pk->counted && atomic_load_explicit(&pk->woken, memory_order_acquire) == 0)
+      gort__deadlock_check();
   }
   return true;
 }
 
 void gort__park_wake(parker_t *pk) {
+  gort__deadlock_woke();
   g_t *g = pk->g;
   if (g != NULL) {
     gort__sched_ready(g);  // runnext of the waker's P: the partner runs next
     return;
   }
+  if (pk->counted) gort__deadlock_block(-1);  // before woken: then pk may vanish
   atomic_store_explicit(&pk->woken, 1, memory_order_release);
   gort__os_futex_wake(&pk->woken, 1);
 }
@@ -61,7 +78,7 @@ static bool unlock_nothing(g_t *g, void *arg) {
 void gort__park_forever(const char *reason) {
   parker_t pk;
   gort__park_init(&pk);
-  for (;;) gort__park_block(&pk, unlock_nothing, NULL, reason, NULL);
+  for (;;) gort__park_block(&pk, unlock_nothing, NULL, reason, NULL);  // nobody wakes it
 }
 
 static GORT_TLS uint64_t rand_state;

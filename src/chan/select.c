@@ -151,6 +151,7 @@ static int select_block(sel_t *s, int n) {
     gort__park_block(pk, unlock_select, s, "select", NULL);
     if (s->deadline >= 0) gort__timers_del(&s->timer);
   } else {
+    if (s->deadline < 0) gort__park_count(pk);
     selunlock(s);
     if (!gort__park_thread_wait(pk, s->deadline)) {
       uint32_t zero = 0;

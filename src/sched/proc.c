@@ -496,6 +496,7 @@ static void *mstart(void *arg) {
   sigemptyset(&none);
   pthread_sigmask(SIG_SETMASK, &none, NULL);
   tls_m = m;
+  atomic_fetch_add(&sched.mlive, 1);
   m->tsan_g0 = TSAN_CURRENT();
   gort__stack_thread_init();
   acquirep(m, m->nextp);

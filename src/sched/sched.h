@@ -166,6 +166,14 @@ void gort__sysmon_start(void) GORT_HIDDEN;
 bool gort__sched_retake(int64_t now) GORT_HIDDEN;
 void gort__sched_wakep_for_timers(int64_t now) GORT_HIDDEN;
 
+// For the deadlock detector (chan/deadlock.c): true if nothing the
+// scheduler runs can make progress by itself: every M idle, no goroutine
+// runnable, running or in a system call, no timer pending. *ngoroutine: the
+// live (blocked) goroutines. See checkdead.c.
+bool gort__sched_quiescent(int64_t *ngoroutine) GORT_HIDDEN;
+// Ms running; gort's own threads besides them are counted by the os layer.
+int gort__sched_mlive(void) GORT_HIDDEN;
+
 // For the collector (gc layer, above): calls fn on the live part of every
 // goroutine stack that is not running on a thread the collector stops
 // (from the saved sp to the top); with the world stopped.
