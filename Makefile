@@ -242,6 +242,9 @@ demo: build/libgort.a
 	$(CC) -std=gnu11 -O2 -g -Iinclude examples/gcdemo.c -o build/examples/gcdemo build/libgort.a -lpthread
 	@echo
 	GORT_DEBUG=gctrace=1 ./build/examples/gcdemo 2>&1 | awk 'NR <= 6 || !/^gc [0-9]/ { print; next } { n++ } END { if (n) print "... and", n, "more gctrace lines" }'
+	$(CC) -std=gnu11 -O2 -g -Iinclude examples/pipeline.c -o build/examples/pipeline build/libgort.a -lpthread
+	@echo
+	./build/examples/pipeline
 
 # Installs this build's variant: the headers, lib$(LIBNAME).a, the shared
 # library and its links, $(LIBNAME).pc and the man pages gort(3), gort(7).
