@@ -6,6 +6,7 @@
 #   make bench           benchmarks against glibc, jemalloc, tcmalloc, mimalloc,
 #                        and the collector's against bdwgc, Go and malloc (bench/gc)
 #   make bench-gc        build the collector's benchmarks only
+#   make bench-chan      channels, select and mutexes, gort and Go side by side
 #   make demo            build and run the demo
 #   make install         PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=; make uninstall
 #   make docs            regenerate docs/METRICS.md, docs/gort.3 and docs/gort.7
@@ -228,6 +229,21 @@ $(GCB)/gcgo: $(wildcard bench/gc/go/*.go) bench/gc/go/go.mod
 
 bench-gc: $(GCB_BINS)
 
+# Channels, select and mutexes against Go 1.19 (bench/chan, issue 11).
+build/bench/chan/chanbench: bench/chan/chanbench.c build/libgort.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Iinclude $< -o $@ build/libgort.a -lpthread
+
+build/bench/chan/chango: bench/chan/go/main.go bench/chan/go/go.mod
+	@mkdir -p $(dir $@)
+	@if ! command -v go >/dev/null; then rm -f $@; \
+	  echo "bench-chan: Go skipped: no go command (apt-get install golang-go)" >&2; \
+	elif ! (cd bench/chan/go && GOCACHE=$(GCB_GOCACHE) go build -o $(CURDIR)/$@ .); then rm -f $@; \
+	  echo "bench-chan: Go skipped: go build failed" >&2; fi
+
+bench-chan: build/bench/chan/chanbench build/bench/chan/chango
+	@bench/chan/run.sh
+
 bench: build/libgort.a all $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
 	@bench/run.sh
 	@bench/classic.sh
@@ -297,5 +313,5 @@ clean:
 print-%:
 	@echo '$($*)'
 
-.PHONY: all test tests stress bench bench-gc demo install uninstall clean sizeclasses docs valgrind-lib
+.PHONY: all test tests stress bench bench-gc bench-chan demo install uninstall clean sizeclasses docs valgrind-lib
 .SECONDARY:
