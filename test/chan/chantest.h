@@ -32,4 +32,24 @@ static __attribute__((unused)) void run_in_goroutine(void (*fn)(void *), void *a
   gort__wg_wait(&t.done);
 }
 
+// True if one goroutine's entry of a dump (entries end with a blank line)
+// holds all of: its wait reason ("[chan receive, "), "waiting on <obj>"
+// and fn's name. Independent of the order of the entry's lines.
+static __attribute__((unused)) bool dump_has_entry(const char *dump, const char *reason,
+                                                   const void *obj, const char *fn) {
+  char on[64];
+  snprintf(on, sizeof on, "waiting on %p\n", obj);
+  for (const char *p = dump; p != NULL && *p != '\0';) {
+    const char *end = strstr(p, "\n\n");
+    size_t len = end != NULL ? (size_t)(end - p) + 1 : strlen(p);
+    char entry[1024];
+    if (len >= sizeof entry) len = sizeof entry - 1;
+    memcpy(entry, p, len);
+    entry[len] = '\0';
+    if (strstr(entry, reason) && strstr(entry, on) && strstr(entry, fn)) return true;
+    p = end != NULL ? end + 2 : NULL;
+  }
+  return false;
+}
+
 #endif

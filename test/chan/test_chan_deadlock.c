@@ -50,8 +50,7 @@ TEST(goroutines_and_main_all_blocked_is_a_deadlock_with_the_dump) {
   EXPECT(harness_expect_fatal(goroutine_and_main_both_blocked, NULL, DEADLOCK));
   EXPECT(harness_expect_fatal(goroutine_and_main_both_blocked, NULL,
                               "[chan receive, "), "the dump follows");
-  EXPECT(harness_expect_fatal(goroutine_and_main_both_blocked, NULL,
-                              "created by deadlocked_receiver"));
+  EXPECT(harness_expect_fatal(goroutine_and_main_both_blocked, NULL, "deadlocked_receiver"));
 }
 
 static void main_waits_on_a_waitgroup_nobody_completes(void *arg) {

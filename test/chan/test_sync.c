@@ -256,13 +256,8 @@ TEST(the_dump_shows_goroutines_blocked_in_mutex_lock_and_waitgroup_wait) {
   static char buf[8192];
   buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
   fclose(f);
-  char want[128];
-  snprintf(want, sizeof want, "[sync.Mutex.Lock, ");
-  EXPECT(strstr(buf, want) != NULL, "%s", buf);
-  snprintf(want, sizeof want, "waiting on %p\ncreated by mutex_blocked", (void *)&m);
-  EXPECT(strstr(buf, want) != NULL, "no '%s' in %s", want, buf);
-  snprintf(want, sizeof want, "waiting on %p\ncreated by waitgroup_blocked", (void *)&w);
-  EXPECT(strstr(buf, "[sync.WaitGroup.Wait, ") != NULL && strstr(buf, want) != NULL, "%s", buf);
+  EXPECT(dump_has_entry(buf, "[sync.Mutex.Lock, ", &m, "mutex_blocked"), "%s", buf);
+  EXPECT(dump_has_entry(buf, "[sync.WaitGroup.Wait, ", &w, "waitgroup_blocked"), "%s", buf);
 }
 
 // ---- misuse ----
