@@ -7,6 +7,7 @@
 #                        the collector's against bdwgc, Go and malloc (bench/gc),
 #                        and the scheduler's against Go (bench/sched)
 #   make bench-gc        build the collector's benchmarks only
+#   make bench-chan      channels, select and mutexes, gort and Go side by side
 #   make demo            build and run the demo
 #   make install         PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=; make uninstall
 #   make docs            regenerate docs/METRICS.md, docs/gort.3 and docs/gort.7
@@ -71,7 +72,8 @@ CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -Iinclude -Isrc -Wall -We
   $(CPPFLAGS) $(CXXFLAGS)
 LDLIBS_ALL := -lpthread
 
-LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/sched/*.c src/obs/*.c)
+LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/sched/*.c src/chan/*.c \
+  src/sync/*.c src/obs/*.c)
 LIB_ASM_SRCS := $(wildcard src/sched/*_$(ARCH_SUFFIX).S)
 ifndef NO_SHIM
   LIB_SRCS += $(wildcard src/shim/*.c)
@@ -117,7 +119,8 @@ $(SO_LINKS): $(B)/$(SONAME)
 # ---- tests ---------------------------------------------------------------------
 # Every test/<tier>/*.c is a program linked with the static library and the
 # harness; test/run.sh runs each case in its own process with a timeout.
-TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/sched/*.c test/wrong/*.c test/stress/*.c)
+TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/sched/*.c test/chan/*.c test/wrong/*.c \
+  test/stress/*.c)
 ifdef NO_SHIM
   # These test the shim, or need libc's own allocations to be gort's; TSan
   # does not support fork() with threads running either.
@@ -137,6 +140,8 @@ $(filter $(B)/test/gc/%,$(TEST_BINS)): test/gc/gctest.h
 # The scheduler's tests: dladdr names their goroutines' functions in dumps.
 $(filter $(B)/test/sched/%,$(TEST_BINS)): test/sched/schedtest.h test/gc/gctest.h
 $(filter $(B)/test/sched/%,$(TEST_BINS)): TEST_LINK_EXTRA := -rdynamic
+$(filter $(B)/test/chan/%,$(TEST_BINS)): test/chan/chantest.h test/sched/schedtest.h test/gc/gctest.h
+$(filter $(B)/test/chan/%,$(TEST_BINS)): TEST_LINK_EXTRA := -rdynamic
 
 $(B)/test/%: test/%.cc $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)
@@ -225,6 +230,21 @@ $(GCB)/gcgo: $(wildcard bench/gc/go/*.go) bench/gc/go/go.mod
 
 bench-gc: $(GCB_BINS)
 
+# Channels, select and mutexes against Go 1.19 (bench/chan, issue 11).
+build/bench/chan/chanbench: bench/chan/chanbench.c build/libgort.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Iinclude $< -o $@ build/libgort.a -lpthread
+
+build/bench/chan/chango: bench/chan/go/main.go bench/chan/go/go.mod
+	@mkdir -p $(dir $@)
+	@if ! command -v go >/dev/null; then rm -f $@; \
+	  echo "bench-chan: Go skipped: no go command (apt-get install golang-go)" >&2; \
+	elif ! (cd bench/chan/go && GOCACHE=$(GCB_GOCACHE) go build -o $(CURDIR)/$@ .); then rm -f $@; \
+	  echo "bench-chan: Go skipped: go build failed" >&2; fi
+
+bench-chan: build/bench/chan/chanbench build/bench/chan/chango
+	@bench/chan/run.sh
+
 bench: build/libgort.a all $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
 	@bench/run.sh
 	@bench/classic.sh
@@ -243,6 +263,9 @@ demo: build/libgort.a
 	$(CC) -std=gnu11 -O2 -g -Iinclude examples/godemo.c -o build/examples/godemo build/libgort.a -rdynamic -lpthread
 	@echo
 	./build/examples/godemo
+	$(CC) -std=gnu11 -O2 -g -Iinclude examples/pipeline.c -o build/examples/pipeline build/libgort.a -lpthread
+	@echo
+	./build/examples/pipeline
 
 # Installs this build's variant: the headers, lib$(LIBNAME).a, the shared
 # library and its links, $(LIBNAME).pc and the man pages gort(3), gort(7).
@@ -295,5 +318,5 @@ clean:
 print-%:
 	@echo '$($*)'
 
-.PHONY: all test tests stress bench bench-gc demo install uninstall clean sizeclasses docs valgrind-lib
+.PHONY: all test tests stress bench bench-gc bench-chan demo install uninstall clean sizeclasses docs valgrind-lib
 .SECONDARY:

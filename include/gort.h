@@ -3,10 +3,13 @@
 #define GORT_H
 
 #include "gort/alloc.h"
+#include "gort/chan.h"
+#include "gort/context.h"
 #include "gort/gc.h"
 #include "gort/metrics.h"
 #include "gort/prof.h"
 #include "gort/sched.h"
+#include "gort/sync.h"
 #include "gort/version.h"
 
 #endif /* GORT_H */

@@ -87,6 +87,11 @@ int gort__os_sigaction_onstack(int sig, void (*handler)(int, siginfo_t *, void *
 // Restores a saved action (for chaining to the program's handler).
 int gort__os_sigaction_restore(int sig, const struct sigaction *act);
 
+// The threads of this process (the kernel's count), or -1; and how many
+// of them are gort's own (started by gort__os_internal_thread and running).
+int gort__os_nthreads(void);
+int gort__os_internal_threads(void);
+
 // 64 random bits from getrandom(2), falling back to the clock and ASLR.
 uint64_t gort__os_random64(void);
 

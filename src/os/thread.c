@@ -102,6 +102,45 @@ int gort__os_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn
   return real_create()(t, attr, fn, arg);
 }
 
+// gort's own threads are counted while they run, so that the deadlock
+// detector (chan/deadlock.c) can tell the program's threads from gort's in
+// the kernel's count. The count belongs to one process: a forked child,
+// whose gort threads did not survive the fork, starts again from zero.
+static _Atomic int internal_live;
+static _Atomic int internal_pid;
+
+static void internal_count(int delta) {
+  int pid = getpid();
+  int owner = atomic_load(&internal_pid);
+  if (owner != pid && atomic_compare_exchange_strong(&internal_pid, &owner, pid))
+    atomic_store(&internal_live, 0);
+  atomic_fetch_add(&internal_live, delta);
+}
+
+int gort__os_internal_threads(void) {
+  return atomic_load(&internal_pid) == getpid() ? atomic_load(&internal_live) : 0;
+}
+
+// The start record lives on the creator's stack until the new thread has
+// copied it (taken), so that creating a thread allocates nothing.
+typedef struct {
+  void *(*fn)(void *);
+  void *arg;
+  _Atomic uint32_t taken;
+} internal_start_t;
+
+static void *internal_main(void *p) {
+  internal_start_t *st = p;
+  void *(*fn)(void *) = st->fn;
+  void *arg = st->arg;
+  internal_count(1);
+  atomic_store_explicit(&st->taken, 1, memory_order_release);
+  gort__os_futex_wake(&st->taken, 1);
+  void *r = fn(arg);
+  internal_count(-1);
+  return r;
+}
+
 int gort__os_internal_thread(void *(*fn)(void *), void *arg, size_t stack_bytes) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -111,11 +150,36 @@ int gort__os_internal_thread(void *(*fn)(void *), void *arg, size_t stack_bytes)
   sigset_t all, old;
   sigfillset(&all);
   gort__os_sigmask(SIG_SETMASK, &all, &old);
+  internal_start_t st = {.fn = fn, .arg = arg};
   pthread_t t;
-  int r = gort__os_pthread_create(&t, &attr, fn, arg);
+  int r = gort__os_pthread_create(&t, &attr, internal_main, &st);
   gort__os_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
+  if (r == 0)
+    while (atomic_load_explicit(&st.taken, memory_order_acquire) == 0) gort__os_futex_wait(&st.taken, 0);
   return r;
+}
+
+// The threads of this process, from /proc/self/stat (num_threads, the 20th
+// field; the 2nd, the command name in parentheses, may hold spaces), or -1.
+int gort__os_nthreads(void) {
+  char buf[1024];
+  int64_t n = gort__os_read_file("/proc/self/stat", buf, sizeof buf);
+  if (n <= 0) return -1;
+  char *p = NULL;
+  for (char *q = buf; *q != '\0'; q++)
+    if (*q == ')') p = q;
+  if (p == NULL) return -1;
+  int field = 2;
+  for (; *p != '\0'; p++) {
+    if (*p != ' ') continue;
+    if (++field == 20) {
+      int v = 0;
+      for (p++; *p >= '0' && *p <= '9'; p++) v = v * 10 + (*p - '0');
+      return v;
+    }
+  }
+  return -1;
 }
 
 int gort__os_gettid(void) { return (int)syscall(SYS_gettid); }

@@ -68,6 +68,7 @@ RACY void gort__sched_dump_fd(int fd) {
       gort__print_fd(fd, "[%s]", state_name(st));
     }
     gort__print_fd(fd, ":\n");
+    if (st == G_WAITING && g->waitobj != NULL) gort__print_fd(fd, "waiting on %p\n", g->waitobj);
     print_site(fd, g);
     gort__print_fd(fd, "\n");
   }

@@ -48,6 +48,7 @@ static void child(void) {
   s->pidle = NULL;
   atomic_store(&s->npidle, 0);
   atomic_store(&s->nmspinning, 0);
+  atomic_store(&s->mlive, m != NULL);  // only the forking thread survives
   if (m != NULL) m->spinning = false;
   p_t *mine = m != NULL ? (m->p != NULL ? m->p : m->oldp) : NULL;
   int n = atomic_load(&s->nallp);

@@ -446,8 +446,11 @@ static g_t *findrunnable(m_t *m, bool *inherit) {
       // dance" in findrunnable).
       m->spinning = false;
       atomic_fetch_sub(&sched.nmspinning, 1);
+      // The global queue too: a plain thread's ready or spawn puts its G
+      // there and, seeing this M still spinning, wakes nobody.
+      bool global = atomic_load(&sched.runq_size) > 0;
       for (int i = 0; i < procs(); i++) {
-        if (gort__runq_empty(sched.allp[i])) continue;
+        if (!global && gort__runq_empty(sched.allp[i])) continue;
         lock(&sched.lock);
         p = pidle_get();
         unlock(&sched.lock);
@@ -506,6 +509,7 @@ static void *mstart(void *arg) {
   sigemptyset(&none);
   pthread_sigmask(SIG_SETMASK, &none, NULL);
   tls_m = m;
+  atomic_fetch_add(&sched.mlive, 1);
   m->tsan_g0 = TSAN_CURRENT();
   gort__stack_thread_init();
   acquirep(m, m->nextp);
@@ -564,12 +568,18 @@ static void park_after(void *arg) {
 }
 
 void gort__sched_park(bool (*unlockf)(g_t *, void *), void *arg, const char *reason) {
+  gort__sched_park_on(unlockf, arg, reason, NULL);
+}
+
+void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *reason,
+                         const void *obj) {
   g_t *g = gort__sched_getg();
   if (g == NULL) gort__fatal("sched: park outside a goroutine", NULL);
   g->unlockf = unlockf;
   g->unlock_arg = arg;
   g->waitreason = reason;
   g->waitsince = gort__os_nanotime_coarse();  // for dumps: the tick's resolution will do
+  g->waitobj = obj;
   atomic_store_explicit(&g->status, G_WAITING, memory_order_relaxed);
   switch_to_g0(g, park_after, NULL);
 }

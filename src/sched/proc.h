@@ -72,6 +72,7 @@ typedef struct {
   _Atomic int nallp;
   _Atomic int nmspinning;
   _Atomic int mcount;
+  _Atomic int mlive;             // Ms running (mcount survives fork; this does not)
   _Atomic bool started;
   _Atomic bool sysmon_started;   // false again in a forked child (fork.c)
   _Atomic int64_t ngoroutine;    // live goroutines

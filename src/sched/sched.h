@@ -34,8 +34,15 @@ struct p;
 
 typedef struct timer {
   int64_t when;        // nanotime at which it fires; guarded by its P's timer lock
-  struct g *g;         // readied when it fires
+  struct g *g;         // readied when it fires, if f is NULL
   int32_t idx;         // in the heap, -1 when not in one
+  // If not NULL, called instead of readying g, with the heap's lock held,
+  // so that once gort__timers_del returns f has run or never will (a
+  // select's timeout, whose timer lives on the waiting goroutine's stack).
+  // f may call gort__sched_ready and take locks above LOCK_TIMERS only.
+  void (*f)(struct timer *t);
+  void *arg;
+  struct timers *ts;   // the heap it was added to; set by gort__timers_add
 } timer_t_;
 
 // A goroutine. It lives at the top of its own stack (stack.c), so a G and
@@ -53,6 +60,7 @@ typedef struct g {
   int saved_errno;             // errno of the goroutine while switched out
   struct m *m;                 // the M running it, or NULL
   const char *waitreason;      // while WAITING: why (a string constant)
+  const void *waitobj;         // while WAITING: on what (a channel, a mutex), or NULL
   int64_t waitsince;           // nanotime it last stopped running
   int64_t created;             // nanotime of gort_go
   const char *file;            // creation site, or NULL (then fn's symbol)
@@ -77,6 +85,10 @@ g_t *gort__sched_getg(void) GORT_HIDDEN;
 // false, g runs again at once. Call from a goroutine, holding no lock that
 // unlockf does not release.
 void gort__sched_park(bool (*unlockf)(g_t *, void *), void *arg, const char *reason) GORT_HIDDEN;
+// As gort__sched_park, naming the object waited on (a channel, a mutex) for
+// the goroutine dump.
+void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *reason,
+                         const void *obj) GORT_HIDDEN;
 // Makes a parked goroutine runnable (Go's goready). Any thread may call it.
 void gort__sched_ready(g_t *g) GORT_HIDDEN;
 // Counting semaphore and wait group on top of park/ready, for goroutines and
@@ -121,7 +133,7 @@ extern int gort__stack_guard_mode GORT_HIDDEN;
 
 // ---- timers (timer.c) ---------------------------------------------------------------------
 
-typedef struct {
+typedef struct timers {
   lock_t lock;                 // rank LOCK_TIMERS; guards heap and n
   timer_t_ **heap;             // min-heap by when
   int32_t n, cap;
@@ -129,6 +141,12 @@ typedef struct {
 } timers_t;
 
 void gort__timers_add(timers_t *ts, timer_t_ *t) GORT_HIDDEN;
+// Adds t to the calling M's P's heap (call on an M's scheduler stack, as
+// a park's unlock step does, or from a goroutine).
+void gort__timers_add_here(timer_t_ *t) GORT_HIDDEN;
+// Removes t from its heap if it is still there; returns whether it was.
+// After it returns, t's f is not running and will not run.
+bool gort__timers_del(timer_t_ *t) GORT_HIDDEN;
 // Readies the goroutines of every timer that is due; returns the next
 // when (INT64_MAX if none). Call holding no timer lock.
 int64_t gort__timers_run(timers_t *ts, int64_t now) GORT_HIDDEN;
@@ -147,6 +165,14 @@ void gort__sched_dump_fd(int fd) GORT_HIDDEN;
 void gort__sysmon_start(void) GORT_HIDDEN;
 bool gort__sched_retake(int64_t now) GORT_HIDDEN;
 void gort__sched_wakep_for_timers(int64_t now) GORT_HIDDEN;
+
+// For the deadlock detector (chan/deadlock.c): true if nothing the
+// scheduler runs can make progress by itself: every M idle, no goroutine
+// runnable, running or in a system call, no timer pending. *ngoroutine: the
+// live (blocked) goroutines. See checkdead.c.
+bool gort__sched_quiescent(int64_t *ngoroutine) GORT_HIDDEN;
+// Ms running; gort's own threads besides them are counted by the os layer.
+int gort__sched_mlive(void) GORT_HIDDEN;
 
 // For the collector (gc layer, above): calls fn on the live part of every
 // goroutine stack that is not running on a thread the collector stops

@@ -71,6 +71,7 @@ void gort__timers_add(timers_t *ts, timer_t_ *t) {
     unlock(&ts->lock);
     gort__throw("sched: out of memory for a timer");
   }
+  t->ts = ts;
   t->idx = ts->n;
   ts->heap[ts->n++] = t;
   sift_up(ts, t->idx);
@@ -87,6 +88,10 @@ int64_t gort__timers_run(timers_t *ts, int64_t now) {
     ts->n--;
     sift_down(ts, 0);
     t->idx = -1;
+    if (t->f != NULL) {
+      t->f(t);  // under the lock: see timer_t_ in sched.h
+      continue;
+    }
     t->g->schedlink = ready;  // a sleeping G is on no other list
     ready = t->g;
   }
@@ -99,6 +104,34 @@ int64_t gort__timers_run(timers_t *ts, int64_t now) {
     gort__sched_ready(g);
   }
   return next;
+}
+
+void gort__timers_add_here(timer_t_ *t) {
+  m_t *m = gort__sched_getm();
+  gort_assert(m != NULL && m->p != NULL);
+  gort__timers_add(&m->p->timers, t);
+}
+
+bool gort__timers_del(timer_t_ *t) {
+  timers_t *ts = t->ts;
+  if (ts == NULL) return false;
+  lock(&ts->lock);
+  bool was = t->idx >= 0;
+  if (was) {
+    int32_t i = t->idx, last = ts->n - 1;
+    if (i != last) {
+      swap(ts, i, last);
+      ts->n--;
+      sift_down(ts, i);
+      sift_up(ts, i);
+    } else {
+      ts->n--;
+    }
+    t->idx = -1;
+    atomic_store_explicit(&ts->next, ts->n > 0 ? ts->heap[0]->when : INT64_MAX, memory_order_release);
+  }
+  unlock(&ts->lock);
+  return was;
 }
 
 // ---- gort_sleep ------------------------------------------------------------------------------
@@ -121,5 +154,6 @@ void gort_sleep(int64_t ns) {
   int64_t when = gort__nanotime() + ns;
   g->sleep.when = when < 0 ? INT64_MAX : when;  // overflow: forever
   g->sleep.g = g;
+  g->sleep.f = NULL;
   gort__sched_park(add_sleep_timer, NULL, "sleep");
 }

@@ -1,0 +1,170 @@
+// The Go twin of bench/chan/chanbench.c: the same workloads, the same
+// output lines. Run with GOMAXPROCS=2 (run.sh does).
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+var scale = 1
+
+func pingpong() {
+	n := 1000000 * scale
+	ping, pong := make(chan int), make(chan int)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	t0 := time.Now()
+	go func() {
+		for i := 0; i < n; i++ {
+			pong <- <-ping
+		}
+		wg.Done()
+	}()
+	go func() {
+		for i := 0; i < n; i++ {
+			ping <- i
+			<-pong
+		}
+		wg.Done()
+	}()
+	wg.Wait()
+	fmt.Printf("pingpong %.1f ns/roundtrip\n", float64(time.Since(t0).Nanoseconds())/float64(n))
+}
+
+func buffered(capacity int) {
+	n := 4000000 * scale
+	c := make(chan int, capacity)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	t0 := time.Now()
+	go func() {
+		for i := 0; i < n; i++ {
+			c <- i
+		}
+		wg.Done()
+	}()
+	go func() {
+		for i := 0; i < n; i++ {
+			<-c
+		}
+		wg.Done()
+	}()
+	wg.Wait()
+	fmt.Printf("buffered_cap%d %.2f Mitems/s\n", capacity, float64(n)/time.Since(t0).Seconds()/1e6)
+}
+
+func select4() {
+	n := 500000 * scale
+	var cs [4]chan int
+	for k := range cs {
+		cs[k] = make(chan int, 128)
+	}
+	var wg sync.WaitGroup
+	wg.Add(5)
+	t0 := time.Now()
+	for k := range cs {
+		go func(c chan int) {
+			for i := 0; i < n; i++ {
+				c <- i
+			}
+			wg.Done()
+		}(cs[k])
+	}
+	go func() {
+		for i := 0; i < 4*n; i++ {
+			select {
+			case <-cs[0]:
+			case <-cs[1]:
+			case <-cs[2]:
+			case <-cs[3]:
+			}
+		}
+		wg.Done()
+	}()
+	wg.Wait()
+	fmt.Printf("select4 %.1f ns/select\n", float64(time.Since(t0).Nanoseconds())/float64(4*n))
+}
+
+func mutexContention(g int) {
+	n := 4000000 * scale / g
+	var mu sync.Mutex
+	counter := 0
+	var wg sync.WaitGroup
+	wg.Add(g)
+	t0 := time.Now()
+	for i := 0; i < g; i++ {
+		go func() {
+			for j := 0; j < n; j++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	if counter != n*g {
+		fmt.Println("mutex: WRONG COUNT")
+	}
+	fmt.Printf("mutex_%d %.1f ns/op\n", g, float64(time.Since(t0).Nanoseconds())/float64(n*g))
+}
+
+func workerPool() {
+	n := 2000000 * scale
+	jobs, results := make(chan int, 128), make(chan int, 128)
+	var workers, all sync.WaitGroup
+	workers.Add(8)
+	all.Add(3)
+	t0 := time.Now()
+	go func() {
+		for i := 0; i < n; i++ {
+			jobs <- i
+		}
+		close(jobs)
+		all.Done()
+	}()
+	for i := 0; i < 8; i++ {
+		go func() {
+			for v := range jobs {
+				results <- v*2 + 1
+			}
+			workers.Done()
+		}()
+	}
+	go func() {
+		workers.Wait()
+		close(results)
+		all.Done()
+	}()
+	go func() {
+		sum := 0
+		for v := range results {
+			sum += v
+		}
+		if sum != n*n {
+			fmt.Println("pool: WRONG SUM")
+		}
+		all.Done()
+	}()
+	all.Wait()
+	fmt.Printf("workerpool %.2f Mitems/s\n", float64(n)/time.Since(t0).Seconds()/1e6)
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		if s, err := strconv.Atoi(os.Args[1]); err == nil && s > 0 {
+			scale = s
+		}
+	}
+	pingpong()
+	buffered(1)
+	buffered(1024)
+	select4()
+	mutexContention(2)
+	mutexContention(8)
+	workerPool()
+}

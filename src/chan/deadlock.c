@@ -1,0 +1,64 @@
+// Deadlock detection: "all goroutines are asleep - deadlock!" (Go:
+// proc.go's checkdead). See chan.c for channels.
+//
+// Go's rule: when no M runs goroutine code and no timer is pending, nothing
+// can ever wake a goroutine again, and the program is dead. gort has one
+// more kind of party, the plain thread (main, any pthread), which may wake
+// goroutines at any time, so the rule here is: every goroutine is blocked,
+// every M is idle, no timer is pending (sched/checkdead.c), and every thread
+// of the program that is not gort's own is blocked in gort for ever (a
+// channel, a select without timeout, a sync type: counted here).
+//
+// The program's threads are counted as the kernel's count minus gort's
+// Ms and gort's helper threads: a thread gort never heard of (computing, in
+// a system call, waiting on something else) is running as far as we know,
+// and then no deadlock is reported. So under ThreadSanitizer, whose own
+// background thread looks like one of the program's, nothing is ever
+// reported. A goroutine in gort_syscall_enter is running too. A report is
+// thus never false; a deadlock among goroutines while main waits elsewhere
+// (pthread_join) goes unreported.
+//
+// Who checks: a plain thread blocked for ever wakes every CHECK_NS to
+// check (goroutines are not needed for a check, and a program that blocks
+// no plain thread for ever cannot be reported as dead anyway: its main
+// still runs). A positive check is repeated a moment later, and counts only
+// if nothing was woken meanwhile, so that a wake in flight is never missed.
+
+#include "chan.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include "../os/os.h"
+
+static struct {
+  _Atomic int blocked;           // plain threads blocked for ever in gort
+  _Atomic uint64_t wakes;        // gort__park_wake calls
+  _Atomic bool reported;
+} dl;
+
+void gort__deadlock_block(int delta) { atomic_fetch_add(&dl.blocked, delta); }
+void gort__deadlock_woke(void) { atomic_fetch_add_explicit(&dl.wakes, 1, memory_order_relaxed); }
+
+// All quiet: every program thread blocked for ever, the scheduler idle.
+static bool all_asleep(int64_t *ngoroutine) {
+  int n = gort__os_nthreads();
+  if (n < 0) return false;
+  int program = n - gort__sched_mlive() - gort__os_internal_threads();
+  if (atomic_load(&dl.blocked) != program) return false;
+  return gort__sched_quiescent(ngoroutine);
+}
+
+void gort__deadlock_check(void) {
+  int64_t ng;
+  uint64_t w0 = atomic_load(&dl.wakes);
+  if (!all_asleep(&ng)) return;
+  gort__os_sleep_ns(2 * 1000 * 1000);
+  if (!all_asleep(&ng) || atomic_load(&dl.wakes) != w0) return;
+  if (atomic_exchange(&dl.reported, true)) return;  // another thread reports it
+  gort__print("gort: fatal error: all goroutines are asleep - deadlock!\n\n");
+  gort__print("%d goroutines and %d threads blocked in gort\n\n", (int)ng, atomic_load(&dl.blocked));
+  gort__sched_dump_fd(2);
+  signal(SIGABRT, SIG_DFL);
+  abort();
+}

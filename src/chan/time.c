@@ -1,0 +1,95 @@
+// gort_after and tickers (Go: time.After, time.Ticker). See chan.c.
+//
+// Go drives both from runtime timers whose function sends on the channel.
+// Here a goroutine sleeps and sends: a timer heap entry cannot keep a
+// collected channel alive (the heaps are not roots), while a sleeping
+// goroutine's stack is one. The price is a goroutine per pending After (a
+// few KiB of stack; it shows in gort_num_goroutine and in dumps, as
+// "sleep", created by after_main or ticker_main).
+
+#include "chan.h"
+
+#include <errno.h>
+
+#include "gort/alloc.h"
+#include "gort/sched.h"
+
+typedef struct {
+  gort_chan_t *c;
+  int64_t when;
+} after_t;
+
+static void after_main(void *arg) {
+  after_t a = *(after_t *)arg;
+  gort_free(arg);
+  gort_sleep(a.when - gort__nanotime());
+  int64_t now = gort__nanotime();
+  gort_chan_try_send(a.c, &now);  // cap 1, sent once: never full
+}
+
+gort_chan_t *gort_after(int64_t ns) {
+  gort_chan_t *c = gort_chan_make(sizeof(int64_t), 1);
+  if (c == NULL) return NULL;
+  after_t *a = gort_malloc(sizeof *a);
+  if (a == NULL) return NULL;
+  a->c = c;
+  a->when = gort__nanotime() + (ns > 0 ? ns : 0);
+  int e = gort_go(after_main, a);
+  if (e != 0) {
+    gort_free(a);
+    errno = e;
+    return NULL;
+  }
+  return c;
+}
+
+struct gort_ticker {
+  gort_chan_t *c;
+  int64_t period;
+  _Atomic bool stop;
+};
+
+static void ticker_main(void *arg) {
+  gort_ticker_t *t = arg;
+  int64_t next = gort__nanotime() + t->period;
+  while (!atomic_load_explicit(&t->stop, memory_order_acquire)) {
+    gort_sleep(next - gort__nanotime());
+    if (atomic_load_explicit(&t->stop, memory_order_acquire)) break;
+    int64_t now = gort__nanotime();
+    gort_chan_try_send(t->c, &now);  // a slow receiver: the tick is dropped
+    next += t->period;
+    if (next < now) next = now + t->period;  // fell behind: do not burst
+  }
+  gort_chan_free(t->c);
+  gort_free(t);
+}
+
+gort_ticker_t *gort_ticker_make(int64_t period_ns) {
+  if (period_ns <= 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  gort_ticker_t *t = gort_malloc(sizeof *t);
+  if (t == NULL) return NULL;
+  t->c = gort_chan_make(sizeof(int64_t), 1);
+  if (t->c == NULL) {
+    gort_free(t);
+    return NULL;
+  }
+  t->period = period_ns;
+  atomic_store(&t->stop, false);
+  int e = gort_go(ticker_main, t);
+  if (e != 0) {
+    gort_chan_free(t->c);
+    gort_free(t);
+    errno = e;
+    return NULL;
+  }
+  return t;
+}
+
+gort_chan_t *gort_ticker_chan(gort_ticker_t *t) { return t->c; }
+
+void gort_ticker_stop(gort_ticker_t *t) {
+  if (t != NULL) atomic_store_explicit(&t->stop, true, memory_order_release);
+}

@@ -1,0 +1,122 @@
+// Deadlock detection: a program whose goroutines and threads are all
+// blocked in gort with nothing left to wake them dies with Go's message and
+// the goroutine dump; a pending timer or a goroutine in a blocking system
+// call is something that can wake them, and then nothing is reported.
+
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <unistd.h>
+
+#include "chantest.h"
+#include "gort/sync.h"
+
+#define DEADLOCK "gort: fatal error: all goroutines are asleep - deadlock!"
+// ThreadSanitizer runs a thread of its own that the detector cannot tell
+// from a program thread that might still wake someone, so it (rightly)
+// reports nothing there; the no-false-report cases still run.
+#define SKIP_UNDER_TSAN() \
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer's own thread counts as a running program thread")
+
+static void main_receives_from_a_channel_nobody_sends_on(void *arg) {
+  (void)arg;
+  gort_chan_t *c = gort_chan_make(sizeof(int), 0);
+  int v;
+  gort_chan_recv(c, &v);
+}
+
+TEST(a_lone_main_blocked_on_a_receive_is_a_deadlock) {
+  SKIP_UNDER_TSAN();
+  EXPECT(harness_expect_fatal(main_receives_from_a_channel_nobody_sends_on, NULL, DEADLOCK));
+}
+
+void deadlocked_receiver(void *arg);  // not static: the dump names it
+void deadlocked_receiver(void *arg) {
+  int v;
+  gort_chan_recv(arg, &v);
+}
+
+static void goroutine_and_main_both_blocked(void *arg) {
+  (void)arg;
+  gort_chan_t *a = gort_chan_make(sizeof(int), 0), *b = gort_chan_make(sizeof(int), 0);
+  gort_go(deadlocked_receiver, a);
+  gort_go(deadlocked_receiver, a);
+  int v;
+  gort_select_case_t cs[1] = {{.chan = b, .dir = GORT_SELECT_RECV, .elem = &v}};
+  gort_select(cs, 1, -1);
+}
+
+TEST(goroutines_and_main_all_blocked_is_a_deadlock_with_the_dump) {
+  SKIP_UNDER_TSAN();
+  EXPECT(harness_expect_fatal(goroutine_and_main_both_blocked, NULL, DEADLOCK));
+  EXPECT(harness_expect_fatal(goroutine_and_main_both_blocked, NULL,
+                              "[chan receive, "), "the dump follows");
+  EXPECT(harness_expect_fatal(goroutine_and_main_both_blocked, NULL, "deadlocked_receiver"));
+}
+
+static void main_waits_on_a_waitgroup_nobody_completes(void *arg) {
+  (void)arg;
+  static gort_waitgroup_t wg;
+  static gort_mutex_t m;
+  gort_waitgroup_add(&wg, 1);
+  gort_mutex_lock(&m);
+  gort_go((void (*)(void *))gort_mutex_lock, &m);  // blocks for ever
+  gort_waitgroup_wait(&wg);
+}
+
+TEST(a_waitgroup_and_a_mutex_nobody_releases_are_a_deadlock) {
+  SKIP_UNDER_TSAN();
+  EXPECT(harness_expect_fatal(main_waits_on_a_waitgroup_nobody_completes, NULL, DEADLOCK));
+}
+
+// ---- no false report ----
+
+static void send_after_sleep(void *arg) {
+  gort_sleep(400 * 1000000);  // a timer: longer than several checks
+  int v = 1;
+  gort_chan_send(arg, &v);
+}
+
+TEST(no_report_while_a_goroutine_sleeps_on_a_timer) {
+  gort_chan_t *c = gort_chan_make(sizeof(int), 0);
+  EXPECT(gort_go(send_after_sleep, c) == 0);
+  int v = 0;
+  EXPECT(gort_chan_recv(c, &v) && v == 1);
+}
+
+static void send_after_syscall(void *arg) {
+  gort_syscall_enter();
+  usleep(400 * 1000);  // blocks in the kernel, outside gort
+  gort_syscall_exit();
+  int v = 2;
+  gort_chan_send(arg, &v);
+}
+
+TEST(no_report_while_a_goroutine_is_in_a_blocking_system_call) {
+  gort_chan_t *c = gort_chan_make(sizeof(int), 0);
+  EXPECT(gort_go(send_after_syscall, c) == 0);
+  int v = 0;
+  EXPECT(gort_chan_recv(c, &v) && v == 2);
+}
+
+static void *thread_sends_later(void *arg) {
+  usleep(400 * 1000);  // a plain thread gort knows nothing of: it runs
+  int v = 3;
+  gort_chan_send(arg, &v);
+  return NULL;
+}
+
+TEST(no_report_while_another_plain_thread_runs) {
+  gort_chan_t *c = gort_chan_make(sizeof(int), 0);
+  pthread_t t;
+  pthread_create(&t, NULL, thread_sends_later, c);
+  int v = 0;
+  EXPECT(gort_chan_recv(c, &v) && v == 3);
+  pthread_join(t, NULL);
+}
+
+TEST(no_report_while_a_select_waits_with_a_timeout) {
+  gort_chan_t *c = gort_chan_make(sizeof(int), 0);
+  int v;
+  gort_select_case_t cs[1] = {{.chan = c, .dir = GORT_SELECT_RECV, .elem = &v}};
+  EXPECT(gort_select(cs, 1, 300 * 1000000) == -1);
+}

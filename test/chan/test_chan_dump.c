@@ -1,0 +1,49 @@
+// The goroutine dump shows a goroutine leaked on a channel: its wait
+// reason and the channel's address.
+
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <unistd.h>
+
+#include "chantest.h"
+
+void leaked_receiver(void *arg);  // not static: dladdr names it (-rdynamic)
+void leaked_receiver(void *arg) {
+  int v;
+  gort_chan_recv(arg, &v);
+}
+
+void leaked_sender(void *arg);
+void leaked_sender(void *arg) {
+  int v = 1;
+  gort_chan_send(arg, &v);
+}
+
+void leaked_selector(void *arg);
+void leaked_selector(void *arg) {
+  int v;
+  gort_select_case_t cs[1] = {{.chan = arg, .dir = GORT_SELECT_RECV, .elem = &v}};
+  gort_select(cs, 1, -1);
+}
+
+static void dump_to(char *buf, size_t size) {
+  FILE *f = tmpfile();
+  gort_goroutines_dump(fileno(f));
+  rewind(f);
+  size_t n = fread(buf, 1, size - 1, f);
+  buf[n] = '\0';
+  fclose(f);
+}
+
+TEST(the_dump_shows_goroutines_blocked_on_a_channel_with_its_address) {
+  gort_chan_t *r = gort_chan_make(sizeof(int), 0), *s = gort_chan_make(sizeof(int), 0);
+  EXPECT(gort_go(leaked_receiver, r) == 0);
+  EXPECT(gort_go(leaked_sender, s) == 0);
+  EXPECT(gort_go(leaked_selector, r) == 0);
+  usleep(30000);
+  static char buf[8192];
+  dump_to(buf, sizeof buf);
+  EXPECT(dump_has_entry(buf, "[chan receive, ", r, "leaked_receiver"), "%s", buf);
+  EXPECT(dump_has_entry(buf, "[chan send, ", s, "leaked_sender"), "%s", buf);
+  EXPECT(strstr(buf, "[select, ") != NULL && strstr(buf, "leaked_selector") != NULL, "%s", buf);
+}

@@ -1,0 +1,201 @@
+// Select: ready cases chosen uniformly, default, timeouts, nil channels,
+// close seen by a waiting select, sends and receives mixed; gort_after and
+// tickers.
+
+#define _GNU_SOURCE
+#include <unistd.h>
+
+#include "chantest.h"
+
+TEST(each_ready_case_is_chosen_about_one_time_in_n) {
+  enum { N = 4, ROUNDS = 20000 };
+  gort_chan_t *c[N];
+  int count[N] = {0};
+  for (int i = 0; i < N; i++) c[i] = gort_chan_make(sizeof(int), 1);
+  for (int r = 0; r < ROUNDS; r++) {
+    gort_select_case_t cs[N];
+    int v[N];
+    for (int i = 0; i < N; i++) {
+      if (gort_chan_len(c[i]) == 0) gort_chan_send(c[i], &i);
+      cs[i] = (gort_select_case_t){.chan = c[i], .dir = GORT_SELECT_RECV, .elem = &v[i]};
+    }
+    int k = gort_select(cs, N, -1);
+    EXPECT(k >= 0 && k < N, "k %d", k);
+    EXPECT(cs[k].ok && v[k] == k, "ok %d v %d", cs[k].ok, v[k]);
+    count[k]++;
+  }
+  // Expected 5000 each; binomial sd about 61: 4500..5500 is ~8 sd.
+  for (int i = 0; i < N; i++)
+    EXPECT(count[i] > ROUNDS / N * 9 / 10 && count[i] < ROUNDS / N * 11 / 10, "case %d chosen %d", i,
+           count[i]);
+}
+
+TEST(a_zero_timeout_is_default_and_nil_channels_are_never_ready) {
+  gort_chan_t *c = gort_chan_make(sizeof(int), 1);
+  int v = 0;
+  gort_select_case_t cs[2] = {{.chan = NULL, .dir = GORT_SELECT_SEND, .elem = &v},
+                              {.chan = c, .dir = GORT_SELECT_RECV, .elem = &v}};
+  EXPECT(gort_select(cs, 2, 0) == -1);
+  cs[1].dir = GORT_SELECT_SEND;
+  v = 9;
+  EXPECT(gort_select(cs, 2, 0) == 1, "room in the buffer");
+  EXPECT(gort_select(cs, 2, 0) == -1, "full now");
+  EXPECT_EQ_U64(gort_chan_len(c), 1);
+}
+
+static void select_timeout_body(void *arg) {
+  (void)arg;
+  gort_chan_t *c = gort_chan_make(sizeof(int), 0);
+  int v;
+  gort_select_case_t cs[1] = {{.chan = c, .dir = GORT_SELECT_RECV, .elem = &v}};
+  int64_t t0 = now_ns();
+  EXPECT(gort_select(cs, 1, 20 * 1000000) == -1);
+  int64_t took = now_ns() - t0;
+  EXPECT(took >= 20 * 1000000 && took < 2000 * 1000000LL, "took %lld ns", (long long)took);
+  EXPECT(gort_chan_try_send(c, &v) == false, "the timed-out waiter left the queue");
+}
+
+TEST(a_select_times_out_on_a_goroutine) { run_in_goroutine(select_timeout_body, NULL); }
+
+TEST(a_select_times_out_on_a_plain_thread) { select_timeout_body(NULL); }
+
+typedef struct {
+  gort_chan_t *c;
+  int delay_ms;
+  int value;
+} late_t;
+
+static void late_sender(void *arg) {
+  late_t *l = arg;
+  gort_sleep((int64_t)l->delay_ms * 1000000);
+  gort_chan_send(l->c, &l->value);
+}
+
+static void select_wakes_body(void *arg) {
+  (void)arg;
+  gort_chan_t *a = gort_chan_make(sizeof(int), 0), *b = gort_chan_make(sizeof(int), 0);
+  static late_t l;
+  l = (late_t){.c = b, .delay_ms = 10, .value = 31};
+  EXPECT(gort_go(late_sender, &l) == 0);
+  int va = -1, vb = -1;
+  gort_select_case_t cs[2] = {{.chan = a, .dir = GORT_SELECT_RECV, .elem = &va},
+                              {.chan = b, .dir = GORT_SELECT_RECV, .elem = &vb}};
+  EXPECT(gort_select(cs, 2, 5000LL * 1000000) == 1);
+  EXPECT(cs[1].ok && vb == 31 && va == -1, "ok %d vb %d va %d", cs[1].ok, vb, va);
+  int x = 1;
+  EXPECT(!gort_chan_try_send(a, &x), "the other case's waiter was taken off a");
+}
+
+TEST(a_blocked_select_is_woken_by_a_send_on_a_goroutine) { run_in_goroutine(select_wakes_body, NULL); }
+TEST(a_blocked_select_is_woken_by_a_send_on_a_plain_thread) { select_wakes_body(NULL); }
+
+static void closer(void *arg) {
+  gort_sleep(10 * 1000000);
+  gort_chan_close(arg);
+}
+
+TEST(a_blocked_select_sees_a_close_as_a_receive_with_ok_false) {
+  gort_chan_t *c = gort_chan_make(sizeof(int), 0);
+  EXPECT(gort_go(closer, c) == 0);
+  int v = 5;
+  gort_select_case_t cs[1] = {{.chan = c, .dir = GORT_SELECT_RECV, .elem = &v}};
+  EXPECT(gort_select(cs, 1, -1) == 0);
+  EXPECT(!cs[0].ok && v == 0, "ok %d v %d", cs[0].ok, v);
+}
+
+static void recv_print(void *arg) {
+  int v;
+  gort_chan_recv(arg, &v);
+}
+
+TEST(a_select_send_completes_with_a_waiting_receiver) {
+  gort_chan_t *c = gort_chan_make(sizeof(int), 0);
+  EXPECT(gort_go(recv_print, c) == 0);
+  int v = 3;
+  gort_select_case_t cs[1] = {{.chan = c, .dir = GORT_SELECT_SEND, .elem = &v}};
+  EXPECT(gort_select(cs, 1, -1) == 0);
+  for (int i = 0; i < 1000 && gort_num_goroutine() > 0; i++) usleep(1000);
+  EXPECT_EQ_U64(gort_num_goroutine(), 0);
+}
+
+// Two goroutines select over the same two channels in opposite case order,
+// sending to each other: address-ordered locking means no deadlock.
+typedef struct {
+  gort_chan_t *a, *b;
+  int rounds;
+  gort__wg_t *wg;
+} pair_t;
+
+static void pair_side(void *arg) {
+  pair_t *p = arg;
+  for (int i = 0; i < p->rounds; i++) {
+    int out = i, in;
+    gort_select_case_t cs[2] = {{.chan = p->a, .dir = GORT_SELECT_SEND, .elem = &out},
+                                {.chan = p->b, .dir = GORT_SELECT_RECV, .elem = &in}};
+    EXPECT(gort_select(cs, 2, -1) >= 0);
+  }
+  gort__wg_done(p->wg);
+}
+
+TEST(selects_over_the_same_channels_in_opposite_orders_do_not_deadlock) {
+  gort_maxprocs(2);
+  static gort__wg_t wg;
+  gort__wg_add(&wg, 2);
+  gort_chan_t *a = gort_chan_make(sizeof(int), 0), *b = gort_chan_make(sizeof(int), 0);
+  static pair_t x, y;
+  x = (pair_t){.a = a, .b = b, .rounds = 20000, .wg = &wg};
+  y = (pair_t){.a = b, .b = a, .rounds = 20000, .wg = &wg};
+  EXPECT(gort_go(pair_side, &x) == 0);
+  EXPECT(gort_go(pair_side, &y) == 0);
+  gort__wg_wait(&wg);
+}
+
+static void select_send_closed(void *arg) {
+  (void)arg;
+  gort_chan_t *c = gort_chan_make(sizeof(int), 1);
+  gort_chan_close(c);
+  int v = 0;
+  gort_select_case_t cs[1] = {{.chan = c, .dir = GORT_SELECT_SEND, .elem = &v}};
+  gort_select(cs, 1, 0);
+}
+
+TEST(a_select_send_on_a_closed_channel_is_fatal) {
+  EXPECT(harness_expect_fatal(select_send_closed, NULL, "gort: fatal error: send on closed channel"));
+}
+
+TEST(gort_after_delivers_the_time_once_after_the_delay) {
+  int64_t t0 = now_ns();
+  gort_chan_t *c = gort_after(15 * 1000000);
+  int64_t when = 0;
+  EXPECT(gort_chan_recv(c, &when));
+  int64_t took = now_ns() - t0;
+  EXPECT(took >= 15 * 1000000 && when >= t0 + 15 * 1000000, "took %lld", (long long)took);
+  EXPECT(!gort_chan_try_recv(c, &when));
+}
+
+TEST(gort_after_works_as_a_select_case) {
+  gort_chan_t *never = gort_chan_make(sizeof(int), 0), *after = gort_after(10 * 1000000);
+  int v;
+  int64_t t;
+  gort_select_case_t cs[2] = {{.chan = never, .dir = GORT_SELECT_RECV, .elem = &v},
+                              {.chan = after, .dir = GORT_SELECT_RECV, .elem = &t}};
+  EXPECT(gort_select(cs, 2, -1) == 1);
+}
+
+TEST(a_ticker_ticks_periodically_until_stopped) {
+  gort_ticker_t *t = gort_ticker_make(5 * 1000000);
+  ASSERT_NOT_NULL(t);
+  int64_t t0 = now_ns(), prev = 0;
+  for (int i = 0; i < 5; i++) {
+    int64_t when;
+    EXPECT(gort_chan_recv(gort_ticker_chan(t), &when));
+    EXPECT(when > prev);
+    prev = when;
+  }
+  EXPECT(now_ns() - t0 >= 25 * 1000000);
+  gort_ticker_stop(t);
+  for (int i = 0; i < 1000 && gort_num_goroutine() > 0; i++) usleep(1000);
+  EXPECT_EQ_U64(gort_num_goroutine(), 0, "the ticker's goroutine ended");
+  errno = 0;
+  EXPECT(gort_ticker_make(0) == NULL && errno == EINVAL);
+}
