@@ -68,7 +68,7 @@ CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -Iinclude -Isrc -Wall -We
   $(CPPFLAGS) $(CXXFLAGS)
 LDLIBS_ALL := -lpthread
 
-LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/obs/*.c)
+LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/pool/*.c src/obs/*.c)
 ifndef NO_SHIM
   LIB_SRCS += $(wildcard src/shim/*.c)
   LIB_CXX_SRCS := $(wildcard src/shim/*.cc)
@@ -108,7 +108,7 @@ $(SO_LINKS): $(B)/$(SONAME)
 # ---- tests ---------------------------------------------------------------------
 # Every test/<tier>/*.c is a program linked with the static library and the
 # harness; test/run.sh runs each case in its own process with a timeout.
-TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/wrong/*.c test/stress/*.c)
+TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/pool/*.c test/wrong/*.c test/stress/*.c)
 ifdef NO_SHIM
   # These test the shim, or need libc's own allocations to be gort's; TSan
   # does not support fork() with threads running either.
@@ -124,7 +124,7 @@ $(B)/test/%: test/%.c $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< $(HARNESS) -o $@ $(B)/libgort.a $(MODE_LDFLAGS) -lpthread
 
-$(filter $(B)/test/gc/%,$(TEST_BINS)): test/gc/gctest.h
+$(filter $(B)/test/gc/% $(B)/test/pool/%,$(TEST_BINS)): test/gc/gctest.h
 
 $(B)/test/%: test/%.cc $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)

@@ -5,6 +5,7 @@
 #include "gort/alloc.h"
 #include "gort/gc.h"
 #include "gort/metrics.h"
+#include "gort/pool.h"
 #include "gort/prof.h"
 #include "gort/version.h"
 

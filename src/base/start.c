@@ -15,7 +15,8 @@
 //      State 2: allocation works from here on, in every thread.
 //   3. the layers that may allocate while starting: alloc's fork handlers,
 //      the collector (its lists, hooks and the main thread's record; its
-//      threads and signal handler wait for the first cycle), the
+//      threads and signal handler wait for the first cycle), the pools
+//      (their hooks in the collector and the scavenger), the
 //      observability layer (profiler, exit reports), and later the
 //      scheduler, each registering what it needs.
 //   4. the fork handlers are installed once, with pthread_atfork; they run
@@ -44,6 +45,7 @@
 #include "../alloc/alloc_init.h"
 #include "../gc/gc.h"
 #include "../obs/obs.h"
+#include "../pool/pool.h"
 #include "lock.h"
 #include "options.h"
 
@@ -100,6 +102,7 @@ GORT_NOINLINE void gort__start_slow(void) {
   unlock(&start.lock);
   gort__alloc_init_late();  // 3: may allocate
   gort__gc_init();
+  gort__pool_init();
   gort__obs_init();
   pthread_atfork(run_prepare, run_parent, run_child);  // 4
   atomic_store_explicit(&gort__start_state, 3, memory_order_release);

@@ -62,6 +62,7 @@
 #include <time.h>
 
 #include "../alloc/mheap.h"
+#include "../alloc/scavenger.h"
 #include "../base/options.h"
 #include "../os/os.h"
 #include "gc.h"
@@ -86,6 +87,9 @@ static struct {
 } gc = {.percent = 100};
 
 static _Atomic uint32_t cycle_lock;
+
+// The pools' rotation (gort__gc_set_pool_hooks); NULL until pools start.
+static void (*pool_stopped)(void), (*pool_restarted)(void);
 
 static void cycle_lock_take(void) {
   uint32_t z = 0;
@@ -179,6 +183,9 @@ static void cycle(void *arg) {
   int64_t t_stopped = gort__nanotime();
   gort__gc_sweep_finish();
   gort__gc_flush_caches();
+  // Before the mark: the objects the pools drop now are no longer roots,
+  // so this cycle frees them (Go clears its pools at the same point).
+  if (pool_stopped != NULL) pool_stopped();
   int64_t t_mark = gort__nanotime();
   uint64_t marked = gort__gc_mark(gc.fig.heap_marked);
   gort__gc_finalizers_mark();
@@ -206,7 +213,22 @@ static void cycle(void *arg) {
   gort__gc_sweep_resume();
   gort__gc_finalizers_wake();
   cycle_lock_drop();
+  if (pool_restarted != NULL) pool_restarted();
   if (gort__opts.gctrace) trace_line(before, marked, t0, t_mark, t_end);
+}
+
+void gort__gc_set_pool_hooks(void (*stopped)(void), void (*restarted)(void)) {
+  pool_stopped = stopped;
+  pool_restarted = restarted;
+}
+
+void gort__gc_run_stopped(void (*fn)(void)) {
+  cycle_lock_take();
+  gort__stw_init();  // the stop signal's handler, as a cycle's activate() installs it
+  gort__stw_stop();
+  fn();
+  gort__stw_start();
+  cycle_lock_drop();
 }
 
 void gort__gc_maybe_collect(void) {
@@ -231,6 +253,8 @@ int gort_gc_set_percent(int percent) {
   gort__start_ensure();
   int old = atomic_exchange(&gc.percent, percent < 0 ? -1 : percent);
   atomic_store(&gort__gc_trigger, percent < 0 ? UINT64_MAX : goal_after(gc.fig.heap_marked));
+  // The scavenger's cycle rotates the pools while the collector is off.
+  if (percent < 0) gort__scavenger_wake();
   return old;
 }
 
