@@ -19,7 +19,8 @@
 //
 // A pool whose last drop the pool thread has not finished releasing
 // (gort_dropping_ set) is not rotated: the dropped generation has no room
-// for a second drop, and rotating later is only late, never wrong.
+// for a second drop, and rotating later is only late, never wrong. Only
+// drops that need calls make it wait (rotate_local).
 //
 // The pool thread: a thread of gort's own, registered with the collector
 // like the finalizer thread (it runs the program's release_fn, which may
@@ -57,14 +58,42 @@ static bool is_manual(void *obj) {
 }
 
 // Step 1's filter: what of a dropped generation needs the pool thread.
-// Returns the objects dropped.
-static uint64_t drop(gort_pool_t *p, objstack_t *s, void **priv) {
-  uint64_t n = s->n + (*priv != NULL);
+// Adds the objects dropped to *drops; returns how many still need a call
+// (the others were cleared: collected objects of a pool without
+// release_fn).
+static uint32_t drop(gort_pool_t *p, objstack_t *s, void **priv, uint64_t *drops) {
+  uint32_t n = s->n + (*priv != NULL);
+  *drops += n;
   if (p->release_fn != NULL) return n;
-  for (uint32_t i = 0; i < s->n; i++)
+  uint32_t keep = 0;
+  for (uint32_t i = 0; i < s->n; i++) {
     if (!is_manual(s->buf[i])) s->buf[i] = NULL;
+    keep += s->buf[i] != NULL;
+  }
   if (*priv != NULL && !is_manual(*priv)) *priv = NULL;
-  return n;
+  return keep + (*priv != NULL);
+}
+
+// Steps 1-3 for one local; true if the pool thread has work in it. A
+// dropped generation that needs no call (empty, or only cleared entries)
+// is not handed to the pool thread: its stack, all NULL, becomes the new
+// primary one at once, so that an idle pool rotated twice in a row (two
+// back-to-back cycles) is never skipped for a drop that was not pending.
+static bool rotate_local(gort_pool_t *p, pool_local_t *l, uint64_t *drops) {
+  objstack_t old = l->vshared;
+  void *oldp = l->vprivate;
+  uint32_t keep = drop(p, &old, &oldp, drops);
+  l->vshared = l->shared, l->vprivate = l->private;
+  l->shared = (objstack_t){0}, l->private = NULL;
+  atomic_store_explicit(&l->nvshared, l->vshared.n, memory_order_relaxed);
+  atomic_store_explicit(&l->nshared, 0, memory_order_relaxed);
+  l->armed = false;
+  if (keep == 0 && old.cap <= RECYCLE_MAX) {
+    l->shared = (objstack_t){.buf = old.buf, .cap = old.cap};
+    return false;
+  }
+  l->dropped = old, l->dprivate = oldp;  // a large stack goes to the pool thread to be freed
+  return true;
 }
 
 // With the world stopped: no thread is inside a pool operation or holds a
@@ -82,14 +111,7 @@ static void rotate_stopped(void) {
     for (uint32_t i = 0; i < ls->n; i++) {
       pool_local_t *l = atomic_load_explicit(&ls->l[i], memory_order_relaxed);
       if (l == NULL) continue;
-      l->dropped = l->vshared, l->dprivate = l->vprivate;
-      drops += drop(p, &l->dropped, &l->dprivate);
-      pending |= l->dropped.buf != NULL || l->dprivate != NULL;
-      l->vshared = l->shared, l->vprivate = l->private;
-      l->shared = (objstack_t){0}, l->private = NULL;
-      atomic_store_explicit(&l->nvshared, l->vshared.n, memory_order_relaxed);
-      atomic_store_explicit(&l->nshared, 0, memory_order_relaxed);
-      l->armed = false;
+      pending |= rotate_local(p, l, &drops);
       left |= l->vshared.n != 0 || l->vprivate != NULL;
     }
     __atomic_store_n(&p->gort_drops_, p->gort_drops_ + drops, __ATOMIC_RELAXED);

@@ -137,6 +137,40 @@ TEST(contents_survive_one_cycle_and_are_dropped_after_two) {
   gort_free(p);
 }
 
+// Bug: a rotation that dropped an empty victim cache handed it to the pool
+// thread all the same, and the pool was not rotated again until the pool
+// thread had looked at it: two back-to-back cycles then left the objects
+// in the victim cache (released 0 of 40 in a loaded run). Here the pool
+// thread is held in another pool's release_fn meanwhile, so the old code
+// fails every time.
+static _Atomic int unblock;
+static void release_blocking(void *p) {
+  while (!atomic_load(&unblock)) gctest_sleep_ms(1);
+  gort_free(p);
+}
+static gort_pool_t blocker = GORT_POOL_INIT(NULL, NULL, release_blocking);
+
+TEST(an_empty_drop_does_not_hold_up_the_next_rotation) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the collector's stop signal");
+  gort_pool_put(&blocker, gort_malloc(OBJ));
+  gort_gc_collect();
+  gort_gc_collect();  // the pool thread now waits in release_blocking
+  void *a = gort_malloc(OBJ), *b = gort_malloc(OBJ);
+  gort_pool_put(&full, a);
+  gort_pool_put(&full, b);  // one private, one on the shared stack
+  gort_gc_collect();        // both in the victim cache
+  void *x = gort_pool_get(&full), *y = gort_pool_get(&full);
+  EXPECT(x != NULL && y != NULL && x != y);
+  gort_pool_put(&full, x);
+  gort_pool_put(&full, y);
+  gort_gc_collect();  // drops the (now empty) victims
+  EXPECT_EQ_U64(__atomic_load_n(&full.gort_dropping_, __ATOMIC_ACQUIRE), 0,
+                "the pool waits for the pool thread with nothing to release");
+  gort_gc_collect();  // drops a and b
+  atomic_store(&unblock, 1);
+  EXPECT(wait_released(2), "released %d of 2 after two cycles", atomic_load(&released));
+}
+
 TEST(dropped_malloc_objects_without_release_go_back_to_the_heap) {
   SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the collector's stop signal");
   enum { N = 1000 };
