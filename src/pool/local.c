@@ -149,6 +149,7 @@ static void fork_parent(void) {
 static void fork_child(void) {
   each_local(reinit_one);
   lock_reinit(&reg.lock);
+  gort__pool_rotate_after_fork_child();
 }
 static fork_hook_t pool_fork = {
     .name = "pool", .rank = LOCK_POOL, .prepare = fork_prepare, .parent = fork_parent, .child = fork_child};

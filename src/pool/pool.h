@@ -99,5 +99,6 @@ void gort__pool_arm(pool_local_t *l);
 void gort__pool_rotate_init(void);
 // Starts the pool thread unless it runs (at the first pool's registration).
 void gort__pool_thread_ensure(void);
+void gort__pool_rotate_after_fork_child(void);
 
 #endif  // GORT_POOL_POOL_H

@@ -127,9 +127,12 @@ static void wake_thread(void) {
   gort__os_futex_wake(&rot.work, 1);
 }
 
-// The collector's hook after the world restarts.
+// The collector's hook after the world restarts. (The thread may be gone:
+// a fork's child has none until it needs one.)
 static void after_cycle(void) {
-  if (atomic_load_explicit(&rot.release_pending, memory_order_relaxed)) wake_thread();
+  if (!atomic_load_explicit(&rot.release_pending, memory_order_relaxed)) return;
+  gort__pool_thread_ensure();
+  wake_thread();
 }
 
 // ---- releasing ----------------------------------------------------------------------
@@ -220,7 +223,10 @@ void gort__pool_thread_ensure(void) {
 static bool scavenger_cycle(void) {
   if (!atomic_load(&rot.maybe_nonempty) || gort__gc_enabled()) return false;
   int64_t due = atomic_load(&rot.last_ns) + gort__opts.scavdelay_ms * 1000000;
-  if (gort__nanotime() >= due && !atomic_exchange(&rot.rotate_requested, 1)) wake_thread();
+  if (gort__nanotime() >= due && !atomic_exchange(&rot.rotate_requested, 1)) {
+    gort__pool_thread_ensure();
+    wake_thread();
+  }
   return true;
 }
 
@@ -229,6 +235,13 @@ void gort__pool_arm(pool_local_t *l) {
   if (atomic_load_explicit(&rot.maybe_nonempty, memory_order_relaxed)) return;
   atomic_store(&rot.maybe_nonempty, 1);
   if (!gort__gc_enabled()) gort__scavenger_wake();
+}
+
+// fork(): the child has no pool thread; the next rotation that needs one
+// starts it.
+void gort__pool_rotate_after_fork_child(void) {
+  atomic_store(&rot.thread_state, 0);
+  atomic_store(&rot.work, 0);
 }
 
 void gort__pool_rotate_init(void) {

@@ -7,6 +7,8 @@
 // stack may keep one alive).
 
 #include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../gc/gctest.h"
 #include "gort/alloc.h"
@@ -103,4 +105,26 @@ INNER_TEST(scavenger_rotation_after_set_percent) {
 
 TEST(turning_the_collector_off_hands_rotation_to_the_scavenger) {
   EXPECT(harness_run_inner("scavenger_rotation_after_set_percent", "GORT_DEBUG=scavdelay=20"));
+}
+
+// ---- fork -------------------------------------------------------------------------
+
+// The pool thread does not survive a fork: the child starts its own when
+// its first drop needs releasing.
+TEST(a_forked_child_releases_its_pools_drops) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the collector's stop signal");
+  gort_pool_put(&offpool, gort_malloc(100));
+  gctest_collect();
+  gctest_collect();  // the parent's pool thread is running now
+  EXPECT(gctest_wait_count(&released, 1));
+  pid_t pid = fork();
+  if (pid == 0) {
+    gort_pool_put(&offpool, gort_malloc(100));
+    gort_gc_collect();
+    gort_gc_collect();
+    _exit(gctest_wait_count(&released, 2) ? 0 : 1);
+  }
+  int st = 0;
+  EXPECT(waitpid(pid, &st, 0) == pid);
+  EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's drop was not released (status %d)", st);
 }
