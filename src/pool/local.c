@@ -25,6 +25,8 @@
 #include "pool.h"
 
 GORT_TLS uint32_t gort__pool_slot1;
+GORT_TLS gort_pool_t *gort__pool_last;
+GORT_TLS pool_local_t *gort__pool_last_local;
 
 static struct {
   lock_t lock;          // rank LOCK_POOL; guards free, nfree, freecap, nslots, list pushes
@@ -41,6 +43,8 @@ static void slot_give_back(void *arg) {
   (void)arg;
   uint32_t s1 = gort__pool_slot1;
   if (s1 == 0) return;
+  gort__pool_last = NULL;  // the slot's locals are the next owner's
+  gort__pool_last_local = NULL;
   lock(&reg.lock);
   if (reg.nfree == reg.freecap) {
     uint32_t ncap = reg.freecap ? reg.freecap * 2 : 64;

@@ -60,14 +60,27 @@ typedef struct {
 
 // The calling thread's slot plus one; 0 before its first pool call.
 extern GORT_TLS uint32_t gort__pool_slot1 GORT_HIDDEN;
+// A one-entry cache of the thread's last lookup: the pool and the thread's
+// local of it. Sound because a slot's local never changes once made and the
+// thread keeps its slot until it exits (local.c clears the cache then).
+extern GORT_TLS gort_pool_t *gort__pool_last GORT_HIDDEN;
+extern GORT_TLS struct pool_local *gort__pool_last_local GORT_HIDDEN;
+
+// Through the locals array (and fills the cache); NULL if there is none.
+GORT_INLINE struct pool_local *pool_local_lookup(gort_pool_t *p) {
+  locals_t *ls = __atomic_load_n((locals_t **)&p->gort_locals_, __ATOMIC_ACQUIRE);
+  uint32_t slot = gort__pool_slot1 - 1;
+  if (gort_unlikely(ls == NULL || slot >= ls->n)) return NULL;
+  pool_local_t *l = atomic_load_explicit(&ls->l[slot], memory_order_acquire);
+  if (l != NULL) gort__pool_last = p, gort__pool_last_local = l;
+  return l;
+}
 
 // The calling thread's local of p, or NULL (then call gort__pool_local_make).
 // Inside a no-stop region (the result is valid until its end).
 GORT_INLINE pool_local_t *pool_local_of(gort_pool_t *p) {
-  locals_t *ls = __atomic_load_n((locals_t **)&p->gort_locals_, __ATOMIC_ACQUIRE);
-  uint32_t slot = gort__pool_slot1 - 1;
-  if (gort_unlikely(ls == NULL || slot >= ls->n)) return NULL;
-  return atomic_load_explicit(&ls->l[slot], memory_order_acquire);
+  if (gort_likely(p == gort__pool_last)) return gort__pool_last_local;
+  return pool_local_lookup(p);
 }
 
 GORT_INLINE void counter_inc(_Atomic uint64_t *c) {
