@@ -6,6 +6,7 @@
 #   make bench           benchmarks against glibc, jemalloc, tcmalloc, mimalloc,
 #                        and the collector's against bdwgc, Go and malloc (bench/gc)
 #   make bench-gc        build the collector's benchmarks only
+#   make bench-pool      the pools' get+put against malloc, a mutex list and Go
 #   make demo            build and run the demo
 #   make install         PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=; make uninstall
 #   make docs            regenerate docs/METRICS.md, docs/gort.3 and docs/gort.7
@@ -213,12 +214,35 @@ $(GCB)/gcgo: $(wildcard bench/gc/go/*.go) bench/gc/go/go.mod
 
 bench-gc: $(GCB_BINS)
 
+# The pools' benchmark (bench/pool, issue 13): get+put against
+# gort_malloc+gort_free, glibc's malloc+free and a mutex free list, single
+# thread and 2 threads, and the same loop with Go 1.19's sync.Pool
+# (skipped with a message when there is no go command).
+POOLB := build/bench/pool
+$(POOLB)/poolbench: bench/pool/poolbench.c bench/bench.h include/gort/pool.h build/libgort.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -pthread -Iinclude -Wall -Wextra $< -o $@ build/libgort.a -ldl -lpthread
+
+$(POOLB)/poolgo: bench/pool/go/main.go bench/pool/go/go.mod
+	@mkdir -p $(dir $@)
+	@if ! command -v go >/dev/null; then rm -f $@; \
+	  echo "bench-pool: Go skipped: no go command (apt-get install golang-go)" >&2; \
+	elif ! (cd bench/pool/go && GOCACHE=$(GCB_GOCACHE) go build -o $(CURDIR)/$@ .); then rm -f $@; \
+	  echo "bench-pool: Go skipped: go build failed" >&2; fi
+
+# POOL_MILLIONS: get+put pairs per thread, in millions.
+POOL_MILLIONS ?= 50
+bench-pool: $(POOLB)/poolbench $(POOLB)/poolgo
+	$(POOLB)/poolbench $(POOL_MILLIONS)
+	@if [ -x $(POOLB)/poolgo ]; then GOMAXPROCS=2 $(POOLB)/poolgo $(POOL_MILLIONS); fi
+
 bench: build/libgort.a all $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
 	@bench/run.sh
 	@bench/classic.sh
 	@bench/rss.sh
 	@bench/programs.sh
 	@GCB_NOBUILD=1 bench/gc/run.sh
+	@$(MAKE) --no-print-directory bench-pool
 
 demo: build/libgort.a
 	@mkdir -p build/examples
@@ -227,6 +251,9 @@ demo: build/libgort.a
 	$(CC) -std=gnu11 -O2 -g -Iinclude examples/gcdemo.c -o build/examples/gcdemo build/libgort.a -lpthread
 	@echo
 	GORT_DEBUG=gctrace=1 ./build/examples/gcdemo 2>&1 | awk 'NR <= 6 || !/^gc [0-9]/ { print; next } { n++ } END { if (n) print "... and", n, "more gctrace lines" }'
+	$(CC) -std=gnu11 -O2 -g -Iinclude examples/pool.c -o build/examples/pool build/libgort.a -lpthread
+	@echo
+	./build/examples/pool
 
 # Installs this build's variant: the headers, lib$(LIBNAME).a, the shared
 # library and its links, $(LIBNAME).pc and the man pages gort(3), gort(7).
@@ -279,5 +306,5 @@ clean:
 print-%:
 	@echo '$($*)'
 
-.PHONY: all test tests stress bench bench-gc demo install uninstall clean sizeclasses docs valgrind-lib
+.PHONY: all test tests stress bench bench-gc bench-pool demo install uninstall clean sizeclasses docs valgrind-lib
 .SECONDARY:
