@@ -5,9 +5,11 @@
  * dropped at a high rate. Like Go's sync.Pool it is a cache, not a free
  * list: every collection moves what the pool holds to a victim cache and
  * drops the previous victims, so an object that stayed in the pool for two
- * cycles is gone, and a burst of puts does not pin memory forever. With
- * the collector off (GORT_GC=off), the scavenger's cycle rotates the pools
- * instead, at most once per GORT_DEBUG=scavdelay (500 ms by default).
+ * cycles is gone, and a burst of puts does not pin memory forever. When
+ * no collection rotated the pools for GORT_DEBUG=scavdelay (500 ms by
+ * default), because the collector is off (GORT_GC=off) or idle (a program
+ * that allocates no collected objects), the scavenger's cycle rotates them
+ * instead.
  *
  *   static void *new_buf(void) { return gort_malloc(4096); }
  *   static void clear_buf(void *b) { memset(b, 0, 64); }

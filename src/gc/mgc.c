@@ -62,7 +62,6 @@
 #include <time.h>
 
 #include "../alloc/mheap.h"
-#include "../alloc/scavenger.h"
 #include "../base/options.h"
 #include "../os/os.h"
 #include "gc.h"
@@ -253,8 +252,6 @@ int gort_gc_set_percent(int percent) {
   gort__start_ensure();
   int old = atomic_exchange(&gc.percent, percent < 0 ? -1 : percent);
   atomic_store(&gort__gc_trigger, percent < 0 ? UINT64_MAX : goal_after(gc.fig.heap_marked));
-  // The scavenger's cycle rotates the pools while the collector is off.
-  if (percent < 0) gort__scavenger_wake();
   return old;
 }
 

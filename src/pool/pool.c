@@ -29,8 +29,10 @@
 //      is dropped and its primary generation becomes the victim; so an
 //      object unused for two cycles is gone, while one that circulates
 //      survives (a get falls back on the victim cache when the primary is
-//      empty). With the collector off, the scavenger's cycle asks for a
-//      rotation instead, at most once per GORT_DEBUG=scavdelay.
+//      empty). When no collection rotated the pools for
+//      GORT_DEBUG=scavdelay (the collector off, or idle: a C program that
+//      allocates no collected objects never collects), the scavenger's
+//      cycle asks for a rotation instead.
 //   4. Dropped objects are released after the world restarts, on the pool
 //      thread (rotate.c): release_fn, or gort_free for gort_malloc objects;
 //      collected objects without release_fn are simply no longer roots, so

@@ -2,8 +2,9 @@
 //
 // See pool.c for the design. Rotation runs with the world stopped, at the
 // start of every collection (the collector's stop hook, before the mark)
-// or, with the collector off, when the scavenger's cycle finds one due
-// (the pool thread then stops the world for it). For each local of each
+// or, when no collection rotated the pools for GORT_DEBUG=scavdelay (the
+// collector off, or idle), when the scavenger's cycle finds one due (the
+// pool thread then stops the world for it). For each local of each
 // pool it:
 //   1. moves the victim generation (vprivate, vshared) to the dropped one;
 //   2. moves the primary generation (private, shared) to the victim one;
@@ -26,8 +27,8 @@
 // like the finalizer thread (it runs the program's release_fn, which may
 // allocate and collect), started at the first pool's registration. It
 // sleeps on a futex; it wakes to release drops after a rotation, and to
-// rotate when the scavenger asks. The scavenger asks (with the collector
-// off) at most once per GORT_DEBUG=scavdelay and only while some pool may
+// rotate when the scavenger asks. The scavenger asks when no rotation ran
+// for GORT_DEBUG=scavdelay, and keeps cycling only while some pool may
 // hold objects: a put into an unarmed local arms it and wakes the
 // scavenger, and each rotation notes whether anything was left.
 
@@ -220,8 +221,13 @@ void gort__pool_thread_ensure(void) {
 // ---- the collector off: the scavenger's cycle ------------------------------------------
 
 // Called once per background scavenger cycle; true while it wants more.
+// A rotation is due when none ran for scavdelay, whether the collector is
+// off or only idle: a program that allocates no collected objects (most C
+// programs using gort as their malloc) never collects, and its pools would
+// otherwise never shrink. Go bounds the same case with its forced
+// collection every two minutes.
 static bool scavenger_cycle(void) {
-  if (!atomic_load(&rot.maybe_nonempty) || gort__gc_enabled()) return false;
+  if (!atomic_load(&rot.maybe_nonempty)) return false;
   int64_t due = atomic_load(&rot.last_ns) + gort__opts.scavdelay_ms * 1000000;
   if (gort__nanotime() >= due && !atomic_exchange(&rot.rotate_requested, 1)) {
     gort__pool_thread_ensure();
@@ -234,14 +240,16 @@ void gort__pool_arm(pool_local_t *l) {
   l->armed = true;
   if (atomic_load_explicit(&rot.maybe_nonempty, memory_order_relaxed)) return;
   atomic_store(&rot.maybe_nonempty, 1);
-  if (!gort__gc_enabled()) gort__scavenger_wake();
+  gort__scavenger_wake();
 }
 
 // fork(): the child has no pool thread; the next rotation that needs one
-// starts it.
+// starts it. Its scavenger rotations count from the fork, as a new
+// process's count from its start.
 void gort__pool_rotate_after_fork_child(void) {
   atomic_store(&rot.thread_state, 0);
   atomic_store(&rot.work, 0);
+  atomic_store(&rot.last_ns, gort__nanotime());
 }
 
 void gort__pool_rotate_init(void) {

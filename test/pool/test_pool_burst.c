@@ -66,8 +66,13 @@ static void expect_burst_released(bool collector) {
   if (collector) {
     gort_gc_collect();
     gort_free_os_memory();
-    EXPECT(rss_mib() > base + BURST / MiB / 2, "released after one cycle: %llu MiB",
-           (unsigned long long)rss_mib());
+    // Unless the scavenger rotated the pools during a slow burst as well
+    // (none rotated them for scavdelay): then the burst may be gone.
+    gort_pool_stats_t s;
+    gort_pool_stats(NULL, &s);
+    if (s.drops == 0)
+      EXPECT(rss_mib() > base + BURST / MiB / 2, "released after one cycle: %llu MiB",
+             (unsigned long long)rss_mib());
     gort_gc_collect();
   }
   uint64_t limit = base + 32;

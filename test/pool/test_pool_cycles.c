@@ -1,6 +1,6 @@
 // Pools and the collector: a collected object held only by a pool stays
 // alive while pooled, and is freed two cycles after its last put; with the
-// collector off, the scavenger's cycle rotates the pools instead.
+// collector off or idle, the scavenger's cycle rotates the pools instead.
 //
 // Collection is seen through weak pointers, with several objects and a
 // little slack, as in test/gc (gctest.h explains why a stale copy on the
@@ -105,6 +105,15 @@ INNER_TEST(scavenger_rotation_after_set_percent) {
 
 TEST(turning_the_collector_off_hands_rotation_to_the_scavenger) {
   EXPECT(harness_run_inner("scavenger_rotation_after_set_percent", "GORT_DEBUG=scavdelay=20"));
+}
+
+// A program that allocates no collected objects never collects; its pools
+// are rotated by the scavenger all the same.
+TEST(with_the_collector_idle_the_scavenger_rotates_the_pools) {
+  enum { N = 50 };
+  for (int i = 0; i < N; i++) gort_pool_put(&offpool, gort_malloc(1000));
+  EXPECT(gctest_wait_count(&released, N), "released %d of %d", atomic_load(&released), N);
+  EXPECT_EQ_U64(gctest_num_gc(), 0, "a collection ran");
 }
 
 // ---- fork -------------------------------------------------------------------------
