@@ -36,8 +36,9 @@ bool gort__gc_enabled(void);
 // world restarts, outside the cycle lock. Set once, at start-up.
 void gort__gc_set_pool_hooks(void (*stopped)(void), void (*restarted)(void));
 // Runs fn with the world stopped, outside any cycle (the pool thread's
-// rotation with the collector off). The caller must be a registered thread
-// or one the stop need not reach, outside every no-stop region.
+// rotation when no collection rotated the pools for scavdelay). The caller
+// must be a registered thread or one the stop need not reach, outside
+// every no-stop region.
 void gort__gc_run_stopped(void (*fn)(void));
 
 // Bytes counted against the pacer (atomic; malloc_gc.c, mgcsweep.c).
