@@ -8,6 +8,7 @@
 #                        and the scheduler's against Go (bench/sched)
 #   make bench-gc        build the collector's benchmarks only
 #   make bench-chan      channels, select and mutexes, gort and Go side by side
+#   make bench-pool      the pools' get+put against malloc, a mutex list and Go
 #   make demo            build and run the demo
 #   make install         PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=; make uninstall
 #   make docs            regenerate docs/METRICS.md, docs/gort.3 and docs/gort.7
@@ -73,7 +74,7 @@ CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -Iinclude -Isrc -Wall -We
 LDLIBS_ALL := -lpthread
 
 LIB_SRCS := $(wildcard src/base/*.c src/os/*.c src/alloc/*.c src/gc/*.c src/sched/*.c src/chan/*.c \
-  src/sync/*.c src/obs/*.c)
+  src/sync/*.c src/pool/*.c src/obs/*.c)
 LIB_ASM_SRCS := $(wildcard src/sched/*_$(ARCH_SUFFIX).S)
 ifndef NO_SHIM
   LIB_SRCS += $(wildcard src/shim/*.c)
@@ -119,8 +120,8 @@ $(SO_LINKS): $(B)/$(SONAME)
 # ---- tests ---------------------------------------------------------------------
 # Every test/<tier>/*.c is a program linked with the static library and the
 # harness; test/run.sh runs each case in its own process with a timeout.
-TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/sched/*.c test/chan/*.c test/wrong/*.c \
-  test/stress/*.c)
+TEST_SRCS := $(wildcard test/unit/*.c test/api/*.c test/gc/*.c test/sched/*.c test/chan/*.c test/pool/*.c \
+  test/wrong/*.c test/stress/*.c)
 ifdef NO_SHIM
   # These test the shim, or need libc's own allocations to be gort's; TSan
   # does not support fork() with threads running either.
@@ -136,7 +137,7 @@ $(B)/test/%: test/%.c $(HARNESS) test/harness/test.h $(B)/libgort.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< $(HARNESS) -o $@ $(B)/libgort.a $(MODE_LDFLAGS) $(TEST_LINK_EXTRA) -lpthread
 
-$(filter $(B)/test/gc/%,$(TEST_BINS)): test/gc/gctest.h
+$(filter $(B)/test/gc/% $(B)/test/pool/%,$(TEST_BINS)): test/gc/gctest.h
 # The scheduler's tests: dladdr names their goroutines' functions in dumps.
 $(filter $(B)/test/sched/%,$(TEST_BINS)): test/sched/schedtest.h test/gc/gctest.h
 $(filter $(B)/test/sched/%,$(TEST_BINS)): TEST_LINK_EXTRA := -rdynamic
@@ -245,6 +246,28 @@ build/bench/chan/chango: bench/chan/go/main.go bench/chan/go/go.mod
 bench-chan: build/bench/chan/chanbench build/bench/chan/chango
 	@bench/chan/run.sh
 
+# The pools' benchmark (bench/pool, issue 13): get+put against
+# gort_malloc+gort_free, glibc's malloc+free and a mutex free list, single
+# thread and 2 threads, and the same loop with Go 1.19's sync.Pool
+# (skipped with a message when there is no go command).
+POOLB := build/bench/pool
+$(POOLB)/poolbench: bench/pool/poolbench.c bench/bench.h include/gort/pool.h build/libgort.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -pthread -Iinclude -Wall -Wextra $< -o $@ build/libgort.a -ldl -lpthread
+
+$(POOLB)/poolgo: bench/pool/go/main.go bench/pool/go/go.mod
+	@mkdir -p $(dir $@)
+	@if ! command -v go >/dev/null; then rm -f $@; \
+	  echo "bench-pool: Go skipped: no go command (apt-get install golang-go)" >&2; \
+	elif ! (cd bench/pool/go && GOCACHE=$(GCB_GOCACHE) go build -o $(CURDIR)/$@ .); then rm -f $@; \
+	  echo "bench-pool: Go skipped: go build failed" >&2; fi
+
+# POOL_MILLIONS: get+put pairs per thread, in millions.
+POOL_MILLIONS ?= 50
+bench-pool: $(POOLB)/poolbench $(POOLB)/poolgo
+	$(POOLB)/poolbench $(POOL_MILLIONS)
+	@if [ -x $(POOLB)/poolgo ]; then GOMAXPROCS=2 $(POOLB)/poolgo $(POOL_MILLIONS); fi
+
 bench: build/libgort.a all $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
 	@bench/run.sh
 	@bench/classic.sh
@@ -252,6 +275,8 @@ bench: build/libgort.a all $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
 	@bench/programs.sh
 	@GCB_NOBUILD=1 bench/gc/run.sh
 	@bench/sched/run.sh
+	@$(MAKE) --no-print-directory bench-chan
+	@$(MAKE) --no-print-directory bench-pool
 
 demo: build/libgort.a
 	@mkdir -p build/examples
@@ -266,6 +291,9 @@ demo: build/libgort.a
 	$(CC) -std=gnu11 -O2 -g -Iinclude examples/pipeline.c -o build/examples/pipeline build/libgort.a -lpthread
 	@echo
 	./build/examples/pipeline
+	$(CC) -std=gnu11 -O2 -g -Iinclude examples/pool.c -o build/examples/pool build/libgort.a -lpthread
+	@echo
+	./build/examples/pool
 
 # Installs this build's variant: the headers, lib$(LIBNAME).a, the shared
 # library and its links, $(LIBNAME).pc and the man pages gort(3), gort(7).
@@ -318,5 +346,5 @@ clean:
 print-%:
 	@echo '$($*)'
 
-.PHONY: all test tests stress bench bench-gc bench-chan demo install uninstall clean sizeclasses docs valgrind-lib
+.PHONY: all test tests stress bench bench-gc bench-chan bench-pool demo install uninstall clean sizeclasses docs valgrind-lib
 .SECONDARY:

@@ -7,6 +7,7 @@
 #include "gort/context.h"
 #include "gort/gc.h"
 #include "gort/metrics.h"
+#include "gort/pool.h"
 #include "gort/prof.h"
 #include "gort/sched.h"
 #include "gort/sync.h"

@@ -2,7 +2,7 @@
 # Runs every test program of a build (B=build dir) and every case in it,
 # each in its own process; prints one line per case and, last, the totals
 # as "N passed, N failed, N skipped". Usage: test/run.sh [tier ...] (unit
-# api gc sched chan wrong stress preload; default all).
+# api gc sched chan pool wrong stress preload; default all).
 #
 # Counting is honest: a program or script that exits non-zero (a crash
 # before, between or after its cases, a bad option) without having reported
@@ -12,7 +12,7 @@ set -u
 B=${B:-build}
 B=$(cd "$B" && pwd)  # absolute: tests preload $B/libgort.so from other directories
 export B
-tiers=${*:-unit api gc sched chan wrong stress preload}
+tiers=${*:-unit api gc sched chan pool wrong stress preload}
 out=$(mktemp)
 one=$(mktemp)
 trap 'rm -f "$out" "$one"' EXIT

@@ -63,6 +63,11 @@ typedef struct {
   double gc_cpu_fraction;
   /* Per size class; class 0 holds the large objects. */
   gort_class_stats_t by_size[GORT_NUM_SIZE_CLASSES];
+  /* Object pools (gort/pool.h), summed over every pool used. */
+  uint64_t pool_gets;    /* gort_pool_get calls */
+  uint64_t pool_puts;    /* gort_pool_put calls with an object */
+  uint64_t pool_misses;  /* gets that found their pool empty */
+  uint64_t pool_drops;   /* objects pools dropped at rotations */
 } gort_memstats_t;
 
 /* Fills *out with the figures above, read now (see "Snapshots"). */

@@ -711,6 +711,20 @@ uint64_t gort__mcache_flush_empty(bool self_current) {
       s->free = NULL;
       span_list_push(&taken, s);
     }
+    // Blocks other threads freed into our spans: collected as a refill
+    // would, so that spans they emptied retire now. Without this a thread
+    // that stopped allocating kept every span whose blocks another thread
+    // freed (a pool's drops, released on the pool thread: #13).
+    drain_delayed(self);
+    for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+      span_link_t *list = &self->partial[cls];
+      for (span_link_t *l = list->next, *next; l != list; l = next) {
+        next = l->next;
+        mspan_t *s = (mspan_t *)l;
+        gort__mcache_collect_remote(self, s);
+        if (s->used == 0) retire_span(self, s);
+      }
+    }
   }
   gort__mcache_foreach(take_stashes, &taken);
   return free_taken(&taken);

@@ -61,6 +61,7 @@ static struct {
   _Atomic int64_t limit;
   _Atomic uint64_t cycles, released, forced, limit_events;
   bool enabled;
+  bool (*cycle_hook)(void);  // set at start-up (the pools')
 } scav = {.limit = INT64_MAX};
 
 static uint64_t heap_resident_bound(void) {
@@ -100,7 +101,8 @@ static void *scavenger_main(void *arg) {
       uint64_t bytes = release_now(eager ? -1 : gort__opts.scavdelay_ms * 1000000);
       atomic_fetch_add(&scav.cycles, 1);
       if (bytes != 0) trace("bg", bytes);
-      if (gort__mheap_unreleased_free_bytes() == 0) break;
+      bool more = scav.cycle_hook != NULL && scav.cycle_hook();
+      if (gort__mheap_unreleased_free_bytes() == 0 && !more) break;
     }
   }
   return NULL;
@@ -182,3 +184,11 @@ void gort__scavenger_after_fork_child(void) {
 }
 
 void gort__scavenger_suspend(int on) { atomic_store(&scav.suspended, on); }
+
+void gort__scavenger_set_cycle_hook(bool (*fn)(void)) { scav.cycle_hook = fn; }
+
+void gort__scavenger_wake(void) {
+  if (!scav.enabled || atomic_load_explicit(&scav.suspended, memory_order_relaxed)) return;
+  if (atomic_load_explicit(&scav.state, memory_order_relaxed) == 0) start_thread();
+  if (atomic_exchange(&scav.wake, 1) == 0) gort__os_futex_wake(&scav.wake, 1);
+}

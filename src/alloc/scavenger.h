@@ -3,6 +3,7 @@
 #ifndef GORT_ALLOC_SCAVENGER_H
 #define GORT_ALLOC_SCAVENGER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct {
@@ -21,5 +22,11 @@ void gort__scavenger_stats(gort_scavenger_stats_t *out);
 // Fork: the child has no scavenger thread; the next need starts one.
 void gort__scavenger_after_fork_child(void);
 void gort__scavenger_suspend(int on);
+// A hook run once per background cycle (the pools' rotation with the
+// collector off, pool/rotate.c); while it returns true the scavenger keeps
+// cycling even with nothing to release. Set once, at start-up.
+void gort__scavenger_set_cycle_hook(bool (*fn)(void));
+// Starts or wakes the background thread (it runs the cycle hook).
+void gort__scavenger_wake(void);
 
 #endif  // GORT_ALLOC_SCAVENGER_H

@@ -15,7 +15,8 @@
 //      State 2: allocation works from here on, in every thread.
 //   3. the layers that may allocate while starting: alloc's fork handlers,
 //      the collector (its lists, hooks and the main thread's record; its
-//      threads and signal handler wait for the first cycle), the
+//      threads and signal handler wait for the first cycle), the pools
+//      (their hooks in the collector and the scavenger), the
 //      observability layer (profiler, exit reports), and the scheduler
 //      (its options and signal handlers; its threads start with the first
 //      goroutine), each registering what it needs.
@@ -46,6 +47,7 @@
 #include "../gc/gc.h"
 #include "../obs/obs.h"
 #include "../sched/sched.h"
+#include "../pool/pool.h"
 #include "lock.h"
 #include "options.h"
 
@@ -102,6 +104,7 @@ GORT_NOINLINE void gort__start_slow(void) {
   unlock(&start.lock);
   gort__alloc_init_late();  // 3: may allocate
   gort__gc_init();
+  gort__pool_init();
   gort__obs_init();
   gort__sched_init();
   pthread_atfork(run_prepare, run_parent, run_child);  // 4

@@ -31,6 +31,15 @@ void gort__gc_init(void);         // start-up step 3 (base/start.c)
 void gort__gc_maybe_collect(void);
 void gort__gc_read_figures(gc_figures_t *out);
 bool gort__gc_enabled(void);
+// Pools (pool/rotate.c, Go's clearpools): stopped runs at the start of
+// every cycle with the world stopped, before the mark; restarted after the
+// world restarts, outside the cycle lock. Set once, at start-up.
+void gort__gc_set_pool_hooks(void (*stopped)(void), void (*restarted)(void));
+// Runs fn with the world stopped, outside any cycle (the pool thread's
+// rotation when no collection rotated the pools for scavdelay). The caller
+// must be a registered thread or one the stop need not reach, outside
+// every no-stop region.
+void gort__gc_run_stopped(void (*fn)(void));
 
 // Bytes counted against the pacer (atomic; malloc_gc.c, mgcsweep.c).
 extern _Atomic uint64_t gort__gc_heap_live GORT_HIDDEN;

@@ -87,6 +87,9 @@ static struct {
 
 static _Atomic uint32_t cycle_lock;
 
+// The pools' rotation (gort__gc_set_pool_hooks); NULL until pools start.
+static void (*pool_stopped)(void), (*pool_restarted)(void);
+
 static void cycle_lock_take(void) {
   uint32_t z = 0;
   if (atomic_compare_exchange_strong(&cycle_lock, &z, 1)) return;
@@ -179,6 +182,9 @@ static void cycle(void *arg) {
   int64_t t_stopped = gort__nanotime();
   gort__gc_sweep_finish();
   gort__gc_flush_caches();
+  // Before the mark: the objects the pools drop now are no longer roots,
+  // so this cycle frees them (Go clears its pools at the same point).
+  if (pool_stopped != NULL) pool_stopped();
   int64_t t_mark = gort__nanotime();
   uint64_t marked = gort__gc_mark(gc.fig.heap_marked);
   gort__gc_finalizers_mark();
@@ -206,7 +212,22 @@ static void cycle(void *arg) {
   gort__gc_sweep_resume();
   gort__gc_finalizers_wake();
   cycle_lock_drop();
+  if (pool_restarted != NULL) pool_restarted();
   if (gort__opts.gctrace) trace_line(before, marked, t0, t_mark, t_end);
+}
+
+void gort__gc_set_pool_hooks(void (*stopped)(void), void (*restarted)(void)) {
+  pool_stopped = stopped;
+  pool_restarted = restarted;
+}
+
+void gort__gc_run_stopped(void (*fn)(void)) {
+  cycle_lock_take();
+  gort__stw_init();  // the stop signal's handler, as a cycle's activate() installs it
+  gort__stw_stop();
+  fn();
+  gort__stw_start();
+  cycle_lock_drop();
 }
 
 void gort__gc_maybe_collect(void) {

@@ -16,6 +16,7 @@
 #include "../base/persistent.h"
 #include "../gc/gc.h"
 #include "../os/os.h"
+#include "gort/pool.h"
 #include "heapstats.h"
 
 typedef struct {
@@ -139,6 +140,12 @@ void gort_read_memstats(gort_memstats_t *out) {
   }
   out->by_size[0].mallocs = hs.large_allocs;
   out->by_size[0].frees = hs.large_frees;
+  gort_pool_stats_t ps;
+  gort_pool_stats(NULL, &ps);
+  out->pool_gets = ps.gets;
+  out->pool_puts = ps.puts;
+  out->pool_misses = ps.misses;
+  out->pool_drops = ps.drops;
 }
 
 // The summary's lines; returns the first write error (0 or -errno).
@@ -154,7 +161,14 @@ static int print_counts(int fd, const gort_memstats_t *m) {
   int e = gort__print_fd(fd, "gort:   %-14s %12llu (%llu KiB released)\n", "ScavCycles",
                          (unsigned long long)m->scavenge_cycles,
                          (unsigned long long)(m->scavenged_bytes >> 10));
-  return err ? err : e;
+  if (err == 0) err = e;
+  // Pools, in a program that used one.
+  if (err == 0 && (m->pool_gets | m->pool_puts) != 0)
+    err = gort__print_fd(fd, "gort:   %-14s %12llu (%llu misses)\ngort:   %-14s %12llu (%llu dropped)\n",
+                         "PoolGets", (unsigned long long)m->pool_gets,
+                         (unsigned long long)m->pool_misses, "PoolPuts",
+                         (unsigned long long)m->pool_puts, (unsigned long long)m->pool_drops);
+  return err;
 }
 
 static int print_classes(int fd, const gort_memstats_t *m) {

@@ -28,6 +28,10 @@ M(mspan_inuse)
 M(mcache_inuse)
 M(num_gc)
 M(next_gc)
+M(pool_gets)
+M(pool_puts)
+M(pool_misses)
+M(pool_drops)
 #undef M
 
 static uint64_t freed_bytes(const gort_memstats_t *m) { return m->total_alloc - m->heap_alloc; }
@@ -66,6 +70,10 @@ static const metric_t metrics[] = {
     {{"/gort/scavenge/cycles:cycles", "Background scavenger cycles.", GORT_METRIC_UINT64, 1}, get_scavenge_cycles},
     {{"/gort/scavenge/released:bytes", "Bytes returned to the OS by the scavenger, on request or at the limit, ever.", GORT_METRIC_UINT64, 1}, get_scavenged_bytes},
     {{"/gort/threads/caches:threads", "Threads with a thread cache.", GORT_METRIC_UINT64, 0}, get_threads},
+    {{"/gort/pool/gets:calls", "gort_pool_get calls, over every pool.", GORT_METRIC_UINT64, 1}, get_pool_gets},
+    {{"/gort/pool/puts:calls", "gort_pool_put calls with an object, over every pool.", GORT_METRIC_UINT64, 1}, get_pool_puts},
+    {{"/gort/pool/misses:calls", "Pool gets that found the pool empty (new_fn called, if any).", GORT_METRIC_UINT64, 1}, get_pool_misses},
+    {{"/gort/pool/drops:objects", "Objects pools dropped at rotations (unused for two cycles).", GORT_METRIC_UINT64, 1}, get_pool_drops},
 };
 
 #define NMETRICS (sizeof metrics / sizeof metrics[0])

@@ -111,6 +111,33 @@ TEST(spans_of_exited_threads_empty_when_others_free_them) {
          (unsigned long long)m.heap_inuse, (unsigned long long)inuse_full);
 }
 
+static void *free_all_in_thread(void *arg) {
+  size_t n = (size_t)(uintptr_t)arg;
+  for (size_t i = 0; i < n; i++) gort_free(objs[i]);
+  return NULL;
+}
+
+// Bug (#13): blocks another thread freed into the spans of a thread that
+// then stopped allocating stayed on those spans' remote lists, so the
+// spans never emptied, and gort_free_os_memory on the owner released
+// nothing of them (a pool's drops, freed on the pool thread, pinned a
+// burst). The owner's call now collects them first.
+TEST(free_os_memory_collects_blocks_others_freed_into_the_callers_spans) {
+  enum { N = 16384 };  // 64 MiB of 4 KiB blocks
+  alloc_many(N, 4096);
+  gort_memstats_t m;
+  gort_read_memstats(&m);
+  uint64_t inuse_full = m.heap_inuse;
+  pthread_t t;
+  pthread_create(&t, NULL, free_all_in_thread, (void *)(uintptr_t)N);
+  pthread_join(t, NULL);
+  gort_free(objs);
+  gort_free_os_memory();
+  gort_read_memstats(&m);
+  EXPECT(m.heap_inuse < inuse_full / 8, "heap in use %llu of %llu after the owner's release",
+         (unsigned long long)m.heap_inuse, (unsigned long long)inuse_full);
+}
+
 TEST(memory_limit_releases_before_the_heap_grows) {
   // The default is the cgroup's limit (test_cgroup.c checks which).
   int64_t initial = gort_set_memory_limit(-1);

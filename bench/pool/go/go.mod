@@ -1,0 +1,3 @@
+module gortpoolbench
+
+go 1.19

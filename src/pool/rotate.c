@@ -1,0 +1,259 @@
+// Rotation: the victim cache, drops, and the pool thread (Go: poolCleanup).
+//
+// See pool.c for the design. Rotation runs with the world stopped, at the
+// start of every collection (the collector's stop hook, before the mark)
+// or, when no collection rotated the pools for GORT_DEBUG=scavdelay (the
+// collector off, or idle), when the scavenger's cycle finds one due (the
+// pool thread then stops the world for it). For each local of each
+// pool it:
+//   1. moves the victim generation (vprivate, vshared) to the dropped one;
+//   2. moves the primary generation (private, shared) to the victim one;
+//   3. leaves the primary empty, and clears armed.
+// It moves pointers only: nothing is allocated or freed, and no user code
+// runs, with the world stopped. In step 1, for a pool without release_fn,
+// the collected objects are cleared from the dropped stack at once: they
+// need no call, and the mark that follows (in the same stop) must not see
+// them, so they are freed by the very cycle that drops them, two cycles
+// after their last put. The rest (gort_malloc objects, and every object
+// of a pool with a release_fn) wait in the dropped generation, still a
+// root, for the pool thread.
+//
+// A pool whose last drop the pool thread has not finished releasing
+// (gort_dropping_ set) is not rotated: the dropped generation has no room
+// for a second drop, and rotating later is only late, never wrong. Only
+// drops that need calls make it wait (rotate_local).
+//
+// The pool thread: a thread of gort's own, registered with the collector
+// like the finalizer thread (it runs the program's release_fn, which may
+// allocate and collect), started at the first pool's registration. It
+// sleeps on a futex; it wakes to release drops after a rotation, and to
+// rotate when the scavenger asks. The scavenger asks when no rotation ran
+// for GORT_DEBUG=scavdelay, and keeps cycling only while some pool may
+// hold objects: a put into an unarmed local arms it and wakes the
+// scavenger, and each rotation notes whether anything was left.
+
+#include <signal.h>
+
+#include "../alloc/pagemap.h"
+#include "../alloc/scavenger.h"
+#include "../base/options.h"
+#include "../gc/gc.h"
+#include "../os/os.h"
+#include "gort/alloc.h"
+#include "pool.h"
+
+#define RECYCLE_MAX 256  // a dropped stack this small becomes a primary one again
+
+static struct {
+  _Atomic uint32_t work;          // futex word: bumped for each request
+  _Atomic int rotate_requested;   // the scavenger asked for a rotation
+  _Atomic int release_pending;    // some pool has gort_dropping_ set
+  _Atomic int maybe_nonempty;     // some pool may hold objects
+  _Atomic int64_t last_ns;        // the last rotation
+  _Atomic int thread_state;       // 0 none, 1 started, -1 could not start
+} rot;
+
+static bool is_manual(void *obj) {
+  mspan_t *s = span_of((uintptr_t)obj);
+  return s != NULL && s->kind == KIND_MANUAL;
+}
+
+// Step 1's filter: what of a dropped generation needs the pool thread.
+// Adds the objects dropped to *drops; returns how many still need a call
+// (the others were cleared: collected objects of a pool without
+// release_fn).
+static uint32_t drop(gort_pool_t *p, objstack_t *s, void **priv, uint64_t *drops) {
+  uint32_t n = s->n + (*priv != NULL);
+  *drops += n;
+  if (p->release_fn != NULL) return n;
+  uint32_t keep = 0;
+  for (uint32_t i = 0; i < s->n; i++) {
+    if (!is_manual(s->buf[i])) s->buf[i] = NULL;
+    keep += s->buf[i] != NULL;
+  }
+  if (*priv != NULL && !is_manual(*priv)) *priv = NULL;
+  return keep + (*priv != NULL);
+}
+
+// Steps 1-3 for one local; true if the pool thread has work in it. A
+// dropped generation that needs no call (empty, or only cleared entries)
+// is not handed to the pool thread: its stack, all NULL, becomes the new
+// primary one at once, so that an idle pool rotated twice in a row (two
+// back-to-back cycles) is never skipped for a drop that was not pending.
+static bool rotate_local(gort_pool_t *p, pool_local_t *l, uint64_t *drops) {
+  objstack_t old = l->vshared;
+  void *oldp = l->vprivate;
+  uint32_t keep = drop(p, &old, &oldp, drops);
+  l->vshared = l->shared, l->vprivate = l->private;
+  l->shared = (objstack_t){0}, l->private = NULL;
+  atomic_store_explicit(&l->nvshared, l->vshared.n, memory_order_relaxed);
+  atomic_store_explicit(&l->nshared, 0, memory_order_relaxed);
+  l->armed = false;
+  if (keep == 0 && old.cap <= RECYCLE_MAX) {
+    l->shared = (objstack_t){.buf = old.buf, .cap = old.cap};
+    return false;
+  }
+  l->dropped = old, l->dprivate = oldp;  // a large stack goes to the pool thread to be freed
+  return true;
+}
+
+// With the world stopped: no thread is inside a pool operation or holds a
+// pool lock (both are no-stop regions).
+static void rotate_stopped(void) {
+  bool left = false, dropped_any = false;
+  for (gort_pool_t *p = gort__pool_list(); p != NULL; p = p->gort_next_) {
+    locals_t *ls = pool_locals(p);
+    if (ls == NULL || p->gort_dropping_) {
+      left = true;
+      continue;
+    }
+    uint64_t drops = 0;
+    bool pending = false;
+    for (uint32_t i = 0; i < ls->n; i++) {
+      pool_local_t *l = atomic_load_explicit(&ls->l[i], memory_order_relaxed);
+      if (l == NULL) continue;
+      pending |= rotate_local(p, l, &drops);
+      left |= l->vshared.n != 0 || l->vprivate != NULL;
+    }
+    __atomic_store_n(&p->gort_drops_, p->gort_drops_ + drops, __ATOMIC_RELAXED);
+    if (pending) p->gort_dropping_ = 1, dropped_any = true;
+  }
+  if (dropped_any) atomic_store(&rot.release_pending, 1);
+  atomic_store(&rot.maybe_nonempty, left);
+  atomic_store(&rot.last_ns, gort__nanotime());
+}
+
+static void wake_thread(void) {
+  atomic_fetch_add(&rot.work, 1);
+  gort__os_futex_wake(&rot.work, 1);
+}
+
+// The collector's hook after the world restarts. (The thread may be gone:
+// a fork's child has none until it needs one.)
+static void after_cycle(void) {
+  if (!atomic_load_explicit(&rot.release_pending, memory_order_relaxed)) return;
+  gort__pool_thread_ensure();
+  wake_thread();
+}
+
+// ---- releasing ----------------------------------------------------------------------
+
+static void release_one(gort_pool_t *p, void *obj) {
+  if (p->release_fn != NULL)
+    p->release_fn(obj);
+  else
+    gort_free(obj);  // only gort_malloc objects are left here (drop)
+}
+
+static void release_local(gort_pool_t *p, pool_local_t *l) {
+  lock(&l->lock);
+  objstack_t d = l->dropped;
+  void *dp = l->dprivate;
+  l->dropped = (objstack_t){0}, l->dprivate = NULL;
+  unlock(&l->lock);
+  // d.buf is an uncollectable block and dp is on this stack: both roots
+  // until released.
+  if (dp != NULL) release_one(p, dp);
+  for (uint32_t i = 0; i < d.n; i++) {
+    void *x = d.buf[i];
+    d.buf[i] = NULL;
+    if (x != NULL) release_one(p, x);
+  }
+  if (d.buf == NULL) return;
+  if (d.cap <= RECYCLE_MAX) {
+    lock(&l->lock);
+    if (l->shared.buf == NULL) {
+      l->shared = (objstack_t){.buf = d.buf, .cap = d.cap};
+      d.buf = NULL;
+    }
+    unlock(&l->lock);
+  }
+  gort_free(d.buf);
+}
+
+static void release_all(void) {
+  if (!atomic_exchange(&rot.release_pending, 0)) return;
+  for (gort_pool_t *p = gort__pool_list(); p != NULL; p = __atomic_load_n(&p->gort_next_, __ATOMIC_ACQUIRE)) {
+    if (!__atomic_load_n(&p->gort_dropping_, __ATOMIC_ACQUIRE)) continue;
+    locals_t *ls = pool_locals(p);
+    for (uint32_t i = 0; i < ls->n; i++) {
+      pool_local_t *l = atomic_load_explicit(&ls->l[i], memory_order_acquire);
+      if (l != NULL) release_local(p, l);
+    }
+    // Inside a region: a rotation sees either the flag or empty drops.
+    nostop_enter();
+    __atomic_store_n(&p->gort_dropping_, 0, __ATOMIC_RELEASE);
+    nostop_exit();
+  }
+}
+
+static void *pool_thread(void *arg) {
+  (void)arg;
+  // Created with every signal blocked; the collector's must get through
+  // (it runs the program's release_fn and is stopped like any thread).
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, NULL);
+  gort__stw_register_self();
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t now = atomic_load(&rot.work);
+    if (now == seen) {
+      gort__os_futex_wait(&rot.work, seen);
+      continue;
+    }
+    seen = now;
+    if (atomic_exchange(&rot.rotate_requested, 0)) gort__gc_run_stopped(rotate_stopped);
+    release_all();
+  }
+  return NULL;
+}
+
+void gort__pool_thread_ensure(void) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&rot.thread_state, &expected, 1)) return;
+  if (gort__stw_internal_thread(pool_thread, NULL) != 0) {
+    atomic_store(&rot.thread_state, -1);
+    gort__warn("gort_pool: cannot start the pool thread; dropped objects will not be released");
+  }
+}
+
+// ---- the collector off: the scavenger's cycle ------------------------------------------
+
+// Called once per background scavenger cycle; true while it wants more.
+// A rotation is due when none ran for scavdelay, whether the collector is
+// off or only idle: a program that allocates no collected objects (most C
+// programs using gort as their malloc) never collects, and its pools would
+// otherwise never shrink. Go bounds the same case with its forced
+// collection every two minutes.
+static bool scavenger_cycle(void) {
+  if (!atomic_load(&rot.maybe_nonempty)) return false;
+  int64_t due = atomic_load(&rot.last_ns) + gort__opts.scavdelay_ms * 1000000;
+  if (gort__nanotime() >= due && !atomic_exchange(&rot.rotate_requested, 1)) {
+    gort__pool_thread_ensure();
+    wake_thread();
+  }
+  return true;
+}
+
+void gort__pool_arm(pool_local_t *l) {
+  l->armed = true;
+  if (atomic_load_explicit(&rot.maybe_nonempty, memory_order_relaxed)) return;
+  atomic_store(&rot.maybe_nonempty, 1);
+  gort__scavenger_wake();
+}
+
+// fork(): the child has no pool thread; the next rotation that needs one
+// starts it. Its scavenger rotations count from the fork, as a new
+// process's count from its start.
+void gort__pool_rotate_after_fork_child(void) {
+  atomic_store(&rot.thread_state, 0);
+  atomic_store(&rot.work, 0);
+  atomic_store(&rot.last_ns, gort__nanotime());
+}
+
+void gort__pool_rotate_init(void) {
+  atomic_store(&rot.last_ns, gort__nanotime());
+  gort__gc_set_pool_hooks(rotate_stopped, after_cycle);
+  gort__scavenger_set_cycle_hook(scavenger_cycle);
+}
