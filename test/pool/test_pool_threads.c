@@ -14,6 +14,8 @@
 #include "../gc/gctest.h"
 #include "gort/alloc.h"
 #include "gort/pool.h"
+#include "gort/sched.h"
+#include "gort/sync.h"
 
 enum { THREADS = 8, WORDS = 14, POOLED = 1 };
 
@@ -56,7 +58,15 @@ static void *worker(void *arg) {
       for (int w = 0; w < WORDS; w++) o->words[w] = id * 1000 + (uint64_t)w;
       held[j] = o;
     }
-    if (it % 64 == 0) sched_yield();  // a call ThreadSanitizer intercepts; a chance to switch
+    // A chance to switch: a call ThreadSanitizer intercepts on a thread; on a
+    // goroutine a yield, after which it may run on another thread (and must
+    // then find that thread's pool locals, not its old ones).
+    if (it % 64 == 0) {
+      if (gort_goroutine_id() != 0)
+        gort_yield();
+      else
+        sched_yield();
+    }
     for (int j = 0; j < k; j++) {
       obj_t *o = held[j];
       for (int w = 0; w < WORDS; w++)
@@ -120,4 +130,29 @@ TEST(collected_objects_stay_intact_in_a_pool_under_collections) {
   SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the collector's stop signal");
   collected_objects = true;
   run(true);
+}
+
+// The same with goroutines (64 on the Ps, moving between their threads at
+// each yield) and plain threads at once.
+enum { GOROUTINES = 64 };
+static gort_waitgroup_t gwg;
+
+static void goroutine_worker(void *arg) {
+  worker(arg);
+  gort_waitgroup_done(&gwg);
+}
+
+TEST(goroutines_and_threads_putting_and_getting_never_share_an_object) {
+  pthread_t t[THREADS / 2];
+  gort_waitgroup_add(&gwg, GOROUTINES);
+  for (int i = 0; i < GOROUTINES; i++)
+    EXPECT_EQ_U64(gort_go(goroutine_worker, (void *)(uintptr_t)(100 + i)), 0);
+  for (int i = 0; i < THREADS / 2; i++)
+    EXPECT(pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 2)) == 0);
+  gort_waitgroup_wait(&gwg);
+  for (int i = 0; i < THREADS / 2; i++) pthread_join(t[i], NULL);
+  EXPECT_EQ_U64(atomic_load(&failures), 0, "see the lines above");
+  gort_pool_stats_t s;
+  gort_pool_stats(&pool, &s);
+  EXPECT_EQ_U64(s.misses, atomic_load(&made), "every miss called new_fn once");
 }
