@@ -87,12 +87,7 @@ static void init_locked(void) {
 
 static void *finalizer_main(void *arg) {
   (void)arg;
-  // Created with every signal blocked; the collector's must get through,
-  // since this thread runs the program's code and is stopped like others.
-  sigset_t none;
-  sigemptyset(&none);
-  pthread_sigmask(SIG_SETMASK, &none, NULL);
-  gort__stw_register_self();
+  gort__stw_register_internal_self();  // it runs the program's finalizers
   uint32_t seen = 0;
   for (;;) {
     lock(&fin.lock);

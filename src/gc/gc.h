@@ -122,6 +122,11 @@ void gort__stw_start(void);
 void gort__stw_run_recorded(void (*fn)(void *), void *arg);
 void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
 int gort__stw_nthreads(void);
+// For a thread of gort's own that runs the program's code (finalizers, a
+// pool's release_fn): created with every signal blocked (os/thread.c), it
+// takes signals back and registers, so that a collection stops it and
+// scans its stack like any thread's.
+void gort__stw_register_internal_self(void);
 // The signal that stops threads (SIGPWR, or GORT_DEBUG=gcsignal=N).
 int gort__stw_signal(void);
 // Called by an exiting thread with its value (its start routine's result,

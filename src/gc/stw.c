@@ -206,6 +206,13 @@ void gort_gc_unregister_thread(void) { gort__stw_unregister_self(); }
 
 int gort__stw_nthreads(void) { return stw.nthreads; }
 
+void gort__stw_register_internal_self(void) {
+  sigset_t none;
+  sigemptyset(&none);
+  gort__os_sigmask(SIG_SETMASK, &none, NULL);
+  gort__stw_register_self();
+}
+
 int gort__stw_signal(void) { return gort__opts.gcsignal > 0 ? (int)gort__opts.gcsignal : stw.signal; }
 
 void gort__stw_lock_for_fork(void) { raw_lock(&stw.lock); }

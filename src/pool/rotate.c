@@ -189,12 +189,7 @@ static void release_all(void) {
 
 static void *pool_thread(void *arg) {
   (void)arg;
-  // Created with every signal blocked; the collector's must get through
-  // (it runs the program's release_fn and is stopped like any thread).
-  sigset_t none;
-  sigemptyset(&none);
-  pthread_sigmask(SIG_SETMASK, &none, NULL);
-  gort__stw_register_self();
+  gort__stw_register_internal_self();  // it runs the program's release_fn
   uint32_t seen = 0;
   for (;;) {
     uint32_t now = atomic_load(&rot.work);
