@@ -8,8 +8,7 @@
 //   idle N       N goroutines blocked at once (RSS bytes each)
 //   sleepers N S N goroutines sleeping 100 ms in a loop for S seconds (CPU used)
 //
-// Goroutines are joined with the scheduler's internal wait group
-// (src/sched/sched.h) until the public one exists.
+// Goroutines are joined with the public wait group (gort/sync.h).
 
 #define _GNU_SOURCE
 #include <stdatomic.h>
@@ -21,7 +20,7 @@
 #include <unistd.h>
 
 #include "gort/sched.h"
-#include "sched/sched.h"
+#include "gort/sync.h"
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -54,15 +53,15 @@ static long rss_bytes(void) {
 
 // ---- spawn ----------------------------------------------------------------------------------
 
-static void done(void *arg) { gort__wg_done(arg); }
+static void done(void *arg) { gort_waitgroup_done(arg); }
 
 static void spawn(long n) {
   int64_t t0 = now_ns();
   for (long i = 0; i < n; i += 1000) {
-    gort__wg_t wg = {0};
-    gort__wg_add(&wg, 1000);
+    gort_waitgroup_t wg = {0};
+    gort_waitgroup_add(&wg, 1000);
     for (int j = 0; j < 1000; j++) gort_go(done, &wg);
-    gort__wg_wait(&wg);
+    gort_waitgroup_wait(&wg);
   }
   printf("spawn ns_per_goroutine %.1f ns\n", (double)(now_ns() - t0) / (double)n);
 }
@@ -73,18 +72,18 @@ static long yields;
 
 static void yielder(void *arg) {
   for (long i = 0; i < yields; i++) gort_yield();
-  gort__wg_done(arg);
+  gort_waitgroup_done(arg);
 }
 
 static void yield(long n) {
   gort_maxprocs(1);
   yields = n;
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 2);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 2);
   int64_t t0 = now_ns();
   gort_go(yielder, &wg);
   gort_go(yielder, &wg);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   printf("yield ns_per_yield %.1f ns\n", (double)(now_ns() - t0) / (double)(2 * n));
 }
 
@@ -93,7 +92,7 @@ static void yield(long n) {
 typedef struct {
   long num, size;
   _Atomic long *sum;
-  gort__wg_t *wg;
+  gort_waitgroup_t *wg;
 } node_t;
 
 static void skynet_node(void *arg) {
@@ -101,27 +100,27 @@ static void skynet_node(void *arg) {
   if (n->size == 1) {
     atomic_fetch_add_explicit(n->sum, n->num, memory_order_relaxed);
   } else {
-    gort__wg_t wg = {0};
+    gort_waitgroup_t wg = {0};
     node_t kids[10];
     long sz = n->size / 10;
-    gort__wg_add(&wg, 10);
+    gort_waitgroup_add(&wg, 10);
     for (int i = 0; i < 10; i++) {
       kids[i] = (node_t){n->num + i * sz, sz, n->sum, &wg};
       gort_go(skynet_node, &kids[i]);
     }
-    gort__wg_wait(&wg);
+    gort_waitgroup_wait(&wg);
   }
-  gort__wg_done(n->wg);
+  gort_waitgroup_done(n->wg);
 }
 
 static void skynet(long n) {
   _Atomic long sum = 0;
-  gort__wg_t wg = {0};
+  gort_waitgroup_t wg = {0};
   node_t root = {0, n, &sum, &wg};
-  gort__wg_add(&wg, 1);
+  gort_waitgroup_add(&wg, 1);
   int64_t t0 = now_ns();
   gort_go(skynet_node, &root);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   double s = (double)(now_ns() - t0) / 1e9;
   if (atomic_load(&sum) != n * (n - 1) / 2) {
     fprintf(stderr, "skynet: wrong sum %ld\n", atomic_load(&sum));
@@ -132,25 +131,25 @@ static void skynet(long n) {
 
 // ---- idle -----------------------------------------------------------------------------------
 
-static gort__wg_t gate, started, finished;
+static gort_waitgroup_t gate, started, finished;
 
 static void idler(void *arg) {
   (void)arg;
-  gort__wg_done(&started);
-  gort__wg_wait(&gate);
-  gort__wg_done(&finished);
+  gort_waitgroup_done(&started);
+  gort_waitgroup_wait(&gate);
+  gort_waitgroup_done(&finished);
 }
 
 static void idle(long n) {
   long rss0 = rss_bytes();
-  gort__wg_add(&gate, 1);
-  gort__wg_add(&started, n);
-  gort__wg_add(&finished, n);
+  gort_waitgroup_add(&gate, 1);
+  gort_waitgroup_add(&started, n);
+  gort_waitgroup_add(&finished, n);
   for (long i = 0; i < n; i++) gort_go(idler, NULL);
-  gort__wg_wait(&started);
+  gort_waitgroup_wait(&started);
   printf("idle rss_per_goroutine %.0f bytes\n", (double)(rss_bytes() - rss0) / (double)n);
-  gort__wg_done(&gate);
-  gort__wg_wait(&finished);
+  gort_waitgroup_done(&gate);
+  gort_waitgroup_wait(&finished);
 }
 
 // ---- sleepers -------------------------------------------------------------------------------
@@ -159,19 +158,19 @@ static _Atomic int stop;
 
 static void sleeper(void *arg) {
   while (!atomic_load_explicit(&stop, memory_order_relaxed)) gort_sleep(100 * 1000 * 1000);
-  gort__wg_done(arg);
+  gort_waitgroup_done(arg);
 }
 
 static void sleepers(long n, long secs) {
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, n);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, n);
   for (long i = 0; i < n; i++) gort_go(sleeper, &wg);
   gort_sleep(200 * 1000 * 1000);  // all asleep
   double c0 = cpu_s();
   gort_sleep(secs * 1000 * 1000 * 1000);
   double used = cpu_s() - c0;
   atomic_store(&stop, 1);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   printf("sleepers cpu_per_second %.3f s\n", used / (double)secs);
 }
 
@@ -190,7 +189,7 @@ static void main_goroutine(void *arg) {
   else if (strcmp(argv_[1], "idle") == 0) idle(n);
   else if (strcmp(argv_[1], "sleepers") == 0) sleepers(n, argc_ > 3 ? atol(argv_[3]) : 2);
   else status = 2;
-  gort__wg_done(arg);
+  gort_waitgroup_done(arg);
 }
 
 int main(int argc, char **argv) {
@@ -199,9 +198,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   argc_ = argc, argv_ = argv;
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 1);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
   gort_go(main_goroutine, &wg);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   return status;
 }

@@ -11,7 +11,6 @@
 //   LOCK_START    start-up (base/start.c)
 //   LOCK_CHAN     one channel (chan/chan.c); several only in address order (select.c)
 //   LOCK_SYNC     one sync semaphore's wait list (sync/sema.c)
-//   LOCK_SEMA     one scheduler semaphore or wait group (sched/sema.c)
 //   LOCK_TIMERS   one P's timer heap (sched/timer.c); never two at once
 //   LOCK_SCHED    the scheduler: global run queue, idle Ms and Ps (sched/proc.c)
 //   LOCK_STACKS   stack slabs and the global free G list (sched/stack.c)
@@ -30,7 +29,7 @@
 
 #include "base.h"
 
-enum { LOCK_START = 10, LOCK_CHAN = 11, LOCK_SEMA = 12, LOCK_SYNC = 13, LOCK_TIMERS = 14, LOCK_SCHED = 16, LOCK_STACKS = 18,
+enum { LOCK_START = 10, LOCK_CHAN = 11, LOCK_SYNC = 13, LOCK_TIMERS = 14, LOCK_SCHED = 16, LOCK_STACKS = 18,
        LOCK_PROF = 20, LOCK_LATE = 25, LOCK_CACHES = 30, LOCK_CENTRAL = 40, LOCK_RELEASE = 50,
        LOCK_HEAP = 60, LOCK_PERSIST = 70 };
 

@@ -83,8 +83,8 @@
 //
 // Invariants:
 //   - A G is on at most one of: a local run queue or runnext, the global
-//     queue, a free list, a wait list (sema.c, timer heap). Its schedlink is
-//     owned by that list.
+//     queue, a free list, a wait list (channels and sync, timer heap). Its
+//     schedlink is owned by that list.
 //   - m->p != NULL while the M runs a goroutine, except between
 //     gort_syscall_enter and gort_syscall_exit.
 //   - nmspinning counts the Ms with m->spinning set.

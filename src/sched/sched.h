@@ -91,24 +91,6 @@ void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *
                          const void *obj) GORT_HIDDEN;
 // Makes a parked goroutine runnable (Go's goready). Any thread may call it.
 void gort__sched_ready(g_t *g) GORT_HIDDEN;
-// Counting semaphore and wait group on top of park/ready, for goroutines and
-// plain threads alike (a plain thread waits on a futex). See sema.c.
-typedef struct {
-  lock_t lock;                 // guards waiters
-  _Atomic int64_t count;
-  g_t *waiters;                // parked goroutines, LIFO
-  _Atomic uint32_t seq;        // bumped at each wake; plain threads wait on it
-} gort__wg_t;
-void gort__wg_add(gort__wg_t *wg, int64_t delta) GORT_HIDDEN;
-void gort__wg_done(gort__wg_t *wg) GORT_HIDDEN;
-void gort__wg_wait(gort__wg_t *wg) GORT_HIDDEN;
-typedef struct {
-  lock_t lock;                 // rank LOCK_SEMA; guards all
-  int64_t count;
-  struct sema_waiter *head, *tail;
-} gort__sema_t;
-void gort__sema_acquire(gort__sema_t *s) GORT_HIDDEN;
-void gort__sema_release(gort__sema_t *s) GORT_HIDDEN;
 
 // ---- stacks (stack.c) ---------------------------------------------------------------------
 

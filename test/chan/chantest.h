@@ -11,13 +11,13 @@
 typedef struct {
   void (*fn)(void *);
   void *arg;
-  gort__wg_t done;
+  gort_waitgroup_t done;
 } chantest_go_t;
 
 static void chantest_trampoline(void *p) {
   chantest_go_t *t = p;
   t->fn(t->arg);
-  gort__wg_done(&t->done);
+  gort_waitgroup_done(&t->done);
 }
 
 // Runs fn(arg) in a goroutine and waits for it (the case's code then runs
@@ -27,9 +27,9 @@ static __attribute__((unused)) void run_in_goroutine(void (*fn)(void *), void *a
   memset(&t, 0, sizeof t);
   t.fn = fn;
   t.arg = arg;
-  gort__wg_add(&t.done, 1);
+  gort_waitgroup_add(&t.done, 1);
   EXPECT(gort_go(chantest_trampoline, &t) == 0);
-  gort__wg_wait(&t.done);
+  gort_waitgroup_wait(&t.done);
 }
 
 // True if one goroutine's entry of a dump (entries end with a blank line)

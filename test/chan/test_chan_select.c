@@ -123,7 +123,7 @@ TEST(a_select_send_completes_with_a_waiting_receiver) {
 typedef struct {
   gort_chan_t *a, *b;
   int rounds;
-  gort__wg_t *wg;
+  gort_waitgroup_t *wg;
 } pair_t;
 
 static void pair_side(void *arg) {
@@ -134,20 +134,20 @@ static void pair_side(void *arg) {
                                 {.chan = p->b, .dir = GORT_SELECT_RECV, .elem = &in}};
     EXPECT(gort_select(cs, 2, -1) >= 0);
   }
-  gort__wg_done(p->wg);
+  gort_waitgroup_done(p->wg);
 }
 
 TEST(selects_over_the_same_channels_in_opposite_orders_do_not_deadlock) {
   gort_maxprocs(2);
-  static gort__wg_t wg;
-  gort__wg_add(&wg, 2);
+  static gort_waitgroup_t wg;
+  gort_waitgroup_add(&wg, 2);
   gort_chan_t *a = gort_chan_make(sizeof(int), 0), *b = gort_chan_make(sizeof(int), 0);
   static pair_t x, y;
   x = (pair_t){.a = a, .b = b, .rounds = 20000, .wg = &wg};
   y = (pair_t){.a = b, .b = a, .rounds = 20000, .wg = &wg};
   EXPECT(gort_go(pair_side, &x) == 0);
   EXPECT(gort_go(pair_side, &y) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
 }
 
 static void select_send_closed(void *arg) {

@@ -15,7 +15,7 @@ typedef struct {
   int id;
   bool use_select;
   uint8_t *seen;                 // one counter per value; atomic increments
-  gort__wg_t *prod_done, *cons_done;
+  gort_waitgroup_t *prod_done, *cons_done;
   _Atomic int64_t *received;
 } worker_t;
 
@@ -31,7 +31,7 @@ static void produce(void *arg) {
       gort_chan_send(w->c, &v);
     }
   }
-  gort__wg_done(w->prod_done);
+  gort_waitgroup_done(w->prod_done);
 }
 
 static void consume(void *arg) {
@@ -60,7 +60,7 @@ static void consume(void *arg) {
     __atomic_fetch_add(&w->seen[v], 1, __ATOMIC_RELAXED);
     atomic_fetch_add(w->received, 1);
   }
-  gort__wg_done(w->cons_done);
+  gort_waitgroup_done(w->cons_done);
 }
 
 static void *thread_produce(void *arg) {
@@ -76,7 +76,7 @@ static void run(size_t cap, bool use_select) {
   gort_maxprocs(2);
   static uint8_t seen[PRODUCERS * PER];
   memset(seen, 0, sizeof seen);
-  static gort__wg_t pd, cd;
+  static gort_waitgroup_t pd, cd;
   memset(&pd, 0, sizeof pd);
   memset(&cd, 0, sizeof cd);
   static _Atomic int64_t received;
@@ -86,8 +86,8 @@ static void run(size_t cap, bool use_select) {
   static worker_t ws[PRODUCERS + CONSUMERS];
   pthread_t th[2 * THREADS];
   int nth = 0;
-  gort__wg_add(&pd, PRODUCERS);
-  gort__wg_add(&cd, CONSUMERS);
+  gort_waitgroup_add(&pd, PRODUCERS);
+  gort_waitgroup_add(&cd, CONSUMERS);
   for (int i = 0; i < PRODUCERS + CONSUMERS; i++) {
     ws[i] = (worker_t){.c = c, .c2 = c2, .id = i < PRODUCERS ? i : 0, .use_select = use_select,
                        .seen = seen, .prod_done = &pd, .cons_done = &cd, .received = &received};
@@ -97,10 +97,10 @@ static void run(size_t cap, bool use_select) {
     if (thread) pthread_create(&th[nth++], NULL, producer ? thread_produce : thread_consume, &ws[i]);
     else EXPECT(gort_go(producer ? produce : consume, &ws[i]) == 0);
   }
-  gort__wg_wait(&pd);
+  gort_waitgroup_wait(&pd);
   gort_chan_close(c);
   if (c2 != NULL) gort_chan_close(c2);
-  gort__wg_wait(&cd);
+  gort_waitgroup_wait(&cd);
   for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
   EXPECT_EQ_U64(atomic_load(&received), PRODUCERS * PER);
   for (int v = 0; v < PRODUCERS * PER; v++)

@@ -81,7 +81,7 @@ typedef struct {
   gort_ctx_t *ctx;
   gort_chan_t *work;
   _Atomic int64_t handled;
-  gort__wg_t done;
+  gort_waitgroup_t done;
 } worker_t;
 
 static void worker(void *arg) {
@@ -93,7 +93,7 @@ static void worker(void *arg) {
     if (gort_select(cs, 2, -1) == 1) break;
     atomic_fetch_add(&w->handled, 1);
   }
-  gort__wg_done(&w->done);
+  gort_waitgroup_done(&w->done);
 }
 
 TEST(workers_stop_when_the_tree_above_them_is_cancelled) {
@@ -104,14 +104,14 @@ TEST(workers_stop_when_the_tree_above_them_is_cancelled) {
   for (int i = 0; i < 6; i++) {
     ws[i].ctx = gort_ctx_with_cancel(i < 3 ? root : gort_ctx_with_cancel(root));
     ws[i].work = work;
-    gort__wg_add(&ws[i].done, 1);
+    gort_waitgroup_add(&ws[i].done, 1);
     EXPECT(gort_go(worker, &ws[i]) == 0);
   }
   for (int i = 0; i < 1000; i++) gort_chan_send(work, &i);
   gort_ctx_cancel(root);
   int64_t total = 0;
   for (int i = 0; i < 6; i++) {
-    gort__wg_wait(&ws[i].done);
+    gort_waitgroup_wait(&ws[i].done);
     total += atomic_load(&ws[i].handled);
   }
   EXPECT_EQ_U64(total, 1000);

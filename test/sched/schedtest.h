@@ -1,6 +1,6 @@
-// What the scheduler's tests share: the internal wait group and semaphore
-// (src/sched/sched.h), a plain thread's or a goroutine's wait for a
-// condition with a deadline, and whether this is the ThreadSanitizer build.
+// What the scheduler's tests share: a plain thread's or a goroutine's wait
+// for a condition with a deadline, and whether this is the ThreadSanitizer
+// build.
 
 #ifndef GORT_SCHEDTEST_H
 #define GORT_SCHEDTEST_H
@@ -10,7 +10,9 @@
 #include <time.h>
 
 #include "gort/sched.h"
+#include "gort/sync.h"
 #include "sched/sched.h"
+#include "sync/sync.h"
 #include "test.h"
 
 #if defined(__SANITIZE_THREAD__)

@@ -11,20 +11,20 @@
 #include "gort/metrics.h"
 #include "schedtest.h"
 
-static gort__wg_t gate, started, finished;
+static gort_waitgroup_t gate, started, finished;
 
 void dump_test_waiter(void *arg);  // not static: dladdr finds it (-rdynamic)
 void dump_test_waiter(void *arg) {
   (void)arg;
-  gort__wg_done(&started);
-  gort__wg_wait(&gate);
-  gort__wg_done(&finished);
+  gort_waitgroup_done(&started);
+  gort_waitgroup_wait(&gate);
+  gort_waitgroup_done(&finished);
 }
 
 void dump_test_sleeper(void *arg);
 void dump_test_sleeper(void *arg) {
   (void)arg;
-  gort__wg_done(&started);
+  gort_waitgroup_done(&started);
   gort_sleep(30LL * 1000000000);
 }
 
@@ -41,18 +41,18 @@ static size_t dump_to(char *buf, size_t size) {
 static int site_line;
 
 TEST(dump_shows_each_goroutine_its_wait_and_where_it_was_created) {
-  gort__wg_add(&gate, 1);
-  gort__wg_add(&started, 2);
-  gort__wg_add(&finished, 1);
+  gort_waitgroup_add(&gate, 1);
+  gort_waitgroup_add(&started, 2);
+  gort_waitgroup_add(&finished, 1);
   site_line = __LINE__ + 1;
   EXPECT(gort_go(dump_test_waiter, NULL) == 0);  // the macro: file and line
   EXPECT((gort_go)(dump_test_sleeper, NULL) == 0);  // the function: its symbol
-  gort__wg_wait(&started);
+  gort_waitgroup_wait(&started);
   usleep(20000);
   static char buf[8192];
   dump_to(buf, sizeof buf);
   fprintf(stderr, "%s", buf);
-  EXPECT(strstr(buf, "goroutine 1 [wait group, ") != NULL);
+  EXPECT(strstr(buf, "goroutine 1 [sync.WaitGroup.Wait, ") != NULL);
   EXPECT(strstr(buf, "goroutine 2 [sleep, ") != NULL);
   char want[128];
   snprintf(want, sizeof want, "dump_test_waiter(0x0)\n\tcreated at %s:%d\n", __FILE__, site_line);
@@ -63,8 +63,8 @@ TEST(dump_shows_each_goroutine_its_wait_and_where_it_was_created) {
   gort_metrics_read(&s, 1);
   EXPECT(s.kind == GORT_METRIC_UINT64 && s.value.u64 == 2, "kind %d value %llu", (int)s.kind,
          (unsigned long long)s.value.u64);
-  gort__wg_done(&gate);
-  gort__wg_wait(&finished);
+  gort_waitgroup_done(&gate);
+  gort_waitgroup_wait(&finished);
   for (int i = 0; i < 1000 && gort_num_goroutine() != 1; i++) usleep(1000);
   dump_to(buf, sizeof buf);
   EXPECT(strstr(buf, "goroutine 1 ") == NULL, "an ended goroutine is not shown:\n%s", buf);
@@ -81,9 +81,9 @@ static void flatten(char *s) {
 // Run as its own program with GORT_DEBUG=sigquit=1 (harness_run: the
 // option is read at start): dies of its own SIGQUIT, printing the dump.
 INNER_TEST(sigquit_inner) {
-  gort__wg_add(&started, 1);
+  gort_waitgroup_add(&started, 1);
   EXPECT(gort_go(dump_test_sleeper, NULL) == 0);
-  gort__wg_wait(&started);
+  gort_waitgroup_wait(&started);
   usleep(20000);  // until it sleeps
   raise(SIGQUIT);
 }
@@ -122,23 +122,23 @@ TEST(sigquit_without_the_option_is_the_programs) {
 
 TEST(a_forked_child_has_none_of_the_parents_goroutines) {
   SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer does not start threads after a multi-threaded fork");
-  gort__wg_add(&started, 1);
+  gort_waitgroup_add(&started, 1);
   EXPECT(gort_go(dump_test_sleeper, NULL) == 0);
-  gort__wg_wait(&started);
+  gort_waitgroup_wait(&started);
   fflush(NULL);
   pid_t pid = fork();
   if (pid == 0) {
     alarm(20);
     if (gort_num_goroutine() != 0) _exit(3);
     // The scheduler works in the child: new Ms, a new monitor.
-    gort__wg_add(&gate, 1);
-    gort__wg_add(&started, 100);
-    gort__wg_add(&finished, 100);
+    gort_waitgroup_add(&gate, 1);
+    gort_waitgroup_add(&started, 100);
+    gort_waitgroup_add(&finished, 100);
     for (int i = 0; i < 100; i++) gort_go(dump_test_waiter, NULL);
-    gort__wg_wait(&started);
+    gort_waitgroup_wait(&started);
     if (gort_num_goroutine() != 100) _exit(4);
-    gort__wg_done(&gate);
-    gort__wg_wait(&finished);
+    gort_waitgroup_done(&gate);
+    gort_waitgroup_wait(&finished);
     _exit(0);
   }
   int st;

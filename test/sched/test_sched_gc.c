@@ -9,7 +9,7 @@
 enum { K = 16, SLACK = 4, OBJ = 200 };
 
 static gort_weak_t *weak[K];
-static gort__wg_t started, gate, finished;
+static gort_waitgroup_t started, gate, finished;
 static _Atomic int bad;
 
 static uint64_t tag_of(int i) { return 0x7a90 + (uint64_t)i; }
@@ -35,26 +35,26 @@ static GCTEST_NOINLINE void check(int i, uintptr_t held) {
 static void parked_holder(void *arg) {
   int i = (int)(intptr_t)arg;
   volatile uintptr_t held = make(i);  // the only reference: this stack
-  gort__wg_done(&started);
-  gort__wg_wait(&gate);  // parked while the collector runs
+  gort_waitgroup_done(&started);
+  gort_waitgroup_wait(&gate);  // parked while the collector runs
   check(i, held);
-  gort__wg_done(&finished);
+  gort_waitgroup_done(&finished);
 }
 
 static GCTEST_NOINLINE int count_cleared(void) { return gctest_count_cleared(weak, K); }
 
 TEST(an_object_held_only_by_a_parked_goroutine_survives) {
   SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer delays the collector's stop signal (test/run.sh)");
-  gort__wg_add(&gate, 1);
-  gort__wg_add(&started, K);
-  gort__wg_add(&finished, K);
+  gort_waitgroup_add(&gate, 1);
+  gort_waitgroup_add(&started, K);
+  gort_waitgroup_add(&finished, K);
   for (int i = 0; i < K; i++) EXPECT(gort_go(parked_holder, (void *)(intptr_t)i) == 0);
-  gort__wg_wait(&started);
+  gort_waitgroup_wait(&started);
   gctest_collect();
   gctest_collect();
   EXPECT(count_cleared() == 0, "%d of %d collected while parked goroutines held them", count_cleared(), K);
-  gort__wg_done(&gate);
-  gort__wg_wait(&finished);
+  gort_waitgroup_done(&gate);
+  gort_waitgroup_wait(&finished);
   EXPECT(atomic_load(&bad) == 0);
   // The goroutines are gone: so are the references.
   for (int i = 0; i < 1000 && gort_num_goroutine() != 0; i++) gctest_sleep_ms(1);
@@ -70,14 +70,14 @@ static void self_collector(void *arg) {
   gctest_collect();  // the collector runs on this goroutine's stack
   gctest_collect();
   check(0, held);
-  gort__wg_done(&finished);
+  gort_waitgroup_done(&finished);
 }
 
 TEST(a_goroutine_that_collects_keeps_its_own_objects) {
   SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer delays the collector's stop signal (test/run.sh)");
-  gort__wg_add(&finished, 1);
+  gort_waitgroup_add(&finished, 1);
   EXPECT(gort_go(self_collector, NULL) == 0);
-  gort__wg_wait(&finished);
+  gort_waitgroup_wait(&finished);
   EXPECT(atomic_load(&bad) == 0);
 }
 
@@ -90,19 +90,19 @@ static void running_holder(void *arg) {
   while (!atomic_load(&collected)) {
   }  // running on its thread, no safe point, while main collects
   check(0, held);
-  gort__wg_done(&finished);
+  gort_waitgroup_done(&finished);
 }
 
 TEST(an_object_held_by_a_running_goroutine_survives) {
   SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer delays the collector's stop signal (test/run.sh)");
   gort_maxprocs(2);
-  gort__wg_add(&finished, 1);
+  gort_waitgroup_add(&finished, 1);
   EXPECT(gort_go(running_holder, NULL) == 0);
   while (!atomic_load(&ready)) gctest_sleep_ms(1);
   gctest_collect();
   gctest_collect();
   atomic_store(&collected, 1);
-  gort__wg_wait(&finished);
+  gort_waitgroup_wait(&finished);
   EXPECT(atomic_load(&bad) == 0);
 }
 
@@ -165,13 +165,13 @@ static void mutator(void *arg) {
     verify(a, who, round);
     verify(b, who, round + 1000000);
   }
-  gort__wg_done(&finished);
+  gort_waitgroup_done(&finished);
 }
 
 TEST(lists_stay_intact_while_goroutines_mutate_and_threads_collect) {
   SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer delays the collector's stop signal (test/run.sh)");
   gort_maxprocs(2);
-  gort__wg_add(&finished, MUTATORS);
+  gort_waitgroup_add(&finished, MUTATORS);
   for (int i = 0; i < MUTATORS; i++) EXPECT(gort_go(mutator, (void *)(intptr_t)i) == 0);
   double end = gctest_now() + 1.5 * harness_scale();
   int cycles = 0;
@@ -181,7 +181,7 @@ TEST(lists_stay_intact_while_goroutines_mutate_and_threads_collect) {
     gctest_sleep_ms(2);
   }
   atomic_store(&mutators_stop, 1);
-  gort__wg_wait(&finished);
+  gort_waitgroup_wait(&finished);
   fprintf(stderr, "  %d cycles from main, %ld lists checked\n", cycles, atomic_load(&lists_checked));
   EXPECT(atomic_load(&nodes_bad) == 0, "%ld lists broken", atomic_load(&nodes_bad));
   EXPECT(atomic_load(&lists_checked) > 100, "only %ld lists checked", atomic_load(&lists_checked));

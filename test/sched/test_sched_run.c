@@ -17,14 +17,14 @@ static _Atomic int task_tid[TASKS];
 
 typedef struct {
   int i;
-  gort__wg_t *wg;
+  gort_waitgroup_t *wg;
 } task_t;
 
 static void work(void *arg) {
   task_t *t = arg;
   busy_ns(SCHEDTEST_TSAN ? 1000000 : 3000000);  // no safe point: only a thief moves the rest
   atomic_store(&task_tid[t->i], (int)syscall(SYS_gettid));
-  gort__wg_done(t->wg);
+  gort_waitgroup_done(t->wg);
 }
 
 static void producer(void *arg) {
@@ -38,10 +38,10 @@ static void producer(void *arg) {
 
 TEST(work_stealing_balances_a_skewed_load_over_two_ps) {
   gort_maxprocs(2);
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, TASKS);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, TASKS);
   EXPECT(gort_go(producer, &wg) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   int first = atomic_load(&task_tid[0]), on_first = 0;
   for (int i = 0; i < TASKS; i++) on_first += atomic_load(&task_tid[i]) == first;
   fprintf(stderr, "  %d of %d tasks on one thread\n", on_first, TASKS);
@@ -52,7 +52,7 @@ TEST(work_stealing_balances_a_skewed_load_over_two_ps) {
 
 // ---- runnext fairness ------------------------------------------------------------------------
 
-static gort__sema_t ping, pong;
+static gort_syncsema_t ping, pong;
 static _Atomic int stop;
 static _Atomic int64_t rounds, c_ran_at, c_spawned_at;
 
@@ -70,29 +70,29 @@ static void pinger(void *arg) {
       atomic_store(&c_spawned_at, now_ns());
       EXPECT(gort_go(third, NULL) == 0);
     }
-    gort__sema_release(&pong);  // readies the ponger into runnext
-    gort__sema_acquire(&ping);
+    gort__sync_release(&pong);  // readies the ponger into runnext
+    gort__sync_acquire(&ping, false, "semacquire", NULL);
   }
-  gort__sema_release(&pong);
+  gort__sync_release(&pong);
 }
 
 static void ponger(void *arg) {
-  gort__wg_t *wg = arg;
+  gort_waitgroup_t *wg = arg;
   while (!atomic_load(&stop)) {
-    gort__sema_acquire(&pong);
-    gort__sema_release(&ping);
+    gort__sync_acquire(&pong, false, "semacquire", NULL);
+    gort__sync_release(&ping);
   }
-  gort__sema_release(&ping);
-  gort__wg_done(wg);
+  gort__sync_release(&ping);
+  gort_waitgroup_done(wg);
 }
 
 TEST(runnext_pair_does_not_starve_the_local_queue) {
   gort_maxprocs(1);
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 1);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
   EXPECT(gort_go(ponger, &wg) == 0);
   EXPECT(gort_go(pinger, NULL) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   int64_t waited = atomic_load(&c_ran_at) - atomic_load(&c_spawned_at);
   fprintf(stderr, "  the third goroutine waited %lld us behind %lld ping-pongs\n",
           (long long)waited / 1000, (long long)atomic_load(&rounds));
@@ -113,7 +113,7 @@ static int64_t late[NSLEEPS];
 static _Atomic int64_t early;
 
 static void sleeper(void *arg) {
-  gort__wg_t *wg = arg;
+  gort_waitgroup_t *wg = arg;
   for (int i = 0; i < NSLEEPS; i++) {
     int64_t want = (i % 4 + 1) * 1000000;  // 1-4 ms
     int64_t t0 = now_ns();
@@ -122,14 +122,14 @@ static void sleeper(void *arg) {
     if (got < want) atomic_fetch_add(&early, 1);
     late[i] = got - want;
   }
-  gort__wg_done(wg);
+  gort_waitgroup_done(wg);
 }
 
 TEST(sleep_is_never_early_and_rarely_late) {
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 1);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
   EXPECT(gort_go(sleeper, &wg) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   EXPECT(atomic_load(&early) == 0, "%lld sleeps ended early", (long long)atomic_load(&early));
   qsort(late, NSLEEPS, sizeof late[0], cmp_i64);
   fprintf(stderr, "  lateness: median %lld us, max %lld us\n", (long long)late[NSLEEPS / 2] / 1000,
@@ -142,18 +142,18 @@ TEST(sleep_is_never_early_and_rarely_late) {
 enum { SLEEPERS = 10000 };
 
 static void short_sleep(void *arg) {
-  gort__wg_t *wg = arg;
+  gort_waitgroup_t *wg = arg;
   gort_sleep((gort_goroutine_id() % 50 + 1) * 1000000);
-  gort__wg_done(wg);
+  gort_waitgroup_done(wg);
 }
 
 TEST(ten_thousand_sleepers_all_wake) {
-  gort__wg_t wg = {0};
+  gort_waitgroup_t wg = {0};
   int n = SCHEDTEST_TSAN ? SLEEPERS / 10 : SLEEPERS;
-  gort__wg_add(&wg, n);
+  gort_waitgroup_add(&wg, n);
   int64_t t0 = now_ns();
   for (int i = 0; i < n; i++) EXPECT(gort_go(short_sleep, &wg) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   int64_t took = now_ns() - t0;
   fprintf(stderr, "  %d sleeps of 1-50 ms done in %lld ms\n", n, (long long)took / 1000000);
   EXPECT(took < 5000000000LL, "took %lld ms", (long long)took / 1000000);
@@ -173,32 +173,32 @@ static _Atomic int in_syscall;
 static _Atomic int64_t progress_during;
 
 static void blocker(void *arg) {
-  gort__wg_t *wg = arg;
+  gort_waitgroup_t *wg = arg;
   gort_syscall_enter();
   atomic_store(&in_syscall, 1);
   usleep(300 * 1000);  // blocks this thread in the kernel
   atomic_store(&in_syscall, 0);
   gort_syscall_exit();
-  gort__wg_done(wg);
+  gort_waitgroup_done(wg);
 }
 
 static void runner(void *arg) {
-  gort__wg_t *wg = arg;
+  gort_waitgroup_t *wg = arg;
   while (!atomic_load(&in_syscall)) gort_yield();
   while (atomic_load(&in_syscall)) {
     atomic_fetch_add(&progress_during, 1);
     gort_yield();
   }
-  gort__wg_done(wg);
+  gort_waitgroup_done(wg);
 }
 
 TEST(a_blocking_syscall_does_not_stall_the_others) {
   gort_maxprocs(1);  // one P: the others run only if sysmon hands it on
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 2);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 2);
   EXPECT(gort_go(blocker, &wg) == 0);
   EXPECT(gort_go(runner, &wg) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   fprintf(stderr, "  %lld yields while the other goroutine blocked\n",
           (long long)atomic_load(&progress_during));
   EXPECT(atomic_load(&progress_during) > 100, "%lld", (long long)atomic_load(&progress_during));
@@ -220,7 +220,7 @@ static void other(void *arg) {
 }
 
 static void long_runner(void *arg) {
-  gort__wg_t *wg = arg;
+  gort_waitgroup_t *wg = arg;
   EXPECT(gort_go(other, NULL) == 0);  // queued on this P, behind us
   // Asked within ~20 ms here; ThreadSanitizer's fiber per spawn makes the
   // loop slow enough to need a second or more.
@@ -232,13 +232,13 @@ static void long_runner(void *arg) {
     (gort_go)(other, NULL);
   }
   EXPECT(atomic_load(&other_ran), "the queued goroutine never ran");
-  gort__wg_done(wg);
+  gort_waitgroup_done(wg);
 }
 
 TEST(a_long_runner_yields_at_a_safe_point_when_asked) {
   gort_maxprocs(1);
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 1);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
   EXPECT(gort_go(long_runner, &wg) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
 }

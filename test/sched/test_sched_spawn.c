@@ -28,21 +28,21 @@ static _Atomic int64_t ran;
 static _Atomic int64_t id_sum;
 
 static void count(void *arg) {
-  gort__wg_t *wg = arg;
+  gort_waitgroup_t *wg = arg;
   atomic_fetch_add(&ran, 1);
   atomic_fetch_add(&id_sum, gort_goroutine_id());
-  gort__wg_done(wg);
+  gort_waitgroup_done(wg);
 }
 
 static void *spawner(void *arg) {
   (void)arg;
-  gort__wg_t wg = {0};
+  gort_waitgroup_t wg = {0};
   int n = SCHEDTEST_TSAN ? PER_SPAWNER / 10 : PER_SPAWNER;
   for (int i = 0; i < n; i++) {
-    gort__wg_add(&wg, 1);
+    gort_waitgroup_add(&wg, 1);
     if (gort_go(count, &wg) != 0) harness_fail(__FILE__, __LINE__, "gort_go failed at %d", i);
   }
-  gort__wg_wait(&wg);  // a plain thread: blocks on a futex
+  gort_waitgroup_wait(&wg);  // a plain thread: blocks on a futex
   return NULL;
 }
 
@@ -64,7 +64,7 @@ TEST(spawn_and_join_many_goroutines_from_many_threads) {
 typedef struct {
   int64_t num, size;
   _Atomic int64_t *sum;
-  gort__wg_t *wg;
+  gort_waitgroup_t *wg;
 } node_t;
 
 static void skynet(void *arg) {
@@ -72,39 +72,39 @@ static void skynet(void *arg) {
   if (n->size == 1) {
     atomic_fetch_add(n->sum, n->num);
   } else {
-    gort__wg_t wg = {0};
+    gort_waitgroup_t wg = {0};
     node_t kids[10];
     for (int i = 0; i < 10; i++) {
       kids[i] = (node_t){n->num + i * (n->size / 10), n->size / 10, n->sum, &wg};
-      gort__wg_add(&wg, 1);
+      gort_waitgroup_add(&wg, 1);
       EXPECT(gort_go(skynet, &kids[i]) == 0);
     }
-    gort__wg_wait(&wg);  // a goroutine: parks; kids[] stays on this stack
+    gort_waitgroup_wait(&wg);  // a goroutine: parks; kids[] stays on this stack
   }
-  gort__wg_done(n->wg);
+  gort_waitgroup_done(n->wg);
 }
 
 TEST(goroutines_spawn_and_join_goroutines) {
   _Atomic int64_t sum = 0;
-  gort__wg_t wg = {0};
+  gort_waitgroup_t wg = {0};
   int64_t size = SCHEDTEST_TSAN ? 10000 : 100000;
   node_t root = {0, size, &sum, &wg};
-  gort__wg_add(&wg, 1);
+  gort_waitgroup_add(&wg, 1);
   EXPECT(gort_go(skynet, &root) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   EXPECT(atomic_load(&sum) == size * (size - 1) / 2, "sum %lld", (long long)atomic_load(&sum));
 }
 
 // ---- 100k alive at once --------------------------------------------------------------------
 
 enum { LIVE = 100000 };
-static gort__wg_t started, gate, finished;
+static gort_waitgroup_t started, gate, finished;
 
 static void wait_at_gate(void *arg) {
   (void)arg;
-  gort__wg_done(&started);
-  gort__wg_wait(&gate);
-  gort__wg_done(&finished);
+  gort_waitgroup_done(&started);
+  gort_waitgroup_wait(&gate);
+  gort_waitgroup_done(&finished);
 }
 
 TEST(hundred_thousand_live_goroutines) {
@@ -112,12 +112,12 @@ TEST(hundred_thousand_live_goroutines) {
   // 8128: it runs 5000.
   int live = SCHEDTEST_TSAN ? 5000 : LIVE;
   int64_t rss0 = harness_rss_bytes();
-  gort__wg_add(&gate, 1);
-  gort__wg_add(&started, live);
-  gort__wg_add(&finished, live);
+  gort_waitgroup_add(&gate, 1);
+  gort_waitgroup_add(&started, live);
+  gort_waitgroup_add(&finished, live);
   for (int i = 0; i < live; i++)
     if (gort_go(wait_at_gate, NULL) != 0) harness_fail(__FILE__, __LINE__, "gort_go failed at %d", i);
-  gort__wg_wait(&started);
+  gort_waitgroup_wait(&started);
   EXPECT(gort_num_goroutine() == live, "%lld alive", (long long)gort_num_goroutine());
   int64_t per = (harness_rss_bytes() - rss0) / live;
   fprintf(stderr, "  %lld bytes of RSS per parked goroutine\n", (long long)per);
@@ -125,8 +125,8 @@ TEST(hundred_thousand_live_goroutines) {
   // and the sanitizer's shadow.
   // (Not under ThreadSanitizer, whose fiber per goroutine costs ~1 MiB.)
   EXPECT(SCHEDTEST_TSAN || per < 12 * 1024, "%lld bytes each", (long long)per);
-  gort__wg_done(&gate);
-  gort__wg_wait(&finished);
+  gort_waitgroup_done(&gate);
+  gort_waitgroup_wait(&finished);
 }
 
 // ---- errno --------------------------------------------------------------------------------
@@ -141,7 +141,7 @@ static NOINLINE int get_errno(void) { return errno; }
 static NOINLINE void set_errno(int e) { errno = e; }
 
 static void keep_errno(void *arg) {
-  gort__wg_t *wg = arg;
+  gort_waitgroup_t *wg = arg;
   int mine = 1000 + (int)gort_goroutine_id();
   set_errno(mine);
   for (int i = 0; i < 200; i++) {
@@ -150,15 +150,15 @@ static void keep_errno(void *arg) {
     if (get_errno() != mine) atomic_fetch_add(&errno_bad, 1);
     set_errno(mine);
   }
-  gort__wg_done(wg);
+  gort_waitgroup_done(wg);
 }
 
 TEST(errno_survives_a_switch) {
   gort_maxprocs(2);
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, ERRNO_GS);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, ERRNO_GS);
   for (int i = 0; i < ERRNO_GS; i++) EXPECT(gort_go(keep_errno, &wg) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   EXPECT(atomic_load(&errno_bad) == 0, "%lld switches lost errno", (long long)atomic_load(&errno_bad));
 }
 
@@ -171,11 +171,11 @@ TEST(maxprocs_reads_sets_and_ignores_negative) {
   EXPECT(gort_maxprocs(3) == def);
   EXPECT(gort_maxprocs(0) == 3);
   // Lowering it while goroutines run: they still all finish.
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 1000);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1000);
   for (int i = 0; i < 1000; i++) EXPECT(gort_go(count, &wg) == 0);
   EXPECT(gort_maxprocs(1) == 3);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
   EXPECT(gort_maxprocs(2) == 1);
   EXPECT(gort_maxprocs(100000) == 2);
   EXPECT(gort_maxprocs(0) == 256, "capped at 256: %d", gort_maxprocs(0));
@@ -183,10 +183,10 @@ TEST(maxprocs_reads_sets_and_ignores_negative) {
 
 INNER_TEST(maxprocs_from_env_inner) {
   EXPECT(gort_maxprocs(0) == 3, "got %d", gort_maxprocs(0));
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 1);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
   EXPECT(gort_go(count, &wg) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
 }
 
 TEST(gort_maxprocs_env_sets_the_procs) {
@@ -214,9 +214,9 @@ TEST(spawn_from_a_goroutine_after_the_spawner_exits) {
 
 static void block_forever(void *arg) {
   (void)arg;
-  gort__wg_t never = {0};
-  gort__wg_add(&never, 1);
-  gort__wg_wait(&never);
+  gort_waitgroup_t never = {0};
+  gort_waitgroup_add(&never, 1);
+  gort_waitgroup_wait(&never);
 }
 
 static long vm_bytes(void) {

@@ -21,15 +21,15 @@ static int depth_kib;
 
 static void deep(void *arg) {
   recurse(0, depth_kib);  // about 1 KiB per frame
-  gort__wg_done(arg);
+  gort_waitgroup_done(arg);
 }
 
 static void run_deep(void *arg) {
   (void)arg;
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 1);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
   EXPECT(gort_go(deep, &wg) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
 }
 
 TEST(stack_overflow_reports_the_goroutine) {
@@ -75,10 +75,10 @@ static int fault_in_child(bool handler) {
   if (pid == 0) {
     alarm(20);
     if (handler) signal(SIGSEGV, own_handler);  // before gort installs its own
-    gort__wg_t wg = {0};
-    gort__wg_add(&wg, 1);
+    gort_waitgroup_t wg = {0};
+    gort_waitgroup_add(&wg, 1);
     gort_go(null_store, NULL);
-    gort__wg_wait(&wg);
+    gort_waitgroup_wait(&wg);
     _exit(0);
   }
   int st = 0;
@@ -101,7 +101,7 @@ TEST(a_fault_that_is_no_overflow_gets_the_default_action) {
 // ---- pooled stacks go back to the OS ------------------------------------------------------------
 
 enum { POOLED = 6000, TOUCH = 32 * 1024 };
-static gort__wg_t touched, release_gate, gone;
+static gort_waitgroup_t touched, release_gate, gone;
 
 static NOINLINE void touch_stack(void) {
   volatile char buf[TOUCH];
@@ -111,20 +111,20 @@ static NOINLINE void touch_stack(void) {
 static void toucher(void *arg) {
   (void)arg;
   touch_stack();
-  gort__wg_done(&touched);
-  gort__wg_wait(&release_gate);
-  gort__wg_done(&gone);
+  gort_waitgroup_done(&touched);
+  gort_waitgroup_wait(&release_gate);
+  gort_waitgroup_done(&gone);
 }
 
 TEST(stacks_pooled_beyond_the_bound_give_their_pages_back) {
-  gort__wg_add(&touched, POOLED);
-  gort__wg_add(&release_gate, 1);
-  gort__wg_add(&gone, POOLED);
+  gort_waitgroup_add(&touched, POOLED);
+  gort_waitgroup_add(&release_gate, 1);
+  gort_waitgroup_add(&gone, POOLED);
   for (int i = 0; i < POOLED; i++) EXPECT(gort_go(toucher, NULL) == 0);
-  gort__wg_wait(&touched);
+  gort_waitgroup_wait(&touched);
   int64_t peak = harness_rss_bytes();
-  gort__wg_done(&release_gate);
-  gort__wg_wait(&gone);
+  gort_waitgroup_done(&release_gate);
+  gort_waitgroup_wait(&gone);
   // About 1900 stacks beyond the 4096 kept, 36 KiB each: ~65 MiB, within
   // a second or two (sysmon trims once a second).
   int64_t after = peak;
@@ -136,20 +136,20 @@ TEST(stacks_pooled_beyond_the_bound_give_their_pages_back) {
           (long long)(after >> 20));
   EXPECT(peak - after >= 40 * 1024 * 1024, "RSS fell by %lld MiB only", (long long)((peak - after) >> 20));
   // The pooled stacks, cold or not, are reused.
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 1);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
   depth_kib = 100;
   EXPECT(gort_go(deep, &wg) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
 }
 
-static gort__wg_t gate, started, finished;
+static gort_waitgroup_t gate, started, finished;
 
 static void wait_gate(void *arg) {
   (void)arg;
-  gort__wg_done(&started);
-  gort__wg_wait(&gate);
-  gort__wg_done(&finished);
+  gort_waitgroup_done(&started);
+  gort_waitgroup_wait(&gate);
+  gort_waitgroup_done(&finished);
 }
 
 // ---- the fallback guards ------------------------------------------------------------------------
@@ -171,15 +171,15 @@ static NOINLINE void overrun_by_1500(void) {
 static void overrun_then_yield(void *arg) {
   overrun_by_1500();
   gort_yield();  // the canary is checked here
-  gort__wg_done(arg);
+  gort_waitgroup_done(arg);
 }
 
 static void run_overrun(void *arg) {
   (void)arg;
-  gort__wg_t wg = {0};
-  gort__wg_add(&wg, 1);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
   EXPECT(gort_go(overrun_then_yield, &wg) == 0);
-  gort__wg_wait(&wg);
+  gort_waitgroup_wait(&wg);
 }
 
 INNER_TEST(mprotect_guard_inner) {
@@ -187,14 +187,14 @@ INNER_TEST(mprotect_guard_inner) {
   EXPECT(harness_expect_fatal(run_overrun, NULL, "gort: fatal error: goroutine 1 stack overflow"));
   // Past the budget of 8192 mprotect guards, canaries (without running out
   // of mappings: vm.max_map_count is 65530 by default).
-  gort__wg_add(&gate, 1);
-  gort__wg_add(&started, 10000);
-  gort__wg_add(&finished, 10000);
+  gort_waitgroup_add(&gate, 1);
+  gort_waitgroup_add(&started, 10000);
+  gort_waitgroup_add(&finished, 10000);
   for (int i = 0; i < 10000; i++) EXPECT(gort_go(wait_gate, NULL) == 0);
-  gort__wg_wait(&started);
+  gort_waitgroup_wait(&started);
   EXPECT(gort__stack_guard_mode == 2, "mode %d after 10000 stacks", gort__stack_guard_mode);
-  gort__wg_done(&gate);
-  gort__wg_wait(&finished);
+  gort_waitgroup_done(&gate);
+  gort_waitgroup_wait(&finished);
   depth_kib = 40;
   run_deep(NULL);  // a canary stack that does not overflow runs as any other
 }
