@@ -98,6 +98,16 @@ static struct {
   mcache_t *c;
 } late = {.lock = LOCK_INIT};
 
+// The span's owner is kept twice: s->owner for the slow paths and the
+// checks, and the owner's id in each page's info for the free fast path
+// (pagemap.h). They change together here, and only here, while the span
+// is out of any list. (A span going back to the page heap needs neither:
+// the heap clears both.)
+void gort__span_set_owner(mspan_t *s, mcache_t *c) {
+  atomic_store_explicit(&s->owner, c, memory_order_release);
+  gort__span_pinfo_set_owner(s, c != NULL ? c->id : 0);
+}
+
 void gort__span_init_small(mspan_t *s, int cls) {
   s->sizeclass = (uint8_t)cls;
   s->elemsize = gort__class_size[cls];
@@ -396,7 +406,7 @@ static mspan_t *stash_pop(mcache_t *c, int cls) {
   mspan_t *s = atomic_exchange_explicit(&c->stash[other], NULL, memory_order_acquire);
   if (s != NULL) {
     gort__span_init_small(s, cls);  // every block free: no live bit, no sample
-    gort__span_pinfo_set_owner(s, c->id);
+    gort__span_set_owner(s, c);     // init cleared the page info's owner
   }
   return s;
 }
@@ -598,8 +608,7 @@ static mspan_t *fresh_span(mcache_t *c, int cls) {
   mspan_t *s = gort__mheap_alloc(gort__class_npages[cls], 1, SPAN_SMALL);
   if (s == NULL) return NULL;
   gort__span_init_small(s, cls);
-  atomic_store_explicit(&s->owner, c, memory_order_relaxed);
-  gort__span_pinfo_set_owner(s, c->id);
+  gort__span_set_owner(s, c);
   return s;
 }
 

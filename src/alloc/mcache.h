@@ -126,6 +126,8 @@ extern uintptr_t gort__tag_key GORT_HIDDEN;
 // the first); returns them as a list in address order, tagged fresh. The
 // caller owns s and counts them in s->used.
 block_t *gort__mcache_carve(mspan_t *s);
+// Sets s's owner (NULL: none), in the span and in its pages' info.
+void gort__span_set_owner(mspan_t *s, mcache_t *c);
 // Prepares a fresh small span; blocks are carved on demand.
 void gort__span_init_small(mspan_t *s, int cls);
 

@@ -81,8 +81,7 @@ mspan_t *gort__mcentral_adopt(int cls, mcache_t *c) {
     collect_xfree(s);
     if (s->free != NULL || s->fresh < s->nelems) {
       s->where = WHERE_NONE;
-      atomic_store_explicit(&s->owner, c, memory_order_release);
-      gort__span_pinfo_set_owner(s, c->id);
+      gort__span_set_owner(s, c);
       unlock(&mc->lock);
       return s;
     }
@@ -116,8 +115,7 @@ bool gort__mcentral_adopt_span(mspan_t *s, mcache_t *c) {
   mc->nspans--;
   collect_xfree(s);  // also clears NOTIFY
   s->where = WHERE_NONE;
-  atomic_store_explicit(&s->owner, c, memory_order_release);
-  gort__span_pinfo_set_owner(s, c->id);
+  gort__span_set_owner(s, c);
   unlock(&mc->lock);
   return true;
 }
@@ -125,8 +123,7 @@ bool gort__mcentral_adopt_span(mspan_t *s, mcache_t *c) {
 void gort__mcentral_give(mspan_t *s) {
   mcentral_t *mc = get_central(s->sizeclass);
   lock(&mc->lock);
-  atomic_store_explicit(&s->owner, NULL, memory_order_release);
-  gort__span_pinfo_set_owner(s, 0);
+  gort__span_set_owner(s, NULL);
   collect_xfree(s);
   gort_assert_expensive(gort__mspan_is_valid(s));  // tier boundary: a cache hands it back
   if (s->used == 0) {
