@@ -23,6 +23,7 @@ typedef struct {
   uint64_t heap_marked;        // bytes the last mark found live
   double cpu_fraction;
   uint64_t objects_alloc, objects_freed, bytes_alloc, bytes_freed;  // small objects
+  uint64_t dirty_pages, last_dirty_pages;  // pages rescanned by concurrent marks: all, the last
 } gc_figures_t;
 
 void gort__gc_init(void);         // start-up step 3 (base/start.c)
@@ -157,7 +158,21 @@ void gort__gc_mark_drain(void);
 // Reads what the mark needs before the world stops (the loaded objects).
 void gort__gc_mark_prepare(void);
 bool gort__gc_is_marked(uintptr_t obj);
+// Concurrent marking (mgc.c says how the cycle uses them).
+void gort__gc_mark_begin(void);                 // first stop: the roots
+void gort__gc_mark_drain_concurrent(void);      // the background worker
+void gort__gc_mark_assist(uint32_t budget);     // an allocating thread, in a no-stop region
+bool gort__gc_mark_rescan_dirty(uint64_t *pages);  // a pre-cleaning round
+uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages);  // final stop
+// Allocation black: marks every free slot of s (its cache's thread, in a
+// no-stop region, while gort__gc_marking).
+void gort__gc_premark_span(mspan_t *s);
+void gort__gc_clear_span_marks(mspan_t *s);
+// True from the first stop of a concurrent cycle to its final stop: set and
+// cleared only with the world stopped, so stable inside a no-stop region.
+extern _Atomic bool gort__gc_marking GORT_HIDDEN;
 int gort__gc_mark_workers(void);
+int gort__gc_cpus(void);  // the CPUs the collector may use
 void gort__gc_mark_init(void);
 
 // Resolves a word to the collected object it points into: its start
@@ -185,6 +200,20 @@ void gort__gc_sweep_pause(void);
 void gort__gc_sweep_resume(void);
 void gort__gc_sweep_init(void);
 extern _Atomic uint64_t gort__gc_swept_objects, gort__gc_swept_bytes GORT_HIDDEN;
+
+// ---- dirty.c: pages written during a mark -------------------------------------------
+
+// Probes the backend once (GORT_DEBUG=gcdirty); true if there is tracking.
+bool gort__dirty_enabled(void);
+const char *gort__dirty_name(void);
+// Protects the whole heap (before the first stop); false if tracking failed.
+bool gort__dirty_arm(void);
+// Calls fn on each run of pages written since the last arm or collect and
+// protects them again; *pages counts them. False if tracking failed.
+bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, uint64_t *pages);
+// Unprotects the heap (after the final stop).
+void gort__dirty_disarm(void);
+void gort__dirty_fork_child(void);
 
 // ---- finalizer.c -------------------------------------------------------------------
 

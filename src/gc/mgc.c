@@ -87,6 +87,21 @@ static struct {
 
 static _Atomic uint32_t cycle_lock;
 
+_Atomic bool gort__gc_marking;
+
+// The concurrent cycle's state, handed from the thread that runs the first
+// stop to the background worker, which runs the rest and drops the cycle
+// lock.
+static struct {
+  bool on;                    // dirty tracking works: cycles are concurrent
+  _Atomic uint32_t request;   // bumped to start the worker on a cycle
+  _Atomic uint32_t finished;  // cycles finished (futex for gort_gc_collect)
+  uint32_t started;           // cycles started (under the cycle lock)
+  bool forced;
+  uint64_t before, live_at_start;
+  int64_t t0, t_restart1, stw1_ns;
+} conc;
+
 // The pools' rotation (gort__gc_set_pool_hooks); NULL until pools start.
 static void (*pool_stopped)(void), (*pool_restarted)(void);
 
@@ -94,6 +109,11 @@ static void cycle_lock_take(void) {
   uint32_t z = 0;
   if (atomic_compare_exchange_strong(&cycle_lock, &z, 1)) return;
   while (atomic_exchange(&cycle_lock, 2) != 0) gort__os_futex_wait(&cycle_lock, 2);
+}
+
+static bool cycle_lock_try(void) {
+  uint32_t z = 0;
+  return atomic_compare_exchange_strong(&cycle_lock, &z, 1);
 }
 
 static void cycle_lock_drop(void) {
@@ -126,6 +146,8 @@ static uint64_t goal_after(uint64_t marked) {
   return goal;
 }
 
+static uint64_t trigger_for(uint64_t marked, uint64_t goal);
+
 // Milliseconds as "M.mmm" into buf.
 static const char *ms3(char *buf, size_t n, int64_t ns) {
   if (ns < 0) ns = 0;
@@ -133,44 +155,67 @@ static const char *ms3(char *buf, size_t n, int64_t ns) {
   return buf;
 }
 
-static void trace_line(uint64_t before, uint64_t marked, int64_t t0, int64_t t_mark, int64_t t_end) {
-  int procs = gort__gc_mark_workers();
-  char a[32], b[32], c[32], d[32];
-  int64_t since = t0 - gc.start_ns;
-  // Go's format. Every phase of this version runs with the world stopped:
-  // the clock's a is the stop and the sweep's termination, b the mark, c
-  // the mark's termination (finalizers, weak pointers, restart).
-  gort__print("gc %u @%lld.%03llds %d%%: %s+%s+%s ms clock, %s+%s/%s/0+%s ms cpu, "
-              "%llu->%llu->%llu MB, %llu MB goal, %d P\n",
+// Go's gctrace line. clock: the first stop (with the sweep's termination),
+// the concurrent mark, the final stop; cpu: the same, the concurrent part
+// split as Go's (assist/background/idle), idle always 0 here.
+static void trace_line(uint64_t before, uint64_t after, uint64_t marked, int64_t stw1, int64_t concurrent,
+                       int64_t stw2, int procs2) {
+  char a[32], b[32], c[32], d[32], e[32];
+  int64_t since = gort__nanotime() - gc.start_ns;
+  gort__print("gc %u @%lld.%03llds %d%%: %s+%s+%s ms clock, %s+0/%s/0+%s ms cpu, "
+              "%llu->%llu->%llu MB, %llu MB goal, %d P%s\n",
               gc.fig.num_gc, (long long)(since / 1000000000), (long long)(since / 1000000 % 1000),
-              (int)(gc.fig.cpu_fraction * 100), ms3(a, sizeof a, t_mark - t0),
-              ms3(b, sizeof b, t_end - t_mark), ms3(c, sizeof c, 0), a,
-              ms3(d, sizeof d, (t_end - t_mark) * procs), b, c, (unsigned long long)(before >> 20),
-              (unsigned long long)(before >> 20), (unsigned long long)(marked >> 20),
-              (unsigned long long)(gc.fig.next_gc >> 20), procs);
+              (int)(gc.fig.cpu_fraction * 100), ms3(a, sizeof a, stw1), ms3(b, sizeof b, concurrent),
+              ms3(c, sizeof c, stw2), a, b, ms3(d, sizeof d, stw2 * procs2),
+              (unsigned long long)(before >> 20), (unsigned long long)(after >> 20),
+              (unsigned long long)(marked >> 20), (unsigned long long)(gc.fig.next_gc >> 20),
+              gort__gc_mark_workers(), conc.forced ? " (forced)" : "");
+  (void)e;
 }
 
 // The parts a program that never collects should not pay for: the stop
 // signal's handler, the mark workers, the sweeper. At the first cycle.
+static void *worker_main(void *arg);
+
 static void activate(void) {
   if (active) return;
   active = true;
   gort__stw_init();
   gort__gc_mark_init();
   gort__gc_sweep_init();
+  conc.on = gort__dirty_enabled() &&
+            gort__stw_internal_thread(worker_main, (void *)(uintptr_t)atomic_load(&conc.request)) == 0;
+  if (gort__opts.gctrace)
+    gort__print("gc: %s marking, dirty pages from %s\n", conc.on ? "concurrent" : "stop-the-world",
+                gort__dirty_name());
 }
 
 static void cycle(void *arg);
+static void cycle_start(void *arg);
 
+// Runs a cycle, or (the pacer's call, a cycle already running) helps it.
 static void collect(bool forced) {
   gort__stw_register_self();
-  gort__stw_run_recorded(cycle, &forced);
+  if (forced) {
+    cycle_lock_take();
+  } else if (!cycle_lock_try()) {
+    return;  // a cycle runs: the pacer's assist (gort__gc_maybe_collect) helps it
+  }
+  activate();
+  if (!conc.on) {
+    gort__stw_run_recorded(cycle, &forced);
+    return;
+  }
+  uint32_t mine = ++conc.started;
+  gort__stw_run_recorded(cycle_start, &forced);
+  if (forced)
+    for (uint32_t f; (int32_t)((f = atomic_load(&conc.finished)) - mine) < 0;) gort__os_futex_wait(&conc.finished, f);
 }
 
+// The stop-the-world cycle (no dirty tracking). Called with the cycle lock
+// held; drops it.
 static void cycle(void *arg) {
   bool forced = *(bool *)arg;
-  cycle_lock_take();
-  activate();
   int64_t t0 = gort__nanotime();
   uint64_t before = atomic_load(&gort__gc_heap_live);
   gort__gc_mark_prepare();
@@ -192,7 +237,7 @@ static void cycle(void *arg) {
   gort__gc_sweep_begin();
   atomic_store(&gort__gc_heap_live, marked);
   uint64_t goal = goal_after(marked);
-  atomic_store(&gort__gc_trigger, goal);
+  atomic_store(&gort__gc_trigger, trigger_for(marked, goal));
   int64_t t_end = gort__nanotime();
   // Figures, with the world still stopped (nobody reads them meanwhile).
   uint64_t pause = (uint64_t)(t_end - t0);
@@ -213,7 +258,139 @@ static void cycle(void *arg) {
   gort__gc_finalizers_wake();
   cycle_lock_drop();
   if (pool_restarted != NULL) pool_restarted();
-  if (gort__opts.gctrace) trace_line(before, marked, t0, t_mark, t_end);
+  conc.forced = forced;
+  if (gort__opts.gctrace) trace_line(before, before, marked, t_mark - t0, 0, t_end - t_mark, gort__gc_mark_workers());
+}
+
+// ---- the concurrent cycle -----------------------------------------------------------
+
+// The trigger for the next cycle, from its goal: marking runs while the
+// program allocates, so it starts before the goal (Go's trigger), leaving
+// 30% of the growth for the mark; assists keep the heap near the goal if
+// the program outruns the worker.
+static uint64_t trigger_for(uint64_t marked, uint64_t goal) {
+  if (!conc.on || goal <= marked) return goal;
+  return marked + (goal - marked) / 10 * 7;
+}
+
+// The first stop, on the thread that starts the cycle (the cycle lock held;
+// the worker drops it at the end).
+static void cycle_start(void *arg) {
+  conc.forced = *(bool *)arg;
+  conc.t0 = gort__nanotime();
+  conc.before = atomic_load(&gort__gc_heap_live);
+  gort__gc_mark_prepare();
+  gort__gc_sweep_pause();
+  gort__gc_sweep_finish();
+  // Protecting the heap before the stop is early, so only conservative: a
+  // page written between here and the stop is rescanned for nothing.
+  bool tracked = gort__dirty_arm();
+  int64_t t_stop = gort__nanotime();
+  gort__stw_stop();
+  gort__gc_sweep_finish();
+  gort__gc_flush_caches();
+  if (pool_stopped != NULL) pool_stopped();
+  conc.live_at_start = atomic_load(&gort__gc_heap_live);
+  atomic_store(&gort__gc_marking, true);
+  gort__gc_mark_begin();
+  int64_t t_end = gort__nanotime();
+  conc.stw1_ns = t_end - t_stop;
+  gc.fig.pause_ns[gc.fig.num_gc % 256] = (uint64_t)conc.stw1_ns;
+  gort__stw_start();
+  conc.t_restart1 = t_end;
+  if (!tracked) gort__print("gc: dirty tracking failed; this cycle rescans every marked object in its final stop\n");
+  atomic_fetch_add(&conc.request, 1);
+  gort__os_futex_wake(&conc.request, 1);
+  if (pool_restarted != NULL) pool_restarted();
+}
+
+// Pre-cleaning rounds stop when a round finds this few written pages (the
+// final stop rescans them) or after this many rounds (a program that writes
+// faster than the worker cleans would otherwise keep it forever).
+#define PRECLEAN_PAGES 256
+#define PRECLEAN_ROUNDS 8
+
+// The concurrent part and the final stop, on the background worker.
+static void cycle_finish(void) {
+  gort__gc_mark_drain_concurrent();
+  uint64_t rescanned = 0, pages = 0;
+  for (int round = 0; round < PRECLEAN_ROUNDS; round++) {
+    if (!gort__gc_mark_rescan_dirty(&pages)) break;
+    rescanned += pages;
+    gort__gc_mark_drain_concurrent();
+    if (pages <= PRECLEAN_PAGES) break;
+  }
+  int64_t t_stop = gort__nanotime();
+  gort__stw_stop();
+  gort__gc_flush_caches();
+  // What the caches took during the mark was allocated black: it counts as
+  // live, as Go counts its black allocation in the marked bytes.
+  uint64_t now_live = atomic_load(&gort__gc_heap_live);
+  uint64_t black = now_live > conc.live_at_start ? now_live - conc.live_at_start : 0;
+  uint64_t last_pages = 0;
+  uint64_t marked = gort__gc_mark_finish(gc.fig.heap_marked, &last_pages);
+  atomic_store(&gort__gc_marking, false);
+  gort__gc_finalizers_mark();
+  atomic_fetch_add(&gort__gc_sweepgen, 2);
+  gort__gc_sweep_begin();
+  uint64_t live = marked + black;
+  atomic_store(&gort__gc_heap_live, live);
+  uint64_t goal = goal_after(live);
+  atomic_store(&gort__gc_trigger, trigger_for(live, goal));
+  int64_t t_end = gort__nanotime();
+  int64_t stw2 = t_end - t_stop, concurrent = t_stop - conc.t_restart1;
+  uint64_t pause = (uint64_t)(conc.stw1_ns + stw2);
+  gc.fig.pause_ns[gc.fig.num_gc % 256] = pause;
+  gc.fig.num_gc++;
+  if (conc.forced) gc.fig.num_forced_gc++;
+  gc.fig.pause_total_ns += pause;
+  gc.fig.last_gc_unix_ns = (uint64_t)unix_ns();
+  gc.fig.next_gc = goal;
+  gc.fig.heap_marked = live;
+  gc.fig.dirty_pages += rescanned + last_pages;
+  gc.fig.last_dirty_pages = rescanned + last_pages;
+  int procs2 = gort__gc_mark_workers();
+  gc.cpu_ns_total += (uint64_t)conc.stw1_ns + (uint64_t)concurrent + (uint64_t)stw2 * (uint64_t)procs2;
+  int64_t wall = t_end - gc.start_ns;
+  long ncpu = gort__gc_cpus();
+  gc.fig.cpu_fraction = wall > 0 ? (double)gc.cpu_ns_total / ((double)wall * (double)ncpu) : 0;
+  gort__stw_start();
+  gort__dirty_disarm();
+  gort__gc_sweep_resume();
+  gort__gc_finalizers_wake();
+  if (gort__opts.gctrace) trace_line(conc.before, now_live, live, conc.stw1_ns, concurrent, stw2, procs2);
+  atomic_fetch_add(&conc.finished, 1);
+  gort__os_futex_wake(&conc.finished, INT32_MAX);
+  cycle_lock_drop();
+}
+
+static void *worker_main(void *arg) {
+  // The requests made before this thread ran are its own too: the first
+  // cycle asks right after creating it.
+  uint32_t seen = (uint32_t)(uintptr_t)arg;
+  for (;;) {
+    uint32_t now;
+    while ((now = atomic_load(&conc.request)) == seen) gort__os_futex_wait(&conc.request, seen);
+    seen = now;
+    cycle_finish();
+  }
+  return NULL;
+}
+
+// The pacer's check during a concurrent mark: an allocating thread that
+// has passed the trigger while the mark runs helps it, in proportion to
+// how far past; past the goal it waits for the cycle (Go's hard goal).
+static void assist(void) {
+  uint64_t live = atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed);
+  uint64_t goal = gc.fig.next_gc;
+  if (goal != 0 && live > goal + goal / 10) {
+    uint32_t f = atomic_load(&conc.finished);
+    if (atomic_load(&gort__gc_marking)) gort__os_futex_wait(&conc.finished, f);
+    return;
+  }
+  nostop_enter();
+  if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) gort__gc_mark_assist(goal != 0 && live > goal ? 1024 : 128);
+  nostop_exit();
 }
 
 void gort__gc_set_pool_hooks(void (*stopped)(void), void (*restarted)(void)) {
@@ -235,6 +412,10 @@ void gort__gc_maybe_collect(void) {
                   atomic_load_explicit(&gort__gc_trigger, memory_order_relaxed)))
     return;
   if (!gort__gc_enabled() || gort__nostop > 0) return;
+  if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) {
+    assist();
+    return;
+  }
   collect(false);
 }
 
@@ -251,7 +432,8 @@ void gort_gc_collect(void) {
 int gort_gc_set_percent(int percent) {
   gort__start_ensure();
   int old = atomic_exchange(&gc.percent, percent < 0 ? -1 : percent);
-  atomic_store(&gort__gc_trigger, percent < 0 ? UINT64_MAX : goal_after(gc.fig.heap_marked));
+  uint64_t goal = goal_after(gc.fig.heap_marked);
+  atomic_store(&gort__gc_trigger, percent < 0 ? UINT64_MAX : trigger_for(gc.fig.heap_marked, goal));
   return old;
 }
 
@@ -289,6 +471,8 @@ static void fork_child(void) {
   gort__stw_unlock_after_fork(1);
   atomic_store(&cycle_lock, 0);
   active = false;
+  conc.on = false;  // the worker thread is gone; activate() starts another
+  gort__dirty_fork_child();
   gort__gc_mark_after_fork_child();
   gort__gc_sweep_after_fork_child();
   gort__gc_finalizers_after_fork_child();
