@@ -3,7 +3,8 @@
  * gort_read_memstats fills Go's runtime.MemStats fields that make sense in
  * gort. gort_metrics_read reads figures by Go's runtime/metrics names
  * ("/gc/heap/allocs:bytes"); gort_metrics_all lists them all. The
- * collector's fields (NextGC, NumGC, pauses...) read zero until it exists.
+ * collector's fields (NextGC, NumGC, pauses...) read zero until its first
+ * cycle.
  *
  * Snapshots: page-heap figures are read under one lock, so HeapInuse +
  * HeapIdle == HeapSys exactly. Per-thread counters are summed without
@@ -53,7 +54,7 @@ typedef struct {
   uint64_t scavenged_bytes;   /* bytes released to the OS, ever */
   int64_t memory_limit;       /* the soft limit in force (INT64_MAX: none) */
   uint64_t threads;           /* thread caches alive */
-  /* The collector (zero until it exists). */
+  /* The collector (zero until its first cycle). */
   uint64_t next_gc;
   uint64_t last_gc;           /* ns since the epoch */
   uint64_t pause_total_ns;

@@ -47,7 +47,7 @@ static const option_t options[] = {
      "write a pprof heap profile (gzipped profile.proto) to this path at exit: `%p` is the "
      "process id, `%e` the program's name; without `%p`, the processes the first one starts "
      "write `path.<pid>`", false},
-    {"GORT_LEAKCHECK", OPT_BOOL, OFF(leakcheck), false, "(reserved: no effect until the collector lands) report unreachable malloc blocks at exit", true},
+    {"GORT_LEAKCHECK", OPT_BOOL, OFF(leakcheck), false, "(reserved: no effect yet in this version) report unreachable malloc blocks at exit", true},
     {"GORT_STATS", OPT_BOOL, OFF(stats), false, "print a memory summary at exit", false},
     {"GORT_STATS_FILE", OPT_STRING, OFF(stats_file), false,
      "write the GORT_STATS summary to this file instead of stderr (`%p`, `%e` and one file "
