@@ -56,7 +56,9 @@ static const option_t options[] = {
     {"madvdontneed", OPT_BOOL, OFF(madvdontneed), true,
      "1 (default): release with MADV_DONTNEED, RSS drops at once; 0: MADV_FREE, cheaper, RSS drops under pressure", false},
     {"scavtrace", OPT_BOOL, OFF(scavtrace), true, "print one line per scavenger cycle", false},
-    {"gctrace", OPT_BOOL, OFF(gctrace), true, "print one line per GC cycle, in Go's format", false},
+    {"gctrace", OPT_INT, OFF(gctrace), true,
+     "1: print one line per GC cycle, in Go's format; 2: and a second line on the concurrent mark "
+     "(pre-cleaning rounds, written pages rescanned, the final stop's parts)", false},
     {"gccheckmark", OPT_BOOL, OFF(gccheckmark), true,
      "after each mark, mark again single-threaded and die if an object the first mark missed is found (Go's gccheckmark)", false},
     {"gcdirty", OPT_GCDIRTY, OFF(gcdirty), true,

@@ -159,11 +159,12 @@ void gort__gc_mark_drain(void);
 void gort__gc_mark_prepare(void);
 bool gort__gc_is_marked(uintptr_t obj);
 // Concurrent marking (mgc.c says how the cycle uses them).
-void gort__gc_mark_begin(void);                 // first stop: the roots
+uint64_t gort__gc_mark_begin(void);             // first stop: the roots; returns objects marked
 void gort__gc_mark_drain_concurrent(void);      // the background worker
 void gort__gc_mark_assist(uint32_t budget);     // an allocating thread, in a no-stop region
 bool gort__gc_mark_rescan_dirty(uint64_t *pages);  // a pre-cleaning round
-uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages);  // final stop
+// The final stop; t: ns spent on the roots, the written pages, the drain.
+uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]);
 // Allocation black: marks every free slot of s (its cache's thread, in a
 // no-stop region, while gort__gc_marking).
 void gort__gc_premark_span(mspan_t *s);

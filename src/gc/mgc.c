@@ -100,6 +100,7 @@ static struct {
   bool forced;
   uint64_t before, live_at_start;
   int64_t t0, t_restart1, stw1_ns;
+  uint64_t root_objects;      // marked from the roots in the first stop
 } conc;
 
 // The pools' rotation (gort__gc_set_pool_hooks); NULL until pools start.
@@ -292,7 +293,7 @@ static void cycle_start(void *arg) {
   if (pool_stopped != NULL) pool_stopped();
   conc.live_at_start = atomic_load(&gort__gc_heap_live);
   atomic_store(&gort__gc_marking, true);
-  gort__gc_mark_begin();
+  conc.root_objects = gort__gc_mark_begin();
   int64_t t_end = gort__nanotime();
   conc.stw1_ns = t_end - t_stop;
   gc.fig.pause_ns[gc.fig.num_gc % 256] = (uint64_t)conc.stw1_ns;
@@ -304,21 +305,27 @@ static void cycle_start(void *arg) {
   if (pool_restarted != NULL) pool_restarted();
 }
 
-// Pre-cleaning rounds stop when a round finds this few written pages (the
-// final stop rescans them) or after this many rounds (a program that writes
-// faster than the worker cleans would otherwise keep it forever).
-#define PRECLEAN_PAGES 256
-#define PRECLEAN_ROUNDS 8
+// Pre-cleaning rounds stop when a round found this few written pages and
+// took this little time (so that few pages were written since: the final
+// stop rescans them, about 2 us a page), or after this many rounds (a
+// program that writes faster than the worker cleans would otherwise keep
+// it forever; the final stop then pays).
+#define PRECLEAN_PAGES 128
+#define PRECLEAN_NS 500000
+#define PRECLEAN_ROUNDS 16
 
 // The concurrent part and the final stop, on the background worker.
 static void cycle_finish(void) {
   gort__gc_mark_drain_concurrent();
   uint64_t rescanned = 0, pages = 0;
-  for (int round = 0; round < PRECLEAN_ROUNDS; round++) {
+  int rounds = 0;
+  while (rounds < PRECLEAN_ROUNDS) {
+    rounds++;
+    int64_t t = gort__nanotime();
     if (!gort__gc_mark_rescan_dirty(&pages)) break;
     rescanned += pages;
     gort__gc_mark_drain_concurrent();
-    if (pages <= PRECLEAN_PAGES) break;
+    if (pages <= PRECLEAN_PAGES && gort__nanotime() - t < PRECLEAN_NS) break;
   }
   int64_t t_stop = gort__nanotime();
   gort__stw_stop();
@@ -328,7 +335,8 @@ static void cycle_finish(void) {
   uint64_t now_live = atomic_load(&gort__gc_heap_live);
   uint64_t black = now_live > conc.live_at_start ? now_live - conc.live_at_start : 0;
   uint64_t last_pages = 0;
-  uint64_t marked = gort__gc_mark_finish(gc.fig.heap_marked, &last_pages);
+  int64_t parts[3];
+  uint64_t marked = gort__gc_mark_finish(gc.fig.heap_marked, &last_pages, parts);
   atomic_store(&gort__gc_marking, false);
   gort__gc_finalizers_mark();
   atomic_fetch_add(&gort__gc_sweepgen, 2);
@@ -359,6 +367,14 @@ static void cycle_finish(void) {
   gort__gc_sweep_resume();
   gort__gc_finalizers_wake();
   if (gort__opts.gctrace) trace_line(conc.before, now_live, live, conc.stw1_ns, concurrent, stw2, procs2);
+  if (gort__opts.gctrace >= 2) {
+    char a[32], b[32], c[32];
+    gort__print("gc %u: the first stop marked %llu objects from the roots; %d pre-cleaning rounds rescanned %llu written pages (%s); the final stop rescanned "
+                "%llu: roots %s ms, pages %s ms, drain %s ms\n",
+                gc.fig.num_gc, (unsigned long long)conc.root_objects, rounds, (unsigned long long)rescanned, gort__dirty_name(),
+                (unsigned long long)last_pages, ms3(a, sizeof a, parts[0]), ms3(b, sizeof b, parts[1]),
+                ms3(c, sizeof c, parts[2]));
+  }
   atomic_fetch_add(&conc.finished, 1);
   gort__os_futex_wake(&conc.finished, INT32_MAX);
   cycle_lock_drop();

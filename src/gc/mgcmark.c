@@ -80,6 +80,7 @@ static struct {
   bool parallel;     // this cycle's drains use the helpers
   bool atomic;       // marks are atomic ORs (helpers, or the program runs beside the mark)
   _Atomic uint64_t assist_bytes;  // marked by assists (mgc.c's pacer)
+  _Atomic int assists;            // assists holding a buffer now
   _Atomic uint32_t start;  // bumped to start the helpers
   _Atomic uint32_t done;   // helpers finished with this drain
   bool helpers_started;
@@ -640,16 +641,19 @@ uint64_t gort__gc_mark(uint64_t last_marked) {
 
 // The first stop: every root marked and queued; the program then runs
 // beside the mark, so marks are atomic from here on.
-void gort__gc_mark_begin(void) {
+uint64_t gort__gc_mark_begin(void) {
   mark.atomic = true;
   mark.parallel = false;
   gort__mheap_arena_range(&mark.lo, &mark.hi);
+  uint64_t before = mark.workers[0].objects;
   scan_roots();
+  uint64_t found = mark.workers[0].objects - before;
   worker_t *me = &mark.workers[0];
   if (me->cur != NULL && me->cur->n > 0) {
     put_full(me->cur);
     me->cur = NULL;
   }
+  return found;
 }
 
 // The background worker's drain, the program running: alone (the helpers
@@ -659,15 +663,25 @@ void gort__gc_mark_drain_concurrent(void) {
   // pointing there need no marking, but the bounds must cover them for
   // the rescans of the pages they are on.
   gort__mheap_arena_range(&mark.lo, &mark.hi);
-  mark.active = 1;
-  atomic_store(&mark.idle, 0);
-  drain(&mark.workers[0]);
+  // An assist may hold a buffer it took from the queue (it gives back what
+  // it did not scan): the drain is over only when no assist holds one and
+  // the queue is empty, else the final stop would do the rest.
+  for (int naps = 0;; naps++) {
+    mark.active = 1;
+    atomic_store(&mark.idle, 0);
+    drain(&mark.workers[0]);
+    if (atomic_load(&mark.assists) == 0 && __atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) == NULL) break;
+    if (naps > 100) gort__os_yield();
+    else gort__cpu_relax();
+  }
 }
 
 // A mark assist (an allocating thread, in a no-stop region so that no stop
 // finds its buffer half-scanned): scans up to budget objects from the
 // shared queue and returns its buffer to it.
 void gort__gc_mark_assist(uint32_t budget) {
+  if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) return;
+  atomic_fetch_add(&mark.assists, 1);
   worker_t w = {0};
   uintptr_t obj;
   while (budget-- > 0 && pop(&w, &obj)) scan_object(&w, obj);
@@ -676,6 +690,7 @@ void gort__gc_mark_assist(uint32_t budget) {
     else put_empty(w.cur);
   }
   atomic_fetch_add(&mark.assist_bytes, w.bytes);
+  atomic_fetch_sub(&mark.assists, 1);
 }
 
 // Rescans what the program may have changed in the pages [lo, hi): the
@@ -730,12 +745,16 @@ bool gort__gc_mark_rescan_dirty(uint64_t *pages) {
 
 // The final stop: the roots again, the last written pages, the drain with
 // every worker, the overflow pass, gccheckmark. Returns the marked bytes.
-uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages) {
+uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]) {
   gort__mheap_arena_range(&mark.lo, &mark.hi);
+  int64_t t0 = gort__nanotime();
   scan_roots();
+  int64_t t1 = gort__nanotime();
   gort__gc_mark_rescan_dirty(dirty_pages);
+  int64_t t2 = gort__nanotime();
   mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
   drain_all();
+  t[0] = t1 - t0, t[1] = t2 - t1, t[2] = gort__nanotime() - t2;
   handle_overflow();
   if (gort__gc_checkmark) checkmark();
   mark.atomic = false;

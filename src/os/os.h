@@ -92,6 +92,9 @@ int gort__os_sigaction_restore(int sig, const struct sigaction *act);
 int gort__os_nthreads(void);
 int gort__os_internal_threads(void);
 
+// Gives the CPU to another runnable thread (sched_yield).
+void gort__os_yield(void);
+
 // 64 random bits from getrandom(2), falling back to the clock and ASLR.
 uint64_t gort__os_random64(void);
 
