@@ -97,8 +97,9 @@
 //
 // Pacing in a concurrent cycle: the trigger is 70% of the way from the
 // marked bytes to the goal, so that the mark runs while the program
-// allocates the rest; the bytes allocated black during the mark count as
-// marked for the next goal (Go counts them the same way).
+// allocates the rest. The bytes allocated black during the mark count in
+// the heap's live bytes but not in the next goal (Go counts them in both;
+// a churning program then grew past 3x its live heap at GORT_GC=100).
 //
 // Rejected: a mark that runs in the page heap's lock (simpler, but every
 // thread's malloc would wait for the mark); owners sweeping their own
@@ -379,6 +380,7 @@ static void cycle_finish(void) {
   }
   int64_t t_stop = gort__nanotime();
   gort__stw_stop();
+  int64_t t_stopped = gort__nanotime();
   gort__gc_flush_caches();
   // What the caches took during the mark was allocated black: it counts as
   // live, as Go counts its black allocation in the marked bytes.
@@ -386,15 +388,20 @@ static void cycle_finish(void) {
   uint64_t black = now_live > conc.live_at_start ? now_live - conc.live_at_start : 0;
   uint64_t last_pages = 0;
   int64_t parts[3];
+  int64_t t_flushed = gort__nanotime();
   uint64_t marked = gort__gc_mark_finish(gc.fig.heap_marked, &last_pages, parts);
+  int64_t t_marked = gort__nanotime();
   atomic_store(&gort__gc_marking, false);
   gort__gc_finalizers_mark();
   atomic_fetch_add(&gort__gc_sweepgen, 2);
   gort__gc_sweep_begin();
   uint64_t live = marked + black;
   atomic_store(&gort__gc_heap_live, live);
-  uint64_t goal = goal_after(live);
-  atomic_store(&gort__gc_trigger, trigger_for(live, goal));
+  // The goal comes from what the mark traced: most of what was allocated
+  // black in a churning program is already garbage, and counting it would
+  // let the heap grow past GORT_GC's bound.
+  uint64_t goal = goal_after(marked);
+  atomic_store(&gort__gc_trigger, trigger_for(marked, goal));
   int64_t t_end = gort__nanotime();
   int64_t stw2 = t_end - t_stop, concurrent = t_stop - conc.t_restart1;
   uint64_t pause = (uint64_t)(conc.stw1_ns + stw2);
@@ -404,7 +411,7 @@ static void cycle_finish(void) {
   gc.fig.pause_total_ns += pause;
   gc.fig.last_gc_unix_ns = (uint64_t)unix_ns();
   gc.fig.next_gc = goal;
-  gc.fig.heap_marked = live;
+  gc.fig.heap_marked = marked;
   gc.fig.dirty_pages += rescanned + last_pages;
   gc.fig.last_dirty_pages = rescanned + last_pages;
   int procs2 = gort__gc_mark_workers();
@@ -418,12 +425,13 @@ static void cycle_finish(void) {
   gort__gc_finalizers_wake();
   if (gort__opts.gctrace) trace_line(conc.before, now_live, live, conc.stw1_ns, concurrent, stw2, procs2);
   if (gort__opts.gctrace >= 2) {
-    char a[32], b[32], c[32];
+    char a[32], b[32], c[32], d[32], e[32], f[32];
     gort__print("gc %u: the first stop marked %llu objects from the roots; %d pre-cleaning rounds rescanned %llu written pages (%s); the final stop rescanned "
-                "%llu: roots %s ms, pages %s ms, drain %s ms\n",
+                "%llu: stop %s ms, flush %s ms, roots %s ms, pages %s ms, drain %s ms, rest %s ms\n",
                 gc.fig.num_gc, (unsigned long long)conc.root_objects, rounds, (unsigned long long)rescanned, gort__dirty_name(),
-                (unsigned long long)last_pages, ms3(a, sizeof a, parts[0]), ms3(b, sizeof b, parts[1]),
-                ms3(c, sizeof c, parts[2]));
+                (unsigned long long)last_pages, ms3(d, sizeof d, t_stopped - t_stop),
+                ms3(e, sizeof e, t_flushed - t_stopped), ms3(a, sizeof a, parts[0]), ms3(b, sizeof b, parts[1]),
+                ms3(c, sizeof c, parts[2]), ms3(f, sizeof f, t_end - t_marked));
   }
   atomic_fetch_add(&conc.finished, 1);
   gort__os_futex_wake(&conc.finished, INT32_MAX);
