@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "../base/lock.h"
+#include "alloc_init.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
 #include "vg.h"
@@ -275,6 +276,7 @@ static bool grow(uintptr_t npages) {
   }
   heap.hint = base + bytes;
   add_reservation(base, bytes);
+  if (gort__gc_hooks.heap_grew != NULL) gort__gc_hooks.heap_grew(base, bytes);
   if (heap.arena_lo == 0 || base < heap.arena_lo) __atomic_store_n(&heap.arena_lo, base, __ATOMIC_RELAXED);
   if (base + bytes > heap.arena_hi) __atomic_store_n(&heap.arena_hi, base + bytes, __ATOMIC_RELAXED);
   heap.sys_bytes += bytes;

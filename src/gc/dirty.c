@@ -41,14 +41,23 @@
 #define MAX_RANGES 8192  // as mheap.c's MAX_RESERVATIONS
 
 static struct {
+  _Atomic uint32_t lock;     // guards the registration (the worker, and heap_grew)
   int backend;               // DIRTY_*
   bool probed;
   int uffd, pagemap;         // descriptors (uffd backend)
   // The heap's reservations (mheap.c), as far as they are registered.
   uintptr_t lo[MAX_RANGES], reg_hi[MAX_RANGES];
   uint32_t registered;       // ranges [0, registered) are registered
-  bool armed;
+  _Atomic bool armed;
 } dirty = {.uffd = -1, .pagemap = -1};
+
+// A spin lock: held only around a few system calls, never across a stop
+// (the heap_grew hook runs in a no-stop region and the worker is never
+// stopped).
+static void dlock(void) {
+  while (atomic_exchange_explicit(&dirty.lock, 1, memory_order_acquire) != 0) gort__cpu_relax();
+}
+static void dunlock(void) { atomic_store_explicit(&dirty.lock, 0, memory_order_release); }
 
 enum { DIRTY_NONE, DIRTY_UFFD };
 
@@ -104,17 +113,22 @@ static bool register_new(void) {
       fall_back("userfaultfd register failed", r);
       return false;
     }
-    dirty.reg_hi[i] = hi;
+    __atomic_store_n(&dirty.reg_hi[i], hi, __ATOMIC_RELEASE);
   }
-  dirty.registered = n;
+  __atomic_store_n(&dirty.registered, n, __ATOMIC_RELEASE);
   return true;
 }
 
 // Protects every page of the heap: from now on a write marks its page.
 bool gort__dirty_arm(void) {
   if (dirty.backend == DIRTY_NONE) return false;
-  if (!register_new()) return false;
+  dlock();
+  bool ok = register_new();
+  dunlock();
+  if (!ok) return false;
+  dlock();
   uint32_t n = dirty.registered;
+  dunlock();
   for (uint32_t i = 0; i < n; i++) {
     uintptr_t walk, (*none)[2] = NULL;
     int64_t r = gort__os_pagemap_written(dirty.pagemap, dirty.lo[i], dirty.reg_hi[i], none, 0, &walk);
@@ -123,8 +137,19 @@ bool gort__dirty_arm(void) {
       return false;
     }
   }
-  dirty.armed = true;
+  atomic_store(&dirty.armed, true);
   return true;
+}
+
+void gort__dirty_heap_grew(uintptr_t base, uintptr_t bytes) {
+  if (!atomic_load(&dirty.armed)) return;  // the next arm registers it
+  dlock();
+  if (dirty.backend == DIRTY_UFFD && register_new()) {
+    uintptr_t walk, (*none)[2] = NULL;
+    int64_t r = gort__os_pagemap_written(dirty.pagemap, base, base + bytes, none, 0, &walk);
+    if (r < 0) fall_back("PAGEMAP_SCAN failed", (int)r);
+  }
+  dunlock();
 }
 
 // Reports the runs of pages written since the last arm or collect,
@@ -134,9 +159,14 @@ bool gort__dirty_arm(void) {
 bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, uint64_t *pages) {
   *pages = 0;
   if (dirty.backend == DIRTY_NONE || !dirty.armed) return false;
-  if (!register_new()) return false;
-  for (uint32_t i = 0; i < dirty.registered; i++) {
-    uintptr_t lo = dirty.lo[i], hi = dirty.reg_hi[i];
+  dlock();
+  bool ok = register_new();
+  uint32_t n = dirty.registered;
+  dunlock();
+  if (!ok) return false;
+  // Ranges heap_grew registers from here on are protected as they come.
+  for (uint32_t i = 0; i < n; i++) {
+    uintptr_t lo = dirty.lo[i], hi = __atomic_load_n(&dirty.reg_hi[i], __ATOMIC_ACQUIRE);
     while (lo < hi) {
       uintptr_t runs[64][2], walk;
       int64_t r = gort__os_pagemap_written(dirty.pagemap, lo, hi, runs, 64, &walk);
@@ -158,8 +188,11 @@ bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
 // Unprotects the heap (after the final stop, the program running).
 void gort__dirty_disarm(void) {
   if (!dirty.armed) return;
-  dirty.armed = false;
-  for (uint32_t i = 0; i < dirty.registered; i++)
+  dlock();  // no heap_grew registers a range meanwhile
+  atomic_store(&dirty.armed, false);
+  uint32_t n = dirty.registered;
+  dunlock();
+  for (uint32_t i = 0; i < n; i++)
     gort__os_uffd_unprotect(dirty.uffd, dirty.lo[i], dirty.reg_hi[i] - dirty.lo[i]);
 }
 
@@ -172,6 +205,7 @@ void gort__dirty_fork_child(void) {
   dirty.uffd = dirty.pagemap = -1;
   dirty.registered = 0;
   memset(dirty.reg_hi, 0, sizeof dirty.reg_hi);
-  dirty.armed = false;
+  atomic_store(&dirty.armed, false);
+  atomic_store(&dirty.lock, 0);
   dirty.probed = false;
 }

@@ -215,6 +215,10 @@ bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
 // Unprotects the heap (after the final stop).
 void gort__dirty_disarm(void);
 void gort__dirty_fork_child(void);
+// mheap.c's hook (the heap lock held): during a mark, a new reservation is
+// registered and protected at once, so that its pages are cleaned as they
+// are written instead of all at the next collect.
+void gort__dirty_heap_grew(uintptr_t base, uintptr_t bytes);
 
 // ---- finalizer.c -------------------------------------------------------------------
 

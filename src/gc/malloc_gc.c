@@ -483,6 +483,7 @@ void gort__gc_install_hooks(void) {
   gort__gc_hooks.realloc = gc_realloc;
   gort__gc_hooks.usable = gc_usable;
   gort__gc_hooks.cache_exit = cache_exit;
+  gort__gc_hooks.heap_grew = gort__dirty_heap_grew;
 }
 
 // The object p points into, for the API: not one freed by gort_free and

@@ -732,9 +732,9 @@ RACY_READS static void rescan_run(uintptr_t lo, uintptr_t hi, void *arg) {
         uintptr_t obj = s->base + (lo - s->base) / size * size;
         for (; obj < pend && obj < end; obj += size) {
           if (!live_test(obj) || !(root || gort__gc_is_marked(obj))) continue;
-          uintptr_t a = obj > lo ? obj : lo, b = obj + size < pend ? obj + size : pend;
-          if (typed) scan_typed(w, obj, size, a, b);
-          else scan_range_w(w, a, b);
+          uintptr_t from = obj > lo ? obj : lo, to = obj + size < pend ? obj + size : pend;
+          if (typed) scan_typed(w, obj, size, from, to);
+          else scan_range_w(w, from, to);
         }
       }
     }
