@@ -69,6 +69,11 @@ typedef struct {
   uint64_t pool_puts;    /* gort_pool_put calls with an object */
   uint64_t pool_misses;  /* gets that found their pool empty */
   uint64_t pool_drops;   /* objects pools dropped at rotations */
+  /* Concurrent marking (gort's own): heap pages the program wrote while
+   * the collector marked, rescanned, ever; and whether cycles mark
+   * concurrently (1) or with the world stopped (0). */
+  uint64_t gc_dirty_pages;
+  uint32_t gc_concurrent;
 } gort_memstats_t;
 
 /* Fills *out with the figures above, read now (see "Snapshots"). */
@@ -80,7 +85,16 @@ typedef enum {
   GORT_METRIC_BAD = 0,
   GORT_METRIC_UINT64 = 1,
   GORT_METRIC_FLOAT64 = 2,
+  GORT_METRIC_FLOAT64_HISTOGRAM = 3,
 } gort_metric_kind_t;
+
+/* Go's Float64Histogram: counts[i] samples fell in [buckets[i],
+ * buckets[i + 1]); the first bucket starts at 0, the last ends at +Inf. */
+#define GORT_METRIC_HIST_BUCKETS 32
+typedef struct {
+  uint64_t counts[GORT_METRIC_HIST_BUCKETS];
+  double buckets[GORT_METRIC_HIST_BUCKETS + 1];
+} gort_metric_histogram_t;
 
 typedef struct {
   const char *name;  /* e.g. "/gc/heap/allocs:bytes" */
@@ -88,6 +102,7 @@ typedef struct {
   union {
     uint64_t u64;
     double f64;
+    gort_metric_histogram_t hist;
   } value;
 } gort_metric_sample_t;
 

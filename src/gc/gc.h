@@ -24,6 +24,8 @@ typedef struct {
   double cpu_fraction;
   uint64_t objects_alloc, objects_freed, bytes_alloc, bytes_freed;  // small objects
   uint64_t dirty_pages, last_dirty_pages;  // pages rescanned by concurrent marks: all, the last
+  uint64_t pause_hist[32];     // every stop of the world, by log2 of its microseconds
+  bool concurrent;             // cycles mark concurrently
 } gc_figures_t;
 
 void gort__gc_init(void);         // start-up step 3 (base/start.c)

@@ -138,7 +138,25 @@ static struct {
 
 static _Atomic uint32_t cycle_lock;
 
+// Guards gc.fig against torn reads: readers (MemStats, metrics) must not
+// wait for a concurrent cycle, which holds the cycle lock for its whole
+// length (seconds with a large heap).
+static _Atomic uint32_t fig_lock;
+static void fig_take(void) {
+  while (atomic_exchange_explicit(&fig_lock, 1, memory_order_acquire) != 0) gort__cpu_relax();
+}
+static void fig_drop(void) { atomic_store_explicit(&fig_lock, 0, memory_order_release); }
+
+// One stop of the world into the pause histogram (fig_lock held).
+static void record_pause(int64_t ns) {
+  uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
+  int b = us == 0 ? 0 : 64 - __builtin_clzll(us);  // [2^(b-1), 2^b) us
+  if (b > 31) b = 31;
+  gc.fig.pause_hist[b]++;
+}
+
 _Atomic bool gort__gc_marking;
+static _Atomic uint64_t goal_now;  // gc.fig.next_gc, for the assists' lock-free read
 
 // The concurrent cycle's state, handed from the thread that runs the first
 // stop to the background worker, which runs the rest and drops the cycle
@@ -291,19 +309,23 @@ static void cycle(void *arg) {
   uint64_t goal = goal_after(marked);
   atomic_store(&gort__gc_trigger, trigger_for(marked, goal));
   int64_t t_end = gort__nanotime();
-  // Figures, with the world still stopped (nobody reads them meanwhile).
+  // Figures, with the world still stopped.
   uint64_t pause = (uint64_t)(t_end - t0);
+  fig_take();
+  record_pause(t_end - t0);
   gc.fig.pause_ns[gc.fig.num_gc % 256] = pause;
   gc.fig.num_gc++;
   if (forced) gc.fig.num_forced_gc++;
   gc.fig.pause_total_ns += pause;
   gc.fig.last_gc_unix_ns = (uint64_t)unix_ns();
   gc.fig.next_gc = goal;
+  atomic_store_explicit(&goal_now, goal, memory_order_relaxed);
   gc.fig.heap_marked = marked;
   gc.cpu_ns_total += (uint64_t)(t_end - t_mark) * (uint64_t)gort__gc_mark_workers() + (uint64_t)(t_mark - t0);
   int64_t wall = t_end - gc.start_ns;
   long ncpu = gort__gc_mark_workers();
   gc.fig.cpu_fraction = wall > 0 ? (double)gc.cpu_ns_total / ((double)wall * (double)ncpu) : 0;
+  fig_drop();
   gort__stw_start();
   (void)t_stopped;
   gort__gc_sweep_resume();
@@ -347,7 +369,9 @@ static void cycle_start(void *arg) {
   conc.root_objects = gort__gc_mark_begin();
   int64_t t_end = gort__nanotime();
   conc.stw1_ns = t_end - t_stop;
-  gc.fig.pause_ns[gc.fig.num_gc % 256] = (uint64_t)conc.stw1_ns;
+  fig_take();
+  record_pause(conc.stw1_ns);
+  fig_drop();
   gort__stw_start();
   conc.t_restart1 = t_end;
   if (!tracked) gort__print("gc: dirty tracking failed; this cycle rescans every marked object in its final stop\n");
@@ -405,12 +429,15 @@ static void cycle_finish(void) {
   int64_t t_end = gort__nanotime();
   int64_t stw2 = t_end - t_stop, concurrent = t_stop - conc.t_restart1;
   uint64_t pause = (uint64_t)(conc.stw1_ns + stw2);
+  fig_take();
+  record_pause(stw2);
   gc.fig.pause_ns[gc.fig.num_gc % 256] = pause;
   gc.fig.num_gc++;
   if (conc.forced) gc.fig.num_forced_gc++;
   gc.fig.pause_total_ns += pause;
   gc.fig.last_gc_unix_ns = (uint64_t)unix_ns();
   gc.fig.next_gc = goal;
+  atomic_store_explicit(&goal_now, goal, memory_order_relaxed);
   gc.fig.heap_marked = marked;
   gc.fig.dirty_pages += rescanned + last_pages;
   gc.fig.last_dirty_pages = rescanned + last_pages;
@@ -419,6 +446,7 @@ static void cycle_finish(void) {
   int64_t wall = t_end - gc.start_ns;
   long ncpu = gort__gc_cpus();
   gc.fig.cpu_fraction = wall > 0 ? (double)gc.cpu_ns_total / ((double)wall * (double)ncpu) : 0;
+  fig_drop();
   gort__stw_start();
   gort__dirty_disarm();
   gort__gc_sweep_resume();
@@ -456,7 +484,7 @@ static void *worker_main(void *arg) {
 // how far past; past the goal it waits for the cycle (Go's hard goal).
 static void assist(void) {
   uint64_t live = atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed);
-  uint64_t goal = gc.fig.next_gc;
+  uint64_t goal = atomic_load_explicit(&goal_now, memory_order_relaxed);
   if (goal != 0 && live > goal + goal / 10) {
     uint32_t f = atomic_load(&conc.finished);
     if (atomic_load(&gort__gc_marking)) gort__os_futex_wait(&conc.finished, f);
@@ -512,9 +540,10 @@ int gort_gc_set_percent(int percent) {
 }
 
 void gort__gc_read_figures(gc_figures_t *out) {
-  cycle_lock_take();  // a consistent copy, never mid-cycle
+  fig_take();  // a consistent copy (never blocked by a cycle)
   *out = gc.fig;
-  cycle_lock_drop();
+  fig_drop();
+  out->concurrent = conc.on;
   out->heap_live = atomic_load(&gort__gc_heap_live);
   out->bytes_freed = atomic_load(&gort__gc_swept_bytes);
   out->objects_freed = atomic_load(&gort__gc_swept_objects);

@@ -188,3 +188,42 @@ TEST(gctrace_names_the_marking_and_its_dirty_page_backend) {
   unlink(path);
   EXPECT(found, "no line naming the marking and the dirty-page backend");
 }
+
+// /gc/pauses:seconds counts every stop (two per concurrent cycle, one per
+// stop-the-world one) and /gort/gc/dirty/rescanned:pages grows with cycles
+// that ran while the program wrote.
+static uint64_t pause_count(void) {
+  gort_metric_sample_t s = {.name = "/gc/pauses:seconds"};
+  gort_metrics_read(&s, 1);
+  EXPECT(s.kind == GORT_METRIC_FLOAT64_HISTOGRAM, "kind %d", (int)s.kind);
+  uint64_t n = 0;
+  for (int i = 0; i < GORT_METRIC_HIST_BUCKETS; i++) {
+    n += s.value.hist.counts[i];
+    EXPECT(s.value.hist.buckets[i] < s.value.hist.buckets[i + 1], "buckets ascend");
+  }
+  return n;
+}
+
+TEST(the_pause_histogram_counts_every_stop) {
+  uint64_t before = pause_count();
+  uint32_t gc0 = gctest_num_gc();
+  for (int i = 0; i < 5; i++) gctest_collect();
+  uint64_t stops = pause_count() - before;
+  uint32_t cycles = gctest_num_gc() - gc0;
+  gort_memstats_t *m = gctest_memstats();
+  EXPECT_EQ_U64(stops, (uint64_t)cycles * (m->gc_concurrent ? 2 : 1), "stops for %u cycles (concurrent: %u)",
+                cycles, m->gc_concurrent);
+  printf("  %u cycles, %llu stops, marking %s\n", cycles, (unsigned long long)stops,
+         m->gc_concurrent ? "concurrent" : "with the world stopped");
+}
+
+TEST(rescanned_pages_are_counted) {
+  SKIP_IF(!gctest_memstats()->gc_concurrent && gctest_num_gc() > 0, "cycles mark with the world stopped here");
+  run_moves(false);
+  gort_metric_sample_t s = {.name = "/gort/gc/dirty/rescanned:pages"};
+  gort_metrics_read(&s, 1);
+  gort_memstats_t *m = gctest_memstats();
+  if (!m->gc_concurrent) harness_skip("the kernel gives no dirty-page tracking: cycles stop the world");
+  EXPECT(s.value.u64 > 0 && s.value.u64 == m->gc_dirty_pages, "%llu pages (memstats %llu)",
+         (unsigned long long)s.value.u64, (unsigned long long)m->gc_dirty_pages);
+}
