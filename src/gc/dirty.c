@@ -49,6 +49,7 @@ static struct {
   uintptr_t lo[MAX_RANGES], reg_hi[MAX_RANGES];
   uint32_t registered;       // ranges [0, registered) are registered
   _Atomic bool armed;
+  uint32_t gen;              // armings so far (under the lock)
 } dirty = {.uffd = -1, .pagemap = -1};
 
 // A spin lock: held only around a few system calls, never across a stop
@@ -120,25 +121,28 @@ static bool register_new(void) {
 }
 
 // Protects every page of the heap: from now on a write marks its page.
-bool gort__dirty_arm(void) {
-  if (dirty.backend == DIRTY_NONE) return false;
+// Returns the arming's generation (0: no tracking), which the matching
+// disarm names. Arming and disarming hold the lock throughout, so a late
+// disarm of the last cycle can never undo this cycle's protection.
+uint32_t gort__dirty_arm(void) {
+  if (dirty.backend == DIRTY_NONE) return 0;
   dlock();
   bool ok = register_new();
-  dunlock();
-  if (!ok) return false;
-  dlock();
-  uint32_t n = dirty.registered;
-  dunlock();
-  for (uint32_t i = 0; i < n; i++) {
+  for (uint32_t i = 0; ok && i < dirty.registered; i++) {
     uintptr_t walk, (*none)[2] = NULL;
     int64_t r = gort__os_pagemap_written(dirty.pagemap, dirty.lo[i], dirty.reg_hi[i], none, 0, &walk);
     if (r < 0) {
       fall_back("PAGEMAP_SCAN failed", (int)r);
-      return false;
+      ok = false;
     }
   }
-  atomic_store(&dirty.armed, true);
-  return true;
+  uint32_t gen = 0;
+  if (ok) {
+    gen = ++dirty.gen ? dirty.gen : ++dirty.gen;  // never 0
+    atomic_store(&dirty.armed, true);
+  }
+  dunlock();
+  return gen;
 }
 
 void gort__dirty_heap_grew(uintptr_t base, uintptr_t bytes) {
@@ -185,15 +189,16 @@ bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
   return true;
 }
 
-// Unprotects the heap (after the final stop, the program running).
-void gort__dirty_disarm(void) {
-  if (!dirty.armed) return;
-  dlock();  // no heap_grew registers a range meanwhile
-  atomic_store(&dirty.armed, false);
-  uint32_t n = dirty.registered;
+// Unprotects the heap after the final stop, the program running, unless
+// a later cycle armed it again meanwhile (gen is the arm's).
+void gort__dirty_disarm(uint32_t gen) {
+  dlock();
+  if (gen != 0 && dirty.gen == gen && dirty.armed) {
+    atomic_store(&dirty.armed, false);
+    for (uint32_t i = 0; i < dirty.registered; i++)
+      gort__os_uffd_unprotect(dirty.uffd, dirty.lo[i], dirty.reg_hi[i] - dirty.lo[i]);
+  }
   dunlock();
-  for (uint32_t i = 0; i < n; i++)
-    gort__os_uffd_unprotect(dirty.uffd, dirty.lo[i], dirty.reg_hi[i] - dirty.lo[i]);
 }
 
 // fork: the child's mappings lose their registration (the kernel drops it

@@ -163,7 +163,7 @@ bool gort__gc_is_marked(uintptr_t obj);
 // Concurrent marking (mgc.c says how the cycle uses them).
 uint64_t gort__gc_mark_begin(void);             // first stop: the roots; returns objects marked
 void gort__gc_mark_drain_concurrent(void);      // the background worker
-void gort__gc_mark_assist(uint32_t budget);     // an allocating thread, in a no-stop region
+void gort__gc_mark_assist(uint64_t budget);     // an allocating thread (bytes to scan), in a no-stop region
 bool gort__gc_mark_rescan_dirty(uint64_t *pages);  // a pre-cleaning round
 // The final stop; t: ns spent on the roots, the written pages, the drain.
 uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]);
@@ -209,13 +209,14 @@ extern _Atomic uint64_t gort__gc_swept_objects, gort__gc_swept_bytes GORT_HIDDEN
 // Probes the backend once (GORT_DEBUG=gcdirty); true if there is tracking.
 bool gort__dirty_enabled(void);
 const char *gort__dirty_name(void);
-// Protects the whole heap (before the first stop); false if tracking failed.
-bool gort__dirty_arm(void);
+// Protects the whole heap (before the first stop); returns the arming's
+// generation, 0 if tracking failed.
+uint32_t gort__dirty_arm(void);
 // Calls fn on each run of pages written since the last arm or collect and
 // protects them again; *pages counts them. False if tracking failed.
 bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, uint64_t *pages);
-// Unprotects the heap (after the final stop).
-void gort__dirty_disarm(void);
+// Unprotects the heap (after the final stop) if arming gen is the last.
+void gort__dirty_disarm(uint32_t gen);
 void gort__dirty_fork_child(void);
 // mheap.c's hook (the heap lock held): during a mark, a new reservation is
 // registered and protected at once, so that its pages are cleaned as they

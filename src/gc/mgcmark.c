@@ -677,24 +677,27 @@ void gort__gc_mark_drain_concurrent(void) {
 }
 
 // A mark assist (an allocating thread, in a no-stop region so that no stop
-// finds its buffer half-scanned): scans up to budget objects from the
-// shared queue and returns its buffer to it.
+// finds its buffer half-scanned): scans objects from the shared queue
+// until it has scanned budget bytes, and returns its buffer to it.
 #define ASSIST_MAX_OBJECT (64 << 10)
 
-void gort__gc_mark_assist(uint32_t budget) {
+void gort__gc_mark_assist(uint64_t budget) {
   if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) return;
   atomic_fetch_add(&mark.assists, 1);
   worker_t w = {0};
   uintptr_t obj;
-  while (budget-- > 0 && pop(&w, &obj)) {
+  uint64_t scanned = 0;
+  while (scanned < budget && pop(&w, &obj)) {
     // A large object is the worker's: scanned whole inside the no-stop
     // region, a table of megabytes held every stop for milliseconds.
     mspan_t *s = span_of(obj);
-    if (span_state(s) == SPAN_LARGE && span_bytes(s) > ASSIST_MAX_OBJECT) {
+    uintptr_t size = gc_object_bytes(s);
+    if (size > ASSIST_MAX_OBJECT) {
       push(&w, obj);
       break;
     }
     scan_object(&w, obj);
+    scanned += size;
   }
   if (w.cur != NULL) {
     if (w.cur->n > 0) put_full(w.cur);
