@@ -745,15 +745,96 @@ RACY_READS static void rescan_run(uintptr_t lo, uintptr_t hi, void *arg) {
   }
 }
 
+// The written pages of a pre-cleaning round, as pieces of at most
+// PIECE_PAGES pages that the worker and assisting threads claim one at a
+// time: a program that writes faster than one worker rescans then pays
+// for its writes by rescanning too (Go's assists, for pages), which slows
+// it until the rounds converge. Pieces live in persistent memory, grown
+// by doubling (at most one per written page of the heap).
+#define PIECE_PAGES 16
+static struct {
+  uintptr_t (*piece)[2];
+  size_t cap;
+  _Atomic size_t n, next;  // pieces, and the next to claim
+  _Atomic int holders;     // threads rescanning a claimed piece
+  _Atomic bool open;       // assists may claim
+} rescan;
+
+static void add_pieces(uintptr_t lo, uintptr_t hi, void *arg) {
+  bool *ok = arg;
+  for (uintptr_t p = lo; p < hi; p += PIECE_PAGES << 12) {
+    size_t n = atomic_load_explicit(&rescan.n, memory_order_relaxed);
+    if (n == rescan.cap) {
+      size_t cap = rescan.cap ? rescan.cap * 2 : 4096;
+      uintptr_t (*grown)[2] = gort__persistent_alloc(cap * sizeof *grown, 64);
+      if (grown == NULL) {
+        *ok = false;  // the caller rescans everything marked instead
+        return;
+      }
+      if (n) memcpy(grown, rescan.piece, n * sizeof *grown);
+      rescan.piece = grown, rescan.cap = cap;
+    }
+    rescan.piece[n][0] = p;
+    rescan.piece[n][1] = p + (PIECE_PAGES << 12) < hi ? p + (PIECE_PAGES << 12) : hi;
+    atomic_store_explicit(&rescan.n, n + 1, memory_order_relaxed);
+  }
+}
+
+// Rescans pieces until none is left or budget pages are done; returns
+// the pages done.
+static uint64_t rescan_pieces(worker_t *w, uint64_t budget) {
+  uint64_t done = 0;
+  atomic_fetch_add(&rescan.holders, 1);
+  while (done < budget) {
+    size_t i = atomic_fetch_add(&rescan.next, 1);
+    if (i >= atomic_load(&rescan.n)) break;
+    rescan_run(rescan.piece[i][0], rescan.piece[i][1], w);
+    done += (rescan.piece[i][1] - rescan.piece[i][0]) >> 12;
+  }
+  atomic_fetch_sub(&rescan.holders, 1);
+  return done;
+}
+
+// An allocating thread's share of a pre-cleaning round (in a no-stop
+// region); false if there is none to take.
+bool gort__gc_mark_assist_pages(uint64_t budget) {
+  if (!atomic_load_explicit(&rescan.open, memory_order_acquire)) return false;
+  worker_t w = {0};
+  uint64_t done = rescan_pieces(&w, budget);
+  if (w.cur != NULL) {
+    if (w.cur->n > 0) put_full(w.cur);
+    else put_empty(w.cur);
+  }
+  atomic_fetch_add(&mark.assist_bytes, w.bytes);
+  return done > 0;
+}
+
 // Collects the pages written since the last collect (protecting them
-// again) and rescans them, then drains. False if the tracking failed: the
-// final stop then rescans every marked object (as after an overflow).
-bool gort__gc_mark_rescan_dirty(uint64_t *pages) {
+// again) and rescans them. False if the tracking failed: the final stop
+// then rescans every marked object (as after an overflow). concurrent: a
+// pre-cleaning round, shared with assists; else the final stop's, alone.
+bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
   worker_t *me = &mark.workers[0];
-  if (!gort__dirty_collect(rescan_run, me, pages)) {
+  if (!concurrent) {
+    if (!gort__dirty_collect(rescan_run, me, pages)) {
+      atomic_store(&mark.overflow, true);
+      return false;
+    }
+    return true;
+  }
+  bool ok = true;
+  atomic_store(&rescan.n, 0);
+  atomic_store(&rescan.next, 0);
+  if (!gort__dirty_collect(add_pieces, &ok, pages) || !ok) {
     atomic_store(&mark.overflow, true);
     return false;
   }
+  atomic_store_explicit(&rescan.open, true, memory_order_release);
+  rescan_pieces(me, UINT64_MAX);
+  atomic_store(&rescan.open, false);
+  // An assist may still be in its last piece (its gray objects then go to
+  // the queue, which the round's drain or the final stop takes).
+  while (atomic_load(&rescan.holders) != 0) gort__cpu_relax();
   return true;
 }
 
@@ -764,7 +845,7 @@ uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64
   int64_t t0 = gort__nanotime();
   scan_roots();
   int64_t t1 = gort__nanotime();
-  gort__gc_mark_rescan_dirty(dirty_pages);
+  gort__gc_mark_rescan_dirty(dirty_pages, false);
   int64_t t2 = gort__nanotime();
   mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
   drain_all();
