@@ -460,9 +460,12 @@ static void scan_uncollectable_list(span_link_t *list) {
   }
 }
 
-static void scan_roots(void) {
+// only_ran: the final stop of a concurrent mark, which rescans only the
+// goroutines that ran since the first stop scanned them all (a goroutine
+// that did not run has not changed its stack).
+static void scan_roots_ex(bool only_ran) {
   gort__stw_foreach_stack(scan_root, NULL);
-  gort__sched_foreach_stack(scan_root, NULL);  // goroutines not on a thread
+  gort__sched_foreach_stack_ran(scan_root, NULL, only_ran);  // goroutines not on a thread
   for (int i = 0; i < segs.n; i++) scan_segment(segs.lo[i], segs.hi[i]);
   for (size_t i = 0; i < roots.n; i++) scan_root(roots.lo[i], roots.hi[i], NULL);
   for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
@@ -475,6 +478,8 @@ static void scan_roots(void) {
   scan_uncollectable_list(&gort__gclarge.unswept);
   gort__gc_finalizers_roots(scan_root, NULL);
 }
+
+static void scan_roots(void) { scan_roots_ex(false); }
 
 // ---- overflow ------------------------------------------------------------------------
 
@@ -843,7 +848,7 @@ bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
 uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]) {
   gort__mheap_arena_range(&mark.lo, &mark.hi);
   int64_t t0 = gort__nanotime();
-  scan_roots();
+  scan_roots_ex(true);
   int64_t t1 = gort__nanotime();
   gort__gc_mark_rescan_dirty(dirty_pages, false);
   int64_t t2 = gort__nanotime();

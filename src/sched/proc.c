@@ -485,6 +485,7 @@ static void execute(m_t *m, g_t *g, bool inherit) {
     atomic_store_explicit(&m->p->slice_over, false, memory_order_relaxed);
   }
   atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
+  atomic_store_explicit(&g->gcdirty, true, memory_order_relaxed);
   g->m = m;
   atomic_store_explicit(&m->curg, g, memory_order_relaxed);
   TSAN_SWITCH(g->tsan_fiber);
@@ -587,6 +588,9 @@ void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *
 void gort__sched_ready(g_t *g) {
   uint32_t st = atomic_load_explicit(&g->status, memory_order_relaxed);
   if (st != G_WAITING) gort__fatal("sched: ready of a goroutine that is not waiting", g);
+  // Whoever readies it may just have written into its stack (a channel's
+  // direct hand-off): the collector's final stop must rescan it.
+  atomic_store_explicit(&g->gcdirty, true, memory_order_relaxed);
   atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
   m_t *m = getm();
   if (m != NULL && m->p != NULL) {
@@ -794,6 +798,7 @@ int gort__go_at(void (*fn)(void *), void *arg, const char *file, int line) {
   }
   g->fn = fn;
   g->arg = arg;
+  atomic_store_explicit(&g->gcdirty, true, memory_order_relaxed);
   g->file = file;
   g->line = line;
   g->id = atomic_fetch_add_explicit(&sched.goidgen, 1, memory_order_relaxed) + 1;

@@ -71,6 +71,9 @@ typedef struct g {
   void *unlock_arg;
   timer_t_ sleep;              // gort_sleep's timer
   bool canary;                 // unguarded stack: a canary word at stack_lo (stack.c)
+  // Ran (or was made) since the collector last scanned its stack: a
+  // concurrent mark's final stop rescans only these (mgcmark.c).
+  _Atomic bool gcdirty;
 } g_t;
 
 // The running goroutine of the calling thread, NULL on a plain thread or on
@@ -160,6 +163,9 @@ int gort__sched_mlive(void) GORT_HIDDEN;
 // goroutine stack that is not running on a thread the collector stops
 // (from the saved sp to the top); with the world stopped.
 void gort__sched_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+// The same, for the goroutines that ran since their stack was last
+// scanned (only_ran), or all; either way their "ran" mark is cleared.
+void gort__sched_foreach_stack_ran(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, bool only_ran);
 // The top of the goroutine stack that holds sp, or 0 if sp is on no
 // goroutine stack (then it is on the thread's own).
 uintptr_t gort__sched_stack_top(uintptr_t sp);

@@ -233,6 +233,15 @@ uintptr_t gort__sched_stack_top(uintptr_t sp) {
 // a G off its thread is made before its switch (proc.c), so a G is never
 // on neither. A RUNNABLE or WAITING G's saved sp is current: it was stored
 // before its M left its stack.
+void gort__sched_foreach_stack_ran(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, bool only_ran) {
+  for (g_t *g = gort__sched_allgs(); g != NULL; g = g->alllink) {
+    uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
+    if (st != G_RUNNABLE && st != G_WAITING) continue;
+    if (!atomic_exchange_explicit(&g->gcdirty, false, memory_order_relaxed) && only_ran) continue;
+    fn((uintptr_t)g->ctx.sp, (uintptr_t)g + G_BYTES, arg);
+  }
+}
+
 void gort__sched_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
   for (g_t *g = gort__sched_allgs(); g != NULL; g = g->alllink) {
     uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);

@@ -227,3 +227,83 @@ TEST(rescanned_pages_are_counted) {
   EXPECT(s.value.u64 > 0 && s.value.u64 == m->gc_dirty_pages, "%llu pages (memstats %llu)",
          (unsigned long long)s.value.u64, (unsigned long long)m->gc_dirty_pages);
 }
+
+// Goroutines as mutators: objects, all old, circulate between a heap
+// array and the stacks of goroutines parked in a receive: the main thread
+// takes one from the array, clears the slot, and hands it to a goroutine
+// through an unbuffered channel (written straight into the parked
+// goroutine's stack), which hands back the one it held, while cycles run.
+// The final stop rescans only goroutines that ran or were readied since
+// the first stop: a hand-off must count, or an object that lives only on
+// a parked goroutine's stack is freed.
+#include "gort/chan.h"
+#include "gort/sched.h"
+
+#define NG 16
+typedef struct {
+  void *p;
+  uint64_t tag;
+} msg_t;
+static gort_chan_t *to_g[NG], *from_g;
+static void **pool;
+static uint64_t pool_tag[SLOTS];
+
+static GCTEST_NOINLINE void holder_g(void *arg) {
+  int i = (int)(uintptr_t)arg;
+  msg_t mine = {NULL, 0}, msg;
+  while (gort_chan_recv(to_g[i], &msg)) {
+    gort_chan_send(from_g, &mine);  // the old one back, checked by main
+    mine = msg;
+  }
+  gort_chan_send(from_g, &mine);
+}
+
+static void run_goroutine_holders(void) {
+  pool = gort_gc_alloc(SLOTS * sizeof(void *));
+  ASSERT_NOT_NULL(pool, "gort_gc_alloc");
+  for (int i = 0; i < SLOTS; i++) {
+    pool_tag[i] = (uint64_t)i + 1;
+    pool[i] = new_tagged(pool_tag[i]);
+  }
+  from_g = gort_chan_make(sizeof(msg_t), 0);
+  for (int i = 0; i < NG; i++) {
+    to_g[i] = gort_chan_make(sizeof(msg_t), 0);
+    EXPECT(gort_go(holder_g, (void *)(uintptr_t)i) == 0, "gort_go");
+  }
+  gctest_collect();  // everything is old from here on
+  atomic_store(&stop, false);
+  atomic_store(&cycles, 0);
+  pthread_t t;
+  EXPECT(pthread_create(&t, NULL, collector, NULL) == 0, "pthread_create");
+  uint64_t rng = harness_seed();
+  int bad = 0;
+  double deadline = gctest_now() + 20;
+  for (uint64_t k = 1; k <= 20000 || (atomic_load(&cycles) < MIN_CYCLES && gctest_now() < deadline); k++) {
+    int j = (int)(test_rand(&rng) % SLOTS);
+    if (pool[j] == NULL) continue;
+    msg_t msg = {pool[j], pool_tag[j]}, back;
+    pool[j] = NULL;
+    gort_chan_send(to_g[k % NG], &msg);
+    msg.p = NULL;
+    gort_chan_recv(from_g, &back);
+    if (back.p != NULL && (gort_gc_base(back.p) != back.p || !gctest_check(back.p, OBJ_BYTES, back.tag))) bad++;
+    pool[j] = back.p, pool_tag[j] = back.tag;
+  }
+  atomic_store(&stop, true);
+  pthread_join(t, NULL);
+  for (int i = 0; i < NG; i++) {
+    msg_t back;
+    gort_chan_close(to_g[i]);
+    gort_chan_recv(from_g, &back);
+    if (back.p != NULL && (gort_gc_base(back.p) != back.p || !gctest_check(back.p, OBJ_BYTES, back.tag))) bad++;
+  }
+  EXPECT_EQ_U64(bad, 0, "objects held only on parked goroutines' stacks changed (freed)");
+  EXPECT(atomic_load(&cycles) >= 2, "only %llu cycles", (unsigned long long)atomic_load(&cycles));
+}
+
+INNER_TEST(inner_goroutine_holders) { run_goroutine_holders(); }
+
+TEST(objects_handed_to_parked_goroutines_during_the_mark_survive) {
+  run_goroutine_holders();
+  EXPECT(harness_run_inner("inner_goroutine_holders", "GORT_DEBUG=gccheckmark=1"));
+}
