@@ -424,3 +424,11 @@ void gort__stw_init(void) {
   gort__os_sigaction(stw.signal, on_stop_signal);
   gort__stop_deferred = stop_deferred;
 }
+
+// With the world stopped: calls fn with each registered thread's thread
+// pointer, where glibc keeps the thread's descriptor (the leak check scans
+// it: the DTV and the thread-specific data hang from it; leakcheck.c).
+void gort__stw_foreach_thread_pointer(void (*fn)(uintptr_t tp, void *arg), void *arg) {
+  for (gthread_t *t = stw.threads; t != NULL; t = t->next)
+    if (!t->unstoppable) fn(t->tls_hi, arg);
+}
