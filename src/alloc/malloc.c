@@ -172,7 +172,8 @@ static GORT_NOINLINE void *sample(void *p, size_t size) {
   return p;
 }
 
-// Counts a large allocation against the thread's sampling countdown.
+// Counts an allocation that bypassed malloc_fast (large, aligned, realloc's
+// moves) against the thread's sampling countdown.
 static void *count_large(void *p, size_t size) {
   mcache_t *c = gort__tls_cache;
   if (c == &gort__empty_cache && !gort__mcache_thread_exited())
@@ -464,7 +465,9 @@ static void *realloc_impl(void *p, size_t size) {
         (gort__mheap_grow_in_place(s, slack) || gort__mheap_grow_in_place(s, npages)))
       return p;
     if (npages > s->npages && size < (size_t)PTRDIFF_MAX / 2) {
-      void *q = large_alloc((npages + (npages >> 2)) << GORT_PAGE_SHIFT, 1, false);
+      // Counted like any allocation: the heap profiler and the leak check
+      // (which records every allocation through the countdown) see it.
+      void *q = count_large(large_alloc((npages + (npages >> 2)) << GORT_PAGE_SHIFT, 1, false), size);
       if (q != NULL) {
         memcpy(q, p, old);
         free_fast(p);
@@ -486,7 +489,7 @@ static void *aligned_impl(size_t alignment, size_t size) {
   }
   if (alignment <= 16) return malloc_fast(size);
   if (gort_unlikely(gort__harden)) return harden_alloc(size, alignment);
-  return aligned_alloc_raw(alignment, size);
+  return count_large(aligned_alloc_raw(alignment, size), size);  // small or large, counted the same way
 }
 
 static void *aligned_alloc_raw(size_t alignment, size_t size) {
