@@ -18,8 +18,8 @@
 //   SUMMARY: gort: 48 byte(s) leaked in 1 allocation(s).
 //
 // Frame #0 is the allocation function's caller: the frames of gort's own
-// allocator are left out (by address when libgort is a shared library, at
-// capture; by name when it is linked in statically, here).
+// allocator are left out when the stack is recorded (obs/leakcheck.c), and
+// any allocator frame left at the top by name here.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -109,8 +109,9 @@ void gort__leakreport_end(leak_result_t *r) {
 // ---- symbols and suppressions ------------------------------------------------------
 
 // gort's allocation entry points and internals, and glibc's allocation
-// names (which gort exports): frames at the top of a stack down to the last
-// of these are the allocator's, not the program's.
+// names (which gort exports): a run of these at the top of a stack is the
+// allocator's, not the program's. Recording leaves gort's frames out
+// already (by address); this catches what it could not learn.
 static bool allocator_frame(const char *f) {
   static const char *const names[] = {
       "malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign", "aligned_alloc",
@@ -122,8 +123,6 @@ static bool allocator_frame(const char *f) {
     if (strcmp(f, names[i]) == 0) return true;
   return false;
 }
-
-#define STRIP_WINDOW 12  // allocator frames sit within this many of the top
 
 static int16_t suppressed_by(const sym_t *s, uint32_t n) {
   for (int i = 0; gort__leak_suppression(i) != NULL && i < 256; i++) {
@@ -161,8 +160,7 @@ void gort__leakreport_resolve(leak_result_t *r) {
     if (r->syms == NULL) grp->nsyms = 0;
     const sym_t *s = r->syms + grp->sym0;
     uint32_t skip = 0;
-    for (uint32_t i = 0; i < grp->nsyms && i < STRIP_WINDOW; i++)
-      if (allocator_frame(s[i].func)) skip = i + 1;
+    while (skip < grp->nsyms && allocator_frame(s[skip].func)) skip++;
     grp->skip = skip;
     grp->sym0 += skip;
     grp->nsyms -= skip;
