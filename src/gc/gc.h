@@ -142,6 +142,8 @@ void gort__gc_finalizers_after_fork_child(void);
 void gort__stw_init(void);
 // Creates a thread of gort's own (not registered, its signals blocked).
 int gort__stw_internal_thread(void *(*fn)(void *), void *arg);
+// Threads created through gort's pthread_create that have not registered yet.
+int gort__stw_starting(void);
 // With the world stopped: fn(tp) for each registered thread's thread pointer.
 void gort__stw_foreach_thread_pointer(void (*fn)(uintptr_t tp, void *arg), void *arg);
 

@@ -91,6 +91,7 @@ static struct {
   uintptr_t *stack;          // the mark stack
   size_t nstack, stack_cap;
   bool overflow;             // a push found the stack full: rescan (see mark_overflow)
+  bool retry;                // threads were starting: stop again later
   leak_t *leaks;
   uint8_t *flags;            // per leak, L_*
   size_t nleaks, leaks_cap;
@@ -281,12 +282,19 @@ static void scan_descriptor(uintptr_t tp, void *arg) {
   if (tp != 0 && lc.descriptor_bytes != 0) scan_range(tp, tp + lc.descriptor_bytes, NULL);
 }
 
+// A registered root range inside a malloc block (the start record of a
+// thread being created, gort's own pin) keeps that block too.
+static void scan_root_range(uintptr_t lo, uintptr_t hi, void *arg) {
+  mark_value(lo);
+  scan_range(lo, hi, arg);
+}
+
 static void scan_roots(void) {
   gort__stw_foreach_stack(scan_range, NULL);
   gort__stw_foreach_thread_pointer(scan_descriptor, NULL);
   gort__sched_foreach_stack(scan_range, NULL);
   for (int i = 0; i < lc.nsegs; i++) scan_segment(lc.seg_lo[i], lc.seg_hi[i]);
-  gort__gc_foreach_root_range(scan_range, NULL);
+  gort__gc_foreach_root_range(scan_root_range, NULL);
 }
 
 // ---- the leaked blocks ------------------------------------------------------------
@@ -362,7 +370,19 @@ static void classify(void) {
 
 // ---- the check --------------------------------------------------------------------
 
+static void mark_and_list(void);
+
+static void stopped_anyway(void) { mark_and_list(); }
+
 static void stopped(void) {
+  // A thread still starting has blocks in flight on no stack we see: let
+  // it register first (scan retries; a thread cannot register while the
+  // world is stopped, so none can start between this test and the mark).
+  lc.retry = gort__stw_starting() > 0;
+  if (!lc.retry) mark_and_list();
+}
+
+static void mark_and_list(void) {
   int64_t t0 = gort__nanotime();
   // The heap cannot grow while stopped; what grew since map_all past its
   // room is left out (clamped to the bitmaps).
@@ -451,7 +471,19 @@ static void scan(void *arg) {
     lc.nstack = lc.nleaks = 0;
     lc.overflow = false;
     gort__gc_sweep_pause();
-    gort__gc_run_stopped(stopped);
+    // Threads start in microseconds; one that takes longer than a second
+    // (stopped in a debugger) is not waited for.
+    for (int tries = 0;; tries++) {
+      lc.retry = false;
+      gort__gc_run_stopped(stopped);
+      if (!lc.retry || tries == 1000) break;
+      gort__os_sleep_ns(1000000);
+    }
+    if (lc.retry) {
+      lc.retry = false;
+      lc.st->starting_threads = (uint64_t)gort__stw_starting();
+      gort__gc_run_stopped(stopped_anyway);
+    }
     gort__gc_sweep_resume();
     unmap_all();
   }

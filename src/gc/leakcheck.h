@@ -15,6 +15,7 @@ typedef struct {
   uint64_t direct_blocks;                    // of those, not pointed to by another leaked block
   uint64_t cycle_blocks;                     // of the direct, the ones a cycle of leaks led to
   uint64_t unlisted_blocks;                  // leaked past the list's cap (64M): not reported
+  uint64_t starting_threads;                 // threads still starting after a second's wait
   int64_t stopped_ns;                        // how long the world was stopped
 } gc_leak_stats_t;
 

@@ -239,6 +239,9 @@ int gort__leakreport_write_text(int fd, const leak_result_t *r, bool verbose) {
     err |= gort__print_fd(fd, "gort: %llu block(s) of %llu byte(s) were reached only through pointers into "
                               "their middle and counted as reachable, not leaked\n",
                           (unsigned long long)r->st.interior_blocks, (unsigned long long)r->st.interior_bytes);
+  if (r->st.starting_threads > 0)
+    err |= gort__print_fd(fd, "gort: %llu thread(s) were still starting after a second; blocks they were "
+                              "handed may be reported above\n", (unsigned long long)r->st.starting_threads);
   if (r->st.unlisted_blocks > 0)
     err |= gort__print_fd(fd, "gort: %llu more leaked block(s) past the check's list of 64M were not "
                               "reported\n", (unsigned long long)r->st.unlisted_blocks);
