@@ -75,7 +75,8 @@
 enum { BM_MARK, BM_START, BM_EXTRA, BM_N };
 
 typedef struct {
-  uintptr_t addr, size;
+  uintptr_t addr, size;  // start, usable bytes
+  uintptr_t scan;        // bytes that may hold pointers (scan_bytes)
 } leak_t;
 
 enum { L_POINTED = 1, L_COVERED = 2, L_DIRECT = 4 };
@@ -191,16 +192,22 @@ static void scan_range(uintptr_t lo, uintptr_t hi, void *arg) {
   for (uintptr_t p = lo; p + 8 <= hi; p += 8) mark_value(*(const uintptr_t *)p);
 }
 
-static uintptr_t block_bytes(uintptr_t obj) {
+// The bytes of block obj (of span s, usable bytes size) that may hold
+// pointers: all of a collected object, a malloc block's requested bytes.
+static uintptr_t scan_bytes(uintptr_t obj, uintptr_t size, const mspan_t *s) {
+  if (s->kind != KIND_MANUAL || lc.v->scan_bytes == NULL) return size;
+  uintptr_t n = lc.v->scan_bytes(obj, size, lc.v->arg);
+  return n < size ? n : size;
+}
+
+static void scan_block(uintptr_t obj) {
   mspan_t *s = span_of(obj);
-  return span_state(s) == SPAN_LARGE ? span_bytes(s) : s->elemsize;
+  uintptr_t size = span_state(s) == SPAN_LARGE ? span_bytes(s) : s->elemsize;
+  scan_range(obj, obj + scan_bytes(obj, size, s), NULL);
 }
 
 static void drain(void) {
-  while (lc.nstack > 0) {
-    uintptr_t obj = lc.stack[--lc.nstack];
-    scan_range(obj, obj + block_bytes(obj), NULL);
-  }
+  while (lc.nstack > 0) scan_block(lc.stack[--lc.nstack]);
 }
 
 // Calls fn(obj, s) for each live block (of any kind) of every in-use span,
@@ -234,7 +241,7 @@ static void foreach_block(void (*fn)(uintptr_t obj, uintptr_t size, mspan_t *s))
 }
 
 static void rescan_marked(uintptr_t obj, uintptr_t size, mspan_t *s) {
-  if (scanned_kind(s) && bm_test(BM_MARK, obj)) scan_range(obj, obj + size, NULL);
+  if (scanned_kind(s) && bm_test(BM_MARK, obj)) scan_range(obj, obj + scan_bytes(obj, size, s), NULL);
 }
 
 // The stack overflowed (a graph larger than its gigabyte of address
@@ -311,7 +318,7 @@ static void count_block(uintptr_t obj, uintptr_t size, mspan_t *s) {
     lc.st->unlisted_blocks++;  // past the cap: counted, not reported
     return;
   }
-  lc.leaks[lc.nleaks++] = (leak_t){obj, size};
+  lc.leaks[lc.nleaks++] = (leak_t){obj, size, scan_bytes(obj, size, s)};
 }
 
 // The index of the leaked block v points into, or -1.
@@ -327,7 +334,7 @@ static ptrdiff_t find_leak(uintptr_t v) {
 
 static void set_pointed(size_t i) {
   const leak_t *l = &lc.leaks[i];
-  for (uintptr_t p = l->addr; p + 8 <= l->addr + l->size; p += 8) {
+  for (uintptr_t p = l->addr; p + 8 <= l->addr + l->scan; p += 8) {
     ptrdiff_t j = find_leak(*(const uintptr_t *)p);
     if (j >= 0 && (size_t)j != i) lc.flags[j] |= L_POINTED;
   }
@@ -341,7 +348,7 @@ static void cover_from(size_t i) {
   lc.stack[lc.nstack++] = i;
   while (lc.nstack > 0) {
     const leak_t *l = &lc.leaks[lc.stack[--lc.nstack]];
-    for (uintptr_t p = l->addr; p + 8 <= l->addr + l->size; p += 8) {
+    for (uintptr_t p = l->addr; p + 8 <= l->addr + l->scan; p += 8) {
       ptrdiff_t j = find_leak(*(const uintptr_t *)p);
       if (j < 0 || (lc.flags[j] & L_COVERED)) continue;
       lc.flags[j] |= L_COVERED;
@@ -451,23 +458,18 @@ typedef struct {
   int err;
 } scan_args_t;
 
-// Everything but the registration, with the calling thread's stack end
-// recorded above this frame: the check's own frames and registers (which
-// hold the arenas' bounds, and the first block of an arena starts at its
-// base) are never roots.
-static void scan(void *arg) {
-  scan_args_t *a = arg;
+int gort__gc_leak_scan(const gc_leak_visitor_t *v, gc_leak_stats_t *stats) {
   uint32_t z = 0;
   if (!atomic_compare_exchange_strong(&check_lock, &z, 1))
     while (atomic_exchange(&check_lock, 2) != 0) gort__os_futex_wait(&check_lock, 2);
-  memset(a->stats, 0, sizeof *a->stats);
+  memset(stats, 0, sizeof *stats);
   if (lc.descriptor_bytes == 0) lc.descriptor_bytes = descriptor_bytes();
   lc.nsegs = 0;
   dl_iterate_phdr(collect_segment, NULL);
-  a->err = map_all();
-  if (a->err == 0) {
-    lc.v = a->v;
-    lc.st = a->stats;
+  int err = map_all();
+  if (err == 0) {
+    lc.v = v;
+    lc.st = stats;
     lc.nstack = lc.nleaks = 0;
     lc.overflow = false;
     gort__gc_sweep_pause();
@@ -488,13 +490,12 @@ static void scan(void *arg) {
     unmap_all();
   }
   if (atomic_exchange(&check_lock, 0) == 2) gort__os_futex_wake(&check_lock, 1);
+  return err;
 }
 
-int gort__gc_leak_scan(const gc_leak_visitor_t *v, gc_leak_stats_t *stats) {
+void gort__gc_leak_enter(void (*fn)(void *), void *arg) {
   gort__start_ensure();
   if (gort__nostop > 0) gort__fatal("gort_leak_check called inside the allocator (from a signal handler?)", NULL);
   gort__stw_register_self();
-  scan_args_t a = {v, stats, 0};
-  gort__stw_run_recorded(scan, &a);
-  return a.err;
+  gort__stw_run_recorded(fn, arg);
 }

@@ -26,20 +26,34 @@ typedef struct {
   // is live though its live bit is clear (the heap profiler's samples,
   // obs/mprof.c). May be NULL.
   void (*extra_live)(void (*add)(uintptr_t addr, void *ctx), void *ctx, void *arg);
+  // The bytes of malloc block addr (usable bytes) to scan for pointers:
+  // what the program asked for, when it is known (LeakSanitizer scans the
+  // same; the slack past it holds stale words of the slot's earlier
+  // blocks). May be NULL: the usable bytes.
+  size_t (*scan_bytes)(uintptr_t addr, size_t usable, void *arg);
   // After the mark, for every leaked block in address order: its start,
   // its usable bytes, and whether it is a direct leak.
   void (*leaked)(uintptr_t addr, size_t usable, bool direct, void *arg);
   void *arg;
 } gc_leak_visitor_t;
 
-// Stops the world, marks from every root (threads' stacks, registers,
+// Registers the calling thread and runs fn(arg) with the thread's stack
+// end recorded here: gort__gc_leak_scan, called inside fn, scans this
+// thread's stack from the caller's frame up, and its registers as they
+// were here, so that the check's own frames (whose slots and registers
+// hold stale words of the program's earlier calls, and the heap's bounds)
+// are never roots. Call at the check's entry, with no gort lock held and
+// outside every no-stop region (a fatal error otherwise: the check was
+// called from a signal handler that interrupted the allocator).
+void gort__gc_leak_enter(void (*fn)(void *), void *arg);
+
+// Inside gort__gc_leak_enter: stops the world, marks from every root (threads' stacks, registers,
 // static TLS and thread descriptors; goroutine stacks; the loaded objects'
 // writable segments; registered ranges; uncollectable objects; the
 // finalizer queue), scanning every reached malloc block and collected
 // object conservatively, and calls v->leaked for each malloc block left
-// unmarked; then restarts the world. Call with no gort lock held, outside
-// every no-stop region. Returns 0, or -ENOMEM if the OS refused the mark's
-// memory (nothing was reported then).
+// unmarked; then restarts the world. Returns 0, or -ENOMEM if the OS
+// refused the mark's memory (nothing was reported then).
 int gort__gc_leak_scan(const gc_leak_visitor_t *v, gc_leak_stats_t *stats);
 
 #endif  // GORT_GC_LEAKCHECK_H

@@ -85,6 +85,7 @@
 #define _GNU_SOURCE
 #include "leakcheck.h"
 
+#include <errno.h>
 #include <link.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -219,6 +220,16 @@ static int64_t on_alloc(void *p, size_t size) {
 }
 
 static int64_t first_interval(void) { return -1; }
+
+// realloc kept the block: its new size (the stack stays the first one's).
+static void on_resize(void *p, size_t size) {
+  _Atomic uint64_t *w = word_of((uintptr_t)p, false);
+  if (w == NULL) return;
+  uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
+  if ((uint32_t)v != 0)
+    atomic_store_explicit(w, (uint64_t)(size > UINT32_MAX ? UINT32_MAX : size) << 32 | (uint32_t)v,
+                          memory_order_relaxed);
+}
 
 // ---- options ----------------------------------------------------------------------
 
@@ -439,6 +450,7 @@ void gort__leak_init(void) {
   // GORT_MEMPROFILERATE=0): its sampling goes on, on its own countdown.
   lk.prof = gort__mprof_hooks;
   gort__mprof_hooks.first_interval = first_interval;
+  gort__mprof_hooks.resized = on_resize;
   gort__mprof_hooks.sample_alloc = on_alloc;  // last: every allocation comes here from now on
   if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = -1;
   lk.on = true;
@@ -455,6 +467,15 @@ static void extra_live(void (*add)(uintptr_t addr, void *ctx), void *ctx, void *
   if (gort__mprof_hooks.is_sampled != NULL) gort__mprof_foreach_sampled(add, ctx);
 }
 
+// The bytes of a block that may hold pointers: those the program asked
+// for, when the block's allocation was recorded.
+static size_t scan_bytes(uintptr_t addr, size_t usable, void *arg) {
+  (void)arg;
+  _Atomic uint64_t *w = word_of(addr, false);
+  uint64_t v = w != NULL ? atomic_load_explicit(w, memory_order_relaxed) : 0;
+  return (uint32_t)v != 0 && (v >> 32) < UINT32_MAX ? (size_t)(v >> 32) : usable;
+}
+
 static void on_leaked(uintptr_t addr, size_t usable, bool direct, void *arg) {
   (void)arg;
   _Atomic uint64_t *w = word_of(addr, false);
@@ -465,23 +486,12 @@ static void on_leaked(uintptr_t addr, size_t usable, bool direct, void *arg) {
   gort__leakreport_add(id, size, direct);
 }
 
-// Zeroes the stack below the caller's frame. The check scans its own
-// frames above the point where it stops the world (gc/leakcheck.c); their
-// unwritten slots would otherwise hold whatever the program's earlier deep
-// calls left there (the block pointers of the allocations just made,
-// passed down through malloc), and a leak would be missed.
-static GORT_NOINLINE void clear_stack(void) {
-  char buf[16384];
-  explicit_bzero(buf, sizeof buf);
-  __asm__ volatile("" ::"r"(buf) : "memory");
-}
-
 // Runs the check into r; 0 or -errno.
 static int check(leak_result_t *r) {
   memset(r, 0, sizeof *r);
   int err = gort__leakreport_begin();
   if (err != 0) return err;
-  gc_leak_visitor_t v = {.extra_live = extra_live, .leaked = on_leaked};
+  gc_leak_visitor_t v = {.extra_live = extra_live, .scan_bytes = lk.on ? scan_bytes : NULL, .leaked = on_leaked};
   err = gort__gc_leak_scan(&v, &r->st);
   gort__leakreport_end(r);
   r->recorded = lk.on;
@@ -489,15 +499,32 @@ static int check(leak_result_t *r) {
   return err;
 }
 
-int gort_leak_check(int fd) {
-  gort__start_ensure();
+typedef struct {
+  int fd;  // gort_leak_check's, or -1 at exit
+  int ret;
+} entry_t;
+
+static void at_exit_body(void);
+
+static void api_body(void *arg) {
+  entry_t *e = arg;
+  if (e->fd < 0) {
+    at_exit_body();
+    return;
+  }
   leak_result_t r;
-  clear_stack();
   int err = check(&r);
-  if (err == 0) err = gort__leakreport_write_text(fd, &r, true);
+  if (err == 0) err = gort__leakreport_write_text(e->fd, &r, true);
   int64_t leaks = (int64_t)r.blocks;
   gort__leakreport_release(&r);
-  return err != 0 ? err : (int)(leaks > INT32_MAX ? INT32_MAX : leaks);
+  e->ret = err != 0 ? err : (int)(leaks > INT32_MAX ? INT32_MAX : leaks);
+}
+
+int gort_leak_check(int fd) {
+  if (fd < 0) return -EBADF;
+  entry_t e = {fd, 0};
+  gort__gc_leak_enter(api_body, &e);
+  return e.ret;
 }
 
 static void write_profile(const leak_result_t *r) {
@@ -534,12 +561,8 @@ static void write_text(const leak_result_t *r) {
   }
 }
 
-// Step 5 of the file comment. Priority 101: in a static program, after
-// the program's own destructors too.
-__attribute__((destructor(101))) static void leak_at_exit(void) {
-  if (!lk.on) return;
+static void at_exit_body(void) {
   leak_result_t r;
-  clear_stack();
   int err = check(&r);
   char ebuf[32];
   if (err != 0) {
@@ -554,4 +577,12 @@ __attribute__((destructor(101))) static void leak_at_exit(void) {
     fflush(NULL);  // exit's own flush runs after the destructors: it would be skipped
     _exit((int)lk.exitcode);
   }
+}
+
+// Step 5 of the file comment. Priority 101: in a static program, after
+// the program's own destructors too.
+__attribute__((destructor(101))) static void leak_at_exit(void) {
+  if (!lk.on) return;
+  entry_t e = {-1, 0};
+  gort__gc_leak_enter(api_body, &e);
 }
