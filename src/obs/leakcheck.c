@@ -87,6 +87,7 @@
 
 #include <errno.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -96,6 +97,7 @@
 #include "../alloc/mcache.h"
 #include "../alloc/pagemap.h"
 #include "../base/options.h"
+#include "../base/persistent.h"
 #include "../os/os.h"
 #include "gort/gc.h"
 #include "gort/prof.h"
@@ -184,6 +186,58 @@ static _Atomic uint64_t *word_of(uintptr_t p, bool create) {
   return (_Atomic uint64_t *)&t[idx];
 }
 
+// ---- per-thread walk memos ---------------------------------------------------------
+
+// Each thread's memo of its last stack walk (unwind.h), so that allocations
+// from a stack seen just before cost a check of its words instead of a
+// walk. Memos come from persistent memory and go back to a free list when
+// their thread exits (a key destructor), for the next thread to take.
+typedef struct memo {
+  unwind_memo_t u;
+  uint32_t id;       // the depot id of the stack u's last walk returned whole
+  struct memo *next; // on the free list
+} memo_t;
+
+#define MEMO_DEAD ((memo_t *)1)  // the thread's exit took its memo back
+static GORT_TLS memo_t *my_memo;
+static struct {
+  _Atomic uint32_t lock;  // a spin lock: held for a push or a pop
+  memo_t *free;
+  pthread_key_t key;
+  bool key_ok;
+} memos;
+
+static void memos_lock(void) {
+  while (atomic_exchange_explicit(&memos.lock, 1, memory_order_acquire) != 0) gort__cpu_relax();
+}
+static void memos_unlock(void) { atomic_store_explicit(&memos.lock, 0, memory_order_release); }
+
+static void memo_exit(void *arg) {
+  memo_t *m = arg;
+  if (m == NULL || m == MEMO_DEAD) return;
+  my_memo = MEMO_DEAD;
+  memos_lock();
+  m->next = memos.free;
+  memos.free = m;
+  memos_unlock();
+}
+
+static memo_t *memo_get(void) {
+  memo_t *m = my_memo;
+  if (gort_likely(m != NULL)) return m == MEMO_DEAD ? NULL : m;
+  if (!memos.key_ok) return NULL;
+  memos_lock();
+  m = memos.free;
+  if (m != NULL) memos.free = m->next;
+  memos_unlock();
+  if (m == NULL) m = gort__persistent_alloc(sizeof *m, 64);
+  if (m == NULL) return NULL;
+  memset(m, 0, sizeof *m);
+  my_memo = m;
+  pthread_setspecific(memos.key, m);
+  return m;
+}
+
 static bool own_pc(uintptr_t pc) {
   for (int k = 0; k < lk.nown; k++)
     if (lk.own_pcs[k] == pc) return true;
@@ -193,18 +247,27 @@ static bool own_pc(uintptr_t pc) {
 static void record(void *p, size_t size) {
   uintptr_t buf[MAX_DEPTH + 8], *raw = buf;
   uint32_t max = lk.depth + 8;
+  memo_t *m = memo_get();
+  unwind_memo_t none;
   if (gort_unlikely(probe_stack != NULL)) raw = probe_stack, max = MAX_DEPTH + 8;
-  uint32_t n = gort__unwind_capture(raw, max), i = 0;  // one call site: probes learn its address
+  // One call site: the probes learn its address.
+  uint32_t n = gort__unwind_capture_memo(raw, max, m != NULL ? &m->u : (none.busy = 1, &none)), i = 0;
   if (gort_unlikely(raw == probe_stack)) {
     probe_n = n;
     return;
   }
-  if (lk.self_hi != 0)
-    while (i < n && raw[i] >= lk.self_lo && raw[i] < lk.self_hi) i++;
-  else
-    while (i < n && own_pc(raw[i])) i++;
-  uint32_t depth = n - i < lk.depth ? n - i : lk.depth;
-  uint32_t id = gort__stackdepot_put(raw + i, depth);
+  uint32_t id;
+  if (m != NULL && m->u.reused == 0 && m->id != 0) {
+    id = m->id;  // the same stack as this thread's last allocation
+  } else {
+    if (lk.self_hi != 0)
+      while (i < n && raw[i] >= lk.self_lo && raw[i] < lk.self_hi) i++;
+    else
+      while (i < n && own_pc(raw[i])) i++;
+    uint32_t depth = n - i < lk.depth ? n - i : lk.depth;
+    id = gort__stackdepot_put(raw + i, depth);
+    if (m != NULL) m->id = id;
+  }
   _Atomic uint64_t *w = word_of((uintptr_t)p, true);
   if (w != NULL)
     atomic_store_explicit(w, (uint64_t)(size > UINT32_MAX ? UINT32_MAX : size) << 32 | id,
@@ -446,6 +509,7 @@ void gort__leak_init(void) {
   }
   dl_iterate_phdr(find_self, NULL);
   gort__unwind_init();
+  memos.key_ok = pthread_key_create(&memos.key, memo_exit) == 0;
   // Chain the heap profiler's hooks (obs/mprof.c ran first; all NULL if
   // GORT_MEMPROFILERATE=0): its sampling goes on, on its own countdown.
   lk.prof = gort__mprof_hooks;
