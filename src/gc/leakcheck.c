@@ -493,6 +493,12 @@ int gort__gc_leak_scan(const gc_leak_visitor_t *v, gc_leak_stats_t *stats) {
   return err;
 }
 
+void gort__gc_leak_after_fork_child(void) {
+  // Only the forking thread lives on: a check another thread was running
+  // is over, and the child's own check starts afresh (map_all).
+  atomic_store(&check_lock, 0);
+}
+
 void gort__gc_leak_enter(void (*fn)(void *), void *arg) {
   gort__start_ensure();
   if (gort__nostop > 0) gort__fatal("gort_leak_check called inside the allocator (from a signal handler?)", NULL);

@@ -56,4 +56,8 @@ void gort__gc_leak_enter(void (*fn)(void *), void *arg);
 // refused the mark's memory (nothing was reported then).
 int gort__gc_leak_scan(const gc_leak_visitor_t *v, gc_leak_stats_t *stats);
 
+// In a forked child: forgets a check that another thread of the parent
+// was running (the child would otherwise wait for it at exit, for ever).
+void gort__gc_leak_after_fork_child(void);
+
 #endif  // GORT_GC_LEAKCHECK_H

@@ -254,6 +254,7 @@ static void record(void *p, size_t size) {
   uint32_t n = gort__unwind_capture_memo(raw, max, m != NULL ? &m->u : (none.busy = 1, &none)), i = 0;
   if (gort_unlikely(raw == probe_stack)) {
     probe_n = n;
+    if (m != NULL) m->id = 0;  // the memo now holds the probe's walk
     return;
   }
   uint32_t id;
@@ -447,6 +448,14 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
 
 static void leak_at_exit(void);
 
+// A fork while another thread checks or takes a memo must not leave the
+// child waiting for that thread.
+static void fork_child(void) {
+  gort__gc_leak_after_fork_child();
+  atomic_store(&memos.lock, 0);
+}
+static fork_hook_t leak_fork = {.name = "leakcheck", .rank = LOCK_PROF, .child = fork_child};
+
 // operator new and new[], from the shim (absent in builds without it).
 extern void *_Znwm(size_t) __attribute__((weak));
 extern void *_Znam(size_t) __attribute__((weak));
@@ -510,6 +519,7 @@ void gort__leak_init(void) {
   dl_iterate_phdr(find_self, NULL);
   gort__unwind_init();
   memos.key_ok = pthread_key_create(&memos.key, memo_exit) == 0;
+  gort__start_add_fork_hook(&leak_fork);
   // Chain the heap profiler's hooks (obs/mprof.c ran first; all NULL if
   // GORT_MEMPROFILERATE=0): its sampling goes on, on its own countdown.
   lk.prof = gort__mprof_hooks;

@@ -192,15 +192,21 @@ void gort__leakreport_release(leak_result_t *r) {
 
 // ---- text -----------------------------------------------------------------------------
 
+// A symbol's name without its version (__libc_start_main@GLIBC_2.2.5).
+static int name_len(const char *f) {
+  const char *at = strchr(f, '@');
+  return (int)(at != NULL && at != f ? (size_t)(at - f) : strlen(f));
+}
+
 static int put_frame(int fd, int i, const sym_t *s) {
-  if (s->module == NULL) return gort__print_fd(fd, "    #%d 0x%lx (<unknown module>)\n", i, (unsigned long)s->pc);
+  unsigned long pc = (unsigned long)s->pc, off = (unsigned long)s->module_off;
+  if (s->module == NULL) return gort__print_fd(fd, "    #%d 0x%lx (<unknown module>)\n", i, pc);
+  char func[256];
+  if (s->func != NULL) gort__snprint(func, sizeof func, "%s", s->func), func[name_len(s->func) < 255 ? name_len(s->func) : 255] = '\0';
   if (s->func != NULL && s->file != NULL)
-    return gort__print_fd(fd, "    #%d 0x%lx in %s %s:%u\n", i, (unsigned long)s->pc, s->func, s->file, s->line);
-  if (s->func != NULL)
-    return gort__print_fd(fd, "    #%d 0x%lx in %s (%s+0x%lx)\n", i, (unsigned long)s->pc, s->func, s->module,
-                          (unsigned long)s->module_off);
-  return gort__print_fd(fd, "    #%d 0x%lx (%s+0x%lx)\n", i, (unsigned long)s->pc, s->module,
-                        (unsigned long)s->module_off);
+    return gort__print_fd(fd, "    #%d 0x%lx in %s %s:%u\n", i, pc, func, s->file, s->line);
+  if (s->func != NULL) return gort__print_fd(fd, "    #%d 0x%lx in %s (%s+0x%lx)\n", i, pc, func, s->module, off);
+  return gort__print_fd(fd, "    #%d 0x%lx (%s+0x%lx)\n", i, pc, s->module, off);
 }
 
 int gort__leakreport_write_text(int fd, const leak_result_t *r, bool verbose) {

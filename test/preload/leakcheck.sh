@@ -27,7 +27,7 @@ skip() { echo "SKIP preload/leakcheck_$1 ($2)"; }
 
 # ---- building ---------------------------------------------------------------------
 
-progs="list tree thread interior roots dlopen clean fork churn"
+progs="list tree thread interior roots dlopen clean fork churn forkcheck"
 # Linked statically, a program exports malloc and free only where a shared
 # library of its link needs them; -rdynamic makes the dlopen'ed library's
 # calls reach gort's heap as well.
@@ -183,6 +183,14 @@ if [ "$(ls "$T"/forkreport.* 2>/dev/null | wc -l)" = 1 ] && ! grep -q child_leak
 else
   cat "$T"/forkreport.* "$T/out" >>"$T/err" 2>/dev/null
   fail forked_child_that_calls__exit_does_not_check "$T/err"
+fi
+
+env GORT_LEAKCHECK=1 LD_PRELOAD="$LIB" timeout 120 "$T/forkcheck.pre" >"$T/out" 2>"$T/err"
+if grep -qx "forkcheck: 20 children exited" "$T/out"; then
+  pass fork_during_a_check_leaves_the_child_free_to_check
+else
+  cat "$T/out" >>"$T/err"
+  fail fork_during_a_check_leaves_the_child_free_to_check "$T/err"
 fi
 
 # ---- suppressions -----------------------------------------------------------------------
