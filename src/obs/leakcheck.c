@@ -250,8 +250,9 @@ static void record(void *p, size_t size) {
   memo_t *m = memo_get();
   unwind_memo_t none;
   if (gort_unlikely(probe_stack != NULL)) raw = probe_stack, max = MAX_DEPTH + 8;
-  // One call site: the probes learn its address.
-  uint32_t n = gort__unwind_capture_memo(raw, max, m != NULL ? &m->u : (none.busy = 1, &none)), i = 0;
+  unwind_memo_t *um = &none;
+  if (m != NULL) um = &m->u; else none.busy = 1;
+  uint32_t n = gort__unwind_capture_memo(raw, max, um), i = 0;
   if (gort_unlikely(raw == probe_stack)) {
     probe_n = n;
     if (m != NULL) m->id = 0;  // the memo now holds the probe's walk
@@ -261,10 +262,14 @@ static void record(void *p, size_t size) {
   if (m != NULL && m->u.reused == 0 && m->id != 0) {
     id = m->id;  // the same stack as this thread's last allocation
   } else {
-    if (lk.self_hi != 0)
+    if (lk.self_hi != 0) {
       while (i < n && raw[i] >= lk.self_lo && raw[i] < lk.self_hi) i++;
-    else
+    } else {
+      // raw[0] is in this function, whichever copy of the call the
+      // compiler made; the frames above it are the allocator's, learned.
+      i = n > 0;
       while (i < n && own_pc(raw[i])) i++;
+    }
     uint32_t depth = n - i < lk.depth ? n - i : lk.depth;
     id = gort__stackdepot_put(raw + i, depth);
     if (m != NULL) m->id = id;
@@ -490,7 +495,7 @@ static GORT_NOINLINE void probe(int kind) {
     uint32_t k = probe_n - nd;  // got[k] is the return address into this function
     bool same = true;
     for (uint32_t i = 1; i < nd; i++) same &= got[k + i] == direct[i];
-    for (uint32_t i = 0; same && i < k; i++)
+    for (uint32_t i = 1; same && i < k; i++)  // got[0] is in record(): left out anyway
       if (!own_pc(got[i]) && lk.nown < MAX_OWN_PCS) lk.own_pcs[lk.nown++] = got[i];
   }
   if (q != NULL) kind == 8 ? _ZdlPv(q) : _ZdaPv(q);
