@@ -52,7 +52,7 @@ static const option_t options[] = {
      "them, and exit with status 23 if there are any: `1`, or comma-separated items "
      "`suppress=FILE` (lines `leak:PATTERN` naming a function, file or module), `exitcode=N` "
      "(0 keeps the program's status), `depth=N` (frames kept per allocation, default 30), "
-     "`defaults=0` (no built-in suppressions); `0` off", false},
+     "`defaults=0` (no built-in suppressions), `verbose=1` (a summary even without leaks); `0` off", false},
     {"GORT_LEAKCHECK_FILE", OPT_STRING, OFF(leakcheck_file), false,
      "write the GORT_LEAKCHECK report to this file instead of stderr (`%p`, `%e` and one file per "
      "process, as for GORT_HEAPPROFILE)", false},
