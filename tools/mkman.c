@@ -90,27 +90,48 @@ static const char *comment_text(const char *c, const char **end) {
   return out;
 }
 
-// Prints a comment's text: blank lines start paragraphs, lines indented by
-// four spaces or more are code, shown as they are.
+// Prints a comment's text. A blank line starts a paragraph. A block of
+// lines indented by two spaces or more is a list when its first line starts
+// with "- " (each "- " line an item, the lines indented under it its
+// continuation) and code otherwise (a table, an example), shown as it is
+// less the indentation of its first line.
 static void paragraphs(const char *s) {
-  int in_code = 0;
-  while (*s) {
+  enum { PARA, LIST, CODE } mode = PARA;
+  int base = 0;  // the code block's indentation
+  const char *next;
+  for (; *s != '\0'; s = next) {
     const char *nl = strchr(s, '\n');
-    int len = nl ? (int)(nl - s) : (int)strlen(s);
-    int code = len >= 4 && strncmp(s, "    ", 4) == 0;
-    if (code != in_code) {
-      fputs(code ? ".PP\n.RS 4\n.nf\n" : ".fi\n.RE\n.PP\n", stdout);
-      in_code = code;
+    int len = nl ? (int)(nl - s) : (int)strlen(s), ind = 0;
+    next = s + len + (nl != NULL);
+    while (ind < len && s[ind] == ' ') ind++;
+    int blank = ind == len, indented = ind >= 2;
+    int item = ind + 1 < len && s[ind] == '-' && s[ind + 1] == ' ';
+    if (mode != PARA && (blank || !indented)) {  // the block ends
+      if (mode == CODE) fputs(".fi\n.RE\n", stdout);
+      if (!blank) fputs(".PP\n", stdout);
+      mode = PARA;
     }
-    if (len == 0 && !code) {
+    if (blank) {
       fputs(".PP\n", stdout);
-    } else {
-      text(code ? s + 4 : s, code ? len - 4 : len, code);
-      putchar('\n');
+      continue;
     }
-    s += len + (nl != NULL);
+    if (indented && mode == PARA) {  // a block starts
+      mode = item ? LIST : CODE;
+      base = ind;
+      if (mode == CODE) fputs(".PP\n.RS 4\n.nf\n", stdout);
+    }
+    if (mode == CODE) {
+      int skip = ind < base ? ind : base;
+      text(s + skip, len - skip, 1);
+    } else if (mode == LIST && item) {
+      fputs(".IP \\(bu 2\n", stdout);
+      text(s + ind + 2, len - ind - 2, 0);
+    } else {
+      text(s + ind, len - ind, 0);
+    }
+    putchar('\n');
   }
-  if (in_code) fputs(".fi\n.RE\n", stdout);
+  if (mode == CODE) fputs(".fi\n.RE\n", stdout);
 }
 
 // The declaration starting at d ("GORT_API ..."), as the program sees it:
@@ -133,6 +154,13 @@ static const char *declaration(const char *d, const char **end) {
   out[n] = '\0';
   *end = semi + 1;
   return out;
+}
+
+// Whether the declaration is of a gort__ name: internal, though exported for
+// a macro of the header (gort_go's call site), so left out of the page.
+static int internal(const char *decl) {
+  const char *name = strstr(decl, "gort__"), *paren = strchr(decl, '(');
+  return name != NULL && paren != NULL && name < paren;
 }
 
 typedef struct {
@@ -161,6 +189,7 @@ static void synopsis(hdr_t *h, int n) {
   for (int i = 0; i < n; i++) {
     for (const char *p = h[i].src; (p = strstr(p, "\nGORT_API ")) != NULL;) {
       const char *decl = declaration(p + 1, &p);
+      if (internal(decl)) continue;
       printf(".B \"");
       text(decl, -1, 1);
       printf("\"\n");
@@ -175,10 +204,17 @@ static void describe(const hdr_t *h) {
   const char *end;
   const char *intro = comment_text(strstr(h->src, "/*"), &end);
   const char *title = strncmp(intro, "gort: ", 6) == 0 ? intro + 6 : intro;
-  const char *stop = strpbrk(title, ".\n");
-  size_t tlen = stop ? (size_t)(stop - title) : strlen(title);
-  char heading[128];
+  // The heading is the first sentence, which may run over lines; the period
+  // ends it only before a space or the end ("time.After" goes on).
+  size_t tlen = 0;
+  while (title[tlen] != '\0' &&
+         !(title[tlen] == '.' && (title[tlen + 1] == '\0' || title[tlen + 1] == ' ' ||
+                                  title[tlen + 1] == '\n')))
+    tlen++;
+  char heading[256];
   snprintf(heading, sizeof heading, "%.*s", (int)tlen, title);
+  for (char *c = heading; *c; c++)
+    if (*c == '\n') *c = ' ';
   if (heading[0] >= 'a' && heading[0] <= 'z') heading[0] = (char)(heading[0] - 'a' + 'A');
   printf(".SS \"");
   text(heading, -1, 0);
@@ -198,6 +234,10 @@ static void describe(const hdr_t *h) {
     }
     if (strncmp(p, "GORT_API ", 9) == 0) {
       const char *decl = declaration(p, &p);
+      if (internal(decl)) {
+        last = NULL;
+        continue;
+      }
       printf(".TP\n.B \"");
       text(decl, -1, 1);
       printf("\"\n");
@@ -215,14 +255,17 @@ static void describe(const hdr_t *h) {
 static void page3(void) {
   hdr_t h[16];
   int n = public_headers(h, 16);
-  header(3, "a Go\\-style managed runtime for C: allocation, statistics, heap profiles");
+  header(3, "a Go\\-style managed runtime for C: allocator, garbage collector, goroutines, "
+            "channels, pools, statistics, heap profiles");
   synopsis(h, n);
   printf(".SH DESCRIPTION\n");
-  line("gort is a memory allocator in the line of TCMalloc and Go's runtime, with memory that goes "
-       "back to the OS, Go's MemStats and runtime/metrics, and heap profiles that `go tool pprof` "
-       "opens. Linked or preloaded, it is also the process's malloc, free, calloc, realloc and the "
-       "rest of glibc's allocation functions, and C++'s operators new and delete. Its environment "
-       "variables are in gort(7).");
+  line("gort brings Go's runtime to C in one library: a memory allocator in the line of TCMalloc "
+       "and Go's, with memory that goes back to the OS; a garbage collector for C; goroutines on "
+       "Go's scheduler, channels, select, Go's sync types, contexts and object pools; Go's "
+       "MemStats and runtime/metrics, and heap profiles that `go tool pprof` opens. Linked or "
+       "preloaded, it is also the process's malloc, free, calloc, realloc and the rest of glibc's "
+       "allocation functions, and C++'s operators new and delete. Its environment variables are "
+       "in gort(7).");
   for (int i = 0; i < n; i++) describe(&h[i]);
   const gort_metric_desc_t *d;
   size_t nm = gort_metrics_all(&d);

@@ -14,7 +14,7 @@ int main(void) {
          "Names and units follow Go's runtime/metrics where the figure is the same.\n\n");
   printf("| name | kind | cumulative | description |\n|---|---|---|---|\n");
   for (size_t i = 0; i < n; i++)
-    printf("| `%s` | %s | %s | %s |\n", d[i].name, d[i].kind == GORT_METRIC_UINT64 ? "uint64" : "float64",
+    printf("| `%s` | %s | %s | %s |\n", d[i].name, d[i].kind == GORT_METRIC_UINT64 ? "uint64" : d[i].kind == GORT_METRIC_FLOAT64 ? "float64" : "float64 histogram",
            d[i].cumulative ? "yes" : "no", d[i].description);
   printf("\n# Configuration\n\n");
   fflush(stdout);

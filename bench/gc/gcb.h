@@ -221,6 +221,9 @@ static uint64_t gcb_start_ns;
 static void gcb_init(void) {
 #if defined(IMPL_BDWGC)
   GC_INIT();
+  /* bdwgc's incremental mode (mprotect and a SIGSEGV per first write), for
+   * run.sh's bdwgc-inc. */
+  if (getenv("GCB_BDW_INCREMENTAL") != NULL) GC_enable_incremental();
   GC_set_on_collection_event(gcb_bdw_event);
   gcb_bdw_gc_no0 = GC_get_gc_no();
 #endif

@@ -6,7 +6,8 @@
 #
 # Usage: bench/gc/run.sh [REPS]          (default 3)
 # Environment:
-#   IMPLS="gort bdwgc go malloc"  WORKLOADS="gcbench bintree largeheap"
+#   IMPLS="gort bdwgc go malloc"  (also: gort-stw, gort with GORT_DEBUG=gcdirty=none;
+#     bdwgc-inc, bdwgc in its incremental mode)  WORKLOADS="gcbench bintree largeheap"
 #   GCBENCH_ARGS=16  BINTREE_ARGS=18  LARGEHEAP_ARGS="1024 4000000"
 #     (smaller for a quick look: GCBENCH_ARGS=12 BINTREE_ARGS=12 LARGEHEAP_ARGS="64 200000")
 #   TIMEOUT=900 (seconds per run)   GCB_NOBUILD=1 (do not run make bench-gc first)
@@ -40,15 +41,22 @@ if [ -z "${GCB_NOBUILD:-}" ]; then
 fi
 
 prog() {  # prog IMPL WORKLOAD: the command line, empty if not built
-  local bin
-  if [ "$1" = go ]; then bin=$B/gcgo; else bin=$B/$2-$1; fi
+  local bin pre=""
+  case $1 in
+    go) bin=$B/gcgo ;;
+    bdwgc-inc) bin=$B/$2-bdwgc pre="env GCB_BDW_INCREMENTAL=1" ;;   # bdwgc's incremental mode
+    gort-stw) bin=$B/$2-gort pre="env GORT_DEBUG=gcdirty=none" ;;    # gort marking with the world stopped
+    *) bin=$B/$2-$1 ;;
+  esac
   [ -x "$bin" ] || return 0
-  if [ "$1" = go ]; then echo "$bin $2 ${ARGS[$2]}"; else echo "$bin ${ARGS[$2]}"; fi
+  if [ "$1" = go ]; then echo "$bin $2 ${ARGS[$2]}"; else echo "$pre $bin ${ARGS[$2]}"; fi
 }
 
 declare -A WHY=(
   [gort]="gort's collector is not linked into build/libgort.a yet (make bench-gc says why)"
   [bdwgc]="libgc-dev missing? (apt-get install libgc-dev)"
+  [bdwgc-inc]="libgc-dev missing? (apt-get install libgc-dev)"
+  [gort-stw]="gort's collector is not linked into build/libgort.a yet"
   [go]="no go command? (apt-get install golang-go)"
   [malloc]="make bench-gc failed?"
 )
@@ -81,6 +89,7 @@ for w in $WORKLOADS; do
       # shellcheck disable=SC2046
       line=$(timeout "$TIMEOUT" $(prog "$i" "$w") 2> "$err")
       rc=$?
+      line=$(echo "$line" | awk -v i="$i" 'NF == 11 { $2 = i } { print }')  # bdwgc-inc, gort-stw
       read -r -a f <<< "$line"
       if [ $rc -ne 0 ] || [ ${#f[@]} -ne 11 ] || [ "${f[0]}" != "$w" ]; then
         echo "bench/gc: $w $i rep $r failed (exit $rc); $err says:" >&2

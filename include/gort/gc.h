@@ -54,10 +54,11 @@
 GORT_BEGIN_DECLS
 
 /* A zeroed collected object of size bytes, scanned conservatively. */
-GORT_API void *gort_gc_alloc(size_t size);
+GORT_API void *gort_gc_alloc(size_t size) GORT_MALLOC_LIKE GORT_ALLOC_SIZE(1) GORT_WARN_UNUSED;
 /* A zeroed collected object that is never scanned: it may hold anything
  * but pointers that must keep other collected objects alive. */
-GORT_API void *gort_gc_alloc_noscan(size_t size);
+GORT_API void *gort_gc_alloc_noscan(size_t size)
+    GORT_MALLOC_LIKE GORT_ALLOC_SIZE(1) GORT_WARN_UNUSED;
 
 /* A pointer layout: bit i of ptrmap[i / 64] set means word i may hold a
  * pointer. Layouts are interned and live forever; the same arguments give
@@ -67,12 +68,14 @@ GORT_API const gort_gc_layout_t *gort_gc_layout(const uint64_t *ptrmap, size_t n
 /* A zeroed collected object of size bytes in which only the words the
  * layout names are scanned; an object longer than the layout repeats it
  * (an array of the type). */
-GORT_API void *gort_gc_alloc_typed(size_t size, const gort_gc_layout_t *layout);
+GORT_API void *gort_gc_alloc_typed(size_t size, const gort_gc_layout_t *layout)
+    GORT_MALLOC_LIKE GORT_ALLOC_SIZE(1) GORT_WARN_UNUSED;
 
 /* A zeroed object that is scanned like gort_gc_alloc's but never
  * collected: released with gort_free (bdwgc's uncollectable), for holders
  * of collected pointers in manually managed structures. */
-GORT_API void *gort_gc_alloc_uncollectable(size_t size);
+GORT_API void *gort_gc_alloc_uncollectable(size_t size)
+    GORT_MALLOC_LIKE GORT_ALLOC_SIZE(1) GORT_WARN_UNUSED;
 
 /* A full blocking cycle that also finishes the sweep (Go's runtime.GC). */
 GORT_API void gort_gc_collect(void);

@@ -3,7 +3,8 @@
  * gort_read_memstats fills Go's runtime.MemStats fields that make sense in
  * gort. gort_metrics_read reads figures by Go's runtime/metrics names
  * ("/gc/heap/allocs:bytes"); gort_metrics_all lists them all. The
- * collector's fields (NextGC, NumGC, pauses...) read zero until it exists.
+ * collector's fields (NextGC, NumGC, pauses...) read zero until its first
+ * cycle.
  *
  * Snapshots: page-heap figures are read under one lock, so HeapInuse +
  * HeapIdle == HeapSys exactly. Per-thread counters are summed without
@@ -53,7 +54,7 @@ typedef struct {
   uint64_t scavenged_bytes;   /* bytes released to the OS, ever */
   int64_t memory_limit;       /* the soft limit in force (INT64_MAX: none) */
   uint64_t threads;           /* thread caches alive */
-  /* The collector (zero until it exists). */
+  /* The collector (zero until its first cycle). */
   uint64_t next_gc;
   uint64_t last_gc;           /* ns since the epoch */
   uint64_t pause_total_ns;
@@ -68,6 +69,11 @@ typedef struct {
   uint64_t pool_puts;    /* gort_pool_put calls with an object */
   uint64_t pool_misses;  /* gets that found their pool empty */
   uint64_t pool_drops;   /* objects pools dropped at rotations */
+  /* Concurrent marking (gort's own): heap pages the program wrote while
+   * the collector marked, rescanned, ever; and whether cycles mark
+   * concurrently (1) or with the world stopped (0). */
+  uint64_t gc_dirty_pages;
+  uint32_t gc_concurrent;
 } gort_memstats_t;
 
 /* Fills *out with the figures above, read now (see "Snapshots"). */
@@ -79,7 +85,16 @@ typedef enum {
   GORT_METRIC_BAD = 0,
   GORT_METRIC_UINT64 = 1,
   GORT_METRIC_FLOAT64 = 2,
+  GORT_METRIC_FLOAT64_HISTOGRAM = 3,
 } gort_metric_kind_t;
+
+/* Go's Float64Histogram: counts[i] samples fell in [buckets[i],
+ * buckets[i + 1]); the first bucket starts at 0, the last ends at +Inf. */
+#define GORT_METRIC_HIST_BUCKETS 32
+typedef struct {
+  uint64_t counts[GORT_METRIC_HIST_BUCKETS];
+  double buckets[GORT_METRIC_HIST_BUCKETS + 1];
+} gort_metric_histogram_t;
 
 typedef struct {
   const char *name;  /* e.g. "/gc/heap/allocs:bytes" */
@@ -87,6 +102,7 @@ typedef struct {
   union {
     uint64_t u64;
     double f64;
+    gort_metric_histogram_t hist;
   } value;
 } gort_metric_sample_t;
 

@@ -1,4 +1,4 @@
-/* gort: object pools, with the semantics of the Pool of Go's package sync (issue 13).
+/* gort: object pools, with the semantics of the Pool of Go's package sync.
  *
  * A pool keeps objects that were put back, so that the next get reuses one
  * instead of allocating: request buffers, parsers, scratch structs made and

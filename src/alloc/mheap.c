@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "../base/lock.h"
+#include "alloc_init.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
 #include "vg.h"
@@ -222,6 +223,34 @@ static bool register_arenas(uintptr_t base, uintptr_t bytes) {
   return true;
 }
 
+// The reservations, append-only (adjacent ones merged), for the
+// collector's dirty-page tracking (gc/dirty.c), which must register every
+// byte of the heap: written under the heap lock, read without it.
+#define MAX_RESERVATIONS 8192
+static struct {
+  uintptr_t lo[MAX_RESERVATIONS], hi[MAX_RESERVATIONS];
+  _Atomic uint32_t n;
+} resv;
+
+static void add_reservation(uintptr_t base, uintptr_t bytes) {
+  uint32_t n = atomic_load_explicit(&resv.n, memory_order_relaxed);
+  if (n > 0 && resv.hi[n - 1] == base) {
+    __atomic_store_n(&resv.hi[n - 1], base + bytes, __ATOMIC_RELEASE);
+    return;
+  }
+  if (n == MAX_RESERVATIONS) gort__throw("heap: more than 8192 separate reservations");
+  resv.lo[n] = base;
+  resv.hi[n] = base + bytes;
+  atomic_store_explicit(&resv.n, n + 1, memory_order_release);
+}
+
+uint32_t gort__mheap_nreservations(void) { return atomic_load_explicit(&resv.n, memory_order_acquire); }
+
+void gort__mheap_reservation(uint32_t i, uintptr_t *lo, uintptr_t *hi) {
+  *lo = resv.lo[i];
+  *hi = __atomic_load_n(&resv.hi[i], __ATOMIC_ACQUIRE);
+}
+
 // Reserves address space for at least npages pages and adds it as one
 // free span (see the file comment for how much).
 static bool grow(uintptr_t npages) {
@@ -246,6 +275,8 @@ static bool grow(uintptr_t npages) {
     return false;
   }
   heap.hint = base + bytes;
+  add_reservation(base, bytes);
+  if (gort__gc_hooks.heap_grew != NULL) gort__gc_hooks.heap_grew(base, bytes);
   if (heap.arena_lo == 0 || base < heap.arena_lo) __atomic_store_n(&heap.arena_lo, base, __ATOMIC_RELAXED);
   if (base + bytes > heap.arena_hi) __atomic_store_n(&heap.arena_hi, base + bytes, __ATOMIC_RELAXED);
   heap.sys_bytes += bytes;

@@ -55,4 +55,9 @@ bool gort__mheap_is_valid(void);  // walks every free list (debug, tests)
 void gort__mheap_lock_for_fork(void);
 void gort__mheap_unlock_after_fork(int child);
 
+// The heap's reservations of address space (adjacent ones merged; the
+// count only grows, and the last one may grow): for dirty-page tracking.
+uint32_t gort__mheap_nreservations(void);
+void gort__mheap_reservation(uint32_t i, uintptr_t *lo, uintptr_t *hi);
+
 #endif  // GORT_ALLOC_MHEAP_H

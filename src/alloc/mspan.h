@@ -92,7 +92,8 @@ typedef enum {
   WHERE_GC_CACHED,        // a collected span cached by a thread (gc/malloc_gc.c)
   WHERE_GC_PARTIAL,       // a swept collected span with free slots
   WHERE_GC_FULL,          // a swept collected span with none
-  WHERE_GC_UNSWEPT,       // a collected span not swept since the last mark
+  WHERE_GC_UNSWEPT,       // a collected span not swept since the last mark (spans moved
+                          // to the unswept lists at a mark's end keep their old value)
   WHERE_GC_LARGE,         // a large collected object, swept
   WHERE_GC_LARGE_UNSWEPT, // a large collected object, not swept yet
 } span_where_t;

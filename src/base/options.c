@@ -20,7 +20,7 @@ gort_options_t gort__opts = {
     .scavdelay_ms = 500,
 };
 
-typedef enum { OPT_INT, OPT_BOOL, OPT_BYTES, OPT_PERCENT_OR_OFF, OPT_STRING } opt_type_t;
+typedef enum { OPT_INT, OPT_BOOL, OPT_BYTES, OPT_PERCENT_OR_OFF, OPT_STRING, OPT_GCDIRTY } opt_type_t;
 
 typedef struct {
   const char *name;
@@ -67,9 +67,15 @@ static const option_t options[] = {
     {"madvdontneed", OPT_BOOL, OFF(madvdontneed), true,
      "1 (default): release with MADV_DONTNEED, RSS drops at once; 0: MADV_FREE, cheaper, RSS drops under pressure", false},
     {"scavtrace", OPT_BOOL, OFF(scavtrace), true, "print one line per scavenger cycle", false},
-    {"gctrace", OPT_BOOL, OFF(gctrace), true, "print one line per GC cycle, in Go's format", false},
+    {"gctrace", OPT_INT, OFF(gctrace), true,
+     "1: print one line per GC cycle, in Go's format; 2: and a second line on the concurrent mark "
+     "(pre-cleaning rounds, written pages rescanned, the final stop's parts)", false},
     {"gccheckmark", OPT_BOOL, OFF(gccheckmark), true,
      "after each mark, mark again single-threaded and die if an object the first mark missed is found (Go's gccheckmark)", false},
+    {"gcdirty", OPT_GCDIRTY, OFF(gcdirty), true,
+     "how the collector learns which heap pages the program wrote while it marked: uffd "
+     "(userfaultfd write-protect with PAGEMAP_SCAN, Linux 6.7+; the default where it works) or "
+     "none (mark with the world stopped)", false},
     {"gcstress", OPT_BOOL, OFF(gcstress), true, "run a cycle at every allocation slow path of the collector", false},
     {"gcsignal", OPT_INT, OFF(gcsignal), true, "the signal that stops threads for the collector (default SIGPWR, 30)", false},
     {"harden", OPT_BOOL, OFF(harden), true,
@@ -148,6 +154,14 @@ static bool parse_value(const option_t *o, const char *v) {
       break;
     case OPT_INT:
       if (!parse_int(v, &n) || n < 0) return false;
+      break;
+    case OPT_GCDIRTY:
+      if (strcmp(v, "uffd") == 0) n = GCDIRTY_UFFD;
+      else if (strcmp(v, "none") == 0) n = GCDIRTY_NONE;
+      else if (strcmp(v, "softdirty") == 0 || strcmp(v, "mprotect") == 0) {
+        gort__warn("GORT_DEBUG: gcdirty=%s is not built in this version; using the default", v);
+        return true;
+      } else return false;
       break;
   }
   *(int64_t *)field = n;

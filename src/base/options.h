@@ -26,6 +26,7 @@ typedef struct {
   int64_t gctrace;          // one line per GC cycle
   int64_t gccheckmark;      // re-mark with the world stopped and compare
   int64_t gcstress;         // a cycle at every collector slow path
+  int64_t gcdirty;          // GCDIRTY_*: dirty-page tracking for concurrent marking
   int64_t gcsignal;         // the stop signal (0: SIGPWR)
   int64_t harden;           // canaries, free-fill checks, encoded free lists
   int64_t profsignal;       // SIGUSR2 writes the heap profile
@@ -34,6 +35,8 @@ typedef struct {
   int64_t sigquit;          // SIGQUIT dumps the goroutines and exits 2
   int64_t stackguard;       // goroutine stack guards: 0 auto, 1 mprotect, 2 canaries
 } gort_options_t;
+
+enum { GCDIRTY_AUTO, GCDIRTY_UFFD, GCDIRTY_NONE };
 
 extern gort_options_t gort__opts GORT_HIDDEN;
 

@@ -23,6 +23,9 @@ typedef struct {
   uint64_t heap_marked;        // bytes the last mark found live
   double cpu_fraction;
   uint64_t objects_alloc, objects_freed, bytes_alloc, bytes_freed;  // small objects
+  uint64_t dirty_pages, last_dirty_pages;  // pages rescanned by concurrent marks: all, the last
+  uint64_t pause_hist[32];     // every stop of the world, by log2 of its microseconds
+  bool concurrent;             // cycles mark concurrently
 } gc_figures_t;
 
 void gort__gc_init(void);         // start-up step 3 (base/start.c)
@@ -161,7 +164,22 @@ void gort__gc_mark_drain(void);
 // Reads what the mark needs before the world stops (the loaded objects).
 void gort__gc_mark_prepare(void);
 bool gort__gc_is_marked(uintptr_t obj);
+// Concurrent marking (mgc.c says how the cycle uses them).
+uint64_t gort__gc_mark_begin(void);             // first stop: the roots; returns objects marked
+void gort__gc_mark_drain_concurrent(void);      // the background worker
+void gort__gc_mark_assist(uint64_t budget);     // an allocating thread (bytes to scan), in a no-stop region
+bool gort__gc_mark_rescan_dirty(uint64_t *pages);  // a pre-cleaning round
+// The final stop; t: ns spent on the roots, the written pages, the drain.
+uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]);
+// Allocation black: marks every free slot of s (its cache's thread, in a
+// no-stop region, while gort__gc_marking).
+void gort__gc_premark_span(mspan_t *s);
+void gort__gc_clear_span_marks(mspan_t *s);
+// True from the first stop of a concurrent cycle to its final stop: set and
+// cleared only with the world stopped, so stable inside a no-stop region.
+extern _Atomic bool gort__gc_marking GORT_HIDDEN;
 int gort__gc_mark_workers(void);
+int gort__gc_cpus(void);  // the CPUs the collector may use
 void gort__gc_mark_init(void);
 // With the world stopped and the cycle lock held: fn on every root range
 // but the stacks and segments (registered ranges, uncollectable objects,
@@ -193,6 +211,25 @@ void gort__gc_sweep_pause(void);
 void gort__gc_sweep_resume(void);
 void gort__gc_sweep_init(void);
 extern _Atomic uint64_t gort__gc_swept_objects, gort__gc_swept_bytes GORT_HIDDEN;
+
+// ---- dirty.c: pages written during a mark -------------------------------------------
+
+// Probes the backend once (GORT_DEBUG=gcdirty); true if there is tracking.
+bool gort__dirty_enabled(void);
+const char *gort__dirty_name(void);
+// Protects the whole heap (before the first stop); returns the arming's
+// generation, 0 if tracking failed.
+uint32_t gort__dirty_arm(void);
+// Calls fn on each run of pages written since the last arm or collect and
+// protects them again; *pages counts them. False if tracking failed.
+bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, uint64_t *pages);
+// Unprotects the heap (after the final stop) if arming gen is the last.
+void gort__dirty_disarm(uint32_t gen);
+void gort__dirty_fork_child(void);
+// mheap.c's hook (the heap lock held): during a mark, a new reservation is
+// registered and protected at once, so that its pages are cleaned as they
+// are written instead of all at the next collect.
+void gort__dirty_heap_grew(uintptr_t base, uintptr_t bytes);
 
 // ---- finalizer.c -------------------------------------------------------------------
 

@@ -95,6 +95,7 @@ static mspan_t *fresh_span(int kind, int cls) {
   if (s == NULL) return NULL;
   gort__span_init_small(s, cls);
   s->kind = (uint8_t)kind;
+  if (!atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) gort__gc_clear_span_marks(s);
   s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
   return s;
 }
@@ -161,6 +162,8 @@ static block_t *refill(gc_class_cache_t *gcc, int kind, int cls) {
     gcc->span = s;
     list = span_list(s, &n);
   }
+  // During a concurrent mark what the cache hands out is allocated black.
+  if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) gort__gc_premark_span(s);
   atomic_fetch_add_explicit(&gort__gc_heap_live, (uint64_t)n * s->elemsize, memory_order_relaxed);
   return list;
 }
@@ -227,6 +230,11 @@ static void *alloc_large(size_t size, int kind) {
   span_clear_samples(s);
   s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
   if (s->needzero) memset((void *)s->base, 0, span_bytes(s));
+  {
+    uint64_t bit, *mw = mark_word(s->base, &bit);  // black during a mark; else no stray bit
+    if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) __atomic_fetch_or(mw, bit, __ATOMIC_RELAXED);
+    else __atomic_fetch_and(mw, ~bit, __ATOMIC_RELAXED);
+  }
   live_set(s->base);
   lock(&gort__gclarge.lock);
   s->where = WHERE_GC_LARGE;
@@ -475,6 +483,7 @@ void gort__gc_install_hooks(void) {
   gort__gc_hooks.realloc = gc_realloc;
   gort__gc_hooks.usable = gc_usable;
   gort__gc_hooks.cache_exit = cache_exit;
+  gort__gc_hooks.heap_grew = gort__dirty_heap_grew;
 }
 
 // The object p points into, for the API: not one freed by gort_free and

@@ -77,7 +77,10 @@ static struct {
   uintptr_t lo, hi;  // arena bounds, set per cycle
   worker_t workers[MAX_WORKERS];
   int nworkers;      // including the collecting thread
-  bool parallel;     // this cycle's drains use the helpers (then marks are atomic ORs)
+  bool parallel;     // this cycle's drains use the helpers
+  bool atomic;       // marks are atomic ORs (helpers, or the program runs beside the mark)
+  _Atomic uint64_t assist_bytes;  // marked by assists (mgc.c's pacer)
+  _Atomic int assists;            // assists holding a buffer now
   _Atomic uint32_t start;  // bumped to start the helpers
   _Atomic uint32_t done;   // helpers finished with this drain
   bool helpers_started;
@@ -138,8 +141,13 @@ static void push(worker_t *w, uintptr_t obj) {
 
 // ---- marking one word -----------------------------------------------------------
 
+// Scanning reads memory that the program may be writing (a concurrent
+// mark): racy by design, and made safe by the dirty-page rescan, so
+// ThreadSanitizer is told not to look at these reads.
+#define RACY_READS __attribute__((no_sanitize("thread")))
+
 // Marks the object v points into, if any; queues it if it must be scanned.
-static inline void mark_value(worker_t *w, uintptr_t v) {
+RACY_READS static inline void mark_value(worker_t *w, uintptr_t v) {
   if (v < mark.lo || v >= mark.hi) return;
   arena_t *a = arena_of(v);
   if (a == NULL) return;
@@ -164,7 +172,7 @@ static inline void mark_value(worker_t *w, uintptr_t v) {
   if (!live_test(obj)) return;  // a free slot
   uint64_t bit, *mw = mark_word(obj, &bit);
   if (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit) return;
-  if (mark.parallel) {
+  if (mark.atomic) {
     if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) return;  // another worker won
   } else {
     __atomic_store_n(mw, __atomic_load_n(mw, __ATOMIC_RELAXED) | bit, __ATOMIC_RELAXED);
@@ -174,26 +182,34 @@ static inline void mark_value(worker_t *w, uintptr_t v) {
   if (kind == KIND_GC_SCAN || kind == KIND_GC_TYPED) push(w, obj);
 }
 
-static void scan_range_w(worker_t *w, uintptr_t lo, uintptr_t hi) {
+RACY_READS static void scan_range_w(worker_t *w, uintptr_t lo, uintptr_t hi) {
   lo = GORT_ALIGN_UP(lo, (uintptr_t)8);
   for (uintptr_t p = lo; p + 8 <= hi; p += 8) mark_value(w, *(const uintptr_t *)p);
 }
 
-static void scan_object(worker_t *w, uintptr_t obj) {
+// The pointer words of typed object obj (size bytes) in [lo, hi).
+RACY_READS static void scan_typed(worker_t *w, uintptr_t obj, uintptr_t size, uintptr_t lo, uintptr_t hi) {
+  const struct gort_gc_layout *l = (const struct gort_gc_layout *)__atomic_load_n((uintptr_t *)obj, __ATOMIC_ACQUIRE);
+  if (l == NULL || l->nwords == 0) return;  // being allocated: its words are still zero
+  const uintptr_t *words = (const uintptr_t *)(obj + SPAN_TYPED_HEADER);
+  uintptr_t n = (size - SPAN_TYPED_HEADER) / 8;
+  uintptr_t i = lo > (uintptr_t)words ? (lo - (uintptr_t)words) / 8 : 0;
+  uintptr_t end = hi < obj + size ? (hi - (uintptr_t)words + 7) / 8 : n;
+  if (end > n) end = n;
+  for (uintptr_t k = i % l->nwords; i < end; i++) {
+    if ((l->bits[k >> 6] >> (k & 63)) & 1) mark_value(w, words[i]);
+    if (++k == l->nwords) k = 0;
+  }
+}
+
+RACY_READS static void scan_object(worker_t *w, uintptr_t obj) {
   mspan_t *s = span_of(obj);
   uintptr_t size = gc_object_bytes(s);
   if (s->kind != KIND_GC_TYPED) {
     scan_range_w(w, obj, obj + size);
     return;
   }
-  const struct gort_gc_layout *l = (const struct gort_gc_layout *)__atomic_load_n((uintptr_t *)obj, __ATOMIC_ACQUIRE);
-  if (l == NULL) return;  // being allocated: its words are still zero
-  const uintptr_t *words = (const uintptr_t *)(obj + SPAN_TYPED_HEADER);
-  uintptr_t n = (size - SPAN_TYPED_HEADER) / 8;
-  for (uintptr_t i = 0, k = 0; i < n; i++) {
-    if ((l->bits[k >> 6] >> (k & 63)) & 1) mark_value(w, words[i]);
-    if (++k == l->nwords) k = 0;
-  }
+  scan_typed(w, obj, size, obj, obj + size);
 }
 
 // ---- draining -----------------------------------------------------------------
@@ -510,6 +526,7 @@ void gort__gc_mark_object(uintptr_t obj) {
 
 static uint64_t take_bytes(void) {
   uint64_t b = 0;
+  b += atomic_exchange(&mark.assist_bytes, 0);
   for (int i = 0; i < mark.nworkers; i++) {
     b += mark.workers[i].bytes;
     mark.workers[i].bytes = 0;
@@ -547,11 +564,11 @@ static void checkmark(void) {
   worker_t *me = &mark.workers[0];
   uint64_t bytes = me->bytes, objects = me->objects;
   scan_roots();
-  bool parallel_was = mark.parallel;
-  mark.parallel = false;  // alone
+  bool parallel_was = mark.parallel, atomic_was = mark.atomic;
+  mark.parallel = mark.atomic = false;  // alone
   drain_all();
   handle_overflow();
-  mark.parallel = parallel_was;
+  mark.parallel = parallel_was, mark.atomic = atomic_was;
   me->bytes = bytes, me->objects = objects;
   for (size_t i = 0; i < narenas; i++) {
     arena_t *a = gort__arenas[(lo >> GORT_ARENA_SHIFT) + i];
@@ -581,10 +598,12 @@ void gort__gc_mark_fork(int phase) {
 void gort__gc_mark_after_fork_child(void) {
   mark.helpers_started = false;  // their threads are gone; restarted at the next cycle
   mark.nworkers = 1;
-  mark.parallel = false;
+  mark.parallel = mark.atomic = false;
 }
 
 int gort__gc_mark_workers(void) { return mark.parallel ? mark.nworkers : 1; }
+
+int gort__gc_cpus(void) { return mark.nworkers > 0 ? mark.nworkers : 1; }
 
 void gort__gc_mark_init(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -609,12 +628,174 @@ void gort__gc_mark_init(void) {
 
 uint64_t gort__gc_mark(uint64_t last_marked) {
   mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
+  mark.atomic = mark.parallel;
   gort__mheap_arena_range(&mark.lo, &mark.hi);
   scan_roots();
   drain_all();
   handle_overflow();
   if (gort__gc_checkmark) checkmark();
   return take_bytes();
+}
+
+// ---- concurrent marking (mgc.c, "Concurrent marking") ------------------------------
+
+// The first stop: every root marked and queued; the program then runs
+// beside the mark, so marks are atomic from here on.
+uint64_t gort__gc_mark_begin(void) {
+  mark.atomic = true;
+  mark.parallel = false;
+  gort__mheap_arena_range(&mark.lo, &mark.hi);
+  uint64_t before = mark.workers[0].objects;
+  scan_roots();
+  uint64_t found = mark.workers[0].objects - before;
+  worker_t *me = &mark.workers[0];
+  if (me->cur != NULL && me->cur->n > 0) {
+    put_full(me->cur);
+    me->cur = NULL;
+  }
+  return found;
+}
+
+// The background worker's drain, the program running: alone (the helpers
+// sleep; 2 cores would otherwise leave the program none).
+void gort__gc_mark_drain_concurrent(void) {
+  // Objects the heap grew by since the stop are allocated black; words
+  // pointing there need no marking, but the bounds must cover them for
+  // the rescans of the pages they are on.
+  gort__mheap_arena_range(&mark.lo, &mark.hi);
+  // An assist may hold a buffer it took from the queue (it gives back what
+  // it did not scan): the drain is over only when no assist holds one and
+  // the queue is empty, else the final stop would do the rest.
+  for (int naps = 0;; naps++) {
+    mark.active = 1;
+    atomic_store(&mark.idle, 0);
+    drain(&mark.workers[0]);
+    if (atomic_load(&mark.assists) == 0 && __atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) == NULL) break;
+    if (naps > 100) gort__os_yield();
+    else gort__cpu_relax();
+  }
+}
+
+// A mark assist (an allocating thread, in a no-stop region so that no stop
+// finds its buffer half-scanned): scans objects from the shared queue
+// until it has scanned budget bytes, and returns its buffer to it.
+#define ASSIST_MAX_OBJECT (64 << 10)
+
+void gort__gc_mark_assist(uint64_t budget) {
+  if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) return;
+  atomic_fetch_add(&mark.assists, 1);
+  worker_t w = {0};
+  uintptr_t obj;
+  uint64_t scanned = 0;
+  while (scanned < budget && pop(&w, &obj)) {
+    // A large object is the worker's: scanned whole inside the no-stop
+    // region, a table of megabytes held every stop for milliseconds.
+    mspan_t *s = span_of(obj);
+    uintptr_t size = gc_object_bytes(s);
+    if (size > ASSIST_MAX_OBJECT) {
+      push(&w, obj);
+      break;
+    }
+    scan_object(&w, obj);
+    scanned += size;
+  }
+  if (w.cur != NULL) {
+    if (w.cur->n > 0) put_full(w.cur);
+    else put_empty(w.cur);
+  }
+  atomic_fetch_add(&mark.assist_bytes, w.bytes);
+  atomic_fetch_sub(&mark.assists, 1);
+}
+
+// Rescans what the program may have changed in the pages [lo, hi): the
+// marked (black or gray) objects on them, only their words on these pages;
+// unmarked objects are scanned whole when something marks them. Racy
+// while the program runs (the span may be changing): a wrong guess only
+// marks too much, and the next collect or the final stop covers the rest.
+RACY_READS static void rescan_run(uintptr_t lo, uintptr_t hi, void *arg) {
+  worker_t *w = arg;
+  if (lo < mark.lo) lo = mark.lo;
+  if (hi > mark.hi) hi = mark.hi;
+  while (lo < hi) {
+    uintptr_t pend = GORT_ALIGN_DOWN(lo, (uintptr_t)GORT_PAGE_SIZE) + GORT_PAGE_SIZE;
+    if (pend > hi) pend = hi;
+    arena_t *a = arena_of(lo);
+    mspan_t *s = a != NULL ? __atomic_load_n(&a->spans[arena_page_index(lo)], __ATOMIC_RELAXED) : NULL;
+    uint8_t kind = s != NULL ? s->kind : KIND_MANUAL;
+    if (kind == KIND_GC_SCAN || kind == KIND_GC_TYPED || kind == KIND_GC_UNCOLLECTABLE) {
+      bool root = kind == KIND_GC_UNCOLLECTABLE, typed = kind == KIND_GC_TYPED;
+      span_state_t st = span_state(s);
+      if (st == SPAN_LARGE) {
+        if (live_test(s->base) && (root || gort__gc_is_marked(s->base))) {
+          if (typed) scan_typed(w, s->base, span_bytes(s), lo, pend);
+          else scan_range_w(w, lo, pend);
+        }
+      } else if (st == SPAN_SMALL && s->elemsize != 0 && lo >= s->base) {
+        uintptr_t size = s->elemsize, end = s->base + (uintptr_t)s->nelems * size;
+        uintptr_t obj = s->base + (lo - s->base) / size * size;
+        for (; obj < pend && obj < end; obj += size) {
+          if (!live_test(obj) || !(root || gort__gc_is_marked(obj))) continue;
+          uintptr_t from = obj > lo ? obj : lo, to = obj + size < pend ? obj + size : pend;
+          if (typed) scan_typed(w, obj, size, from, to);
+          else scan_range_w(w, from, to);
+        }
+      }
+    }
+    lo = pend;
+  }
+}
+
+// Collects the pages written since the last collect (protecting them
+// again) and rescans them, then drains. False if the tracking failed: the
+// final stop then rescans every marked object (as after an overflow).
+bool gort__gc_mark_rescan_dirty(uint64_t *pages) {
+  worker_t *me = &mark.workers[0];
+  if (!gort__dirty_collect(rescan_run, me, pages)) {
+    atomic_store(&mark.overflow, true);
+    return false;
+  }
+  return true;
+}
+
+// The final stop: the roots again, the last written pages, the drain with
+// every worker, the overflow pass, gccheckmark. Returns the marked bytes.
+uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]) {
+  gort__mheap_arena_range(&mark.lo, &mark.hi);
+  int64_t t0 = gort__nanotime();
+  scan_roots();
+  int64_t t1 = gort__nanotime();
+  gort__gc_mark_rescan_dirty(dirty_pages);
+  int64_t t2 = gort__nanotime();
+  mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
+  drain_all();
+  t[0] = t1 - t0, t[1] = t2 - t1, t[2] = gort__nanotime() - t2;
+  handle_overflow();
+  if (gort__gc_checkmark) checkmark();
+  mark.atomic = false;
+  return take_bytes();
+}
+
+// Allocation black: every free slot of s is marked, so the objects a cache
+// hands out of it during the mark survive it (the sweep keeps live & mark,
+// and a free slot's live bit stays clear). A word at a time, atomically:
+// markers set bits in the same words.
+void gort__gc_premark_span(mspan_t *s) {
+  size_t nwords = span_bytes(s) >> 10;
+  for (size_t w = 0; w < nwords; w++) {
+    uint64_t bit, *live = live_word(s->base + (w << 10), &bit), *m = mark_word(s->base + (w << 10), &bit);
+    __atomic_fetch_or(m, ~__atomic_load_n(live, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+  }
+}
+
+// A span new to the collector outside a mark: no stray mark bit (a
+// concurrent marker may have set one while the pages belonged to another
+// span) may keep a future object alive.
+void gort__gc_clear_span_marks(mspan_t *s) {
+  size_t nwords = span_bytes(s) >> 10;
+  for (size_t w = 0; w < nwords; w++) {
+    uint64_t bit, *m = mark_word(s->base + (w << 10), &bit);
+    if (__atomic_load_n(m, __ATOMIC_RELAXED) != 0) __atomic_store_n(m, 0, __ATOMIC_RELAXED);
+  }
 }
 
 // ---- roots for the leak check ------------------------------------------------------

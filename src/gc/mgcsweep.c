@@ -208,13 +208,19 @@ void gort__gc_sweep_resume(void) {
   gort__os_futex_wake(&sweeper.work, 1);
 }
 
-static void splice(span_link_t *to, span_link_t *from, uint8_t where) {
-  while (!span_list_empty(from)) {
-    mspan_t *s = span_list_first(from);
-    span_list_remove(s);
-    s->where = where;
-    span_list_push(to, s);
-  }
+// Moves every span of list from to the end of list to, in O(1): at the end
+// of a mark with a large heap, a span at a time touched every span struct
+// with the world stopped (14 ms with 1 GiB live). The spans keep their
+// where (WHERE_GC_PARTIAL, _FULL or _LARGE): for a collected span it only
+// says "on a central list", and which list is the list's business.
+static void splice(span_link_t *to, span_link_t *from) {
+  if (span_list_empty(from)) return;
+  span_link_t *first = from->next, *last = from->prev;
+  first->prev = to->prev;
+  to->prev->next = first;
+  last->next = to;
+  to->prev = last;
+  span_list_init(from);
 }
 
 void gort__gc_sweep_begin(void) {
@@ -222,12 +228,12 @@ void gort__gc_sweep_begin(void) {
     for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
       gcentral_t *g = &gort__gcentral[k][cls];
       lock(&g->lock);
-      splice(&g->unswept, &g->partial, WHERE_GC_UNSWEPT);
-      splice(&g->unswept, &g->full, WHERE_GC_UNSWEPT);
+      splice(&g->unswept, &g->partial);
+      splice(&g->unswept, &g->full);
       unlock(&g->lock);
     }
   lock(&gort__gclarge.lock);
-  splice(&gort__gclarge.unswept, &gort__gclarge.swept, WHERE_GC_LARGE_UNSWEPT);
+  splice(&gort__gclarge.unswept, &gort__gclarge.swept);
   unlock(&gort__gclarge.lock);
 }
 

@@ -133,6 +133,8 @@ void gort_read_memstats(gort_memstats_t *out) {
   out->last_gc = g.last_gc_unix_ns;
   out->next_gc = g.next_gc;
   out->gc_cpu_fraction = g.cpu_fraction;
+  out->gc_dirty_pages = g.dirty_pages;
+  out->gc_concurrent = g.concurrent;
   for (int i = 0; i < GORT_NUM_CLASSES; i++) {
     out->by_size[i].size = gort__class_size[i];
     out->by_size[i].mallocs = cc.nmalloc[i];
@@ -162,6 +164,17 @@ static int print_counts(int fd, const gort_memstats_t *m) {
                          (unsigned long long)m->scavenge_cycles,
                          (unsigned long long)(m->scavenged_bytes >> 10));
   if (err == 0) err = e;
+  // The collector, in a program that collected.
+  if (err == 0 && m->num_gc != 0) {
+    uint64_t max = 0;
+    for (uint32_t i = 0; i < m->num_gc && i < 256; i++)
+      if (m->pause_ns[i] > max) max = m->pause_ns[i];
+    err = gort__print_fd(fd, "gort:   %-14s %12u (%s; %llu us paused in all, at most %llu us a cycle; %llu written pages rescanned)\n",
+                         "NumGC", m->num_gc,
+                         m->gc_concurrent ? "concurrent mark, dirty pages from uffd" : "stop-the-world mark",
+                         (unsigned long long)(m->pause_total_ns / 1000), (unsigned long long)(max / 1000),
+                         (unsigned long long)m->gc_dirty_pages);
+  }
   // Pools, in a program that used one.
   if (err == 0 && (m->pool_gets | m->pool_puts) != 0)
     err = gort__print_fd(fd, "gort:   %-14s %12llu (%llu misses)\ngort:   %-14s %12llu (%llu dropped)\n",

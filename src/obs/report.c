@@ -93,9 +93,11 @@ static void *profile_writer(void *arg) {
 }
 
 static void start_profile_signal(void) {
+  char ebuf[32];
   int err = gort__os_internal_thread(profile_writer, NULL, 0);
   if (err != 0) {
-    gort__warn("profsignal: cannot start the writer thread (error %d)", err);
+    gort__warn("profsignal: cannot start the writer thread: %s; SIGUSR2 left alone",
+               gort__strerror(err, ebuf, sizeof ebuf));
     return;
   }
   struct sigaction sa = {0};

@@ -92,6 +92,9 @@ int gort__os_sigaction_restore(int sig, const struct sigaction *act);
 int gort__os_nthreads(void);
 int gort__os_internal_threads(void);
 
+// Gives the CPU to another runnable thread (sched_yield).
+void gort__os_yield(void);
+
 // 64 random bits from getrandom(2), falling back to the clock and ASLR.
 uint64_t gort__os_random64(void);
 
@@ -126,5 +129,24 @@ int gort__os_unmap_file(void *p, size_t size);
 // /proc/self/mountinfo. root prefixes every path read (NULL or "" for the
 // real ones; tests pass a fake tree).
 int64_t gort__os_cgroup_memory_limit(const char *root);
+
+// ---- dirty pages (uffd.c): userfaultfd async write-protect + PAGEMAP_SCAN ----------
+
+// A userfaultfd with asynchronous write-protect (the kernel resolves each
+// write fault itself and marks the page written); an fd or -errno.
+int gort__os_uffd_open(void);
+// Registers [lo, lo + len) for write-protect tracking (its pages start out
+// written); 0 or -errno.
+int gort__os_uffd_register_wp(int fd, uintptr_t lo, size_t len);
+// Clears write protection on a range (writes stop faulting); 0 or -errno.
+int gort__os_uffd_unprotect(int fd, uintptr_t lo, size_t len);
+// /proc/self/pagemap, for PAGEMAP_SCAN; an fd or -errno.
+int gort__os_pagemap_open(void);
+// Writes into out (at most n, at most 64) the runs of pages in [lo, hi)
+// written since they were last protected, and protects them again in the
+// same step; *walk_end is where the walk stopped (hi, or earlier when out
+// filled). n == 0 only protects. The count of runs, or -errno.
+int64_t gort__os_pagemap_written(int pmfd, uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_t n,
+                                 uintptr_t *walk_end);
 
 #endif  // GORT_OS_OS_H

@@ -159,3 +159,5 @@ int gort__os_sigaction_restore(int sig, const struct sigaction *act) {
   errno = saved;
   return r;
 }
+
+void gort__os_yield(void) { sched_yield(); }

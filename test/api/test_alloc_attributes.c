@@ -1,6 +1,6 @@
-// The allocation attributes of include/gort/alloc.h (api.h): the compiler
-// knows the size of every block gort hands out and the alignment of an
-// aligned one, so __builtin_object_size, _FORTIFY_SOURCE and
+// The allocation attributes of include/gort/alloc.h and gc.h (api.h): the
+// compiler knows the size of every block gort hands out, manual or
+// collected, and the alignment of an aligned one, so __builtin_object_size, _FORTIFY_SOURCE and
 // -Wstringop-overflow work on gort's blocks as on malloc's. These checks
 // hold only when the compiler optimizes (the tests build with -O1).
 // test/preload/compiler_checks.sh checks the warnings and the fortified
@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "gort/alloc.h"
+#include "gort/gc.h"
 #include "test.h"
 
 #if defined(__OPTIMIZE__) && defined(__has_builtin)
@@ -38,6 +39,23 @@ TEST(object_size_sees_through_gort_malloc) {
   gort_free(r);
   gort_free(q);
   gort_free(a);
+}
+
+TEST(object_size_sees_through_the_collected_allocations) {
+#ifndef __OPTIMIZE__
+  SKIP_IF(1, "__builtin_object_size needs an optimizing build");
+#endif
+  char *a = gort_gc_alloc(24);
+  EXPECT_EQ_U64(__builtin_object_size(a, 0), 24, "gort_gc_alloc(24)");
+  char *b = gort_gc_alloc_noscan(40);
+  EXPECT_EQ_U64(__builtin_object_size(b, 0), 40, "gort_gc_alloc_noscan(40)");
+  uint64_t map = 1;
+  char *c = gort_gc_alloc_typed(48, gort_gc_layout(&map, 1));
+  EXPECT_EQ_U64(__builtin_object_size(c, 0), 48, "gort_gc_alloc_typed(48, ...)");
+  char *d = gort_gc_alloc_uncollectable(56);
+  EXPECT_EQ_U64(__builtin_object_size(d, 0), 56, "gort_gc_alloc_uncollectable(56)");
+  EXPECT(a != NULL && b != NULL && c != NULL && d != NULL);
+  gort_free(d);
 }
 
 TEST(dynamic_object_size_sees_sizes_known_only_at_run_time) {

@@ -3,6 +3,8 @@
 #   - docs/METRICS.md, docs/gort.3 and docs/gort.7 are what the generators
 #     print from the metric and option tables and the public headers (make
 #     docs), and the man pages render without a warning;
+#   - the man page generator keeps the headers' headings, lists and code
+#     blocks, and leaves out the gort__ functions that macros need;
 #   - every gort_ function and type, public header, GORT_ name, file path and
 #     `make` target that README.md, docs/*.md and the public headers' comments
 #     name exists, and every libc name in docs/MALLOC.md's table is exported.
@@ -33,6 +35,49 @@ if command -v groff >/dev/null; then
   done
 else
   echo "SKIP preload/man_page_renders_cleanly (groff not installed)"
+fi
+
+# The generator on a header of every shape the real ones use: a heading
+# that runs over two lines and holds a period ("time.After"), a list whose
+# items run over lines, a code block, a paragraph after them, and a gort__
+# function that a macro needs (exported, but not part of the page).
+mkdir -p "$T/fix/include/gort"
+printf '#include "gort/x.h"\n' >"$T/fix/include/gort.h"
+cat >"$T/fix/include/gort/x.h" <<'H'
+/* gort: timers (Go: time.After,
+ * time.Ticker).
+ *
+ * Rules:
+ *   - the first rule runs
+ *     over two lines;
+ *   - the second rule.
+ * After the list.
+ *
+ *   int code = 1;
+ *     int deeper = 2;
+ */
+GORT_API int gort_x(int a);
+GORT_API int gort__x_at(int a, const char *file);
+H
+(cd "$T/fix" && "$TOOLS/mkman" 3) >"$T/x.3" 2>"$T/x.err"
+sec=$(sed -n '/^\.SS "Timers/,/^\.SH METRICS/p' "$T/x.3")
+bad=""
+grep -qx '.SS "Timers (Go: time.After, time.Ticker)"' "$T/x.3" || bad+=" heading;"
+[ "$(echo "$sec" | grep -c '^\.IP \\(bu 2$')" -eq 2 ] || bad+=" two list items;"
+echo "$sec" | grep -A2 '^\.IP' | grep -qx 'over two lines;' || bad+=" item continued;"
+echo "$sec" | grep -B1 -x 'After the list\.' | grep -qx '\.PP' || bad+=" paragraph after the list;"
+echo "$sec" | grep -A2 -x '\.nf' | grep -qx 'int code = 1;' || bad+=" code block;"
+echo "$sec" | grep -qx '  int deeper = 2;' || bad+=" code indentation;"
+grep -q 'gort__x_at' "$T/x.3" && bad+=" gort__ function shown;"
+grep -q 'gort_x(int a)' "$T/x.3" || bad+=" gort_x missing;"
+if command -v groff >/dev/null; then
+  warn=$(groff -man -Tutf8 -ww -z "$T/x.3" 2>&1)
+  [ -z "$warn" ] || bad+=" groff: $warn"
+fi
+if [ -z "$bad" ]; then
+  echo "PASS preload/man_page_generator_keeps_headings_lists_and_code"
+else
+  echo "FAIL preload/man_page_generator_keeps_headings_lists_and_code:$bad $(cat "$T/x.err")"
 fi
 
 # Public comments: the text of the headers' /* */ comments.

@@ -4,9 +4,10 @@
 # SONAME; programs built with the flags of the installed .pc, dynamically
 # and statically (a C program whose only allocation is strdup's, inside
 # libc, and a C++ program), each checked to run on gort (nm shows gort's
-# malloc, GORT_STATS prints the summary); CFLAGS and LDFLAGS reaching the
-# library; a second variant installed beside the first under its own name;
-# and `make uninstall` taking everything away again.
+# malloc, GORT_STATS prints the summary); the other mode (debug or release)
+# built from nothing by `make install` and installed beside the first under
+# its own name, with CFLAGS and LDFLAGS reaching its library; the Valgrind
+# build beside them; and `make uninstall` taking everything away again.
 set -u
 unset MAKEFLAGS MFLAGS MAKELEVEL  # a make of our own, not a part of the caller's
 MODE=${MODE:-release}
@@ -215,49 +216,59 @@ else
   fail fully_static_program_starts_threads_and_the_scavenger "cannot build: $(head -3 "$T/err")"
 fi
 
-# ---- CFLAGS and LDFLAGS reach the library -------------------------------------------
-R=$(make -s print-REALNAME MODE="$MODE")
-if make -s -j2 MODE="$MODE" B="$T/b" CFLAGS=-fstack-protector-all LDFLAGS=-Wl,-z,now "$T/b/$R" \
-     >"$T/log" 2>&1; then
-  now=$(readelf -d "$T/b/$R" | grep -cE "\(FLAGS\).*BIND_NOW|\(FLAGS_1\).*NOW")
-  chk=$(nm -D --undefined-only "$T/b/$R" | grep -c __stack_chk_fail)
+# ---- the other mode, installed from nothing, with CFLAGS and LDFLAGS ------------------
+# `make MODE=debug install` once failed on a fresh clone, and after a release
+# build installed the release library under the debug name. So the other
+# mode (debug beside release, release beside debug) is built here by
+# `make install` alone, from an empty build directory, with CFLAGS and
+# LDFLAGS that must reach its library; it must land beside this one under
+# its own name, and be the library that build made.
+if [ "$MODE" = release ]; then OM=debug; else OM=release; fi
+ON=$(make -s print-LIBNAME MODE="$OM")
+OR=$(make -s print-REALNAME MODE="$OM")
+ODIRS="$DIRS MODE=$OM B=$T/b"
+if make -s -j2 install $ODIRS CFLAGS=-fstack-protector-all LDFLAGS=-Wl,-z,now >"$T/log" 2>&1; then
+  osoname=$(readelf -d "$L/$OR" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+  if [ "$ON" != "$N" ] && [ -f "$L/lib$N.so.$V" ] && cmp -s "$T/b/$OR" "$L/$OR" &&
+     [ "$osoname" = "lib$ON.so.$MAJOR" ] && [ "$(readlink "$L/lib$ON.so")" = "lib$ON.so.$MAJOR" ] &&
+     [ -f "$L/lib$ON.a" ] && grep -q "^Libs: .*-l$ON\$" "$L/pkgconfig/$ON.pc"; then
+    echo "PASS preload/make_${OM}_install_builds_and_installs_beside_under_its_own_name (lib$ON)"
+  else
+    fail "make_${OM}_install_builds_and_installs_beside_under_its_own_name" \
+      "SONAME '$osoname'; $(ls "$L" | tr '\n' ' ')"
+  fi
+  now=$(readelf -d "$L/$OR" | grep -cE "\(FLAGS\).*BIND_NOW|\(FLAGS_1\).*NOW")
+  chk=$(nm -D --undefined-only "$L/$OR" | grep -c __stack_chk_fail)
   if [ "$now" -ge 1 ] && [ "$chk" -ge 1 ]; then
     echo "PASS preload/cflags_and_ldflags_reach_the_shared_library"
   else
     fail cflags_and_ldflags_reach_the_shared_library "BIND_NOW: $now, __stack_chk_fail: $chk"
   fi
 else
-  fail cflags_and_ldflags_reach_the_shared_library "build failed: $(tail -5 "$T/log")"
+  fail "make_${OM}_install_builds_and_installs_beside_under_its_own_name" "make install failed: $(tail -5 "$T/log")"
 fi
 
-# ---- a second variant beside the first, then uninstall --------------------------------
-# The other variant, where it is built already (nothing is built for it
-# here): the Valgrind one beside release, release beside debug.
-if [ "$N" = gort ]; then
-  OTHER="VALGRIND=1" ON=gort-valgrind OB=build/valgrind
-else
-  OTHER="MODE=release" ON=gort OB=build
-fi
-[ -f "$OB/lib$ON.so.$V" ] || OTHER=""
-if [ -n "$OTHER" ]; then
-  make -s install $OTHER $DIRS >"$T/log" 2>&1
-  if [ -f "$L/lib$ON.so.$V" ] && [ -f "$L/lib$N.so.$V" ] && [ -f "$L/pkgconfig/$ON.pc" ] &&
-     [ "$(readelf -d "$L/lib$ON.so.$V" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')" = "lib$ON.so.$MAJOR" ]; then
-    echo "PASS preload/a_second_variant_installs_beside_under_its_own_name (lib$ON)"
+# The Valgrind build, where it is built already (the release suite builds it).
+if [ "$MODE" = release ] && [ -f "build/valgrind/libgort-valgrind.so.$V" ]; then
+  make -s install VALGRIND=1 $DIRS >"$T/log" 2>&1
+  if [ -f "$L/libgort-valgrind.so.$V" ] && [ -f "$L/pkgconfig/gort-valgrind.pc" ] &&
+     [ "$(readelf -d "$L/libgort-valgrind.so.$V" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')" = "libgort-valgrind.so.$MAJOR" ]; then
+    echo "PASS preload/the_valgrind_build_installs_beside_under_its_own_name"
   else
-    fail a_second_variant_installs_beside_under_its_own_name "lib$ON: $(tail -3 "$T/log"; ls "$L")"
+    fail the_valgrind_build_installs_beside_under_its_own_name "$(tail -3 "$T/log"; ls "$L")"
   fi
-  make -s uninstall MODE="$MODE" $DIRS >"$T/log" 2>&1
-  if [ ! -e "$L/lib$N.so.$V" ] && [ -f "$D/usr/include/gort.h" ] && [ -f "$L/lib$ON.so.$V" ]; then
-    echo "PASS preload/uninstall_keeps_what_the_other_variant_needs"
-  else
-    fail uninstall_keeps_what_the_other_variant_needs "$(cd "$D" && find . -type f | tr '\n' ' ')"
-  fi
-  make -s uninstall $OTHER $DIRS >"$T/log" 2>&1
-else
-  echo "SKIP preload/a_second_variant_installs_beside_under_its_own_name (lib$ON is not built here)"
-  make -s uninstall MODE="$MODE" $DIRS >"$T/log" 2>&1
+  make -s uninstall VALGRIND=1 $DIRS >"$T/log" 2>&1
 fi
+
+# ---- uninstall ---------------------------------------------------------------------
+make -s uninstall MODE="$MODE" $DIRS >"$T/log" 2>&1
+if [ ! -e "$L/lib$N.so.$V" ] && [ ! -e "$L/lib$N.a" ] && [ -f "$D/usr/include/gort.h" ] &&
+   [ -f "$L/lib$ON.so.$V" ]; then
+  echo "PASS preload/uninstall_keeps_what_the_other_variant_needs"
+else
+  fail uninstall_keeps_what_the_other_variant_needs "$(cd "$D" && find . ! -type d | tr '\n' ' ')"
+fi
+make -s uninstall $ODIRS >"$T/log" 2>&1
 left=$(cd "$D" && find . ! -type d | tr '\n' ' ')
 if [ -z "$left" ]; then
   echo "PASS preload/uninstall_leaves_nothing_behind"

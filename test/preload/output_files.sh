@@ -95,6 +95,13 @@ else
   echo "FAIL preload/stats_file_write_errors_are_reported: $(cat "$T/err")"
 fi
 
+env GORT_HEAPPROFILE=/dev/full LD_PRELOAD="$LIB" /bin/true 2>"$T/err"
+if [ "$(cat "$T/err")" = "gort: warning: GORT_HEAPPROFILE: writing /dev/full failed: No space left on device (at exit)" ]; then
+  echo "PASS preload/heap_profile_write_errors_are_reported"
+else
+  echo "FAIL preload/heap_profile_write_errors_are_reported: $(cat "$T/err")"
+fi
+
 # 5. Settings that would do nothing say so, once each.
 env GORT_STATS_FILE=s.txt LD_PRELOAD="$LIB" /bin/true 2>"$T/err"
 if [ "$(cat "$T/err")" = "gort: warning: GORT_STATS_FILE is set but GORT_STATS is not: no summary is written (set GORT_STATS=1)" ] &&

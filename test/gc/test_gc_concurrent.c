@@ -1,0 +1,229 @@
+// Concurrent marking: the program runs while the collector marks, and
+// moves pointers behind the marker's back in the two ways it can, a store
+// by the program into a page of an object already scanned, and a write by
+// the kernel (read(2)) into such a page. The only reference to each object
+// is moved into an old, already-marked holder while a cycle marks, and
+// then taken away from every root: the object must survive every cycle
+// with its contents intact. Each case runs again with gccheckmark (every
+// concurrent mark checked against a stop-the-world one) and with
+// gcdirty=none (the stop-the-world mark).
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gctest.h"
+
+#define SLOTS 64
+#define OBJ_BYTES 96
+#define ITERS 60000
+#define MIN_CYCLES 4
+
+// The marker walks a long list one cell at a time. Its head points at
+// holder A, which is therefore black early in every mark; its tail is
+// holder G, gray or white until the very end. Objects move from G to A
+// and back while cycles run: a move from G to A after A was scanned, with
+// G's copy dropped before G is scanned, leaves the object's only pointer
+// in a black object, on a page written during the mark: without the
+// rescan of written pages it would be freed.
+// The holders' addresses are kept masked, so that no root points at them
+// (a root would make G black at the first stop); the mutator unmasks one
+// only for the length of a move.
+#define MASK ((uintptr_t)0x5a5a000000000000)
+static void **volatile list_head;  // volatile: never read, but it must stay a root
+static volatile uintptr_t hidden[2];  // A (scanned early), G (scanned last)
+#define HOLD(h) ((void **)(hidden[h] ^ MASK))
+static uint64_t tags[2][SLOTS];
+static void *volatile in_transit;  // the one root an object passes through
+static _Atomic bool stop;
+static _Atomic uint64_t cycles;
+static int fds[2] = {-1, -1};
+
+static void *collector(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop)) {
+    gort_gc_collect();
+    atomic_fetch_add(&cycles, 1);
+  }
+  return NULL;
+}
+
+static GCTEST_NOINLINE void *new_tagged(uint64_t tag) {
+  void *p = gort_gc_alloc(OBJ_BYTES);
+  if (p != NULL) gctest_fill(p, OBJ_BYTES, tag);
+  return p;
+}
+
+static void check_slots(void) {
+  for (int h = 0; h < 2; h++)
+    for (int i = 0; i < SLOTS; i++) {
+      void *p = HOLD(h)[i];
+      if (p == NULL) continue;
+      EXPECT(gort_gc_base(p) == p, "holder %d slot %d: %p is no longer a collected object", h, i, p);
+      EXPECT(gctest_check(p, OBJ_BYTES, tags[h][i]), "holder %d slot %d: contents changed (freed?)", h, i);
+    }
+}
+
+// Moves the object in slot j of holder `from` to slot i of holder `to`,
+// through one root, the kernel's pipe buffer when by_read, and drops
+// every other copy.
+static GCTEST_NOINLINE void move(int from, int j, int to, int i, bool by_read) {
+  in_transit = HOLD(from)[j];
+  if (in_transit == NULL) return;
+  HOLD(from)[j] = NULL;
+  uint64_t tag = tags[from][j];
+  if (by_read) {
+    void *v = in_transit;
+    EXPECT(write(fds[1], &v, sizeof v) == (ssize_t)sizeof v, "write");
+    v = NULL;
+    // The kernel writes the only lasting copy into the holder's page.
+    EXPECT(read(fds[0], &HOLD(to)[i], sizeof(void *)) == (ssize_t)sizeof(void *), "read");
+  } else {
+    HOLD(to)[i] = in_transit;
+  }
+  tags[to][i] = tag;
+  in_transit = NULL;
+}
+
+static GCTEST_NOINLINE void build(void) {
+  void **g = gort_gc_alloc(SLOTS * sizeof(void *));
+  ASSERT_NOT_NULL(g, "gort_gc_alloc");
+  for (int i = 0; i < SLOTS; i++) {
+    tags[1][i] = (uint64_t)i + 1;
+    g[i] = new_tagged(tags[1][i]);
+  }
+  void **cell = gort_gc_alloc(32);
+  ASSERT_NOT_NULL(cell, "gort_gc_alloc");
+  cell[1] = g;  // the tail holds G
+  hidden[1] = (uintptr_t)g ^ MASK;
+  for (int i = 0; i < 200000; i++) {
+    void **c = gort_gc_alloc(32);
+    ASSERT_NOT_NULL(c, "gort_gc_alloc");
+    c[0] = cell;
+    cell = c;
+  }
+  void **a = gort_gc_alloc(SLOTS * sizeof(void *));
+  ASSERT_NOT_NULL(a, "gort_gc_alloc");
+  cell[1] = a;  // the head holds A
+  hidden[0] = (uintptr_t)a ^ MASK;
+  list_head = cell;
+}
+
+static void run_moves(bool by_read) {
+  if (by_read) EXPECT(pipe(fds) == 0, "pipe");
+  build();
+  gctest_clobber_stack();
+  gctest_collect();  // every object is old from here on
+  atomic_store(&stop, false);
+  atomic_store(&cycles, 0);
+  pthread_t t;
+  EXPECT(pthread_create(&t, NULL, collector, NULL) == 0, "pthread_create");
+  uint64_t rng = harness_seed();
+  // At least ITERS moves and MIN_CYCLES cycles beside them (gccheckmark's
+  // cycles are slow), within a bound.
+  double deadline = gctest_now() + 20;
+  for (uint64_t k = 1; k <= ITERS || (atomic_load(&cycles) < MIN_CYCLES && gctest_now() < deadline); k++) {
+    int i = (int)(test_rand(&rng) % SLOTS), j = (int)(test_rand(&rng) % SLOTS);
+    if (k % 2) {
+      move(1, j, 0, i, by_read);  // G to A: the dangerous way
+    } else {
+      move(0, j, 1, i, false);  // back, so that G never runs dry
+    }
+    if (k % 4096 == 0) check_slots();
+  }
+  atomic_store(&stop, true);
+  pthread_join(t, NULL);
+  gctest_collect();
+  gctest_collect();
+  check_slots();
+  EXPECT(atomic_load(&cycles) >= 2, "only %llu cycles ran beside the program",
+         (unsigned long long)atomic_load(&cycles));
+  if (by_read) close(fds[0]), close(fds[1]);
+}
+
+INNER_TEST(inner_moves_by_store) { run_moves(false); }
+INNER_TEST(inner_moves_by_read) { run_moves(true); }
+
+TEST(objects_moved_into_marked_objects_during_the_mark_survive) { run_moves(false); }
+
+TEST(objects_written_into_marked_objects_by_read_during_the_mark_survive) { run_moves(true); }
+
+TEST(moves_during_the_mark_survive_under_gccheckmark) {
+  EXPECT(harness_run_inner("inner_moves_by_store", "GORT_DEBUG=gccheckmark=1"));
+  EXPECT(harness_run_inner("inner_moves_by_read", "GORT_DEBUG=gccheckmark=1"));
+}
+
+TEST(moves_survive_with_the_stop_the_world_mark) {
+  EXPECT(harness_run_inner("inner_moves_by_store", "GORT_DEBUG=gcdirty=none"));
+  EXPECT(harness_run_inner("inner_moves_by_read", "GORT_DEBUG=gcdirty=none,gccheckmark=1"));
+}
+
+// The backend in use is named at the first cycle under gctrace.
+INNER_TEST(inner_one_cycle) { gctest_collect(); }
+
+TEST(gctrace_names_the_marking_and_its_dirty_page_backend) {
+  char path[] = "/tmp/gort-gcdirty-XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT(fd >= 0, "mkstemp");
+  close(fd);
+  char self[256], cmd[768];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  EXPECT(n > 0, "readlink /proc/self/exe");
+  self[n > 0 ? n : 0] = '\0';
+  snprintf(cmd, sizeof cmd, "GORT_DEBUG=gctrace=1 %s inner_one_cycle 2>%s >/dev/null", self, path);
+  EXPECT(system(cmd) == 0, "inner run failed: %s", cmd);
+  FILE *f = fopen(path, "r");
+  char line[256] = "";
+  bool found = false;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "gc: ", 4) == 0 && strstr(line, " marking, dirty pages from ") != NULL) {
+      found = true;
+      printf("  %s", line);
+      break;
+    }
+  if (f != NULL) fclose(f);
+  unlink(path);
+  EXPECT(found, "no line naming the marking and the dirty-page backend");
+}
+
+// /gc/pauses:seconds counts every stop (two per concurrent cycle, one per
+// stop-the-world one) and /gort/gc/dirty/rescanned:pages grows with cycles
+// that ran while the program wrote.
+static uint64_t pause_count(void) {
+  gort_metric_sample_t s = {.name = "/gc/pauses:seconds"};
+  gort_metrics_read(&s, 1);
+  EXPECT(s.kind == GORT_METRIC_FLOAT64_HISTOGRAM, "kind %d", (int)s.kind);
+  uint64_t n = 0;
+  for (int i = 0; i < GORT_METRIC_HIST_BUCKETS; i++) {
+    n += s.value.hist.counts[i];
+    EXPECT(s.value.hist.buckets[i] < s.value.hist.buckets[i + 1], "buckets ascend");
+  }
+  return n;
+}
+
+TEST(the_pause_histogram_counts_every_stop) {
+  uint64_t before = pause_count();
+  uint32_t gc0 = gctest_num_gc();
+  for (int i = 0; i < 5; i++) gctest_collect();
+  uint64_t stops = pause_count() - before;
+  uint32_t cycles = gctest_num_gc() - gc0;
+  gort_memstats_t *m = gctest_memstats();
+  EXPECT_EQ_U64(stops, (uint64_t)cycles * (m->gc_concurrent ? 2 : 1), "stops for %u cycles (concurrent: %u)",
+                cycles, m->gc_concurrent);
+  printf("  %u cycles, %llu stops, marking %s\n", cycles, (unsigned long long)stops,
+         m->gc_concurrent ? "concurrent" : "with the world stopped");
+}
+
+TEST(rescanned_pages_are_counted) {
+  SKIP_IF(!gctest_memstats()->gc_concurrent && gctest_num_gc() > 0, "cycles mark with the world stopped here");
+  run_moves(false);
+  gort_metric_sample_t s = {.name = "/gort/gc/dirty/rescanned:pages"};
+  gort_metrics_read(&s, 1);
+  gort_memstats_t *m = gctest_memstats();
+  if (!m->gc_concurrent) harness_skip("the kernel gives no dirty-page tracking: cycles stop the world");
+  EXPECT(s.value.u64 > 0 && s.value.u64 == m->gc_dirty_pages, "%llu pages (memstats %llu)",
+         (unsigned long long)s.value.u64, (unsigned long long)m->gc_dirty_pages);
+}
