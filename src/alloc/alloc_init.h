@@ -26,6 +26,8 @@ typedef struct {
   bool (*is_sampled)(const void *p);
   void (*sample_free)(void *p);
   int64_t (*first_interval)(void);
+  // realloc kept block p, now of size bytes (the leak check's record).
+  void (*resized)(void *p, size_t size);
 } gort_mprof_hooks_t;
 extern gort_mprof_hooks_t gort__mprof_hooks GORT_HIDDEN;
 

@@ -172,7 +172,8 @@ static GORT_NOINLINE void *sample(void *p, size_t size) {
   return p;
 }
 
-// Counts a large allocation against the thread's sampling countdown.
+// Counts an allocation that bypassed malloc_fast (large, aligned, realloc's
+// moves) against the thread's sampling countdown.
 static void *count_large(void *p, size_t size) {
   mcache_t *c = gort__tls_cache;
   if (c == &gort__empty_cache && !gort__mcache_thread_exited())
@@ -426,6 +427,13 @@ size_t gort_usable_size(const void *p) {
   return gort__harden ? gort__harden_requested(p, u) : u;
 }
 
+// A realloc that keeps its block tells the leak check the new size
+// (obs/leakcheck.c records each block's requested size).
+static void *resized(void *p, size_t size) {
+  if (gort_unlikely(gort__mprof_hooks.resized != NULL)) gort__mprof_hooks.resized(p, size);
+  return p;
+}
+
 static void *realloc_impl(void *p, size_t size) {
   if (p == NULL) return malloc_fast(size);
   mspan_t *s = owned_live_span(p);
@@ -438,7 +446,7 @@ static void *realloc_impl(void *p, size_t size) {
   size_t old = usable_of(s);
   if (gort_unlikely(gort__harden)) {  // the canary follows the size
     size_t have = gort__harden_requested(p, old);
-    if (gort__harden_resize(p, old, size) && size > old / 2) return p;
+    if (gort__harden_resize(p, old, size) && size > old / 2) return resized(p, size);
     // Growing large blocks keep an eighth spare, as in the normal path.
     size_t cap = size > GORT_SMALL_MAX && size > have && size < (size_t)PTRDIFF_MAX / 2 ? size + size / 8 : size;
     void *q = harden_alloc_cap(size, 0, cap);
@@ -449,10 +457,10 @@ static void *realloc_impl(void *p, size_t size) {
   }
   if (s->state == SPAN_SMALL) {
     // Keep the block unless that would waste more than half of it.
-    if (size <= old && size > old / 2) return p;
+    if (size <= old && size > old / 2) return resized(p, size);
   } else if (size > GORT_SMALL_MAX) {
     uintptr_t npages = (size + GORT_PAGE_SIZE - 1) >> GORT_PAGE_SHIFT;
-    if (npages <= s->npages && npages > s->npages / 2) return p;
+    if (npages <= s->npages && npages > s->npages / 2) return resized(p, size);
     // A large block that grows is likely to grow again (buffers, vectors):
     // give it an eighth more in place, as a size class would, so that small
     // appends do not copy it every page. A move copies the whole block, so
@@ -462,9 +470,11 @@ static void *realloc_impl(void *p, size_t size) {
     uintptr_t slack = npages + (npages >> 3);
     if (npages > s->npages &&
         (gort__mheap_grow_in_place(s, slack) || gort__mheap_grow_in_place(s, npages)))
-      return p;
+      return resized(p, size);
     if (npages > s->npages && size < (size_t)PTRDIFF_MAX / 2) {
-      void *q = large_alloc((npages + (npages >> 2)) << GORT_PAGE_SHIFT, 1, false);
+      // Counted like any allocation: the heap profiler and the leak check
+      // (which records every allocation through the countdown) see it.
+      void *q = count_large(large_alloc((npages + (npages >> 2)) << GORT_PAGE_SHIFT, 1, false), size);
       if (q != NULL) {
         memcpy(q, p, old);
         free_fast(p);
@@ -486,7 +496,7 @@ static void *aligned_impl(size_t alignment, size_t size) {
   }
   if (alignment <= 16) return malloc_fast(size);
   if (gort_unlikely(gort__harden)) return harden_alloc(size, alignment);
-  return aligned_alloc_raw(alignment, size);
+  return count_large(aligned_alloc_raw(alignment, size), size);  // small or large, counted the same way
 }
 
 static void *aligned_alloc_raw(size_t alignment, size_t size) {

@@ -47,7 +47,18 @@ static const option_t options[] = {
      "write a pprof heap profile (gzipped profile.proto) to this path at exit: `%p` is the "
      "process id, `%e` the program's name; without `%p`, the processes the first one starts "
      "write `path.<pid>`", false},
-    {"GORT_LEAKCHECK", OPT_BOOL, OFF(leakcheck), false, "(reserved: no effect yet in this version) report unreachable malloc blocks at exit", true},
+    {"GORT_LEAKCHECK", OPT_STRING, OFF(leakcheck), false,
+     "report the malloc blocks nothing reachable points to, at exit, with the stacks that allocated "
+     "them, and exit with status 23 if there are any: `1`, or comma-separated items "
+     "`suppress=FILE` (lines `leak:PATTERN` naming a function, file or module), `exitcode=N` "
+     "(0 keeps the program's status), `depth=N` (frames kept per allocation, default 30), "
+     "`defaults=0` (no built-in suppressions), `verbose=1` (a summary even without leaks); `0` off", false},
+    {"GORT_LEAKCHECK_FILE", OPT_STRING, OFF(leakcheck_file), false,
+     "write the GORT_LEAKCHECK report to this file instead of stderr (`%p`, `%e` and one file per "
+     "process, as for GORT_HEAPPROFILE)", false},
+    {"GORT_LEAKCHECK_PROFILE", OPT_STRING, OFF(leakcheck_profile), false,
+     "write the leaks found at exit as a pprof profile (gzipped profile.proto; sample types "
+     "leaked_objects and leaked_space, label `leak` direct or indirect) to this path", false},
     {"GORT_STATS", OPT_BOOL, OFF(stats), false, "print a memory summary at exit", false},
     {"GORT_STATS_FILE", OPT_STRING, OFF(stats_file), false,
      "write the GORT_STATS summary to this file instead of stderr (`%p`, `%e` and one file "

@@ -14,7 +14,9 @@ typedef struct {
   int64_t maxprocs;         // GORT_MAXPROCS: 0 for the CPUs we may use
   int64_t memprofilerate;   // GORT_MEMPROFILERATE: bytes per sample; 0 off
   const char *heapprofile;  // GORT_HEAPPROFILE: path written at exit, or NULL
-  int64_t leakcheck;        // GORT_LEAKCHECK
+  const char *leakcheck;    // GORT_LEAKCHECK: 1, or items key=value (obs/leakcheck.c), or NULL
+  const char *leakcheck_file;     // GORT_LEAKCHECK_FILE: the report's file, instead of stderr
+  const char *leakcheck_profile;  // GORT_LEAKCHECK_PROFILE: the leaks as a pprof profile
   int64_t stats;            // GORT_STATS: print stats at exit
   const char *stats_file;   // GORT_STATS_FILE: where, instead of stderr
   int64_t stacksize;        // GORT_STACKSIZE: goroutine stack reservation

@@ -145,6 +145,10 @@ void gort__gc_finalizers_after_fork_child(void);
 void gort__stw_init(void);
 // Creates a thread of gort's own (not registered, its signals blocked).
 int gort__stw_internal_thread(void *(*fn)(void *), void *arg);
+// Threads created through gort's pthread_create that have not registered yet.
+int gort__stw_starting(void);
+// With the world stopped: fn(tp) for each registered thread's thread pointer.
+void gort__stw_foreach_thread_pointer(void (*fn)(uintptr_t tp, void *arg), void *arg);
 
 // ---- mgcmark.c ---------------------------------------------------------------------
 
@@ -178,6 +182,10 @@ extern _Atomic bool gort__gc_marking GORT_HIDDEN;
 int gort__gc_mark_workers(void);
 int gort__gc_cpus(void);  // the CPUs the collector may use
 void gort__gc_mark_init(void);
+// With the world stopped and the cycle lock held: fn on every root range
+// but the stacks and segments (registered ranges, uncollectable objects,
+// the finalizer queue). For the leak check (leakcheck.c).
+void gort__gc_foreach_root_range(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
 
 // Resolves a word to the collected object it points into: its start
 // (the block, header included) and span; 0 if it points into none.

@@ -883,3 +883,42 @@ void gort__gc_clear_span_marks(mspan_t *s) {
     if (__atomic_load_n(m, __ATOMIC_RELAXED) != 0) __atomic_store_n(m, 0, __ATOMIC_RELAXED);
   }
 }
+
+// ---- roots for the leak check ------------------------------------------------------
+
+// Calls fn on every live object of the uncollectable spans on one list, as
+// scan_uncollectable_list scans them.
+static void foreach_uncollectable(span_link_t *list, void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                                  void *arg) {
+  for (span_link_t *l = list->next; l != list; l = l->next) {
+    mspan_t *s = (mspan_t *)l;
+    if (s->kind != KIND_GC_UNCOLLECTABLE) continue;
+    if (span_state(s) == SPAN_SMALL) gort__gc_collect_frees(s);
+    if (span_state(s) == SPAN_LARGE) {
+      if (live_test(s->base)) fn(s->base, s->base + span_bytes(s), arg);
+      continue;
+    }
+    for (uint32_t i = 0; i < s->fresh; i++) {
+      uintptr_t obj = s->base + (uintptr_t)i * s->elemsize;
+      if (live_test(obj)) fn(obj, obj + s->elemsize, arg);
+    }
+  }
+}
+
+// The roots scan_roots scans besides the stacks and the loaded objects'
+// segments: registered ranges, live uncollectable objects, the queue of
+// finalizers not yet run. With the world stopped and the cycle lock held
+// (gort__gc_run_stopped). For the leak check (leakcheck.c), which keeps
+// its own list of segments and stacks; keep in step with scan_roots.
+void gort__gc_foreach_root_range(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
+  for (size_t i = 0; i < roots.n; i++) fn(roots.lo[i], roots.hi[i], arg);
+  for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+    gcentral_t *g = &gort__gcentral[KIND_GC_UNCOLLECTABLE - 1][cls];
+    foreach_uncollectable(&g->partial, fn, arg);
+    foreach_uncollectable(&g->full, fn, arg);
+    foreach_uncollectable(&g->unswept, fn, arg);
+  }
+  foreach_uncollectable(&gort__gclarge.swept, fn, arg);
+  foreach_uncollectable(&gort__gclarge.unswept, fn, arg);
+  gort__gc_finalizers_roots(fn, arg);
+}

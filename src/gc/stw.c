@@ -257,9 +257,17 @@ typedef struct {
   void *arg;
 } start_t;
 
+// Threads between pthread_create and their registration: their blocks in
+// flight (the start record, glibc's DTV and attribute buffers) are on no
+// stack the collector sees yet. The leak check waits for none (leakcheck.c).
+static _Atomic int starting;
+
+int gort__stw_starting(void) { return atomic_load_explicit(&starting, memory_order_acquire); }
+
 static void *trampoline(void *arg) {
   start_t st = *(start_t *)arg;
   gort__stw_register_self();
+  atomic_fetch_sub_explicit(&starting, 1, memory_order_release);
   gort_gc_remove_roots(arg, (start_t *)arg + 1);
   gort_free(arg);
   return gort__gc_thread_exit_value(st.fn(st.arg));  // a root until joined: pthread_wrap.c
@@ -274,8 +282,10 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
   st->fn = fn;
   st->arg = arg;
   gort_gc_add_roots(st, st + 1);
+  atomic_fetch_add_explicit(&starting, 1, memory_order_acq_rel);
   int r = gort__os_pthread_create(t, attr, trampoline, st);
   if (r != 0) {
+    atomic_fetch_sub_explicit(&starting, 1, memory_order_release);
     gort_gc_remove_roots(st, st + 1);
     gort_free(st);
   }
@@ -423,4 +433,12 @@ void gort__stw_init(void) {
   if (gort__opts.gcsignal > 0) stw.signal = (int)gort__opts.gcsignal;
   gort__os_sigaction(stw.signal, on_stop_signal);
   gort__stop_deferred = stop_deferred;
+}
+
+// With the world stopped: calls fn with each registered thread's thread
+// pointer, where glibc keeps the thread's descriptor (the leak check scans
+// it: the DTV and the thread-specific data hang from it; leakcheck.c).
+void gort__stw_foreach_thread_pointer(void (*fn)(uintptr_t tp, void *arg), void *arg) {
+  for (gthread_t *t = stw.threads; t != NULL; t = t->next)
+    if (!t->unstoppable) fn(t->tls_hi, arg);
 }

@@ -258,3 +258,10 @@ void gort__mprof_init(void) {
   // (Not in hardened mode, whose countdown must stay negative: harden.c.)
   if (gort__tls_cache != &gort__empty_cache && !gort__harden) gort__tls_cache->sample_left = next_interval();
 }
+
+void gort__mprof_foreach_sampled(void (*fn)(uintptr_t addr, void *arg), void *arg) {
+  lock(&prof.lock);
+  for (size_t i = 0; i < prof.reg_cap; i++)
+    if (prof.reg[i].addr > 1) fn(prof.reg[i].addr, arg);
+  unlock(&prof.lock);
+}

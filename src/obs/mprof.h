@@ -20,5 +20,9 @@ void gort__mprof_init(void);
 int64_t gort__mprof_rate(void);
 // Calls fn for every bucket with a consistent copy of its counters.
 void gort__mprof_foreach(void (*fn)(const bucket_t *b, void *arg), void *arg);
+// Calls fn with the address of every live sampled block (the leak check:
+// a sampled small block keeps its live bit clear). Takes the profiler's
+// lock; with the world stopped, no stopped thread holds it.
+void gort__mprof_foreach_sampled(void (*fn)(uintptr_t addr, void *arg), void *arg);
 
 #endif  // GORT_OBS_MPROF_H

@@ -45,12 +45,16 @@ static struct {
   bool unusable[OUT_KINDS];    // the start-up check failed (and said so)
 } outp;
 
-static const char *const var_names[OUT_KINDS] = {"GORT_STATS_FILE", "GORT_HEAPPROFILE"};
+static const char *const var_names[OUT_KINDS] = {"GORT_STATS_FILE", "GORT_HEAPPROFILE",
+                                                  "GORT_LEAKCHECK_FILE", "GORT_LEAKCHECK_PROFILE"};
 
 const char *gort__outpath_var(out_kind_t k) { return var_names[k]; }
 
 static const char **pattern_of(out_kind_t k) {
-  return k == OUT_STATS ? &gort__opts.stats_file : &gort__opts.heapprofile;
+  static const char **const patterns[OUT_KINDS] = {&gort__opts.stats_file, &gort__opts.heapprofile,
+                                                   &gort__opts.leakcheck_file,
+                                                   &gort__opts.leakcheck_profile};
+  return patterns[k];
 }
 
 static void put(char *out, size_t size, size_t *n, const char *s, size_t len) {
@@ -168,6 +172,21 @@ void gort__outpath_init(void) {
                  "(set GORT_STATS=1)");
     else
       check(OUT_STATS, "the summary will go to stderr");
+  }
+  // The leak check's files: obs/leakcheck.c decides whether the check is on.
+  bool leak = gort__opts.leakcheck != NULL && strcmp(gort__opts.leakcheck, "0") != 0 &&
+              strcmp(gort__opts.leakcheck, "false") != 0;
+  if (leak) {
+    inherit_or_mark(OUT_LEAKCHECK);
+    inherit_or_mark(OUT_LEAKPROFILE);
+  }
+  for (out_kind_t k = OUT_LEAKCHECK; k <= OUT_LEAKPROFILE; k++) {
+    if (*pattern_of(k) == NULL) continue;
+    if (!leak)
+      gort__warn("%s is set but GORT_LEAKCHECK is not: no leak check runs at exit (set GORT_LEAKCHECK=1)",
+                 var_names[k]);
+    else
+      check(k, k == OUT_LEAKCHECK ? "the report will go to stderr" : "no leak profile will be written");
   }
   if (gort__opts.heapprofile != NULL) {
     if (gort__opts.memprofilerate <= 0 || gort__opts.memprofilerate == INT64_MAX)

@@ -22,6 +22,7 @@
 #include "../os/os.h"
 #include "gort/prof.h"
 #include "mprof.h"
+#include "pprof.h"
 
 // ---- a growable buffer of mmap'd memory ---------------------------------------
 
@@ -91,11 +92,11 @@ static void pb_msg(buf_t *b, int field, buf_t *sub) {
   sub->len = 0;
 }
 
-// ---- the string table --------------------------------------------------------------
+// ---- the heap profile's strings ------------------------------------------------------
 
 enum { S_EMPTY, S_ALLOC_OBJECTS, S_COUNT, S_ALLOC_SPACE, S_BYTES, S_INUSE_OBJECTS, S_INUSE_SPACE, S_SPACE,
        S_FIXED };
-static const char *const fixed_strings[S_FIXED] = {
+static const char *const heap_strings[S_FIXED] = {
     "", "alloc_objects", "count", "alloc_space", "bytes", "inuse_objects", "inuse_space", "space"};
 
 // ---- mappings from /proc/self/maps ---------------------------------------------------
@@ -106,7 +107,8 @@ typedef struct {
   char path[256];
 } mapping_t;
 
-typedef struct {
+struct pprof_writer {
+  const pprof_spec_t *spec;
   buf_t out;         // the encoded Profile
   buf_t sub, sub2;   // scratch for nested messages
   mapping_t *maps;   // mmap'd, MAX_MAPPINGS
@@ -115,7 +117,8 @@ typedef struct {
   size_t loc_cap, nlocs;
   uint64_t *loc_ids;
   int64_t rate;
-} writer_t;
+};
+typedef pprof_writer_t writer_t;
 
 static int read_maps(writer_t *w) {
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
@@ -189,26 +192,35 @@ static double exp_neg(double x) {
   return e;
 }
 
+void gort__pprof_sample(pprof_writer_t *w, const uintptr_t *pcs, uint32_t depth, const int64_t *values,
+                        int nvalues, int label_key, int label_str) {
+  buf_t *s = &w->sub, *p = &w->sub2;
+  for (uint32_t i = 0; i < depth; i++) {
+    // pprof symbolizes each address as the call: step back into it from
+    // the return address, except for the innermost frame.
+    uint64_t id = location_id(w, pcs[i] - (i > 0));
+    if (id != 0) pb_varint(p, id);
+  }
+  pb_msg(s, 1, p);  // location_id, packed
+  for (int i = 0; i < nvalues; i++) pb_varint(p, (uint64_t)values[i]);
+  pb_msg(s, 2, p);  // value, packed
+  if (label_key != 0) {
+    pb_uint(p, 1, (uint64_t)label_key);
+    pb_uint(p, 2, (uint64_t)label_str);
+    pb_msg(s, 3, p);  // label
+  }
+  pb_msg(&w->out, 2, s);
+}
+
 static void write_sample(const bucket_t *b, void *arg) {
   writer_t *w = arg;
   if (b->allocs == 0) return;
   double avg = (double)b->alloc_bytes / (double)b->allocs;
   double scale = w->rate > 0 ? 1 / (1 - exp_neg(avg / (double)w->rate)) : 1;
   uint64_t live = b->allocs - b->frees, live_bytes = b->alloc_bytes - b->free_bytes;
-  buf_t *s = &w->sub, *p = &w->sub2;
-  for (uint32_t i = 0; i < b->depth; i++) {
-    // pprof symbolizes each address as the call: step back into it from
-    // the return address, except for the innermost frame.
-    uint64_t id = location_id(w, b->pcs[i] - (i > 0));
-    if (id != 0) pb_varint(p, id);
-  }
-  pb_msg(s, 1, p);  // location_id, packed
-  pb_varint(p, (uint64_t)((double)b->allocs * scale + 0.5));
-  pb_varint(p, (uint64_t)((double)b->alloc_bytes * scale + 0.5));
-  pb_varint(p, (uint64_t)((double)live * scale + 0.5));
-  pb_varint(p, (uint64_t)((double)live_bytes * scale + 0.5));
-  pb_msg(s, 2, p);  // value, packed
-  pb_msg(&w->out, 2, s);
+  int64_t v[4] = {(int64_t)((double)b->allocs * scale + 0.5), (int64_t)((double)b->alloc_bytes * scale + 0.5),
+                  (int64_t)((double)live * scale + 0.5), (int64_t)((double)live_bytes * scale + 0.5)};
+  gort__pprof_sample(w, b->pcs, b->depth, v, 4, 0, 0);
 }
 
 static void value_type(writer_t *w, int field, int type, int unit) {
@@ -217,19 +229,22 @@ static void value_type(writer_t *w, int field, int type, int unit) {
   pb_msg(&w->out, field, &w->sub);
 }
 
-static int encode(writer_t *w) {
-  value_type(w, 1, S_ALLOC_OBJECTS, S_COUNT);
-  value_type(w, 1, S_ALLOC_SPACE, S_BYTES);
-  value_type(w, 1, S_INUSE_OBJECTS, S_COUNT);
-  value_type(w, 1, S_INUSE_SPACE, S_BYTES);
+static void heap_samples(pprof_writer_t *w, void *arg) {
+  (void)arg;
   gort__mprof_foreach(write_sample, w);
+}
+
+static int encode(writer_t *w) {
+  const pprof_spec_t *sp = w->spec;
+  for (int i = 0; i < sp->ntypes; i++) value_type(w, 1, sp->types[i][0], sp->types[i][1]);
+  sp->samples(w, sp->arg);
   for (int i = 0; i < w->nmaps; i++) {
     const mapping_t *m = &w->maps[i];
     pb_uint(&w->sub, 1, (uint64_t)i + 1);
     pb_uint(&w->sub, 2, m->lo);
     pb_uint(&w->sub, 3, m->hi);
     pb_uint(&w->sub, 4, m->off);
-    pb_uint(&w->sub, 5, (uint64_t)S_FIXED + (uint64_t)i);  // filename
+    pb_uint(&w->sub, 5, (uint64_t)sp->nstrings + (uint64_t)i);  // filename
     pb_msg(&w->out, 3, &w->sub);
   }
   for (size_t j = 0; j < w->loc_cap; j++) {
@@ -240,14 +255,14 @@ static int encode(writer_t *w) {
     pb_uint(&w->sub, 3, w->locs[j]);
     pb_msg(&w->out, 4, &w->sub);
   }
-  for (int i = 0; i < S_FIXED; i++) pb_bytes(&w->out, 6, fixed_strings[i], strlen(fixed_strings[i]));
+  for (int i = 0; i < sp->nstrings; i++) pb_bytes(&w->out, 6, sp->strings[i], strlen(sp->strings[i]));
   for (int i = 0; i < w->nmaps; i++) pb_bytes(&w->out, 6, w->maps[i].path, strlen(w->maps[i].path));
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   pb_uint(&w->out, 9, (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec);
-  value_type(w, 11, S_SPACE, S_BYTES);
-  pb_uint(&w->out, 12, (uint64_t)(w->rate > 0 ? w->rate : 1));
-  pb_uint(&w->out, 14, S_INUSE_SPACE);  // default_sample_type
+  value_type(w, 11, sp->period_type, sp->period_unit);
+  pb_uint(&w->out, 12, (uint64_t)(sp->period > 0 ? sp->period : 1));
+  pb_uint(&w->out, 14, (uint64_t)sp->default_type);  // default_sample_type (a string index)
   return w->out.err | w->sub.err | w->sub2.err;
 }
 
@@ -300,10 +315,11 @@ static int write_gzip(int fd, const buf_t *data) {
   return err;
 }
 
-int gort_heap_profile_write(int fd) {
+int gort__pprof_write(int fd, const pprof_spec_t *spec) {
   gort__start_ensure();
   writer_t w = {0};
-  w.rate = gort__mprof_rate();
+  w.spec = spec;
+  w.rate = spec->period;
   int err;
   w.maps = gort__os_reserve(0, MAX_MAPPINGS * sizeof(mapping_t), 4096, &err);
   w.loc_cap = 1 << 16;
@@ -319,4 +335,13 @@ int gort_heap_profile_write(int fd) {
   if (w.locs) gort__os_unmap(w.locs, w.loc_cap * sizeof *w.locs);
   if (w.loc_ids) gort__os_unmap(w.loc_ids, w.loc_cap * sizeof *w.loc_ids);
   return err;
+}
+
+int gort_heap_profile_write(int fd) {
+  static const int types[4][2] = {
+      {S_ALLOC_OBJECTS, S_COUNT}, {S_ALLOC_SPACE, S_BYTES}, {S_INUSE_OBJECTS, S_COUNT}, {S_INUSE_SPACE, S_BYTES}};
+  pprof_spec_t spec = {.strings = heap_strings, .nstrings = S_FIXED, .types = types, .ntypes = 4,
+                       .period_type = S_SPACE, .period_unit = S_BYTES, .period = gort__mprof_rate(),
+                       .default_type = S_INUSE_SPACE, .samples = heap_samples};
+  return gort__pprof_write(fd, &spec);
 }

@@ -20,6 +20,7 @@
 #include "../os/os.h"
 #include "gort/prof.h"
 #include "heapstats.h"
+#include "leakcheck.h"
 #include "mprof.h"
 #include "obs.h"
 #include "outpath.h"
@@ -108,6 +109,7 @@ static void start_profile_signal(void) {
 void gort__obs_init(void) {
   gort__outpath_init();
   gort__mprof_init();
+  gort__leak_init();  // after the profiler: it chains the profiler's hooks
   if (gort__opts.stats || gort__opts.heapprofile != NULL) atexit(at_exit);
   if (gort__opts.profsignal) {
     if (gort__opts.heapprofile == NULL)

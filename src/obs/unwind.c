@@ -732,6 +732,131 @@ uint32_t gort__unwind_walk(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t
   return n;
 }
 
+// ---- the memoized walk (unwind.h, unwind_memo_t) ----------------------------------
+
+// Frame k of buffer b of the last walk matches state (pc, sp, bp, exact),
+// and every word that walk read from frame k on is still in place.
+static bool memo_valid(const unwind_memo_t *m, int b, uint32_t k, uintptr_t pc, uintptr_t bp, bool exact) {
+  const unwind_memo_frame_t *f = m->f[b];
+  if (f[k].pc != pc || f[k].exact != exact || (f[k].bp_read && f[k].bp != bp)) return false;
+  // A saved rbp matters only where the frame above reads it (a frame
+  // that keeps a loop counter in rbp saves a new value every call).
+  bool same = true;
+  uint32_t n = m->n[b];
+  for (uint32_t j = k; j < n; j++) {
+    if (f[j].at[0] != 0) same &= load(f[j].at[0]) == f[j].word[0];
+    if (f[j].at[1] != 0 && j + 1 < n && f[j + 1].bp_read) same &= load(f[j].at[1]) == f[j].word[1];
+  }
+  return same;
+}
+
+// bp_read of frames [0, n): whether a frame's incoming bp decides anything,
+// itself or through the frames above it until one reloads bp (later: the
+// flag of frame n).
+static void memo_mark_bp(unwind_memo_frame_t *f, uint32_t n, bool later) {
+  for (uint32_t j = n; j-- > 0;) {
+    f[j].bp_read = f[j].bp_read || (!f[j].reloads_bp && later);
+    later = f[j].bp_read;
+  }
+}
+
+uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                                unwind_memo_t *m);
+
+uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                                unwind_memo_t *m) {
+  m->reused = max;
+  if (m->busy) return gort__unwind_walk(pcs, max, pc, sp, bp);
+  m->busy = 1;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  int old = m->cur, nb = !old;
+  const unwind_memo_frame_t *of = m->f[old];
+  unwind_memo_frame_t *nf = m->f[nb];
+  uint32_t on = m->n[old], c = 0;
+  bool use_old = on > 0 && m->max[old] == max;
+  uintptr_t top = stack_top(sp);
+  _Atomic uint64_t *cache = atomic_load_explicit(&unw.cache, memory_order_acquire);
+  uint32_t n = 0;
+  bool exact = false, memo_ok = true, complete = true;
+  while (pc != 0) {
+    if (n == max) {
+      complete = false;
+      break;
+    }
+    // The last walk's frame at this sp, if any (sps grow along both walks).
+    while (use_old && c < on && of[c].sp < sp) c++;
+    if (use_old && c < on && of[c].sp == sp && (m->complete[old] || n + (on - c) >= max) &&
+        memo_valid(m, old, c, pc, bp, exact)) {
+      uint32_t k = on - c;
+      if (k > max - n) k = max - n;
+      for (uint32_t j = 0; j < k; j++) pcs[n + j] = of[c + j].pc;
+      m->reused = n;
+      // The new memo: this walk's frames, then the last one's from c on
+      // (the last one itself when the stacks are the same from frame 0).
+      if (n > 0 && memo_ok && n + (on - c) <= UNWIND_MEMO_FRAMES) {
+        for (uint32_t j = c; j < on; j++) nf[n + j - c] = of[j];
+        memo_mark_bp(nf, n, of[c].bp_read);
+        m->n[nb] = n + (on - c);
+        m->max[nb] = max;
+        m->complete[nb] = m->complete[old];
+        m->cur = (uint8_t)nb;
+      }
+      n += k;
+      __atomic_signal_fence(__ATOMIC_SEQ_CST);
+      m->busy = 0;
+      return n;
+    }
+    rule_t r;
+    if (!rule_for(cache, exact ? pc : pc - 1, exact, &r)) break;
+    pcs[n] = pc;
+    unwind_memo_frame_t *f = n < UNWIND_MEMO_FRAMES ? &nf[n] : NULL;
+    if (f == NULL) memo_ok = false;
+    if (f != NULL) *f = (unwind_memo_frame_t){.pc = pc, .sp = sp, .bp = bp, .exact = exact};
+    n++;
+    uintptr_t cfa, next_pc, next_bp = bp;
+    bool reads_bp = false, reloads_bp = false;
+    if (r.kind == R_CFA) {
+      reads_bp = r.cfa_rbp;
+      cfa = (r.cfa_rbp ? bp : sp) + r.cfa_off;
+      if (!frame_ok(cfa, sp, top)) break;
+      if (r.rbp_saved) {
+        if (r.rbp_off > cfa - sp) break;
+        next_bp = load(cfa - r.rbp_off);
+        reloads_bp = true;
+        if (f != NULL) f->at[1] = cfa - r.rbp_off, f->word[1] = next_bp;
+      }
+      next_pc = load(cfa - 8);
+      if (f != NULL) f->at[0] = cfa - 8, f->word[0] = next_pc;
+      exact = false;
+    } else if (r.kind == R_FP) {
+      reads_bp = reloads_bp = true;
+      cfa = bp + 16;
+      if (bp < sp || !frame_ok(cfa, sp, top)) break;
+      next_pc = load(bp + 8);
+      next_bp = load(bp);
+      if (f != NULL) f->at[0] = bp + 8, f->word[0] = next_pc, f->at[1] = bp, f->word[1] = next_bp;
+      exact = false;
+    } else {
+      // Signal frames are not memoized (the interrupted state is no
+      // function of the frame's words alone); R_STOP ends the walk.
+      if (r.kind == R_SIGNAL) memo_ok = false;
+      break;
+    }
+    if (f != NULL) f->bp_read = reads_bp, f->reloads_bp = reloads_bp;
+    pc = next_pc, sp = cfa, bp = next_bp;
+  }
+  if (memo_ok && n <= UNWIND_MEMO_FRAMES) {
+    memo_mark_bp(nf, n, false);
+    m->n[nb] = n;
+    m->max[nb] = max;
+    m->complete[nb] = complete;
+    m->cur = (uint8_t)nb;
+  }
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  m->busy = 0;
+  return n;
+}
+
 // Step 1: no frame of its own; tail-jumps into the walk.
 __asm__(".pushsection .text\n"
         ".globl gort__unwind_capture\n"
@@ -746,6 +871,24 @@ __asm__(".pushsection .text\n"
         "  jmp gort__unwind_walk\n"
         "  .cfi_endproc\n"
         ".size gort__unwind_capture, .-gort__unwind_capture\n"
+        ".popsection\n");
+
+// The same stub for the memoized walk (m moves from the 3rd argument to
+// the 6th).
+__asm__(".pushsection .text\n"
+        ".globl gort__unwind_capture_memo\n"
+        ".hidden gort__unwind_capture_memo\n"
+        ".type gort__unwind_capture_memo, @function\n"
+        ".p2align 4\n"
+        "gort__unwind_capture_memo:\n"
+        "  .cfi_startproc\n"
+        "  movq %rdx, %r9\n"      // m
+        "  movq (%rsp), %rdx\n"   // pc: our return address, inside the caller
+        "  leaq 8(%rsp), %rcx\n"  // sp: the caller's rsp once we return
+        "  movq %rbp, %r8\n"      // bp: the caller's rbp
+        "  jmp gort__unwind_walk_memo\n"
+        "  .cfi_endproc\n"
+        ".size gort__unwind_capture_memo, .-gort__unwind_capture_memo\n"
         ".popsection\n");
 
 void gort__unwind_init(void) {
@@ -773,6 +916,11 @@ GORT_NOINLINE uint32_t gort__unwind_capture(uintptr_t *pcs, uint32_t max) {
   uint32_t out = 0;
   for (int i = 1; i < n; i++) pcs[out++] = (uintptr_t)raw[i];
   return out;
+}
+
+uint32_t gort__unwind_capture_memo(uintptr_t *pcs, uint32_t max, unwind_memo_t *m) {
+  m->reused = max;
+  return gort__unwind_capture(pcs, max);
 }
 
 void gort__unwind_init(void) {

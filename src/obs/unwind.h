@@ -20,6 +20,38 @@
 // from several threads at once, in a forked child, in a signal handler.
 uint32_t gort__unwind_capture(uintptr_t *pcs, uint32_t max);
 
+// A thread's memo of its last walk (gort__unwind_capture_memo): each
+// frame's state and the stack words the walk read from it. The walk is a
+// function of a frame's state (pc, sp, rbp where a later rule reads it)
+// and of those words, so a walk that reaches a frame of the last one, in
+// the same state and with the same words in place, would repeat the rest
+// of it: the memo copies it instead, checking one or two words a frame
+// (independent loads) in place of a rule lookup each. Allocation-heavy
+// code calls malloc from the same few stacks over and over: their walks
+// cost a check of the words. Owned by one thread; zeroed is empty.
+#define UNWIND_MEMO_FRAMES 48
+typedef struct {
+  uintptr_t pc, sp, bp;
+  uintptr_t at[2], word[2];  // the words read (at 0: none)
+  uint8_t exact;             // pc was interrupted (after a signal frame), not a return address
+  uint8_t bp_read;           // this frame's bp (or a later one's, not reloaded) is read
+  uint8_t reloads_bp;        // the frame's rule reads the caller's rbp from the stack
+} unwind_memo_frame_t;
+typedef struct {
+  uint32_t n[2];              // frames in each buffer
+  uint32_t max[2];            // the max of the walk that filled it
+  uint8_t complete[2];        // that walk ended by itself, not at max
+  uint8_t cur;                // the buffer of the last walk
+  uint8_t busy;               // a walk is using the memo (a signal handler's walk does without)
+  uint32_t reused;            // out: see gort__unwind_capture_memo
+  unwind_memo_frame_t f[2][UNWIND_MEMO_FRAMES];
+} unwind_memo_t;
+
+// As gort__unwind_capture, using and updating m. Sets m->reused to the
+// index of the first frame copied from the memo (max if none was): 0 means
+// the whole stack is the last walk's.
+uint32_t gort__unwind_capture_memo(uintptr_t *pcs, uint32_t max, unwind_memo_t *m);
+
 // Snapshots the loaded modules and maps the rule cache. Call at start-up
 // from normal context: it takes the loader lock (dl_iterate_phdr) and maps
 // memory. Calling it again later picks up modules loaded since; capture

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -105,4 +106,34 @@ size_t gort__os_program_name(char *buf, size_t size) {
   while (n > 0 && buf[n - 1] == '\n') n--;
   buf[n] = '\0';
   return n;
+}
+
+void *gort__os_map_file(const char *path, size_t *size, int *err) {
+  int saved = errno;
+  void *p = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    *err = -errno;
+  } else if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
+    *err = -EINVAL;
+  } else {
+    p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      *err = -errno;
+      p = NULL;
+    } else {
+      *size = (size_t)st.st_size;
+    }
+  }
+  if (fd >= 0) close(fd);
+  errno = saved;
+  return p;
+}
+
+int gort__os_unmap_file(void *p, size_t size) {
+  int saved = errno;
+  int r = munmap(p, size) == 0 ? 0 : -errno;
+  errno = saved;
+  return r;
 }

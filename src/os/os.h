@@ -115,6 +115,10 @@ int gort__os_check_writable(const char *path);
 // The program's name (argv[0]'s last component, else /proc/self/comm) in
 // buf, NUL-terminated; returns its length (0 if unknown).
 size_t gort__os_program_name(char *buf, size_t size);
+// Maps a regular file read-only (the symbolizer reads ELF files so):
+// its address and *size, or NULL with *err set. Unmap with unmap_file.
+void *gort__os_map_file(const char *path, size_t *size, int *err);
+int gort__os_unmap_file(void *p, size_t size);
 
 // ---- cgroups (cgroup.c) -------------------------------------------------------------
 
