@@ -172,6 +172,7 @@ static struct {
   int64_t t0, t_restart1, stw1_ns;
   uint64_t root_objects;      // marked from the roots in the first stop
   uint32_t dirty_gen;         // this cycle's arming of the dirty tracking
+  int64_t t_swept;            // the first stop's thread finished the last sweep
   _Atomic uint32_t waits;     // allocations that waited for the cycle (past the hard goal)
   _Atomic int64_t longest_wait;
 } conc;
@@ -363,6 +364,7 @@ static void cycle_start(void *arg) {
   gort__gc_mark_prepare();
   gort__gc_sweep_pause();
   gort__gc_sweep_finish();
+  conc.t_swept = gort__nanotime();
   // Protecting the heap before the stop is early, so only conservative: a
   // page written between here and the stop is rescanned for nothing.
   conc.dirty_gen = gort__dirty_arm();
@@ -470,6 +472,9 @@ static void cycle_finish(void) {
   if (gort__opts.gctrace) trace_line(n, conc.before, now_live, live, conc.stw1_ns, concurrent, stw2, procs2);
   if (gort__opts.gctrace >= 2) {
     char a[32], b[32], c[32], d[32], e[32], f[32];
+    char g1[32], g2[32];
+    gort__print("gc %u: before the first stop: the last sweep %s ms, protecting the heap %s ms\n", n,
+                ms3(g1, sizeof g1, conc.t_swept - conc.t0), ms3(g2, sizeof g2, conc.t_restart1 - conc.stw1_ns - conc.t_swept));
     gort__print("gc %u: %u allocations waited for the cycle, the longest %s ms\n", n,
                 atomic_exchange(&conc.waits, 0), ms3(a, sizeof a, atomic_exchange(&conc.longest_wait, 0)));
     gort__print("gc %u: the first stop marked %llu objects from the roots; %d pre-cleaning rounds rescanned %llu written pages (%s); the final stop rescanned "

@@ -81,6 +81,7 @@ static struct {
   bool atomic;       // marks are atomic ORs (helpers, or the program runs beside the mark)
   _Atomic uint64_t assist_bytes;  // marked by assists (mgc.c's pacer)
   _Atomic int assists;            // assists holding a buffer now
+  _Atomic bool hungry;            // an assist found the queue empty: the worker shares
   _Atomic uint32_t start;  // bumped to start the helpers
   _Atomic uint32_t done;   // helpers finished with this drain
   bool helpers_started;
@@ -247,9 +248,13 @@ static void drain(worker_t *w) {
     uintptr_t obj;
     for (uint32_t k = 0; pop(w, &obj); k++) {
       scan_object(w, obj);
-      if ((k & 63) == 0 && atomic_load_explicit(&mark.idle, memory_order_relaxed) > 0 &&
-          w->cur != NULL && w->cur->n >= 16 && __atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL)
+      if ((k & 63) == 0 &&
+          (atomic_load_explicit(&mark.idle, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&mark.hungry, memory_order_relaxed)) &&
+          w->cur != NULL && w->cur->n >= 16 && __atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) {
+        atomic_store_explicit(&mark.hungry, false, memory_order_relaxed);
         share(w);
+      }
     }
     if (atomic_fetch_add(&mark.idle, 1) + 1 == mark.active) wake_idle();
     for (int spins = 0;; spins++) {
@@ -687,12 +692,20 @@ void gort__gc_mark_drain_concurrent(void) {
 #define ASSIST_MAX_OBJECT (64 << 10)
 
 void gort__gc_mark_assist(uint64_t budget) {
-  if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) return;
+  if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) {
+    // The worker keeps a deep graph's work in its own buffer (a tree never
+    // fills one): ask it to share, for this thread's next assist.
+    atomic_store_explicit(&mark.hungry, true, memory_order_relaxed);
+    return;
+  }
   atomic_fetch_add(&mark.assists, 1);
   worker_t w = {0};
   uintptr_t obj;
   uint64_t scanned = 0;
-  while (scanned < budget && pop(&w, &obj)) {
+  // A stop that arrives meanwhile waits for this no-stop region: the
+  // assist gives up at once (its buffer goes back to the queue), so that
+  // it never lengthens a stop by more than one object.
+  while (scanned < budget && !gort__stop_pending && pop(&w, &obj)) {
     // A large object is the worker's: scanned whole inside the no-stop
     // region, a table of megabytes held every stop for milliseconds.
     mspan_t *s = span_of(obj);
@@ -790,7 +803,7 @@ static void add_pieces(uintptr_t lo, uintptr_t hi, void *arg) {
 static uint64_t rescan_pieces(worker_t *w, uint64_t budget) {
   uint64_t done = 0;
   atomic_fetch_add(&rescan.holders, 1);
-  while (done < budget) {
+  while (done < budget && !(w != &mark.workers[0] && gort__stop_pending)) {
     size_t i = atomic_fetch_add(&rescan.next, 1);
     if (i >= atomic_load(&rescan.n)) break;
     rescan_run(rescan.piece[i][0], rescan.piece[i][1], w);
