@@ -739,6 +739,15 @@ uint64_t gort__mcache_flush_empty(bool self_current) {
   return free_taken(&taken);
 }
 
+// The caches quarantined by the last fork (in the child only): the
+// collector takes their collected spans back when it knows they are
+// consistent (it stopped the world for the fork: gc/mgc.c).
+static mcache_t *orphaned;
+
+void gort__mcache_foreach_orphaned(void (*fn)(mcache_t *c, void *arg), void *arg) {
+  for (mcache_t *c = orphaned; c != NULL; c = c->next_all) fn(c, arg);
+}
+
 void gort__mcache_lock_for_fork(void) {
   lock(&late.lock);
   lock(&caches.lock);
@@ -760,6 +769,7 @@ void gort__mcache_unlock_after_fork(int child) {
   // that goes back to the page heap.
   mcache_t *self = gort__tls_cache;
   mcache_t *c = caches.all, *kept = NULL;
+  orphaned = NULL;
   span_link_t taken;
   span_list_init(&taken);
   while (c != NULL) {
@@ -771,7 +781,8 @@ void gort__mcache_unlock_after_fork(int child) {
       take_stashes(c, &taken);
       fold_counts(c);
       c->alive = false;
-      c->next_all = NULL;
+      c->next_all = orphaned;
+      orphaned = c;
       __atomic_fetch_sub(&caches.ncaches, 1, __ATOMIC_RELAXED);
     }
     c = next;

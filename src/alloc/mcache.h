@@ -131,4 +131,8 @@ void gort__span_set_owner(mspan_t *s, mcache_t *c);
 // Prepares a fresh small span; blocks are carved on demand.
 void gort__span_init_small(mspan_t *s, int cls);
 
+// In a forked child: calls fn on each cache the fork quarantined (the
+// other threads'); see gort__mcache_unlock_after_fork.
+void gort__mcache_foreach_orphaned(void (*fn)(mcache_t *c, void *arg), void *arg);
+
 #endif  // GORT_ALLOC_MCACHE_H

@@ -79,6 +79,10 @@ struct gort_gc_layout {
 // With the world stopped: every cache gives its collected spans back to
 // the central lists (and forgets its tiny block).
 void gort__gc_flush_caches(void);
+// In a forked child whose fork stopped the world: the other threads'
+// quarantined caches give their collected spans back, so that they are
+// swept (their mark bits cleared) and marked like every other span.
+void gort__gc_flush_orphaned_caches(void);
 // Puts an uncached collected span back on its central list (caller holds
 // nothing; the span is the caller's).
 void gort__gc_span_relist(mspan_t *s);

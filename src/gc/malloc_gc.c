@@ -196,6 +196,8 @@ static void flush_cache(mcache_t *c, void *arg) {
 
 void gort__gc_flush_caches(void) { gort__mcache_foreach(flush_cache, NULL); }
 
+void gort__gc_flush_orphaned_caches(void) { gort__mcache_foreach_orphaned(flush_cache, NULL); }
+
 static void cache_exit(mcache_t *c) {
   nostop_enter();
   flush_cache(c, NULL);

@@ -127,6 +127,7 @@ bool gort__gc_stress, gort__gc_checkmark;
 #define MIN_HEAP (4ULL << 20)
 
 static bool active;  // the first cycle started the collector's threads; under the cycle lock
+static bool fork_stopped;  // fork_prepare stopped the world (under the cycle lock)
 
 static struct {
   _Atomic int percent;
@@ -607,7 +608,22 @@ void gort__gc_read_figures(gc_figures_t *out) {
 // sweeper, finalizer thread) start again at its first cycle.
 static void fork_prepare(void) {
   cycle_lock_take();
-  gort__stw_lock_for_fork();
+  // With the collector running, a thread (or the background sweeper) may
+  // be midway through a span it took off its list, lazily sweeping it or
+  // refilling from it: in the child that span would be on no list, its
+  // mark bits half cleared, and the child's first mark would stop at
+  // objects still marked from the parent's last cycle and free what they
+  // point to (gccheckmark caught it in forked children). So the fork waits
+  // for the sweeper and stops the world: no thread is then inside such a
+  // region.
+  if (active) {
+    fork_stopped = true;
+    gort__gc_sweep_pause();
+    gort__stw_stop();
+  } else {
+    fork_stopped = false;
+    gort__stw_lock_for_fork();
+  }
   gort__gc_finalizers_fork(0);
   gort__gc_mark_fork(0);
   gort__gc_malloc_fork(0);
@@ -616,11 +632,21 @@ static void fork_parent(void) {
   gort__gc_malloc_fork(1);
   gort__gc_mark_fork(1);
   gort__gc_finalizers_fork(1);
-  gort__stw_unlock_after_fork(0);
+  if (fork_stopped) {
+    gort__stw_start();
+    gort__gc_sweep_resume();
+  } else {
+    gort__stw_unlock_after_fork(0);
+  }
   cycle_lock_drop();
 }
 static void fork_child(void) {
   gort__gc_malloc_fork(2);
+  // The other threads' caches were quarantined by the allocator's hook;
+  // the spans they held would be on no list: never swept, their mark
+  // bits left set, so the child's next marks would stop at them. With the
+  // world stopped for the fork their state is whole: take the spans back.
+  if (fork_stopped) gort__gc_flush_orphaned_caches();
   gort__gc_mark_fork(2);
   gort__gc_finalizers_fork(2);
   gort__stw_unlock_after_fork(1);
