@@ -226,9 +226,8 @@ static bool register_arenas(uintptr_t base, uintptr_t bytes) {
 // The reservations, append-only (adjacent ones merged), for the
 // collector's dirty-page tracking (gc/dirty.c), which must register every
 // byte of the heap: written under the heap lock, read without it.
-#define MAX_RESERVATIONS 8192
 static struct {
-  uintptr_t lo[MAX_RESERVATIONS], hi[MAX_RESERVATIONS];
+  uintptr_t lo[GORT_MAX_RESERVATIONS], hi[GORT_MAX_RESERVATIONS];
   _Atomic uint32_t n;
 } resv;
 
@@ -238,7 +237,7 @@ static void add_reservation(uintptr_t base, uintptr_t bytes) {
     __atomic_store_n(&resv.hi[n - 1], base + bytes, __ATOMIC_RELEASE);
     return;
   }
-  if (n == MAX_RESERVATIONS) gort__throw("heap: more than 8192 separate reservations");
+  if (n == GORT_MAX_RESERVATIONS) gort__throw("heap: more than 8192 separate reservations");
   resv.lo[n] = base;
   resv.hi[n] = base + bytes;
   atomic_store_explicit(&resv.n, n + 1, memory_order_release);

@@ -38,15 +38,13 @@
 #include "../os/os.h"
 #include "gc.h"
 
-#define MAX_RANGES 8192  // as mheap.c's MAX_RESERVATIONS
-
 static struct {
   _Atomic uint32_t lock;     // guards the registration (the worker, and heap_grew)
   int backend;               // DIRTY_*
   bool probed;
   int uffd, pagemap;         // descriptors (uffd backend)
   // The heap's reservations (mheap.c), as far as they are registered.
-  uintptr_t lo[MAX_RANGES], reg_hi[MAX_RANGES];
+  uintptr_t lo[GORT_MAX_RESERVATIONS], reg_hi[GORT_MAX_RESERVATIONS];
   uint32_t registered;       // ranges [0, registered) are registered
   _Atomic bool armed;
   uint32_t gen;              // armings so far (under the lock)

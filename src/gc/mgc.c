@@ -235,6 +235,24 @@ static const char *ms3(char *buf, size_t n, int64_t ns) {
 // Go's gctrace line. clock: the first stop (with the sweep's termination),
 // the concurrent mark, the final stop; cpu: the same, the concurrent part
 // split as Go's (assist/background/idle), idle always 0 here.
+// A finished cycle into the figures (fig_lock held), all but NumGC, which
+// each caller advances when the cycle may count as done. cpu_ns: the CPU
+// the cycle used; ncpu: the CPUs GCCPUFraction is a fraction of.
+static void record_cycle(uint64_t pause, bool forced, uint64_t goal, uint64_t marked, uint64_t cpu_ns,
+                         int64_t t_end, long ncpu) {
+  gc.fig.pause_ns[gc.fig.num_gc % 256] = pause;
+  if (forced) gc.fig.num_forced_gc++;
+  gc.fig.pause_total_ns += pause;
+  gc.fig.last_gc_unix_ns = (uint64_t)unix_ns();
+  gc.fig.next_gc = goal;
+  atomic_store_explicit(&goal_now, goal, memory_order_relaxed);
+  gc.fig.heap_marked = marked;
+  atomic_store_explicit(&marked_now, marked, memory_order_relaxed);
+  gc.cpu_ns_total += cpu_ns;
+  int64_t wall = t_end - gc.start_ns;
+  gc.fig.cpu_fraction = wall > 0 ? (double)gc.cpu_ns_total / ((double)wall * (double)ncpu) : 0;
+}
+
 static void trace_line(uint32_t n, uint64_t before, uint64_t after, uint64_t marked, int64_t stw1,
                        int64_t concurrent, int64_t stw2, int procs2) {
   char a[32], b[32], c[32], d[32], e[32];
@@ -320,19 +338,10 @@ static void cycle(void *arg) {
   uint64_t pause = (uint64_t)(t_end - t0);
   fig_take();
   record_pause(t_end - t0);
-  gc.fig.pause_ns[gc.fig.num_gc % 256] = pause;
+  record_cycle(pause, forced, goal, marked,
+               (uint64_t)(t_end - t_mark) * (uint64_t)gort__gc_mark_workers() + (uint64_t)(t_mark - t0), t_end,
+               gort__gc_mark_workers());
   gc.fig.num_gc++;
-  if (forced) gc.fig.num_forced_gc++;
-  gc.fig.pause_total_ns += pause;
-  gc.fig.last_gc_unix_ns = (uint64_t)unix_ns();
-  gc.fig.next_gc = goal;
-  atomic_store_explicit(&goal_now, goal, memory_order_relaxed);
-  gc.fig.heap_marked = marked;
-  atomic_store_explicit(&marked_now, marked, memory_order_relaxed);
-  gc.cpu_ns_total += (uint64_t)(t_end - t_mark) * (uint64_t)gort__gc_mark_workers() + (uint64_t)(t_mark - t0);
-  int64_t wall = t_end - gc.start_ns;
-  long ncpu = gort__gc_mark_workers();
-  gc.fig.cpu_fraction = wall > 0 ? (double)gc.cpu_ns_total / ((double)wall * (double)ncpu) : 0;
   fig_drop();
   gort__stw_start();
   (void)t_stopped;
@@ -450,21 +459,12 @@ static void cycle_finish(void) {
   fig_take();
   record_pause(stw2);
   uint32_t n = gc.fig.num_gc + 1;
-  gc.fig.pause_ns[gc.fig.num_gc % 256] = pause;
-  if (conc.forced) gc.fig.num_forced_gc++;
-  gc.fig.pause_total_ns += pause;
-  gc.fig.last_gc_unix_ns = (uint64_t)unix_ns();
-  gc.fig.next_gc = goal;
-  atomic_store_explicit(&goal_now, goal, memory_order_relaxed);
-  gc.fig.heap_marked = marked;
-  atomic_store_explicit(&marked_now, marked, memory_order_relaxed);
+  int procs2 = gort__gc_mark_workers();
+  record_cycle(pause, conc.forced, goal, marked,
+               (uint64_t)conc.stw1_ns + (uint64_t)concurrent + (uint64_t)stw2 * (uint64_t)procs2, t_end,
+               gort__gc_cpus());
   gc.fig.dirty_pages += rescanned + last_pages;
   gc.fig.last_dirty_pages = rescanned + last_pages;
-  int procs2 = gort__gc_mark_workers();
-  gc.cpu_ns_total += (uint64_t)conc.stw1_ns + (uint64_t)concurrent + (uint64_t)stw2 * (uint64_t)procs2;
-  int64_t wall = t_end - gc.start_ns;
-  long ncpu = gort__gc_cpus();
-  gc.fig.cpu_fraction = wall > 0 ? (double)gc.cpu_ns_total / ((double)wall * (double)ncpu) : 0;
   fig_drop();
   gort__stw_start();
   uint32_t gen = conc.dirty_gen;

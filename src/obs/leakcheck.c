@@ -434,23 +434,6 @@ static void read_suppressions(const char *path) {
 
 // ---- start-up ---------------------------------------------------------------------
 
-static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size, (void)arg;
-  uintptr_t me = (uintptr_t)&find_self;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-    if (me >= lo && me < hi) {
-      // Only a shared libgort: linked statically, its frames are dropped
-      // by name when the report is written (leakreport.c).
-      if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0') lk.self_lo = lo, lk.self_hi = hi;
-      return 1;
-    }
-  }
-  return 0;
-}
-
 static void leak_at_exit(void);
 
 // A fork while another thread checks or takes a memo must not leave the
@@ -521,7 +504,7 @@ void gort__leak_init(void) {
     gort__warn("GORT_LEAKCHECK: out of memory for the allocation stacks; leaks will be reported "
                "without them");
   }
-  dl_iterate_phdr(find_self, NULL);
+  gort__unwind_self_text(&lk.self_lo, &lk.self_hi);
   gort__unwind_init();
   memos.key_ok = pthread_key_create(&memos.key, memo_exit) == 0;
   gort__start_add_fork_hook(&leak_fork);

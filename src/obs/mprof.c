@@ -87,22 +87,6 @@ int64_t gort__mprof_rate(void) { return prof.rate; }
 
 // ---- stacks and buckets --------------------------------------------------------
 
-static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size, (void)arg;
-  uintptr_t me = (uintptr_t)&find_self;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-    if (me >= lo && me < hi) {
-      // Only a shared libgort: linked statically, our code is the program's.
-      if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0') prof.self_lo = lo, prof.self_hi = hi;
-      return 1;
-    }
-  }
-  return 0;
-}
-
 static uint32_t capture(uintptr_t *pcs) {
   uintptr_t raw[MPROF_MAX_DEPTH + 8];
   uint32_t n = gort__unwind_capture(raw, MPROF_MAX_DEPTH + 8);
@@ -246,7 +230,7 @@ void gort__mprof_init(void) {
   if (prof.rate <= 0 || prof.rate == INT64_MAX) return;
   prof.table = gort__persistent_alloc(NBUCKETS * sizeof *prof.table, 4096);
   if (prof.table == NULL) return;
-  dl_iterate_phdr(find_self, NULL);
+  gort__unwind_self_text(&prof.self_lo, &prof.self_hi);
   gort__start_add_fork_hook(&prof_fork);
   gort__unwind_init();
   gort__mprof_hooks.sample_free = sample_free;

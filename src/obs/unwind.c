@@ -107,6 +107,8 @@
 
 #include "../base/base.h"
 
+#include <link.h>
+
 #if defined(__x86_64__) && defined(__linux__)
 
 #include <dlfcn.h>
@@ -929,3 +931,27 @@ void gort__unwind_init(void) {
 }
 
 #endif
+
+// ---- gort's own code --------------------------------------------------------------
+
+static int find_self_text(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  uintptr_t *range = arg, me = (uintptr_t)&find_self_text;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+    if (me >= lo && me < hi) {
+      // Only a shared libgort: linked statically, its code is the program's.
+      if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0') range[0] = lo, range[1] = hi;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+void gort__unwind_self_text(uintptr_t *lo, uintptr_t *hi) {
+  uintptr_t range[2] = {0, 0};
+  dl_iterate_phdr(find_self_text, range);
+  *lo = range[0], *hi = range[1];
+}

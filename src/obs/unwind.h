@@ -58,4 +58,9 @@ uint32_t gort__unwind_capture_memo(uintptr_t *pcs, uint32_t max, unwind_memo_t *
 // also works before it, only slower (nothing is cached).
 void gort__unwind_init(void);
 
+// libgort.so's executable segment [lo, hi), so that stacks can leave
+// gort's frames out; both 0 when gort is linked statically (its code is
+// then the program's). Takes the loader lock: normal context only.
+void gort__unwind_self_text(uintptr_t *lo, uintptr_t *hi);
+
 #endif  // GORT_OBS_UNWIND_H
