@@ -205,7 +205,17 @@ RACY_READS static void scan_typed(worker_t *w, uintptr_t obj, uintptr_t size, ui
 
 RACY_READS static void scan_object(worker_t *w, uintptr_t obj) {
   mspan_t *s = span_of(obj);
+  // During a concurrent mark the program may gort_free a queued large
+  // object: its pages then belong to a free span or to another span.
+  // Nothing it pointed to needs this mark's help any more.
+  if (s == NULL) return;
+  span_state_t st = span_state(s);
+  uint8_t kind = s->kind;
+  if ((st != SPAN_SMALL && st != SPAN_LARGE) ||
+      (kind != KIND_GC_SCAN && kind != KIND_GC_TYPED && kind != KIND_GC_UNCOLLECTABLE))
+    return;
   uintptr_t size = gc_object_bytes(s);
+  if (obj < s->base || obj + size > s->base + span_bytes(s)) return;  // a stale page-map entry
   if (s->kind != KIND_GC_TYPED) {
     scan_range_w(w, obj, obj + size);
     return;
@@ -735,8 +745,14 @@ void gort__gc_mark_assist(uint64_t budget) {
 // marks too much, and the next collect or the final stop covers the rest.
 RACY_READS static void rescan_run(uintptr_t lo, uintptr_t hi, void *arg) {
   worker_t *w = arg;
-  if (lo < mark.lo) lo = mark.lo;
-  if (hi > mark.hi) hi = mark.hi;
+  // The heap's bounds now, not the mark's: a reservation made during the
+  // mark holds only black objects, and the pointers stored into them are
+  // what this rescan is for (with the mark's older bounds its pages were
+  // cut away, and objects reachable only from them were freed).
+  uintptr_t heap_lo, heap_hi;
+  gort__mheap_arena_range(&heap_lo, &heap_hi);
+  if (lo < heap_lo) lo = heap_lo;
+  if (hi > heap_hi) hi = heap_hi;
   while (lo < hi) {
     uintptr_t pend = GORT_ALIGN_DOWN(lo, (uintptr_t)GORT_PAGE_SIZE) + GORT_PAGE_SIZE;
     if (pend > hi) pend = hi;

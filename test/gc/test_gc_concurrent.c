@@ -307,3 +307,56 @@ TEST(objects_handed_to_parked_goroutines_during_the_mark_survive) {
   run_goroutine_holders();
   EXPECT(harness_run_inner("inner_goroutine_holders", "GORT_DEBUG=gccheckmark=1"));
 }
+
+// The heap grows during the mark: objects move from G into new 1 MiB
+// objects (allocated black, in reservations made during the mark), whose
+// pages must be rescanned like any other written page. (The rescan once
+// cut written pages to the heap's bounds as the mark began, and these
+// objects were freed.)
+#define NBIG 96
+static void **big[NBIG];
+static uint64_t big_tag[NBIG];
+
+static void run_moves_into_new_large(void) {
+  build();
+  gctest_clobber_stack();
+  gctest_collect();
+  atomic_store(&stop, false);
+  atomic_store(&cycles, 0);
+  pthread_t t;
+  EXPECT(pthread_create(&t, NULL, collector, NULL) == 0, "pthread_create");
+  int nbig = 0;
+  for (int k = 0; nbig < NBIG && k < 10 * NBIG; k++) {
+    int j = k % SLOTS;
+    void **b = gort_gc_alloc(1 << 20);
+    ASSERT_NOT_NULL(b, "gort_gc_alloc(1 MiB)");
+    in_transit = HOLD(1)[j];
+    if (in_transit != NULL) {
+      b[0] = in_transit;
+      big_tag[nbig] = tags[1][j];
+      HOLD(1)[j] = NULL;
+      big[nbig++] = b;
+    }
+    in_transit = NULL;
+    b = NULL;
+    usleep(1000);
+  }
+  atomic_store(&stop, true);
+  pthread_join(t, NULL);
+  gctest_collect();
+  gctest_collect();
+  int bad = 0;
+  for (int i = 0; i < nbig; i++) {
+    void *x = big[i][0];
+    if (gort_gc_base(x) != x || !gctest_check(x, OBJ_BYTES, big_tag[i])) bad++;
+  }
+  EXPECT_EQ_U64(bad, 0, "of %d objects moved into objects of a heap grown during the mark", nbig);
+  EXPECT(atomic_load(&cycles) >= 2, "only %llu cycles", (unsigned long long)atomic_load(&cycles));
+}
+
+INNER_TEST(inner_moves_into_new_large) { run_moves_into_new_large(); }
+
+TEST(objects_moved_into_a_heap_grown_during_the_mark_survive) {
+  EXPECT(harness_run_inner("inner_moves_into_new_large", ""));
+  EXPECT(harness_run_inner("inner_moves_into_new_large", "GORT_DEBUG=gccheckmark=1"));
+}
