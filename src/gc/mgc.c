@@ -141,12 +141,18 @@ static _Atomic uint32_t cycle_lock;
 
 // Guards gc.fig against torn reads: readers (MemStats, metrics) must not
 // wait for a concurrent cycle, which holds the cycle lock for its whole
-// length (seconds with a large heap).
+// length (seconds with a large heap). Held inside a no-stop region, as
+// every gort lock is: the cycle writes the figures with the world stopped,
+// and a reader stopped while holding the lock hung it for ever.
 static _Atomic uint32_t fig_lock;
 static void fig_take(void) {
+  nostop_enter();
   while (atomic_exchange_explicit(&fig_lock, 1, memory_order_acquire) != 0) gort__cpu_relax();
 }
-static void fig_drop(void) { atomic_store_explicit(&fig_lock, 0, memory_order_release); }
+static void fig_drop(void) {
+  atomic_store_explicit(&fig_lock, 0, memory_order_release);
+  nostop_exit();
+}
 
 // One stop of the world into the pause histogram (fig_lock held).
 static void record_pause(int64_t ns) {
