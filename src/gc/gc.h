@@ -138,6 +138,10 @@ void gort__stw_register_self(void);
 // loader; no /proc read, no allocation of its own).
 void gort__stw_register_main(void);
 void gort__stw_unregister_self(void);
+// The calling thread (main, which leaves no other way) leaves the registry
+// when it exits, after its cleanup handlers, as every thread gort started
+// does.
+void gort__stw_leave_at_exit(void);
 // Stops every registered thread but the caller; on return they are parked
 // with their registers on their stacks. Call with no gort lock held.
 void gort__stw_stop(void);
@@ -160,6 +164,9 @@ int gort__stw_signal(void);
 // or pthread_exit's argument): a collected object stays a root until
 // pthread_join returns it (pthread_wrap.c). Returns value.
 void *gort__gc_thread_exit_value(void *value);
+// Called by every registered thread as it leaves the registry at its exit:
+// after main's pthread_exit, the process may be left to gort's threads.
+void gort__gc_thread_ended(void);
 void gort__stw_lock_for_fork(void);
 // In the child the registry holds the forking thread alone (its new tid).
 void gort__stw_unlock_after_fork(int child);
