@@ -94,8 +94,7 @@ typedef enum {
   WHERE_GC_FULL,          // a swept collected span with none
   WHERE_GC_UNSWEPT,       // a collected span not swept since the last mark (spans moved
                           // to the unswept lists at a mark's end keep their old value)
-  WHERE_GC_LARGE,         // a large collected object, swept
-  WHERE_GC_LARGE_UNSWEPT, // a large collected object, not swept yet
+  WHERE_GC_LARGE,         // a large collected object (swept or not: see sweepgen)
 } span_where_t;
 
 #define XFREE_NOTIFY ((uintptr_t)1)
@@ -131,7 +130,7 @@ typedef struct mspan {
   uint32_t used;      // see above; owner only
   uintptr_t npages;
   block_t *free;      // owner only
-  uint32_t sweepgen;  // for the collector's lazy sweep
+  uint32_t sweepgen;  // collected spans' sweep state (gc/gc.h); atomic: frees read it
   int64_t freed_ns;   // free spans: when they became free (the scavenger's clock)
   // Written by other threads on every remote free. In the second cache
   // line, with the fields the owner touches only when it collects these

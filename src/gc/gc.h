@@ -51,6 +51,26 @@ extern _Atomic uint64_t gort__gc_trigger GORT_HIDDEN;
 extern _Atomic uint32_t gort__gc_sweepgen GORT_HIDDEN;
 extern bool gort__gc_stress, gort__gc_checkmark GORT_HIDDEN;
 
+// A collected span's sweep state is its sweepgen against gort__gc_sweepgen
+// (sg), as Go's mspan.sweepgen: sg - 2, not swept since the last mark (on
+// an unswept list); sg - 1, taken off that list by a sweeper, which owns
+// it until it lets it go; sg, swept. sg advances only with the world
+// stopped and no span being swept (mgcsweep.c), so it is stable to a
+// thread in a no-stop region.
+GORT_INLINE void span_sweep_take(mspan_t *s) {
+  __atomic_store_n(&s->sweepgen, atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed) - 1,
+                   __ATOMIC_RELAXED);
+}
+// Release: whoever sees the span swept sees the sweep's writes.
+GORT_INLINE void span_sweep_done(mspan_t *s) {
+  __atomic_store_n(&s->sweepgen, atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed),
+                   __ATOMIC_RELEASE);
+}
+GORT_INLINE bool span_being_swept(const mspan_t *s) {
+  return __atomic_load_n(&s->sweepgen, __ATOMIC_ACQUIRE) ==
+         atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed) - 1;
+}
+
 // ---- malloc_gc.c: allocation, the central lists of collected spans ------------
 
 typedef struct {
@@ -118,6 +138,10 @@ void gort__stw_register_self(void);
 // loader; no /proc read, no allocation of its own).
 void gort__stw_register_main(void);
 void gort__stw_unregister_self(void);
+// The calling thread (main, which leaves no other way) leaves the registry
+// when it exits, after its cleanup handlers, as every thread gort started
+// does.
+void gort__stw_leave_at_exit(void);
 // Stops every registered thread but the caller; on return they are parked
 // with their registers on their stacks. Call with no gort lock held.
 void gort__stw_stop(void);
@@ -140,6 +164,9 @@ int gort__stw_signal(void);
 // or pthread_exit's argument): a collected object stays a root until
 // pthread_join returns it (pthread_wrap.c). Returns value.
 void *gort__gc_thread_exit_value(void *value);
+// Called by every registered thread as it leaves the registry at its exit:
+// after main's pthread_exit, the process may be left to gort's threads.
+void gort__gc_thread_ended(void);
 void gort__stw_lock_for_fork(void);
 // In the child the registry holds the forking thread alone (its new tid).
 void gort__stw_unlock_after_fork(int child);
@@ -201,8 +228,10 @@ GORT_INLINE uintptr_t gc_object_bytes(const mspan_t *s) {
 
 // ---- mgcsweep.c ---------------------------------------------------------------------
 
-// Sweeps s (the caller owns it: off every list). Returns true if s still
-// holds live objects (relist it); false if it went back to the page heap.
+// Sweeps s (the caller took it off its unswept list, span_sweep_take).
+// Returns true if s still holds live objects (relist it); false if it went
+// back to the page heap. A large span it keeps stays "being swept" until
+// the caller relists it: gort_free of its object waits for that.
 bool gort__gc_sweep_span(mspan_t *s);
 // With the world stopped, after the mark: every collected span becomes
 // unswept (the new sweep generation begins).

@@ -29,6 +29,8 @@
 // Explicit frees (gort_free of a collected object) push the block on the
 // span's remote list with its freed tag, like a remote free of a malloc
 // block; the next sweep of the span (or a cache taking it) collects them.
+// A large object's free takes its span off its list and frees it at once,
+// first waiting for a sweeper that holds the span (free_large).
 // Objects of the tiny allocator (noscan, under 16 bytes, packed into
 // 16-byte blocks as in Go) cannot be freed one by one: gort_free of one
 // does nothing, and the collector frees the block once none is reachable.
@@ -39,6 +41,7 @@
 #include "../alloc/malloc_fast.h"
 #include "../alloc/mheap.h"
 #include "../base/persistent.h"
+#include "../os/os.h"
 #include "gc.h"
 #include "gort/gc.h"
 
@@ -96,7 +99,7 @@ static mspan_t *fresh_span(int kind, int cls) {
   gort__span_init_small(s, cls);
   s->kind = (uint8_t)kind;
   if (!atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) gort__gc_clear_span_marks(s);
-  s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
+  span_sweep_done(s);
   return s;
 }
 
@@ -119,6 +122,7 @@ static mspan_t *take_span(int kind, int cls) {
     }
     span_list_remove(s);
     s->where = WHERE_NONE;
+    span_sweep_take(s);
     unlock(&g->lock);
     // Lazy sweep: this span is ours now.
     if (!gort__gc_sweep_span(s)) continue;  // it was empty: back to the heap
@@ -230,7 +234,7 @@ static void *alloc_large(size_t size, int kind) {
   s->elemsize = 0;
   __atomic_store_n(&s->fresh, 1, __ATOMIC_RELAXED);
   span_clear_samples(s);
-  s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
+  span_sweep_done(s);
   if (s->needzero) memset((void *)s->base, 0, span_bytes(s));
   {
     uint64_t bit, *mw = mark_word(s->base, &bit);  // black during a mark; else no stray bit
@@ -408,23 +412,41 @@ uintptr_t gort__gc_find_object(uintptr_t v, mspan_t **sp) {
   return obj;
 }
 
+// A live large object's span is on one of gclarge's lists, unless a
+// sweeper took it off to sweep it: off every list then, as after a free,
+// and taking that for a double free once killed correct programs. The
+// sweeper keeps a marked object, and the program's pointer marked it, so
+// the free waits until the span is back on its list (Go's ensureSwept also
+// waits for another sweeper): microseconds, unless that thread lost its
+// CPU. Deferring the free to the sweeper instead would need a second
+// state for the sweeper to check, and gort_free would no longer free at
+// once (DESIGN.md).
+static void free_large(void *p, mspan_t *s, uintptr_t obj) {
+  lock(&gort__gclarge.lock);
+  while (span_being_swept(s)) {
+    unlock(&gort__gclarge.lock);  // which the sweeper needs to relist s
+    gort__os_yield();
+    lock(&gort__gclarge.lock);
+  }
+  if (s->where != WHERE_GC_LARGE) {
+    unlock(&gort__gclarge.lock);
+    gort__fatal("free(): double free (collected object)", p);
+  }
+  span_list_remove(s);
+  s->where = WHERE_NONE;
+  live_clear(obj);
+  unlock(&gort__gclarge.lock);
+  atomic_fetch_sub_explicit(&gort__gc_heap_live, span_bytes(s), memory_order_relaxed);
+  nostop_enter();
+  gort__mheap_free(s);
+  nostop_exit();
+}
+
 static void gc_free(void *p, mspan_t *s) {
   if (s->kind == KIND_GC_TINY) return;  // see the file comment
   uintptr_t obj = (uintptr_t)p - header_of(s);
   if (s->state == SPAN_LARGE) {
-    lock(&gort__gclarge.lock);
-    if (s->where != WHERE_GC_LARGE && s->where != WHERE_GC_LARGE_UNSWEPT) {
-      unlock(&gort__gclarge.lock);
-      gort__fatal("free(): double free (collected object)", p);
-    }
-    span_list_remove(s);
-    s->where = WHERE_NONE;
-    live_clear(obj);
-    unlock(&gort__gclarge.lock);
-    atomic_fetch_sub_explicit(&gort__gc_heap_live, span_bytes(s), memory_order_relaxed);
-    nostop_enter();
-    gort__mheap_free(s);
-    nostop_exit();
+    free_large(p, s, obj);
     return;
   }
   // Counted now (HeapObjects falls at once), returned to the span when the

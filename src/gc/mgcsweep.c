@@ -22,6 +22,12 @@
 // collector instead waits, before it stops the world, until the sweeper
 // holds no span (gort__gc_sweep_pause), and the sweeper takes none while
 // a cycle runs.
+// Being off every list does not say "freed": the sweeper marks a span it
+// takes as being swept (sweepgen, gc.h, as Go's), and a large span stays
+// so until it is back on its list, under the list's lock, or swept dead
+// and about to be freed. gort_free of a large object waits out that state
+// (malloc_gc.c, free_large); a small object's free needs nothing of the
+// sort, being a push on the span's remote list, whoever owns the span.
 //
 // Debug builds fill each freed object with 0xdb past its free-list link,
 // so that a premature free shows as garbage at once.
@@ -41,16 +47,21 @@ static struct {
   _Atomic bool running;
 } sweeper;
 
+// A kept span stays "being swept" until relist_large puts it back, with
+// the list's lock held: a gort_free of the object waits until then.
 static bool sweep_large(mspan_t *s) {
   uint64_t bit, *mw = mark_word(s->base, &bit);
   uint64_t m = __atomic_load_n(mw, __ATOMIC_RELAXED);
-  s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
   if (s->kind == KIND_GC_UNCOLLECTABLE || (m & bit) != 0) {
     __atomic_store_n(mw, m & ~bit, __ATOMIC_RELAXED);
     return true;
   }
   live_clear(s->base);
   if (GORT_DEBUG_LEVEL >= 1) memset((char *)s->base + 16, 0xdb, span_bytes(s) - 16);
+  // Swept before the heap may recycle the span struct. (A gort_free that
+  // waited for this sweep then finds the object gone: the program hid its
+  // pointer from the collector, and the free is named a double free.)
+  span_sweep_done(s);
   gort__mheap_free(s);
   return false;
 }
@@ -58,7 +69,6 @@ static bool sweep_large(mspan_t *s) {
 bool gort__gc_sweep_span(mspan_t *s) {
   if (span_state(s) == SPAN_LARGE) return sweep_large(s);
   gort__gc_collect_frees(s);
-  s->sweepgen = atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
   size_t nwords = span_bytes(s) >> 10;  // 16-byte granules, 64 per word
   uint64_t freed = 0;
   for (size_t w = 0; w < nwords; w++) {
@@ -96,6 +106,8 @@ bool gort__gc_sweep_span(mspan_t *s) {
     atomic_fetch_add_explicit(&gort__gc_swept_objects, freed, memory_order_relaxed);
     atomic_fetch_add_explicit(&gort__gc_swept_bytes, freed * s->elemsize, memory_order_relaxed);
   }
+  // A small span's state is read by no one but its sweeper: swept now.
+  span_sweep_done(s);
   if (s->kind == KIND_GC_UNCOLLECTABLE) return true;
   if (s->used == 0) {
     s->free = NULL;
@@ -114,6 +126,7 @@ static mspan_t *take_unswept(gcentral_t *g) {
   if (s != NULL) {
     span_list_remove(s);
     s->where = WHERE_NONE;
+    span_sweep_take(s);
   }
   unlock(&g->lock);
   return s;
@@ -126,6 +139,7 @@ static mspan_t *take_unswept_large(void) {
   if (s != NULL) {
     span_list_remove(s);
     s->where = WHERE_NONE;
+    span_sweep_take(s);
   }
   unlock(&gort__gclarge.lock);
   return s;
@@ -135,6 +149,7 @@ static void relist_large(mspan_t *s) {
   lock(&gort__gclarge.lock);
   s->where = WHERE_GC_LARGE;
   span_list_push(&gort__gclarge.swept, s);
+  span_sweep_done(s);
   unlock(&gort__gclarge.lock);
 }
 

@@ -28,6 +28,25 @@
 // pselect, epoll_pwait, signalfd users' sigwaitinfo with every signal
 // blocked); a collection waits for such a call to return.
 //
+// Main's pthread_exit. glibc ends the process, with exit(0), when the
+// last of the threads it started ends (it counts them, main included).
+// gort's own threads count too and never end (the sweeper, the mark
+// worker and the finalizer thread from the first cycle on; the scavenger,
+// sysmon, the Ms), so after main's pthread_exit the process outlived the
+// program's last thread for ever: a zombie main, and gort's threads, which
+// block every signal, so that not even SIGTERM ended it. Main's
+// pthread_exit therefore starts a thread of gort's, the reaper, which
+// calls exit(0) once the kernel says main's exit is over and counts no
+// thread but main and gort's (its helpers, its Ms), and the scheduler has
+// no goroutine left (the program's work, as a thread is). It looks each
+// time a registered thread leaves (gort__gc_thread_ended), again after 1,
+// 2, 4 ... ms while that thread finishes dying, and at least every second
+// or so for threads gort never saw (C11's thrd_create bypasses gort's
+// pthread_create). A thread the kernel counts is never cut short, known to
+// gort or not; rejected for that reason: a count of the program's threads
+// kept by gort's pthread_create, as glibc keeps its own. (Main must also
+// leave the registry, or every later stop would wait for it: stw.c.)
+//
 // Static programs reach libc's pthread_join and pthread_exit as they reach
 // its pthread_create (os/thread.c).
 
@@ -35,9 +54,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "../base/lock.h"
 #include "../os/os.h"
+#include "../sched/sched.h"
 #include "gc.h"
 #include "gort/alloc.h"
 #include "gort/gc.h"
@@ -104,6 +126,51 @@ static void forget(pthread_t t) {
   gort_free(found);
 }
 
+// ---- main's pthread_exit ----------------------------------------------------------
+
+static struct {
+  _Atomic uint32_t ended;  // registered threads that left; the reaper waits on it
+  _Atomic int pid;         // the process whose main started the reaper (not a forked child)
+} reap;
+
+void gort__gc_thread_ended(void) {
+  atomic_fetch_add(&reap.ended, 1);
+  if (atomic_load_explicit(&reap.pid, memory_order_relaxed) != 0)
+    gort__os_futex_wake(&reap.ended, 1);
+}
+
+static bool only_gort_left(void) {
+  if (gort__os_main_thread_exited() != 1) return false;
+  // Main counts: the kernel keeps a leader that exited until the process ends.
+  int n = gort__os_nthreads();
+  if (n < 0 || n != 1 + gort__os_internal_threads() + gort__sched_mlive()) return false;
+  int64_t ngoroutine;
+  return gort__sched_quiescent(&ngoroutine) && ngoroutine == 0;
+}
+
+static void *reaper(void *arg) {
+  (void)arg;
+  for (;;) {
+    uint32_t seen = atomic_load(&reap.ended);
+    for (int64_t ns = 1000000; atomic_load(&reap.ended) == seen;) {
+      if (only_gort_left()) exit(0);  // what glibc does after the last thread it counts
+      gort__os_futex_wait_ns(&reap.ended, seen, ns);
+      if (ns < 1000000000) ns *= 2;
+    }
+  }
+  return NULL;
+}
+
+static void main_exits(void) {
+  gort__stw_leave_at_exit();
+  int pid = getpid(), was = atomic_load(&reap.pid);
+  if (was == pid || !atomic_compare_exchange_strong(&reap.pid, &was, pid)) return;
+  if (gort__stw_internal_thread(reaper, NULL) != 0) {
+    gort__warn("gc: cannot start a thread; the process may not end after main's pthread_exit");
+    atomic_store(&reap.pid, 0);
+  }
+}
+
 #define EXPORT __attribute__((visibility("default")))
 
 EXPORT int pthread_join(pthread_t t, void **ret);
@@ -114,7 +181,11 @@ int pthread_join(pthread_t t, void **ret) {
 }
 
 EXPORT _Noreturn void pthread_exit(void *ret);
-void pthread_exit(void *ret) { gort__os_pthread_exit(gort__gc_thread_exit_value(ret)); }
+void pthread_exit(void *ret) {
+  void *value = gort__gc_thread_exit_value(ret);
+  if (gort__os_gettid() == getpid()) main_exits();
+  gort__os_pthread_exit(value);
+}
 
 // ---- signal masks ---------------------------------------------------------------------
 

@@ -109,9 +109,20 @@ static pthread_once_t leave_once = PTHREAD_ONCE_INIT;
 static void leave(void *arg) {
   (void)arg;
   gort__stw_unregister_self();
+  gort__gc_thread_ended();
 }
 
 static void make_leave_key(void) { pthread_key_create(&leave_key, leave); }
+
+// Main is registered at start-up without the key (no pthread call there).
+// glibc runs main's key destructors too when main calls pthread_exit; a
+// main left registered then was a zombie that every later stop signalled
+// and waited for, for ever.
+void gort__stw_leave_at_exit(void) {
+  if (self == NULL) return;
+  pthread_once(&leave_once, make_leave_key);
+  pthread_setspecific(leave_key, (void *)1);
+}
 
 void gort__stw_register_self(void) {
   if (gort_likely(self != NULL)) return;

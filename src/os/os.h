@@ -91,6 +91,10 @@ int gort__os_sigaction_restore(int sig, const struct sigaction *act);
 // of them are gort's own (started by gort__os_internal_thread and running).
 int gort__os_nthreads(void);
 int gort__os_internal_threads(void);
+// 1 if the main thread (the thread group's leader) has exited, all of its
+// exit done, while other threads run on (pthread_exit from main); 0 if
+// not, or if /proc cannot tell.
+int gort__os_main_thread_exited(void);
 
 // Gives the CPU to another runnable thread (sched_yield).
 void gort__os_yield(void);

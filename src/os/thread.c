@@ -160,26 +160,36 @@ int gort__os_internal_thread(void *(*fn)(void *), void *arg, size_t stack_bytes)
   return r;
 }
 
-// The threads of this process, from /proc/self/stat (num_threads, the 20th
-// field; the 2nd, the command name in parentheses, may hold spaces), or -1.
-int gort__os_nthreads(void) {
-  char buf[1024];
-  int64_t n = gort__os_read_file("/proc/self/stat", buf, sizeof buf);
-  if (n <= 0) return -1;
+// Field field (3 or more) of /proc/self/stat into buf (size bytes), or
+// NULL. The 2nd, the command name in parentheses, may hold spaces.
+static const char *stat_field(int field, char *buf, size_t size) {
+  int64_t n = gort__os_read_file("/proc/self/stat", buf, size);
+  if (n <= 0) return NULL;
   char *p = NULL;
   for (char *q = buf; *q != '\0'; q++)
     if (*q == ')') p = q;
+  if (p == NULL) return NULL;
+  for (int f = 2; *p != '\0'; p++)
+    if (*p == ' ' && ++f == field) return p + 1;
+  return NULL;
+}
+
+// num_threads, the 20th field.
+int gort__os_nthreads(void) {
+  char buf[1024];
+  const char *p = stat_field(20, buf, sizeof buf);
   if (p == NULL) return -1;
-  int field = 2;
-  for (; *p != '\0'; p++) {
-    if (*p != ' ') continue;
-    if (++field == 20) {
-      int v = 0;
-      for (p++; *p >= '0' && *p <= '9'; p++) v = v * 10 + (*p - '0');
-      return v;
-    }
-  }
-  return -1;
+  int v = 0;
+  for (; *p >= '0' && *p <= '9'; p++) v = v * 10 + (*p - '0');
+  return v;
+}
+
+// The state, the 3rd field, is the thread group leader's: Z once main has
+// exited while other threads run on.
+int gort__os_main_thread_exited(void) {
+  char buf[1024];
+  const char *p = stat_field(3, buf, sizeof buf);
+  return p != NULL && (*p == 'Z' || *p == 'X');
 }
 
 int gort__os_gettid(void) { return (int)syscall(SYS_gettid); }

@@ -294,6 +294,89 @@ TEST(free_of_a_collected_object_frees_it_at_once) {
   EXPECT(gort_gc_base(large) == NULL, "the freed large object is still a collected object");
 }
 
+// gort_free of a large object whose span a sweeper (the background one, or
+// a thread finishing the last sweep) had taken off its list died with a
+// false "double free (collected object)": the free took "on no list" for
+// "already freed". One thread collects without pause, so that the held
+// objects' spans are swept again every few hundred microseconds, while
+// this one frees and replaces them at random. The race needs the sweeper
+// to run beside the free, or to lose the CPU, between taking a span and
+// putting it back: a few times a second at best, hence seconds of it.
+// Every object must keep its contents (a span freed twice would be handed
+// out twice) and, once all are freed, the heap must give their pages back
+// (a free lost to the race would leak its span, off every list).
+enum { NLARGE = 64, LARGE_BYTES = 40 << 10 };
+
+static _Atomic bool stop_collecting;
+
+static void *collect_until_stopped(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop_collecting)) gort_gc_collect();
+  return NULL;
+}
+
+// An object's first and last 256 bytes: enough to see two objects share
+// pages, and cheap enough that the race is tried often.
+static void mark(char *p, uint64_t tag) {
+  gctest_fill(p, 256, tag);
+  gctest_fill(p + LARGE_BYTES - 256, 256, ~tag);
+}
+
+static bool intact(const char *p, uint64_t tag) {
+  return gctest_check(p, 256, tag) && gctest_check(p + LARGE_BYTES - 256, 256, ~tag);
+}
+
+static void free_large_objects_while_collecting(void) {
+  static void *held[NLARGE];
+  static uint64_t tags[NLARGE];
+  gctest_collect();  // the spans the collector's first cycle allocates for itself
+  uint64_t inuse_before = gctest_memstats()->heap_inuse;
+  pthread_t collector;
+  EXPECT(pthread_create(&collector, NULL, collect_until_stopped, NULL) == 0);
+  uint64_t rng = harness_seed(), frees = 0;
+  double deadline = gctest_now() + 3.0 * harness_scale();
+  for (uint64_t n = 1; gctest_now() < deadline; n++) {
+    int i = (int)(test_rand(&rng) % NLARGE);
+    if (held[i] != NULL) {
+      if (!intact(held[i], tags[i]))
+        harness_fail(__FILE__, __LINE__, "large object %d changed by round %" PRIu64, i, n);
+      gort_free(held[i]);
+      frees++;
+    }
+    held[i] = alloc_checked(LARGE_BYTES);
+    tags[i] = n;
+    mark(held[i], n);
+  }
+  atomic_store(&stop_collecting, true);
+  pthread_join(collector, NULL);
+  for (int i = 0; i < NLARGE; i++) {
+    EXPECT(intact(held[i], tags[i]), "large object %d changed", i);
+    for (int j = 0; j < i; j++)
+      EXPECT(held[i] != held[j], "objects %d and %d share %p", j, i, held[i]);
+  }
+  for (int i = 0; i < NLARGE; i++) {
+    gort_free(held[i]);
+    held[i] = NULL;
+  }
+  gctest_collect();
+  uint64_t inuse = gctest_memstats()->heap_inuse;
+  EXPECT(inuse < inuse_before + LARGE_BYTES,
+         "HeapInuse %" PRIu64 " -> %" PRIu64 " after %" PRIu64 " frees of %d-byte objects",
+         inuse_before, inuse, frees, LARGE_BYTES);
+}
+
+TEST(free_of_a_large_object_being_swept_is_not_a_double_free) {
+  free_large_objects_while_collecting();
+}
+
+INNER_TEST(inner_free_large_while_collecting) { free_large_objects_while_collecting(); }
+
+// The same with stop-the-world cycles: the race is the sweep's, not the
+// concurrent mark's.
+TEST(free_of_a_large_object_being_swept_is_not_a_double_free_without_concurrent_mark) {
+  EXPECT(harness_run_inner("inner_free_large_while_collecting", "GORT_DEBUG=gcdirty=none"));
+}
+
 // Hardened mode puts a canary after every malloc block; collected objects
 // have none, and freeing or resizing one must not look for it (it once
 // died with a false "heap overflow" on gort_free of an uncollectable).

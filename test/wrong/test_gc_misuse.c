@@ -3,10 +3,12 @@
 // DESIGN.md, "Error policy"): a pointer gort did not hand out given to
 // gort_gc_set_finalizer, gort_gc_size or gort_gc_weak_make (a gort_malloc'd
 // block, a stack address, a global); gort_free of an interior pointer of a
-// collected object; a double free of one.
+// collected object; a double free of one, also while cycles run.
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "gort/alloc.h"
 #include "gort/gc.h"
@@ -76,6 +78,37 @@ TEST(double_free_of_a_collected_object_is_fatal) {
   EXPECT(fatal_naming(free_twice, small, "double free", small), "small object");
   EXPECT(fatal_naming(free_twice, noscan, "double free", noscan), "noscan object");
   EXPECT(fatal_naming(free_twice, large, "double free", large), "large object");
+}
+
+// A large object's free waits for a sweeper that holds its span, where it
+// once died at once with a false double free; a real double free must
+// still die, with the same line, and not wait forever. Here the frees come
+// while a thread collects without pause and the sweeps take the spans of
+// 64 live large objects in turn. (The object's neighbours stay live: a
+// double free whose pages merged into a free run before them is named an
+// invalid pointer, malloc's large blocks alike.)
+enum { NLARGE = 64 };
+static void *large_objs[NLARGE];
+
+static void *collect_forever(void *arg) {
+  (void)arg;
+  for (;;) gort_gc_collect();
+  return NULL;
+}
+
+static void free_large_twice_while_collecting(void *p) {
+  pthread_t t;
+  pthread_create(&t, NULL, collect_forever, NULL);
+  struct timespec ms = {0, 2000000};
+  nanosleep(&ms, NULL);
+  gort_free(p);
+  gort_free(p);
+}
+
+TEST(double_free_of_a_large_object_while_cycles_run_is_fatal) {
+  for (int i = 0; i < NLARGE; i++) large_objs[i] = gort_gc_alloc(40 << 10);
+  void *p = large_objs[NLARGE / 2];
+  EXPECT(fatal_naming(free_large_twice_while_collecting, p, "double free", p));
 }
 
 TEST(realloc_of_a_freed_collected_object_is_fatal) {
