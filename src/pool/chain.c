@@ -85,7 +85,7 @@ void *gort__chain_pop_tail(chain_t *c) {
 }
 
 ring_t *gort__chain_ring_make(uint32_t nslots) {
-  gort_assert_internal(nslots >= RING_MIN_SLOTS && (nslots & (nslots - 1)) == 0);
+  gort_assert_internal(nslots != 0 && (nslots & (nslots - 1)) == 0);
   // Zeroed: head == tail, NULL links, every slot NULL.
   ring_t *r = gort_gc_alloc_uncollectable(sizeof *r + nslots * sizeof r->slot[0]);
   if (r != NULL) r->mask = nslots - 1;
@@ -148,7 +148,7 @@ ring_t *gort__chain_dismantle(chain_t *c, ring_t **list, uint32_t keep_max) {
 static bool ring_is_valid(const ring_t *r, bool drained) {
   uint64_t ht = atomic_load_explicit(&r->headtail, memory_order_relaxed);
   uint32_t head = ht_head(ht), tail = ht_tail(ht);
-  if ((r->mask & (r->mask + 1)) != 0 || r->mask + 1 < RING_MIN_SLOTS) return false;
+  if ((r->mask & (r->mask + 1)) != 0) return false;
   if (head - tail > r->mask + 1 || (drained && head != tail)) return false;
   for (uint32_t i = 0; i <= r->mask; i++) {  // i objects after tail
     bool full = atomic_load_explicit(&r->slot[(tail + i) & r->mask], memory_order_relaxed) != NULL;

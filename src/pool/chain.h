@@ -152,7 +152,8 @@ GORT_INLINE uint32_t chain_next_slots(const chain_t *c) {
 
 // ---- chain.c: rings' memory, and walks of a chain no one else uses -----------------
 
-// A fresh ring of nslots (a power of two), or NULL if memory ran out.
+// A fresh ring of nslots (a power of two: chains start at RING_MIN_SLOTS,
+// tests use smaller ones), or NULL if memory ran out.
 // Outside every no-stop region: it allocates.
 ring_t *gort__chain_ring_make(uint32_t nslots);
 // Frees a list of rings linked through next. Outside every no-stop region.
