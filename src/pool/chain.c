@@ -177,3 +177,34 @@ bool gort__chain_is_valid(const chain_t *c) {
   }
   return seen_tail && last == c->head;
 }
+
+// fork(): only the forking thread crosses into the child, and it may have
+// forked while other threads were midway through operations on a chain.
+// Each step of an operation is one store or one CAS, so what can be half
+// done is a sequence: a push that filled its slot but did not move head, a
+// pop that moved its index but did not clear its slot (both leave a slot
+// filled outside [tail, head); its object was entering or leaving the pool
+// with the vanished thread, and is dropped from it: cleared, not
+// released), a ring made head but not yet linked from the ring before it
+// (or, for a chain's first ring, not yet made first and tail), and a tail
+// moved on without clearing the new tail's prev. Each is finished or
+// undone here; on a chain at rest this changes nothing.
+void gort__chain_after_fork(chain_t *c) {
+  ring_t *head = c->head;
+  if (head == NULL) return;  // chain_add makes head first: nothing else is set
+  if (c->first == NULL) c->first = head;
+  if (atomic_load_explicit(&c->tail, memory_order_relaxed) == NULL)
+    atomic_store_explicit(&c->tail, c->first, memory_order_relaxed);
+  ring_t *prev = atomic_load_explicit(&head->prev, memory_order_relaxed);
+  if (prev != NULL && atomic_load_explicit(&prev->next, memory_order_relaxed) == NULL)
+    atomic_store_explicit(&prev->next, head, memory_order_relaxed);
+  ring_t *tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+  bool upto_tail = true;
+  for (ring_t *r = c->first; r != NULL; r = atomic_load_explicit(&r->next, memory_order_relaxed)) {
+    if (upto_tail) atomic_store_explicit(&r->prev, NULL, memory_order_relaxed);
+    upto_tail &= r != tail;
+    uint64_t ht = atomic_load_explicit(&r->headtail, memory_order_relaxed);
+    for (uint32_t i = ht_head(ht) - ht_tail(ht); i <= r->mask; i++)
+      atomic_store_explicit(&r->slot[(ht_tail(ht) + i) & r->mask], NULL, memory_order_relaxed);
+  }
+}

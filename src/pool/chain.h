@@ -171,5 +171,8 @@ void gort__chain_each(chain_t *c, void (*fn)(void *_Atomic *slot, void *arg), vo
 ring_t *gort__chain_dismantle(chain_t *c, ring_t **list, uint32_t keep_max);
 // The invariants of chain.c's essay.
 bool gort__chain_is_valid(const chain_t *c);
+// In a forked child, before any other use: finishes or undoes what threads
+// that did not cross the fork left half done in c.
+void gort__chain_after_fork(chain_t *c);
 
 #endif  // GORT_POOL_CHAIN_H

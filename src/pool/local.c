@@ -124,18 +124,33 @@ gort_pool_t *gort__pool_list(void) { return __atomic_load_n(&reg.pools, __ATOMIC
 
 // ---- fork ----------------------------------------------------------------------------
 
-// The child must not inherit the registry's lock from a vanished thread.
-// The locals have no lock: a thread that vanished midway through an
-// operation on a chain can at worst leave a slot that looks taken (the
-// owner then links a new ring) or an object that no get will return
-// (dropped with the chain two rotations later).
-static void fork_prepare(void) { lock(&reg.lock); }
-static void fork_parent(void) { unlock(&reg.lock); }
+// The child must not inherit a lock that a vanished thread held: the
+// prepare hook takes the registry's lock and the pool thread's handoff
+// lock. The chains have no lock: a thread that vanished midway through an
+// operation on one leaves it half done, and the child puts it right
+// (gort__chain_after_fork) before anyone uses it.
+static void fork_prepare(void) {
+  lock(&reg.lock);
+  gort__pool_rotate_fork_prepare();
+}
+static void fork_parent(void) {
+  gort__pool_rotate_fork_parent();
+  unlock(&reg.lock);
+}
 // The slots of the threads that did not survive the fork stay taken (their
 // locals' private objects go at the next rotations): a small, bounded loss.
 static void fork_child(void) {
-  lock_reinit(&reg.lock);
+  for (gort_pool_t *p = reg.pools; p != NULL; p = p->gort_next_) {
+    locals_t *ls = pool_locals(p);
+    for (uint32_t i = 0; ls != NULL && i < ls->n; i++) {
+      pool_local_t *l = atomic_load_explicit(&ls->l[i], memory_order_relaxed);
+      if (l == NULL) continue;
+      gort__chain_after_fork(&l->shared);
+      gort__chain_after_fork(&l->vshared);
+    }
+  }
   gort__pool_rotate_after_fork_child();
+  lock_reinit(&reg.lock);
 }
 static fork_hook_t pool_fork = {
     .name = "pool", .rank = LOCK_POOL, .prepare = fork_prepare, .parent = fork_parent, .child = fork_child};

@@ -37,7 +37,7 @@
 //                       and the pool thread give one (CAS from NULL), the
 //                       slot's thread takes it (exchange).
 //   dropped, dprivate,  rotation (world stopped) fills them; the pool
-//   retired             thread takes them inside a no-stop region.
+//   retired             thread takes them under rotate.c's lock.
 typedef struct pool_local {
   void *private;
   void *vprivate;
@@ -117,6 +117,10 @@ void gort__pool_arm(pool_local_t *l);
 void gort__pool_rotate_init(void);
 // Starts the pool thread unless it runs (at the first pool's registration).
 void gort__pool_thread_ensure(void);
+// fork(): the pool thread's handoff lock, taken in prepare, and the
+// child's reset (which re-initializes that lock).
+void gort__pool_rotate_fork_prepare(void);
+void gort__pool_rotate_fork_parent(void);
 void gort__pool_rotate_after_fork_child(void);
 
 #endif  // GORT_POOL_POOL_H

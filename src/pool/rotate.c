@@ -53,6 +53,11 @@
 #include "pool.h"
 
 static struct {
+  // rank LOCK_POOL; the pool thread holds it to take a local's dropped
+  // generation or retired rings (rotation fills them with the world
+  // stopped, when no one holds it), and fork holds it so that the child
+  // never inherits a handoff half done.
+  lock_t lock;
   _Atomic uint32_t work;          // futex word: bumped for each request
   _Atomic int rotate_requested;   // the scavenger asked for a rotation
   _Atomic int release_pending;    // some pool has gort_dropping_ set
@@ -192,11 +197,11 @@ static void release_slot(void *_Atomic *slot, void *arg) {
 // release_fn runs (it may allocate and collect: p is not rotated while its
 // gort_dropping_ is set).
 static void release_local(gort_pool_t *p, pool_local_t *l) {
-  nostop_enter();  // against a rotation, which fills these with the world stopped
+  lock(&rot.lock);
   chain_t d = l->dropped;
   void *dp = l->dprivate;
   l->dropped = (chain_t){0}, l->dprivate = NULL;
-  nostop_exit();
+  unlock(&rot.lock);
   if (dp != NULL) release_one(p, dp);
   gort__chain_each(&d, release_slot, p);
   ring_t *list = NULL;
@@ -205,10 +210,10 @@ static void release_local(gort_pool_t *p, pool_local_t *l) {
 }
 
 static void free_retired(pool_local_t *l) {
-  nostop_enter();
+  lock(&rot.lock);
   ring_t *list = l->retired;
   l->retired = NULL;
-  nostop_exit();
+  unlock(&rot.lock);
   gort__chain_free_rings(list);
 }
 
@@ -285,10 +290,18 @@ void gort__pool_arm(pool_local_t *l) {
 // fork(): the child has no pool thread; the next rotation that needs one
 // starts it. Its scavenger rotations count from the fork, as a new
 // process's count from its start.
+void gort__pool_rotate_fork_prepare(void) { lock(&rot.lock); }
+void gort__pool_rotate_fork_parent(void) { unlock(&rot.lock); }
+
+// A release the parent's pool thread had begun is the child's to finish
+// (release_all skips nothing: a local already released is empty).
 void gort__pool_rotate_after_fork_child(void) {
+  lock_reinit(&rot.lock);
   atomic_store(&rot.thread_state, 0);
   atomic_store(&rot.work, 0);
   atomic_store(&rot.last_ns, gort__nanotime());
+  for (gort_pool_t *p = gort__pool_list(); p != NULL; p = p->gort_next_)
+    if (p->gort_dropping_) atomic_store(&rot.release_pending, 1);
 }
 
 void gort__pool_rotate_init(void) {

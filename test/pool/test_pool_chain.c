@@ -129,3 +129,42 @@ TEST(a_slot_a_thief_took_is_not_refilled_before_the_thief_reads_it) {
   for (uint64_t v = 1; v <= 4; v++) EXPECT(gort__chain_pop_tail(&chain) == val_of(v), "value %llu", (unsigned long long)v);
   EXPECT(gort__chain_pop_tail(&chain) == NULL);
 }
+
+// What a fork can leave (chain.c, gort__chain_after_fork): operations of
+// threads that did not cross it, stopped between two of their steps.
+TEST(a_forked_child_puts_right_what_vanished_threads_left_half_done) {
+  // A chain's first ring made head but not yet first and tail.
+  ring_t *a = gort__chain_ring_make(4), *b = gort__chain_ring_make(4);
+  ASSERT_NOT_NULL(a);
+  ASSERT_NOT_NULL(b);
+  chain.head = a;
+  EXPECT(!gort__chain_is_valid(&chain));
+  gort__chain_after_fork(&chain);
+  EXPECT(gort__chain_is_valid(&chain), "the first ring was not made first and tail");
+  // A thief that moved tail but did not clear its slot; an owner that
+  // filled a slot but did not move head.
+  EXPECT(chain_push(&chain, val_of(0)) && chain_push(&chain, val_of(1)));
+  uint64_t ht = atomic_load(&a->headtail);
+  EXPECT(atomic_compare_exchange_strong(&a->headtail, &ht, ht_pack(ht_head(ht), ht_tail(ht) + 1)));
+  atomic_store(&a->slot[ht_head(ht) & a->mask], val_of(9));
+  EXPECT(!gort__chain_is_valid(&chain));
+  gort__chain_after_fork(&chain);
+  EXPECT(gort__chain_is_valid(&chain), "slots outside [tail, head) were left filled");
+  // The owner made b head but did not link it from a.
+  atomic_store(&b->prev, a);
+  chain.head = b;
+  EXPECT(!gort__chain_is_valid(&chain));
+  gort__chain_after_fork(&chain);
+  EXPECT(gort__chain_is_valid(&chain), "the new head was not linked");
+  EXPECT(chain_push(&chain, val_of(2)));
+  // A thief moved tail from a to b but did not clear b's prev.
+  EXPECT(gort__chain_pop_tail(&chain) == val_of(1));
+  ring_t *expected = a;
+  EXPECT(atomic_compare_exchange_strong(&chain.tail, &expected, b));
+  EXPECT(!gort__chain_is_valid(&chain));
+  gort__chain_after_fork(&chain);
+  EXPECT(gort__chain_is_valid(&chain), "the new tail's prev was not cleared");
+  EXPECT(gort__chain_pop_tail(&chain) == val_of(2));
+  EXPECT(gort__chain_pop_tail(&chain) == NULL);
+  EXPECT(chain_pop_head(&chain) == NULL);
+}
