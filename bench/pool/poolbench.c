@@ -9,7 +9,10 @@
 // so three of every four go through the thread's own shared chain; and
 // "handoff" has two threads each getting from one pool and putting into
 // the other, so every get steals from the other thread's chain (or
-// misses, calling new_fn, while the objects in flight build up).
+// misses, calling new_fn, while the objects in flight build up); "relay"
+// is the same with 256 objects put in at the start and no new_fn, a get
+// that finds nothing yielding and trying again, so that what is timed is
+// the steal and the push, not the growth of the objects in flight.
 //
 // Usage: poolbench [millions of get+put per thread, default 50]
 // Prints one line per contender and thread count: ns per get+put pair.
@@ -20,6 +23,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include "../bench.h"
 #include "gort/alloc.h"
@@ -35,6 +39,9 @@ static gort_pool_t pool = GORT_POOL_INIT(new_obj, NULL, NULL);
 static gort_pool_t held = GORT_POOL_INIT(new_obj, NULL, NULL);
 static gort_pool_t ping = GORT_POOL_INIT(new_obj, NULL, NULL);
 static gort_pool_t pong = GORT_POOL_INIT(new_obj, NULL, NULL);
+static gort_pool_t relay_a = GORT_POOL_INIT(NULL, NULL, NULL);
+static gort_pool_t relay_b = GORT_POOL_INIT(NULL, NULL, NULL);
+enum { RELAY_OBJECTS = 256 };
 
 // A free list under a mutex: what C programs hand-roll.
 typedef struct node {
@@ -60,10 +67,13 @@ static void fl_put(void *p) {
   pthread_mutex_unlock(&fl.mu);
 }
 
-typedef enum { POOL, GORT_MALLOC, GLIBC_MALLOC, MUTEX_LIST, POOL_HELD, POOL_HANDOFF, NKINDS } kind_t;
+typedef enum {
+  POOL, GORT_MALLOC, GLIBC_MALLOC, MUTEX_LIST, POOL_HELD, POOL_HANDOFF, POOL_RELAY, NKINDS
+} kind_t;
 static const char *names[NKINDS] = {"gort_pool get+put", "gort_malloc+gort_free",
                                     "glibc malloc+free", "mutex free list",
-                                    "gort_pool 4 held",  "gort_pool handoff"};
+                                    "gort_pool 4 held",  "gort_pool handoff",
+                                    "gort_pool relay"};
 
 typedef struct {
   kind_t kind;
@@ -125,6 +135,25 @@ static void *loop(void *arg) {
       }
       break;
     }
+    case POOL_RELAY: {
+      gort_pool_t *in = j->index == 0 ? &relay_a : &relay_b, *out = j->index == 0 ? &relay_b : &relay_a;
+      for (long i = 0; i < n; i++) {
+        char *p = gort_pool_get(in);
+        // Rotations may drop a few (those left in a private slot): after
+        // a long wait, a new object keeps the relay going.
+        for (int tries = 0; p == NULL; tries++) {
+          if (tries == 10000) {
+            p = new_obj();
+            break;
+          }
+          sched_yield();
+          p = gort_pool_get(in);
+        }
+        p[0] = (char)i;
+        gort_pool_put(out, p);
+      }
+      break;
+    }
     default:
       break;
   }
@@ -158,16 +187,18 @@ int main(int argc, char **argv) {
   libc_free = libc ? (void (*)(void *))dlsym(libc, "free") : NULL;
   for (int threads = 1; threads <= 2; threads++)
     for (kind_t k = 0; k < NKINDS; k++) {
-      if (k == POOL_HANDOFF && threads == 1) continue;  // needs the other thread
+      if ((k == POOL_HANDOFF || k == POOL_RELAY) && threads == 1) continue;  // needs the other
       if (k == GLIBC_MALLOC && (libc_malloc == NULL || libc_free == NULL)) {
         printf("%-24s skipped: libc's malloc not found\n", names[k]);
         continue;
       }
+      if (k == POOL_RELAY)
+        for (int i = 0; i < RELAY_OBJECTS; i++) gort_pool_put(i % 2 ? &relay_a : &relay_b, new_obj());
       run(k, threads, iters);
     }
-  gort_pool_t *pools[] = {&pool, &held, &ping, &pong};
-  const char *pnames[] = {"pool", "4 held", "ping", "pong"};
-  for (int i = 0; i < 4; i++) {
+  gort_pool_t *pools[] = {&pool, &held, &ping, &pong, &relay_a, &relay_b};
+  const char *pnames[] = {"pool", "4 held", "ping", "pong", "relay a", "relay b"};
+  for (int i = 0; i < 6; i++) {
     gort_pool_stats_t s;
     gort_pool_stats(pools[i], &s);
     printf("%s: %llu gets, %llu puts, %llu misses, %llu drops\n", pnames[i],
