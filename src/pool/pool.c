@@ -74,18 +74,31 @@
 //   - Half the atomics: the owner's push or pop is one atomic
 //     read-modify-write, where lock and unlock were two, and a thief's pop
 //     is one CAS. That is what a thread that holds more than one object at
-//     a time pays on every extra get and put (bench/pool, "4 held").
+//     a time pays on every extra get and put (bench/pool "4 held": about a
+//     third less per get+put, on one thread and on two), and what a steal
+//     costs (bench/pool "relay": about a quarter less).
 //   - No growth under a lock: a full stack was copied into a bigger one
 //     with the lock held; a full ring stays where it is and the owner
 //     links the next, allocated outside the no-stop region, while thieves
 //     keep stealing from the older rings.
-// What it costs: rings are freed only after a rotation (a ring drained by
-// thieves may still be read by a thread inside a pool operation; the
-// stopped world of the next rotation is the grace period, as every pool
-// operation is a no-stop region), so a chain keeps its drained rings, at
-// most about twice its peak, until then; and a steal reads two cache lines
-// of the victim's local (the chain's tail, then the ring's word) where the
-// locked stack had a count beside its lock.
+// What it costs:
+//   - Rings are freed only after a rotation: a ring drained by thieves may
+//     still be read by a thread inside a pool operation, and the stopped
+//     world of the next rotation is the grace period (every pool operation
+//     is a no-stop region). A chain keeps its drained rings, at most about
+//     twice its peak, until then; after a rotation it grows again from one
+//     small spare ring.
+//   - Thieves take the oldest object, where the stack gave them the newest.
+//     With a small fixed set of objects ("relay") that costs nothing, but a
+//     getter that never waits for a putter (nobody waits here) misses
+//     whenever it runs ahead, and new_fn's objects add to those in flight;
+//     when they number millions the oldest is cold in every cache.
+//     bench/pool "handoff" (two threads passing objects through two pools,
+//     new_fn on a miss) is about a third slower than under the lock for
+//     that reason; Go's sync.Pool, the same design, takes as long there.
+//   - A steal reads two cache lines of the victim's local (the chain's
+//     tail, then the ring's word) where the locked stack had a count
+//     beside its lock.
 //
 // Rejected: per-pool arrays of locals swapped wholesale at rotation (Go's
 // local/victim arrays): C cannot allocate the new array with the world
