@@ -136,7 +136,8 @@ static void *loop(void *arg) {
       break;
     }
     case POOL_RELAY: {
-      gort_pool_t *in = j->index == 0 ? &relay_a : &relay_b, *out = j->index == 0 ? &relay_b : &relay_a;
+      gort_pool_t *in = j->index == 0 ? &relay_a : &relay_b;
+      gort_pool_t *out = j->index == 0 ? &relay_b : &relay_a;
       for (long i = 0; i < n; i++) {
         char *p = gort_pool_get(in);
         // Rotations may drop a few (those left in a private slot): after
@@ -193,7 +194,8 @@ int main(int argc, char **argv) {
         continue;
       }
       if (k == POOL_RELAY)
-        for (int i = 0; i < RELAY_OBJECTS; i++) gort_pool_put(i % 2 ? &relay_a : &relay_b, new_obj());
+        for (int i = 0; i < RELAY_OBJECTS; i++)
+          gort_pool_put(i % 2 ? &relay_a : &relay_b, new_obj());
       run(k, threads, iters);
     }
   gort_pool_t *pools[] = {&pool, &held, &ping, &pong, &relay_a, &relay_b};

@@ -114,7 +114,9 @@ GORT_INLINE void *ring_pop_tail(ring_t *r) {
 
 // The owner's push; false if the chain has no ring or its newest is full
 // (then link a ring with chain_add).
-GORT_INLINE bool chain_push(chain_t *c, void *x) { return c->head != NULL && ring_push(c->head, x); }
+GORT_INLINE bool chain_push(chain_t *c, void *x) {
+  return c->head != NULL && ring_push(c->head, x);
+}
 
 // The owner links r, empty and not in any chain, as the newest ring.
 GORT_INLINE void chain_add(chain_t *c, ring_t *r) {

@@ -36,11 +36,12 @@
 // The pool thread: a thread of gort's own, registered with the collector
 // like the finalizer thread (it runs the program's release_fn, which may
 // allocate and collect), started at the first pool's registration. It
-// sleeps on a futex; it wakes to release drops and free retired rings after
-// a rotation, and to rotate when the scavenger asks. The scavenger asks when no rotation ran
-// for GORT_DEBUG=scavdelay, and keeps cycling only while some pool may
-// hold objects: a put into an unarmed local arms it and wakes the
-// scavenger, and each rotation notes whether anything was left.
+// sleeps on a futex; it wakes to release drops and free retired rings
+// after a rotation, and to rotate when the scavenger asks. The scavenger
+// asks when no rotation ran for GORT_DEBUG=scavdelay, and keeps cycling
+// only while some pool may hold objects: a put into an unarmed local arms
+// it and wakes the scavenger, and each rotation notes whether anything was
+// left.
 
 #include <signal.h>
 
@@ -53,14 +54,15 @@
 #include "pool.h"
 
 static struct {
-  // rank LOCK_POOL; the pool thread holds it to take a local's dropped
-  // generation or retired rings (rotation fills them with the world
-  // stopped, when no one holds it), and fork holds it so that the child
-  // never inherits a handoff half done.
+  // rank LOCK_POOL, taken after local.c's registry lock (in fork only).
+  // The pool thread holds it to take a local's dropped generation or
+  // retired rings (rotation fills them with the world stopped, when no
+  // one holds it), and fork holds it so that the child never inherits a
+  // handoff half done.
   lock_t lock;
   _Atomic uint32_t work;          // futex word: bumped for each request
   _Atomic int rotate_requested;   // the scavenger asked for a rotation
-  _Atomic int release_pending;    // some pool has gort_dropping_ set
+  _Atomic int release_pending;    // drops to release or rings to free
   _Atomic int maybe_nonempty;     // some pool may hold objects
   _Atomic int64_t last_ns;        // the last rotation
   _Atomic int thread_state;       // 0 none, 1 started, -1 could not start
@@ -105,8 +107,9 @@ static uint32_t drop(gort_pool_t *p, chain_t *c, void **priv, uint64_t *drops) {
 // goes on the list of rings to free.
 static void offer_spare(pool_local_t *l, ring_t *r, ring_t **list) {
   ring_t *none = NULL;
-  if (r == NULL || atomic_compare_exchange_strong_explicit(&l->spare, &none, r, memory_order_release,
-                                                           memory_order_relaxed))
+  if (r == NULL) return;
+  if (atomic_compare_exchange_strong_explicit(&l->spare, &none, r, memory_order_release,
+                                              memory_order_relaxed))
     return;
   atomic_store_explicit(&r->next, *list, memory_order_relaxed);
   *list = r;

@@ -29,7 +29,8 @@ static void take(void *x, const char *who) {
   uintptr_t u = (uintptr_t)x;
   uint64_t v = u >> 4;
   if ((u & 15) != 8 || v >= MAXVALS) {
-    if (atomic_fetch_add(&failures, 1) < 5) fprintf(stderr, "  %s: took a value never pushed: %p\n", who, x);
+    if (atomic_fetch_add(&failures, 1) < 5)
+      fprintf(stderr, "  %s: took a value never pushed: %p\n", who, x);
     return;
   }
   if (atomic_exchange(&taken[v], 1) != 0 && atomic_fetch_add(&failures, 1) < 5)
@@ -103,7 +104,8 @@ TEST(the_head_is_newest_first_and_the_tail_oldest_first) {
   EXPECT(gort__chain_pop_tail(&chain) == val_of(1));
   EXPECT(chain_pop_head(&chain) == val_of(39));
   EXPECT(chain_pop_head(&chain) == val_of(38));
-  for (uint64_t v = 2; v < 38; v++) EXPECT(gort__chain_pop_tail(&chain) == val_of(v), "value %llu", (unsigned long long)v);
+  for (uint64_t v = 2; v < 38; v++)
+    EXPECT(gort__chain_pop_tail(&chain) == val_of(v), "value %llu", (unsigned long long)v);
   EXPECT(gort__chain_pop_tail(&chain) == NULL);
   EXPECT(chain_pop_head(&chain) == NULL);
   EXPECT(gort__chain_is_valid(&chain));
@@ -118,15 +120,18 @@ TEST(a_slot_a_thief_took_is_not_refilled_before_the_thief_reads_it) {
   ring_t *r = gort__chain_ring_make(4);
   ASSERT_NOT_NULL(r);
   chain_add(&chain, r);
-  for (uint64_t v = 0; v < 4; v++) EXPECT(chain_push(&chain, val_of(v)), "value %llu", (unsigned long long)v);
+  for (uint64_t v = 0; v < 4; v++)
+    EXPECT(chain_push(&chain, val_of(v)), "value %llu", (unsigned long long)v);
   EXPECT(!chain_push(&chain, val_of(4)), "a full ring took a fifth value");
   uint64_t ht = atomic_load(&r->headtail);  // the thief's CAS, and nothing more
   EXPECT(atomic_compare_exchange_strong(&r->headtail, &ht, ht_pack(ht_head(ht), ht_tail(ht) + 1)));
   EXPECT(!chain_push(&chain, val_of(4)), "the owner refilled the slot its thief has not read");
-  EXPECT(atomic_load(&r->slot[ht_tail(ht) & r->mask]) == val_of(0), "the thief's value was overwritten");
+  EXPECT(atomic_load(&r->slot[ht_tail(ht) & r->mask]) == val_of(0),
+         "the thief's value was overwritten");
   atomic_store(&r->slot[ht_tail(ht) & r->mask], NULL);  // the thief reads and clears
   EXPECT(chain_push(&chain, val_of(4)), "the slot stays taken after the thief cleared it");
-  for (uint64_t v = 1; v <= 4; v++) EXPECT(gort__chain_pop_tail(&chain) == val_of(v), "value %llu", (unsigned long long)v);
+  for (uint64_t v = 1; v <= 4; v++)
+    EXPECT(gort__chain_pop_tail(&chain) == val_of(v), "value %llu", (unsigned long long)v);
   EXPECT(gort__chain_pop_tail(&chain) == NULL);
 }
 

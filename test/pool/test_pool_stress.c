@@ -55,7 +55,9 @@ static struct {
 static void stash_lock(void) {
   while (atomic_exchange_explicit(&stash.locked, true, memory_order_acquire)) sched_yield();
 }
-static void stash_unlock(void) { atomic_store_explicit(&stash.locked, false, memory_order_release); }
+static void stash_unlock(void) {
+  atomic_store_explicit(&stash.locked, false, memory_order_release);
+}
 static _Atomic uint64_t nputs, nhits, nmisses, ndrops;
 static _Atomic int failures;
 static _Atomic bool stop;
@@ -277,8 +279,10 @@ static void run(int nthreads, int ngoroutines) {
   bool collecting = !GCTEST_TSAN;
   if (collecting) EXPECT(pthread_create(&c, NULL, collector, NULL) == 0);
   gort_waitgroup_add(&gwg, ngoroutines);
-  for (int i = 0; i < ngoroutines; i++) EXPECT_EQ_U64(gort_go(goroutine, (void *)(uintptr_t)(100 + i)), 0);
-  for (int i = 0; i < nthreads; i++) EXPECT(pthread_create(&t[i], NULL, work, (void *)(uintptr_t)(1 + i)) == 0);
+  for (int i = 0; i < ngoroutines; i++)
+    EXPECT_EQ_U64(gort_go(goroutine, (void *)(uintptr_t)(100 + i)), 0);
+  for (int i = 0; i < nthreads; i++)
+    EXPECT(pthread_create(&t[i], NULL, work, (void *)(uintptr_t)(1 + i)) == 0);
   gctest_sleep_ms(1000 * harness_scale());
   atomic_store(&stop, true);
   for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
@@ -308,8 +312,8 @@ static void run(int nthreads, int ngoroutines) {
   EXPECT_EQ_U64(s.gets, hits + atomic_load(&nmisses));
   EXPECT_EQ_U64(s.misses, atomic_load(&nmisses));
   EXPECT_EQ_U64(s.drops, drops);
-  EXPECT(hits > 1000 && puts > 1000, "too little traffic: %llu gets, %llu puts", (unsigned long long)hits,
-         (unsigned long long)puts);
+  EXPECT(hits > 1000 && puts > 1000, "too little traffic: %llu gets, %llu puts",
+         (unsigned long long)hits, (unsigned long long)puts);
   // (The scavenger's rotations alone, under ThreadSanitizer, may find
   // nothing idle for two of them.)
   if (collecting) EXPECT(drops > 0, "no rotation dropped anything");
@@ -328,6 +332,6 @@ TEST(threads_stealing_under_rotations_never_duplicate_or_lose_an_object) {
 // ThreadSanitizer nothing rotates: an idle goroutine thread waits in a raw
 // futex call, where the stop signal would never reach it (test/run.sh).
 TEST(goroutines_and_threads_stealing_never_duplicate_or_lose_an_object) {
-  EXPECT(harness_run_inner("goroutines_and_threads_inner",
-                           GCTEST_TSAN ? "GORT_DEBUG=scavdelay=1000000" : "GORT_DEBUG=scavdelay=5"));
+  const char *env = GCTEST_TSAN ? "GORT_DEBUG=scavdelay=1000000" : "GORT_DEBUG=scavdelay=5";
+  EXPECT(harness_run_inner("goroutines_and_threads_inner", env));
 }
