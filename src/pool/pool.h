@@ -13,8 +13,9 @@
 // may allocate (profiler, caches, central lists, page heap: all above it).
 #define LOCK_POOL 15
 
-// A dropped ring chain this small is kept as a local's spare ring, for the
-// owner's next push to link without allocating (slots).
+// Slots: of a dropped chain's rings, the largest with at most this many is
+// kept as the local's spare, for the owner's next push to link without
+// allocating (rotate.c).
 #define RING_RECYCLE_MAX 256u
 
 // One thread slot's part of one pool: Go's poolLocal, with the victim

@@ -283,7 +283,10 @@ static void run(int nthreads, int ngoroutines) {
     EXPECT_EQ_U64(gort_go(goroutine, (void *)(uintptr_t)(100 + i)), 0);
   for (int i = 0; i < nthreads; i++)
     EXPECT(pthread_create(&t[i], NULL, work, (void *)(uintptr_t)(1 + i)) == 0);
-  gctest_sleep_ms(1000 * harness_scale());
+  // Against a deadline: a sleep interrupted by each stop of the world
+  // would not count the time stopped.
+  double end = gctest_now() + harness_scale();
+  while (gctest_now() < end) gctest_sleep_ms(10);
   atomic_store(&stop, true);
   for (int i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
   gort_waitgroup_wait(&gwg);
