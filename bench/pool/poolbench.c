@@ -4,6 +4,16 @@
 // thread taking and returning its own objects. bench/pool/go is the same
 // loop with Go 1.19's sync.Pool.
 //
+// Two more pool shapes reach past the private slot into the shared store
+// (pool.c's essay): "4 held" takes four objects before giving them back,
+// so three of every four go through the thread's own shared chain; and
+// "handoff" has two threads each getting from one pool and putting into
+// the other, so every get steals from the other thread's chain (or
+// misses, calling new_fn, while the objects in flight build up); "relay"
+// is the same with 256 objects put in at the start and no new_fn, a get
+// that finds nothing yielding and trying again, so that what is timed is
+// the steal and the push, not the growth of the objects in flight.
+//
 // Usage: poolbench [millions of get+put per thread, default 50]
 // Prints one line per contender and thread count: ns per get+put pair.
 //
@@ -13,6 +23,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include "../bench.h"
 #include "gort/alloc.h"
@@ -25,6 +36,12 @@ static void (*libc_free)(void *);
 
 static void *new_obj(void) { return gort_malloc(SIZE); }
 static gort_pool_t pool = GORT_POOL_INIT(new_obj, NULL, NULL);
+static gort_pool_t held = GORT_POOL_INIT(new_obj, NULL, NULL);
+static gort_pool_t ping = GORT_POOL_INIT(new_obj, NULL, NULL);
+static gort_pool_t pong = GORT_POOL_INIT(new_obj, NULL, NULL);
+static gort_pool_t relay_a = GORT_POOL_INIT(NULL, NULL, NULL);
+static gort_pool_t relay_b = GORT_POOL_INIT(NULL, NULL, NULL);
+enum { RELAY_OBJECTS = 256 };
 
 // A free list under a mutex: what C programs hand-roll.
 typedef struct node {
@@ -50,12 +67,17 @@ static void fl_put(void *p) {
   pthread_mutex_unlock(&fl.mu);
 }
 
-typedef enum { POOL, GORT_MALLOC, GLIBC_MALLOC, MUTEX_LIST, NKINDS } kind_t;
+typedef enum {
+  POOL, GORT_MALLOC, GLIBC_MALLOC, MUTEX_LIST, POOL_HELD, POOL_HANDOFF, POOL_RELAY, NKINDS
+} kind_t;
 static const char *names[NKINDS] = {"gort_pool get+put", "gort_malloc+gort_free",
-                                    "glibc malloc+free", "mutex free list"};
+                                    "glibc malloc+free", "mutex free list",
+                                    "gort_pool 4 held",  "gort_pool handoff",
+                                    "gort_pool relay"};
 
 typedef struct {
   kind_t kind;
+  int index;  // the thread's: handoff's direction
   long iters;
   double ns;
 } job_t;
@@ -97,6 +119,42 @@ static void *loop(void *arg) {
         fl_put(p);
       }
       break;
+    case POOL_HELD:
+      for (long i = 0; i < n; i += 4) {
+        char *p[4];
+        for (int k = 0; k < 4; k++) (p[k] = gort_pool_get(&held))[0] = (char)i;
+        for (int k = 0; k < 4; k++) gort_pool_put(&held, p[k]);
+      }
+      break;
+    case POOL_HANDOFF: {
+      gort_pool_t *in = j->index == 0 ? &ping : &pong, *out = j->index == 0 ? &pong : &ping;
+      for (long i = 0; i < n; i++) {
+        char *p = gort_pool_get(in);
+        p[0] = (char)i;
+        gort_pool_put(out, p);
+      }
+      break;
+    }
+    case POOL_RELAY: {
+      gort_pool_t *in = j->index == 0 ? &relay_a : &relay_b;
+      gort_pool_t *out = j->index == 0 ? &relay_b : &relay_a;
+      for (long i = 0; i < n; i++) {
+        char *p = gort_pool_get(in);
+        // Rotations may drop a few (those left in a private slot): after
+        // a long wait, a new object keeps the relay going.
+        for (int tries = 0; p == NULL; tries++) {
+          if (tries == 10000) {
+            p = new_obj();
+            break;
+          }
+          sched_yield();
+          p = gort_pool_get(in);
+        }
+        p[0] = (char)i;
+        gort_pool_put(out, p);
+      }
+      break;
+    }
     default:
       break;
   }
@@ -108,7 +166,7 @@ static void run(kind_t kind, int threads, long iters) {
   pthread_t t[2];
   job_t jobs[2];
   for (int i = 0; i < threads; i++) {
-    jobs[i] = (job_t){kind, iters, 0};
+    jobs[i] = (job_t){kind, i, iters, 0};
     if (threads == 1)
       loop(&jobs[i]);
     else
@@ -130,15 +188,24 @@ int main(int argc, char **argv) {
   libc_free = libc ? (void (*)(void *))dlsym(libc, "free") : NULL;
   for (int threads = 1; threads <= 2; threads++)
     for (kind_t k = 0; k < NKINDS; k++) {
+      if ((k == POOL_HANDOFF || k == POOL_RELAY) && threads == 1) continue;  // needs the other
       if (k == GLIBC_MALLOC && (libc_malloc == NULL || libc_free == NULL)) {
         printf("%-24s skipped: libc's malloc not found\n", names[k]);
         continue;
       }
+      if (k == POOL_RELAY)
+        for (int i = 0; i < RELAY_OBJECTS; i++)
+          gort_pool_put(i % 2 ? &relay_a : &relay_b, new_obj());
       run(k, threads, iters);
     }
-  gort_pool_stats_t s;
-  gort_pool_stats(&pool, &s);
-  printf("pool: %llu gets, %llu puts, %llu misses, %llu drops\n", (unsigned long long)s.gets,
-         (unsigned long long)s.puts, (unsigned long long)s.misses, (unsigned long long)s.drops);
+  gort_pool_t *pools[] = {&pool, &held, &ping, &pong, &relay_a, &relay_b};
+  const char *pnames[] = {"pool", "4 held", "ping", "pong", "relay a", "relay b"};
+  for (int i = 0; i < 6; i++) {
+    gort_pool_stats_t s;
+    gort_pool_stats(pools[i], &s);
+    printf("%s: %llu gets, %llu puts, %llu misses, %llu drops\n", pnames[i],
+           (unsigned long long)s.gets, (unsigned long long)s.puts, (unsigned long long)s.misses,
+           (unsigned long long)s.drops);
+  }
   return 0;
 }

@@ -84,7 +84,7 @@ static uint32_t pow2_above(uint32_t x) {
 bool gort__pool_local_make(gort_pool_t *p) {
   if (gort__pool_slot1 == 0) slot_take();
   uint32_t slot = gort__pool_slot1 - 1;
-  // Zeroed: empty slots and stacks, an unlocked lock.
+  // Zeroed: empty slots and chains, no spare ring.
   pool_local_t *nl = gort_gc_alloc_uncollectable(sizeof *nl);
   if (nl == NULL) return false;
   bool ok = true, first = false;
@@ -125,35 +125,32 @@ gort_pool_t *gort__pool_list(void) { return __atomic_load_n(&reg.pools, __ATOMIC
 // ---- fork ----------------------------------------------------------------------------
 
 // The child must not inherit a lock that a vanished thread held: the
-// prepare hook takes the registry's lock and every local's.
-static void each_local(void (*fn)(lock_t *)) {
-  for (gort_pool_t *p = reg.pools; p != NULL; p = p->gort_next_) {
-    locals_t *ls = pool_locals(p);
-    for (uint32_t i = 0; ls != NULL && i < ls->n; i++) {
-      pool_local_t *l = atomic_load_explicit(&ls->l[i], memory_order_relaxed);
-      if (l != NULL) fn(&l->lock);
-    }
-  }
-}
-
-static void lock_one(lock_t *l) { lock(l); }
-static void unlock_one(lock_t *l) { unlock(l); }
-static void reinit_one(lock_t *l) { lock_reinit(l); }
-
+// prepare hook takes the registry's lock and the pool thread's handoff
+// lock. The chains have no lock: a thread that vanished midway through an
+// operation on one leaves it half done, and the child puts it right
+// (gort__chain_after_fork) before anyone uses it.
 static void fork_prepare(void) {
   lock(&reg.lock);
-  each_local(lock_one);
+  gort__pool_rotate_fork_prepare();
 }
 static void fork_parent(void) {
-  each_local(unlock_one);
+  gort__pool_rotate_fork_parent();
   unlock(&reg.lock);
 }
 // The slots of the threads that did not survive the fork stay taken (their
 // locals' private objects go at the next rotations): a small, bounded loss.
 static void fork_child(void) {
-  each_local(reinit_one);
-  lock_reinit(&reg.lock);
+  for (gort_pool_t *p = reg.pools; p != NULL; p = p->gort_next_) {
+    locals_t *ls = pool_locals(p);
+    for (uint32_t i = 0; ls != NULL && i < ls->n; i++) {
+      pool_local_t *l = atomic_load_explicit(&ls->l[i], memory_order_relaxed);
+      if (l == NULL) continue;
+      gort__chain_after_fork(&l->shared);
+      gort__chain_after_fork(&l->vshared);
+    }
+  }
   gort__pool_rotate_after_fork_child();
+  lock_reinit(&reg.lock);
 }
 static fork_hook_t pool_fork = {
     .name = "pool", .rank = LOCK_POOL, .prepare = fork_prepare, .parent = fork_parent, .child = fork_child};

@@ -17,22 +17,25 @@
 //      with GORT_MAXPROCS Ps busy there are that many running Ms, which is
 //      per-P in practice (idle Ms hold a local they do not use: a slot's
 //      private object at most).
-//   2. A get tries, in order: its own private slot; its own shared stack;
-//      the other locals' shared stacks (stealing); the victim cache (its own
-//      victim private slot, then every local's victim stack); and last
-//      new_fn (a miss). A put runs reset_fn, then fills the private slot if
-//      it is empty, else pushes on its own shared stack. The fast paths are
-//      the private slot alone: no lock, no atomic read-modify-write, a few
-//      loads and stores inside a no-stop region (below).
+//   2. A get tries, in order: its own private slot; the head of its own
+//      shared chain (its newest object); the tails of the other locals'
+//      shared chains (stealing, oldest first); the victim cache (its own
+//      victim private slot, then the tail of every local's victim chain);
+//      and last new_fn (a miss). A put runs reset_fn, then fills the
+//      private slot if it is empty, else pushes on the head of its own
+//      shared chain. The fast paths are the private slot alone: no lock,
+//      no atomic read-modify-write, a few loads and stores inside a
+//      no-stop region (below).
 //   3. Rotation (rotate.c, Go's poolCleanup): at the start of every
 //      collection, with the world stopped, each local's victim generation
-//      is dropped and its primary generation becomes the victim; so an
-//      object unused for two cycles is gone, while one that circulates
-//      survives (a get falls back on the victim cache when the primary is
-//      empty). When no collection rotated the pools for
-//      GORT_DEBUG=scavdelay (the collector off, or idle: a C program that
-//      allocates no collected objects never collects), the scavenger's
-//      cycle asks for a rotation instead.
+//      is dropped and its primary generation (private slot and whole
+//      shared chain) becomes the victim; so an object unused for two
+//      cycles is gone, while one that circulates survives (a get falls
+//      back on the victim cache when the primary is empty). When no
+//      collection rotated the pools for GORT_DEBUG=scavdelay (the
+//      collector off, or idle: a C program that allocates no collected
+//      objects never collects), the scavenger's cycle asks for a rotation
+//      instead.
 //   4. Dropped objects are released after the world restarts, on the pool
 //      thread (rotate.c): release_fn, or gort_free for gort_malloc objects;
 //      collected objects without release_fn are simply no longer roots, so
@@ -49,23 +52,61 @@
 // allocate, collect, lock, or use pools themselves.
 //
 // Collected objects in a pool must stay alive while pooled, whatever else
-// points at them: every local and every shared stack lives in an
-// uncollectable block, which the collector scans as a root. Popped entries
-// are cleared, so that a stale copy does not keep an object alive.
+// points at them: every local and every ring of a chain lives in an
+// uncollectable block, which the collector scans as a root. Emptied slots
+// are cleared, so that a stale copy does not keep an object alive past its
+// get, nor a dropped one past its drop.
 //
-// The shared store is a small stack under a per-local futex lock, not Go's
-// lock-free poolChain: the fast path never reaches it, the owner's lock is
-// uncontended unless someone steals, and stealing is the rare case that Go
-// optimizes with a chain of ring buffers we would have to get right under
-// the collector as well. bench/pool measures both the fast path and the
-// two-thread case where stealing happens.
+// The shared store is a lock-free chain of rings, Go's poolChain (chain.c
+// has the protocol). A ring is an array of object pointers with one word
+// packing head and tail: the local's thread pushes at the head (a store
+// and a fetch-add) and pops there (a CAS), other threads steal at the tail
+// (a CAS), and a thief clears the slot it took, which the owner waits for
+// before it fills that slot again, so a slot is never reused under a slow
+// thief (the ABA problem). A full ring is followed by one twice its size,
+// so the chain never fills. Why this and not the small stack under a
+// per-local futex lock it replaced:
+//   - Nobody waits. Under the lock a thief descheduled while holding it
+//     (two cores, several threads: common) stalled the owner's next put
+//     or get beyond the private slot, and every other thief, for a time
+//     slice. Here a stalled thief holds back one slot, which the owner
+//     then treats as full.
+//   - Half the atomics: the owner's push or pop is one atomic
+//     read-modify-write, where lock and unlock were two, and a thief's pop
+//     is one CAS. That is what a thread that holds more than one object at
+//     a time pays on every extra get and put (bench/pool "4 held": about a
+//     third less per get+put, on one thread and on two), and what a steal
+//     costs (bench/pool "relay": about a quarter less).
+//   - No growth under a lock: a full stack was copied into a bigger one
+//     with the lock held; a full ring stays where it is and the owner
+//     links the next, allocated outside the no-stop region, while thieves
+//     keep stealing from the older rings.
+// What it costs:
+//   - Rings are freed only after a rotation: a ring drained by thieves may
+//     still be read by a thread inside a pool operation, and the stopped
+//     world of the next rotation is the grace period (every pool operation
+//     is a no-stop region). A chain keeps its drained rings, at most about
+//     twice its peak, until then; after a rotation it grows again from one
+//     small spare ring.
+//   - Thieves take the oldest object, where the stack gave them the newest.
+//     With a small fixed set of objects ("relay") that costs nothing, but a
+//     getter that never waits for a putter (nobody waits here) misses
+//     whenever it runs ahead, and new_fn's objects add to those in flight;
+//     when they number millions the oldest is cold in every cache.
+//     bench/pool "handoff" (two threads passing objects through two pools,
+//     new_fn on a miss) is about a third slower than under the lock for
+//     that reason; Go's sync.Pool, the same design, takes as long there.
+//   - A steal reads two cache lines of the victim's local (the chain's
+//     tail, then the ring's word) where the locked stack had a count
+//     beside its lock.
 //
 // Rejected: per-pool arrays of locals swapped wholesale at rotation (Go's
 // local/victim arrays): C cannot allocate the new array with the world
 // stopped nor free the dropped one before its objects are released, so
 // each local keeps three generations in place and rotation moves pointers
 // only. A global list under one mutex (what C programs hand-roll): every
-// call would take the lock and share its cache line.
+// call would take the lock and share its cache line. A stack under a lock
+// per local (the first version): see above.
 
 #include <string.h>
 
@@ -74,72 +115,18 @@
 #include "gort/gc.h"
 #include "pool.h"
 
-// ---- the shared stacks ------------------------------------------------------------
-
-static bool stack_push(objstack_t *s, void *obj) {
-  if (s->n == s->cap) return false;
-  s->buf[s->n++] = obj;
-  return true;
-}
-
-static void *stack_pop(objstack_t *s) {
-  if (s->n == 0) return NULL;
-  void *x = s->buf[--s->n];
-  s->buf[s->n] = NULL;  // no stale root
-  return x;
-}
-
-static void *pop_shared(pool_local_t *l) {
-  if (atomic_load_explicit(&l->nshared, memory_order_relaxed) == 0) return NULL;
-  lock(&l->lock);
-  void *x = stack_pop(&l->shared);
-  atomic_store_explicit(&l->nshared, l->shared.n, memory_order_relaxed);
-  unlock(&l->lock);
-  return x;
-}
-
-static void *pop_victim(pool_local_t *l) {
-  if (atomic_load_explicit(&l->nvshared, memory_order_relaxed) == 0) return NULL;
-  lock(&l->lock);
-  void *x = stack_pop(&l->vshared);
-  atomic_store_explicit(&l->nvshared, l->vshared.n, memory_order_relaxed);
-  unlock(&l->lock);
-  return x;
-}
-
-// Gives the shared stack of l, seen full at cap, room for more. Outside
-// every no-stop region: it allocates. False if memory ran out.
-static bool grow_shared(pool_local_t *l, uint32_t cap) {
-  uint32_t ncap = cap ? cap * 2 : 16;
-  void **nb = gort_gc_alloc_uncollectable(ncap * sizeof *nb);
-  if (nb == NULL) return false;
-  void **old = NULL;
-  lock(&l->lock);
-  if (l->shared.cap < ncap) {  // nobody grew or rotated it meanwhile
-    if (l->shared.n) memcpy(nb, l->shared.buf, l->shared.n * sizeof *nb);
-    old = l->shared.buf;
-    l->shared.buf = nb;
-    l->shared.cap = ncap;
-    nb = NULL;
-  }
-  unlock(&l->lock);
-  gort_free(old);
-  gort_free(nb);
-  return true;
-}
-
 // ---- get ---------------------------------------------------------------------------
 
 // Steps 2-4 of a get (pool.c's essay), l the caller's local; inside a
 // no-stop region.
 static void *get_elsewhere(gort_pool_t *p, pool_local_t *l) {
-  void *x = pop_shared(l);
+  void *x = chain_pop_head(&l->shared);
   if (x != NULL) return x;
   locals_t *ls = pool_locals(p);
   uint32_t n = ls->n, me = gort__pool_slot1 - 1;
   for (uint32_t i = 1; i < n; i++) {
     pool_local_t *o = atomic_load_explicit(&ls->l[(me + i) % n], memory_order_acquire);
-    if (o != NULL && (x = pop_shared(o)) != NULL) return x;
+    if (o != NULL && (x = gort__chain_pop_tail(&o->shared)) != NULL) return x;
   }
   if ((x = l->vprivate) != NULL) {
     l->vprivate = NULL;
@@ -147,7 +134,7 @@ static void *get_elsewhere(gort_pool_t *p, pool_local_t *l) {
   }
   for (uint32_t i = 0; i < n; i++) {
     pool_local_t *o = atomic_load_explicit(&ls->l[(me + i) % n], memory_order_acquire);
-    if (o != NULL && (x = pop_victim(o)) != NULL) return x;
+    if (o != NULL && (x = gort__chain_pop_tail(&o->vshared)) != NULL) return x;
   }
   return NULL;
 }
@@ -206,7 +193,27 @@ static void release_now(gort_pool_t *p, void *obj) {
   if (s != NULL && s->kind == KIND_MANUAL) gort_free(obj);
 }
 
+// Puts obj in l's private slot or shared chain; false if the chain needs
+// a ring and l has no spare. fresh, if not NULL, is a ring the caller
+// allocated for it, consumed (set to NULL) if linked. Inside a no-stop
+// region.
+static bool put_local(pool_local_t *l, void *obj, ring_t **fresh) {
+  if (l->private == NULL) {
+    l->private = obj;
+    return true;
+  }
+  if (chain_push(&l->shared, obj)) return true;
+  ring_t *r = atomic_exchange_explicit(&l->spare, NULL, memory_order_acquire);
+  if (r == NULL) r = *fresh, *fresh = NULL;
+  if (r == NULL) return false;
+  chain_add(&l->shared, r);
+  bool pushed = chain_push(&l->shared, obj);
+  gort_assert_internal(pushed);
+  return pushed;
+}
+
 static GORT_NOINLINE void put_slow(gort_pool_t *p, void *obj) {
+  ring_t *fresh = NULL;
   for (;;) {
     nostop_enter();
     pool_local_t *l = pool_local_of(p);
@@ -216,27 +223,20 @@ static GORT_NOINLINE void put_slow(gort_pool_t *p, void *obj) {
       continue;
     }
     if (!l->armed) gort__pool_arm(l);
-    if (l->private == NULL) {
-      l->private = obj;
+    if (put_local(l, obj, &fresh)) {
       counter_inc(&l->puts);
       nostop_exit();
+      gort__chain_free_rings(fresh);  // unused: a spare or a rotation made room
       return;
     }
-    lock(&l->lock);
-    bool done = stack_push(&l->shared, obj);
-    atomic_store_explicit(&l->nshared, l->shared.n, memory_order_relaxed);
-    uint32_t cap = l->shared.cap;
-    unlock(&l->lock);
-    if (done) {
-      counter_inc(&l->puts);
-      nostop_exit();
-      return;
-    }
+    uint32_t nslots = chain_next_slots(&l->shared);
     nostop_exit();
-    // l stays this slot's local (locals are never replaced), so growing it
-    // outside the region is safe; obj is on this stack meanwhile, a root.
-    if (!grow_shared(l, cap)) break;
+    // l stays this slot's local (locals are never replaced), but a rotation
+    // may run before we enter again: put_local looks afresh. obj is on
+    // this stack meanwhile, a root.
+    if ((fresh = gort__chain_ring_make(nslots)) == NULL) break;
   }
+  gort__chain_free_rings(fresh);
   release_now(p, obj);
 }
 

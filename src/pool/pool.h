@@ -6,20 +6,17 @@
 #include <stdatomic.h>
 
 #include "../base/lock.h"
+#include "chain.h"
 #include "gort/pool.h"
 
-// Between the start-up lock and the profiler's: a pool lock's holder may
-// allocate (profiler, caches, central lists, page heap: all above it).
+// Between the start-up lock and the profiler's: the registry's lock holder
+// may allocate (profiler, caches, central lists, page heap: all above it).
 #define LOCK_POOL 15
 
-// A stack of object pointers in an uncollectable block (a root: it keeps
-// collected objects alive while they are pooled). Entries [0, n) hold
-// objects; the ones above are NULL, so a popped object is not kept alive by
-// a stale copy.
-typedef struct {
-  void **buf;
-  uint32_t n, cap;
-} objstack_t;
+// Slots: of a dropped chain's rings, the largest with at most this many is
+// kept as the local's spare, for the owner's next push to link without
+// allocating (rotate.c).
+#define RING_RECYCLE_MAX 256u
 
 // One thread slot's part of one pool: Go's poolLocal, with the victim
 // generation beside the primary one (Go keeps a second array) and the
@@ -32,20 +29,29 @@ typedef struct {
 //   gets, puts, misses  written by the slot's thread (relaxed load and
 //                       store: one writer); read by anyone.
 //   armed               the slot's thread; rotation clears it.
-//   shared, vshared     under lock, or with the world stopped.
-//   nshared, nvshared   copies of their n, written under lock and read
-//                       without it: stealers skip empty locals cheaply.
-//   dropped, dprivate   rotation (world stopped) fills them; the pool
-//                       thread empties them under lock.
+//   shared              the owner's end (head, first) is the slot's
+//                       thread's, inside a no-stop region; any thread pops
+//                       its tail, lock-free (chain.h says how).
+//   vshared             any thread pops its tail; only rotation changes
+//                       its rings.
+//   spare               an empty ring, not in any chain, or NULL: rotation
+//                       and the pool thread give one (CAS from NULL), the
+//                       slot's thread takes it (exchange).
+//   dropped, dprivate,  rotation (world stopped) fills them; the pool
+//   retired             thread takes them under rotate.c's lock.
 typedef struct pool_local {
   void *private;
   void *vprivate;
   _Atomic uint64_t gets, puts, misses;
   bool armed;
-  lock_t lock __attribute__((aligned(64)));  // rank LOCK_POOL
-  _Atomic uint32_t nshared, nvshared;
-  objstack_t shared, vshared, dropped;
+  // Its own line: thieves read (and sometimes move) tail, the owner's fast
+  // path above never waits for them.
+  chain_t shared __attribute__((aligned(64)));
+  chain_t vshared;
+  ring_t *_Atomic spare;
+  chain_t dropped;
   void *dprivate;
+  ring_t *retired;  // rings to free, linked through next
 } pool_local_t;
 
 // A pool's locals by thread slot (gort_locals_). Persistent memory, never
@@ -112,6 +118,10 @@ void gort__pool_arm(pool_local_t *l);
 void gort__pool_rotate_init(void);
 // Starts the pool thread unless it runs (at the first pool's registration).
 void gort__pool_thread_ensure(void);
+// fork(): the pool thread's handoff lock, taken in prepare, and the
+// child's reset (which re-initializes that lock).
+void gort__pool_rotate_fork_prepare(void);
+void gort__pool_rotate_fork_parent(void);
 void gort__pool_rotate_after_fork_child(void);
 
 #endif  // GORT_POOL_POOL_H

@@ -45,7 +45,7 @@ TEST(a_get_after_a_put_returns_the_object_on_the_same_thread) {
   gort_pool_put(&bare, a);
   EXPECT(gort_pool_get(&bare) == a, "the private slot");
   gort_pool_put(&bare, a);
-  gort_pool_put(&bare, b);  // a stays private, b goes to the shared stack
+  gort_pool_put(&bare, b);  // a stays private, b goes to the shared chain
   void *x = gort_pool_get(&bare), *y = gort_pool_get(&bare);
   EXPECT((x == a && y == b) || (x == b && y == a), "x=%p y=%p a=%p b=%p", x, y, a, b);
   EXPECT(gort_pool_get(&bare) == NULL, "an empty pool without new_fn returns NULL");
@@ -157,7 +157,7 @@ TEST(an_empty_drop_does_not_hold_up_the_next_rotation) {
   gort_gc_collect();  // the pool thread now waits in release_blocking
   void *a = gort_malloc(OBJ), *b = gort_malloc(OBJ);
   gort_pool_put(&full, a);
-  gort_pool_put(&full, b);  // one private, one on the shared stack
+  gort_pool_put(&full, b);  // one private, one on the shared chain
   gort_gc_collect();        // both in the victim cache
   void *x = gort_pool_get(&full), *y = gort_pool_get(&full);
   EXPECT(x != NULL && y != NULL && x != y);
