@@ -182,12 +182,6 @@ build/bench/%: bench/%.cc bench/bench.h
 	@mkdir -p $(dir $@)
 	$(CXX) -std=gnu++17 -O2 -g -pthread -fsized-deallocation -Ibench $< -o $@
 
-# A copy of the library with the per-thread counters compiled out, only to
-# measure what they cost (ALLOCS="gort gort-nostats" bench/run.sh).
-build/bench/nostats/libgort.so: $(LIB_SRCS) $(HEADERS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DGORT_BENCH_NO_STATS -shared -Wl,--version-script=src/shim/gort.map $(LIB_SRCS) -o $@ -lpthread
-
 # The collector's benchmarks (bench/gc, issue 9): each workload from one C
 # source built three ways (gort's collector, bdwgc, malloc/free) and a Go
 # version. A peer that cannot be built (libgc-dev or golang-go missing, or a
@@ -268,7 +262,7 @@ bench-pool: $(POOLB)/poolbench $(POOLB)/poolgo
 	$(POOLB)/poolbench $(POOL_MILLIONS)
 	@if [ -x $(POOLB)/poolgo ]; then GOMAXPROCS=2 $(POOLB)/poolgo $(POOL_MILLIONS); fi
 
-bench: build/libgort.a all $(BENCH_BINS) build/bench/nostats/libgort.so bench-gc
+bench: build/libgort.a all $(BENCH_BINS) bench-gc
 	@bench/run.sh
 	@bench/classic.sh
 	@bench/rss.sh

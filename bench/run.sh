@@ -16,7 +16,6 @@ declare -A ENVS=(
 LIB[gort-harden]="$PWD/build/libgort.so"
 LIB[gort-noprof]="$PWD/build/libgort.so"
 LIB[gort-noscav]="$PWD/build/libgort.so"
-LIB[gort-nostats]="$PWD/build/bench/nostats/libgort.so"  # counters compiled out
 ALLOCS=${ALLOCS:-"glibc gort mimalloc jemalloc tcmalloc"}
 WORKLOADS=${WORKLOADS:-"churn prodcons larson falseshare realloc pair"}
 BIN=build/bench/allocbench

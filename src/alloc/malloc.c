@@ -110,7 +110,6 @@ static void *small_alloc(unsigned cls) {
   block_t *b = k->head;
   if (b != NULL) {
     k->head = gort__harden ? gort__harden_checked_next(b) : b->next;
-    k->len--;
   } else if ((b = gort__mcache_refill(c, (int)cls)) == NULL) {
     return NULL;
   }
@@ -312,14 +311,14 @@ GORT_NOINLINE void gort__free_slow(void *p) {
     // Reached for the owner in hardened mode, with a sample in the span, or
     // with remote frees pending (live_span collected them).
     live_clear(a);
-    counter_add(&c->k[s->sizeclass].nfree, 1);
+    cc_count_free_off_list(c, s->sizeclass);
     gort__mcache_owner_free(c, s, b);
     return;
   }
   unsigned cls = s->sizeclass;
   if (c != &gort__empty_cache && atomic_load_explicit(&s->owner, memory_order_acquire) == NULL &&
       gort__mcache_adopt_free(c, s, b)) {
-    counter_add(&c->k[cls].nfree, 1);
+    cc_count_free_off_list(c, (int)cls);
     return;
   }
   b->tag = block_tag_freed(a);  // live bit still set: see live_span
@@ -330,7 +329,7 @@ GORT_NOINLINE void gort__free_slow(void *p) {
   if (c == &gort__empty_cache)
     gort__mcache_count_orphan_free((int)cls);
   else
-    counter_add(&c->k[cls].nfree, 1);
+    cc_count_free_off_list(c, (int)cls);
 }
 
 // ---- the API -------------------------------------------------------------------

@@ -31,7 +31,6 @@ GORT_INLINE void *malloc_fast(size_t size) {
       // on the list were freed in any order, so it is often not cached.
       __builtin_prefetch(next);
       k->head = next;
-      k->len--;
       c->sample_left = left;
       b->tag = 0;  // not fresh: a later free is a free, not a wild pointer
       live_set((uintptr_t)b);
@@ -74,8 +73,10 @@ GORT_INLINE void free_fast(void *p) {
         class_cache_t *k = &c->k[cls];
         b->next = k->head;
         k->head = b;
-        counter_add(&k->nfree, 1);
-        if (gort_unlikely(++k->len > k->max)) gort__mcache_flush_list(c, (int)cls);
+        uint64_t nfree = counter_read(&k->nfree) + 1;
+        counter_set(&k->nfree, nfree);
+        if (gort_unlikely((int64_t)(nfree - counter_read(&k->nmalloc)) > k->limit))
+          gort__mcache_flush_list(c, (int)cls);
         return;
       }
     }

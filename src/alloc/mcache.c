@@ -182,18 +182,17 @@ static int32_t list_cap(int cls) {
 static void list_on_refill(mcache_t *c, int cls) {
   if (c->flushes[cls] == 0) return;
   c->flushes[cls] = 0;
-  class_cache_t *k = &c->k[cls];
-  int32_t want = k->max * 2, cap = list_cap(cls);
+  int32_t want = c->max[cls] * 2, cap = list_cap(cls);
   if (want > cap) want = cap;
-  if (want <= k->max) return;
-  int64_t cost = (int64_t)(want - k->max) * gort__class_size[cls];
+  if (want <= c->max[cls]) return;
+  int64_t cost = (int64_t)(want - c->max[cls]) * gort__class_size[cls];
   if (c->grown_bytes + cost > LIST_GROWN_BUDGET) {
-    for (int i = 1; i < GORT_NUM_CLASSES; i++) c->k[i].max = list_base(i);
+    for (int i = 1; i < GORT_NUM_CLASSES; i++) cc_set_max(c, i, list_base(i));
     c->grown_bytes = 0;
     return;
   }
   c->grown_bytes += cost;
-  k->max = want;
+  cc_set_max(c, cls, want);
 }
 
 // ---- registry --------------------------------------------------------------
@@ -225,7 +224,8 @@ static mcache_t *cache_new(void) {
   for (int i = 0; i < GORT_NUM_CLASSES; i++) {
     span_list_init(&c->partial[i]);
     span_list_init(&c->full[i]);
-    c->k[i].max = list_base(i);
+    c->max[i] = list_base(i);
+    c->k[i].limit = c->max[i];  // an empty list, counters at 0
   }
   c->alive = true;
   c->sample_left = gort__mprof_hooks.first_interval ? gort__mprof_hooks.first_interval() : INT64_MAX;
@@ -304,7 +304,6 @@ void *gort__mcache_alloc_late(int cls) {
     b = k->head;
     if (b != NULL) {
       k->head = gort__harden ? gort__harden_checked_next(b) : block_next(b);
-      k->len--;
     } else {
       b = gort__mcache_refill(c, cls);
     }
@@ -446,13 +445,13 @@ void gort__mcache_flush_list(mcache_t *c, int cls) {
   class_cache_t *k = &c->k[cls];
   c->flushes[cls] = 1;
   // Keep the warmer half (the list is LIFO), return the rest.
-  int32_t keep = k->max / 2;
+  int32_t keep = c->max[cls] / 2;
   block_t *last = k->head;
   for (int32_t i = 1; i < keep && last != NULL; i++) last = block_next(last);
   if (last == NULL) return;
   block_t *rest = block_next(last);
   block_set_next(last, NULL);
-  k->len = keep;
+  cc_set_len(c, cls, keep);
   return_blocks(c, rest);
 }
 
@@ -642,7 +641,8 @@ void *gort__mcache_refill(mcache_t *c, int cls) {
     return NULL;
   }
   k->head = gort__harden ? gort__harden_checked_next(list) : list->next;
-  k->len = n - 1;
+  // n - 1 on the list once the caller counts the malloc of the first.
+  cc_set_len(c, cls, n);
   return list;
 }
 
@@ -661,7 +661,7 @@ void gort__mcache_abandon(mcache_t *c) {
     // Unhanded blocks of the class's list go back to their spans first.
     block_t *list = c->k[cls].head;
     c->k[cls].head = NULL;
-    c->k[cls].len = 0;
+    cc_set_len(c, cls, 0);
     return_blocks(c, list);
     mspan_t *s = c->cur[cls];
     if (s != NULL) {
@@ -712,7 +712,7 @@ uint64_t gort__mcache_flush_empty(bool self_current) {
     for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
       block_t *list = self->k[cls].head;
       self->k[cls].head = NULL;
-      self->k[cls].len = 0;
+      cc_set_len(self, cls, 0);
       return_blocks(self, list);
       mspan_t *s = self->cur[cls];
       if (s == NULL || s->used != 0) continue;

@@ -83,8 +83,8 @@ static struct {
 } heap = {.lock = LOCK_INIT, .release_lock = LOCK_INIT, .release_dontneed = 1};
 
 // free_pages and released_pages are written under the lock and read
-// without it by the scavenger's wake-up test: relaxed atomic stores.
-static void counter_set(uint64_t *c, uint64_t v) { __atomic_store_n(c, v, __ATOMIC_RELAXED); }
+// without it by the scavenger's wake-up test: relaxed atomic stores
+// (counter_set, mspan.h).
 
 static void heap_init_locked(void) {
   for (int i = 0; i < NEXACT; i++) span_list_init(&heap.exact[i]);
