@@ -219,13 +219,17 @@ GORT_NOINLINE void *gort__malloc_slow(size_t size) {
 
 // The messages of one call for each misuse live_span finds.
 typedef struct {
-  const char *dbl, *bad, *interior, *never;
+  const char *dbl, *bad, *interior, *never, *in_free;
 } misuse_msgs_t;
 
+// in_free: a pointer into free pages of the heap. Most often a large block
+// freed twice whose pages merged with a free neighbour since (its span is
+// gone, so this cannot tell a double free from a wild pointer there).
 #define MISUSE_MSGS(call, dbl)                                                     \
   (&(const misuse_msgs_t){call ": " dbl, call ": invalid pointer (not allocated by gort)", \
                           call ": invalid pointer (not the start of a block)",     \
-                          call ": invalid pointer (a block never handed out)"})
+                          call ": invalid pointer (a block never handed out)",     \
+                          call ": double free or invalid pointer (the pages are free)"})
 
 // Returns the span of live block p, or dies with the message for the misuse
 // found: a double free, a pointer not ours, one inside a block, or one to
@@ -238,7 +242,7 @@ typedef struct {
 static mspan_t *live_span(const void *p, const misuse_msgs_t *m, bool *sampled) {
   uintptr_t a = (uintptr_t)p;
   mspan_t *s = span_of(a);
-  if (s == NULL) gort__fatal(m->bad, p);
+  if (s == NULL) gort__fatal(arena_of(a) != NULL ? m->in_free : m->bad, p);
   if (s->kind == KIND_GC_TYPED) a -= SPAN_TYPED_HEADER;  // the block starts at the header
   if (s->kind == KIND_GC_TINY && s->state == SPAN_SMALL) {
     // Any pointer into a live tiny block names one of its objects.

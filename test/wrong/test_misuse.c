@@ -106,6 +106,15 @@ static void free_in_freed_large_pages(void *arg) {
   gort_free(p + (64 << 10));
 }
 
+// The block's pages merged with its freed neighbour's: its span is gone.
+static void double_free_large_after_merge(void *arg) {
+  (void)arg;
+  char *a = gort_malloc(1 << 20), *b = gort_malloc(1 << 20);
+  gort_free(b);
+  gort_free(a);
+  gort_free(b);
+}
+
 #define MISUSE(name, fn, msg) \
   TEST(name) { EXPECT(harness_expect_fatal(fn, NULL, msg)); }
 
@@ -120,5 +129,7 @@ MISUSE(free_of_an_unmapped_address_is_fatal, free_unmapped, "free(): invalid poi
 MISUSE(free_of_an_interior_pointer_is_fatal, free_interior_small, "free(): invalid pointer (not the start of a block)")
 MISUSE(free_of_a_large_interior_pointer_is_fatal, free_interior_large, "free(): invalid pointer (not the start of a block)")
 MISUSE(free_inside_freed_large_pages_is_fatal, free_in_freed_large_pages, "gort: fatal error: free(): ")
+MISUSE(double_free_of_a_merged_large_block_is_fatal, double_free_large_after_merge,
+       "free(): double free or invalid pointer (the pages are free)")
 MISUSE(realloc_of_a_freed_block_is_fatal, realloc_freed, "realloc(): double free")
 MISUSE(realloc_of_a_stack_address_is_fatal, realloc_stack, "realloc(): invalid pointer (not allocated by gort)")
