@@ -53,10 +53,21 @@
 #include "vg.h"
 
 #define NEXACT 128
-// 256 GiB: inside the page map's window (pagemap.h), far from libc, the
-// stacks and a non-PIE program's brk, and application memory for
-// ThreadSanitizer, which drops hints outside its own.
+// Inside the page map's window (pagemap.h), far from libc, the stacks and a
+// non-PIE program's brk. The address's high 32 bits matter too: a
+// conservative scan (the collector, the leak check) takes any word that
+// falls in the heap for a pointer, and two 32-bit ints side by side make a
+// word whose high half is the second int. At 256 GiB (high half 64, the
+// base until 2026-11) every pair {x, 64} hit the heap, and glibc's own data
+// has such pairs; at 0x5c3 << 32 (5.8 TiB, high half 1475) the second int
+// must be 1475 to 1475 + (heap size >> 32). ThreadSanitizer's application
+// memory ends at 512 GiB and it drops hints outside it, so its build keeps
+// the old base.
+#if defined(__SANITIZE_THREAD__)
 #define ARENA_HINT_START ((uintptr_t)0x4000000000)
+#else
+#define ARENA_HINT_START ((uintptr_t)0x5c3 << 32)
+#endif
 #define GROW_FIRST ((uintptr_t)4 << 20)  // the first reservation
 
 arena_t *gort__arenas[GORT_ARENA_L1];

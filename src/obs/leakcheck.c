@@ -144,10 +144,10 @@ static struct {
   char *supp_text;              // the suppression file, mapped
   // gort's first malloc block, kept for ever, at the base of the first
   // arena (its first kilobyte): gort's own data holds that address (the
-  // heap's bounds, the collector's mark range), and so does glibc's, by
-  // chance (pairs of ints such as {64, 79} read as 0x400000004f, the heap
-  // starting at 0x4000000000). Without the pin they would keep whatever
-  // block of the program came first.
+  // heap's bounds, the collector's mark range), and other data may by
+  // chance (a pair of ints {n, 1475} reads as an address in the heap's
+  // first 4 GiB: mheap.c, ARENA_HINT_START). Without the pin they would
+  // keep whatever block of the program came first.
   void *pin;
   // Return addresses inside gort's allocator, learned at start-up when
   // gort is linked statically (learn_own_frames): left out of stacks.
