@@ -722,6 +722,9 @@ void gort__gc_mark_assist(uint64_t budget) {
     // A large object is the worker's: scanned whole inside the no-stop
     // region, a table of megabytes held every stop for milliseconds.
     mspan_t *s = span_of(obj);
+    // The program freed this large object after it was queued: its pages
+    // are free (no span) or another span's, which scan_object tells apart.
+    if (s == NULL) continue;
     uintptr_t size = gc_object_bytes(s);
     if (size > ASSIST_MAX_OBJECT) {
       push(&w, obj);
