@@ -183,9 +183,14 @@ void gort__stw_foreach_thread_pointer(void (*fn)(uintptr_t tp, void *arg), void 
 
 // ---- mgcmark.c ---------------------------------------------------------------------
 
-// Marks everything reachable (world stopped); returns the marked bytes.
-// last_marked (what the last cycle found live) decides on helpers.
-uint64_t gort__gc_mark(uint64_t last_marked);
+// Marks everything reachable (world stopped). last_marked (what the last
+// cycle found live) decides on helpers.
+void gort__gc_mark(uint64_t last_marked);
+// The bytes of the objects this cycle's mark set the mark bits of, each
+// counted once (uncollectable objects included), and resets the count.
+// Call with the world stopped after gort__gc_finalizers_mark, whose
+// objects count too: they survive the cycle.
+uint64_t gort__gc_mark_bytes(void);
 // Marks what obj points at (not obj): finalizer support (world stopped).
 void gort__gc_mark_children(uintptr_t obj);
 // Marks obj itself (world stopped, after its children were marked).
@@ -202,7 +207,7 @@ void gort__gc_mark_assist(uint64_t budget);     // an allocating thread (bytes t
 bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent);  // a pre-cleaning round
 bool gort__gc_mark_assist_pages(uint64_t budget);  // an allocating thread's share of one
 // The final stop; t: ns spent on the roots, the written pages, the drain.
-uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]);
+void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]);
 // Allocation black: marks every free slot of s (its cache's thread, in a
 // no-stop region, while gort__gc_marking).
 void gort__gc_premark_span(mspan_t *s);

@@ -332,8 +332,9 @@ static void cycle(void *arg) {
   // so this cycle frees them (Go clears its pools at the same point).
   if (pool_stopped != NULL) pool_stopped();
   int64_t t_mark = gort__nanotime();
-  uint64_t marked = gort__gc_mark(gc.fig.heap_marked);
+  gort__gc_mark(gc.fig.heap_marked);
   gort__gc_finalizers_mark();
+  uint64_t marked = gort__gc_mark_bytes();  // the finalizers' objects included
   atomic_fetch_add(&gort__gc_sweepgen, 2);
   gort__gc_sweep_begin();
   atomic_store(&gort__gc_heap_live, marked);
@@ -444,10 +445,11 @@ static void cycle_finish(void) {
   uint64_t last_pages = 0;
   int64_t parts[3];
   int64_t t_flushed = gort__nanotime();
-  uint64_t marked = gort__gc_mark_finish(gc.fig.heap_marked, &last_pages, parts);
+  gort__gc_mark_finish(gc.fig.heap_marked, &last_pages, parts);
   int64_t t_marked = gort__nanotime();
   atomic_store(&gort__gc_marking, false);
   gort__gc_finalizers_mark();
+  uint64_t marked = gort__gc_mark_bytes();  // the finalizers' objects included
   atomic_fetch_add(&gort__gc_sweepgen, 2);
   gort__gc_sweep_begin();
   uint64_t live = marked + black;
