@@ -44,8 +44,14 @@ void gort__gc_set_pool_hooks(void (*stopped)(void), void (*restarted)(void));
 // every no-stop region.
 void gort__gc_run_stopped(void (*fn)(void));
 
-// Bytes counted against the pacer (atomic; malloc_gc.c, mgcsweep.c).
+// The live count, the pacer's figure (atomic; mgc.c's essay, "The live
+// count", says what it holds).
 extern _Atomic uint64_t gort__gc_heap_live GORT_HIDDEN;
+// An explicit free of the object at block obj (its header included) of
+// bytes: takes them from the live count and sets obj's mark bit, so that
+// no mark counts it. Call in a no-stop region, with obj's live bit still
+// set or just cleared by the caller.
+void gort__gc_freed(uintptr_t obj, uint64_t bytes);
 extern _Atomic uint64_t gort__gc_trigger GORT_HIDDEN;
 // The current sweep generation (Go's mheap_.sweepgen): +2 per cycle.
 extern _Atomic uint32_t gort__gc_sweepgen GORT_HIDDEN;

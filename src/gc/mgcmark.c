@@ -39,8 +39,8 @@
 //
 // The marked bytes: each object is counted by whoever sets its mark bit
 // (an atomic OR when others mark beside it), once per cycle. An object
-// allocated black has its bit set already and is not counted here (mgc.c
-// counts it).
+// allocated black, or freed by gort_free, has its bit set already and is
+// not counted here (mgc.c, "The live count", says where it is).
 //
 // Mark workers: one per usable CPU beside the collecting thread (at most
 // 7), gort's own threads that sleep on a futex between cycles, used when
