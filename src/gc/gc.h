@@ -44,8 +44,14 @@ void gort__gc_set_pool_hooks(void (*stopped)(void), void (*restarted)(void));
 // every no-stop region.
 void gort__gc_run_stopped(void (*fn)(void));
 
-// Bytes counted against the pacer (atomic; malloc_gc.c, mgcsweep.c).
+// The live count, the pacer's figure (atomic; mgc.c's essay, "The live
+// count", says what it holds).
 extern _Atomic uint64_t gort__gc_heap_live GORT_HIDDEN;
+// An explicit free of the object at block obj (its header included) of
+// bytes: takes them from the live count and sets obj's mark bit, so that
+// no mark counts it. Call in a no-stop region, with obj's live bit still
+// set or just cleared by the caller.
+void gort__gc_freed(uintptr_t obj, uint64_t bytes);
 extern _Atomic uint64_t gort__gc_trigger GORT_HIDDEN;
 // The current sweep generation (Go's mheap_.sweepgen): +2 per cycle.
 extern _Atomic uint32_t gort__gc_sweepgen GORT_HIDDEN;
@@ -183,9 +189,14 @@ void gort__stw_foreach_thread_pointer(void (*fn)(uintptr_t tp, void *arg), void 
 
 // ---- mgcmark.c ---------------------------------------------------------------------
 
-// Marks everything reachable (world stopped); returns the marked bytes.
-// last_marked (what the last cycle found live) decides on helpers.
-uint64_t gort__gc_mark(uint64_t last_marked);
+// Marks everything reachable (world stopped). last_marked (what the last
+// cycle found live) decides on helpers.
+void gort__gc_mark(uint64_t last_marked);
+// The bytes of the objects this cycle's mark set the mark bits of, each
+// counted once (uncollectable objects included), and resets the count.
+// Call with the world stopped after gort__gc_finalizers_mark, whose
+// objects count too: they survive the cycle.
+uint64_t gort__gc_mark_bytes(void);
 // Marks what obj points at (not obj): finalizer support (world stopped).
 void gort__gc_mark_children(uintptr_t obj);
 // Marks obj itself (world stopped, after its children were marked).
@@ -202,7 +213,7 @@ void gort__gc_mark_assist(uint64_t budget);     // an allocating thread (bytes t
 bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent);  // a pre-cleaning round
 bool gort__gc_mark_assist_pages(uint64_t budget);  // an allocating thread's share of one
 // The final stop; t: ns spent on the roots, the written pages, the drain.
-uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]);
+void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]);
 // Allocation black: marks every free slot of s (its cache's thread, in a
 // no-stop region, while gort__gc_marking).
 void gort__gc_premark_span(mspan_t *s);

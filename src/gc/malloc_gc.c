@@ -29,6 +29,8 @@
 // Explicit frees (gort_free of a collected object) push the block on the
 // span's remote list with its freed tag, like a remote free of a malloc
 // block; the next sweep of the span (or a cache taking it) collects them.
+// Every free takes the object's bytes from the live count at once and
+// sets its mark bit (gort__gc_freed; mgc.c, "The live count").
 // A large object's free takes its span off its list and frees it at once,
 // first waiting for a sweeper that holds the span (free_large).
 // Objects of the tiny allocator (noscan, under 16 bytes, packed into
@@ -79,13 +81,23 @@ void gort__gc_span_relist(mspan_t *s) {
 }
 
 // Frees explicitly freed blocks of s (its remote list) into s->free. The
-// caller owns s.
+// caller owns s. A freed block's mark bit was set by its free (mgc.c, "The
+// live count"); outside a mark it is cleared with the live bit, so that
+// the slot's next object starts white. During a mark it stays set: the
+// slot is then free (live bit clear), and a cache that hands it out
+// during the mark allocates it black anyway, while a marker that read its
+// live bit just before it was cleared may still set the bit and count it.
 void gort__gc_collect_frees(mspan_t *s) {
   uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
+  bool marking = atomic_load_explicit(&gort__gc_marking, memory_order_relaxed);
   for (block_t *b = (block_t *)(x & ~XFREE_NOTIFY); b != NULL;) {
     block_t *next = b->next;
     b->tag = 0;
     live_clear((uintptr_t)b);
+    if (!marking) {
+      uint64_t bit, *mw = mark_word((uintptr_t)b, &bit);
+      __atomic_fetch_and(mw, ~bit, __ATOMIC_RELAXED);  // other frees OR into the word
+    }
     b->next = s->free;
     s->free = b;
     s->used--;
@@ -435,8 +447,8 @@ static void free_large(void *p, mspan_t *s, uintptr_t obj) {
   span_list_remove(s);
   s->where = WHERE_NONE;
   live_clear(obj);
+  gort__gc_freed(obj, span_bytes(s));  // in the lock's no-stop region
   unlock(&gort__gclarge.lock);
-  atomic_fetch_sub_explicit(&gort__gc_heap_live, span_bytes(s), memory_order_relaxed);
   nostop_enter();
   gort__mheap_free(s);
   nostop_exit();
@@ -454,12 +466,15 @@ static void gc_free(void *p, mspan_t *s) {
   atomic_fetch_add_explicit(&gort__gc_swept_objects, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&gort__gc_swept_bytes, s->elemsize, memory_order_relaxed);
   block_t *b = (block_t *)obj;
+  nostop_enter();
+  gort__gc_freed(obj, s->elemsize);  // before the push: the span's owner may take the block back
   b->tag = block_tag_freed(obj);  // live bit stays until collected: see malloc.c
   uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
   do {
     b->next = (block_t *)(old & ~XFREE_NOTIFY);
   } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
                                                   memory_order_relaxed));
+  nostop_exit();
 }
 
 static size_t gc_usable(const void *p, const mspan_t *s) {

@@ -74,9 +74,11 @@
 // Invariants:
 //   - A collected slot is allocated iff its live bit is set (live bits are
 //     the allocation bits); mark bits are clear outside a cycle's mark and
-//     on every swept span. During a concurrent mark a free slot of a span
-//     a cache took may be marked (allocation black): the sweep keeps
-//     live & mark, so such a slot stays free.
+//     on every swept span, but for the slots of small objects gort_free'd
+//     and not yet taken back from their span's remote list (see "The live
+//     count" below). During a concurrent mark a free slot of a span a cache
+//     took may be marked (allocation black): the sweep keeps live & mark,
+//     so such a slot stays free.
 //   - gort__gc_marking changes only with the world stopped, so a no-stop
 //     region sees one value throughout.
 //   - Between cycles no collected span is written by two threads: a cached
@@ -87,13 +89,50 @@
 //     registered ranges, uncollectable objects and the finalizer queue;
 //     memory from malloc is not scanned (include/gort/gc.h says so).
 //
-// Pacing (Go's GOGC): the next cycle starts when the collected bytes
-// allocated since the mark (gort__gc_heap_live, counted when a cache takes
-// a span's free blocks and when a large object is made) reach
-// marked x (1 + GORT_GC/100), at least 4 MiB, and below the soft memory
-// limit less what malloc uses. The check is on the allocation slow path,
-// before any no-stop region, so a cycle never starts with a gort lock held
-// or inside a signal handler.
+// Pacing (Go's GOGC): the next cycle starts when the live count
+// (gort__gc_heap_live, below) reaches marked x (1 + GORT_GC/100), at least
+// 4 MiB, and below the soft memory limit less what malloc uses. The check
+// is on the allocation slow path, before any no-stop region, so a cycle
+// never starts with a gort lock held or inside a signal handler.
+//
+// The live count: the bytes of the collected objects that survived the
+// last mark or were allocated since, and of the free blocks caches hold
+// (a cache's refill adds the blocks it takes, a flush subtracts those it
+// did not hand out; a large object is added when made). Every free
+// subtracts what an allocation added, so the count must hold every object
+// a free can reach; it is exact, and never goes below zero:
+//   1. A cycle's mark counts each object whose mark bit it sets, once (an
+//      atomic OR decides who counts it): what the roots reach, every live
+//      uncollectable object (a root, never reached by a pointer, so the
+//      roots' scan sets and counts its bit), and what the finalizers keep
+//      for one more cycle (counted after finalizer.c marked it). With the
+//      world stopped for the whole mark, the count becomes that sum.
+//   2. An explicit free (gort_free, realloc; gort__gc_freed) subtracts the
+//      object's bytes and sets its mark bit, in one no-stop region. The
+//      bit stops a later mark from counting a small object that is freed
+//      but still on its span's remote list, live bit set (a stale pointer
+//      on a stack reaches it); the slot's bit is cleared when it is taken
+//      back outside a mark (gort__gc_collect_frees).
+//   3. A concurrent cycle ends with the count at marked + (count now -
+//      count at the first stop) + the bytes freed during the mark whose
+//      mark bit was still clear. The difference is what was allocated
+//      black less what was freed meanwhile: an object freed after the mark
+//      counted it cancels out, and one freed before (its free set the bit,
+//      so the mark never counts it) took its bytes from the difference
+//      only, so they are added back.
+// Where the count can be off, it is high, never low: a free that sets a
+// small object's bit just before the sweep of its span clears the bits,
+// with the push onto the span's remote list just after the sweep took
+// that list, leaves a freed object with a clear bit, which the next mark
+// counts if a stale pointer reaches it (too much by one object, until the
+// cycle after). A program that frees an object the collector found
+// unreachable (its only pointer hidden from the collector) is using freed
+// memory; that the count cannot hold.
+// Each of the three once went missing (uncollectable objects, the
+// finalizers' objects counted a cycle late, frees during a mark taken
+// from the black bytes), and freeing such objects later wrapped the count
+// below zero: gctrace printed 17592186044415 MB and every allocation
+// started a cycle.
 //
 // Pacing in a concurrent cycle: the trigger is 85% of the way from the
 // marked bytes to the goal, so that the mark runs while the program
@@ -176,6 +215,7 @@ static struct {
   uint32_t started;           // cycles started (under the cycle lock)
   bool forced;
   uint64_t before, live_at_start;
+  _Atomic uint64_t freed_unmarked;  // freed during the mark, their bits clear (gort__gc_freed)
   int64_t t0, t_restart1, stw1_ns;
   uint64_t root_objects;      // marked from the roots in the first stop
   uint32_t dirty_gen;         // this cycle's arming of the dirty tracking
@@ -332,8 +372,9 @@ static void cycle(void *arg) {
   // so this cycle frees them (Go clears its pools at the same point).
   if (pool_stopped != NULL) pool_stopped();
   int64_t t_mark = gort__nanotime();
-  uint64_t marked = gort__gc_mark(gc.fig.heap_marked);
+  gort__gc_mark(gc.fig.heap_marked);
   gort__gc_finalizers_mark();
+  uint64_t marked = gort__gc_mark_bytes();  // the finalizers' objects included
   atomic_fetch_add(&gort__gc_sweepgen, 2);
   gort__gc_sweep_begin();
   atomic_store(&gort__gc_heap_live, marked);
@@ -391,6 +432,7 @@ static void cycle_start(void *arg) {
   gort__gc_flush_caches();
   if (pool_stopped != NULL) pool_stopped();
   conc.live_at_start = atomic_load(&gort__gc_heap_live);
+  atomic_store(&conc.freed_unmarked, 0);
   atomic_store(&gort__gc_marking, true);
   conc.root_objects = gort__gc_mark_begin();
   int64_t t_end = gort__nanotime();
@@ -437,20 +479,28 @@ static void cycle_finish(void) {
   gort__stw_stop();
   int64_t t_stopped = gort__nanotime();
   gort__gc_flush_caches();
-  // What the caches took during the mark was allocated black: it counts as
-  // live, as Go counts its black allocation in the marked bytes.
   uint64_t now_live = atomic_load(&gort__gc_heap_live);
-  uint64_t black = now_live > conc.live_at_start ? now_live - conc.live_at_start : 0;
   uint64_t last_pages = 0;
   int64_t parts[3];
   int64_t t_flushed = gort__nanotime();
-  uint64_t marked = gort__gc_mark_finish(gc.fig.heap_marked, &last_pages, parts);
+  gort__gc_mark_finish(gc.fig.heap_marked, &last_pages, parts);
   int64_t t_marked = gort__nanotime();
   atomic_store(&gort__gc_marking, false);
   gort__gc_finalizers_mark();
+  uint64_t marked = gort__gc_mark_bytes();  // the finalizers' objects included
   atomic_fetch_add(&gort__gc_sweepgen, 2);
   gort__gc_sweep_begin();
-  uint64_t live = marked + black;
+  // What the caches took during the mark was allocated black: it counts as
+  // live, as Go counts its black allocation in the marked bytes. The
+  // difference may be "negative" (frees of objects the mark counted), so
+  // it is added modulo 2^64: the sum is exact ("The live count", step 3).
+  uint64_t live = marked + (now_live - conc.live_at_start) + atomic_load(&conc.freed_unmarked);
+  if (GORT_DEBUG_LEVEL >= 2 && live > marked + now_live + atomic_load(&conc.freed_unmarked)) {
+    gort__print("gc: live %llu = marked %llu + now %llu - at the first stop %llu + freed unmarked %llu\n",
+                (unsigned long long)live, (unsigned long long)marked, (unsigned long long)now_live,
+                (unsigned long long)conc.live_at_start, (unsigned long long)atomic_load(&conc.freed_unmarked));
+    gort__throw("gc: the live count went below zero");
+  }
   atomic_store(&gort__gc_heap_live, live);
   // The goal comes from what the mark traced: most of what was allocated
   // black in a churning program is already garbage, and counting it would
@@ -514,6 +564,20 @@ static void *worker_main(void *arg) {
     cycle_finish();
   }
   return NULL;
+}
+
+// "The live count", step 2. obj is the object's block (its header
+// included), bytes what its allocation added. In a no-stop region, so
+// that a stop never falls between the bit and the count: a free split by
+// a cycle's end would take its bytes from the next cycle's count, which
+// never held them.
+void gort__gc_freed(uintptr_t obj, uint64_t bytes) {
+  gort_assert_internal(gort__nostop > 0);
+  uint64_t bit, *mw = mark_word(obj, &bit);
+  bool counted = (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) != 0;
+  if (!counted && atomic_load_explicit(&gort__gc_marking, memory_order_relaxed))
+    atomic_fetch_add_explicit(&conc.freed_unmarked, bytes, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&gort__gc_heap_live, bytes, memory_order_relaxed);
 }
 
 // The pacer's check during a concurrent mark: an allocating thread that

@@ -33,7 +33,14 @@
 // segments of every loaded object (dl_iterate_phdr, read before the world
 // stops, since a stopped thread may hold the loader's lock), registered
 // ranges, every live uncollectable object, and the queue of finalizers not
-// yet run (finalizer.c).
+// yet run (finalizer.c). No pointer need reach an uncollectable object, so
+// the roots' scan sets its mark bit itself and counts its bytes as marked:
+// it survives every cycle, and the live count must hold it (mgc.c).
+//
+// The marked bytes: each object is counted by whoever sets its mark bit
+// (an atomic OR when others mark beside it), once per cycle. An object
+// allocated black, or freed by gort_free, has its bit set already and is
+// not counted here (mgc.c, "The live count", says where it is).
 //
 // Mark workers: one per usable CPU beside the collecting thread (at most
 // 7), gort's own threads that sleep on a futex between cycles, used when
@@ -456,6 +463,20 @@ void gort_gc_remove_roots(void *start, void *end) {
   unlock(&roots.lock);
 }
 
+// A live uncollectable object is a root: no pointer need reach it, so
+// mark_value never marks one. Its bit is set here instead, and its bytes
+// counted the first time, as any marked object's: it survives the cycle,
+// and the live count (mgc.c) must hold what a later gort_free of it takes
+// back. The roots' scans of the first and final stops find it set.
+static void root_object(uintptr_t obj, uintptr_t size) {
+  uint64_t bit, *mw = mark_word(obj, &bit);
+  if ((__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) == 0) {
+    mark.workers[0].bytes += size;
+    mark.workers[0].objects++;
+  }
+  scan_root(obj, obj + size, NULL);
+}
+
 // Every live object of the uncollectable spans on one list (world stopped:
 // the spans are the collector's, so gort_free's pending frees are applied
 // first, and a freed holder stops being a root at once).
@@ -465,12 +486,12 @@ static void scan_uncollectable_list(span_link_t *list) {
     if (s->kind != KIND_GC_UNCOLLECTABLE) continue;
     if (span_state(s) == SPAN_SMALL) gort__gc_collect_frees(s);
     if (span_state(s) == SPAN_LARGE) {
-      if (live_test(s->base)) scan_root(s->base, s->base + span_bytes(s), NULL);
+      if (live_test(s->base)) root_object(s->base, span_bytes(s));
       continue;
     }
     for (uint32_t i = 0; i < s->fresh; i++) {
       uintptr_t obj = s->base + (uintptr_t)i * s->elemsize;
-      if (live_test(obj)) scan_root(obj, obj + s->elemsize, NULL);
+      if (live_test(obj)) root_object(obj, s->elemsize);
     }
   }
 }
@@ -544,7 +565,7 @@ void gort__gc_mark_object(uintptr_t obj) {
   mark.workers[0].objects++;
 }
 
-static uint64_t take_bytes(void) {
+uint64_t gort__gc_mark_bytes(void) {
   uint64_t b = 0;
   b += atomic_exchange(&mark.assist_bytes, 0);
   for (int i = 0; i < mark.nworkers; i++) {
@@ -646,7 +667,7 @@ void gort__gc_mark_init(void) {
 // take). So a cycle marks alone below PARALLEL_MIN bytes last found live.
 #define PARALLEL_MIN (64ULL << 20)
 
-uint64_t gort__gc_mark(uint64_t last_marked) {
+void gort__gc_mark(uint64_t last_marked) {
   mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
   mark.atomic = mark.parallel;
   gort__mheap_arena_range(&mark.lo, &mark.hi);
@@ -654,7 +675,6 @@ uint64_t gort__gc_mark(uint64_t last_marked) {
   drain_all();
   handle_overflow();
   if (gort__gc_checkmark) checkmark();
-  return take_bytes();
 }
 
 // ---- concurrent marking (mgc.c, "Concurrent marking") ------------------------------
@@ -722,6 +742,9 @@ void gort__gc_mark_assist(uint64_t budget) {
     // A large object is the worker's: scanned whole inside the no-stop
     // region, a table of megabytes held every stop for milliseconds.
     mspan_t *s = span_of(obj);
+    // The program freed this large object after it was queued: its pages
+    // are free (no span) or another span's, which scan_object tells apart.
+    if (s == NULL) continue;
     uintptr_t size = gc_object_bytes(s);
     if (size > ASSIST_MAX_OBJECT) {
       push(&w, obj);
@@ -876,8 +899,8 @@ bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
 }
 
 // The final stop: the roots again, the last written pages, the drain with
-// every worker, the overflow pass, gccheckmark. Returns the marked bytes.
-uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]) {
+// every worker, the overflow pass, gccheckmark.
+void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]) {
   gort__mheap_arena_range(&mark.lo, &mark.hi);
   int64_t t0 = gort__nanotime();
   scan_roots_ex(true);
@@ -890,7 +913,6 @@ uint64_t gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64
   handle_overflow();
   if (gort__gc_checkmark) checkmark();
   mark.atomic = false;
-  return take_bytes();
 }
 
 // Allocation black: every free slot of s is marked, so the objects a cache
