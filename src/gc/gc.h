@@ -121,6 +121,12 @@ void gort__gc_install_hooks(void);
 // 2 re-initializes them (child). Likewise for the roots', the finalizers'
 // and the mark queue's locks.
 void gort__gc_malloc_fork(int phase);
+// fork, before the stop decision: true if a thread cache may hold collected
+// spans (the fork must then stop the world); false with a lock held that
+// keeps every cache from taking its first one until
+// gort__gc_fork_caches_release (parent: 0, child: 1).
+bool gort__gc_fork_caches_used(void);
+void gort__gc_fork_caches_release(int child);
 void gort__gc_mark_fork(int phase);
 void gort__gc_finalizers_fork(int phase);
 

@@ -55,6 +55,16 @@ static struct {
   struct gort_gc_layout *table[256];
 } layouts = {.lock = LOCK_INIT};
 
+// Whether a thread cache has ever taken a collected span. A fork before
+// the collector's first cycle must stop the world if so (mgc.c,
+// fork_prepare): set once, under the lock, which a fork that finds it
+// clear holds across the fork, so that no thread takes its first span
+// between the fork's look and the fork.
+static struct {
+  lock_t lock;  // the first lock a fork takes (rank LOCK_START); otherwise held with none
+  _Atomic bool on;
+} cached_any = {.lock = LOCK_INIT};
+
 void gort__gc_malloc_init(void) {
   for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
     for (int c = 0; c < GORT_NUM_CLASSES; c++) {
@@ -172,6 +182,11 @@ static block_t *refill(gc_class_cache_t *gcc, int kind, int cls) {
     if (s != NULL) {
       gcc->span = NULL;
       gort__gc_span_relist(s);
+    }
+    if (!atomic_load_explicit(&cached_any.on, memory_order_relaxed)) {
+      lock(&cached_any.lock);
+      atomic_store_explicit(&cached_any.on, true, memory_order_relaxed);
+      unlock(&cached_any.lock);
     }
     if ((s = take_span(kind, cls)) == NULL) return NULL;
     s->where = WHERE_GC_CACHED;
@@ -499,6 +514,18 @@ static void *gc_realloc(void *p, mspan_t *s, size_t size) {
   memcpy(q, p, old < size ? old : size);
   gc_free(p, s);
   return q;
+}
+
+bool gort__gc_fork_caches_used(void) {
+  lock(&cached_any.lock);
+  if (!atomic_load_explicit(&cached_any.on, memory_order_relaxed)) return false;
+  unlock(&cached_any.lock);
+  return true;
+}
+
+void gort__gc_fork_caches_release(int child) {
+  if (child) lock_reinit(&cached_any.lock);
+  else unlock(&cached_any.lock);
 }
 
 // fork(): every lock of the collector's lists is taken across the fork, so

@@ -685,13 +685,18 @@ static void fork_prepare(void) {
   // objects still marked from the parent's last cycle and free what they
   // point to (gccheckmark caught it in forked children). So the fork waits
   // for the sweeper and stops the world: no thread is then inside such a
-  // region.
-  if (active) {
+  // region. Before the first cycle too, once a thread has cached a
+  // collected span: the child's orphaned caches are flushed only after a
+  // stop, and a span lost with them kept the mark bits of the child's
+  // first mark, so that its next mark stopped short at them and freed what
+  // their objects had come to point to.
+  if (active || gort__gc_fork_caches_used()) {
     fork_stopped = true;
+    gort__stw_init();  // the stop signal's handler, which the first cycle installs
     gort__gc_sweep_pause();
     gort__stw_stop();
   } else {
-    fork_stopped = false;
+    fork_stopped = false;  // and no cache takes a collected span until after the fork
     gort__stw_lock_for_fork();
   }
   gort__gc_finalizers_fork(0);
@@ -707,6 +712,7 @@ static void fork_parent(void) {
     gort__gc_sweep_resume();
   } else {
     gort__stw_unlock_after_fork(0);
+    gort__gc_fork_caches_release(0);
   }
   cycle_lock_drop();
 }
@@ -720,6 +726,7 @@ static void fork_child(void) {
   gort__gc_mark_fork(2);
   gort__gc_finalizers_fork(2);
   gort__stw_unlock_after_fork(1);
+  if (!fork_stopped) gort__gc_fork_caches_release(1);
   atomic_store(&cycle_lock, 0);
   active = false;
   conc.on = false;  // the worker thread is gone; activate() starts another

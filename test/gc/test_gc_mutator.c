@@ -738,6 +738,66 @@ TEST(fork_while_threads_allocate_and_collect_under_gccheckmark) {
   EXPECT(harness_run_inner("inner_fork_while_threads_allocate", "GORT_DEBUG=gccheckmark=1"));
 }
 
+// A fork before the collector's first cycle did not stop the world, so
+// the child lost the spans the other threads had cached: never swept, the
+// mark bits its first mark set in them stayed, and its next mark stopped
+// at the objects there as if they were scanned already, freeing what they
+// had come to point to since. Here another thread caches the span of a
+// holder that a global points to; the child collects, links a new object
+// under the holder, and collects again: the new object must survive.
+struct early_holder {
+  void *to[16];
+};
+static struct early_holder *_Atomic early_holder;
+static _Atomic bool early_holder_done;
+
+static void *hold_from_own_cache(void *arg) {
+  (void)arg;
+  atomic_store(&early_holder, gort_gc_alloc(sizeof(struct early_holder)));
+  while (!atomic_load(&early_holder_done)) usleep(1000);  // its cache keeps the span
+  return NULL;
+}
+
+static GCTEST_NOINLINE void link_new_objects(struct early_holder *h, gort_weak_t **weak) {
+  for (int i = 0; i < 16; i++) {
+    h->to[i] = gort_gc_alloc(64);
+    memset(h->to[i], 0x5a, 64);
+    weak[i] = gort_gc_weak_make(h->to[i]);
+  }
+}
+
+static int collect_after_early_fork(void) {
+  static gort_weak_t *weak[16];
+  struct early_holder *h = atomic_load(&early_holder);
+  gort_gc_collect();
+  link_new_objects(h, weak);
+  gort_gc_collect();
+  int lost = 0;
+  for (int i = 0; i < 16; i++) lost += gort_gc_weak_get(weak[i]) != h->to[i];
+  return lost;
+}
+
+TEST(a_fork_before_the_first_cycle_keeps_the_other_threads_spans) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer does not support fork with threads running");
+  pthread_t holder;
+  EXPECT(pthread_create(&holder, NULL, hold_from_own_cache, NULL) == 0);
+  while (atomic_load(&early_holder) == NULL) usleep(1000);
+  EXPECT(gctest_num_gc() == 0, "a cycle ran before the fork");
+  pid_t pid = fork();
+  if (pid < 0) harness_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    alarm(10);
+    _exit(collect_after_early_fork());
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  EXPECT(WIFEXITED(st), "the child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  EXPECT_EQ_U64(WEXITSTATUS(st), 0, "objects the child linked under the holder were freed");
+  atomic_store(&early_holder_done, true);
+  pthread_join(holder, NULL);
+}
+
 static void fork_while_threads_allocate(void) {
   cfg = (config_t){0};
   pthread_t tid[3];
