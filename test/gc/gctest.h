@@ -17,8 +17,10 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gort/gc.h"
 #include "gort/metrics.h"
@@ -86,6 +88,34 @@ static __attribute__((unused)) double gctest_now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+// Sends stderr to a fresh unlinked file until gctest_stderr_end, which
+// returns what was written there (up to cap - 1 bytes, NUL-terminated in
+// buf): how the tests read gctrace lines.
+typedef struct {
+  int fd, saved;
+} gctest_stderr_t;
+
+static __attribute__((unused)) gctest_stderr_t gctest_stderr_begin(void) {
+  char path[] = "/tmp/gort-gctest-XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT(fd >= 0, "mkstemp: %s", strerror(errno));
+  unlink(path);
+  fflush(stderr);
+  gctest_stderr_t c = {fd, dup(2)};
+  dup2(fd, 2);
+  return c;
+}
+
+static __attribute__((unused)) const char *gctest_stderr_end(gctest_stderr_t c, char *buf, size_t cap) {
+  fflush(stderr);
+  dup2(c.saved, 2);
+  close(c.saved);
+  ssize_t n = pread(c.fd, buf, cap - 1, 0);
+  buf[n > 0 ? n : 0] = '\0';
+  close(c.fd);
+  return buf;
 }
 
 static __attribute__((unused)) void gctest_sleep_ms(int ms) {

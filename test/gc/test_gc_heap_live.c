@@ -355,13 +355,7 @@ static void check_trace(const char *out, uint64_t heap_sys_mb) {
 // blocks, freed a generation later, while the program allocates collected
 // objects and cycles run from heap growth.
 INNER_TEST(inner_gctrace_with_uncollectable_rings) {
-  char path[] = "/tmp/gort-heaplive-XXXXXX";
-  int fd = mkstemp(path);
-  EXPECT(fd >= 0, "mkstemp: %s", strerror(errno));
-  unlink(path);
-  fflush(stderr);
-  int saved = dup(2);
-  dup2(fd, 2);
+  gctest_stderr_t cap = gctest_stderr_begin();
   uint64_t rng = harness_seed() | 1;
   enum { NRINGS = 64 };
   static void *rings[NRINGS];
@@ -384,13 +378,8 @@ INNER_TEST(inner_gctrace_with_uncollectable_rings) {
     snprintf(bad + strlen(bad), sizeof bad - strlen(bad), " (after freeing every ring)");
   gctest_collect();
   uint32_t cycles = gctest_num_gc() - gc0;
-  fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
   static char out[1 << 18];
-  ssize_t n = pread(fd, out, sizeof out - 1, 0);
-  out[n > 0 ? n : 0] = '\0';
-  close(fd);
+  gctest_stderr_end(cap, out, sizeof out);
   EXPECT(bad[0] == '\0', "%s", bad);
   EXPECT(cycles >= 4, "only %u cycles ran", cycles);
   check_trace(out, (gctest_memstats()->heap_sys >> 20) + 1);

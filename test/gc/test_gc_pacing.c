@@ -233,25 +233,13 @@ static const char gctrace_re[] =
 // Runs three forced cycles and 32 MiB of garbage with stderr going to a
 // file; returns the file's contents (static) and the cycles run.
 static const char *capture_stderr_of_cycles(uint32_t *first, uint32_t *last) {
-  char path[] = "/tmp/gort-gctrace-XXXXXX";
-  int fd = mkstemp(path);
-  EXPECT(fd >= 0, "mkstemp: %s", strerror(errno));
-  unlink(path);
-  fflush(stderr);
-  int saved = dup(2);
-  dup2(fd, 2);
+  gctest_stderr_t cap = gctest_stderr_begin();
   *first = gctest_num_gc() + 1;
   for (int i = 0; i < 3; i++) gort_gc_collect();
   allocate_garbage(32 * MiB);
   *last = gctest_num_gc();
-  fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
   static char out[1 << 16];
-  ssize_t n = pread(fd, out, sizeof out - 1, 0);
-  out[n > 0 ? n : 0] = '\0';
-  close(fd);
-  return out;
+  return gctest_stderr_end(cap, out, sizeof out);
 }
 
 INNER_TEST(inner_gctrace) {
