@@ -127,7 +127,9 @@ static void *large_alloc(size_t size, uintptr_t align_pages, bool zero) {
   }
   uintptr_t npages = (size + GORT_PAGE_SIZE - 1) >> GORT_PAGE_SHIFT;
   if (npages == 0) npages = 1;
-  mspan_t *s = gort__mheap_alloc(npages, align_pages, SPAN_LARGE);
+  mspan_t *s = NULL;
+  if (align_pages == 1 && npages <= GORT_LARGE_KEEP_PAGES) s = gort__mcache_take_large(npages);
+  if (s == NULL) s = gort__mheap_alloc(npages, align_pages, SPAN_LARGE);
   if (s == NULL) return NULL;
   s->kind = KIND_MANUAL;
   s->nelems = 1;
@@ -254,6 +256,8 @@ static mspan_t *live_span(const void *p, const misuse_msgs_t *m, bool *sampled) 
     if (a != s->base) gort__fatal(m->interior, p);
     return s;
   }
+  // A kept large block's span (mcache.c, "Large blocks"): freed already.
+  if (s->state == SPAN_CACHED) gort__fatal(a == s->base ? m->dbl : m->in_free, p);
   if (s->state != SPAN_SMALL) gort__fatal(m->dbl, p);  // the first page of a freed span
   mcache_t *c = gort__tls_cache;
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c) gort__mcache_collect_remote(c, s);
@@ -305,7 +309,7 @@ GORT_NOINLINE void gort__free_slow(void *p) {
     return;
   }
   if (s->state == SPAN_LARGE) {
-    gort__mheap_free_large(s, (uintptr_t)p);
+    if (!gort__mcache_keep_large(s)) gort__mheap_free_large(s, (uintptr_t)p);
     return;
   }
   block_t *b = p;

@@ -7,6 +7,11 @@
 
 // Empty spans a thread keeps (mcache.c, "Empty spans"): about 1 MiB.
 #define GORT_STASH_SLOTS 32
+// Freed large blocks' spans a thread keeps (mcache.c, "Large blocks"): at
+// most GORT_LARGE_KEEP_PAGES pages each, GORT_LARGE_KEEP_BUDGET in all.
+#define GORT_LARGE_KEEP_SLOTS 8
+#define GORT_LARGE_KEEP_PAGES 16
+#define GORT_LARGE_KEEP_BUDGET 128
 
 // The fast paths' state of one size class, in one half cache line: a
 // malloc and a free each touch one line of the cache.
@@ -59,6 +64,10 @@ typedef struct mcache {
   // stash_class[i] is the class of stash[i]'s span while it is not NULL.
   _Atomic(mspan_t *) stash[GORT_STASH_SLOTS];
   uint8_t stash_class[GORT_STASH_SLOTS];  // owner only
+  // Freed large blocks' spans (SPAN_CACHED) kept for reuse, filled and
+  // emptied as the stash is; keep_npages[i] is the size of keep[i]'s span.
+  _Atomic(mspan_t *) keep[GORT_LARGE_KEEP_SLOTS];
+  uint16_t keep_npages[GORT_LARGE_KEEP_SLOTS];  // owner only
   // The adaptive bound on max[] (mcache.c, "list bounds"): per class,
   // whether it flushed since its last refill; and the bytes of growth past
   // the classes' base bounds, against the thread's budget.
@@ -72,6 +81,9 @@ typedef struct mcache {
   uintptr_t tiny;
   uint32_t tiny_off;
   uint64_t gc_nmalloc, gc_bytes;  // small collected objects allocated; counters, as k[].nmalloc
+  // Large blocks served from and returned to the stash (k[0].nmalloc and
+  // k[0].nfree count them), in bytes; counters, as k[].nmalloc.
+  uint64_t large_alloc_bytes, large_free_bytes;
 
   // Blocks freed by other threads into this cache's full spans (the first
   // remote free after NOTIFY). Lock-free stack; the owner takes all.
@@ -132,6 +144,15 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b);
 void gort__mcache_collect_remote(mcache_t *c, mspan_t *s);
 // Hands every span of c back (thread exit, fork child).
 void gort__mcache_abandon(mcache_t *c);
+// Large blocks (mcache.c, "Large blocks"). keep: the calling thread keeps
+// the span of freed large manual block s; false if it cannot (the caller
+// frees s to the heap); fatal if s was freed meanwhile. take: a kept span
+// of npages to npages + npages/4 pages, now SPAN_LARGE, or NULL.
+bool gort__mcache_keep_large(mspan_t *s);
+mspan_t *gort__mcache_take_large(uintptr_t npages);
+// The bytes counted by the large blocks kept and reused, every cache's
+// and the retired ones (frees read first, as memstats.c needs).
+void gort__mcache_large_bytes(uint64_t *alloc, uint64_t *freed);
 // Returns every cache's spare empty spans to the page heap (scavenger),
 // and, if self_current, the calling thread's empty current spans too.
 // Returns the bytes. Call with no gort lock held.

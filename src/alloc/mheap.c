@@ -442,7 +442,7 @@ static void free_locked(mspan_t *s) {
   if (s->state == SPAN_SMALL) {
     heap.small_span_pages -= s->npages;
     if (s->kind == KIND_MANUAL) gort__span_pinfo_clear(s);
-  } else {
+  } else if (s->state == SPAN_LARGE) {  // (a SPAN_CACHED one was counted freed when kept)
     heap.large_frees++;
     heap.large_free_bytes += span_bytes(s);
   }
@@ -462,7 +462,8 @@ static void free_locked(mspan_t *s) {
 
 void gort__mheap_free(mspan_t *s) {
   lock(&heap.lock);
-  gort_check(s->state == SPAN_SMALL || s->state == SPAN_LARGE, "mheap: free of a span not in use");
+  gort_check(s->state == SPAN_SMALL || s->state == SPAN_LARGE || s->state == SPAN_CACHED,
+             "mheap: free of a span not in use");
   free_locked(s);
   unlock(&heap.lock);
   if (heap.free_hook != NULL) heap.free_hook();

@@ -56,6 +56,8 @@ typedef enum {
   SPAN_LARGE = 2,  // one object larger than GORT_SMALL_MAX (or over-aligned)
   SPAN_DEAD = 3,   // struct in the fixalloc, not describing any pages
   SPAN_RELEASING = 4,  // free, off the lists while the scavenger releases it
+  SPAN_CACHED = 5,     // a freed large block's span, kept by a thread for the next
+                       // large block (mcache.c, "Large blocks"): in use, holding nothing
 } span_state_t;
 
 // Span kinds (with the size class, Go's spanClass): collected and malloc'd

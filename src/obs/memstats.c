@@ -47,8 +47,20 @@ static void read_counts(class_counts_t *cc, heap_stats_t *hs) {
   for (int i = 0; i < GORT_NUM_CLASSES; i++) {
     cc->nmalloc[i] += rm[i];
     cc->nfree[i] += rf[i];
-    if (cc->nfree[i] > cc->nmalloc[i]) cc->nmalloc[i] = cc->nfree[i];  // a thread exited mid-read
+    if (i > 0 && cc->nfree[i] > cc->nmalloc[i]) cc->nmalloc[i] = cc->nfree[i];  // a thread exited mid-read
   }
+  // Large blocks that threads keep and reuse (alloc/mcache.c, "Large
+  // blocks") are counted in the caches' class 0, not by the heap: a block
+  // may come from one and go back to the other, so only the sums are
+  // figures, and they are read after the heap's (hence the clamps).
+  uint64_t ab, fb;
+  gort__mcache_large_bytes(&ab, &fb);
+  hs->large_allocs += cc->nmalloc[0];
+  hs->large_frees += cc->nfree[0];
+  hs->large_alloc_bytes += ab;
+  hs->large_free_bytes += fb;
+  if (hs->large_frees > hs->large_allocs) hs->large_allocs = hs->large_frees;
+  if (hs->large_free_bytes > hs->large_alloc_bytes) hs->large_alloc_bytes = hs->large_free_bytes;
 }
 
 static void figures_from(const class_counts_t *cc, const heap_stats_t *hs, gort_heap_figures_t *f) {

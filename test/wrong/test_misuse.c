@@ -115,6 +115,47 @@ static void double_free_large_after_merge(void *arg) {
   gort_free(b);
 }
 
+// Blocks of 40000 bytes: a freed one's span is kept by its thread for
+// reuse (alloc/mcache.c, "Large blocks").
+static void double_free_kept_large(void *arg) {
+  (void)arg;
+  void *p = gort_malloc(40000);
+  gort_free(p);
+  gort_free(p);
+}
+
+static void free_inside_kept_large(void *arg) {
+  (void)arg;
+  char *p = gort_malloc(40000);
+  gort_free(p);
+  gort_free(p + 8192);
+}
+
+static void realloc_kept_large(void *arg) {
+  (void)arg;
+  void *p = gort_malloc(40000);
+  gort_free(p);
+  void *volatile q = gort_realloc(p, 50000);
+  (void)q;
+}
+
+static void *free_when_told(void *p) {
+  gort_free(p);
+  return NULL;
+}
+
+// Two threads free one kept-size block at once: exactly one wins.
+static void double_free_kept_large_racing(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 1000; i++) {
+    void *p = gort_malloc(40000);
+    pthread_t t;
+    pthread_create(&t, NULL, free_when_told, p);
+    gort_free(p);
+    pthread_join(t, NULL);
+  }
+}
+
 #define MISUSE(name, fn, msg) \
   TEST(name) { EXPECT(harness_expect_fatal(fn, NULL, msg)); }
 
@@ -131,5 +172,10 @@ MISUSE(free_of_a_large_interior_pointer_is_fatal, free_interior_large, "free(): 
 MISUSE(free_inside_freed_large_pages_is_fatal, free_in_freed_large_pages, "gort: fatal error: free(): ")
 MISUSE(double_free_of_a_merged_large_block_is_fatal, double_free_large_after_merge,
        "free(): double free or invalid pointer (the pages are free)")
+MISUSE(double_free_of_a_kept_large_block_is_fatal, double_free_kept_large, "gort: fatal error: free(): double free 0x")
+MISUSE(free_inside_a_kept_large_block_is_fatal, free_inside_kept_large,
+       "free(): double free or invalid pointer (the pages are free)")
+MISUSE(realloc_of_a_kept_large_block_is_fatal, realloc_kept_large, "realloc(): double free")
+MISUSE(racing_double_free_of_a_large_block_is_fatal, double_free_kept_large_racing, "free(): double free")
 MISUSE(realloc_of_a_freed_block_is_fatal, realloc_freed, "realloc(): double free")
 MISUSE(realloc_of_a_stack_address_is_fatal, realloc_stack, "realloc(): invalid pointer (not allocated by gort)")
