@@ -84,14 +84,14 @@ static gcentral_t *central_of(const mspan_t *s) { return &gort__gcentral[s->kind
 void gort__gc_span_relist(mspan_t *s) {
   gcentral_t *g = central_of(s);
   lock(&g->lock);
-  bool has_free = s->free != NULL || s->fresh < s->nelems;
+  bool has_free = s->used < s->nelems;
   s->where = has_free ? WHERE_GC_PARTIAL : WHERE_GC_FULL;
   span_list_push(has_free ? &g->partial : &g->full, s);
   unlock(&g->lock);
 }
 
-// Frees explicitly freed blocks of s (its remote list) into s->free. The
-// caller owns s. A freed block's mark bit was set by its free (mgc.c, "The
+// Frees explicitly freed blocks of s (its remote list): their slots are
+// free once their live bits are clear (see "Free slots"). The caller owns s. A freed block's mark bit was set by its free (mgc.c, "The
 // live count"); outside a mark it is cleared with the live bit, so that
 // the slot's next object starts white. During a mark it stays set: the
 // slot is then free (live bit clear), and a cache that hands it out
@@ -108,8 +108,6 @@ void gort__gc_collect_frees(mspan_t *s) {
       uint64_t bit, *mw = mark_word((uintptr_t)b, &bit);
       __atomic_fetch_and(mw, ~bit, __ATOMIC_RELAXED);  // other frees OR into the word
     }
-    b->next = s->free;
-    s->free = b;
     s->used--;
     b = next;
   }
@@ -148,22 +146,65 @@ static mspan_t *take_span(int kind, int cls) {
     unlock(&g->lock);
     // Lazy sweep: this span is ours now.
     if (!gort__gc_sweep_span(s)) continue;  // it was empty: back to the heap
-    if (s->free != NULL || s->fresh < s->nelems) return s;
+    if (s->used < s->nelems) return s;
     gort__gc_span_relist(s);  // full
   }
 }
 
-// The next list of free blocks of s (its own, else fresh ones), with their
-// count; counted out in s->used.
+// ---- free slots ---------------------------------------------------------------
+//
+// A collected span keeps no free list between caches: its free slots are
+// the carved ones (below s->fresh) whose live bit is clear, and the cache
+// that takes the span links them (free_slots) when it needs them. So the
+// sweep and a cache's flush write only bitmaps, never the objects' pages.
+// That matters while the heap is write-protected for a concurrent mark
+// (dirty.c): the sweep runs right after a mark's final stop, before the
+// heap is unprotected, and the next cycle's first stop sweeps what is
+// left with the heap protected again; each push of a dead object onto a
+// free list there took a write fault, with a TLB shootdown to the other
+// CPU, on every page holding a dead object (a fifth of GCBench's CPU).
+// The cache's links land on pages its thread is about to write anyway,
+// with the objects it allocates there.
+
+// The free carved slots of s (owned by the caller) as a list in address
+// order, and their count.
+static block_t *free_slots(mspan_t *s, uint32_t *n) {
+  uintptr_t k = s->elemsize >> 4;              // granules per slot (sizes are multiples of 16)
+  uintptr_t end = (uintptr_t)s->fresh * k;     // granules of the carved slots
+  uintptr_t start = 0;                         // granule of the next slot start
+  block_t *head = NULL, **tail = &head;
+  uint32_t count = 0;
+  // A span starts on a page, so its k-th KiB is its k-th bitmap word.
+  for (uintptr_t w = 0; w << 6 < end; w++) {
+    uintptr_t lo = w << 6, hi = lo + 64 < end ? lo + 64 : end;
+    uint64_t starts = 0;
+    for (; start < hi; start += k) starts |= 1ULL << (start - lo);
+    uint64_t bit, free = starts & ~__atomic_load_n(live_word(s->base + (w << 10), &bit), __ATOMIC_RELAXED);
+    while (free != 0) {
+      block_t *b = (block_t *)(s->base + ((lo + (uintptr_t)__builtin_ctzll(free)) << 4));
+      free &= free - 1;
+      *tail = b;
+      tail = &b->next;
+      count++;
+    }
+  }
+  *tail = NULL;
+  *n = count;
+  return head;
+}
+
+// The next list of free blocks of s (its free slots, else fresh ones),
+// with their count; counted out in s->used.
 static block_t *span_list(mspan_t *s, uint32_t *n) {
   gort__gc_collect_frees(s);
-  block_t *list = s->free;
-  if (list != NULL) {
-    *n = s->fresh - s->used;
-    s->free = NULL;
+  if (s->used < s->fresh) {
+    block_t *list = free_slots(s, n);
+    if (GORT_DEBUG_LEVEL >= 2 && *n != s->fresh - s->used)
+      gort__throw("gc: a span's free slots disagree with its used count");
     s->used = s->fresh;
     return list;
   }
+  block_t *list = NULL;
   if (s->fresh < s->nelems) {
     uint32_t before = s->fresh;
     list = gort__mcache_carve(s);
@@ -207,15 +248,9 @@ static void flush_cache(mcache_t *c, void *arg) {
       gc_class_cache_t *gcc = &c->gc[k][cls];
       mspan_t *s = gcc->span;
       if (s == NULL) continue;
-      uint64_t n = 0;
-      for (block_t *b = gcc->head; b != NULL;) {
-        block_t *next = b->next;
-        b->next = s->free;
-        s->free = b;
-        s->used--;
-        n++;
-        b = next;
-      }
+      uint64_t n = 0;  // the list's slots are free by their live bits already
+      for (block_t *b = gcc->head; b != NULL; b = b->next) n++;
+      s->used -= (uint32_t)n;
       atomic_fetch_sub_explicit(&gort__gc_heap_live, n * s->elemsize, memory_order_relaxed);
       gcc->head = NULL;
       gcc->span = NULL;

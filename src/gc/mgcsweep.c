@@ -81,15 +81,15 @@ bool gort__gc_sweep_span(mspan_t *s) {
     uint64_t dead = l & ~m;
     if (dead == 0) continue;
     __atomic_store_n(live, l & m, __ATOMIC_RELAXED);
-    while (dead != 0) {
-      uintptr_t g = w * 64 + (uintptr_t)__builtin_ctzll(dead);
-      dead &= dead - 1;
-      block_t *b = (block_t *)(s->base + (g << 4));
-      if (GORT_DEBUG_LEVEL >= 1) memset((char *)b + 16, 0xdb, s->elemsize - 16);
-      b->tag = 0;
-      b->next = s->free;
-      s->free = b;
-      freed++;
+    // The dead slots are free now by their live bits alone: no write to
+    // the objects' pages (malloc_gc.c, "Free slots").
+    freed += (uint64_t)__builtin_popcountll(dead);
+    if (GORT_DEBUG_LEVEL >= 1) {
+      while (dead != 0) {
+        uintptr_t g = w * 64 + (uintptr_t)__builtin_ctzll(dead);
+        dead &= dead - 1;
+        memset((char *)(s->base + (g << 4)) + 16, 0xdb, s->elemsize - 16);
+      }
     }
   }
   s->used -= (uint32_t)freed;
@@ -110,7 +110,6 @@ bool gort__gc_sweep_span(mspan_t *s) {
   span_sweep_done(s);
   if (s->kind == KIND_GC_UNCOLLECTABLE) return true;
   if (s->used == 0) {
-    s->free = NULL;
     gort__mheap_free(s);
     return false;
   }
