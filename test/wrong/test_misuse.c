@@ -139,18 +139,13 @@ static void realloc_kept_large(void *arg) {
   (void)q;
 }
 
-static void *free_when_told(void *p) {
-  gort_free(p);
-  return NULL;
-}
-
 // Two threads free one kept-size block at once: exactly one wins.
 static void double_free_kept_large_racing(void *arg) {
   (void)arg;
   for (int i = 0; i < 1000; i++) {
     void *p = gort_malloc(40000);
     pthread_t t;
-    pthread_create(&t, NULL, free_when_told, p);
+    pthread_create(&t, NULL, free_it, p);
     gort_free(p);
     pthread_join(t, NULL);
   }
