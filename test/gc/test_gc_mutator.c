@@ -28,7 +28,8 @@
 //
 // Variants rerun the program (settings are read at start-up) with
 // GORT_DEBUG=gccheckmark=1, GORT_DEBUG=gcstress=1 (fewer operations: a
-// cycle runs at every allocation slow path) and GORT_GC=off (nothing is
+// cycle runs at every allocation slow path), both again with
+// gcdirty=mprotect (the fallback dirty tracker), and GORT_GC=off (nothing is
 // ever collected, the heap only grows, and the program is still correct).
 // Each thread's operations are deterministic given --seed; phases and the
 // whole case stop early at time limits so that a slow build cannot time
@@ -598,6 +599,7 @@ INNER_TEST(inner_mutator) {
     cfg.phases = 4;  // the heap only grows: no longer under make stress
   }
   run_mutator();
+  gctest_expect_forced_backend();
 }
 
 TEST(graphs_stay_intact_under_gccheckmark) {
@@ -606,6 +608,13 @@ TEST(graphs_stay_intact_under_gccheckmark) {
 
 TEST(graphs_stay_intact_under_gcstress) {
   EXPECT(harness_run_inner("inner_mutator", "GORT_DEBUG=gcstress=1"));
+}
+
+// The mprotect backend: every first write to a heap granule during a mark
+// is a SIGSEGV that gort's handler takes, on whichever thread wrote.
+TEST(graphs_stay_intact_with_mprotect_dirty_tracking) {
+  EXPECT(harness_run_inner("inner_mutator", "GORT_DEBUG=gcdirty=mprotect,gccheckmark=1"));
+  EXPECT(harness_run_inner("inner_mutator", "GORT_DEBUG=gcdirty=mprotect,gcstress=1"));
 }
 
 TEST(graphs_stay_intact_with_the_collector_off) {
