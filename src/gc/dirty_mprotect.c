@@ -386,6 +386,8 @@ static void kwrite_end(int slot) {
 // dirty.c.)
 #define ARMED() gort_unlikely(atomic_load_explicit(&mp.active, memory_order_relaxed))
 #define RETRY(r) gort_unlikely((r) < 0 && errno == EFAULT && atomic_load_explicit(&mp.opened, memory_order_relaxed))
+// An EFAULT with no buffer in the heap is the program's own: not retried.
+#define NOT_OURS() (errno = EFAULT, -1)
 
 // libc's own: __read and __pread64 are public names in the shared and the
 // static libc; the rest are found with dlsym (a static program has none:
@@ -427,12 +429,14 @@ static ssize_t real_recvmsg(int fd, struct msghdr *msg, int flags) {
 // One buffer.
 #define KWRITE(buf, n, call)                                           \
   do {                                                                 \
-    if (!ARMED()) {                                                    \
+    bool armed_ = ARMED();                                             \
+    if (!armed_) {                                                     \
       ssize_t r_ = (call);                                             \
       if (!RETRY(r_)) return r_;                                       \
     }                                                                  \
     struct iovec v_ = {(buf), (n)};                                    \
     int slot_ = kwrite_begin(&v_, 1);                                  \
+    if (!armed_ && slot_ == -2) return NOT_OURS();                     \
     ssize_t r_ = (call);                                               \
     kwrite_end(slot_);                                                 \
     return r_;                                                         \
@@ -454,12 +458,14 @@ ssize_t recv(int fd, void *buf, size_t n, int flags) {
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen);
 ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen) {
-  if (!ARMED()) {
+  bool armed = ARMED();
+  if (!armed) {
     ssize_t r = real_recvfrom(fd, buf, n, flags, addr, alen);
     if (!RETRY(r)) return r;
   }
   struct iovec v[3] = {{buf, n}, {addr, alen != NULL ? *alen : 0}, {alen, alen != NULL ? sizeof *alen : 0}};
   int slot = kwrite_begin(v, 3);
+  if (!armed && slot == -2) return NOT_OURS();
   ssize_t r = real_recvfrom(fd, buf, n, flags, addr, alen);
   kwrite_end(slot);
   return r;
@@ -467,11 +473,13 @@ ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, 
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt);
 ssize_t readv(int fd, const struct iovec *iov, int cnt) {
-  if (!ARMED()) {
+  bool armed = ARMED();
+  if (!armed) {
     ssize_t r = real_readv(fd, iov, cnt);
     if (!RETRY(r)) return r;
   }
   int slot = kwrite_begin(iov, cnt > 0 ? (size_t)cnt : 0);
+  if (!armed && slot == -2) return NOT_OURS();
   ssize_t r = real_readv(fd, iov, cnt);
   kwrite_end(slot);
   return r;
@@ -481,13 +489,15 @@ ssize_t readv(int fd, const struct iovec *iov, int cnt) {
 // three of its own fields (msg_namelen, msg_controllen, msg_flags).
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags);
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
-  if (!ARMED()) {
+  bool armed = ARMED();
+  if (!armed) {
     ssize_t r = real_recvmsg(fd, msg, flags);
     if (!RETRY(r)) return r;
   }
   struct iovec v[3] = {{msg, sizeof *msg}, {msg->msg_name, msg->msg_namelen}, {msg->msg_control, msg->msg_controllen}};
   int s1 = kwrite_begin(v, 3);
   int s2 = kwrite_begin(msg->msg_iov, msg->msg_iovlen);
+  if (!armed && s1 == -2 && s2 == -2) return NOT_OURS();
   ssize_t r = real_recvmsg(fd, msg, flags);
   kwrite_end(s2);
   kwrite_end(s1);
