@@ -105,7 +105,7 @@ int gort__os_fault_hook(int slot, gort__os_fault_hook_t fn, int keep_blocked) {
 static void chain(int sig, siginfo_t *info, ucontext_t *uc) {
   struct sigaction *p = &flt.prog[slot_of(sig)];
   void (*fn)(int) = p->sa_handler;
-  if (!(p->sa_flags & SA_SIGINFO) && (fn == SIG_DFL || fn == SIG_IGN)) {
+  if (fn == SIG_DFL || fn == SIG_IGN) {  // (sa_handler and sa_sigaction share their storage)
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
