@@ -75,7 +75,7 @@ static const option_t options[] = {
     {"gcdirty", OPT_GCDIRTY, OFF(gcdirty), true,
      "how the collector learns which heap pages the program wrote while it marked: uffd "
      "(userfaultfd write-protect with PAGEMAP_SCAN, Linux 6.7+; the default where it works), "
-     "mprotect (write-protected 64 KiB granules and a SIGSEGV handler; the fallback) or "
+     "mprotect (write-protected 16 KiB granules and a SIGSEGV handler; the fallback) or "
      "none (mark with the world stopped); softdirty is not built", false},
     {"gcstress", OPT_BOOL, OFF(gcstress), true, "run a cycle at every allocation slow path of the collector", false},
     {"gcsignal", OPT_INT, OFF(gcsignal), true, "the signal that stops threads for the collector (default SIGPWR, 30)", false},

@@ -12,7 +12,7 @@
 //             step, so the collector can clean pages while the program runs.
 //             Writes by the kernel (read(2) into the heap) are caught the same
 //             way. Unprivileged (UFFD_USER_MODE_ONLY).
-//   mprotect  the heap write-protected in 64 KiB granules, and a SIGSEGV
+//   mprotect  the heap write-protected in 16 KiB granules, and a SIGSEGV
 //             handler that unprotects the granule written first and records
 //             it (dirty_mprotect.c, which has the invariants). For kernels
 //             without userfaultfd, or a seccomp filter that refuses it.
@@ -35,19 +35,25 @@
 // the fault only for pages it writes while a mark runs.
 //
 // The mprotect backend, and why it is only the fallback:
-//   1. Granules of 64 KiB, eight of the heap's pages: the first write to
-//      each costs a signal and two mprotect calls' worth of kernel work
-//      (the fault, the handler's unprotect, the collect's protect again),
-//      about FIRSTWRITE us here against uffd's 1.7; a smaller granule
-//      pays that more often, and splits the heap's mapping into more
-//      pieces (each protected run between writable ones is a mapping of
-//      its own, and vm.max_map_count is 65530: 4 KiB granules reach it in
-//      a 256 MiB heap written in a checkerboard, 64 KiB ones at 4 GiB).
-//      A larger one rescans more for each write (the rescan reads only
-//      the marked objects' words in a granule, about 5-10 us for 64 KiB).
-//      Reservations start and end on granules (mheap.h), so a granule is
-//      all heap or none. A split refused by the kernel unprotects the
-//      whole reservation and fails the cycle's tracking, as above.
+//   1. Granules of 16 KiB, two of the heap's pages (dirty.h). A first
+//      write costs a signal and the handler's mprotect, 3.7 us here (5.3
+//      where the protected mapping must split), against uffd's 1.7; a
+//      collect's protect again costs 2.6 us a granule. Both grow with the
+//      granule (the kernel rewrites each present page's entry: 6-8 us a
+//      first write at 64 KiB), and so does the final stop's rescan of the
+//      last written granules: on the large-heap benchmark (1 GiB,
+//      random writes, bench/gc) 16, 32 and 64 KiB granules cost 9.2-10.4,
+//      11.3-14.5 and 15.8-17.2 s of CPU and stopped for at most 2-8.5,
+//      7-20 and 24-33 ms (uffd: 9.9-10.8 s, 6-9 ms); on GCBench and
+//      binary-trees, whose writes are to new objects, the three are
+//      within 5% of each other and of uffd. Smaller granules split the
+//      heap's mapping into more pieces (each protected run between
+//      writable ones is a mapping, and vm.max_map_count is 65530): the
+//      large-heap run peaks at about 1150 mappings, but a 1 GiB heap
+//      written in a checkerboard would need 65536. A split the kernel
+//      refuses unprotects the whole reservation and fails the cycle's
+//      tracking, as above. Reservations start and end on 64 KiB
+//      (mheap.h), so a granule is all heap or none.
 //   2. The kernel does not fault when it writes into a protected page for
 //      a system call: the call fails with EFAULT. gort wraps read, pread,
 //      readv, recv, recvfrom and recvmsg so that, while a cycle is armed,

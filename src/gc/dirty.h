@@ -42,4 +42,8 @@ typedef struct dirty_backend {
 
 extern const dirty_backend_t gort__dirty_mprotect GORT_HIDDEN;
 
+// The mprotect backend's granule: what one first write unprotects and one
+// written bit covers (dirty.c says why this size).
+#define GORT_DIRTY_GRANULE_SHIFT 14
+
 #endif  // GORT_GC_DIRTY_H

@@ -2,7 +2,7 @@
 // kernels without userfaultfd (see dirty.c for the design and the figures;
 // gcdirty=mprotect forces it).
 //
-// The heap is write-protected in 64 KiB granules while a cycle marks; the
+// The heap is write-protected in 16 KiB granules while a cycle marks; the
 // first write to a granule faults, and the handler unprotects it, records
 // it in a bitmap and returns, so the write runs again and succeeds. A
 // collect clears a granule's bit, protects it again, and only then reports
@@ -46,24 +46,34 @@
 #include "../alloc/mheap.h"
 #include "../alloc/pagemap.h"
 #include "../base/lock.h"
+#include "../base/persistent.h"
 #include "../os/os.h"
 #include "dirty.h"
 #include "gc.h"
 
-#define GRANULE_SHIFT 16
+#define GRANULE_SHIFT GORT_DIRTY_GRANULE_SHIFT
 #define GRANULE ((uintptr_t)1 << GRANULE_SHIFT)
-#define NGRANULES ((uintptr_t)1 << (GORT_ADDR_BITS - GRANULE_SHIFT))
-#define NWORDS (NGRANULES / 64)
+#define GPA ((uintptr_t)1 << (GORT_ARENA_SHIFT - GRANULE_SHIFT))  // granules per arena
+#define WPA (GPA / 64)                                           // words per arena and bitmap
+#define NGRANULES (GORT_ARENA_L1 * GPA)
 #define NPINS 64
 
-_Static_assert(GRANULE == GORT_RESERVE_ALIGN, "reservations must be whole granules");
+_Static_assert(GORT_RESERVE_ALIGN % GRANULE == 0, "reservations must be whole granules");
+_Static_assert(GPA % 64 == 0, "an arena's bitmaps must be whole words");
+
+// An arena's three bitmaps, one bit per granule: heap (registered), dirty
+// (written since protected), sticky (never protected this cycle).
+enum { HEAP, DIRTY, STICKY };
+typedef struct {
+  uint64_t w[3][WPA];
+} abits_t;
 
 static struct {
-  // Bitmaps of one bit per granule of the page map's window (pagemap.h),
-  // 16 MiB each, reserved at the first open and touched only where the
-  // heap is: heap (registered), dirty (written since protected), sticky
-  // (never protected this cycle). Atomic ORs and ANDs.
-  uint64_t *heap, *dirty, *sticky;
+  // Per arena of the page map's window (pagemap.h), its bitmaps, made at
+  // registration and never freed (1 MiB of pointers reserved at the first
+  // open, touched only where the heap is; 1.5 KiB of bits per arena). The
+  // bits change with atomic ORs and ANDs.
+  abits_t *_Atomic *arenas;
   _Atomic uint32_t lock;
   _Atomic bool opened;   // the backend is in use: the handler claims heap faults
   _Atomic bool active;   // from arming to the end of the disarm
@@ -84,16 +94,26 @@ static void munlock(void) {
   nostop_exit();
 }
 
-static inline bool test(const uint64_t *m, uintptr_t g) {
-  return (__atomic_load_n(&m[g >> 6], __ATOMIC_RELAXED) >> (g & 63)) & 1;
+// The word of bitmap b that holds granule g's bit; NULL outside the
+// registered arenas.
+static inline uint64_t *word(int b, uintptr_t g) {
+  if (g >= NGRANULES || mp.arenas == NULL) return NULL;
+  abits_t *ab = atomic_load_explicit(&mp.arenas[g / GPA], memory_order_acquire);
+  return ab != NULL ? &ab->w[b][(g % GPA) >> 6] : NULL;
 }
-static inline void set(uint64_t *m, uintptr_t g) { __atomic_fetch_or(&m[g >> 6], 1ULL << (g & 63), __ATOMIC_SEQ_CST); }
-static inline void clear(uint64_t *m, uintptr_t g) {
-  __atomic_fetch_and(&m[g >> 6], ~(1ULL << (g & 63)), __ATOMIC_SEQ_CST);
+static inline bool test(int b, uintptr_t g) {
+  uint64_t *w = word(b, g);
+  return w != NULL && (__atomic_load_n(w, __ATOMIC_RELAXED) >> (g & 63)) & 1;
 }
-static inline bool in_heap(uintptr_t a) {
-  return a < ((uintptr_t)1 << GORT_ADDR_BITS) && mp.heap != NULL && test(mp.heap, a >> GRANULE_SHIFT);
+static inline void set(int b, uintptr_t g) {
+  uint64_t *w = word(b, g);
+  if (w != NULL) __atomic_fetch_or(w, 1ULL << (g & 63), __ATOMIC_SEQ_CST);
 }
+static inline void clear(int b, uintptr_t g) {
+  uint64_t *w = word(b, g);
+  if (w != NULL) __atomic_fetch_and(w, ~(1ULL << (g & 63)), __ATOMIC_SEQ_CST);
+}
+static inline bool in_heap(uintptr_t a) { return test(HEAP, a >> GRANULE_SHIFT); }
 
 // ---- the fault ------------------------------------------------------------------------------
 
@@ -104,8 +124,8 @@ static inline bool in_heap(uintptr_t a) {
 static void unprotect_wide(uintptr_t g) {
   atomic_store(&mp.failed, true);
   uintptr_t lo = g, hi = g + 1;
-  while (lo > 0 && test(mp.heap, lo - 1)) lo--;
-  while (hi < NGRANULES && test(mp.heap, hi)) hi++;
+  while (lo > 0 && test(HEAP, lo - 1)) lo--;
+  while (hi < NGRANULES && test(HEAP, hi)) hi++;
   if (gort__os_protect((void *)(lo << GRANULE_SHIFT), (hi - lo) << GRANULE_SHIFT, 1) != 0) {
     gort__print("gort: fatal error: cannot unprotect heap granule %p (vm.max_map_count?)\n",
                 (void *)(g << GRANULE_SHIFT));
@@ -126,7 +146,7 @@ static bool on_fault(int sig, siginfo_t *info, void *uctx) {
 #endif
   uintptr_t g = a >> GRANULE_SHIFT;
   if (gort__os_protect((void *)(g << GRANULE_SHIFT), GRANULE, 1) != 0) unprotect_wide(g);
-  set(mp.dirty, g);  // after the unprotect: the first invariant
+  set(DIRTY, g);  // after the unprotect: the first invariant
   return true;
 }
 
@@ -190,13 +210,11 @@ static int mp_open(void) {
   // a read(2) into the heap would fail with EFAULT.
   return -ENOSYS;
 #endif
-  if (mp.heap == NULL) {
+  if (mp.arenas == NULL) {
     int err;
-    uint64_t *p = gort__os_reserve(0, 3 * NWORDS * sizeof(uint64_t), 4096, &err);
+    void *p = gort__os_reserve(0, GORT_ARENA_L1 * sizeof(abits_t *), 4096, &err);
     if (p == NULL) return err;
-    mp.dirty = p + NWORDS;
-    mp.sticky = p + 2 * NWORDS;
-    mp.heap = p;
+    mp.arenas = p;
   }
   int r = gort__os_fault_hook(GORT_FAULT_HOOK_DIRTY, on_fault, gort__stw_signal());
   if (r < 0) return r;
@@ -213,10 +231,16 @@ static void mp_close(void) {
 // New ranges are sticky until the next arm classifies them (a range
 // registered by a collect may already hold malloc's blocks).
 static int mp_add(uintptr_t lo, uintptr_t hi) {
+  for (uintptr_t a = lo >> GORT_ARENA_SHIFT; a <= (hi - 1) >> GORT_ARENA_SHIFT; a++) {
+    if (atomic_load(&mp.arenas[a]) != NULL) continue;
+    abits_t *ab = gort__persistent_alloc(sizeof(abits_t), 64);
+    if (ab == NULL) return -ENOMEM;
+    atomic_store_explicit(&mp.arenas[a], ab, memory_order_release);
+  }
   bool active = atomic_load(&mp.active);
   for (uintptr_t g = lo >> GRANULE_SHIFT; g < hi >> GRANULE_SHIFT; g++) {
-    if (active) set(mp.sticky, g);
-    set(mp.heap, g);
+    if (active) set(STICKY, g);
+    set(HEAP, g);
   }
   return 0;
 }
@@ -230,12 +254,12 @@ static int mp_protect(uintptr_t lo, uintptr_t hi) {
   run_t run = {0};
   mlock();
   for (uintptr_t g = lo >> GRANULE_SHIFT; g < hi >> GRANULE_SHIFT; g++) {
-    clear(mp.dirty, g);
+    clear(DIRTY, g);
     if (has_manual(g) || pinned(g)) {
-      set(mp.sticky, g);  // writable already: the heap is unprotected between cycles
+      set(STICKY, g);  // writable already: the heap is unprotected between cycles
       continue;
     }
-    clear(mp.sticky, g);
+    clear(STICKY, g);
     run_add(&run, g);
   }
   run_flush(&run);
@@ -254,12 +278,12 @@ static int64_t mp_collect(uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_
   }
   uintptr_t ghi = hi >> GRANULE_SHIFT;
   for (uintptr_t g = lo >> GRANULE_SHIFT; g < ghi; g++) {
-    if ((g & 63) == 0 && g + 64 <= ghi && __atomic_load_n(&mp.dirty[g >> 6], __ATOMIC_RELAXED) == 0 &&
-        __atomic_load_n(&mp.sticky[g >> 6], __ATOMIC_RELAXED) == 0) {
+    if ((g & 63) == 0 && g + 64 <= ghi && __atomic_load_n(word(DIRTY, g), __ATOMIC_RELAXED) == 0 &&
+        __atomic_load_n(word(STICKY, g), __ATOMIC_RELAXED) == 0) {
       g += 63;
       continue;
     }
-    bool d = test(mp.dirty, g), st = test(mp.sticky, g);
+    bool d = test(DIRTY, g), st = test(STICKY, g);
     if (!d && !st) continue;
     uintptr_t a = g << GRANULE_SHIFT;
     if (nout > 0 && out[nout - 1][1] == a) {
@@ -273,7 +297,7 @@ static int64_t mp_collect(uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_
       nout++;
     }
     if (d && !st && !pinned(g)) {
-      clear(mp.dirty, g);  // before the protect: the first invariant
+      clear(DIRTY, g);  // before the protect: the first invariant
       run_add(&run, g);
     }
   }
@@ -320,8 +344,8 @@ static void manual_span(uintptr_t base, uintptr_t bytes) {
   if (!atomic_load(&mp.active)) return;
   mlock();
   for (uintptr_t g = base >> GRANULE_SHIFT; g <= (base + bytes - 1) >> GRANULE_SHIFT; g++) {
-    if (test(mp.sticky, g)) continue;
-    set(mp.sticky, g);
+    if (test(STICKY, g) || !test(HEAP, g)) continue;
+    set(STICKY, g);
     gort__os_protect((void *)(g << GRANULE_SHIFT), GRANULE, 1);
   }
   munlock();
@@ -337,9 +361,9 @@ static void open_range(const void *p, size_t len) {
   uintptr_t lo = (uintptr_t)p, hi = lo + len;
   if (hi < lo || lo >= ((uintptr_t)1 << GORT_ADDR_BITS)) return;
   for (uintptr_t g = lo >> GRANULE_SHIFT; g <= (hi - 1) >> GRANULE_SHIFT && g < NGRANULES; g++) {
-    if (!test(mp.heap, g) || test(mp.sticky, g) || test(mp.dirty, g)) continue;  // writable
+    if (!test(HEAP, g) || test(STICKY, g) || test(DIRTY, g)) continue;  // writable
     if (gort__os_protect((void *)(g << GRANULE_SHIFT), GRANULE, 1) != 0) unprotect_wide(g);
-    set(mp.dirty, g);
+    set(DIRTY, g);
   }
 }
 

@@ -204,13 +204,14 @@ TEST(an_uncaught_segfault_still_kills_with_sigsegv) {
 // outside a cycle, so the last cycle's disarm must be over first.
 INNER_TEST(inner_first_write_cost) {
   enum { GRANULES = 2048 };
-  size_t bytes = (size_t)(GRANULES + 1) << 16;
+  const uintptr_t G = (uintptr_t)1 << GORT_DIRTY_GRANULE_SHIFT;
+  size_t bytes = (size_t)(GRANULES + 1) * G;
   char *obj = gort_gc_alloc_noscan(bytes);
   ASSERT_NOT_NULL(obj);
   memset(obj, 1, bytes);  // resident
   expect_mprotect();      // registers the heap, obj's reservation included
   usleep(200000);         // the cycle's disarm, after its end
-  uintptr_t lo = ((uintptr_t)obj + 0xffff) & ~(uintptr_t)0xffff, hi = lo + ((uintptr_t)GRANULES << 16);
+  uintptr_t lo = ((uintptr_t)obj + G - 1) & ~(G - 1), hi = lo + GRANULES * G;
   const dirty_backend_t *be = &gort__dirty_mprotect;
   be->arming(true);
   double best_fault = 1e9, best_plain = 1e9, best_split = 1e9, best_collect = 1e9;
@@ -218,20 +219,20 @@ INNER_TEST(inner_first_write_cost) {
     uintptr_t runs[64][2], walk = lo;
     EXPECT(be->protect(lo, hi) == 0, "protect");
     double t0 = gctest_now();
-    for (uintptr_t a = lo; a < hi; a += 1 << 16) *(volatile char *)a = 2;
+    for (uintptr_t a = lo; a < hi; a += G) *(volatile char *)a = 2;
     double t1 = gctest_now();
-    for (uintptr_t a = lo; a < hi; a += 1 << 16) *(volatile char *)(a + 64) = 3;
+    for (uintptr_t a = lo; a < hi; a += G) *(volatile char *)(a + 64) = 3;
     double t2 = gctest_now();
     for (uintptr_t from = lo; from < hi; from = walk)  // all written: one run, one protect
       if (be->collect(from, hi, runs, 64, &walk) < 0 || walk <= from) break;
     double t3 = gctest_now();
-    for (uintptr_t a = lo; a < hi; a += 2 << 16) *(volatile char *)a = 4;
+    for (uintptr_t a = lo; a < hi; a += 2 * G) *(volatile char *)a = 4;
     double t4 = gctest_now();
     uint64_t reported = 0;
     for (uintptr_t from = lo; from < hi; from = walk) {
       int64_t r = be->collect(from, hi, runs, 64, &walk);
       EXPECT(r >= 0, "collect: %lld", (long long)r);
-      for (int64_t i = 0; i < r; i++) reported += (runs[i][1] - runs[i][0]) >> 16;
+      for (int64_t i = 0; i < r; i++) reported += (runs[i][1] - runs[i][0]) / G;
       if (walk <= from) break;
     }
     double t5 = gctest_now();
@@ -243,9 +244,9 @@ INNER_TEST(inner_first_write_cost) {
     be->unprotect(lo, hi);
   }
   be->arming(false);
-  printf("  first write to a protected 64 KiB granule: %.2f us (%.2f us where the mapping must split; "
+  printf("  first write to a protected %zu KiB granule: %.2f us (%.2f us where the mapping must split; "
          "an unprotected write: %.3f us); protecting it again in a collect: %.2f us\n",
-         best_fault * 1e6, best_split * 1e6, best_plain * 1e6, best_collect * 1e6);
+         (size_t)(G >> 10), best_fault * 1e6, best_split * 1e6, best_plain * 1e6, best_collect * 1e6);
 }
 
 TEST(the_cost_of_a_first_write_is_printed) {
