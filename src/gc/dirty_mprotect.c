@@ -245,11 +245,16 @@ static int mp_add(uintptr_t lo, uintptr_t hi) {
   return 0;
 }
 
-static void mp_arming(bool on) { atomic_store(&mp.active, on); }
+// Arming publishes mp.active before mp_protect reads the spans' kinds; the
+// fence pairs with gort__gc_manual_span's, which orders a kind's write
+// before the hook reads mp.active (one of the two sees the other).
+static void mp_arming(bool on) {
+  atomic_store(&mp.active, on);
+  atomic_thread_fence(memory_order_seq_cst);
+}
 
 // Protects every granule of [lo, hi) but those with malloc's blocks or a
-// kernel write in progress, which become sticky. mp.active is set (the
-// fence in its store pairs with gort__gc_manual_span's).
+// kernel write in progress, which become sticky (mp.active is set).
 static int mp_protect(uintptr_t lo, uintptr_t hi) {
   run_t run = {0};
   mlock();
