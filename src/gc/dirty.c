@@ -57,9 +57,11 @@
 //   2. The kernel does not fault when it writes into a protected page for
 //      a system call: the call fails with EFAULT. gort wraps read, pread,
 //      readv, recv, recvfrom and recvmsg so that, while a cycle is armed,
-//      the heap part of their buffers is unprotected, marked written and
-//      pinned (never protected again) until the call returns; they cost
-//      one load when no cycle is armed. A call that began before the arm
+//      the heap part of their buffers is unprotected for the rest of the
+//      cycle (rescanned at every collect, as malloc's granules below) and
+//      pinned until the call returns, so that the next cycle's arm cannot
+//      protect it under a call that blocks; they cost one load when no
+//      cycle is armed. A call that began before the arm
 //      and failed with EFAULT is made once more with its buffer opened:
 //      right for pipes, stream sockets and files, which write nothing when
 //      they fail; a datagram socket drops its datagram.

@@ -13,13 +13,15 @@
 //     or a fault handler that unprotected it is about to set its dirty bit:
 //     the handler unprotects first and sets the bit second, so a collect
 //     that clears the bit in between protects the granule again after it.
-//   - A sticky granule is never protected until the next arm: it holds
-//     malloc's blocks (the kernel writes there for libc: a stdio buffer, a
-//     directory stream), or it was registered in the middle of a cycle. It
-//     is reported by every collect, written or not.
+//     (Not the converse: that collect leaves the bit set on a protected
+//     granule, reported once more for nothing.)
+//   - A sticky granule is writable and never protected until the next arm:
+//     it holds malloc's blocks (the kernel writes there for libc: a stdio
+//     buffer, a directory stream), or it was registered in the middle of a
+//     cycle, or a wrapped system call wrote into it. It is reported by
+//     every collect, written or not.
 //   - A granule under a kernel write in progress (pinned by a wrapper
-//     below) is not protected again until the call returns: its dirty bit
-//     stays set and it is reported again.
+//     below) is not protected by an arm until the call returns.
 // mp.lock orders the collector's protects against the wrappers' pins and
 // the allocator's new malloc spans (a granule must not be protected between
 // a wrapper's unprotect and its system call). The fault handler takes no
@@ -360,15 +362,19 @@ static void manual_span(uintptr_t base, uintptr_t bytes) {
 
 #ifndef GORT_NO_SHIM
 
-// Makes the heap's part of [p, p + len) writable and dirty (lock held).
+// Makes the heap's part of [p, p + len) sticky and writable (lock held),
+// so that a buffer read into again and again costs one mprotect a cycle.
+// Only a sticky bit says a granule is writable: a dirty one may have been
+// protected again by a collect that ran between a handler's unprotect and
+// its bit (the read then failed with EFAULT).
 static void open_range(const void *p, size_t len) {
   if (p == NULL || len == 0) return;
   uintptr_t lo = (uintptr_t)p, hi = lo + len;
   if (hi < lo || lo >= ((uintptr_t)1 << GORT_ADDR_BITS)) return;
   for (uintptr_t g = lo >> GRANULE_SHIFT; g <= (hi - 1) >> GRANULE_SHIFT && g < NGRANULES; g++) {
-    if (!test(HEAP, g) || test(STICKY, g) || test(DIRTY, g)) continue;  // writable
+    if (!test(HEAP, g) || test(STICKY, g)) continue;
+    set(STICKY, g);
     if (gort__os_protect((void *)(g << GRANULE_SHIFT), GRANULE, 1) != 0) unprotect_wide(g);
-    set(DIRTY, g);
   }
 }
 
