@@ -36,9 +36,10 @@
 //
 // The mprotect backend, and why it is only the fallback:
 //   1. Granules of 16 KiB, two of the heap's pages (dirty.h). A first
-//      write costs a signal and the handler's mprotect, 3.7 us here (5.3
-//      where the protected mapping must split), against uffd's 1.7; a
-//      collect's protect again costs 2.6 us a granule. Both grow with the
+//      write costs a signal and the handler's mprotect, 3.7-4.2 us here
+//      (5.1-5.3 where the protected mapping must split), against uffd's
+//      1.7; a collect's protect again costs 2.5-2.6 us a granule (test_gc_
+//      dirty_mprotect prints them). Both grow with the
 //      granule (the kernel rewrites each present page's entry: 6-8 us a
 //      first write at 64 KiB), and so does the final stop's rescan of the
 //      last written granules: on the large-heap benchmark (1 GiB,
