@@ -7,6 +7,7 @@
 # Usage: bench/gc/run.sh [REPS]          (default 3)
 # Environment:
 #   IMPLS="gort bdwgc go malloc"  (also: gort-stw, gort with GORT_DEBUG=gcdirty=none;
+#     gort-mprotect, gort with GORT_DEBUG=gcdirty=mprotect;
 #     bdwgc-inc, bdwgc in its incremental mode)  WORKLOADS="gcbench bintree largeheap"
 #   GCBENCH_ARGS=16  BINTREE_ARGS=18  LARGEHEAP_ARGS="1024 4000000"
 #     (smaller for a quick look: GCBENCH_ARGS=12 BINTREE_ARGS=12 LARGEHEAP_ARGS="64 200000")
@@ -46,6 +47,7 @@ prog() {  # prog IMPL WORKLOAD: the command line, empty if not built
     go) bin=$B/gcgo ;;
     bdwgc-inc) bin=$B/$2-bdwgc pre="env GCB_BDW_INCREMENTAL=1" ;;   # bdwgc's incremental mode
     gort-stw) bin=$B/$2-gort pre="env GORT_DEBUG=gcdirty=none" ;;    # gort marking with the world stopped
+    gort-mprotect) bin=$B/$2-gort pre="env GORT_DEBUG=gcdirty=mprotect" ;;  # gort's fallback dirty tracker
     *) bin=$B/$2-$1 ;;
   esac
   [ -x "$bin" ] || return 0
@@ -57,6 +59,7 @@ declare -A WHY=(
   [bdwgc]="libgc-dev missing? (apt-get install libgc-dev)"
   [bdwgc-inc]="libgc-dev missing? (apt-get install libgc-dev)"
   [gort-stw]="gort's collector is not linked into build/libgort.a yet"
+  [gort-mprotect]="gort's collector is not linked into build/libgort.a yet"
   [go]="no go command? (apt-get install golang-go)"
   [malloc]="make bench-gc failed?"
 )
@@ -89,7 +92,7 @@ for w in $WORKLOADS; do
       # shellcheck disable=SC2046
       line=$(timeout "$TIMEOUT" $(prog "$i" "$w") 2> "$err")
       rc=$?
-      line=$(echo "$line" | awk -v i="$i" 'NF == 11 { $2 = i } { print }')  # bdwgc-inc, gort-stw
+      line=$(echo "$line" | awk -v i="$i" 'NF == 11 { $2 = i } { print }')  # bdwgc-inc, gort-stw, gort-mprotect
       read -r -a f <<< "$line"
       if [ $rc -ne 0 ] || [ ${#f[@]} -ne 11 ] || [ "${f[0]}" != "$w" ]; then
         echo "bench/gc: $w $i rep $r failed (exit $rc); $err says:" >&2

@@ -25,7 +25,16 @@
  * and sigprocmask never block the signal that stops threads for a
  * collection (SIGPWR, or GORT_DEBUG=gcsignal=N); a thread that blocks it by
  * other means (sigsuspend, ppoll, pselect with a mask) holds up every
- * collection until that call returns.
+ * collection until that call returns. Nor do they block SIGSEGV and SIGBUS.
+ *
+ * Where the kernel refuses userfaultfd, or with GORT_DEBUG=gcdirty=mprotect,
+ * the heap is write-protected while a cycle marks and gort's SIGSEGV handler
+ * takes each first write (sigaction and signal are gort's too, so that the
+ * program's own handler still gets every other fault). The kernel then
+ * fails, with EFAULT, a system call that writes into a collected object,
+ * except read, pread, readv, recv, recvfrom and recvmsg, which gort wraps:
+ * keep other calls' output (stat, poll, epoll_wait, accept's address) on
+ * the stack or in malloc'd memory, and do not mprotect memory from gort.
  *
  * Scanning is conservative: any aligned word whose value points into a
  * collected object keeps it alive, whether or not it is a pointer.

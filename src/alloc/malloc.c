@@ -132,6 +132,7 @@ static void *large_alloc(size_t size, uintptr_t align_pages, bool zero) {
   if (s == NULL) s = gort__mheap_alloc(npages, align_pages, SPAN_LARGE);
   if (s == NULL) return NULL;
   s->kind = KIND_MANUAL;
+  gort__gc_manual_span(s->base, span_bytes(s));
   s->nelems = 1;
   s->elemsize = 0;
   __atomic_store_n(&s->fresh, 1, __ATOMIC_RELAXED);
@@ -476,8 +477,10 @@ static void *realloc_impl(void *p, size_t size) {
     // pages cost no RSS until the buffer grows into them.
     uintptr_t slack = npages + (npages >> 3);
     if (npages > s->npages &&
-        (gort__mheap_grow_in_place(s, slack) || gort__mheap_grow_in_place(s, npages)))
+        (gort__mheap_grow_in_place(s, slack) || gort__mheap_grow_in_place(s, npages))) {
+      gort__gc_manual_span(s->base, span_bytes(s));
       return resized(p, size);
+    }
     if (npages > s->npages && size < (size_t)PTRDIFF_MAX / 2) {
       // Counted like any allocation: the heap profiler and the leak check
       // (which records every allocation through the countdown) see it.

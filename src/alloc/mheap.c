@@ -209,7 +209,7 @@ static uintptr_t reserve(uintptr_t bytes) {
     uintptr_t hint = i == 0 ? heap.hint : fallback_hints[i - 1];
     if (i > 0 && hint == heap.hint) continue;
     int err;
-    uintptr_t base = (uintptr_t)gort__os_reserve(hint, bytes, GORT_PAGE_SIZE, &err);
+    uintptr_t base = (uintptr_t)gort__os_reserve(hint, bytes, GORT_RESERVE_ALIGN, &err);
     if (base == 0 && err == -ENOMEM) return 0;  // out of address space: no hint helps
     if (base == 0) continue;
     if (base + bytes > base && base + bytes <= ((uintptr_t)1 << GORT_ADDR_BITS)) return base;
@@ -269,8 +269,9 @@ static bool grow(uintptr_t npages) {
   uintptr_t bytes = heap.sys_bytes < GROW_FIRST ? GROW_FIRST : heap.sys_bytes;
   if (bytes > GORT_ARENA_SIZE) bytes = GORT_ARENA_SIZE;
   if (bytes < need) bytes = need;
+  bytes = GORT_ALIGN_UP(bytes, GORT_RESERVE_ALIGN);
   uintptr_t base = reserve(bytes);
-  if (base == 0 && bytes > need) base = reserve(bytes = need);
+  if (base == 0 && bytes > need) base = reserve(bytes = GORT_ALIGN_UP(need, GORT_RESERVE_ALIGN));
   if (base == 0) return false;
   if (!register_arenas(base, bytes)) {
     gort__os_unmap((void *)base, bytes);

@@ -57,6 +57,9 @@ void gort__mheap_unlock_after_fork(int child);
 
 // The heap's reservations of address space (adjacent ones merged; the
 // count only grows, and the last one may grow): for dirty-page tracking.
+// Each starts and ends on a multiple of GORT_RESERVE_ALIGN, so that the
+// mprotect tracker's granules (gc/dirty_mprotect.c) are all heap or none.
+#define GORT_RESERVE_ALIGN ((uintptr_t)64 << 10)
 #define GORT_MAX_RESERVATIONS 8192
 uint32_t gort__mheap_nreservations(void);
 void gort__mheap_reservation(uint32_t i, uintptr_t *lo, uintptr_t *hi);

@@ -74,8 +74,9 @@ static const option_t options[] = {
      "after each mark, mark again single-threaded and die if an object the first mark missed is found (Go's gccheckmark)", false},
     {"gcdirty", OPT_GCDIRTY, OFF(gcdirty), true,
      "how the collector learns which heap pages the program wrote while it marked: uffd "
-     "(userfaultfd write-protect with PAGEMAP_SCAN, Linux 6.7+; the default where it works) or "
-     "none (mark with the world stopped)", false},
+     "(userfaultfd write-protect with PAGEMAP_SCAN, Linux 6.7+; the default where it works), "
+     "mprotect (write-protected 16 KiB granules and a SIGSEGV handler; the fallback) or "
+     "none (mark with the world stopped); softdirty is not built", false},
     {"gcstress", OPT_BOOL, OFF(gcstress), true, "run a cycle at every allocation slow path of the collector", false},
     {"gcsignal", OPT_INT, OFF(gcsignal), true, "the signal that stops threads for the collector (default SIGPWR, 30)", false},
     {"harden", OPT_BOOL, OFF(harden), true,
@@ -158,7 +159,8 @@ static bool parse_value(const option_t *o, const char *v) {
     case OPT_GCDIRTY:
       if (strcmp(v, "uffd") == 0) n = GCDIRTY_UFFD;
       else if (strcmp(v, "none") == 0) n = GCDIRTY_NONE;
-      else if (strcmp(v, "softdirty") == 0 || strcmp(v, "mprotect") == 0) {
+      else if (strcmp(v, "mprotect") == 0) n = GCDIRTY_MPROTECT;
+      else if (strcmp(v, "softdirty") == 0) {
         gort__warn("GORT_DEBUG: gcdirty=%s is not built in this version; using the default", v);
         return true;
       } else return false;

@@ -36,7 +36,7 @@ typedef struct {
   int64_t stackguard;       // goroutine stack guards: 0 auto, 1 mprotect, 2 canaries
 } gort_options_t;
 
-enum { GCDIRTY_AUTO, GCDIRTY_UFFD, GCDIRTY_NONE };
+enum { GCDIRTY_AUTO, GCDIRTY_UFFD, GCDIRTY_NONE, GCDIRTY_MPROTECT };
 
 extern gort_options_t gort__opts GORT_HIDDEN;
 

@@ -2,23 +2,26 @@
 // collector marked (see mgc.c, "Concurrent marking").
 //
 // C has no compiler to insert a write barrier, so the collector asks the
-// kernel instead. The backend (GORT_DEBUG=gcdirty=uffd|none, probed at the
-// first cycle, in this order):
-//   uffd  userfaultfd write-protect in asynchronous mode (Linux 6.7+): a
-//         write to a protected page takes a minor fault that the kernel
-//         resolves by itself (about 1.7 us on our machines, no signal, no
-//         thread), and the PAGEMAP_SCAN ioctl on /proc/self/pagemap lists
-//         the pages written since and protects them again in one atomic
-//         step, so the collector can clean pages while the program runs.
-//         Writes by the kernel (read(2) into the heap) are caught the same
-//         way. Unprivileged (UFFD_USER_MODE_ONLY).
-//   none  no tracking: the whole mark runs with the world stopped.
-// Soft-dirty bits (absent from our kernels) and mprotect with a SIGSEGV
-// handler (about 15 us a first write, and every system call that writes
-// into the heap must be handled) are not built: see the closing notes of
-// the concurrent-marking issue. A kernel or seccomp filter that refuses
-// userfaultfd, or a register that fails, falls back to none with one
-// gctrace line, never a crash or a lost object.
+// kernel instead. The backend (GORT_DEBUG=gcdirty=uffd|mprotect|none,
+// probed at the first cycle, in this order; dirty.h is their interface):
+//   uffd      userfaultfd write-protect in asynchronous mode (Linux 6.7+): a
+//             write to a protected page takes a minor fault that the kernel
+//             resolves by itself (about 1.7 us on our machines, no signal, no
+//             thread), and the PAGEMAP_SCAN ioctl on /proc/self/pagemap lists
+//             the pages written since and protects them again in one atomic
+//             step, so the collector can clean pages while the program runs.
+//             Writes by the kernel (read(2) into the heap) are caught the same
+//             way. Unprivileged (UFFD_USER_MODE_ONLY).
+//   mprotect  the heap write-protected in 16 KiB granules, and a SIGSEGV
+//             handler that unprotects the granule written first and records
+//             it (dirty_mprotect.c, which has the invariants). For kernels
+//             without userfaultfd, or a seccomp filter that refuses it.
+//   none      no tracking: the whole mark runs with the world stopped.
+// Soft-dirty bits are absent from our kernels and not built (gcdirty=
+// softdirty says so). A backend that refuses, or fails in a cycle, falls
+// back to the next (or to none) with one gctrace line, never a crash or a
+// lost object: a cycle whose tracking failed rescans every marked object
+// in its final stop.
 //
 // What is tracked: only the heap's reservations (mheap.c lists them),
 // never the whole process. Goroutine stacks are not tracked:
@@ -30,25 +33,136 @@
 //
 // Between cycles the heap is unprotected (disarm), so that a program pays
 // the fault only for pages it writes while a mark runs.
+//
+// The mprotect backend, and why it is only the fallback:
+//   1. Granules of 16 KiB, two of the heap's pages (dirty.h). A first
+//      write costs a signal and the handler's mprotect, 3.7-4.2 us here
+//      (5.1-5.3 where the protected mapping must split), against uffd's
+//      1.7; a collect's protect again costs 2.5-2.6 us a granule (test_gc_
+//      dirty_mprotect prints them). Both grow with the
+//      granule (the kernel rewrites each present page's entry: 6-8 us a
+//      first write at 64 KiB), and so does the final stop's rescan of the
+//      last written granules: on the large-heap benchmark (1 GiB,
+//      random writes, bench/gc) 16, 32 and 64 KiB granules cost 9.2-10.4,
+//      11.3-14.5 and 15.8-17.2 s of CPU and stopped for at most 2-8.5,
+//      7-20 and 24-33 ms (uffd: 9.9-10.8 s, 6-9 ms); on GCBench and
+//      binary-trees, whose writes are to new objects, the three are
+//      within 5% of each other and of uffd. Smaller granules split the
+//      heap's mapping into more pieces (each protected run between
+//      writable ones is a mapping, and vm.max_map_count is 65530): the
+//      large-heap run peaks at about 1150 mappings, but a 1 GiB heap
+//      written in a checkerboard would need 65536. A split the kernel
+//      refuses unprotects the whole reservation and fails the cycle's
+//      tracking, as above. Reservations start and end on 64 KiB
+//      (mheap.h), so a granule is all heap or none.
+//   2. The kernel does not fault when it writes into a protected page for
+//      a system call: the call fails with EFAULT. gort wraps read, pread,
+//      readv, recv, recvfrom and recvmsg so that, while a cycle is armed,
+//      the heap part of their buffers is unprotected for the rest of the
+//      cycle (rescanned at every collect, as malloc's granules below) and
+//      pinned until the call returns, so that the next cycle's arm cannot
+//      protect it under a call that blocks; they cost one load when no
+//      cycle is armed. A call that began before the arm
+//      and failed with EFAULT is made once more with its buffer opened:
+//      right for pipes, stream sockets and files, which write nothing when
+//      they fail; a datagram socket drops its datagram.
+//   3. Not covered (they fail with EFAULT if their output is in a
+//      collected object while a cycle marks): preadv, recvmmsg, io_uring
+//      and aio, splice into the heap, and every call with an output
+//      structure (stat, getsockopt, accept's address, epoll_wait, poll's
+//      revents, waitpid's status, pipe's descriptors). Keep such output in
+//      malloc'd memory or on the stack: granules that hold malloc's blocks
+//      are never protected (libc writes into them itself, through names
+//      no wrapper sees: a stdio buffer, a directory stream), and are
+//      rescanned in every collect instead. A program that mprotects memory
+//      it got from gort (a JIT's code) must not use this backend.
+//   4. A program's own SIGSEGV handler keeps working: os/fault.c chains
+//      the faults that are not gort's to it, whether it was installed
+//      before gort's or after.
+//   5. Threads that block SIGSEGV would die at their first write to the
+//      heap: gort's wrappers of the signal-mask calls never block it, and
+//      gort's own threads do not.
 
 #include <string.h>
 
 #include "../alloc/mheap.h"
 #include "../base/options.h"
 #include "../os/os.h"
+#include "dirty.h"
 #include "gc.h"
+
+// ---- uffd ----------------------------------------------------------------------------------
+
+static struct {
+  int uffd, pagemap;  // descriptors; under dirty.lock
+} uf = {-1, -1};
+
+static void uffd_close(void) {
+  if (uf.uffd >= 0) gort__os_close(uf.uffd);
+  if (uf.pagemap >= 0) gort__os_close(uf.pagemap);
+  uf.uffd = uf.pagemap = -1;
+}
+
+static int uffd_open(void) {
+  int fd = gort__os_uffd_open();
+  if (fd < 0) return fd;
+  uf.uffd = fd;
+  int pm = gort__os_pagemap_open();
+  if (pm < 0) {
+    uffd_close();
+    return pm;
+  }
+  uf.pagemap = pm;
+  return 0;
+}
+
+static int uffd_add(uintptr_t lo, uintptr_t hi) { return gort__os_uffd_register_wp(uf.uffd, lo, hi - lo); }
+
+static void uffd_arming(bool on) { (void)on; }
+
+static int uffd_protect(uintptr_t lo, uintptr_t hi) {
+  uintptr_t walk, (*none)[2] = NULL;
+  int64_t r = gort__os_pagemap_written(uf.pagemap, lo, hi, none, 0, &walk);
+  return r < 0 ? (int)r : 0;
+}
+
+static int64_t uffd_collect(uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_t n, uintptr_t *walk) {
+  return gort__os_pagemap_written(uf.pagemap, lo, hi, out, n, walk);
+}
+
+static void uffd_unprotect(uintptr_t lo, uintptr_t hi) { gort__os_uffd_unprotect(uf.uffd, lo, hi - lo); }
+
+// The child's mappings lose their registration (the kernel drops it
+// without UFFD_FEATURE_EVENT_FORK), and their protection with it.
+static void uffd_fork_child(const uintptr_t *lo, const uintptr_t *hi, uint32_t n) {
+  (void)lo, (void)hi, (void)n;
+  uffd_close();
+}
+
+static const dirty_backend_t uffd_backend = {
+    .name = "uffd",
+    .open = uffd_open,
+    .close = uffd_close,
+    .add = uffd_add,
+    .arming = uffd_arming,
+    .protect = uffd_protect,
+    .collect = uffd_collect,
+    .unprotect = uffd_unprotect,
+    .fork_child = uffd_fork_child,
+};
+
+// ---- what every backend shares -----------------------------------------------------------
 
 static struct {
   _Atomic uint32_t lock;     // guards the registration (the worker, and heap_grew)
-  int backend;               // DIRTY_*
+  const dirty_backend_t *be; // the backend; NULL: none (marking with the world stopped)
   bool probed;
-  int uffd, pagemap;         // descriptors (uffd backend)
   // The heap's reservations (mheap.c), as far as they are registered.
   uintptr_t lo[GORT_MAX_RESERVATIONS], reg_hi[GORT_MAX_RESERVATIONS];
   uint32_t registered;       // ranges [0, registered) are registered
   _Atomic bool armed;
   uint32_t gen;              // armings so far (under the lock)
-} dirty = {.uffd = -1, .pagemap = -1};
+} dirty;
 
 // A spin lock: held only around a few system calls, never across a stop
 // (the heap_grew hook runs in a no-stop region and the worker is never
@@ -58,58 +172,70 @@ static void dlock(void) {
 }
 static void dunlock(void) { atomic_store_explicit(&dirty.lock, 0, memory_order_release); }
 
-enum { DIRTY_NONE, DIRTY_UFFD };
-
+// Gives up tracking (the lock held, or the collector alone): every later
+// cycle marks with the world stopped.
 static void fall_back(const char *why, int err) {
   if (gort__opts.gctrace || gort__opts.gcdirty != 0)
-    gort__print("gc: dirty tracking: %s (error %d); marking with the world stopped\n", why, -err);
-  if (dirty.uffd >= 0) gort__os_close(dirty.uffd);
-  if (dirty.pagemap >= 0) gort__os_close(dirty.pagemap);
-  dirty.uffd = dirty.pagemap = -1;
-  dirty.backend = DIRTY_NONE;
+    gort__print("gc: dirty tracking (%s): %s (error %d); marking with the world stopped\n",
+                dirty.be != NULL ? dirty.be->name : "none", why, -err);
+  if (dirty.be != NULL) {
+    for (uint32_t i = 0; i < dirty.registered; i++) dirty.be->unprotect(dirty.lo[i], dirty.reg_hi[i]);
+    dirty.be->arming(false);
+    dirty.be->close();
+  }
+  dirty.be = NULL;
+  atomic_store(&dirty.armed, false);
 }
 
-// Chooses the backend (once; the collector's thread, under the cycle lock).
+// Tries one backend at the probe; false (with one gctrace line) if it
+// refused.
+static bool try_backend(const dirty_backend_t *be, bool last) {
+  int r = be->open();
+  if (r == 0) {
+    dirty.be = be;
+    return true;
+  }
+  if (gort__opts.gctrace || gort__opts.gcdirty != 0)
+    gort__print("gc: dirty tracking: %s refused (error %d)%s\n", be->name, -r,
+                last ? "; marking with the world stopped" : "; trying the next backend");
+  return false;
+}
+
+// Chooses the backend (once; the collector's thread, under the cycle
+// lock): the one forced by GORT_DEBUG=gcdirty, else uffd, then mprotect.
 static void probe(void) {
   if (dirty.probed) return;
   dirty.probed = true;
-  dirty.backend = DIRTY_NONE;
-  if (gort__opts.gcdirty == GCDIRTY_NONE) return;
-  int fd = gort__os_uffd_open();
-  if (fd < 0) {
-    fall_back("userfaultfd refused", fd);
-    return;
+  dirty.be = NULL;
+  switch (gort__opts.gcdirty) {
+    case GCDIRTY_NONE: return;
+    case GCDIRTY_UFFD: try_backend(&uffd_backend, true); return;
+    case GCDIRTY_MPROTECT: try_backend(&gort__dirty_mprotect, true); return;
+    default:
+      if (!try_backend(&uffd_backend, false)) try_backend(&gort__dirty_mprotect, true);
   }
-  dirty.uffd = fd;
-  int pm = gort__os_pagemap_open();
-  if (pm < 0) {
-    fall_back("cannot open /proc/self/pagemap", pm);
-    return;
-  }
-  dirty.pagemap = pm;
-  dirty.backend = DIRTY_UFFD;
 }
 
 bool gort__dirty_enabled(void) {
   probe();
-  return dirty.backend != DIRTY_NONE;
+  return dirty.be != NULL;
 }
 
-const char *gort__dirty_name(void) { return dirty.backend == DIRTY_UFFD ? "uffd" : "none"; }
+const char *gort__dirty_name(void) { return dirty.be != NULL ? dirty.be->name : "none"; }
 
 static bool register_new(void) {
   uint32_t n = gort__mheap_nreservations();
   // The last range may have grown since it was registered: register its
-  // new part (registering an already registered part again is harmless).
+  // new part.
   uint32_t from = dirty.registered > 0 ? dirty.registered - 1 : 0;
   for (uint32_t i = from; i < n; i++) {
     uintptr_t lo, hi;
     gort__mheap_reservation(i, &lo, &hi);
     dirty.lo[i] = lo;
     if (dirty.reg_hi[i] == hi) continue;
-    int r = gort__os_uffd_register_wp(dirty.uffd, dirty.lo[i], hi - dirty.lo[i]);
+    int r = dirty.be->add(dirty.reg_hi[i] != 0 ? dirty.reg_hi[i] : lo, hi);
     if (r < 0) {
-      fall_back("userfaultfd register failed", r);
+      fall_back("registering the heap failed", r);
       return false;
     }
     __atomic_store_n(&dirty.reg_hi[i], hi, __ATOMIC_RELEASE);
@@ -123,14 +249,14 @@ static bool register_new(void) {
 // disarm names. Arming and disarming hold the lock throughout, so a late
 // disarm of the last cycle can never undo this cycle's protection.
 uint32_t gort__dirty_arm(void) {
-  if (dirty.backend == DIRTY_NONE) return 0;
+  if (dirty.be == NULL) return 0;
   dlock();
+  dirty.be->arming(true);
   bool ok = register_new();
   for (uint32_t i = 0; ok && i < dirty.registered; i++) {
-    uintptr_t walk, (*none)[2] = NULL;
-    int64_t r = gort__os_pagemap_written(dirty.pagemap, dirty.lo[i], dirty.reg_hi[i], none, 0, &walk);
+    int r = dirty.be->protect(dirty.lo[i], dirty.reg_hi[i]);
     if (r < 0) {
-      fall_back("PAGEMAP_SCAN failed", (int)r);
+      fall_back("protecting the heap failed", r);
       ok = false;
     }
   }
@@ -146,24 +272,25 @@ uint32_t gort__dirty_arm(void) {
 void gort__dirty_heap_grew(uintptr_t base, uintptr_t bytes) {
   if (!atomic_load(&dirty.armed)) return;  // the next arm registers it
   dlock();
-  if (dirty.backend == DIRTY_UFFD && register_new()) {
-    uintptr_t walk, (*none)[2] = NULL;
-    int64_t r = gort__os_pagemap_written(dirty.pagemap, base, base + bytes, none, 0, &walk);
-    if (r < 0) fall_back("PAGEMAP_SCAN failed", (int)r);
+  if (dirty.be != NULL && atomic_load(&dirty.armed) && register_new()) {
+    int r = dirty.be->protect(base, base + bytes);
+    if (r < 0) fall_back("protecting the heap failed", r);
   }
   dunlock();
 }
 
 // Reports the runs of pages written since the last arm or collect,
-// protecting them again; false if tracking failed (the caller must then
-// treat every marked object as written). A reservation registered only
-// now has all its touched pages reported: registering protects nothing.
+// protecting them again before they are reported; false if tracking
+// failed (the caller must then treat every marked object as written). A
+// reservation registered only now has all its touched pages reported:
+// registering protects nothing.
 bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, uint64_t *pages) {
   *pages = 0;
-  if (dirty.backend == DIRTY_NONE || !dirty.armed) return false;
+  if (dirty.be == NULL || !dirty.armed) return false;
   dlock();
   bool ok = register_new();
   uint32_t n = dirty.registered;
+  const dirty_backend_t *be = dirty.be;
   dunlock();
   if (!ok) return false;
   // Ranges heap_grew registers from here on are protected as they come.
@@ -171,9 +298,11 @@ bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
     uintptr_t lo = dirty.lo[i], hi = __atomic_load_n(&dirty.reg_hi[i], __ATOMIC_ACQUIRE);
     while (lo < hi) {
       uintptr_t runs[64][2], walk;
-      int64_t r = gort__os_pagemap_written(dirty.pagemap, lo, hi, runs, 64, &walk);
+      int64_t r = be->collect(lo, hi, runs, 64, &walk);
       if (r < 0) {
-        fall_back("PAGEMAP_SCAN failed", (int)r);
+        dlock();
+        if (dirty.be != NULL) fall_back("collecting the written pages failed", (int)r);
+        dunlock();
         return false;
       }
       for (int64_t k = 0; k < r; k++) {
@@ -191,21 +320,21 @@ bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
 // a later cycle armed it again meanwhile (gen is the arm's).
 void gort__dirty_disarm(uint32_t gen) {
   dlock();
-  if (gen != 0 && dirty.gen == gen && dirty.armed) {
+  if (gen != 0 && dirty.gen == gen && dirty.armed && dirty.be != NULL) {
     atomic_store(&dirty.armed, false);
-    for (uint32_t i = 0; i < dirty.registered; i++)
-      gort__os_uffd_unprotect(dirty.uffd, dirty.lo[i], dirty.reg_hi[i] - dirty.lo[i]);
+    for (uint32_t i = 0; i < dirty.registered; i++) dirty.be->unprotect(dirty.lo[i], dirty.reg_hi[i]);
+    dirty.be->arming(false);
   }
   dunlock();
 }
 
-// fork: the child's mappings lose their registration (the kernel drops it
-// without UFFD_FEATURE_EVENT_FORK) and no cycle runs across a fork (the
-// cycle lock is held through it); the child probes again at its first cycle.
+// fork: no cycle marks across a fork (the cycle lock is held through it),
+// but the last cycle's disarm runs after that lock is dropped, so the heap
+// may still be protected: the backend undoes what the child inherited.
+// The child probes again at its first cycle.
 void gort__dirty_fork_child(void) {
-  if (dirty.uffd >= 0) gort__os_close(dirty.uffd);
-  if (dirty.pagemap >= 0) gort__os_close(dirty.pagemap);
-  dirty.uffd = dirty.pagemap = -1;
+  if (dirty.be != NULL) dirty.be->fork_child(dirty.lo, dirty.reg_hi, dirty.registered);
+  dirty.be = NULL;
   dirty.registered = 0;
   memset(dirty.reg_hi, 0, sizeof dirty.reg_hi);
   atomic_store(&dirty.armed, false);

@@ -12,7 +12,8 @@
 //   stw.c        threads: registration, the stop signal, no-stop regions
 //   mgcmark.c    roots, the gray queue, parallel marking, assists, the
 //                rescan of written pages, checkmark
-//   dirty.c      which heap pages the program wrote (userfaultfd)
+//   dirty.c      which heap pages the program wrote (userfaultfd, or
+//                mprotect and a SIGSEGV handler: dirty_mprotect.c)
 //   mgcsweep.c   lazy and background sweeping
 //   finalizer.c  finalizers and weak pointers
 //
@@ -143,10 +144,11 @@
 // Rejected: a mark that runs in the page heap's lock (simpler, but every
 // thread's malloc would wait for the mark); owners sweeping their own
 // cached spans (a thread that stops allocating would never sweep; see
-// malloc_gc.c); mprotect-based dirty bits (a signal and ~15 us per first
-// write, and system calls that write into the heap fail with EFAULT
-// instead of faulting: dirty.c); rescanning whole objects on a written
-// page (a large array would be rescanned whole for one store).
+// malloc_gc.c); mprotect-based dirty bits as the default (a signal per
+// first write, and system calls that write into the heap fail with EFAULT
+// instead of faulting: dirty.c keeps them as the fallback to userfaultfd);
+// rescanning whole objects on a written page (a large array would be
+// rescanned whole for one store).
 
 #include <stdio.h>
 #include <time.h>

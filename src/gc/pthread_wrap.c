@@ -23,7 +23,9 @@
 // never parks, and the collection waits for ever. Programs do block
 // signals in threads, often all of them (a server that takes its signals
 // in one thread with sigwait), so pthread_sigmask and sigprocmask here
-// never block the stop signal, as bdwgc's wrappers do. What they cannot
+// never block the stop signal, as bdwgc's wrappers do, nor SIGSEGV and
+// SIGBUS (a first write to the heap faults while gcdirty=mprotect tracks
+// it, and a fault with its signal blocked kills the thread). What they cannot
 // cover: masks set by other calls for their duration (sigsuspend, ppoll,
 // pselect, epoll_pwait, signalfd users' sigwaitinfo with every signal
 // blocked); a collection waits for such a call to return.
@@ -195,6 +197,10 @@ static int without_stop_signal(int how, const sigset_t *set, sigset_t *old) {
   if (set == NULL || how == SIG_UNBLOCK) return gort__os_sigmask(how, set, old);
   sigset_t s = *set;
   sigdelset(&s, gort__stw_signal());
+  // Nor faults: with gcdirty=mprotect a write to the heap faults, and the
+  // kernel kills a thread that faults with SIGSEGV blocked.
+  sigdelset(&s, SIGSEGV);
+  sigdelset(&s, SIGBUS);
   return gort__os_sigmask(how, &s, old);
 }
 

@@ -181,9 +181,10 @@ static int print_counts(int fd, const gort_memstats_t *m) {
     uint64_t max = 0;
     for (uint32_t i = 0; i < m->num_gc && i < 256; i++)
       if (m->pause_ns[i] > max) max = m->pause_ns[i];
-    err = gort__print_fd(fd, "gort:   %-14s %12u (%s; %llu us paused in all, at most %llu us a cycle; %llu written pages rescanned)\n",
+    err = gort__print_fd(fd, "gort:   %-14s %12u (%s%s; %llu us paused in all, at most %llu us a cycle; %llu written pages rescanned)\n",
                          "NumGC", m->num_gc,
-                         m->gc_concurrent ? "concurrent mark, dirty pages from uffd" : "stop-the-world mark",
+                         m->gc_concurrent ? "concurrent mark, dirty pages from " : "stop-the-world mark",
+                         m->gc_concurrent ? gort__dirty_name() : "",
                          (unsigned long long)(m->pause_total_ns / 1000), (unsigned long long)(max / 1000),
                          (unsigned long long)m->gc_dirty_pages);
   }

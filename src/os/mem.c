@@ -61,6 +61,13 @@ int gort__os_unmap(void *p, size_t size) {
   return r;
 }
 
+int gort__os_protect(void *p, size_t size, int writable) {
+  int saved = errno;
+  int r = mprotect(p, size, writable ? PROT_READ | PROT_WRITE : PROT_READ) == 0 ? 0 : -errno;
+  errno = saved;
+  return r;
+}
+
 uint64_t gort__os_memory_bytes(void) {
   struct sysinfo si;
   int saved = errno;

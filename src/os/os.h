@@ -21,6 +21,10 @@ int gort__os_unmap(void *p, size_t size);
 // the pages read as zero afterwards) over MADV_FREE (cheaper; the kernel
 // takes the pages when it needs them, and until then they keep their data).
 int gort__os_release(void *p, size_t size, int dontneed);
+// Makes [p, p + size) read-only (writable 0) or read-write again (1), for
+// the collector's mprotect dirty tracking; async-signal-safe. 0 or -errno
+// (-ENOMEM when the split would pass vm.max_map_count).
+int gort__os_protect(void *p, size_t size, int writable);
 // Physical memory plus swap, from sysinfo(2) (UINT64_MAX if unknown): what
 // the kernel's default overcommit heuristic lets one mapping reach.
 uint64_t gort__os_memory_bytes(void);
@@ -32,6 +36,7 @@ int64_t gort__os_rss(void);
 // Threads and signals (thread.c).
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 // The real pthread_create (gort exports its own: gc/stw.c).
 int gort__os_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
                             void *arg);
@@ -80,12 +85,15 @@ int gort__os_ncpu(void);
 int gort__os_guard(void *p, size_t size, int allow_mprotect);
 // Gives the calling thread an alternate signal stack of size bytes at p.
 int gort__os_sigaltstack(void *p, size_t size);
-// Installs handler for sig with SA_ONSTACK | SA_SIGINFO | SA_NODEFER off,
-// storing the previous action in *old; 0 or -errno.
-int gort__os_sigaction_onstack(int sig, void (*handler)(int, siginfo_t *, void *),
-                               struct sigaction *old);
-// Restores a saved action (for chaining to the program's handler).
-int gort__os_sigaction_restore(int sig, const struct sigaction *act);
+// Memory faults (fault.c): one SIGSEGV/SIGBUS handler for gort, which asks
+// the hooks in slot order and chains a fault none claims to the program's
+// handler. A hook runs in the signal handler (async-signal-safe, no lock)
+// and returns true if the fault was its own (the instruction then runs
+// again). keep_blocked: a signal kept blocked while the handler runs (0:
+// none). 0 or -errno.
+enum { GORT_FAULT_HOOK_DIRTY, GORT_FAULT_HOOK_STACK, GORT_FAULT_HOOKS };
+typedef bool (*gort__os_fault_hook_t)(int sig, siginfo_t *info, void *uctx);
+int gort__os_fault_hook(int slot, gort__os_fault_hook_t fn, int keep_blocked);
 
 // The threads of this process (the kernel's count), or -1; and how many
 // of them are gort's own (started by gort__os_internal_thread and running).

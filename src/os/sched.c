@@ -140,24 +140,4 @@ int gort__os_sigaltstack(void *p, size_t size) {
   return r;
 }
 
-int gort__os_sigaction_onstack(int sig, void (*handler)(int, siginfo_t *, void *),
-                               struct sigaction *old) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = handler;
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  int saved = errno;
-  int r = sigaction(sig, &sa, old) == 0 ? 0 : -errno;
-  errno = saved;
-  return r;
-}
-
-int gort__os_sigaction_restore(int sig, const struct sigaction *act) {
-  int saved = errno;
-  int r = sigaction(sig, act, NULL) == 0 ? 0 : -errno;
-  errno = saved;
-  return r;
-}
-
 void gort__os_yield(void) { sched_yield(); }

@@ -146,9 +146,14 @@ int gort__os_internal_thread(void *(*fn)(void *), void *arg, size_t stack_bytes)
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   if (stack_bytes != 0) pthread_attr_setstacksize(&attr, stack_bytes);
-  // The program's signals must not be delivered to gort's threads.
+  // The program's signals must not be delivered to gort's threads. Faults
+  // stay unblocked: the kernel kills a thread that faults with them
+  // blocked, and gort's threads write the heap, which the collector's
+  // mprotect dirty tracking write-protects (gc/dirty_mprotect.c).
   sigset_t all, old;
   sigfillset(&all);
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
   gort__os_sigmask(SIG_SETMASK, &all, &old);
   internal_start_t st = {.fn = fn, .arg = arg};
   pthread_t t;

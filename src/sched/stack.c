@@ -28,8 +28,8 @@
 // 4. An overflow into a guard faults; the SIGSEGV handler runs on a
 //    per-thread alternate stack (the faulting one is full), finds the
 //    goroutine from the address (slabs are few; a slot's G is at its top)
-//    and prints "goroutine N stack overflow". Other faults go to the
-//    handler that was installed before ours, or to the default action.
+//    and prints "goroutine N stack overflow". Other faults go to gort's
+//    other hooks and then to the program's handler (os/fault.c).
 // 5. A dead goroutine's touched pages go back to the OS when its G has
 //    stayed in the global free list beyond a bound (sysmon trims it once a
 //    second: proc.c, gort__sched_trim_stacks), not when it dies: a pooled
@@ -66,7 +66,6 @@ static struct {
   slab_t *_Atomic slabs;       // every slab, newest first; read without the lock
   slab_t *cur;                 // the slab being carved
   int nmprotect;               // mprotect guards made
-  struct sigaction old_segv, old_bus;  // the handlers before ours
   bool installed;
 } stk = {.lock = LOCK_INIT};
 
@@ -183,24 +182,15 @@ void gort__stack_fork(int phase) {
 
 // ---- overflow --------------------------------------------------------------------------
 
-static void chain(int sig, siginfo_t *info, void *uctx, const struct sigaction *old) {
-  if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction != NULL) {
-    old->sa_sigaction(sig, info, uctx);
-  } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
-    old->sa_handler(sig);
-  } else {
-    // Back to the default: the faulting instruction runs again and faults
-    // with the kernel's action (a core dump), as without gort.
-    gort__os_sigaction_restore(sig, old);
-  }
-}
-
-static void on_fault(int sig, siginfo_t *info, void *uctx) {
+// A fault in a guard page is an overflow; anything else is not ours (the
+// other hooks', or the program's: os/fault.c chains it).
+static bool on_fault(int sig, siginfo_t *info, void *uctx) {
+  (void)sig, (void)uctx;
   uintptr_t addr = (uintptr_t)info->si_addr;
   g_t *g = NULL;
   bool in_guard = false;
   if (gort__stack_lookup(addr, &g, &in_guard) != 0 && in_guard) gort__stack_overflow(g, addr);
-  chain(sig, info, uctx, sig == SIGSEGV ? &stk.old_segv : &stk.old_bus);
+  return false;
 }
 
 // Once per M (a thread that runs goroutines): the alternate stack the
@@ -209,8 +199,8 @@ void gort__stack_thread_init(void) {
   lock(&stk.lock);
   if (!stk.installed) {
     stk.installed = true;
-    gort__os_sigaction_onstack(SIGSEGV, on_fault, &stk.old_segv);
-    gort__os_sigaction_onstack(SIGBUS, on_fault, &stk.old_bus);
+    if (gort__os_fault_hook(GORT_FAULT_HOOK_STACK, on_fault, 0) != 0)
+      gort__warn("sched: cannot install the fault handler; a stack overflow will not be reported");
   }
   unlock(&stk.lock);
   void *alt = gort__persistent_alloc(ALTSTACK_BYTES, 4096);

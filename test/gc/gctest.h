@@ -41,6 +41,20 @@
 
 #define MiB ((uint64_t)1 << 20)
 
+// The dirty-tracking backend in use (gc/dirty.c): "uffd", "mprotect" or "none".
+const char *gort__dirty_name(void);
+
+// A case run with GORT_DEBUG=gcdirty=X must have run with X: a backend
+// that refused would leave the case marking some other way.
+static __attribute__((unused)) void gctest_expect_forced_backend(void) {
+  const char *d = getenv("GORT_DEBUG"), *f = d != NULL ? strstr(d, "gcdirty=") : NULL;
+  if (f == NULL) return;
+  f += 8;
+  size_t n = strcspn(f, ",");
+  EXPECT(strlen(gort__dirty_name()) == n && strncmp(gort__dirty_name(), f, n) == 0,
+         "GORT_DEBUG=%s, but the backend is %s", d, gort__dirty_name());
+}
+
 // Overwrites the dead stack below the caller with zeros, so that addresses
 // left there by returned helpers do not act as roots.
 static GCTEST_NOINLINE __attribute__((unused)) void gctest_clobber_stack(void) {

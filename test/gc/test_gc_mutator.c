@@ -28,7 +28,8 @@
 //
 // Variants rerun the program (settings are read at start-up) with
 // GORT_DEBUG=gccheckmark=1, GORT_DEBUG=gcstress=1 (fewer operations: a
-// cycle runs at every allocation slow path) and GORT_GC=off (nothing is
+// cycle runs at every allocation slow path), both again with
+// gcdirty=mprotect (the fallback dirty tracker), and GORT_GC=off (nothing is
 // ever collected, the heap only grows, and the program is still correct).
 // Each thread's operations are deterministic given --seed; phases and the
 // whole case stop early at time limits so that a slow build cannot time
@@ -598,6 +599,7 @@ INNER_TEST(inner_mutator) {
     cfg.phases = 4;  // the heap only grows: no longer under make stress
   }
   run_mutator();
+  gctest_expect_forced_backend();
 }
 
 TEST(graphs_stay_intact_under_gccheckmark) {
@@ -606,6 +608,13 @@ TEST(graphs_stay_intact_under_gccheckmark) {
 
 TEST(graphs_stay_intact_under_gcstress) {
   EXPECT(harness_run_inner("inner_mutator", "GORT_DEBUG=gcstress=1"));
+}
+
+// The mprotect backend: every first write to a heap granule during a mark
+// is a SIGSEGV that gort's handler takes, on whichever thread wrote.
+TEST(graphs_stay_intact_with_mprotect_dirty_tracking) {
+  EXPECT(harness_run_inner("inner_mutator", "GORT_DEBUG=gcdirty=mprotect,gccheckmark=1"));
+  EXPECT(harness_run_inner("inner_mutator", "GORT_DEBUG=gcdirty=mprotect,gcstress=1"));
 }
 
 TEST(graphs_stay_intact_with_the_collector_off) {
@@ -738,6 +747,14 @@ TEST(fork_while_threads_allocate_and_collect_under_gccheckmark) {
   EXPECT(harness_run_inner("inner_fork_while_threads_allocate", "GORT_DEBUG=gccheckmark=1"));
 }
 
+// With gcdirty=mprotect the last cycle's disarm runs after its cycle lock
+// is dropped, so a fork may find the heap still write-protected: the
+// child unprotects what it inherited, and its own cycles track afresh.
+TEST(fork_while_threads_allocate_and_collect_with_mprotect_dirty_tracking) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer does not support fork with threads running");
+  EXPECT(harness_run_inner("inner_fork_while_threads_allocate", "GORT_DEBUG=gcdirty=mprotect,gccheckmark=1"));
+}
+
 // A fork before the collector's first cycle did not stop the world, so
 // the child lost the spans the other threads had cached: never swept, the
 // mark bits its first mark set in them stayed, and its next mark stopped
@@ -827,4 +844,5 @@ static void fork_while_threads_allocate(void) {
   }
   atomic_store(&stop_collecting, true);
   for (int i = 0; i < 3; i++) pthread_join(tid[i], NULL);
+  gctest_expect_forced_backend();
 }

@@ -1,0 +1,177 @@
+// Memory faults: the one SIGSEGV and SIGBUS handler, shared by the parts of
+// gort that need one, and the program's own handlers chained behind it.
+//
+// Two parts of gort take faults: a goroutine stack overflow into a guard
+// page (sched/stack.c) and, with GORT_DEBUG=gcdirty=mprotect, the first
+// write to a write-protected granule of the heap (gc/dirty_mprotect.c).
+// Each registers a hook; the handler asks the hooks in slot order, and a
+// fault none of them claims goes to the program's handler, as if gort
+// were not there:
+//   1. The handler is installed once, at the first hook, on the alternate
+//      signal stack where the thread has one (a stack overflow leaves no
+//      room on the faulting one). The disposition it replaces is the
+//      program's, recorded.
+//   2. gort exports sigaction and signal (as bdwgc wraps them for its
+//      incremental mode), so that a program that installs its handler
+//      after gort's records it instead of replacing gort's: gort's stays
+//      first, and sigaction reports the program's own as the current one.
+//      Other signals go straight to libc.
+//   3. A fault no hook claims runs the program's handler as the kernel
+//      would: SA_SIGINFO or plain, with the signal mask the kernel would
+//      have set (the mask at the fault, the handler's sa_mask, the signal
+//      itself), SA_RESETHAND honoured. With no handler (SIG_DFL, or
+//      SIG_IGN, which the kernel does not honour for a fault either) the
+//      default disposition is restored and the faulting instruction runs
+//      again, so a real segfault still dumps core with SIGSEGV; a SIGSEGV
+//      sent with kill is sent again, to be taken after the handler.
+//   4. A hook may ask that some signals stay blocked while the handler
+//      runs (the collector's stop signal: gc/dirty_mprotect.c says why);
+//      they are unblocked again before the program's handler runs, which
+//      may never return (siglongjmp).
+// Hooks run in a signal handler: they are async-signal-safe and take no
+// lock. Not covered: bsd_signal, sysv_signal and __sigaction (rare), and
+// sigaction(2) made with syscall(2): a program that reaches the kernel
+// directly replaces gort's handler. The ThreadSanitizer build (no libc
+// names of gort's) does not wrap either: TSan has its own interceptors.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../base/base.h"
+#include "os.h"
+
+static struct {
+  _Atomic uint32_t lock;               // spin lock: installing, and the wrappers' updates
+  gort__os_fault_hook_t hook[GORT_FAULT_HOOKS];  // set once each, before the handler can see it
+  struct sigaction prog[2];            // the program's SIGSEGV and SIGBUS actions; under lock
+  sigset_t keep_blocked;               // signals blocked in gort's handler; under lock
+  _Atomic bool installed;
+} flt;
+
+static int slot_of(int sig) { return sig == SIGSEGV ? 0 : 1; }
+
+static void flock_take(void) {
+  while (atomic_exchange_explicit(&flt.lock, 1, memory_order_acquire) != 0) __builtin_ia32_pause();
+}
+static void flock_drop(void) { atomic_store_explicit(&flt.lock, 0, memory_order_release); }
+
+// libc's sigaction itself (gort's wraps it below).
+#ifdef GORT_NO_SHIM
+#define real_sigaction sigaction
+#else
+extern int __sigaction(int, const struct sigaction *, struct sigaction *);
+#define real_sigaction __sigaction
+#endif
+
+static void on_fault(int sig, siginfo_t *info, void *uctx);
+
+// Installs (again) gort's handler for SIGSEGV and SIGBUS (lock held).
+static int install(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  sa.sa_mask = flt.keep_blocked;
+  bool first = !atomic_load_explicit(&flt.installed, memory_order_relaxed);
+  int saved = errno;
+  int r = 0;
+  for (int i = 0; i < 2 && r == 0; i++) {
+    int sig = i == 0 ? SIGSEGV : SIGBUS;
+    if (real_sigaction(sig, &sa, first ? &flt.prog[i] : NULL) != 0) r = -errno;
+  }
+  errno = saved;
+  if (r == 0) atomic_store_explicit(&flt.installed, true, memory_order_release);
+  return r;
+}
+
+int gort__os_fault_hook(int slot, gort__os_fault_hook_t fn, int keep_blocked) {
+  flock_take();
+  int r = 0;
+  bool again = keep_blocked > 0 && !sigismember(&flt.keep_blocked, keep_blocked);
+  if (keep_blocked > 0) sigaddset(&flt.keep_blocked, keep_blocked);
+  flt.hook[slot] = fn;
+  if (!atomic_load_explicit(&flt.installed, memory_order_relaxed) || again) r = install();
+  flock_drop();
+  return r;
+}
+
+// ---- the handler ----------------------------------------------------------------------------
+
+// Runs the program's action for a fault no hook claimed (step 3).
+static void chain(int sig, siginfo_t *info, ucontext_t *uc) {
+  struct sigaction *p = &flt.prog[slot_of(sig)];
+  void (*fn)(int) = p->sa_handler;
+  if (fn == SIG_DFL || fn == SIG_IGN) {  // (sa_handler and sa_sigaction share their storage)
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    real_sigaction(sig, &dfl, NULL);
+    // A fault happens again when the instruction runs again; a signal
+    // someone sent (si_code <= 0) must be sent again. Blocked here, it
+    // is taken on return, with the default action.
+    if (info->si_code <= 0) gort__os_tgkill(gort__os_gettid(), sig);
+    return;
+  }
+  struct sigaction act = *p;
+  if (act.sa_flags & SA_RESETHAND) {
+    memset(p, 0, sizeof *p);
+    p->sa_handler = SIG_DFL;
+  }
+  sigset_t m = uc->uc_sigmask;
+  for (int s = 1; s < NSIG; s++)
+    if (sigismember(&act.sa_mask, s) == 1 && sigismember(&flt.keep_blocked, s) != 1) sigaddset(&m, s);
+  if (!(act.sa_flags & SA_NODEFER)) sigaddset(&m, sig);
+  gort__os_sigmask(SIG_SETMASK, &m, NULL);
+  if (act.sa_flags & SA_SIGINFO) act.sa_sigaction(sig, info, uc);
+  else act.sa_handler(sig);
+}
+
+static void on_fault(int sig, siginfo_t *info, void *uctx) {
+  int saved = errno;
+  for (int i = 0; i < GORT_FAULT_HOOKS; i++) {
+    gort__os_fault_hook_t h = flt.hook[i];
+    if (h != NULL && h(sig, info, uctx)) {
+      errno = saved;
+      return;
+    }
+  }
+  errno = saved;
+  chain(sig, info, uctx);
+}
+
+// ---- the program's calls (step 2) -----------------------------------------------------------
+
+#ifndef GORT_NO_SHIM
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+  if ((sig != SIGSEGV && sig != SIGBUS) || !atomic_load_explicit(&flt.installed, memory_order_acquire))
+    return real_sigaction(sig, act, old);
+  flock_take();
+  struct sigaction *p = &flt.prog[slot_of(sig)];
+  if (old != NULL) *old = *p;
+  if (act != NULL) *p = *act;
+  flock_drop();
+  return 0;
+}
+
+EXPORT sighandler_t signal(int sig, sighandler_t handler);
+sighandler_t signal(int sig, sighandler_t handler) {
+  // glibc's signal: BSD semantics, the signal blocked while its handler runs.
+  struct sigaction act, old;
+  memset(&act, 0, sizeof act);
+  act.sa_handler = handler;
+  act.sa_flags = SA_RESTART;
+  sigemptyset(&act.sa_mask);
+  if (sig > 0 && sig < NSIG) sigaddset(&act.sa_mask, sig);
+  if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
+  return old.sa_handler;
+}
+
+#endif

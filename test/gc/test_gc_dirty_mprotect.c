@@ -1,0 +1,319 @@
+// The mprotect dirty tracker (gc/dirty_mprotect.c) beside the program's
+// own SIGSEGV handling: gort's fault handler takes the heap's write faults
+// while cycles mark, and every other fault still reaches the program's
+// handler, installed before gort's or after it (os/fault.c); with no
+// handler a real segfault still kills with SIGSEGV. Last, the cost of a
+// first write to a protected granule, printed (not asserted).
+//
+// Each case runs in a process of its own with GORT_DEBUG=gcdirty=mprotect
+// (options are read at start-up) and first checks that the backend is in
+// use. One more: with userfaultfd refused (a seccomp filter), the probe
+// falls back from uffd to mprotect by itself.
+
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "gc/dirty.h"
+#include "gctest.h"
+
+#define ENV "GORT_DEBUG=gcdirty=mprotect"
+
+static void expect_mprotect(void) {
+  gctest_collect();
+  EXPECT(strcmp(gort__dirty_name(), "mprotect") == 0, "the backend is %s", gort__dirty_name());
+}
+
+// ---- a workload that writes the heap while cycles mark ------------------------------------
+
+#define NHOLD 4096
+static void **holder;  // old: its granules are protected in every mark
+static _Atomic bool stop;
+static _Atomic uint64_t cycles;
+
+static void *collector(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop)) {
+    gort_gc_collect();
+    atomic_fetch_add(&cycles, 1);
+  }
+  return NULL;
+}
+
+// The program's handler: counts real faults and jumps back over them.
+static void *bad_page;  // PROT_NONE
+static sigjmp_buf jump;
+static volatile sig_atomic_t program_faults;
+static void *volatile fault_addr;
+
+static void program_siginfo_handler(int sig, siginfo_t *si, void *uc) {
+  (void)sig, (void)uc;
+  program_faults++;
+  fault_addr = si->si_addr;
+  siglongjmp(jump, 1);
+}
+
+static void program_plain_handler(int sig) {
+  (void)sig;
+  program_faults++;
+  fault_addr = bad_page;
+  siglongjmp(jump, 1);
+}
+
+static GCTEST_NOINLINE bool real_fault(void) {
+  int before = program_faults;
+  if (sigsetjmp(jump, 1) == 0) {
+    *(volatile int *)bad_page = 1;
+    return false;
+  }
+  return program_faults == before + 1 && fault_addr == bad_page;
+}
+
+// Writes every slot of the old holder while cycles run, and makes a real
+// fault every so often: each must reach the program's handler, none of
+// the heap's may.
+static void write_heap_with_real_faults(void) {
+  bad_page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  EXPECT(bad_page != MAP_FAILED, "mmap");
+  holder = gort_gc_alloc(NHOLD * sizeof(void *));
+  ASSERT_NOT_NULL(holder);
+  gctest_collect();  // holder is old
+  uint64_t pages0 = gctest_memstats()->gc_dirty_pages;
+  atomic_store(&stop, false);
+  pthread_t t;
+  EXPECT(pthread_create(&t, NULL, collector, NULL) == 0);
+  int real = 0, caught = 0;
+  double deadline = gctest_now() + 10;
+  for (uint64_t k = 0; (k < 200000 || atomic_load(&cycles) < 4) && gctest_now() < deadline; k++) {
+    holder[k % NHOLD] = gort_gc_alloc(32);
+    if (k % 5000 == 0) {
+      real++;
+      caught += real_fault();
+    }
+  }
+  atomic_store(&stop, true);
+  pthread_join(t, NULL);
+  EXPECT_EQ_U64(caught, real, "real faults that reached the program's handler");
+  EXPECT_EQ_U64(program_faults, real, "faults the program's handler saw (gort's own must not reach it)");
+  uint64_t pages = gctest_memstats()->gc_dirty_pages - pages0;
+  EXPECT(pages > 0, "no written page was rescanned in %llu cycles", (unsigned long long)atomic_load(&cycles));
+  printf("  %d real faults to the program, %llu cycles, %llu written pages rescanned\n", real,
+         (unsigned long long)atomic_load(&cycles), (unsigned long long)pages);
+}
+
+static void install_siginfo_handler(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = program_siginfo_handler;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  EXPECT(sigaction(SIGSEGV, &sa, NULL) == 0, "sigaction");
+}
+
+// Installed before gort's (the first cycle installs it).
+INNER_TEST(inner_handler_installed_before) {
+  install_siginfo_handler();
+  expect_mprotect();
+  struct sigaction now;
+  EXPECT(sigaction(SIGSEGV, NULL, &now) == 0);
+  EXPECT(now.sa_sigaction == program_siginfo_handler, "sigaction reports gort's handler, not the program's");
+  write_heap_with_real_faults();
+}
+
+// Installed after gort's, with signal(2): gort's stays first.
+INNER_TEST(inner_handler_installed_after) {
+  expect_mprotect();
+  EXPECT(signal(SIGSEGV, program_plain_handler) != SIG_ERR, "signal");
+  EXPECT(signal(SIGSEGV, program_plain_handler) == program_plain_handler, "signal returns the last handler");
+  write_heap_with_real_faults();
+}
+
+TEST(the_programs_sigsegv_handler_gets_real_faults_installed_before_gorts) {
+  EXPECT(harness_run_inner("inner_handler_installed_before", ENV));
+  EXPECT(harness_run_inner("inner_handler_installed_before", ENV ",gccheckmark=1"));
+}
+
+TEST(the_programs_sigsegv_handler_gets_real_faults_installed_after_gorts) {
+  EXPECT(harness_run_inner("inner_handler_installed_after", ENV));
+}
+
+// ---- no handler: the process dies of the signal ----------------------------------------------
+
+static GCTEST_NOINLINE void write_during_cycles_then_fault(bool by_kill) {
+  expect_mprotect();
+  bad_page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  holder = gort_gc_alloc(NHOLD * sizeof(void *));
+  gctest_collect();
+  pthread_t t;
+  pthread_create(&t, NULL, collector, NULL);
+  for (uint64_t k = 0; atomic_load(&cycles) < 3; k++) holder[k % NHOLD] = gort_gc_alloc(32);
+  if (by_kill) kill(getpid(), SIGSEGV);
+  else *(volatile int *)bad_page = 1;
+  printf("still alive\n");
+}
+
+INNER_TEST(inner_real_segfault) { write_during_cycles_then_fault(false); }
+INNER_TEST(inner_kill_sigsegv) { write_during_cycles_then_fault(true); }
+
+// Runs this program's inner case with ENV; true if the harness saw it die
+// of SIGSEGV (it runs each case in a process of its own, and names the
+// signal that ended it).
+static bool died_of_sigsegv(const char *inner) {
+  char self[512], cmd[700], line[512];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  EXPECT(n > 0, "readlink");
+  self[n > 0 ? n : 0] = '\0';
+  struct rlimit no_core = {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  snprintf(cmd, sizeof cmd, "%s %s %s 2>&1", ENV, self, inner);
+  FILE *f = popen(cmd, "r");
+  EXPECT(f != NULL, "popen");
+  bool died = false, alive = false;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    // (the inner run's own lines are its business)
+    if (strstr(line, "FAIL") != NULL && strstr(line, "(Segmentation fault)") != NULL) died = true;
+    if (strstr(line, "still alive") != NULL) alive = true;
+  }
+  if (f != NULL) pclose(f);
+  return died && !alive;
+}
+
+TEST(an_uncaught_segfault_still_kills_with_sigsegv) {
+  EXPECT(died_of_sigsegv("inner_real_segfault"), "a real fault with no handler");
+  EXPECT(died_of_sigsegv("inner_kill_sigsegv"), "kill(getpid(), SIGSEGV) with no handler");
+}
+
+// ---- the cost of a first write ----------------------------------------------------------------
+
+// The backend itself, on the granules of one large object: protect them,
+// time a write to each (a fault, the handler's unprotect) against a write
+// to an unprotected granule, then a collect that protects every other
+// granule again (a protect and a split mapping each). Printed, never
+// asserted. Timing writes: a page cannot fault while the backend is used
+// outside a cycle, so the last cycle's disarm must be over first.
+INNER_TEST(inner_first_write_cost) {
+  enum { GRANULES = 2048 };
+  const uintptr_t G = (uintptr_t)1 << GORT_DIRTY_GRANULE_SHIFT;
+  size_t bytes = (size_t)(GRANULES + 1) * G;
+  char *obj = gort_gc_alloc_noscan(bytes);
+  ASSERT_NOT_NULL(obj);
+  memset(obj, 1, bytes);  // resident
+  expect_mprotect();      // registers the heap, obj's reservation included
+  usleep(200000);         // the cycle's disarm, after its end
+  uintptr_t lo = ((uintptr_t)obj + G - 1) & ~(G - 1), hi = lo + GRANULES * G;
+  const dirty_backend_t *be = &gort__dirty_mprotect;
+  be->arming(true);
+  double best_fault = 1e9, best_plain = 1e9, best_split = 1e9, best_collect = 1e9;
+  for (int round = 0; round < 5; round++) {
+    uintptr_t runs[64][2], walk = lo;
+    EXPECT(be->protect(lo, hi) == 0, "protect");
+    double t0 = gctest_now();
+    for (uintptr_t a = lo; a < hi; a += G) *(volatile char *)a = 2;
+    double t1 = gctest_now();
+    for (uintptr_t a = lo; a < hi; a += G) *(volatile char *)(a + 64) = 3;
+    double t2 = gctest_now();
+    for (uintptr_t from = lo; from < hi; from = walk)  // all written: one run, one protect
+      if (be->collect(from, hi, runs, 64, &walk) < 0 || walk <= from) break;
+    double t3 = gctest_now();
+    for (uintptr_t a = lo; a < hi; a += 2 * G) *(volatile char *)a = 4;
+    double t4 = gctest_now();
+    uint64_t reported = 0;
+    for (uintptr_t from = lo; from < hi; from = walk) {
+      int64_t r = be->collect(from, hi, runs, 64, &walk);
+      EXPECT(r >= 0, "collect: %lld", (long long)r);
+      for (int64_t i = 0; i < r; i++) reported += (runs[i][1] - runs[i][0]) / G;
+      if (walk <= from) break;
+    }
+    double t5 = gctest_now();
+    EXPECT_EQ_U64(reported, GRANULES / 2, "granules reported (every other one was written)");
+    if ((t1 - t0) / GRANULES < best_fault) best_fault = (t1 - t0) / GRANULES;
+    if ((t2 - t1) / GRANULES < best_plain) best_plain = (t2 - t1) / GRANULES;
+    if ((t4 - t3) / (GRANULES / 2) < best_split) best_split = (t4 - t3) / (GRANULES / 2);
+    if ((t5 - t4) / (GRANULES / 2) < best_collect) best_collect = (t5 - t4) / (GRANULES / 2);
+    be->unprotect(lo, hi);
+  }
+  be->arming(false);
+  printf("  first write to a protected %zu KiB granule: %.2f us (%.2f us where the mapping must split; "
+         "an unprotected write: %.3f us); protecting it again in a collect: %.2f us\n",
+         (size_t)(G >> 10), best_fault * 1e6, best_split * 1e6, best_plain * 1e6, best_collect * 1e6);
+}
+
+TEST(the_cost_of_a_first_write_is_printed) {
+  char self[512], cmd[700], line[512];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  EXPECT(n > 0, "readlink");
+  self[n > 0 ? n : 0] = '\0';
+  snprintf(cmd, sizeof cmd, "%s %s inner_first_write_cost 2>&1", ENV, self);
+  FILE *f = popen(cmd, "r");
+  EXPECT(f != NULL, "popen");
+  bool passed = false;
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    if (strncmp(line, "  first write", 13) == 0) printf("%s", line);
+    if (strncmp(line, "PASS ", 5) == 0) passed = true;
+  }
+  if (f != NULL) pclose(f);
+  EXPECT(passed, "the inner run failed: run it with %s %s inner_first_write_cost", ENV, self);
+}
+
+// ---- the probe order --------------------------------------------------------------------------
+
+// userfaultfd(2) fails with EPERM, as under a container's seccomp profile.
+static void refuse_userfaultfd(void) {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_userfaultfd, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+    _exit(3);
+}
+
+INNER_TEST(inner_probe_without_userfaultfd) {
+  EXPECT(syscall(SYS_userfaultfd, 0) < 0 && errno == EPERM, "userfaultfd is not refused here");
+  gctest_collect();
+  EXPECT(strcmp(gort__dirty_name(), "mprotect") == 0, "the backend is %s", gort__dirty_name());
+  EXPECT(gctest_memstats()->gc_concurrent, "cycles are not concurrent");
+}
+
+TEST(without_userfaultfd_the_probe_falls_back_to_mprotect) {
+  char self[512];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  EXPECT(n > 0, "readlink");
+  self[n > 0 ? n : 0] = '\0';
+  int p[2];
+  EXPECT(pipe(p) == 0, "pipe");
+  pid_t pid = fork();
+  EXPECT(pid >= 0, "fork");
+  if (pid == 0) {
+    refuse_userfaultfd();
+    alarm(20);
+    unsetenv("GORT_DEBUG");
+    dup2(p[1], 1);
+    dup2(p[1], 2);
+    close(p[0]);
+    execl(self, self, "inner_probe_without_userfaultfd", (char *)NULL);
+    _exit(127);
+  }
+  close(p[1]);
+  FILE *f = fdopen(p[0], "r");
+  char line[512];
+  while (f != NULL && fgets(line, sizeof line, f) != NULL) printf("    inner: %s", line);  // never counted
+  if (f != NULL) fclose(f);
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the inner run (under seccomp) ended with status %#x", st);
+}
