@@ -37,6 +37,13 @@ for p in $progs; do
     { fail "programs_build ($p)" "$T/cc.err"; exit 0; }
 done
 cc -g -O1 -shared -fPIC "$SRC/libleaky.c" -o "$T/libleaky.so" || { fail programs_build; exit 0; }
+# Optimized, so that the helpers are inlined (their frames come from .debug_info).
+for mode in pre static; do
+  extra=()
+  [ "$mode" = static ] && extra=("$ARCHIVE" -rdynamic -ldl -lpthread)
+  cc -g -O2 -pthread -I"$SRC" "$SRC/inline.c" -o "$T/inline.$mode" "${extra[@]}" 2>"$T/cc.err" ||
+    { fail "programs_build (inline)" "$T/cc.err"; exit 0; }
+done
 
 # run NAME MODE ENV... : runs $T/NAME.MODE with GORT_LEAKCHECK=1 (unless
 # the environment given sets it), stdout to $T/out, stderr to $T/err; the
@@ -183,6 +190,26 @@ for mode in pre static; do
   else
     { echo "  want: $want"; echo "  got (status $rc): $got"; cat "$T/err"; } >"$T/why"
     fail "alternating_paths_keep_their_own_stacks_$mode" "$T/why"
+  fi
+done
+
+# The frames of a leak allocated in code inlined twice: each level, innermost
+# first, at the line of its call, then the function that holds the code.
+mark() { grep -n "@$1\$" "$SRC/inline.c" | cut -d: -f1; }
+want_inline="new_block inline.c:$(mark block)
+new_pair inline.c:$(mark pair)
+make_leak inline.c:$(mark make)
+main inline.c:$(mark main)"
+for mode in pre static; do
+  run inline "$mode"
+  got=$(awk '/^Direct leak of 42 byte/ { on = 1; next } on && /^ +#[0-9]+ / {
+               file = $NF; sub(/.*\//, "", file); print $4, file; if ($4 == "main") exit }' "$T/err")
+  pcs=$(awk '/^Direct leak of 42 byte/ { on = 1; next } on && /^ +#[0-3] / { print $2 }' "$T/err" | sort -u | wc -l)
+  if [ "$rc" = 23 ] && [ "$got" = "$want_inline" ] && [ "$pcs" = 2 ]; then
+    pass "inlined_functions_are_frames_of_their_own_$mode"
+  else
+    { echo "  want: $want_inline"; echo "  got (status $rc, $pcs addresses): $got"; cat "$T/err"; } >"$T/why"
+    fail "inlined_functions_are_frames_of_their_own_$mode" "$T/why"
   fi
 done
 
