@@ -511,6 +511,10 @@ static GORT_NOINLINE void probe(int kind) {
     case 10: probe_stack = NULL; p = malloc(24); probe_stack = got; p = realloc(p, 200); break;
     default: break;
   }
+  // GCC takes malloc, calloc and the like for its builtins, which write
+  // no memory the program sees: without this, it may keep probe_n and got
+  // from before the call (and learn nothing from the C entry points).
+  __asm__ volatile("" ::: "memory");
   probe_stack = NULL;
   if (probe_n > nd && probe_n < MAX_DEPTH + 8) {
     uint32_t k = probe_n - nd;  // got[k] is the return address into this function

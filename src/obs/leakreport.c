@@ -124,6 +124,12 @@ static bool allocator_frame(const char *f) {
   return false;
 }
 
+// A frame is the allocator's if the function holding its code is, or
+// the function inlined innermost there (malloc_fast inlined into malloc).
+static bool allocator_sym(const sym_t *s) {
+  return allocator_frame(s->func) || (s->ninl > 0 && allocator_frame(s->inl[s->ninl - 1].func));
+}
+
 static int16_t suppressed_by(const sym_t *s, uint32_t n) {
   for (int i = 0; gort__leak_suppression(i) != NULL && i < 256; i++) {
     const char *t = gort__leak_suppression(i);
@@ -164,7 +170,7 @@ void gort__leakreport_resolve(leak_result_t *r) {
     if (r->syms == NULL) grp->nsyms = 0;
     const sym_t *s = r->syms + grp->sym0;
     uint32_t skip = 0;
-    while (skip < grp->nsyms && allocator_frame(s[skip].func)) skip++;
+    while (skip < grp->nsyms && allocator_sym(&s[skip])) skip++;
     grp->skip = skip;
     grp->sym0 += skip;
     grp->nsyms -= skip;
