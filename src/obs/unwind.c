@@ -908,10 +908,10 @@ static unwind_kept_t *kept_find(unwind_memo_t *m, uint32_t max, uintptr_t pc, ui
     // tells most of them apart with one load.
     if (e->pc != pc || e->sp != sp || e->tag == 0 || load(e->chk[0].at) != e->chk[0].word) continue;
     if (e->max != max || (e->bp_read && e->bp != bp)) continue;
-    // Two at a time: the checks come in pairs, padded with a word that
-    // checks itself (kept_build).
+    // The rest two at a time: after the first, the checks come in pairs,
+    // padded with a word that checks itself (kept_build).
     uintptr_t diff = 0;
-    for (uint32_t j = 0; j < e->nchk; j += 2)
+    for (uint32_t j = 1; j < e->nchk; j += 2)
       diff |= (load(e->chk[j].at) ^ e->chk[j].word) | (load(e->chk[j + 1].at) ^ e->chk[j + 1].word);
     if (diff == 0) return e;
   }
@@ -942,7 +942,7 @@ static int kept_build(unwind_memo_t *m, uint32_t n, uint32_t max) {
     if (f[j].at[0] != 0) e->chk[k++] = (unwind_check_t){f[j].at[0], f[j].word[0]};
     if (f[j].at[1] != 0 && j + 1 < n && f[j + 1].bp_read) e->chk[k++] = (unwind_check_t){f[j].at[1], f[j].word[1]};
   }
-  while (k < 2 || k % 2 != 0)  // room: at most 2 per frame, and n <= UNWIND_MEMO_FRAMES
+  while (k < 1 || k % 2 == 0)  // room: at most 2 per frame less one, and n <= UNWIND_MEMO_FRAMES
     e->chk[k] = (unwind_check_t){(uintptr_t)&e->chk[k].word, (uintptr_t)&e->chk[k].word}, k++;
   e->nchk = k;
   return v;
@@ -952,6 +952,7 @@ static int kept_build(unwind_memo_t *m, uint32_t n, uint32_t max) {
 static GORT_NOINLINE uint32_t walk_tagged_miss(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp,
                                                uintptr_t bp, unwind_tag_t *t) {
   unwind_memo_t *m = t->m;
+  t->tag = 0, t->held = 0, t->slot = -1;
   if (m->busy) {  // a signal handler's walk, inside the thread's own
     m->reused = max;
     return gort__unwind_walk(pcs, max, pc, sp, bp);
@@ -973,17 +974,13 @@ uint32_t gort__unwind_walk_tagged(uintptr_t *pcs, uint32_t max, uintptr_t pc, ui
 uint32_t gort__unwind_walk_tagged(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
                                   unwind_tag_t *t) {
   unwind_memo_t *m = t->m;
-  t->tag = 0, t->held = 0, t->slot = -1;
   if (gort_likely(!m->busy)) {
     // Held while reading the kept walks: a signal handler's walk could
     // otherwise rewrite the one being read.
     m->busy = 1;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     unwind_kept_t *e = kept_find(m, max, pc, sp, bp);
-    if (e != NULL) {
-      t->tag = e->tag;
-      m->reused = 0;
-    }
+    if (e != NULL) t->tag = e->tag, t->held = 0;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     m->busy = 0;
     if (e != NULL) return e->n;

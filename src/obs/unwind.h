@@ -75,8 +75,9 @@ uint32_t gort__unwind_capture_memo(uintptr_t *pcs, uint32_t max, unwind_memo_t *
 // If the calling stack is, word for word, one of the walks kept in the
 // memo (the last UNWIND_MEMO_KEPT tagged ones), sets t->tag to that
 // walk's tag and returns its frame count, leaving pcs unwritten; else
-// walks as gort__unwind_capture_memo, sets t->tag to 0, and the caller
-// must then call gort__unwind_memo_keep(t, tag) to name the walk (tag 0:
+// walks as gort__unwind_capture_memo (a hit leaves m->reused alone),
+// sets t->tag to 0, and the caller must then call
+// gort__unwind_memo_keep(t, tag) to name the walk (tag 0:
 // keep nothing), which also releases the memo (a signal handler's walk
 // meanwhile does without it).
 typedef struct {
