@@ -900,20 +900,33 @@ uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uint
 // read decide the whole walk (the argument of memo_valid, from frame 0),
 // so a match needs no rule and no copy. The loads are independent and
 // their differences are or'ed: one branch per kept walk.
+static inline bool kept_match(const unwind_kept_t *e, uint32_t max, uintptr_t pc, uintptr_t sp,
+                              uintptr_t bp) {
+  // Every kept walk starts in the same function (the capture site), often
+  // at the same sp: the first word, the return address into its caller,
+  // tells most of them apart with one load.
+  if (e->pc != pc || e->sp != sp || e->tag == 0 || load(e->chk[0].at) != e->chk[0].word) return false;
+  if (e->max != max || (e->bp_read && e->bp != bp)) return false;
+  // The rest two at a time: after the first, the checks come in pairs,
+  // padded with a word that checks itself (kept_build).
+  uintptr_t diff = 0;
+  for (uint32_t j = 1; j < e->nchk; j += 2)
+    diff |= (load(e->chk[j].at) ^ e->chk[j].word) | (load(e->chk[j + 1].at) ^ e->chk[j + 1].word);
+  return diff == 0;
+}
+
 static unwind_kept_t *kept_find(unwind_memo_t *m, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp) {
-  for (int i = 0; i < UNWIND_MEMO_KEPT; i++) {
-    unwind_kept_t *e = &m->kept[i];
-    // Every kept walk starts in the same function (the capture site), often
-    // at the same sp: the first word, the return address into its caller,
-    // tells most of them apart with one load.
-    if (e->pc != pc || e->sp != sp || e->tag == 0 || load(e->chk[0].at) != e->chk[0].word) continue;
-    if (e->max != max || (e->bp_read && e->bp != bp)) continue;
-    // The rest two at a time: after the first, the checks come in pairs,
-    // padded with a word that checks itself (kept_build).
-    uintptr_t diff = 0;
-    for (uint32_t j = 1; j < e->nchk; j += 2)
-      diff |= (load(e->chk[j].at) ^ e->chk[j].word) | (load(e->chk[j + 1].at) ^ e->chk[j + 1].word);
-    if (diff == 0) return e;
+  // The last one found first: a loop that allocates from one stack finds
+  // it at once, whatever else the slots hold (a recycled memo keeps the
+  // walks of the thread that had it).
+  unwind_kept_t *e = &m->kept[m->last];
+  if (kept_match(e, max, pc, sp, bp)) return e;
+  for (uint32_t i = 0; i < UNWIND_MEMO_KEPT; i++) {
+    e = &m->kept[i];
+    if (i != m->last && kept_match(e, max, pc, sp, bp)) {
+      m->last = i;
+      return e;
+    }
   }
   return NULL;
 }

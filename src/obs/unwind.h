@@ -60,6 +60,7 @@ typedef struct {
   uint8_t busy;               // a walk is using the memo (a signal handler's walk does without)
   uint32_t reused;            // out: see gort__unwind_capture_memo
   uint32_t rng;               // picks the kept slot to replace
+  uint32_t last;              // the kept slot found last
   unwind_memo_frame_t f[2][UNWIND_MEMO_FRAMES];
   unwind_kept_t kept[UNWIND_MEMO_KEPT];
 } unwind_memo_t;
