@@ -202,10 +202,14 @@ static inline _Atomic uint64_t *word_of(uintptr_t p, bool create) {
 
 // ---- per-thread walk memos ---------------------------------------------------------
 
-// Each thread's memo of its last stack walk (unwind.h), so that allocations
-// from a stack seen just before cost a check of its words instead of a
-// walk. Memos come from persistent memory and go back to a free list when
-// their thread exits (a key destructor), for the next thread to take.
+// Each thread's memo of its last stack walk and of the last few stacks it
+// recorded, kept under their depot ids (unwind.h), so that an allocation
+// from a stack seen lately costs a check of its words instead of a walk
+// and a depot lookup. Memos (about 19 KiB) come from persistent memory
+// and go back to a free list when their thread exits (a key destructor),
+// for the next thread to take, emptied (memo_get): a kept walk is only
+// valid on its own thread, whose thread pointer decides where the walk's
+// stack ends (unwind.c, step 6).
 typedef struct memo {
   unwind_memo_t u;   // its kept walks are tagged with their depot ids
   struct memo *next; // on the free list
@@ -307,8 +311,10 @@ static inline __attribute__((always_inline)) void record(void *p, size_t size) {
                           memory_order_relaxed);
 }
 
-// The allocator's sample hook in leak mode: every allocation comes here
-// (through record_alloc, unless sample() is bypassed).
+// The allocator's sample hook in leak mode. sample() hands every
+// allocation to record_alloc (on_record, below) first, so nothing in the
+// allocator calls this today; it stays registered so that a caller of
+// sample_alloc that skips sample() still records.
 static int64_t on_alloc(void *p, size_t size) {
   if (p != NULL) record(p, size);
   if (lk.prof.sample_alloc != NULL && p != NULL && (prof_left -= (int64_t)size) < 0)

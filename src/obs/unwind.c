@@ -97,7 +97,9 @@
 // the words of frames past the walk's end) decides nothing. Signal frames
 // are never kept (the interrupted registers are no stack word), and the
 // memo is "busy" while a walk reads or writes it, so a signal handler's
-// walk inside the thread's own does without it.
+// walk inside the thread's own does without it. A memo serves one thread
+// only: the stack's top (step 6) comes from the thread pointer, so the
+// same words on another thread's stack need not give the same walk.
 //
 // Nothing on the capture path locks, allocates, uses stdio or waits: threads share the cache and the table through atomics alone, a
 // forked child inherits both as they were, and a signal handler may
@@ -917,8 +919,8 @@ static inline bool kept_match(const unwind_kept_t *e, uint32_t max, uintptr_t pc
 
 static unwind_kept_t *kept_find(unwind_memo_t *m, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp) {
   // The last one found first: a loop that allocates from one stack finds
-  // it at once, whatever else the slots hold (a recycled memo keeps the
-  // walks of the thread that had it).
+  // it at once, whatever else the slots hold (the thread's first stacks,
+  // from its start-up, take the first slots).
   unwind_kept_t *e = &m->kept[m->last];
   if (kept_match(e, max, pc, sp, bp)) return e;
   for (uint32_t i = 0; i < UNWIND_MEMO_KEPT; i++) {
