@@ -5,7 +5,7 @@
 // Nothing here calls gort: the check needs only the environment variable.
 //
 //   cc -g -O0 examples/leak.c -o leak    (at -O1 and above, inlined functions
-//                                         show as their caller, with their own lines)
+//                                         are frames of their own, at one address)
 //   GORT_LEAKCHECK=1 LD_PRELOAD=build/libgort.so ./leak
 //
 // (README.md, "Finding leaks", shows the report.) A program linked with

@@ -22,7 +22,7 @@ SCALE=${2:-${SCALE:-0.25}}
 TIMEOUT=${TIMEOUT:-120}
 VARIANTS=${VARIANTS:-"gort gort+leak lsan valgrind"}
 WORKLOADS=${WORKLOADS:-"churn larson prodcons realloc pair python3 sqlite3 git"}
-LIB=$PWD/build/libgort.so
+LIB=${LIB:-$PWD/build/libgort.so}  # LIB=path compares another build
 LSAN=/usr/lib/x86_64-linux-gnu/liblsan.so.0
 [ -e "$LIB" ] || make -s -j2 >/dev/null
 [ -x build/bench/allocbench ] || make -s build/bench/allocbench >/dev/null

@@ -29,6 +29,14 @@ typedef struct {
   int64_t (*first_interval)(void);
   // realloc kept block p, now of size bytes (the leak check's record).
   void (*resized)(void *p, size_t size);
+  // The leak check's record of every allocation (obs/leakcheck.c): when
+  // set, sample() hands each allocation that reaches it straight here,
+  // as a tail call, and returns what this returns (p). It keeps the
+  // thread's countdown negative and chains sample_alloc itself. A tail
+  // call, so that the stack it captures holds no allocator frame of
+  // sample's or of the entry points that tail-called sample: fewer frames
+  // to check on each repeat (leakcheck.c, cost).
+  void *(*record_alloc)(void *p, size_t size);
 } gort_mprof_hooks_t;
 extern gort_mprof_hooks_t gort__mprof_hooks GORT_HIDDEN;
 

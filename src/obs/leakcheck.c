@@ -14,14 +14,21 @@
 //      records its stack. The hook is the heap profiler's countdown
 //      (alloc/malloc.c, sample()): leak mode keeps each thread's countdown
 //      at -1, so every malloc, calloc, realloc that moves, aligned and C++
-//      allocation leaves the fast path for the slow one and calls
-//      on_alloc, as hardened mode does; the fast path itself is unchanged,
-//      and costs nothing when the check is off. on_alloc captures the
-//      stack (obs/unwind.c: cached CFI rules, ~7 ns a frame, no lock),
-//      frames inside libgort.so dropped, at most depth frames (default
-//      30, LeakSanitizer's), and puts it in the stack depot (stackdepot.c),
-//      which returns a 32-bit id. If the heap profiler is on too, on_alloc
-//      counts down for it and calls its hook when due.
+//      allocation leaves the fast path for the slow one and reaches
+//      on_record (the record_alloc hook), as hardened mode does; the fast
+//      path itself is unchanged, and costs nothing when the check is off.
+//      A small malloc pops its block in gort__malloc_slow as the fast path
+//      would, and every path reaches on_record by tail calls, so the
+//      stack it captures starts in the program's frame. The capture
+//      (obs/unwind.c: cached CFI rules, ~7 ns a frame, no lock) drops
+//      frames inside libgort.so, keeps at most depth frames (default 30,
+//      LeakSanitizer's), and puts the stack in the stack depot
+//      (stackdepot.c), which returns a 32-bit id. Most allocations repeat
+//      a stack the thread recorded lately: the thread's memo keeps its
+//      last few walks under their ids, and a stack whose words all match
+//      one of them takes its id without a walk or a depot lookup (unwind.c,
+//      kept walks). If the heap profiler is on too, on_record counts down
+//      for it and calls its hook when due.
 //   2. Ids per block, beside the heap (the blocks have no header to hold
 //      them): per arena, a table of 64-bit words {requested size, stack id}
 //      reserved when the arena first holds a recorded block. A span's
@@ -70,8 +77,11 @@
 //   - gort_leak_check from a signal handler that interrupted the allocator:
 //     a fatal error (the heap is mid-change; the check would deadlock).
 //
-// Cost (bench/leak/run.sh measures it): the stack walk on every allocation
-// dominates; frees are untouched. The table adds 8 bytes per live block.
+// Cost (bench/leak/run.sh measures it): on a repeated stack, a check of
+// one or two words per frame, the slow path's pop and the table's word;
+// a new stack costs the walk (or the memo's part of it) and a depot
+// lookup. Frees are untouched. The table adds 8 bytes per live block, the
+// memo about 20 KiB per thread.
 //
 // Rejected: a header in every block for the id (LeakSanitizer's chunk
 // header): it moves every block off its size class and breaks
@@ -164,22 +174,26 @@ static GORT_TLS uint32_t probe_n;
 
 // The word of block p (a live small or large malloc block), creating its
 // arena's table if create; NULL if there is none.
-static _Atomic uint64_t *word_of(uintptr_t p, bool create) {
+// Maps arena ai's table; NULL if the OS refused.
+static GORT_NOINLINE uint64_t *table_create(uintptr_t ai) {
+  int err;
+  uint64_t *mine = gort__os_reserve(0, TABLE_BYTES, 4096, &err), *none = NULL;
+  if (mine == NULL) return NULL;
+  if (atomic_compare_exchange_strong(&lk.tables[ai], &none, mine)) return mine;
+  gort__os_unmap(mine, TABLE_BYTES);
+  return none;
+}
+
+// The word of block p (a live small or large malloc block), creating its
+// arena's table if create; NULL if there is none. On every allocation:
+// the creation stays out of line, so this is a leaf.
+static inline _Atomic uint64_t *word_of(uintptr_t p, bool create) {
   mspan_t *s = span_of(p);
   if (s == NULL || lk.tables == NULL) return NULL;
   uintptr_t ai = p >> GORT_ARENA_SHIFT;
   uint64_t *t = atomic_load_explicit(&lk.tables[ai], memory_order_acquire);
-  if (t == NULL) {
-    if (!create) return NULL;
-    int err;
-    uint64_t *mine = gort__os_reserve(0, TABLE_BYTES, 4096, &err), *none = NULL;
-    if (mine == NULL) return NULL;
-    if (atomic_compare_exchange_strong(&lk.tables[ai], &none, mine)) {
-      t = mine;
-    } else {
-      gort__os_unmap(mine, TABLE_BYTES);
-      t = none;
-    }
+  if (gort_unlikely(t == NULL)) {
+    if (!create || (t = table_create(ai)) == NULL) return NULL;
   }
   uintptr_t base = s->base, idx = (base & (GORT_ARENA_SIZE - 1)) >> 4;
   if (span_state(s) == SPAN_SMALL) idx += span_elem_index(s, p - base);
@@ -188,13 +202,16 @@ static _Atomic uint64_t *word_of(uintptr_t p, bool create) {
 
 // ---- per-thread walk memos ---------------------------------------------------------
 
-// Each thread's memo of its last stack walk (unwind.h), so that allocations
-// from a stack seen just before cost a check of its words instead of a
-// walk. Memos come from persistent memory and go back to a free list when
-// their thread exits (a key destructor), for the next thread to take.
+// Each thread's memo of its last stack walk and of the last few stacks it
+// recorded, kept under their depot ids (unwind.h), so that an allocation
+// from a stack seen lately costs a check of its words instead of a walk
+// and a depot lookup. Memos (about 19 KiB) come from persistent memory
+// and go back to a free list when their thread exits (a key destructor),
+// for the next thread to take, emptied (memo_get): a kept walk is only
+// valid on its own thread, whose thread pointer decides where the walk's
+// stack ends (unwind.c, step 6).
 typedef struct memo {
-  unwind_memo_t u;
-  uint32_t id;       // the depot id of the stack u's last walk returned whole
+  unwind_memo_t u;   // its kept walks are tagged with their depot ids
   struct memo *next; // on the free list
 } memo_t;
 
@@ -244,35 +261,49 @@ static bool own_pc(uintptr_t pc) {
   return false;
 }
 
-static void record(void *p, size_t size) {
+// A walk that repeated no kept one: its depot id (0: the depot is full),
+// kept under it.
+static GORT_NOINLINE uint32_t record_miss(uintptr_t *raw, uint32_t n, unwind_tag_t *t) {
+  uint32_t i = 0;
+  if (gort_unlikely(raw == probe_stack)) {
+    // The probe wants the frames (a kept walk would leave raw unwritten),
+    // and its stack must not be named: the own frames are not known yet.
+    if (t->tag != 0) n = gort__unwind_capture(raw, MAX_DEPTH + 8);
+    gort__unwind_memo_keep(t, 0);
+    probe_n = n;
+    return UINT32_MAX;  // and no word: the probe frees its block at once
+  }
+  if (lk.self_hi != 0) {
+    while (i < n && raw[i] >= lk.self_lo && raw[i] < lk.self_hi) i++;
+  } else {
+    // raw[0] is in record, whichever copy of the call the compiler
+    // made; the frames above it are the allocator's, learned.
+    i = n > 0;
+    while (i < n && own_pc(raw[i])) i++;
+  }
+  uint32_t depth = n - i < lk.depth ? n - i : lk.depth;
+  uint32_t id = gort__stackdepot_put(raw + i, depth);
+  gort__unwind_memo_keep(t, id);
+  return id;
+}
+
+static inline __attribute__((always_inline)) void record(void *p, size_t size) {
   uintptr_t buf[MAX_DEPTH + 8], *raw = buf;
   uint32_t max = lk.depth + 8;
   memo_t *m = memo_get();
-  unwind_memo_t none;
   if (gort_unlikely(probe_stack != NULL)) raw = probe_stack, max = MAX_DEPTH + 8;
-  unwind_memo_t *um = &none;
-  if (m != NULL) um = &m->u; else none.busy = 1;
-  uint32_t n = gort__unwind_capture_memo(raw, max, um), i = 0;
-  if (gort_unlikely(raw == probe_stack)) {
-    probe_n = n;
-    if (m != NULL) m->id = 0;  // the memo now holds the probe's walk
-    return;
-  }
-  uint32_t id;
-  if (m != NULL && m->u.reused == 0 && m->id != 0) {
-    id = m->id;  // the same stack as this thread's last allocation
+  unwind_tag_t t = {.m = NULL};
+  uint32_t n;
+  if (gort_likely(m != NULL)) {
+    t.m = &m->u;
+    n = gort__unwind_capture_tagged(raw, max, &t);
   } else {
-    if (lk.self_hi != 0) {
-      while (i < n && raw[i] >= lk.self_lo && raw[i] < lk.self_hi) i++;
-    } else {
-      // raw[0] is in this function, whichever copy of the call the
-      // compiler made; the frames above it are the allocator's, learned.
-      i = n > 0;
-      while (i < n && own_pc(raw[i])) i++;
-    }
-    uint32_t depth = n - i < lk.depth ? n - i : lk.depth;
-    id = gort__stackdepot_put(raw + i, depth);
-    if (m != NULL) m->id = id;
+    n = gort__unwind_capture(raw, max);  // a thread past its memo's destructor
+  }
+  uint32_t id = t.tag;  // a stack this thread recorded lately: its id
+  if (gort_unlikely(id == 0 || raw == probe_stack)) {
+    id = record_miss(raw, n, &t);
+    if (id == UINT32_MAX) return;
   }
   _Atomic uint64_t *w = word_of((uintptr_t)p, true);
   if (w != NULL)
@@ -280,12 +311,25 @@ static void record(void *p, size_t size) {
                           memory_order_relaxed);
 }
 
-// The allocator's sample hook in leak mode: every allocation comes here.
+// The allocator's sample hook in leak mode. sample() hands every
+// allocation to record_alloc (on_record, below) first, so nothing in the
+// allocator calls this today; it stays registered so that a caller of
+// sample_alloc that skips sample() still records.
 static int64_t on_alloc(void *p, size_t size) {
   if (p != NULL) record(p, size);
   if (lk.prof.sample_alloc != NULL && p != NULL && (prof_left -= (int64_t)size) < 0)
     prof_left = lk.prof.sample_alloc(p, size);
   return -1;  // and the next one
+}
+
+// The same, as the allocator's record_alloc hook (tail-called, so this
+// frame's caller is the program's; p is not NULL).
+static void *on_record(void *p, size_t size) {
+  gort__tls_cache->sample_left = -1;  // sample() checked the cache is the thread's own
+  record(p, size);
+  if (gort_unlikely(lk.prof.sample_alloc != NULL) && (prof_left -= (int64_t)size) < 0)
+    prof_left = lk.prof.sample_alloc(p, size);
+  return p;
 }
 
 static int64_t first_interval(void) { return -1; }
@@ -473,6 +517,10 @@ static GORT_NOINLINE void probe(int kind) {
     case 10: probe_stack = NULL; p = malloc(24); probe_stack = got; p = realloc(p, 200); break;
     default: break;
   }
+  // GCC takes malloc, calloc and the like for its builtins, which write
+  // no memory the program sees: without this, it may keep probe_n and got
+  // from before the call (and learn nothing from the C entry points).
+  __asm__ volatile("" ::: "memory");
   probe_stack = NULL;
   if (probe_n > nd && probe_n < MAX_DEPTH + 8) {
     uint32_t k = probe_n - nd;  // got[k] is the return address into this function
@@ -513,13 +561,18 @@ void gort__leak_init(void) {
   lk.prof = gort__mprof_hooks;
   gort__mprof_hooks.first_interval = first_interval;
   gort__mprof_hooks.resized = on_resize;
-  gort__mprof_hooks.sample_alloc = on_alloc;  // last: every allocation comes here from now on
+  gort__mprof_hooks.sample_alloc = on_alloc;
+  gort__mprof_hooks.record_alloc = on_record;  // last: every allocation comes here from now on
   if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = -1;
   lk.on = true;
   // The heap's first block (see pin in the struct above), before any other.
   lk.pin = malloc(1024);
   gort_gc_add_roots(&lk.pin, &lk.pin + 1);
   if (lk.self_hi == 0) learn_own_frames();
+  // Ids kept before the own frames were known would name stacks with
+  // some of gort's frames in them.
+  memo_t *m = memo_get();
+  if (m != NULL) gort__unwind_memo_forget(&m->u);
 }
 
 // ---- the check --------------------------------------------------------------------

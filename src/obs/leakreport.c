@@ -124,13 +124,23 @@ static bool allocator_frame(const char *f) {
   return false;
 }
 
+// A frame is the allocator's if the function holding its code is, or
+// the function inlined innermost there (malloc_fast inlined into malloc).
+static bool allocator_sym(const sym_t *s) {
+  return allocator_frame(s->func) || (s->ninl > 0 && allocator_frame(s->inl[s->ninl - 1].func));
+}
+
 static int16_t suppressed_by(const sym_t *s, uint32_t n) {
   for (int i = 0; gort__leak_suppression(i) != NULL && i < 256; i++) {
     const char *t = gort__leak_suppression(i);
-    for (uint32_t k = 0; k < n; k++)
+    for (uint32_t k = 0; k < n; k++) {
       if (gort__leak_template_match(t, s[k].func) || gort__leak_template_match(t, s[k].file) ||
           gort__leak_template_match(t, s[k].module))
         return (int16_t)i;
+      for (uint32_t j = 0; j < s[k].ninl; j++)  // inlined frames are frames too
+        if (gort__leak_template_match(t, s[k].inl[j].func) || gort__leak_template_match(t, s[k].inl[j].file))
+          return (int16_t)i;
+    }
   }
   return -1;
 }
@@ -160,7 +170,7 @@ void gort__leakreport_resolve(leak_result_t *r) {
     if (r->syms == NULL) grp->nsyms = 0;
     const sym_t *s = r->syms + grp->sym0;
     uint32_t skip = 0;
-    while (skip < grp->nsyms && allocator_frame(s[skip].func)) skip++;
+    while (skip < grp->nsyms && allocator_sym(&s[skip])) skip++;
     grp->skip = skip;
     grp->sym0 += skip;
     grp->nsyms -= skip;
@@ -198,15 +208,26 @@ static int name_len(const char *f) {
   return (int)(at != NULL && at != f ? (size_t)(at - f) : strlen(f));
 }
 
-static int put_frame(int fd, int i, const sym_t *s) {
-  unsigned long pc = (unsigned long)s->pc, off = (unsigned long)s->module_off;
-  if (s->module == NULL) return gort__print_fd(fd, "    #%d 0x%lx (<unknown module>)\n", i, pc);
+static int put_line(int fd, int i, unsigned long pc, const char *f, const char *file, uint32_t line,
+                    const sym_t *s) {
+  unsigned long off = (unsigned long)s->module_off;
   char func[256];
-  if (s->func != NULL) gort__snprint(func, sizeof func, "%s", s->func), func[name_len(s->func) < 255 ? name_len(s->func) : 255] = '\0';
-  if (s->func != NULL && s->file != NULL)
-    return gort__print_fd(fd, "    #%d 0x%lx in %s %s:%u\n", i, pc, func, s->file, s->line);
-  if (s->func != NULL) return gort__print_fd(fd, "    #%d 0x%lx in %s (%s+0x%lx)\n", i, pc, func, s->module, off);
+  if (f != NULL) gort__snprint(func, sizeof func, "%s", f), func[name_len(f) < 255 ? name_len(f) : 255] = '\0';
+  if (f != NULL && file != NULL) return gort__print_fd(fd, "    #%d 0x%lx in %s %s:%u\n", i, pc, func, file, line);
+  if (f != NULL) return gort__print_fd(fd, "    #%d 0x%lx in %s (%s+0x%lx)\n", i, pc, func, s->module, off);
   return gort__print_fd(fd, "    #%d 0x%lx (%s+0x%lx)\n", i, pc, s->module, off);
+}
+
+// The lines of one recorded frame from number *i on: one per function
+// inlined at its pc (innermost first, as LeakSanitizer shows them), then
+// the function that holds the code.
+static int put_frame(int fd, int *i, const sym_t *s) {
+  unsigned long pc = (unsigned long)s->pc;
+  if (s->module == NULL) return gort__print_fd(fd, "    #%d 0x%lx (<unknown module>)\n", (*i)++, pc);
+  int err = put_line(fd, (*i)++, pc, s->func, s->file, s->line, s);
+  for (uint32_t k = 0; k < s->ninl; k++)
+    err |= put_line(fd, (*i)++, pc, s->inl[k].func, s->inl[k].file, s->inl[k].line, s);
+  return err;
 }
 
 int gort__leakreport_write_text(int fd, const leak_result_t *r, bool verbose) {
@@ -224,7 +245,8 @@ int gort__leakreport_write_text(int fd, const leak_result_t *r, bool verbose) {
         err |= gort__print_fd(fd, "    #0 (stack not recorded: %s)\n",
                               r->recorded ? "allocated before the check started recording"
                                           : "GORT_LEAKCHECK was not set when the program started");
-      for (uint32_t i = 0; i < grp->nsyms; i++) err |= put_frame(fd, (int)i, &r->syms[grp->sym0 + i]);
+      int line = 0;
+      for (uint32_t i = 0; i < grp->nsyms; i++) err |= put_frame(fd, &line, &r->syms[grp->sym0 + i]);
     }
     if (gt.lost_blocks > 0)
       err |= gort__print_fd(fd, "\nLeak of %llu byte(s) in %llu object(s) whose stacks did not fit in the "

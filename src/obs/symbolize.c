@@ -1,5 +1,6 @@
 // Symbolization for the leak report: module, function, file and line of a
-// program counter, without addr2line and without allocating.
+// program counter, and the functions inlined there, without addr2line and
+// without allocating.
 //
 // A leak report is read by a person, often from a CI log where nobody can
 // run a symbolizer afterwards, so it names each frame itself, as
@@ -17,9 +18,22 @@
 //      each row range [row, next row) of a sequence assigns its file and
 //      line to the PCs inside it. Compressed debug sections (zlib) are not
 //      read: those frames keep function and module only.
-//   4. Failing all that, dladdr's own nearest dynamic symbol, else
+//   4. Functions inlined at the PC come from .debug_info (DWARF 2 to 5,
+//      split DWARF aside): the DW_TAG_inlined_subroutine entries whose
+//      ranges hold it, read only in the units whose ranges do. Each is a
+//      frame of its own at the same PC, innermost first, at the line of
+//      its call (LeakSanitizer's report, addr2line -i): the frame's
+//      function becomes the innermost inlined one, and sym_t.inl lists
+//      the rest out to the symbol's function.
+//   5. Failing all that, dladdr's own nearest dynamic symbol, else
 //      module+offset, which `addr2line -e module offset` resolves later.
 // Names are not demangled (C++ frames read as _ZN...).
+//
+// Rejected for inlined frames: running addr2line -i (binutils may be
+// absent where the report is read, it rereads all the debug info for
+// each run, and the report would depend on a fork and exec at exit);
+// .debug_aranges to find the unit (optional, often missing; the units'
+// own ranges are as quick to test).
 //
 // Every buffer is mapped from the OS and unmapped by gort__sym_release;
 // lookups run in normal context after the leak check's world has
@@ -63,6 +77,7 @@ typedef struct {
   size_t nsyms, syms_bytes;
   const char *strtab;
   sect_t line, line_str, str;
+  sect_t info, abbrev, ranges, rnglists, addr, str_offsets;  // for inlined frames
   bool read;
 } module_t;
 
@@ -118,6 +133,19 @@ static const char *arena_str(const char *a, const char *sep, const char *b) {
   memcpy(out + la + ls, b, lb + 1);
   sy.arena_used += la + ls + lb + 1;
   return out;
+}
+
+// n bytes of the arena, 8-aligned; NULL when it is full.
+static void *arena_alloc(size_t n) {
+  if (sy.arena == NULL) {
+    int err;
+    sy.arena = gort__os_reserve(0, ARENA_BYTES, 4096, &err);
+    if (sy.arena == NULL) return NULL;
+  }
+  size_t at = GORT_ALIGN_UP(sy.arena_used, (size_t)8);
+  if (at + n > ARENA_BYTES) return NULL;
+  sy.arena_used = at + n;
+  return sy.arena + at;
 }
 
 // ---- ELF --------------------------------------------------------------------------
@@ -222,6 +250,12 @@ static void read_module(module_t *m) {
   m->line = section(m->file, m->file_size, ".debug_line");
   m->line_str = section(m->file, m->file_size, ".debug_line_str");
   m->str = section(m->file, m->file_size, ".debug_str");
+  m->info = section(m->file, m->file_size, ".debug_info");
+  m->abbrev = section(m->file, m->file_size, ".debug_abbrev");
+  m->ranges = section(m->file, m->file_size, ".debug_ranges");
+  m->rnglists = section(m->file, m->file_size, ".debug_rnglists");
+  m->addr = section(m->file, m->file_size, ".debug_addr");
+  m->str_offsets = section(m->file, m->file_size, ".debug_str_offsets");
 }
 
 static module_t *module_of(uintptr_t pc) {
@@ -402,7 +436,9 @@ static void assign(lines_t *L, uintptr_t lo, uintptr_t hi, uint64_t file, uint64
   }
 }
 
-static void run_unit(lines_t *L, rd_t *r) {
+// Runs the line program of the unit at r (and moves r past it); with
+// files_only, stops after its header, with the file table read.
+static void run_unit(lines_t *L, rd_t *r, bool files_only) {
   uint64_t len = rd_u(r, 4);
   L->offset64 = len == 0xffffffff;
   if (L->offset64) len = rd_u(r, 8);
@@ -437,7 +473,7 @@ static void run_unit(lines_t *L, rd_t *r) {
       if (L->nfiles < MAX_FILES) L->file_dir[L->nfiles] = (uint32_t)dir, L->files[L->nfiles++] = f;
     }
   }
-  if (u.bad || prog > u.end || line_range == 0) return;
+  if (u.bad || prog > u.end || line_range == 0 || files_only) return;
   u.p = prog;
   uint64_t addr = 0, file = 1, line = 1, row_addr = 0, row_file = 1, row_line = 1;
   bool have_row = false;
@@ -503,8 +539,436 @@ static void resolve_lines(const module_t *m, sym_t **want, size_t n) {
   gort__heapsort(want, n, sizeof *want, want_cmp);
   for (size_t i = 0; i < n; i++) L->key[i] = want[i]->module_off - 1;  // the call, not the return address
   rd_t r = {m->line.p, m->line.p + m->line.size, false};
-  while (r.p < r.end && !r.bad) run_unit(L, &r);
+  while (r.p < r.end && !r.bad) run_unit(L, &r, false);
   gort__os_unmap(L, bytes);
+}
+
+// ---- inlined frames (.debug_info) -----------------------------------------------------
+
+// A PC inside code that the compiler inlined is, to the reader, several
+// frames: the inlined function at the line the line table gives, then
+// each function it was inlined into, at the line of that call. The line
+// table alone names none of them but the innermost file and line; the
+// function symbol names only the outermost. .debug_info has the rest: a
+// DW_TAG_inlined_subroutine per inlined call, nested as the calls were,
+// with its address ranges, its function (DW_AT_abstract_origin) and its
+// call site (DW_AT_call_file, DW_AT_call_line). resolve_inlines walks the
+// units whose ranges hold a wanted PC, DIE by DIE, and gives each PC the
+// chain of inlined calls around it (LeakSanitizer's report shows the same
+// frames, from llvm-symbolizer). Split DWARF (.dwo) and type units are
+// not read; a reference to another unit leaves that level unnamed ("??").
+
+#define MAX_INLINE 16  // levels kept per PC; deeper nests keep their innermost ones
+
+enum {
+  TAG_INLINED = 0x1d, TAG_SUBPROGRAM = 0x2e, TAG_CU = 0x11, TAG_PARTIAL = 0x3c,
+  AT_NAME = 0x03, AT_STMT_LIST = 0x10, AT_LOW_PC = 0x11, AT_HIGH_PC = 0x12, AT_ORIGIN = 0x31,
+  AT_SPEC = 0x47, AT_RANGES = 0x55, AT_CALL_FILE = 0x58, AT_CALL_LINE = 0x59,
+  AT_LINKAGE = 0x6e, AT_STR_OFFSETS_BASE = 0x72, AT_ADDR_BASE = 0x73, AT_RNGLISTS_BASE = 0x74,
+};
+
+typedef struct {
+  uint64_t code;
+  uint32_t tag, spec0, nspec;
+  bool children;
+} abbrev_t;
+
+typedef struct {
+  uint32_t name, form;
+  int64_t implicit;  // DW_FORM_implicit_const's value
+} aspec_t;
+
+typedef struct {
+  const char *func;       // the inlined function
+  uint32_t call_file;     // where it was called: the unit's line table's file index,
+  uint32_t call_line;     // and line
+  const char *file;       // call_file's name, looked up when a wanted PC is inside
+} level_t;
+
+typedef struct {
+  const module_t *m;
+  sym_t **want;
+  uintptr_t *key;      // sorted: want[i]'s pc - 1, module-relative
+  size_t n;
+  level_t *levels;     // MAX_INLINE per wanted PC, outermost first
+  uint8_t *nlevels;
+  abbrev_t *abbrevs;
+  aspec_t *specs;
+  size_t nabbrevs, nspecs, cap_abbrevs, cap_specs;
+  // The unit being read.
+  const uint8_t *unit, *unit_end;  // from its header's first byte
+  int version;
+  bool offset64;
+  uint8_t addr_size;
+  uint64_t base, str_offsets_base, addr_base, rnglists_base, stmt_list;
+  bool have_stmt;
+  lines_t *files;  // the unit's line table header (its file names), read when first needed
+} info_t;
+
+// An attribute's value: a number (addresses, constants, references,
+// offsets) or a string.
+typedef struct {
+  uint64_t u;
+  const char *s;
+  uint32_t form;
+} aval_t;
+
+static bool read_abbrevs(info_t *I, uint64_t off) {
+  I->nabbrevs = I->nspecs = 0;
+  if (I->m->abbrev.p == NULL || off >= I->m->abbrev.size) return false;
+  rd_t r = {I->m->abbrev.p + off, I->m->abbrev.p + I->m->abbrev.size, false};
+  for (;;) {
+    uint64_t code = rd_uleb(&r);
+    if (code == 0 || r.bad) return !r.bad;
+    if (I->nabbrevs == I->cap_abbrevs) return false;
+    abbrev_t *a = &I->abbrevs[I->nabbrevs++];
+    a->code = code;
+    a->tag = (uint32_t)rd_uleb(&r);
+    a->children = rd_u(&r, 1) != 0;
+    a->spec0 = (uint32_t)I->nspecs;
+    for (;;) {
+      uint32_t name = (uint32_t)rd_uleb(&r), form = (uint32_t)rd_uleb(&r);
+      if (r.bad) return false;
+      if (name == 0 && form == 0) break;
+      if (I->nspecs == I->cap_specs) return false;
+      aspec_t *sp = &I->specs[I->nspecs++];
+      sp->name = name, sp->form = form, sp->implicit = form == 0x21 ? rd_sleb(&r) : 0;
+    }
+    a->nspec = (uint32_t)I->nspecs - a->spec0;
+  }
+}
+
+static const abbrev_t *find_abbrev(const info_t *I, uint64_t code) {
+  if (code - 1 < I->nabbrevs && I->abbrevs[code - 1].code == code) return &I->abbrevs[code - 1];  // GCC's: dense
+  for (size_t i = 0; i < I->nabbrevs; i++)
+    if (I->abbrevs[i].code == code) return &I->abbrevs[i];
+  return NULL;
+}
+
+static uint64_t rd_offset(const info_t *I, rd_t *r) { return rd_u(r, I->offset64 ? 8 : 4); }
+
+static const char *str_index(const info_t *I, uint64_t i) {
+  size_t w = I->offset64 ? 8 : 4;
+  uint64_t at = I->str_offsets_base + i * w;
+  sect_t so = I->m->str_offsets;
+  if (so.p == NULL || at + w > so.size) return NULL;
+  rd_t r = {so.p + at, so.p + so.size, false};
+  return str_at(I->m->str, rd_u(&r, (int)w));
+}
+
+static uint64_t addr_index(const info_t *I, uint64_t i) {
+  uint64_t at = I->addr_base + i * I->addr_size;
+  sect_t a = I->m->addr;
+  if (a.p == NULL || at + I->addr_size > a.size) return 0;
+  rd_t r = {a.p + at, a.p + a.size, false};
+  return rd_u(&r, I->addr_size);
+}
+
+// Reads one attribute value of the given form (skipping blocks and
+// expressions); false on a form it does not know, which ends the unit.
+static bool read_attr(const info_t *I, rd_t *r, uint32_t form, int64_t implicit, aval_t *v) {
+  v->u = 0, v->s = NULL, v->form = form;
+  switch (form) {
+    case 0x01: v->u = rd_u(r, I->addr_size); return true;                      // addr
+    case 0x03: r->p += rd_u(r, 2); break;                                       // block2
+    case 0x04: r->p += rd_u(r, 4); break;                                       // block4
+    case 0x05: v->u = rd_u(r, 2); return true;                                  // data2
+    case 0x06: v->u = rd_u(r, 4); return true;                                  // data4
+    case 0x07: v->u = rd_u(r, 8); return true;                                  // data8
+    case 0x08: v->s = rd_str(r); return true;                                   // string
+    case 0x09: case 0x18: r->p += rd_uleb(r); break;                            // block, exprloc
+    case 0x0a: r->p += rd_u(r, 1); break;                                       // block1
+    case 0x0b: case 0x0c: case 0x11: v->u = rd_u(r, 1); return true;            // data1, flag, ref1
+    case 0x0d: v->u = (uint64_t)rd_sleb(r); return true;                        // sdata
+    case 0x0e: v->s = str_at(I->m->str, rd_offset(I, r)); return true;          // strp
+    case 0x0f: case 0x15: case 0x22: case 0x23: v->u = rd_uleb(r); return true; // udata, ref_udata, loclistx, rnglistx
+    case 0x10: v->u = I->version == 2 ? rd_u(r, I->addr_size) : rd_offset(I, r); return true;  // ref_addr
+    case 0x12: v->u = rd_u(r, 2); return true;                                  // ref2
+    case 0x13: case 0x1c: v->u = rd_u(r, 4); return true;                       // ref4, ref_sup4
+    case 0x14: case 0x20: case 0x24: v->u = rd_u(r, 8); return true;            // ref8, ref_sig8, ref_sup8
+    case 0x16: return read_attr(I, r, (uint32_t)rd_uleb(r), 0, v);              // indirect
+    case 0x17: case 0x1d: case 0x1f20: case 0x1f21: v->u = rd_offset(I, r); return true;  // sec_offset, strp_sup, GNU alt
+    case 0x19: v->u = 1; return true;                                           // flag_present
+    case 0x1a: case 0x1f02: v->s = str_index(I, rd_uleb(r)); return true;       // strx
+    case 0x1b: case 0x1f01: v->u = addr_index(I, rd_uleb(r)); return true;      // addrx
+    case 0x1e: rd_u(r, 8), rd_u(r, 8); return true;                             // data16
+    case 0x1f: v->s = str_at(I->m->line_str, rd_offset(I, r)); return true;     // line_strp
+    case 0x21: v->u = (uint64_t)implicit; return true;                          // implicit_const
+    case 0x25: case 0x26: case 0x27: case 0x28:                                 // strx1..4
+      v->s = str_index(I, rd_u(r, (int)(form - 0x24)));
+      return true;
+    case 0x29: case 0x2a: case 0x2b: case 0x2c:                                 // addrx1..4
+      v->u = addr_index(I, rd_u(r, (int)(form - 0x28)));
+      return true;
+    default: r->bad = true; return false;
+  }
+  if (r->p > r->end) r->bad = true;
+  return !r->bad;
+}
+
+static bool is_ref(uint32_t form) { return (form >= 0x11 && form <= 0x15) || form == 0x10; }
+
+// The unit-relative offset a reference names, or 0 if it leaves the unit.
+static uint64_t ref_in_unit(const info_t *I, const aval_t *v) {
+  if (v->form != 0x10) return v->u;
+  uint64_t unit_off = (uint64_t)(I->unit - I->m->info.p);
+  if (v->u < unit_off || v->u >= unit_off + (uint64_t)(I->unit_end - I->unit)) return 0;
+  return v->u - unit_off;
+}
+
+// The name of the DIE at unit offset off, following abstract origins and
+// specifications (a few hops), or NULL.
+static const char *die_name(const info_t *I, uint64_t off, int hops) {
+  if (off == 0 || off >= (uint64_t)(I->unit_end - I->unit) || hops > 4) return NULL;
+  rd_t r = {I->unit + off, I->unit_end, false};
+  const abbrev_t *a = find_abbrev(I, rd_uleb(&r));
+  if (a == NULL) return NULL;
+  const char *name = NULL;
+  uint64_t next = 0;
+  for (uint32_t i = 0; i < a->nspec; i++) {
+    const aspec_t *sp = &I->specs[a->spec0 + i];
+    aval_t v;
+    if (!read_attr(I, &r, sp->form, sp->implicit, &v)) return NULL;
+    if (sp->name == AT_NAME && v.s != NULL) name = v.s;
+    else if ((sp->name == AT_ORIGIN || sp->name == AT_SPEC) && is_ref(v.form)) next = ref_in_unit(I, &v);
+  }
+  return name != NULL ? name : die_name(I, next, hops + 1);
+}
+
+// Calls fn(I, lo, hi, arg) for each module-relative range of a DIE:
+// [low, high) or its range list.
+typedef void range_fn(info_t *I, uint64_t lo, uint64_t hi, void *arg);
+
+static void each_range(info_t *I, const aval_t *ranges, uint64_t low, uint64_t high, bool high_is_len,
+                       bool have_low, range_fn *fn, void *arg) {
+  if (ranges == NULL) {
+    if (have_low) fn(I, low, high_is_len ? low + high : high, arg);
+    return;
+  }
+  uint64_t base = I->base;
+  if (I->version < 5) {  // .debug_ranges: pairs, (~0, base) selects a base
+    sect_t s = I->m->ranges;
+    if (s.p == NULL || ranges->u >= s.size) return;
+    rd_t r = {s.p + ranges->u, s.p + s.size, false};
+    for (int k = 0; k < 100000 && !r.bad; k++) {
+      uint64_t a = rd_u(&r, I->addr_size), b = rd_u(&r, I->addr_size);
+      if (r.bad || (a == 0 && b == 0)) return;
+      if (a == (I->addr_size == 8 ? UINT64_MAX : UINT32_MAX)) base = b;
+      else fn(I, base + a, base + b, arg);
+    }
+    return;
+  }
+  sect_t s = I->m->rnglists;
+  uint64_t off = ranges->u;
+  if (s.p == NULL) return;
+  if (ranges->form == 0x23) {  // rnglistx: an index into the offsets after rnglists_base
+    size_t w = I->offset64 ? 8 : 4;
+    uint64_t at = I->rnglists_base + off * w;
+    if (at + w > s.size) return;
+    rd_t ri = {s.p + at, s.p + s.size, false};
+    off = I->rnglists_base + rd_u(&ri, (int)w);
+  }
+  if (off >= s.size) return;
+  rd_t r = {s.p + off, s.p + s.size, false};
+  for (int k = 0; k < 100000 && !r.bad; k++) {
+    uint64_t a, b;
+    switch (rd_u(&r, 1)) {
+      case 0: return;                                                               // end_of_list
+      case 1: base = addr_index(I, rd_uleb(&r)); break;                            // base_addressx
+      case 2: a = addr_index(I, rd_uleb(&r)), b = addr_index(I, rd_uleb(&r)); fn(I, a, b, arg); break;
+      case 3: a = addr_index(I, rd_uleb(&r)), b = rd_uleb(&r); fn(I, a, a + b, arg); break;
+      case 4: a = rd_uleb(&r), b = rd_uleb(&r); fn(I, base + a, base + b, arg); break;  // offset_pair
+      case 5: base = rd_u(&r, I->addr_size); break;                                // base_address
+      case 6: a = rd_u(&r, I->addr_size), b = rd_u(&r, I->addr_size); fn(I, a, b, arg); break;
+      case 7: a = rd_u(&r, I->addr_size), b = rd_uleb(&r); fn(I, a, a + b, arg); break;
+      default: return;
+    }
+  }
+}
+
+// The first wanted key >= lo.
+static size_t first_key(const info_t *I, uint64_t lo) {
+  size_t a = 0, b = I->n;
+  while (a < b) {
+    size_t mid = a + (b - a) / 2;
+    if (I->key[mid] < lo) a = mid + 1; else b = mid;
+  }
+  return a;
+}
+
+static void range_has_key(info_t *I, uint64_t lo, uint64_t hi, void *arg) {
+  size_t i = first_key(I, lo);
+  if (i < I->n && I->key[i] < hi) *(bool *)arg = true;
+}
+
+// Appends the inlined call to the chain of each wanted PC in [lo, hi).
+static const char *call_file_name(info_t *I, uint32_t f);
+
+static void range_add_level(info_t *I, uint64_t lo, uint64_t hi, void *arg) {
+  level_t *lv = arg;
+  for (size_t i = first_key(I, lo); i < I->n && I->key[i] < hi; i++) {
+    if (lv->file == NULL) lv->file = call_file_name(I, lv->call_file);
+    uint8_t *k = &I->nlevels[i];
+    if (*k < MAX_INLINE) I->levels[i * MAX_INLINE + (*k)++] = *lv;
+  }
+}
+
+// The attributes of one DIE that the walk needs.
+typedef struct {
+  aval_t ranges;
+  uint64_t low, high, origin, stmt_list;
+  const char *name;
+  uint32_t call_file, call_line;
+  bool have_ranges, have_low, have_high, high_is_len, have_origin, have_stmt;
+} die_t;
+
+static bool read_die(info_t *I, rd_t *r, const abbrev_t *a, die_t *d) {
+  memset(d, 0, sizeof *d);
+  for (uint32_t i = 0; i < a->nspec; i++) {
+    const aspec_t *sp = &I->specs[a->spec0 + i];
+    aval_t v;
+    if (!read_attr(I, r, sp->form, sp->implicit, &v)) return false;
+    switch (sp->name) {
+      case AT_LOW_PC: d->low = v.u, d->have_low = true; break;
+      case AT_HIGH_PC: d->high = v.u, d->have_high = true, d->high_is_len = sp->form != 0x01 && !(sp->form >= 0x29 && sp->form <= 0x2c) && sp->form != 0x1b; break;
+      case AT_RANGES: d->ranges = v, d->have_ranges = true; break;
+      case AT_ORIGIN: if (is_ref(v.form)) d->origin = ref_in_unit(I, &v), d->have_origin = true; break;
+      case AT_NAME: if (v.s != NULL) d->name = v.s; break;
+      case AT_CALL_FILE: d->call_file = (uint32_t)v.u; break;
+      case AT_CALL_LINE: d->call_line = (uint32_t)v.u; break;
+      case AT_STMT_LIST: d->stmt_list = v.u, d->have_stmt = true; break;
+      case AT_STR_OFFSETS_BASE: I->str_offsets_base = v.u; break;
+      case AT_ADDR_BASE: I->addr_base = v.u; break;
+      case AT_RNGLISTS_BASE: I->rnglists_base = v.u; break;
+      default: break;
+    }
+  }
+  return true;
+}
+
+#define FILES_BYTES GORT_ALIGN_UP(sizeof(lines_t), (size_t)4096)
+
+// Reads one unit (at r) for the wanted PCs in its ranges; moves r past it.
+static void read_unit_dies(info_t *I, rd_t *r);
+static void read_unit(info_t *I, rd_t *r) {
+  I->files = NULL;
+  read_unit_dies(I, r);
+  if (I->files != NULL) gort__os_unmap(I->files, FILES_BYTES);
+  I->files = NULL;
+}
+
+static void read_unit_dies(info_t *I, rd_t *r) {
+  const uint8_t *start = r->p;
+  uint64_t len = rd_u(r, 4);
+  I->offset64 = len == 0xffffffff;
+  if (I->offset64) len = rd_u(r, 8);
+  if (r->bad || len > (uint64_t)(r->end - r->p)) {
+    r->bad = true;
+    return;
+  }
+  rd_t u = {r->p, r->p + len, false};
+  r->p += len;
+  I->unit = start, I->unit_end = u.end;
+  I->version = (int)rd_u(&u, 2);
+  uint64_t abbrev_off;
+  if (I->version >= 5) {
+    uint8_t type = (uint8_t)rd_u(&u, 1);
+    I->addr_size = (uint8_t)rd_u(&u, 1);
+    abbrev_off = rd_offset(I, &u);
+    if (type != 1 && type != 3) return;  // compile and partial units only
+  } else if (I->version >= 2) {
+    abbrev_off = rd_offset(I, &u);
+    I->addr_size = (uint8_t)rd_u(&u, 1);
+  } else {
+    return;
+  }
+  if (u.bad || (I->addr_size != 4 && I->addr_size != 8) || !read_abbrevs(I, abbrev_off)) return;
+  I->base = I->str_offsets_base = I->addr_base = I->rnglists_base = 0;
+  I->have_stmt = false;
+  // The unit's own DIE: its ranges decide whether the rest is read.
+  const abbrev_t *a = find_abbrev(I, rd_uleb(&u));
+  die_t d;
+  if (a == NULL || (a->tag != TAG_CU && a->tag != TAG_PARTIAL) || !read_die(I, &u, a, &d)) return;
+  I->base = d.have_low ? d.low : 0;
+  I->stmt_list = d.stmt_list, I->have_stmt = d.have_stmt;
+  bool any = !d.have_ranges && !d.have_low;  // no ranges said: read it
+  each_range(I, d.have_ranges ? &d.ranges : NULL, d.low, d.high, d.high_is_len, d.have_low && d.have_high,
+             range_has_key, &any);
+  if (!any) return;
+  int depth = a->children ? 1 : 0;
+  while (depth > 0 && u.p < u.end && !u.bad) {
+    uint64_t code = rd_uleb(&u);
+    if (code == 0) {
+      depth--;
+      continue;
+    }
+    if ((a = find_abbrev(I, code)) == NULL || !read_die(I, &u, a, &d)) return;
+    if (a->children) depth++;
+    if (a->tag != TAG_INLINED) continue;
+    level_t lv = {.func = d.have_origin ? die_name(I, d.origin, 0) : d.name, .call_file = d.call_file,
+                  .call_line = d.call_line, .file = NULL};
+    if (lv.func == NULL) lv.func = "??";
+    each_range(I, d.have_ranges ? &d.ranges : NULL, d.low, d.high, d.high_is_len, d.have_low && d.have_high,
+               range_add_level, &lv);
+  }
+}
+
+// The name of file f of the current unit's line table, or NULL.
+static const char *call_file_name(info_t *I, uint32_t f) {
+  if (!I->have_stmt || I->m->line.p == NULL || I->stmt_list >= I->m->line.size) return NULL;
+  if (I->files == NULL) {
+    int err;
+    I->files = gort__os_reserve(0, FILES_BYTES, 4096, &err);
+    if (I->files == NULL) return NULL;
+    I->files->m = I->m;
+    rd_t r = {I->m->line.p + I->stmt_list, I->m->line.p + I->m->line.size, false};
+    run_unit(I->files, &r, true);
+  }
+  return file_name(I->files, f);
+}
+
+// Gives each wanted PC of module m the functions inlined at it (sym_t's
+// inl): the innermost becomes the frame's function, at the line table's
+// file and line; each level out is a frame at the call site of the level
+// inside it, the last one in the function the symbol names.
+static void resolve_inlines(const module_t *m, sym_t **want, size_t n) {
+  if (m->info.p == NULL || m->abbrev.p == NULL || n == 0) return;
+  size_t cap_abbrevs = m->abbrev.size / 4 + 1, cap_specs = m->abbrev.size / 2 + 1;
+  size_t bytes = GORT_ALIGN_UP(sizeof(info_t) + n * (sizeof(uintptr_t) + MAX_INLINE * sizeof(level_t) + 1) +
+                                   cap_abbrevs * sizeof(abbrev_t) + cap_specs * sizeof(aspec_t) + 64,
+                               (size_t)4096);
+  int err;
+  info_t *I = gort__os_reserve(0, bytes, 4096, &err);
+  if (I == NULL) return;
+  I->m = m;
+  I->want = want;
+  I->n = n;
+  I->abbrevs = (abbrev_t *)(I + 1);
+  I->specs = (aspec_t *)(I->abbrevs + cap_abbrevs);
+  I->levels = (level_t *)(I->specs + cap_specs);
+  I->key = (uintptr_t *)(I->levels + n * MAX_INLINE);
+  I->nlevels = (uint8_t *)(I->key + n);
+  I->cap_abbrevs = cap_abbrevs, I->cap_specs = cap_specs;
+  gort__heapsort(want, n, sizeof *want, want_cmp);
+  for (size_t i = 0; i < n; i++) I->key[i] = want[i]->module_off - 1;  // the call, not the return address
+  rd_t r = {m->info.p, m->info.p + m->info.size, false};
+  while (r.p < r.end && !r.bad) read_unit(I, &r);
+  for (size_t i = 0; i < n; i++) {
+    uint32_t k = I->nlevels[i];
+    const level_t *L = &I->levels[i * MAX_INLINE];
+    sym_t *s = want[i];
+    sym_frame_t *f = k > 0 ? arena_alloc(k * sizeof *f) : NULL;
+    if (f == NULL) continue;
+    for (uint32_t j = 0; j < k; j++) {  // frame j: the call of level k-1-j
+      const level_t *lv = &L[k - 1 - j];
+      f[j] = (sym_frame_t){.func = k - 1 - j > 0 ? L[k - 2 - j].func : s->func, .file = lv->file,
+                           .line = lv->call_line};
+    }
+    s->func = L[k - 1].func;
+    s->inl = f;
+    s->ninl = k;
+  }
+  gort__os_unmap(I, bytes);
 }
 
 // ---- the API ----------------------------------------------------------------------
@@ -541,6 +1005,7 @@ void gort__sym_resolve(sym_t *syms, size_t n) {
     for (size_t i = 0; i < n; i++)
       if (syms[i].module != NULL && module_name(&sy.mods[k]) == syms[i].module) byfile[nw++] = &syms[i];
     resolve_lines(&sy.mods[k], byfile, nw);
+    resolve_inlines(&sy.mods[k], byfile, nw);  // byfile[0..nw) sorted by resolve_lines
   }
   gort__os_unmap(byfile, bytes);
 }

@@ -6,6 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// A frame of a function inlined at a PC: the function and its line.
+typedef struct {
+  const char *func, *file;  // either may be NULL
+  uint32_t line;
+} sym_frame_t;
+
 typedef struct {
   uintptr_t pc;          // in: a return address (the call is the instruction before)
   const char *module;    // the loaded object's path, or NULL if pc is in none
@@ -14,6 +20,11 @@ typedef struct {
   uintptr_t func_off;    // pc less the function's start
   const char *file;      // the source file, or NULL without line tables
   uint32_t line;
+  // Code inlined at pc: func, file and line above are the innermost
+  // inlined function's, and inl[0..ninl) the frames it was inlined into,
+  // outward, each at its call site; the last one's func is the symbol's.
+  const sym_frame_t *inl;
+  uint32_t ninl;
 } sym_t;
 
 // Fills in syms[0..n) (pc set by the caller). Reads the loaded objects'

@@ -81,6 +81,26 @@
 // taken, PCs in further modules end the walk. Without _dl_find_object, PCs
 // in modules loaded after the last gort__unwind_init end the walk.
 //
+// Memo and kept walks (unwind.h), for the leak check, which walks on every
+// allocation. A walk is a function of its first frame's state (pc, sp,
+// and bp where a rule reads it before a frame reloads it) and of the
+// stack words it read (return addresses, saved rbps); each thread's memo
+// records them. A walk that reaches a frame of the last one in the same
+// state, with those words still in place, copies the rest
+// (gort__unwind_capture_memo). The leak check wants less: only the name
+// of a stack it saw lately. It keeps the last UNWIND_MEMO_KEPT walks under
+// their depot ids as flat lists of {address, word}, and a capture whose
+// first frame's state matches one and finds every listed word in place
+// is that walk again, word for word: no rule, no copy, no depot lookup
+// (gort__unwind_capture_tagged). Sound for the same reason as the memo;
+// what the list leaves out (a frame's saved rbp that no later rule reads,
+// the words of frames past the walk's end) decides nothing. Signal frames
+// are never kept (the interrupted registers are no stack word), and the
+// memo is "busy" while a walk reads or writes it, so a signal handler's
+// walk inside the thread's own does without it. A memo serves one thread
+// only: the stack's top (step 6) comes from the thread pointer, so the
+// same words on another thread's stack need not give the same walk.
+//
 // Nothing on the capture path locks, allocates, uses stdio or waits: threads share the cache and the table through atomics alone, a
 // forked child inherits both as they were, and a signal handler may
 // capture while the thread it interrupted was capturing.
@@ -762,15 +782,13 @@ static void memo_mark_bp(unwind_memo_frame_t *f, uint32_t n, bool later) {
   }
 }
 
-uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
-                                unwind_memo_t *m);
-
-uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
-                                unwind_memo_t *m) {
+// The walk of gort__unwind_walk_memo with the memo held (busy). Sets
+// *kept when the memo's current buffer describes this walk's frames
+// [0, n) (it may hold more, past max), so that they can be kept.
+static uint32_t walk_memo_held(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                               unwind_memo_t *m, bool *kept) {
   m->reused = max;
-  if (m->busy) return gort__unwind_walk(pcs, max, pc, sp, bp);
-  m->busy = 1;
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  *kept = false;
   int old = m->cur, nb = !old;
   const unwind_memo_frame_t *of = m->f[old];
   unwind_memo_frame_t *nf = m->f[nb];
@@ -795,18 +813,18 @@ uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uint
       m->reused = n;
       // The new memo: this walk's frames, then the last one's from c on
       // (the last one itself when the stacks are the same from frame 0).
-      if (n > 0 && memo_ok && n + (on - c) <= UNWIND_MEMO_FRAMES) {
+      if (n == 0) {
+        *kept = true;
+      } else if (memo_ok && n + (on - c) <= UNWIND_MEMO_FRAMES) {
         for (uint32_t j = c; j < on; j++) nf[n + j - c] = of[j];
         memo_mark_bp(nf, n, of[c].bp_read);
         m->n[nb] = n + (on - c);
         m->max[nb] = max;
         m->complete[nb] = m->complete[old];
         m->cur = (uint8_t)nb;
+        *kept = true;
       }
-      n += k;
-      __atomic_signal_fence(__ATOMIC_SEQ_CST);
-      m->busy = 0;
-      return n;
+      return n + k;
     }
     rule_t r;
     if (!rule_for(cache, exact ? pc : pc - 1, exact, &r)) break;
@@ -816,22 +834,24 @@ uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uint
     if (f != NULL) *f = (unwind_memo_frame_t){.pc = pc, .sp = sp, .bp = bp, .exact = exact};
     n++;
     uintptr_t cfa, next_pc, next_bp = bp;
-    bool reads_bp = false, reloads_bp = false;
+    // Whether the rule reads bp is known before any check that may end
+    // the walk: a walk that stopped at a bad CFA made of bp must not be
+    // reused for a bp that would pass.
+    bool reads_bp = r.kind == R_FP || (r.kind == R_CFA && r.cfa_rbp);
+    bool reloads_bp = r.kind == R_FP || (r.kind == R_CFA && r.rbp_saved);
+    if (f != NULL) f->bp_read = reads_bp, f->reloads_bp = reloads_bp;
     if (r.kind == R_CFA) {
-      reads_bp = r.cfa_rbp;
       cfa = (r.cfa_rbp ? bp : sp) + r.cfa_off;
       if (!frame_ok(cfa, sp, top)) break;
       if (r.rbp_saved) {
         if (r.rbp_off > cfa - sp) break;
         next_bp = load(cfa - r.rbp_off);
-        reloads_bp = true;
         if (f != NULL) f->at[1] = cfa - r.rbp_off, f->word[1] = next_bp;
       }
       next_pc = load(cfa - 8);
       if (f != NULL) f->at[0] = cfa - 8, f->word[0] = next_pc;
       exact = false;
     } else if (r.kind == R_FP) {
-      reads_bp = reloads_bp = true;
       cfa = bp + 16;
       if (bp < sp || !frame_ok(cfa, sp, top)) break;
       next_pc = load(bp + 8);
@@ -844,7 +864,6 @@ uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uint
       if (r.kind == R_SIGNAL) memo_ok = false;
       break;
     }
-    if (f != NULL) f->bp_read = reads_bp, f->reloads_bp = reloads_bp;
     pc = next_pc, sp = cfa, bp = next_bp;
   }
   if (memo_ok && n <= UNWIND_MEMO_FRAMES) {
@@ -853,10 +872,147 @@ uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uint
     m->max[nb] = max;
     m->complete[nb] = complete;
     m->cur = (uint8_t)nb;
+    *kept = true;
   }
+  return n;
+}
+
+uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                                unwind_memo_t *m);
+
+uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                                unwind_memo_t *m) {
+  if (m->busy) {
+    m->reused = max;
+    return gort__unwind_walk(pcs, max, pc, sp, bp);
+  }
+  m->busy = 1;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  bool kept;
+  uint32_t n = walk_memo_held(pcs, max, pc, sp, bp, m, &kept);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   m->busy = 0;
   return n;
+}
+
+// ---- kept walks (unwind.h, gort__unwind_capture_tagged) ----------------------------
+
+// The kept walk that a walk from (pc, sp, bp) with this max would repeat
+// word for word, or NULL. Frame 0's state and every word the kept walk
+// read decide the whole walk (the argument of memo_valid, from frame 0),
+// so a match needs no rule and no copy. The loads are independent and
+// their differences are or'ed: one branch per kept walk.
+static inline bool kept_match(const unwind_kept_t *e, uint32_t max, uintptr_t pc, uintptr_t sp,
+                              uintptr_t bp) {
+  // Every kept walk starts in the same function (the capture site), often
+  // at the same sp: the first word, the return address into its caller,
+  // tells most of them apart with one load.
+  if (e->pc != pc || e->sp != sp || e->tag == 0 || load(e->chk[0].at) != e->chk[0].word) return false;
+  if (e->max != max || (e->bp_read && e->bp != bp)) return false;
+  // The rest two at a time: after the first, the checks come in pairs,
+  // padded with a word that checks itself (kept_build).
+  uintptr_t diff = 0;
+  for (uint32_t j = 1; j < e->nchk; j += 2)
+    diff |= (load(e->chk[j].at) ^ e->chk[j].word) | (load(e->chk[j + 1].at) ^ e->chk[j + 1].word);
+  return diff == 0;
+}
+
+static unwind_kept_t *kept_find(unwind_memo_t *m, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp) {
+  // The last one found first: a loop that allocates from one stack finds
+  // it at once, whatever else the slots hold (the thread's first stacks,
+  // from its start-up, take the first slots).
+  unwind_kept_t *e = &m->kept[m->last];
+  if (kept_match(e, max, pc, sp, bp)) return e;
+  for (uint32_t i = 0; i < UNWIND_MEMO_KEPT; i++) {
+    e = &m->kept[i];
+    if (i != m->last && kept_match(e, max, pc, sp, bp)) {
+      m->last = i;
+      return e;
+    }
+  }
+  return NULL;
+}
+
+// Writes the memo's current buffer, frames [0, n) of a walk with this
+// max, into a kept slot, untagged; returns the slot. The slot is random:
+// a program that cycles through more stacks than there are slots would
+// evict each one just before its turn under LRU, and hit none.
+static int kept_build(unwind_memo_t *m, uint32_t n, uint32_t max) {
+  int v = -1;
+  for (int i = 0; i < UNWIND_MEMO_KEPT && v < 0; i++)
+    if (m->kept[i].tag == 0) v = i;
+  if (v < 0) {
+    uint32_t x = m->rng ? m->rng : 0x9E3779B9u;  // xorshift32
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    m->rng = x;
+    v = (int)(x % UNWIND_MEMO_KEPT);
+  }
+  unwind_kept_t *e = &m->kept[v];
+  const unwind_memo_frame_t *f = m->f[m->cur];
+  e->tag = 0;
+  e->pc = f[0].pc, e->sp = f[0].sp, e->bp = f[0].bp, e->bp_read = f[0].bp_read;
+  e->n = n, e->max = max;
+  uint32_t k = 0;
+  for (uint32_t j = 0; j < n; j++) {
+    if (f[j].at[0] != 0) e->chk[k++] = (unwind_check_t){f[j].at[0], f[j].word[0]};
+    if (f[j].at[1] != 0 && j + 1 < n && f[j + 1].bp_read) e->chk[k++] = (unwind_check_t){f[j].at[1], f[j].word[1]};
+  }
+  while (k < 1 || k % 2 == 0)  // room: at most 2 per frame less one, and n <= UNWIND_MEMO_FRAMES
+    e->chk[k] = (unwind_check_t){(uintptr_t)&e->chk[k].word, (uintptr_t)&e->chk[k].word}, k++;
+  e->nchk = k;
+  return v;
+}
+
+// A walk that found no kept one to repeat (or could not take the memo).
+static GORT_NOINLINE uint32_t walk_tagged_miss(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp,
+                                               uintptr_t bp, unwind_tag_t *t) {
+  unwind_memo_t *m = t->m;
+  t->tag = 0, t->held = 0, t->slot = -1;
+  if (m->busy) {  // a signal handler's walk, inside the thread's own
+    m->reused = max;
+    return gort__unwind_walk(pcs, max, pc, sp, bp);
+  }
+  m->busy = 1;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  bool kept;
+  uint32_t n = walk_memo_held(pcs, max, pc, sp, bp, m, &kept);
+  if (kept && n > 0) t->slot = (int8_t)kept_build(m, n, max);
+  t->held = 1;  // until gort__unwind_memo_keep
+  return n;
+}
+
+uint32_t gort__unwind_walk_tagged(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                                  unwind_tag_t *t);
+
+// Entered from the stub (as gort__unwind_walk_memo). The hit is the
+// common case and stays small; the walk itself is outlined.
+uint32_t gort__unwind_walk_tagged(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                                  unwind_tag_t *t) {
+  unwind_memo_t *m = t->m;
+  if (gort_likely(!m->busy)) {
+    // Held while reading the kept walks: a signal handler's walk could
+    // otherwise rewrite the one being read.
+    m->busy = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    unwind_kept_t *e = kept_find(m, max, pc, sp, bp);
+    if (e != NULL) t->tag = e->tag, t->held = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    m->busy = 0;
+    if (e != NULL) return e->n;
+  }
+  return walk_tagged_miss(pcs, max, pc, sp, bp, t);
+}
+
+void gort__unwind_memo_keep(unwind_tag_t *t, uint32_t tag) {
+  if (!t->held) return;
+  if (t->slot >= 0) t->m->kept[t->slot].tag = tag;
+  t->held = 0;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  t->m->busy = 0;
+}
+
+void gort__unwind_memo_forget(unwind_memo_t *m) {
+  for (int i = 0; i < UNWIND_MEMO_KEPT; i++) m->kept[i].tag = 0;
 }
 
 // Step 1: no frame of its own; tail-jumps into the walk.
@@ -893,6 +1049,23 @@ __asm__(".pushsection .text\n"
         ".size gort__unwind_capture_memo, .-gort__unwind_capture_memo\n"
         ".popsection\n");
 
+// And for the tagged walk (t moves likewise).
+__asm__(".pushsection .text\n"
+        ".globl gort__unwind_capture_tagged\n"
+        ".hidden gort__unwind_capture_tagged\n"
+        ".type gort__unwind_capture_tagged, @function\n"
+        ".p2align 4\n"
+        "gort__unwind_capture_tagged:\n"
+        "  .cfi_startproc\n"
+        "  movq %rdx, %r9\n"      // t
+        "  movq (%rsp), %rdx\n"   // pc: our return address, inside the caller
+        "  leaq 8(%rsp), %rcx\n"  // sp: the caller's rsp once we return
+        "  movq %rbp, %r8\n"      // bp: the caller's rbp
+        "  jmp gort__unwind_walk_tagged\n"
+        "  .cfi_endproc\n"
+        ".size gort__unwind_capture_tagged, .-gort__unwind_capture_tagged\n"
+        ".popsection\n");
+
 void gort__unwind_init(void) {
   if (atomic_load_explicit(&unw.cache, memory_order_acquire) == NULL) {
     int err;
@@ -924,6 +1097,16 @@ uint32_t gort__unwind_capture_memo(uintptr_t *pcs, uint32_t max, unwind_memo_t *
   m->reused = max;
   return gort__unwind_capture(pcs, max);
 }
+
+uint32_t gort__unwind_capture_tagged(uintptr_t *pcs, uint32_t max, unwind_tag_t *t) {
+  t->tag = 0, t->held = 0, t->slot = -1;
+  t->m->reused = max;
+  return gort__unwind_capture(pcs, max);
+}
+
+void gort__unwind_memo_keep(unwind_tag_t *t, uint32_t tag) { (void)t, (void)tag; }
+
+void gort__unwind_memo_forget(unwind_memo_t *m) { (void)m; }
 
 void gort__unwind_init(void) {
   void *tmp[2];

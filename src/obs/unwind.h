@@ -37,6 +37,21 @@ typedef struct {
   uint8_t bp_read;           // this frame's bp (or a later one's, not reloaded) is read
   uint8_t reloads_bp;        // the frame's rule reads the caller's rbp from the stack
 } unwind_memo_frame_t;
+// A walk kept under a caller's tag (gort__unwind_capture_tagged): frame
+// 0's state and the words that decided the rest, flat, for a check with
+// no rule lookup.
+#define UNWIND_MEMO_KEPT 8
+typedef struct {
+  uintptr_t at, word;
+} unwind_check_t;
+typedef struct {
+  uintptr_t pc, sp, bp;       // frame 0
+  uint32_t tag;               // the caller's; 0: empty
+  uint32_t n, max;            // the walk's frames, and its max
+  uint32_t nchk;
+  uint8_t bp_read;            // frame 0's bp decides something
+  unwind_check_t chk[2 * UNWIND_MEMO_FRAMES];
+} unwind_kept_t;
 typedef struct {
   uint32_t n[2];              // frames in each buffer
   uint32_t max[2];            // the max of the walk that filled it
@@ -44,13 +59,38 @@ typedef struct {
   uint8_t cur;                // the buffer of the last walk
   uint8_t busy;               // a walk is using the memo (a signal handler's walk does without)
   uint32_t reused;            // out: see gort__unwind_capture_memo
+  uint32_t rng;               // picks the kept slot to replace
+  uint32_t last;              // the kept slot found last
   unwind_memo_frame_t f[2][UNWIND_MEMO_FRAMES];
+  unwind_kept_t kept[UNWIND_MEMO_KEPT];
 } unwind_memo_t;
 
 // As gort__unwind_capture, using and updating m. Sets m->reused to the
 // index of the first frame copied from the memo (max if none was): 0 means
 // the whole stack is the last walk's.
 uint32_t gort__unwind_capture_memo(uintptr_t *pcs, uint32_t max, unwind_memo_t *m);
+
+// The leak check's capture: most allocations repeat one of a few whole
+// stacks, and what it needs of a repeat is the name it gave the stack
+// last time (its depot id), not the frames. t->m is the thread's memo.
+// If the calling stack is, word for word, one of the walks kept in the
+// memo (the last UNWIND_MEMO_KEPT tagged ones), sets t->tag to that
+// walk's tag and returns its frame count, leaving pcs unwritten; else
+// walks as gort__unwind_capture_memo (a hit leaves m->reused alone),
+// sets t->tag to 0, and the caller must then call
+// gort__unwind_memo_keep(t, tag) to name the walk (tag 0:
+// keep nothing), which also releases the memo (a signal handler's walk
+// meanwhile does without it).
+typedef struct {
+  unwind_memo_t *m;
+  uint32_t tag;   // out
+  uint8_t held;   // out: the memo waits for gort__unwind_memo_keep
+  int8_t slot;    // the kept slot the walk was written to, -1 none
+} unwind_tag_t;
+uint32_t gort__unwind_capture_tagged(uintptr_t *pcs, uint32_t max, unwind_tag_t *t);
+void gort__unwind_memo_keep(unwind_tag_t *t, uint32_t tag);
+// Drops the kept walks (their tags no longer name what a walk would give).
+void gort__unwind_memo_forget(unwind_memo_t *m);
 
 // Snapshots the loaded modules and maps the rule cache. Call at start-up
 // from normal context: it takes the loader lock (dl_iterate_phdr) and maps

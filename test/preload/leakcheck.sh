@@ -27,7 +27,7 @@ skip() { echo "SKIP preload/leakcheck_$1 ($2)"; }
 
 # ---- building ---------------------------------------------------------------------
 
-progs="list tree thread interior roots dlopen clean fork churn forkcheck"
+progs="list tree thread interior roots dlopen clean fork churn forkcheck memo"
 # Linked statically, a program exports malloc and free only where a shared
 # library of its link needs them; -rdynamic makes the dlopen'ed library's
 # calls reach gort's heap as well.
@@ -37,6 +37,13 @@ for p in $progs; do
     { fail "programs_build ($p)" "$T/cc.err"; exit 0; }
 done
 cc -g -O1 -shared -fPIC "$SRC/libleaky.c" -o "$T/libleaky.so" || { fail programs_build; exit 0; }
+# Optimized, so that the helpers are inlined (their frames come from .debug_info).
+for mode in pre static; do
+  extra=()
+  [ "$mode" = static ] && extra=("$ARCHIVE" -rdynamic -ldl -lpthread)
+  cc -g -O2 -pthread -I"$SRC" "$SRC/inline.c" -o "$T/inline.$mode" "${extra[@]}" 2>"$T/cc.err" ||
+    { fail "programs_build (inline)" "$T/cc.err"; exit 0; }
+done
 
 # run NAME MODE ENV... : runs $T/NAME.MODE with GORT_LEAKCHECK=1 (unless
 # the environment given sets it), stdout to $T/out, stderr to $T/err; the
@@ -134,6 +141,75 @@ for mode in pre static; do
   else
     cat "$T/out" >>"$T/err"
     fail "checks_while_threads_allocate_and_free_$mode" "$T/err"
+  fi
+done
+
+# memo_paths FILE: per block size of memo.c, "SIZE BLOCKS", or "SIZE bad
+# FRAMES" for a group whose frames up to run are not that size's path.
+memo_paths() {
+  awk '
+    BEGIN {
+      want[24] = "alloc_here via_left run"; want[72] = "alloc_here via_right run"
+      want[40] = "direct_a run"; want[56] = "direct_b run"
+      want[88] = "alloc_here common twin_a run"; want[104] = "alloc_here common twin_b run"
+      want[152] = "alloc_here common twin_b run"
+      want[120] = "alloc_here deep deep run"; want[136] = "alloc_here deep deep deep deep run"
+    }
+    function done_group() {
+      if (size == "") return
+      if (chain != want[size]) print size, "bad", chain
+      n[size] += objs; size = ""
+    }
+    /^(Direct|Indirect) leak of [0-9]+ byte/ { done_group(); size = $4 / $7; objs = $7; chain = ""; open = 1; next }
+    open && /^ +#[0-9]+ / {
+      for (i = 1; i <= NF; i++) if ($i == "in") { fn = $(i + 1); break }
+      if (chain !~ / run$/ && chain != "run") chain = chain == "" ? fn : chain " " fn
+      next
+    }
+    { done_group(); open = 0 }
+    END { done_group(); for (s in n) print s, n[s] }' "$1" | sort -n
+}
+
+# Kept walks (obs/unwind.c) reuse a stack's id when the stack repeats word
+# for word; paths that differ only inside, only far out, or by depth must
+# each keep their own stack.
+for mode in pre static; do
+  run memo "$mode"
+  got=$(memo_paths "$T/err")
+  want="24 50
+40 50
+56 50
+72 50
+88 50
+104 50
+120 50
+136 50
+152 25"
+  if [ "$rc" = 23 ] && [ "$got" = "$want" ]; then
+    pass "alternating_paths_keep_their_own_stacks_$mode"
+  else
+    { echo "  want: $want"; echo "  got (status $rc): $got"; cat "$T/err"; } >"$T/why"
+    fail "alternating_paths_keep_their_own_stacks_$mode" "$T/why"
+  fi
+done
+
+# The frames of a leak allocated in code inlined twice: each level, innermost
+# first, at the line of its call, then the function that holds the code.
+mark() { grep -n "@$1\$" "$SRC/inline.c" | cut -d: -f1; }
+want_inline="new_block inline.c:$(mark block)
+new_pair inline.c:$(mark pair)
+make_leak inline.c:$(mark make)
+main inline.c:$(mark main)"
+for mode in pre static; do
+  run inline "$mode"
+  got=$(awk '/^Direct leak of 42 byte/ { on = 1; next } on && /^ +#[0-9]+ / {
+               file = $NF; sub(/.*\//, "", file); print $4, file; if ($4 == "main") exit }' "$T/err")
+  pcs=$(awk '/^Direct leak of 42 byte/ { on = 1; next } on && /^ +#[0-3] / { print $2 }' "$T/err" | sort -u | wc -l)
+  if [ "$rc" = 23 ] && [ "$got" = "$want_inline" ] && [ "$pcs" = 2 ]; then
+    pass "inlined_functions_are_frames_of_their_own_$mode"
+  else
+    { echo "  want: $want_inline"; echo "  got (status $rc, $pcs addresses): $got"; cat "$T/err"; } >"$T/why"
+    fail "inlined_functions_are_frames_of_their_own_$mode" "$T/why"
   fi
 done
 

@@ -67,3 +67,75 @@ TEST(memo_walks_with_smaller_max_stop_there) {
     EXPECT(n == 4, "n %u", n);
   }
 }
+
+// Kept walks (gort__unwind_capture_tagged): a hit names a walk kept
+// earlier; what that walk returned must be what a full walk returns now.
+#define NTAGS 256
+static uintptr_t tagged_pcs[NTAGS][MAXF];
+static uint32_t tagged_n[NTAGS], ntags;
+static int tag_hits, tag_mismatches;
+
+__attribute__((noinline)) static void tagged_leaf(void) {
+  uintptr_t a[MAXF], b[MAXF];
+  unwind_tag_t t = {.m = &memo};
+  uint32_t na = gort__unwind_capture_tagged(a, MAXF, &t);
+  uint32_t nb = gort__unwind_capture(b, MAXF);
+  if (t.tag != 0) {
+    tag_hits++;
+    uint32_t k = t.tag - 1;
+    if (tagged_n[k] != na || na != nb || memcmp(tagged_pcs[k] + 1, b + 1, (nb - 1) * sizeof b[0]) != 0)
+      tag_mismatches++;
+  } else {
+    if (na != nb || memcmp(a + 1, b + 1, (na - 1) * sizeof a[0]) != 0) tag_mismatches++;
+    uint32_t tag = 0;
+    if (ntags < NTAGS) {
+      memcpy(tagged_pcs[ntags], a, na * sizeof a[0]);
+      tagged_n[ntags] = na;
+      tag = ++ntags;
+    }
+    gort__unwind_memo_keep(&t, tag);
+  }
+  sink++;
+}
+
+__attribute__((noinline)) static void tagged_a(void) { tagged_leaf(); sink++; }
+__attribute__((noinline)) static void tagged_b(void) { tagged_leaf(); sink += 2; }
+__attribute__((noinline)) static void tagged_via(int k) {
+  if (k & 1) tagged_a(); else tagged_b();
+  sink++;
+}
+__attribute__((noinline)) static void tagged_twin1(int k) { tagged_via(k); sink++; }
+__attribute__((noinline)) static void tagged_twin2(int k) { tagged_via(k); sink++; }
+__attribute__((noinline)) static void tagged_recurse(int d) {
+  if (d == 0) tagged_leaf();
+  else tagged_recurse(d - 1);
+  sink++;
+}
+
+TEST(kept_walks_name_only_identical_stacks) {
+  gort__unwind_init();
+  memset(&memo, 0, sizeof memo);
+  for (int i = 0; i < 300; i++) {
+    tagged_leaf();
+    tagged_a();
+    tagged_b();
+    if (i % 2) tagged_twin1(i); else tagged_twin2(i);
+    tagged_recurse(i % 5);
+    big_frame(i);  // a memo walk between: the kept walks must not mind
+  }
+  EXPECT_EQ_U64(tag_mismatches, 0);
+  EXPECT(tag_hits > 300, "repeated stacks are found among the kept walks (%d hits)", tag_hits);
+}
+
+TEST(kept_walk_with_another_max_is_not_reused) {
+  memset(&memo, 0, sizeof memo);
+  uintptr_t a[MAXF];
+  for (int i = 0; i < 4; i++) {
+    unwind_tag_t t = {.m = &memo};
+    uint32_t max = i % 2 ? 3 : MAXF;
+    uint32_t n = gort__unwind_capture_tagged(a, max, &t);
+    EXPECT(n <= max, "n %u max %u", n, max);
+    EXPECT(t.tag == 0 || t.tag == max, "tag %u for max %u", t.tag, max);
+    if (t.tag == 0) gort__unwind_memo_keep(&t, max);
+  }
+}
