@@ -83,6 +83,11 @@ int gort__os_ncpu(void);
 // MADV_GUARD_INSTALL guard (no new mapping), 1 with an mprotect(PROT_NONE)
 // one (one more mapping, two if it splits one), or -errno.
 int gort__os_guard(void *p, size_t size, int allow_mprotect);
+// Makes n guard regions of size bytes, at first, first + stride, ..., with
+// one system call (process_madvise on the calling process, Linux 6.15+);
+// 0 if every region is a guard, else -errno (some may be: the caller falls
+// back to gort__os_guard for each, which is idempotent).
+int gort__os_guard_strided(uintptr_t first, size_t stride, int n, size_t size);
 // Gives the calling thread an alternate signal stack of size bytes at p.
 int gort__os_sigaltstack(void *p, size_t size);
 // Memory faults (fault.c): one SIGSEGV/SIGBUS handler for gort, which asks

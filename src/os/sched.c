@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -130,6 +131,26 @@ int gort__os_guard(void *p, size_t size, int allow_mprotect) {
   }
   errno = saved;
   return r;
+}
+
+// PIDFD_SELF_THREAD (Linux 6.15): the caller's own process, with no pidfd
+// to open, and none to outlive a fork (a pidfd kept from the parent would
+// name the parent in the child).
+#define GORT_PIDFD_SELF_THREAD (-10000)
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
+
+int gort__os_guard_strided(uintptr_t first, size_t stride, int n, size_t size) {
+  enum { MAX = 64 };
+  if (n <= 0 || n > MAX) return -EINVAL;
+  struct iovec iov[MAX];
+  for (int i = 0; i < n; i++) iov[i] = (struct iovec){(void *)(first + (size_t)i * stride), size};
+  int saved = errno;
+  long r = syscall(SYS_process_madvise, GORT_PIDFD_SELF_THREAD, iov, (size_t)n, MADV_GUARD_INSTALL, 0);
+  int err = r < 0 ? errno : (size_t)r == (size_t)n * size ? 0 : EAGAIN;
+  errno = saved;
+  return -err;
 }
 
 int gort__os_sigaltstack(void *p, size_t size) {

@@ -54,7 +54,8 @@ enum { SLAB_SLOTS = 64, GUARD_BYTES = 4096, MPROTECT_BUDGET = 8192, ALTSTACK_BYT
 
 typedef struct slab {
   uintptr_t base;              // SLAB_SLOTS * stack_size bytes
-  _Atomic uint32_t carved;     // slots handed out (a prefix)
+  _Atomic uint32_t carved;     // slots handed out (a prefix; their Gs may be being made)
+  bool guarded;                // every slot's guard installed with the slab
   struct slab *_Atomic next;   // set before publication
 } slab_t;
 
@@ -62,11 +63,12 @@ size_t gort__stack_size;
 int gort__stack_guard_mode;
 
 static struct {
-  lock_t lock;                 // rank LOCK_STACKS; guards cur and nmprotect
+  lock_t lock;                 // rank LOCK_STACKS; guards cur and the slots' carving
   slab_t *_Atomic slabs;       // every slab, newest first; read without the lock
   slab_t *cur;                 // the slab being carved
-  int nmprotect;               // mprotect guards made
+  _Atomic int nmprotect;       // mprotect guards made
   bool installed;
+  _Atomic bool no_batch;       // the kernel refused a guard batch: one call per slot
 } stk = {.lock = LOCK_INIT};
 
 void gort__stack_init(void) {
@@ -90,29 +92,48 @@ static slab_t *new_slab(void) {
     return NULL;
   }
   s->base = (uintptr_t)p;
+  // All the slab's guards in one call where the kernel can (most of a
+  // fresh goroutine's cost was its guard's madvise, one per stack).
+  if (__atomic_load_n(&gort__stack_guard_mode, __ATOMIC_RELAXED) == 0 &&
+      !atomic_load_explicit(&stk.no_batch, memory_order_relaxed)) {
+    if (gort__os_guard_strided(s->base, gort__stack_size, SLAB_SLOTS, GUARD_BYTES) == 0) s->guarded = true;
+    else atomic_store_explicit(&stk.no_batch, true, memory_order_relaxed);
+  }
   atomic_store_explicit(&s->next, atomic_load(&stk.slabs), memory_order_relaxed);
   atomic_store_explicit(&stk.slabs, s, memory_order_release);
   return s;
 }
 
-// Guards the slot at base (stk.lock held); returns whether it needs a canary.
+// Guards the slot at base; returns whether it needs a canary. Without the
+// lock: two threads may both find MADV_GUARD_INSTALL missing, or both
+// take the mprotect budget's last guard (one goes over by a guard).
 static bool guard(uintptr_t base) {
-  if (gort__stack_guard_mode == 0) {
+  int mode = __atomic_load_n(&gort__stack_guard_mode, __ATOMIC_RELAXED);
+  if (mode == 0) {
     if (gort__os_guard((void *)base, GUARD_BYTES, 0) == 0) return false;
-    gort__stack_guard_mode = 1;  // the kernel has no MADV_GUARD_INSTALL
+    mode = 1;  // the kernel has no MADV_GUARD_INSTALL
+    __atomic_store_n(&gort__stack_guard_mode, 1, __ATOMIC_RELAXED);
   }
-  if (gort__stack_guard_mode == 1) {
-    if (stk.nmprotect < MPROTECT_BUDGET && gort__os_guard((void *)base, GUARD_BYTES, 1) == 1) {
-      stk.nmprotect++;
+  if (mode == 1) {
+    if (atomic_load_explicit(&stk.nmprotect, memory_order_relaxed) < MPROTECT_BUDGET &&
+        gort__os_guard((void *)base, GUARD_BYTES, 1) == 1) {
+      atomic_fetch_add_explicit(&stk.nmprotect, 1, memory_order_relaxed);
       return false;
     }
-    gort__stack_guard_mode = 2;
+    __atomic_store_n(&gort__stack_guard_mode, 2, __ATOMIC_RELAXED);
   }
   return true;
 }
 
 #define CANARY 0x6f7665726c6f7721ULL  // "overflow!"
 
+// The lock covers only the choice of a slot: the guard's system call and
+// the first write to the fresh page (a page fault) are outside it. Two Ms
+// making goroutines at once (skynet) used to queue on this lock behind
+// each other's faults, and then sleep on its futex: 99% of skynet's futex
+// calls. A slot is published (carved) before its G is made; lookups come
+// from a goroutine's own stack (the overflow handler, the collector asking
+// about a thread's sp), which exists only once its G does.
 g_t *gort__stack_new_g(void) {
   lock(&stk.lock);
   slab_t *s = stk.cur;
@@ -125,8 +146,10 @@ g_t *gort__stack_new_g(void) {
     stk.cur = s;
   }
   uint32_t i = atomic_load_explicit(&s->carved, memory_order_relaxed);
+  atomic_store_explicit(&s->carved, i + 1, memory_order_release);
+  unlock(&stk.lock);
   uintptr_t base = s->base + i * gort__stack_size;
-  bool canary = guard(base);
+  bool canary = !s->guarded && guard(base);
   uintptr_t top = base + gort__stack_size;
   g_t *g = (g_t *)(top - G_BYTES);  // zero: fresh pages
   g->stack_lo = base + GUARD_BYTES;
@@ -134,10 +157,6 @@ g_t *gort__stack_new_g(void) {
   g->canary = canary;
   if (canary) *(uint64_t *)g->stack_lo = CANARY;
   atomic_store_explicit(&g->status, G_IDLE, memory_order_relaxed);
-  // Published last: a lookup (a signal handler, the collector) sees the slot
-  // only once its G is made.
-  atomic_store_explicit(&s->carved, i + 1, memory_order_release);
-  unlock(&stk.lock);
   return g;
 }
 
