@@ -60,6 +60,8 @@ static void child(void) {
     atomic_store(&p->timers.lock.state, 0);
     p->timers.n = 0;
     atomic_store(&p->timers.next, INT64_MAX);
+    atomic_store(&p->nspawned, 0);  // the live count is all in ngoroutine
+    atomic_store(&p->nexited, 0);
     if (p == mine) continue;
     if (p->id < procs()) {
       p->link = s->pidle;

@@ -30,6 +30,11 @@ typedef struct p {
   g_t *gfree[GORT_PFREE_MAX];
   int32_t ngfree;
   timers_t timers;
+  // Goroutine ids in batches and the live count in halves, so that a spawn
+  // and an exit write no line that another P writes (proc.c, "Counting
+  // goroutines"). Owner only; the counts are read by anyone.
+  int64_t goidcache, goidend;
+  _Atomic int64_t nspawned, nexited;
   // sysmon's own view (sysmon thread only).
   uint32_t sm_tick, sm_syscalltick;
   int64_t sm_when;
@@ -75,8 +80,8 @@ typedef struct {
   _Atomic int mlive;             // Ms running (mcount survives fork; this does not)
   _Atomic bool started;
   _Atomic bool sysmon_started;   // false again in a forked child (fork.c)
-  _Atomic int64_t ngoroutine;    // live goroutines
-  _Atomic int64_t goidgen;
+  _Atomic int64_t ngoroutine;    // live goroutines spawned or ended without a P
+  _Atomic int64_t goidgen;       // ids handed out, to Ps in batches
   g_t *_Atomic allgs;            // every G ever made; grows at its head
 } sched_t;
 

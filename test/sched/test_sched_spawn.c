@@ -162,6 +162,45 @@ TEST(errno_survives_a_switch) {
   EXPECT(atomic_load(&errno_bad) == 0, "%lld switches lost errno", (long long)atomic_load(&errno_bad));
 }
 
+// ---- counting ------------------------------------------------------------------------------
+//
+// Each P counts its own spawns and exits (proc.c, "Counting goroutines"):
+// goroutines spawned on one P or by a plain thread and ended on another
+// still add up exactly.
+
+enum { COUNT_GS = 500 };
+static gort_waitgroup_t count_gate, count_started;
+
+static void count_blocker(void *arg) {
+  (void)arg;
+  gort_waitgroup_done(&count_started);
+  gort_waitgroup_wait(&count_gate);
+}
+
+static void count_spawner(void *arg) {
+  for (int i = 0; i < COUNT_GS; i++) gort_go(count_blocker, NULL);
+  gort_waitgroup_done(arg);
+}
+
+TEST(num_goroutine_counts_exactly_across_ps_and_plain_threads) {
+  gort_maxprocs(2);
+  gort_waitgroup_add(&count_gate, 1);
+  gort_waitgroup_add(&count_started, 3 * COUNT_GS);
+  gort_waitgroup_t spawned = {0};
+  gort_waitgroup_add(&spawned, 2);
+  gort_go(count_spawner, &spawned);  // from goroutines: their Ps' counts
+  gort_go(count_spawner, &spawned);
+  for (int i = 0; i < COUNT_GS; i++) gort_go(count_blocker, NULL);  // a plain thread: the global count
+  gort_waitgroup_wait(&spawned);
+  gort_waitgroup_wait(&count_started);
+  int64_t n = 0;
+  for (int i = 0; i < 2000 && (n = gort_num_goroutine()) != 3 * COUNT_GS; i++) usleep(1000);
+  EXPECT(n == 3 * COUNT_GS, "%lld live, want %d", (long long)n, 3 * COUNT_GS);
+  gort_waitgroup_done(&count_gate);
+  for (int i = 0; i < 2000 && (n = gort_num_goroutine()) != 0; i++) usleep(1000);
+  EXPECT(n == 0, "%lld live after every goroutine returned", (long long)n);
+}
+
 // ---- GORT_MAXPROCS --------------------------------------------------------------------------
 
 TEST(maxprocs_reads_sets_and_ignores_negative) {
