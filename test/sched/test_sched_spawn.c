@@ -201,6 +201,59 @@ TEST(num_goroutine_counts_exactly_across_ps_and_plain_threads) {
   EXPECT(n == 0, "%lld live after every goroutine returned", (long long)n);
 }
 
+// ---- floating-point modes ------------------------------------------------------------------
+//
+// The switch loads MXCSR and the x87 control word only when they differ
+// from the current ones (switch_amd64.S): each goroutine's rounding mode
+// and x87 precision must still be its own after any switch. The sticky
+// exception flags are the M's and are not checked.
+
+#if defined(__x86_64__)
+enum { FP_GS = 16 };
+static _Atomic int64_t fp_bad;
+
+static NOINLINE uint32_t get_mxcsr(void) {
+  uint32_t v;
+  __asm__ volatile("stmxcsr %0" : "=m"(v));
+  return v;
+}
+static NOINLINE void set_mxcsr(uint32_t v) { __asm__ volatile("ldmxcsr %0" : : "m"(v)); }
+static NOINLINE uint16_t get_x87cw(void) {
+  uint16_t v;
+  __asm__ volatile("fnstcw %0" : "=m"(v));
+  return v;
+}
+static NOINLINE void set_x87cw(uint16_t v) { __asm__ volatile("fldcw %0" : : "m"(v)); }
+
+static void keep_fp_modes(void *arg) {
+  gort_waitgroup_t *wg = arg;
+  int k = (int)(gort_goroutine_id() % 4);
+  // Rounding (bits 13-14) and flush-to-zero (bit 15) by k; x87 rounding
+  // (bits 10-11) and precision (bits 8-9) by k.
+  uint32_t mx = (0x1f80 & ~0x6000u) | ((uint32_t)k << 13) | (k == 3 ? 0x8000u : 0);
+  uint16_t cw = (uint16_t)((0x037f & ~0x0f00) | (k << 10) | ((k & 1) << 9));
+  set_mxcsr(mx);
+  set_x87cw(cw);
+  for (int i = 0; i < 200; i++) {
+    if (i % 5 == 0) gort_sleep(10000);
+    else gort_yield();
+    if ((get_mxcsr() & ~0x3fu) != mx || get_x87cw() != cw) atomic_fetch_add(&fp_bad, 1);
+  }
+  set_mxcsr(0x1f80);
+  set_x87cw(0x037f);
+  gort_waitgroup_done(wg);
+}
+
+TEST(floating_point_modes_survive_a_switch) {
+  gort_maxprocs(2);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, FP_GS);
+  for (int i = 0; i < FP_GS; i++) EXPECT(gort_go(keep_fp_modes, &wg) == 0);
+  gort_waitgroup_wait(&wg);
+  EXPECT(atomic_load(&fp_bad) == 0, "%lld switches lost a goroutine's modes", (long long)atomic_load(&fp_bad));
+}
+#endif
+
 // ---- GORT_MAXPROCS --------------------------------------------------------------------------
 
 TEST(maxprocs_reads_sets_and_ignores_negative) {
