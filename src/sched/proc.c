@@ -51,8 +51,13 @@
 // the switch (put the G on a queue, release the lock that its waker takes)
 // on g0's stack once the G's registers are saved: a waker on another M can
 // then resume the G at once. Go's mcall does the same. The g0 context is the
-// M's own thread stack: an M's scheduler code never runs on a goroutine
-// stack, so a goroutine's stack holds only its own frames. The G's status
+// M's own thread stack. When the G's own P has another G queued, the switch
+// goes straight to it instead, and the "after" step runs on that G's stack,
+// below its saved frame ("switching straight to the next goroutine"
+// below): one switch instead of two, and a yield between two goroutines
+// went from 38 to 17 ns. The rest of the scheduler (findrunnable, parking
+// an M) runs on g0 only, so a goroutine's stack holds its own frames and,
+// for the moment of a switch, one small "after" step. The G's status
 // changes before the switch that takes it off its thread and after the one
 // that puts it on, so the collector, which scans running goroutines through
 // their threads and the others through their saved sp, never misses one
@@ -77,9 +82,9 @@
 // every goroutine that is not on a thread is only memory (its saved stack).
 //
 // Rejected: ucontext (swapcontext saves the signal mask with a system call:
-// 35x slower); a switch straight from goroutine to goroutine without g0 (one
-// switch fewer, but the "after" step would run on the next goroutine's
-// stack, and an M with nothing to run needs a stack of its own anyway).
+// 35x slower); going through g0 on every switch, as Go does (it was a
+// second switch and a pass through findrunnable on each yield and park; an
+// M with nothing to run still goes to g0, which has a stack of its own).
 //
 // Invariants:
 //   - A G is on at most one of: a local run queue or runnext, the global
@@ -568,6 +573,64 @@ static void park_after(void *arg) {
   }
 }
 
+// ---- switching straight to the next goroutine ----------------------------------------------
+//
+// A goroutine that yields or parks while its own P has another one queued
+// switches to that one directly: one switch instead of two, and no pass
+// through findrunnable. The "after" step (queue the yielder, release the
+// waker's lock) runs on the next goroutine's stack, below its saved frame,
+// once the old goroutine's registers are saved, exactly as it would on
+// g0's: a thief or a waker on another M may resume the old goroutine at
+// once. The order is findrunnable's: runnext, then the ring; not when the
+// P is due to look at the global queue (every 61st schedule) or must
+// retire, which the g0 path does. execute's bookkeeping for the next
+// goroutine is done before the switch; its status becomes running on its
+// own side, after the switch, as on every path (the collector's rule,
+// above). The ThreadSanitizer build switches fibers the same way.
+
+static g_t *next_local(p_t *p, bool *inherit) {
+  if (p == NULL || p->id >= procs()) return NULL;
+  if (p->schedtick % 61 == 0 && atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0)
+    return NULL;
+  return gort__runq_get(p, inherit);
+}
+
+// Leaves g (its status set by the caller) for next, running after(g) on
+// next's stack first; returns when g is resumed.
+static GORT_NOINLINE void switch_direct(m_t *m, g_t *g, g_t *next, bool inherit, void (*after)(void *)) {
+  save_errno(g);
+  if (gort_unlikely(!gort__stack_canary_ok(g))) gort__stack_overflow(g, g->stack_lo);
+  p_t *p = m->p;
+  if (!inherit) {
+    p->schedtick++;
+    atomic_store_explicit(&p->tick, p->schedtick, memory_order_relaxed);
+    atomic_store_explicit(&p->slice_over, false, memory_order_relaxed);
+  }
+  atomic_store_explicit(&next->preempt, false, memory_order_relaxed);
+  atomic_store_explicit(&next->gcdirty, true, memory_order_relaxed);
+  next->m = m;
+  g->m = NULL;
+  atomic_store_explicit(&m->curg, next, memory_order_relaxed);
+  TSAN_SWITCH(next->tsan_fiber);
+  gort__ctx_switch_ontop(&g->ctx, &next->ctx, after, g);
+  // Resumed.
+  atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+  restore_errno(g);
+}
+
+static void yield_direct_after(void *arg) { gort__runq_put(getm()->p, arg, false); }
+
+// A refused park (the condition came true meanwhile) makes g the next to
+// run, after the goroutine this M switched to: on the g0 path it runs at
+// once.
+static void park_direct_after(void *arg) {
+  g_t *g = arg;
+  if (g->unlockf != NULL && !g->unlockf(g, g->unlock_arg)) {
+    atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
+    gort__runq_put(getm()->p, g, true);
+  }
+}
+
 void gort__sched_park(bool (*unlockf)(g_t *, void *), void *arg, const char *reason) {
   gort__sched_park_on(unlockf, arg, reason, NULL);
 }
@@ -582,7 +645,11 @@ void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *
   g->waitsince = gort__os_nanotime_coarse();  // for dumps: the tick's resolution will do
   g->waitobj = obj;
   atomic_store_explicit(&g->status, G_WAITING, memory_order_relaxed);
-  switch_to_g0(g, park_after, NULL);
+  m_t *m = getm();
+  bool inherit;
+  g_t *next = next_local(m->p, &inherit);
+  if (next != NULL) switch_direct(m, g, next, inherit, park_direct_after);
+  else switch_to_g0(g, park_after, NULL);
 }
 
 void gort__sched_ready(g_t *g) {
@@ -805,6 +872,14 @@ static void exit_after(void *arg) {
   gfput(m->p, g);
 }
 
+// On the next goroutine's stack: the dead one's stack is free from here.
+static void exit_direct_after(void *arg) {
+  g_t *g = arg;
+  TSAN_DESTROY(g->tsan_fiber);
+  g->tsan_fiber = NULL;
+  gfput(getm()->p, g);
+}
+
 // The first frame of every goroutine (switch_amd64.S, gort__ctx_entry).
 GORT_NORETURN void gort__sched_gomain(g_t *g);
 void gort__sched_gomain(g_t *g) {
@@ -814,8 +889,12 @@ void gort__sched_gomain(g_t *g) {
   g->arg = NULL;  // not a root any more
   atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
   g->id = 0;
-  count_exit(gort__sched_getm()->p);
-  switch_to_g0(g, exit_after, NULL);
+  m_t *m = gort__sched_getm();
+  count_exit(m->p);
+  bool inherit;
+  g_t *next = next_local(m->p, &inherit);
+  if (next != NULL) switch_direct(m, g, next, inherit, exit_direct_after);
+  else switch_to_g0(g, exit_after, NULL);
   gort__throw("sched: a dead goroutine was resumed");
 }
 
@@ -893,7 +972,11 @@ void gort_yield(void) {
   atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
   g->waitreason = "yield";
   atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-  switch_to_g0(g, yield_after, NULL);
+  m_t *m = getm();
+  bool inherit;
+  g_t *next = next_local(m->p, &inherit);
+  if (next != NULL) switch_direct(m, g, next, inherit, yield_direct_after);
+  else switch_to_g0(g, yield_after, NULL);
 }
 
 
