@@ -122,7 +122,7 @@ gort_chan_t *gort_chan_make(size_t elem_size, size_t cap) {
     if (c != NULL) memset(c, 0, sizeof *c);  // the buffer is written before it is read
   }
   if (c == NULL) return NULL;
-  c->lock = (lock_t)LOCK_INIT;
+  c->lock = (chanlock_t)CHANLOCK_INIT;
   c->collected = collected;
   c->elemsize = elem_size;
   c->cap = cap;
@@ -131,18 +131,18 @@ gort_chan_t *gort_chan_make(size_t elem_size, size_t cap) {
 
 void gort_chan_free(gort_chan_t *c) {
   if (c == NULL) return;
-  lock(&c->lock);
+  chan_lock(&c->lock);
   bool waited = c->recvq.first != NULL || c->sendq.first != NULL;
-  unlock(&c->lock);
+  chan_unlock(&c->lock);
   if (waited) gort__fatal("free of a channel that a goroutine or thread waits on", c);
   gort_free(c);
 }
 
 size_t gort_chan_len(gort_chan_t *c) {
   if (c == NULL) return 0;
-  lock(&c->lock);
+  chan_lock(&c->lock);
   size_t n = c->qcount;
-  unlock(&c->lock);
+  chan_unlock(&c->lock);
   return n;
 }
 
@@ -196,7 +196,7 @@ void gort__chan_send_closed(gort_chan_t *c) { gort__fatal("send on closed channe
 
 static bool unlock_chan(g_t *g, void *arg) {
   (void)g;
-  unlock(&((gort_chan_t *)arg)->lock);
+  chan_unlock(&((gort_chan_t *)arg)->lock);
   return true;
 }
 
@@ -207,26 +207,26 @@ static bool chan_send(gort_chan_t *c, const void *elem, bool block) {
     gort__park_forever("chan send (nil chan)");
   }
   gort__sched_safepoint();
-  lock(&c->lock);
+  chan_lock(&c->lock);
   gort_assert_internal(chan_is_valid(c));
   if (c->closed) {
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     gort__chan_send_closed(c);
   }
   waiter_t *r = gort__chan_dequeue(&c->recvq);
   if (r != NULL) {
     parker_t *pk = gort__chan_send_direct(c, r, elem);
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     gort__park_wake(pk);
     return true;
   }
   if (c->qcount < c->cap) {
     gort__chan_buf_put(c, elem);
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     return true;
   }
   if (!block) {
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     return false;
   }
   parker_t pk;
@@ -247,10 +247,10 @@ static bool chan_recv(gort_chan_t *c, void *elem, bool block, bool *done) {
     gort__park_forever("chan receive (nil chan)");
   }
   gort__sched_safepoint();
-  lock(&c->lock);
+  chan_lock(&c->lock);
   gort_assert_internal(chan_is_valid(c));
   if (c->closed && c->qcount == 0) {
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     if (elem != NULL) memset(elem, 0, c->elemsize);
     *done = true;
     return false;
@@ -259,17 +259,17 @@ static bool chan_recv(gort_chan_t *c, void *elem, bool block, bool *done) {
   waiter_t *s = gort__chan_dequeue(&c->sendq);
   if (s != NULL) {
     parker_t *pk = gort__chan_recv_direct(c, s, elem);
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     gort__park_wake(pk);
     return true;
   }
   if (c->qcount > 0) {
     gort__chan_buf_take(c, elem);
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     return true;
   }
   if (!block) {
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     *done = false;
     return false;
   }
@@ -299,9 +299,9 @@ bool gort_chan_try_recv(gort_chan_t *c, void *elem) {
 
 void gort_chan_close(gort_chan_t *c) {
   if (c == NULL) gort__fatal("close of nil channel", NULL);
-  lock(&c->lock);
+  chan_lock(&c->lock);
   if (c->closed) {
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     gort__fatal("close of closed channel", c);
   }
   c->closed = true;
@@ -322,7 +322,7 @@ void gort_chan_close(gort_chan_t *c) {
     w->next = list;
     list = w;
   }
-  unlock(&c->lock);
+  chan_unlock(&c->lock);
   while (list != NULL) {
     w = list;
     list = w->next;  // read before the wake: then w may vanish

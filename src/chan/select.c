@@ -46,7 +46,7 @@ static void sellock(sel_t *s) {
   gort_chan_t *last = NULL;
   for (int i = 0; i < s->nlock; i++) {
     gort_chan_t *c = s->cases[s->lockorder[i]].chan;
-    if (c != last) lock(&c->lock);
+    if (c != last) chan_lock(&c->lock);
     last = c;
   }
 }
@@ -55,7 +55,7 @@ static void selunlock(sel_t *s) {
   for (int i = s->nlock - 1; i >= 0; i--) {
     gort_chan_t *c = s->cases[s->lockorder[i]].chan;
     if (i > 0 && s->cases[s->lockorder[i - 1]].chan == c) continue;
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
   }
 }
 
