@@ -64,13 +64,13 @@ void gort__chan_enqueue(waitq_t *q, waiter_t *w) {
   w->next = NULL;
   w->prev = q->last;
   if (q->last != NULL) q->last->next = w;
-  else q->first = w;
+  else POKE(q->first, w);
   q->last = w;
 }
 
 void gort__chan_dequeue_this(waitq_t *q, waiter_t *w) {
   if (w->prev != NULL) w->prev->next = w->next;
-  else if (q->first == w) q->first = w->next;
+  else if (q->first == w) POKE(q->first, w->next);
   else return;  // not queued (already taken off by a waker)
   if (w->next != NULL) w->next->prev = w->prev;
   else q->last = w->prev;
@@ -81,7 +81,7 @@ waiter_t *gort__chan_dequeue(waitq_t *q) {
   for (;;) {
     waiter_t *w = q->first;
     if (w == NULL) return NULL;
-    q->first = w->next;
+    POKE(q->first, w->next);
     if (q->first != NULL) q->first->prev = NULL;
     else q->last = NULL;
     w->next = w->prev = NULL;
@@ -138,13 +138,9 @@ void gort_chan_free(gort_chan_t *c) {
   gort_free(c);
 }
 
-size_t gort_chan_len(gort_chan_t *c) {
-  if (c == NULL) return 0;
-  chan_lock(&c->lock);
-  size_t n = c->qcount;
-  chan_unlock(&c->lock);
-  return n;
-}
+// Without the lock, as Go's len(c): the answer may be stale by the time the
+// caller reads it either way.
+size_t gort_chan_len(gort_chan_t *c) { return c != NULL ? PEEK(c->qcount) : 0; }
 
 size_t gort_chan_cap(gort_chan_t *c) { return c != NULL ? c->cap : 0; }
 
@@ -179,7 +175,7 @@ parker_t *gort__chan_recv_direct(gort_chan_t *c, waiter_t *w, void *elem) {
 void gort__chan_buf_put(gort_chan_t *c, const void *elem) {
   memcpy(slot(c, c->sendx), elem, c->elemsize);
   if (++c->sendx == c->cap) c->sendx = 0;
-  c->qcount++;
+  POKE(c->qcount, c->qcount + 1);
 }
 
 void gort__chan_buf_take(gort_chan_t *c, void *elem) {
@@ -187,7 +183,7 @@ void gort__chan_buf_take(gort_chan_t *c, void *elem) {
   if (elem != NULL) memcpy(elem, s, c->elemsize);
   memset(s, 0, c->elemsize);  // no stale pointer keeps a collected object alive
   if (++c->recvx == c->cap) c->recvx = 0;
-  c->qcount--;
+  POKE(c->qcount, c->qcount - 1);
 }
 
 void gort__chan_send_closed(gort_chan_t *c) { gort__fatal("send on closed channel", c); }
@@ -304,7 +300,7 @@ void gort_chan_close(gort_chan_t *c) {
     chan_unlock(&c->lock);
     gort__fatal("close of closed channel", c);
   }
-  c->closed = true;
+  POKE(c->closed, true);
   // Take every waiter off first, wake them after the unlock: once woken,
   // a waiter's record may vanish with its stack frame, so each is linked
   // into the list through its own next field before anyone is woken.

@@ -74,16 +74,23 @@ typedef struct {
   waiter_t *first, *last;
 } waitq_t;
 
+// Fields that select's first pass (select.c) reads without the lock:
+// written under the lock with these relaxed atomic stores, read with the
+// loads, so that the racy read is defined (and ThreadSanitizer agrees).
+// Under the lock, plain reads of them are fine.
+#define PEEK(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define POKE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 // The channel (Go's hchan). The buffer follows the header.
 struct gort_chan {
   chanlock_t lock;               // rank LOCK_CHAN; guards everything below
-  bool closed;
+  bool closed;                   // written with POKE
   bool collected;                // from gort_gc_alloc (else gort_malloc)
   size_t elemsize;
   size_t cap;                    // buffer slots; 0: unbuffered
-  size_t qcount;                 // buffered elements
+  size_t qcount;                 // buffered elements; written with POKE
   size_t sendx, recvx;           // next slot to fill, to empty
-  waitq_t recvq, sendq;          // blocked receivers and senders
+  waitq_t recvq, sendq;          // blocked receivers and senders; first written with POKE
   _Alignas(16) unsigned char buf[];
 };
 
