@@ -4,10 +4,15 @@
 // waiters: receivers blocked on an empty channel and senders blocked on a
 // full one. The design is Go's, for Go's reasons:
 //
-//   1. One lock per channel (lock_t, rank LOCK_CHAN), held only for the few
-//      loads and copies of one operation. Lock-free channels were tried for
-//      Go (Vyukov, 2014) and rejected: faster only uncontended, much more
-//      complex, and select needs the locks anyway.
+//   1. One lock per channel (chanlock_t, rank LOCK_CHAN), held only for the
+//      few loads and copies of one operation. Lock-free channels were tried
+//      for Go (Vyukov, 2014) and rejected: faster only uncontended, much
+//      more complex, and select needs the locks anyway. The lock is the
+//      channel's own, not base's lock_t: it is released with a plain store
+//      (chanlock.c), because a locked instruction costs as much here as the
+//      rest of a buffered operation. The fields select's first pass reads
+//      without the lock (closed, qcount, the queue heads) are stored with
+//      relaxed atomics (PEEK and POKE, chan.h).
 //   2. Direct hand-off. A sender that finds a receiver waiting copies its
 //      element straight into the receiver's variable (waiter->elem, on the
 //      receiver's stack) and wakes it; a receiver that finds a sender
