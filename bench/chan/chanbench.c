@@ -4,10 +4,13 @@
 // Each workload prints one line: "<name> <figure> <unit>", ns per
 // operation (lower is better) or M items per second (higher is better).
 // GORT_MAXPROCS defaults to 2 here, as GOMAXPROCS=2 for Go. Usage:
-// chanbench [scale], scale (default 1) multiplying the operation counts.
+// chanbench [scale [workload...]], scale (default 1) multiplying the
+// operation counts; the names (pingpong, buffered_cap1, ...) run only those
+// workloads, for profiling one at a time.
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "gort/chan.h"
@@ -217,16 +220,28 @@ static void worker_pool(void) {
   printf("workerpool %.2f Mitems/s\n", (double)pool.n / (now_s() - t0) / 1e6);
 }
 
+static int nargs;
+static char **args;
+
+// Whether workload name runs: every one when no name was given.
+static bool want(const char *name) {
+  if (nargs == 0) return true;
+  for (int i = 0; i < nargs; i++)
+    if (strcmp(args[i], name) == 0) return true;
+  return false;
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) scale = atol(argv[1]);
   if (scale < 1) scale = 1;
+  if (argc > 2) nargs = argc - 2, args = argv + 2;
   if (getenv("GORT_MAXPROCS") == NULL) gort_maxprocs(2);
-  pingpong();
-  buffered(1);
-  buffered(1024);
-  select4();
-  mutex_contention(2);
-  mutex_contention(8);
-  worker_pool();
+  if (want("pingpong")) pingpong();
+  if (want("buffered_cap1")) buffered(1);
+  if (want("buffered_cap1024")) buffered(1024);
+  if (want("select4")) select4();
+  if (want("mutex_2")) mutex_contention(2);
+  if (want("mutex_8")) mutex_contention(8);
+  if (want("workerpool")) worker_pool();
   return 0;
 }

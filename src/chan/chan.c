@@ -4,10 +4,15 @@
 // waiters: receivers blocked on an empty channel and senders blocked on a
 // full one. The design is Go's, for Go's reasons:
 //
-//   1. One lock per channel (lock_t, rank LOCK_CHAN), held only for the few
-//      loads and copies of one operation. Lock-free channels were tried for
-//      Go (Vyukov, 2014) and rejected: faster only uncontended, much more
-//      complex, and select needs the locks anyway.
+//   1. One lock per channel (chanlock_t, rank LOCK_CHAN), held only for the
+//      few loads and copies of one operation. Lock-free channels were tried
+//      for Go (Vyukov, 2014) and rejected: faster only uncontended, much
+//      more complex, and select needs the locks anyway. The lock is the
+//      channel's own, not base's lock_t: it is released with a plain store
+//      (chanlock.c), because a locked instruction costs as much here as the
+//      rest of a buffered operation. The fields select's first pass reads
+//      without the lock (closed, qcount, the queue heads) are stored with
+//      relaxed atomics (PEEK and POKE, chan.h).
 //   2. Direct hand-off. A sender that finds a receiver waiting copies its
 //      element straight into the receiver's variable (waiter->elem, on the
 //      receiver's stack) and wakes it; a receiver that finds a sender
@@ -64,13 +69,13 @@ void gort__chan_enqueue(waitq_t *q, waiter_t *w) {
   w->next = NULL;
   w->prev = q->last;
   if (q->last != NULL) q->last->next = w;
-  else q->first = w;
+  else POKE(q->first, w);
   q->last = w;
 }
 
 void gort__chan_dequeue_this(waitq_t *q, waiter_t *w) {
   if (w->prev != NULL) w->prev->next = w->next;
-  else if (q->first == w) q->first = w->next;
+  else if (q->first == w) POKE(q->first, w->next);
   else return;  // not queued (already taken off by a waker)
   if (w->next != NULL) w->next->prev = w->prev;
   else q->last = w->prev;
@@ -81,7 +86,7 @@ waiter_t *gort__chan_dequeue(waitq_t *q) {
   for (;;) {
     waiter_t *w = q->first;
     if (w == NULL) return NULL;
-    q->first = w->next;
+    POKE(q->first, w->next);
     if (q->first != NULL) q->first->prev = NULL;
     else q->last = NULL;
     w->next = w->prev = NULL;
@@ -122,7 +127,7 @@ gort_chan_t *gort_chan_make(size_t elem_size, size_t cap) {
     if (c != NULL) memset(c, 0, sizeof *c);  // the buffer is written before it is read
   }
   if (c == NULL) return NULL;
-  c->lock = (lock_t)LOCK_INIT;
+  c->lock = (chanlock_t)CHANLOCK_INIT;
   c->collected = collected;
   c->elemsize = elem_size;
   c->cap = cap;
@@ -131,20 +136,16 @@ gort_chan_t *gort_chan_make(size_t elem_size, size_t cap) {
 
 void gort_chan_free(gort_chan_t *c) {
   if (c == NULL) return;
-  lock(&c->lock);
+  chan_lock(&c->lock);
   bool waited = c->recvq.first != NULL || c->sendq.first != NULL;
-  unlock(&c->lock);
+  chan_unlock(&c->lock);
   if (waited) gort__fatal("free of a channel that a goroutine or thread waits on", c);
   gort_free(c);
 }
 
-size_t gort_chan_len(gort_chan_t *c) {
-  if (c == NULL) return 0;
-  lock(&c->lock);
-  size_t n = c->qcount;
-  unlock(&c->lock);
-  return n;
-}
+// Without the lock, as Go's len(c): the answer may be stale by the time the
+// caller reads it either way.
+size_t gort_chan_len(gort_chan_t *c) { return c != NULL ? PEEK(c->qcount) : 0; }
 
 size_t gort_chan_cap(gort_chan_t *c) { return c != NULL ? c->cap : 0; }
 
@@ -179,7 +180,7 @@ parker_t *gort__chan_recv_direct(gort_chan_t *c, waiter_t *w, void *elem) {
 void gort__chan_buf_put(gort_chan_t *c, const void *elem) {
   memcpy(slot(c, c->sendx), elem, c->elemsize);
   if (++c->sendx == c->cap) c->sendx = 0;
-  c->qcount++;
+  POKE(c->qcount, c->qcount + 1);
 }
 
 void gort__chan_buf_take(gort_chan_t *c, void *elem) {
@@ -187,7 +188,7 @@ void gort__chan_buf_take(gort_chan_t *c, void *elem) {
   if (elem != NULL) memcpy(elem, s, c->elemsize);
   memset(s, 0, c->elemsize);  // no stale pointer keeps a collected object alive
   if (++c->recvx == c->cap) c->recvx = 0;
-  c->qcount--;
+  POKE(c->qcount, c->qcount - 1);
 }
 
 void gort__chan_send_closed(gort_chan_t *c) { gort__fatal("send on closed channel", c); }
@@ -196,7 +197,7 @@ void gort__chan_send_closed(gort_chan_t *c) { gort__fatal("send on closed channe
 
 static bool unlock_chan(g_t *g, void *arg) {
   (void)g;
-  unlock(&((gort_chan_t *)arg)->lock);
+  chan_unlock(&((gort_chan_t *)arg)->lock);
   return true;
 }
 
@@ -207,26 +208,26 @@ static bool chan_send(gort_chan_t *c, const void *elem, bool block) {
     gort__park_forever("chan send (nil chan)");
   }
   gort__sched_safepoint();
-  lock(&c->lock);
+  chan_lock(&c->lock);
   gort_assert_internal(chan_is_valid(c));
   if (c->closed) {
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     gort__chan_send_closed(c);
   }
   waiter_t *r = gort__chan_dequeue(&c->recvq);
   if (r != NULL) {
     parker_t *pk = gort__chan_send_direct(c, r, elem);
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     gort__park_wake(pk);
     return true;
   }
   if (c->qcount < c->cap) {
     gort__chan_buf_put(c, elem);
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     return true;
   }
   if (!block) {
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     return false;
   }
   parker_t pk;
@@ -247,10 +248,10 @@ static bool chan_recv(gort_chan_t *c, void *elem, bool block, bool *done) {
     gort__park_forever("chan receive (nil chan)");
   }
   gort__sched_safepoint();
-  lock(&c->lock);
+  chan_lock(&c->lock);
   gort_assert_internal(chan_is_valid(c));
   if (c->closed && c->qcount == 0) {
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     if (elem != NULL) memset(elem, 0, c->elemsize);
     *done = true;
     return false;
@@ -259,17 +260,17 @@ static bool chan_recv(gort_chan_t *c, void *elem, bool block, bool *done) {
   waiter_t *s = gort__chan_dequeue(&c->sendq);
   if (s != NULL) {
     parker_t *pk = gort__chan_recv_direct(c, s, elem);
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     gort__park_wake(pk);
     return true;
   }
   if (c->qcount > 0) {
     gort__chan_buf_take(c, elem);
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     return true;
   }
   if (!block) {
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     *done = false;
     return false;
   }
@@ -299,12 +300,12 @@ bool gort_chan_try_recv(gort_chan_t *c, void *elem) {
 
 void gort_chan_close(gort_chan_t *c) {
   if (c == NULL) gort__fatal("close of nil channel", NULL);
-  lock(&c->lock);
+  chan_lock(&c->lock);
   if (c->closed) {
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
     gort__fatal("close of closed channel", c);
   }
-  c->closed = true;
+  POKE(c->closed, true);
   // Take every waiter off first, wake them after the unlock: once woken,
   // a waiter's record may vanish with its stack frame, so each is linked
   // into the list through its own next field before anyone is woken.
@@ -322,7 +323,7 @@ void gort_chan_close(gort_chan_t *c) {
     w->next = list;
     list = w;
   }
-  unlock(&c->lock);
+  chan_unlock(&c->lock);
   while (list != NULL) {
     w = list;
     list = w->next;  // read before the wake: then w may vanish

@@ -14,6 +14,37 @@
 #include "../sched/proc.h"
 #include "gort/chan.h"
 
+// ---- chanlock.c: the channel's lock ------------------------------------------------------------
+
+// One CAS to acquire, a plain store to release (chanlock.c says why).
+// Rank LOCK_CHAN (base/lock.h); a holder is never stopped by the
+// collector (the no-stop count of base/lock.h), as with lock_t.
+typedef struct {
+  _Atomic uint32_t held;         // 1 while locked; the futex word of sleepers
+  _Atomic uint32_t sleepers;     // threads counted in chanlock.c's step 2
+} chanlock_t;
+
+#define CHANLOCK_INIT {0, 0}
+
+void gort__chanlock_slow(chanlock_t *l);
+void gort__chanlock_wake(chanlock_t *l);
+
+GORT_INLINE void chan_lock(chanlock_t *l) {
+  nostop_enter();
+  uint32_t zero = 0;
+  if (gort_likely(atomic_compare_exchange_strong_explicit(&l->held, &zero, 1, memory_order_acquire,
+                                                          memory_order_relaxed)))
+    return;
+  gort__chanlock_slow(l);
+}
+
+GORT_INLINE void chan_unlock(chanlock_t *l) {
+  atomic_store_explicit(&l->held, 0, memory_order_release);
+  if (gort_unlikely(atomic_load_explicit(&l->sleepers, memory_order_relaxed) != 0))
+    gort__chanlock_wake(l);
+  nostop_exit();
+}
+
 // What blocks: a goroutine (parks) or a plain thread (sleeps on woken).
 // Lives on the blocked party's stack, which stays put while it blocks.
 typedef struct parker {
@@ -43,16 +74,23 @@ typedef struct {
   waiter_t *first, *last;
 } waitq_t;
 
+// Fields that select's first pass (select.c) reads without the lock:
+// written under the lock with these relaxed atomic stores, read with the
+// loads, so that the racy read is defined (and ThreadSanitizer agrees).
+// Under the lock, plain reads of them are fine.
+#define PEEK(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define POKE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 // The channel (Go's hchan). The buffer follows the header.
 struct gort_chan {
-  lock_t lock;                   // rank LOCK_CHAN; guards everything below
-  bool closed;
+  chanlock_t lock;               // rank LOCK_CHAN; guards everything below
+  bool closed;                   // written with POKE
   bool collected;                // from gort_gc_alloc (else gort_malloc)
   size_t elemsize;
   size_t cap;                    // buffer slots; 0: unbuffered
-  size_t qcount;                 // buffered elements
+  size_t qcount;                 // buffered elements; written with POKE
   size_t sendx, recvx;           // next slot to fill, to empty
-  waitq_t recvq, sendq;          // blocked receivers and senders
+  waitq_t recvq, sendq;          // blocked receivers and senders; first written with POKE
   _Alignas(16) unsigned char buf[];
 };
 

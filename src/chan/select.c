@@ -4,6 +4,19 @@
 //      that among ready cases each is chosen with equal probability (the
 //      spec's "uniform pseudo-random selection"; a fixed order would
 //      starve the later cases).
+//   1a. First pass: in poll order, the first case that looks ready (its
+//      channel's closed flag, queue heads and count, read without the lock)
+//      is locked alone and tried; if it proceeds, that is the select, and
+//      no other channel was locked. Most selects in a busy program find a
+//      case ready, and locking every channel for them cost a lock per case
+//      (4-way select benchmark: 4 CASes, each a cache miss when producers
+//      on the other core use the channels). The choice is still the first
+//      ready case in a uniformly random order, and a case is taken only
+//      while it is ready under its lock, so the select behaves as if it
+//      had run at that instant. A case that looked ready but is not (a
+//      stale select waiter, a race) is unlocked and the pass goes on; if
+//      none proceeds, steps 2-6 decide under every lock, as before, so
+//      default and blocking are decided with every channel held.
 //   2. Lock order: the same cases sorted by channel address, each channel
 //      locked once. Every select takes its locks in that one global order,
 //      so two selects over the same channels cannot deadlock.
@@ -46,7 +59,7 @@ static void sellock(sel_t *s) {
   gort_chan_t *last = NULL;
   for (int i = 0; i < s->nlock; i++) {
     gort_chan_t *c = s->cases[s->lockorder[i]].chan;
-    if (c != last) lock(&c->lock);
+    if (c != last) chan_lock(&c->lock);
     last = c;
   }
 }
@@ -55,7 +68,7 @@ static void selunlock(sel_t *s) {
   for (int i = s->nlock - 1; i >= 0; i--) {
     gort_chan_t *c = s->cases[s->lockorder[i]].chan;
     if (i > 0 && s->cases[s->lockorder[i - 1]].chan == c) continue;
-    unlock(&c->lock);
+    chan_unlock(&c->lock);
   }
 }
 
@@ -83,14 +96,16 @@ static bool unlock_select(g_t *g, void *arg) {
   return true;
 }
 
-// Step 3 for one case, with every lock held: runs it if it can proceed
-// (unlocking everything) and returns true.
-static bool try_case(sel_t *s, gort_select_case_t *k) {
+// Runs case k if it can proceed, with k's channel locked (and, unless
+// single, every other one): then unlocks (k's channel alone if single,
+// else all) and returns true. Returns false with the locks still held.
+static bool try_case(sel_t *s, gort_select_case_t *k, bool single) {
   gort_chan_t *c = k->chan;
   parker_t *wake = NULL;
   if (k->dir == GORT_SELECT_SEND) {
     if (c->closed) {
-      selunlock(s);
+      if (single) chan_unlock(&c->lock);
+      else selunlock(s);
       gort__chan_send_closed(c);
     }
     waiter_t *r = gort__chan_dequeue(&c->recvq);
@@ -112,9 +127,19 @@ static bool try_case(sel_t *s, gort_select_case_t *k) {
       return false;
     }
   }
-  selunlock(s);
+  if (single) chan_unlock(&c->lock);
+  else selunlock(s);
   if (wake != NULL) gort__park_wake(wake);
   return true;
+}
+
+// Whether case k looks ready, read without its channel's lock (the fields
+// PEEK reads, chan.h): a hint, which try_case confirms under the lock.
+static bool looks_ready(const gort_select_case_t *k) {
+  gort_chan_t *c = k->chan;
+  if (PEEK(c->closed)) return true;
+  if (k->dir == GORT_SELECT_SEND) return PEEK(c->recvq.first) != NULL || PEEK(c->qcount) < c->cap;
+  return PEEK(c->sendq.first) != NULL || PEEK(c->qcount) > 0;
 }
 
 // Sorts the cases with a channel by channel address (insertion sort: a
@@ -198,11 +223,19 @@ static int select_go(gort_select_case_t *cases, int n, int64_t timeout_ns, int *
   }
   parker_t pk;
   sel_t s = {.cases = cases, .lockorder = lockorder, .pk = &pk, .w = w, .deadline = -1};
-  s.nlock = make_lockorder(cases, n, lockorder);
   gort__sched_safepoint();
+  // Step 0: the first case in poll order that proceeds under its own lock.
+  for (int i = 0; i < npoll; i++) {
+    gort_select_case_t *k = &cases[pollorder[i]];
+    if (!looks_ready(k)) continue;
+    chan_lock(&k->chan->lock);
+    if (try_case(&s, k, true)) return pollorder[i];
+    chan_unlock(&k->chan->lock);
+  }
+  s.nlock = make_lockorder(cases, n, lockorder);
   sellock(&s);
   for (int i = 0; i < npoll; i++)
-    if (try_case(&s, &cases[pollorder[i]])) return pollorder[i];
+    if (try_case(&s, &cases[pollorder[i]], false)) return pollorder[i];
   if (timeout_ns == 0) {
     selunlock(&s);
     return -1;

@@ -160,11 +160,37 @@ func main() {
 			scale = s
 		}
 	}
-	pingpong()
-	buffered(1)
-	buffered(1024)
-	select4()
-	mutexContention(2)
-	mutexContention(8)
-	workerPool()
+	// Names after the scale run only those workloads (as chanbench).
+	want := func(name string) bool {
+		if len(os.Args) <= 2 {
+			return true
+		}
+		for _, a := range os.Args[2:] {
+			if a == name {
+				return true
+			}
+		}
+		return false
+	}
+	if want("pingpong") {
+		pingpong()
+	}
+	if want("buffered_cap1") {
+		buffered(1)
+	}
+	if want("buffered_cap1024") {
+		buffered(1024)
+	}
+	if want("select4") {
+		select4()
+	}
+	if want("mutex_2") {
+		mutexContention(2)
+	}
+	if want("mutex_8") {
+		mutexContention(8)
+	}
+	if want("workerpool") {
+		workerPool()
+	}
 }
