@@ -17,7 +17,8 @@
 //    makes no system call. A slot is carved from a slab only when every
 //    pool is empty; a new slab (an mmap) once per SLAB_SLOTS carvings.
 // 3. The lowest page of each slot is a guard. With MADV_GUARD_INSTALL
-//    (Linux 6.13+) a guard adds no mapping. Without it, mprotect guards
+//    (Linux 6.13+) a guard adds no mapping; where process_madvise takes it
+//    too (6.15+), a new slab's 64 guards are one system call, not 64. Without it, mprotect guards
 //    split the slab's mapping (two more entries each), so they are made for
 //    the first MPROTECT_BUDGET stacks only, which keeps 100k goroutines well
 //    inside vm.max_map_count; later stacks get a canary word at their
