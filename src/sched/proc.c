@@ -642,7 +642,7 @@ void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *
   g->unlockf = unlockf;
   g->unlock_arg = arg;
   g->waitreason = reason;
-  g->waitsince = gort__os_nanotime_coarse();  // for dumps: the tick's resolution will do
+  g->waitsince = sched_nowish();  // for dumps: sysmon's resolution will do
   g->waitobj = obj;
   atomic_store_explicit(&g->status, G_WAITING, memory_order_relaxed);
   m_t *m = getm();
@@ -939,7 +939,7 @@ int gort__go_at(void (*fn)(void *), void *arg, const char *file, int line) {
   g->file = file;
   g->line = line;
   g->id = new_goid(p);
-  g->created = gort__os_nanotime_coarse();
+  g->created = sched_nowish();
   g->waitsince = g->created;
   g->waitreason = NULL;
   g->saved_errno = 0;
@@ -996,7 +996,7 @@ void gort_syscall_enter(void) {
   p_t *p = m->p;
   if (p == NULL) gort__fatal("gort_syscall_enter: already in a system call", g);
   save_errno(g);
-  g->waitsince = gort__os_nanotime_coarse();
+  g->waitsince = sched_nowish();
   g->waitreason = "syscall";
   atomic_store_explicit(&g->status, G_SYSCALL, memory_order_relaxed);
   m->oldp = p;

@@ -4,6 +4,7 @@
 #ifndef GORT_SCHED_PROC_H
 #define GORT_SCHED_PROC_H
 
+#include "../os/os.h"
 #include "sched.h"
 
 enum { RUNQ_SIZE = 256, MAXPROCS = 256 };
@@ -83,12 +84,21 @@ typedef struct {
   _Atomic int64_t ngoroutine;    // live goroutines spawned or ended without a P
   _Atomic int64_t goidgen;       // ids handed out, to Ps in batches
   g_t *_Atomic allgs;            // every G ever made; grows at its head
+  _Atomic int64_t nowish;        // the monotonic clock as sysmon last read it (0: not yet)
 } sched_t;
 
 extern sched_t gort__sched GORT_HIDDEN;
 
 GORT_INLINE int procs(void) {
   return atomic_load_explicit(&gort__sched.gomaxprocs, memory_order_relaxed);
+}
+
+// The time for the goroutine dump's "waited" and "created" stamps: sysmon's
+// last reading (at most its sleep, 20 us to 10 ms, old) instead of a clock
+// read on every park and spawn (vDSO, 5-10 ns: a tenth of a spawn).
+GORT_INLINE int64_t sched_nowish(void) {
+  int64_t t = atomic_load_explicit(&gort__sched.nowish, memory_order_relaxed);
+  return t != 0 ? t : gort__os_nanotime_coarse();
 }
 
 m_t *gort__sched_getm(void) GORT_HIDDEN;

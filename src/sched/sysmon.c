@@ -77,6 +77,7 @@ static void *sysmon(void *arg) {
   for (;;) {
     gort__os_sleep_ns(delay);
     int64_t now = gort__nanotime();
+    atomic_store_explicit(&gort__sched.nowish, now, memory_order_relaxed);
     bool did = gort__sched_retake(now);
     gort__sched_wakep_for_timers(now - 1000 * 1000);  // overdue by 1 ms
     if (now - last_trim > 1000 * 1000 * 1000) {
