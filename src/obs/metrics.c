@@ -43,6 +43,19 @@ static uint64_t meta_other(const gort_memstats_t *m) { return m->sys - m->heap_s
 static uint64_t mem_limit(const gort_memstats_t *m) { return (uint64_t)m->memory_limit; }
 static uint64_t goroutines(const gort_memstats_t *m) { (void)m; return (uint64_t)gort__sched_ngoroutine(); }
 
+// Times from runnable to running, in seconds (Go's /sched/latencies:seconds):
+// the scheduler samples them by log2 of nanoseconds.
+static void latencies(gort_metric_histogram_t *h) {
+  uint64_t c[32];
+  gort__sched_latencies(c);
+  h->buckets[0] = 0;
+  for (int i = 0; i < GORT_METRIC_HIST_BUCKETS; i++) {
+    h->counts[i] = c[i];
+    if (i > 0) h->buckets[i] = (double)(1ULL << (i - 1)) * 1e-9;
+  }
+  h->buckets[GORT_METRIC_HIST_BUCKETS] = __builtin_inf();
+}
+
 static uint64_t gc_dirty_pages(const gort_memstats_t *m) { return m->gc_dirty_pages; }
 
 // Every stop of the world, in seconds (Go's /gc/pauses:seconds): the
@@ -84,6 +97,7 @@ static const metric_t metrics[] = {
     {{"/memory/classes/metadata/other:bytes", "Other metadata: arena page maps, profiler buckets, free structures.", GORT_METRIC_UINT64, 0}, meta_other, NULL},
     {{"/memory/classes/total:bytes", "All memory gort mapped: the heap's address space and its metadata.", GORT_METRIC_UINT64, 0}, get_sys, NULL},
     {{"/sched/goroutines:goroutines", "Live goroutines (gort_num_goroutine).", GORT_METRIC_UINT64, 0}, goroutines, NULL},
+    {{"/sched/latencies:seconds", "Distribution of the time goroutines waited runnable before running (one transition in 64 sampled).", GORT_METRIC_FLOAT64_HISTOGRAM, 1}, NULL, latencies},
     {{"/gort/heap/sys:bytes", "Heap address space reserved in arenas (HeapSys).", GORT_METRIC_UINT64, 0}, get_heap_sys, NULL},
     {{"/gort/process/rss:bytes", "Resident set of the whole process, from the kernel.", GORT_METRIC_UINT64, 0}, get_rss, NULL},
     {{"/gort/scavenge/cycles:cycles", "Background scavenger cycles.", GORT_METRIC_UINT64, 1}, get_scavenge_cycles, NULL},

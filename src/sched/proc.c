@@ -479,6 +479,38 @@ static g_t *findrunnable(m_t *m, bool *inherit) {
 
 // ---- running goroutines --------------------------------------------------------------------------
 
+// ---- scheduling latency ----------------------------------------------------------------------
+//
+// /sched/latencies:seconds, as Go's: how long goroutines wait runnable
+// before they run (queueing behind others, a wake-up's delay). Reading the
+// clock twice per transition would cost a yield more than a third of its
+// time, so, as Go samples one transition in 8 per goroutine, gort samples
+// one in LAT_PERIOD (a goroutine's first sample falls at a point set by
+// its id). Each P keeps its own histogram, by log2 of nanoseconds, written
+// only by its owner; a reader sums them.
+enum { LAT_PERIOD = 64 };
+
+static inline void lat_runnable(g_t *g) {
+  if (gort_unlikely((++g->latseq & (LAT_PERIOD - 1)) == 0)) g->runnable_at = gort__nanotime();
+}
+
+static inline void lat_running(p_t *p, g_t *g) {
+  if (gort_likely(g->runnable_at == 0)) return;
+  int64_t ns = gort__nanotime() - g->runnable_at;
+  g->runnable_at = 0;
+  int b = ns <= 0 ? 0 : 64 - __builtin_clzll((uint64_t)ns);
+  if (b > 31) b = 31;
+  uint64_t n = atomic_load_explicit(&p->lathist[b], memory_order_relaxed);
+  atomic_store_explicit(&p->lathist[b], n + 1, memory_order_relaxed);
+}
+
+void gort__sched_latencies(uint64_t counts[32]) {
+  for (int b = 0; b < 32; b++) counts[b] = 0;
+  int n = atomic_load_explicit(&sched.nallp, memory_order_acquire);
+  for (int i = 0; i < n; i++)
+    for (int b = 0; b < 32; b++) counts[b] += atomic_load_explicit(&sched.allp[i]->lathist[b], memory_order_relaxed);
+}
+
 static void execute(m_t *m, g_t *g, bool inherit) {
   gort_assert_internal(atomic_load(&g->status) == G_RUNNABLE);
   gort_assert_internal(m->p != NULL && m->p->m == m && atomic_load(&m->p->status) == P_RUNNING);
@@ -491,6 +523,7 @@ static void execute(m_t *m, g_t *g, bool inherit) {
   }
   atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
   atomic_store_explicit(&g->gcdirty, true, memory_order_relaxed);
+  lat_running(m->p, g);
   g->m = m;
   atomic_store_explicit(&m->curg, g, memory_order_relaxed);
   TSAN_SWITCH(g->tsan_fiber);
@@ -608,6 +641,7 @@ static GORT_NOINLINE void switch_direct(m_t *m, g_t *g, g_t *next, bool inherit,
   }
   atomic_store_explicit(&next->preempt, false, memory_order_relaxed);
   atomic_store_explicit(&next->gcdirty, true, memory_order_relaxed);
+  lat_running(p, next);
   next->m = m;
   g->m = NULL;
   atomic_store_explicit(&m->curg, next, memory_order_relaxed);
@@ -658,6 +692,7 @@ void gort__sched_ready(g_t *g) {
   // Whoever readies it may just have written into its stack (a channel's
   // direct hand-off): the collector's final stop must rescan it.
   atomic_store_explicit(&g->gcdirty, true, memory_order_relaxed);
+  lat_runnable(g);
   atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
   m_t *m = getm();
   if (m != NULL && m->p != NULL) {
@@ -944,6 +979,9 @@ int gort__go_at(void (*fn)(void *), void *arg, const char *file, int line) {
   g->waitreason = NULL;
   g->saved_errno = 0;
   atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
+  g->latseq = (uint8_t)g->id;
+  g->runnable_at = 0;
+  lat_runnable(g);
   g->tsan_fiber = TSAN_CREATE();
   ctx_init(g);
   count_spawn(p);
@@ -971,6 +1009,7 @@ void gort_yield(void) {
   }
   atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
   g->waitreason = "yield";
+  lat_runnable(g);
   atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
   m_t *m = getm();
   bool inherit;

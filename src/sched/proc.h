@@ -36,6 +36,7 @@ typedef struct p {
   // goroutines"). Owner only; the counts are read by anyone.
   int64_t goidcache, goidend;
   _Atomic int64_t nspawned, nexited;
+  _Atomic uint64_t lathist[32];  // scheduling latency samples (proc.c); owner writes
   // sysmon's own view (sysmon thread only).
   uint32_t sm_tick, sm_syscalltick;
   int64_t sm_when;

@@ -74,6 +74,10 @@ typedef struct g {
   // Ran (or was made) since the collector last scanned its stack: a
   // concurrent mark's final stop rescans only these (mgcmark.c).
   _Atomic bool gcdirty;
+  // /sched/latencies:seconds (proc.c, "Scheduling latency"): every
+  // LAT_PERIOD-th time it becomes runnable, when (0: not sampled).
+  uint8_t latseq;
+  int64_t runnable_at;
 } g_t;
 
 // The running goroutine of the calling thread, NULL on a plain thread or on
@@ -145,6 +149,10 @@ void gort__sched_init(void);
 // concurrent spawns (allgs only grows, at its head).
 g_t *gort__sched_allgs(void) GORT_HIDDEN;
 int64_t gort__sched_ngoroutine(void) GORT_HIDDEN;
+// /sched/latencies:seconds: sampled times from runnable to running, counts
+// by log2 of nanoseconds (counts[i]: [2^(i-1), 2^i) ns; counts[0]: 0 ns;
+// the last bucket open-ended), summed over the Ps.
+void gort__sched_latencies(uint64_t counts[32]) GORT_HIDDEN;
 void gort__sched_dump_fd(int fd) GORT_HIDDEN;
 // The monitor (sysmon.c) and its view of the Ps.
 void gort__sysmon_start(void) GORT_HIDDEN;

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "gort/metrics.h"
 #include "schedtest.h"
 
 // ---- stealing ------------------------------------------------------------------------------
@@ -241,4 +242,43 @@ TEST(a_long_runner_yields_at_a_safe_point_when_asked) {
   gort_waitgroup_add(&wg, 1);
   EXPECT(gort_go(long_runner, &wg) == 0);
   gort_waitgroup_wait(&wg);
+}
+
+// ---- /sched/latencies:seconds -----------------------------------------------------------------
+//
+// One transition in 64 is sampled (proc.c, "Scheduling latency"); of 128
+// goroutines with consecutive ids, two are sampled as they are spawned.
+// They wait runnable behind their spawner, which computes for 3 ms first:
+// the histogram must show waits of a millisecond or more.
+
+static void lat_noop(void *arg) { gort_waitgroup_done(arg); }
+
+static void lat_spawner(void *arg) {
+  gort_waitgroup_t *outer = arg;
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 128);
+  for (int i = 0; i < 128; i++) EXPECT(gort_go(lat_noop, &wg) == 0);
+  busy_ns(3000000);
+  gort_waitgroup_wait(&wg);
+  gort_waitgroup_done(outer);
+}
+
+TEST(sched_latencies_show_goroutines_waiting_behind_a_busy_one) {
+  gort_maxprocs(1);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
+  EXPECT(gort_go(lat_spawner, &wg) == 0);
+  gort_waitgroup_wait(&wg);
+  gort_metric_sample_t s = {.name = "/sched/latencies:seconds"};
+  gort_metrics_read(&s, 1);
+  EXPECT(s.kind == GORT_METRIC_FLOAT64_HISTOGRAM, "kind %d", (int)s.kind);
+  uint64_t total = 0, slow = 0;
+  for (int i = 0; i < GORT_METRIC_HIST_BUCKETS; i++) {
+    total += s.value.hist.counts[i];
+    if (s.value.hist.buckets[i] >= 1e-3) slow += s.value.hist.counts[i];
+    if (i > 0) EXPECT(s.value.hist.buckets[i] > s.value.hist.buckets[i - 1]);
+  }
+  EXPECT(total >= 2, "%llu samples", (unsigned long long)total);
+  EXPECT(slow >= 2, "%llu of %llu samples waited 1 ms or more", (unsigned long long)slow,
+         (unsigned long long)total);
 }
