@@ -74,6 +74,7 @@ static void child(void) {
     }
   }
   atomic_store(&s->sysmon_started, false);
+  s->sysmon_wait = false;
   atomic_store(&s->nowish, 0);  // no sysmon to keep it: read the clock until one starts
 }
 

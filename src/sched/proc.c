@@ -185,6 +185,11 @@ static p_t *pidle_get(void) {
   if (p != NULL) {
     sched.pidle = p->link;
     atomic_fetch_sub_explicit(&sched.npidle, 1, memory_order_relaxed);
+    if (gort_unlikely(sched.sysmon_wait)) {  // the program is busy again (sysmon.c)
+      sched.sysmon_wait = false;
+      atomic_store_explicit(&sched.sysmon_note, 1, memory_order_release);
+      gort__os_futex_wake(&sched.sysmon_note, 1);
+    }
   }
   return p;
 }

@@ -18,8 +18,12 @@
 //   4. Once a second, the pool of dead goroutines' stacks beyond its bound
 //      gives its pages back to the OS (proc.c, gort__sched_trim_stacks).
 // It looks every 20 us while that finds work and backs off to every 10 ms
-// when it does not, so an idle program costs 100 wake-ups a second (Go
-// stops sysmon altogether when idle; TODO: do so too).
+// when it does not. When every P is idle there is nothing for it to do (no
+// goroutine runs or sits in a system call, and each parked M sleeps only
+// until the earliest timer, which it runs itself), so, as Go's sysmon, it
+// trims the stacks once more and sleeps until a P leaves the idle list
+// (pidle_get wakes it), or a second at most: an idle program then costs
+// one wake-up a second, not a hundred.
 
 #include "proc.h"
 
@@ -70,6 +74,26 @@ void gort__sched_wakep_for_timers(int64_t now) {
     }
 }
 
+// Sleeps while every P is idle; false if one is not.
+static bool sleep_while_idle(void) {
+  sched_t *s = &gort__sched;
+  if (atomic_load_explicit(&s->npidle, memory_order_relaxed) != procs()) return false;
+  gort__sched_trim_stacks();
+  lock(&s->lock);
+  if (atomic_load_explicit(&s->npidle, memory_order_relaxed) != procs()) {
+    unlock(&s->lock);
+    return false;
+  }
+  atomic_store_explicit(&s->sysmon_note, 0, memory_order_relaxed);
+  s->sysmon_wait = true;
+  unlock(&s->lock);
+  gort__os_futex_wait_ns(&s->sysmon_note, 0, 1000 * 1000 * 1000);
+  lock(&s->lock);
+  s->sysmon_wait = false;
+  unlock(&s->lock);
+  return true;
+}
+
 static void *sysmon(void *arg) {
   (void)arg;
   int64_t delay = 20 * 1000, last_trim = 0;
@@ -87,6 +111,10 @@ static void *sysmon(void *arg) {
     quiet = did ? 0 : quiet + 1;
     if (quiet > 50) delay = delay * 2 > 10 * 1000 * 1000 ? 10 * 1000 * 1000 : delay * 2;
     else delay = 20 * 1000;
+    if (delay == 10 * 1000 * 1000 && sleep_while_idle()) {
+      delay = 20 * 1000;
+      quiet = 0;
+    }
   }
   return NULL;
 }

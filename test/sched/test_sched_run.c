@@ -3,7 +3,10 @@
 // and sysmon's yield request to a long runner.
 
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -281,4 +284,47 @@ TEST(sched_latencies_show_goroutines_waiting_behind_a_busy_one) {
   EXPECT(total >= 2, "%llu samples", (unsigned long long)total);
   EXPECT(slow >= 2, "%llu of %llu samples waited 1 ms or more", (unsigned long long)slow,
          (unsigned long long)total);
+}
+
+// ---- an idle program sleeps -------------------------------------------------------------------
+//
+// With every P idle, the Ms park without a timeout and sysmon sleeps until
+// a P is wanted again (sysmon.c): half a second of idleness costs gort's
+// threads at most a few wake-ups, not sysmon's fifty at its 10 ms period.
+
+static long other_threads_switches(void) {
+  long total = 0, self = (long)syscall(SYS_gettid);
+  char path[64], line[128];
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL) return -1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    long tid = atol(e->d_name);
+    if (tid <= 0 || tid == self) continue;
+    snprintf(path, sizeof path, "/proc/self/task/%ld/status", tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) continue;
+    while (fgets(line, sizeof line, f) != NULL)
+      if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) total += atol(line + 24);
+    fclose(f);
+  }
+  closedir(d);
+  return total;
+}
+
+static void idle_noop(void *arg) { gort_waitgroup_done(arg); }
+
+TEST(an_idle_program_wakes_gorts_threads_rarely) {
+  if (SCHEDTEST_TSAN) return;  // ThreadSanitizer's own thread wakes on its own schedule
+  gort_maxprocs(2);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 16);
+  for (int i = 0; i < 16; i++) EXPECT(gort_go(idle_noop, &wg) == 0);
+  gort_waitgroup_wait(&wg);
+  usleep(200 * 1000);  // sysmon backs off, then finds every P idle
+  long before = other_threads_switches();
+  usleep(500 * 1000);
+  long woke = other_threads_switches() - before;
+  fprintf(stderr, "  %ld wake-ups of gort's threads in 500 ms idle\n", woke);
+  EXPECT(woke >= 0 && woke <= 10, "%ld wake-ups", woke);
 }
