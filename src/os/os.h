@@ -88,6 +88,9 @@ int gort__os_guard(void *p, size_t size, int allow_mprotect);
 // 0 if every region is a guard, else -errno (some may be: the caller falls
 // back to gort__os_guard for each, which is idempotent).
 int gort__os_guard_strided(uintptr_t first, size_t stride, int n, size_t size);
+// Asks the kernel never to back [p, p + size) with transparent huge pages
+// (MADV_NOHUGEPAGE); 0 or -errno.
+int gort__os_no_huge_pages(void *p, size_t size);
 // Gives the calling thread an alternate signal stack of size bytes at p.
 int gort__os_sigaltstack(void *p, size_t size);
 // Memory faults (fault.c): one SIGSEGV/SIGBUS handler for gort, which asks

@@ -153,6 +153,13 @@ int gort__os_guard_strided(uintptr_t first, size_t stride, int n, size_t size) {
   return -err;
 }
 
+int gort__os_no_huge_pages(void *p, size_t size) {
+  int saved = errno;
+  int r = madvise(p, size, MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
+  errno = saved;
+  return r;
+}
+
 int gort__os_sigaltstack(void *p, size_t size) {
   stack_t ss = {.ss_sp = p, .ss_size = size, .ss_flags = 0};
   int saved = errno;

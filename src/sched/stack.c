@@ -95,6 +95,10 @@ static slab_t *new_slab(void) {
     return NULL;
   }
   s->base = (uintptr_t)p;
+  // Where transparent huge pages are "always", a goroutine's first touch
+  // of its top page would fault in 2 MiB: eight whole stacks of RSS for
+  // one goroutine. A stack grows a page at a time, so never huge.
+  (void)gort__os_no_huge_pages(p, SLAB_SLOTS * gort__stack_size);
   // All the slab's guards in one call where the kernel can (most of a
   // fresh goroutine's cost was its guard's madvise, one per stack).
   if (__atomic_load_n(&gort__stack_guard_mode, __ATOMIC_RELAXED) == 0 &&

@@ -214,3 +214,49 @@ INNER_TEST(canary_guard_inner) {
 TEST(a_canary_reports_an_overflow_at_the_next_switch) {
   EXPECT(harness_run_inner("canary_guard_inner", "GORT_DEBUG=stackguard=2"));
 }
+
+// ---- transparent huge pages -------------------------------------------------------------------
+//
+// Where THP is "always", a goroutine's first touch would fault in 2 MiB
+// (stack.c): every stack slab must carry MADV_NOHUGEPAGE, which smaps
+// shows as the "nh" flag of the mapping that holds a goroutine's stack.
+
+static _Atomic uintptr_t thp_sp;
+
+static void thp_probe(void *arg) {
+  volatile char here = 0;
+  atomic_store(&thp_sp, (uintptr_t)&here);
+  gort_waitgroup_done(arg);
+}
+
+static bool mapping_has_flag(uintptr_t addr, const char *flag) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (f == NULL) return false;
+  char line[512];
+  bool in = false, found = false;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's first line
+      in = addr >= lo && addr < hi;
+      continue;
+    }
+    if (in && strncmp(line, "VmFlags:", 8) == 0) {
+      char *tok = strtok(line + 8, " \n");
+      for (; tok != NULL; tok = strtok(NULL, " \n"))
+        if (strcmp(tok, flag) == 0) found = true;
+      break;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+TEST(goroutine_stacks_are_never_transparent_huge_pages) {
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
+  EXPECT(gort_go(thp_probe, &wg) == 0);
+  gort_waitgroup_wait(&wg);
+  uintptr_t sp = atomic_load(&thp_sp);
+  EXPECT(sp != 0);
+  EXPECT(mapping_has_flag(sp, "nh"), "the stack at %#lx lacks MADV_NOHUGEPAGE", (unsigned long)sp);
+}
