@@ -220,6 +220,52 @@ static void worker_pool(void) {
   printf("workerpool %.2f Mitems/s\n", (double)pool.n / (now_s() - t0) / 1e6);
 }
 
+// ---- skynet over channels: Go's original, a million leaves, 10 per node ----
+//
+// Each node makes an unbuffered channel, spawns 10 children that send their
+// sums on it, and receives the 10 (the children's arguments live on the
+// parent's stack, which outlives them: the parent waits for every sum).
+
+typedef struct {
+  gort_chan_t *c;
+  long num, size;
+} sky_t;
+
+static void sky_node(void *arg) {
+  sky_t *n = arg;
+  if (n->size == 1) {
+    gort_chan_send(n->c, &n->num);
+    return;
+  }
+  gort_chan_t *rc = gort_chan_make(sizeof(long), 0);
+  sky_t kids[10];
+  long sz = n->size / 10, sum = 0, v;
+  for (int i = 0; i < 10; i++) {
+    kids[i] = (sky_t){rc, n->num + i * sz, sz};
+    gort_go(sky_node, &kids[i]);
+  }
+  for (int i = 0; i < 10; i++) {
+    gort_chan_recv(rc, &v);
+    sum += v;
+  }
+  gort_chan_free(rc);
+  gort_chan_send(n->c, &sum);
+}
+
+static void skynet_chan(void) {
+  const long leaves = 1000000;
+  gort_chan_t *c = gort_chan_make(sizeof(long), 0);
+  sky_t root = {c, 0, leaves};
+  double t0 = now_s();
+  gort_go(sky_node, &root);
+  long sum;
+  gort_chan_recv(c, &sum);
+  double t = now_s() - t0;
+  gort_chan_free(c);
+  if (sum != leaves * (leaves - 1) / 2) printf("skynet_chan: WRONG SUM\n");
+  printf("skynet_chan %.1f ns/goroutine\n", t * 1e9 / 1111111.0);  // every node is a goroutine
+}
+
 static int nargs;
 static char **args;
 
@@ -243,5 +289,6 @@ int main(int argc, char **argv) {
   if (want("mutex_2")) mutex_contention(2);
   if (want("mutex_8")) mutex_contention(8);
   if (want("workerpool")) worker_pool();
+  if (want("skynet_chan")) skynet_chan();
   return 0;
 }

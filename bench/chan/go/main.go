@@ -154,6 +154,38 @@ func workerPool() {
 	fmt.Printf("workerpool %.2f Mitems/s\n", float64(n)/time.Since(t0).Seconds()/1e6)
 }
 
+// Go's original skynet: a million leaves, 10 children per node, every sum
+// sent on the parent's unbuffered channel.
+func skynetNode(c chan int, num, size int) {
+	if size == 1 {
+		c <- num
+		return
+	}
+	rc := make(chan int)
+	sz := size / 10
+	for i := 0; i < 10; i++ {
+		go skynetNode(rc, num+i*sz, sz)
+	}
+	sum := 0
+	for i := 0; i < 10; i++ {
+		sum += <-rc
+	}
+	c <- sum
+}
+
+func skynetChan() {
+	const leaves = 1000000
+	c := make(chan int)
+	t0 := time.Now()
+	go skynetNode(c, 0, leaves)
+	sum := <-c
+	t := time.Since(t0)
+	if sum != leaves*(leaves-1)/2 {
+		fmt.Println("skynet_chan: WRONG SUM")
+	}
+	fmt.Printf("skynet_chan %.1f ns/goroutine\n", float64(t.Nanoseconds())/1111111.0)
+}
+
 func main() {
 	if len(os.Args) > 1 {
 		if s, err := strconv.Atoi(os.Args[1]); err == nil && s > 0 {
@@ -192,5 +224,8 @@ func main() {
 	}
 	if want("workerpool") {
 		workerPool()
+	}
+	if want("skynet_chan") {
+		skynetChan()
 	}
 }
