@@ -84,10 +84,11 @@
 //      waited out there, so every element sent before the close is
 //      received before any receive reports the close. Later senders find
 //      the side frozen and die under the lock, as before.
-//   d. Select's first pass takes one channel under its lock and uses the
-//      ring as a lock holder; its pass over all cases freezes every side of
-//      every channel first, so that it decides (a case, default or
-//      blocking) at one instant, as Go's does with every lock held.
+//   d. Select takes a ready case under that channel's lock, using the
+//      ring as a lock holder, as its first pass always did (select.c, 1a).
+//      Default and blocking are decided with every lock held and, first,
+//      the sides frozen that could make a case ready: at one instant, as
+//      Go's does with every lock held.
 //   e. An operation in flight on another thread (between its CAS and its
 //      store of seq) is waited out by a lock holder that needs its slot;
 //      the lock-free path runs in a no-stop region for those few
@@ -168,13 +169,13 @@ waiter_t *gort__chan_dequeue(waitq_t *q) {
 
 static inline uint32_t pos_lap(uint64_t p) { return (uint32_t)(p >> 32) & POS_LAPMASK; }
 
-static inline slot_t *slot_at(gort_chan_t *c, uint64_t p) {
-  return (slot_t *)(void *)(c->buf + (size_t)(uint32_t)p * c->stride);
+static inline slot_t *slot_at(gort_chan_t *c, size_t stride, uint64_t p) {
+  return (slot_t *)(void *)(c->buf + (size_t)(uint32_t)p * stride);
 }
 
-// The position after p (its FROZEN bit kept).
-static inline uint64_t pos_next(gort_chan_t *c, uint64_t p) {
-  if ((uint32_t)p + 1 < c->cap) return p + 1;
+// The position after p (its FROZEN bit kept) in a ring of cap slots.
+static inline uint64_t pos_next(size_t cap, uint64_t p) {
+  if ((uint32_t)p + 1 < cap) return p + 1;
   return (p & POS_FROZEN) | (uint64_t)((pos_lap(p) + 1) & POS_LAPMASK) << 32;
 }
 
@@ -215,12 +216,12 @@ GORT_INLINE bool ring_put(gort_chan_t *c, const void *elem, bool locked) {
   uint64_t pos = atomic_load_explicit(&c->sendpos, memory_order_relaxed);
   for (;;) {
     if (!locked && (pos & POS_FROZEN)) break;
-    slot_t *s = slot_at(c, pos);
+    slot_t *s = slot_at(c, c->txstride, pos);
     uint32_t want = 2 * pos_lap(pos);
     int32_t d = (int32_t)(atomic_load_explicit(&s->seq, memory_order_acquire) - want);
     if (d == 0) {
-      if (reserve(&c->sendpos, &pos, pos_next(c, pos))) {
-        memcpy(s->elem, elem, c->elemsize);
+      if (reserve(&c->sendpos, &pos, pos_next(c->txcap, pos))) {
+        memcpy(s->elem, elem, c->txelemsize);
         atomic_store_explicit(&s->seq, want + 1, memory_order_release);
         if (!locked) nostop_exit();
         return true;
@@ -231,7 +232,7 @@ GORT_INLINE bool ring_put(gort_chan_t *c, const void *elem, bool locked) {
       // Last lap's element is still there: full, or its receive in flight.
       if (!locked) break;
       uint64_t r = atomic_load_explicit(&c->recvpos, memory_order_relaxed);
-      if (pos_diff(c, pos, r) == (int64_t)c->cap) break;
+      if (pos_diff(c, pos, r) == (int64_t)c->txcap) break;
       wait_in_flight(&spins);
     }
     pos = atomic_load_explicit(&c->sendpos, memory_order_relaxed);
@@ -246,13 +247,13 @@ GORT_INLINE bool ring_take(gort_chan_t *c, void *elem, bool locked) {
   uint64_t pos = atomic_load_explicit(&c->recvpos, memory_order_relaxed);
   for (;;) {
     if (!locked && (pos & POS_FROZEN)) break;
-    slot_t *s = slot_at(c, pos);
+    slot_t *s = slot_at(c, c->rxstride, pos);
     uint32_t want = 2 * pos_lap(pos) + 1;
     int32_t d = (int32_t)(atomic_load_explicit(&s->seq, memory_order_acquire) - want);
     if (d == 0) {
-      if (reserve(&c->recvpos, &pos, pos_next(c, pos))) {
-        if (elem != NULL) memcpy(elem, s->elem, c->elemsize);
-        memset(s->elem, 0, c->elemsize);  // no stale pointer keeps a collected object alive
+      if (reserve(&c->recvpos, &pos, pos_next(c->rxcap, pos))) {
+        if (elem != NULL) memcpy(elem, s->elem, c->rxelemsize);
+        memset(s->elem, 0, c->rxelemsize);  // no stale pointer keeps a collected object alive
         atomic_store_explicit(&s->seq, want + 1, memory_order_release);
         if (!locked) nostop_exit();
         return true;
@@ -278,6 +279,18 @@ bool gort__chan_ring_put(gort_chan_t *c, const void *elem, bool locked) {
 
 bool gort__chan_ring_take(gort_chan_t *c, void *elem, bool locked) {
   return locked ? ring_take(c, elem, true) : ring_take(c, elem, false);
+}
+
+bool gort__chan_ring_can_put(gort_chan_t *c) {
+  uint64_t pos = atomic_load_explicit(&c->sendpos, memory_order_relaxed);
+  slot_t *s = slot_at(c, c->txstride, pos);
+  return atomic_load_explicit(&s->seq, memory_order_relaxed) == 2 * pos_lap(pos);
+}
+
+bool gort__chan_ring_can_take(gort_chan_t *c) {
+  uint64_t pos = atomic_load_explicit(&c->recvpos, memory_order_relaxed);
+  slot_t *s = slot_at(c, c->rxstride, pos);
+  return atomic_load_explicit(&s->seq, memory_order_relaxed) == 2 * pos_lap(pos) + 1;
 }
 
 size_t gort__chan_ring_count(gort_chan_t *c) {
@@ -357,6 +370,9 @@ gort_chan_t *gort_chan_make(size_t elem_size, size_t cap) {
   c->elemsize = elem_size;
   c->cap = cap;
   c->stride = stride;
+  c->txcap = c->rxcap = cap;
+  c->txstride = c->rxstride = stride;
+  c->txelemsize = c->rxelemsize = elem_size;
   return c;
 }
 
@@ -424,7 +440,7 @@ static bool chan_send(gort_chan_t *c, const void *elem, bool block) {
     gort__park_forever("chan send (nil chan)");
   }
   gort__sched_safepoint();
-  if (c->cap > 0 && gort__chan_side_open(&c->sendpos) && ring_put(c, elem, false))
+  if (c->txcap > 0 && gort__chan_side_open(&c->sendpos) && ring_put(c, elem, false))
     return true;
   chan_lock(&c->lock);
   gort_assert_internal(chan_is_valid(c));
@@ -478,7 +494,7 @@ static bool chan_recv(gort_chan_t *c, void *elem, bool block, bool *done) {
   }
   gort__sched_safepoint();
   *done = true;
-  if (c->cap > 0 && gort__chan_side_open(&c->recvpos) && ring_take(c, elem, false))
+  if (c->rxcap > 0 && gort__chan_side_open(&c->recvpos) && ring_take(c, elem, false))
     return true;
   chan_lock(&c->lock);
   gort_assert_internal(chan_is_valid(c));

@@ -115,10 +115,14 @@ struct gort_chan {
   chanlock_t lock;               // rank LOCK_CHAN; guards the fields above and the queues
   waitq_t recvq, sendq;          // blocked receivers and senders; first written with POKE
   unsigned char pad0_[128 - 72];
+  // Each side's line holds its own copy of what its lock-free path reads,
+  // so that path reads no line the lock's holders write.
   _Atomic uint64_t sendpos;      // next position to send to, and FROZEN; CAS
-  unsigned char pad1_[56];
+  size_t txcap, txstride, txelemsize;  // cap, stride, elemsize; set at make
+  unsigned char pad1_[32];
   _Atomic uint64_t recvpos;      // next position to receive from, and FROZEN; CAS
-  unsigned char pad2_[56];
+  size_t rxcap, rxstride, rxelemsize;  // likewise
+  unsigned char pad2_[32];
   unsigned char buf[];           // cap slots of stride bytes
 };
 
@@ -175,6 +179,10 @@ bool gort__chan_ring_put(gort_chan_t *c, const void *elem, bool locked);
 bool gort__chan_ring_take(gort_chan_t *c, void *elem, bool locked);
 // Elements in the ring (with a lock-free side running: a snapshot).
 size_t gort__chan_ring_count(gort_chan_t *c);
+// Whether the next send, receive would find its slot ready (a hint for
+// select's first pass, reading only that side's line and slot).
+bool gort__chan_ring_can_put(gort_chan_t *c);
+bool gort__chan_ring_can_take(gort_chan_t *c);
 // With c locked: turn off lock-free sides (a party about to wait, a select
 // about to decide over several channels at one instant); settle turns back
 // on the sides that no waiter and no close needs off. Call settle before

@@ -20,11 +20,13 @@
 //   2. Lock order: the same cases sorted by channel address, each channel
 //      locked once. Every select takes its locks in that one global order,
 //      so two selects over the same channels cannot deadlock.
-//   3. With every lock held, and every channel's lock-free ring frozen
-//      (chan.c, "The ring", d: so that no state changes behind the locks),
-//      the first ready case in poll order runs (a waiting partner, the
-//      buffer, or a closed channel to receive from). Each unlock settles
-//      its channel first: the sides that no waiter needs frozen thaw.
+//   3. With every lock held, the first ready case in poll order runs (a
+//      waiting partner, the buffer, or a closed channel to receive from),
+//      as in step 1a each case taken only while it is ready. If none is,
+//      the lock-free sides that could make one ready are frozen (chan.c,
+//      "The ring", d) and the cases are tried again: from then on none can
+//      become ready behind the locks, so steps 4-5 decide at one instant.
+//      Each unlock settles its channel first: sides no waiter needs thaw.
 //   4. None ready: with a zero timeout, unlock and return -1 (default).
 //      Otherwise enqueue one waiter per case, all sharing one parker, and
 //      block; the unlock step releases every lock (in reverse order) and,
@@ -77,11 +79,15 @@ static void selunlock(sel_t *s) {
   }
 }
 
-// Every channel locked: turns off their lock-free paths, so that from here
-// until the unlock their states change only under these locks.
+// Every channel locked and no case ready: turns off the lock-free sides
+// that could make a case ready (the send side for a receive, both for a
+// send, as a waiting sender needs), so that "none is ready" holds from
+// here until the unlock.
 static void selfreeze(sel_t *s) {
-  for (int i = 0; i < s->nlock; i++)
-    gort__chan_freeze(s->cases[s->lockorder[i]].chan, FROZE_SEND | FROZE_RECV);
+  for (int i = 0; i < s->nlock; i++) {
+    gort_select_case_t *k = &s->cases[s->lockorder[i]];
+    gort__chan_freeze(k->chan, k->dir == GORT_SELECT_SEND ? FROZE_SEND | FROZE_RECV : FROZE_SEND);
+  }
 }
 
 // The timeout's timer fires: claim the select, wake the goroutine.
@@ -153,8 +159,8 @@ static bool looks_ready(const gort_select_case_t *k) {
   gort_chan_t *c = k->chan;
   if (PEEK(c->closed)) return true;
   if (k->dir == GORT_SELECT_SEND)
-    return PEEK(c->recvq.first) != NULL || gort__chan_ring_count(c) < c->cap;
-  return PEEK(c->sendq.first) != NULL || gort__chan_ring_count(c) > 0;
+    return PEEK(c->recvq.first) != NULL || (c->cap > 0 && gort__chan_ring_can_put(c));
+  return PEEK(c->sendq.first) != NULL || (c->cap > 0 && gort__chan_ring_can_take(c));
 }
 
 // Sorts the cases with a channel by channel address (insertion sort: a
@@ -250,6 +256,10 @@ static int select_go(gort_select_case_t *cases, int n, int64_t timeout_ns, int *
   }
   s.nlock = make_lockorder(cases, n, lockorder);
   sellock(&s);
+  for (int i = 0; i < npoll; i++)
+    if (try_case(&s, &cases[pollorder[i]], false)) return pollorder[i];
+  // None was ready, each when tried; freeze, then look again, so that
+  // default and blocking are decided at one instant.
   selfreeze(&s);
   for (int i = 0; i < npoll; i++)
     if (try_case(&s, &cases[pollorder[i]], false)) return pollorder[i];
