@@ -81,18 +81,55 @@ typedef struct {
 #define PEEK(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define POKE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
-// The channel (Go's hchan). The buffer follows the header.
+// A position in the ring (sendpos, recvpos): bits 0-31 a slot index,
+// bits 32-62 the lap (mod 2^31), bit 63 FROZEN: the lock-free path of that
+// side is off, so that its operations take the lock (chan.c, "The ring").
+#define POS_FROZEN ((uint64_t)1 << 63)
+#define POS_LAPMASK 0x7fffffffu
+#define CHAN_CAP_MAX 0xffffffffu
+
+// A slot of the ring: its sequence word, then the element (rounded up to 8
+// bytes). seq is 2*lap while the slot waits for that lap's send, 2*lap+1
+// while it waits for that lap's receive (mod 2^32); zeroed memory is an
+// empty ring at lap 0.
+typedef struct {
+  _Atomic uint32_t seq;
+  uint32_t pad_;
+  unsigned char elem[];
+} slot_t;
+
+// What c->frozen says is set in the positions.
+enum { FROZE_SEND = 1, FROZE_RECV = 2 };
+
+// The channel (Go's hchan). The ring of slots follows the header. The two
+// positions each have a cache line of their own (64 bytes apart from
+// anything else, whatever the alignment of the allocation), so that a
+// producer and a consumer on two cores each keep theirs.
 struct gort_chan {
-  chanlock_t lock;               // rank LOCK_CHAN; guards everything below
-  bool closed;                   // written with POKE
-  bool collected;                // from gort_gc_alloc (else gort_malloc)
-  size_t elemsize;
-  size_t cap;                    // buffer slots; 0: unbuffered
-  size_t qcount;                 // buffered elements; written with POKE
-  size_t sendx, recvx;           // next slot to fill, to empty
+  size_t elemsize;               // set at make
+  size_t cap;                    // ring slots; 0: unbuffered; set at make
+  size_t stride;                 // bytes per slot; set at make
+  bool collected;                // from gort_gc_alloc (else gort_malloc); set at make
+  bool closed;                   // guarded by lock; written with POKE
+  uint8_t frozen;                // FROZE_* bits now set in the positions; guarded by lock
+  chanlock_t lock;               // rank LOCK_CHAN; guards the fields above and the queues
   waitq_t recvq, sendq;          // blocked receivers and senders; first written with POKE
-  _Alignas(16) unsigned char buf[];
+  unsigned char pad0_[128 - 72];
+  // Each side's line holds its own copy of what its lock-free path reads,
+  // so that path reads no line the lock's holders write.
+  _Atomic uint64_t sendpos;      // next position to send to, and FROZEN; CAS
+  size_t txcap, txstride, txelemsize;  // cap, stride, elemsize; set at make
+  unsigned char pad1_[32];
+  _Atomic uint64_t recvpos;      // next position to receive from, and FROZEN; CAS
+  size_t rxcap, rxstride, rxelemsize;  // likewise
+  unsigned char pad2_[32];
+  unsigned char buf[];           // cap slots of stride bytes
 };
+
+_Static_assert(offsetof(struct gort_chan, sendq) + sizeof(waitq_t) <= 72, "the header's first part");
+_Static_assert(offsetof(struct gort_chan, sendpos) == 128 && offsetof(struct gort_chan, recvpos) == 192 &&
+                   offsetof(struct gort_chan, buf) == 256,
+               "each position 64 bytes clear of anything else");
 
 // ---- park.c -------------------------------------------------------------------------------
 
@@ -135,8 +172,38 @@ waiter_t *gort__chan_dequeue(waitq_t *q);
 // from the other queue and return its parker: wake it after the unlock.
 parker_t *gort__chan_send_direct(gort_chan_t *c, waiter_t *w, const void *elem);
 parker_t *gort__chan_recv_direct(gort_chan_t *c, waiter_t *w, void *elem);
-void gort__chan_buf_put(gort_chan_t *c, const void *elem);
-void gort__chan_buf_take(gort_chan_t *c, void *elem);
+// The ring's send and receive (chan.c, "The ring"): false if it is full,
+// empty. locked: the caller holds c->lock (then a frozen side is no bar,
+// and an operation in flight on another thread is waited out).
+bool gort__chan_ring_put(gort_chan_t *c, const void *elem, bool locked);
+bool gort__chan_ring_take(gort_chan_t *c, void *elem, bool locked);
+// Elements in the ring (with a lock-free side running: a snapshot).
+size_t gort__chan_ring_count(gort_chan_t *c);
+// Whether the next send, receive would find its slot ready (a hint for
+// select's first pass, reading only that side's line and slot).
+bool gort__chan_ring_can_put(gort_chan_t *c);
+bool gort__chan_ring_can_take(gort_chan_t *c);
+// With c locked: turn off lock-free sides (a party about to wait, a select
+// about to decide over several channels at one instant); settle turns back
+// on the sides that no waiter and no close needs off. Call settle before
+// every unlock of a buffered channel.
+void gort__chan_freeze(gort_chan_t *c, uint8_t sides);
+void gort__chan_settle_slow(gort_chan_t *c);
+GORT_INLINE void gort__chan_settle(gort_chan_t *c) {
+  uint8_t want = 0;
+  if (c->recvq.first != NULL || c->closed) want |= FROZE_SEND;
+  if (c->sendq.first != NULL) want |= FROZE_SEND | FROZE_RECV;
+  // Sides to freeze now; or sides that could thaw, but a 1-slot ring is
+  // never partly full (settle_slow's hysteresis).
+  if (gort_unlikely((want & ~c->frozen) != 0 || (c->frozen != want && c->cap > 1)))
+    gort__chan_settle_slow(c);
+}
+
+// Whether a lock-free operation on that position may run (a hint: the
+// operation itself checks again).
+GORT_INLINE bool gort__chan_side_open(const _Atomic uint64_t *pos) {
+  return (atomic_load_explicit(pos, memory_order_relaxed) & POS_FROZEN) == 0;
+}
 GORT_NORETURN void gort__chan_send_closed(gort_chan_t *c);
 
 #endif  // GORT_CHAN_CHAN_H

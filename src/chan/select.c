@@ -21,7 +21,12 @@
 //      locked once. Every select takes its locks in that one global order,
 //      so two selects over the same channels cannot deadlock.
 //   3. With every lock held, the first ready case in poll order runs (a
-//      waiting partner, the buffer, or a closed channel to receive from).
+//      waiting partner, the buffer, or a closed channel to receive from),
+//      as in step 1a each case taken only while it is ready. If none is,
+//      the lock-free sides that could make one ready are frozen (chan.c,
+//      "The ring", d) and the cases are tried again: from then on none can
+//      become ready behind the locks, so steps 4-5 decide at one instant.
+//      Each unlock settles its channel first: sides no waiter needs thaw.
 //   4. None ready: with a zero timeout, unlock and return -1 (default).
 //      Otherwise enqueue one waiter per case, all sharing one parker, and
 //      block; the unlock step releases every lock (in reverse order) and,
@@ -64,11 +69,24 @@ static void sellock(sel_t *s) {
   }
 }
 
+// Settles each channel (chan.h) and unlocks it.
 static void selunlock(sel_t *s) {
   for (int i = s->nlock - 1; i >= 0; i--) {
     gort_chan_t *c = s->cases[s->lockorder[i]].chan;
     if (i > 0 && s->cases[s->lockorder[i - 1]].chan == c) continue;
+    gort__chan_settle(c);
     chan_unlock(&c->lock);
+  }
+}
+
+// Every channel locked and no case ready: turns off the lock-free sides
+// that could make a case ready (the send side for a receive, both for a
+// send, as a waiting sender needs), so that "none is ready" holds from
+// here until the unlock.
+static void selfreeze(sel_t *s) {
+  for (int i = 0; i < s->nlock; i++) {
+    gort_select_case_t *k = &s->cases[s->lockorder[i]];
+    gort__chan_freeze(k->chan, k->dir == GORT_SELECT_SEND ? FROZE_SEND | FROZE_RECV : FROZE_SEND);
   }
 }
 
@@ -110,15 +128,13 @@ static bool try_case(sel_t *s, gort_select_case_t *k, bool single) {
     }
     waiter_t *r = gort__chan_dequeue(&c->recvq);
     if (r != NULL) wake = gort__chan_send_direct(c, r, k->elem);
-    else if (c->qcount < c->cap) gort__chan_buf_put(c, k->elem);
-    else return false;
+    else if (c->cap == 0 || !gort__chan_ring_put(c, k->elem, true)) return false;
   } else {
     waiter_t *w = gort__chan_dequeue(&c->sendq);
     if (w != NULL) {
       wake = gort__chan_recv_direct(c, w, k->elem);
       k->ok = true;
-    } else if (c->qcount > 0) {
-      gort__chan_buf_take(c, k->elem);
+    } else if (c->cap > 0 && gort__chan_ring_take(c, k->elem, true)) {
       k->ok = true;
     } else if (c->closed) {
       if (k->elem != NULL) memset(k->elem, 0, c->elemsize);
@@ -127,8 +143,12 @@ static bool try_case(sel_t *s, gort_select_case_t *k, bool single) {
       return false;
     }
   }
-  if (single) chan_unlock(&c->lock);
-  else selunlock(s);
+  if (single) {
+    gort__chan_settle(c);
+    chan_unlock(&c->lock);
+  } else {
+    selunlock(s);
+  }
   if (wake != NULL) gort__park_wake(wake);
   return true;
 }
@@ -138,8 +158,9 @@ static bool try_case(sel_t *s, gort_select_case_t *k, bool single) {
 static bool looks_ready(const gort_select_case_t *k) {
   gort_chan_t *c = k->chan;
   if (PEEK(c->closed)) return true;
-  if (k->dir == GORT_SELECT_SEND) return PEEK(c->recvq.first) != NULL || PEEK(c->qcount) < c->cap;
-  return PEEK(c->sendq.first) != NULL || PEEK(c->qcount) > 0;
+  if (k->dir == GORT_SELECT_SEND)
+    return PEEK(c->recvq.first) != NULL || (c->cap > 0 && gort__chan_ring_can_put(c));
+  return PEEK(c->sendq.first) != NULL || (c->cap > 0 && gort__chan_ring_can_take(c));
 }
 
 // Sorts the cases with a channel by channel address (insertion sort: a
@@ -230,10 +251,16 @@ static int select_go(gort_select_case_t *cases, int n, int64_t timeout_ns, int *
     if (!looks_ready(k)) continue;
     chan_lock(&k->chan->lock);
     if (try_case(&s, k, true)) return pollorder[i];
+    gort__chan_settle(k->chan);  // a stale select waiter may have been dequeued
     chan_unlock(&k->chan->lock);
   }
   s.nlock = make_lockorder(cases, n, lockorder);
   sellock(&s);
+  for (int i = 0; i < npoll; i++)
+    if (try_case(&s, &cases[pollorder[i]], false)) return pollorder[i];
+  // None was ready, each when tried; freeze, then look again, so that
+  // default and blocking are decided at one instant.
+  selfreeze(&s);
   for (int i = 0; i < npoll; i++)
     if (try_case(&s, &cases[pollorder[i]], false)) return pollorder[i];
   if (timeout_ns == 0) {

@@ -110,5 +110,70 @@ static void run(size_t cap, bool use_select) {
 TEST(every_value_is_received_exactly_once_unbuffered) { run(0, false); }
 TEST(every_value_is_received_exactly_once_buffered_1) { run(1, false); }
 TEST(every_value_is_received_exactly_once_buffered_64) { run(64, false); }
+TEST(every_value_is_received_exactly_once_buffered_1024) { run(1024, false); }
 TEST(every_value_is_received_exactly_once_through_select_unbuffered) { run(0, true); }
 TEST(every_value_is_received_exactly_once_through_select_buffered) { run(16, true); }
+TEST(every_value_is_received_exactly_once_through_select_buffered_1024) { run(1024, true); }
+
+// One producer and one consumer, each a goroutine or a plain thread, on
+// rings of a few sizes: the lock-free path runs while the ring is partly
+// full, the locked one with parked parties at each end, and the switches
+// between them must lose, repeat or reorder nothing; close comes after the
+// last element; len stays within the capacity.
+enum { ORDER_N = 50000 };
+
+typedef struct {
+  gort_chan_t *c;
+  gort_waitgroup_t *done;
+} order_t;
+
+static void order_produce(void *arg) {
+  order_t *o = arg;
+  for (int i = 0; i < ORDER_N; i++) {
+    gort_chan_send(o->c, &i);
+    if (i % 1000 == 0) EXPECT(gort_chan_len(o->c) <= gort_chan_cap(o->c));
+  }
+  gort_chan_close(o->c);
+  gort_waitgroup_done(o->done);
+}
+
+static void order_consume(void *arg) {
+  order_t *o = arg;
+  int v, want = 0;
+  while (gort_chan_recv(o->c, &v)) {
+    if (v != want) {
+      EXPECT_EQ_U64(v, want);
+      break;
+    }
+    want++;
+  }
+  EXPECT_EQ_U64(want, ORDER_N);
+  EXPECT_EQ_U64(gort_chan_len(o->c), 0);
+  gort_waitgroup_done(o->done);
+}
+
+static void *order_thread(void *arg) {
+  order_consume(arg);
+  return NULL;
+}
+
+TEST(one_producer_and_one_consumer_see_fifo_order_and_close_last) {
+  gort_maxprocs(2);
+  size_t caps[] = {1, 2, 7, 1024};
+  for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+    for (int thread = 0; thread < 2; thread++) {
+      static gort_waitgroup_t done;
+      memset(&done, 0, sizeof done);
+      static order_t o;
+      o = (order_t){.c = gort_chan_make(sizeof(int), caps[k]), .done = &done};
+      gort_waitgroup_add(&done, 2);
+      pthread_t th;
+      if (thread) pthread_create(&th, NULL, order_thread, &o);
+      else EXPECT(gort_go(order_consume, &o) == 0);
+      EXPECT(gort_go(order_produce, &o) == 0);
+      gort_waitgroup_wait(&done);
+      if (thread) pthread_join(th, NULL);
+      gort_chan_free(o.c);
+    }
+  }
+}
