@@ -108,6 +108,13 @@
 // replaces, plus the seq load and store and a slot twice the element's
 // size; measured 10-15% slower there (cap 1024 at GORT_MAXPROCS=1: 45 vs
 // 52 M items/s), for 3-4x across cores.
+// A limit Go's channels do not have: the lap is 31 bits, so a lock-free
+// sender that read a slot's seq and then stalled between that read and its
+// CAS while the ring went round exactly 2^31 laps and stopped, unfrozen
+// and full, at the same position, would succeed and overwrite an element
+// not yet received. On a 1-slot channel that is about 2*10^9 operations
+// inside one stall of a few instructions (a review found it; no test can
+// reach it). Fewer index bits and a wider lap would remove it.
 //
 // Invariants (with c->lock held):
 //   - 0 <= sendpos - recvpos <= cap (positions count laps * cap + index).
