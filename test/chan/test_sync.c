@@ -136,7 +136,33 @@ TEST(an_rwmutex_lets_readers_share_and_writers_exclude_everyone) {
   for (int i = 0; i < 2; i++) EXPECT(gort_go(writer, NULL) == 0);
   gort_waitgroup_wait(&wg);
   EXPECT_EQ_U64(shared_value, 1000);
-  EXPECT(atomic_load(&max_readers_in) >= 2, "readers never shared: max %d", atomic_load(&max_readers_in));
+  // Whether readers met inside depends on the schedule here (a pending
+  // writer holds new readers out, as Go's): the test below shows sharing.
+  fprintf(stderr, "  at most %d readers inside at once\n", atomic_load(&max_readers_in));
+}
+
+// Two readers, no writer: each holds the read lock until it sees the
+// other inside too, which only a shared lock allows.
+static gort_rwmutex_t rw_share;
+static _Atomic int share_in, share_met;
+
+static void share_reader(void *arg) {
+  gort_rwmutex_rlock(&rw_share);
+  atomic_fetch_add(&share_in, 1);
+  int64_t end = now_ns() + 5000000000LL;
+  while (atomic_load(&share_in) < 2 && now_ns() < end) gort_yield();
+  if (atomic_load(&share_in) == 2) atomic_fetch_add(&share_met, 1);
+  gort_rwmutex_runlock(&rw_share);
+  gort_waitgroup_done(arg);
+}
+
+TEST(readers_hold_an_rwmutex_together) {
+  gort_maxprocs(2);
+  gort_waitgroup_t done = {0};
+  gort_waitgroup_add(&done, 2);
+  for (int i = 0; i < 2; i++) EXPECT(gort_go(share_reader, &done) == 0);
+  gort_waitgroup_wait(&done);
+  EXPECT(atomic_load(&share_met) == 2, "%d of 2 readers saw the other inside", atomic_load(&share_met));
 }
 
 static void done_later(void *arg) {
