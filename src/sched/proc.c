@@ -516,21 +516,31 @@ void gort__sched_latencies(uint64_t counts[32]) {
     for (int b = 0; b < 32; b++) counts[b] += atomic_load_explicit(&sched.allp[i]->lathist[b], memory_order_relaxed);
 }
 
+// What every path that puts g on m does before the switch (execute from
+// g0, switch_direct from another goroutine). inherit: g runs in the time
+// slice of the goroutine that readied it (runnext). The ThreadSanitizer
+// fiber switch stays in the caller, just before the context switch: a
+// function that returns after it would pop the new fiber's shadow stack.
+static void begin_run(m_t *m, g_t *g, bool inherit) {
+  p_t *p = m->p;
+  if (!inherit) {  // a new time slice
+    p->schedtick++;
+    atomic_store_explicit(&p->tick, p->schedtick, memory_order_relaxed);
+    atomic_store_explicit(&p->slice_over, false, memory_order_relaxed);
+  }
+  atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
+  atomic_store_explicit(&g->gcdirty, true, memory_order_relaxed);
+  lat_running(p, g);
+  g->m = m;
+  atomic_store_explicit(&m->curg, g, memory_order_relaxed);
+}
+
 static void execute(m_t *m, g_t *g, bool inherit) {
   gort_assert_internal(atomic_load(&g->status) == G_RUNNABLE);
   gort_assert_internal(m->p != NULL && m->p->m == m && atomic_load(&m->p->status) == P_RUNNING);
   gort_assert_expensive(p_is_valid(m->p));
   if (m->spinning) reset_spinning(m);
-  if (!inherit) {  // a new time slice
-    m->p->schedtick++;
-    atomic_store_explicit(&m->p->tick, m->p->schedtick, memory_order_relaxed);
-    atomic_store_explicit(&m->p->slice_over, false, memory_order_relaxed);
-  }
-  atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
-  atomic_store_explicit(&g->gcdirty, true, memory_order_relaxed);
-  lat_running(m->p, g);
-  g->m = m;
-  atomic_store_explicit(&m->curg, g, memory_order_relaxed);
+  begin_run(m, g, inherit);
   TSAN_SWITCH(g->tsan_fiber);
   gort__ctx_switch(&m->g0ctx, &g->ctx);
 }
@@ -638,23 +648,23 @@ static g_t *next_local(p_t *p, bool *inherit) {
 static GORT_NOINLINE void switch_direct(m_t *m, g_t *g, g_t *next, bool inherit, void (*after)(void *)) {
   save_errno(g);
   if (gort_unlikely(!gort__stack_canary_ok(g))) gort__stack_overflow(g, g->stack_lo);
-  p_t *p = m->p;
-  if (!inherit) {
-    p->schedtick++;
-    atomic_store_explicit(&p->tick, p->schedtick, memory_order_relaxed);
-    atomic_store_explicit(&p->slice_over, false, memory_order_relaxed);
-  }
-  atomic_store_explicit(&next->preempt, false, memory_order_relaxed);
-  atomic_store_explicit(&next->gcdirty, true, memory_order_relaxed);
-  lat_running(p, next);
-  next->m = m;
   g->m = NULL;
-  atomic_store_explicit(&m->curg, next, memory_order_relaxed);
+  begin_run(m, next, inherit);
   TSAN_SWITCH(next->tsan_fiber);
   gort__ctx_switch_ontop(&g->ctx, &next->ctx, after, g);
   // Resumed.
   atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
   restore_errno(g);
+}
+
+// Leaves g (its status set by the caller): straight to the next goroutine
+// of its P with direct_after, else through g0 with g0_after.
+static void switch_away(g_t *g, void (*direct_after)(void *), void (*g0_after)(void *)) {
+  m_t *m = getm();
+  bool inherit;
+  g_t *next = next_local(m->p, &inherit);
+  if (next != NULL) switch_direct(m, g, next, inherit, direct_after);
+  else switch_to_g0(g, g0_after, NULL);
 }
 
 static void yield_direct_after(void *arg) { gort__runq_put(getm()->p, arg, false); }
@@ -684,11 +694,7 @@ void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *
   g->waitsince = sched_nowish();  // for dumps: sysmon's resolution will do
   g->waitobj = obj;
   atomic_store_explicit(&g->status, G_WAITING, memory_order_relaxed);
-  m_t *m = getm();
-  bool inherit;
-  g_t *next = next_local(m->p, &inherit);
-  if (next != NULL) switch_direct(m, g, next, inherit, park_direct_after);
-  else switch_to_g0(g, park_after, NULL);
+  switch_away(g, park_direct_after, park_after);
 }
 
 void gort__sched_ready(g_t *g) {
@@ -903,21 +909,18 @@ int64_t gort__sched_ngoroutine(void) {
 
 int64_t gort_num_goroutine(void) { return gort__sched_ngoroutine(); }
 
-static void exit_after(void *arg) {
-  (void)arg;
-  m_t *m = getm();
-  g_t *g = drop_curg();
-  TSAN_DESTROY(g->tsan_fiber);
-  g->tsan_fiber = NULL;
-  gfput(m->p, g);
-}
-
-// On the next goroutine's stack: the dead one's stack is free from here.
+// On the next goroutine's stack (or g0's): the dead one's stack is free
+// from here.
 static void exit_direct_after(void *arg) {
   g_t *g = arg;
   TSAN_DESTROY(g->tsan_fiber);
   g->tsan_fiber = NULL;
   gfput(getm()->p, g);
+}
+
+static void exit_after(void *arg) {
+  (void)arg;
+  exit_direct_after(drop_curg());
 }
 
 // The first frame of every goroutine (switch_amd64.S, gort__ctx_entry).
@@ -929,12 +932,8 @@ void gort__sched_gomain(g_t *g) {
   g->arg = NULL;  // not a root any more
   atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
   g->id = 0;
-  m_t *m = gort__sched_getm();
-  count_exit(m->p);
-  bool inherit;
-  g_t *next = next_local(m->p, &inherit);
-  if (next != NULL) switch_direct(m, g, next, inherit, exit_direct_after);
-  else switch_to_g0(g, exit_after, NULL);
+  count_exit(gort__sched_getm()->p);
+  switch_away(g, exit_direct_after, exit_after);
   gort__throw("sched: a dead goroutine was resumed");
 }
 
@@ -1016,11 +1015,7 @@ void gort_yield(void) {
   g->waitreason = "yield";
   lat_runnable(g);
   atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-  m_t *m = getm();
-  bool inherit;
-  g_t *next = next_local(m->p, &inherit);
-  if (next != NULL) switch_direct(m, g, next, inherit, yield_direct_after);
-  else switch_to_g0(g, yield_after, NULL);
+  switch_away(g, yield_direct_after, yield_after);
 }
 
 

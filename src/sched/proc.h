@@ -97,7 +97,8 @@ GORT_INLINE int procs(void) {
 }
 
 // The time for the goroutine dump's "waited" and "created" stamps: sysmon's
-// last reading (at most its sleep, 20 us to 10 ms, old) instead of a clock
+// last reading (at most its sleep old: 20 us to 10 ms while goroutines run;
+// after an idle spell, until pidle_get's wake-up reaches it) instead of a clock
 // read on every park and spawn (vDSO, 5-10 ns: a tenth of a spawn).
 GORT_INLINE int64_t sched_nowish(void) {
   int64_t t = atomic_load_explicit(&gort__sched.nowish, memory_order_relaxed);

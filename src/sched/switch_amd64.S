@@ -90,6 +90,7 @@ gort__ctx_switch_ontop:
 	movq	%rcx, %rdi
 	call	*%rdx		// the saved sp is 16-byte aligned: the ABI's alignment at a call
 	stmxcsr	-8(%rsp)	// the call clobbered eax and r8: read the current words again
+				// (below rsp, in the red zone, which signal delivery skips)
 	fnstcw	-4(%rsp)
 	movl	-8(%rsp), %eax
 	xorl	(%rsp), %eax
