@@ -20,10 +20,10 @@
 //    pool is empty; a new slab (an mmap) once per SLAB_SLOTS carvings.
 // 3. The lowest page of each slot is a guard. With MADV_GUARD_INSTALL
 //    (Linux 6.13+) a guard adds no mapping; where process_madvise takes it
-//    too (6.15+), a new slab's 64 guards are one system call, not 64. Without it, mprotect guards
-//    split the slab's mapping (two more entries each), so they are made for
-//    the first MPROTECT_BUDGET stacks only, which keeps 100k goroutines well
-//    inside vm.max_map_count; later stacks get a canary word at their
+//    too (6.15+), a new slab's 64 guards are one system call, not 64.
+//    Without it, mprotect guards split the slab's mapping (two more
+//    entries each), so they are made for the first MPROTECT_BUDGET stacks
+//    only, which keeps 100k goroutines well inside vm.max_map_count; later stacks get a canary word at their
 //    lowest address instead, checked when their goroutine switches out
 //    (proc.c), which catches an overflow late, but catches it. Rejected: no
 //    guard at all (an overflow silently corrupts the neighbour stack), and
