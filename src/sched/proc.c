@@ -19,9 +19,12 @@
 // with another M, taking its queue with it.
 //
 // Scheduling, in the order an M looks for work (findrunnable):
-//   1. Every 61st schedule, one G from the global queue first, so that a
-//      pair of goroutines readying each other through runnext cannot starve
-//      the global queue (61: prime, and not too often; Go's constant).
+//   1. Every 61st schedule, the due timers of every P and then one G from
+//      the global queue first, so that goroutines that keep this P busy
+//      (yielding, or readying each other through runnext) cannot starve
+//      sleepers or the global queue (61: prime, and not too often; Go's
+//      constant). Go checks timers on every schedule; a clock read per
+//      schedule would be a sixth of a yield here.
 //   2. runnext, then the local queue: a 256-slot ring, lock-free for one
 //      producer (the P's M) and many consumers (thieves), as Go's runq.
 //      runnext holds the goroutine the running one just readied or spawned,
@@ -363,6 +366,14 @@ static int64_t check_timers(void) {
   return next;
 }
 
+// Whether any P has a timer (no clock read).
+static bool timers_waiting(void) {
+  int n = atomic_load_explicit(&sched.nallp, memory_order_acquire);
+  for (int i = 0; i < n; i++)
+    if (atomic_load_explicit(&sched.allp[i]->timers.next, memory_order_relaxed) != INT64_MAX) return true;
+  return false;
+}
+
 static g_t *steal_work(m_t *m, p_t *p) {
   int n = procs();
   for (int round = 0; round < 4; round++) {
@@ -416,6 +427,11 @@ static g_t *findrunnable(m_t *m, bool *inherit) {
       continue;
     }
     g_t *g;
+    // Every 61st schedule, due timers first: below they are run only once
+    // the local queue is empty, which goroutines that keep yielding (or
+    // readying each other) on every P would never let happen, and sysmon's
+    // rescue needs an idle P. A sleeper then waited as long as they ran.
+    if (p->schedtick % 61 == 0 && timers_waiting()) check_timers();
     if (p->schedtick % 61 == 0 && atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0) {
       lock(&sched.lock);
       g = gort__globrunq_get(p, 1);
@@ -638,7 +654,8 @@ static void park_after(void *arg) {
 
 static g_t *next_local(p_t *p, bool *inherit) {
   if (p == NULL || p->id >= procs()) return NULL;
-  if (p->schedtick % 61 == 0 && atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0)
+  if (p->schedtick % 61 == 0 &&
+      (atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0 || timers_waiting()))
     return NULL;
   return gort__runq_get(p, inherit);
 }
