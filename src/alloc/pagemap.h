@@ -109,7 +109,8 @@ GORT_INLINE void live_clear(uintptr_t addr) {
 
 // The page info of a page of a small manual span: its owner's cache id
 // (bits 16-31; 0 while no thread owns it), its size class (bits 8-15) and
-// flags (bits 0-7); 0 for every other page. The owner's free reads this
+// flags (bits 0-7); for the first page of a large manual block,
+// PINFO_LARGE and its page count (bits 8-31); 0 for every other page. The owner's free reads this
 // word and the live bit and nothing else of the span: with a working set
 // of blocks spread over hundreds of spans, the load of the span struct was
 // the free path's one cache miss (a quarter of thread-1t's profile, in the
@@ -122,8 +123,19 @@ GORT_INLINE void live_clear(uintptr_t addr) {
 //                  into the page goes to the slow path, which collects first.
 //   PINFO_SLOW     every free into the span goes to the slow path (hardened
 //                  mode).
+//   PINFO_LARGE    the page starts a live large manual block of info >> 8
+//                  pages (malloc.c, "Realloc"): realloc's commonest case,
+//                  a buffer growing within its pages, then reads neither
+//                  the span table nor the span (about two misses after the
+//                  copies that fill a buffer). A flag in the low byte, so
+//                  that the owner's free never matches it. Set where such
+//                  a block is handed out or grows (not in hardened mode,
+//                  nor past 2^24 pages), cleared where it is freed; a page
+//                  without it is asked of the span as before.
 #define PINFO_PENDING 1u
 #define PINFO_SLOW 2u
+#define PINFO_LARGE 4u
+#define PINFO_LARGE_MAX_PAGES ((1u << 24) - 1)
 #define PINFO_FLAGS 0xFFu
 #define PINFO_OWNER_SHIFT 16
 // (info & PINFO_FAST_MASK) == the calling cache's pinfo_owner: the caller

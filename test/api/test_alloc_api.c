@@ -118,6 +118,32 @@ TEST(large_realloc_grows_in_place_when_it_can) {
   gort_free(p);
 }
 
+// realloc keeps a block from its page info alone (malloc.c, "Realloc"):
+// the page count it reads must follow the block as it grows in place, is
+// freed and is handed out again at the same address.
+TEST(realloc_keeps_a_large_block_exactly_within_its_pages) {
+  for (int round = 0; round < 3; round++) {
+    char *p = gort_malloc(100000);
+    ASSERT_NOT_NULL(p);
+    p[0] = 7;
+    size_t u = gort_usable_size(p);
+    EXPECT(gort_realloc(p, u) == p, "round %d: a realloc to its usable size stays", round);
+    EXPECT(gort_realloc(p, u / 2 + 8192) == p, "round %d: down to half its pages stays", round);
+    char *q = gort_realloc(p, u + 100000);  // grows in place or moves
+    ASSERT_NOT_NULL(q);
+    size_t v = gort_usable_size(q);
+    EXPECT(v >= u + 100000);
+    EXPECT(gort_realloc(q, v) == q, "round %d: the grown block's new pages count", round);
+    char *r = gort_realloc(q, u / 4);  // under half its pages: moves
+    ASSERT_NOT_NULL(r);
+    EXPECT(r != q && r[0] == 7, "round %d", round);
+    EXPECT(gort_usable_size(r) >= u / 4);
+    char *s = gort_realloc(r, 1000);  // to a small class: moves
+    EXPECT(s != r && s[0] == 7);
+    gort_free(s);
+  }
+}
+
 TEST(alignment_matrix_every_power_of_two_to_1mib) {
   size_t extra[] = {1, 15, 16, 17, 100, 4095, 4096, 5000, 32768, 40000, 200000};
   for (size_t align = 1; align <= (1 << 20); align *= 2) {

@@ -75,6 +75,33 @@ static void realloc_freed(void *arg) {
   (void)q;
 }
 
+// realloc decides a block that stays in place from the page info alone
+// (malloc.c, "Realloc"): these sizes would stay, so each must still die.
+// (A large block freed back to the heap is not among them: its first pages
+// may serve the next small span, so the address may be live again.)
+static void realloc_in_place_freed_small(void *arg) {
+  (void)arg;
+  void *p = gort_malloc(64);
+  gort_free(p);
+  void *volatile q = gort_realloc(p, 60);
+  (void)q;
+}
+
+static void realloc_in_place_kept_large(void *arg) {
+  (void)arg;
+  void *p = gort_malloc(40000);
+  gort_free(p);
+  void *volatile q = gort_realloc(p, 39000);
+  (void)q;
+}
+
+static void realloc_in_place_large_interior(void *arg) {
+  (void)arg;
+  char *p = gort_malloc(1 << 20);
+  void *volatile q = gort_realloc(p + 8192, 100000);
+  (void)q;
+}
+
 static void realloc_stack(void *arg) {
   (void)arg;
   char buf[32];
@@ -173,4 +200,8 @@ MISUSE(free_inside_a_kept_large_block_is_fatal, free_inside_kept_large,
 MISUSE(realloc_of_a_kept_large_block_is_fatal, realloc_kept_large, "realloc(): double free")
 MISUSE(racing_double_free_of_a_large_block_is_fatal, double_free_kept_large_racing, "free(): double free")
 MISUSE(realloc_of_a_freed_block_is_fatal, realloc_freed, "realloc(): double free")
+MISUSE(realloc_in_place_of_a_freed_small_block_is_fatal, realloc_in_place_freed_small, "realloc(): double free")
+MISUSE(realloc_in_place_of_a_kept_large_block_is_fatal, realloc_in_place_kept_large, "realloc(): double free")
+MISUSE(realloc_in_place_inside_a_large_block_is_fatal, realloc_in_place_large_interior,
+       "realloc(): invalid pointer (not the start of a block)")
 MISUSE(realloc_of_a_stack_address_is_fatal, realloc_stack, "realloc(): invalid pointer (not allocated by gort)")
