@@ -39,7 +39,7 @@ typedef struct {
 } gort_syncsema_t;
 
 typedef struct {
-  int32_t state_;
+  uint64_t state_;  /* the lock word (low half), and waiters and mode */
   gort_syncsema_t sema_;
 } gort_mutex_t;
 GORT_API void gort_mutex_lock(gort_mutex_t *m);

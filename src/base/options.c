@@ -86,6 +86,8 @@ static const option_t options[] = {
     {"sigquit", OPT_BOOL, OFF(sigquit), true, "SIGQUIT prints every goroutine (gort_goroutines_dump) and exits with status 2, as Go does", false},
     {"stackguard", OPT_INT, OFF(stackguard), true,
      "goroutine stack guards: 0 (default) MADV_GUARD_INSTALL where the kernel has it, else as 1; 1 mprotect guards for the first 8192 stacks, then canaries; 2 canaries only (the fallbacks, for tests)", false},
+    {"mutexlostwake", OPT_INT, OFF(mutexlostwake), true,
+     "for tests: 1 in N mutex unlocks read the waiter count 2 us before they release the lock, as a store buffer may make any unlock do in a shorter window, so that waiters that queue meanwhile need the rescue (sync/mutex.c; 0, the default, off)", false},
     {"scavdelay", OPT_INT, OFF(scavdelay_ms), true,
      "milliseconds a free page stays before the scavenger releases it (default 500)", false},
 };

@@ -34,6 +34,7 @@ typedef struct {
   int64_t scavdelay_ms;     // how long free pages stay before release
   int64_t sigquit;          // SIGQUIT dumps the goroutines and exits 2
   int64_t stackguard;       // goroutine stack guards: 0 auto, 1 mprotect, 2 canaries
+  int64_t mutexlostwake;    // tests: 1 in N plain mutex unlocks miss their waiter (0 off)
 } gort_options_t;
 
 enum { GCDIRTY_AUTO, GCDIRTY_UFFD, GCDIRTY_NONE, GCDIRTY_MPROTECT };

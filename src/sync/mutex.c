@@ -1,11 +1,13 @@
 // Mutexes (Go: sync/mutex.go).
 //
-// The state word packs what Go's does:
-//   bit 0  locked
-//   bit 1  woken: a waiter is awake (spinning or just woken), so unlock
-//          need not wake another
-//   bit 2  starving
-//   bits 3-31  the number of blocked waiters
+// The state is one 64-bit word in two halves:
+//   bits 0-31   the lock word: 1 while locked
+//   bit 32      woken: a waiter is awake (spinning or just woken), so unlock
+//               need not wake another
+//   bit 33      starving
+//   bits 34-63  the number of blocked waiters
+// Go packs the same fields into 32 bits; the lock has a word of its own
+// here so that unlock can be a plain store (below).
 //
 // Two modes, as Go's, for Go's reasons:
 //   1. Normal: waiters queue FIFO, but a woken waiter competes with newly
@@ -19,8 +21,44 @@
 //      waiter; newcomers do not spin or take it, but queue at the tail. The
 //      mutex leaves starvation mode when the waiter that receives it is the
 //      last one, or has waited under 1 ms. This bounds the tail latency.
+//      Go's unlock clears the locked bit and the waiter it hands the mutex
+//      to sets it; here the hand-off sets it again, on the waiter's behalf,
+//      in the CAS that takes the waiter off the count, so that a second
+//      party that tries the same hand-off (the rescue, below) finds the
+//      mutex locked and leaves it. Between the unlock and the hand-off the
+//      state says "unlocked, starving": newcomers queue, as in Go.
 // A waiter woken in normal mode that loses to a newcomer queues again at the
 // head (lifo), so it keeps its place.
+//
+// Unlock by a plain store. A locked instruction costs 5-6 ns on our
+// machines (chan/chanlock.c), and with 2 goroutines on 2 Ps the mutex
+// benchmark spends most of its time uncontended, in lock's CAS and unlock's
+// locked add (perf annotate: 93% of unlock's samples on the xadd), so the
+// add was a third of each lock-unlock pair. Unlock now loads the lock word
+// (only to catch an unlock of an unlocked mutex), stores 0 into it, then
+// loads the high half, and if that shows waiters or a mode, does the rest
+// of Go's unlockSlow (wake_waiter). A waiter counts itself by a CAS on the
+// whole word that must see the lock word at 1, and a 32-bit store cannot
+// undo that count. The race that remains is chanlock.c's: x86 lets the
+// load of the high half pass the store, so an unlock can read "no waiters"
+// while a waiter counts itself against a lock word still 1 in memory; the
+// store then lands and nobody wakes the waiter (in Go there is no such
+// window: the unlock's add returns the count). The rescue: every blocked
+// waiter, once it has been blocked RESCUE_NS, runs wake_waiter itself
+// (sema.c wakes it for that, then puts it back to sleep in its place in
+// the queue). By then the store that raced with its count has long left
+// its core's store buffer, so either the lock word reads 0 and wake_waiter
+// does what the unlock missed, or it reads 1: a later locker holds the
+// mutex, and its unlock, which comes after its CAS (a full barrier) read
+// the count, sees the waiter. A lost wake costs at most RESCUE_NS, never a
+// hang; a test widens the race (GORT_DEBUG=mutexlostwake=N). Rejected:
+// membarrier() on the waiter's path (exact, but a system call and an IPI
+// per blocking lock); a fence in unlock (it is the cost we remove); the
+// check "locked and nothing else" before the store, to keep other states
+// on a CAS (a load before the store, with its branch, cost 2-4 ns more a
+// pair than one after it, in a loop of lock, increment, unlock). The
+// ThreadSanitizer build releases with a locked subtract (TSan does not
+// model one object accessed at two sizes); the rest is the same.
 //
 // Blocking goes through gort_syncsema_t (sema.c), parked goroutines show
 // "sync.Mutex.Lock" and the mutex's address in the goroutine dump.
@@ -29,15 +67,33 @@
 
 #include <sched.h>
 
+#include "../base/options.h"
 #include "../os/os.h"
 
-enum { LOCKED = 1, WOKEN = 2, STARVING = 4, WAITER_SHIFT = 3 };
+#define LOCKED ((uint64_t)1)
+#define WOKEN ((uint64_t)1 << 32)
+#define STARVING ((uint64_t)1 << 33)
+#define WAITER_SHIFT 34
+#define WAITER ((uint64_t)1 << WAITER_SHIFT)
 #define STARVATION_NS 1000000
+#define RESCUE_NS (1000 * 1000)
 
-static inline _Atomic int32_t *state(gort_mutex_t *m) { return (_Atomic int32_t *)&m->state_; }
+#if defined(__SANITIZE_THREAD__)
+#define PLAIN_RELEASE 0
+#else
+#define PLAIN_RELEASE 1
+#endif
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the lock word is the state's low half");
+_Static_assert(sizeof(((gort_mutex_t *)0)->state_) == 8, "a 64-bit state");
+
+static inline _Atomic uint64_t *state(gort_mutex_t *m) { return (_Atomic uint64_t *)&m->state_; }
+static inline _Atomic uint32_t *lockword(gort_mutex_t *m) { return (_Atomic uint32_t *)&m->state_; }
+static inline _Atomic uint32_t *waitword(gort_mutex_t *m) { return (_Atomic uint32_t *)&m->state_ + 1; }
+static inline uint64_t waiters(uint64_t s) { return s >> WAITER_SHIFT; }
 
 bool gort_mutex_trylock(gort_mutex_t *m) {
-  int32_t old = atomic_load_explicit(state(m), memory_order_relaxed);
+  uint64_t old = atomic_load_explicit(state(m), memory_order_relaxed);
   if (old & (LOCKED | STARVING)) return false;
   return atomic_compare_exchange_strong_explicit(state(m), &old, old | LOCKED, memory_order_acquire,
                                                  memory_order_relaxed);
@@ -56,15 +112,34 @@ static void do_spin(void) {
   for (int i = 0; i < 30; i++) __builtin_ia32_pause();
 }
 
+// The lock released: wakes a waiter if some wait, none is awake and nobody
+// took the lock (Go's unlockSlow loop); in starvation mode, hands the mutex
+// to the first waiter instead, locking it again on its behalf. Safe to call
+// at any time, by anyone: the CAS makes one caller do each wake.
+static void wake_waiter(gort_mutex_t *m) {
+  uint64_t old = atomic_load_explicit(state(m), memory_order_relaxed);
+  for (;;) {
+    if (waiters(old) == 0 || (old & (LOCKED | WOKEN))) return;
+    uint64_t new = (old - WAITER) | ((old & STARVING) ? LOCKED : WOKEN);
+    if (atomic_compare_exchange_weak_explicit(state(m), &old, new, memory_order_acq_rel,
+                                              memory_order_relaxed)) {
+      gort__sync_release(&m->sema_);
+      return;
+    }
+  }
+}
+
+static void rescue(void *m) { wake_waiter(m); }
+
 static GORT_NOINLINE void lock_slow(gort_mutex_t *m) {
   int64_t wait_start = 0;
   bool starving = false, awoke = false;
   int iter = 0;
-  int32_t old = atomic_load_explicit(state(m), memory_order_relaxed);
+  uint64_t old = atomic_load_explicit(state(m), memory_order_relaxed);
   for (;;) {
     if ((old & (LOCKED | STARVING)) == LOCKED && can_spin(iter)) {
       // Tell unlock not to wake anyone: we are awake and will take it.
-      if (!awoke && !(old & WOKEN) && (old >> WAITER_SHIFT) != 0 &&
+      if (!awoke && !(old & WOKEN) && waiters(old) != 0 &&
           atomic_compare_exchange_strong(state(m), &old, old | WOKEN))
         awoke = true;
       do_spin();
@@ -72,9 +147,9 @@ static GORT_NOINLINE void lock_slow(gort_mutex_t *m) {
       old = atomic_load_explicit(state(m), memory_order_relaxed);
       continue;
     }
-    int32_t new = old;
+    uint64_t new = old;
     if (!(old & STARVING)) new |= LOCKED;  // in starvation mode, newcomers queue
-    if (old & (LOCKED | STARVING)) new += 1 << WAITER_SHIFT;
+    if (old & (LOCKED | STARVING)) new += WAITER;
     if (starving && (old & LOCKED)) new |= STARVING;
     if (awoke) {
       if (!(new & WOKEN)) gort__fatal("sync: inconsistent mutex state", m);
@@ -86,16 +161,15 @@ static GORT_NOINLINE void lock_slow(gort_mutex_t *m) {
     if (!(old & (LOCKED | STARVING))) return;  // locked it
     bool lifo = wait_start != 0;
     if (wait_start == 0) wait_start = gort__nanotime();
-    gort__sync_acquire(&m->sema_, lifo, "sync.Mutex.Lock", m);
+    gort__sync_acquire_rescued(&m->sema_, lifo, RESCUE_NS, rescue, m, "sync.Mutex.Lock", m);
     starving = starving || gort__nanotime() - wait_start > STARVATION_NS;
-    old = atomic_load_explicit(state(m), memory_order_relaxed);
+    old = atomic_load_explicit(state(m), memory_order_acquire);
     if (old & STARVING) {
-      // Handed to us: we own it; the state says locked-by-nobody yet.
-      if ((old & (LOCKED | WOKEN)) || (old >> WAITER_SHIFT) == 0)
-        gort__fatal("sync: inconsistent mutex state", m);
-      int32_t delta = LOCKED - (1 << WAITER_SHIFT);
-      if (!starving || (old >> WAITER_SHIFT) == 1) delta -= STARVING;  // leave starvation mode
-      atomic_fetch_add_explicit(state(m), delta, memory_order_acquire);
+      // Handed to us: the unlock left LOCKED set for us and took us off
+      // the count.
+      if (!(old & LOCKED) || (old & WOKEN)) gort__fatal("sync: inconsistent mutex state", m);
+      if (!starving || waiters(old) == 0)  // leave starvation mode
+        atomic_fetch_sub_explicit(state(m), STARVING, memory_order_relaxed);
       return;
     }
     awoke = true;
@@ -104,32 +178,52 @@ static GORT_NOINLINE void lock_slow(gort_mutex_t *m) {
 }
 
 void gort_mutex_lock(gort_mutex_t *m) {
-  int32_t zero = 0;
+  uint64_t zero = 0;
   if (gort_likely(atomic_compare_exchange_strong_explicit(state(m), &zero, LOCKED,
                                                           memory_order_acquire, memory_order_relaxed)))
     return;
   lock_slow(m);
 }
 
-static GORT_NOINLINE void unlock_slow(gort_mutex_t *m, int32_t new) {
-  if (!((new + LOCKED) & LOCKED)) gort__fatal("sync: unlock of unlocked mutex", m);
-  if (new & STARVING) {
-    gort__sync_release(&m->sema_);  // hand it to the first waiter
-    return;
-  }
-  int32_t old = new;
-  for (;;) {
-    // Nobody to wake, or someone is awake already or took the lock.
-    if ((old >> WAITER_SHIFT) == 0 || (old & (LOCKED | WOKEN | STARVING))) return;
-    new = (old - (1 << WAITER_SHIFT)) | WOKEN;
-    if (atomic_compare_exchange_strong(state(m), &old, new)) {
-      gort__sync_release(&m->sema_);
-      return;
-    }
-  }
+// The lock word was was (1 unless misused) and the high half showed
+// waiters or a mode: after the release, the rest of Go's unlockSlow.
+static GORT_NOINLINE void unlock_slow(gort_mutex_t *m, uint32_t was) {
+  if (was != 1) gort__fatal("sync: unlock of unlocked mutex", m);
+  wake_waiter(m);
+}
+
+// A test's knob (GORT_DEBUG=mutexlostwake=N): one in N unlocks does what
+// the store buffer may do to any of them, and wider: it loads the high half
+// before it releases the lock, and pauses in between (2 us), so that
+// waiters that count themselves meanwhile are missed and need the rescue.
+// A store buffer drains when its thread is interrupted, so if this thread
+// lost its CPU in the window (it took over 100 us), the unlock loads the
+// high half again after its store, as a real one would see it.
+static GORT_NOINLINE void unlock_reordered(gort_mutex_t *m) {
+  static _Atomic uint32_t n;
+  uint32_t l = atomic_load_explicit(lockword(m), memory_order_relaxed);
+  bool early = atomic_fetch_add_explicit(&n, 1, memory_order_relaxed) % (uint32_t)gort__opts.mutexlostwake == 0;
+  int64_t t0 = gort__nanotime();
+  uint32_t h = atomic_load_explicit(waitword(m), memory_order_relaxed);
+  if (early)
+    for (int i = 0; i < 200; i++) gort__cpu_relax();
+  atomic_store_explicit(lockword(m), 0, memory_order_release);
+  if (!early || gort__nanotime() - t0 > 100 * 1000) h = atomic_load_explicit(waitword(m), memory_order_relaxed);
+  if (((l ^ 1) | h) != 0) unlock_slow(m, l);
 }
 
 void gort_mutex_unlock(gort_mutex_t *m) {
-  int32_t new = atomic_fetch_sub_explicit(state(m), LOCKED, memory_order_release) - LOCKED;
-  if (gort_unlikely(new != 0)) unlock_slow(m, new);
+  if (gort_unlikely(gort__opts.mutexlostwake > 0)) {
+    unlock_reordered(m);
+    return;
+  }
+#if PLAIN_RELEASE
+  uint32_t l = atomic_load_explicit(lockword(m), memory_order_relaxed);
+  atomic_store_explicit(lockword(m), 0, memory_order_release);
+  uint32_t h = atomic_load_explicit(waitword(m), memory_order_relaxed);
+#else
+  uint64_t old = atomic_fetch_sub_explicit(state(m), LOCKED, memory_order_release);
+  uint32_t l = (uint32_t)old, h = (uint32_t)(old >> 32);
+#endif
+  if (gort_unlikely(((l ^ 1) | h) != 0)) unlock_slow(m, l);
 }

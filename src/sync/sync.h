@@ -22,6 +22,12 @@ _Static_assert(_Alignof(syncsema_t) <= _Alignof(gort_syncsema_t), "gort_syncsema
 // (a waiter that has waited already, so it does not lose its place).
 // reason and obj are for the goroutine dump.
 void gort__sync_acquire(gort_syncsema_t *s, bool lifo, const char *reason, const void *obj);
+// The same, and if the caller is still blocked after rescue_ns, it runs
+// rescue(arg) once, then goes on waiting in its place in the queue (sema.c;
+// the mutex's lost-wake rescue, mutex.c).
+void gort__sync_acquire_rescued(gort_syncsema_t *s, bool lifo, int64_t rescue_ns,
+                                void (*rescue)(void *), void *arg, const char *reason,
+                                const void *obj);
 // Go's semrelease: wakes the first waiter (handing it the count), or adds
 // one to the count.
 void gort__sync_release(gort_syncsema_t *s);

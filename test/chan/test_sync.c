@@ -5,6 +5,7 @@
 
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -57,7 +58,7 @@ TEST(trylock_fails_on_a_locked_mutex) {
 // Starvation mode, made deterministic on one P: the hog yields while it
 // holds the mutex, so the waiter runs, queues, and after more than 1 ms is
 // woken by an unlock only to find the hog has relocked (normal mode lets a
-// running locker barge in). It then sets the starving bit (bit 2 of the
+// running locker barge in). It then sets the starving bit (bit 33 of the
 // state word, read here white-box), and the hog's next unlock hands it
 // the mutex, its next lock queues behind.
 static gort_mutex_t hogged;
@@ -68,7 +69,7 @@ static void hog(void *arg) {
   gort_mutex_lock(&hogged);
   for (int i = 0; i < 1000 && !atomic_load(&waiter_done); i++) {
     gort_yield();  // holding it: the waiter runs and queues (or requeues)
-    if (__atomic_load_n(&hogged.state_, __ATOMIC_RELAXED) & 4) atomic_store(&saw_starving, true);
+    if (__atomic_load_n(&hogged.state_, __ATOMIC_RELAXED) & (1ull << 33)) atomic_store(&saw_starving, true);
     busy_ns(2 * 1000000);  // past the 1 ms threshold
     gort_mutex_unlock(&hogged);
     gort_mutex_lock(&hogged);
@@ -93,6 +94,155 @@ TEST(a_waiter_starved_by_a_relocking_goroutine_switches_the_mutex_to_starvation_
   gort_waitgroup_wait(&wg);
   EXPECT(atomic_load(&waiter_done), "the waiter never got the mutex");
   EXPECT(atomic_load(&saw_starving), "the starving bit was never set");
+}
+
+// The unlock releases with a plain store, and a waiter whose wake it missed
+// is rescued after 1 ms (sync/mutex.c). Goroutines and plain threads
+// hammer one mutex: each critical section checks that it is alone, and
+// some hold the mutex past the starvation threshold, so that normal mode,
+// starvation mode and the hand-offs between them all run. Once as it is,
+// once with GORT_DEBUG=mutexlostwake=3 (a third of the unlocks read the
+// waiter count early and so miss waiters, as the race can): a wrong
+// hand-off or a double wake lets two parties in, a wake lost for good
+// hangs the run (it fails by its timeout).
+enum { HAMMER_G = 12, HAMMER_T = 3, HAMMER_ITERS = 3000 };
+static gort_mutex_t hammered;
+static _Atomic int hammer_inside;
+static int64_t hammer_count;  // guarded by hammered
+static _Atomic bool hammer_saw_starving;
+static gort_waitgroup_t hammer_wg;
+
+static void hammer(void *arg) {
+  uintptr_t id = (uintptr_t)arg;
+  for (int i = 0; i < HAMMER_ITERS; i++) {
+    if (i % 7 == 3) {
+      while (!gort_mutex_trylock(&hammered)) {
+        if (id < HAMMER_G) gort_yield();  // a goroutine that spins keeps its P
+        else sched_yield();
+      }
+    } else {
+      gort_mutex_lock(&hammered);
+    }
+    EXPECT(atomic_fetch_add(&hammer_inside, 1) == 0, "two parties inside the mutex");
+    if (__atomic_load_n(&hammered.state_, __ATOMIC_RELAXED) & (1ull << 33))
+      atomic_store(&hammer_saw_starving, true);
+    int64_t v = hammer_count;
+    if (i % 500 == (int)(id * 37 % 500)) busy_ns(1500 * 1000);  // past the 1 ms threshold
+    else if (i % 64 == 0 && id < HAMMER_G) gort_yield();
+    hammer_count = v + 1;
+    atomic_fetch_sub(&hammer_inside, 1);
+    gort_mutex_unlock(&hammered);
+  }
+  gort_waitgroup_done(&hammer_wg);
+}
+
+static void *thread_hammer(void *arg) {
+  hammer(arg);
+  return NULL;
+}
+
+static void hammer_run(void) {
+  gort_maxprocs(2);
+  gort_waitgroup_add(&hammer_wg, HAMMER_G + HAMMER_T);
+  for (uintptr_t i = 0; i < HAMMER_G; i++) EXPECT(gort_go(hammer, (void *)i) == 0);
+  pthread_t th[HAMMER_T];
+  for (uintptr_t i = 0; i < HAMMER_T; i++)
+    EXPECT(pthread_create(&th[i], NULL, thread_hammer, (void *)(HAMMER_G + i)) == 0);
+  gort_waitgroup_wait(&hammer_wg);
+  for (int i = 0; i < HAMMER_T; i++) pthread_join(th[i], NULL);
+  EXPECT_EQ_U64(hammer_count, (uint64_t)(HAMMER_G + HAMMER_T) * HAMMER_ITERS);
+  EXPECT(atomic_load(&hammer_saw_starving), "starvation mode never ran");
+}
+
+TEST(a_mutex_hammered_by_goroutines_and_threads_stays_exclusive_in_both_modes) { hammer_run(); }
+
+INNER_TEST(hammer_lost_wakes_inner) { hammer_run(); }
+
+TEST(a_mutex_whose_unlocks_lose_wakes_rescues_its_waiters) {
+  EXPECT(harness_run_inner("hammer_lost_wakes_inner", "GORT_DEBUG=mutexlostwake=3"));
+}
+
+// The lost wake itself, where no later unlock can make up for it: one
+// party holds the mutex while the other arrives, spins and queues, then
+// unlocks and waits, without touching the mutex again, for the other to
+// get it. With GORT_DEBUG=mutexlostwake=1 every unlock loads the waiter
+// count, pauses 2 us, then releases (what the store buffer may do, wider):
+// an arrival that counts itself in that window is missed, and only the
+// rescue wakes it (each miss costs 1 ms). Without the rescue this hangs.
+// Both ways round: a thread holds and a goroutine waits, and the reverse.
+enum { HANDOVER_ROUNDS = 300 };
+static gort_mutex_t handover;
+static _Atomic int handover_go, handover_got;
+
+static void handover_spin(bool goroutine) {
+  if (goroutine) gort_yield();
+  else sched_yield();
+}
+
+static void handover_holder(bool goroutine) {
+  for (int r = 0; r < HANDOVER_ROUNDS; r++) {
+    gort_mutex_lock(&handover);
+    atomic_store(&handover_go, r + 1);
+    busy_ns((r % 7) * 1000);  // the other arrives at various points
+    gort_mutex_unlock(&handover);
+    while (atomic_load(&handover_got) != r + 1) handover_spin(goroutine);
+  }
+}
+
+static void handover_waiter(bool goroutine) {
+  for (int r = 0; r < HANDOVER_ROUNDS; r++) {
+    while (atomic_load(&handover_go) != r + 1) handover_spin(goroutine);
+    gort_mutex_lock(&handover);
+    atomic_store(&handover_got, r + 1);
+    gort_mutex_unlock(&handover);
+  }
+}
+
+static void handover_g_holder(void *arg) {
+  (void)arg;
+  handover_holder(true);
+  gort_waitgroup_done(&wg);
+}
+
+static void handover_g_waiter(void *arg) {
+  (void)arg;
+  handover_waiter(true);
+  gort_waitgroup_done(&wg);
+}
+
+static void *handover_t_holder(void *arg) {
+  (void)arg;
+  handover_holder(false);
+  return NULL;
+}
+
+static void *handover_t_waiter(void *arg) {
+  (void)arg;
+  handover_waiter(false);
+  return NULL;
+}
+
+INNER_TEST(handover_inner) {
+  gort_maxprocs(2);
+  for (int way = 0; way < 2; way++) {
+    atomic_store(&handover_go, 0);
+    atomic_store(&handover_got, 0);
+    gort_waitgroup_add(&wg, 1);
+    pthread_t th;
+    if (way == 0) {
+      EXPECT(gort_go(handover_g_waiter, NULL) == 0);
+      EXPECT(pthread_create(&th, NULL, handover_t_holder, NULL) == 0);
+    } else {
+      EXPECT(gort_go(handover_g_holder, NULL) == 0);
+      EXPECT(pthread_create(&th, NULL, handover_t_waiter, NULL) == 0);
+    }
+    pthread_join(th, NULL);
+    gort_waitgroup_wait(&wg);
+  }
+}
+
+TEST(a_waiter_whose_wake_the_unlock_missed_is_rescued) {
+  EXPECT(harness_run_inner("handover_inner", "GORT_DEBUG=mutexlostwake=1"));
 }
 
 static gort_rwmutex_t rw;
