@@ -31,8 +31,8 @@ typedef struct {
   void (*resized)(void *p, size_t size);
   // The leak check's record of every allocation (obs/leakcheck.c): when
   // set, sample() hands each allocation that reaches it straight here,
-  // as a tail call, and returns what this returns (p). It keeps the
-  // thread's countdown negative and chains sample_alloc itself. A tail
+  // as a tail call, and returns what this returns (p); sample() keeps the
+  // thread's countdown negative for it. It chains sample_alloc itself. A tail
   // call, so that the stack it captures holds no allocator frame of
   // sample's or of the entry points that tail-called sample: fewer frames
   // to check on each repeat (leakcheck.c, cost).
