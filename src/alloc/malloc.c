@@ -150,7 +150,7 @@ static GORT_NOINLINE void *sample(void *p, size_t size) {
   if (c == &gort__empty_cache) return p;
   void *(*record)(void *, size_t) = gort__mprof_hooks.record_alloc;
   if (record != NULL && p != NULL) {
-    c->sample_left = -1;     // the leak check's: every allocation comes back here
+    c->sample_left = gort__harden ? -1 : GORT_SAMPLE_RECORD;  // the next one records too
     return record(p, size);  // a tail call: see the hook
   }
   if (gort__harden) {
@@ -214,38 +214,13 @@ static GORT_NOINLINE void *harden_alloc_cap(size_t size, size_t align, size_t ca
 
 static void *harden_alloc(size_t size, size_t align) { return harden_alloc_cap(size, align, size); }
 
-// Everything of gort__malloc_slow but the leak check's pop.
-static GORT_NOINLINE void *malloc_slow_rest(size_t size) {
+GORT_NOINLINE void *gort__malloc_slow(size_t size) {
   if (gort_unlikely(gort__harden)) return harden_alloc(size, 0);
   if (size > GORT_SMALL_MAX) return count_large(large_alloc(size, 1, false), size);
   void *p = small_alloc(size_class(size));
   mcache_t *c = gort__tls_cache;  // small_alloc may have created the cache
   if (c != &gort__empty_cache && (c->sample_left -= (int64_t)size) < 0) return sample(p, size);
   return p;
-}
-
-GORT_NOINLINE void *gort__malloc_slow(size_t size) {
-  void *(*record)(void *, size_t) = gort__mprof_hooks.record_alloc;
-  if (record != NULL && size <= GORT_SMALL_MAX && !gort__harden) {
-    // The leak check keeps the countdown negative, so every small malloc
-    // comes here: pop as malloc_fast does, then record (a tail call, as
-    // sample's). The empty cache has no blocks, so b is the thread's.
-    // Tested first, and the rest out of line: this stays a leaf, with
-    // no frame to set up.
-    mcache_t *c = gort__tls_cache;
-    class_cache_t *k = &c->k[size_class(size)];
-    block_t *b = k->head;
-    if (gort_likely(b != NULL)) {
-      block_t *next = b->next;
-      __builtin_prefetch(next);  // as malloc_fast
-      k->head = next;
-      b->tag = 0;
-      live_set((uintptr_t)b);
-      counter_add(&k->nmalloc, 1);
-      return record(b, size);
-    }
-  }
-  return malloc_slow_rest(size);
 }
 
 // ---- checking a pointer ------------------------------------------------------------

@@ -13,13 +13,18 @@
 //   1. Recording. With GORT_LEAKCHECK set at start-up, every allocation
 //      records its stack. The hook is the heap profiler's countdown
 //      (alloc/malloc.c, sample()): leak mode keeps each thread's countdown
-//      at -1, so every malloc, calloc, realloc that moves, aligned and C++
-//      allocation leaves the fast path for the slow one and reaches
-//      the record_alloc hook, as hardened mode does; the fast path itself
-//      is unchanged, and costs nothing when the check is off. A small
-//      malloc pops its block in gort__malloc_slow as the fast path would,
-//      and every path reaches the hook by tail calls, so the hook's return
-//      address is in the program's frame. The hook's entry stub passes
+//      at GORT_SAMPLE_RECORD (alloc_init.h), far below zero. malloc_fast
+//      (malloc, calloc, C++ new), seeing that value once its common
+//      case's test failed, pops its block as usual and calls the
+//      record_alloc hook itself; realloc that moves, aligned and large
+//      allocations take the slow path and reach the hook through
+//      sample(), as hardened mode's do. The fast path's common case is
+//      unchanged, and costs nothing when the check is off. (Hardened and
+//      leak mode together keep -1: everything goes the slow way.) The
+//      paths reach the hook by tail calls where they can (malloc's do),
+//      so that the hook's return address is in the program's frame;
+//      where they cannot (calloc zeroes after it), the allocator's frames
+//      are left out of the stack (below). The hook's entry stub passes
 //      that frame's state on (return address, rsp after the return, rbp:
 //      gort__leak_record_stub), and the stack starts there. The walk
 //      (obs/unwind.c: cached CFI rules, ~7 ns a frame, no lock) drops
@@ -83,7 +88,7 @@
 //   - gort_leak_check from a signal handler that interrupted the allocator:
 //     a fatal error (the heap is mid-change; the check would deadlock).
 //
-// Cost (bench/leak/run.sh measures it): on a repeated stack, the slow
+// Cost (bench/leak/run.sh measures it): on a repeated stack, the fast
 // path's pop, the entry stub, a check of one or two words per frame of
 // the program's stack, and the table's word (a span lookup and a store);
 // a new stack costs the walk (or the memo's part of it) and a depot
@@ -424,7 +429,7 @@ static GORT_NOINLINE int64_t on_alloc(void *p, size_t size) {
   return -1;  // and the next one
 }
 
-static int64_t first_interval(void) { return -1; }
+static int64_t first_interval(void) { return GORT_SAMPLE_RECORD; }  // mcache.c keeps -1 when hardened
 
 // realloc kept the block: its new size (the stack stays the first one's).
 static void on_resize(void *p, size_t size) {
@@ -651,13 +656,17 @@ void gort__leak_init(void) {
   // Chain the heap profiler's hooks (obs/mprof.c ran first; all NULL if
   // GORT_MEMPROFILERATE=0): its sampling goes on, on its own countdown.
   lk.prof = gort__mprof_hooks;
-  gort__mprof_hooks.first_interval = first_interval;
   gort__mprof_hooks.resized = on_resize;
   gort__mprof_hooks.sample_alloc = on_alloc;
-  // Last: every allocation comes here from now on. Static builds probe
-  // their own frames first (learn_own_frames, through the probe's hook).
+  // Every allocation that reaches sample() comes here from now on. Static
+  // builds probe their own frames first (learn_own_frames, through the
+  // probe's hook).
   gort__mprof_hooks.record_alloc = lk.self_hi == 0 ? gort__leak_probe_stub : gort__leak_record_stub;
-  if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = -1;
+  // And then every one: a countdown of GORT_SAMPLE_RECORD calls
+  // record_alloc without testing it, so this comes after it.
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  gort__mprof_hooks.first_interval = first_interval;
+  if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = gort__harden ? -1 : GORT_SAMPLE_RECORD;
   lk.on = true;
   // The heap's first block (see pin in the struct above), before any other.
   lk.pin = malloc(1024);
