@@ -90,7 +90,8 @@
 //
 // Cost (bench/leak/run.sh measures it): on a repeated stack, the fast
 // path's pop, the entry stub, a check of one or two words per frame of
-// the program's stack, and the table's word (a span lookup and a store);
+// the program's stack, and the table's word (a span lookup and a store:
+// word_of_fresh skips the checks a block just handed out needs not);
 // a new stack costs the walk (or the memo's part of it) and a depot
 // lookup. Frees are untouched. The table adds 8 bytes per live block, the
 // memo about 20 KiB per thread.
@@ -212,6 +213,20 @@ static inline _Atomic uint64_t *word_of(uintptr_t p, bool create) {
   if (gort_unlikely(t == NULL)) {
     if (!create || (t = table_create(ai)) == NULL) return NULL;
   }
+  uintptr_t base = s->base, idx = (base & (GORT_ARENA_SIZE - 1)) >> 4;
+  if (span_state(s) == SPAN_SMALL) idx += span_elem_index(s, p - base);
+  return (_Atomic uint64_t *)&t[idx];
+}
+
+// The word of block p just handed out for recording: its arena and span
+// exist, and lk.tables does (the hooks are not installed without it).
+// NULL if the arena has no table yet. The record's common case.
+static inline _Atomic uint64_t *word_of_fresh(uintptr_t p) {
+  uintptr_t ai = p >> GORT_ARENA_SHIFT;
+  uint64_t *t = atomic_load_explicit(&lk.tables[ai], memory_order_acquire);
+  if (gort_unlikely(t == NULL)) return NULL;
+  arena_t *a = __atomic_load_n(&gort__arenas[ai], __ATOMIC_RELAXED);
+  mspan_t *s = __atomic_load_n(&a->spans[arena_page_index(p)], __ATOMIC_RELAXED);
   uintptr_t base = s->base, idx = (base & (GORT_ARENA_SIZE - 1)) >> 4;
   if (span_state(s) == SPAN_SMALL) idx += span_elem_index(s, p - base);
   return (_Atomic uint64_t *)&t[idx];
@@ -357,7 +372,7 @@ void *gort__leak_on_record(void *p, size_t size, uintptr_t pc, uintptr_t sp, uin
   if (gort_unlikely(m == NULL || m == MEMO_DEAD) ||
       gort_unlikely((id = gort__unwind_kept_last(&m->u, lk.depth + 8, pc, sp, bp)) == 0))
     return record_walk(p, size, pc, sp, bp);
-  _Atomic uint64_t *w = word_of((uintptr_t)p, false);
+  _Atomic uint64_t *w = word_of_fresh((uintptr_t)p);
   if (gort_unlikely(w == NULL)) return record_put(p, size, id);  // the arena's first record
   atomic_store_explicit(w, (uint64_t)(size > UINT32_MAX ? UINT32_MAX : size) << 32 | id, memory_order_relaxed);
   if (gort_unlikely(lk.prof.sample_alloc != NULL) && (m->prof_left -= (int64_t)size) < 0)
@@ -655,23 +670,28 @@ void gort__leak_init(void) {
   gort__start_add_fork_hook(&leak_fork);
   // Chain the heap profiler's hooks (obs/mprof.c ran first; all NULL if
   // GORT_MEMPROFILERATE=0): its sampling goes on, on its own countdown.
-  lk.prof = gort__mprof_hooks;
-  gort__mprof_hooks.resized = on_resize;
-  gort__mprof_hooks.sample_alloc = on_alloc;
-  // Every allocation that reaches sample() comes here from now on. Static
-  // builds probe their own frames first (learn_own_frames, through the
-  // probe's hook).
-  gort__mprof_hooks.record_alloc = lk.self_hi == 0 ? gort__leak_probe_stub : gort__leak_record_stub;
-  // And then every one: a countdown of GORT_SAMPLE_RECORD calls
-  // record_alloc without testing it, so this comes after it.
-  __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  gort__mprof_hooks.first_interval = first_interval;
-  if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = gort__harden ? -1 : GORT_SAMPLE_RECORD;
+  // Without the tables there is nowhere to put the ids: no recording
+  // (and the record's common case need not test for them).
+  bool record = lk.tables != NULL;
+  if (record) {
+    lk.prof = gort__mprof_hooks;
+    gort__mprof_hooks.resized = on_resize;
+    gort__mprof_hooks.sample_alloc = on_alloc;
+    // Every allocation that reaches sample() comes here from now on.
+    // Static builds probe their own frames first (learn_own_frames,
+    // through the probe's hook).
+    gort__mprof_hooks.record_alloc = lk.self_hi == 0 ? gort__leak_probe_stub : gort__leak_record_stub;
+    // And then every one: a countdown of GORT_SAMPLE_RECORD calls
+    // record_alloc without testing it, so this comes after it.
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    gort__mprof_hooks.first_interval = first_interval;
+    if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = gort__harden ? -1 : GORT_SAMPLE_RECORD;
+  }
   lk.on = true;
   // The heap's first block (see pin in the struct above), before any other.
   lk.pin = malloc(1024);
   gort_gc_add_roots(&lk.pin, &lk.pin + 1);
-  if (lk.self_hi == 0) {
+  if (record && lk.self_hi == 0) {
     learn_own_frames();
     gort__mprof_hooks.record_alloc = gort__leak_record_stub;
   }

@@ -93,12 +93,17 @@
 // first frame's state matches one and finds every listed word in place
 // is that walk again, word for word: no rule, no copy, no depot lookup
 // (gort__unwind_capture_tagged, or gort__unwind_walk_tagged from a frame
-// state the caller has). The kept walk found last is checked first, and
-// that check is inline in unwind.h (gort__unwind_kept_last), so that the
-// leak check's record does it with no call: frame 0's pc and sp, then
+// state the caller has). The kept walk found last (or kept last: a new
+// stack is often repeated at once) is checked first, and that check is
+// inline in unwind.h (gort__unwind_kept_last), so that the leak check's
+// record does it with no call. Its frame 0 state and the address of its
+// list are copied to the head of the memo (m->hot, pc 0 when stale: the
+// slot was rebuilt or the walks forgotten), so the check reads one line
+// and the list, with no slot index to scale: frame 0's pc and sp, then
 // every listed word and frame 0's bp where it counts, or'ed into one
 // test, two loads at a time (the list is padded to an even length with
-// words that check themselves). Sound for the same reason as the memo;
+// words that check themselves, and ends with an address of 0). Sound
+// for the same reason as the memo;
 // what the list leaves out (a frame's saved rbp that no later rule reads,
 // the words of frames past the walk's end) decides nothing. Signal frames
 // are never kept (the interrupted registers are no stack word), and the
@@ -916,16 +921,27 @@ static inline bool kept_match(const unwind_kept_t *e, uint32_t max, uintptr_t pc
   return diff == 0;
 }
 
+// Slot i is the one found last (m->last and its copy, m->hot).
+static void kept_set_last(unwind_memo_t *m, uint32_t i) {
+  const unwind_kept_t *e = &m->kept[i];
+  m->last = i;
+  m->hot = (unwind_kept_hot_t){.pc = e->pc, .sp = e->sp, .bp = e->bp, .bp_mask = e->bp_mask,
+                               .chk = e->chk, .max = e->max, .tag = e->tag};
+}
+
 static unwind_kept_t *kept_find(unwind_memo_t *m, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp) {
   // The last one found first: a loop that allocates from one stack finds
   // it at once, whatever else the slots hold (the thread's first stacks,
   // from its start-up, take the first slots).
   unwind_kept_t *e = &m->kept[m->last];
-  if (kept_match(e, max, pc, sp, bp)) return e;
+  if (kept_match(e, max, pc, sp, bp)) {
+    if (m->hot.pc == 0) kept_set_last(m, m->last);
+    return e;
+  }
   for (uint32_t i = 0; i < UNWIND_MEMO_KEPT; i++) {
     e = &m->kept[i];
     if (i != m->last && kept_match(e, max, pc, sp, bp)) {
-      m->last = i;
+      kept_set_last(m, i);
       return e;
     }
   }
@@ -948,6 +964,7 @@ static int kept_build(unwind_memo_t *m, uint32_t n, uint32_t max) {
   }
   unwind_kept_t *e = &m->kept[v];
   const unwind_memo_frame_t *f = m->f[m->cur];
+  if ((uint32_t)v == m->last) m->hot.pc = 0;  // its copy goes with it
   e->tag = 0;
   e->pc = f[0].pc, e->sp = f[0].sp, e->bp = f[0].bp, e->bp_mask = f[0].bp_read ? ~(uintptr_t)0 : 0;
   e->n = n, e->max = max;
@@ -960,6 +977,7 @@ static int kept_build(unwind_memo_t *m, uint32_t n, uint32_t max) {
   // least 2 (room: at most 2 per frame less one, n <= UNWIND_MEMO_FRAMES).
   while (k < 2 || k % 2 != 0)
     e->chk[k] = (unwind_check_t){(uintptr_t)&e->chk[k].word, (uintptr_t)&e->chk[k].word}, k++;
+  e->chk[k] = (unwind_check_t){0, 0};  // the end, for gort__unwind_kept_last
   e->nchk = k;
   return v;
 }
@@ -1003,13 +1021,18 @@ uint32_t gort__unwind_walk_tagged(uintptr_t *pcs, uint32_t max, uintptr_t pc, ui
 
 void gort__unwind_memo_keep(unwind_tag_t *t, uint32_t tag) {
   if (!t->held) return;
-  if (t->slot >= 0) t->m->kept[t->slot].tag = tag;
+  if (t->slot >= 0) {
+    t->m->kept[t->slot].tag = tag;
+    // The newest is the one a repeat will look for first.
+    if (tag != 0) kept_set_last(t->m, (uint32_t)t->slot);
+  }
   t->held = 0;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   t->m->busy = 0;
 }
 
 void gort__unwind_memo_forget(unwind_memo_t *m) {
+  m->hot.pc = 0;
   for (int i = 0; i < UNWIND_MEMO_KEPT; i++) m->kept[i].tag = 0;
 }
 

@@ -50,9 +50,17 @@ typedef struct {
   uint32_t tag;               // the caller's; 0: empty
   uint32_t n, max;            // the walk's frames, and its max
   uint32_t nchk;              // even, at least 2 (padded with words that check themselves)
-  unwind_check_t chk[2 * UNWIND_MEMO_FRAMES];
+  unwind_check_t chk[2 * UNWIND_MEMO_FRAMES + 1];  // and then one with at 0
 } unwind_kept_t;
+// The kept walk found last, copied where gort__unwind_kept_last reads it
+// first (pc 0: none): no index to scale, and one line for all but the words.
 typedef struct {
+  uintptr_t pc, sp, bp, bp_mask;
+  const unwind_check_t *chk;  // its checks, ended by one with at 0
+  uint32_t max, tag;
+} unwind_kept_hot_t;
+typedef struct {
+  unwind_kept_hot_t hot;
   uint32_t n[2];              // frames in each buffer
   uint32_t max[2];            // the max of the walk that filled it
   uint8_t complete[2];        // that walk ended by itself, not at max
@@ -111,18 +119,17 @@ static inline uint32_t gort__unwind_kept_last(unwind_memo_t *m, uint32_t max, ui
   if (m->busy) return 0;
   m->busy = 1;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  const unwind_kept_t *e = &m->kept[m->last];
   uint32_t tag = 0;
-  if (e->pc == pc && e->sp == sp) {
-    uintptr_t diff = (uintptr_t)(e->max ^ max) | ((e->bp ^ bp) & e->bp_mask), v0, v1;
-    const unwind_check_t *c = e->chk, *end = c + e->nchk;
-    do {  // nchk is even and at least 2
+  if (m->hot.pc == pc && m->hot.sp == sp) {
+    uintptr_t diff = (uintptr_t)(m->hot.max ^ max) | ((m->hot.bp ^ bp) & m->hot.bp_mask), v0, v1;
+    const unwind_check_t *c = m->hot.chk;
+    do {  // pairs, up to the entry with at 0
       __builtin_memcpy(&v0, (const void *)c[0].at, sizeof v0);
       __builtin_memcpy(&v1, (const void *)c[1].at, sizeof v1);
       diff |= (v0 ^ c[0].word) | (v1 ^ c[1].word);
       c += 2;
-    } while (c != end);
-    if (diff == 0) tag = e->tag;
+    } while (c->at != 0);
+    if (diff == 0) tag = m->hot.tag;
   }
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   m->busy = 0;
