@@ -371,7 +371,8 @@ void gort_free(void *p) {
 }
 
 static void *calloc_impl(size_t n, size_t size);
-static void *realloc_impl(void *p, size_t size);
+static GORT_NOINLINE void *realloc_impl(void *p, size_t size);
+static void *resized(void *p, size_t size);
 static void *aligned_impl(size_t alignment, size_t size);
 
 void *gort_calloc(size_t n, size_t size) {
@@ -385,8 +386,25 @@ void *gort_calloc(size_t n, size_t size) {
   return p;
 }
 
+// Whether realloc keeps block p of span s (live, the thread's own or
+// large) for size bytes: realloc_impl's first cases, the same tests.
+GORT_INLINE bool resize_in_place(const mspan_t *s, size_t size) {
+  if (s->kind != KIND_MANUAL || gort__harden) return false;
+  if (s->state == SPAN_SMALL) return size <= s->elemsize && size > s->elemsize / 2;
+  uintptr_t npages = (size + GORT_PAGE_SIZE - 1) >> GORT_PAGE_SHIFT;
+  return size > GORT_SMALL_MAX && npages <= s->npages && npages > s->npages / 2;
+}
+
 void *gort_realloc(void *p, size_t size) {
-  if (!GORT_VG_ON) return realloc_impl(p, size);
+  if (!GORT_VG_ON) {
+    // Buffers grown by appends mostly stay in their blocks: that case
+    // first, with no frame (realloc_impl, out of line, does the rest and
+    // would cost its frame to every call).
+    mspan_t *s;
+    if (p != NULL && size != 0 && (s = owned_live_span(p)) != NULL && resize_in_place(s, size))
+      return resized(p, size);
+    return realloc_impl(p, size);
+  }
   // Under memcheck realloc always moves: memcheck copies the definedness
   // of the old bytes with memcpy, and knows the sizes it was told.
   if (p == NULL) return gort_malloc(size);
@@ -447,7 +465,7 @@ static void *resized(void *p, size_t size) {
   return p;
 }
 
-static void *realloc_impl(void *p, size_t size) {
+static GORT_NOINLINE void *realloc_impl(void *p, size_t size) {
   if (p == NULL) return malloc_fast(size);
   mspan_t *s = owned_live_span(p);
   if (s == NULL) s = live_span(p, MISUSE_MSGS("realloc()", "double free (pointer already freed)"), NULL);
