@@ -105,8 +105,9 @@ uint32_t gort__unwind_walk(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t
 uint32_t gort__unwind_walk_tagged(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
                                   unwind_tag_t *t);
 void gort__unwind_memo_keep(unwind_tag_t *t, uint32_t tag);
-// The hit of gort__unwind_walk_tagged on the kept walk found last, inline
-// for the leak check's every allocation: the tag of that walk if a walk
+// The hit of gort__unwind_walk_tagged on the kept walk found (or kept)
+// last, read from its copy m->hot, inline for the leak check's every
+// allocation: the tag of that walk if a walk
 // from (pc, sp, bp) with this max would repeat it word for word, else 0
 // (then call gort__unwind_walk_tagged, which looks at every kept walk and
 // walks). Frame 0's state and every word the kept walk read decide the
