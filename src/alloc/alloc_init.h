@@ -31,13 +31,21 @@ typedef struct {
   void (*resized)(void *p, size_t size);
   // The leak check's record of every allocation (obs/leakcheck.c): when
   // set, sample() hands each allocation that reaches it straight here,
-  // as a tail call, and returns what this returns (p). It keeps the
-  // thread's countdown negative and chains sample_alloc itself. A tail
+  // and malloc_fast each small one (GORT_SAMPLE_RECORD, below), as a
+  // tail call, and returns what this returns (p). It chains sample_alloc
+  // itself. A tail
   // call, so that the stack it captures holds no allocator frame of
   // sample's or of the entry points that tail-called sample: fewer frames
   // to check on each repeat (leakcheck.c, cost).
   void *(*record_alloc)(void *p, size_t size);
 } gort_mprof_hooks_t;
+// The countdown (mcache_t.sample_left) of a thread whose every allocation
+// goes to record_alloc, set only once record_alloc is: malloc_fast pops
+// as usual and tail-calls the hook; the other paths reach sample(), which
+// sets the countdown back to this (hardened mode keeps -1 instead: its
+// allocations take the slow path, which records too). Far enough below
+// zero that no size taken from it comes back up, or wraps.
+#define GORT_SAMPLE_RECORD (INT64_MIN / 2)
 extern gort_mprof_hooks_t gort__mprof_hooks GORT_HIDDEN;
 
 // The collector's hooks (gc/), filled in at start-up when it is linked:

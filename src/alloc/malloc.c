@@ -161,7 +161,10 @@ static GORT_NOINLINE void *sample(void *p, size_t size) {
   mcache_t *c = gort__tls_cache;
   if (c == &gort__empty_cache) return p;
   void *(*record)(void *, size_t) = gort__mprof_hooks.record_alloc;
-  if (record != NULL && p != NULL) return record(p, size);  // a tail call: see the hook
+  if (record != NULL && p != NULL) {
+    c->sample_left = gort__harden ? -1 : GORT_SAMPLE_RECORD;  // the next one records too
+    return record(p, size);  // a tail call: see the hook
+  }
   if (gort__harden) {
     // Hardened mode keeps the countdown negative; sample on its own clock.
     c->sample_left = -1;
@@ -226,26 +229,7 @@ static void *harden_alloc(size_t size, size_t align) { return harden_alloc_cap(s
 GORT_NOINLINE void *gort__malloc_slow(size_t size) {
   if (gort_unlikely(gort__harden)) return harden_alloc(size, 0);
   if (size > GORT_SMALL_MAX) return count_large(large_alloc(size, 1, false), size);
-  unsigned cls = size_class(size);
-  void *(*record)(void *, size_t) = gort__mprof_hooks.record_alloc;
-  if (record != NULL) {
-    // The leak check keeps the countdown negative, so every small malloc
-    // comes here: pop as malloc_fast does, then record (a tail call, as
-    // sample's). The empty cache has no blocks, so b is the thread's.
-    mcache_t *c = gort__tls_cache;
-    class_cache_t *k = &c->k[cls];
-    block_t *b = k->head;
-    if (gort_likely(b != NULL)) {
-      block_t *next = b->next;
-      __builtin_prefetch(next);  // as malloc_fast
-      k->head = next;
-      b->tag = 0;
-      live_set((uintptr_t)b);
-      counter_add(&k->nmalloc, 1);
-      return record(b, size);
-    }
-  }
-  void *p = small_alloc(cls);
+  void *p = small_alloc(size_class(size));
   mcache_t *c = gort__tls_cache;  // small_alloc may have created the cache
   if (c != &gort__empty_cache && (c->sample_left -= (int64_t)size) < 0) return sample(p, size);
   return p;

@@ -4,6 +4,7 @@
 #ifndef GORT_ALLOC_MALLOC_FAST_H
 #define GORT_ALLOC_MALLOC_FAST_H
 
+#include "alloc_init.h"
 #include "mcache.h"
 #include "pagemap.h"
 
@@ -16,8 +17,23 @@ GORT_INLINE unsigned size_class(size_t size) {
   return gort__size_to_class128[(size - 1024 + 127) >> 7];
 }
 
+// The pop of block b from list k.
+GORT_INLINE void malloc_pop(class_cache_t *k, block_t *b) {
+  block_t *next = b->next;
+  // The next pop reads next's first word: start that load now. Blocks
+  // on the list were freed in any order, so it is often not cached.
+  __builtin_prefetch(next);
+  k->head = next;
+  b->tag = 0;  // not fresh: a later free is a free, not a wild pointer
+  live_set((uintptr_t)b);
+  counter_add(&k->nmalloc, 1);
+}
+
 // The heap profiler's countdown rides along: each allocation subtracts its
 // size, and the one that crosses zero takes the slow path to be sampled.
+// A countdown of GORT_SAMPLE_RECORD (the leak check's) pops all the same
+// and hands the block to the record hook, a tail call: the test comes
+// after the common case's, which it leaves as it was.
 GORT_INLINE void *malloc_fast(size_t size) {
   if (gort_likely(size <= GORT_SMALL_MAX)) {
     unsigned cls = size_class(size);
@@ -25,17 +41,16 @@ GORT_INLINE void *malloc_fast(size_t size) {
     class_cache_t *k = &c->k[cls];
     block_t *b = k->head;
     int64_t left = c->sample_left - (int64_t)size;
-    if (gort_likely(b != NULL && left >= 0)) {
-      block_t *next = b->next;
-      // The next pop reads next's first word: start that load now. Blocks
-      // on the list were freed in any order, so it is often not cached.
-      __builtin_prefetch(next);
-      k->head = next;
-      c->sample_left = left;
-      b->tag = 0;  // not fresh: a later free is a free, not a wild pointer
-      live_set((uintptr_t)b);
-      counter_add(&k->nmalloc, 1);
-      return b;
+    if (gort_likely(b != NULL)) {
+      if (gort_likely(left >= 0)) {
+        malloc_pop(k, b);
+        c->sample_left = left;
+        return b;
+      }
+      if (left < GORT_SAMPLE_RECORD / 2) {
+        malloc_pop(k, b);
+        return gort__mprof_hooks.record_alloc(b, size);
+      }
     }
   }
   return gort__malloc_slow(size);

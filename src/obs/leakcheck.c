@@ -13,22 +13,33 @@
 //   1. Recording. With GORT_LEAKCHECK set at start-up, every allocation
 //      records its stack. The hook is the heap profiler's countdown
 //      (alloc/malloc.c, sample()): leak mode keeps each thread's countdown
-//      at -1, so every malloc, calloc, realloc that moves, aligned and C++
-//      allocation leaves the fast path for the slow one and reaches
-//      on_record (the record_alloc hook), as hardened mode does; the fast
-//      path itself is unchanged, and costs nothing when the check is off.
-//      A small malloc pops its block in gort__malloc_slow as the fast path
-//      would, and every path reaches on_record by tail calls, so the
-//      stack it captures starts in the program's frame. The capture
+//      at GORT_SAMPLE_RECORD (alloc_init.h), far below zero. malloc_fast
+//      (malloc, calloc, C++ new), seeing that value once its common
+//      case's test failed, pops its block as usual and calls the
+//      record_alloc hook itself; realloc that moves, aligned and large
+//      allocations take the slow path and reach the hook through
+//      sample(), as hardened mode's do. The fast path's common case is
+//      unchanged, and costs nothing when the check is off. (Hardened and
+//      leak mode together keep -1: everything goes the slow way.) The
+//      paths reach the hook by tail calls where they can (malloc's do),
+//      so that the hook's return address is in the program's frame;
+//      where they cannot (calloc zeroes after it), the allocator's frames
+//      are left out of the stack (below). The hook's entry stub passes
+//      that frame's state on (return address, rsp after the return, rbp:
+//      gort__leak_record_stub), and the stack starts there. The walk
 //      (obs/unwind.c: cached CFI rules, ~7 ns a frame, no lock) drops
 //      frames inside libgort.so, keeps at most depth frames (default 30,
 //      LeakSanitizer's), and puts the stack in the stack depot
 //      (stackdepot.c), which returns a 32-bit id. Most allocations repeat
-//      a stack the thread recorded lately: the thread's memo keeps its
-//      last few walks under their ids, and a stack whose words all match
-//      one of them takes its id without a walk or a depot lookup (unwind.c,
-//      kept walks). If the heap profiler is on too, on_record counts down
-//      for it and calls its hook when due.
+//      the stack the thread recorded last: the thread's memo keeps its
+//      last few walks under their ids (unwind.c, kept walks), and the
+//      hook checks the one found last inline (gort__unwind_kept_last:
+//      the same first frame, and every stack word that walk read still in
+//      place, or'ed into one test), taking its id with no walk, no call
+//      and no depot lookup; the hook's common case is a leaf. Else the
+//      other kept walks are tried, and then the walk. If the heap
+//      profiler is on too, the hook counts down for it (in the memo) and
+//      calls its hook when due.
 //   2. Ids per block, beside the heap (the blocks have no header to hold
 //      them): per arena, a table of 64-bit words {requested size, stack id}
 //      reserved when the arena first holds a recorded block. A span's
@@ -77,8 +88,10 @@
 //   - gort_leak_check from a signal handler that interrupted the allocator:
 //     a fatal error (the heap is mid-change; the check would deadlock).
 //
-// Cost (bench/leak/run.sh measures it): on a repeated stack, a check of
-// one or two words per frame, the slow path's pop and the table's word;
+// Cost (bench/leak/run.sh measures it): on a repeated stack, the fast
+// path's pop, the entry stub, a check of one or two words per frame of
+// the program's stack, and the table's word (a span lookup and a store:
+// word_of_fresh skips the checks a block just handed out needs not);
 // a new stack costs the walk (or the memo's part of it) and a depot
 // lookup. Frees are untouched. The table adds 8 bytes per live block, the
 // memo about 20 KiB per thread.
@@ -88,7 +101,12 @@
 // malloc_usable_size; a side table indexed by granule with no span
 // arithmetic (simpler, but a quarter more RSS for every heap, not only for
 // 16-byte blocks); recording only sampled allocations (the issue asks for
-// every leak's stack, and a leak of one block would go unnamed); checking
+// every leak's stack, and a leak of one block would go unnamed); a
+// cheaper key for a repeated stack, such as a hash of the first few
+// return addresses or the caller's return address and sp alone (two
+// stacks that agree there and differ further out, e.g. the same helper
+// called from two places at the same depth, would share an id: a stale
+// stack, which test/leak/memo.c provokes); checking
 // from an atexit handler (libraries' destructors free after it: false
 // leaks).
 
@@ -200,6 +218,20 @@ static inline _Atomic uint64_t *word_of(uintptr_t p, bool create) {
   return (_Atomic uint64_t *)&t[idx];
 }
 
+// The word of block p just handed out for recording: its arena and span
+// exist, and lk.tables does (the hooks are not installed without it).
+// NULL if the arena has no table yet. The record's common case.
+static inline _Atomic uint64_t *word_of_fresh(uintptr_t p) {
+  uintptr_t ai = p >> GORT_ARENA_SHIFT;
+  uint64_t *t = atomic_load_explicit(&lk.tables[ai], memory_order_acquire);
+  if (gort_unlikely(t == NULL)) return NULL;
+  arena_t *a = __atomic_load_n(&gort__arenas[ai], __ATOMIC_RELAXED);
+  mspan_t *s = __atomic_load_n(&a->spans[arena_page_index(p)], __ATOMIC_RELAXED);
+  uintptr_t base = s->base, idx = (base & (GORT_ARENA_SIZE - 1)) >> 4;
+  if (span_state(s) == SPAN_SMALL) idx += span_elem_index(s, p - base);
+  return (_Atomic uint64_t *)&t[idx];
+}
+
 // ---- per-thread walk memos ---------------------------------------------------------
 
 // Each thread's memo of its last stack walk and of the last few stacks it
@@ -212,6 +244,7 @@ static inline _Atomic uint64_t *word_of(uintptr_t p, bool create) {
 // stack ends (unwind.c, step 6).
 typedef struct memo {
   unwind_memo_t u;   // its kept walks are tagged with their depot ids
+  int64_t prof_left; // the heap profiler's countdown (prof_left below when there is no memo)
   struct memo *next; // on the free list
 } memo_t;
 
@@ -261,78 +294,157 @@ static bool own_pc(uintptr_t pc) {
   return false;
 }
 
-// A walk that repeated no kept one: its depot id (0: the depot is full),
-// kept under it.
-static GORT_NOINLINE uint32_t record_miss(uintptr_t *raw, uint32_t n, unwind_tag_t *t) {
+// The depot id of a walked stack raw[0..n) (0: the depot is full), gort's
+// own frames left out: raw[0] is the frame the walk started in.
+static uint32_t stack_id(const uintptr_t *raw, uint32_t n) {
   uint32_t i = 0;
-  if (gort_unlikely(raw == probe_stack)) {
-    // The probe wants the frames (a kept walk would leave raw unwritten),
-    // and its stack must not be named: the own frames are not known yet.
-    if (t->tag != 0) n = gort__unwind_capture(raw, MAX_DEPTH + 8);
-    gort__unwind_memo_keep(t, 0);
-    probe_n = n;
-    return UINT32_MAX;  // and no word: the probe frees its block at once
-  }
   if (lk.self_hi != 0) {
     while (i < n && raw[i] >= lk.self_lo && raw[i] < lk.self_hi) i++;
   } else {
-    // raw[0] is in record, whichever copy of the call the compiler
-    // made; the frames above it are the allocator's, learned.
-    i = n > 0;
-    while (i < n && own_pc(raw[i])) i++;
+    while (i < n && own_pc(raw[i])) i++;  // the allocator's frames, learned
   }
   uint32_t depth = n - i < lk.depth ? n - i : lk.depth;
-  uint32_t id = gort__stackdepot_put(raw + i, depth);
-  gort__unwind_memo_keep(t, id);
-  return id;
+  return gort__stackdepot_put(raw + i, depth);
 }
 
-static inline __attribute__((always_inline)) void record(void *p, size_t size) {
-  uintptr_t buf[MAX_DEPTH + 8], *raw = buf;
-  uint32_t max = lk.depth + 8;
-  memo_t *m = memo_get();
-  if (gort_unlikely(probe_stack != NULL)) raw = probe_stack, max = MAX_DEPTH + 8;
-  unwind_tag_t t = {.m = NULL};
-  uint32_t n;
-  if (gort_likely(m != NULL)) {
-    t.m = &m->u;
-    n = gort__unwind_capture_tagged(raw, max, &t);
-  } else {
-    n = gort__unwind_capture(raw, max);  // a thread past its memo's destructor
-  }
-  uint32_t id = t.tag;  // a stack this thread recorded lately: its id
-  if (gort_unlikely(id == 0 || raw == probe_stack)) {
-    id = record_miss(raw, n, &t);
-    if (id == UINT32_MAX) return;
-  }
+static inline void put_word(void *p, size_t size, uint32_t id) {
   _Atomic uint64_t *w = word_of((uintptr_t)p, true);
   if (w != NULL)
     atomic_store_explicit(w, (uint64_t)(size > UINT32_MAX ? UINT32_MAX : size) << 32 | id,
                           memory_order_relaxed);
 }
 
-// The allocator's sample hook in leak mode. sample() hands every
-// allocation to record_alloc (on_record, below) first, so nothing in the
-// allocator calls this today; it stays registered so that a caller of
-// sample_alloc that skips sample() still records.
-static int64_t on_alloc(void *p, size_t size) {
-  if (p != NULL) record(p, size);
-  if (lk.prof.sample_alloc != NULL && p != NULL && (prof_left -= (int64_t)size) < 0)
-    prof_left = lk.prof.sample_alloc(p, size);
-  return -1;  // and the next one
+// The heap profiler, chained (its own countdown): out of line, so that
+// the record's common case stays a leaf.
+static GORT_NOINLINE void *prof_sample(void *p, size_t size, int64_t *left) {
+  *left = lk.prof.sample_alloc(p, size);
+  return p;
+}
+static void prof_count(void *p, size_t size) {
+  memo_t *m = my_memo;
+  int64_t *left = m != NULL && m != MEMO_DEAD ? &m->prof_left : &prof_left;
+  if ((*left -= (int64_t)size) < 0) prof_sample(p, size, left);
 }
 
-// The same, as the allocator's record_alloc hook (tail-called, so this
-// frame's caller is the program's; p is not NULL).
-static void *on_record(void *p, size_t size) {
-  gort__tls_cache->sample_left = -1;  // sample() checked the cache is the thread's own
-  record(p, size);
-  if (gort_unlikely(lk.prof.sample_alloc != NULL) && (prof_left -= (int64_t)size) < 0)
-    prof_left = lk.prof.sample_alloc(p, size);
+#if defined(__x86_64__) && defined(__linux__)
+
+// An allocation whose stack is not the kept walk found last: the tagged
+// walk (the other kept walks, else a walk and a depot lookup).
+static GORT_NOINLINE void *record_walk(void *p, size_t size, uintptr_t pc, uintptr_t sp, uintptr_t bp) {
+  uintptr_t raw[MAX_DEPTH + 8];
+  uint32_t max = lk.depth + 8, n, id;
+  memo_t *m = memo_get();
+  if (gort_unlikely(m == NULL)) {  // a thread past its memo's destructor
+    n = gort__unwind_walk(raw, max, pc, sp, bp);
+    id = stack_id(raw, n);
+  } else {
+    unwind_tag_t t = {.m = &m->u};
+    n = gort__unwind_walk_tagged(raw, max, pc, sp, bp, &t);
+    id = t.tag;  // one of the other kept walks, or 0
+    if (id == 0) {
+      id = stack_id(raw, n);
+      gort__unwind_memo_keep(&t, id);
+    }
+  }
+  put_word(p, size, id);
+  if (gort_unlikely(lk.prof.sample_alloc != NULL)) prof_count(p, size);
   return p;
 }
 
-static int64_t first_interval(void) { return -1; }
+// The record of an allocation whose word may need its arena's table made.
+static GORT_NOINLINE void *record_put(void *p, size_t size, uint32_t id) {
+  put_word(p, size, id);
+  if (gort_unlikely(lk.prof.sample_alloc != NULL)) prof_count(p, size);
+  return p;
+}
+
+// The record_alloc hook, entered through its stub (below) with the state
+// of the hook's caller's frame: pc the hook's return address, sp the rsp
+// after it, bp the rbp at entry (unwind.h, gort__unwind_walk). The hook
+// is tail-called (alloc_init.h), so that frame is the program's: the
+// stack starts there. A repeat of the stack recorded last is the common
+// case, checked inline (gort__unwind_kept_last): no walk, no depot
+// lookup, and no call (the rest are tail calls), so no frame either.
+void *gort__leak_on_record(void *p, size_t size, uintptr_t pc, uintptr_t sp, uintptr_t bp) GORT_HIDDEN;
+void *gort__leak_on_record(void *p, size_t size, uintptr_t pc, uintptr_t sp, uintptr_t bp) {
+  memo_t *m = my_memo;
+  uint32_t id;
+  if (gort_unlikely(m == NULL || m == MEMO_DEAD) ||
+      gort_unlikely((id = gort__unwind_kept_last(&m->u, lk.depth + 8, pc, sp, bp)) == 0))
+    return record_walk(p, size, pc, sp, bp);
+  _Atomic uint64_t *w = word_of_fresh((uintptr_t)p);
+  if (gort_unlikely(w == NULL)) return record_put(p, size, id);  // the arena's first record
+  atomic_store_explicit(w, (uint64_t)(size > UINT32_MAX ? UINT32_MAX : size) << 32 | id, memory_order_relaxed);
+  if (gort_unlikely(lk.prof.sample_alloc != NULL) && (m->prof_left -= (int64_t)size) < 0)
+    return prof_sample(p, size, &m->prof_left);
+  return p;
+}
+
+// learn_own_frames' hook: the probe's stack, whole, to probe_stack, and
+// no word (the probe frees its block at once); other allocations meanwhile
+// record as usual.
+void *gort__leak_on_probe(void *p, size_t size, uintptr_t pc, uintptr_t sp, uintptr_t bp) GORT_HIDDEN;
+void *gort__leak_on_probe(void *p, size_t size, uintptr_t pc, uintptr_t sp, uintptr_t bp) {
+  if (probe_stack == NULL) return gort__leak_on_record(p, size, pc, sp, bp);
+  probe_n = gort__unwind_walk(probe_stack, MAX_DEPTH + 8, pc, sp, bp);
+  return p;
+}
+
+// The stubs: as unwind.c's capture stubs, they read the return address,
+// the caller's rsp and rbp, and tail-jump, so that the C functions above
+// get the caller's frame as it was (their own code may move rbp).
+#define ENTRY_STUB(name, target)                      \
+  __asm__(".pushsection .text\n"                      \
+          ".type " name ", @function\n"               \
+          ".p2align 4\n" name ":\n"                   \
+          "  .cfi_startproc\n"                        \
+          "  movq (%rsp), %rdx\n"                     \
+          "  leaq 8(%rsp), %rcx\n"                    \
+          "  movq %rbp, %r8\n"                        \
+          "  jmp " target "\n"                        \
+          "  .cfi_endproc\n"                          \
+          ".size " name ", .-" name "\n"              \
+          ".popsection\n")
+void *gort__leak_record_stub(void *p, size_t size) GORT_HIDDEN;
+void *gort__leak_probe_stub(void *p, size_t size) GORT_HIDDEN;
+ENTRY_STUB("gort__leak_record_stub", "gort__leak_on_record");
+ENTRY_STUB("gort__leak_probe_stub", "gort__leak_on_probe");
+
+#else  // glibc's unwinder (unwind.c): no kept walks, no stubs
+
+static GORT_NOINLINE void *record_here(void *p, size_t size) {
+  uintptr_t raw[MAX_DEPTH + 9];
+  uint32_t n = gort__unwind_capture(raw, MAX_DEPTH + 9);  // raw[0] is in this function
+  if (probe_stack != NULL) {
+    probe_n = n > 0 ? n - 1 : 0;
+    memcpy(probe_stack, raw + 1, probe_n * sizeof raw[0]);
+    return p;
+  }
+  put_word(p, size, n > 0 ? stack_id(raw + 1, n - 1) : 0);
+  if (lk.prof.sample_alloc != NULL) prof_count(p, size);
+  return p;
+}
+static void *gort__leak_record_stub(void *p, size_t size) { return record_here(p, size); }
+static void *gort__leak_probe_stub(void *p, size_t size) { return record_here(p, size); }
+
+#endif
+
+// The allocator's sample hook in leak mode. sample() hands every
+// allocation to record_alloc (the stub above) first, so nothing in the
+// allocator calls this today; it stays registered so that a caller of
+// sample_alloc that skips sample() still records (with this frame on top,
+// left out).
+static GORT_NOINLINE int64_t on_alloc(void *p, size_t size) {
+  if (p != NULL) {
+    uintptr_t raw[MAX_DEPTH + 9];
+    uint32_t n = gort__unwind_capture(raw, MAX_DEPTH + 9);
+    put_word(p, size, n > 0 ? stack_id(raw + 1, n - 1) : 0);
+    if (lk.prof.sample_alloc != NULL) prof_count(p, size);
+  }
+  return -1;  // and the next one
+}
+
+static int64_t first_interval(void) { return GORT_SAMPLE_RECORD; }  // mcache.c keeps -1 when hardened
 
 // realloc kept the block: its new size (the stack stays the first one's).
 static void on_resize(void *p, size_t size) {
@@ -526,7 +638,7 @@ static GORT_NOINLINE void probe(int kind) {
     uint32_t k = probe_n - nd;  // got[k] is the return address into this function
     bool same = true;
     for (uint32_t i = 1; i < nd; i++) same &= got[k + i] == direct[i];
-    for (uint32_t i = 1; same && i < k; i++)  // got[0] is in record(): left out anyway
+    for (uint32_t i = 0; same && i < k; i++)
       if (!own_pc(got[i]) && lk.nown < MAX_OWN_PCS) lk.own_pcs[lk.nown++] = got[i];
   }
   if (q != NULL) kind == 8 ? _ZdlPv(q) : _ZdaPv(q);
@@ -558,17 +670,31 @@ void gort__leak_init(void) {
   gort__start_add_fork_hook(&leak_fork);
   // Chain the heap profiler's hooks (obs/mprof.c ran first; all NULL if
   // GORT_MEMPROFILERATE=0): its sampling goes on, on its own countdown.
-  lk.prof = gort__mprof_hooks;
-  gort__mprof_hooks.first_interval = first_interval;
-  gort__mprof_hooks.resized = on_resize;
-  gort__mprof_hooks.sample_alloc = on_alloc;
-  gort__mprof_hooks.record_alloc = on_record;  // last: every allocation comes here from now on
-  if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = -1;
+  // Without the tables there is nowhere to put the ids: no recording
+  // (and the record's common case need not test for them).
+  bool record = lk.tables != NULL;
+  if (record) {
+    lk.prof = gort__mprof_hooks;
+    gort__mprof_hooks.resized = on_resize;
+    gort__mprof_hooks.sample_alloc = on_alloc;
+    // Every allocation that reaches sample() comes here from now on.
+    // Static builds probe their own frames first (learn_own_frames,
+    // through the probe's hook).
+    gort__mprof_hooks.record_alloc = lk.self_hi == 0 ? gort__leak_probe_stub : gort__leak_record_stub;
+    // And then every one: a countdown of GORT_SAMPLE_RECORD calls
+    // record_alloc without testing it, so this comes after it.
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    gort__mprof_hooks.first_interval = first_interval;
+    if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = gort__harden ? -1 : GORT_SAMPLE_RECORD;
+  }
   lk.on = true;
   // The heap's first block (see pin in the struct above), before any other.
   lk.pin = malloc(1024);
   gort_gc_add_roots(&lk.pin, &lk.pin + 1);
-  if (lk.self_hi == 0) learn_own_frames();
+  if (record && lk.self_hi == 0) {
+    learn_own_frames();
+    gort__mprof_hooks.record_alloc = gort__leak_record_stub;
+  }
   // Ids kept before the own frames were known would name stacks with
   // some of gort's frames in them.
   memo_t *m = memo_get();

@@ -92,7 +92,18 @@
 // their depot ids as flat lists of {address, word}, and a capture whose
 // first frame's state matches one and finds every listed word in place
 // is that walk again, word for word: no rule, no copy, no depot lookup
-// (gort__unwind_capture_tagged). Sound for the same reason as the memo;
+// (gort__unwind_capture_tagged, or gort__unwind_walk_tagged from a frame
+// state the caller has). The kept walk found last (or kept last: a new
+// stack is often repeated at once) is checked first, and that check is
+// inline in unwind.h (gort__unwind_kept_last), so that the leak check's
+// record does it with no call. Its frame 0 state and the address of its
+// list are copied to the head of the memo (m->hot, pc 0 when stale: the
+// slot was rebuilt or the walks forgotten), so the check reads one line
+// and the list, with no slot index to scale: frame 0's pc and sp, then
+// every listed word and frame 0's bp where it counts, or'ed into one
+// test, two loads at a time (the list is padded to an even length with
+// words that check themselves, and ends with an address of 0). Sound
+// for the same reason as the memo;
 // what the list leaves out (a frame's saved rbp that no later rule reads,
 // the words of frames past the walk's end) decides nothing. Signal frames
 // are never kept (the interrupted registers are no stack word), and the
@@ -707,9 +718,6 @@ static bool frame_ok(uintptr_t cfa, uintptr_t sp, uintptr_t top) {
   return (cfa & 7) == 0 && cfa > sp && cfa <= top;
 }
 
-uint32_t gort__unwind_walk(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp,
-                           uintptr_t bp);
-
 // Entered from the stub with the caller's pc, rsp and rbp (see the top).
 uint32_t gort__unwind_walk(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp,
                            uintptr_t bp) {
@@ -904,17 +912,21 @@ uint32_t gort__unwind_walk_memo(uintptr_t *pcs, uint32_t max, uintptr_t pc, uint
 // their differences are or'ed: one branch per kept walk.
 static inline bool kept_match(const unwind_kept_t *e, uint32_t max, uintptr_t pc, uintptr_t sp,
                               uintptr_t bp) {
-  // Every kept walk starts in the same function (the capture site), often
-  // at the same sp: the first word, the return address into its caller,
-  // tells most of them apart with one load.
+  // Every kept walk starts in the same function (the allocation site's),
+  // often at the same sp: the first word, the return address into its
+  // caller, tells most of them apart with one load.
   if (e->pc != pc || e->sp != sp || e->tag == 0 || load(e->chk[0].at) != e->chk[0].word) return false;
-  if (e->max != max || (e->bp_read && e->bp != bp)) return false;
-  // The rest two at a time: after the first, the checks come in pairs,
-  // padded with a word that checks itself (kept_build).
-  uintptr_t diff = 0;
-  for (uint32_t j = 1; j < e->nchk; j += 2)
-    diff |= (load(e->chk[j].at) ^ e->chk[j].word) | (load(e->chk[j + 1].at) ^ e->chk[j + 1].word);
+  uintptr_t diff = (uintptr_t)(e->max ^ max) | ((e->bp ^ bp) & e->bp_mask);
+  for (uint32_t j = 1; j < e->nchk; j++) diff |= load(e->chk[j].at) ^ e->chk[j].word;
   return diff == 0;
+}
+
+// Slot i is the one found last (m->last and its copy, m->hot).
+static void kept_set_last(unwind_memo_t *m, uint32_t i) {
+  const unwind_kept_t *e = &m->kept[i];
+  m->last = i;
+  m->hot = (unwind_kept_hot_t){.pc = e->pc, .sp = e->sp, .bp = e->bp, .bp_mask = e->bp_mask,
+                               .chk = e->chk, .max = e->max, .tag = e->tag};
 }
 
 static unwind_kept_t *kept_find(unwind_memo_t *m, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp) {
@@ -922,11 +934,14 @@ static unwind_kept_t *kept_find(unwind_memo_t *m, uint32_t max, uintptr_t pc, ui
   // it at once, whatever else the slots hold (the thread's first stacks,
   // from its start-up, take the first slots).
   unwind_kept_t *e = &m->kept[m->last];
-  if (kept_match(e, max, pc, sp, bp)) return e;
+  if (kept_match(e, max, pc, sp, bp)) {
+    if (m->hot.pc == 0) kept_set_last(m, m->last);
+    return e;
+  }
   for (uint32_t i = 0; i < UNWIND_MEMO_KEPT; i++) {
     e = &m->kept[i];
     if (i != m->last && kept_match(e, max, pc, sp, bp)) {
-      m->last = i;
+      kept_set_last(m, i);
       return e;
     }
   }
@@ -949,16 +964,20 @@ static int kept_build(unwind_memo_t *m, uint32_t n, uint32_t max) {
   }
   unwind_kept_t *e = &m->kept[v];
   const unwind_memo_frame_t *f = m->f[m->cur];
+  if ((uint32_t)v == m->last) m->hot.pc = 0;  // its copy goes with it
   e->tag = 0;
-  e->pc = f[0].pc, e->sp = f[0].sp, e->bp = f[0].bp, e->bp_read = f[0].bp_read;
+  e->pc = f[0].pc, e->sp = f[0].sp, e->bp = f[0].bp, e->bp_mask = f[0].bp_read ? ~(uintptr_t)0 : 0;
   e->n = n, e->max = max;
   uint32_t k = 0;
   for (uint32_t j = 0; j < n; j++) {
     if (f[j].at[0] != 0) e->chk[k++] = (unwind_check_t){f[j].at[0], f[j].word[0]};
     if (f[j].at[1] != 0 && j + 1 < n && f[j + 1].bp_read) e->chk[k++] = (unwind_check_t){f[j].at[1], f[j].word[1]};
   }
-  while (k < 1 || k % 2 == 0)  // room: at most 2 per frame less one, and n <= UNWIND_MEMO_FRAMES
+  // gort__unwind_kept_last checks two at a time: pad to an even count, at
+  // least 2 (room: at most 2 per frame less one, n <= UNWIND_MEMO_FRAMES).
+  while (k < 2 || k % 2 != 0)
     e->chk[k] = (unwind_check_t){(uintptr_t)&e->chk[k].word, (uintptr_t)&e->chk[k].word}, k++;
+  e->chk[k] = (unwind_check_t){0, 0};  // the end, for gort__unwind_kept_last
   e->nchk = k;
   return v;
 }
@@ -981,9 +1000,6 @@ static GORT_NOINLINE uint32_t walk_tagged_miss(uintptr_t *pcs, uint32_t max, uin
   return n;
 }
 
-uint32_t gort__unwind_walk_tagged(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
-                                  unwind_tag_t *t);
-
 // Entered from the stub (as gort__unwind_walk_memo). The hit is the
 // common case and stays small; the walk itself is outlined.
 uint32_t gort__unwind_walk_tagged(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
@@ -1005,13 +1021,18 @@ uint32_t gort__unwind_walk_tagged(uintptr_t *pcs, uint32_t max, uintptr_t pc, ui
 
 void gort__unwind_memo_keep(unwind_tag_t *t, uint32_t tag) {
   if (!t->held) return;
-  if (t->slot >= 0) t->m->kept[t->slot].tag = tag;
+  if (t->slot >= 0) {
+    t->m->kept[t->slot].tag = tag;
+    // The newest is the one a repeat will look for first.
+    if (tag != 0) kept_set_last(t->m, (uint32_t)t->slot);
+  }
   t->held = 0;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   t->m->busy = 0;
 }
 
 void gort__unwind_memo_forget(unwind_memo_t *m) {
+  m->hot.pc = 0;
   for (int i = 0; i < UNWIND_MEMO_KEPT; i++) m->kept[i].tag = 0;
 }
 

@@ -39,20 +39,28 @@ typedef struct {
 } unwind_memo_frame_t;
 // A walk kept under a caller's tag (gort__unwind_capture_tagged): frame
 // 0's state and the words that decided the rest, flat, for a check with
-// no rule lookup.
+// no rule lookup (gort__unwind_kept_last).
 #define UNWIND_MEMO_KEPT 8
 typedef struct {
   uintptr_t at, word;
 } unwind_check_t;
 typedef struct {
   uintptr_t pc, sp, bp;       // frame 0
+  uintptr_t bp_mask;          // all ones if frame 0's bp decides something, else 0
   uint32_t tag;               // the caller's; 0: empty
   uint32_t n, max;            // the walk's frames, and its max
-  uint32_t nchk;
-  uint8_t bp_read;            // frame 0's bp decides something
-  unwind_check_t chk[2 * UNWIND_MEMO_FRAMES];
+  uint32_t nchk;              // even, at least 2 (padded with words that check themselves)
+  unwind_check_t chk[2 * UNWIND_MEMO_FRAMES + 1];  // and then one with at 0
 } unwind_kept_t;
+// The kept walk found last, copied where gort__unwind_kept_last reads it
+// first (pc 0: none): no index to scale, and one line for all but the words.
 typedef struct {
+  uintptr_t pc, sp, bp, bp_mask;
+  const unwind_check_t *chk;  // its checks, ended by one with at 0
+  uint32_t max, tag;
+} unwind_kept_hot_t;
+typedef struct {
+  unwind_kept_hot_t hot;
   uint32_t n[2];              // frames in each buffer
   uint32_t max[2];            // the max of the walk that filled it
   uint8_t complete[2];        // that walk ended by itself, not at max
@@ -88,7 +96,47 @@ typedef struct {
   int8_t slot;    // the kept slot the walk was written to, -1 none
 } unwind_tag_t;
 uint32_t gort__unwind_capture_tagged(uintptr_t *pcs, uint32_t max, unwind_tag_t *t);
+// The same walks from a frame state the caller has: pc a return address
+// into the frame's function, sp the frame's rsp once that call returned
+// (the callee's CFA), bp its rbp then. An entry stub that reads its own
+// return address, rsp + 8 and rbp passes exactly this (as the capture
+// stubs do), so the walk starts in the stub's caller: pcs[0] is pc.
+uint32_t gort__unwind_walk(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp);
+uint32_t gort__unwind_walk_tagged(uintptr_t *pcs, uint32_t max, uintptr_t pc, uintptr_t sp, uintptr_t bp,
+                                  unwind_tag_t *t);
 void gort__unwind_memo_keep(unwind_tag_t *t, uint32_t tag);
+// The hit of gort__unwind_walk_tagged on the kept walk found (or kept)
+// last, read from its copy m->hot, inline for the leak check's every
+// allocation: the tag of that walk if a walk
+// from (pc, sp, bp) with this max would repeat it word for word, else 0
+// (then call gort__unwind_walk_tagged, which looks at every kept walk and
+// walks). Frame 0's state and every word the kept walk read decide the
+// whole walk (unwind.c, kept walks); the words are checked only on the
+// stack they were read from (same pc and sp), and all of them, or'ed
+// into one test. The memo is held meanwhile: a signal handler's walk
+// inside this one does without it, so cannot rewrite what is read.
+static inline uint32_t gort__unwind_kept_last(unwind_memo_t *m, uint32_t max, uintptr_t pc, uintptr_t sp,
+                                              uintptr_t bp) {
+  if (m->busy) return 0;
+  m->busy = 1;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  uint32_t tag = 0;
+  if (m->hot.pc == pc && m->hot.sp == sp) {
+    uintptr_t diff = (uintptr_t)(m->hot.max ^ max) | ((m->hot.bp ^ bp) & m->hot.bp_mask), v0, v1;
+    const unwind_check_t *c = m->hot.chk;
+    do {  // pairs, up to the entry with at 0
+      __builtin_memcpy(&v0, (const void *)c[0].at, sizeof v0);
+      __builtin_memcpy(&v1, (const void *)c[1].at, sizeof v1);
+      diff |= (v0 ^ c[0].word) | (v1 ^ c[1].word);
+      c += 2;
+    } while (c->at != 0);
+    if (diff == 0) tag = m->hot.tag;
+  }
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  m->busy = 0;
+  return tag;
+}
+
 // Drops the kept walks (their tags no longer name what a walk would give).
 void gort__unwind_memo_forget(unwind_memo_t *m);
 

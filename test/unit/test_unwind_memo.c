@@ -139,3 +139,83 @@ TEST(kept_walk_with_another_max_is_not_reused) {
     if (t.tag == 0) gort__unwind_memo_keep(&t, max);
   }
 }
+
+// The leak check's inline hit (gort__unwind_kept_last), from a frame
+// state as its record stub passes it: a tag it returns must name a walk
+// equal to a full walk from the same state now; on 0, the tagged walk
+// goes on as the record does (the other kept walks, else a walk kept
+// under a new tag). The same paths as above, alternating, so that the
+// kept walk found last keeps changing and is often rebuilt.
+#if defined(__x86_64__) && defined(__linux__)
+void kept_state(uintptr_t st[3]);
+__asm__(".pushsection .text\n"
+        ".type kept_state, @function\n"
+        "kept_state:\n"
+        "  movq (%rsp), %rax\n"
+        "  movq %rax, (%rdi)\n"
+        "  leaq 8(%rsp), %rax\n"
+        "  movq %rax, 8(%rdi)\n"
+        "  movq %rbp, 16(%rdi)\n"
+        "  ret\n"
+        ".size kept_state, .-kept_state\n"
+        ".popsection\n");
+
+static uintptr_t last_pcs[NTAGS][MAXF];
+static uint32_t last_n[NTAGS], nlast;
+static int last_hits, last_mismatches;
+
+__attribute__((noinline)) static void last_leaf(void) {
+  uintptr_t st[3], a[MAXF], b[MAXF];
+  kept_state(st);
+  uint32_t nb = gort__unwind_walk(b, MAXF, st[0], st[1], st[2]);
+  uint32_t tag = gort__unwind_kept_last(&memo, MAXF, st[0], st[1], st[2]);
+  if (tag != 0) {
+    last_hits++;
+  } else {
+    unwind_tag_t t = {.m = &memo};
+    uint32_t na = gort__unwind_walk_tagged(a, MAXF, st[0], st[1], st[2], &t);
+    tag = t.tag;
+    if (tag == 0) {
+      if (na != nb || memcmp(a, b, na * sizeof a[0]) != 0) last_mismatches++;
+      if (nlast < NTAGS) {
+        memcpy(last_pcs[nlast], a, na * sizeof a[0]);
+        last_n[nlast] = na;
+        tag = ++nlast;
+      }
+      gort__unwind_memo_keep(&t, tag);
+      tag = 0;
+    }
+  }
+  if (tag != 0 && (last_n[tag - 1] != nb || memcmp(last_pcs[tag - 1], b, nb * sizeof b[0]) != 0))
+    last_mismatches++;
+  sink++;
+}
+
+__attribute__((noinline)) static void last_a(void) { last_leaf(); sink++; }
+__attribute__((noinline)) static void last_b(void) { last_leaf(); sink += 2; }
+__attribute__((noinline)) static void last_via(int k) {
+  if (k & 1) last_a(); else last_b();
+  sink++;
+}
+__attribute__((noinline)) static void last_twin1(int k) { last_via(k); sink++; }
+__attribute__((noinline)) static void last_twin2(int k) { last_via(k); sink++; }
+__attribute__((noinline)) static void last_recurse(int d) {
+  if (d == 0) last_leaf();
+  else last_recurse(d - 1);
+  sink++;
+}
+
+TEST(kept_last_names_only_identical_stacks) {
+  gort__unwind_init();
+  memset(&memo, 0, sizeof memo);
+  for (int i = 0; i < 400; i++) {
+    for (int k = 0; k < i % 3 + 1; k++) last_leaf();  // the same stack again: the inline hit
+    last_a();
+    if (i % 2) last_twin1(i); else last_twin2(i);
+    last_recurse(i % 11);  // more stacks than kept slots: slots are rebuilt
+    if (i % 50 == 0) gort__unwind_memo_forget(&memo);
+  }
+  EXPECT_EQ_U64(last_mismatches, 0);
+  EXPECT(last_hits > 100, "a repeated stack is the inline hit (%d hits)", last_hits);
+}
+#endif
