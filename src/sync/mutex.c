@@ -135,8 +135,9 @@ static void do_spin(void) {
 // took the lock (Go's unlockSlow loop); in starvation mode, hands the mutex
 // to the first waiter instead, locking it again on its behalf. Safe to call
 // at any time, by anyone: the CAS makes one caller do each wake.
-static void wake_waiter(gort_mutex_t *m) {
-  uint64_t old = atomic_load_explicit(state(m), memory_order_relaxed);
+// old: the state as last seen (the unlock's subtract returns it, which
+// saves a load of the contended line; it is only a first guess).
+static void wake_waiter(gort_mutex_t *m, uint64_t old) {
   for (;;) {
     if (waiters(old) == 0 || (old & (LOCKED | WOKEN))) return;
     uint64_t new = (old - WAITER) | ((old & STARVING) ? LOCKED : WOKEN);
@@ -148,7 +149,7 @@ static void wake_waiter(gort_mutex_t *m) {
   }
 }
 
-static void rescue(void *m) { wake_waiter(m); }
+static void rescue(void *m) { wake_waiter(m, atomic_load_explicit(state(m), memory_order_relaxed)); }
 
 static GORT_NOINLINE void lock_slow(gort_mutex_t *m) {
   int64_t wait_start = 0;
@@ -209,9 +210,9 @@ void gort_mutex_lock(gort_mutex_t *m) {
 
 // The lock word was was (1 unless misused) and the high half showed
 // waiters or a mode: after the release, the rest of Go's unlockSlow.
-static GORT_NOINLINE void unlock_slow(gort_mutex_t *m, uint32_t was) {
+static GORT_NOINLINE void unlock_slow(gort_mutex_t *m, uint32_t was, uint64_t now) {
   if (was != 1) gort__fatal("sync: unlock of unlocked mutex", m);
-  wake_waiter(m);
+  wake_waiter(m, now);
 }
 
 // A test's knob (GORT_DEBUG=mutexlostwake=N): one in N unlocks does what
@@ -231,7 +232,7 @@ static GORT_NOINLINE void unlock_reordered(gort_mutex_t *m) {
     for (int i = 0; i < 200; i++) gort__cpu_relax();
   atomic_store_explicit(lockword(m), 0, memory_order_release);
   if (!early || gort__nanotime() - t0 > 100 * 1000) h = atomic_load_explicit(waitword(m), memory_order_relaxed);
-  if (((l ^ 1) | h) != 0) unlock_slow(m, l);
+  if (((l ^ 1) | h) != 0) unlock_slow(m, l, (uint64_t)h << 32);
 }
 
 void gort_mutex_unlock(gort_mutex_t *m) {
@@ -247,5 +248,5 @@ void gort_mutex_unlock(gort_mutex_t *m) {
   uint64_t old = atomic_fetch_sub_explicit(state(m), LOCKED, memory_order_release);
   uint32_t l = (uint32_t)old, h = (uint32_t)(old >> 32);
 #endif
-  if (gort_unlikely(((l ^ 1) | h) != 0)) unlock_slow(m, l);
+  if (gort_unlikely(((l ^ 1) | h) != 0)) unlock_slow(m, l, (uint64_t)h << 32);
 }
