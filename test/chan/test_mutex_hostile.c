@@ -602,6 +602,7 @@ static void fork_run(void) {
 TEST(fork_while_a_mutex_is_contended_leaves_the_childs_mutexes_working) { fork_run(); }
 INNER_TEST(fork_inner) { fork_run(); }
 TEST(fork_while_contended_under_lost_wakes) {
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer dies when a multi-threaded fork's child starts threads");
   EXPECT(harness_run_inner("fork_inner", "GORT_DEBUG=mutexlostwake=1"));
 }
 
