@@ -60,7 +60,8 @@
 // ThreadSanitizer build releases with a locked subtract (TSan does not
 // model one object accessed at two sizes); the rest is the same.
 //
-// Off since 2026-12-01: every build releases with the locked subtract,
+// Off since 2026-12-01 (the plain release's code is removed; the knob's
+// unlock_reordered shows its order): every build releases with the locked subtract,
 // Go's unlock, and waiters block with no rescue timer. The plain release
 // reads the high half after its store, even with no waiters, and by then
 // the mutex may be gone: a thread that locks it in that window, unlocks it
@@ -97,11 +98,6 @@
 #define WAITER ((uint64_t)1 << WAITER_SHIFT)
 #define STARVATION_NS 1000000
 #define RESCUE_NS (1000 * 1000)
-
-// Off: see "Off since 2026-12-01" above. The rescue then runs only under
-// the test knob, whose reordered unlock needs it, so that it stays tested
-// for a release that touches nothing after its store.
-#define PLAIN_RELEASE 0
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the lock word is the state's low half");
 _Static_assert(sizeof(((gort_mutex_t *)0)->state_) == 8, "a 64-bit state");
@@ -181,7 +177,9 @@ static GORT_NOINLINE void lock_slow(gort_mutex_t *m) {
     if (!(old & (LOCKED | STARVING))) return;  // locked it
     bool lifo = wait_start != 0;
     if (wait_start == 0) wait_start = gort__nanotime();
-    if (PLAIN_RELEASE || gort__opts.mutexlostwake > 0)
+    // The rescue runs only under the test knob, whose reordered unlock
+    // needs it ("Off since 2026-12-01" above), so that it stays tested.
+    if (gort__opts.mutexlostwake > 0)
       gort__sync_acquire_rescued(&m->sema_, lifo, RESCUE_NS, rescue, m, "sync.Mutex.Lock", m);
     else
       gort__sync_acquire(&m->sema_, lifo, "sync.Mutex.Lock", m);
@@ -240,13 +238,7 @@ void gort_mutex_unlock(gort_mutex_t *m) {
     unlock_reordered(m);
     return;
   }
-#if PLAIN_RELEASE
-  uint32_t l = atomic_load_explicit(lockword(m), memory_order_relaxed);
-  atomic_store_explicit(lockword(m), 0, memory_order_release);
-  uint32_t h = atomic_load_explicit(waitword(m), memory_order_relaxed);
-#else
   uint64_t old = atomic_fetch_sub_explicit(state(m), LOCKED, memory_order_release);
   uint32_t l = (uint32_t)old, h = (uint32_t)(old >> 32);
-#endif
   if (gort_unlikely(((l ^ 1) | h) != 0)) unlock_slow(m, l, (uint64_t)h << 32);
 }
