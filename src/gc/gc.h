@@ -215,7 +215,7 @@ bool gort__gc_is_marked(uintptr_t obj);
 // Concurrent marking (mgc.c says how the cycle uses them).
 uint64_t gort__gc_mark_begin(void);             // first stop: the roots; returns objects marked
 void gort__gc_mark_drain_concurrent(void);      // the background worker
-void gort__gc_mark_assist(uint64_t budget);     // an allocating thread (bytes to scan), in a no-stop region
+uint64_t gort__gc_mark_assist(uint64_t budget);  // an allocating thread (bytes to scan), in a no-stop region; bytes scanned
 bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent);  // a pre-cleaning round
 bool gort__gc_mark_assist_pages(uint64_t budget);  // an allocating thread's share of one
 // The final stop; t: ns spent on the roots, the written pages, the drain.

@@ -724,12 +724,12 @@ void gort__gc_mark_drain_concurrent(void) {
 // until it has scanned budget bytes, and returns its buffer to it.
 #define ASSIST_MAX_OBJECT (64 << 10)
 
-void gort__gc_mark_assist(uint64_t budget) {
+uint64_t gort__gc_mark_assist(uint64_t budget) {
   if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) {
     // The worker keeps a deep graph's work in its own buffer (a tree never
     // fills one): ask it to share, for this thread's next assist.
     atomic_store_explicit(&mark.hungry, true, memory_order_relaxed);
-    return;
+    return 0;
   }
   atomic_fetch_add(&mark.assists, 1);
   worker_t w = {0};
@@ -759,6 +759,7 @@ void gort__gc_mark_assist(uint64_t budget) {
   }
   atomic_fetch_add(&mark.assist_bytes, w.bytes);
   atomic_fetch_sub(&mark.assists, 1);
+  return scanned;
 }
 
 // Rescans what the program may have changed in the pages [lo, hi): the
