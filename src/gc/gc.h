@@ -203,6 +203,7 @@ void gort__gc_mark(uint64_t last_marked);
 // Call with the world stopped after gort__gc_finalizers_mark, whose
 // objects count too: they survive the cycle.
 uint64_t gort__gc_mark_bytes(void);
+uint64_t gort__gc_mark_scan_bytes(void);  // of the last gort__gc_mark_bytes, those of objects that were scanned
 // Marks what obj points at (not obj): finalizer support (world stopped).
 void gort__gc_mark_children(uintptr_t obj);
 // Marks obj itself (world stopped, after its children were marked).

@@ -69,6 +69,7 @@ typedef struct workbuf {
 typedef struct {
   workbuf_t *cur;
   uint64_t bytes, objects;
+  uint64_t scan_bytes;  // of them, the bytes of objects queued to be scanned
 } worker_t;
 
 #define MAX_WORKERS 8
@@ -87,6 +88,8 @@ static struct {
   bool parallel;     // this cycle's drains use the helpers
   bool atomic;       // marks are atomic ORs (helpers, or the program runs beside the mark)
   _Atomic uint64_t assist_bytes;  // marked by assists (mgc.c's pacer)
+  _Atomic uint64_t assist_scan_bytes;  // of them, queued to be scanned
+  uint64_t scan_bytes_last;  // the last mark's scan_bytes (gort__gc_mark_scan_bytes)
   _Atomic int assists;            // assists holding a buffer now
   _Atomic bool hungry;            // an assist found the queue empty: the worker shares
   _Atomic uint32_t start;  // bumped to start the helpers
@@ -187,7 +190,10 @@ RACY_READS static inline void mark_value(worker_t *w, uintptr_t v) {
   }
   w->bytes += size;
   w->objects++;
-  if (kind == KIND_GC_SCAN || kind == KIND_GC_TYPED) push(w, obj);
+  if (kind == KIND_GC_SCAN || kind == KIND_GC_TYPED) {
+    w->scan_bytes += size;
+    push(w, obj);
+  }
 }
 
 RACY_READS static void scan_range_w(worker_t *w, uintptr_t lo, uintptr_t hi) {
@@ -566,15 +572,21 @@ void gort__gc_mark_object(uintptr_t obj) {
 }
 
 uint64_t gort__gc_mark_bytes(void) {
-  uint64_t b = 0;
+  uint64_t b = 0, scan = 0;
   b += atomic_exchange(&mark.assist_bytes, 0);
+  scan += atomic_exchange(&mark.assist_scan_bytes, 0);
   for (int i = 0; i < mark.nworkers; i++) {
     b += mark.workers[i].bytes;
+    scan += mark.workers[i].scan_bytes;
     mark.workers[i].bytes = 0;
     mark.workers[i].objects = 0;
+    mark.workers[i].scan_bytes = 0;
   }
+  mark.scan_bytes_last = scan;
   return b;
 }
+
+uint64_t gort__gc_mark_scan_bytes(void) { return mark.scan_bytes_last; }
 
 void gort__gc_mark_prepare(void) { read_segments(); }
 
@@ -721,8 +733,15 @@ void gort__gc_mark_drain_concurrent(void) {
 
 // A mark assist (an allocating thread, in a no-stop region so that no stop
 // finds its buffer half-scanned): scans objects from the shared queue
-// until it has scanned budget bytes, and returns its buffer to it.
+// until it has scanned budget bytes or spent ASSIST_MAX_NS, and returns
+// its buffer to it. The time bound: bytes are a poor measure of the time
+// a scan takes (a 32-byte object whose one pointer leads to a cold line
+// of a 2 GiB heap costs as much as a 512-byte one in cache), and a 512
+// KiB budget of the large-heap benchmark's entries took the program
+// 10 ms per assist, one after another, for a whole cycle.
 #define ASSIST_MAX_OBJECT (64 << 10)
+#define ASSIST_MAX_NS 250000
+#define ASSIST_CLOCK_EVERY 32
 
 uint64_t gort__gc_mark_assist(uint64_t budget) {
   if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) {
@@ -738,7 +757,12 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
   // A stop that arrives meanwhile waits for this no-stop region: the
   // assist gives up at once (its buffer goes back to the queue), so that
   // it never lengthens a stop by more than one object.
-  while (scanned < budget && !gort__stop_pending && pop(&w, &obj)) {
+  int64_t deadline = gort__nanotime() + ASSIST_MAX_NS;
+  for (unsigned k = 1; scanned < budget && !gort__stop_pending && pop(&w, &obj); k++) {
+    if (k % ASSIST_CLOCK_EVERY == 0 && gort__nanotime() > deadline) {
+      push(&w, obj);
+      break;
+    }
     // A large object is the worker's: scanned whole inside the no-stop
     // region, a table of megabytes held every stop for milliseconds.
     mspan_t *s = span_of(obj);
@@ -758,6 +782,7 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
     else put_empty(w.cur);
   }
   atomic_fetch_add(&mark.assist_bytes, w.bytes);
+  atomic_fetch_add(&mark.assist_scan_bytes, w.scan_bytes);
   atomic_fetch_sub(&mark.assists, 1);
   return scanned;
 }
@@ -867,6 +892,7 @@ bool gort__gc_mark_assist_pages(uint64_t budget) {
     else put_empty(w.cur);
   }
   atomic_fetch_add(&mark.assist_bytes, w.bytes);
+  atomic_fetch_add(&mark.assist_scan_bytes, w.scan_bytes);
   return done > 0;
 }
 
