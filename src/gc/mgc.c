@@ -21,8 +21,9 @@
 // C has no compiler to insert Go's write barrier, so the kernel's record
 // of written pages stands in for it):
 //   1. The thread whose allocation reached the trigger takes the cycle
-//      lock and wakes the background worker (gort_gc_collect does the
-//      next steps itself, and waits for the end), which reads the loaded
+//      lock and, if the last cycle's part before its first stop took over
+//      a millisecond, wakes the background worker for it (else, and in
+//      gort_gc_collect, it does it itself), which reads the loaded
 //      objects' segments, finishes the last sweep and protects the heap's
 //      pages (dirty.c: arming before the stop is only conservative), the
 //      program still running.
@@ -216,6 +217,7 @@ static struct {
   bool on;                    // dirty tracking works: cycles are concurrent
   _Atomic uint32_t request;   // bumped to start the worker on a cycle
   _Atomic bool start_pending; // the worker runs the first stop too (the pacer's cycles)
+  _Atomic int64_t prestop_ns; // the last cycle's time before its first stop (sweep, protect)
   _Atomic uint32_t finished;  // cycles finished (futex for gort_gc_collect)
   uint32_t started;           // cycles started (under the cycle lock)
   bool forced;
@@ -339,6 +341,9 @@ static void activate(void) {
 static void cycle(void *arg);
 static void cycle_start(void *arg);
 
+// Past this, the worker starts the pacer's next cycle (collect, below).
+#define START_INLINE_MAX_NS 1000000
+
 // Runs a cycle, or (the pacer's call, a cycle already running) helps it.
 static void collect(bool forced) {
   gort__stw_register_self();
@@ -353,19 +358,24 @@ static void collect(bool forced) {
     return;
   }
   uint32_t mine = ++conc.started;
-  if (!forced) {
-    // The pacer's cycle: the worker runs its first stop too. What comes
-    // before that stop (the last sweep, protecting the heap: 12-17 ms with
-    // 2 GiB) is a gap in the thread that starts the cycle; on the worker
-    // it is not, and the program allocates on towards the goal meanwhile,
-    // with the trigger's headroom.
+  if (!forced && atomic_load_explicit(&conc.prestop_ns, memory_order_relaxed) > START_INLINE_MAX_NS) {
+    // The pacer's cycle, when what comes before its first stop (the last
+    // sweep, protecting the heap) took long last time: the worker runs it,
+    // and the first stop too. On this thread it is a gap in the program
+    // (12-17 ms with 2 GiB); on the worker it is not, and the program
+    // allocates on towards the goal meanwhile, with the trigger's
+    // headroom. Not always: protecting pages that a running thread writes
+    // costs that thread's core an IPI per flush, and binary-trees (a 35
+    // MiB heap, 0.1 ms to protect) used 15% more CPU with every start on
+    // the worker.
     atomic_store(&conc.start_pending, true);
     atomic_fetch_add(&conc.request, 1);
     gort__os_futex_wake(&conc.request, 1);
     return;
   }
   gort__stw_run_recorded(cycle_start, &forced);
-  for (uint32_t f; (int32_t)((f = atomic_load(&conc.finished)) - mine) < 0;) gort__os_futex_wait(&conc.finished, f);
+  if (forced)
+    for (uint32_t f; (int32_t)((f = atomic_load(&conc.finished)) - mine) < 0;) gort__os_futex_wait(&conc.finished, f);
 }
 
 // The stop-the-world cycle (no dirty tracking). Called with the cycle lock
@@ -442,6 +452,7 @@ static void cycle_start(void *arg) {
   conc.dirty_gen = gort__dirty_arm();
   bool tracked = conc.dirty_gen != 0;
   int64_t t_stop = gort__nanotime();
+  atomic_store_explicit(&conc.prestop_ns, t_stop - conc.t0, memory_order_relaxed);
   gort__stw_stop();
   gort__gc_sweep_finish();
   gort__gc_flush_caches();
