@@ -377,6 +377,8 @@ static GORT_NOINLINE void stop_deferred(void) {
   __asm__ volatile("" ::: "memory");
 }
 
+#define STOP_SPIN_NS 50000
+
 void gort__stw_stop(void) {
   raw_lock(&stw.lock);
   uint32_t e = atomic_fetch_add_explicit(&stw.epoch, 1, memory_order_acq_rel) + 1;
@@ -388,11 +390,21 @@ void gort__stw_stop(void) {
   }
   // Every signalled thread has parked for this stop (nstopped only wakes
   // this loop; stopped_epoch decides).
+  // Spinning first, for up to STOP_SPIN_NS in all: a running thread takes
+  // its signal and parks within microseconds, and a sleep on the futex
+  // then added the wake-up of this thread to every stop (binary-trees'
+  // final stops spent 0.09-0.11 ms stopping, now 0.06-0.09; the rest is
+  // the signal's delivery, and a sleeping thread's wake-up to take it).
+  int64_t spin_until = gort__nanotime() + STOP_SPIN_NS;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
     if (t == self || t->unstoppable) continue;
-    for (;;) {
+    for (unsigned k = 0;; k++) {
       uint32_t n = atomic_load_explicit(&stw.nstopped, memory_order_acquire);
       if (atomic_load_explicit(&t->stopped_epoch, memory_order_acquire) == e) break;
+      if ((k & 63) != 63 || gort__nanotime() < spin_until) {
+        gort__cpu_relax();
+        continue;
+      }
       gort__os_futex_wait(&stw.nstopped, n);
     }
   }
