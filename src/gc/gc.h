@@ -31,7 +31,7 @@ typedef struct {
 void gort__gc_init(void);         // start-up step 3 (base/start.c)
 // The allocator's trigger check: runs a cycle if the heap reached its goal.
 // Call outside every no-stop region (it may stop the world).
-void gort__gc_maybe_collect(void);
+void gort__gc_maybe_collect(size_t bytes);  // bytes: what the caller is about to allocate
 void gort__gc_read_figures(gc_figures_t *out);
 bool gort__gc_enabled(void);
 // Pools (pool/rotate.c, Go's clearpools): stopped runs at the start of

@@ -279,7 +279,7 @@ static mcache_t *my_cache(void) {
 }
 
 static void *alloc_large(size_t size, int kind) {
-  gort__gc_maybe_collect();
+  gort__gc_maybe_collect(size);
   if (size > (size_t)PTRDIFF_MAX) {
     errno = ENOMEM;
     return NULL;
@@ -345,7 +345,7 @@ static void *alloc_small(size_t size, int kind) {
     // The slow path: the pacer may collect here, outside the region, and
     // gcstress collects at every refill.
     if (gort__gc_stress) gort_gc_collect();
-    else gort__gc_maybe_collect();
+    else gort__gc_maybe_collect(gort__class_size[cls] * (size_t)gort__class_nelems[cls]);
     nostop_enter();
     if (gcc->head == NULL) {
       block_t *list = refill(gcc, kind, (int)cls);

@@ -35,8 +35,10 @@
 //   3. The worker drains the queue while the program runs (alone: on 2
 //      cores a second marker would leave the program none). Allocating
 //      threads past the trigger assist, scanning a bounded number of
-//      objects in a no-stop region; past the goal by a tenth they wait
-//      for the cycle's end (Go's hard goal).
+//      objects for at most 0.25 ms in a no-stop region; past the goal by
+//      a tenth they help or wait in slices of 0.5 ms, and past it by a
+//      sixteenth more they wait for the cycle's end (Go's hard goal;
+//      "assist", below).
 //   4. Pre-cleaning: the worker collects the pages written so far (one
 //      ioctl gets and re-protects them), rescans the marked objects on
 //      them (only their words on those pages; typed ones through their
@@ -227,8 +229,9 @@ static struct {
   uint64_t root_objects;      // marked from the roots in the first stop
   uint32_t dirty_gen;         // this cycle's arming of the dirty tracking
   int64_t t_swept;            // the first stop's thread finished the last sweep
-  _Atomic uint32_t waits;     // allocations that waited for the cycle (past the hard goal)
+  _Atomic uint32_t waits;     // slow paths that waited past the hard goal (gctrace=2)
   _Atomic int64_t longest_wait;
+  _Atomic uint64_t past_hard; // bytes allocated past the hard goal in this cycle
 } conc;
 
 // The pools' rotation (gort__gc_set_pool_hooks); NULL until pools start.
@@ -431,7 +434,8 @@ static void cycle(void *arg) {
 // program allocates, so it starts before the goal (Go's trigger), leaving
 // 15% of the growth for the mark (at 30%, GCBench ran 84 cycles instead
 // of 68 and used 13% more CPU); assists keep the heap near the goal if
-// the program outruns the worker, and past the goal by a tenth it waits.
+// the program outruns the worker, and past the goal by a tenth it waits
+// ("assist", below).
 static uint64_t trigger_for(uint64_t marked, uint64_t goal) {
   if (!conc.on || goal <= marked) return goal;
   return marked + (goal - marked) / 20 * 17;
@@ -441,6 +445,7 @@ static uint64_t trigger_for(uint64_t marked, uint64_t goal) {
 // the worker drops it at the end).
 static void cycle_start(void *arg) {
   conc.forced = *(bool *)arg;
+  atomic_store(&conc.past_hard, 0);
   conc.t0 = gort__nanotime();
   conc.before = atomic_load(&gort__gc_heap_live);
   gort__gc_mark_prepare();
@@ -558,7 +563,7 @@ static void cycle_finish(void) {
     char g1[32], g2[32];
     gort__print("gc %u: before the first stop: the last sweep %s ms, protecting the heap %s ms\n", n,
                 ms3(g1, sizeof g1, conc.t_swept - conc.t0), ms3(g2, sizeof g2, conc.t_restart1 - conc.stw1_ns - conc.t_swept));
-    gort__print("gc %u: %u allocations waited past the hard goal, the longest %s ms\n", n,
+    gort__print("gc %u: %u slow paths waited past the hard goal, the longest %s ms (stops and descheduling included)\n", n,
                 atomic_exchange(&conc.waits, 0), ms3(a, sizeof a, atomic_exchange(&conc.longest_wait, 0)));
     gort__print("gc %u: the first stop marked %llu objects from the roots; %d pre-cleaning rounds rescanned %llu written pages (%s); the final stop rescanned "
                 "%llu: stop %s ms, flush %s ms, roots %s ms, pages %s ms, drain %s ms, rest %s ms\n",
@@ -575,7 +580,8 @@ static void cycle_finish(void) {
   cycle_lock_drop();
   // After the cycle lock: unprotecting takes milliseconds with a large
   // heap, and the next cycle must be able to start meanwhile (its arm
-  // waits for this, or makes it a no-op).
+  // waits for this, or makes it a no-op). A next cycle the worker is to
+  // start waits for this instead, this being the worker.
   gort__dirty_disarm(gen);
 }
 
@@ -621,12 +627,27 @@ void gort__gc_freed(uintptr_t obj, uint64_t bytes) {
 // take, for at most HARD_WAIT_NS, then goes on to its next slow path
 // (about a span's worth of allocation later) and comes back. Waiting once
 // for the whole cycle left binary-trees' mutator 12-19 ms gaps (the cycle
-// runs 10-20 ms there, the heap past the hard goal for most of it); in
-// slices the heap still grows at most a refill per slice, and the longest
-// gap is a slice. A quarter instead of a tenth kept the program waiting
-// less but let HeapInuse pass 3x the live heap.
+// runs 10-20 ms there, the heap past the hard goal for most of it). The
+// slices are paid for in bytes: what the program allocates past the hard
+// goal is counted, and past a sixteenth of the goal more (about 35
+// refills on binary-trees, the first large object of a program
+// allocating 4 MiB ones) every slow path waits for the cycle's end, as
+// before: in slices alone, a thread allocating large objects took its
+// whole object after each 0.5 ms and grew the heap to 1.6-2.1x its goal.
+// A quarter instead of a tenth kept the program waiting less but let
+// HeapInuse pass 3x the live heap.
 #define HARD_WAIT_NS 500000
 #define HARD_NAP_NS 50000
+
+static void wait_for_cycle(void) {
+  int64_t t = gort__nanotime();
+  // Until the running cycle ends (the cycle lock is its whole length).
+  cycle_lock_take();
+  cycle_lock_drop();
+  int64_t waited = gort__nanotime() - t;
+  atomic_fetch_add(&conc.waits, 1);
+  if (waited > atomic_load(&conc.longest_wait)) atomic_store(&conc.longest_wait, waited);
+}
 
 static void hard_wait(void) {
   int64_t t = gort__nanotime(), now = t;
@@ -649,11 +670,14 @@ static void hard_wait(void) {
   if (now - t > atomic_load(&conc.longest_wait)) atomic_store(&conc.longest_wait, now - t);
 }
 
-static void assist(void) {
+static void assist(size_t bytes) {
   uint64_t live = atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed);
   uint64_t goal = atomic_load_explicit(&goal_now, memory_order_relaxed);
   if (goal != 0 && live > goal + goal / 10) {
-    hard_wait();
+    if (atomic_fetch_add_explicit(&conc.past_hard, bytes, memory_order_relaxed) + bytes > goal / 16)
+      wait_for_cycle();
+    else
+      hard_wait();
     return;
   }
   // Go's assist ratio: the scan work the mark still has (about the bytes
@@ -691,14 +715,14 @@ void gort__gc_run_stopped(void (*fn)(void)) {
   cycle_lock_drop();
 }
 
-void gort__gc_maybe_collect(void) {
+void gort__gc_maybe_collect(size_t bytes) {
   if (gort_likely(atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed) <
                   atomic_load_explicit(&gort__gc_trigger, memory_order_relaxed)))
     return;
   if (!gort__gc_enabled() || gort__nostop > 0) return;
   if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed) ||
       atomic_load_explicit(&cycle_lock, memory_order_relaxed) != 0) {
-    assist();  // a cycle runs (or ends): help it, or past the hard goal wait for it
+    assist(bytes);  // a cycle runs (or ends): help it, or past the hard goal wait for it
     return;
   }
   collect(false);
@@ -790,6 +814,8 @@ static void fork_child(void) {
   atomic_store(&cycle_lock, 0);
   active = false;
   conc.on = false;  // the worker thread is gone; activate() starts another
+  atomic_store(&conc.waits, 0);  // the parent's figures
+  atomic_store(&conc.longest_wait, 0);
   gort__dirty_fork_child();
   gort__gc_mark_after_fork_child();
   gort__gc_sweep_after_fork_child();

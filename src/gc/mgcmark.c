@@ -478,6 +478,7 @@ static void root_object(uintptr_t obj, uintptr_t size) {
   uint64_t bit, *mw = mark_word(obj, &bit);
   if ((__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit) == 0) {
     mark.workers[0].bytes += size;
+    mark.workers[0].scan_bytes += size;
     mark.workers[0].objects++;
   }
   scan_root(obj, obj + size, NULL);
@@ -615,14 +616,14 @@ static void checkmark(void) {
     }
   }
   worker_t *me = &mark.workers[0];
-  uint64_t bytes = me->bytes, objects = me->objects;
+  uint64_t bytes = me->bytes, objects = me->objects, scan_bytes = me->scan_bytes;
   scan_roots();
   bool parallel_was = mark.parallel, atomic_was = mark.atomic;
   mark.parallel = mark.atomic = false;  // alone
   drain_all();
   handle_overflow();
   mark.parallel = parallel_was, mark.atomic = atomic_was;
-  me->bytes = bytes, me->objects = objects;
+  me->bytes = bytes, me->objects = objects, me->scan_bytes = scan_bytes;
   for (size_t i = 0; i < narenas; i++) {
     arena_t *a = gort__arenas[(lo >> GORT_ARENA_SHIFT) + i];
     if (save[i] == NULL) continue;
