@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "../base/lock.h"
+#include "../base/noscan.h"
 #include "alloc_init.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
@@ -241,6 +242,7 @@ static struct {
   uintptr_t lo[GORT_MAX_RESERVATIONS], hi[GORT_MAX_RESERVATIONS];
   _Atomic uint32_t n;
 } resv;
+GORT_NOSCAN(resv)
 
 static void add_reservation(uintptr_t base, uintptr_t bytes) {
   uint32_t n = atomic_load_explicit(&resv.n, memory_order_relaxed);

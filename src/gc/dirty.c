@@ -86,6 +86,7 @@
 #include <string.h>
 
 #include "../alloc/mheap.h"
+#include "../base/noscan.h"
 #include "../base/options.h"
 #include "../os/os.h"
 #include "dirty.h"
@@ -163,6 +164,7 @@ static struct {
   _Atomic bool armed;
   uint32_t gen;              // armings so far (under the lock)
 } dirty;
+GORT_NOSCAN(dirty)
 
 // A spin lock: held only around a few system calls, never across a stop
 // (the heap_grew hook runs in a no-stop region and the worker is never

@@ -85,6 +85,7 @@
 #include <string.h>
 
 #include "../alloc/mheap.h"
+#include "../base/noscan.h"
 #include "../os/os.h"
 #include "../sched/sched.h"
 #include "gc.h"
@@ -127,6 +128,7 @@ static struct {
   const gc_leak_visitor_t *v;
   gc_leak_stats_t *st;
 } lc;
+GORT_NOSCAN(lc)
 
 static _Atomic uint32_t check_lock;  // a raw futex lock: a waiter must stay stoppable
 

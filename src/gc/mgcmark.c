@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "../alloc/mheap.h"
+#include "../base/noscan.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
 #include "../sched/sched.h"
@@ -347,6 +348,8 @@ static struct {
   int n;
   uintptr_t self_lo, self_hi;  // libgort.so's own segments, never scanned
 } segs;
+GORT_NOSCAN(segs)
+GORT_NOSCAN(gort__arenas)
 
 static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size, (void)arg;
@@ -390,16 +393,18 @@ static void read_segments(void) {
   dl_iterate_phdr(collect_segment, NULL);
 }
 
-// A segment, less gort's own page map (16 MiB of pointers to metadata,
-// when gort is linked statically).
+// A segment, less gort's own tables that hold no collected object when
+// gort is linked statically (base/noscan.h; the page map, 16 MiB of
+// pointers to metadata, among them).
 static void scan_segment(uintptr_t lo, uintptr_t hi) {
-  uintptr_t x0 = (uintptr_t)gort__arenas, x1 = x0 + sizeof gort__arenas;
-  if (hi <= x0 || lo >= x1) {
-    scan_root(lo, hi, NULL);
-    return;
+  uintptr_t xlo[GORT_NOSCAN_MAX], xhi[GORT_NOSCAN_MAX];
+  int n = gort__noscan_ranges(xlo, xhi);
+  for (int i = 0; i < n && lo < hi; i++) {
+    if (xhi[i] <= lo || xlo[i] >= hi) continue;
+    if (xlo[i] > lo) scan_root(lo, xlo[i], NULL);
+    if (xhi[i] > lo) lo = xhi[i];
   }
-  if (lo < x0) scan_root(lo, x0, NULL);
-  if (hi > x1) scan_root(x1, hi, NULL);
+  if (lo < hi) scan_root(lo, hi, NULL);
 }
 
 static struct {

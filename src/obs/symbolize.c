@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "../base/base.h"
+#include "../base/noscan.h"
 #include "../os/os.h"
 
 #define MAX_MODULES 256
@@ -88,6 +89,7 @@ static struct {
   size_t arena_used;
   char exe[4096];
 } sy;
+GORT_NOSCAN(sy)
 
 // ---- helpers ----------------------------------------------------------------------
 

@@ -137,6 +137,7 @@
 #include <string.h>
 
 #include "../base/base.h"
+#include "../base/noscan.h"
 
 #include <link.h>
 
@@ -216,6 +217,7 @@ static struct {
   _Atomic(_Atomic uint64_t *) cache;  // CACHE_SIZE words; NULL before gort__unwind_init
   _Atomic uintptr_t main_stack_top;   // AT_EXECFN; 0 before gort__unwind_init
 } unw;
+GORT_NOSCAN(unw)
 
 static range_t *range_of(uintptr_t q) {
   uint32_t n = atomic_load_explicit(&unw.nranges, memory_order_acquire);
