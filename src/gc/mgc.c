@@ -639,14 +639,17 @@ void gort__gc_freed(uintptr_t obj, uint64_t bytes) {
 #define HARD_WAIT_NS 500000
 #define HARD_NAP_NS 50000
 
+static void record_wait(int64_t ns) {
+  atomic_fetch_add(&conc.waits, 1);
+  if (ns > atomic_load(&conc.longest_wait)) atomic_store(&conc.longest_wait, ns);
+}
+
 static void wait_for_cycle(void) {
   int64_t t = gort__nanotime();
   // Until the running cycle ends (the cycle lock is its whole length).
   cycle_lock_take();
   cycle_lock_drop();
-  int64_t waited = gort__nanotime() - t;
-  atomic_fetch_add(&conc.waits, 1);
-  if (waited > atomic_load(&conc.longest_wait)) atomic_store(&conc.longest_wait, waited);
+  record_wait(gort__nanotime() - t);
 }
 
 static void hard_wait(void) {
@@ -666,8 +669,7 @@ static void hard_wait(void) {
       now = gort__nanotime();
     }
   }
-  atomic_fetch_add(&conc.waits, 1);
-  if (now - t > atomic_load(&conc.longest_wait)) atomic_store(&conc.longest_wait, now - t);
+  record_wait(now - t);
 }
 
 static void assist(size_t bytes) {

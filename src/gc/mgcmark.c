@@ -409,7 +409,7 @@ static void scan_segment(uintptr_t lo, uintptr_t hi) {
   for (int i = 0; i < n && lo < hi; i++) {
     if (xhi[i] <= lo || xlo[i] >= hi) continue;
     if (xlo[i] > lo) scan_root(lo, xlo[i], NULL);
-    if (xhi[i] > lo) lo = xhi[i];
+    lo = xhi[i];
   }
   if (lo < hi) scan_root(lo, hi, NULL);
 }
@@ -756,6 +756,16 @@ void gort__gc_mark_drain_concurrent(void) {
 #define ASSIST_MAX_NS 250000
 #define ASSIST_CLOCK_EVERY 32
 
+// An assist's buffer back to the queue, and what it marked into the count.
+static void assist_end(worker_t *w) {
+  if (w->cur != NULL) {
+    if (w->cur->n > 0) put_full(w->cur);
+    else put_empty(w->cur);
+  }
+  atomic_fetch_add(&mark.assist_bytes, w->bytes);
+  atomic_fetch_add(&mark.assist_scan_bytes, w->scan_bytes);
+}
+
 uint64_t gort__gc_mark_assist(uint64_t budget) {
   if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) {
     // The worker keeps a deep graph's work in its own buffer (a tree never
@@ -790,12 +800,7 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
     scan_object(&w, obj);
     scanned += size;
   }
-  if (w.cur != NULL) {
-    if (w.cur->n > 0) put_full(w.cur);
-    else put_empty(w.cur);
-  }
-  atomic_fetch_add(&mark.assist_bytes, w.bytes);
-  atomic_fetch_add(&mark.assist_scan_bytes, w.scan_bytes);
+  assist_end(&w);
   atomic_fetch_sub(&mark.assists, 1);
   return scanned;
 }
@@ -900,19 +905,10 @@ bool gort__gc_mark_assist_pages(uint64_t budget) {
   if (!atomic_load_explicit(&rescan.open, memory_order_acquire)) return false;
   worker_t w = {0};
   uint64_t done = rescan_pieces(&w, budget);
-  if (w.cur != NULL) {
-    if (w.cur->n > 0) put_full(w.cur);
-    else put_empty(w.cur);
-  }
-  atomic_fetch_add(&mark.assist_bytes, w.bytes);
-  atomic_fetch_add(&mark.assist_scan_bytes, w.scan_bytes);
+  assist_end(&w);
   return done > 0;
 }
 
-// Collects the pages written since the last collect (protecting them
-// again) and rescans them. False if the tracking failed: the final stop
-// then rescans every marked object (as after an overflow). concurrent: a
-// pre-cleaning round, shared with assists; else the final stop's, alone.
 // The written pages as pieces (rescan); false, and an overflow, if the
 // tracking or the pieces' memory failed.
 static bool collect_pieces(uint64_t *pages) {
@@ -926,6 +922,10 @@ static bool collect_pieces(uint64_t *pages) {
   return true;
 }
 
+// Collects the pages written since the last collect (protecting them
+// again) and rescans them. False if the tracking failed: the final stop
+// then rescans every marked object (as after an overflow). concurrent: a
+// pre-cleaning round, shared with assists; else the final stop's, alone.
 bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
   worker_t *me = &mark.workers[0];
   if (!concurrent) {
