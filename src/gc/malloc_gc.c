@@ -279,11 +279,13 @@ static mcache_t *my_cache(void) {
 }
 
 static void *alloc_large(size_t size, int kind) {
-  gort__gc_maybe_collect(size);
+  // Refused before the pacer sees it: a size near SIZE_MAX would start a
+  // cycle for nothing, or wrap the count of bytes past the hard goal.
   if (size > (size_t)PTRDIFF_MAX) {
     errno = ENOMEM;
     return NULL;
   }
+  gort__gc_maybe_collect(size);
   uintptr_t npages = (size + GORT_PAGE_SIZE - 1) >> GORT_PAGE_SHIFT;
   nostop_enter();
   mspan_t *s = gort__mheap_alloc(npages, 1, SPAN_LARGE);
