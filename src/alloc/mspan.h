@@ -108,16 +108,26 @@ typedef struct span_link {
 struct mcache;
 
 typedef struct mspan {
-  // The first cache line holds what the owner's slow paths and the free
-  // checks (malloc.c, live_span) read: base through fresh. (free_fast
-  // reads no span: pagemap.h, page info.)
+  // Line 1: what changes while the span is in use. The owner writes
+  // link, free, used and where in its slow paths; other threads write
+  // xfree on every remote free.
   span_link_t link;  // first member: list links; guarded by whoever owns the list
-  uintptr_t base;    // first byte; immutable while the span is in use
+  block_t *free;     // owner only
+  uint32_t used;     // see above; owner only
+  uint8_t where;     // span_where_t; guarded like link
+  int64_t freed_ns;  // free spans: when they became free (the scavenger's clock)
+  _Atomic uintptr_t xfree;
+  // Line 2: what the free checks (malloc.c, live_span) and the remote
+  // free read, and what changes only when the span changes hands or
+  // state. It was line 1, beside used and free: on rptest's cross-thread
+  // frees, each remote free's first read of the span (its kind) then
+  // missed on the line the owner had just written, 7% of the run's time.
+  // (free_fast reads no span: pagemap.h, page info.)
+  uintptr_t base __attribute__((aligned(GORT_CACHELINE)));  // immutable while in use
   _Atomic(struct mcache *) owner;  // see the invariants
   uint8_t state;      // span_state_t; written under the heap lock
   uint8_t kind;       // span_kind_t
   uint8_t sizeclass;  // 0 for large and free spans
-  uint8_t where;      // span_where_t; guarded like link
   uint8_t needzero;   // 1 if the pages may hold old data
   // (A remote free's note to the owner, and hardened mode's "every free
   // slow", are flags in the page info of the span's pages: pagemap.h.)
@@ -129,22 +139,15 @@ typedef struct mspan {
   uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide
   uint32_t fresh;     // blocks carved so far; grows, by the owner; read by free checks
   uint32_t nelems;
-  uint32_t used;      // see above; owner only
   uintptr_t npages;
-  block_t *free;      // owner only
   uint32_t sweepgen;  // collected spans' sweep state (gc/gc.h); atomic: frees read it
-  int64_t freed_ns;   // free spans: when they became free (the scavenger's clock)
-  // Written by other threads on every remote free. In the second cache
-  // line, with the fields the owner touches only when it collects these
-  // frees anyway, never in the first, which the owner's fast free reads.
-  _Atomic uintptr_t xfree;
   // Spans are 128 bytes, two cache lines: 40,000 of them describe 1 GiB of
-  // small blocks. (Mark bits, when the collector comes, live outside the
-  // span struct, as the live bits do, Go's gcBits.)
+  // small blocks. (Mark bits live outside the span struct, as the live
+  // bits do, Go's gcBits.)
 } __attribute__((aligned(GORT_CACHELINE))) mspan_t;
 
 _Static_assert(sizeof(mspan_t) == 2 * GORT_CACHELINE, "mspan_t is two cache lines");
-_Static_assert(__builtin_offsetof(mspan_t, nsampled) < GORT_CACHELINE, "the checks' fields in line 1");
+_Static_assert(__builtin_offsetof(mspan_t, xfree) < GORT_CACHELINE, "the written fields in line 1");
 
 GORT_INLINE uintptr_t span_bytes(const mspan_t *s) { return s->npages << GORT_PAGE_SHIFT; }
 
