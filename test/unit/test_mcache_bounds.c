@@ -61,7 +61,9 @@ TEST(a_class_freed_past_its_bound_and_allocated_again_grows_its_bound) {
 
 static void *stays_within_budget(void *arg) {
   (void)arg;
+  gort_free(gort_malloc(16));  // the thread's cache exists from its first malloc
   mcache_t *c = gort__tls_cache;
+  EXPECT(c != &gort__empty_cache, "no cache after a malloc");
   int64_t limit = base_bytes() + 4 * MiB;
   // Every class from 1 KiB up, each in turn and then all again: together
   // they would grow past the budget many times over.
