@@ -59,8 +59,9 @@ int gort__os_sigaction(int sig, void (*handler)(int, siginfo_t *, void *));
 // The calling thread's stack [lo, hi); 0 or -errno. May allocate (glibc
 // reads /proc/self/maps for the main thread): not inside malloc.
 int gort__os_stack_bounds(uintptr_t *lo, uintptr_t *hi);
-// The top of the main thread's stack (above it: argv, the environment);
-// 0 if unknown. Reads /proc/self/stat without allocating.
+// An upper bound of the main thread's frames: the top of its stack (the
+// program's file name, above argv, the environment and auxv); 0 if
+// unknown. Never allocates.
 uintptr_t gort__os_main_stack_top(void);
 
 void gort__os_futex_wait(_Atomic uint32_t *addr, uint32_t val);
