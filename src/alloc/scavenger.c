@@ -19,7 +19,13 @@
 //      free that leaves the heap above 90% of the limit wakes the scavenger
 //      to release at once rather than after the delay. Without
 //      GORT_MEMLIMIT the limit is the one of the process's cgroup, if any
-//      (os/cgroup.c says where it is found).
+//      (os/cgroup.c says where it is found). Finding it takes a dozen
+//      files under /proc and /sys, about 0.1 ms, which a short process
+//      (git starts hundreds) should not pay at start-up: the limit is read
+//      when the heap first reaches LIMIT_PROBE_BYTES, when the scavenger
+//      thread starts, or when the program asks for it, whichever is first.
+//      (A cgroup that holds its process under 16 MiB leaves no room for
+//      a soft limit to act in anyway.)
 //
 // Pacing: the delay keeps pages that the program reuses soon (the common
 // case in churn) from paying a release and a refault; past it, releasing
@@ -52,6 +58,8 @@
 
 #define WAKE_BYTES ((uint64_t)4 << 20)
 #define RELEASE_TICK_NS (100 * 1000 * 1000)
+#define LIMIT_PROBE_BYTES ((uint64_t)16 << 20)
+#define LIMIT_UNREAD INT64_MIN  // the cgroup's limit, not read yet
 
 static struct {
   _Atomic uint32_t wake;      // futex word: 1 when there is work
@@ -63,6 +71,16 @@ static struct {
   bool enabled;
   bool (*cycle_hook)(void);  // set at start-up (the pools')
 } scav = {.limit = INT64_MAX};
+
+// The limit, reading the cgroup's the first time (see the top).
+static int64_t limit_now(void) {
+  int64_t limit = atomic_load_explicit(&scav.limit, memory_order_relaxed);
+  if (gort_likely(limit != LIMIT_UNREAD)) return limit;
+  int64_t cg = gort__os_cgroup_memory_limit(NULL);
+  // A limit set meanwhile (gort_set_memory_limit) wins.
+  if (atomic_compare_exchange_strong(&scav.limit, &limit, cg)) return cg;
+  return limit;
+}
 
 static uint64_t heap_resident_bound(void) {
   heap_stats_t hs;
@@ -90,6 +108,7 @@ static uint64_t release_now(int64_t min_age_ns) {
 
 static void *scavenger_main(void *arg) {
   (void)arg;
+  limit_now();
   for (;;) {
     while (atomic_exchange(&scav.wake, 0) == 0) gort__os_futex_wait(&scav.wake, 0);
     // Work until nothing is left to release; new frees re-arm wake.
@@ -121,7 +140,7 @@ static void on_free(void) {
   uint64_t idle = gort__mheap_unreleased_free_bytes();
   if (idle < WAKE_BYTES) return;
   int64_t limit = atomic_load_explicit(&scav.limit, memory_order_relaxed);
-  if (limit != INT64_MAX && heap_resident_bound() > (uint64_t)limit / 10 * 9)
+  if (limit != INT64_MAX && limit != LIMIT_UNREAD && heap_resident_bound() > (uint64_t)limit / 10 * 9)
     atomic_store(&scav.eager, 1);
   if (atomic_load_explicit(&scav.state, memory_order_relaxed) == 0) start_thread();
   if (atomic_exchange(&scav.wake, 1) == 0) gort__os_futex_wake(&scav.wake, 1);
@@ -131,7 +150,13 @@ static void on_free(void) {
 static void on_grow(uint64_t bytes) {
   int64_t limit = atomic_load_explicit(&scav.limit, memory_order_relaxed);
   if (limit == INT64_MAX || atomic_load_explicit(&scav.suspended, memory_order_relaxed)) return;
-  if (heap_resident_bound() + bytes <= (uint64_t)limit) return;
+  uint64_t bound = heap_resident_bound() + bytes;
+  if (limit == LIMIT_UNREAD) {
+    if (bound < LIMIT_PROBE_BYTES) return;
+    limit = limit_now();
+    if (limit == INT64_MAX) return;
+  }
+  if (bound <= (uint64_t)limit) return;
   atomic_fetch_add(&scav.limit_events, 1);
   gort__mcache_flush_empty(false);
   uint64_t got = release_now(-1);
@@ -140,9 +165,7 @@ static void on_grow(uint64_t bytes) {
 
 void gort__scavenger_init(void) {
   scav.enabled = gort__opts.scavenge != 0;
-  int64_t limit =
-      gort__opts.memlimit_set ? gort__opts.memlimit : gort__os_cgroup_memory_limit(NULL);
-  atomic_store(&scav.limit, limit);
+  atomic_store(&scav.limit, gort__opts.memlimit_set ? gort__opts.memlimit : LIMIT_UNREAD);
   gort__mheap_set_free_hook(on_free);
   gort__mheap_set_grow_hook(on_grow);
 }
@@ -160,8 +183,9 @@ void gort_free_os_memory(void) { gort__scavenger_free_os_memory(); }
 
 int64_t gort_set_memory_limit(int64_t bytes) {
   gort__start_ensure();
-  if (bytes < 0) return atomic_load(&scav.limit);
-  int64_t old = atomic_exchange(&scav.limit, bytes);
+  int64_t old = limit_now();
+  if (bytes < 0) return old;
+  old = atomic_exchange(&scav.limit, bytes);
   if (heap_resident_bound() > (uint64_t)bytes) {
     gort__mcache_flush_empty(false);
     release_now(-1);
@@ -174,7 +198,7 @@ void gort__scavenger_stats(gort_scavenger_stats_t *out) {
   out->released_bytes = atomic_load(&scav.released);
   out->forced = atomic_load(&scav.forced);
   out->limit_events = atomic_load(&scav.limit_events);
-  out->memory_limit = atomic_load(&scav.limit);
+  out->memory_limit = limit_now();
   out->running = atomic_load(&scav.state);
 }
 

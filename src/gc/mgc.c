@@ -387,6 +387,7 @@ static void cycle(void *arg) {
   bool forced = *(bool *)arg;
   int64_t t0 = gort__nanotime();
   uint64_t before = atomic_load(&gort__gc_heap_live);
+  gort_set_memory_limit(-1);  // the first reads the cgroup's: not in the stop (goal_after)
   gort__gc_mark_prepare();
   gort__gc_sweep_pause();
   // Sweep what the background sweeper left while the program runs: only
@@ -448,6 +449,7 @@ static void cycle_start(void *arg) {
   atomic_store(&conc.past_hard, 0);
   conc.t0 = gort__nanotime();
   conc.before = atomic_load(&gort__gc_heap_live);
+  gort_set_memory_limit(-1);  // the first reads the cgroup's: not in the stop (goal_after)
   gort__gc_mark_prepare();
   gort__gc_sweep_pause();
   gort__gc_sweep_finish();
