@@ -1135,9 +1135,21 @@ static void set_procs(int n) {
   }
 }
 
+// The Ps wanted: GORT_MAXPROCS, or the CPUs the process may use, found
+// the first time it is needed rather than at start-up (the cgroup's CPU
+// quota is a handful of files to read, which a process that never starts
+// a goroutine should not pay). Under sched.lock.
+static int want_procs(void) {
+  if (sched.want_procs == 0) {
+    int n = gort__os_ncpu();
+    sched.want_procs = n > MAXPROCS ? MAXPROCS : n < 1 ? 1 : n;
+  }
+  return sched.want_procs;
+}
+
 static void sched_start(void) {
   lock(&sched.lock);
-  set_procs(sched.want_procs);
+  set_procs(want_procs());
   unlock(&sched.lock);
   atomic_store(&sched.started, true);
 }
@@ -1152,7 +1164,7 @@ static void ensure_sysmon(void) {
 int gort_maxprocs(int n) {
   gort__start_ensure();
   lock(&sched.lock);
-  int old = atomic_load(&sched.started) ? procs() : sched.want_procs;
+  int old = atomic_load(&sched.started) ? procs() : want_procs();
   if (n > 0) {
     if (n > MAXPROCS) n = MAXPROCS;
     sched.want_procs = n;
@@ -1165,10 +1177,9 @@ int gort_maxprocs(int n) {
 
 void gort__sched_init(void) {
   gort__stack_init();
-  int n = (int)gort__opts.maxprocs;
-  if (n <= 0) n = gort__os_ncpu();
+  int n = (int)gort__opts.maxprocs;  // 0 (unset): want_procs() finds it
   if (n > MAXPROCS) n = MAXPROCS;
-  sched.want_procs = n;
+  sched.want_procs = n > 0 ? n : 0;
   gort__sched_signals_init();
   gort__sched_fork_init();
 }
