@@ -118,7 +118,9 @@ void gort__gc_finalizers_fork(int phase) {
   if (phase == 0) lock(&fin.lock); else if (phase == 1) unlock(&fin.lock); else lock_reinit(&fin.lock);
 }
 
-void gort__gc_finalizers_after_fork_child(void) { fin.thread_started = false; }
+void gort__gc_finalizers_after_fork_child(void) {
+  if (fin.thread_started) fin.thread_started = false;  // else no page to copy
+}
 
 void gort__gc_finalizers_wake(void) {
   if (fin.qhead == fin.qtail) return;

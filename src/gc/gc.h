@@ -120,7 +120,7 @@ void gort__gc_install_hooks(void);
 // fork: phase 0 takes the collector's list locks, 1 releases them (parent),
 // 2 re-initializes them (child). Likewise for the roots', the finalizers'
 // and the mark queue's locks.
-void gort__gc_malloc_fork(int phase);
+void gort__gc_malloc_fork(int phase, bool centrals);
 // fork, before the stop decision: true if a thread cache may hold collected
 // spans (the fork must then stop the world); false with a lock held that
 // keeps every cache from taking its first one until

@@ -569,9 +569,15 @@ void gort__gc_fork_caches_release(int child) {
 // that the child never inherits one held by a thread that no longer
 // exists. They are never held two at a time, nor with an allocator lock
 // (which the allocator's own fork hook takes after these).
-void gort__gc_malloc_fork(int phase) {
+// The central lists' 365 locks only when centrals says so: while no cache
+// has taken a collected span and no cycle has run, nothing takes them
+// without first passing cached_any's lock or the cycle lock, which the
+// fork holds (mgc.c, fork_prepare). Taking them anyway wrote six pages
+// that the parent and the child then each copied, in every fork of every
+// program that never used the collector.
+void gort__gc_malloc_fork(int phase, bool centrals) {
   lock_t *all[] = {&gort__gclarge.lock, &layouts.lock};
-  for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
+  for (int k = 0; centrals && k < GORT_NUM_GC_KINDS; k++)
     for (int cls = 0; cls < GORT_NUM_CLASSES; cls++) {
       lock_t *l = &gort__gcentral[k][cls].lock;
       if (phase == 0) lock(l); else if (phase == 1) unlock(l); else lock_reinit(l);

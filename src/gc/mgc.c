@@ -789,10 +789,10 @@ static void fork_prepare(void) {
   }
   gort__gc_finalizers_fork(0);
   gort__gc_mark_fork(0);
-  gort__gc_malloc_fork(0);
+  gort__gc_malloc_fork(0, fork_stopped);
 }
 static void fork_parent(void) {
-  gort__gc_malloc_fork(1);
+  gort__gc_malloc_fork(1, fork_stopped);
   gort__gc_mark_fork(1);
   gort__gc_finalizers_fork(1);
   if (fork_stopped) {
@@ -805,7 +805,7 @@ static void fork_parent(void) {
   cycle_lock_drop();
 }
 static void fork_child(void) {
-  gort__gc_malloc_fork(2);
+  gort__gc_malloc_fork(2, fork_stopped);
   // The other threads' caches were quarantined by the allocator's hook;
   // the spans they held would be on no list: never swept, their mark
   // bits left set, so the child's next marks would stop at them. With the

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -176,6 +177,39 @@ TEST(fork_while_threads_allocate_leaves_a_working_heap) {
   }
   stop = 1;
   for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+}
+
+// A fork's child pays a copy-on-write fault for each page the fork
+// handlers write: with a process that never used the collector or the
+// scheduler, only the allocator's locks should be among them. (Measured
+// here, in this static binary: 57 faults in the child when it cleared a
+// 64 KiB table and the collector's 365 central locks were taken across
+// every fork, 31 after; a dynamic program's child takes 19 with glibc.)
+TEST(a_forked_child_copies_few_pages) {
+#ifdef __SANITIZE_THREAD__
+  SKIP_IF(true, "ThreadSanitizer's own fork handlers write much more");
+#endif
+  free(malloc(100));
+  long most = 0;
+  for (int round = 0; round < 5; round++) {
+    int fds[2];
+    EXPECT(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      struct rusage ru;
+      getrusage(RUSAGE_SELF, &ru);
+      long n = ru.ru_minflt;
+      (void)!write(fds[1], &n, sizeof n);
+      _exit(0);
+    }
+    long n = -1;
+    EXPECT(read(fds[0], &n, sizeof n) == (ssize_t)sizeof n);
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+    if (n > most) most = n;
+  }
+  EXPECT(most <= 44, "a child took %ld page faults in the fork handlers", most);
 }
 
 static void *leave_blocks(void *arg) {
