@@ -21,11 +21,13 @@ void gort__alloc_init_late(void);
 // and returns the bytes until the next sample; it clears a small block's
 // live bit (the thread owns the span) or sets a large span's nsampled.
 // is_sampled says whether p is a live sampled block; sample_free runs
-// before such a block is freed. All may be NULL (no profiler).
+// before such a block is freed, and says whether p was one (the free path
+// of a small block asks it alone: one lookup, not two). All may be NULL
+// (no profiler).
 typedef struct {
   int64_t (*sample_alloc)(void *p, size_t size);
   bool (*is_sampled)(const void *p);
-  void (*sample_free)(void *p);
+  bool (*sample_free)(void *p);
   int64_t (*first_interval)(void);
   // realloc kept block p, now of size bytes (the leak check's record).
   void (*resized)(void *p, size_t size);

@@ -291,9 +291,12 @@ static mspan_t *live_span(const void *p, const misuse_msgs_t *m, bool *sampled) 
   if (i >= __atomic_load_n(&s->fresh, __ATOMIC_RELAXED)) gort__fatal(m->never, p);
   const block_t *b = (const block_t *)a;
   if (!live_test(a)) {
-    // A sampled block keeps its bit clear while live (obs/mprof.c).
-    if (gort__mprof_hooks.is_sampled == NULL || !gort__mprof_hooks.is_sampled(p))
-      gort__fatal(b->tag == block_tag_fresh(a) ? m->never : m->dbl, p);
+    // A sampled block keeps its bit clear while live (obs/mprof.c). The
+    // free path (sampled given) takes its record here, in the one lookup.
+    bool found = sampled != NULL
+                     ? gort__mprof_hooks.sample_free != NULL && gort__mprof_hooks.sample_free((void *)p)
+                     : gort__mprof_hooks.is_sampled != NULL && gort__mprof_hooks.is_sampled(p);
+    if (!found) gort__fatal(b->tag == block_tag_fresh(a) ? m->never : m->dbl, p);
     if (sampled != NULL) *sampled = true;
   }
   if (gort_unlikely(b->tag == block_tag_freed(a)) &&
@@ -320,14 +323,14 @@ GORT_INLINE mspan_t *owned_live_span(const void *p) {
 
 GORT_NOINLINE void gort__free_slow(void *p) {
   if (p == NULL) return;
-  bool sampled = false;
+  bool sampled = false;  // set when live_span took a small block's sample record
   mspan_t *s = live_span(p, MISUSE_MSGS("free()", "double free"), &sampled);
   // Collected objects carry no canary (gc/malloc_gc.c allocates them).
   if (gort_unlikely(gort__harden) && s->kind == KIND_MANUAL)
     gort__harden_on_free(p, usable_of(s), s->state == SPAN_SMALL);
-  if (s->state == SPAN_LARGE && atomic_load_explicit(&s->nsampled, memory_order_relaxed) != 0)
-    sampled = true;
-  if (sampled && gort__mprof_hooks.sample_free != NULL) gort__mprof_hooks.sample_free(p);
+  if (s->state == SPAN_LARGE && atomic_load_explicit(&s->nsampled, memory_order_relaxed) != 0 &&
+      gort__mprof_hooks.sample_free != NULL)
+    gort__mprof_hooks.sample_free(p);
   if (s->kind != KIND_MANUAL) {
     gort__gc_hooks.free(p, s);  // set whenever collected objects exist
     return;
