@@ -184,12 +184,15 @@ static bool reg_grow(shard_t *sh) {
   return true;
 }
 
-static void reg_insert(shard_t *sh, uintptr_t addr, bucket_t *b, uint64_t size) {
-  if ((sh->reg_used + 1) * 4 > sh->reg_cap * 3 && !reg_grow(sh)) return;
+// False if the registry could not grow: the block then stays unsampled
+// (unmarked, so that its free is an ordinary one, not a "double free").
+static bool reg_insert(shard_t *sh, uintptr_t addr, bucket_t *b, uint64_t size) {
+  if ((sh->reg_used + 1) * 4 > sh->reg_cap * 3 && !reg_grow(sh)) return false;
   size_t j = reg_slot(addr, sh->reg_cap);
   while (sh->reg[j].addr > 1) j = (j + 1) & (sh->reg_cap - 1);
   if (sh->reg[j].addr == 0) sh->reg_used++;
   sh->reg[j] = (sampled_t){addr, b, size};
+  return true;
 }
 
 static sampled_t *reg_find(shard_t *sh, uintptr_t addr) {
@@ -213,10 +216,9 @@ static int64_t sample_alloc(void *p, size_t size) {
   bucket_t *b = bucket_for(pcs, depth);
   shard_t *sh = shard_of((uintptr_t)p);
   lock(&sh->lock);
-  if (b != NULL && s != NULL) {
+  if (b != NULL && s != NULL && reg_insert(sh, (uintptr_t)p, b, size)) {
     count(&b->alloc_bytes, size);
     count(&b->allocs, 1);
-    reg_insert(sh, (uintptr_t)p, b, size);
     // Mark the block so that its free (and only its free) comes here.
     if (span_state(s) == SPAN_SMALL)
       live_clear((uintptr_t)p);  // the caller owns s (see alloc_init.h)

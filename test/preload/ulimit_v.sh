@@ -54,3 +54,34 @@ for size in 1000 200000; do
     echo "FAIL preload/fills_the_address_space_under_ulimit_v_as_glibc_does ($size-byte blocks: gort '$gort' MiB, glibc '$glibc' MiB)"
   fi
 done
+
+# With every allocation sampled, the profiler's registry cannot grow near
+# the limit: a block it could not record must stay an ordinary block, whose
+# free is no "double free" (it was, once the registry was sharded).
+cat > "$T/fillfree.c" <<'C'
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(int argc, char **argv) {
+  size_t size = strtoul(argv[1], NULL, 0), n = 0, cap = 1 << 20;
+  void **all = malloc(cap * sizeof *all);
+  void *p;
+  if (all == NULL) return 3;
+  while (n < cap && (p = malloc(size)) != NULL) {
+    memset(p, 1, size);
+    all[n++] = p;
+  }
+  if (n < cap && errno != ENOMEM) return 2;
+  for (size_t i = 0; i < n; i++) free(all[i]);
+  printf("%zu\n", n);
+  return 0;
+}
+C
+cc -O1 -o "$T/fillfree" "$T/fillfree.c" || { echo "FAIL preload/fillfree (cannot compile)"; exit 0; }
+out=$( (ulimit -v "$LIMIT_KB" && GORT_MEMPROFILERATE=1 LD_PRELOAD="$LIB" "$T/fillfree" 100) 2>&1)
+if [[ "$out" =~ ^[0-9]+$ ]] && [ "$out" -gt 1000 ]; then
+  echo "PASS preload/sampling_everything_under_ulimit_v_frees_what_it_could_not_record ($out blocks)"
+else
+  echo "FAIL preload/sampling_everything_under_ulimit_v_frees_what_it_could_not_record: $(echo "$out" | head -3)"
+fi
