@@ -25,6 +25,8 @@
 // their layers) is skipped, as no cgroup line is that long. A file that
 // cannot be read means no limit from it.
 
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -209,20 +211,31 @@ static int64_t walk_up(char *dir, size_t top, const char *name1, const char *nam
   return limit;
 }
 
-int64_t gort__os_cgroup_memory_limit(const char *root) {
-  if (root == NULL) root = "";
+// The larger buffers live here, not on the caller's stack: the limit is
+// read lazily (alloc/scavenger.c), possibly by a goroutine, whose stack
+// may be as small as 16 KiB. Calls are rare; one at a time.
+static struct {
+  _Atomic int busy;
   paths_t p;
   char line[LINE_BYTES], dir[PATH_BYTES];
+} scratch;
+
+int64_t gort__os_cgroup_memory_limit(const char *root) {
+  if (root == NULL) root = "";
+  while (atomic_exchange_explicit(&scratch.busy, 1, memory_order_acquire) != 0) sched_yield();
+  paths_t *p = &scratch.p;
+  char *line = scratch.line, *dir = scratch.dir;
   size_t top;
-  read_paths(root, &p, line);
+  read_paths(root, p, line);
   int64_t limit = INT64_MAX;
-  if (p.v2[0] != '\0' && find_dir(root, p.v2, true, dir, &top, line)) {
+  if (p->v2[0] != '\0' && find_dir(root, p->v2, true, dir, &top, line)) {
     int64_t v = walk_up(dir, top, "memory.max", "memory.high");
     if (v < limit) limit = v;
   }
-  if (p.v1[0] != '\0' && find_dir(root, p.v1, false, dir, &top, line)) {
+  if (p->v1[0] != '\0' && find_dir(root, p->v1, false, dir, &top, line)) {
     int64_t v = walk_up(dir, top, "memory.limit_in_bytes", NULL);
     if (v < limit) limit = v;
   }
+  atomic_store_explicit(&scratch.busy, 0, memory_order_release);
   return limit;
 }
