@@ -80,6 +80,10 @@ void gort__os_sleep_ns(int64_t ns);
 // quota of its cgroup (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us,
 // rounded up), at least 1.
 int gort__os_ncpu(void);
+// Its two parts: the calling thread's affinity (one system call), and n
+// bounded by the cgroup's quota (files to read).
+int gort__os_ncpu_affinity(void);
+int gort__os_ncpu_quota(int n);
 // Makes [p, p + size) a guard region: any access faults. 0 with a
 // MADV_GUARD_INSTALL guard (no new mapping), 1 with an mprotect(PROT_NONE)
 // one (one more mapping, two if it splits one), or -errno.

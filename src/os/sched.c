@@ -107,7 +107,7 @@ static int cgroup_cpus(void) {
   return best;
 }
 
-int gort__os_ncpu(void) {
+int gort__os_ncpu_affinity(void) {
   cpu_set_t set;
   int n = 1;
   if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
@@ -115,10 +115,16 @@ int gort__os_ncpu(void) {
     long c = sysconf(_SC_NPROCESSORS_ONLN);
     if (c > 0) n = (int)c;
   }
+  return n < 1 ? 1 : n;
+}
+
+int gort__os_ncpu_quota(int n) {
   int q = cgroup_cpus();
   if (q > 0 && q < n) n = q;
   return n < 1 ? 1 : n;
 }
+
+int gort__os_ncpu(void) { return gort__os_ncpu_quota(gort__os_ncpu_affinity()); }
 
 // ---- stacks and signals -------------------------------------------------------------------
 

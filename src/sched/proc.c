@@ -1135,13 +1135,14 @@ static void set_procs(int n) {
   }
 }
 
-// The Ps wanted: GORT_MAXPROCS, or the CPUs the process may use, found
-// the first time it is needed rather than at start-up (the cgroup's CPU
-// quota is a handful of files to read, which a process that never starts
-// a goroutine should not pay). Under sched.lock.
+// The Ps wanted: GORT_MAXPROCS, or the CPUs the process may use: the
+// affinity of the thread that started gort (taken at start-up: a thread
+// that later pins itself does not decide), bounded by the cgroup's CPU
+// quota, read the first time it is needed (a handful of files, which a
+// process that never starts a goroutine should not pay). Under sched.lock.
 static int want_procs(void) {
   if (sched.want_procs == 0) {
-    int n = gort__os_ncpu();
+    int n = gort__os_ncpu_quota(sched.affinity_cpus);
     sched.want_procs = n > MAXPROCS ? MAXPROCS : n < 1 ? 1 : n;
   }
   return sched.want_procs;
@@ -1180,6 +1181,7 @@ void gort__sched_init(void) {
   int n = (int)gort__opts.maxprocs;  // 0 (unset): want_procs() finds it
   if (n > MAXPROCS) n = MAXPROCS;
   sched.want_procs = n > 0 ? n : 0;
+  if (n <= 0) sched.affinity_cpus = gort__os_ncpu_affinity();
   gort__sched_signals_init();
   gort__sched_fork_init();
 }

@@ -73,7 +73,8 @@ typedef struct {
   uint32_t gfree_cap;
   g_t *gcold;                    // dead Gs whose stack pages went back to the OS
   _Atomic int ncold;
-  int want_procs;                // GORT_MAXPROCS or gort_maxprocs, before start
+  int want_procs;                // GORT_MAXPROCS or gort_maxprocs, before start; 0: not yet known
+  int affinity_cpus;             // the starting thread's affinity, for want_procs
   _Atomic int gomaxprocs;        // Ps in service: allp[0 .. gomaxprocs)
   p_t *allp[MAXPROCS];           // every P made (set once each, then read freely)
   _Atomic int nallp;
