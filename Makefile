@@ -267,6 +267,7 @@ bench: build/libgort.a all $(BENCH_BINS) bench-gc
 	@bench/classic.sh
 	@bench/rss.sh
 	@bench/programs.sh
+	@bench/startup.sh
 	@GCB_NOBUILD=1 bench/gc/run.sh
 	@bench/sched/run.sh
 	@$(MAKE) --no-print-directory bench-chan
