@@ -169,19 +169,27 @@ static mspan_t *find_free(uintptr_t npages) {
 
 // ---- released bits ---------------------------------------------------------
 
+// A word of released bits covers 64 pages, several spans' worth: the
+// release (gort__mheap_release) sets the bits of a span it took off the
+// lists without the heap lock, while another thread, under the lock,
+// clears those of a neighbouring span it allocates. So every change is an
+// atomic read-modify-write of the word. (With plain ones, one of the two
+// changes could be lost: ThreadSanitizer caught the race. A lost clear
+// left an in-use page marked released; allocated again, it counted as
+// zeroed by MADV_DONTNEED though it held old data.)
 static bool page_released(uintptr_t addr) {
   arena_t *a = arena_of(addr);
   uintptr_t i = arena_page_index(addr);
-  return (a->released[i >> 6] >> (i & 63)) & 1;
+  return (__atomic_load_n(&a->released[i >> 6], __ATOMIC_RELAXED) >> (i & 63)) & 1;
 }
 
 static void page_set_released(uintptr_t addr, bool on) {
   arena_t *a = arena_of(addr);
   uintptr_t i = arena_page_index(addr);
   if (on)
-    a->released[i >> 6] |= 1ULL << (i & 63);
+    __atomic_fetch_or(&a->released[i >> 6], 1ULL << (i & 63), __ATOMIC_RELAXED);
   else
-    a->released[i >> 6] &= ~(1ULL << (i & 63));
+    __atomic_fetch_and(&a->released[i >> 6], ~(1ULL << (i & 63)), __ATOMIC_RELAXED);
 }
 
 // ---- growth ------------------------------------------------------------------
@@ -326,10 +334,10 @@ static void mark_inuse(mspan_t *s) {
   for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE) {
     arena_t *a = arena_of(p);
     uintptr_t i = arena_page_index(p);
-    bool rel = (a->released[i >> 6] >> (i & 63)) & 1;
+    bool rel = page_released(p);
     if (rel) {
       released++;
-      a->released[i >> 6] &= ~(1ULL << (i & 63));
+      page_set_released(p, false);
     }
     if (i < a->hwm && !(rel && heap.release_dontneed)) dirty = true;
     if (i >= a->hwm) a->hwm = (uint32_t)i + 1;

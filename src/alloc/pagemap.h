@@ -37,7 +37,7 @@
 typedef struct arena {
   mspan_t *spans[GORT_PAGES_PER_ARENA];  // written under the heap lock; read lock-free
   // One bit per page: the page was returned to the OS (or never touched).
-  // Guarded by the heap lock.
+  // Changed by atomic read-modify-writes only (mheap.c, "released bits").
   uint64_t released[GORT_PAGES_PER_ARENA / 64];
   uintptr_t base;
   uint32_t hwm;  // pages [0, hwm) have been handed out at least once; heap lock
