@@ -202,7 +202,10 @@ void gort__scavenger_stats(gort_scavenger_stats_t *out) {
   out->running = atomic_load(&scav.state);
 }
 
+int64_t gort__scavenger_memory_limit(void) { return limit_now(); }
+
 void gort__scavenger_after_fork_child(void) {
+  gort__os_cgroup_after_fork_child();  // a read may have been in flight
   atomic_store(&scav.state, 0);
   atomic_store(&scav.wake, 0);
 }

@@ -19,6 +19,8 @@ void gort__scavenger_init(void);
 // gort_free_os_memory, returning the bytes released (malloc_trim).
 uint64_t gort__scavenger_free_os_memory(void);
 void gort__scavenger_stats(gort_scavenger_stats_t *out);
+// The soft memory limit (INT64_MAX: none), the cgroup's read the first time.
+int64_t gort__scavenger_memory_limit(void);
 // Fork: the child has no scavenger thread; the next need starts one.
 void gort__scavenger_after_fork_child(void);
 void gort__scavenger_suspend(int on);

@@ -159,6 +159,7 @@
 #include <time.h>
 
 #include "../alloc/mheap.h"
+#include "../alloc/scavenger.h"
 #include "../base/options.h"
 #include "../os/os.h"
 #include "gc.h"
@@ -265,7 +266,7 @@ static uint64_t goal_after(uint64_t marked) {
   int pct = atomic_load(&gc.percent);
   uint64_t goal = marked + marked / 100 * (uint64_t)(pct < 0 ? 0 : pct);
   if (goal < MIN_HEAP) goal = MIN_HEAP;
-  int64_t limit = gort_set_memory_limit(-1);
+  int64_t limit = gort__scavenger_memory_limit();
   if (limit != INT64_MAX) {
     heap_stats_t hs;
     gort__mheap_read_stats(&hs);
@@ -331,6 +332,9 @@ static void *worker_main(void *arg);
 static void activate(void) {
   if (active) return;
   active = true;
+  // The memory limit, which goal_after reads in the stops: read from the
+  // cgroup now, the first time, rather than in a stop.
+  gort__scavenger_memory_limit();
   gort__stw_init();
   gort__gc_mark_init();
   gort__gc_sweep_init();
@@ -387,7 +391,6 @@ static void cycle(void *arg) {
   bool forced = *(bool *)arg;
   int64_t t0 = gort__nanotime();
   uint64_t before = atomic_load(&gort__gc_heap_live);
-  gort_set_memory_limit(-1);  // the first reads the cgroup's: not in the stop (goal_after)
   gort__gc_mark_prepare();
   gort__gc_sweep_pause();
   // Sweep what the background sweeper left while the program runs: only
@@ -449,7 +452,6 @@ static void cycle_start(void *arg) {
   atomic_store(&conc.past_hard, 0);
   conc.t0 = gort__nanotime();
   conc.before = atomic_load(&gort__gc_heap_live);
-  gort_set_memory_limit(-1);  // the first reads the cgroup's: not in the stop (goal_after)
   gort__gc_mark_prepare();
   gort__gc_sweep_pause();
   gort__gc_sweep_finish();

@@ -239,3 +239,7 @@ int64_t gort__os_cgroup_memory_limit(const char *root) {
   atomic_store_explicit(&scratch.busy, 0, memory_order_release);
   return limit;
 }
+
+// A fork while another thread read leaves the child's copy marked busy by
+// a thread it does not have.
+void gort__os_cgroup_after_fork_child(void) { atomic_store_explicit(&scratch.busy, 0, memory_order_relaxed); }

@@ -154,6 +154,8 @@ int gort__os_unmap_file(void *p, size_t size);
 // /proc/self/mountinfo. root prefixes every path read (NULL or "" for the
 // real ones; tests pass a fake tree).
 int64_t gort__os_cgroup_memory_limit(const char *root);
+// In a forked child: a read another thread had in flight is abandoned.
+void gort__os_cgroup_after_fork_child(void);
 
 // ---- dirty pages (uffd.c): userfaultfd async write-protect + PAGEMAP_SCAN ----------
 
