@@ -295,19 +295,19 @@ static int collect_segment(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
-// A segment, less gort's page map (1 MiB of pointers to arena metadata) and
-// this check's own state.
+// A segment, less gort's own tables that hold addresses, not objects
+// (base/noscan.h, as the collector's root scan: the page map, this check's
+// state, the heap's reservations, the profiler's registry of sampled
+// blocks, which would otherwise keep every sampled block "reachable").
 static void scan_segment(uintptr_t lo, uintptr_t hi) {
-  uintptr_t skip[2][2] = {{(uintptr_t)gort__arenas, (uintptr_t)gort__arenas + sizeof gort__arenas},
-                          {(uintptr_t)&lc, (uintptr_t)(&lc + 1)}};
-  for (int k = 0; k < 2; k++) {
-    uintptr_t x0 = skip[k][0], x1 = skip[k][1];
-    if (hi <= x0 || lo >= x1) continue;
-    if (lo < x0) scan_segment(lo, x0);
-    if (hi > x1) scan_segment(x1, hi);
-    return;
+  uintptr_t xlo[GORT_NOSCAN_MAX], xhi[GORT_NOSCAN_MAX];
+  int n = gort__noscan_ranges(xlo, xhi);
+  for (int i = 0; i < n && lo < hi; i++) {
+    if (xhi[i] <= lo || xlo[i] >= hi) continue;
+    if (xlo[i] > lo) scan_range(lo, xlo[i], NULL);
+    lo = xhi[i];
   }
-  scan_range(lo, hi, NULL);
+  if (lo < hi) scan_range(lo, hi, NULL);
 }
 
 static void scan_descriptor(uintptr_t tp, void *arg) {

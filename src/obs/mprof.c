@@ -19,7 +19,9 @@
 // its chain with no lock (a new bucket is published with a release store
 // at the chain's head, under buckets_lock, which only a stack seen for
 // the first time takes), and the counters are atomic. The registry is
-// split in NSHARDS shards by address, each with its own lock and table.
+// split in NSHARDS shards by address, each with its own lock and table;
+// a shard's first table (REG_FIRST slots) lives in the shard itself and
+// the OS is asked for one only when more blocks than that are live.
 // (With one lock over both, two threads of glibc's bench-malloc-thread
 // shape, blocks of 4 B..32 KiB, one sample per 140 allocations, spent a
 // fifth of their time in the profiler; one thread a tenth.)
@@ -46,12 +48,15 @@
 #include "../alloc/alloc_init.h"
 #include "../base/lock.h"
 #include "../base/options.h"
+#include "../base/noscan.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
 #include "unwind.h"
 
 #define NBUCKETS 16384
 #define NSHARDS 16
+#define REG_FIRST 16   // slots in each shard's first table (in the shard)
+#define REG_MAPPED 128 // the smallest table mmap'd (a page of them)
 
 typedef struct {
   uintptr_t addr;  // 0 empty, 1 deleted
@@ -72,9 +77,15 @@ typedef struct {
   lock_t lock;  // rank LOCK_PROF; guards the rest; never two shards' at once
   sampled_t *reg;
   size_t reg_cap, reg_used;  // used counts live and deleted slots
+  // The first table, until more than REG_FIRST * 3/4 blocks are live: most
+  // programs keep few sampled blocks per shard, and a page per shard was
+  // 64-128 KiB of RSS in small programs.
+  sampled_t first[REG_FIRST];
 } __attribute__((aligned(GORT_CACHELINE))) shard_t;
 
 static shard_t shards[NSHARDS];
+// Holds the addresses of sampled blocks: never a root (base/noscan.h).
+GORT_NOSCAN(shards)
 
 static uint64_t addr_hash(uintptr_t addr) { return (addr >> 4) * 0x9E3779B97F4A7C15ULL; }
 // The top bits pick the shard, the low bits the slot in it.
@@ -167,17 +178,28 @@ static size_t reg_slot(uintptr_t addr, size_t cap) { return (size_t)addr_hash(ad
 static bool reg_grow(shard_t *sh) {
   size_t live = 0;
   for (size_t i = 0; i < sh->reg_cap; i++) live += sh->reg[i].addr > 1;
-  size_t cap = sh->reg_cap == 0 ? 256 : live * 4 > sh->reg_cap ? sh->reg_cap * 2 : sh->reg_cap;
-  int err;
-  sampled_t *t = gort__os_reserve(0, cap * sizeof *t, 4096, &err);
-  if (t == NULL) return false;
+  size_t cap = sh->reg_cap == 0 ? REG_FIRST : live * 4 > sh->reg_cap ? sh->reg_cap * 2 : sh->reg_cap;
+  if (cap > REG_FIRST && cap < REG_MAPPED) cap = REG_MAPPED;
+  sampled_t small[REG_FIRST], *t = small;
+  if (cap == REG_FIRST) {
+    memset(small, 0, sizeof small);
+  } else {
+    int err;
+    t = gort__os_reserve(0, cap * sizeof *t, 4096, &err);
+    if (t == NULL) return false;
+  }
   for (size_t i = 0; i < sh->reg_cap; i++) {
     if (sh->reg[i].addr <= 1) continue;
     size_t j = reg_slot(sh->reg[i].addr, cap);
     while (t[j].addr != 0) j = (j + 1) & (cap - 1);
     t[j] = sh->reg[i];
   }
-  if (sh->reg != NULL) gort__os_unmap(sh->reg, sh->reg_cap * sizeof *sh->reg);
+  if (t == small) {  // rehashed in place (through the stack)
+    memcpy(sh->first, small, sizeof small);
+    t = sh->first;
+  }
+  if (sh->reg != NULL && sh->reg != sh->first && sh->reg != t)
+    gort__os_unmap(sh->reg, sh->reg_cap * sizeof *sh->reg);
   sh->reg = t;
   sh->reg_cap = cap;
   sh->reg_used = live;
