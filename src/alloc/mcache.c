@@ -849,7 +849,7 @@ uint64_t gort__mcache_flush_empty(bool self_current) {
     drain_delayed(self);
     for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
       span_link_t *list = &self->partial[cls];
-      for (span_link_t *l = list->next, *next; l != list; l = next) {
+      for (span_link_t *l = span_list_begin(list), *next; l != list; l = next) {
         next = l->next;
         mspan_t *s = (mspan_t *)l;
         gort__mcache_collect_remote(self, s);

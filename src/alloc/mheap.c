@@ -152,7 +152,7 @@ static mspan_t *find_exact(uintptr_t npages) {
 
 static mspan_t *find_large(uintptr_t npages) {
   mspan_t *best = NULL;
-  for (span_link_t *l = heap.large.next; l != &heap.large; l = l->next) {
+  for (span_link_t *l = span_list_begin(&heap.large); l != &heap.large; l = l->next) {
     mspan_t *s = (mspan_t *)l;
     if (s->npages < npages) continue;
     if (best == NULL || s->npages < best->npages ||
@@ -552,7 +552,7 @@ static mspan_t *take_release_candidate(int64_t min_age_ns, int64_t now) {
   uintptr_t best_unreleased = 0;
   for (int i = NEXACT; i >= 1; i--) {
     span_link_t *list = i == NEXACT ? &heap.large : &heap.exact[i];
-    for (span_link_t *l = list->next; l != list; l = l->next) {
+    for (span_link_t *l = span_list_begin(list); l != list; l = l->next) {
       mspan_t *s = (mspan_t *)l;
       if (min_age_ns >= 0 && (s->freed_ns == 0 || now - s->freed_ns < min_age_ns)) continue;
       uintptr_t unreleased = 0;
@@ -712,7 +712,7 @@ bool gort__mheap_is_valid(void) {
       bool nonempty = !span_list_empty(list);
       if (i > 0 && i < NEXACT && nonempty != (bool)((heap.exact_mask[i >> 6] >> (i & 63)) & 1))
         ok = false;
-      for (span_link_t *l = list->next; l != list && ok; l = l->next) {
+      for (span_link_t *l = span_list_begin(list); l != list && ok; l = l->next) {
         mspan_t *s = (mspan_t *)l;
         if (i < NEXACT ? s->npages != (uintptr_t)i : s->npages < NEXACT) ok = false;
         if (!check_free_span(s, &pages, &released)) ok = false;

@@ -112,7 +112,6 @@ void gort__gc_flush_orphaned_caches(void);
 // Puts an uncached collected span back on its central list (caller holds
 // nothing; the span is the caller's).
 void gort__gc_span_relist(mspan_t *s);
-void gort__gc_malloc_init(void);
 // Returns the blocks gort_free'd into s (its remote list) to s->free,
 // clearing their live bits. The caller owns s (or the world is stopped).
 void gort__gc_collect_frees(mspan_t *s);

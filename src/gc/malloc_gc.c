@@ -65,18 +65,6 @@ static struct {
   _Atomic bool on;
 } cached_any = {.lock = LOCK_INIT};
 
-void gort__gc_malloc_init(void) {
-  for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
-    for (int c = 0; c < GORT_NUM_CLASSES; c++) {
-      gcentral_t *g = &gort__gcentral[k][c];
-      span_list_init(&g->partial);
-      span_list_init(&g->full);
-      span_list_init(&g->unswept);
-    }
-  span_list_init(&gort__gclarge.swept);
-  span_list_init(&gort__gclarge.unswept);
-}
-
 static gcentral_t *central_of(const mspan_t *s) { return &gort__gcentral[s->kind - 1][s->sizeclass]; }
 
 // ---- spans --------------------------------------------------------------------

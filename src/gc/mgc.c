@@ -839,7 +839,6 @@ void gort__gc_init(void) {
   if (pct < 0) atomic_store(&gort__gc_trigger, UINT64_MAX);
   gort__gc_stress = gort__opts.gcstress != 0;
   gort__gc_checkmark = gort__opts.gccheckmark != 0;
-  gort__gc_malloc_init();
   gort__gc_install_hooks();
   gort__stw_register_main();
   gort__start_add_fork_hook(&gc_fork);

@@ -500,7 +500,7 @@ static void root_object(uintptr_t obj, uintptr_t size) {
 // the spans are the collector's, so gort_free's pending frees are applied
 // first, and a freed holder stops being a root at once).
 static void scan_uncollectable_list(span_link_t *list) {
-  for (span_link_t *l = list->next; l != list; l = l->next) {
+  for (span_link_t *l = span_list_begin(list); l != list; l = l->next) {
     mspan_t *s = (mspan_t *)l;
     if (s->kind != KIND_GC_UNCOLLECTABLE) continue;
     if (span_state(s) == SPAN_SMALL) gort__gc_collect_frees(s);
@@ -540,7 +540,7 @@ static void scan_roots(void) { scan_roots_ex(false); }
 
 static void rescan_marked_list(span_link_t *list) {
   worker_t *w = &mark.workers[0];
-  for (span_link_t *l = list->next; l != list; l = l->next) {
+  for (span_link_t *l = span_list_begin(list); l != list; l = l->next) {
     mspan_t *s = (mspan_t *)l;
     if (s->kind != KIND_GC_SCAN && s->kind != KIND_GC_TYPED) continue;
     uint32_t n = span_state(s) == SPAN_LARGE ? 1 : s->fresh;
@@ -1000,7 +1000,7 @@ void gort__gc_clear_span_marks(mspan_t *s) {
 // scan_uncollectable_list scans them.
 static void foreach_uncollectable(span_link_t *list, void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
                                   void *arg) {
-  for (span_link_t *l = list->next; l != list; l = l->next) {
+  for (span_link_t *l = span_list_begin(list); l != list; l = l->next) {
     mspan_t *s = (mspan_t *)l;
     if (s->kind != KIND_GC_UNCOLLECTABLE) continue;
     if (span_state(s) == SPAN_SMALL) gort__gc_collect_frees(s);

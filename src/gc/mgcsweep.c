@@ -232,6 +232,7 @@ void gort__gc_sweep_resume(void) {
 // says "on a central list", and which list is the list's business.
 static void splice(span_link_t *to, span_link_t *from) {
   if (span_list_empty(from)) return;
+  if (to->next == NULL) span_list_init(to);  // a zeroed head (mspan.h)
   span_link_t *first = from->next, *last = from->prev;
   first->prev = to->prev;
   to->prev->next = first;
