@@ -145,6 +145,9 @@ typedef struct gthread {
 // Registers the calling thread if it is not yet (lazily, for threads gort
 // did not see start).
 void gort__stw_register_self(void);
+// Whether the calling thread is registered (stops with the world).
+extern GORT_TLS struct gthread *gort__stw_self GORT_HIDDEN;
+GORT_INLINE bool gort__stw_registered(void) { return gort__stw_self != NULL; }
 // At start-up, on the main thread: registers it (its stack top from the
 // loader; no /proc read, no allocation of its own).
 void gort__stw_register_main(void);

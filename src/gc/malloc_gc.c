@@ -154,13 +154,35 @@ static mspan_t *take_span(int kind, int cls) {
 // The cache's links land on pages its thread is about to write anyway,
 // with the objects it allocates there.
 
+// Zeroing. A collected object is handed out zeroed, but the allocation
+// itself clears only the list link in its first word: the rest of every
+// slot a cache takes is zeroed here, when the list is built, a run of
+// adjacent free slots at a time (one memset for a dead subtree's slots
+// instead of one per object, and none for fresh pages the OS zeroed).
+// Nothing writes a slot between its refill and its allocation: it is free,
+// and the collector neither scans nor sweeps into a slot whose live bit is
+// clear.
+
+// Zeroes the run of slots [lo, hi) and appends them to the list at tail.
+static block_t **link_run(uintptr_t lo, uintptr_t hi, uintptr_t size, bool zero, block_t **tail) {
+  if (lo == hi) return tail;
+  if (zero) memset((void *)lo, 0, hi - lo);
+  for (uintptr_t a = lo; a < hi; a += size) {
+    block_t *b = (block_t *)a;
+    *tail = b;
+    tail = &b->next;
+  }
+  return tail;
+}
+
 // The free carved slots of s (owned by the caller) as a list in address
-// order, and their count.
+// order, zeroed but for their links, and their count.
 static block_t *free_slots(mspan_t *s, uint32_t *n) {
   uintptr_t k = s->elemsize >> 4;              // granules per slot (sizes are multiples of 16)
   uintptr_t end = (uintptr_t)s->fresh * k;     // granules of the carved slots
   uintptr_t start = 0;                         // granule of the next slot start
   block_t *head = NULL, **tail = &head;
+  uintptr_t run = 0, run_end = 0;              // the run of adjacent free slots being gathered
   uint32_t count = 0;
   // A span starts on a page, so its k-th KiB is its k-th bitmap word.
   for (uintptr_t w = 0; w << 6 < end; w++) {
@@ -169,14 +191,33 @@ static block_t *free_slots(mspan_t *s, uint32_t *n) {
     for (; start < hi; start += k) starts |= 1ULL << (start - lo);
     uint64_t bit, free = starts & ~__atomic_load_n(live_word(s->base + (w << 10), &bit), __ATOMIC_RELAXED);
     while (free != 0) {
-      block_t *b = (block_t *)(s->base + ((lo + (uintptr_t)__builtin_ctzll(free)) << 4));
+      uintptr_t a = s->base + ((lo + (uintptr_t)__builtin_ctzll(free)) << 4);
       free &= free - 1;
-      *tail = b;
-      tail = &b->next;
+      if (a != run_end) {
+        tail = link_run(run, run_end, s->elemsize, true, tail);
+        run = a;
+      }
+      run_end = a + s->elemsize;
       count++;
     }
   }
+  tail = link_run(run, run_end, s->elemsize, true, tail);
   *tail = NULL;
+  *n = count;
+  return head;
+}
+
+// The next page's worth of never-used slots of s, linked, zeroed but for
+// their links (by the OS, unless the span's pages were used before).
+static block_t *carve(mspan_t *s, uint32_t *n) {
+  uint32_t first = s->fresh;
+  uintptr_t lo = s->base + (uintptr_t)first * s->elemsize;
+  uintptr_t page_end = GORT_ALIGN_UP(lo + 1, (uintptr_t)4096);
+  uint32_t count = (uint32_t)((page_end - lo + s->elemsize - 1) / s->elemsize);
+  if (count > s->nelems - first) count = s->nelems - first;
+  block_t *head = NULL;
+  *link_run(lo, lo + (uintptr_t)count * s->elemsize, s->elemsize, s->needzero, &head) = NULL;
+  __atomic_store_n(&s->fresh, first + count, __ATOMIC_RELAXED);
   *n = count;
   return head;
 }
@@ -194,16 +235,14 @@ static block_t *span_list(mspan_t *s, uint32_t *n) {
   }
   block_t *list = NULL;
   if (s->fresh < s->nelems) {
-    uint32_t before = s->fresh;
-    list = gort__mcache_carve(s);
-    *n = s->fresh - before;
+    list = carve(s, n);
     s->used = s->fresh;
   }
   return list;
 }
 
 // Refills the cache's list of a span class. In a no-stop region.
-static block_t *refill(gc_class_cache_t *gcc, int kind, int cls) {
+static block_t *refill(mcache_t *c, gc_class_cache_t *gcc, int kind, int cls) {
   mspan_t *s = gcc->span;
   uint32_t n = 0;
   block_t *list = s != NULL ? span_list(s, &n) : NULL;
@@ -225,6 +264,9 @@ static block_t *refill(gc_class_cache_t *gcc, int kind, int cls) {
   // During a concurrent mark what the cache hands out is allocated black.
   if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) gort__gc_premark_span(s);
   atomic_fetch_add_explicit(&gort__gc_heap_live, (uint64_t)n * s->elemsize, memory_order_relaxed);
+  // Counted as allocated now; flush_cache takes back what was never used.
+  counter_add(&c->gc_nmalloc, n);
+  counter_add(&c->gc_bytes, (uint64_t)n * s->elemsize);
   return list;
 }
 
@@ -240,6 +282,8 @@ static void flush_cache(mcache_t *c, void *arg) {
       for (block_t *b = gcc->head; b != NULL; b = b->next) n++;
       s->used -= (uint32_t)n;
       atomic_fetch_sub_explicit(&gort__gc_heap_live, n * s->elemsize, memory_order_relaxed);
+      counter_add(&c->gc_nmalloc, -n);  // counted at the refill, never handed out
+      counter_add(&c->gc_bytes, -(n * s->elemsize));
       gcc->head = NULL;
       gcc->span = NULL;
       gort__gc_span_relist(s);
@@ -311,23 +355,27 @@ static void *alloc_large(size_t size, int kind) {
   return p;
 }
 
+// The fast path pops the cache's list: the block is zeroed already but for
+// its link (see "Zeroing"), and it was counted (the heap's live bytes, the
+// allocation counters) when the list was built. Its live bit is set here:
+// the collector's "is this slot allocated" answer.
 static void *alloc_small(size_t size, int kind) {
   unsigned cls = size_class(size == 0 ? 1 : size);
-  mcache_t *c = my_cache();
-  if (c == NULL) {
-    errno = ENOMEM;
-    return NULL;
+  mcache_t *c = gort__tls_cache;
+  if (gort_unlikely(c == &gort__empty_cache || !gort__stw_registered())) {
+    if ((c = my_cache()) == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
   }
   for (;;) {
     nostop_enter();
     gc_class_cache_t *gcc = &c->gc[kind - 1][cls];
     block_t *b = gcc->head;
-    if (b != NULL) {
+    if (gort_likely(b != NULL)) {
       gcc->head = b->next;
+      b->next = NULL;
       live_set((uintptr_t)b);
-      memset(b, 0, gort__class_size[cls]);
-      counter_add(&c->gc_nmalloc, 1);
-      counter_add(&c->gc_bytes, gort__class_size[cls]);
       nostop_exit();
       return b;
     }
@@ -338,7 +386,7 @@ static void *alloc_small(size_t size, int kind) {
     else gort__gc_maybe_collect(gort__class_size[cls] * (size_t)gort__class_nelems[cls]);
     nostop_enter();
     if (gcc->head == NULL) {
-      block_t *list = refill(gcc, kind, (int)cls);
+      block_t *list = refill(c, gcc, kind, (int)cls);
       if (list == NULL) {
         nostop_exit();
         errno = ENOMEM;

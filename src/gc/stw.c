@@ -77,7 +77,10 @@ static struct {
   bool inited;
 } stw = {.signal = SIGPWR};
 
-static GORT_TLS gthread_t *self;
+// The calling thread's record; NULL until it registers. Read inline by the
+// allocation fast path (gc.h, gort__stw_registered).
+GORT_TLS gthread_t *gort__stw_self;
+#define self gort__stw_self
 
 // ---- the thread's own record ---------------------------------------------------------
 
