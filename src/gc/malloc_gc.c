@@ -6,7 +6,8 @@
 // malloc's blocks. A thread caches at most one span per collected span
 // class (mcache.gc[kind][class]): it pops that span's free blocks, sets
 // each one's live bit (the allocation bit the sweep and the marker read),
-// and zeroes it. Unlike malloc's spans, a collected span has no owner
+// and clears its link word, the only one not zeroed when the list was
+// built ("Zeroing" below). Unlike malloc's spans, a collected span has no owner
 // between cycles: the collector takes every cached span back when it
 // stops the world (gort__gc_flush_caches), so when the world restarts
 // every collected span is in one of the central lists below, and the sweep

@@ -8,7 +8,9 @@
 // full ones through a global list, where idle workers take them (work
 // stealing at the granularity of a buffer). Buffers come from persistent
 // memory and are reused every cycle, so the queue's memory is bounded by
-// the largest queue ever seen.
+// the largest queue ever seen. A worker scans each object eight pops after
+// it prefetched the object's first line (drain_queue): marking is a walk
+// of cache misses, and a few objects in flight overlap them.
 //
 // If no buffer can be had (the OS refuses memory mid-cycle), the object is
 // still marked but not queued, and the cycle remembers the overflow. After
