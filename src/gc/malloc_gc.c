@@ -243,7 +243,7 @@ static block_t *span_list(mspan_t *s, uint32_t *n) {
 }
 
 // Refills the cache's list of a span class. In a no-stop region.
-static block_t *refill(mcache_t *c, gc_class_cache_t *gcc, int kind, int cls) {
+static block_t *refill(gc_class_cache_t *gcc, int kind, int cls) {
   mspan_t *s = gcc->span;
   uint32_t n = 0;
   block_t *list = s != NULL ? span_list(s, &n) : NULL;
@@ -265,9 +265,6 @@ static block_t *refill(mcache_t *c, gc_class_cache_t *gcc, int kind, int cls) {
   // During a concurrent mark what the cache hands out is allocated black.
   if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) gort__gc_premark_span(s);
   atomic_fetch_add_explicit(&gort__gc_heap_live, (uint64_t)n * s->elemsize, memory_order_relaxed);
-  // Counted as allocated now; flush_cache takes back what was never used.
-  counter_add(&c->gc_nmalloc, n);
-  counter_add(&c->gc_bytes, (uint64_t)n * s->elemsize);
   return list;
 }
 
@@ -283,8 +280,6 @@ static void flush_cache(mcache_t *c, void *arg) {
       for (block_t *b = gcc->head; b != NULL; b = b->next) n++;
       s->used -= (uint32_t)n;
       atomic_fetch_sub_explicit(&gort__gc_heap_live, n * s->elemsize, memory_order_relaxed);
-      counter_add(&c->gc_nmalloc, -n);  // counted at the refill, never handed out
-      counter_add(&c->gc_bytes, -(n * s->elemsize));
       gcc->head = NULL;
       gcc->span = NULL;
       gort__gc_span_relist(s);
@@ -357,9 +352,9 @@ static void *alloc_large(size_t size, int kind) {
 }
 
 // The fast path pops the cache's list: the block is zeroed already but for
-// its link (see "Zeroing"), and it was counted (the heap's live bytes, the
-// allocation counters) when the list was built. Its live bit is set here:
-// the collector's "is this slot allocated" answer.
+// its link (see "Zeroing"), and the heap's live bytes counted it when the
+// list was built. Its live bit is set here: the collector's "is this slot
+// allocated" answer.
 static void *alloc_small(size_t size, int kind) {
   unsigned cls = size_class(size == 0 ? 1 : size);
   mcache_t *c = gort__tls_cache;
@@ -377,6 +372,9 @@ static void *alloc_small(size_t size, int kind) {
       gcc->head = b->next;
       b->next = NULL;
       live_set((uintptr_t)b);
+      // Cumulative counts (metrics.h: they only grow), so one at a time.
+      counter_add(&c->gc_nmalloc, 1);
+      counter_add(&c->gc_bytes, gort__class_size[cls]);
       nostop_exit();
       return b;
     }
@@ -387,7 +385,7 @@ static void *alloc_small(size_t size, int kind) {
     else gort__gc_maybe_collect(gort__class_size[cls] * (size_t)gort__class_nelems[cls]);
     nostop_enter();
     if (gcc->head == NULL) {
-      block_t *list = refill(c, gcc, kind, (int)cls);
+      block_t *list = refill(gcc, kind, (int)cls);
       if (list == NULL) {
         nostop_exit();
         errno = ENOMEM;

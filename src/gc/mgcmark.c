@@ -570,7 +570,9 @@ static void rescan_marked_list(span_link_t *list) {
     uint32_t n = span_state(s) == SPAN_LARGE ? 1 : s->fresh;
     for (uint32_t i = 0; i < n; i++) {
       uintptr_t obj = s->base + (uintptr_t)i * s->elemsize;
-      if (gort__gc_is_marked(obj)) scan_object(w, obj);
+      // A marked slot may be free (premarked for allocation during a mark,
+      // or freed by gort_free): its first word is then a link, not a layout.
+      if (live_test(obj) && gort__gc_is_marked(obj)) scan_object(w, obj);
     }
   }
 }

@@ -546,3 +546,22 @@ TEST(impossible_sizes_fail_with_enomem) {
            "gort_gc_alloc_uncollectable(%zu)", sizes[i]);
   }
 }
+
+// The cumulative counts (metrics.h: they only grow) take each collected
+// allocation once, when it is handed out: not a cache's whole list at its
+// refill, taken back at the next stop (which made them fall after a cycle).
+TEST(allocation_counts_grow_by_each_object_and_never_fall_across_a_cycle) {
+  gort_metric_sample_t s[] = {{.name = "/gc/heap/allocs:objects"}, {.name = "/gc/heap/allocs:bytes"}};
+  gctest_collect();
+  gort_metrics_read(s, 2);
+  uint64_t objects = s[0].value.u64, bytes = s[1].value.u64;
+  void *volatile p = gort_gc_alloc(48);  // after the cycle flushed the caches: a refill
+  EXPECT(p != NULL);
+  gort_metrics_read(s, 2);
+  EXPECT_EQ_U64(s[0].value.u64, objects + 1, "objects after one allocation");
+  EXPECT_EQ_U64(s[1].value.u64, bytes + 48, "bytes after one allocation");
+  gctest_collect();
+  gort_metrics_read(s, 2);
+  EXPECT(s[0].value.u64 >= objects + 1 && s[1].value.u64 >= bytes + 48, "the counts fell across a cycle: %llu objects, %llu bytes",
+         (unsigned long long)s[0].value.u64, (unsigned long long)s[1].value.u64);
+}
