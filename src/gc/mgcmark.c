@@ -83,7 +83,6 @@ static struct {
   workbuf_t *empty;  // spare buffers
   _Atomic int idle;  // workers with no work
   _Atomic uint32_t gen;  // bumped when idle workers should look again
-  _Atomic int sleepers;  // workers in a futex wait on gen (wake_idle's system call is for them)
   int active;        // workers in this drain
   _Atomic bool overflow;
   uintptr_t lo, hi;  // arena bounds, set per cycle
@@ -104,26 +103,10 @@ static struct {
 
 // ---- the queue ---------------------------------------------------------------------
 
-// Wakes idle workers: there is work, or the drain is over. The system
-// call only if one sleeps: a waiter counts itself in sleepers before it
-// waits for gen to move from the value it read, so either this sees it
-// counted, or its wait sees gen moved (both are sequentially consistent).
-// In a concurrent mark the background worker alone drains, and each end
-// of its drain and each buffer an assist gave back made a system call for
-// nobody (3000 of them in GCBench, with a 20 us sleep-and-poll per assist
-// in flight: 4.4 times the futex calls and twice the sleeps of the
-// world-stopped mark).
+// Wakes idle workers: there is work, or the drain is over.
 static void wake_idle(void) {
   atomic_fetch_add(&mark.gen, 1);
-  if (atomic_load(&mark.sleepers) > 0) gort__os_futex_wake(&mark.gen, INT32_MAX);
-}
-
-// Waits until gen moves from g (or ns pass, ns >= 0), counted in sleepers.
-static void sleep_on_gen(uint32_t g, int64_t ns) {
-  atomic_fetch_add(&mark.sleepers, 1);
-  if (ns < 0) gort__os_futex_wait(&mark.gen, g);
-  else gort__os_futex_wait_ns(&mark.gen, g, ns);
-  atomic_fetch_sub(&mark.sleepers, 1);
+  gort__os_futex_wake(&mark.gen, INT32_MAX);
 }
 
 static void put_full(workbuf_t *b) {
@@ -334,7 +317,7 @@ static void drain(worker_t *w) {
       if (spins < 200)
         gort__cpu_relax();
       else
-        sleep_on_gen(g, -1);
+        gort__os_futex_wait(&mark.gen, g);
     }
   }
 }
@@ -778,14 +761,12 @@ void gort__gc_mark_drain_concurrent(void) {
     mark.active = 1;
     atomic_store(&mark.idle, 0);
     drain(&mark.workers[0]);
-    uint32_t g = atomic_load(&mark.gen);
     if (atomic_load(&mark.assists) == 0 && __atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) == NULL) break;
     // An assist holds the rest of the work for at most its budget: wait
     // without taking a core from the program (2 cores: spinning here cost
-    // GCBench a third of its CPU), until it gives its buffer back or ends
-    // (both move gen), with a bound in case a wake-up was for nobody.
+    // GCBench a third of its CPU).
     if (naps < 20) gort__cpu_relax();
-    else sleep_on_gen(g, 1000000);
+    else gort__os_sleep_ns(20000);
   }
 }
 
@@ -847,7 +828,6 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
   }
   assist_end(&w);
   atomic_fetch_sub(&mark.assists, 1);
-  wake_idle();  // a worker waiting for the assists to end (drain_concurrent)
   return scanned;
 }
 
