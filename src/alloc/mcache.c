@@ -127,11 +127,7 @@ void gort__span_init_small(mspan_t *s, int cls) {
 // first of them (at least one block); returns them as a list
 // in ascending order. The caller counts them in s->used.
 block_t *gort__mcache_carve(mspan_t *s) {
-  uint32_t first = s->fresh;
-  uintptr_t start = s->base + (uintptr_t)first * s->elemsize;
-  uintptr_t page_end = GORT_ALIGN_UP(start + 1, (uintptr_t)4096);
-  uint32_t n = (uint32_t)((page_end - start + s->elemsize - 1) / s->elemsize);
-  if (n > s->nelems - first) n = s->nelems - first;
+  uint32_t first = s->fresh, n = span_carve_count(s);
   block_t *head = NULL;
   for (uint32_t i = first + n; i-- > first;) {
     block_t *b = (block_t *)(s->base + (uintptr_t)i * s->elemsize);

@@ -182,6 +182,17 @@ GORT_INLINE bool span_is_elem_start(const mspan_t *s, uintptr_t addr) {
   return (uintptr_t)i * s->elemsize == off && i < __atomic_load_n(&s->fresh, __ATOMIC_RELAXED);
 }
 
+// How many never-used slots of s a carve takes: those that start before
+// the next page boundary (at least one), so that a carve touches one page
+// more, at most what is left.
+GORT_INLINE uint32_t span_carve_count(const mspan_t *s) {
+  uint32_t first = s->fresh;
+  uintptr_t start = s->base + (uintptr_t)first * s->elemsize;
+  uintptr_t page_end = GORT_ALIGN_UP(start + 1, (uintptr_t)4096);
+  uint32_t n = (uint32_t)((page_end - start + s->elemsize - 1) / s->elemsize);
+  return n > s->nelems - first ? s->nelems - first : n;
+}
+
 // Circular doubly linked lists with a sentinel. A zeroed head is an empty
 // list too, made circular by its first push: the heads in static tables
 // (the collector's 365 central lists) then need no pass at start-up, which

@@ -16,7 +16,12 @@ void gort__noscan_register(const void *p, size_t n) {
   ns.lo[i] = lo, ns.hi[i] = hi;
 }
 
-int gort__noscan_ranges(uintptr_t *lo, uintptr_t *hi) {
-  for (int i = 0; i < ns.n; i++) lo[i] = ns.lo[i], hi[i] = ns.hi[i];
-  return ns.n;
+void gort__noscan_foreach_gap(uintptr_t lo, uintptr_t hi, void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                              void *arg) {
+  for (int i = 0; i < ns.n && lo < hi; i++) {  // sorted by address
+    if (ns.hi[i] <= lo || ns.lo[i] >= hi) continue;
+    if (ns.lo[i] > lo) fn(lo, ns.lo[i], arg);
+    lo = ns.hi[i];
+  }
+  if (lo < hi) fn(lo, hi, arg);
 }

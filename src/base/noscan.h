@@ -21,8 +21,11 @@
 #define GORT_NOSCAN_MAX 16
 
 void gort__noscan_register(const void *p, size_t n);
-// The registered ranges, sorted by address, at most GORT_NOSCAN_MAX.
-int gort__noscan_ranges(uintptr_t *lo, uintptr_t *hi);
+// Calls fn on each part of [lo, hi) outside every registered range, in
+// address order: how a root scan (the collector's, the leak check's)
+// reads a writable segment.
+void gort__noscan_foreach_gap(uintptr_t lo, uintptr_t hi, void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                              void *arg);
 
 #define GORT_NOSCAN_CAT2(a, b) a##b
 #define GORT_NOSCAN_CAT(a, b) GORT_NOSCAN_CAT2(a, b)

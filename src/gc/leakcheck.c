@@ -299,16 +299,7 @@ static int collect_segment(struct dl_phdr_info *info, size_t size, void *arg) {
 // (base/noscan.h, as the collector's root scan: the page map, this check's
 // state, the heap's reservations, the profiler's registry of sampled
 // blocks, which would otherwise keep every sampled block "reachable").
-static void scan_segment(uintptr_t lo, uintptr_t hi) {
-  uintptr_t xlo[GORT_NOSCAN_MAX], xhi[GORT_NOSCAN_MAX];
-  int n = gort__noscan_ranges(xlo, xhi);
-  for (int i = 0; i < n && lo < hi; i++) {
-    if (xhi[i] <= lo || xlo[i] >= hi) continue;
-    if (xlo[i] > lo) scan_range(lo, xlo[i], NULL);
-    lo = xhi[i];
-  }
-  if (lo < hi) scan_range(lo, hi, NULL);
-}
+static void scan_segment(uintptr_t lo, uintptr_t hi) { gort__noscan_foreach_gap(lo, hi, scan_range, NULL); }
 
 static void scan_descriptor(uintptr_t tp, void *arg) {
   (void)arg;

@@ -211,11 +211,8 @@ static block_t *free_slots(mspan_t *s, uint32_t *n) {
 // The next page's worth of never-used slots of s, linked, zeroed but for
 // their links (by the OS, unless the span's pages were used before).
 static block_t *carve(mspan_t *s, uint32_t *n) {
-  uint32_t first = s->fresh;
+  uint32_t first = s->fresh, count = span_carve_count(s);
   uintptr_t lo = s->base + (uintptr_t)first * s->elemsize;
-  uintptr_t page_end = GORT_ALIGN_UP(lo + 1, (uintptr_t)4096);
-  uint32_t count = (uint32_t)((page_end - lo + s->elemsize - 1) / s->elemsize);
-  if (count > s->nelems - first) count = s->nelems - first;
   block_t *head = NULL;
   *link_run(lo, lo + (uintptr_t)count * s->elemsize, s->elemsize, s->needzero, &head) = NULL;
   __atomic_store_n(&s->fresh, first + count, __ATOMIC_RELAXED);

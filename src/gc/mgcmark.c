@@ -427,16 +427,7 @@ static void read_segments(void) {
 // A segment, less gort's own tables that hold no collected object when
 // gort is linked statically (base/noscan.h; the page map, 16 MiB of
 // pointers to metadata, among them).
-static void scan_segment(uintptr_t lo, uintptr_t hi) {
-  uintptr_t xlo[GORT_NOSCAN_MAX], xhi[GORT_NOSCAN_MAX];
-  int n = gort__noscan_ranges(xlo, xhi);
-  for (int i = 0; i < n && lo < hi; i++) {
-    if (xhi[i] <= lo || xlo[i] >= hi) continue;
-    if (xlo[i] > lo) scan_root(lo, xlo[i], NULL);
-    lo = xhi[i];
-  }
-  if (lo < hi) scan_root(lo, hi, NULL);
-}
+static void scan_segment(uintptr_t lo, uintptr_t hi) { gort__noscan_foreach_gap(lo, hi, scan_root, NULL); }
 
 static struct {
   lock_t lock;   // rank LOCK_CENTRAL; guards the ranges

@@ -80,7 +80,6 @@ static struct {
 // The calling thread's record; NULL until it registers. Read inline by the
 // allocation fast path (gc.h, gort__stw_registered).
 GORT_TLS gthread_t *gort__stw_self;
-#define self gort__stw_self
 
 // ---- the thread's own record ---------------------------------------------------------
 
@@ -122,13 +121,13 @@ static void make_leave_key(void) { pthread_key_create(&leave_key, leave); }
 // main left registered then was a zombie that every later stop signalled
 // and waited for, for ever.
 void gort__stw_leave_at_exit(void) {
-  if (self == NULL) return;
+  if (gort__stw_self == NULL) return;
   pthread_once(&leave_once, make_leave_key);
   pthread_setspecific(leave_key, (void *)1);
 }
 
 void gort__stw_register_self(void) {
-  if (gort_likely(self != NULL)) return;
+  if (gort_likely(gort__stw_self != NULL)) return;
   uintptr_t lo = 0, hi = 0;
   if (gort__os_stack_bounds(&lo, &hi) != 0) {
     // Unknown bounds: from here up to a page past the frame (only the
@@ -162,7 +161,7 @@ void gort__stw_register_self(void) {
   t->next = stw.threads;
   stw.threads = t;
   stw.nthreads++;
-  self = t;
+  gort__stw_self = t;
   raw_unlock(&stw.lock);
   // Leave the registry when the thread exits, however it was registered.
   pthread_once(&leave_once, make_leave_key);
@@ -170,7 +169,7 @@ void gort__stw_register_self(void) {
 }
 
 void gort__stw_register_main(void) {
-  if (self != NULL || gort__os_gettid() != getpid()) return;
+  if (gort__stw_self != NULL || gort__os_gettid() != getpid()) return;
   // Above the start of the stack are only argv, the environment and auxv.
   uintptr_t hi = gort__os_main_stack_top();
   if (hi == 0) return;  // registered lazily then, when it first calls us
@@ -191,12 +190,12 @@ void gort__stw_register_main(void) {
   t->next = stw.threads;
   stw.threads = t;
   stw.nthreads++;
-  self = t;
+  gort__stw_self = t;
   raw_unlock(&stw.lock);
 }
 
 void gort__stw_unregister_self(void) {
-  gthread_t *t = self;
+  gthread_t *t = gort__stw_self;
   if (t == NULL) return;
   raw_lock(&stw.lock);
   for (gthread_t **p = &stw.threads; *p != NULL; p = &(*p)->next)
@@ -207,7 +206,7 @@ void gort__stw_unregister_self(void) {
   stw.nthreads--;
   t->next = stw.pool;
   stw.pool = t;
-  self = NULL;
+  gort__stw_self = NULL;
   raw_unlock(&stw.lock);
 }
 
@@ -241,7 +240,7 @@ void gort__stw_unlock_after_fork(int child) {
   while (stw.threads != NULL) {
     gthread_t *t = stw.threads;
     stw.threads = t->next;
-    if (t == self) {
+    if (t == gort__stw_self) {
       keep = t;
     } else {
       t->next = stw.pool;
@@ -336,7 +335,7 @@ static uintptr_t stack_pointer(void) {
 // the stop's: a park for an older stop (a thread that checked just before
 // a restart) can never pass for this one.
 static GORT_NOINLINE void park(uint32_t e) {
-  gthread_t *t = self;
+  gthread_t *t = gort__stw_self;
   gort__stop_pending = 0;
   atomic_store_explicit(&t->stopped_sp, stack_pointer(), memory_order_relaxed);
   atomic_store_explicit(&t->stopped_epoch, e, memory_order_release);
@@ -357,7 +356,7 @@ static void on_stop_signal(int sig, siginfo_t *info, void *uctx) {
   (void)sig, (void)info, (void)uctx;
   int saved = errno;
   uint32_t e = atomic_load_explicit(&stw.epoch, memory_order_acquire);
-  if (self != NULL && atomic_load_explicit(&stw.released, memory_order_acquire) != e) {
+  if (gort__stw_self != NULL && atomic_load_explicit(&stw.released, memory_order_acquire) != e) {
     if (gort__nostop > 0)
       gort__stop_pending = 1;  // stops when it leaves the region
     else
@@ -386,7 +385,7 @@ void gort__stw_stop(void) {
   raw_lock(&stw.lock);
   uint32_t e = atomic_fetch_add_explicit(&stw.epoch, 1, memory_order_acq_rel) + 1;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
-    if (t == self) continue;
+    if (t == gort__stw_self) continue;
     int r = gort__os_tgkill(t->tid, stw.signal);
     t->unstoppable = r != 0;
     if (r != 0) gort__warn("gc: cannot stop thread %d (error %d); its stack is not scanned", t->tid, -r);
@@ -400,7 +399,7 @@ void gort__stw_stop(void) {
   // the signal's delivery, and a sleeping thread's wake-up to take it).
   int64_t spin_until = gort__nanotime() + STOP_SPIN_NS;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
-    if (t == self || t->unstoppable) continue;
+    if (t == gort__stw_self || t->unstoppable) continue;
     for (unsigned k = 0;; k++) {
       uint32_t n = atomic_load_explicit(&stw.nstopped, memory_order_acquire);
       if (atomic_load_explicit(&t->stopped_epoch, memory_order_acquire) == e) break;
@@ -425,9 +424,9 @@ void gort__stw_start(void) {
 // pointers, and which a second mark would scan deeper) are never roots.
 GORT_NOINLINE void gort__stw_run_recorded(void (*fn)(void *), void *arg) {
   __builtin_unwind_init();
-  self->own_sp = stack_pointer();
+  gort__stw_self->own_sp = stack_pointer();
   fn(arg);
-  self->own_sp = 0;
+  gort__stw_self->own_sp = 0;
   __asm__ volatile("" ::: "memory");  // keeps the spills alive across fn
 }
 
@@ -441,7 +440,7 @@ static uintptr_t stack_top(const gthread_t *t, uintptr_t sp) {
 
 void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
-    if (t == self) {
+    if (t == gort__stw_self) {
       if (t->own_sp == 0) gort__throw("gc: the collector's stack was not recorded");
       fn(t->own_sp, stack_top(t, t->own_sp), arg);
     } else {
