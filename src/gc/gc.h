@@ -148,6 +148,12 @@ void gort__stw_register_self(void);
 // Whether the calling thread is registered (stops with the world).
 extern GORT_TLS struct gthread *gort__stw_self GORT_HIDDEN;
 GORT_INLINE bool gort__stw_registered(void) { return gort__stw_self != NULL; }
+
+// For a thread that is not registered, so never stopped, about to change
+// what a stop takes to be still (its cache, as it exits: malloc_gc.c):
+// waits out a stop in progress and holds the next one off until allowed.
+void gort__stw_hold_off(void);
+void gort__stw_allow(void);
 // At start-up, on the main thread: registers it (its stack top from the
 // loader; no /proc read, no allocation of its own).
 void gort__stw_register_main(void);

@@ -289,10 +289,17 @@ void gort__gc_flush_caches(void) { gort__mcache_foreach(flush_cache, NULL); }
 
 void gort__gc_flush_orphaned_caches(void) { gort__mcache_foreach_orphaned(flush_cache, NULL); }
 
+// A registered thread cannot be stopped mid-flush (the no-stop region).
+// One that left the registry (gort_gc_unregister_thread) is never stopped,
+// and a stop's own flush of this same cache once raced its exit: both gave
+// the cache's spans back, relisting them twice.
 static void cache_exit(mcache_t *c) {
+  bool registered = gort__stw_registered();
+  if (!registered) gort__stw_hold_off();
   nostop_enter();
   flush_cache(c, NULL);
   nostop_exit();
+  if (!registered) gort__stw_allow();
 }
 
 // ---- allocation -----------------------------------------------------------------

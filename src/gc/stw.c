@@ -228,6 +228,10 @@ void gort__stw_register_internal_self(void) {
 
 int gort__stw_signal(void) { return gort__opts.gcsignal > 0 ? (int)gort__opts.gcsignal : stw.signal; }
 
+void gort__stw_hold_off(void) { raw_lock(&stw.lock); }
+
+void gort__stw_allow(void) { raw_unlock(&stw.lock); }
+
 void gort__stw_lock_for_fork(void) { raw_lock(&stw.lock); }
 
 void gort__stw_unlock_after_fork(int child) {

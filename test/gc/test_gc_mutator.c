@@ -637,6 +637,8 @@ static void *collect_loop(void *arg) {
 // A short life: a small graph on the stack, TLS and a global slice,
 // verified after each cycle the collector thread finishes, then exit
 // (often in the middle of a cycle).
+static bool unregister_before_exit;  // the thread leaves the registry, then exits
+
 static void *short_lived(void *arg) {
   thread_t *t = arg;
   obj_t *stack_roots[NROOTS] = {0};
@@ -660,11 +662,12 @@ static void *short_lived(void *arg) {
   t->verified += verify_thread(t, true);
   memset(global_roots[t->index], 0, sizeof global_roots[t->index]);
   memset(tls_roots, 0, sizeof tls_roots);
+  if (unregister_before_exit) gort_gc_unregister_thread();
   return NULL;
 }
 
-TEST(threads_exit_while_another_thread_collects) {
-  cfg = (config_t){0};
+static void threads_exit_during_collections(void) {
+  atomic_store(&stop_collecting, false);
   uint32_t gc0 = gctest_num_gc();
   pthread_t collector;
   pthread_create(&collector, NULL, collect_loop, NULL);
@@ -691,6 +694,20 @@ TEST(threads_exit_while_another_thread_collects) {
   EXPECT(verified > 0, "%d waves of threads verified nothing", wave);
   EXPECT(gctest_num_gc() - gc0 >= atomic_load(&epoch), "NumGC grew by %u over %" PRIu64 " cycles",
          gctest_num_gc() - gc0, atomic_load(&epoch));
+}
+
+TEST(threads_exit_while_another_thread_collects) {
+  cfg = (config_t){0};
+  unregister_before_exit = false;
+  threads_exit_during_collections();
+}
+
+// An unregistered thread is never stopped, and its exit gives its cache's
+// spans back while a collection may be flushing that same cache.
+TEST(threads_leave_the_registry_and_exit_while_another_thread_collects) {
+  cfg = (config_t){0};
+  unregister_before_exit = true;
+  threads_exit_during_collections();
 }
 
 // The child of a fork made while other threads allocate collected objects
