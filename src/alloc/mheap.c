@@ -36,6 +36,15 @@
 //   - No two free spans are adjacent: free merges with free neighbours.
 //   - sum(free span pages) == free_pages; released_pages counts set bits.
 //
+// Zones (mheap.h): the collector's barriered spans must lie outside what
+// dirty-page tracking protects, and tracking protects whole reservations
+// (one system call each), so they get pages of their own: the untracked
+// zone, whose reservations start far from the main zone's (ZONE_GAP) and
+// whose arenas hold nothing else. Each zone has its own free lists, hint
+// and growth; a free run never merges across zones (coalesce_insert), and
+// a reservation that lands in the other zone's arena is given back and
+// tried elsewhere. The arena records its zone.
+//
 // Rejected: Go 1.14+'s radix tree of page summaries. It makes finding
 // free pages lock-light and scales to huge heaps, but costs far more code;
 // our allocations of small spans come from thread caches and central lists
@@ -70,17 +79,26 @@
 #define ARENA_HINT_START ((uintptr_t)0x5c3 << 32)
 #endif
 #define GROW_FIRST ((uintptr_t)4 << 20)  // the first reservation
+// Where the untracked zone starts, past the main zone's first hint: a main
+// heap of less than this never meets it.
+#define ZONE_GAP ((uintptr_t)64 << 30)
+
+// One zone's free runs and growth.
+typedef struct {
+  span_link_t exact[NEXACT];  // free runs by exact page count
+  uint64_t exact_mask[2];     // bit n set: exact[n] is not empty
+  span_link_t large;          // free runs of NEXACT pages or more
+  uintptr_t hint;             // where to reserve next
+  uint64_t sys_bytes;         // reserved for this zone
+} zone_t;
 
 arena_t *gort__arenas[GORT_ARENA_L1];
 
 static struct {
   lock_t lock;                  // rank LOCK_HEAP; guards everything here
   lock_t release_lock;          // rank LOCK_RELEASE; held across one span's release
-  span_link_t exact[NEXACT];    // free runs by exact page count
-  uint64_t exact_mask[2];       // bit n set: exact[n] is not empty
-  span_link_t large;            // free runs of NEXACT pages or more
+  zone_t zone[MHEAP_NZONES];
   fixalloc_t spanalloc;         // mspan_t structs
-  uintptr_t hint;               // where to reserve the next arena
   uintptr_t max_pages;          // the largest run one request may take; set at init
   uintptr_t arena_lo, arena_hi; // bounds of every arena; written under lock, read racily
   bool inited;
@@ -99,10 +117,13 @@ static struct {
 // (counter_set, mspan.h).
 
 static void heap_init_locked(void) {
-  for (int i = 0; i < NEXACT; i++) span_list_init(&heap.exact[i]);
-  span_list_init(&heap.large);
+  for (int z = 0; z < MHEAP_NZONES; z++) {
+    for (int i = 0; i < NEXACT; i++) span_list_init(&heap.zone[z].exact[i]);
+    span_list_init(&heap.zone[z].large);
+  }
   gort__fixalloc_init(&heap.spanalloc, sizeof(mspan_t));
-  heap.hint = ARENA_HINT_START;
+  heap.zone[MHEAP_ZONE_MAIN].hint = ARENA_HINT_START;
+  heap.zone[MHEAP_ZONE_UNTRACKED].hint = ARENA_HINT_START + ZONE_GAP;
   // One request may take at most the machine's memory plus swap, as the
   // kernel's default overcommit heuristic lets one mapping (so glibc's
   // malloc) have. Above that a request can never be backed, and its page
@@ -124,35 +145,39 @@ static uintptr_t span_end(const mspan_t *s) { return s->base + span_bytes(s); }
 
 // ---- free lists ----------------------------------------------------------
 
+static zone_t *zone_of(const mspan_t *s) { return &heap.zone[mheap_zone_of(s->base)]; }
+
 static void free_list_insert(mspan_t *s) {
+  zone_t *z = zone_of(s);
   s->where = WHERE_HEAP;
   if (s->npages < NEXACT) {
-    span_list_push(&heap.exact[s->npages], s);
-    heap.exact_mask[s->npages >> 6] |= 1ULL << (s->npages & 63);
+    span_list_push(&z->exact[s->npages], s);
+    z->exact_mask[s->npages >> 6] |= 1ULL << (s->npages & 63);
   } else {
-    span_list_push(&heap.large, s);
+    span_list_push(&z->large, s);
   }
 }
 
 static void free_list_remove(mspan_t *s) {
+  zone_t *z = zone_of(s);
   span_list_remove(s);
   s->where = WHERE_NONE;
-  if (s->npages < NEXACT && span_list_empty(&heap.exact[s->npages]))
-    heap.exact_mask[s->npages >> 6] &= ~(1ULL << (s->npages & 63));
+  if (s->npages < NEXACT && span_list_empty(&z->exact[s->npages]))
+    z->exact_mask[s->npages >> 6] &= ~(1ULL << (s->npages & 63));
 }
 
-static mspan_t *find_exact(uintptr_t npages) {
+static mspan_t *find_exact(zone_t *z, uintptr_t npages) {
   for (uintptr_t w = npages >> 6; w < 2; w++) {
-    uint64_t m = heap.exact_mask[w];
+    uint64_t m = z->exact_mask[w];
     if (w == npages >> 6) m &= ~0ULL << (npages & 63);
-    if (m != 0) return span_list_first(&heap.exact[w * 64 + (uintptr_t)__builtin_ctzll(m)]);
+    if (m != 0) return span_list_first(&z->exact[w * 64 + (uintptr_t)__builtin_ctzll(m)]);
   }
   return NULL;
 }
 
-static mspan_t *find_large(uintptr_t npages) {
+static mspan_t *find_large(zone_t *z, uintptr_t npages) {
   mspan_t *best = NULL;
-  for (span_link_t *l = span_list_begin(&heap.large); l != &heap.large; l = l->next) {
+  for (span_link_t *l = span_list_begin(&z->large); l != &z->large; l = l->next) {
     mspan_t *s = (mspan_t *)l;
     if (s->npages < npages) continue;
     if (best == NULL || s->npages < best->npages ||
@@ -162,9 +187,9 @@ static mspan_t *find_large(uintptr_t npages) {
   return best;
 }
 
-static mspan_t *find_free(uintptr_t npages) {
-  mspan_t *s = npages < NEXACT ? find_exact(npages) : NULL;
-  return s != NULL ? s : find_large(npages);
+static mspan_t *find_free(zone_t *z, uintptr_t npages) {
+  mspan_t *s = npages < NEXACT ? find_exact(z, npages) : NULL;
+  return s != NULL ? s : find_large(z, npages);
 }
 
 // ---- released bits ---------------------------------------------------------
@@ -205,24 +230,35 @@ static mspan_t *new_span_struct(uintptr_t base, uintptr_t npages, span_state_t s
 
 static void coalesce_insert(mspan_t *s);
 
-// Where reservations are tried when heap.hint is taken: all inside the page
+// Where reservations are tried when a zone's hint is taken: all inside the page
 // map's window, the first ones below 512 GiB (ThreadSanitizer's limit).
 static const uintptr_t fallback_hints[] = {ARENA_HINT_START, (uintptr_t)1 << 37,
                                            (uintptr_t)1 << 40, (uintptr_t)1 << 41,
                                            (uintptr_t)1 << 42};
 
-// Reserves bytes of address space inside the page map's window; 0 if the
-// OS refused.
-static uintptr_t reserve(uintptr_t bytes) {
+// Whether every arena slot [base, base + bytes) touches is unused or zone's.
+static bool arenas_free_for(uintptr_t base, uintptr_t bytes, int zone) {
+  for (uintptr_t i = base >> GORT_ARENA_SHIFT; i <= (base + bytes - 1) >> GORT_ARENA_SHIFT; i++)
+    if (gort__arenas[i] != NULL && gort__arenas[i]->zone != zone) return false;
+  return true;
+}
+
+// Reserves bytes of address space for zone inside the page map's window;
+// 0 if the OS refused. The untracked zone's fallback hints are the main
+// zone's, ZONE_GAP higher.
+static uintptr_t reserve(uintptr_t bytes, int zone) {
+  uintptr_t first = heap.zone[zone].hint, shift = zone == MHEAP_ZONE_MAIN ? 0 : ZONE_GAP;
   for (size_t i = 0; i <= sizeof fallback_hints / sizeof fallback_hints[0]; i++) {
-    uintptr_t hint = i == 0 ? heap.hint : fallback_hints[i - 1];
-    if (i > 0 && hint == heap.hint) continue;
+    uintptr_t hint = i == 0 ? first : fallback_hints[i - 1] + shift;
+    if (i > 0 && hint == first) continue;
     int err;
     uintptr_t base = (uintptr_t)gort__os_reserve(hint, bytes, GORT_RESERVE_ALIGN, &err);
     if (base == 0 && err == -ENOMEM) return 0;  // out of address space: no hint helps
     if (base == 0) continue;
-    if (base + bytes > base && base + bytes <= ((uintptr_t)1 << GORT_ADDR_BITS)) return base;
-    gort__os_unmap((void *)base, bytes);  // the OS put it outside the page map
+    if (base + bytes > base && base + bytes <= ((uintptr_t)1 << GORT_ADDR_BITS) &&
+        arenas_free_for(base, bytes, zone))
+      return base;
+    gort__os_unmap((void *)base, bytes);  // outside the page map, or in the other zone's arena
   }
   return 0;
 }
@@ -230,12 +266,13 @@ static uintptr_t reserve(uintptr_t bytes) {
 // Gives every arena slot that [base, base + bytes) touches its arena_t;
 // slots an earlier reservation touched have one. False if metadata memory
 // ran out (the slots registered so far stay, empty: harmless).
-static bool register_arenas(uintptr_t base, uintptr_t bytes) {
+static bool register_arenas(uintptr_t base, uintptr_t bytes, int zone) {
   for (uintptr_t i = base >> GORT_ARENA_SHIFT; i <= (base + bytes - 1) >> GORT_ARENA_SHIFT; i++) {
     if (gort__arenas[i] != NULL) continue;
     arena_t *a = gort__persistent_alloc(sizeof(arena_t), 4096);
     if (a == NULL) return false;
     a->base = i << GORT_ARENA_SHIFT;
+    a->zone = (uint8_t)zone;
     memset(a->released, 0xff, sizeof a->released);  // never touched: not resident
     __atomic_store_n(&gort__arenas[i], a, __ATOMIC_RELEASE);
     heap.arenas++;
@@ -271,19 +308,20 @@ void gort__mheap_reservation(uint32_t i, uintptr_t *lo, uintptr_t *hi) {
   *hi = __atomic_load_n(&resv.hi[i], __ATOMIC_ACQUIRE);
 }
 
-// Reserves address space for at least npages pages and adds it as one
-// free span (see the file comment for how much).
-static bool grow(uintptr_t npages) {
+// Reserves address space for at least npages pages of zone and adds it as
+// one free span (see the file comment for how much).
+static bool grow(uintptr_t npages, int zone) {
+  zone_t *z = &heap.zone[zone];
   uintptr_t need = npages << GORT_PAGE_SHIFT;
   if (npages > (GORT_ARENA_L1 << 13)) return false;
-  uintptr_t bytes = heap.sys_bytes < GROW_FIRST ? GROW_FIRST : heap.sys_bytes;
+  uintptr_t bytes = z->sys_bytes < GROW_FIRST ? GROW_FIRST : z->sys_bytes;
   if (bytes > GORT_ARENA_SIZE) bytes = GORT_ARENA_SIZE;
   if (bytes < need) bytes = need;
   bytes = GORT_ALIGN_UP(bytes, GORT_RESERVE_ALIGN);
-  uintptr_t base = reserve(bytes);
-  if (base == 0 && bytes > need) base = reserve(bytes = GORT_ALIGN_UP(need, GORT_RESERVE_ALIGN));
+  uintptr_t base = reserve(bytes, zone);
+  if (base == 0 && bytes > need) base = reserve(bytes = GORT_ALIGN_UP(need, GORT_RESERVE_ALIGN), zone);
   if (base == 0) return false;
-  if (!register_arenas(base, bytes)) {
+  if (!register_arenas(base, bytes, zone)) {
     gort__os_unmap((void *)base, bytes);
     return false;
   }
@@ -295,9 +333,12 @@ static bool grow(uintptr_t npages) {
     gort__os_unmap((void *)base, bytes);  // the arenas stay registered and empty: harmless
     return false;
   }
-  heap.hint = base + bytes;
-  add_reservation(base, bytes);
-  if (gort__gc_hooks.heap_grew != NULL) gort__gc_hooks.heap_grew(base, bytes);
+  z->hint = base + bytes;
+  z->sys_bytes += bytes;
+  if (zone == MHEAP_ZONE_MAIN) {
+    add_reservation(base, bytes);
+    if (gort__gc_hooks.heap_grew != NULL) gort__gc_hooks.heap_grew(base, bytes);
+  }
   if (heap.arena_lo == 0 || base < heap.arena_lo) __atomic_store_n(&heap.arena_lo, base, __ATOMIC_RELAXED);
   if (base + bytes > heap.arena_hi) __atomic_store_n(&heap.arena_hi, base + bytes, __ATOMIC_RELAXED);
   heap.sys_bytes += bytes;
@@ -350,6 +391,10 @@ static void mark_inuse(mspan_t *s) {
 }
 
 mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t state) {
+  return gort__mheap_alloc_in(npages, align_pages, state, MHEAP_ZONE_MAIN);
+}
+
+mspan_t *gort__mheap_alloc_in(uintptr_t npages, uintptr_t align_pages, span_state_t state, int zone) {
   uintptr_t need = npages + align_pages - 1;
   if (npages == 0 || npages > (GORT_ARENA_L1 << 13) || need < npages) {
     errno = ENOMEM;
@@ -362,17 +407,18 @@ mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t
     errno = ENOMEM;
     return NULL;
   }
-  mspan_t *s = find_free(need);
+  zone_t *z = &heap.zone[zone];
+  mspan_t *s = find_free(z, need);
   if (s == NULL && heap.grow_hook != NULL) {
     // Growing: let the scavenger enforce the memory limit first, which may
     // return idle pages to the OS (they stay free and usable here).
     unlock(&heap.lock);
     heap.grow_hook((uint64_t)need << GORT_PAGE_SHIFT);
     lock(&heap.lock);
-    s = find_free(need);
+    s = find_free(z, need);
   }
   if (s == NULL) {
-    if (!grow(need) || (s = find_free(need)) == NULL) {
+    if (!grow(need, zone) || (s = find_free(z, need)) == NULL) {
       unlock(&heap.lock);
       errno = ENOMEM;
       return NULL;
@@ -423,8 +469,9 @@ mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t
 // Merges free span s (pages mapped at its ends only, not on a list) with
 // free neighbours and inserts the result.
 static void coalesce_insert(mspan_t *s) {
+  int zone = mheap_zone_of(s->base);
   mspan_t *l = span_of(s->base - GORT_PAGE_SIZE);  // NULL past an arena's edge
-  if (l != NULL && span_state(l) == SPAN_FREE) {
+  if (l != NULL && span_state(l) == SPAN_FREE && mheap_zone_of(l->base) == zone) {
     free_list_remove(l);
     set_span(span_end(l) - GORT_PAGE_SIZE, NULL);  // boundaries become interior
     set_span(s->base, NULL);
@@ -435,7 +482,7 @@ static void coalesce_insert(mspan_t *s) {
     gort__fixalloc_free(&heap.spanalloc, l);
   }
   mspan_t *r = span_of(span_end(s));
-  if (r != NULL && span_state(r) == SPAN_FREE) {
+  if (r != NULL && span_state(r) == SPAN_FREE && mheap_zone_of(r->base) == zone) {
     free_list_remove(r);
     set_span(r->base, NULL);
     set_span(span_end(s) - GORT_PAGE_SIZE, NULL);
@@ -501,7 +548,8 @@ bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages) {
   uintptr_t extra = npages - s->npages;
   lock(&heap.lock);
   mspan_t *r = span_of(span_end(s));
-  if (r == NULL || span_state(r) != SPAN_FREE || r->npages < extra) {
+  if (r == NULL || span_state(r) != SPAN_FREE || r->npages < extra ||
+      mheap_zone_of(r->base) != mheap_zone_of(s->base)) {
     unlock(&heap.lock);
     return false;
   }
@@ -550,20 +598,23 @@ uint64_t gort__mheap_unreleased_free_bytes(void) {
 static mspan_t *take_release_candidate(int64_t min_age_ns, int64_t now) {
   mspan_t *best = NULL;
   uintptr_t best_unreleased = 0;
-  for (int i = NEXACT; i >= 1; i--) {
-    span_link_t *list = i == NEXACT ? &heap.large : &heap.exact[i];
-    for (span_link_t *l = span_list_begin(list); l != list; l = l->next) {
-      mspan_t *s = (mspan_t *)l;
-      if (min_age_ns >= 0 && (s->freed_ns == 0 || now - s->freed_ns < min_age_ns)) continue;
-      uintptr_t unreleased = 0;
-      for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE)
-        unreleased += !page_released(p);
-      if (unreleased > best_unreleased) {
-        best = s;
-        best_unreleased = unreleased;
+  // Lists are scanned from the largest runs down, each size in both zones.
+  for (int i = NEXACT; i >= 1 && best == NULL; i--) {
+    for (int zi = 0; zi < MHEAP_NZONES; zi++) {
+      zone_t *z = &heap.zone[zi];
+      span_link_t *list = i == NEXACT ? &z->large : &z->exact[i];
+      for (span_link_t *l = span_list_begin(list); l != list; l = l->next) {
+        mspan_t *s = (mspan_t *)l;
+        if (min_age_ns >= 0 && (s->freed_ns == 0 || now - s->freed_ns < min_age_ns)) continue;
+        uintptr_t unreleased = 0;
+        for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE)
+          unreleased += !page_released(p);
+        if (unreleased > best_unreleased) {
+          best = s;
+          best_unreleased = unreleased;
+        }
       }
     }
-    if (best != NULL) break;  // lists are scanned from the largest runs down
   }
   if (best != NULL) {
     free_list_remove(best);
@@ -695,7 +746,8 @@ static bool check_free_span(const mspan_t *s, uint64_t *pages, uint64_t *release
   // No free neighbour may remain unmerged.
   if (arena_of(span_end(s)) != NULL) {
     mspan_t *r = span_of(span_end(s));
-    if (r != NULL && span_state(r) == SPAN_FREE) return false;
+    if (r != NULL && span_state(r) == SPAN_FREE && mheap_zone_of(r->base) == mheap_zone_of(s->base))
+      return false;
   }
   for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE) *released += page_released(p);
   *pages += s->npages;
@@ -706,15 +758,17 @@ bool gort__mheap_is_valid(void) {
   lock(&heap.lock);
   bool ok = true;
   uint64_t pages = 0, released = 0;
-  if (heap.inited) {
+  for (int zi = 0; heap.inited && zi < MHEAP_NZONES; zi++) {
+    zone_t *z = &heap.zone[zi];
     for (int i = 0; i <= NEXACT && ok; i++) {
-      span_link_t *list = i == NEXACT ? &heap.large : &heap.exact[i];
+      span_link_t *list = i == NEXACT ? &z->large : &z->exact[i];
       bool nonempty = !span_list_empty(list);
-      if (i > 0 && i < NEXACT && nonempty != (bool)((heap.exact_mask[i >> 6] >> (i & 63)) & 1))
+      if (i > 0 && i < NEXACT && nonempty != (bool)((z->exact_mask[i >> 6] >> (i & 63)) & 1))
         ok = false;
       for (span_link_t *l = span_list_begin(list); l != list && ok; l = l->next) {
         mspan_t *s = (mspan_t *)l;
         if (i < NEXACT ? s->npages != (uintptr_t)i : s->npages < NEXACT) ok = false;
+        if (mheap_zone_of(s->base) != zi) ok = false;
         if (!check_free_span(s, &pages, &released)) ok = false;
       }
     }

@@ -22,6 +22,14 @@ typedef struct {
 // (a power of two; 1 for none) as a span of the given state. Returns NULL,
 // with errno ENOMEM, when the OS refuses memory. Takes the heap lock.
 mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t state);
+
+// Zones: the heap's pages in two sets of arenas that never share an arena
+// or a free run. The untracked zone holds the collector's barriered spans
+// (gc/malloc_gc.c): its reservations are not listed below, so dirty-page
+// tracking never protects them.
+enum { MHEAP_ZONE_MAIN = 0, MHEAP_ZONE_UNTRACKED = 1, MHEAP_NZONES = 2 };
+mspan_t *gort__mheap_alloc_in(uintptr_t npages, uintptr_t align_pages, span_state_t state, int zone);
+GORT_INLINE int mheap_zone_of(uintptr_t addr) { return arena_of(addr)->zone; }
 // Returns an in-use span's pages to the heap (coalescing); s is recycled.
 void gort__mheap_free(mspan_t *s);
 // Grows a large span to npages by taking the free pages right after it.
@@ -55,8 +63,9 @@ bool gort__mheap_is_valid(void);  // walks every free list (debug, tests)
 void gort__mheap_lock_for_fork(void);
 void gort__mheap_unlock_after_fork(int child);
 
-// The heap's reservations of address space (adjacent ones merged; the
-// count only grows, and the last one may grow): for dirty-page tracking.
+// The main zone's reservations of address space (adjacent ones merged;
+// the count only grows, and the last one may grow): for dirty-page
+// tracking.
 // Each starts and ends on a multiple of GORT_RESERVE_ALIGN, so that the
 // mprotect tracker's granules (gc/dirty_mprotect.c) are all heap or none.
 #define GORT_RESERVE_ALIGN ((uintptr_t)64 << 10)

@@ -41,6 +41,7 @@ typedef struct arena {
   uint64_t released[GORT_PAGES_PER_ARENA / 64];
   uintptr_t base;
   uint32_t hwm;  // pages [0, hwm) have been handed out at least once; heap lock
+  uint8_t zone;  // the page heap's zone its pages belong to (mheap.h); set once
   // The live and mark bits of the arena's 16-byte granules, interleaved a
   // word of each at a time: bits[2k] (live) and bits[2k + 1] (mark) cover
   // the 64 granules of the arena's k-th KiB. The marker tests a live bit
