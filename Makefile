@@ -190,7 +190,8 @@ build/bench/%: bench/%.cc bench/bench.h
 GCB := build/bench/gc
 GCB_WORKLOADS := gcbench bintree largeheap
 GCB_CFLAGS := -std=gnu11 -O2 -g -pthread -Ibench/gc -Iinclude -Wall -Wextra
-GCB_BINS := $(foreach w,$(GCB_WORKLOADS),$(GCB)/$(w)-malloc $(GCB)/$(w)-bdwgc $(GCB)/$(w)-gort) $(GCB)/gcgo
+GCB_BINS := $(foreach w,$(GCB_WORKLOADS),$(GCB)/$(w)-malloc $(GCB)/$(w)-bdwgc $(GCB)/$(w)-gort $(GCB)/$(w)-gort-wb) \
+  $(GCB)/gcgo
 GCB_GOCACHE ?= /tmp/gort-gocache
 
 $(GCB)/%-malloc: bench/gc/%.c bench/gc/gcb.h
@@ -208,6 +209,11 @@ $(GCB)/%-bdwgc: bench/gc/%.c bench/gc/gcb.h
 $(GCB)/%-gort.o: bench/gc/%.c bench/gc/gcb.h include/gort/gc.h include/gort/metrics.h
 	@mkdir -p $(dir $@)
 	$(CC) $(GCB_CFLAGS) -DIMPL_GORT -c $< -o $@
+
+# gort's barriered objects and write barrier (bench/gc/gcb.h, GCB_WB).
+$(GCB)/%-gort-wb: bench/gc/%.c bench/gc/gcb.h include/gort/gc.h include/gort/metrics.h build/libgort.a
+	@mkdir -p $(dir $@)
+	$(CC) $(GCB_CFLAGS) -DIMPL_GORT -DGCB_WB $< -o $@ build/libgort.a -lpthread -lm
 
 $(GCB)/%-gort: $(GCB)/%-gort.o build/libgort.a
 	@echo "$(CC) -pthread $< -o $@ build/libgort.a -lpthread -lm"

@@ -25,8 +25,8 @@ static node *bottom_up(int depth) {
     r = bottom_up(depth - 1);
   }
   node *n = gcb_alloc(sizeof *n);
-  n->left = l;
-  n->right = r;
+  gcb_store(n->left, l);
+  gcb_store(n->right, r);
   return n;
 }
 

@@ -3,11 +3,16 @@
  *   IMPL_GORT    gort_gc_alloc / gort_gc_alloc_noscan (link build/libgort.a)
  *   IMPL_BDWGC   GC_MALLOC / GC_MALLOC_ATOMIC (link -lgc)
  *   IMPL_MALLOC  malloc, and the program frees what it knows is dead
+ * and, with IMPL_GORT, GCB_WB for gort's barriered objects
+ * (gort_gc_alloc_barriered, pages never write-protected by the concurrent
+ * mark; every pointer store through gort_gc_write_ptr): "gort-wb".
  *
  * A program calls gcb_init() first, allocates with gcb_alloc (may hold
  * pointers: scanned) and gcb_alloc_noscan (never holds pointers), frees
  * with gcb_free (a no-op under a collector; GCB_MANUAL says whether frees
- * happen, for code that walks a structure only to free it), and ends with
+ * happen, for code that walks a structure only to free it), stores every
+ * pointer into a scanned object with gcb_store(lvalue, value) (a plain
+ * assignment but under GCB_WB), and ends with
  * gcb_finish(workload, checksum), which prints the one result line:
  *
  *   workload impl cpu_s wall_s maxrss_mib cycles stw_max_ms stw_p99_ms
@@ -64,9 +69,15 @@
 #if defined(IMPL_GORT)
 #include <gort/gc.h>
 #include <gort/metrics.h>
-#define GCB_IMPL "gort"
 #define GCB_MANUAL 0
+#if defined(GCB_WB)
+#define GCB_IMPL "gort-wb"
+#define gcb_raw_alloc(n) gort_gc_alloc_barriered(n)
+#define gcb_store(slot, v) gort_gc_write_ptr((void **)&(slot), (v))
+#else
+#define GCB_IMPL "gort"
 #define gcb_raw_alloc(n) gort_gc_alloc(n)
+#endif
 #define gcb_raw_alloc_noscan(n) gort_gc_alloc_noscan(n)
 #define gcb_free(p) ((void)(p))
 #elif defined(IMPL_BDWGC)
@@ -84,6 +95,10 @@
 #define gcb_raw_alloc(n) malloc(n)
 #define gcb_raw_alloc_noscan(n) malloc(n)
 #define gcb_free(p) free(p)
+#endif
+
+#ifndef gcb_store
+#define gcb_store(slot, v) ((slot) = (v))
 #endif
 
 #define GCB_TICK_EVERY 256u     /* allocations between mutator clock readings */

@@ -24,8 +24,8 @@ static uint64_t nodes_made;
 
 static node *new_node(node *l, node *r) {
   node *n = gcb_alloc(sizeof *n);
-  n->left = l;
-  n->right = r;
+  gcb_store(n->left, l);
+  gcb_store(n->right, r);
   n->i = 0;
   n->j = 0;
   nodes_made++;
@@ -38,8 +38,8 @@ static long tree_size(int depth) { return (1L << (depth + 1)) - 1; }
 static void populate(int depth, node *n) {
   if (depth <= 0) return;
   depth--;
-  n->left = new_node(NULL, NULL);
-  n->right = new_node(NULL, NULL);
+  gcb_store(n->left, new_node(NULL, NULL));
+  gcb_store(n->right, new_node(NULL, NULL));
   populate(depth, n->left);
   populate(depth, n->right);
 }

@@ -44,14 +44,14 @@ static entry *new_entry(void) {
   memset(v, (int)(key & 0xff), len);
   e->key = key;
   e->len = len;
-  e->val = v;
+  gcb_store(e->val, v);
   live_bytes += HDR + len;
   return e;
 }
 
 static void fill_slot(slot *s) {
   int n = 1 + (int)(next_rand() % 3);
-  for (int k = 0; k < 3; k++) s->e[k] = k < n ? new_entry() : NULL;
+  for (int k = 0; k < 3; k++) gcb_store(s->e[k], k < n ? new_entry() : NULL);
 }
 
 static void drop_entry(entry *e) {

@@ -7,6 +7,7 @@
 # Usage: bench/gc/run.sh [REPS]          (default 3)
 # Environment:
 #   IMPLS="gort bdwgc go malloc"  (also: gort-stw, gort with GORT_DEBUG=gcdirty=none;
+#     gort-wb, gort with barriered objects and gort_gc_write_ptr;
 #     gort-mprotect, gort with GORT_DEBUG=gcdirty=mprotect;
 #     bdwgc-inc, bdwgc in its incremental mode)  WORKLOADS="gcbench bintree largeheap"
 #   GCBENCH_ARGS=16  BINTREE_ARGS=18  LARGEHEAP_ARGS="1024 4000000"
@@ -60,6 +61,7 @@ declare -A WHY=(
   [bdwgc-inc]="libgc-dev missing? (apt-get install libgc-dev)"
   [gort-stw]="gort's collector is not linked into build/libgort.a yet"
   [gort-mprotect]="gort's collector is not linked into build/libgort.a yet"
+  [gort-wb]="gort's collector is not linked into build/libgort.a yet"
   [go]="no go command? (apt-get install golang-go)"
   [malloc]="make bench-gc failed?"
 )

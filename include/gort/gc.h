@@ -86,6 +86,21 @@ GORT_API void *gort_gc_alloc_typed(size_t size, const gort_gc_layout_t *layout)
 GORT_API void *gort_gc_alloc_uncollectable(size_t size)
     GORT_MALLOC_LIKE GORT_ALLOC_SIZE(1) GORT_WARN_UNUSED;
 
+/* A zeroed collected object, scanned like gort_gc_alloc's, whose pages the
+ * concurrent mark never write-protects: no fault on its writes and no
+ * rescan of its pages in the mark's final stop. In exchange, every store
+ * of a pointer into it (initialization included) must go through
+ * gort_gc_write_ptr; a plain assignment, memcpy or read(2) of pointers
+ * into it may let what they point to be freed (GORT_DEBUG=gccheckmark=1
+ * reports such a miss). realloc and gort_free work as for any collected
+ * object. */
+GORT_API void *gort_gc_alloc_barriered(size_t size)
+    GORT_MALLOC_LIKE GORT_ALLOC_SIZE(1) GORT_WARN_UNUSED;
+/* *slot = val, with Go's write barrier while a mark runs (the old and the
+ * new pointee are marked); a plain store otherwise. Any slot may be
+ * written this way; only barriered objects need it. */
+GORT_API void gort_gc_write_ptr(void **slot, void *val);
+
 /* A full blocking cycle that also finishes the sweep (Go's runtime.GC). */
 GORT_API void gort_gc_collect(void);
 /* Sets GORT_GC (percent; negative turns the collector off) and returns the

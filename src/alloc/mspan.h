@@ -65,7 +65,9 @@ typedef enum {
 // spans hold malloc'd blocks freed by hand; the others belong to the
 // collector (gc/mgc.c): scanned conservatively, never scanned, scanned by
 // a layout in a header word, scanned as roots and never collected
-// (uncollectable), and the tiny allocator's 16-byte blocks (noscan).
+// (uncollectable), the tiny allocator's 16-byte blocks (noscan), and
+// scanned conservatively but written through the write barrier, never
+// protected for dirty tracking (barriered: gc/barrier.c).
 typedef enum {
   KIND_MANUAL = 0,
   KIND_GC_SCAN = 1,
@@ -73,10 +75,15 @@ typedef enum {
   KIND_GC_TYPED = 3,
   KIND_GC_UNCOLLECTABLE = 4,
   KIND_GC_TINY = 5,
-  GORT_NUM_KINDS = 6,
+  KIND_GC_BARRIERED = 6,
+  GORT_NUM_KINDS = 7,
 } span_kind_t;
 
-#define GORT_NUM_GC_KINDS (GORT_NUM_KINDS - 1)  // kinds 1..5
+#define GORT_NUM_GC_KINDS (GORT_NUM_KINDS - 1)  // kinds 1..6
+
+// Collected kinds whose every word is scanned (typed ones are scanned by
+// their layout, uncollectable ones as roots).
+GORT_INLINE bool kind_scanned_whole(unsigned kind) { return kind == KIND_GC_SCAN || kind == KIND_GC_BARRIERED; }
 // A typed object's first 16 bytes hold its layout; the program's pointer
 // is past them.
 #define SPAN_TYPED_HEADER 16

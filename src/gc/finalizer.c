@@ -197,7 +197,7 @@ void *gort_gc_weak_get(gort_weak_t *w) {
 
 static bool scanned_kind(uintptr_t block) {
   mspan_t *s = span_of(block);
-  return s != NULL && (s->kind == KIND_GC_SCAN || s->kind == KIND_GC_TYPED);
+  return s != NULL && (kind_scanned_whole(s->kind) || s->kind == KIND_GC_TYPED);
 }
 
 static void mark_arg(uintptr_t lo, uintptr_t hi, void *arg);

@@ -140,6 +140,7 @@ typedef struct gthread {
   _Atomic uint32_t stopped_epoch;  // the stop it last parked for
   bool unstoppable;                 // the stop signal could not be sent (this stop)
   uintptr_t own_sp;              // the collecting thread's, during its cycle
+  void *wbuf;                    // the write barrier's gray objects in a mark (barrier.c)
 } gthread_t;
 
 // Registers the calling thread if it is not yet (lazily, for threads gort
@@ -199,6 +200,7 @@ int gort__stw_internal_thread(void *(*fn)(void *), void *arg);
 // Threads created through gort's pthread_create that have not registered yet.
 int gort__stw_starting(void);
 // With the world stopped: fn(tp) for each registered thread's thread pointer.
+void gort__stw_foreach_thread(void (*fn)(gthread_t *t));  // world stopped; stopped threads
 void gort__stw_foreach_thread_pointer(void (*fn)(uintptr_t tp, void *arg), void *arg);
 
 // ---- mgcmark.c ---------------------------------------------------------------------
@@ -224,6 +226,11 @@ bool gort__gc_is_marked(uintptr_t obj);
 // Concurrent marking (mgc.c says how the cycle uses them).
 uint64_t gort__gc_mark_begin(void);             // first stop: the roots; returns objects marked
 void gort__gc_mark_drain_concurrent(void);      // the background worker
+// The write barrier (barrier.c), during a concurrent mark: t's (the
+// caller's own record) gray objects; in a no-stop region.
+void gort__gc_barrier_shade(gthread_t *t, uintptr_t v);
+void gort__gc_barrier_copied(void *dst, size_t n);  // shades what a copy wrote
+void gort__gc_barrier_release(gthread_t *t);  // its buffer to the queue (t leaving, or world stopped)
 uint64_t gort__gc_mark_assist(uint64_t budget);  // an allocating thread (bytes to scan), in a no-stop region; bytes scanned
 bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent);  // a pre-cleaning round
 bool gort__gc_mark_assist_pages(uint64_t budget);  // an allocating thread's share of one

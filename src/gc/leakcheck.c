@@ -185,7 +185,7 @@ static bool live_block(mspan_t *s, uintptr_t v, uintptr_t *obj, uintptr_t *size)
 }
 
 static bool scanned_kind(const mspan_t *s) {
-  return s->kind == KIND_MANUAL || s->kind == KIND_GC_SCAN || s->kind == KIND_GC_TYPED ||
+  return s->kind == KIND_MANUAL || kind_scanned_whole(s->kind) || s->kind == KIND_GC_TYPED ||
          s->kind == KIND_GC_UNCOLLECTABLE;
 }
 

@@ -102,8 +102,11 @@ void gort__gc_collect_frees(mspan_t *s) {
   }
 }
 
+// Barriered objects get pages that dirty tracking never protects.
+static int zone_for(int kind) { return kind == KIND_GC_BARRIERED ? MHEAP_ZONE_UNTRACKED : MHEAP_ZONE_MAIN; }
+
 static mspan_t *fresh_span(int kind, int cls) {
-  mspan_t *s = gort__mheap_alloc(gort__class_npages[cls], 1, SPAN_SMALL);
+  mspan_t *s = gort__mheap_alloc_in(gort__class_npages[cls], 1, SPAN_SMALL, zone_for(kind));
   if (s == NULL) return NULL;
   gort__span_init_small(s, cls);
   s->kind = (uint8_t)kind;
@@ -320,7 +323,7 @@ static void *alloc_large(size_t size, int kind) {
   gort__gc_maybe_collect(size);
   uintptr_t npages = (size + GORT_PAGE_SIZE - 1) >> GORT_PAGE_SHIFT;
   nostop_enter();
-  mspan_t *s = gort__mheap_alloc(npages, 1, SPAN_LARGE);
+  mspan_t *s = gort__mheap_alloc_in(npages, 1, SPAN_LARGE, zone_for(kind));
   if (s == NULL) {
     nostop_exit();
     return NULL;
@@ -409,6 +412,8 @@ static void *gc_alloc(size_t size, int kind) {
 void *gort_gc_alloc(size_t size) { return gc_alloc(size, KIND_GC_SCAN); }
 
 void *gort_gc_alloc_uncollectable(size_t size) { return gc_alloc(size, KIND_GC_UNCOLLECTABLE); }
+
+void *gort_gc_alloc_barriered(size_t size) { return gc_alloc(size, KIND_GC_BARRIERED); }
 
 // The tiny allocator: noscan objects under 16 bytes share 16-byte blocks,
 // each at its natural alignment (Go's, which saves about a fifth of the
@@ -588,6 +593,8 @@ static void *gc_realloc(void *p, mspan_t *s, size_t size) {
   }
   if (q == NULL) return NULL;
   memcpy(q, p, old < size ? old : size);
+  // The copy wrote pointers into a barriered object without the barrier.
+  if (s->kind == KIND_GC_BARRIERED) gort__gc_barrier_copied(q, old < size ? old : size);
   gc_free(p, s);
   return q;
 }

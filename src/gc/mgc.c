@@ -14,6 +14,8 @@
 //                rescan of written pages, checkmark
 //   dirty.c      which heap pages the program wrote (userfaultfd, or
 //                mprotect and a SIGSEGV handler: dirty_mprotect.c)
+//   barrier.c    the explicit write barrier and barriered objects, whose
+//                pages are never tracked
 //   mgcsweep.c   lazy and background sweeping
 //   finalizer.c  finalizers and weak pointers
 //
@@ -47,12 +49,14 @@
 //   5. Final stop (by the worker): take the caches' spans back, rescan
 //      every root (stacks and registers of every thread, every goroutine
 //      stack, segments, registered ranges, uncollectable objects, the
-//      finalizer queue) and the last written pages, drain with every
+//      finalizer queue), take the objects the write barrier shaded
+//      (barrier.c) and rescan the last written pages, drain with every
 //      worker, the overflow pass, gccheckmark; finalizers and weak
 //      pointers; a new sweep generation; the next goal and trigger.
 //      Restart; unprotect the heap; wake the sweeper and the finalizers.
 // Why it is enough: at the final stop every marked object was scanned
-// after its last write, or its page is written and rescanned now; the
+// after its last write, or its page is written and rescanned now, or it
+// is barriered and what was stored into it was shaded then; the
 // roots are all rescanned; so the drain that follows closes the marked
 // set over everything reachable. The stops last about the roots plus the
 // last written pages: 0.1-0.7 ms on GCBench and binary-trees.

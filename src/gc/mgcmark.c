@@ -194,7 +194,7 @@ RACY_READS static inline void mark_value(worker_t *w, uintptr_t v) {
   }
   w->bytes += size;
   w->objects++;
-  if (kind == KIND_GC_SCAN || kind == KIND_GC_TYPED) {
+  if (kind_scanned_whole(kind) || kind == KIND_GC_TYPED) {
     w->scan_bytes += size;
     push(w, obj);
   }
@@ -229,7 +229,7 @@ RACY_READS static void scan_object(worker_t *w, uintptr_t obj) {
   span_state_t st = span_state(s);
   uint8_t kind = s->kind;
   if ((st != SPAN_SMALL && st != SPAN_LARGE) ||
-      (kind != KIND_GC_SCAN && kind != KIND_GC_TYPED && kind != KIND_GC_UNCOLLECTABLE))
+      (!kind_scanned_whole(kind) && kind != KIND_GC_TYPED && kind != KIND_GC_UNCOLLECTABLE))
     return;
   uintptr_t size = gc_object_bytes(s);
   if (obj < s->base || obj + size > s->base + span_bytes(s)) return;  // a stale page-map entry
@@ -557,7 +557,7 @@ static void rescan_marked_list(span_link_t *list) {
   worker_t *w = &mark.workers[0];
   for (span_link_t *l = span_list_begin(list); l != list; l = l->next) {
     mspan_t *s = (mspan_t *)l;
-    if (s->kind != KIND_GC_SCAN && s->kind != KIND_GC_TYPED) continue;
+    if (!kind_scanned_whole(s->kind) && s->kind != KIND_GC_TYPED) continue;
     uint32_t n = span_state(s) == SPAN_LARGE ? 1 : s->fresh;
     for (uint32_t i = 0; i < n; i++) {
       uintptr_t obj = s->base + (uintptr_t)i * s->elemsize;
@@ -571,9 +571,10 @@ static void rescan_marked_list(span_link_t *list) {
 // Until a pass ends without overflow: rescan every marked object.
 static void handle_overflow(void) {
   while (atomic_exchange(&mark.overflow, false)) {
-    for (int k = KIND_GC_SCAN; k <= KIND_GC_TYPED; k += KIND_GC_TYPED - KIND_GC_SCAN)
+    static const int scanned[] = {KIND_GC_SCAN, KIND_GC_TYPED, KIND_GC_BARRIERED};
+    for (size_t k = 0; k < sizeof scanned / sizeof scanned[0]; k++)
       for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
-        gcentral_t *g = &gort__gcentral[k - 1][cls];
+        gcentral_t *g = &gort__gcentral[scanned[k] - 1][cls];
         rescan_marked_list(&g->partial);
         rescan_marked_list(&g->full);
         rescan_marked_list(&g->unswept);
@@ -582,6 +583,29 @@ static void handle_overflow(void) {
     rescan_marked_list(&gort__gclarge.unswept);
     drain_all();
   }
+}
+
+// ---- the write barrier's gray objects (barrier.c) --------------------------------------
+
+// Each thread keeps the objects its barrier shaded in a work buffer of its
+// own, which goes to the queue when full, when the thread leaves, and in
+// the final stop, so that a barrier takes no lock but once per buffer.
+void gort__gc_barrier_shade(gthread_t *t, uintptr_t v) {
+  worker_t w = {.cur = t->wbuf};
+  mark_value(&w, v);
+  t->wbuf = w.cur;
+  if (w.bytes != 0) {  // marked it: counted as an assist's marks are
+    atomic_fetch_add_explicit(&mark.assist_bytes, w.bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mark.assist_scan_bytes, w.scan_bytes, memory_order_relaxed);
+  }
+}
+
+void gort__gc_barrier_release(gthread_t *t) {
+  workbuf_t *b = t->wbuf;
+  if (b == NULL) return;
+  t->wbuf = NULL;
+  if (b->n > 0) put_full(b);
+  else put_empty(b);
 }
 
 // ---- the mark -----------------------------------------------------------------------
@@ -843,7 +867,7 @@ RACY_READS static void rescan_run(uintptr_t lo, uintptr_t hi, void *arg) {
     arena_t *a = arena_of(lo);
     mspan_t *s = a != NULL ? __atomic_load_n(&a->spans[arena_page_index(lo)], __ATOMIC_RELAXED) : NULL;
     uint8_t kind = s != NULL ? s->kind : KIND_MANUAL;
-    if (kind == KIND_GC_SCAN || kind == KIND_GC_TYPED || kind == KIND_GC_UNCOLLECTABLE) {
+    if (kind_scanned_whole(kind) || kind == KIND_GC_TYPED || kind == KIND_GC_UNCOLLECTABLE) {
       bool root = kind == KIND_GC_UNCOLLECTABLE, typed = kind == KIND_GC_TYPED;
       span_state_t st = span_state(s);
       if (st == SPAN_LARGE) {
@@ -972,6 +996,7 @@ void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t
   gort__mheap_arena_range(&mark.lo, &mark.hi);
   int64_t t0 = gort__nanotime();
   scan_roots_ex(true);
+  gort__stw_foreach_thread(gort__gc_barrier_release);
   int64_t t1 = gort__nanotime();
   mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
   if (mark.parallel) {

@@ -158,6 +158,7 @@ void gort__stw_register_self(void) {
   t->tls_hi = tp;
   t->tls_lo = tp - stw.static_tls;
   atomic_store(&t->stopped_sp, 0);
+  t->wbuf = NULL;
   t->next = stw.threads;
   stw.threads = t;
   stw.nthreads++;
@@ -197,6 +198,11 @@ void gort__stw_register_main(void) {
 void gort__stw_unregister_self(void) {
   gthread_t *t = gort__stw_self;
   if (t == NULL) return;
+  if (t->wbuf != NULL) {  // gray objects of a mark in progress
+    nostop_enter();
+    gort__gc_barrier_release(t);
+    nostop_exit();
+  }
   raw_lock(&stw.lock);
   for (gthread_t **p = &stw.threads; *p != NULL; p = &(*p)->next)
     if (*p == t) {
@@ -467,6 +473,11 @@ void gort__stw_init(void) {
 // With the world stopped: calls fn with each registered thread's thread
 // pointer, where glibc keeps the thread's descriptor (the leak check scans
 // it: the DTV and the thread-specific data hang from it; leakcheck.c).
+void gort__stw_foreach_thread(void (*fn)(gthread_t *t)) {
+  for (gthread_t *t = stw.threads; t != NULL; t = t->next)
+    if (!t->unstoppable) fn(t);
+}
+
 void gort__stw_foreach_thread_pointer(void (*fn)(uintptr_t tp, void *arg), void *arg) {
   for (gthread_t *t = stw.threads; t != NULL; t = t->next)
     if (!t->unstoppable) fn(t->tls_hi, arg);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gctest.h"
+#include "gort/alloc.h"
 
 #define SLOTS 64
 #define OBJ_BYTES 96
@@ -41,6 +42,15 @@ static void *volatile in_transit;  // the one root an object passes through
 static _Atomic bool stop;
 static _Atomic uint64_t cycles;
 static int fds[2] = {-1, -1};
+static bool barriered;  // holders from gort_gc_alloc_barriered, written through the barrier
+
+uint32_t gort__mheap_nreservations(void);
+void gort__mheap_reservation(uint32_t i, uintptr_t *lo, uintptr_t *hi);
+
+static void store(void **slot, void *v) {
+  if (barriered) gort_gc_write_ptr(slot, v);
+  else *slot = v;
+}
 
 static void *collector(void *arg) {
   (void)arg;
@@ -73,7 +83,7 @@ static void check_slots(void) {
 static GCTEST_NOINLINE void move(int from, int j, int to, int i, bool by_read) {
   in_transit = HOLD(from)[j];
   if (in_transit == NULL) return;
-  HOLD(from)[j] = NULL;
+  store(&HOLD(from)[j], NULL);
   uint64_t tag = tags[from][j];
   if (by_read) {
     void *v = in_transit;
@@ -82,18 +92,22 @@ static GCTEST_NOINLINE void move(int from, int j, int to, int i, bool by_read) {
     // The kernel writes the only lasting copy into the holder's page.
     EXPECT(read(fds[0], &HOLD(to)[i], sizeof(void *)) == (ssize_t)sizeof(void *), "read");
   } else {
-    HOLD(to)[i] = in_transit;
+    store(&HOLD(to)[i], in_transit);
   }
   tags[to][i] = tag;
   in_transit = NULL;
 }
 
+static void *new_holder(void) {
+  return barriered ? gort_gc_alloc_barriered(SLOTS * sizeof(void *)) : gort_gc_alloc(SLOTS * sizeof(void *));
+}
+
 static GCTEST_NOINLINE void build(void) {
-  void **g = gort_gc_alloc(SLOTS * sizeof(void *));
+  void **g = new_holder();
   ASSERT_NOT_NULL(g, "gort_gc_alloc");
   for (int i = 0; i < SLOTS; i++) {
     tags[1][i] = (uint64_t)i + 1;
-    g[i] = new_tagged(tags[1][i]);
+    store(&g[i], new_tagged(tags[1][i]));
   }
   void **cell = gort_gc_alloc(32);
   ASSERT_NOT_NULL(cell, "gort_gc_alloc");
@@ -105,7 +119,7 @@ static GCTEST_NOINLINE void build(void) {
     c[0] = cell;
     cell = c;
   }
-  void **a = gort_gc_alloc(SLOTS * sizeof(void *));
+  void **a = new_holder();
   ASSERT_NOT_NULL(a, "gort_gc_alloc");
   cell[1] = a;  // the head holds A
   hidden[0] = (uintptr_t)a ^ MASK;
@@ -146,6 +160,10 @@ static void run_moves(bool by_read) {
 }
 
 INNER_TEST(inner_moves_by_store) { run_moves(false); }
+INNER_TEST(inner_moves_by_barrier) {
+  barriered = true;
+  run_moves(false);
+}
 INNER_TEST(inner_moves_by_read) { run_moves(true); }
 
 TEST(objects_moved_into_marked_objects_during_the_mark_survive) { run_moves(false); }
@@ -160,6 +178,35 @@ TEST(moves_during_the_mark_survive_under_gccheckmark) {
 TEST(moves_survive_with_the_stop_the_world_mark) {
   EXPECT(harness_run_inner("inner_moves_by_store", "GORT_DEBUG=gcdirty=none"));
   EXPECT(harness_run_inner("inner_moves_by_read", "GORT_DEBUG=gcdirty=none,gccheckmark=1"));
+}
+
+// Barriered holders are never protected: the barrier alone tells the mark
+// of the moves. Under gccheckmark a move the barrier missed is fatal.
+TEST(objects_moved_between_barriered_objects_during_the_mark_survive) {
+  EXPECT(harness_run_inner("inner_moves_by_barrier", ""));
+  EXPECT(harness_run_inner("inner_moves_by_barrier", "GORT_DEBUG=gccheckmark=1"));
+  EXPECT(harness_run_inner("inner_moves_by_barrier", "GORT_DEBUG=gcdirty=mprotect,gccheckmark=1"));
+  EXPECT(harness_run_inner("inner_moves_by_barrier", "GORT_DEBUG=gcdirty=none"));
+}
+
+// Their pages lie outside every range the dirty tracker protects, large
+// ones too; the others' inside.
+TEST(barriered_objects_lie_outside_the_tracked_heap) {
+  void *objs[] = {gort_gc_alloc_barriered(64), gort_gc_alloc_barriered(5000), gort_gc_alloc_barriered(1 << 20),
+                  gort_gc_alloc(64), gort_gc_alloc(1 << 20)};
+  for (size_t k = 0; k < sizeof objs / sizeof objs[0]; k++) {
+    ASSERT_NOT_NULL(objs[k], "allocation %zu", k);
+    bool tracked = false;
+    for (uint32_t i = 0; i < gort__mheap_nreservations(); i++) {
+      uintptr_t lo, hi;
+      gort__mheap_reservation(i, &lo, &hi);
+      tracked |= (uintptr_t)objs[k] >= lo && (uintptr_t)objs[k] < hi;
+    }
+    EXPECT(tracked == (k >= 3), "object %zu (%p) %s tracked", k, objs[k], tracked ? "is" : "is not");
+    EXPECT(gort_gc_base((char *)objs[k] + 8) == objs[k], "object %zu is a collected object", k);
+  }
+  gort_free(objs[2]);
+  gort_free(objs[0]);
 }
 
 // The mprotect backend (write-protected granules and a SIGSEGV handler):

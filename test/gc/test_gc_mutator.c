@@ -9,7 +9,10 @@
 // is zeroed and refilled, so its referrers see the wrong id, its own
 // checksum or a duplicate id. Objects come from gort_gc_alloc (scanned
 // conservatively), gort_gc_alloc_typed (edge pointers named in the layout,
-// ids and payload not) and, for leaves, gort_gc_alloc_noscan.
+// ids and payload not), gort_gc_alloc_barriered (scanned conservatively,
+// never protected for dirty tracking: every edge is stored through
+// gort_gc_write_ptr, the mark sees nothing else) and, for leaves,
+// gort_gc_alloc_noscan.
 //
 // Each thread owns a graph reachable from five kinds of roots: a slice of
 // a global array, an array on its stack, a TLS array, a gort_malloc'd
@@ -58,7 +61,7 @@ enum {
   SUBTREE = 8,   // objects per handed-off subtree, at most
 };
 
-enum { KIND_SCAN, KIND_TYPED, KIND_NOSCAN };
+enum { KIND_SCAN, KIND_TYPED, KIND_NOSCAN, KIND_BARRIERED };
 
 typedef struct obj obj_t;
 typedef struct {
@@ -174,12 +177,15 @@ static obj_t *new_obj(thread_t *t, uint32_t owner) {
     kind = KIND_NOSCAN, nedges = 0, npayload = random_payload(r);
   } else if (x % 8 < 3) {
     kind = KIND_TYPED, nedges = 1 + (uint32_t)(x >> 8) % MAXEDGES, npayload = 8 * (nedges + 1);
+  } else if (x % 8 == 3) {
+    kind = KIND_BARRIERED, nedges = (uint32_t)(x >> 8) % (MAXEDGES + 1), npayload = random_payload(r);
   } else {
     kind = KIND_SCAN, nedges = (uint32_t)(x >> 8) % (MAXEDGES + 1), npayload = random_payload(r);
   }
   size_t size = obj_size(nedges, npayload);
   obj_t *o = kind == KIND_NOSCAN  ? gort_gc_alloc_noscan(size)
              : kind == KIND_TYPED ? gort_gc_alloc_typed(size, typed_layout(nedges))
+             : kind == KIND_BARRIERED ? gort_gc_alloc_barriered(size)
                                   : gort_gc_alloc(size);
   if (o == NULL) harness_fail(__FILE__, __LINE__, "allocation of %zu bytes failed", size);
   if (((uintptr_t)o & 15) != 0)
@@ -203,7 +209,8 @@ static obj_t *new_obj(thread_t *t, uint32_t owner) {
 }
 
 static void set_edge(obj_t *o, uint32_t i, obj_t *to) {
-  o->edge[i].to = to;
+  if (o->kind == KIND_BARRIERED) gort_gc_write_ptr((void **)&o->edge[i].to, to);
+  else o->edge[i].to = to;
   o->edge[i].id = to != NULL ? to->id : 0;
   o->checksum = checksum(o);
 }
@@ -244,7 +251,7 @@ typedef struct {
 static void check_obj(const obj_t *from, obj_t *o, uint32_t owner, const char *where) {
   if (((uintptr_t)o & 15) != 0)
     harness_fail(__FILE__, __LINE__, "misaligned object %p reached from %s", (void *)o, where);
-  if (o->id == 0 || o->nedges > MAXEDGES || o->kind > KIND_NOSCAN)
+  if (o->id == 0 || o->nedges > MAXEDGES || o->kind > KIND_BARRIERED)
     harness_fail(__FILE__, __LINE__,
                  "object %p reached from %s (via %p) has a broken header: id %" PRIu64
                  " nedges %u kind %u (freed while reachable?)",
