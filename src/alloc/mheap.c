@@ -39,8 +39,8 @@
 // Zones (mheap.h): the collector's barriered spans must lie outside what
 // dirty-page tracking protects, and tracking protects whole reservations
 // (one system call each), so they get pages of their own: the untracked
-// zone, whose reservations start far from the main zone's (ZONE_GAP) and
-// whose arenas hold nothing else. Each zone has its own free lists, hint
+// zone, whose reservations start 4 GiB below the main zone's (ZONE_BELOW)
+// and whose arenas hold nothing else. Each zone has its own free lists, hint
 // and growth; a free run never merges across zones (coalesce_insert), and
 // a reservation that lands in the other zone's arena is given back and
 // tried elsewhere. The arena records its zone.
@@ -79,9 +79,12 @@
 #define ARENA_HINT_START ((uintptr_t)0x5c3 << 32)
 #endif
 #define GROW_FIRST ((uintptr_t)4 << 20)  // the first reservation
-// Where the untracked zone starts, past the main zone's first hint: a main
-// heap of less than this never meets it.
-#define ZONE_GAP ((uintptr_t)64 << 30)
+// Where the untracked zone starts, below the main zone's hint: an
+// untracked zone of less than this never meets the main one. Close, since
+// whatever spans the heap's whole range (the leak check's bitmaps, the
+// marker's bounds test) pays for the gap: 64 GiB above cost the leak
+// check 1.5 GiB of address space.
+#define ZONE_BELOW ((uintptr_t)4 << 30)
 
 // One zone's free runs and growth.
 typedef struct {
@@ -123,7 +126,7 @@ static void heap_init_locked(void) {
   }
   gort__fixalloc_init(&heap.spanalloc, sizeof(mspan_t));
   heap.zone[MHEAP_ZONE_MAIN].hint = ARENA_HINT_START;
-  heap.zone[MHEAP_ZONE_UNTRACKED].hint = ARENA_HINT_START + ZONE_GAP;
+  heap.zone[MHEAP_ZONE_UNTRACKED].hint = ARENA_HINT_START - ZONE_BELOW;
   // One request may take at most the machine's memory plus swap, as the
   // kernel's default overcommit heuristic lets one mapping (so glibc's
   // malloc) have. Above that a request can never be backed, and its page
@@ -245,11 +248,11 @@ static bool arenas_free_for(uintptr_t base, uintptr_t bytes, int zone) {
 
 // Reserves bytes of address space for zone inside the page map's window;
 // 0 if the OS refused. The untracked zone's fallback hints are the main
-// zone's, ZONE_GAP higher.
+// zone's, ZONE_BELOW lower.
 static uintptr_t reserve(uintptr_t bytes, int zone) {
-  uintptr_t first = heap.zone[zone].hint, shift = zone == MHEAP_ZONE_MAIN ? 0 : ZONE_GAP;
+  uintptr_t first = heap.zone[zone].hint, below = zone == MHEAP_ZONE_MAIN ? 0 : ZONE_BELOW;
   for (size_t i = 0; i <= sizeof fallback_hints / sizeof fallback_hints[0]; i++) {
-    uintptr_t hint = i == 0 ? first : fallback_hints[i - 1] + shift;
+    uintptr_t hint = i == 0 ? first : fallback_hints[i - 1] - below;
     if (i > 0 && hint == first) continue;
     int err;
     uintptr_t base = (uintptr_t)gort__os_reserve(hint, bytes, GORT_RESERVE_ALIGN, &err);

@@ -26,11 +26,23 @@
 // allocated black during the mark. Its pointers at its scan were traced;
 // every pointer stored into it since was shaded at the store; so whatever
 // it holds at the final stop is marked or queued, and the final drain
-// finishes it. Without a mark (the usual case) the barrier is one relaxed
-// load and the store: gort__gc_marking changes only with the world
-// stopped, and a store racing that change is safe because the value
-// stored is in the thread's registers or stack when the world stops, so
-// the roots' scan of the first stop marks it.
+// finishes it. Without a mark (the usual case) the barrier is two loads
+// and the store: gort__gc_marking changes only with the world stopped,
+// and a store racing that change is safe because the value stored is in
+// the thread's registers or stack when the world stops, so the roots'
+// scan of the first stop marks it. That holds for registered threads
+// only: a thread that is not (it left with gort_gc_unregister_thread, or
+// gort never saw it) takes the slow path, which registers it.
+//
+// The final stop traces what the buffers hold, with the world stopped; so
+// from the first pre-cleaning round on, a barrier that shades a new object
+// hands its buffer to the queue at once (gort__gc_barrier_flush_now), and
+// the concurrent rounds trace it instead. A thread the final stop could
+// not stop (it died registered) may hold a buffer of marked, unscanned
+// objects: that cycle then rescans every marked object (mgcmark.c).
+//
+// Not async-signal-safe (a handler's barrier would share the interrupted
+// one's buffer), as allocation is not.
 //
 // The contract (include/gort/gc.h): every store of a pointer to a
 // collected object into a barriered object goes through gort_gc_write_ptr
@@ -58,7 +70,7 @@ static GORT_NOINLINE void write_marking(void **slot, void *val) {
 }
 
 void gort_gc_write_ptr(void **slot, void *val) {
-  if (gort_unlikely(atomic_load_explicit(&gort__gc_marking, memory_order_relaxed))) {
+  if (gort_unlikely(atomic_load_explicit(&gort__gc_marking, memory_order_relaxed) || !gort__stw_registered())) {
     write_marking(slot, val);
     return;
   }

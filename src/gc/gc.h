@@ -200,7 +200,7 @@ int gort__stw_internal_thread(void *(*fn)(void *), void *arg);
 // Threads created through gort's pthread_create that have not registered yet.
 int gort__stw_starting(void);
 // With the world stopped: fn(tp) for each registered thread's thread pointer.
-void gort__stw_foreach_thread(void (*fn)(gthread_t *t));  // world stopped; stopped threads
+void gort__stw_foreach_thread(void (*fn)(gthread_t *t));  // world stopped; unstoppable ones too
 void gort__stw_foreach_thread_pointer(void (*fn)(uintptr_t tp, void *arg), void *arg);
 
 // ---- mgcmark.c ---------------------------------------------------------------------
@@ -231,6 +231,7 @@ void gort__gc_mark_drain_concurrent(void);      // the background worker
 void gort__gc_barrier_shade(gthread_t *t, uintptr_t v);
 void gort__gc_barrier_copied(void *dst, size_t n);  // shades what a copy wrote
 void gort__gc_barrier_release(gthread_t *t);  // its buffer to the queue (t leaving, or world stopped)
+void gort__gc_barrier_flush_now(void);  // from now to the final stop, buffers go to the queue at once
 uint64_t gort__gc_mark_assist(uint64_t budget);  // an allocating thread (bytes to scan), in a no-stop region; bytes scanned
 bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent);  // a pre-cleaning round
 bool gort__gc_mark_assist_pages(uint64_t budget);  // an allocating thread's share of one

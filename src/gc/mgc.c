@@ -500,6 +500,7 @@ static void cycle_start(void *arg) {
 // The concurrent part and the final stop, on the background worker.
 static void cycle_finish(void) {
   gort__gc_mark_drain_concurrent();
+  gort__gc_barrier_flush_now();  // what barriers shade now is traced by the rounds, not the stop
   uint64_t rescanned = 0, pages = 0;
   int rounds = 0;
   while (rounds < PRECLEAN_ROUNDS) {

@@ -98,6 +98,7 @@ static struct {
   _Atomic uint32_t start;  // bumped to start the helpers
   _Atomic uint32_t done;   // helpers finished with this drain
   _Atomic bool rescan_first;  // this drain's workers first take rescan pieces (the final stop)
+  _Atomic bool wb_flush;      // barriers hand their buffers over at once (barrier.c)
   bool helpers_started;
 } mark = {.lock = LOCK_INIT};
 
@@ -597,6 +598,8 @@ void gort__gc_barrier_shade(gthread_t *t, uintptr_t v) {
   if (w.bytes != 0) {  // marked it: counted as an assist's marks are
     atomic_fetch_add_explicit(&mark.assist_bytes, w.bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&mark.assist_scan_bytes, w.scan_bytes, memory_order_relaxed);
+    if (w.scan_bytes != 0 && atomic_load_explicit(&mark.wb_flush, memory_order_relaxed))
+      gort__gc_barrier_release(t);
   }
 }
 
@@ -606,6 +609,16 @@ void gort__gc_barrier_release(gthread_t *t) {
   t->wbuf = NULL;
   if (b->n > 0) put_full(b);
   else put_empty(b);
+}
+
+void gort__gc_barrier_flush_now(void) { atomic_store(&mark.wb_flush, true); }
+
+// The final stop: every thread's buffer to the queue. One the stop could
+// not reach may be writing its buffer still: left alone, and every marked
+// object is rescanned instead (as after an overflow).
+static void take_barrier_buffer(gthread_t *t) {
+  if (!t->unstoppable) gort__gc_barrier_release(t);
+  else if (__atomic_load_n(&t->wbuf, __ATOMIC_RELAXED) != NULL) atomic_store(&mark.overflow, true);
 }
 
 // ---- the mark -----------------------------------------------------------------------
@@ -996,7 +1009,8 @@ void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t
   gort__mheap_arena_range(&mark.lo, &mark.hi);
   int64_t t0 = gort__nanotime();
   scan_roots_ex(true);
-  gort__stw_foreach_thread(gort__gc_barrier_release);
+  gort__stw_foreach_thread(take_barrier_buffer);
+  atomic_store(&mark.wb_flush, false);
   int64_t t1 = gort__nanotime();
   mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
   if (mark.parallel) {

@@ -474,8 +474,7 @@ void gort__stw_init(void) {
 // pointer, where glibc keeps the thread's descriptor (the leak check scans
 // it: the DTV and the thread-specific data hang from it; leakcheck.c).
 void gort__stw_foreach_thread(void (*fn)(gthread_t *t)) {
-  for (gthread_t *t = stw.threads; t != NULL; t = t->next)
-    if (!t->unstoppable) fn(t);
+  for (gthread_t *t = stw.threads; t != NULL; t = t->next) fn(t);
 }
 
 void gort__stw_foreach_thread_pointer(void (*fn)(uintptr_t tp, void *arg), void *arg) {
