@@ -96,9 +96,9 @@ GORT_API void *gort_gc_alloc_uncollectable(size_t size)
  * object. */
 GORT_API void *gort_gc_alloc_barriered(size_t size)
     GORT_MALLOC_LIKE GORT_ALLOC_SIZE(1) GORT_WARN_UNUSED;
-/* *slot = val, with Go's write barrier while a mark runs (the old and the
- * new pointee are marked); a plain store otherwise. Any slot may be
- * written this way; only barriered objects need it. */
+/* Stores val in *slot, with Go's write barrier while a mark runs (the old
+ * and the new pointee are marked); a plain store otherwise. Any slot may
+ * be written this way; only barriered objects need it. */
 GORT_API void gort_gc_write_ptr(void **slot, void *val);
 
 /* A full blocking cycle that also finishes the sweep (Go's runtime.GC). */
