@@ -123,7 +123,11 @@ int64_t gort__os_rss(void) {
 }
 
 void gort__os_futex_wait(_Atomic uint32_t *addr, uint32_t val) {
+#ifdef GORT_FUTEX_MAX_NS
+  gort__os_futex_wait_ns(addr, val, GORT_FUTEX_MAX_NS);
+#else
   syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+#endif
 }
 
 void gort__os_futex_wake(_Atomic uint32_t *addr, int n) {

@@ -64,6 +64,15 @@ int gort__os_stack_bounds(uintptr_t *lo, uintptr_t *hi);
 // unknown. Never allocates.
 uintptr_t gort__os_main_stack_top(void);
 
+// Every caller re-checks its condition in a loop, as futex's spurious
+// wake-ups require. ThreadSanitizer runs the program's signal handler only
+// at the next call or atomic it instruments, which a thread asleep in a
+// raw futex call never reaches: the collector's stop waited for ever for
+// an idle M (test_pool_threads hung about 1 run in 30). So its builds
+// sleep at most GORT_FUTEX_MAX_NS at a time.
+#if defined(__SANITIZE_THREAD__)
+#define GORT_FUTEX_MAX_NS 10000000
+#endif
 void gort__os_futex_wait(_Atomic uint32_t *addr, uint32_t val);
 void gort__os_futex_wake(_Atomic uint32_t *addr, int n);
 // As gort__os_futex_wait, for at most ns nanoseconds (ns < 0: no limit).

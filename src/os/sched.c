@@ -22,6 +22,9 @@
 #endif
 
 void gort__os_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns) {
+#ifdef GORT_FUTEX_MAX_NS
+  if (ns < 0 || ns > GORT_FUTEX_MAX_NS) ns = GORT_FUTEX_MAX_NS;
+#endif
   if (ns < 0) {
     gort__os_futex_wait(addr, val);
     return;

@@ -147,15 +147,22 @@ static GCTEST_NOINLINE void build(void) {
   list_head = cell;
 }
 
-static void run_moves(bool by_read) {
-  if (by_read) EXPECT(pipe(fds) == 0, "pipe");
+// Builds the holders, makes every object old, and starts the thread that
+// collects beside the moves.
+static pthread_t build_and_collect_beside(void) {
   build();
   gctest_clobber_stack();
-  gctest_collect();  // every object is old from here on
+  gctest_collect();
   atomic_store(&stop, false);
   atomic_store(&cycles, 0);
   pthread_t t;
   EXPECT(pthread_create(&t, NULL, collector, NULL) == 0, "pthread_create");
+  return t;
+}
+
+static void run_moves(bool by_read) {
+  if (by_read) EXPECT(pipe(fds) == 0, "pipe");
+  pthread_t t = build_and_collect_beside();
   uint64_t rng = harness_seed();
   // At least ITERS moves and MIN_CYCLES cycles beside them (gccheckmark's
   // cycles are slow), within a bound.
@@ -197,13 +204,7 @@ static void *move_and_exit(void *arg) {
 
 static void moves_into_barriered(bool by_threads) {
   barriered = 1;
-  build();
-  gctest_clobber_stack();
-  gctest_collect();
-  atomic_store(&stop, false);
-  atomic_store(&cycles, 0);
-  pthread_t t;
-  EXPECT(pthread_create(&t, NULL, collector, NULL) == 0, "pthread_create");
+  pthread_t t = build_and_collect_beside();
   while (atomic_load(&cycles) < 1) usleep(100);
   for (int i = 0; i < SLOTS; i++) {
     if (by_threads) {  // each a short-lived thread, whose barrier buffer must outlive it
@@ -456,13 +457,7 @@ static void **big[NBIG];
 static uint64_t big_tag[NBIG];
 
 static void run_moves_into_new_large(void) {
-  build();
-  gctest_clobber_stack();
-  gctest_collect();
-  atomic_store(&stop, false);
-  atomic_store(&cycles, 0);
-  pthread_t t;
-  EXPECT(pthread_create(&t, NULL, collector, NULL) == 0, "pthread_create");
+  pthread_t t = build_and_collect_beside();
   int nbig = 0;
   for (int k = 0; nbig < NBIG && k < 10 * NBIG; k++) {
     int j = k % SLOTS;
