@@ -55,10 +55,7 @@
 #include "gort/gc.h"
 
 static GORT_NOINLINE void write_marking(void **slot, void *val) {
-  if (!gort__stw_registered()) {
-    gort__start_ensure();
-    gort__stw_register_self();
-  }
+  gort_gc_register_thread();  // a no-op once registered
   nostop_enter();
   if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) {
     gthread_t *t = gort__stw_self;
@@ -79,10 +76,7 @@ void gort_gc_write_ptr(void **slot, void *val) {
 
 void gort__gc_barrier_copied(void *dst, size_t n) {
   if (!atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) return;
-  if (!gort__stw_registered()) {
-    gort__start_ensure();
-    gort__stw_register_self();
-  }
+  gort_gc_register_thread();  // a no-op once registered
   nostop_enter();
   if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) {
     const uintptr_t *w = dst;
