@@ -36,6 +36,10 @@ typedef struct dirty_backend {
   int64_t (*collect)(uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_t n, uintptr_t *walk_end);
   // Unprotects [lo, hi) (disarm).
   void (*unprotect)(uintptr_t lo, uintptr_t hi);
+  // Counts the present pages of [lo, hi) and those written since they
+  // were protected, changing nothing; 0 or -errno. NULL: the backend must
+  // be unprotected whole between cycles (dirty.c, "Between cycles").
+  int (*count)(uintptr_t lo, uintptr_t hi, uint64_t *present, uint64_t *written);
   // In a forked child: forget everything, unprotect what is protected.
   void (*fork_child)(const uintptr_t *lo, const uintptr_t *hi, uint32_t n);
 } dirty_backend_t;

@@ -293,6 +293,10 @@ uint32_t gort__dirty_arm(void);
 bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, uint64_t *pages);
 // Unprotects the heap (after the final stop) if arming gen is the last.
 void gort__dirty_disarm(uint32_t gen);
+// What the last arm found in its sample of the heap (dirty.c, "Between
+// cycles"): present pages, those written since the cycle before, and
+// whether this cycle's disarm leaves the heap protected.
+void gort__dirty_sample(uint64_t *present, uint64_t *written, bool *lazy);
 void gort__dirty_fork_child(void);
 // mheap.c's hook (the heap lock held): during a mark, a new reservation is
 // registered and protected at once, so that its pages are cleaned as they

@@ -184,5 +184,8 @@ int gort__os_pagemap_open(void);
 // filled). n == 0 only protects. The count of runs, or -errno.
 int64_t gort__os_pagemap_written(int pmfd, uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_t n,
                                  uintptr_t *walk_end);
+// Counts the present pages of [lo, hi) and those of them written since
+// they were last protected, changing nothing; 0 or -errno.
+int gort__os_pagemap_count(int pmfd, uintptr_t lo, uintptr_t hi, uint64_t *present, uint64_t *written);
 
 #endif  // GORT_OS_OS_H

@@ -37,6 +37,7 @@ struct pm_scan_arg {
 
 #define PM_PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #define PM_PAGE_IS_WRITTEN (1 << 1)
+#define PM_PAGE_IS_PRESENT (1 << 3)
 #define PM_SCAN_WP_MATCHING (1 << 0)
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 
@@ -92,4 +93,30 @@ int64_t gort__os_pagemap_written(int pmfd, uintptr_t lo, uintptr_t hi, uintptr_t
   }
   *walk_end = (uintptr_t)a.walk_end;
   return r;
+}
+
+int gort__os_pagemap_count(int pmfd, uintptr_t lo, uintptr_t hi, uint64_t *present, uint64_t *written) {
+  *present = *written = 0;
+  while (lo < hi) {
+    struct pm_region vec[64];
+    struct pm_scan_arg a = {
+        .size = sizeof a,
+        .start = lo,
+        .end = hi,
+        .vec = (uint64_t)(uintptr_t)vec,
+        .vec_len = 64,
+        .category_anyof_mask = PM_PAGE_IS_PRESENT,
+        .return_mask = PM_PAGE_IS_PRESENT | PM_PAGE_IS_WRITTEN,
+    };
+    long r = ioctl(pmfd, PM_PAGEMAP_SCAN, &a);
+    if (r < 0) return -errno;
+    for (long i = 0; i < r; i++) {
+      uint64_t pages = (vec[i].end - vec[i].start) >> 12;
+      *present += pages;
+      if (vec[i].categories & PM_PAGE_IS_WRITTEN) *written += pages;
+    }
+    if (a.walk_end <= lo) break;  // no progress: cannot happen, but never spin
+    lo = (uintptr_t)a.walk_end;
+  }
+  return 0;
 }
