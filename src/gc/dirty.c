@@ -49,7 +49,11 @@
 // the present pages and those written since: under a quarter written,
 // this cycle's disarm leaves everything protected; otherwise it
 // unprotects all but the next sample. (Counting walks the sample's page
-// entries and changes none.) The mprotect backend always unprotects
+// entries and changes none.) The price of unprotecting in pieces: where
+// the kernel backs the heap with transparent huge pages (enabled=always;
+// gort does not ask for them, and our machines' default is madvise), a
+// huge page that was not written during the mark is split by the partial
+// unprotect, and khugepaged does not merge protected ranges again. The mprotect backend always unprotects
 // everything: between cycles a protected page would cost the program a
 // signal, and a system call writing into it would fail with EFAULT.
 //
@@ -324,12 +328,16 @@ static void measure(void) {
   dirty.lazy = err == 0 && dirty.sample_present >= SAMPLE_MIN_PAGES && dirty.sample_written * 4 < dirty.sample_present;
 }
 
-void gort__dirty_sample(uint64_t *present, uint64_t *written, bool *lazy) {
+const char *gort__dirty_sample(uint64_t *present, uint64_t *written) {
   dlock();
   *present = dirty.sample_present;
   *written = dirty.sample_written;
-  *lazy = dirty.lazy;
+  const char *after = dirty.be == NULL ? "untracked"
+                      : dirty.lazy     ? "protected"
+                      : dirty.be->count == NULL ? "unprotected"
+                                                : "unprotected but a sample";
   dunlock();
+  return after;
 }
 
 // ---- arming ---------------------------------------------------------------------------------
@@ -415,9 +423,14 @@ void gort__dirty_disarm(uint32_t gen) {
     atomic_store(&dirty.armed, false);
     if (dirty.be->count == NULL) {
       for (uint32_t i = 0; i < dirty.registered; i++) dirty.be->unprotect(dirty.lo[i], dirty.reg_hi[i]);
-    } else if (!dirty.lazy) {
+    } else {
+      // A new 16th every cycle, lazy or not (the whole heap is protected
+      // after a lazy one, so any 16th is a sample): a fixed one could miss
+      // a program whose writes fall with the same period.
       dirty.phase = (dirty.phase + 1) & (SAMPLE_STRIDE - 1);
-      for (uint32_t i = 0; i < dirty.registered; i++) sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, false, unprotect_part, NULL);
+      if (!dirty.lazy)
+        for (uint32_t i = 0; i < dirty.registered; i++)
+          sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, false, unprotect_part, NULL);
     }
     dirty.be->arming(false);
   }

@@ -294,9 +294,10 @@ bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
 // Unprotects the heap (after the final stop) if arming gen is the last.
 void gort__dirty_disarm(uint32_t gen);
 // What the last arm found in its sample of the heap (dirty.c, "Between
-// cycles"): present pages, those written since the cycle before, and
-// whether this cycle's disarm leaves the heap protected.
-void gort__dirty_sample(uint64_t *present, uint64_t *written, bool *lazy);
+// cycles"): present pages and those written since the cycle before; the
+// result says what this cycle's disarm leaves ("protected", "unprotected
+// but a sample", "unprotected", "untracked").
+const char *gort__dirty_sample(uint64_t *present, uint64_t *written);
 void gort__dirty_fork_child(void);
 // mheap.c's hook (the heap lock held): during a mark, a new reservation is
 // registered and protected at once, so that its pages are cleaned as they

@@ -571,12 +571,11 @@ static void cycle_finish(void) {
     char a[32], b[32], c[32], d[32], e[32], f[32];
     char g1[32], g2[32];
     uint64_t s_present, s_written;
-    bool lazy;
-    gort__dirty_sample(&s_present, &s_written, &lazy);
-    gort__print("gc %u: before the first stop: the last sweep %s ms, protecting the heap %s ms; since the last cycle "
+    const char *after = gort__dirty_sample(&s_present, &s_written);
+    gort__print("gc %u: before the first stop: the last sweep %s ms, counting and protecting the heap %s ms; since the last cycle "
                 "%llu of %llu sampled pages written, so the heap stays %s after this one\n",
                 n, ms3(g1, sizeof g1, conc.t_swept - conc.t0), ms3(g2, sizeof g2, conc.t_restart1 - conc.stw1_ns - conc.t_swept),
-                (unsigned long long)s_written, (unsigned long long)s_present, lazy ? "protected" : "unprotected but a sample");
+                (unsigned long long)s_written, (unsigned long long)s_present, after);
     gort__print("gc %u: %u slow paths waited past the hard goal, the longest %s ms (stops and descheduling included)\n", n,
                 atomic_exchange(&conc.waits, 0), ms3(a, sizeof a, atomic_exchange(&conc.longest_wait, 0)));
     gort__print("gc %u: the first stop marked %llu objects from the roots; %d pre-cleaning rounds rescanned %llu written pages (%s); the final stop rescanned "
