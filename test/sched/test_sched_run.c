@@ -252,7 +252,10 @@ TEST(a_long_runner_yields_at_a_safe_point_when_asked) {
 // One transition in 64 is sampled (proc.c, "Scheduling latency"); of 128
 // goroutines with consecutive ids, two are sampled as they are spawned.
 // They wait runnable behind their spawner, which computes for 3 ms first:
-// the histogram must show waits of a millisecond or more.
+// the histogram must show waits of a millisecond or more. At least one:
+// where spawning is slow (ThreadSanitizer), sysmon can ask the spawner to
+// yield before its last gort_go, and the goroutines spawned by then run
+// at once (a CI run saw 1 of its 2 samples wait under a millisecond).
 
 static void lat_noop(void *arg) { gort_waitgroup_done(arg); }
 
@@ -282,7 +285,7 @@ TEST(sched_latencies_show_goroutines_waiting_behind_a_busy_one) {
     if (i > 0) EXPECT(s.value.hist.buckets[i] > s.value.hist.buckets[i - 1]);
   }
   EXPECT(total >= 2, "%llu samples", (unsigned long long)total);
-  EXPECT(slow >= 2, "%llu of %llu samples waited 1 ms or more", (unsigned long long)slow,
+  EXPECT(slow >= 1, "%llu of %llu samples waited 1 ms or more", (unsigned long long)slow,
          (unsigned long long)total);
 }
 
