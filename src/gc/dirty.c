@@ -267,7 +267,7 @@ static bool register_new(void) {
   for (uint32_t i = from; i < n; i++) {
     uintptr_t lo, hi;
     gort__mheap_reservation(i, &lo, &hi);
-    dirty.lo[i] = lo;
+    if (i >= dirty.registered) __atomic_store_n(&dirty.lo[i], lo, __ATOMIC_RELAXED);  // collect reads it unlocked
     if (dirty.reg_hi[i] == hi) continue;
     int r = dirty.be->add(dirty.reg_hi[i] != 0 ? dirty.reg_hi[i] : lo, hi);
     if (r < 0) {
@@ -394,7 +394,7 @@ bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
   if (!ok) return false;
   // Ranges heap_grew registers from here on are protected as they come.
   for (uint32_t i = 0; i < n; i++) {
-    uintptr_t lo = dirty.lo[i], hi = __atomic_load_n(&dirty.reg_hi[i], __ATOMIC_ACQUIRE);
+    uintptr_t lo = __atomic_load_n(&dirty.lo[i], __ATOMIC_RELAXED), hi = __atomic_load_n(&dirty.reg_hi[i], __ATOMIC_ACQUIRE);
     while (lo < hi) {
       uintptr_t runs[64][2], walk;
       int64_t r = be->collect(lo, hi, runs, 64, &walk);

@@ -122,8 +122,13 @@ void gort__gc_finalizers_after_fork_child(void) {
   if (fin.thread_started) fin.thread_started = false;  // else no page to copy
 }
 
+// After the world restarts (the queue's lock is taken: a peek without it
+// was a data race, if a harmless one).
 void gort__gc_finalizers_wake(void) {
-  if (fin.qhead == fin.qtail) return;
+  lock(&fin.lock);
+  bool empty = fin.qhead == fin.qtail;
+  unlock(&fin.lock);
+  if (empty) return;
   atomic_fetch_add(&fin.queued, 1);
   gort__os_futex_wake(&fin.queued, 1);
 }

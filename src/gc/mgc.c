@@ -221,7 +221,7 @@ static _Atomic uint64_t scan_now;    // of gc.fig.heap_marked, the bytes the mar
 // stop to the background worker, which runs the rest and drops the cycle
 // lock.
 static struct {
-  bool on;                    // dirty tracking works: cycles are concurrent
+  _Atomic bool on;            // dirty tracking works: cycles are concurrent
   _Atomic uint32_t request;   // bumped to start the worker on a cycle
   _Atomic bool start_pending; // the worker runs the first stop too (the pacer's cycles)
   _Atomic int64_t prestop_ns; // the last cycle's time before its first stop (sweep, protect)

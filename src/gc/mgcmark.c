@@ -113,7 +113,7 @@ static void wake_idle(void) {
 static void put_full(workbuf_t *b) {
   lock(&mark.lock);
   b->next = mark.full;
-  mark.full = b;
+  __atomic_store_n(&mark.full, b, __ATOMIC_RELEASE);  // idle workers and assists peek without the lock
   unlock(&mark.lock);
   if (atomic_load(&mark.idle) > 0) wake_idle();
 }
@@ -122,7 +122,7 @@ static workbuf_t *get_full(void) {
   if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) return NULL;
   lock(&mark.lock);
   workbuf_t *b = mark.full;
-  if (b != NULL) mark.full = b->next;
+  if (b != NULL) __atomic_store_n(&mark.full, b->next, __ATOMIC_RELAXED);
   unlock(&mark.lock);
   return b;
 }
