@@ -140,11 +140,13 @@ INNER_TEST(inner_handler_installed_after) {
 }
 
 TEST(the_programs_sigsegv_handler_gets_real_faults_installed_before_gorts) {
+  SKIP_IF(GCTEST_TSAN, "the mprotect backend refuses under ThreadSanitizer, which owns SIGSEGV");
   EXPECT(harness_run_inner("inner_handler_installed_before", ENV));
   EXPECT(harness_run_inner("inner_handler_installed_before", ENV ",gccheckmark=1"));
 }
 
 TEST(the_programs_sigsegv_handler_gets_real_faults_installed_after_gorts) {
+  SKIP_IF(GCTEST_TSAN, "the mprotect backend refuses under ThreadSanitizer, which owns SIGSEGV");
   EXPECT(harness_run_inner("inner_handler_installed_after", ENV));
 }
 
@@ -190,6 +192,7 @@ static bool died_of_sigsegv(const char *inner) {
 }
 
 TEST(an_uncaught_segfault_still_kills_with_sigsegv) {
+  SKIP_IF(GCTEST_TSAN, "the mprotect backend refuses under ThreadSanitizer, which owns SIGSEGV");
   EXPECT(died_of_sigsegv("inner_real_segfault"), "a real fault with no handler");
   EXPECT(died_of_sigsegv("inner_kill_sigsegv"), "kill(getpid(), SIGSEGV) with no handler");
 }
@@ -250,6 +253,7 @@ INNER_TEST(inner_first_write_cost) {
 }
 
 TEST(the_cost_of_a_first_write_is_printed) {
+  SKIP_IF(GCTEST_TSAN, "the mprotect backend refuses under ThreadSanitizer, which owns SIGSEGV");
   char self[512], cmd[700], line[512];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   EXPECT(n > 0, "readlink");
@@ -289,6 +293,7 @@ INNER_TEST(inner_probe_without_userfaultfd) {
 }
 
 TEST(without_userfaultfd_the_probe_falls_back_to_mprotect) {
+  SKIP_IF(GCTEST_TSAN, "the mprotect backend refuses under ThreadSanitizer, which owns SIGSEGV");
   char self[512];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   EXPECT(n > 0, "readlink");

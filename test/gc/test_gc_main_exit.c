@@ -88,6 +88,7 @@ static void collect_then_main_exits(void) {
 }
 
 TEST(pthread_exit_from_main_after_a_collection_ends_the_process_with_the_last_thread) {
+  SKIP_IF(GCTEST_TSAN, "under ThreadSanitizer the process outlives its last thread");
   expect_ended_with_status_0(run_child(collect_then_main_exits), "main worker ");
 }
 
@@ -109,5 +110,6 @@ static void main_exits_then_a_thread_collects(void) {
 }
 
 TEST(a_collection_after_main_called_pthread_exit_does_not_wait_for_main) {
+  SKIP_IF(GCTEST_TSAN, "under ThreadSanitizer the process outlives its last thread");
   expect_ended_with_status_0(run_child(main_exits_then_a_thread_collects), "main collected ");
 }

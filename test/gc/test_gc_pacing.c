@@ -102,6 +102,7 @@ INNER_TEST(inner_pacing_at_100) {
 }
 
 TEST(the_heap_stays_within_three_times_the_live_heap_at_gort_gc_100) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer's shadow memory counts in RSS");
   EXPECT(harness_run_inner("inner_pacing_at_100", "GORT_GC=100"));
 }
 

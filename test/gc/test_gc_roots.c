@@ -130,6 +130,7 @@ static void store_int_pair(int i, void *p) {
 }
 
 TEST(pairs_of_small_ints_do_not_keep_objects_alive) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer's frames leave the objects' addresses on the stack");
   make_objects(store_int_pair);
   expect_collected("only pairs of ints {low half, 64} match them");
 }
@@ -266,6 +267,7 @@ static void check_holder_thread(int where, int block, create_fn create, const ch
 }
 
 TEST(another_threads_stack_keeps_objects_alive_while_it_blocks_in_read) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer holds the stop signal back from a thread blocked in a call it intercepts");
   check_holder_thread(HOLD_STACK, BLOCK_PIPE, pthread_create, "a thread blocked in read()");
 }
 
@@ -274,12 +276,14 @@ TEST(another_threads_stack_keeps_objects_alive_while_it_waits_on_a_condition) {
 }
 
 TEST(another_threads_tls_keeps_objects_alive_while_it_blocks) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer holds the stop signal back from a thread blocked in a call it intercepts");
   check_holder_thread(HOLD_TLS, BLOCK_PIPE, pthread_create, "another thread's TLS");
 }
 
 // pthread_create as libc (or the sanitizer) has it, bypassing gort's: the
 // thread is one gort did not see start, and registers itself.
 TEST(a_thread_gort_did_not_start_is_scanned_once_registered) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer holds the stop signal back from a thread blocked in a call it intercepts");
   create_fn real_create = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
   SKIP_IF(real_create == NULL, "no pthread_create after the program's own");
   check_holder_thread(HOLD_STACK, BLOCK_PIPE, real_create, "a self-registered thread");
@@ -575,6 +579,7 @@ static GCTEST_NOINLINE void start_reader(pthread_t *t) {
 }
 
 TEST(a_new_threads_argument_is_a_root_until_the_thread_runs) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer holds the stop signal back from a thread blocked in a call it intercepts");
   pthread_t collector;
   atomic_store(&arg_stop, false);
   EXPECT_EQ_U64(pthread_create(&collector, NULL, arg_collector, NULL), 0);
@@ -657,6 +662,7 @@ static void *block_everything(void *use_sigprocmask) {
 }
 
 TEST(threads_that_block_every_signal_still_stop_for_collections) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer intercepts the signal-mask calls gort's wrappers rely on");
   pthread_t t[2];
   atomic_store(&masked_stop, false);
   atomic_store(&masked_ready, 0);

@@ -110,7 +110,6 @@ TEST(a_put_of_a_pointer_gort_did_not_hand_out_is_fatal_with_its_address) {
 static bool wait_released(int want) { return gctest_wait_count(&released, want); }
 
 TEST(contents_survive_one_cycle_and_are_dropped_after_two) {
-  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the collector's stop signal");
   enum { N = 40 };
   void *objs[N];
   for (int i = 0; i < N; i++) objs[i] = gort_malloc(OBJ);
@@ -151,7 +150,6 @@ static void release_blocking(void *p) {
 static gort_pool_t blocker = GORT_POOL_INIT(NULL, NULL, release_blocking);
 
 TEST(an_empty_drop_does_not_hold_up_the_next_rotation) {
-  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the collector's stop signal");
   gort_pool_put(&blocker, gort_malloc(OBJ));
   gort_gc_collect();
   gort_gc_collect();  // the pool thread now waits in release_blocking
@@ -172,7 +170,6 @@ TEST(an_empty_drop_does_not_hold_up_the_next_rotation) {
 }
 
 TEST(dropped_malloc_objects_without_release_go_back_to_the_heap) {
-  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the collector's stop signal");
   enum { N = 1000 };
   uint64_t before = gctest_memstats()->frees;
   for (int i = 0; i < N; i++) gort_pool_put(&bare, gort_malloc(OBJ));

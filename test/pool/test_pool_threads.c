@@ -122,12 +122,10 @@ static void run(bool with_cycles) {
 TEST(many_threads_putting_and_getting_never_share_an_object) { run(false); }
 
 TEST(many_threads_and_collections_rotating_the_pool_never_share_or_lose_an_object) {
-  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the collector's stop signal");
   run(true);
 }
 
 TEST(collected_objects_stay_intact_in_a_pool_under_collections) {
-  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the collector's stop signal");
   collected_objects = true;
   run(true);
 }

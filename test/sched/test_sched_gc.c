@@ -44,7 +44,6 @@ static void parked_holder(void *arg) {
 static GCTEST_NOINLINE int count_cleared(void) { return gctest_count_cleared(weak, K); }
 
 TEST(an_object_held_only_by_a_parked_goroutine_survives) {
-  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer delays the collector's stop signal (test/run.sh)");
   gort_waitgroup_add(&gate, 1);
   gort_waitgroup_add(&started, K);
   gort_waitgroup_add(&finished, K);
@@ -74,7 +73,6 @@ static void self_collector(void *arg) {
 }
 
 TEST(a_goroutine_that_collects_keeps_its_own_objects) {
-  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer delays the collector's stop signal (test/run.sh)");
   gort_waitgroup_add(&finished, 1);
   EXPECT(gort_go(self_collector, NULL) == 0);
   gort_waitgroup_wait(&finished);
@@ -94,7 +92,6 @@ static void running_holder(void *arg) {
 }
 
 TEST(an_object_held_by_a_running_goroutine_survives) {
-  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer delays the collector's stop signal (test/run.sh)");
   gort_maxprocs(2);
   gort_waitgroup_add(&finished, 1);
   EXPECT(gort_go(running_holder, NULL) == 0);
