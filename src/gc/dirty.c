@@ -53,9 +53,10 @@
 // the kernel backs the heap with transparent huge pages (enabled=always;
 // gort does not ask for them, and our machines' default is madvise), a
 // huge page that was not written during the mark is split by the partial
-// unprotect, and khugepaged does not merge protected ranges again. The mprotect backend always unprotects
-// everything: between cycles a protected page would cost the program a
-// signal, and a system call writing into it would fail with EFAULT.
+// unprotect, and khugepaged does not merge protected ranges again. The
+// mprotect backend always unprotects everything: between cycles a
+// protected page would cost the program a signal, and a system call
+// writing into it would fail with EFAULT.
 //
 // The mprotect backend, and why it is only the fallback:
 //   1. Granules of 16 KiB, two of the heap's pages (dirty.h). A first
@@ -311,8 +312,7 @@ static void unprotect_part(uintptr_t lo, uintptr_t hi, void *arg) {
 static void count_part(uintptr_t lo, uintptr_t hi, void *arg) {
   int *err = arg;
   uint64_t present, written;
-  if (*err != 0) return;
-  *err = dirty.be->count(lo, hi, &present, &written);
+  if (*err != 0 || (*err = dirty.be->count(lo, hi, &present, &written)) != 0) return;
   dirty.sample_present += present;
   dirty.sample_written += written;
 }
