@@ -24,9 +24,10 @@ typedef struct {
 mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t state);
 
 // Zones: the heap's pages in two sets of arenas that never share an arena
-// or a free run. The untracked zone holds the collector's barriered spans
-// (gc/malloc_gc.c): its reservations are not listed below, so dirty-page
-// tracking never protects them.
+// or a free run. The untracked zone holds the collector's spans that a mark
+// need not see written (gc/malloc_gc.c: noscan, tiny, barriered): its
+// reservations are not listed below, so dirty-page tracking never protects
+// them.
 enum { MHEAP_ZONE_MAIN = 0, MHEAP_ZONE_UNTRACKED = 1, MHEAP_NZONES = 2 };
 mspan_t *gort__mheap_alloc_in(uintptr_t npages, uintptr_t align_pages, span_state_t state, int zone);
 GORT_INLINE int mheap_zone_of(uintptr_t addr) { return arena_of(addr)->zone; }

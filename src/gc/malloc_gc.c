@@ -102,8 +102,12 @@ void gort__gc_collect_frees(mspan_t *s) {
   }
 }
 
-// Barriered objects get pages that dirty tracking never protects.
-static int zone_for(int kind) { return kind == KIND_GC_BARRIERED ? MHEAP_ZONE_UNTRACKED : MHEAP_ZONE_MAIN; }
+// Only objects that a concurrent mark scans and that have no barrier live
+// where dirty tracking protects pages (mgc.c, "What is tracked").
+static int zone_for(int kind) {
+  return kind == KIND_GC_SCAN || kind == KIND_GC_TYPED || kind == KIND_GC_UNCOLLECTABLE ? MHEAP_ZONE_MAIN
+                                                                                         : MHEAP_ZONE_UNTRACKED;
+}
 
 static mspan_t *fresh_span(int kind, int cls) {
   mspan_t *s = gort__mheap_alloc_in(gort__class_npages[cls], 1, SPAN_SMALL, zone_for(kind));

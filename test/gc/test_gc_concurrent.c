@@ -272,11 +272,19 @@ TEST(objects_moved_from_tracked_into_barriered_objects_during_the_mark_survive) 
   EXPECT(harness_run_inner("inner_moves_into_barriered_by_exiting_threads", "GORT_DEBUG=gccheckmark=1"));
 }
 
-// Their pages lie outside every range the dirty tracker protects, large
-// ones too; the others' inside.
-TEST(barriered_objects_lie_outside_the_tracked_heap) {
-  void *objs[] = {gort_gc_alloc_barriered(64), gort_gc_alloc_barriered(5000), gort_gc_alloc_barriered(1 << 20),
-                  gort_gc_alloc(64), gort_gc_alloc(1 << 20)};
+// Only objects a concurrent mark scans and that have no barrier lie in
+// the ranges the dirty tracker protects (conservatively scanned, typed and
+// uncollectable ones), small and large; barriered and noscan ones (tiny
+// ones too) outside.
+TEST(only_scanned_unbarriered_objects_lie_in_the_tracked_heap) {
+  static const uint64_t ptrmap[1] = {1};
+  const gort_gc_layout_t *l = gort_gc_layout(ptrmap, 2);
+  ASSERT_NOT_NULL(l);
+  void *objs[] = {gort_gc_alloc_barriered(64),   gort_gc_alloc_barriered(5000), gort_gc_alloc_barriered(1 << 20),
+                  gort_gc_alloc_noscan(8),       gort_gc_alloc_noscan(64),      gort_gc_alloc_noscan(1 << 20),
+                  gort_gc_alloc(64),             gort_gc_alloc(1 << 20),        gort_gc_alloc_typed(64, l),
+                  gort_gc_alloc_typed(1 << 20, l), gort_gc_alloc_uncollectable(64)};
+  enum { FIRST_TRACKED = 6 };
   for (size_t k = 0; k < sizeof objs / sizeof objs[0]; k++) {
     ASSERT_NOT_NULL(objs[k], "allocation %zu", k);
     bool tracked = false;
@@ -285,9 +293,10 @@ TEST(barriered_objects_lie_outside_the_tracked_heap) {
       gort__mheap_reservation(i, &lo, &hi);
       tracked |= (uintptr_t)objs[k] >= lo && (uintptr_t)objs[k] < hi;
     }
-    EXPECT(tracked == (k >= 3), "object %zu (%p) %s tracked", k, objs[k], tracked ? "is" : "is not");
-    EXPECT(gort_gc_base((char *)objs[k] + 8) == objs[k], "object %zu is a collected object", k);
+    EXPECT(tracked == (k >= FIRST_TRACKED), "object %zu (%p) %s tracked", k, objs[k], tracked ? "is" : "is not");
+    if (k != 3) EXPECT(gort_gc_base((char *)objs[k] + 4) == objs[k], "object %zu is a collected object", k);
   }
+  gort_free(objs[10]);
   gort_free(objs[2]);
   gort_free(objs[0]);
 }

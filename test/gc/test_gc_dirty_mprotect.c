@@ -209,7 +209,7 @@ INNER_TEST(inner_first_write_cost) {
   enum { GRANULES = 2048 };
   const uintptr_t G = (uintptr_t)1 << GORT_DIRTY_GRANULE_SHIFT;
   size_t bytes = (size_t)(GRANULES + 1) * G;
-  char *obj = gort_gc_alloc_noscan(bytes);
+  char *obj = gort_gc_alloc(bytes);  // a scanned object: noscan ones lie outside the tracked heap
   ASSERT_NOT_NULL(obj);
   memset(obj, 1, bytes);  // resident
   expect_mprotect();      // registers the heap, obj's reservation included
