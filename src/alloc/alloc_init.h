@@ -66,23 +66,7 @@ typedef struct {
   // The heap reserved [base, base + bytes) (the heap lock held; may be
   // NULL): the collector's dirty tracking covers it from its first write.
   void (*heap_grew)(uintptr_t base, uintptr_t bytes);
-  // Pages [base, base + bytes) now hold malloc's blocks (a new small or
-  // large span, or a large one grown in place; no heap lock held; NULL
-  // but while the mprotect dirty tracker runs): the kernel may write
-  // there for libc itself, so that tracker must not write-protect them.
-  void (*_Atomic manual_span)(uintptr_t base, uintptr_t bytes);
 } gort_gc_hooks_t;
 extern gort_gc_hooks_t gort__gc_hooks GORT_HIDDEN;
-
-// Tells the collector that [base, base + bytes) now holds malloc's blocks,
-// after the span's kind is written. The fence orders that write before the
-// hook's load, against the tracker's arming, which publishes the hook,
-// then reads the kinds (gc/dirty_mprotect.c): one of the two sees the
-// other's write. Once per span, on the slow paths.
-GORT_INLINE void gort__gc_manual_span(uintptr_t base, uintptr_t bytes) {
-  atomic_thread_fence(memory_order_seq_cst);
-  void (*f)(uintptr_t, uintptr_t) = atomic_load_explicit(&gort__gc_hooks.manual_span, memory_order_relaxed);
-  if (gort_unlikely(f != NULL)) f(base, bytes);
-}
 
 #endif  // GORT_ALLOC_ALLOC_INIT_H

@@ -143,7 +143,6 @@ static void *large_alloc(size_t size, uintptr_t align_pages, bool zero) {
   if (s == NULL) s = gort__mheap_alloc(npages, align_pages, SPAN_LARGE);
   if (s == NULL) return NULL;
   s->kind = KIND_MANUAL;
-  gort__gc_manual_span(s->base, span_bytes(s));
   large_pinfo_set(s);
   s->nelems = 1;
   s->elemsize = 0;
@@ -534,7 +533,6 @@ static GORT_NOINLINE void *realloc_impl(void *p, size_t size) {
     uintptr_t slack = npages + (npages >> 3);
     if (npages > s->npages &&
         (gort__mheap_grow_in_place(s, slack) || gort__mheap_grow_in_place(s, npages))) {
-      gort__gc_manual_span(s->base, span_bytes(s));
       large_pinfo_set(s);
       return resized(p, size);
     }

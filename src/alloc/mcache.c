@@ -720,7 +720,6 @@ static mspan_t *fresh_span(mcache_t *c, int cls) {
   if (s == NULL) return NULL;
   gort__span_init_small(s, cls);
   gort__span_set_owner(s, c);
-  gort__gc_manual_span(s->base, span_bytes(s));
   return s;
 }
 

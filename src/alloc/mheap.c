@@ -37,20 +37,21 @@
 //   - sum(free span pages) == free_pages; released_pages counts set bits.
 //
 // Zones (mheap.h): dirty-page tracking protects whole reservations (one
-// system call each), and the collector's spans that a mark never scans
-// (noscan, tiny) or that have their own barrier (barriered) must lie
-// outside them, so they get pages of their own: the untracked zone, whose
-// reservations start 4 GiB below the main zone's (ZONE_BELOW) and whose
-// arenas hold nothing else (a zone that outgrows the gap continues where
-// the kernel places its next reservation). Each zone has its own free lists, hint
+// system call each), and only the collector's spans that a mark scans and
+// that have no barrier need it, so they get pages of their own: the
+// tracked zone, whose reservations start 4 GiB below the main zone's
+// (ZONE_BELOW) and whose arenas hold nothing else (a zone that outgrows
+// the gap continues where the kernel places its next reservation).
+// malloc's memory stays in the main zone, where a program that never
+// collects finds the heap it always had. Each zone has its own free lists, hint
 // and growth; a free run never merges across zones (coalesce_insert), and
 // a reservation that lands in the other zone's arena is given back and
 // tried elsewhere. The arena records its zone. The price: free pages of
 // one zone never serve the other, so a program whose noscan data follows
 // scanned data that died keeps both resident until the scavenger returns
 // the idle ones (GCBench's peak RSS went from 34 to 38 MiB when noscan
-// objects moved out: its 4 MB array of doubles no longer reuses the pages
-// of the tree it built and dropped before).
+// objects left the tracked pages: its 4 MB array of doubles no longer
+// reuses the pages of the tree it built and dropped before).
 //
 // Rejected: Go 1.14+'s radix tree of page summaries. It makes finding
 // free pages lock-light and scales to huge heaps, but costs far more code;
@@ -86,8 +87,8 @@
 #define ARENA_HINT_START ((uintptr_t)0x5c3 << 32)
 #endif
 #define GROW_FIRST ((uintptr_t)4 << 20)  // the first reservation
-// Where the untracked zone starts, below the main zone's hint: an
-// untracked zone of less than this never meets the main one. Close, since
+// Where the tracked zone starts, below the main zone's hint: a tracked
+// zone of less than this never meets the main one. Close, since
 // whatever spans the heap's whole range (the leak check's bitmaps, the
 // marker's bounds test) pays for the gap: 64 GiB above cost the leak
 // check 1.5 GiB of address space.
@@ -121,6 +122,9 @@ static struct {
   mheap_grow_hook_t grow_hook;   // set once at start-up
   mheap_free_hook_t free_hook;   // set once at start-up
 } heap = {.lock = LOCK_INIT, .release_lock = LOCK_INIT, .release_dontneed = 1};
+// Its bounds and hints are heap addresses, and the first object of a zone
+// lies at the zone's first address (base/noscan.h).
+GORT_NOSCAN(heap)
 
 // free_pages and released_pages are written under the lock and read
 // without it by the scavenger's wake-up test: relaxed atomic stores
@@ -133,7 +137,7 @@ static void heap_init_locked(void) {
   }
   gort__fixalloc_init(&heap.spanalloc, sizeof(mspan_t));
   heap.zone[MHEAP_ZONE_MAIN].hint = ARENA_HINT_START;
-  heap.zone[MHEAP_ZONE_UNTRACKED].hint = ARENA_HINT_START - ZONE_BELOW;
+  heap.zone[MHEAP_ZONE_TRACKED].hint = ARENA_HINT_START - ZONE_BELOW;
   // One request may take at most the machine's memory plus swap, as the
   // kernel's default overcommit heuristic lets one mapping (so glibc's
   // malloc) have. Above that a request can never be backed, and its page
@@ -254,7 +258,7 @@ static bool arenas_free_for(uintptr_t base, uintptr_t bytes, int zone) {
 }
 
 // Reserves bytes of address space for zone inside the page map's window;
-// 0 if the OS refused. The untracked zone's fallback hints are the main
+// 0 if the OS refused. The tracked zone's fallback hints are the main
 // zone's, ZONE_BELOW lower.
 static uintptr_t reserve(uintptr_t bytes, int zone) {
   uintptr_t first = heap.zone[zone].hint, below = zone == MHEAP_ZONE_MAIN ? 0 : ZONE_BELOW;
@@ -345,7 +349,7 @@ static bool grow(uintptr_t npages, int zone) {
   }
   z->hint = base + bytes;
   z->sys_bytes += bytes;
-  if (zone == MHEAP_ZONE_MAIN) {
+  if (zone == MHEAP_ZONE_TRACKED) {
     add_reservation(base, bytes);
     if (gort__gc_hooks.heap_grew != NULL) gort__gc_hooks.heap_grew(base, bytes);
   }

@@ -24,11 +24,12 @@ typedef struct {
 mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t state);
 
 // Zones: the heap's pages in two sets of arenas that never share an arena
-// or a free run. The untracked zone holds the collector's spans that a mark
-// need not see written (gc/malloc_gc.c: noscan, tiny, barriered): its
-// reservations are not listed below, so dirty-page tracking never protects
-// them.
-enum { MHEAP_ZONE_MAIN = 0, MHEAP_ZONE_UNTRACKED = 1, MHEAP_NZONES = 2 };
+// or a free run. The tracked zone holds only the collector's spans whose
+// writes a concurrent mark must see (gc/malloc_gc.c: conservatively
+// scanned, typed, uncollectable); its reservations are listed below for
+// dirty-page tracking. The main zone holds everything else: malloc's
+// spans, and collected objects that are never scanned or have a barrier.
+enum { MHEAP_ZONE_MAIN = 0, MHEAP_ZONE_TRACKED = 1, MHEAP_NZONES = 2 };
 mspan_t *gort__mheap_alloc_in(uintptr_t npages, uintptr_t align_pages, span_state_t state, int zone);
 GORT_INLINE int mheap_zone_of(uintptr_t addr) { return arena_of(addr)->zone; }
 // Returns an in-use span's pages to the heap (coalescing); s is recycled.
@@ -64,7 +65,7 @@ bool gort__mheap_is_valid(void);  // walks every free list (debug, tests)
 void gort__mheap_lock_for_fork(void);
 void gort__mheap_unlock_after_fork(int child);
 
-// The main zone's reservations of address space (adjacent ones merged;
+// The tracked zone's reservations of address space (adjacent ones merged;
 // the count only grows, and the last one may grow): for dirty-page
 // tracking.
 // Each starts and ends on a multiple of GORT_RESERVE_ALIGN, so that the

@@ -8,7 +8,7 @@
 // uffd, 4 us with mprotect). Code that wants the shortest stops can take
 // its objects out of that scheme: an object from gort_gc_alloc_barriered
 // lives in pages that dirty tracking never protects (the page heap's
-// untracked zone, mheap.c), and every pointer store into it goes through
+// main zone, mheap.c), and every pointer store into it goes through
 // gort_gc_write_ptr. Its writes then cost no fault and its pages are never
 // rescanned; the stop shrinks to the roots and the other pages.
 //

@@ -23,12 +23,12 @@
 // lost object: a cycle whose tracking failed rescans every marked object
 // in its final stop.
 //
-// What is tracked: only the heap's reservations (mheap.c lists them),
-// never the whole process, and of the collector's objects only those a
-// mark scans and that have no barrier (conservatively scanned, typed and
-// uncollectable ones): noscan, tiny and barriered ones live in the page
-// heap's untracked zone, since a write there can never hide a pointer
-// from the mark. Every cost here grows with the tracked pages, not with
+// What is tracked: only the page heap's tracked zone (mheap.c lists its
+// reservations), never the whole process, and there only the collector's
+// objects that a mark scans and that have no barrier (conservatively
+// scanned, typed and uncollectable ones). malloc's memory, noscan, tiny
+// and barriered objects live in the main zone: a write there can never
+// hide a pointer from the mark. Every cost here grows with the tracked pages, not with
 // the pages written: arming walks and protects them, every collect walks
 // their page entries (about 2 ns each, 1 ms for 2 GiB, in every
 // pre-cleaning round and in the final stop), and a first write faults.
@@ -94,23 +94,23 @@
 //      a system call: the call fails with EFAULT. gort wraps read, pread,
 //      readv, recv, recvfrom and recvmsg so that, while a cycle is armed,
 //      the heap part of their buffers is unprotected for the rest of the
-//      cycle (rescanned at every collect, as malloc's granules below) and
+//      cycle (rescanned at every collect) and
 //      pinned until the call returns, so that the next cycle's arm cannot
 //      protect it under a call that blocks; they cost one load when no
 //      cycle is armed. A call that began before the arm
 //      and failed with EFAULT is made once more with its buffer opened:
 //      right for pipes, stream sockets and files, which write nothing when
 //      they fail; a datagram socket drops its datagram.
-//   3. Not covered (they fail with EFAULT if their output is in a
+//   3. Not covered (they fail with EFAULT if their output is in a scanned
 //      collected object while a cycle marks): preadv, recvmmsg, io_uring
 //      and aio, splice into the heap, and every call with an output
 //      structure (stat, getsockopt, accept's address, epoll_wait, poll's
 //      revents, waitpid's status, pipe's descriptors). Keep such output in
-//      malloc'd memory or on the stack: granules that hold malloc's blocks
-//      are never protected (libc writes into them itself, through names
-//      no wrapper sees: a stdio buffer, a directory stream), and are
-//      rescanned in every collect instead. A program that mprotects memory
-//      it got from gort (a JIT's code) must not use this backend.
+//      malloc'd memory, in a noscan object or on the stack: those are
+//      never tracked (libc writes into malloc's blocks itself, through
+//      names no wrapper sees: a stdio buffer, a directory stream). A
+//      program that mprotects memory it got from gort (a JIT's code) must
+//      not use this backend.
 //   4. A program's own SIGSEGV handler keeps working: os/fault.c chains
 //      the faults that are not gort's to it, whether it was installed
 //      before gort's or after.

@@ -16,15 +16,16 @@
 //     (Not the converse: that collect leaves the bit set on a protected
 //     granule, reported once more for nothing.)
 //   - A sticky granule is writable and never protected until the next arm:
-//     it holds malloc's blocks (the kernel writes there for libc: a stdio
-//     buffer, a directory stream), or it was registered in the middle of a
-//     cycle, or a wrapped system call wrote into it. It is reported by
-//     every collect, written or not.
+//     it was registered in the middle of a cycle, or a wrapped system call
+//     wrote into it. It is reported by every collect, written or not.
+//     (malloc's blocks, where the kernel writes for libc itself, a stdio
+//     buffer, a directory stream, are never in the tracked heap: mheap.c,
+//     zones.)
 //   - A granule under a kernel write in progress (pinned by a wrapper
 //     below) is not protected by an arm until the call returns.
-// mp.lock orders the collector's protects against the wrappers' pins and
-// the allocator's new malloc spans (a granule must not be protected between
-// a wrapper's unprotect and its system call). The fault handler takes no
+// mp.lock orders the collector's protects against the wrappers' pins (a
+// granule must not be protected between a wrapper's unprotect and its
+// system call). The fault handler takes no
 // lock: it only unprotects and sets a bit, both of which commute with the
 // others' steps as the first invariant says. The lock is a spin lock taken
 // in no-stop regions: the final stop collects with the world stopped.
@@ -154,19 +155,6 @@ static bool on_fault(int sig, siginfo_t *info, void *uctx) {
 
 // ---- classification ----------------------------------------------------------------------
 
-// Whether a page of granule g belongs to a malloc span (or is about to: a
-// stale kind read here is made good by the allocator's hook, manual_span).
-static bool has_manual(uintptr_t g) {
-  for (uintptr_t a = g << GRANULE_SHIFT; a < (g + 1) << GRANULE_SHIFT; a += GORT_PAGE_SIZE) {
-    arena_t *ar = arena_of(a);
-    if (ar == NULL) continue;
-    mspan_t *s = __atomic_load_n(&ar->spans[arena_page_index(a)], __ATOMIC_ACQUIRE);
-    if (s == NULL) continue;
-    if (__atomic_load_n(&s->kind, __ATOMIC_RELAXED) == KIND_MANUAL && span_state(s) != SPAN_FREE) return true;
-  }
-  return false;
-}
-
 // Whether a kernel write in progress covers granule g (lock held).
 static bool pinned(uintptr_t g) {
   if (atomic_load(&mp.pin_all) != 0) return true;
@@ -204,8 +192,6 @@ static void run_add(run_t *r, uintptr_t g) {
 
 // ---- the backend --------------------------------------------------------------------------
 
-static void manual_span(uintptr_t base, uintptr_t bytes);
-
 static int mp_open(void) {
 #ifdef GORT_NO_SHIM
   // Without gort's read and sigaction wrappers (the ThreadSanitizer build)
@@ -221,17 +207,13 @@ static int mp_open(void) {
   int r = gort__os_fault_hook(GORT_FAULT_HOOK_DIRTY, on_fault, gort__stw_signal());
   if (r < 0) return r;
   atomic_store(&mp.opened, true);
-  atomic_store(&gort__gc_hooks.manual_span, manual_span);
   return 0;
 }
 
-static void mp_close(void) {
-  atomic_store(&gort__gc_hooks.manual_span, NULL);
-  atomic_store(&mp.opened, false);
-}
+static void mp_close(void) { atomic_store(&mp.opened, false); }
 
-// New ranges are sticky until the next arm classifies them (a range
-// registered by a collect may already hold malloc's blocks).
+// Ranges registered while a cycle is armed are sticky until the next arm:
+// the writes made there before they were registered were not seen.
 static int mp_add(uintptr_t lo, uintptr_t hi) {
   for (uintptr_t a = lo >> GORT_ARENA_SHIFT; a <= (hi - 1) >> GORT_ARENA_SHIFT; a++) {
     if (atomic_load(&mp.arenas[a]) != NULL) continue;
@@ -247,22 +229,19 @@ static int mp_add(uintptr_t lo, uintptr_t hi) {
   return 0;
 }
 
-// Arming publishes mp.active before mp_protect reads the spans' kinds; the
-// fence pairs with gort__gc_manual_span's, which orders a kind's write
-// before the hook reads mp.active (one of the two sees the other).
-static void mp_arming(bool on) {
-  atomic_store(&mp.active, on);
-  atomic_thread_fence(memory_order_seq_cst);
-}
+// The wrappers read mp.active without the lock: one that reads it clear
+// makes its call unpinned, and retries if the call found its buffer
+// protected (EFAULT).
+static void mp_arming(bool on) { atomic_store(&mp.active, on); }
 
-// Protects every granule of [lo, hi) but those with malloc's blocks or a
-// kernel write in progress, which become sticky (mp.active is set).
+// Protects every granule of [lo, hi) but those under a kernel write in
+// progress, which become sticky (mp.active is set).
 static int mp_protect(uintptr_t lo, uintptr_t hi) {
   run_t run = {0};
   mlock();
   for (uintptr_t g = lo >> GRANULE_SHIFT; g < hi >> GRANULE_SHIFT; g++) {
     clear(DIRTY, g);
-    if (has_manual(g) || pinned(g)) {
+    if (pinned(g)) {
       set(STICKY, g);  // writable already: the heap is unprotected between cycles
       continue;
     }
@@ -342,21 +321,6 @@ const dirty_backend_t gort__dirty_mprotect = {
     .unprotect = mp_unprotect,
     .fork_child = mp_fork_child,
 };
-
-// ---- malloc's new spans ------------------------------------------------------------------
-
-// The allocator's hook (alloc_init.h): the granules of a new malloc span
-// become sticky and writable before the span's first block is handed out.
-static void manual_span(uintptr_t base, uintptr_t bytes) {
-  if (!atomic_load(&mp.active)) return;
-  mlock();
-  for (uintptr_t g = base >> GRANULE_SHIFT; g <= (base + bytes - 1) >> GRANULE_SHIFT; g++) {
-    if (test(STICKY, g) || !test(HEAP, g)) continue;
-    set(STICKY, g);
-    gort__os_protect((void *)(g << GRANULE_SHIFT), GRANULE, 1);
-  }
-  munlock();
-}
 
 // ---- system calls that write into the heap ----------------------------------------------------
 

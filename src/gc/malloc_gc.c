@@ -105,8 +105,8 @@ void gort__gc_collect_frees(mspan_t *s) {
 // Only objects that a concurrent mark scans and that have no barrier live
 // where dirty tracking protects pages (mgc.c, "What is tracked").
 static int zone_for(int kind) {
-  return kind == KIND_GC_SCAN || kind == KIND_GC_TYPED || kind == KIND_GC_UNCOLLECTABLE ? MHEAP_ZONE_MAIN
-                                                                                         : MHEAP_ZONE_UNTRACKED;
+  return kind == KIND_GC_SCAN || kind == KIND_GC_TYPED || kind == KIND_GC_UNCOLLECTABLE ? MHEAP_ZONE_TRACKED
+                                                                                         : MHEAP_ZONE_MAIN;
 }
 
 static mspan_t *fresh_span(int kind, int cls) {

@@ -101,6 +101,7 @@ static struct {
   _Atomic bool wb_flush;      // barriers hand their buffers over at once (barrier.c)
   bool helpers_started;
 } mark = {.lock = LOCK_INIT};
+GORT_NOSCAN(mark)  // lo is the heap's first address: base/noscan.h
 
 // ---- the queue ---------------------------------------------------------------------
 

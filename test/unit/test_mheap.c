@@ -144,9 +144,10 @@ TEST(os_refusal_returns_enomem_and_keeps_the_heap) {
   check_heap("after refusal");
 }
 
-// The untracked zone (barriered collected objects): its spans never share
-// an arena with the main zone's, never merge with them, are never listed
-// for dirty tracking, and its pages are released like any others.
+// The tracked zone (the collector's scanned objects): its spans never
+// share an arena with the main zone's, never merge with them, are the only
+// ones listed for dirty tracking, and its pages are released like any
+// others.
 static bool in_reservations(uintptr_t a) {
   for (uint32_t i = 0; i < gort__mheap_nreservations(); i++) {
     uintptr_t lo, hi;
@@ -156,22 +157,22 @@ static bool in_reservations(uintptr_t a) {
   return false;
 }
 
-TEST(the_untracked_zone_keeps_to_its_own_arenas_and_lists) {
+TEST(the_tracked_zone_keeps_to_its_own_arenas_and_lists) {
   settle();
   enum { N = 64 };
   mspan_t *z[N], *m[N];
   uint64_t rng = harness_seed();
   for (int i = 0; i < N; i++) {
     uintptr_t n = 1 + test_rand(&rng) % 200;  // exact lists and the large one
-    z[i] = gort__mheap_alloc_in(n, 1, SPAN_LARGE, MHEAP_ZONE_UNTRACKED);
+    z[i] = gort__mheap_alloc_in(n, 1, SPAN_LARGE, MHEAP_ZONE_TRACKED);
     m[i] = gort__mheap_alloc_in(n, 1, SPAN_LARGE, MHEAP_ZONE_MAIN);
     ASSERT_NOT_NULL(z[i]);
     ASSERT_NOT_NULL(m[i]);
-    EXPECT_EQ_U64(mheap_zone_of(z[i]->base), MHEAP_ZONE_UNTRACKED);
-    EXPECT_EQ_U64(mheap_zone_of(z[i]->base + span_bytes(z[i]) - 1), MHEAP_ZONE_UNTRACKED);
+    EXPECT_EQ_U64(mheap_zone_of(z[i]->base), MHEAP_ZONE_TRACKED);
+    EXPECT_EQ_U64(mheap_zone_of(z[i]->base + span_bytes(z[i]) - 1), MHEAP_ZONE_TRACKED);
     EXPECT_EQ_U64(mheap_zone_of(m[i]->base), MHEAP_ZONE_MAIN);
-    EXPECT(!in_reservations(z[i]->base), "an untracked span at %#lx is listed", (unsigned long)z[i]->base);
-    EXPECT(in_reservations(m[i]->base), "a main span at %#lx is not listed", (unsigned long)m[i]->base);
+    EXPECT(in_reservations(z[i]->base), "a tracked span at %#lx is not listed", (unsigned long)z[i]->base);
+    EXPECT(!in_reservations(m[i]->base), "a main span at %#lx is listed", (unsigned long)m[i]->base);
   }
   check_heap("after allocating in both zones");
   // A free run of one zone never takes the other's pages, however freed.
@@ -183,7 +184,7 @@ TEST(the_untracked_zone_keeps_to_its_own_arenas_and_lists) {
     mspan_t *s = z[i];
     // Growing in place takes only its own zone's pages.
     if (gort__mheap_grow_in_place(s, s->npages + 8))
-      EXPECT_EQ_U64(mheap_zone_of(s->base + span_bytes(s) - 1), MHEAP_ZONE_UNTRACKED);
+      EXPECT_EQ_U64(mheap_zone_of(s->base + span_bytes(s) - 1), MHEAP_ZONE_TRACKED);
     gort__mheap_free(s), gort__mheap_free(m[i]);
   }
   check_heap("after freeing everything");
