@@ -31,10 +31,11 @@
  * the heap is write-protected while a cycle marks and gort's SIGSEGV handler
  * takes each first write (sigaction and signal are gort's too, so that the
  * program's own handler still gets every other fault). The kernel then
- * fails, with EFAULT, a system call that writes into a collected object,
- * except read, pread, readv, recv, recvfrom and recvmsg, which gort wraps:
- * keep other calls' output (stat, poll, epoll_wait, accept's address) on
- * the stack or in malloc'd memory, and do not mprotect memory from gort.
+ * fails, with EFAULT, a system call that writes into a scanned collected
+ * object, except read, pread, readv, recv, recvfrom and recvmsg, which gort
+ * wraps: keep other calls' output (stat, poll, epoll_wait, accept's
+ * address) on the stack, in malloc'd memory or in a noscan object (never
+ * protected), and do not mprotect memory from gort.
  *
  * Scanning is conservative: any aligned word whose value points into a
  * collected object keeps it alive, whether or not it is a pointer.
