@@ -6,12 +6,20 @@
 // goroutine's stack is one. The price is a goroutine per pending After (a
 // few KiB of stack; it shows in gort_num_goroutine and in dumps, as
 // "sleep", created by after_main or ticker_main).
+//
+// The records that hold a channel for its goroutine (after_t, the ticker)
+// are uncollectable objects, scanned and freed by hand: from malloc'd
+// memory, which the collector does not scan, the channel would be
+// reachable only while the program holds it, and a ticker's is held only
+// through the ticker, so a cycle between two receives freed it under its
+// goroutine.
 
 #include "chan.h"
 
 #include <errno.h>
 
 #include "gort/alloc.h"
+#include "gort/gc.h"
 #include "gort/sched.h"
 
 typedef struct {
@@ -30,7 +38,7 @@ static void after_main(void *arg) {
 gort_chan_t *gort_after(int64_t ns) {
   gort_chan_t *c = gort_chan_make(sizeof(int64_t), 1);
   if (c == NULL) return NULL;
-  after_t *a = gort_malloc(sizeof *a);
+  after_t *a = gort_gc_alloc_uncollectable(sizeof *a);
   if (a == NULL) return NULL;
   a->c = c;
   a->when = gort__nanotime() + (ns > 0 ? ns : 0);
@@ -69,7 +77,7 @@ gort_ticker_t *gort_ticker_make(int64_t period_ns) {
     errno = EINVAL;
     return NULL;
   }
-  gort_ticker_t *t = gort_malloc(sizeof *t);
+  gort_ticker_t *t = gort_gc_alloc_uncollectable(sizeof *t);
   if (t == NULL) return NULL;
   t->c = gort_chan_make(sizeof(int64_t), 1);
   if (t->c == NULL) {

@@ -68,3 +68,33 @@ TEST(gort_chan_free_frees_a_collected_channel_at_once) {
   EXPECT_EQ_U64(gort_chan_len(d), 0);
   gort_chan_free(d);
 }
+
+// A ticker's channel is reachable only through the ticker, which the
+// program holds while it runs (gort_ticker_chan at each receive): the
+// ticker is scanned, so the collector keeps the channel (it once lived in
+// unscanned malloc'd memory, and a cycle freed the channel under the
+// ticker's goroutine).
+static gort_weak_t *tick_weak[1];
+
+static GCTEST_NOINLINE gort_ticker_t *make_ticker(void) {
+  gort_ticker_t *t = gort_ticker_make(30 * 1000000);
+  if (t != NULL) tick_weak[0] = gort_gc_weak_make(gort_ticker_chan(t));
+  return t;
+}
+
+TEST(a_tickers_channel_lives_while_the_ticker_runs) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the collector's stop signal (see test/run.sh)");
+  gort_gc_add_roots(tick_weak, tick_weak + 1);
+  gort_ticker_t *t = make_ticker();
+  ASSERT_NOT_NULL(t);
+  EXPECT(gort_gc_base(t) == t, "the ticker is not scanned by the collector");
+  gctest_clobber_stack();
+  gctest_clear_vector_registers();
+  gctest_collect();
+  gctest_collect();
+  EXPECT(gort_gc_weak_get(tick_weak[0]) != NULL, "the ticker's channel was collected while the ticker ran");
+  int64_t when = 0;
+  EXPECT(gort_chan_recv(gort_ticker_chan(t), &when));
+  EXPECT(when > 0);
+  gort_ticker_stop(t);
+}
