@@ -35,7 +35,7 @@
  * object, except read, pread, readv, recv, recvfrom and recvmsg, which gort
  * wraps: keep other calls' output (stat, poll, epoll_wait, accept's
  * address) on the stack, in malloc'd memory or in a noscan object (never
- * protected), and do not mprotect memory from gort.
+ * protected), and do not mprotect scanned collected objects.
  *
  * Scanning is conservative: any aligned word whose value points into a
  * collected object keeps it alive, whether or not it is a pointer.

@@ -63,8 +63,9 @@ typedef struct {
   size_t (*usable)(const void *p, const struct mspan *s);
   // A thread's cache is going away: give back its collector state.
   void (*cache_exit)(struct mcache *c);
-  // The heap reserved [base, base + bytes) (the heap lock held; may be
-  // NULL): the collector's dirty tracking covers it from its first write.
+  // The heap's tracked zone reserved [base, base + bytes) (the heap lock
+  // held; may be NULL): the collector's dirty tracking covers it from its
+  // first write.
   void (*heap_grew)(uintptr_t base, uintptr_t bytes);
 } gort_gc_hooks_t;
 extern gort_gc_hooks_t gort__gc_hooks GORT_HIDDEN;

@@ -41,7 +41,7 @@
 // that have no barrier need it, so they get pages of their own: the
 // tracked zone, whose reservations start 4 GiB below the main zone's
 // (ZONE_BELOW) and whose arenas hold nothing else (a zone that outgrows
-// the gap continues where the kernel places its next reservation).
+// the gap goes on growing down from its start: reserve).
 // malloc's memory stays in the main zone, where a program that never
 // collects finds the heap it always had. Each zone has its own free lists, hint
 // and growth; a free run never merges across zones (coalesce_insert), and
@@ -78,7 +78,8 @@
 // word whose high half is the second int. At 256 GiB (high half 64, the
 // base until 2026-11) every pair {x, 64} hit the heap, and glibc's own data
 // has such pairs; at 0x5c3 << 32 (5.8 TiB, high half 1475) the second int
-// must be 1475 to 1475 + (heap size >> 32). ThreadSanitizer's application
+// must be 1475 to 1475 + (heap size >> 32) (1474 for the tracked zone,
+// ZONE_BELOW lower). ThreadSanitizer's application
 // memory ends at 512 GiB and it drops hints outside it, so its build keeps
 // the old base.
 #if defined(__SANITIZE_THREAD__)
@@ -100,6 +101,7 @@ typedef struct {
   uint64_t exact_mask[2];     // bit n set: exact[n] is not empty
   span_link_t large;          // free runs of NEXACT pages or more
   uintptr_t hint;             // where to reserve next
+  uintptr_t low;              // its lowest reservation's start (0: none yet)
   uint64_t sys_bytes;         // reserved for this zone
 } zone_t;
 
@@ -258,13 +260,24 @@ static bool arenas_free_for(uintptr_t base, uintptr_t bytes, int zone) {
 }
 
 // Reserves bytes of address space for zone inside the page map's window;
-// 0 if the OS refused. The tracked zone's fallback hints are the main
-// zone's, ZONE_BELOW lower.
+// 0 if the OS refused. Tried in order: the zone's hint (just past its last
+// reservation); for the tracked zone, just below its lowest reservation,
+// so that once it has grown up to the main zone it goes on growing down
+// from where it began instead of jumping far away (which would widen the
+// heap's bounds, and with them the marker's bounds test and the leak
+// check's bitmaps, by terabytes); then the fallbacks (the tracked zone's
+// ZONE_BELOW lower).
+#define NFALLBACK (sizeof fallback_hints / sizeof fallback_hints[0])
 static uintptr_t reserve(uintptr_t bytes, int zone) {
-  uintptr_t first = heap.zone[zone].hint, below = zone == MHEAP_ZONE_MAIN ? 0 : ZONE_BELOW;
-  for (size_t i = 0; i <= sizeof fallback_hints / sizeof fallback_hints[0]; i++) {
-    uintptr_t hint = i == 0 ? first : fallback_hints[i - 1] - below;
-    if (i > 0 && hint == first) continue;
+  zone_t *z = &heap.zone[zone];
+  uintptr_t below = zone == MHEAP_ZONE_MAIN ? 0 : ZONE_BELOW, hints[2 + NFALLBACK];
+  size_t n = 0;
+  hints[n++] = z->hint;
+  if (zone != MHEAP_ZONE_MAIN && z->low > bytes) hints[n++] = z->low - bytes;
+  for (size_t i = 0; i < NFALLBACK; i++) hints[n++] = fallback_hints[i] - below;
+  for (size_t i = 0; i < n; i++) {
+    uintptr_t hint = hints[i];
+    if (i > 0 && hint == hints[0]) continue;
     int err;
     uintptr_t base = (uintptr_t)gort__os_reserve(hint, bytes, GORT_RESERVE_ALIGN, &err);
     if (base == 0 && err == -ENOMEM) return 0;  // out of address space: no hint helps
@@ -294,9 +307,9 @@ static bool register_arenas(uintptr_t base, uintptr_t bytes, int zone) {
   return true;
 }
 
-// The reservations, append-only (adjacent ones merged), for the
-// collector's dirty-page tracking (gc/dirty.c), which must register every
-// byte of the heap: written under the heap lock, read without it.
+// The tracked zone's reservations, append-only (adjacent ones merged), for
+// the collector's dirty-page tracking (gc/dirty.c), which must register
+// every byte of them: written under the heap lock, read without it.
 static struct {
   uintptr_t lo[GORT_MAX_RESERVATIONS], hi[GORT_MAX_RESERVATIONS];
   _Atomic uint32_t n;
@@ -348,6 +361,7 @@ static bool grow(uintptr_t npages, int zone) {
     return false;
   }
   z->hint = base + bytes;
+  if (z->low == 0 || base < z->low) z->low = base;
   z->sys_bytes += bytes;
   if (zone == MHEAP_ZONE_TRACKED) {
     add_reservation(base, bytes);

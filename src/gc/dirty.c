@@ -24,22 +24,24 @@
 // in its final stop.
 //
 // What is tracked: only the page heap's tracked zone (mheap.c lists its
-// reservations), never the whole process, and there only the collector's
-// objects that a mark scans and that have no barrier (conservatively
-// scanned, typed and uncollectable ones). malloc's memory, noscan, tiny
-// and barriered objects live in the main zone: a write there can never
-// hide a pointer from the mark. Every cost here grows with the tracked pages, not with
-// the pages written: arming walks and protects them, every collect walks
-// their page entries (about 2 ns each, 1 ms for 2 GiB, in every
-// pre-cleaning round and in the final stop), and a first write faults.
-// The 1 GiB cache (bench/gc) keeps its values noscan: with them tracked
-// its pre-cleaning rounds each spent a millisecond walking, so never
-// converged (250-300 pages left for the final stop, 1.7-4.4 ms); without,
-// the final stop rescans 30-50 pages, and its CPU fell by a third.
-// Goroutine stacks are not tracked: the final stop rescans them. A reservation made while a cycle marks is
-// registered at the next collect; registering leaves its pages "written",
-// so that first collect reports every page it has, which is what the mark
-// needs (objects there were allocated black and may hold any pointer).
+// reservations), never the whole process, and there only the collected
+// objects that a mark scans from the heap and that have no barrier
+// (conservatively scanned and typed ones). malloc's memory, noscan, tiny
+// and barriered objects live in the main zone, where a write can never
+// hide a pointer from the mark, and so do uncollectable ones, which the
+// final stop rescans whole. Every cost here grows with the tracked pages,
+// not with the pages written: arming walks and protects them, every
+// collect walks their page entries (about 2 ns each, 1 ms for 2 GiB, in
+// every pre-cleaning round and in the final stop), and a first write
+// faults. The 1 GiB cache (bench/gc) keeps its values noscan: with them
+// tracked its pre-cleaning rounds each spent a millisecond walking, so
+// never converged (250-300 pages left for the final stop, 1.7-4.4 ms);
+// without, the final stop rescans 30-50 pages, and its CPU fell by a
+// third. Goroutine stacks are not tracked: the final stop rescans them.
+// A reservation made while a cycle marks is registered at the next
+// collect; registering leaves its pages "written", so that first collect
+// reports every page it has, which is what the mark needs (objects there
+// were allocated black and may hold any pointer).
 // A run the kernel reports may be longer than a page (a huge page).
 //
 // Between cycles: the heap is unprotected after a cycle (disarm), so that
@@ -109,8 +111,8 @@
 //      malloc'd memory, in a noscan object or on the stack: those are
 //      never tracked (libc writes into malloc's blocks itself, through
 //      names no wrapper sees: a stdio buffer, a directory stream). A
-//      program that mprotects memory it got from gort (a JIT's code) must
-//      not use this backend.
+//      program that mprotects scanned collected objects must not use this
+//      backend (malloc'd memory, a JIT's code say, is never touched).
 //   4. A program's own SIGSEGV handler keeps working: os/fault.c chains
 //      the faults that are not gort's to it, whether it was installed
 //      before gort's or after.
@@ -198,7 +200,7 @@ static struct {
   _Atomic uint32_t lock;     // guards the registration (the worker, and heap_grew)
   const dirty_backend_t *be; // the backend; NULL: none (marking with the world stopped)
   bool probed;
-  // The heap's reservations (mheap.c), as far as they are registered.
+  // The tracked zone's reservations (mheap.c), as far as they are registered.
   uintptr_t lo[GORT_MAX_RESERVATIONS], reg_hi[GORT_MAX_RESERVATIONS];
   uint32_t registered;       // ranges [0, registered) are registered
   _Atomic bool armed;
@@ -353,7 +355,8 @@ const char *gort__dirty_sample(uint64_t *present, uint64_t *written) {
 
 // ---- arming ---------------------------------------------------------------------------------
 
-// Protects every page of the heap: from now on a write marks its page.
+// Protects every page of the tracked zone: from now on a write marks its
+// page.
 // Returns the arming's generation (0: no tracking), which the matching
 // disarm names. Arming and disarming hold the lock throughout, so a late
 // disarm of the last cycle can never undo this cycle's protection.

@@ -1,6 +1,6 @@
 // The dirty-tracking backends' interface (see dirty.c for the design).
 //
-// dirty.c owns the registration of the heap's reservations, the arming
+// dirty.c owns the registration of the tracked zone's reservations, the arming
 // generations and the fallback; a backend only protects, collects and
 // unprotects ranges of registered reservations. Every call but the
 // mprotect backend's fault path is made by dirty.c with its lock held,

@@ -374,7 +374,10 @@ static int kwrite_begin(const struct iovec *v, size_t n) {
 }
 
 static void kwrite_end(int slot) {
-  if (slot >= 0) atomic_store(&mp.pin_lo[slot], 0);
+  // Both ends cleared (hi first: a claimer writes hi, then lo): a stale end
+  // is a heap address, which a statically linked program's root scan of
+  // gort's data would take for a pointer to the next object.
+  if (slot >= 0) atomic_store(&mp.pin_hi[slot], 0), atomic_store(&mp.pin_lo[slot], 0);
   else if (slot == -1) atomic_fetch_sub(&mp.pin_all, 1);
 }
 

@@ -437,13 +437,16 @@ static void unmap_all(void) {
 }
 
 // The arenas the heap may use until the stop: its range now, plus room
-// for the growth of other threads meanwhile (capped; an arena outside the
-// range is then not scanned, and its blocks are not reported).
+// for the growth of other threads meanwhile, above and below (the tracked
+// zone grows down once it meets the main one: mheap.c). Capped: an arena
+// outside the room is then not scanned, and its blocks are not reported;
+// so is a tracked zone that other threads create only meanwhile, 4 GiB
+// below the main one.
 static int map_all(void) {
   uintptr_t lo, hi;
   gort__mheap_arena_range(&lo, &hi);
-  if (hi == 0) lo = hi = GORT_ARENA_SIZE;
-  lc.arena0 = lo >> GORT_ARENA_SHIFT;
+  if (hi == 0) lo = hi = (uintptr_t)16 << GORT_ARENA_SHIFT;
+  lc.arena0 = (lo >> GORT_ARENA_SHIFT) - 16;
   uintptr_t last = (GORT_ALIGN_UP(hi, GORT_ARENA_SIZE) >> GORT_ARENA_SHIFT) + 16;
   if (last > GORT_ARENA_L1) last = GORT_ARENA_L1;
   lc.narenas = last - lc.arena0;

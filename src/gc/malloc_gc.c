@@ -102,11 +102,13 @@ void gort__gc_collect_frees(mspan_t *s) {
   }
 }
 
-// Only objects that a concurrent mark scans and that have no barrier live
-// where dirty tracking protects pages (mgc.c, "What is tracked").
+// Only objects that a concurrent mark scans from the heap and that have no
+// barrier live where dirty tracking protects pages (dirty.c, "What is
+// tracked"). Uncollectable objects are roots, rescanned whole in the final
+// stop: tracking them would only cost their writes a fault (a pool's rings
+// are written at every put and get).
 static int zone_for(int kind) {
-  return kind == KIND_GC_SCAN || kind == KIND_GC_TYPED || kind == KIND_GC_UNCOLLECTABLE ? MHEAP_ZONE_TRACKED
-                                                                                         : MHEAP_ZONE_MAIN;
+  return kind == KIND_GC_SCAN || kind == KIND_GC_TYPED ? MHEAP_ZONE_TRACKED : MHEAP_ZONE_MAIN;
 }
 
 static mspan_t *fresh_span(int kind, int cls) {

@@ -1,7 +1,8 @@
 // Garbage collector (Go: mgc.go, mgcpacer.go; bdwgc for what C needs).
 //
 // gort's collector is a tri-color mark-sweep collector with conservative
-// roots, in the heap that malloc uses, on spans of its own span classes.
+// roots, in the page heap that malloc uses, on spans of its own span
+// classes (the scanned ones in pages of their own: dirty.c).
 // It marks concurrently with the program where the kernel can tell which
 // pages the program wrote (dirty.c), else with the world stopped, in
 // parallel on every usable CPU; it sweeps concurrently with the program.

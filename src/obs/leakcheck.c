@@ -171,9 +171,9 @@ static struct {
   int nsupp;
   char *supp_text;              // the suppression file, mapped
   // gort's first malloc block, kept for ever, at the base of the first
-  // arena (its first kilobyte): gort's own data holds that address (the
-  // heap's bounds, the collector's mark range), and other data may by
-  // chance (a pair of ints {n, 1475} reads as an address in the heap's
+  // arena (its first kilobyte): gort's own data held that address (the
+  // heap's bounds, the collector's mark range: both skipped now, as
+  // base/noscan.h says), and other data may by chance (a pair of ints {n, 1475} reads as an address in the heap's
   // first 4 GiB: mheap.c, ARENA_HINT_START). Without the pin they would
   // keep whatever block of the program came first.
   void *pin;

@@ -272,20 +272,21 @@ TEST(objects_moved_from_tracked_into_barriered_objects_during_the_mark_survive) 
   EXPECT(harness_run_inner("inner_moves_into_barriered_by_exiting_threads", "GORT_DEBUG=gccheckmark=1"));
 }
 
-// Only objects a concurrent mark scans and that have no barrier lie in
-// the ranges the dirty tracker protects (conservatively scanned, typed and
-// uncollectable ones), small and large; barriered and noscan ones (tiny
-// ones too) and malloc's blocks outside.
+// Only objects a concurrent mark scans from the heap and that have no
+// barrier lie in the ranges the dirty tracker protects (conservatively
+// scanned and typed ones), small and large; malloc's blocks, barriered,
+// noscan (tiny ones too) and uncollectable objects (roots, rescanned whole
+// in the final stop) outside.
 TEST(only_scanned_unbarriered_objects_lie_in_the_tracked_heap) {
   static const uint64_t ptrmap[1] = {1};
   const gort_gc_layout_t *l = gort_gc_layout(ptrmap, 2);
   ASSERT_NOT_NULL(l);
   void *objs[] = {gort_malloc(64),               gort_malloc(1 << 20),          gort_gc_alloc_barriered(64),
                   gort_gc_alloc_barriered(5000), gort_gc_alloc_barriered(1 << 20), gort_gc_alloc_noscan(8),
-                  gort_gc_alloc_noscan(64),      gort_gc_alloc_noscan(1 << 20), gort_gc_alloc(64),
-                  gort_gc_alloc(1 << 20),        gort_gc_alloc_typed(64, l),    gort_gc_alloc_typed(1 << 20, l),
-                  gort_gc_alloc_uncollectable(64)};
-  enum { MALLOCS = 2, TINY = 5, FIRST_TRACKED = 8, N = sizeof objs / sizeof objs[0] };
+                  gort_gc_alloc_noscan(64),      gort_gc_alloc_noscan(1 << 20), gort_gc_alloc_uncollectable(64),
+                  gort_gc_alloc(64),             gort_gc_alloc(1 << 20),        gort_gc_alloc_typed(64, l),
+                  gort_gc_alloc_typed(1 << 20, l)};
+  enum { MALLOCS = 2, TINY = 5, UNCOLLECTABLE = 8, FIRST_TRACKED = 9, N = sizeof objs / sizeof objs[0] };
   for (size_t k = 0; k < N; k++) {
     ASSERT_NOT_NULL(objs[k], "allocation %zu", k);
     bool tracked = false;
@@ -299,7 +300,7 @@ TEST(only_scanned_unbarriered_objects_lie_in_the_tracked_heap) {
       EXPECT(gort_gc_base((char *)objs[k] + 4) == objs[k], "object %zu is a collected object", k);
   }
   for (size_t k = 0; k < N; k++)
-    if (k < TINY || k == N - 1) gort_free(objs[k]);  // malloc's, barriered, uncollectable
+    if (k < TINY || k == UNCOLLECTABLE) gort_free(objs[k]);  // malloc's, barriered, uncollectable
 }
 
 // The mprotect backend (write-protected granules and a SIGSEGV handler):

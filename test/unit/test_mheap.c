@@ -189,3 +189,29 @@ TEST(the_tracked_zone_keeps_to_its_own_arenas_and_lists) {
   }
   check_heap("after freeing everything");
 }
+
+// The tracked zone starts 4 GiB below the main one; past that it grows
+// down from its start, so the heap's bounds stay a few GiB wide (they once
+// jumped to 124 GiB: the marker's bounds test and the leak check's
+// bitmaps then spanned 5.7 TiB). Address space only: nothing is touched.
+TEST(the_tracked_zone_grows_down_once_it_meets_the_main_one) {
+  settle();
+  enum { N = 80, PAGES = 8192 };  // 80 spans of 64 MiB: 5 GiB
+  mspan_t *main_span = gort__mheap_alloc_in(1, 1, SPAN_LARGE, MHEAP_ZONE_MAIN);
+  ASSERT_NOT_NULL(main_span);
+  static mspan_t *t[N];
+  for (int i = 0; i < N; i++) {
+    t[i] = gort__mheap_alloc_in(PAGES, 1, SPAN_LARGE, MHEAP_ZONE_TRACKED);
+    ASSERT_NOT_NULL(t[i], "tracked span %d", i);
+    EXPECT_EQ_U64(mheap_zone_of(t[i]->base), MHEAP_ZONE_TRACKED);
+    EXPECT(in_reservations(t[i]->base), "a tracked span at %#lx is not listed", (unsigned long)t[i]->base);
+  }
+  uintptr_t lo, hi;
+  gort__mheap_arena_range(&lo, &hi);
+  EXPECT_LE_U64(hi - lo, (uint64_t)16 << 30, "the heap spans %#lx-%#lx", (unsigned long)lo, (unsigned long)hi);
+  EXPECT(main_span->base < hi && main_span->base >= lo);
+  check_heap("after 5 GiB of tracked spans");
+  for (int i = 0; i < N; i++) gort__mheap_free(t[i]);
+  gort__mheap_free(main_span);
+  check_heap("after freeing them");
+}
