@@ -328,6 +328,7 @@ static void *alloc_large(size_t size, int kind) {
   }
   gort__gc_maybe_collect(size);
   uintptr_t npages = (size + GORT_PAGE_SIZE - 1) >> GORT_PAGE_SHIFT;
+  gort__gc_sweep_reclaim_large(npages);
   nostop_enter();
   mspan_t *s = gort__mheap_alloc_in(npages, 1, SPAN_LARGE, zone_for(kind));
   if (s == NULL) {

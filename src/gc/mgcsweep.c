@@ -176,6 +176,31 @@ static bool sweep_one_large(void) {
   return s != NULL;
 }
 
+// Before a large allocation of npages pages: sweeps unswept large spans
+// until as many pages went back to the heap, or none is left (Go's
+// mheap.reclaim). Large spans have no lazy sweep of their own class as
+// small ones do, so without this a program allocating large objects
+// faster than the background sweeper frees the dead ones grows the heap
+// for them: under ThreadSanitizer, 4 MiB objects over a 16 MiB live heap
+// kept 76-92 MiB in use where the cycle allows about 60.
+void gort__gc_sweep_reclaim_large(uintptr_t npages) {
+  uintptr_t freed = 0;
+  while (freed < npages) {
+    nostop_enter();
+    mspan_t *s = take_unswept_large();
+    if (s == NULL) {
+      nostop_exit();
+      return;
+    }
+    uintptr_t n = s->npages;  // s is recycled once swept dead
+    if (gort__gc_sweep_span(s))
+      relist_large(s);
+    else
+      freed += n;
+    nostop_exit();
+  }
+}
+
 // Sweeps everything unswept; false if the sweeper was asked to pause.
 static bool sweep_all(bool background) {
   for (int k = 1; k <= GORT_NUM_GC_KINDS; k++)
