@@ -7,12 +7,13 @@
 // few KiB of stack; it shows in gort_num_goroutine and in dumps, as
 // "sleep", created by after_main or ticker_main).
 //
-// The records that hold a channel for its goroutine (after_t, the ticker)
-// are uncollectable objects, scanned and freed by hand: from malloc'd
-// memory, which the collector does not scan, the channel would be
+// The records that hold a collected channel for its goroutine (after_t,
+// the ticker) are uncollectable objects, scanned and freed by hand: from
+// malloc'd memory, which the collector does not scan, the channel would be
 // reachable only while the program holds it, and a ticker's is held only
 // through the ticker, so a cycle between two receives freed it under its
-// goroutine.
+// goroutine. With the collector off the channel is malloc'd, and so is
+// its record (no collector state is touched).
 
 #include "chan.h"
 
@@ -21,6 +22,11 @@
 #include "gort/alloc.h"
 #include "gort/gc.h"
 #include "gort/sched.h"
+
+// See the file comment: the record of a channel's goroutine.
+static void *record_alloc(const gort_chan_t *c, size_t size) {
+  return c->collected ? gort_gc_alloc_uncollectable(size) : gort_malloc(size);
+}
 
 typedef struct {
   gort_chan_t *c;
@@ -38,13 +44,18 @@ static void after_main(void *arg) {
 gort_chan_t *gort_after(int64_t ns) {
   gort_chan_t *c = gort_chan_make(sizeof(int64_t), 1);
   if (c == NULL) return NULL;
-  after_t *a = gort_gc_alloc_uncollectable(sizeof *a);
-  if (a == NULL) return NULL;
+  after_t *a = record_alloc(c, sizeof *a);
+  if (a == NULL) {
+    gort_chan_free(c);  // no one has seen it yet
+    errno = ENOMEM;
+    return NULL;
+  }
   a->c = c;
   a->when = gort__nanotime() + (ns > 0 ? ns : 0);
   int e = gort_go(after_main, a);
   if (e != 0) {
     gort_free(a);
+    gort_chan_free(c);
     errno = e;
     return NULL;
   }
@@ -77,13 +88,15 @@ gort_ticker_t *gort_ticker_make(int64_t period_ns) {
     errno = EINVAL;
     return NULL;
   }
-  gort_ticker_t *t = gort_gc_alloc_uncollectable(sizeof *t);
-  if (t == NULL) return NULL;
-  t->c = gort_chan_make(sizeof(int64_t), 1);
-  if (t->c == NULL) {
-    gort_free(t);
+  gort_chan_t *c = gort_chan_make(sizeof(int64_t), 1);
+  if (c == NULL) return NULL;
+  gort_ticker_t *t = record_alloc(c, sizeof *t);
+  if (t == NULL) {
+    gort_chan_free(c);
+    errno = ENOMEM;
     return NULL;
   }
+  t->c = c;
   t->period = period_ns;
   atomic_store(&t->stop, false);
   int e = gort_go(ticker_main, t);

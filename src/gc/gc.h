@@ -272,8 +272,9 @@ bool gort__gc_sweep_span(mspan_t *s);
 void gort__gc_sweep_begin(void);
 // Sweeps every unswept span now (finishes the cycle's sweep).
 void gort__gc_sweep_finish(void);
-// Sweeps unswept large spans until npages pages were freed or none is left.
-void gort__gc_sweep_reclaim_large(uintptr_t npages);
+// Sweeps unswept large spans until npages pages of zone (mheap.h) were
+// freed or none is left; the caller is a registered thread.
+void gort__gc_sweep_reclaim_large(uintptr_t npages, int zone);
 // Takes one unswept span of a span class and sweeps it; false if none.
 bool gort__gc_sweep_one(int kind, int cls);
 // Waits until the background sweeper holds no span (before a stop).

@@ -326,9 +326,13 @@ static void *alloc_large(size_t size, int kind) {
     errno = ENOMEM;
     return NULL;
   }
+  // Registered, as alloc_small's callers are through my_cache: a thread
+  // the stop does not know would sweep, or hold the new object, unseen.
+  gort__start_ensure();
+  gort__stw_register_self();
   gort__gc_maybe_collect(size);
   uintptr_t npages = (size + GORT_PAGE_SIZE - 1) >> GORT_PAGE_SHIFT;
-  gort__gc_sweep_reclaim_large(npages);
+  gort__gc_sweep_reclaim_large(npages, zone_for(kind));
   nostop_enter();
   mspan_t *s = gort__mheap_alloc_in(npages, 1, SPAN_LARGE, zone_for(kind));
   if (s == NULL) {

@@ -11,7 +11,10 @@
 //
 // Who sweeps, so that a cycle's end never waits for the sweep:
 //   - lazily, a thread whose cache needs a span of some class sweeps an
-//     unswept span of that class first (malloc_gc.c, take_span);
+//     unswept span of that class first (malloc_gc.c, take_span), and a
+//     large allocation sweeps large spans until as many pages of its zone
+//     went back to the heap (gort__gc_sweep_reclaim_large); both run on
+//     registered threads, in no-stop regions;
 //   - a background sweeper thread takes the unswept spans one by one;
 //   - gort_gc_collect, and the next cycle before it marks, finish what is
 //     left.
@@ -183,7 +186,13 @@ static bool sweep_one_large(void) {
 // faster than the background sweeper frees the dead ones grows the heap
 // for them: under ThreadSanitizer, 4 MiB objects over a 16 MiB live heap
 // kept 76-92 MiB in use where the cycle allows about 60.
-void gort__gc_sweep_reclaim_large(uintptr_t npages) {
+// Only while the background sweeper runs, which the collector starts under
+// its cycle lock: a forked child inherits its parent's unswept spans
+// before its collector is active, and a fork does not stop the world then,
+// so it could catch a sweep midway. Pages of the other zone are swept but
+// not counted: they cannot serve this allocation (mheap.c, zones).
+void gort__gc_sweep_reclaim_large(uintptr_t npages, int zone) {
+  if (!atomic_load_explicit(&sweeper.running, memory_order_acquire)) return;
   uintptr_t freed = 0;
   while (freed < npages) {
     nostop_enter();
@@ -192,7 +201,7 @@ void gort__gc_sweep_reclaim_large(uintptr_t npages) {
       nostop_exit();
       return;
     }
-    uintptr_t n = s->npages;  // s is recycled once swept dead
+    uintptr_t n = mheap_zone_of(s->base) == zone ? s->npages : 0;  // s is recycled once swept dead
     if (gort__gc_sweep_span(s))
       relist_large(s);
     else
