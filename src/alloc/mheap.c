@@ -38,20 +38,20 @@
 //
 // Zones (mheap.h): dirty-page tracking protects whole reservations (one
 // system call each), and only the collector's spans that a mark scans and
-// that have no barrier need it, so they get pages of their own: the
-// tracked zone, whose reservations start 4 GiB below the main zone's
-// (ZONE_BELOW) and whose arenas hold nothing else (a zone that outgrows
-// the gap goes on growing down from its start: reserve).
-// malloc's memory stays in the main zone, where a program that never
-// collects finds the heap it always had. Each zone has its own free lists, hint
-// and growth; a free run never merges across zones (coalesce_insert), and
-// a reservation that lands in the other zone's arena is given back and
-// tried elsewhere. The arena records its zone. The price: free pages of
-// one zone never serve the other, so a program whose noscan data follows
-// scanned data that died keeps both resident until the scavenger returns
-// the idle ones (GCBench's peak RSS went from 34 to 38 MiB when noscan
-// objects left the tracked pages: its 4 MB array of doubles no longer
-// reuses the pages of the tree it built and dropped before).
+// that have no barrier need it, so they get pages of their own: the tracked
+// zone, whose reservations start 4 GiB below the main zone's (ZONE_BELOW)
+// and whose arenas hold nothing else (a zone that outgrows the gap goes on
+// growing down from its start: reserve). malloc's memory stays in the main
+// zone, where a program that never collects finds the heap it always had.
+// Each zone has its own free lists, hint and growth; a free run never
+// merges across zones (coalesce_insert), and a reservation that lands in
+// the other zone's arena is given back and tried elsewhere. The arena
+// records its zone. The price: free pages of one zone never serve the
+// other, so a program whose noscan data follows scanned data that died
+// keeps both resident until the scavenger returns the idle ones (GCBench's
+// peak RSS went from 34 to 38 MiB when noscan objects left the tracked
+// pages: its 4 MB array of doubles no longer reuses the pages of the tree
+// it built and dropped before).
 //
 // Rejected: Go 1.14+'s radix tree of page summaries. It makes finding
 // free pages lock-light and scales to huge heaps, but costs far more code;
@@ -79,9 +79,8 @@
 // base until 2026-11) every pair {x, 64} hit the heap, and glibc's own data
 // has such pairs; at 0x5c3 << 32 (5.8 TiB, high half 1475) the second int
 // must be 1475 to 1475 + (heap size >> 32) (1474 for the tracked zone,
-// ZONE_BELOW lower). ThreadSanitizer's application
-// memory ends at 512 GiB and it drops hints outside it, so its build keeps
-// the old base.
+// ZONE_BELOW lower). ThreadSanitizer's application memory ends at 512 GiB
+// and it drops hints outside it, so its build keeps the old base.
 #if defined(__SANITIZE_THREAD__)
 #define ARENA_HINT_START ((uintptr_t)0x4000000000)
 #else

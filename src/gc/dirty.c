@@ -36,7 +36,7 @@
 // faults. The 1 GiB cache (bench/gc) keeps its values noscan: with them
 // tracked its pre-cleaning rounds each spent a millisecond walking, so
 // never converged (250-300 pages left for the final stop, 1.7-4.4 ms);
-// without, the final stop rescans 30-50 pages, and its CPU fell by a
+// without, the final stop rescans 30-70 pages, and its CPU fell by a
 // third. Goroutine stacks are not tracked: the final stop rescans them.
 // A reservation made while a cycle marks is registered at the next
 // collect; registering leaves its pages "written", so that first collect

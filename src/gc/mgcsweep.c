@@ -170,11 +170,18 @@ bool gort__gc_sweep_one(int kind, int cls) {
   return s != NULL;
 }
 
-// Sweeps one unswept large span; false if none.
-static bool sweep_one_large(void) {
+// Sweeps one unswept large span; false if none. If it was dead, its pages
+// count in *freed when they are of zone (-1: none counts).
+static bool sweep_one_large(int zone, uintptr_t *freed) {
   nostop_enter();
   mspan_t *s = take_unswept_large();
-  if (s != NULL && gort__gc_sweep_span(s)) relist_large(s);
+  if (s != NULL) {
+    uintptr_t n = mheap_zone_of(s->base) == zone ? s->npages : 0;  // s is recycled once swept dead
+    if (gort__gc_sweep_span(s))
+      relist_large(s);
+    else
+      *freed += n;
+  }
   nostop_exit();
   return s != NULL;
 }
@@ -194,19 +201,7 @@ static bool sweep_one_large(void) {
 void gort__gc_sweep_reclaim_large(uintptr_t npages, int zone) {
   if (!atomic_load_explicit(&sweeper.running, memory_order_acquire)) return;
   uintptr_t freed = 0;
-  while (freed < npages) {
-    nostop_enter();
-    mspan_t *s = take_unswept_large();
-    if (s == NULL) {
-      nostop_exit();
-      return;
-    }
-    uintptr_t n = mheap_zone_of(s->base) == zone ? s->npages : 0;  // s is recycled once swept dead
-    if (gort__gc_sweep_span(s))
-      relist_large(s);
-    else
-      freed += n;
-    nostop_exit();
+  while (freed < npages && sweep_one_large(zone, &freed)) {
   }
 }
 
@@ -220,7 +215,8 @@ static bool sweep_all(bool background) {
       }
   for (;;) {
     if (background && atomic_load(&sweeper.paused)) return false;
-    if (!sweep_one_large()) break;
+    uintptr_t freed = 0;
+    if (!sweep_one_large(-1, &freed)) break;
   }
   return true;
 }

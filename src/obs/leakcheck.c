@@ -173,9 +173,10 @@ static struct {
   // gort's first malloc block, kept for ever, at the base of the first
   // arena (its first kilobyte): gort's own data held that address (the
   // heap's bounds, the collector's mark range: both skipped now, as
-  // base/noscan.h says), and other data may by chance (a pair of ints {n, 1475} reads as an address in the heap's
-  // first 4 GiB: mheap.c, ARENA_HINT_START). Without the pin they would
-  // keep whatever block of the program came first.
+  // base/noscan.h says), and other data may by chance (a pair of ints
+  // {n, 1475} reads as an address in the heap's first 4 GiB: mheap.c,
+  // ARENA_HINT_START). Without the pin they would keep whatever block of
+  // the program came first.
   void *pin;
   // Return addresses inside gort's allocator, learned at start-up when
   // gort is linked statically (learn_own_frames): left out of stacks.
