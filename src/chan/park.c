@@ -12,6 +12,7 @@
 
 #include "chan.h"
 
+#include "../gc/gc.h"
 #include "../os/os.h"
 
 void gort__park_init(parker_t *pk) {
@@ -51,7 +52,7 @@ bool gort__park_thread_wait(parker_t *pk, int64_t deadline) {
     } else if (pk->counted) {
       left = CHECK_NS;
     }
-    gort__os_futex_wait_ns(&pk->woken, 0, left);
+    gort__stw_futex_wait_ns(&pk->woken, 0, left);  // a stop need not wake it: gc/stw.c
     if (deadline < 0 && pk->counted && atomic_load_explicit(&pk->woken, memory_order_acquire) == 0)
       gort__deadlock_check();
   }

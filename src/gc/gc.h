@@ -141,7 +141,22 @@ typedef struct gthread {
   bool unstoppable;                 // the stop signal could not be sent (this stop)
   uintptr_t own_sp;              // the collecting thread's, during its cycle
   void *wbuf;                    // the write barrier's gray objects in a mark (barrier.c)
+  _Atomic uint32_t blocked;      // BLOCKED_*: in a blocking call, and whether a stop holds it
+  uintptr_t blocked_sp;          // where its stack ended when it blocked
+  bool claimed;                  // held by this stop without a signal (the stopper's own)
 } gthread_t;
+
+// A registered thread in a blocking call (stw.c, "Blocked threads").
+enum { BLOCKED_NO = 0, BLOCKED_IN = 1, BLOCKED_HELD = 2 };
+// Calls fn(arg) as a blocking call: a stop that finds the calling thread
+// inside takes it as stopped, without a signal, and the thread waits for
+// the restart only if the call returns before it. fn must not touch the
+// collected heap nor hold the only copy of a pointer into it: arg (on the
+// caller's stack, which stays a root) holds what it needs.
+long gort__stw_blocking(long (*fn)(void *), void *arg);
+// gort__os_futex_wait_ns as a blocking call: gort's own waits of a
+// registered thread (a plain thread's channel and sync waits, an idle M).
+void gort__stw_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
 
 // Registers the calling thread if it is not yet (lazily, for threads gort
 // did not see start).

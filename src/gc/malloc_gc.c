@@ -43,12 +43,14 @@
 
 #include "../alloc/malloc_fast.h"
 #include "../alloc/mheap.h"
+#include "../base/noscan.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
 #include "gc.h"
 #include "gort/gc.h"
 
 gcentral_t gort__gcentral[GORT_NUM_GC_KINDS][GORT_NUM_CLASSES];
+GORT_NOSCAN(gort__gcentral)  // span lists: metadata, never a collected object
 gclarge_t gort__gclarge = {.lock = LOCK_INIT};
 
 static struct {

@@ -17,14 +17,42 @@
 //      on the stack already: the kernel saved them in the signal frame),
 //      counts itself stopped, and waits on a futex until the collector
 //      restarts the world. A thread blocked in a system call is stopped the
-//      same way (SA_RESTART resumes the call).
+//      same way (SA_RESTART resumes the call), but for the blocking calls
+//      that say so beforehand ("Blocked threads", below): no signal.
 //   4. A thread inside a no-stop region (holding a gort lock, or midway
 //      through its cache: base/lock.h) only notes the request; it stops
 //      itself when it leaves the region (gort__stop_deferred, after
 //      spilling its registers), so the collector never finds a gort lock
 //      held or a cache half-written.
 //   5. The collector waits until every signalled thread has stopped.
-// Restarting is a futex broadcast. The collector scans each stopped
+// Restarting is a futex broadcast.
+//
+// Blocked threads (Go's threads in system calls, HotSpot's threads in
+// native code, bdwgc's GC_do_blocking). A signal to a thread asleep in
+// the kernel costs the stop a wake-up: on GCBench's 2 cores, with the
+// program and the collector each on one, the two threads that sleep in
+// nanosleep took 30-120 us each to park, the largest part of every stop;
+// and their sleeps ended early with EINTR. So a registered thread that is
+// about to block (gort's own waits: a plain thread's channel or sync
+// wait, an idle M; and the sleeps the program calls, blocking.c) first
+// publishes the lowest address of its stack that it still uses and holds
+// its callee-saved registers in that frame (gort__stw_blocking), then
+// sets blocked = IN. The collector takes such a thread as stopped by
+// moving blocked from IN to HELD, with no signal: everything it holds is
+// above that address, and it touches nothing of the heap's until the call
+// returns. A call that returns while the world is stopped finds HELD and
+// waits for the restart, which sets IN back; otherwise the thread moves
+// IN to NO itself. One compare-and-swap decides each race: the thread
+// either leaves before the stop took it (and then gets the signal like
+// any running thread) or waits. What this asks of the program: a signal
+// handler that runs on a thread blocked in a sleep runs while the world
+// may be stopped, so it must not move pointers to collected objects (no
+// handler may call malloc anyway); blocking.c keeps the program's sleeps
+// out of this once it installs a handler. Not covered: a thread cancelled
+// (pthread_cancel) while asleep in nanosleep runs its cleanup handlers
+// with blocked still IN (a cleanup attribute here would run block_end,
+// but pulls libgcc_s into libgort.so); they must not touch collected
+// objects. Its record is reset when reused. The collector scans each stopped
 // thread's stack from its recorded stack pointer to the top (of the
 // goroutine stack it was on, if it was running one), and its static TLS
 // block (below the thread pointer on x86-64). Goroutines that are not on a
@@ -159,6 +187,11 @@ void gort__stw_register_self(void) {
   t->tls_lo = tp - stw.static_tls;
   atomic_store(&t->stopped_sp, 0);
   t->wbuf = NULL;
+  // A pooled record may come from a thread that was blocked, or held by a
+  // stop, when it exited or forked away: this thread is neither.
+  atomic_store(&t->blocked, BLOCKED_NO);
+  t->blocked_sp = 0;
+  t->claimed = false;
   t->next = stw.threads;
   stw.threads = t;
   stw.nthreads++;
@@ -262,6 +295,8 @@ void gort__stw_unlock_after_fork(int child) {
   if (keep != NULL) {
     keep->next = NULL;
     keep->tid = gort__os_gettid();
+    atomic_store(&keep->blocked, BLOCKED_NO);  // it forked: not blocked
+    keep->claimed = false;
   }
   atomic_store(&stw.released, atomic_load(&stw.epoch));
   atomic_store(&stw.lock.state, 0);
@@ -396,6 +431,13 @@ void gort__stw_stop(void) {
   uint32_t e = atomic_fetch_add_explicit(&stw.epoch, 1, memory_order_acq_rel) + 1;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
     if (t == gort__stw_self) continue;
+    uint32_t in = BLOCKED_IN;
+    t->claimed = atomic_compare_exchange_strong_explicit(&t->blocked, &in, BLOCKED_HELD, memory_order_acq_rel,
+                                                         memory_order_acquire);
+    if (t->claimed) {
+      t->unstoppable = false;
+      continue;  // its blocked_sp is published (the acquire above)
+    }
     int r = gort__os_tgkill(t->tid, stw.signal);
     t->unstoppable = r != 0;
     if (r != 0) gort__warn("gc: cannot stop thread %d (error %d); its stack is not scanned", t->tid, -r);
@@ -409,7 +451,7 @@ void gort__stw_stop(void) {
   // the signal's delivery, and a sleeping thread's wake-up to take it).
   int64_t spin_until = gort__nanotime() + STOP_SPIN_NS;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
-    if (t == gort__stw_self || t->unstoppable) continue;
+    if (t == gort__stw_self || t->unstoppable || t->claimed) continue;
     for (unsigned k = 0;; k++) {
       uint32_t n = atomic_load_explicit(&stw.nstopped, memory_order_acquire);
       if (atomic_load_explicit(&t->stopped_epoch, memory_order_acquire) == e) break;
@@ -423,9 +465,79 @@ void gort__stw_stop(void) {
 }
 
 void gort__stw_start(void) {
+  // Held threads go back to IN before released moves: one that waits in
+  // block_end sees its call's end only after that.
+  for (gthread_t *t = stw.threads; t != NULL; t = t->next)
+    if (t->claimed) {
+      t->claimed = false;
+      atomic_store_explicit(&t->blocked, BLOCKED_IN, memory_order_release);
+    }
   atomic_store_explicit(&stw.released, atomic_load(&stw.epoch), memory_order_release);
   gort__os_futex_wake(&stw.released, INT32_MAX);
   raw_unlock(&stw.lock);
+}
+
+// ---- blocked threads -----------------------------------------------------------------
+
+static void block_end(gthread_t *t) {
+  int saved = errno;  // the call's
+  for (;;) {
+    uint32_t r = atomic_load_explicit(&stw.released, memory_order_acquire);
+    uint32_t in = BLOCKED_IN;
+    if (atomic_compare_exchange_strong_explicit(&t->blocked, &in, BLOCKED_NO, memory_order_acq_rel,
+                                                memory_order_acquire) ||
+        in == BLOCKED_NO)  // (a fork in a handler meanwhile: the child's record)
+      break;
+    // HELD: a stop took this thread while it was blocked; its restart
+    // sets IN, then moves released (a wake after r's read is not lost).
+    gort__os_futex_wait(&stw.released, r);
+  }
+  errno = saved;
+}
+
+// Not inlined, and with every callee-saved register saved in its own
+// frame (__builtin_unwind_init): the caller's pointers held in registers
+// are then above the stack pointer it publishes, and fn's frames, below
+// it, hold only copies of what arg names.
+// A call that cannot be one runs as before, stopped by the signal: on an
+// unregistered thread, in a no-stop region (its stop is deferred), inside
+// another blocking call (a sleep in a signal handler), or off the
+// thread's own stack (an alternate signal stack) and off any goroutine's.
+GORT_NOINLINE long gort__stw_blocking(long (*fn)(void *), void *arg) {
+  __builtin_unwind_init();
+  gthread_t *t = gort__stw_self;
+  void *volatile keep = arg;  // in this frame, above the published address
+  uintptr_t sp = stack_pointer();
+  if (t == NULL || gort__nostop > 0 || atomic_load_explicit(&t->blocked, memory_order_relaxed) != BLOCKED_NO ||
+      ((sp < t->stack_lo || sp >= t->stack_hi) && gort__sched_stack_top(sp) == 0))
+    return fn(arg);
+  t->blocked_sp = sp;
+  atomic_store_explicit(&t->blocked, BLOCKED_IN, memory_order_release);
+  long r = fn(keep);
+  block_end(t);
+  __asm__ volatile("" ::: "memory");  // keeps the spills and keep alive across fn
+  return r;
+}
+
+// The program's sleeps (blocking.c), linked wherever this file is.
+extern const char gort__blocking_wrappers;
+__attribute__((used)) static const char *const pull_blocking_wrappers = &gort__blocking_wrappers;
+
+typedef struct {
+  _Atomic uint32_t *addr;
+  uint32_t val;
+  int64_t ns;
+} futex_call_t;
+
+static long futex_call(void *arg) {
+  futex_call_t *c = arg;
+  gort__os_futex_wait_ns(c->addr, c->val, c->ns);
+  return 0;
+}
+
+void gort__stw_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns) {
+  futex_call_t c = {addr, val, ns};
+  gort__stw_blocking(futex_call, &c);
 }
 
 // Records where the calling thread's stack ends, its registers spilled
@@ -455,7 +567,9 @@ void gort__stw_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), 
       fn(t->own_sp, stack_top(t, t->own_sp), arg);
     } else {
       if (t->unstoppable) continue;  // warned
-      uintptr_t sp = atomic_load_explicit(&t->stopped_sp, memory_order_acquire);
+      // A held thread may run meanwhile, below blocked_sp only: its
+      // handler's park for an older signal, its call's return.
+      uintptr_t sp = t->claimed ? t->blocked_sp : atomic_load_explicit(&t->stopped_sp, memory_order_acquire);
       fn(sp - 128, stack_top(t, sp), arg);  // the red zone below sp too
     }
     if (t->tls_hi > t->tls_lo) fn(t->tls_lo, t->tls_hi, arg);

@@ -103,7 +103,7 @@ static void start_profile_signal(void) {
   struct sigaction sa = {0};
   sa.sa_handler = on_sigusr2;
   sa.sa_flags = SA_RESTART;
-  sigaction(SIGUSR2, &sa, NULL);
+  gort__os_real_sigaction(SIGUSR2, &sa, NULL);
 }
 
 void gort__obs_init(void) {

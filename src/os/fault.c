@@ -145,12 +145,25 @@ static void on_fault(int sig, siginfo_t *info, void *uctx) {
 
 // ---- the program's calls (step 2) -----------------------------------------------------------
 
+// Whether the program ever installed a signal handler through sigaction or
+// signal: the collector's stops then signal its sleeping threads (gc/stw.c,
+// "Blocked threads": a handler may run, or siglongjmp, in a sleep).
+_Atomic bool gort__os_handlers_installed;
+
+// gort's own handlers (the stop signal, the profile signal) go past the
+// wrapper below: they are not the program's.
+int gort__os_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+  return real_sigaction(sig, act, old);
+}
+
 #ifndef GORT_NO_SHIM
 
 #define EXPORT __attribute__((visibility("default")))
 
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+  if (act != NULL && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN)
+    atomic_store_explicit(&gort__os_handlers_installed, true, memory_order_relaxed);
   if ((sig != SIGSEGV && sig != SIGBUS) || !atomic_load_explicit(&flt.installed, memory_order_acquire))
     return real_sigaction(sig, act, old);
   flock_take();

@@ -36,6 +36,7 @@ int64_t gort__os_rss(void);
 // Threads and signals (thread.c).
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 // The real pthread_create (gort exports its own: gc/stw.c).
 int gort__os_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
@@ -56,6 +57,15 @@ int gort__os_tgkill(int tid, int sig);
 // Installs handler (SA_SIGINFO | SA_RESTART, every signal blocked while it
 // runs); 0 or -errno.
 int gort__os_sigaction(int sig, void (*handler)(int, siginfo_t *, void *));
+// Whether the program has installed a signal handler of its own (sigaction
+// or signal, through gort's wrappers; os/fault.c). Inline, with no call:
+// gc/blocking.c reads it where a call would save the program's registers
+// in a frame that outlives them.
+int gort__os_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+extern _Atomic bool gort__os_handlers_installed __attribute__((visibility("hidden")));
+static inline __attribute__((always_inline)) bool gort__os_program_handlers(void) {
+  return atomic_load_explicit(&gort__os_handlers_installed, memory_order_relaxed);
+}
 // The calling thread's stack [lo, hi); 0 or -errno. May allocate (glibc
 // reads /proc/self/maps for the main thread): not inside malloc.
 int gort__os_stack_bounds(uintptr_t *lo, uintptr_t *hi);

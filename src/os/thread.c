@@ -213,7 +213,7 @@ int gort__os_sigaction(int sig, void (*handler)(int, siginfo_t *, void *)) {
   sa.sa_sigaction = handler;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigfillset(&sa.sa_mask);  // nothing else runs on a thread while it is stopped
-  return sigaction(sig, &sa, NULL) == 0 ? 0 : -errno;
+  return gort__os_real_sigaction(sig, &sa, NULL) == 0 ? 0 : -errno;
 }
 
 uintptr_t gort__os_main_stack_top(void) {

@@ -112,6 +112,7 @@
 #include "../base/options.h"
 #include "../base/persistent.h"
 #include "../base/start.h"
+#include "../gc/gc.h"
 #include "../os/os.h"
 #include "gort/sched.h"
 
@@ -219,7 +220,7 @@ static bool note_sleep(m_t *m, int64_t ns) {
       left = deadline - gort__nanotime();
       if (left <= 0) return false;
     }
-    gort__os_futex_wait_ns(&m->note, 0, left);
+    gort__stw_futex_wait_ns(&m->note, 0, left);  // a stop need not wake it: gc/stw.c
   }
   atomic_store_explicit(&m->note, 0, memory_order_relaxed);
   return true;

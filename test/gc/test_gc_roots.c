@@ -425,6 +425,98 @@ TEST(registers_of_a_running_thread_are_roots) {
 #endif
 }
 
+#ifdef REG0
+static _Atomic int sleep_state;  // as spin_state
+static _Atomic int sleep_eintr;  // sleeps a collection cut short
+
+// As spin_with_registers, but asleep in nanosleep between looks: a stop
+// takes the thread as blocked, without a signal (gc/stw.c), so the
+// registers are the ones the sleep's wrapper saved in its frame.
+static GCTEST_NOINLINE void *sleep_with_registers(void *arg) {
+  (void)arg;
+  TAKE_INTO_REGISTERS();
+  KEEP_REGISTERS();
+  atomic_store(&sleep_state, 1);
+  while (atomic_load(&sleep_state) == 1) {
+    struct timespec ts = {0, 200 * 1000};
+    if (nanosleep(&ts, NULL) != 0) atomic_fetch_add(&sleep_eintr, 1);
+    KEEP_REGISTERS();
+  }
+  CLEAR_REGISTERS();
+  KEEP_REGISTERS();
+  atomic_store(&sleep_state, 3);
+  while (atomic_load(&sleep_state) != 4) {
+    struct timespec ts = {0, 200 * 1000};
+    nanosleep(&ts, NULL);
+    KEEP_REGISTERS();
+  }
+  return NULL;
+}
+#endif
+
+TEST(registers_of_a_sleeping_thread_are_roots) {
+#ifndef REG0
+  SKIP_IF(true, "no register names for this architecture");
+#else
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the sleeps to its interceptors");
+  make_objects(NULL);
+  pthread_t t;
+  pthread_create(&t, NULL, sleep_with_registers, NULL);
+  while (atomic_load(&sleep_state) != 1) gctest_sleep_ms(1);
+  for (int round = 0; round < 20; round++) {
+    gctest_collect();
+    EXPECT_EQ_U64(count_registers_alive(), NREGS,
+                  "objects held only in a sleeping thread's registers, cycle %d", round + 1);
+  }
+  atomic_store(&sleep_state, 2);
+  while (atomic_load(&sleep_state) != 3) gctest_sleep_ms(1);
+  gctest_collect();
+  int collected = registers_collected();
+  atomic_store(&sleep_state, 4);
+  pthread_join(t, NULL);
+  EXPECT(collected >= NREGS - REG_SLACK, "only %d of %d collected after the registers were cleared",
+         collected, NREGS);
+  // A stop that finds the thread between two sleeps signals it, and the
+  // signal may land in the next sleep: a few, never one per cycle.
+  EXPECT(atomic_load(&sleep_eintr) <= 3, "%d sleeps cut short (EINTR) by 21 collections", atomic_load(&sleep_eintr));
+#endif
+}
+
+// A sleep outlasts the collections that run meanwhile: a stop takes the
+// sleeper without the signal that used to end its nanosleep with EINTR.
+static _Atomic int long_sleep_done;
+static int long_sleep_result, long_sleep_errno;
+static int64_t long_sleep_ns;
+
+static void *sleep_long(void *arg) {
+  (void)arg;
+  struct timespec a, b, ts = {0, 300 * 1000 * 1000};
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  long_sleep_result = nanosleep(&ts, NULL);
+  long_sleep_errno = errno;
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  long_sleep_ns = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+  atomic_store(&long_sleep_done, 1);
+  return NULL;
+}
+
+TEST(collections_do_not_cut_a_sleep_short) {
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the sleeps to its interceptors");
+  pthread_t t;
+  pthread_create(&t, NULL, sleep_long, NULL);
+  gctest_sleep_ms(20);
+  int cycles = 0;
+  while (!atomic_load(&long_sleep_done) && cycles < 200) {
+    gort_gc_collect();
+    cycles++;
+  }
+  pthread_join(t, NULL);
+  EXPECT(cycles > 0, "no collection ran during the sleep");
+  EXPECT(long_sleep_result == 0, "nanosleep returned %d (%s) after %d collections", long_sleep_result,
+         strerror(long_sleep_errno), cycles);
+  EXPECT(long_sleep_ns >= 300 * 1000 * 1000LL, "slept %lld ns of 300 ms", (long long)long_sleep_ns);
+}
+
 // ---- registered ranges and malloc'd memory -----------------------------------------
 
 static void **block;  // a gort_malloc'd block of K slots
