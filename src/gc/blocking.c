@@ -27,6 +27,12 @@
 // libc name (its own interceptors take these).
 
 #define _GNU_SOURCE
+// pthread.h's cleanup macros then use its setjmp buffers, which a
+// cancellation's unwinding runs without a cleanup attribute's call to the
+// unwinder (that would make libgort.so need libgcc_s).
+#undef __EXCEPTIONS
+#include <pthread.h>
+
 #include <errno.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,10 +59,22 @@ static long sleep_call(void *arg) {
   return __nanosleep(c->req, c->rem);
 }
 
+// nanosleep is a cancellation point: a thread cancelled in its sleep must
+// leave the blocking call before its cleanup handlers run the program's
+// code, or a stop could take it as blocked meanwhile.
+static void sleep_cancelled(void *arg) {
+  (void)arg;
+  gort__stw_block_abandon();
+}
+
 static int blocking_nanosleep(const struct timespec *req, struct timespec *rem) {
   if (gort__os_program_handlers()) return __nanosleep(req, rem);
   sleep_call_t c = {req, rem};
-  return (int)gort__stw_blocking(sleep_call, &c);
+  int r;
+  pthread_cleanup_push(sleep_cancelled, NULL);
+  r = (int)gort__stw_blocking(sleep_call, &c);
+  pthread_cleanup_pop(0);
+  return r;
 }
 
 #define EXPORT __attribute__((visibility("default")))

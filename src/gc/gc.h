@@ -154,6 +154,9 @@ enum { BLOCKED_NO = 0, BLOCKED_IN = 1, BLOCKED_HELD = 2 };
 // collected heap nor hold the only copy of a pointer into it: arg (on the
 // caller's stack, which stays a root) holds what it needs.
 long gort__stw_blocking(long (*fn)(void *), void *arg);
+// For a blocking call left by unwinding (a cancellation): ends it, as its
+// return would have.
+void gort__stw_block_abandon(void);
 // gort__os_futex_wait_ns as a blocking call: gort's own waits of a
 // registered thread (a plain thread's channel and sync waits, an idle M).
 void gort__stw_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns);

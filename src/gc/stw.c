@@ -44,17 +44,16 @@
 // waits for the restart, which sets IN back; otherwise the thread moves
 // IN to NO itself. One compare-and-swap decides each race: the thread
 // either leaves before the stop took it (and then gets the signal like
-// any running thread) or waits. What this asks of the program: a signal
-// handler that runs on a thread blocked in a sleep runs while the world
-// may be stopped, so it must not move pointers to collected objects (no
-// handler may call malloc anyway); blocking.c keeps the program's sleeps
-// out of this once it installs a handler. Not covered: a thread cancelled
-// (pthread_cancel) while asleep in nanosleep runs its cleanup handlers
-// with blocked still IN (a cleanup attribute here would run block_end,
-// but pulls libgcc_s into libgort.so); they must not touch collected
-// objects. Its record is reset when reused. The collector scans each stopped
-// thread's stack from its recorded stack pointer to the top (of the
-// goroutine stack it was on, if it was running one), and its static TLS
+// any running thread) or waits. A signal handler on a held thread would
+// run while the world is stopped, below the stack that is scanned, and
+// could siglongjmp out of the call: so the program's sleeps are blocking
+// calls only while it has no handler of its own (blocking.c), and a
+// thread cancelled in its sleep leaves the call before its cleanup
+// handlers run (gort__stw_block_abandon).
+//
+// The collector scans each stopped thread's stack from its recorded stack
+// pointer to the top (of the goroutine stack it was on, if it was running
+// one), and its static TLS
 // block (below the thread pointer on x86-64). Goroutines that are not on a
 // thread are only memory: mgcmark.c scans their saved stacks.
 //
@@ -522,6 +521,11 @@ GORT_NOINLINE long gort__stw_blocking(long (*fn)(void *), void *arg) {
 // The program's sleeps (blocking.c), linked wherever this file is.
 extern const char gort__blocking_wrappers;
 __attribute__((used)) static const char *const pull_blocking_wrappers = &gort__blocking_wrappers;
+
+void gort__stw_block_abandon(void) {
+  gthread_t *t = gort__stw_self;
+  if (t != NULL && atomic_load_explicit(&t->blocked, memory_order_acquire) != BLOCKED_NO) block_end(t);
+}
 
 typedef struct {
   _Atomic uint32_t *addr;

@@ -517,6 +517,84 @@ TEST(collections_do_not_cut_a_sleep_short) {
   EXPECT(long_sleep_ns >= 300 * 1000 * 1000LL, "slept %lld ns of 300 ms", (long long)long_sleep_ns);
 }
 
+// Once the program has a signal handler of its own, a stop signals its
+// sleepers as it signals any thread (a handler could run, or siglongjmp,
+// in a sleep the stop took as blocked: gc/blocking.c). The signal ends
+// the sleep with EINTR, which is how this test sees the signal.
+static void on_usr1(int sig) { (void)sig; }
+
+TEST(sleeps_are_signalled_once_the_program_has_a_signal_handler) {
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the sleeps to its interceptors");
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, NULL);
+  atomic_store(&long_sleep_done, 0);
+  pthread_t t;
+  pthread_create(&t, NULL, sleep_long, NULL);
+  gctest_sleep_ms(20);
+  int cycles = 0;
+  while (!atomic_load(&long_sleep_done) && cycles < 200) {
+    gort_gc_collect();
+    cycles++;
+  }
+  pthread_join(t, NULL);
+  EXPECT(long_sleep_result == -1 && long_sleep_errno == EINTR,
+         "nanosleep returned %d (%s): the stop did not signal the sleeper", long_sleep_result,
+         strerror(long_sleep_errno));
+  signal(SIGUSR1, SIG_DFL);
+}
+
+// A thread cancelled in its sleep runs its cleanup handler while the
+// stops that come meanwhile must see it as running: its registers are
+// roots (the sleep must have ended its blocking call: gc/blocking.c;
+// else a stop takes it as blocked and scans only its stack).
+static _Atomic int cancel_state;  // 1 handler holds the objects, 2 main has collected
+
+#ifdef REG0
+static GCTEST_NOINLINE void hold_in_handler(void *arg) {
+  (void)arg;
+  TAKE_INTO_REGISTERS();
+  KEEP_REGISTERS();
+  atomic_store(&cancel_state, 1);
+  while (atomic_load(&cancel_state) != 2) KEEP_REGISTERS();
+  KEEP_REGISTERS();
+}
+#endif
+
+#ifdef REG0
+static void *sleep_until_cancelled(void *arg) {
+  (void)arg;
+  pthread_cleanup_push(hold_in_handler, NULL);
+  for (;;) sleep(10);
+  pthread_cleanup_pop(0);
+  return NULL;
+}
+#endif
+
+#ifdef REG0
+TEST(a_thread_cancelled_in_its_sleep_is_stopped_while_its_cleanup_runs) {
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the sleeps to its interceptors");
+  make_objects(NULL);
+  pthread_t t;
+  pthread_create(&t, NULL, sleep_until_cancelled, NULL);
+  gctest_sleep_ms(20);
+  gctest_collect();  // the sleeper is held: the objects are only in handoff
+  pthread_cancel(t);
+  while (atomic_load(&cancel_state) != 1) gctest_sleep_ms(1);
+  gctest_clobber_stack();
+  int alive = NREGS;
+  for (int round = 0; round < 3; round++) {
+    gctest_collect();
+    int n = count_registers_alive();
+    if (n < alive) alive = n;
+  }
+  atomic_store(&cancel_state, 2);
+  pthread_join(t, NULL);
+  EXPECT_EQ_U64(alive, NREGS, "objects held in the registers of a cancelled sleeper's cleanup handler");
+}
+#endif
+
 // ---- registered ranges and malloc'd memory -----------------------------------------
 
 static void **block;  // a gort_malloc'd block of K slots
