@@ -401,27 +401,36 @@ static GCTEST_NOINLINE void *spin_with_registers(void *arg) {
 }
 #endif
 
+#ifdef REG0
+// Runs a thread that takes the objects into its registers (fn, stepping
+// through *state as spin_with_registers does), checks them alive after
+// each of rounds cycles, then has it clear them and checks most go.
+static void check_registers_of_thread(void *(*fn)(void *), _Atomic int *state, int rounds, const char *who) {
+  make_objects(NULL);
+  pthread_t t;
+  pthread_create(&t, NULL, fn, NULL);
+  while (atomic_load(state) != 1) gctest_sleep_ms(1);
+  for (int round = 0; round < rounds; round++) {
+    gctest_collect();
+    EXPECT_EQ_U64(count_registers_alive(), NREGS, "objects held only in %s's registers, cycle %d", who,
+                  round + 1);
+  }
+  atomic_store(state, 2);
+  while (atomic_load(state) != 3) gctest_sleep_ms(1);
+  gctest_collect();
+  int collected = registers_collected();
+  atomic_store(state, 4);
+  pthread_join(t, NULL);
+  EXPECT(collected >= NREGS - REG_SLACK, "only %d of %d collected after the registers were cleared",
+         collected, NREGS);
+}
+#endif
+
 TEST(registers_of_a_running_thread_are_roots) {
 #ifndef REG0
   SKIP_IF(true, "no register names for this architecture");
 #else
-  make_objects(NULL);
-  pthread_t t;
-  pthread_create(&t, NULL, spin_with_registers, NULL);
-  while (atomic_load(&spin_state) != 1) gctest_sleep_ms(1);
-  for (int round = 0; round < 3; round++) {
-    gctest_collect();
-    EXPECT_EQ_U64(count_registers_alive(), NREGS,
-                  "objects held only in another thread's registers, cycle %d", round + 1);
-  }
-  atomic_store(&spin_state, 2);
-  while (atomic_load(&spin_state) != 3) gctest_sleep_ms(1);
-  gctest_collect();
-  int collected = registers_collected();
-  atomic_store(&spin_state, 4);
-  pthread_join(t, NULL);
-  EXPECT(collected >= NREGS - REG_SLACK, "only %d of %d collected after the registers were cleared",
-         collected, NREGS);
+  check_registers_of_thread(spin_with_registers, &spin_state, 3, "a running thread");
 #endif
 }
 
@@ -459,26 +468,11 @@ TEST(registers_of_a_sleeping_thread_are_roots) {
   SKIP_IF(true, "no register names for this architecture");
 #else
   SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the sleeps to its interceptors");
-  make_objects(NULL);
-  pthread_t t;
-  pthread_create(&t, NULL, sleep_with_registers, NULL);
-  while (atomic_load(&sleep_state) != 1) gctest_sleep_ms(1);
-  for (int round = 0; round < 20; round++) {
-    gctest_collect();
-    EXPECT_EQ_U64(count_registers_alive(), NREGS,
-                  "objects held only in a sleeping thread's registers, cycle %d", round + 1);
-  }
-  atomic_store(&sleep_state, 2);
-  while (atomic_load(&sleep_state) != 3) gctest_sleep_ms(1);
-  gctest_collect();
-  int collected = registers_collected();
-  atomic_store(&sleep_state, 4);
-  pthread_join(t, NULL);
-  EXPECT(collected >= NREGS - REG_SLACK, "only %d of %d collected after the registers were cleared",
-         collected, NREGS);
+  check_registers_of_thread(sleep_with_registers, &sleep_state, 20, "a sleeping thread");
   // A stop that finds the thread between two sleeps signals it, and the
   // signal may land in the next sleep: a few, never one per cycle.
-  EXPECT(atomic_load(&sleep_eintr) <= 3, "%d sleeps cut short (EINTR) by 21 collections", atomic_load(&sleep_eintr));
+  EXPECT(atomic_load(&sleep_eintr) <= 3, "%d sleeps cut short (EINTR) by 21 collections",
+         atomic_load(&sleep_eintr));
 #endif
 }
 
@@ -500,8 +494,9 @@ static void *sleep_long(void *arg) {
   return NULL;
 }
 
-TEST(collections_do_not_cut_a_sleep_short) {
-  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the sleeps to its interceptors");
+// Starts sleep_long and collects until it ends; returns the cycles run.
+static int collect_through_a_long_sleep(void) {
+  atomic_store(&long_sleep_done, 0);
   pthread_t t;
   pthread_create(&t, NULL, sleep_long, NULL);
   gctest_sleep_ms(20);
@@ -511,6 +506,12 @@ TEST(collections_do_not_cut_a_sleep_short) {
     cycles++;
   }
   pthread_join(t, NULL);
+  return cycles;
+}
+
+TEST(collections_do_not_cut_a_sleep_short) {
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the sleeps to its interceptors");
+  int cycles = collect_through_a_long_sleep();
   EXPECT(cycles > 0, "no collection ran during the sleep");
   EXPECT(long_sleep_result == 0, "nanosleep returned %d (%s) after %d collections", long_sleep_result,
          strerror(long_sleep_errno), cycles);
@@ -529,16 +530,7 @@ TEST(sleeps_are_signalled_once_the_program_has_a_signal_handler) {
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_usr1;
   sigaction(SIGUSR1, &sa, NULL);
-  atomic_store(&long_sleep_done, 0);
-  pthread_t t;
-  pthread_create(&t, NULL, sleep_long, NULL);
-  gctest_sleep_ms(20);
-  int cycles = 0;
-  while (!atomic_load(&long_sleep_done) && cycles < 200) {
-    gort_gc_collect();
-    cycles++;
-  }
-  pthread_join(t, NULL);
+  collect_through_a_long_sleep();
   EXPECT(long_sleep_result == -1 && long_sleep_errno == EINTR,
          "nanosleep returned %d (%s): the stop did not signal the sleeper", long_sleep_result,
          strerror(long_sleep_errno));
