@@ -240,6 +240,9 @@ void gort__gc_mark_object(uintptr_t obj);
 void gort__gc_mark_drain(void);
 // Reads what the mark needs before the world stops (the loaded objects).
 void gort__gc_mark_prepare(void);
+// gort__stw_stop for a cycle, after gort__gc_mark_prepare: the loaded
+// objects' segments as they are when the world stops.
+void gort__gc_stop_the_world(void);
 bool gort__gc_is_marked(uintptr_t obj);
 // Concurrent marking (mgc.c says how the cycle uses them).
 uint64_t gort__gc_mark_begin(void);             // first stop: the roots; returns objects marked

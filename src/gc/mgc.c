@@ -396,12 +396,12 @@ static void cycle(void *arg) {
   bool forced = *(bool *)arg;
   int64_t t0 = gort__nanotime();
   uint64_t before = atomic_load(&gort__gc_heap_live);
-  gort__gc_mark_prepare();
   gort__gc_sweep_pause();
   // Sweep what the background sweeper left while the program runs: only
   // spans swept since (none, or a few) remain for the stop.
   gort__gc_sweep_finish();
-  gort__stw_stop();
+  gort__gc_mark_prepare();
+  gort__gc_stop_the_world();
   int64_t t_stopped = gort__nanotime();
   gort__gc_sweep_finish();
   gort__gc_flush_caches();
@@ -457,7 +457,6 @@ static void cycle_start(void *arg) {
   atomic_store(&conc.past_hard, 0);
   conc.t0 = gort__nanotime();
   conc.before = atomic_load(&gort__gc_heap_live);
-  gort__gc_mark_prepare();
   gort__gc_sweep_pause();
   gort__gc_sweep_finish();
   conc.t_swept = gort__nanotime();
@@ -467,7 +466,8 @@ static void cycle_start(void *arg) {
   bool tracked = conc.dirty_gen != 0;
   int64_t t_stop = gort__nanotime();
   atomic_store_explicit(&conc.prestop_ns, t_stop - conc.t0, memory_order_relaxed);
-  gort__stw_stop();
+  gort__gc_mark_prepare();
+  gort__gc_stop_the_world();
   gort__gc_sweep_finish();
   gort__gc_flush_caches();
   if (pool_stopped != NULL) pool_stopped();
@@ -516,8 +516,9 @@ static void cycle_finish(void) {
     uint64_t goal = atomic_load_explicit(&goal_now, memory_order_relaxed);
     if (goal != 0 && atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed) >= goal) break;
   }
+  gort__gc_mark_prepare();  // again: libraries loaded or unloaded during the mark
   int64_t t_stop = gort__nanotime();
-  gort__stw_stop();
+  gort__gc_stop_the_world();
   int64_t t_stopped = gort__nanotime();
   gort__gc_flush_caches();
   uint64_t now_live = atomic_load(&gort__gc_heap_live);

@@ -405,8 +405,15 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
+// The loader's counts of loads and unloads when the segments were read.
+static struct {
+  unsigned long long adds, subs;
+  bool first, stale;
+} loads;
+
 static int collect_segment(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size, (void)arg;
+  if (loads.first) loads.first = false, loads.adds = info->dlpi_adds, loads.subs = info->dlpi_subs;
   for (int i = 0; i < info->dlpi_phnum && segs.n < MAX_SEGMENTS; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
@@ -423,7 +430,33 @@ static int collect_segment(struct dl_phdr_info *info, size_t size, void *arg) {
 static void read_segments(void) {
   segs.n = 0;
   if (segs.self_hi == 0) dl_iterate_phdr(find_self, NULL);
+  loads.first = true;
   dl_iterate_phdr(collect_segment, NULL);
+}
+
+// Stops the world from inside dl_iterate_phdr, holding the loader's lock,
+// so that no stopped thread is midway through a dlopen or dlclose; if
+// the loader's counts moved since read_segments, the segments are read
+// again in the same walk. After the walk the lock is free again, and the
+// list cannot change until the world restarts. (Read before the stop
+// only, a segment that dlclose unmapped meanwhile was scanned anyway: a
+// thread looping dlopen/dlclose crashed a collecting program in every
+// run; and a library dlopen'ed mid-cycle was no root at its final stop.)
+static int stop_holding_the_loader(struct dl_phdr_info *info, size_t size, void *arg) {
+  if (loads.first) {
+    loads.first = false;
+    gort__stw_stop();
+    loads.stale = info->dlpi_adds != loads.adds || info->dlpi_subs != loads.subs;
+    if (!loads.stale) return 1;  // the list read before stands
+    segs.n = 0;
+  }
+  return collect_segment(info, size, arg);
+}
+
+void gort__gc_stop_the_world(void) {
+  loads.first = true;
+  dl_iterate_phdr(stop_holding_the_loader, NULL);
+  if (loads.first) gort__stw_stop();  // no object at all: cannot happen (the program is one)
 }
 
 // A segment, less gort's own tables that hold no collected object when

@@ -162,6 +162,11 @@ void gort__stw_register_self(void) {
     lo = (uintptr_t)__builtin_frame_address(0);
     hi = GORT_ALIGN_UP(lo, (uintptr_t)4096) + 4096;
   }
+  // The loader's lock before stw.lock, never inside it: a cycle stops the
+  // world holding the loader's lock (mgcmark.c, gort__gc_stop_the_world).
+  uintptr_t tls_total = 0;
+  if (__atomic_load_n(&stw.static_tls, __ATOMIC_RELAXED) == 0)
+    dl_iterate_phdr(sum_tls, &tls_total);
   raw_lock(&stw.lock);
   gthread_t *t = stw.pool;
   if (t != NULL) {
@@ -173,11 +178,7 @@ void gort__stw_register_self(void) {
       gort__throw("gc: out of memory for a thread record");
     }
   }
-  if (stw.static_tls == 0) {
-    uintptr_t total = 0;
-    dl_iterate_phdr(sum_tls, &total);
-    stw.static_tls = total;
-  }
+  if (stw.static_tls == 0) __atomic_store_n(&stw.static_tls, tls_total, __ATOMIC_RELAXED);
   t->tid = gort__os_gettid();
   t->stack_lo = lo;
   t->stack_hi = hi;
@@ -206,6 +207,8 @@ void gort__stw_register_main(void) {
   // Above the start of the stack are only argv, the environment and auxv.
   uintptr_t hi = gort__os_main_stack_top();
   if (hi == 0) return;  // registered lazily then, when it first calls us
+  uintptr_t total = 0;
+  if (__atomic_load_n(&stw.static_tls, __ATOMIC_RELAXED) == 0) dl_iterate_phdr(sum_tls, &total);  // see register_self
   raw_lock(&stw.lock);
   gthread_t *t = gort__persistent_alloc(sizeof *t, 64);
   if (t == NULL) {
@@ -215,8 +218,7 @@ void gort__stw_register_main(void) {
   t->tid = gort__os_gettid();
   t->stack_lo = 0;
   t->stack_hi = hi;
-  uintptr_t total = 0;
-  if (stw.static_tls == 0) dl_iterate_phdr(sum_tls, &total), stw.static_tls = total;
+  if (stw.static_tls == 0) __atomic_store_n(&stw.static_tls, total, __ATOMIC_RELAXED);
   uintptr_t tp = thread_pointer();
   t->tls_hi = tp;
   t->tls_lo = tp - stw.static_tls;

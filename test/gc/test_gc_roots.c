@@ -709,6 +709,57 @@ TEST(a_global_of_a_dlopened_library_is_a_root) {
   harness_run(cmd, NULL, 0);
 }
 
+// Libraries loaded and unloaded while cycles run: each stop must scan the
+// segments mapped at that stop (a segment read before and unmapped by a
+// dlclose since crashed the collector in every run).
+static _Atomic int dl_churn_stop;
+static char dl_churn_path[256];
+
+static void *dl_churn(void *arg) {
+  long *n = arg;
+  while (!atomic_load(&dl_churn_stop)) {
+    void *h = dlopen(dl_churn_path, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) break;
+    char *big = dlsym(h, "gctest_dl_big");
+    if (big != NULL) memset(big, 1, 4096);
+    dlclose(h);
+    (*n)++;
+  }
+  return NULL;
+}
+
+TEST(collections_beside_dlopen_and_dlclose_scan_only_mapped_segments) {
+  SKIP_IF(harness_run("command -v cc >/dev/null 2>&1", NULL, 0) != 0, "no C compiler to build the library");
+  char dir[] = "/tmp/gort-gc-dlc-XXXXXX";
+  EXPECT(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+  char src[256], cmd[1024], out[4096];
+  snprintf(src, sizeof src, "%s/big.c", dir);
+  FILE *f = fopen(src, "w");
+  EXPECT(f != NULL, "%s: %s", src, strerror(errno));
+  fprintf(f, "char gctest_dl_big[4 << 20];\n");  // a bss of its own mapping
+  fclose(f);
+  snprintf(dl_churn_path, sizeof dl_churn_path, "%s/libbig.so", dir);
+  snprintf(cmd, sizeof cmd, "cc -shared -fPIC -o %s %s 2>&1", dl_churn_path, src);
+  EXPECT_EQ_U64(harness_run(cmd, out, sizeof out), 0, "%s: %s", cmd, out);
+  long loads = 0;
+  pthread_t t;
+  pthread_create(&t, NULL, dl_churn, &loads);
+  void *keep = NULL;
+  for (int i = 0; i < 300; i++) {
+    for (int k = 0; k < 200; k++) {
+      void **p = gort_gc_alloc(64);
+      p[0] = keep;
+      keep = k % 50 == 0 ? NULL : p;
+    }
+    if (i % 3 == 0) gort_gc_collect();
+  }
+  atomic_store(&dl_churn_stop, 1);
+  pthread_join(t, NULL);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  harness_run(cmd, NULL, 0);
+  EXPECT(loads > 10, "only %ld dlopen/dlclose rounds beside 100 collections", loads);
+}
+
 // ---- a new thread's argument -------------------------------------------------------
 
 // The usual hand-off: a collected object passed to pthread_create and
