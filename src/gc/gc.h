@@ -184,6 +184,10 @@ void gort__stw_leave_at_exit(void);
 // Stops every registered thread but the caller; on return they are parked
 // with their registers on their stacks. Call with no gort lock held.
 void gort__stw_stop(void);
+// As gort__stw_stop, giving up after limit_ns (< 0: never): false if some
+// thread has not parked by then, and the caller must call gort__stw_start
+// (a thread that parks late, or not at all, then runs on).
+bool gort__stw_stop_within(int64_t limit_ns);
 void gort__stw_start(void);
 // With the world stopped: calls fn on each registered thread's stack and
 // TLS ranges (the caller's own from its current stack pointer).

@@ -32,8 +32,9 @@
 // Roots, all scanned by the collecting thread before the workers start:
 // every registered thread's stack and static TLS (stw.c), the saved stack
 // of every goroutine that is not on a thread (sched/proc.c), the writable
-// segments of every loaded object (dl_iterate_phdr, read before the world
-// stops, since a stopped thread may hold the loader's lock), registered
+// segments of every loaded object (dl_iterate_phdr, read just before the
+// stop and checked again from inside the walk that stops the world:
+// gort__gc_stop_the_world), registered
 // ranges, every live uncollectable object, and the queue of finalizers not
 // yet run (finalizer.c). No pointer need reach an uncollectable object, so
 // the roots' scan sets its mark bit itself and counts its bytes as marked:
@@ -408,7 +409,7 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg) {
 // The loader's counts of loads and unloads when the segments were read.
 static struct {
   unsigned long long adds, subs;
-  bool first, stale;
+  bool first, stale, gave_up;
 } loads;
 
 static int collect_segment(struct dl_phdr_info *info, size_t size, void *arg) {
@@ -426,7 +427,8 @@ static int collect_segment(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
-// Reads the loaded objects' writable segments; call before the world stops.
+// Reads the loaded objects' writable segments; never with the world
+// stopped (a stopped thread may hold the loader's lock).
 static void read_segments(void) {
   segs.n = 0;
   if (segs.self_hi == 0) dl_iterate_phdr(find_self, NULL);
@@ -434,18 +436,36 @@ static void read_segments(void) {
   dl_iterate_phdr(collect_segment, NULL);
 }
 
-// Stops the world from inside dl_iterate_phdr, holding the loader's lock,
-// so that no stopped thread is midway through a dlopen or dlclose; if
+// Stops the world from inside dl_iterate_phdr, holding the loader's list
+// lock (glibc's dl_load_write_lock, which dlopen takes to add an object
+// and dlclose around unlinking and unmapping one), so that no registered
+// thread is stopped between dlclose's unmapping and its unlinking; if
 // the loader's counts moved since read_segments, the segments are read
-// again in the same walk. After the walk the lock is free again, and the
-// list cannot change until the world restarts. (Read before the stop
-// only, a segment that dlclose unmapped meanwhile was scanned anyway: a
-// thread looping dlopen/dlclose crashed a collecting program in every
-// run; and a library dlopen'ed mid-cycle was no root at its final stop.)
+// again in the same walk. (Read before the stop only, a segment that
+// dlclose unmapped meanwhile was scanned anyway: a thread looping
+// dlopen/dlclose crashed a collecting program in every run; and a library
+// dlopen'ed mid-cycle was no root at its final stop.) Not covered: a
+// thread gort does not stop (unregistered) may still dlclose during the
+// stop. Stopped threads may hold the loader's other locks (a dlopen
+// waiting for the list lock): nothing in a stop may call into the loader.
+//
+// A thread that waits for the list lock with the stop signal blocked (a
+// handler that walks the loaded objects with every signal masked, as
+// gort's own SIGQUIT dump does through dladdr) cannot park while the lock
+// is held: after STOP_IN_LOADER_NS the stop is undone and tried again,
+// and after STOP_IN_LOADER_TRIES the world is stopped without the lock,
+// as before it was taken, the segments read just before.
+#define STOP_IN_LOADER_NS (5 * 1000 * 1000)
+#define STOP_IN_LOADER_TRIES 3
+
 static int stop_holding_the_loader(struct dl_phdr_info *info, size_t size, void *arg) {
   if (loads.first) {
     loads.first = false;
-    gort__stw_stop();
+    if (!gort__stw_stop_within(STOP_IN_LOADER_NS)) {
+      gort__stw_start();
+      loads.gave_up = true;
+      return 1;
+    }
     loads.stale = info->dlpi_adds != loads.adds || info->dlpi_subs != loads.subs;
     if (!loads.stale) return 1;  // the list read before stands
     segs.n = 0;
@@ -454,9 +474,20 @@ static int stop_holding_the_loader(struct dl_phdr_info *info, size_t size, void 
 }
 
 void gort__gc_stop_the_world(void) {
-  loads.first = true;
-  dl_iterate_phdr(stop_holding_the_loader, NULL);
-  if (loads.first) gort__stw_stop();  // no object at all: cannot happen (the program is one)
+  for (int tries = 0; tries < STOP_IN_LOADER_TRIES; tries++) {
+    if (tries > 0) {
+      _Atomic uint32_t never = 0;
+      gort__os_futex_wait_ns(&never, 0, 1000 * 1000);  // a millisecond for the thread to get the lock
+      read_segments();
+    }
+    loads.first = true;
+    loads.gave_up = false;
+    dl_iterate_phdr(stop_holding_the_loader, NULL);
+    if (loads.first) break;  // no object at all: cannot happen (the program is one)
+    if (!loads.gave_up) return;
+  }
+  read_segments();
+  gort__stw_stop();
 }
 
 // A segment, less gort's own tables that hold no collected object when

@@ -427,7 +427,7 @@ static GORT_NOINLINE void stop_deferred(void) {
 
 #define STOP_SPIN_NS 50000
 
-void gort__stw_stop(void) {
+bool gort__stw_stop_within(int64_t limit_ns) {
   raw_lock(&stw.lock);
   uint32_t e = atomic_fetch_add_explicit(&stw.epoch, 1, memory_order_acq_rel) + 1;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
@@ -450,20 +450,30 @@ void gort__stw_stop(void) {
   // then added the wake-up of this thread to every stop (binary-trees'
   // final stops spent 0.09-0.11 ms stopping, now 0.06-0.09; the rest is
   // the signal's delivery, and a sleeping thread's wake-up to take it).
-  int64_t spin_until = gort__nanotime() + STOP_SPIN_NS;
+  int64_t t0 = gort__nanotime(), spin_until = t0 + STOP_SPIN_NS;
+  int64_t deadline = limit_ns >= 0 ? t0 + limit_ns : INT64_MAX;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
     if (t == gort__stw_self || t->unstoppable || t->claimed) continue;
     for (unsigned k = 0;; k++) {
       uint32_t n = atomic_load_explicit(&stw.nstopped, memory_order_acquire);
       if (atomic_load_explicit(&t->stopped_epoch, memory_order_acquire) == e) break;
-      if ((k & 63) != 63 || gort__nanotime() < spin_until) {
+      if ((k & 63) != 63) {
         gort__cpu_relax();
         continue;
       }
-      gort__os_futex_wait(&stw.nstopped, n);
+      int64_t now = gort__nanotime();
+      if (now >= deadline) return false;  // the caller restarts: gort__stw_start
+      if (now < spin_until) {
+        gort__cpu_relax();
+        continue;
+      }
+      gort__os_futex_wait_ns(&stw.nstopped, n, deadline == INT64_MAX ? -1 : deadline - now);
     }
   }
+  return true;
 }
+
+void gort__stw_stop(void) { (void)gort__stw_stop_within(-1); }
 
 void gort__stw_start(void) {
   // Held threads go back to IN before released moves: one that waits in

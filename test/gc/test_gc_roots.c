@@ -19,6 +19,7 @@
 
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -758,6 +759,47 @@ TEST(collections_beside_dlopen_and_dlclose_scan_only_mapped_segments) {
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   harness_run(cmd, NULL, 0);
   EXPECT(loads > 10, "only %ld dlopen/dlclose rounds beside 100 collections", loads);
+}
+
+// A thread whose signal handler walks the loaded objects with every signal
+// blocked (gort's own SIGQUIT dump does, through dladdr) waits for the
+// loader's lock that a stop holds and cannot take the stop signal: the
+// stop must give way instead of waiting for it for ever.
+static _Atomic int walker_stop;
+static _Atomic long walker_walks;
+
+static int count_object(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)info, (void)size;
+  (*(long *)arg)++;
+  return 0;
+}
+
+static void walk_in_handler(int sig) {
+  (void)sig;
+  long n = 0;
+  for (int i = 0; i < 20; i++) dl_iterate_phdr(count_object, &n);
+  atomic_fetch_add(&walker_walks, 1);
+}
+
+static void *walker(void *arg) {
+  (void)arg;
+  while (!atomic_load(&walker_stop)) pthread_kill(pthread_self(), SIGUSR2);
+  return NULL;
+}
+
+TEST(a_stop_gives_way_to_a_handler_that_waits_for_the_loader_with_signals_blocked) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = walk_in_handler;
+  sigfillset(&sa.sa_mask);
+  sigaction(SIGUSR2, &sa, NULL);
+  pthread_t t;
+  pthread_create(&t, NULL, walker, NULL);
+  for (int i = 0; i < 30; i++) gort_gc_collect();
+  atomic_store(&walker_stop, 1);
+  pthread_join(t, NULL);
+  signal(SIGUSR2, SIG_DFL);
+  EXPECT(atomic_load(&walker_walks) > 0, "the handler never ran");
 }
 
 // ---- a new thread's argument -------------------------------------------------------
