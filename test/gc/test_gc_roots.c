@@ -684,22 +684,28 @@ TEST(an_uncollectable_object_keeps_objects_alive_until_freed) {
 
 // ---- a dlopen'ed library -----------------------------------------------------------
 
+// Builds dir/lib.so from the one line of C source in a new directory made
+// from dir (a mkdtemp template); path gets the library's name.
+static void build_library(char *dir, const char *source, char *path, size_t size) {
+  EXPECT(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+  char src[256], cmd[1024], out[4096];
+  snprintf(src, sizeof src, "%s/lib.c", dir);
+  FILE *f = fopen(src, "w");
+  EXPECT(f != NULL, "%s: %s", src, strerror(errno));
+  fprintf(f, "%s\n", source);
+  fclose(f);
+  snprintf(path, size, "%s/lib.so", dir);
+  snprintf(cmd, sizeof cmd, "cc -shared -fPIC -o %s %s 2>&1", path, src);
+  EXPECT_EQ_U64(harness_run(cmd, out, sizeof out), 0, "%s: %s", cmd, out);
+}
+
 TEST(a_global_of_a_dlopened_library_is_a_root) {
   SKIP_IF(harness_run("command -v cc >/dev/null 2>&1", NULL, 0) != 0,
           "no C compiler to build the library");
-  char dir[] = "/tmp/gort-gc-dl-XXXXXX";
-  EXPECT(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
-  char path[256], cmd[1024], out[4096];
-  snprintf(path, sizeof path, "%s/slots.c", dir);
-  FILE *f = fopen(path, "w");
-  EXPECT(f != NULL, "%s: %s", path, strerror(errno));
-  fprintf(f, "void *gctest_dl_slots[%d];\n", K);
-  fclose(f);
-  snprintf(cmd, sizeof cmd, "cc -shared -fPIC -o %s/libslots.so %s 2>&1", dir, path);
-  int st = harness_run(cmd, out, sizeof out);
-  EXPECT_EQ_U64(st, 0, "%s: %s", cmd, out);
+  char dir[] = "/tmp/gort-gc-dl-XXXXXX", path[256], cmd[1024], decl[64];
+  snprintf(decl, sizeof decl, "void *gctest_dl_slots[%d];", K);
+  build_library(dir, decl, path, sizeof path);
   gctest_collect();  // a cycle before the library exists: the list of segments is re-read
-  snprintf(path, sizeof path, "%s/libslots.so", dir);
   void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   EXPECT(lib != NULL, "dlopen: %s", dlerror());
   block = dlsym(lib, "gctest_dl_slots");
@@ -736,17 +742,8 @@ TEST(collections_beside_dlopen_and_dlclose_scan_only_mapped_segments) {
   // printer then waits for that lock with the world stopped.
   SKIP_IF(GCTEST_TSAN, "ThreadSanitizer delays the stop signal of a thread inside dlopen or dlclose");
   SKIP_IF(harness_run("command -v cc >/dev/null 2>&1", NULL, 0) != 0, "no C compiler to build the library");
-  char dir[] = "/tmp/gort-gc-dlc-XXXXXX";
-  EXPECT(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
-  char src[256], cmd[1024], out[4096];
-  snprintf(src, sizeof src, "%s/big.c", dir);
-  FILE *f = fopen(src, "w");
-  EXPECT(f != NULL, "%s: %s", src, strerror(errno));
-  fprintf(f, "char gctest_dl_big[4 << 20];\n");  // a bss of its own mapping
-  fclose(f);
-  snprintf(dl_churn_path, sizeof dl_churn_path, "%s/libbig.so", dir);
-  snprintf(cmd, sizeof cmd, "cc -shared -fPIC -o %s %s 2>&1", dl_churn_path, src);
-  EXPECT_EQ_U64(harness_run(cmd, out, sizeof out), 0, "%s: %s", cmd, out);
+  char dir[] = "/tmp/gort-gc-dlc-XXXXXX", cmd[1024];
+  build_library(dir, "char gctest_dl_big[4 << 20];", dl_churn_path, sizeof dl_churn_path);  // a bss of its own mapping
   long loads = 0;
   pthread_t t;
   pthread_create(&t, NULL, dl_churn, &loads);
