@@ -238,6 +238,7 @@ static struct {
   _Atomic uint32_t waits;     // slow paths that waited past the hard goal (gctrace=2)
   _Atomic int64_t longest_wait;
   _Atomic uint64_t past_hard; // bytes allocated past the hard goal in this cycle
+  _Atomic int64_t assist_ns;  // time allocating threads spent assisting this cycle's mark
 } conc;
 
 // The pools' rotation (gort__gc_set_pool_hooks); NULL until pools start.
@@ -259,6 +260,13 @@ static void cycle_lock_drop(void) {
 }
 
 bool gort__gc_enabled(void) { return atomic_load_explicit(&gc.percent, memory_order_relaxed) >= 0; }
+
+// The calling thread's CPU time: the background worker's share of a cycle.
+static int64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static int64_t unix_ns(void) {
   struct timespec ts;
@@ -316,18 +324,18 @@ static void record_cycle(uint64_t pause, bool forced, uint64_t goal, uint64_t ma
 }
 
 static void trace_line(uint32_t n, uint64_t before, uint64_t after, uint64_t marked, int64_t stw1,
-                       int64_t concurrent, int64_t stw2, int procs2) {
-  char a[32], b[32], c[32], d[32], e[32];
+                       int64_t concurrent, int64_t stw2, int procs2, int64_t assist_ns, int64_t bg_ns) {
+  char a[32], b[32], c[32], d[32], e[32], f[32];
   int64_t since = gort__nanotime() - gc.start_ns;
-  gort__print("gc %u @%lld.%03llds %d%%: %s+%s+%s ms clock, %s+0/%s/0+%s ms cpu, "
+  gort__print("gc %u @%lld.%03llds %d%%: %s+%s+%s ms clock, %s+%s/%s/0+%s ms cpu, "
               "%llu->%llu->%llu MB, %llu MB goal, %d P%s\n",
               n, (long long)(since / 1000000000), (long long)(since / 1000000 % 1000),
               (int)(gc.fig.cpu_fraction * 100), ms3(a, sizeof a, stw1), ms3(b, sizeof b, concurrent),
-              ms3(c, sizeof c, stw2), a, b, ms3(d, sizeof d, stw2 * procs2),
+              ms3(c, sizeof c, stw2), a, ms3(e, sizeof e, assist_ns), ms3(f, sizeof f, bg_ns),
+              ms3(d, sizeof d, stw2 * procs2),
               (unsigned long long)(before >> 20), (unsigned long long)(after >> 20),
               (unsigned long long)(marked >> 20), (unsigned long long)(gc.fig.next_gc >> 20),
               gort__gc_mark_workers(), conc.forced ? " (forced)" : "");
-  (void)e;
 }
 
 // The parts a program that never collects should not pay for: the stop
@@ -434,7 +442,8 @@ static void cycle(void *arg) {
   cycle_lock_drop();
   if (pool_restarted != NULL) pool_restarted();
   conc.forced = forced;
-  if (gort__opts.gctrace) trace_line(gc.fig.num_gc, before, before, marked, t_mark - t0, 0, t_end - t_mark, gort__gc_mark_workers());
+  if (gort__opts.gctrace)
+    trace_line(gc.fig.num_gc, before, before, marked, t_mark - t0, 0, t_end - t_mark, gort__gc_mark_workers(), 0, 0);
 }
 
 // ---- the concurrent cycle -----------------------------------------------------------
@@ -455,6 +464,7 @@ static uint64_t trigger_for(uint64_t marked, uint64_t goal) {
 static void cycle_start(void *arg) {
   conc.forced = *(bool *)arg;
   atomic_store(&conc.past_hard, 0);
+  atomic_store(&conc.assist_ns, 0);
   conc.t0 = gort__nanotime();
   conc.before = atomic_load(&gort__gc_heap_live);
   gort__gc_sweep_pause();
@@ -500,6 +510,7 @@ static void cycle_start(void *arg) {
 
 // The concurrent part and the final stop, on the background worker.
 static void cycle_finish(void) {
+  int64_t cpu0 = thread_cpu_ns();
   gort__gc_mark_drain_concurrent();
   gort__gc_barrier_flush_now();  // what barriers shade now is traced by the rounds, not the stop
   uint64_t rescanned = 0, pages = 0;
@@ -517,6 +528,7 @@ static void cycle_finish(void) {
     if (goal != 0 && atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed) >= goal) break;
   }
   gort__gc_mark_prepare();  // again: libraries loaded or unloaded during the mark
+  int64_t bg_ns = thread_cpu_ns() - cpu0;
   int64_t t_stop = gort__nanotime();
   gort__gc_stop_the_world();
   int64_t t_stopped = gort__nanotime();
@@ -558,8 +570,9 @@ static void cycle_finish(void) {
   record_pause(stw2);
   uint32_t n = gc.fig.num_gc + 1;
   int procs2 = gort__gc_mark_workers();
+  int64_t assist_ns = atomic_load(&conc.assist_ns);
   record_cycle(pause, conc.forced, goal, marked,
-               (uint64_t)conc.stw1_ns + (uint64_t)concurrent + (uint64_t)stw2 * (uint64_t)procs2, t_end,
+               (uint64_t)(conc.stw1_ns + assist_ns + bg_ns) + (uint64_t)stw2 * (uint64_t)procs2, t_end,
                gort__gc_cpus());
   gc.fig.dirty_pages += rescanned + last_pages;
   gc.fig.last_dirty_pages = rescanned + last_pages;
@@ -568,7 +581,7 @@ static void cycle_finish(void) {
   uint32_t gen = conc.dirty_gen;
   gort__gc_sweep_resume();
   gort__gc_finalizers_wake();
-  if (gort__opts.gctrace) trace_line(n, conc.before, now_live, live, conc.stw1_ns, concurrent, stw2, procs2);
+  if (gort__opts.gctrace) trace_line(n, conc.before, now_live, live, conc.stw1_ns, concurrent, stw2, procs2, assist_ns, bg_ns);
   if (gort__opts.gctrace >= 2) {
     char a[32], b[32], c[32], d[32], e[32], f[32];
     char g1[32], g2[32];
@@ -676,7 +689,9 @@ static void hard_wait(void) {
     if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed))
       helped = gort__gc_mark_assist_pages(32) || gort__gc_mark_assist(512 << 10) > 0;
     nostop_exit();
+    int64_t was = now;
     now = gort__nanotime();
+    if (helped) atomic_fetch_add_explicit(&conc.assist_ns, now - was, memory_order_relaxed);
     if (now - t >= HARD_WAIT_NS) break;
     if (!helped) {
       int64_t left = HARD_WAIT_NS - (now - t);
@@ -709,6 +724,7 @@ static void assist(size_t bytes) {
   if (dist < (256 << 10)) dist = 256 << 10;
   uint64_t budget = (uint64_t)(16 << 10) * (work / dist + 1);
   if (budget > (512 << 10)) budget = 512 << 10;
+  int64_t t = gort__nanotime();
   nostop_enter();
   // During a pre-cleaning round, a share of its pages (32, about 0.1-0.2
   // ms; at 16 a random-writing 1 GiB cache still outran 16 rounds):
@@ -716,6 +732,7 @@ static void assist(size_t bytes) {
   if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed) && !gort__gc_mark_assist_pages(32))
     gort__gc_mark_assist(budget);
   nostop_exit();
+  atomic_fetch_add_explicit(&conc.assist_ns, gort__nanotime() - t, memory_order_relaxed);
 }
 
 void gort__gc_set_pool_hooks(void (*stopped)(void), void (*restarted)(void)) {
