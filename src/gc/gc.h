@@ -43,6 +43,16 @@ void gort__gc_set_pool_hooks(void (*stopped)(void), void (*restarted)(void));
 // must be a registered thread or one the stop need not reach, outside
 // every no-stop region.
 void gort__gc_run_stopped(void (*fn)(void));
+// The same, for a walk of the roots: the world is stopped from inside the
+// loader's walk of its objects (gort__gc_stop_the_world), so that fn may
+// scan the segments gort__gc_foreach_segment lists, all mapped until the
+// restart. The caller must hold no loader lock.
+void gort__gc_run_stopped_with_segments(void (*fn)(void));
+// The writable segments of the loaded objects at the stop (the world
+// stopped by one of the two above or by a cycle); libgort.so's own only
+// if with_gort (the collector's roots leave them out, the leak check's
+// include them).
+void gort__gc_foreach_segment(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, bool with_gort);
 
 // The live count, the pacer's figure (atomic; mgc.c's essay, "The live
 // count", says what it holds).

@@ -8,14 +8,18 @@
 // never looks inside malloc blocks), and its marks are its own.
 //
 // A check (gort__gc_leak_scan):
-//   1. Before the stop: read the loaded objects' writable segments
-//      (dl_iterate_phdr takes the loader's lock, which a stopped thread may
-//      hold), map the mark's memory, pause the background sweeper.
-//   2. Stop the world with the collector's own stop (gort__gc_run_stopped:
-//      the cycle lock, so no collection runs meanwhile; no stopped thread
-//      holds a gort lock or is midway through its cache). A thread that
-//      frees a block is either stopped or has not started the free: frees
-//      during the check are never half-seen.
+//   1. Before the stop: map the mark's memory, pause the background
+//      sweeper.
+//   2. Stop the world with the collector's own stop, as a cycle does
+//      (gort__gc_run_stopped_with_segments: the cycle lock, so no
+//      collection runs meanwhile; no stopped thread holds a gort lock or
+//      is midway through its cache; the stop made from inside the
+//      loader's walk of its objects, so that the segments listed are the
+//      ones mapped until the restart: read before the stop, as this check
+//      once did, a library that a thread dlclose'd meanwhile was scanned
+//      anyway and the check crashed in every run of test/leak/dlchurn.c).
+//      A thread that frees a block is either stopped or has not started
+//      the free: frees during the check are never half-seen.
 //   3. Mark from the roots. They are the collector's roots (stw.c,
 //      mgcmark.c) plus each thread's glibc descriptor (struct pthread, at
 //      the thread pointer: the DTV with dynamic TLS blocks and the
@@ -81,7 +85,6 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
 #include <string.h>
 
 #include "../alloc/mheap.h"
@@ -90,7 +93,6 @@
 #include "../sched/sched.h"
 #include "gc.h"
 
-#define MAX_SEGMENTS 1024
 // The mark stack and the list of leaked blocks hold at most one entry per
 // block: sized for the heap's blocks of 16 bytes, capped (the mark then
 // rescans on overflow; leaks past the cap go unreported, and the report
@@ -121,9 +123,6 @@ static struct {
   leak_t *leaks;
   uint8_t *flags;            // per leak, L_*
   size_t nleaks, leaks_cap;
-  uintptr_t seg_lo[MAX_SEGMENTS], seg_hi[MAX_SEGMENTS];
-  int nsegs;
-  uintptr_t self_lo, self_hi;  // libgort.so's own code, to find its data
   size_t descriptor_bytes;   // sizeof(struct pthread), 0 if unknown
   const gc_leak_visitor_t *v;
   gc_leak_stats_t *st;
@@ -283,23 +282,11 @@ static void mark_overflow(void) {
 
 // ---- roots ----------------------------------------------------------------------
 
-static int collect_segment(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size, (void)arg;
-  for (int i = 0; i < info->dlpi_phnum && lc.nsegs < MAX_SEGMENTS; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
-    lc.seg_lo[lc.nsegs] = info->dlpi_addr + ph->p_vaddr;
-    lc.seg_hi[lc.nsegs] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
-    lc.nsegs++;
-  }
-  return 0;
-}
-
 // A segment, less gort's own tables that hold addresses, not objects
 // (base/noscan.h, as the collector's root scan: the page map, this check's
 // state, the heap's reservations, the profiler's registry of sampled
 // blocks, which would otherwise keep every sampled block "reachable").
-static void scan_segment(uintptr_t lo, uintptr_t hi) { gort__noscan_foreach_gap(lo, hi, scan_range, NULL); }
+static void scan_segment(uintptr_t lo, uintptr_t hi, void *arg) { gort__noscan_foreach_gap(lo, hi, scan_range, arg); }
 
 static void scan_descriptor(uintptr_t tp, void *arg) {
   (void)arg;
@@ -317,7 +304,7 @@ static void scan_roots(void) {
   gort__stw_foreach_stack(scan_range, NULL);
   gort__stw_foreach_thread_pointer(scan_descriptor, NULL);
   gort__sched_foreach_stack(scan_range, NULL);
-  for (int i = 0; i < lc.nsegs; i++) scan_segment(lc.seg_lo[i], lc.seg_hi[i]);
+  gort__gc_foreach_segment(scan_segment, NULL, true);  // gort's own data holds some of its records
   gort__gc_foreach_root_range(scan_root_range, NULL);
 }
 
@@ -484,8 +471,6 @@ int gort__gc_leak_scan(const gc_leak_visitor_t *v, gc_leak_stats_t *stats) {
     while (atomic_exchange(&check_lock, 2) != 0) gort__os_futex_wait(&check_lock, 2);
   memset(stats, 0, sizeof *stats);
   if (lc.descriptor_bytes == 0) lc.descriptor_bytes = descriptor_bytes();
-  lc.nsegs = 0;
-  dl_iterate_phdr(collect_segment, NULL);
   int err = map_all();
   if (err == 0) {
     lc.v = v;
@@ -497,14 +482,14 @@ int gort__gc_leak_scan(const gc_leak_visitor_t *v, gc_leak_stats_t *stats) {
     // (stopped in a debugger) is not waited for.
     for (int tries = 0;; tries++) {
       lc.retry = false;
-      gort__gc_run_stopped(stopped);
+      gort__gc_run_stopped_with_segments(stopped);
       if (!lc.retry || tries == 1000) break;
       gort__os_sleep_ns(1000000);
     }
     if (lc.retry) {
       lc.retry = false;
       lc.st->starting_threads = (uint64_t)gort__stw_starting();
-      gort__gc_run_stopped(stopped_anyway);
+      gort__gc_run_stopped_with_segments(stopped_anyway);
     }
     gort__gc_sweep_resume();
     unmap_all();

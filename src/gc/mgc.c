@@ -749,6 +749,16 @@ void gort__gc_run_stopped(void (*fn)(void)) {
   cycle_lock_drop();
 }
 
+void gort__gc_run_stopped_with_segments(void (*fn)(void)) {
+  cycle_lock_take();
+  gort__stw_init();
+  gort__gc_mark_prepare();  // the cycle lock guards the segment list too
+  gort__gc_stop_the_world();
+  fn();
+  gort__stw_start();
+  cycle_lock_drop();
+}
+
 void gort__gc_maybe_collect(size_t bytes) {
   if (gort_likely(atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed) <
                   atomic_load_explicit(&gort__gc_trigger, memory_order_relaxed)))

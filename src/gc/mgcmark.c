@@ -379,8 +379,9 @@ static void scan_root(uintptr_t lo, uintptr_t hi, void *arg) {
 #define MAX_SEGMENTS 1024
 static struct {
   uintptr_t lo[MAX_SEGMENTS], hi[MAX_SEGMENTS];
+  bool gort[MAX_SEGMENTS];     // one of libgort.so's own: never a root of the collector's
   int n;
-  uintptr_t self_lo, self_hi;  // libgort.so's own segments, never scanned
+  uintptr_t self_lo, self_hi;  // libgort.so's own segments
 } segs;
 GORT_NOSCAN(segs)
 GORT_NOSCAN(gort__arenas)
@@ -419,7 +420,7 @@ static int collect_segment(struct dl_phdr_info *info, size_t size, void *arg) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
     uintptr_t a = info->dlpi_addr + ph->p_vaddr, b = a + ph->p_memsz;
-    if (a >= segs.self_lo && b <= segs.self_hi) continue;
+    segs.gort[segs.n] = a >= segs.self_lo && b <= segs.self_hi;
     segs.lo[segs.n] = a;
     segs.hi[segs.n] = b;
     segs.n++;
@@ -602,7 +603,8 @@ static void scan_uncollectable_list(span_link_t *list) {
 static void scan_roots_ex(bool only_ran) {
   gort__stw_foreach_stack(scan_root, NULL);
   gort__sched_foreach_stack_ran(scan_root, NULL, only_ran);  // goroutines not on a thread
-  for (int i = 0; i < segs.n; i++) scan_segment(segs.lo[i], segs.hi[i]);
+  for (int i = 0; i < segs.n; i++)
+    if (!segs.gort[i]) scan_segment(segs.lo[i], segs.hi[i]);
   for (size_t i = 0; i < roots.n; i++) scan_root(roots.lo[i], roots.hi[i], NULL);
   for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
     gcentral_t *g = &gort__gcentral[KIND_GC_UNCOLLECTABLE - 1][cls];
@@ -721,6 +723,11 @@ uint64_t gort__gc_mark_bytes(void) {
 uint64_t gort__gc_mark_scan_bytes(void) { return mark.scan_bytes_last; }
 
 void gort__gc_mark_prepare(void) { read_segments(); }
+
+void gort__gc_foreach_segment(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, bool with_gort) {
+  for (int i = 0; i < segs.n; i++)
+    if (with_gort || !segs.gort[i]) fn(segs.lo[i], segs.hi[i], arg);
+}
 
 // ---- checkmark ---------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ skip() { echo "SKIP preload/leakcheck_$1 ($2)"; }
 
 # ---- building ---------------------------------------------------------------------
 
-progs="list tree thread interior roots dlopen clean fork churn forkcheck memo"
+progs="list tree thread interior roots dlopen clean fork churn forkcheck memo dlchurn"
 # Linked statically, a program exports malloc and free only where a shared
 # library of its link needs them; -rdynamic makes the dlopen'ed library's
 # calls reach gort's heap as well.
@@ -37,6 +37,7 @@ for p in $progs; do
     { fail "programs_build ($p)" "$T/cc.err"; exit 0; }
 done
 cc -g -O1 -shared -fPIC "$SRC/libleaky.c" -o "$T/libleaky.so" || { fail programs_build; exit 0; }
+cc -g -O1 -shared -fPIC "$SRC/libbig.c" -o "$T/libbig.so" || { fail programs_build; exit 0; }
 # Optimized, so that the helpers are inlined (their frames come from .debug_info).
 for mode in pre static; do
   extra=()
@@ -141,6 +142,15 @@ for mode in pre static; do
   else
     cat "$T/out" >>"$T/err"
     fail "checks_while_threads_allocate_and_free_$mode" "$T/err"
+  fi
+  pre=()
+  [ "$mode" = pre ] && pre=(LD_PRELOAD="$LIB")
+  env GORT_LEAKCHECK=1 "${pre[@]}" timeout 120 "$T/dlchurn.$mode" "$T/libleaky.so" "$T/libbig.so" >"$T/out" 2>"$T/err"
+  if grep -q "^dlchurn: 0 bad checks" "$T/out"; then
+    pass "checks_beside_dlopen_and_dlclose_scan_only_mapped_segments_$mode"
+  else
+    cat "$T/out" >>"$T/err"
+    fail "checks_beside_dlopen_and_dlclose_scan_only_mapped_segments_$mode" "$T/err"
   fi
 done
 
