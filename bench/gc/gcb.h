@@ -38,7 +38,9 @@
  * the program itself every GCB_TICK_EVERY steps (a step is an allocation,
  * or one step of a loop that does not allocate: filling the array, walking
  * a tree, checking the cache), so that the figure shows the collector and
- * not a long stretch of the program's own work.
+ * not a long stretch of the program's own work. With GCB_GAPS set in the
+ * environment, each such interval over 2 ms is printed to stderr with the
+ * time it ended (to line up with GORT_DEBUG=gctrace=1's cycles).
  * The Go version (go/harness.go) measures the same things the same way.
  */
 #ifndef GCB_H
@@ -116,11 +118,15 @@ static void gcb_die(const char *what) {
 }
 
 /* ---- the mutator's own clock ---------------------------------------------- */
-static uint64_t gcb_mut_count, gcb_mut_last, gcb_mut_max;
+static uint64_t gcb_mut_count, gcb_mut_last, gcb_mut_max, gcb_start_ns;
+static int gcb_gaps; /* GCB_GAPS set: each gap over 2 ms to stderr, with when it ended */
 
 static __attribute__((noinline)) void gcb_tick_slow(void) {
   uint64_t t = gcb_now_ns();
   if (t - gcb_mut_last > gcb_mut_max) gcb_mut_max = t - gcb_mut_last;
+  if (gcb_gaps && t - gcb_mut_last > 2000000)
+    fprintf(stderr, "gcb: mutator gap %.3f ms ending at %.3f s\n", (double)(t - gcb_mut_last) / 1e6,
+            (double)(t - gcb_start_ns) / 1e9);
   gcb_mut_last = t;
 }
 
@@ -231,9 +237,8 @@ static void *gcb_monitor_main(void *arg) {
 }
 #endif
 
-static uint64_t gcb_start_ns;
-
 static void gcb_init(void) {
+  gcb_gaps = getenv("GCB_GAPS") != NULL;
 #if defined(IMPL_BDWGC)
   GC_INIT();
   /* bdwgc's incremental mode (mprotect and a SIGSEGV per first write), for

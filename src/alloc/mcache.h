@@ -81,6 +81,9 @@ typedef struct mcache {
   uintptr_t tiny;
   uint32_t tiny_off;
   uint64_t gc_nmalloc, gc_bytes;  // small collected objects allocated; counters, as k[].nmalloc
+  // Bytes the refills handed this thread since it last saw the pacer (the
+  // assists' charge: gc/malloc_gc.c, alloc_small). Owner only.
+  uint64_t gc_owed;
   // Large blocks served from and returned to the stash (k[0].nmalloc and
   // k[0].nfree count them), in bytes; counters, as k[].nmalloc.
   uint64_t large_alloc_bytes, large_free_bytes;

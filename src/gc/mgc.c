@@ -712,24 +712,29 @@ static void assist(size_t bytes) {
       hard_wait();
     return;
   }
+  if (bytes == 0) return;
   // Go's assist ratio: the scan work the mark still has (about the bytes
   // the last mark scanned: noscan objects are marked but never scanned,
   // and counting them had the large-heap benchmark's program, whose live
   // heap is nine tenths noscan values, assist ten times too much) over the
-  // heap growth left before the goal, for the bytes a refill hands out
-  // (about a span's worth, 16 KiB); bounded so that one assist stays well
-  // under a millisecond (mgcmark.c bounds its time too).
+  // heap growth left before the goal, plus one, for the bytes this thread
+  // allocated since its last assist; bounded so that one assist stays
+  // well under a millisecond (mgcmark.c bounds its time too).
   uint64_t work = atomic_load_explicit(&scan_now, memory_order_relaxed);
   uint64_t dist = goal > live ? goal - live : 0;
   if (dist < (256 << 10)) dist = 256 << 10;
-  uint64_t budget = (uint64_t)(16 << 10) * (work / dist + 1);
-  if (budget > (512 << 10)) budget = 512 << 10;
+  double ratio = (double)work / (double)dist + 1;
+  uint64_t budget = (double)bytes * ratio > (double)(512 << 10) ? 512 << 10 : (uint64_t)((double)bytes * ratio);
   int64_t t = gort__nanotime();
   nostop_enter();
-  // During a pre-cleaning round, a share of its pages (32, about 0.1-0.2
-  // ms; at 16 a random-writing 1 GiB cache still outran 16 rounds):
-  // the writes the program makes are what the round must keep up with.
-  if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed) && !gort__gc_mark_assist_pages(32))
+  // During a pre-cleaning round, a share of its pages instead (32 for a
+  // span's worth of allocation, 16 KiB: about 0.1-0.2 ms; at 16 a
+  // random-writing 1 GiB cache still outran 16 rounds): the writes the
+  // program makes are what the round must keep up with.
+  uint64_t pages = bytes >> 9;
+  if (pages < 1) pages = 1;
+  if (pages > 32) pages = 32;
+  if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed) && !gort__gc_mark_assist_pages(pages))
     gort__gc_mark_assist(budget);
   nostop_exit();
   atomic_fetch_add_explicit(&conc.assist_ns, gort__nanotime() - t, memory_order_relaxed);
