@@ -26,10 +26,10 @@
  * collection (SIGPWR, or GORT_DEBUG=gcsignal=N); a thread that blocks it by
  * other means (sigsuspend, ppoll, pselect with a mask) holds up every
  * collection until that call returns. Nor do they block SIGSEGV and SIGBUS.
- * A thread asleep in nanosleep, usleep or sleep (gort's, which call libc's)
- * gets no signal: a collection takes it as stopped, and its sleep is not
- * cut short; a signal handler that runs on such a thread may run while
- * the world is stopped, and must not move pointers to collected objects.
+ * A thread asleep in nanosleep, usleep or sleep, or waiting in poll, select
+ * or epoll_wait (gort's, which call libc's), gets no signal while the
+ * program has no signal handler of its own: a collection takes it as
+ * stopped, and its call is not ended with EINTR.
  *
  * Where the kernel refuses userfaultfd, or with GORT_DEBUG=gcdirty=mprotect,
  * the heap is write-protected while a cycle marks and gort's SIGSEGV handler

@@ -34,21 +34,25 @@
 // nanosleep took 30-120 us each to park, the largest part of every stop;
 // and their sleeps ended early with EINTR. So a registered thread that is
 // about to block (gort's own waits: a plain thread's channel or sync
-// wait, an idle M; and the sleeps the program calls, blocking.c) first
+// wait, an idle M; and the sleeps and descriptor waits the program
+// calls, blocking.c) first
 // publishes the lowest address of its stack that it still uses and holds
 // its callee-saved registers in that frame (gort__stw_blocking), then
 // sets blocked = IN. The collector takes such a thread as stopped by
 // moving blocked from IN to HELD, with no signal: everything it holds is
 // above that address, and it touches nothing of the heap's until the call
-// returns. A call that returns while the world is stopped finds HELD and
+// returns (but for what the kernel writes as the call ends, which may be
+// during a stop: revents, descriptor sets, epoll events, a time left;
+// flags, or values the program gave the kernel, never the only copy of
+// a pointer). A call that returns while the world is stopped finds HELD and
 // waits for the restart, which sets IN back; otherwise the thread moves
 // IN to NO itself. One compare-and-swap decides each race: the thread
 // either leaves before the stop took it (and then gets the signal like
 // any running thread) or waits. A signal handler on a held thread would
 // run while the world is stopped, below the stack that is scanned, and
-// could siglongjmp out of the call: so the program's sleeps are blocking
-// calls only while it has no handler of its own (blocking.c), and a
-// thread cancelled in its sleep leaves the call before its cleanup
+// could siglongjmp out of the call: so the program's sleeps and waits are
+// blocking calls only while it has no handler of its own (blocking.c),
+// and a thread cancelled in one leaves the call before its cleanup
 // handlers run (gort__stw_block_abandon).
 //
 // The collector scans each stopped thread's stack from its recorded stack
@@ -530,7 +534,7 @@ GORT_NOINLINE long gort__stw_blocking(long (*fn)(void *), void *arg) {
   return r;
 }
 
-// The program's sleeps (blocking.c), linked wherever this file is.
+// The program's sleeps and waits (blocking.c), linked wherever this file is.
 extern const char gort__blocking_wrappers;
 __attribute__((used)) static const char *const pull_blocking_wrappers = &gort__blocking_wrappers;
 

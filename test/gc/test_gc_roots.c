@@ -20,11 +20,14 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <unistd.h>
 
 #include "gctest.h"
@@ -517,6 +520,108 @@ TEST(collections_do_not_cut_a_sleep_short) {
   EXPECT(long_sleep_result == 0, "nanosleep returned %d (%s) after %d collections", long_sleep_result,
          strerror(long_sleep_errno), cycles);
   EXPECT(long_sleep_ns >= 300 * 1000 * 1000LL, "slept %lld ns of 300 ms", (long long)long_sleep_ns);
+}
+
+// The waits for descriptors the program calls are blocking calls as its
+// sleeps are (gc/blocking.c): a thread waiting in epoll_wait holds its
+// objects in the registers its wrapper saved, and no collection ends a
+// wait with EINTR (none of poll, select and epoll_wait is restarted after
+// a signal's handler).
+#ifdef REG0
+static _Atomic int epoll_state;  // as spin_state
+static _Atomic int epoll_eintr;
+
+static GCTEST_NOINLINE void *epoll_with_registers(void *arg) {
+  (void)arg;
+  int ep = epoll_create1(0);
+  struct epoll_event ev[2];
+  TAKE_INTO_REGISTERS();
+  KEEP_REGISTERS();
+  atomic_store(&epoll_state, 1);
+  while (atomic_load(&epoll_state) == 1) {
+    if (epoll_wait(ep, ev, 2, 1) < 0) atomic_fetch_add(&epoll_eintr, 1);
+    KEEP_REGISTERS();
+  }
+  CLEAR_REGISTERS();
+  KEEP_REGISTERS();
+  atomic_store(&epoll_state, 3);
+  while (atomic_load(&epoll_state) != 4) {
+    epoll_wait(ep, ev, 2, 1);
+    KEEP_REGISTERS();
+  }
+  close(ep);
+  return NULL;
+}
+#endif
+
+TEST(registers_of_a_thread_waiting_in_epoll_wait_are_roots) {
+#ifndef REG0
+  SKIP_IF(true, "no register names for this architecture");
+#else
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the waits to its interceptors");
+  check_registers_of_thread(epoll_with_registers, &epoll_state, 20, "a thread in epoll_wait");
+  EXPECT(atomic_load(&epoll_eintr) <= 3, "%d waits ended with EINTR by 21 collections",
+         atomic_load(&epoll_eintr));
+#endif
+}
+
+// One thread waits 300 ms in each call on a pipe nothing writes to.
+enum { WAIT_POLL, WAIT_SELECT, WAIT_EPOLL, WAITS };
+static const char *const wait_names[WAITS] = {"poll", "select", "epoll_wait"};
+static int wait_pipe[2];
+static _Atomic int waits_done;
+static int wait_result[WAITS], wait_errno[WAITS];
+static int64_t wait_ns[WAITS];
+
+static void *wait_long(void *arg) {
+  int kind = (int)(intptr_t)arg, r = -1;
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  if (kind == WAIT_POLL) {
+    struct pollfd p = {.fd = wait_pipe[0], .events = POLLIN};
+    r = poll(&p, 1, 300);
+  } else if (kind == WAIT_SELECT) {
+    fd_set set;
+    FD_ZERO(&set);
+    FD_SET(wait_pipe[0], &set);
+    struct timeval tv = {0, 300 * 1000};
+    r = select(wait_pipe[0] + 1, &set, NULL, NULL, &tv);
+  } else {
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN};
+    epoll_ctl(ep, EPOLL_CTL_ADD, wait_pipe[0], &ev);
+    r = epoll_wait(ep, &ev, 1, 300);
+    close(ep);
+  }
+  wait_errno[kind] = errno;
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  wait_result[kind] = r;
+  wait_ns[kind] = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+  atomic_fetch_add(&waits_done, 1);
+  return NULL;
+}
+
+TEST(collections_do_not_end_waits_in_poll_select_or_epoll_wait) {
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the waits to its interceptors");
+  EXPECT(pipe(wait_pipe) == 0, "pipe: %s", strerror(errno));
+  atomic_store(&waits_done, 0);
+  pthread_t t[WAITS];
+  for (int k = 0; k < WAITS; k++) pthread_create(&t[k], NULL, wait_long, (void *)(intptr_t)k);
+  gctest_sleep_ms(20);
+  int cycles = 0;
+  while (atomic_load(&waits_done) < WAITS && cycles < 200) {
+    gort_gc_collect();
+    cycles++;
+  }
+  for (int k = 0; k < WAITS; k++) pthread_join(t[k], NULL);
+  close(wait_pipe[0]);
+  close(wait_pipe[1]);
+  EXPECT(cycles > 0, "no collection ran during the waits");
+  for (int k = 0; k < WAITS; k++) {
+    EXPECT(wait_result[k] == 0, "%s returned %d (%s) after %d collections", wait_names[k], wait_result[k],
+           strerror(wait_errno[k]), cycles);
+    EXPECT(wait_ns[k] >= 299 * 1000 * 1000LL, "%s waited %lld ns of 300 ms", wait_names[k], (long long)wait_ns[k]);
+  }
 }
 
 // Once the program has a signal handler of its own, a stop signals its
