@@ -28,8 +28,10 @@
  * collection until that call returns. Nor do they block SIGSEGV and SIGBUS.
  * A thread asleep in nanosleep, usleep or sleep, or waiting in poll, select
  * or epoll_wait (gort's, which call libc's), gets no signal while the
- * program has no signal handler of its own: a collection takes it as
- * stopped, and its call is not ended with EINTR.
+ * program has no signal handler of its own (gort sees those installed
+ * with sigaction, signal, bsd_signal, sysv_signal and sigset; install
+ * none by a raw system call): a collection takes it as stopped, and its
+ * call is not ended with EINTR.
  *
  * Where the kernel refuses userfaultfd, or with GORT_DEBUG=gcdirty=mprotect,
  * the heap is write-protected while a cycle marks and gort's SIGSEGV handler

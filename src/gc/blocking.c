@@ -20,7 +20,12 @@
 // __select, public names in the shared and the static libc (a static
 // program's reference to one links the libc object whose weak plain name
 // then yields to this one); epoll_wait is epoll_pwait with no signal
-// mask, as its manual page says. Not wrapped: clock_nanosleep (its static
+// mask, as its manual page says (so the system call made is epoll_pwait:
+// a seccomp filter must allow it). A program built with _FORTIFY_SOURCE
+// calls __poll_chk where the array's size is known, which glibc has
+// call __poll directly: gort exports it too. The new names are weak, as
+// libc.a's poll and select are, so that a program may define its own.
+// Not wrapped: clock_nanosleep (its static
 // name is not public), C11's thrd_sleep, ppoll, pselect and epoll_pwait
 // (a program that passes them a signal mask has handlers of its own, see
 // below), and pthread_cond_wait: a thread blocked in one of them is
@@ -152,25 +157,33 @@ unsigned int sleep(unsigned int seconds) {
   return 0;
 }
 
-EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout);
+EXPORT __attribute__((weak)) int poll(struct pollfd *fds, nfds_t n, int timeout);
 int poll(struct pollfd *fds, nfds_t n, int timeout) {
   if (gort__os_program_handlers()) return __poll(fds, n, timeout);
   poll_call_t c = {fds, n, timeout};
   return blocking(poll_call, &c);
 }
 
-EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout);
+EXPORT __attribute__((weak)) int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout);
 int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *timeout) {
   if (gort__os_program_handlers()) return __select(n, r, w, e, timeout);
   select_call_t c = {n, r, w, e, timeout};
   return blocking(select_call, &c);
 }
 
-EXPORT int epoll_wait(int fd, struct epoll_event *events, int max, int timeout);
+EXPORT __attribute__((weak)) int epoll_wait(int fd, struct epoll_event *events, int max, int timeout);
 int epoll_wait(int fd, struct epoll_event *events, int max, int timeout) {
   if (gort__os_program_handlers()) return epoll_pwait(fd, events, max, timeout, NULL);
   epoll_call_t c = {fd, events, max, timeout};
   return blocking(epoll_call, &c);
+}
+
+// _FORTIFY_SOURCE's poll, as glibc's: the array must hold n entries.
+extern void __chk_fail(void) __attribute__((noreturn));
+EXPORT __attribute__((weak)) int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
+int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen) {
+  if (fdslen / sizeof *fds < n) __chk_fail();
+  return poll(fds, n, timeout);
 }
 
 #else

@@ -41,10 +41,10 @@
 // sets blocked = IN. The collector takes such a thread as stopped by
 // moving blocked from IN to HELD, with no signal: everything it holds is
 // above that address, and it touches nothing of the heap's until the call
-// returns (but for what the kernel writes as the call ends, which may be
-// during a stop: revents, descriptor sets, epoll events, a time left;
-// flags, or values the program gave the kernel, never the only copy of
-// a pointer). A call that returns while the world is stopped finds HELD and
+// returns (but for what the kernel, or libc after it, writes as the call
+// ends, which may be during a stop: revents, descriptor sets, epoll
+// events, a time left; flags, or values the program gave the kernel,
+// never the only copy of a pointer). A call that returns while the world is stopped finds HELD and
 // waits for the restart, which sets IN back; otherwise the thread moves
 // IN to NO itself. One compare-and-swap decides each race: the thread
 // either leaves before the stop took it (and then gets the signal like
