@@ -151,6 +151,26 @@
 // the heap's live bytes but not in the next goal (Go counts them in both;
 // a churning program then grew past 3x its live heap at GORT_GC=100).
 //
+// Where a concurrent cycle's CPU goes (gctrace's cpu parts: the first
+// stop, assists/background, the final stop). On the allocation-bound
+// benchmarks the program, not the worker, marks most: GCBench's mark
+// runs 6-7 ms, of which its program assists about 6 ms and the worker
+// uses 2-3 ms of CPU; binary-trees' program assists 15-16 ms of a 16.5 ms
+// mark. The trigger leaves 15% of the growth for a mark that the worker
+// alone finishes only after the program has allocated more than that, so
+// the assists are what keeps the heap at its goal; the mark then costs
+// 1.4-2.4x its stop-the-world time in CPU (two threads on one graph,
+// atomic marks, the page faults of the tracking). Tried and dropped:
+// assists charged only the mark's debt (the work due for the heap's
+// growth so far less what everyone scanned, Go's credit): no gain on
+// GCBench and binary-trees, and the 1 GiB cache's heap then reached its
+// goal during pre-cleaning, whose rounds stopped early, leaving 800-2300
+// pages and 9-11 ms to its final stop; the worker at idle priority
+// (SCHED_IDLE) during the mark: the 100 us ticker's longest gap went from
+// 3.7-6.0 to 3.1-3.5 ms on GCBench, inside this machine's noise (the same
+// ticker beside plain malloc sees 0.7-3.4 ms), at the risk of a worker
+// starved by a program with more running threads than CPUs.
+//
 // Rejected: a mark that runs in the page heap's lock (simpler, but every
 // thread's malloc would wait for the mark); owners sweeping their own
 // cached spans (a thread that stops allocating would never sweep; see
