@@ -1,34 +1,45 @@
 // The program's sleeps and waits as blocking calls (stw.c, "Blocked
 // threads").
 //
-// A thread that sleeps or waits for a descriptor is the common case of a
-// thread the stop signal would wake for nothing: a ticker, a monitor, an
-// event loop between events. gort exports nanosleep, usleep and sleep
-// (libc's usleep and sleep call its nanosleep inside libc, where no
-// wrapper can reach, so each is wrapped), poll, select and epoll_wait,
-// and runs each as a blocking call: a stop takes the thread as stopped
+// A thread that sleeps or waits for a descriptor or a condition is the
+// common case of a thread the stop signal would wake for nothing: a
+// ticker, a monitor, an event loop between events, a pool's idle worker.
+// gort exports nanosleep, usleep and sleep (libc's usleep and sleep call
+// its nanosleep inside libc, where no wrapper can reach, so each is
+// wrapped), poll, select and epoll_wait, pthread_cond_wait and
+// pthread_cond_timedwait, and runs each as a blocking call: a stop takes the thread as stopped
 // without a signal, and the call is no longer ended with EINTR by every
-// collection (none of them is restarted after a handler, SA_RESTART or
-// not: 200 collections beside a thread in epoll_wait and one in poll,
-// with 50 ms timeouts, ended 207 and 361 of their calls with EINTR).
+// collection (none of the sleeps and descriptor waits is restarted after
+// a handler, SA_RESTART or not: 200 collections beside a thread in
+// epoll_wait and one in poll, with 50 ms timeouts, ended 207 and 361 of
+// their calls with EINTR; a condition wait hides its EINTR but still
+// woke, took the signal and parked, one thread after another, in every
+// stop).
 // What they write is a timespec, revents, descriptor sets or epoll
 // events, whose data words are copies of what the program registered
 // with epoll_ctl (an object kept only there was never safe: the
-// collector does not see the kernel's copy).
+// collector does not see the kernel's copy). A condition waiter woken
+// during a stop takes its mutex back inside the call (glibc's code,
+// touching the condition variable and the mutex, no pointer the
+// collector needs) and then waits for the restart holding it: nothing in
+// a stop takes a program's mutex.
 //
 // libc's own nanosleep, poll and select are __nanosleep, __poll and
 // __select, public names in the shared and the static libc (a static
 // program's reference to one links the libc object whose weak plain name
 // then yields to this one); epoll_wait is epoll_pwait with no signal
 // mask, as its manual page says (so the system call made is epoll_pwait:
-// a seccomp filter must allow it). A program built with _FORTIFY_SOURCE
+// a seccomp filter must allow it); the condition waits are found as
+// pthread_create is (os/thread.c), the default version: GLIBC_2.3.2's,
+// which every program built since 2003 uses. A program built with _FORTIFY_SOURCE
 // calls __poll_chk where the array's size is known, which glibc has
 // call __poll directly: gort exports it too. The new names are weak, as
 // libc.a's poll and select are, so that a program may define its own.
 // Not wrapped: clock_nanosleep (its static
-// name is not public), C11's thrd_sleep, ppoll, pselect and epoll_pwait
-// (a program that passes them a signal mask has handlers of its own, see
-// below), and pthread_cond_wait: a thread blocked in one of them is
+// name is not public), C11's thrd_sleep, cnd_wait and cnd_timedwait
+// (libc calls its own pthread_cond_wait inside), pthread_cond_clockwait,
+// ppoll, pselect and epoll_pwait (a program that passes them a signal mask
+// has handlers of its own, see below): a thread blocked in one of them is
 // signalled and parks as before.
 //
 // Only while the program has no signal handler of its own (os/fault.c
@@ -176,6 +187,33 @@ int epoll_wait(int fd, struct epoll_event *events, int max, int timeout) {
   if (gort__os_program_handlers()) return epoll_pwait(fd, events, max, timeout, NULL);
   epoll_call_t c = {fd, events, max, timeout};
   return blocking(epoll_call, &c);
+}
+
+typedef struct {
+  pthread_cond_t *c;
+  pthread_mutex_t *m;
+  const struct timespec *abstime;
+  bool timed;
+} cond_call_t;
+
+static long cond_call(void *arg) {
+  cond_call_t *c = arg;
+  return c->timed ? gort__os_cond_timedwait(c->c, c->m, c->abstime) : gort__os_cond_wait(c->c, c->m);
+}
+
+EXPORT __attribute__((weak)) int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
+int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m) {
+  if (gort__os_program_handlers()) return gort__os_cond_wait(c, m);
+  cond_call_t call = {c, m, NULL, false};
+  return blocking(cond_call, &call);
+}
+
+EXPORT __attribute__((weak)) int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
+                                                        const struct timespec *abstime);
+int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
+  if (gort__os_program_handlers()) return gort__os_cond_timedwait(c, m, abstime);
+  cond_call_t call = {c, m, abstime, true};
+  return blocking(cond_call, &call);
 }
 
 // _FORTIFY_SOURCE's poll, as glibc's: the array must hold n entries.

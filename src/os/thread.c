@@ -43,6 +43,14 @@ extern int __pthread_join(pthread_t, void **) __attribute__((weak));
 extern void __pthread_exit(void *) __attribute__((weak, noreturn));
 __attribute__((used)) static int (*const pull_libc_pthread_join)(thrd_t, int *) = thrd_join;
 __attribute__((used)) static void (*const pull_libc_pthread_exit)(int) = thrd_exit;
+// And C11's cnd_wait and cnd_timedwait call glibc's strong
+// __pthread_cond_wait and __pthread_cond_timedwait.
+extern int __pthread_cond_wait(pthread_cond_t *, pthread_mutex_t *) __attribute__((weak));
+extern int __pthread_cond_timedwait(pthread_cond_t *, pthread_mutex_t *, const struct timespec *)
+    __attribute__((weak));
+__attribute__((used)) static int (*const pull_libc_cond_wait)(cnd_t *, mtx_t *) = cnd_wait;
+__attribute__((used)) static int (*const pull_libc_cond_timedwait)(cnd_t *restrict, mtx_t *restrict,
+                                                                  const struct timespec *restrict) = cnd_timedwait;
 
 // The next definition of name after gort's (libc's, or a sanitizer's),
 // else static's, else a fatal error: gort has wrapped it, so there must be one.
@@ -61,6 +69,28 @@ int gort__os_pthread_join(pthread_t t, void **ret) {
     atomic_store_explicit(&fn, f, memory_order_release);
   }
   return ((int (*)(pthread_t, void **))f)(t, ret);
+}
+
+// dlsym gives the default version (GLIBC_2.3.2's condition variables, the
+// only ones a program built since 2003 uses).
+int gort__os_cond_wait(pthread_cond_t *c, pthread_mutex_t *m) {
+  static _Atomic(void *) fn;
+  void *f = atomic_load_explicit(&fn, memory_order_acquire);
+  if (f == NULL) {
+    f = real_fn("pthread_cond_wait", (void *)__pthread_cond_wait);
+    atomic_store_explicit(&fn, f, memory_order_release);
+  }
+  return ((int (*)(pthread_cond_t *, pthread_mutex_t *))f)(c, m);
+}
+
+int gort__os_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
+  static _Atomic(void *) fn;
+  void *f = atomic_load_explicit(&fn, memory_order_acquire);
+  if (f == NULL) {
+    f = real_fn("pthread_cond_timedwait", (void *)__pthread_cond_timedwait);
+    atomic_store_explicit(&fn, f, memory_order_release);
+  }
+  return ((int (*)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *))f)(c, m, abstime);
 }
 
 void gort__os_pthread_exit(void *ret) {

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "gctest.h"
@@ -701,11 +702,31 @@ static void *sleep_until_cancelled(void *arg) {
 #endif
 
 #ifdef REG0
-TEST(a_thread_cancelled_in_its_sleep_is_stopped_while_its_cleanup_runs) {
-  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the sleeps to its interceptors");
+static pthread_mutex_t cancel_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cancel_cv = PTHREAD_COND_INITIALIZER;
+
+static void unlock_cancel_mu(void *arg) {
+  (void)arg;
+  pthread_mutex_unlock(&cancel_mu);
+}
+
+// A cancelled condition wait takes its mutex back before the handlers run.
+static void *cond_wait_until_cancelled(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&cancel_mu);
+  pthread_cleanup_push(unlock_cancel_mu, NULL);
+  pthread_cleanup_push(hold_in_handler, NULL);
+  for (;;) pthread_cond_wait(&cancel_cv, &cancel_mu);
+  pthread_cleanup_pop(0);
+  pthread_cleanup_pop(0);
+  return NULL;
+}
+
+static void check_cancelled_cleanup(void *(*fn)(void *), const char *who) {
+  atomic_store(&cancel_state, 0);
   make_objects(NULL);
   pthread_t t;
-  pthread_create(&t, NULL, sleep_until_cancelled, NULL);
+  pthread_create(&t, NULL, fn, NULL);
   gctest_sleep_ms(20);
   gctest_collect();  // the sleeper is held: the objects are only in handoff
   pthread_cancel(t);
@@ -719,9 +740,67 @@ TEST(a_thread_cancelled_in_its_sleep_is_stopped_while_its_cleanup_runs) {
   }
   atomic_store(&cancel_state, 2);
   pthread_join(t, NULL);
-  EXPECT_EQ_U64(alive, NREGS, "objects held in the registers of a cancelled sleeper's cleanup handler");
+  EXPECT_EQ_U64(alive, NREGS, "objects held in the registers of the cleanup handler of %s", who);
+}
+
+TEST(a_thread_cancelled_in_its_sleep_is_stopped_while_its_cleanup_runs) {
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the sleeps to its interceptors");
+  check_cancelled_cleanup(sleep_until_cancelled, "a sleeper cancelled");
+}
+
+TEST(a_thread_cancelled_in_a_condition_wait_is_stopped_while_its_cleanup_runs) {
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the waits to its interceptors");
+  check_cancelled_cleanup(cond_wait_until_cancelled, "a condition waiter cancelled");
 }
 #endif
+
+// A thread waiting on a condition variable (a pool's idle worker) is taken
+// as stopped without a signal: collections do not wake it (the wait hides
+// the EINTR a signal causes, so the test counts the thread's context
+// switches instead; each signal costs it at least one).
+static _Atomic int waiter_tid, waiter_go;
+static pthread_mutex_t waiter_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t waiter_cv = PTHREAD_COND_INITIALIZER;
+
+static void *cond_waiter(void *arg) {
+  (void)arg;
+  atomic_store(&waiter_tid, (int)syscall(SYS_gettid));
+  pthread_mutex_lock(&waiter_mu);
+  while (!atomic_load(&waiter_go)) pthread_cond_wait(&waiter_cv, &waiter_mu);
+  pthread_mutex_unlock(&waiter_mu);
+  return NULL;
+}
+
+static long context_switches(int tid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  long n = 0, v;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 || sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+      n += v;
+  fclose(f);
+  return n;
+}
+
+TEST(collections_do_not_wake_a_thread_waiting_on_a_condition) {
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the waits to its interceptors");
+  pthread_t t;
+  pthread_create(&t, NULL, cond_waiter, NULL);
+  while (atomic_load(&waiter_tid) == 0) gctest_sleep_ms(1);
+  gctest_sleep_ms(20);
+  long before = context_switches(atomic_load(&waiter_tid));
+  for (int i = 0; i < 50; i++) gort_gc_collect();
+  long after = context_switches(atomic_load(&waiter_tid));
+  pthread_mutex_lock(&waiter_mu);
+  atomic_store(&waiter_go, 1);
+  pthread_cond_broadcast(&waiter_cv);
+  pthread_mutex_unlock(&waiter_mu);
+  pthread_join(t, NULL);
+  EXPECT(before >= 0 && after >= 0, "no /proc/self/task/N/status");
+  EXPECT(after - before < 10, "the waiter ran %ld times during 50 collections", after - before);
+}
 
 // ---- registered ranges and malloc'd memory -----------------------------------------
 
