@@ -30,8 +30,11 @@
 // then yields to this one); epoll_wait is epoll_pwait with no signal
 // mask, as its manual page says (so the system call made is epoll_pwait:
 // a seccomp filter must allow it); the condition waits are found as
-// pthread_create is (os/thread.c), the default version: GLIBC_2.3.2's,
-// which every program built since 2003 uses. A program built with _FORTIFY_SOURCE
+// pthread_create is (os/thread.c), GLIBC_2.3.2's, which every program
+// built since 2003 uses. A program that still binds the GLIBC_2.2.5
+// versions (a binary of before 2003, or one made with .symver for them)
+// must not run with gort: gort's names carry no version and would take
+// its old condition variables to the new code. A program built with _FORTIFY_SOURCE
 // calls __poll_chk where the array's size is known, which glibc has
 // call __poll directly: gort exports it too. The new names are weak, as
 // libc.a's poll and select are, so that a program may define its own.
@@ -95,14 +98,20 @@ static long sleep_call(void *arg) {
 // or a stop could take it as blocked meanwhile.
 static void call_cancelled(void *arg) {
   (void)arg;
+  gort__stw_program_call = false;
   gort__stw_block_abandon();
 }
 
-// fn(arg) as a blocking call; errno as the call left it.
+// fn(arg) as a blocking call; errno as the call left it. Marked as the
+// program's: a handler the program installs while the call waits (a
+// pool's worker idle since start-up) makes the next stop signal it
+// (stw.c), as it would a call begun after the handler.
 static int blocking(long (*fn)(void *), void *arg) {
   int r;
   pthread_cleanup_push(call_cancelled, NULL);
+  gort__stw_program_call = true;
   r = (int)gort__stw_blocking(fn, arg);
+  gort__stw_program_call = false;
   pthread_cleanup_pop(0);
   return r;
 }
@@ -193,26 +202,29 @@ typedef struct {
   pthread_cond_t *c;
   pthread_mutex_t *m;
   const struct timespec *abstime;
-  bool timed;
+  gort_cond_wait_fn wait;           // libc's, found before the blocking call
+  gort_cond_timedwait_fn timedwait; // (one of the two)
 } cond_call_t;
 
 static long cond_call(void *arg) {
   cond_call_t *c = arg;
-  return c->timed ? gort__os_cond_timedwait(c->c, c->m, c->abstime) : gort__os_cond_wait(c->c, c->m);
+  return c->timedwait != NULL ? c->timedwait(c->c, c->m, c->abstime) : c->wait(c->c, c->m);
 }
 
 EXPORT __attribute__((weak)) int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
 int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m) {
-  if (gort__os_program_handlers()) return gort__os_cond_wait(c, m);
-  cond_call_t call = {c, m, NULL, false};
+  gort_cond_wait_fn wait = gort__os_cond_wait_fn();
+  if (gort__os_program_handlers()) return wait(c, m);
+  cond_call_t call = {c, m, NULL, wait, NULL};
   return blocking(cond_call, &call);
 }
 
 EXPORT __attribute__((weak)) int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                                                         const struct timespec *abstime);
 int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
-  if (gort__os_program_handlers()) return gort__os_cond_timedwait(c, m, abstime);
-  cond_call_t call = {c, m, abstime, true};
+  gort_cond_timedwait_fn timedwait = gort__os_cond_timedwait_fn();
+  if (gort__os_program_handlers()) return timedwait(c, m, abstime);
+  cond_call_t call = {c, m, abstime, NULL, timedwait};
   return blocking(cond_call, &call);
 }
 

@@ -153,6 +153,7 @@ typedef struct gthread {
   void *wbuf;                    // the write barrier's gray objects in a mark (barrier.c)
   _Atomic uint32_t blocked;      // BLOCKED_*: in a blocking call, and whether a stop holds it
   uintptr_t blocked_sp;          // where its stack ended when it blocked
+  _Atomic bool blocked_program;  // the blocking call is the program's (blocking.c), not gort's own wait
   bool claimed;                  // held by this stop without a signal (the stopper's own)
 } gthread_t;
 
@@ -164,6 +165,10 @@ enum { BLOCKED_NO = 0, BLOCKED_IN = 1, BLOCKED_HELD = 2 };
 // collected heap nor hold the only copy of a pointer into it: arg (on the
 // caller's stack, which stays a root) holds what it needs.
 long gort__stw_blocking(long (*fn)(void *), void *arg);
+// Set around gort__stw_blocking by the program's sleeps and waits
+// (blocking.c): a stop signals such a call instead of holding it once the
+// program has a signal handler of its own.
+extern GORT_TLS bool gort__stw_program_call GORT_HIDDEN;
 // For a blocking call left by unwinding (a cancellation): ends it, as its
 // return would have.
 void gort__stw_block_abandon(void);

@@ -436,9 +436,16 @@ bool gort__stw_stop_within(int64_t limit_ns) {
   uint32_t e = atomic_fetch_add_explicit(&stw.epoch, 1, memory_order_acq_rel) + 1;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
     if (t == gort__stw_self) continue;
+    // A wait of the program's that began before the program installed a
+    // handler of its own (a pool's worker idle since start-up) is
+    // signalled now, as a new one would be (blocking.c): a handler must
+    // not run on a thread the stop holds.
     uint32_t in = BLOCKED_IN;
-    t->claimed = atomic_compare_exchange_strong_explicit(&t->blocked, &in, BLOCKED_HELD, memory_order_acq_rel,
-                                                         memory_order_acquire);
+    bool program_wait = atomic_load_explicit(&t->blocked, memory_order_acquire) == BLOCKED_IN &&
+                        atomic_load_explicit(&t->blocked_program, memory_order_relaxed) &&
+                        gort__os_program_handlers();
+    t->claimed = !program_wait && atomic_compare_exchange_strong_explicit(&t->blocked, &in, BLOCKED_HELD,
+                                                                          memory_order_acq_rel, memory_order_acquire);
     if (t->claimed) {
       t->unstoppable = false;
       continue;  // its blocked_sp is published (the acquire above)
@@ -518,6 +525,8 @@ static void block_end(gthread_t *t) {
 // unregistered thread, in a no-stop region (its stop is deferred), inside
 // another blocking call (a sleep in a signal handler), or off the
 // thread's own stack (an alternate signal stack) and off any goroutine's.
+GORT_TLS bool gort__stw_program_call GORT_HIDDEN;
+
 GORT_NOINLINE long gort__stw_blocking(long (*fn)(void *), void *arg) {
   __builtin_unwind_init();
   gthread_t *t = gort__stw_self;
@@ -527,6 +536,7 @@ GORT_NOINLINE long gort__stw_blocking(long (*fn)(void *), void *arg) {
       ((sp < t->stack_lo || sp >= t->stack_hi) && gort__sched_stack_top(sp) == 0))
     return fn(arg);
   t->blocked_sp = sp;
+  atomic_store_explicit(&t->blocked_program, gort__stw_program_call, memory_order_relaxed);
   atomic_store_explicit(&t->blocked, BLOCKED_IN, memory_order_release);
   long r = fn(keep);
   block_end(t);

@@ -43,9 +43,13 @@ int gort__os_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn
                             void *arg);
 // The real pthread_join and pthread_exit (gort wraps them: gc/pthread_wrap.c).
 int gort__os_pthread_join(pthread_t t, void **ret);
-// libc's condition-variable waits, past gort's (gc/blocking.c).
-int gort__os_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
-int gort__os_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime);
+// libc's condition-variable waits, past gort's (gc/blocking.c), found on
+// the first call (never inside a blocking call: the lookup is the
+// loader's code).
+typedef int (*gort_cond_wait_fn)(pthread_cond_t *, pthread_mutex_t *);
+typedef int (*gort_cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+gort_cond_wait_fn gort__os_cond_wait_fn(void);
+gort_cond_timedwait_fn gort__os_cond_timedwait_fn(void);
 _Noreturn void gort__os_pthread_exit(void *ret);
 // The calling thread's signal mask, set with the system call itself (never
 // through the program's pthread_sigmask, which gort wraps); 0 or an error

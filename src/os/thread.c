@@ -71,26 +71,37 @@ int gort__os_pthread_join(pthread_t t, void **ret) {
   return ((int (*)(pthread_t, void **))f)(t, ret);
 }
 
-// dlsym gives the default version (GLIBC_2.3.2's condition variables, the
-// only ones a program built since 2003 uses).
-int gort__os_cond_wait(pthread_cond_t *c, pthread_mutex_t *m) {
-  static _Atomic(void *) fn;
-  void *f = atomic_load_explicit(&fn, memory_order_acquire);
-  if (f == NULL) {
-    f = real_fn("pthread_cond_wait", (void *)__pthread_cond_wait);
-    atomic_store_explicit(&fn, f, memory_order_release);
-  }
-  return ((int (*)(pthread_cond_t *, pthread_mutex_t *))f)(c, m);
+// The condition waits have two versions on x86-64: GLIBC_2.2.5's for the
+// condition variables of before 2003, and GLIBC_2.3.2's, the default,
+// which every program built since uses. Asked by name, dlsym gave the
+// oldest before glibc 2.36 (its bug 14932): that one takes the
+// condition variable's first word for a pointer to its own, so waiters
+// slept on a private copy that no signal reached. So the version is
+// named, and the name alone is the fallback (architectures with one).
+static void *real_cond_fn(const char *name, void *static_fn) {
+  if (static_fn != NULL) return static_fn;
+  void *f = dlvsym(RTLD_NEXT, name, "GLIBC_2.3.2");
+  return f != NULL ? f : real_fn(name, NULL);
 }
 
-int gort__os_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
+gort_cond_wait_fn gort__os_cond_wait_fn(void) {
   static _Atomic(void *) fn;
   void *f = atomic_load_explicit(&fn, memory_order_acquire);
   if (f == NULL) {
-    f = real_fn("pthread_cond_timedwait", (void *)__pthread_cond_timedwait);
+    f = real_cond_fn("pthread_cond_wait", (void *)__pthread_cond_wait);
     atomic_store_explicit(&fn, f, memory_order_release);
   }
-  return ((int (*)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *))f)(c, m, abstime);
+  return (gort_cond_wait_fn)f;
+}
+
+gort_cond_timedwait_fn gort__os_cond_timedwait_fn(void) {
+  static _Atomic(void *) fn;
+  void *f = atomic_load_explicit(&fn, memory_order_acquire);
+  if (f == NULL) {
+    f = real_cond_fn("pthread_cond_timedwait", (void *)__pthread_cond_timedwait);
+    atomic_store_explicit(&fn, f, memory_order_release);
+  }
+  return (gort_cond_timedwait_fn)f;
 }
 
 void gort__os_pthread_exit(void *ret) {
