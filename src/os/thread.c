@@ -78,30 +78,25 @@ int gort__os_pthread_join(pthread_t t, void **ret) {
 // condition variable's first word for a pointer to its own, so waiters
 // slept on a private copy that no signal reached. So the version is
 // named, and the name alone is the fallback (architectures with one).
-static void *real_cond_fn(const char *name, void *static_fn) {
-  if (static_fn != NULL) return static_fn;
-  void *f = dlvsym(RTLD_NEXT, name, "GLIBC_2.3.2");
-  return f != NULL ? f : real_fn(name, NULL);
+// *slot, found the first time (a race only looks up twice).
+static void *real_cond_fn(_Atomic(void *) *slot, const char *name, void *static_fn) {
+  void *f = atomic_load_explicit(slot, memory_order_acquire);
+  if (f != NULL) return f;
+  f = static_fn;
+  if (f == NULL) f = dlvsym(RTLD_NEXT, name, "GLIBC_2.3.2");
+  if (f == NULL) f = real_fn(name, NULL);
+  atomic_store_explicit(slot, f, memory_order_release);
+  return f;
 }
 
 gort_cond_wait_fn gort__os_cond_wait_fn(void) {
   static _Atomic(void *) fn;
-  void *f = atomic_load_explicit(&fn, memory_order_acquire);
-  if (f == NULL) {
-    f = real_cond_fn("pthread_cond_wait", (void *)__pthread_cond_wait);
-    atomic_store_explicit(&fn, f, memory_order_release);
-  }
-  return (gort_cond_wait_fn)f;
+  return (gort_cond_wait_fn)real_cond_fn(&fn, "pthread_cond_wait", (void *)__pthread_cond_wait);
 }
 
 gort_cond_timedwait_fn gort__os_cond_timedwait_fn(void) {
   static _Atomic(void *) fn;
-  void *f = atomic_load_explicit(&fn, memory_order_acquire);
-  if (f == NULL) {
-    f = real_cond_fn("pthread_cond_timedwait", (void *)__pthread_cond_timedwait);
-    atomic_store_explicit(&fn, f, memory_order_release);
-  }
-  return (gort_cond_timedwait_fn)f;
+  return (gort_cond_timedwait_fn)real_cond_fn(&fn, "pthread_cond_timedwait", (void *)__pthread_cond_timedwait);
 }
 
 void gort__os_pthread_exit(void *ret) {

@@ -33,19 +33,7 @@ int main(void) {
   leaktest_clear_stack();
   pthread_t t[3];
   for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
-  int bad = 0;
-  for (int i = 0; i < 20; i++) {
-    FILE *report = tmpfile();
-    int n = gort_leak_check(fileno(report));
-    if (n != 1) {
-      printf("churn: check %d found %d leaks:\n", i, n);
-      fflush(stdout);
-      rewind(report);
-      for (int c; (c = getc(report)) != EOF;) putchar(c);
-      bad++;
-    }
-    fclose(report);
-  }
+  int bad = leaktest_checks_find_one("churn", 20);
   atomic_store(&stop, 1);
   for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
   for (int i = 0; i < SLOTS; i++) free(slots[i]);

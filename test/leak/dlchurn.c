@@ -36,19 +36,7 @@ int main(int argc, char **argv) {
   leaktest_clear_stack();
   pthread_t t;
   pthread_create(&t, NULL, churn, NULL);
-  int bad = 0;
-  for (int i = 0; i < 40; i++) {
-    FILE *report = tmpfile();
-    int n = gort_leak_check(fileno(report));
-    if (n != 1) {
-      printf("dlchurn: check %d found %d leaks:\n", i, n);
-      fflush(stdout);
-      rewind(report);
-      for (int c; (c = getc(report)) != EOF;) putchar(c);
-      bad++;
-    }
-    fclose(report);
-  }
+  int bad = leaktest_checks_find_one("dlchurn", 40);
   atomic_store(&stop, 1);
   pthread_join(t, NULL);
   printf("dlchurn: %d bad checks, %ld loads\n", bad, atomic_load(&rounds));

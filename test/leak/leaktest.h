@@ -9,6 +9,7 @@
 #ifndef LEAKTEST_H
 #define LEAKTEST_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,5 +30,25 @@ __attribute__((noinline)) static void leaktest_clear_stack(void) {
 }
 
 __attribute__((constructor)) static void leaktest_start(void) { leaktest_pin = malloc(16); }
+
+// Runs n checks, each expected to find exactly the one planted leak;
+// prints each report that does not (prog names the program) and returns
+// how many did not.
+static __attribute__((unused)) int leaktest_checks_find_one(const char *prog, int n) {
+  int bad = 0;
+  for (int i = 0; i < n; i++) {
+    FILE *report = tmpfile();
+    int found = gort_leak_check(fileno(report));
+    if (found != 1) {
+      printf("%s: check %d found %d leaks:\n", prog, i, found);
+      fflush(stdout);
+      rewind(report);
+      for (int c; (c = getc(report)) != EOF;) putchar(c);
+      bad++;
+    }
+    fclose(report);
+  }
+  return bad;
+}
 
 #endif
