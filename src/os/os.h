@@ -119,6 +119,10 @@ int gort__os_guard(void *p, size_t size, int allow_mprotect);
 // 0 if every region is a guard, else -errno (some may be: the caller falls
 // back to gort__os_guard for each, which is idempotent).
 int gort__os_guard_strided(uintptr_t first, size_t stride, int n, size_t size);
+// Commits n ranges of size bytes, stride apart, writable and zeroed, in one
+// system call (MADV_POPULATE_WRITE through process_madvise): what n first
+// writes would fault in one by one. 0, or -errno (the kernel cannot).
+int gort__os_populate_strided(uintptr_t first, size_t stride, int n, size_t size);
 // Asks the kernel never to back [p, p + size) with transparent huge pages
 // (MADV_NOHUGEPAGE); 0 or -errno.
 int gort__os_no_huge_pages(void *p, size_t size);

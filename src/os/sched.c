@@ -17,6 +17,9 @@
 #include "../base/base.h"
 #include "os.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
@@ -150,16 +153,25 @@ int gort__os_guard(void *p, size_t size, int allow_mprotect) {
 #define SYS_process_madvise 440
 #endif
 
-int gort__os_guard_strided(uintptr_t first, size_t stride, int n, size_t size) {
+// One process_madvise call for n ranges of size bytes, stride apart.
+static int madvise_strided(uintptr_t first, size_t stride, int n, size_t size, int advice) {
   enum { MAX = 64 };
   if (n <= 0 || n > MAX) return -EINVAL;
   struct iovec iov[MAX];
   for (int i = 0; i < n; i++) iov[i] = (struct iovec){(void *)(first + (size_t)i * stride), size};
   int saved = errno;
-  long r = syscall(SYS_process_madvise, GORT_PIDFD_SELF_THREAD, iov, (size_t)n, MADV_GUARD_INSTALL, 0);
+  long r = syscall(SYS_process_madvise, GORT_PIDFD_SELF_THREAD, iov, (size_t)n, advice, 0);
   int err = r < 0 ? errno : (size_t)r == (size_t)n * size ? 0 : EAGAIN;
   errno = saved;
   return -err;
+}
+
+int gort__os_guard_strided(uintptr_t first, size_t stride, int n, size_t size) {
+  return madvise_strided(first, stride, n, size, MADV_GUARD_INSTALL);
+}
+
+int gort__os_populate_strided(uintptr_t first, size_t stride, int n, size_t size) {
+  return madvise_strided(first, stride, n, size, MADV_POPULATE_WRITE);
 }
 
 int gort__os_no_huge_pages(void *p, size_t size) {
