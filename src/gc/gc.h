@@ -175,6 +175,8 @@ void gort__stw_block_abandon(void);
 // gort__os_futex_wait_ns as a blocking call: gort's own waits of a
 // registered thread (a plain thread's channel and sync waits, an idle M).
 void gort__stw_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
+// gort__os_sleep_ns as a blocking call (a thief's wait for a runnext).
+void gort__stw_sleep_ns(int64_t ns);
 
 // Registers the calling thread if it is not yet (lazily, for threads gort
 // did not see start).

@@ -570,6 +570,13 @@ void gort__stw_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns) {
   gort__stw_blocking(futex_call, &c);
 }
 
+static long sleep_call(void *arg) {
+  gort__os_sleep_ns(*(int64_t *)arg);
+  return 0;
+}
+
+void gort__stw_sleep_ns(int64_t ns) { gort__stw_blocking(sleep_call, &ns); }
+
 // Records where the calling thread's stack ends, its registers spilled
 // above that point, and runs fn: the collector's own stack is scanned from
 // there, so the collector's frames below (whose dead slots hold stale

@@ -119,9 +119,10 @@ int gort__os_guard(void *p, size_t size, int allow_mprotect);
 // 0 if every region is a guard, else -errno (some may be: the caller falls
 // back to gort__os_guard for each, which is idempotent).
 int gort__os_guard_strided(uintptr_t first, size_t stride, int n, size_t size);
-// Commits n ranges of size bytes, stride apart, writable and zeroed, in one
-// system call (MADV_POPULATE_WRITE through process_madvise): what n first
-// writes would fault in one by one. 0, or -errno (the kernel cannot).
+// Faults in n ranges of size bytes, stride apart, as first writes would
+// (pages already there keep their contents), in one system call
+// (MADV_POPULATE_WRITE through process_madvise). 0; -EAGAIN if only part
+// was; else -errno (the kernel cannot, or no memory).
 int gort__os_populate_strided(uintptr_t first, size_t stride, int n, size_t size);
 // Asks the kernel never to back [p, p + size) with transparent huge pages
 // (MADV_NOHUGEPAGE); 0 or -errno.

@@ -21,6 +21,7 @@
 // Invariants: tail - head <= RUNQ_SIZE; slots [head, tail) hold Gs; only
 // the owner writes tail and the slots at or after it.
 
+#include "../gc/gc.h"
 #include "../os/os.h"
 #include "proc.h"
 
@@ -142,11 +143,21 @@ static uint32_t runq_grab(p_t *p, g_t *_Atomic *batch, uint32_t batch_head, bool
       // channel 7-19 -> 28-35 Mitems/s, 4-way select 151-209 -> 130-155
       // ns, worker pool 7.8-8.2 -> 8.0-11.0 Mitems/s; round trip and
       // skynet unchanged; spawn 96 -> 104 ns. The sleeping thief stays
-      // counted as spinning, so readies meanwhile wake no other M.
-      if (atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING) gort__os_sleep_ns(3000);
+      // counted as spinning, so readies meanwhile wake no other M. One
+      // sleep per grab: a P whose runnext refills faster than that (a
+      // chain of goroutines handing a token on) would otherwise hold the
+      // only spinning M here, away from every other queue and the timers.
+      // A collection's stop takes the sleeper without a signal.
+      bool slept = false;
+      if (atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING) {
+        gort__stw_sleep_ns(3000);
+        slept = true;
+      }
       if (!atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acq_rel,
-                                                   memory_order_relaxed))
+                                                   memory_order_relaxed)) {
+        if (slept) return 0;
         continue;
+      }
       atomic_store_explicit(&batch[batch_head % RUNQ_SIZE], next, memory_order_relaxed);
       return 1;
     }

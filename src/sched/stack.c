@@ -21,10 +21,12 @@
 //    A carved slot's top page (its G and first frames) is written at once,
 //    so the top pages of POPULATE_BATCH slots are committed together, one
 //    system call (MADV_POPULATE_WRITE through process_madvise) instead of
-//    a page fault each. On our VMs a fault costs 10-12 us (a populated
-//    page 1.2-2.5 us in batches), and skynet carves 70,000 slots: the
-//    faults were two thirds of its time, and made it 1.4x Go's, whose
-//    8 KiB stacks come from its heap. The cost: up to POPULATE_BATCH - 1
+//    a page fault each. On our VMs a first write to a fresh page costs
+//    10-12 us; populated in batches a page costs 1.2-2.5 us, and its first
+//    write then about 4.4 us (the hypervisor's own mapping, which no call
+//    can batch). skynet carves 56,000 slots: the faults were over half of
+//    its time, and made it 1.4x Go's, whose 8 KiB stacks come from its
+//    heap (1.80 -> 1.26 s side by side). The cost: up to POPULATE_BATCH - 1
 //    pages committed before their goroutines exist (60 KiB at most).
 // 3. The lowest page of each slot is a guard. With MADV_GUARD_INSTALL
 //    (Linux 6.13+) a guard adds no mapping; where process_madvise takes it
@@ -64,8 +66,9 @@ enum {
   GUARD_BYTES = 4096,
   MPROTECT_BUDGET = 8192,
   ALTSTACK_BYTES = 64 * 1024,
-  POPULATE_BATCH = 16,  // divides SLAB_SLOTS
+  POPULATE_BATCH = 16,
 };
+_Static_assert(SLAB_SLOTS % POPULATE_BATCH == 0, "a batch never runs past its slab");
 
 #define G_BYTES GORT_G_BYTES
 
@@ -166,8 +169,9 @@ static uintptr_t g_addr(uintptr_t base, uint32_t i) {
 
 // Commits the top pages of slots i .. i + POPULATE_BATCH - 1 of s (i a
 // multiple of POPULATE_BATCH). Racing with those slots' own first writes
-// (other threads carve them meanwhile) is harmless: a populated page is
-// left as it is. Out of memory it does nothing; the first write faults.
+// (other threads carve them meanwhile) is harmless: a page already there is
+// left as it is. Where memory is short it costs what the first writes
+// would (reclaim, a cgroup's OOM killer), for up to 15 pages not in use yet.
 static void populate(slab_t *s, uint32_t i) {
   if (atomic_load_explicit(&stk.no_populate, memory_order_relaxed)) return;
   uintptr_t top = s->base + i * gort__stack_size + gort__stack_size - 4096;

@@ -68,7 +68,8 @@ gort__ctx_switch:
 // As gort__ctx_switch, but runs fn(arg) on the target's stack, below its
 // saved frame, before restoring it: fn sees the switched-out side saved
 // completely, so it may publish it (unlock the lock that a waker takes).
-// fn (gort's own steps) leaves the control words alone, so the words read
+// fn (gort's own steps; a ThreadSanitizer build's deferred signal handler
+// aside) leaves the control words alone, so the words read
 // before the switch are still the current ones after it: reading them again
 // (stmxcsr waits for every SSE instruction in flight) was half the cost of
 // this function's samples in the ping-pong benchmark.
