@@ -36,7 +36,8 @@
 //   3. The global queue, in a batch (its share per P), under sched.lock.
 //   4. Expired timers of any P (timer.c); they ready sleepers onto this P.
 //   5. Stealing: half of a victim's queue, victims in a random order, four
-//      rounds (the last may take runnext too), as a "spinning" M. At most
+//      rounds (the last may take runnext too, after waiting about 50 us
+//      for a running owner to run it itself: runq.c), as a "spinning" M. At most
 //      half of the busy Ps' worth of Ms spin at once: spinning burns CPU, and
 //      on a 2-core machine shared with others, wasted spins cost real time.
 //   6. Nothing: the P goes idle, the M parks on its own futex, with a
