@@ -136,6 +136,19 @@
 #include "gort/alloc.h"
 #include "gort/gc.h"
 
+// Element copies. Most channels carry a word (a pointer, a long, an
+// index): that size is a move, not a call into libc's memcpy (a tenth of
+// a round trip's instructions, by callgrind). Others go to memcpy.
+GORT_INLINE void elem_copy(void *dst, const void *src, size_t n) {
+  if (gort_likely(n == 8)) memcpy(dst, src, 8);
+  else memcpy(dst, src, n);
+}
+
+GORT_INLINE void elem_zero(void *dst, size_t n) {
+  if (gort_likely(n == 8)) memset(dst, 0, 8);
+  else memset(dst, 0, n);
+}
+
 // ---- wait queues ------------------------------------------------------------------------------
 
 void gort__chan_enqueue(waitq_t *q, waiter_t *w) {
@@ -228,7 +241,7 @@ GORT_INLINE bool ring_put(gort_chan_t *c, const void *elem, bool locked) {
     int32_t d = (int32_t)(atomic_load_explicit(&s->seq, memory_order_acquire) - want);
     if (d == 0) {
       if (reserve(&c->sendpos, &pos, pos_next(c->txcap, pos))) {
-        memcpy(s->elem, elem, c->txelemsize);
+        elem_copy(s->elem, elem, c->txelemsize);
         atomic_store_explicit(&s->seq, want + 1, memory_order_release);
         if (!locked) nostop_exit();
         return true;
@@ -259,8 +272,8 @@ GORT_INLINE bool ring_take(gort_chan_t *c, void *elem, bool locked) {
     int32_t d = (int32_t)(atomic_load_explicit(&s->seq, memory_order_acquire) - want);
     if (d == 0) {
       if (reserve(&c->recvpos, &pos, pos_next(c->rxcap, pos))) {
-        if (elem != NULL) memcpy(elem, s->elem, c->rxelemsize);
-        memset(s->elem, 0, c->rxelemsize);  // no stale pointer keeps a collected object alive
+        if (elem != NULL) elem_copy(elem, s->elem, c->rxelemsize);
+        elem_zero(s->elem, c->rxelemsize);  // no stale pointer keeps a collected object alive
         atomic_store_explicit(&s->seq, want + 1, memory_order_release);
         if (!locked) nostop_exit();
         return true;
@@ -401,7 +414,7 @@ size_t gort_chan_cap(gort_chan_t *c) { return c != NULL ? c->cap : 0; }
 // ---- the steps of an operation that can proceed (c locked) ---------------------------------------
 
 parker_t *gort__chan_send_direct(gort_chan_t *c, waiter_t *w, const void *elem) {
-  if (w->elem != NULL) memcpy(w->elem, elem, c->elemsize);
+  if (w->elem != NULL) elem_copy(w->elem, elem, c->elemsize);
   w->success = true;
   w->pk->fired = w;
   return w->pk;
@@ -409,7 +422,7 @@ parker_t *gort__chan_send_direct(gort_chan_t *c, waiter_t *w, const void *elem) 
 
 parker_t *gort__chan_recv_direct(gort_chan_t *c, waiter_t *w, void *elem) {
   if (c->cap == 0) {
-    if (elem != NULL) memcpy(elem, w->elem, c->elemsize);
+    if (elem != NULL) elem_copy(elem, w->elem, c->elemsize);
   } else {
     // The ring is full (a sender waits): take its head, then put the
     // sender's element at the tail, the slot just freed, so that order is
