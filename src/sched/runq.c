@@ -140,22 +140,19 @@ static uint32_t runq_grab(p_t *p, g_t *_Atomic *batch, uint32_t batch_head, bool
       // 50 us, long enough for a producer to fill a buffered channel and
       // park, so that its consumer drains it on the same P instead of each
       // element crossing cores. Side by side (2 Ps, 3 runs each): cap-1024
-      // channel 7-19 -> 28-35 Mitems/s, 4-way select 151-209 -> 130-155
-      // ns, worker pool 7.8-8.2 -> 8.0-11.0 Mitems/s; round trip and
-      // skynet unchanged; spawn 96 -> 104 ns. The sleeping thief stays
-      // counted as spinning, so readies meanwhile wake no other M. One
-      // sleep per grab: a P whose runnext refills faster than that (a
-      // chain of goroutines handing a token on) would otherwise hold the
-      // only spinning M here, away from every other queue and the timers.
-      // A collection's stop takes the sleeper without a signal.
-      bool slept = false;
-      if (atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING) {
-        gort__stw_sleep_ns(3000);
-        slept = true;
-      }
+      // channel 7-19 -> 34-40 Mitems/s, 4-way select 151-209 -> 95-101
+      // ns; round trip and skynet unchanged; spawn 96 -> 104 ns. The
+      // sleeping thief stays counted as spinning, so readies meanwhile
+      // wake no other M, and a collection's stop takes it without a
+      // signal. One sleep per grab: a P whose runnext refills faster than
+      // that (a chain of goroutines handing a token on) would otherwise
+      // hold the only spinning M here, away from the other queues and the
+      // timers.
+      bool owner_running = atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING;
+      if (owner_running) gort__stw_sleep_ns(3000);
       if (!atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acq_rel,
                                                    memory_order_relaxed)) {
-        if (slept) return 0;
+        if (owner_running) return 0;  // the owner ran it meanwhile
         continue;
       }
       atomic_store_explicit(&batch[batch_head % RUNQ_SIZE], next, memory_order_relaxed);
