@@ -322,6 +322,7 @@ GORT_INLINE mspan_t *owned_live_span(const void *p) {
 
 GORT_NOINLINE void gort__free_slow(void *p) {
   if (p == NULL) return;
+  gort__prefetch_write(p);  // a remote free reads the block's tag, then writes it
   bool sampled = false;  // set when live_span took a small block's sample record
   mspan_t *s = live_span(p, MISUSE_MSGS("free()", "double free"), &sampled);
   // Collected objects carry no canary (gc/malloc_gc.c allocates them).

@@ -646,6 +646,7 @@ void gort__mcache_collect_remote(mcache_t *c, mspan_t *s) {
   block_t *b = (block_t *)(atomic_exchange_explicit(&s->xfree, 0, memory_order_seq_cst) & ~XFREE_NOTIFY);
   while (b != NULL) {
     block_t *next = block_next(b);
+    if (next != NULL) gort__prefetch_write(next);  // as in span_next_list
     b->tag = 0;
     live_clear((uintptr_t)b);
     block_set_next(b, s->free);
@@ -674,8 +675,13 @@ static block_t *span_next_list(mspan_t *s, int32_t *n) {
     return list;
   }
   if ((list = take_xfree(s)) != NULL) {
+    gort__prefetch_write(list);
     int32_t k = 0;
-    for (block_t *b = list; b != NULL; b = block_next(b)) {
+    for (block_t *b = list, *next; b != NULL; b = next) {
+      next = block_next(b);
+      // Another thread wrote these blocks last: take each line once, for
+      // writing, as soon as its address is known.
+      if (next != NULL) gort__prefetch_write(next);
       b->tag = 0;
       live_clear((uintptr_t)b);
       k++;

@@ -29,6 +29,19 @@ GORT_INLINE void gort__cpu_relax(void) {
 #endif
 }
 
+// Starts fetching p's cache line for writing. A block freed by another
+// thread than the one that last wrote it is read and then written: a plain
+// load takes the line shared and the store must then take it again, two
+// trips between the cores where this takes one. (Every x86-64 CPU runs
+// prefetchw; the older Intel ones as a no-op. It never faults.)
+GORT_INLINE void gort__prefetch_write(const void *p) {
+#if defined(__x86_64__)
+  __asm__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+  __builtin_prefetch(p, 1);
+#endif
+}
+
 // GORT_DEBUG_LEVEL is a build setting (MODE=debug sets 3). It is an integer
 // tested with if(), not #if, so that every level is always compiled.
 #ifndef GORT_DEBUG_LEVEL
