@@ -280,20 +280,37 @@ static void share(worker_t *w) {
 // word, on GCBench), and a few objects in flight overlap them. The ring
 // is empty again on return: no object is left unscanned.
 #define PREFETCH_DEPTH 8
+typedef struct {
+  uintptr_t obj[PREFETCH_DEPTH];
+  unsigned n, at;  // objects in flight; the oldest one's slot
+} inflight_t;
+
+// The next object to scan, popped PREFETCH_DEPTH pops ago; false when
+// w's queue and the ring are empty.
+static bool inflight_next(worker_t *w, inflight_t *r, uintptr_t *obj) {
+  uintptr_t o;
+  while (r->n < PREFETCH_DEPTH && pop(w, &o)) {
+    __builtin_prefetch((const void *)o);
+    r->obj[(r->at + r->n) % PREFETCH_DEPTH] = o;
+    r->n++;
+  }
+  if (r->n == 0) return false;
+  *obj = r->obj[r->at];
+  r->at = (r->at + 1) % PREFETCH_DEPTH;
+  r->n--;
+  return true;
+}
+
+// The objects still in flight back on w's queue (an assist that stops early).
+static void inflight_return(worker_t *w, inflight_t *r) {
+  for (; r->n > 0; r->n--, r->at = (r->at + 1) % PREFETCH_DEPTH) push(w, r->obj[r->at]);
+}
+
 static void drain_queue(worker_t *w) {
-  uintptr_t ring[PREFETCH_DEPTH];
-  unsigned n = 0, at = 0;  // objects in flight; the oldest one's slot
+  inflight_t ring = {.n = 0};
   for (uint32_t k = 0;; k++) {
     uintptr_t obj;
-    while (n < PREFETCH_DEPTH && pop(w, &obj)) {
-      __builtin_prefetch((const void *)obj);
-      ring[(at + n) % PREFETCH_DEPTH] = obj;
-      n++;
-    }
-    if (n == 0) return;
-    obj = ring[at];
-    at = (at + 1) % PREFETCH_DEPTH;
-    n--;
+    if (!inflight_next(w, &ring, &obj)) return;
     scan_object(w, obj);
     if ((k & 63) == 0 &&
         (atomic_load_explicit(&mark.idle, memory_order_relaxed) > 0 ||
@@ -907,7 +924,10 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
   // assist gives up at once (its buffer goes back to the queue), so that
   // it never lengthens a stop by more than one object.
   int64_t deadline = gort__nanotime() + ASSIST_MAX_NS;
-  for (unsigned k = 1; scanned < budget && !gort__stop_pending && pop(&w, &obj); k++) {
+  // The objects are prefetched, as the worker's are (drain_queue): an
+  // assist scans objects the worker queued, cold in this core's cache.
+  inflight_t ring = {.n = 0};
+  for (unsigned k = 1; scanned < budget && !gort__stop_pending && inflight_next(&w, &ring, &obj); k++) {
     if (k % ASSIST_CLOCK_EVERY == 0 && gort__nanotime() > deadline) {
       push(&w, obj);
       break;
@@ -926,6 +946,7 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
     scan_object(&w, obj);
     scanned += size;
   }
+  inflight_return(&w, &ring);
   assist_end(&w);
   atomic_fetch_sub(&mark.assists, 1);
   return scanned;
