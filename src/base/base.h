@@ -32,8 +32,11 @@ GORT_INLINE void gort__cpu_relax(void) {
 // Starts fetching p's cache line for writing. A block freed by another
 // thread than the one that last wrote it is read and then written: a plain
 // load takes the line shared and the store must then take it again, two
-// trips between the cores where this takes one. (Every x86-64 CPU runs
-// prefetchw; the older Intel ones as a no-op. It never faults.)
+// trips between the cores where this takes one. (A hint: it never faults,
+// so a wild pointer is still caught by the checks after it. Every AMD64
+// CPU has prefetchw, Intel's since Broadwell; older Intel cores run it as
+// a no-op, which 64-bit Windows 8.1 and later rely on, though no manual
+// promises it.)
 GORT_INLINE void gort__prefetch_write(const void *p) {
 #if defined(__x86_64__)
   __asm__("prefetchw %0" : : "m"(*(const char *)p));

@@ -8,9 +8,10 @@
 // full ones through a global list, where idle workers take them (work
 // stealing at the granularity of a buffer). Buffers come from persistent
 // memory and are reused every cycle, so the queue's memory is bounded by
-// the largest queue ever seen. A worker scans each object eight pops after
-// it prefetched the object's first line (drain_queue): marking is a walk
-// of cache misses, and a few objects in flight overlap them.
+// the largest queue ever seen. A worker, and a mark assist, scans each
+// object eight pops after it prefetched the object's first line
+// (inflight_t): marking is a walk of cache misses, and a few objects in
+// flight overlap them.
 //
 // If no buffer can be had (the OS refuses memory mid-cycle), the object is
 // still marked but not queued, and the cycle remembers the overflow. After
@@ -271,14 +272,11 @@ static void share(worker_t *w) {
   put_full(b);
 }
 
-// Scans until every worker is out of work. An idle worker spins briefly,
-// then sleeps until work is shared or the last worker goes idle.
-// Scans what w's queue holds, and what that queues, until it is empty.
 // Objects are scanned PREFETCH_DEPTH pops after their first line was
 // prefetched: the marker's time goes to cache misses on the objects it
 // scans (61% of scan_object's samples sat on the load of an object's first
-// word, on GCBench), and a few objects in flight overlap them. The ring
-// is empty again on return: no object is left unscanned.
+// word, on GCBench), and a few objects in flight overlap them. An object
+// taken into the ring is scanned, or pushed back by inflight_return.
 #define PREFETCH_DEPTH 8
 typedef struct {
   uintptr_t obj[PREFETCH_DEPTH];
@@ -306,6 +304,8 @@ static void inflight_return(worker_t *w, inflight_t *r) {
   for (; r->n > 0; r->n--, r->at = (r->at + 1) % PREFETCH_DEPTH) push(w, r->obj[r->at]);
 }
 
+// Scans what w's queue holds, and what that queues, until it is empty;
+// the ring is empty again on return.
 static void drain_queue(worker_t *w) {
   inflight_t ring = {.n = 0};
   for (uint32_t k = 0;; k++) {
@@ -322,6 +322,8 @@ static void drain_queue(worker_t *w) {
   }
 }
 
+// Scans until every worker is out of work. An idle worker spins briefly,
+// then sleeps until work is shared or the last worker goes idle.
 static void drain(worker_t *w) {
   for (;;) {
     drain_queue(w);
@@ -921,7 +923,7 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
   uintptr_t obj;
   uint64_t scanned = 0;
   // A stop that arrives meanwhile waits for this no-stop region: the
-  // assist gives up at once (its buffer goes back to the queue), so that
+  // assist gives up at once (its buffer and ring go back to the queue), so that
   // it never lengthens a stop by more than one object.
   int64_t deadline = gort__nanotime() + ASSIST_MAX_NS;
   // The objects are prefetched, as the worker's are (drain_queue): an
