@@ -71,6 +71,24 @@
 // protected page would cost the program a signal, and a system call
 // writing into it would fail with EFAULT.
 //
+// On a host whose hypervisor shadows the guest's page tables (the VM of
+// 2026-12-02, where a first write to a fresh page costs 10-12 us and the
+// kernel's samples sit in pvm_* functions), every page-table entry the
+// kernel rewrites traps to the hypervisor, and the costs above grow about
+// tenfold. GCBench there (bench/gc, 3 runs): 2.2-2.6 s of CPU with uffd
+// against 0.84-0.91 with the write barrier and 0.53 with the world
+// stopped (bdwgc 0.57). About 21 ms of each cycle went to tracking, for a
+// mark that takes 2.2 ms stopped: arming and disarming rewrite the
+// entries of its 3,700 heap pages, and about 300 pages fault during each
+// mark (50,000 faults a run; 26,000 with the heap never left protected
+// between cycles, for the same CPU; 127,000 and 30% more CPU with it
+// always left protected). Part of it shows as user time on the first
+// write to a protected page (link_run's memset in malloc_gc.c, a fifth of
+// the run's samples). Nothing here makes a rewritten entry cheaper: on
+// such a host the choice is gcdirty=none (a stop as long as the mark) or
+// barriered objects (gort_gc_write_ptr), and the pause and CPU figures
+// (gctrace, MemStats) show which one a program pays for.
+//
 // The mprotect backend, and why it is only the fallback:
 //   1. Granules of 16 KiB, two of the heap's pages (dirty.h). A first
 //      write costs a signal and the handler's mprotect, 3.7-4.2 us here

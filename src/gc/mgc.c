@@ -153,14 +153,18 @@
 //
 // Where a concurrent cycle's CPU goes (gctrace's cpu parts: the first
 // stop, assists/background, the final stop). On the allocation-bound
-// benchmarks the program, not the worker, marks most: GCBench's mark
-// runs 6-7 ms, of which its program assists about 6 ms and the worker
-// uses 2-3 ms of CPU; binary-trees' program assists 15-16 ms of a 16.5 ms
-// mark. The trigger leaves 15% of the growth for a mark that the worker
-// alone finishes only after the program has allocated more than that, so
-// the assists are what keeps the heap at its goal; the mark then costs
-// 1.4-2.4x its stop-the-world time in CPU (two threads on one graph,
-// atomic marks, the page faults of the tracking). Tried and dropped:
+// benchmarks the program, not the worker, marks most. The trigger leaves
+// 15% of the growth for a mark that the worker alone finishes only after
+// the program has allocated more than that, so the assists are what keeps
+// the heap at its goal. Until 2026-12-02 an assist scanned one cold object
+// at a time, without the worker's prefetching (mgcmark.c, inflight_t):
+// GCBench's program assisted about 8 ms a cycle, binary-trees' 15. Now,
+// with the write barrier (no page faults), GCBench's assists take 3 ms
+// and its worker 2 of a mark that takes 2.2 ms stopped; binary-trees'
+// 9.5-10 and 4-7 ms of one that takes 12. What the mark costs above its
+// stopped time is two threads on one graph with atomic marks (a locked
+// OR per object on a word the other core may hold: half of mark_value's
+// samples), and with uffd the tracking's faults (dirty.c). Tried and dropped:
 // assists charged only the mark's debt (the work due for the heap's
 // growth so far less what everyone scanned, Go's credit): no gain on
 // GCBench and binary-trees, and the 1 GiB cache's heap then reached its
