@@ -30,6 +30,8 @@ for b in build/bench/classic build/bench/classic_cxx; do
   fi
 done
 read -r -a allocs <<< "$ALLOCS"
+# The single-threaded workloads, pinned (allocators.sh, pin_single).
+pin_for() { case $1 in simple-1t | thread-1t) pin_single ;; esac; }
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 echo "classic workloads: REPS=$REPS SCALE=$SCALE, $(nproc) CPUs"
@@ -39,7 +41,7 @@ for r in $(seq "$REPS"); do
     [ "$w" = larson-sized ] && bin=build/bench/classic_cxx
     for i in "${!allocs[@]}"; do
       a=${allocs[$(((i + r) % ${#allocs[@]}))]}
-      out=$(LD_PRELOAD="${LIB[$a]}" "$bin" "$w" "$SCALE") || out="$w nan 0"
+      out=$($(pin_for "$w") env LD_PRELOAD="${LIB[$a]}" "$bin" "$w" "$SCALE") || out="$w nan 0"
       echo "$a $out" >> "$raw"
     done
   done

@@ -25,12 +25,14 @@ for a in $ALLOCS; do
     ALLOCS=$(echo "$ALLOCS" | sed "s/\b$a\b//")
   fi
 done
+# The single-threaded workloads, pinned (allocators.sh, pin_single).
+pin_for() { case $1 in churn | realloc | pair) pin_single ;; esac; }
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 for w in $WORKLOADS; do
   for r in $(seq "$REPS"); do
     for a in $ALLOCS; do
-      out=$(env ${ENVS[$a]:-} LD_PRELOAD="${LIB[$a]}" "$BIN" "$w" "$SCALE") || out="$w nan 0"
+      out=$($(pin_for "$w") env ${ENVS[$a]:-} LD_PRELOAD="${LIB[$a]}" "$BIN" "$w" "$SCALE") || out="$w nan 0"
       echo "$a $out" >> "$raw"
     done
   done
