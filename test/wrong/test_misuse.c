@@ -55,6 +55,14 @@ static void free_unmapped(void *arg) {
   gort_free((void *)(uintptr_t)0x10);
 }
 
+// Not even a user-space address: the free path prefetches the block for
+// writing before it looks the pointer up (malloc.c), and a prefetch must
+// not fault where the lookup would name the misuse.
+static void free_noncanonical(void *arg) {
+  (void)arg;
+  gort_free((void *)(uintptr_t)0xdead000000000000ULL);
+}
+
 static void free_interior_small(void *arg) {
   (void)arg;
   char *p = gort_malloc(100);
@@ -189,6 +197,8 @@ MISUSE(free_of_a_stack_address_is_fatal, free_stack, "free(): invalid pointer (n
 MISUSE(free_of_a_global_is_fatal, free_global, "free(): invalid pointer (not allocated by gort)")
 MISUSE(free_of_a_foreign_mapping_is_fatal, free_foreign_mapping, "free(): invalid pointer (not allocated by gort)")
 MISUSE(free_of_an_unmapped_address_is_fatal, free_unmapped, "free(): invalid pointer (not allocated by gort) 0x10")
+MISUSE(free_of_a_noncanonical_address_is_fatal, free_noncanonical,
+       "free(): invalid pointer (not allocated by gort) 0xdead000000000000")
 MISUSE(free_of_an_interior_pointer_is_fatal, free_interior_small, "free(): invalid pointer (not the start of a block)")
 MISUSE(free_of_a_large_interior_pointer_is_fatal, free_interior_large, "free(): invalid pointer (not the start of a block)")
 MISUSE(free_inside_freed_large_pages_is_fatal, free_in_freed_large_pages, "gort: fatal error: free(): ")
