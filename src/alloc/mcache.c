@@ -638,17 +638,28 @@ static void drain_delayed(mcache_t *c) {
   }
 }
 
+// Takes back b, a block of the span's remote list, for its owner (its
+// tag and live bit cleared), and returns the next block of the list. That
+// block's line starts coming for writing at once: the freeing thread
+// wrote it last, and a load followed by the store would take the line
+// between the cores twice. (The caller prefetches the list's first block.)
+static block_t *reclaim_remote(block_t *b) {
+  block_t *next = block_next(b);
+  if (next != NULL) gort__prefetch_write(next);
+  b->tag = 0;
+  live_clear((uintptr_t)b);
+  return next;
+}
+
 void gort__mcache_collect_remote(mcache_t *c, mspan_t *s) {
   if (!gort__span_pinfo_take_pending(s)) return;  // cleared before collecting
   drain_delayed(c);
   uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_seq_cst);
   if (x <= XFREE_NOTIFY) return;
   block_t *b = (block_t *)(atomic_exchange_explicit(&s->xfree, 0, memory_order_seq_cst) & ~XFREE_NOTIFY);
+  gort__prefetch_write(b);
   while (b != NULL) {
-    block_t *next = block_next(b);
-    if (next != NULL) gort__prefetch_write(next);  // as in span_next_list
-    b->tag = 0;
-    live_clear((uintptr_t)b);
+    block_t *next = reclaim_remote(b);
     block_set_next(b, s->free);
     s->free = b;
     s->used--;
@@ -677,15 +688,7 @@ static block_t *span_next_list(mspan_t *s, int32_t *n) {
   if ((list = take_xfree(s)) != NULL) {
     gort__prefetch_write(list);
     int32_t k = 0;
-    for (block_t *b = list, *next; b != NULL; b = next) {
-      next = block_next(b);
-      // Another thread wrote these blocks last: take each line once, for
-      // writing, as soon as its address is known.
-      if (next != NULL) gort__prefetch_write(next);
-      b->tag = 0;
-      live_clear((uintptr_t)b);
-      k++;
-    }
+    for (block_t *b = list; b != NULL; b = reclaim_remote(b)) k++;
     *n = k;
     return list;
   }
