@@ -50,7 +50,11 @@ void gort__unlock_slow(lock_t *l);
 // gort__stop_pending, and the thread stops itself when it leaves the
 // region (gort__stop_deferred, filled in by the collector). The counter
 // is the thread's own, and the signal handler runs on the same thread, so
-// plain accesses with signal fences suffice.
+// plain accesses with signal fences suffice. The collector also sets
+// gort__stop_pending of a running thread from its own thread before it
+// signals it (gc/stw.c, "Asking first"), so that flag is read and written
+// with atomics: the region's end is then where the thread stops, without
+// a signal.
 extern GORT_TLS uint32_t gort__nostop GORT_HIDDEN;
 extern GORT_TLS volatile uint32_t gort__stop_pending GORT_HIDDEN;
 extern void (*gort__stop_deferred)(void) GORT_HIDDEN;
@@ -64,7 +68,7 @@ GORT_INLINE void nostop_exit(void) {
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   if (--gort__nostop == 0) {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (gort_unlikely(gort__stop_pending)) gort__stop_deferred();
+    if (gort_unlikely(__atomic_load_n(&gort__stop_pending, __ATOMIC_ACQUIRE))) gort__stop_deferred();
   }
 }
 

@@ -155,6 +155,9 @@ typedef struct gthread {
   uintptr_t blocked_sp;          // where its stack ended when it blocked
   _Atomic bool blocked_program;  // the blocking call is the program's (blocking.c), not gort's own wait
   bool claimed;                  // held by this stop without a signal (the stopper's own)
+  bool asked;                    // asked to stop at its next safe point (this stop)
+  uint8_t ask_skip;              // stops that signal it at once: it missed the last ask
+  volatile uint32_t *stop_pending;  // its gort__stop_pending (thread-local)
 } gthread_t;
 
 // A registered thread in a blocking call (stw.c, "Blocked threads").

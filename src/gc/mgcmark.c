@@ -929,7 +929,9 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
   // The objects are prefetched, as the worker's are (drain_queue): an
   // assist scans objects the worker queued, cold in this core's cache.
   inflight_t ring = {.n = 0};
-  for (unsigned k = 1; scanned < budget && !gort__stop_pending && inflight_next(&w, &ring, &obj); k++) {
+  for (unsigned k = 1;
+       scanned < budget && !__atomic_load_n(&gort__stop_pending, __ATOMIC_RELAXED) && inflight_next(&w, &ring, &obj);
+       k++) {
     if (k % ASSIST_CLOCK_EVERY == 0 && gort__nanotime() > deadline) {
       push(&w, obj);
       break;
@@ -1038,7 +1040,7 @@ static void add_pieces(uintptr_t lo, uintptr_t hi, void *arg) {
 static uint64_t rescan_pieces(worker_t *w, uint64_t budget) {
   uint64_t done = 0;
   atomic_fetch_add(&rescan.holders, 1);
-  while (done < budget && !(w != &mark.workers[0] && gort__stop_pending)) {
+  while (done < budget && !(w != &mark.workers[0] && __atomic_load_n(&gort__stop_pending, __ATOMIC_RELAXED))) {
     size_t i = atomic_fetch_add(&rescan.next, 1);
     if (i >= atomic_load(&rescan.n)) break;
     rescan_run(rescan.piece[i][0], rescan.piece[i][1], w);
