@@ -59,14 +59,18 @@ extern GORT_TLS uint32_t gort__nostop GORT_HIDDEN;
 extern GORT_TLS volatile uint32_t gort__stop_pending GORT_HIDDEN;
 extern void (*gort__stop_deferred)(void) GORT_HIDDEN;
 
+// The count is written with relaxed atomics (plain moves) because a stop
+// reads it from another thread (gc/stw.c, "Asking first").
 GORT_INLINE void nostop_enter(void) {
-  gort__nostop++;
+  __atomic_store_n(&gort__nostop, gort__nostop + 1, __ATOMIC_RELAXED);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
 GORT_INLINE void nostop_exit(void) {
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  if (--gort__nostop == 0) {
+  uint32_t depth = gort__nostop - 1;
+  __atomic_store_n(&gort__nostop, depth, __ATOMIC_RELAXED);
+  if (depth == 0) {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     if (gort_unlikely(__atomic_load_n(&gort__stop_pending, __ATOMIC_ACQUIRE))) gort__stop_deferred();
   }
@@ -103,7 +107,7 @@ GORT_INLINE bool try_lock(lock_t *l) {
 // no-stop counts: lock_reinit does, once per lock the handler took).
 GORT_INLINE void lock_reinit(lock_t *l) {
   atomic_store_explicit(&l->state, 0, memory_order_relaxed);
-  if (gort__nostop > 0) gort__nostop--;
+  if (gort__nostop > 0) __atomic_store_n(&gort__nostop, gort__nostop - 1, __ATOMIC_RELAXED);
 }
 
 #endif  // GORT_BASE_LOCK_H

@@ -155,9 +155,12 @@ typedef struct gthread {
   uintptr_t blocked_sp;          // where its stack ended when it blocked
   _Atomic bool blocked_program;  // the blocking call is the program's (blocking.c), not gort's own wait
   bool claimed;                  // held by this stop without a signal (the stopper's own)
-  bool asked;                    // asked to stop at its next safe point (this stop)
-  uint8_t ask_skip;              // stops that signal it at once: it missed the last ask
+  bool asked;                    // asked to stop at its next safe point, not parked yet (this stop)
+  uint8_t ask_skip;              // stops that signal it at once: the last ask ended in a signal
+  uint8_t ask_backoff;           // the last ask_skip given (doubles while asks end in signals)
+  int64_t out_since;             // asked: when it was first seen outside every no-stop region
   volatile uint32_t *stop_pending;  // its gort__stop_pending (thread-local)
+  uint32_t *nostop;              // its gort__nostop (thread-local)
 } gthread_t;
 
 // A registered thread in a blocking call (stw.c, "Blocked threads").
@@ -209,6 +212,9 @@ void gort__stw_stop(void);
 // (a thread that parks late, or not at all, then runs on).
 bool gort__stw_stop_within(int64_t limit_ns);
 void gort__stw_start(void);
+// Threads that stops took ever: parked when asked at a safe point, and
+// signalled (stw.c, "Asking first"); held in blocking calls are neither.
+void gort__stw_stop_counts(uint64_t *asked, uint64_t *signalled);
 // With the world stopped: calls fn on each registered thread's stack and
 // TLS ranges (the caller's own from its current stack pointer).
 // Runs fn(arg) with the calling thread's stack end recorded (its

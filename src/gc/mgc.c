@@ -271,7 +271,9 @@ static void (*pool_stopped)(void), (*pool_restarted)(void);
 static void cycle_lock_take(void) {
   uint32_t z = 0;
   if (atomic_compare_exchange_strong(&cycle_lock, &z, 1)) return;
-  while (atomic_exchange(&cycle_lock, 2) != 0) gort__os_futex_wait(&cycle_lock, 2);
+  // Waits as a blocking call (stw.c): a stop holds the waiter without a
+  // signal, as the running cycle's stops find the program's threads here.
+  while (atomic_exchange(&cycle_lock, 2) != 0) gort__stw_futex_wait_ns(&cycle_lock, 2, -1);
 }
 
 static bool cycle_lock_try(void) {
@@ -419,7 +421,8 @@ static void collect(bool forced) {
   }
   gort__stw_run_recorded(cycle_start, &forced);
   if (forced)
-    for (uint32_t f; (int32_t)((f = atomic_load(&conc.finished)) - mine) < 0;) gort__os_futex_wait(&conc.finished, f);
+    for (uint32_t f; (int32_t)((f = atomic_load(&conc.finished)) - mine) < 0;)
+      gort__stw_futex_wait_ns(&conc.finished, f, -1);  // held by the cycle's stops, not signalled
 }
 
 // The stop-the-world cycle (no dirty tracking). Called with the cycle lock
@@ -719,7 +722,7 @@ static void hard_wait(void) {
     if (now - t >= HARD_WAIT_NS) break;
     if (!helped) {
       int64_t left = HARD_WAIT_NS - (now - t);
-      gort__os_futex_wait_ns(&conc.finished, f, left < HARD_NAP_NS ? left : HARD_NAP_NS);
+      gort__stw_futex_wait_ns(&conc.finished, f, left < HARD_NAP_NS ? left : HARD_NAP_NS);
       now = gort__nanotime();
     }
   }

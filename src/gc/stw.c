@@ -108,6 +108,7 @@ static struct {
   _Atomic uint32_t epoch;  // bumped at every stop
   _Atomic uint32_t released;  // == epoch once the world may run
   _Atomic uint32_t nstopped;
+  _Atomic uint64_t n_asked, n_signalled;  // threads stopped so (gort__stw_stop_counts)
   bool inited;
 } stw = {.signal = SIGPWR};
 
@@ -201,7 +202,9 @@ void gort__stw_register_self(void) {
   t->claimed = false;
   t->asked = false;
   t->ask_skip = 0;
+  t->ask_backoff = 0;
   t->stop_pending = &gort__stop_pending;
+  t->nostop = &gort__nostop;
   t->next = stw.threads;
   stw.threads = t;
   stw.nthreads++;
@@ -233,6 +236,7 @@ void gort__stw_register_main(void) {
   t->tls_hi = tp;
   t->tls_lo = tp - stw.static_tls;
   t->stop_pending = &gort__stop_pending;
+  t->nostop = &gort__nostop;
   t->next = stw.threads;
   stw.threads = t;
   stw.nthreads++;
@@ -258,6 +262,9 @@ void gort__stw_unregister_self(void) {
   t->next = stw.pool;
   stw.pool = t;
   gort__stw_self = NULL;
+  // Under the lock, so no stop asks it meanwhile; an ask left by a stop
+  // that held it in a blocking call must not outlive the registration.
+  __atomic_store_n(&gort__stop_pending, 0, __ATOMIC_RELAXED);
   raw_unlock(&stw.lock);
 }
 
@@ -424,11 +431,19 @@ static void on_stop_signal(int sig, siginfo_t *info, void *uctx) {
 
 static GORT_NOINLINE void stop_deferred(void) {
   __builtin_unwind_init();  // callee-saved registers onto this frame
+  gthread_t *t = gort__stw_self;
   uint32_t e = atomic_load_explicit(&stw.epoch, memory_order_acquire);
-  if (atomic_load_explicit(&stw.released, memory_order_acquire) != e)
+  uintptr_t sp = stack_pointer();
+  if (t == NULL || atomic_load_explicit(&stw.released, memory_order_acquire) == e) {
+    __atomic_store_n(&gort__stop_pending, 0, __ATOMIC_RELAXED);  // no stop wants this thread
+  } else if ((sp < t->stack_lo || sp >= t->stack_hi) && gort__sched_stack_top(sp) == 0) {
+    // Off its stack (a handler on an alternate signal stack): a park here
+    // would publish a stack pointer the scan cannot use. The request
+    // stays, for the first region's end back on the stack; the stop
+    // signals a thread that takes too long (gort__stw_stop_within).
+  } else {
     park(e);
-  else
-    __atomic_store_n(&gort__stop_pending, 0, __ATOMIC_RELAXED);
+  }
   // No tail call: it would pop the spilled registers before park runs, and
   // the caller's pointers held only in callee-saved registers would then
   // be on no stack while the world is stopped (gcc -O2 did exactly that;
@@ -437,26 +452,36 @@ static GORT_NOINLINE void stop_deferred(void) {
 }
 
 #define STOP_SPIN_NS 50000
-#define ASK_NS 100000  // how long a stop waits for asked threads before it signals them
-#define ASK_SKIP 8    // stops that signal a thread at once after it missed an ask
+#define ASK_NS 100000  // how long a stop waits for asked threads before it may signal them
+#define ASK_OUT_NS 20000  // and how long one must then be seen outside gort first
+#define ASK_SPIN_NS 30000  // the stopper spins this long for asked threads, then naps
+#define ASK_NAP_NS 50000
+#define ASK_SKIP 8     // at most this many stops signal a thread at once after it needed one
+#define RESIGNAL_NS 10000000  // a signalled thread not parked by then is signalled again
 
-// Takes t as stopped without a signal if it is in a blocking call the
-// stop may hold (see "Blocked threads"): true if it did.
-static bool claim_blocked(gthread_t *t) {
-  // A wait of the program's that began before the program installed a
-  // handler of its own (a pool's worker idle since start-up) is
-  // signalled now, as a new one would be (blocking.c): a handler must
-  // not run on a thread the stop holds.
+// How a stop takes a thread (see "Blocked threads").
+enum { TAKE_HELD, TAKE_SIGNAL, TAKE_ASK };
+
+// Holds t without a signal if it is in a blocking call the stop may
+// hold: TAKE_HELD. A wait of the program's that began before the program
+// installed a handler of its own (a pool's worker idle since start-up) is
+// signalled now, as a new one would be (blocking.c), since a handler must
+// not run on a thread the stop holds: TAKE_SIGNAL (asking it is no use,
+// it is asleep). Else it runs: TAKE_ASK.
+static int take_blocked(gthread_t *t) {
   uint32_t in = BLOCKED_IN;
   bool program_wait = atomic_load_explicit(&t->blocked, memory_order_acquire) == BLOCKED_IN &&
                       atomic_load_explicit(&t->blocked_program, memory_order_relaxed) &&
                       gort__os_program_handlers();
-  t->claimed = !program_wait && atomic_compare_exchange_strong_explicit(&t->blocked, &in, BLOCKED_HELD,
-                                                                        memory_order_acq_rel, memory_order_acquire);
-  return t->claimed;  // if so, its blocked_sp is published (the acquire above)
+  if (program_wait) return TAKE_SIGNAL;
+  // Acquire: if held, its blocked_sp is published.
+  t->claimed = atomic_compare_exchange_strong_explicit(&t->blocked, &in, BLOCKED_HELD, memory_order_acq_rel,
+                                                       memory_order_acquire);
+  return t->claimed ? TAKE_HELD : TAKE_ASK;
 }
 
 static void send_stop_signal(gthread_t *t) {
+  atomic_fetch_add_explicit(&stw.n_signalled, 1, memory_order_relaxed);
   int r = gort__os_tgkill(t->tid, stw.signal);
   t->unstoppable = r != 0;
   if (r != 0) gort__warn("gc: cannot stop thread %d (error %d); its stack is not scanned", t->tid, -r);
@@ -470,61 +495,126 @@ static bool parked_for(const gthread_t *t, uint32_t e) {
 // the stop sets its gort__stop_pending, as the signal handler would inside
 // a no-stop region, and the thread parks where it next leaves one (every
 // gort lock's release, every collected allocation, gort's channel and
-// scheduler calls), through the same gort__stop_deferred. A thread that has
-// not parked within ASK_NS, nor entered a blocking call the stop can hold,
-// gets the signal then, and the next ASK_SKIP stops signal it at once: a
-// thread that computes without calling gort costs a stop ASK_NS only once
-// in ASK_SKIP + 1. On our VMs the tgkill alone takes 30-40 us of the
-// stopping thread and the signal reaches a running thread 60-90 us after
-// it is sent (median; 160 us at worst), while a thread asked through its
-// flag sees it in 0.3 us: the signal's delivery was the largest part of
-// every stop of GCBench and binary-trees. Their mutators, asked, park
-// within 7 and 21 us (medians; their writes to protected pages fault,
-// and a fault is tens of microseconds here), 50-70 us at the 90th
-// percentile, and rarely later than 100 us, hence ASK_NS: with 20 us the
-// misses, each then waiting for a signal too, ate most of the gain.
-// Side by side, each stop of a cycle counted alone (3 runs of GCBench, 2
-// of binary-trees): GCBench's median stop 0.166 -> 0.095 ms, 90th
-// percentile 0.266 -> 0.195; binary-trees' 0.176 -> 0.119 and 0.285 ->
-// 0.221, 99th percentile 0.451 -> 0.299.
+// scheduler calls), through the same gort__stop_deferred. On our VMs the
+// tgkill alone takes 30-40 us of the stopping thread and the signal
+// reaches a running thread 60-90 us after it is sent (median; 160 us at
+// worst), while a thread asked through its flag sees it in 0.3 us: the
+// signal's delivery was the largest part of every stop of GCBench and
+// binary-trees.
+//
+// Only a thread that runs outside gort needs the signal, and only the
+// thread knows where it is: a thread inside a no-stop region (its
+// gort__nostop, which the stop reads through t->nostop, is not 0) will
+// park when it leaves, as a signal would have had it do, so it is never
+// signalled; one that has not parked within ASK_NS, and then has been
+// seen outside every region for ASK_OUT_NS (more than the few hundred
+// nanoseconds from a region's end to its park; a count read from
+// another core may be stale for less than that), is signalled, and so is
+// it at once for the next 1, 2, 4, then ASK_SKIP stops while that goes on:
+// a thread that computes without calling gort costs a stop ASK_NS only
+// once in ASK_SKIP + 1, and one that was only descheduled for a while
+// (outside a region, it looks the same) is soon asked again. A thread
+// that enters a blocking call meanwhile is held as any blocked thread.
+// GCBench's and binary-trees' mutators, asked, park within 7 and 21 us
+// (medians), 50-70 us at the 90th percentile: they are often inside a
+// region whose writes fault (a fresh page's first write, a protected
+// page's), and a fault is tens of microseconds here, which a signal
+// could not shorten. Side by side, interleaved, each stop of a cycle
+// counted alone (3 runs of GCBench, 2 of binary-trees, signal only ->
+// asking first): GCBench's median stop 0.210 -> 0.128 ms, 90th
+// percentile 0.302 -> 0.246, 99th 0.403 -> 0.358; binary-trees' 0.171 ->
+// 0.099, 0.246 -> 0.179 and 0.335 -> 0.287. The stopper spins only
+// ASK_SPIN_NS, then naps: spinning on kept a core from the very thread
+// it waited for, which was then signalled for nothing (in
+// test_gc_roots' allocating thread, up to 34 of 42 stops; now 0-4).
+static bool await_asked(uint32_t e, int64_t t0, int64_t deadline) {
+  int64_t ask_until = t0 + ASK_NS, spin_until = t0 + ASK_SPIN_NS;
+  for (unsigned k = 0;; k++) {
+    int64_t now = (k & 15) == 15 ? gort__nanotime() : 0;
+    bool waiting = false;
+    for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
+      if (!t->asked) continue;
+      if (parked_for(t, e)) {
+        atomic_fetch_add_explicit(&stw.n_asked, 1, memory_order_relaxed);
+        t->asked = false;
+        t->ask_backoff = 0;
+        continue;
+      }
+      int how = take_blocked(t);  // it may have gone into a blocking call instead
+      if (how != TAKE_ASK) {
+        t->asked = false;
+        if (how == TAKE_SIGNAL) send_stop_signal(t);  // the wait for it is the caller's
+        // Held, it reads the flag only after the restart: withdrawn, so that
+        // it cannot park later for nothing (or for its own stop).
+        if (how == TAKE_HELD) __atomic_store_n(t->stop_pending, 0, __ATOMIC_RELAXED);
+        continue;
+      }
+      if (now >= ask_until) {
+        if (__atomic_load_n(t->nostop, __ATOMIC_ACQUIRE) != 0) {
+          t->out_since = 0;  // parks when it leaves the region
+        } else if (t->out_since == 0) {
+          t->out_since = now;
+        } else if (now - t->out_since >= ASK_OUT_NS) {
+          t->asked = false;
+          t->ask_backoff = (uint8_t)(t->ask_backoff == 0 ? 1 : t->ask_backoff * 2 > ASK_SKIP ? ASK_SKIP : t->ask_backoff * 2);
+          t->ask_skip = t->ask_backoff;
+          send_stop_signal(t);  // the wait for it is the caller's
+          continue;
+        }
+      }
+      waiting = true;
+    }
+    if (!waiting) return true;
+    if (now >= deadline) return false;
+    if (now >= spin_until) {
+      // A long region (faults, a lock's wait) or a thread without a CPU:
+      // sleep until a thread parks (park wakes nstopped) or for a while,
+      // then look again. Spinning on would keep a core from the threads
+      // the stop waits for (2 cores: the stopper, a mark helper and the
+      // program's thread).
+      uint32_t n = atomic_load_explicit(&stw.nstopped, memory_order_acquire);
+      int64_t nap = deadline - now < ASK_NAP_NS ? deadline - now : ASK_NAP_NS;
+      gort__os_futex_wait_ns(&stw.nstopped, n, nap);
+    } else {
+      gort__cpu_relax();
+    }
+  }
+}
+
 bool gort__stw_stop_within(int64_t limit_ns) {
   raw_lock(&stw.lock);
+  // An ask of an earlier stop may still be set on this thread (that stop
+  // held it in a blocking call instead, and it has left no region since):
+  // the stopper must not park at its next region's end, for its own stop.
+  __atomic_store_n(&gort__stop_pending, 0, __ATOMIC_RELAXED);
   uint32_t e = atomic_fetch_add_explicit(&stw.epoch, 1, memory_order_acq_rel) + 1;
   bool any_asked = false;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
     t->asked = false;  // (the stopper's too: it may have been asked by the last stop)
     if (t == gort__stw_self) continue;
     t->unstoppable = false;
-    if (claim_blocked(t)) continue;
-    if (t->ask_skip == 0) {
+    int how = take_blocked(t);
+    if (how == TAKE_HELD) continue;
+    if (how == TAKE_ASK && t->ask_skip == 0) {
       // Release: a thread that sees the flag sees the new epoch.
       __atomic_store_n(t->stop_pending, 1, __ATOMIC_RELEASE);
       t->asked = any_asked = true;
+      t->out_since = 0;
     } else {
-      t->ask_skip--;
+      if (how == TAKE_ASK) t->ask_skip--;
       send_stop_signal(t);
     }
   }
   int64_t t0 = gort__nanotime();
+  int64_t deadline = limit_ns >= 0 ? t0 + limit_ns : INT64_MAX;
   if (any_asked) {
-    int64_t ask_until = t0 + ASK_NS;
-    for (unsigned k = 0;; k++) {
-      bool waiting = false;
-      for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
-        if (!t->asked || parked_for(t, e)) continue;
-        if (claim_blocked(t)) {  // it went into a blocking call instead
+    if (!await_asked(e, t0, deadline)) {
+      for (gthread_t *t = stw.threads; t != NULL; t = t->next)
+        if (t->asked) {
           t->asked = false;
-          continue;
+          __atomic_store_n(t->stop_pending, 0, __ATOMIC_RELAXED);
         }
-        waiting = true;
-      }
-      if (!waiting || ((k & 15) == 15 && gort__nanotime() >= ask_until)) break;
-      gort__cpu_relax();
-    }
-    for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
-      if (!t->asked || parked_for(t, e)) continue;
-      t->ask_skip = ASK_SKIP;
-      send_stop_signal(t);
+      return false;  // the caller restarts: gort__stw_start
     }
     t0 = gort__nanotime();
   }
@@ -535,10 +625,13 @@ bool gort__stw_stop_within(int64_t limit_ns) {
   // then added the wake-up of this thread to every stop (binary-trees'
   // final stops spent 0.09-0.11 ms stopping, now 0.06-0.09; the rest is
   // the signal's delivery, and a sleeping thread's wake-up to take it).
+  // A thread that took its signal inside a region on an alternate signal
+  // stack does not park there (stop_deferred) and may not call gort again
+  // for a while: it is signalled again every RESIGNAL_NS.
   int64_t spin_until = t0 + STOP_SPIN_NS;
-  int64_t deadline = limit_ns >= 0 ? t0 + limit_ns : INT64_MAX;
   for (gthread_t *t = stw.threads; t != NULL; t = t->next) {
     if (t == gort__stw_self || t->unstoppable || t->claimed) continue;
+    int64_t resignal = t0 + RESIGNAL_NS;
     for (unsigned k = 0;; k++) {
       uint32_t n = atomic_load_explicit(&stw.nstopped, memory_order_acquire);
       if (parked_for(t, e)) break;
@@ -548,17 +641,28 @@ bool gort__stw_stop_within(int64_t limit_ns) {
       }
       int64_t now = gort__nanotime();
       if (now >= deadline) return false;  // the caller restarts: gort__stw_start
+      if (now >= resignal) {
+        send_stop_signal(t);
+        if (t->unstoppable) break;
+        resignal = now + RESIGNAL_NS;
+      }
       if (now < spin_until) {
         gort__cpu_relax();
         continue;
       }
-      gort__os_futex_wait_ns(&stw.nstopped, n, deadline == INT64_MAX ? -1 : deadline - now);
+      int64_t until = deadline < resignal ? deadline : resignal;
+      gort__os_futex_wait_ns(&stw.nstopped, n, until - now);
     }
   }
   return true;
 }
 
 void gort__stw_stop(void) { (void)gort__stw_stop_within(-1); }
+
+void gort__stw_stop_counts(uint64_t *asked, uint64_t *signalled) {
+  *asked = atomic_load_explicit(&stw.n_asked, memory_order_relaxed);
+  *signalled = atomic_load_explicit(&stw.n_signalled, memory_order_relaxed);
+}
 
 void gort__stw_start(void) {
   // Held threads go back to IN before released moves: one that waits in

@@ -57,6 +57,18 @@ static void latencies(gort_metric_histogram_t *h) {
 }
 
 static uint64_t gc_dirty_pages(const gort_memstats_t *m) { return m->gc_dirty_pages; }
+static uint64_t stops_asked(const gort_memstats_t *m) {
+  (void)m;
+  uint64_t asked, signalled;
+  gort__stw_stop_counts(&asked, &signalled);
+  return asked;
+}
+static uint64_t stops_signalled(const gort_memstats_t *m) {
+  (void)m;
+  uint64_t asked, signalled;
+  gort__stw_stop_counts(&asked, &signalled);
+  return signalled;
+}
 
 // Every stop of the world, in seconds (Go's /gc/pauses:seconds): the
 // collector counts stops by log2 of their microseconds.
@@ -87,6 +99,8 @@ static const metric_t metrics[] = {
     {{"/gc/cycles/total:gc-cycles", "Collections completed.", GORT_METRIC_UINT64, 1}, get_num_gc, NULL},
     {{"/gc/pauses:seconds", "Distribution of the collector's stops of the world (each stop; a concurrent cycle has two).", GORT_METRIC_FLOAT64_HISTOGRAM, 1}, NULL, pauses},
     {{"/gort/gc/dirty/rescanned:pages", "Heap pages the program wrote while the collector marked, rescanned, ever.", GORT_METRIC_UINT64, 1}, gc_dirty_pages, NULL},
+    {{"/gort/gc/stops/asked:threads", "Running threads that stopped for the collector when asked at a safe point, ever.", GORT_METRIC_UINT64, 1}, stops_asked, NULL},
+    {{"/gort/gc/stops/signalled:threads", "Threads the collector's stops had to signal, ever.", GORT_METRIC_UINT64, 1}, stops_signalled, NULL},
     {{"/gc/gomemlimit:bytes", "The soft memory limit in force (GORT_MEMLIMIT); 2^63-1 for none.", GORT_METRIC_UINT64, 0}, mem_limit, NULL},
     {{"/memory/classes/heap/objects:bytes", "Bytes of live objects.", GORT_METRIC_UINT64, 0}, heap_objects_bytes, NULL},
     {{"/memory/classes/heap/unused:bytes", "Bytes in spans in use but not in live objects (fragmentation, free slots).", GORT_METRIC_UINT64, 0}, heap_unused, NULL},

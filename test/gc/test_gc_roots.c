@@ -33,6 +33,7 @@
 
 #include "gctest.h"
 #include "gort/alloc.h"
+#include "gort/metrics.h"
 
 enum { K = 16, SLACK = 4, OBJ_SIZE = 200 };
 
@@ -436,6 +437,62 @@ TEST(registers_of_a_running_thread_are_roots) {
   SKIP_IF(true, "no register names for this architecture");
 #else
   check_registers_of_thread(spin_with_registers, &spin_state, 3, "a running thread");
+#endif
+}
+
+#ifdef REG0
+static _Atomic int alloc_state;  // as spin_state
+
+// As spin_with_registers, but allocating between looks: a stop asks the
+// thread first (gc/stw.c, "Asking first"), and it parks at the end of its
+// next allocation, where the registers are spilled by the deferred stop,
+// not by a signal.
+static GCTEST_NOINLINE void *alloc_with_registers(void *arg) {
+  (void)arg;
+  TAKE_INTO_REGISTERS();
+  KEEP_REGISTERS();
+  atomic_store(&alloc_state, 1);
+  while (atomic_load(&alloc_state) == 1) {
+    void *volatile p = gort_gc_alloc_noscan(48);
+    (void)p;
+    KEEP_REGISTERS();
+  }
+  CLEAR_REGISTERS();
+  KEEP_REGISTERS();
+  gctest_clobber_stack();
+  atomic_store(&alloc_state, 3);
+  while (atomic_load(&alloc_state) != 4) {
+    void *volatile p = gort_gc_alloc_noscan(48);
+    (void)p;
+    KEEP_REGISTERS();
+  }
+  return NULL;
+}
+#endif
+
+static uint64_t metric_u64(const char *name) {
+  gort_metric_sample_t s = {.name = name};
+  gort_metrics_read(&s, 1);
+  EXPECT(s.kind == GORT_METRIC_UINT64, "%s: kind %d", name, (int)s.kind);
+  return s.value.u64;
+}
+
+// The thread parks when asked, so most of its stops cost it no signal
+// (before asking, every one did); a stop that finds it descheduled for
+// long signals it, and the next few then do too, hence the bound.
+TEST(registers_of_a_thread_that_allocates_are_roots_and_it_stops_without_a_signal) {
+#ifndef REG0
+  SKIP_IF(true, "no register names for this architecture");
+#else
+  uint64_t asked0 = metric_u64("/gort/gc/stops/asked:threads");
+  uint64_t signalled0 = metric_u64("/gort/gc/stops/signalled:threads");
+  check_registers_of_thread(alloc_with_registers, &alloc_state, 20, "an allocating thread");
+  uint64_t asked = metric_u64("/gort/gc/stops/asked:threads") - asked0;
+  uint64_t signalled = metric_u64("/gort/gc/stops/signalled:threads") - signalled0;
+  printf("  threads stopped when asked %llu, signalled %llu\n", (unsigned long long)asked,
+         (unsigned long long)signalled);
+  EXPECT(asked >= 5, "only %llu stops took the allocating thread when asked (%llu signalled it)",
+         (unsigned long long)asked, (unsigned long long)signalled);
 #endif
 }
 
