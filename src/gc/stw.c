@@ -432,17 +432,33 @@ static void on_stop_signal(int sig, siginfo_t *info, void *uctx) {
 static GORT_NOINLINE void stop_deferred(void) {
   __builtin_unwind_init();  // callee-saved registers onto this frame
   gthread_t *t = gort__stw_self;
-  uint32_t e = atomic_load_explicit(&stw.epoch, memory_order_acquire);
   uintptr_t sp = stack_pointer();
-  if (t == NULL || atomic_load_explicit(&stw.released, memory_order_acquire) == e) {
-    __atomic_store_n(&gort__stop_pending, 0, __ATOMIC_RELAXED);  // no stop wants this thread
+  if (t == NULL) {
+    __atomic_store_n(&gort__stop_pending, 0, __ATOMIC_RELAXED);  // no stop wants an unregistered thread
   } else if ((sp < t->stack_lo || sp >= t->stack_hi) && gort__sched_stack_top(sp) == 0) {
     // Off its stack (a handler on an alternate signal stack): a park here
     // would publish a stack pointer the scan cannot use. The request
     // stays, for the first region's end back on the stack; the stop
     // signals a thread that takes too long (gort__stw_stop_within).
   } else {
-    park(e);
+    // The flag first, then the stop (a full barrier between): a stop that
+    // sets the flag after this exchange leaves it set for the next
+    // region's end; one that set it before has a new epoch that the load
+    // below sees. (Clearing after the look lost such an ask.)
+    (void)__atomic_exchange_n(&gort__stop_pending, 0, __ATOMIC_SEQ_CST);
+    uint32_t e = atomic_load_explicit(&stw.epoch, memory_order_seq_cst);
+    if (atomic_load_explicit(&stw.released, memory_order_acquire) != e) {
+      // Parked here, the thread runs the program's handlers unless they
+      // are blocked, and a handler that ran below the published stack
+      // pointer while the collector marks could move the only pointer
+      // to an object where the scan does not look. The stop signal's
+      // handler runs with every signal blocked; so does this park.
+      sigset_t all, old;
+      sigfillset(&all);
+      bool masked = gort__os_sigmask(SIG_BLOCK, &all, &old) == 0;
+      park(e);
+      if (masked) gort__os_sigmask(SIG_SETMASK, &old, NULL);
+    }
   }
   // No tail call: it would pop the spilled registers before park runs, and
   // the caller's pointers held only in callee-saved registers would then
