@@ -572,8 +572,8 @@ static bool await_asked(uint32_t e, int64_t t0, int64_t deadline) {
           t->out_since = now;
         } else if (now - t->out_since >= ASK_OUT_NS) {
           t->asked = false;
-          t->ask_backoff = (uint8_t)(t->ask_backoff == 0 ? 1 : t->ask_backoff * 2 > ASK_SKIP ? ASK_SKIP : t->ask_backoff * 2);
-          t->ask_skip = t->ask_backoff;
+          int backoff = t->ask_backoff == 0 ? 1 : 2 * t->ask_backoff;
+          t->ask_backoff = t->ask_skip = (uint8_t)(backoff < ASK_SKIP ? backoff : ASK_SKIP);
           send_stop_signal(t);  // the wait for it is the caller's
           continue;
         }
