@@ -111,7 +111,7 @@ static void *finalizer_main(void *arg) {
     }
     uint32_t now = atomic_load(&fin.queued);
     if (now == seen) {
-      gort__os_futex_wait(&fin.queued, seen);
+      gort__stw_program_wait_ns(&fin.queued, seen, -1);  // a stop holds it here
       continue;
     }
     seen = now;

@@ -181,6 +181,14 @@ void gort__stw_block_abandon(void);
 // gort__os_futex_wait_ns as a blocking call: gort's own waits of a
 // registered thread (a plain thread's channel and sync waits, an idle M).
 void gort__stw_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
+// As gort__stw_futex_wait_ns, for a thread on which the program's signal
+// handlers may run (a program thread, or gort's own threads that run the
+// program's code with every signal open: the finalizer and pool threads).
+// A stop holds it there without a signal while the program has no handlers
+// of its own, and signals it once it has (blocking.c says why). An idle
+// thread of gort's that waited with a plain futex looked running to a stop,
+// which asked it and, after ASK_NS, signalled it: 0.1 ms of every stop.
+void gort__stw_program_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
 // gort__os_sleep_ns as a blocking call (a thief's wait for a runnext).
 void gort__stw_sleep_ns(int64_t ns);
 

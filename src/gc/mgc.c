@@ -268,22 +268,14 @@ static struct {
 // The pools' rotation (gort__gc_set_pool_hooks); NULL until pools start.
 static void (*pool_stopped)(void), (*pool_restarted)(void);
 
-// A program thread's wait for a cycle, as a blocking call (stw.c): the
-// running cycle's stops hold it without a signal, as they find it here
-// while the program has no signal handlers of its own; once it has, they
-// signal it, as the program's own waits (a handler must not run on a
-// thread a stop holds: blocking.c).
-static void wait_for_cycle_word(_Atomic uint32_t *addr, uint32_t val, int64_t ns) {
-  bool was = gort__stw_program_call;
-  gort__stw_program_call = true;
-  gort__stw_futex_wait_ns(addr, val, ns);
-  gort__stw_program_call = was;
-}
+// A program thread's waits for a cycle are blocking calls
+// (gort__stw_program_wait_ns): the running cycle's stops hold it there
+// without a signal while the program has no signal handlers of its own.
 
 static void cycle_lock_take(void) {
   uint32_t z = 0;
   if (atomic_compare_exchange_strong(&cycle_lock, &z, 1)) return;
-  while (atomic_exchange(&cycle_lock, 2) != 0) wait_for_cycle_word(&cycle_lock, 2, -1);
+  while (atomic_exchange(&cycle_lock, 2) != 0) gort__stw_program_wait_ns(&cycle_lock, 2, -1);
 }
 
 static bool cycle_lock_try(void) {
@@ -432,7 +424,7 @@ static void collect(bool forced) {
   gort__stw_run_recorded(cycle_start, &forced);
   if (forced)
     for (uint32_t f; (int32_t)((f = atomic_load(&conc.finished)) - mine) < 0;)
-      wait_for_cycle_word(&conc.finished, f, -1);
+      gort__stw_program_wait_ns(&conc.finished, f, -1);
 }
 
 // The stop-the-world cycle (no dirty tracking). Called with the cycle lock
@@ -732,7 +724,7 @@ static void hard_wait(void) {
     if (now - t >= HARD_WAIT_NS) break;
     if (!helped) {
       int64_t left = HARD_WAIT_NS - (now - t);
-      wait_for_cycle_word(&conc.finished, f, left < HARD_NAP_NS ? left : HARD_NAP_NS);
+      gort__stw_program_wait_ns(&conc.finished, f, left < HARD_NAP_NS ? left : HARD_NAP_NS);
       now = gort__nanotime();
     }
   }

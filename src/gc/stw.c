@@ -764,6 +764,13 @@ void gort__stw_futex_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns) {
   gort__stw_blocking(futex_call, &c);
 }
 
+void gort__stw_program_wait_ns(_Atomic uint32_t *addr, uint32_t val, int64_t ns) {
+  bool was = gort__stw_program_call;
+  gort__stw_program_call = true;
+  gort__stw_futex_wait_ns(addr, val, ns);
+  gort__stw_program_call = was;
+}
+
 static long sleep_call(void *arg) {
   gort__os_sleep_ns(*(int64_t *)arg);
   return 0;

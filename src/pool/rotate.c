@@ -246,7 +246,7 @@ static void *pool_thread(void *arg) {
   for (;;) {
     uint32_t now = atomic_load(&rot.work);
     if (now == seen) {
-      gort__os_futex_wait(&rot.work, seen);
+      gort__stw_program_wait_ns(&rot.work, seen, -1);  // a stop holds it here
       continue;
     }
     seen = now;

@@ -158,6 +158,29 @@ static __attribute__((unused)) gort_memstats_t *gctest_memstats(void) {
 
 static __attribute__((unused)) uint32_t gctest_num_gc(void) { return gctest_memstats()->num_gc; }
 
+// A uint64 metric's value (gort/metrics.h).
+static __attribute__((unused)) uint64_t gctest_metric_u64(const char *name) {
+  gort_metric_sample_t s = {.name = name};
+  gort_metrics_read(&s, 1);
+  EXPECT(s.kind == GORT_METRIC_UINT64, "%s: kind %d", name, (int)s.kind);
+  return s.value.u64;
+}
+
+// How many threads the stops of `cycles` cycles run by this thread had to
+// ask or signal, each cycle after pause_ms of quiet, so that every other
+// thread of gort's is idle: an idle thread of gort's waits as a blocking
+// call, where a stop takes it at once.
+static __attribute__((unused)) uint64_t gctest_threads_asked_in(int cycles, int pause_ms) {
+  uint64_t asked0 = gctest_metric_u64("/gort/gc/stops/asked:threads");
+  uint64_t signalled0 = gctest_metric_u64("/gort/gc/stops/signalled:threads");
+  for (int i = 0; i < cycles; i++) {
+    gctest_sleep_ms(pause_ms);
+    gort_gc_collect();
+  }
+  return gctest_metric_u64("/gort/gc/stops/asked:threads") - asked0 +
+         gctest_metric_u64("/gort/gc/stops/signalled:threads") - signalled0;
+}
+
 // How many of the n weak handles read NULL (their targets were collected).
 static GCTEST_NOINLINE __attribute__((unused)) int gctest_count_cleared(gort_weak_t *const *w,
                                                                         int n) {

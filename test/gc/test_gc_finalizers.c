@@ -393,6 +393,15 @@ TEST(a_slow_finalizer_does_not_hold_up_collections) {
   EXPECT(took < 2.0, "three cycles took %.1f s while a finalizer slept", took);
 }
 
+// The finalizer thread, idle, waits where a stop takes it without asking
+// it to park or signalling it: before, every stop asked it, waited 0.1 ms
+// and then signalled it.
+TEST(an_idle_finalizer_thread_stops_without_being_asked) {
+  flush_finalizer_thread();  // the thread exists, and is idle
+  uint64_t asked = gctest_threads_asked_in(10, 0);
+  EXPECT(asked == 0, "10 cycles asked or signalled %llu threads", (unsigned long long)asked);
+}
+
 // ---- clearing a finalizer, and many finalizers -----------------------------------------
 
 TEST(a_null_finalizer_clears_the_finalizer) {

@@ -470,13 +470,6 @@ static GCTEST_NOINLINE void *alloc_with_registers(void *arg) {
 }
 #endif
 
-static uint64_t metric_u64(const char *name) {
-  gort_metric_sample_t s = {.name = name};
-  gort_metrics_read(&s, 1);
-  EXPECT(s.kind == GORT_METRIC_UINT64, "%s: kind %d", name, (int)s.kind);
-  return s.value.u64;
-}
-
 // The thread parks when asked, so most of its stops cost it no signal
 // (before asking, every one did); a stop that finds it descheduled for
 // long signals it, and the next few then do too, hence the bound.
@@ -484,11 +477,11 @@ TEST(registers_of_a_thread_that_allocates_are_roots_and_it_stops_without_a_signa
 #ifndef REG0
   SKIP_IF(true, "no register names for this architecture");
 #else
-  uint64_t asked0 = metric_u64("/gort/gc/stops/asked:threads");
-  uint64_t signalled0 = metric_u64("/gort/gc/stops/signalled:threads");
+  uint64_t asked0 = gctest_metric_u64("/gort/gc/stops/asked:threads");
+  uint64_t signalled0 = gctest_metric_u64("/gort/gc/stops/signalled:threads");
   check_registers_of_thread(alloc_with_registers, &alloc_state, 20, "an allocating thread");
-  uint64_t asked = metric_u64("/gort/gc/stops/asked:threads") - asked0;
-  uint64_t signalled = metric_u64("/gort/gc/stops/signalled:threads") - signalled0;
+  uint64_t asked = gctest_metric_u64("/gort/gc/stops/asked:threads") - asked0;
+  uint64_t signalled = gctest_metric_u64("/gort/gc/stops/signalled:threads") - signalled0;
   printf("  threads stopped when asked %llu, signalled %llu\n", (unsigned long long)asked,
          (unsigned long long)signalled);
   EXPECT(asked >= 5, "only %llu stops took the allocating thread when asked (%llu signalled it)",

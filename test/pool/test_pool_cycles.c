@@ -137,3 +137,15 @@ TEST(a_forked_child_releases_its_pools_drops) {
   EXPECT(waitpid(pid, &st, 0) == pid);
   EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's drop was not released (status %d)", st);
 }
+
+// The pool thread, idle between rotations, waits where a stop takes it
+// without asking it to park or signalling it (gc/gc.h,
+// gort__stw_program_wait_ns): before, every stop asked it, waited 0.1 ms
+// and then signalled it.
+TEST(an_idle_pool_thread_stops_without_being_asked) {
+  put_objects();
+  gort_gc_collect();
+  gort_gc_collect();  // the pool thread has rotated and released
+  uint64_t asked = gctest_threads_asked_in(10, 10);
+  EXPECT(asked == 0, "10 cycles asked or signalled %llu threads", (unsigned long long)asked);
+}
