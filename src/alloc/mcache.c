@@ -68,6 +68,7 @@
 #include "mcentral.h"
 #include "harden.h"
 #include "mheap.h"
+#include "scavenger.h"
 #include "alloc_init.h"
 
 mcache_t gort__empty_cache = {.pinfo_owner = ~0u};
@@ -388,46 +389,139 @@ static bool clear_notify(mspan_t *s) {
 // all the time: bench/classic.c's thread-1t (a working set of 1024 blocks
 // of 4 B..32 KiB, replaced at random) made 70,000 such round trips in 12
 // million operations when a thread kept one empty span per class. So a
-// thread keeps up to GORT_STASH_SLOTS empty spans (32 KiB each for most
-// classes: about 1 MiB), of any classes, and a refill takes one before the
-// central lists and the heap: first one of its class, whose carved blocks
-// are still linked; else one of another class with as many pages (most
-// classes use 4), made anew for this class. That cut the round trips to
-// 8,700. They are still memory the program does not use: the scavenger
-// takes every thread's stashes when it runs (gort__mcache_flush_empty),
-// as Go's scavenger and mimalloc's page retirement bound theirs.
+// thread keeps a stash of empty spans, of up to GORT_STASH_SLOTS classes,
+// and a refill takes one before the central lists and the heap: first one
+// of its class, whose carved blocks are still linked; else one of another
+// class with as many pages (most classes use 4), made anew for this class.
+// That cut thread-1t's round trips to 8,700.
+//
+// The stash's bound adapts. It starts at GORT_STASH_BASE (1 MiB, 32 spans
+// of most classes), which is what thread-1t needs. A thread that frees
+// batches larger than that (glibc's bench-malloc-simple, simple-2t in
+// bench/classic.c: 1600 blocks of 4 KiB, 200 spans, allocated and freed
+// over and over by each of two threads) sent most spans of each batch to
+// the heap and took them back for the next, on the heap's lock, which
+// both threads wanted: a third of the run, and 1.8x mimalloc's time, whose
+// pages stay with their thread. So when a refill must take a fresh span
+// from the heap after the stash, being full, sent one there since the
+// bound last grew, the bound doubles, up to GORT_STASH_MAX_SHIFT times (8
+// MiB): one batch of this size round-trips, later ones stay in the
+// thread. Each slot holds a chain of one class, so the slots scanned per
+// refill stay 32 however many spans the thread keeps.
+//
+// What the stash keeps is memory the program does not use. The scavenger
+// takes every thread's stash when it runs (gort__mcache_flush_empty), as
+// Go's scavenger and mimalloc's page retirement bound theirs, and a grown
+// bound starts over then; a bound that grows wakes the scavenger, so that
+// a thread that grew its stash and went idle does not keep 8 MiB for
+// good. The memory limit and gort_free_os_memory() take the stashes too.
+// Taken chains are gone from the owner's count all at once: it learns of
+// a take from stash_epoch, and forgets what it had counted (a chain it
+// added while the take ran may survive it uncounted: a few spans over the
+// bound, until the next take).
 
-static bool stash_push(mcache_t *c, mspan_t *s) {
-  for (int i = 0; i < GORT_STASH_SLOTS; i++) {
-    if (atomic_load_explicit(&c->stash[i], memory_order_relaxed) != NULL) continue;
-    s->where = WHERE_STASH;
-    c->stash_class[i] = s->sizeclass;
-    atomic_store_explicit(&c->stash[i], s, memory_order_release);
-    return true;
-  }
-  return false;
+// Forgets the count after a take by others (see above).
+static void stash_sync(mcache_t *c) {
+  uint32_t e = atomic_load_explicit(&c->stash_epoch, memory_order_acquire);
+  if (e == c->stash_epoch_seen) return;
+  c->stash_epoch_seen = e;
+  c->stash_bytes = 0;
+  c->stash_shift = 0;
+  c->stash_spilled = false;
 }
 
-// A stashed span for class cls, or NULL. (Only the owner fills slots, so a
-// slot seen NULL stays NULL for it; a full one the scavenger may empty.)
+static bool stash_push(mcache_t *c, mspan_t *s) {
+  stash_sync(c);
+  uint64_t bytes = span_bytes(s);
+  int cls = s->sizeclass, slot = -1;
+  if (c->stash_bytes + bytes <= GORT_STASH_BASE << c->stash_shift) {
+    for (int i = 0; i < GORT_STASH_SLOTS; i++) {
+      if (atomic_load_explicit(&c->stash[i], memory_order_relaxed) == NULL) {
+        if (slot < 0) slot = i;
+      } else if (c->stash_class[i] == cls) {
+        slot = i;
+        break;
+      }
+    }
+  }
+  if (slot < 0) {
+    c->stash_spilled = true;
+    return false;
+  }
+  s->where = WHERE_STASH;
+  // A slot seen NULL stays so but for the owner; one seen full may be
+  // taken meanwhile, and then the chain starts anew with s.
+  mspan_t *head = atomic_load_explicit(&c->stash[slot], memory_order_relaxed);
+  if (head == NULL) c->stash_class[slot] = (uint8_t)cls;
+  do atomic_store_explicit(&s->stash_next, head, memory_order_relaxed);
+  while (!atomic_compare_exchange_weak_explicit(&c->stash[slot], &head, s, memory_order_release,
+                                                memory_order_relaxed));
+  c->stash_bytes += bytes;
+  return true;
+}
+
+// The first span of slot i's chain, taken off it; NULL if the chain was
+// taken. A span read here and taken by others meanwhile fails the CAS:
+// only the owner adds to a chain, so the slot cannot hold it again. (Its
+// stash_next may be stale then; span structs are never unmapped.)
+static mspan_t *chain_pop(mcache_t *c, int i) {
+  mspan_t *head = atomic_load_explicit(&c->stash[i], memory_order_acquire);
+  while (head != NULL) {
+    mspan_t *next = atomic_load_explicit(&head->stash_next, memory_order_relaxed);
+    if (atomic_compare_exchange_weak_explicit(&c->stash[i], &head, next, memory_order_acquire,
+                                              memory_order_acquire)) {
+      uint64_t bytes = span_bytes(head);
+      c->stash_bytes = c->stash_bytes > bytes ? c->stash_bytes - bytes : 0;
+      return head;
+    }
+  }
+  return NULL;
+}
+
+// A stashed span for class cls, or NULL.
 static mspan_t *stash_pop(mcache_t *c, int cls) {
   int other = -1;
   for (int i = 0; i < GORT_STASH_SLOTS; i++) {
     if (atomic_load_explicit(&c->stash[i], memory_order_relaxed) == NULL) continue;
     if (c->stash_class[i] == cls) {
-      mspan_t *s = atomic_exchange_explicit(&c->stash[i], NULL, memory_order_acquire);
+      mspan_t *s = chain_pop(c, i);
       if (s != NULL) return s;
     } else if (other < 0 && gort__class_npages[c->stash_class[i]] == gort__class_npages[cls]) {
       other = i;
     }
   }
   if (other < 0) return NULL;
-  mspan_t *s = atomic_exchange_explicit(&c->stash[other], NULL, memory_order_acquire);
+  mspan_t *s = chain_pop(c, other);
   if (s != NULL) {
     gort__span_init_small(s, cls);  // every block free: no live bit, no sample
     gort__span_set_owner(s, c);     // init cleared the page info's owner
   }
   return s;
+}
+
+// A refill found nothing to reuse and takes a fresh span from the heap:
+// if the stash sent one there for want of room, its bound grows.
+static void stash_grow(mcache_t *c) {
+  stash_sync(c);
+  if (!c->stash_spilled || c->stash_shift >= GORT_STASH_MAX_SHIFT) return;
+  c->stash_shift++;
+  c->stash_spilled = false;
+  gort__scavenger_wake();
+}
+
+// Moves every span of c's stash to taken, through their list links, and
+// tells the owner. Anyone may call it, the owner included.
+static void take_stash(mcache_t *c, span_link_t *taken) {
+  bool any = false;
+  for (int i = 0; i < GORT_STASH_SLOTS; i++) {
+    mspan_t *s = atomic_exchange_explicit(&c->stash[i], NULL, memory_order_acquire);
+    for (any |= s != NULL; s != NULL;) {
+      mspan_t *next = atomic_load_explicit(&s->stash_next, memory_order_relaxed);
+      span_list_push(taken, s);
+      s = next;
+    }
+  }
+  if (any) atomic_fetch_add_explicit(&c->stash_epoch, 1, memory_order_release);
 }
 
 // ---- large blocks --------------------------------------------------------------
@@ -749,6 +843,7 @@ static block_t *next_list(mcache_t *c, int cls, int32_t *n) {
   }
   if ((s = stash_pop(c, cls)) != NULL) return make_current(c, s, n);
   if ((s = gort__mcentral_adopt(cls, c)) != NULL) return make_current(c, s, n);
+  stash_grow(c);
   if ((s = fresh_span(c, cls)) != NULL) return make_current(c, s, n);
   return NULL;
 }
@@ -794,9 +889,13 @@ void gort__mcache_abandon(mcache_t *c) {
     while ((s = span_list_first(&c->partial[cls])) != NULL) give_span(s);
     while ((s = span_list_first(&c->full[cls])) != NULL) give_span(s);
   }
-  for (int i = 0; i < GORT_STASH_SLOTS; i++) {
-    mspan_t *s = atomic_exchange_explicit(&c->stash[i], NULL, memory_order_acquire);
-    if (s != NULL) give_span(s);
+  span_link_t taken;
+  span_list_init(&taken);
+  take_stash(c, &taken);
+  mspan_t *s;
+  while ((s = span_list_first(&taken)) != NULL) {
+    span_list_remove(s);
+    give_span(s);
   }
   span_link_t kept;  // large blocks' spans go back to the heap, not to an mcentral
   span_list_init(&kept);
@@ -810,10 +909,7 @@ void gort__mcache_abandon(mcache_t *c) {
 // dropped, since freeing may wake the scavenger.
 static void take_stashes(mcache_t *c, void *arg) {
   span_link_t *taken = arg;
-  for (int i = 0; i < GORT_STASH_SLOTS; i++) {
-    mspan_t *s = atomic_exchange_explicit(&c->stash[i], NULL, memory_order_acquire);
-    if (s != NULL) span_list_push(taken, s);
-  }
+  take_stash(c, taken);
   take_kept(c, taken);
 }
 

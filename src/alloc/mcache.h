@@ -5,8 +5,13 @@
 
 #include "mspan.h"
 
-// Empty spans a thread keeps (mcache.c, "Empty spans"): about 1 MiB.
+// Empty spans a thread keeps (mcache.c, "Empty spans"): chains of spans of
+// up to GORT_STASH_SLOTS classes, GORT_STASH_BASE bytes in all, doubled up
+// to GORT_STASH_MAX_SHIFT times for a thread whose spans make round trips
+// to the page heap.
 #define GORT_STASH_SLOTS 32
+#define GORT_STASH_BASE ((uint64_t)1 << 20)
+#define GORT_STASH_MAX_SHIFT 3
 // Freed large blocks' spans a thread keeps (mcache.c, "Large blocks"): at
 // most GORT_LARGE_KEEP_PAGES pages each, GORT_LARGE_KEEP_BUDGET in all.
 #define GORT_LARGE_KEEP_SLOTS 8
@@ -58,12 +63,24 @@ typedef struct mcache {
   int32_t max[GORT_NUM_CLASSES];
   span_link_t partial[GORT_NUM_CLASSES];  // owned spans with free blocks
   span_link_t full[GORT_NUM_CLASSES];     // owned spans with none (NOTIFY set)
-  // Empty spans kept for reuse, any classes (mcache.c, "Empty spans"):
-  // only the owner fills a slot; the owner and the scavenger empty one
-  // with an exchange, so neither reads a span the other may have taken.
-  // stash_class[i] is the class of stash[i]'s span while it is not NULL.
+  // Empty spans kept for reuse (mcache.c, "Empty spans"): each slot holds
+  // a chain of spans of one class, linked through stash_next. Only the
+  // owner adds to a chain; it takes one span off with a compare-and-swap,
+  // and others take a whole chain with an exchange, so neither reads a
+  // span the other may have taken. stash_class[i] is the class of the
+  // chain in stash[i] while it is not NULL.
   _Atomic(mspan_t *) stash[GORT_STASH_SLOTS];
   uint8_t stash_class[GORT_STASH_SLOTS];  // owner only
+  // Owner only: the bytes stashed as the owner counted them, the bound's
+  // doublings, whether a span went to the heap for want of room since the
+  // bound last grew, and the last stash_epoch the owner saw.
+  uint64_t stash_bytes;
+  uint8_t stash_shift;
+  bool stash_spilled;
+  uint32_t stash_epoch_seen;
+  // Bumped by whoever takes chains from the stash other than through the
+  // owner's own pops (the scavenger, a fork's child, the thread's exit).
+  _Atomic uint32_t stash_epoch;
   // Freed large blocks' spans (SPAN_CACHED) kept for reuse, filled and
   // emptied as the stash is; keep_npages[i] is the size of keep[i]'s span.
   _Atomic(mspan_t *) keep[GORT_LARGE_KEEP_SLOTS];

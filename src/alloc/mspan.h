@@ -124,6 +124,9 @@ typedef struct mspan {
   uint8_t where;     // span_where_t; guarded like link
   int64_t freed_ns;  // free spans: when they became free (the scavenger's clock)
   _Atomic uintptr_t xfree;
+  // In a thread's stash of empty spans: the next span of its chain
+  // (mcache.c, "Empty spans"); the owner and whoever takes the chain.
+  _Atomic(struct mspan *) stash_next;
   // Line 2: what the free checks (malloc.c, live_span) and the remote
   // free read, and what changes only when the span changes hands or
   // state. It was line 1, beside used and free: on rptest's cross-thread

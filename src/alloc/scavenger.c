@@ -10,7 +10,7 @@
 //      one). Each cycle, every RELEASE_TICK, the thread releases the free
 //      runs that have stayed unused for GORT_DEBUG=scavdelay milliseconds
 //      (default 500), and takes back the empty spans each thread cache
-//      keeps for reuse (up to 32: mcache.c, "Empty spans"). With nothing left to release it sleeps on a
+//      keeps for reuse (1 to 8 MiB: mcache.c, "Empty spans"). With nothing left to release it sleeps on a
 //      futex until the next wake-up, so an idle program pays nothing.
 //   2. On request: gort_free_os_memory() (Go's debug.FreeOSMemory, and
 //      malloc_trim) releases every free page now, whatever its age.
