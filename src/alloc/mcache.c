@@ -158,6 +158,20 @@ block_t *gort__mcache_carve(mspan_t *s) {
 // their bounds), so a program whose phases use different classes is not held
 // to the first phase's choice, and a thread never holds more than the
 // budget beyond the base bounds.
+// A grown bound outlives the class's use: a program that moves on to other
+// sizes leaves the old class's list full, up to 1 MiB of free blocks that
+// keep their spans from the sizes now in use. bench/classic.c's simple
+// shape (batches of 1600 blocks of 16 B, then 32 B, ... up to 4 KiB)
+// ended each phase with the whole batch on its class's list, and the
+// thread touched 9.7 MiB where mimalloc, whose pages go back to its heap
+// once their blocks are all free, touched 6.5. So before a refill takes
+// fresh pages from the heap (the thread's footprint grows), every class
+// that neither refilled nor flushed since the last such pass gives back
+// half its growth, and its blocks past the new bound go back to their
+// spans: empty ones retire to the stash, where the class that needs
+// pages now takes them. An idle list is back near its base after a few
+// passes; a class in use is never trimmed, and a thread whose spans stay
+// with it (the steady state) makes no pass at all.
 // (Measured on bench/classic.c's glibc shapes: a working set of 1024
 // blocks of 4 B..32 KiB ran 1.9x tcmalloc's time with fixed bounds, the
 // 2 KiB and 4 KiB batches of 100-400 blocks up to 2.5x. With a 2 MiB
@@ -184,6 +198,7 @@ static int32_t list_cap(int cls) {
 // A refill of cls: if the class flushed since its last refill, double its
 // bound, within the cap and the budget (see above).
 static void list_on_refill(mcache_t *c, int cls) {
+  c->active[cls] = 1;
   if (c->flushes[cls] == 0) return;
   c->flushes[cls] = 0;
   int32_t want = c->max[cls] * 2, cap = list_cap(cls);
@@ -212,6 +227,33 @@ static void list_on_refill(mcache_t *c, int cls) {
   }
   c->grown_bytes += cost;
   cc_set_max(c, cls, want);
+}
+
+// Before the thread takes fresh pages from the heap: idle classes give back
+// half their growth (see above).
+static void trim_idle_lists(mcache_t *c) {
+  if (c->grown_bytes == 0) {
+    memset(c->active, 0, sizeof c->active);
+    return;
+  }
+  int64_t grown = 0;
+  for (int i = 1; i < GORT_NUM_CLASSES; i++) {
+    int32_t base = list_base(i), m = c->max[i];
+    bool active = c->active[i];
+    c->active[i] = 0;
+    if (m > base && !active) {
+      m = base + (m - base) / 2;
+      cc_set_max(c, i, m);
+      if (cc_len(c, i) > m) {  // a trim, not the program's flush (as above)
+        uint8_t flushed = c->flushes[i];
+        gort__mcache_flush_list(c, i);
+        c->flushes[i] = flushed;
+        c->active[i] = 0;
+      }
+    }
+    grown += (int64_t)(m - base) * gort__class_size[i];
+  }
+  c->grown_bytes = grown;
 }
 
 // ---- registry --------------------------------------------------------------
@@ -652,6 +694,7 @@ static void return_blocks(mcache_t *c, block_t *list) {
 void gort__mcache_flush_list(mcache_t *c, int cls) {
   class_cache_t *k = &c->k[cls];
   c->flushes[cls] = 1;
+  c->active[cls] = 1;
   // Keep the warmer half (the list is LIFO), return the rest.
   int32_t keep = c->max[cls] / 2;
   block_t *last = k->head;
@@ -844,6 +887,8 @@ static block_t *next_list(mcache_t *c, int cls, int32_t *n) {
   if ((s = stash_pop(c, cls)) != NULL) return make_current(c, s, n);
   if ((s = gort__mcentral_adopt(cls, c)) != NULL) return make_current(c, s, n);
   stash_grow(c);
+  trim_idle_lists(c);
+  if ((s = stash_pop(c, cls)) != NULL) return make_current(c, s, n);  // what the trim freed
   if ((s = fresh_span(c, cls)) != NULL) return make_current(c, s, n);
   return NULL;
 }

@@ -90,6 +90,9 @@ typedef struct mcache {
   // the classes' base bounds, against the thread's budget.
   uint8_t flushes[GORT_NUM_CLASSES];
   int64_t grown_bytes;
+  // Per class, whether it refilled or flushed since the last pass over
+  // idle lists (mcache.c, "list bounds").
+  uint8_t active[GORT_NUM_CLASSES];
 
   // The collector's side (gc/malloc_gc.c), by kind - 1 and class: written
   // by the owner inside a no-stop region, and by the collector with the

@@ -87,3 +87,27 @@ TEST(a_thread_holds_no_more_than_its_budget_past_the_base_bounds) {
 }
 
 
+
+static void *gives_back_idle_growth(void *arg) {
+  (void)arg;
+  oscillate(512, 1000, 12);  // 500 KiB: the 512-byte class's list grows to hold it
+  mcache_t *c = gort__tls_cache;
+  int idle = (int)size_class(512), busy = (int)size_class(2048);
+  EXPECT(cc_len(c, idle) >= 900, "the 512-byte list keeps %lld of the batch", (long long)cc_len(c, idle));
+  // The program moves on to 2 KiB blocks: their fresh pages come after
+  // passes that trim the idle list, whose blocks then serve the new size.
+  oscillate(2048, 1000, 12);
+  EXPECT(cc_len(c, idle) <= 2 * 128, "the idle 512-byte list still holds %lld blocks",
+         (long long)cc_len(c, idle));
+  EXPECT(cc_len(c, busy) >= 450, "the 2 KiB list in use keeps only %lld of its 512",
+         (long long)cc_len(c, busy));
+  return NULL;
+}
+
+// mcache.c, "list bounds": a grown list that its program stopped using
+// gives its blocks back before the thread takes fresh pages.
+TEST(an_idle_class_gives_back_its_growth_when_the_thread_needs_pages) {
+  pthread_t t;
+  EXPECT(pthread_create(&t, NULL, gives_back_idle_growth, NULL) == 0);
+  pthread_join(t, NULL);
+}
