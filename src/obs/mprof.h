@@ -7,11 +7,18 @@
 
 #define MPROF_MAX_DEPTH 64
 
+// The counters of one bucket's stripe (mprof.c, "Counters"), a cache line.
+typedef struct {
+  uint64_t allocs, alloc_bytes, frees, free_bytes;  // atomic
+} __attribute__((aligned(64))) bucket_counts_t;
+
 typedef struct bucket {
   struct bucket *next;     // hash chain; immutable once published
   struct bucket *all_next; // every bucket, for the writer
   uint64_t hash;
-  uint64_t allocs, alloc_bytes, frees, free_bytes;  // sampled; atomic (mprof.c)
+  // In a copy from gort__mprof_foreach: the sums of the stripes' counters.
+  uint64_t allocs, alloc_bytes, frees, free_bytes;
+  bucket_counts_t *counts;  // MPROF_STRIPES stripes, written by samples
   uint32_t depth;
   uintptr_t pcs[];         // return addresses, innermost first
 } bucket_t;
