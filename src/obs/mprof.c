@@ -26,18 +26,19 @@
 // shape, blocks of 4 B..32 KiB, one sample per 140 allocations, spent a
 // fifth of their time in the profiler; one thread a tenth.)
 // Counters. A bucket's counters live in MPROF_STRIPES stripes of a cache
-// line each, away from the bucket's key (hash, depth, stack), and a block
-// is counted in the stripe of its registry shard, at its allocation and
-// at its free. With one set beside the key, two threads of glibc's
+// line each, away from the bucket's key (hash, depth, stack), and a thread
+// counts in the stripe its cache's id picks, so that two threads count
+// apart. With one set beside the key, two threads of glibc's
 // bench-malloc-thread shape, whose samples share their few stacks, moved
 // the line between their cores at every sample: the counters' locked adds
 // and the next lookup's read of the key were each a miss on the other
 // core's line (a third of the profiler's samples), and the profiler cost
 // the pair 19% of its time against 10% for one thread.
-// A free's counters are read before its allocation's, with acquire,
-// stripe by stripe, and a free is counted after its allocation in the
-// same stripe (the shard's lock orders them), so a reader never sees more
-// frees than allocations.
+// A reader sums every stripe's frees before any stripe's allocations,
+// with acquire, and a free is counted after its allocation (the shard's
+// lock orders them): a free it sees was counted before that read, its
+// allocation before that, and so before the later read of its stripe's
+// allocations. So a reader never sees more frees than allocations.
 //
 // No recursion, no deadlock, never the heap it samples: buckets come from
 // persistent metadata memory and the registry from the OS; nothing here
@@ -102,12 +103,10 @@ static uint64_t addr_hash(uintptr_t addr) { return (addr >> 4) * 0x9E3779B97F4A7
 // The top bits pick the shard, the low bits the slot in it.
 static shard_t *shard_of(uintptr_t addr) { return &shards[addr_hash(addr) >> 60]; }
 _Static_assert(NSHARDS == 16, "shard_of takes 4 bits");
-// A block's counter stripe: one per group of shards, so that the same
-// block's allocation and free count in the same stripe.
-static bucket_counts_t *stripe_of(const bucket_t *b, uintptr_t addr) {
-  return &b->counts[(addr_hash(addr) >> 60) % MPROF_STRIPES];
+// The calling thread's counter stripe (see "Counters").
+static bucket_counts_t *stripe_of(const bucket_t *b) {
+  return &b->counts[gort__tls_cache->id % MPROF_STRIPES];
 }
-_Static_assert(NSHARDS % MPROF_STRIPES == 0, "whole shards per stripe");
 
 static GORT_TLS bool in_profiler;
 static GORT_TLS uint64_t rng;
@@ -259,7 +258,7 @@ static int64_t sample_alloc(void *p, size_t size) {
   shard_t *sh = shard_of((uintptr_t)p);
   lock(&sh->lock);
   if (b != NULL && s != NULL && reg_insert(sh, (uintptr_t)p, b, size)) {
-    bucket_counts_t *c = stripe_of(b, (uintptr_t)p);
+    bucket_counts_t *c = stripe_of(b);
     count(&c->alloc_bytes, size);
     count(&c->allocs, 1);
     // Mark the block so that its free (and only its free) comes here.
@@ -289,7 +288,7 @@ static bool sample_free(void *p) {
   lock(&sh->lock);
   sampled_t *e = reg_find(sh, (uintptr_t)p);
   if (e != NULL) {
-    bucket_counts_t *c = stripe_of(e->b, (uintptr_t)p);
+    bucket_counts_t *c = stripe_of(e->b);
     count(&c->free_bytes, e->size);
     count(&c->frees, 1);
     e->addr = 1;  // deleted
@@ -311,12 +310,13 @@ void gort__mprof_foreach(void (*fn)(const bucket_t *b, void *arg), void *arg) {
     memcpy(&copy.b, b, offsetof(bucket_t, allocs));
     copy.b.allocs = copy.b.alloc_bytes = copy.b.frees = copy.b.free_bytes = 0;
     copy.b.counts = NULL;
+    for (int i = 0; i < MPROF_STRIPES; i++) {  // frees first: see the top
+      copy.b.frees += read_count(&b->counts[i].frees);
+      copy.b.free_bytes += read_count(&b->counts[i].free_bytes);
+    }
     for (int i = 0; i < MPROF_STRIPES; i++) {
-      const bucket_counts_t *c = &b->counts[i];
-      copy.b.frees += read_count(&c->frees);  // frees first: see the top
-      copy.b.free_bytes += read_count(&c->free_bytes);
-      copy.b.allocs += read_count(&c->allocs);
-      copy.b.alloc_bytes += read_count(&c->alloc_bytes);
+      copy.b.allocs += read_count(&b->counts[i].allocs);
+      copy.b.alloc_bytes += read_count(&b->counts[i].alloc_bytes);
     }
     copy.b.depth = b->depth;
     memcpy(copy.b.pcs, b->pcs, b->depth * sizeof *b->pcs);
