@@ -118,6 +118,7 @@ void gort__span_init_small(mspan_t *s, int cls) {
   s->nelems = gort__class_nelems[cls];
   s->divmul = gort__class_divmul[cls];
   s->kind = KIND_MANUAL;
+  s->prof_shard = (uint8_t)gort__tls_cache->id;  // the thread that will allocate here
   s->free = NULL;
   s->used = 0;
   __atomic_store_n(&s->fresh, 0, __ATOMIC_RELAXED);

@@ -145,6 +145,10 @@ typedef struct mspan {
   // (A sampled small block is marked by its live bit, kept clear while it
   // is live, so that its free alone takes the slow path: obs/mprof.c.)
   _Atomic uint16_t nsampled;
+  // The heap profiler's registry shard for this span's sampled blocks
+  // (obs/mprof.c): small spans, set when the span is made for a class
+  // (empty), so never while a sampled block lives; large, at the sample.
+  uint8_t prof_shard;
   uint32_t elemsize;  // 0 for large spans (see span_bytes)
   uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide
   uint32_t fresh;     // blocks carved so far; grows, by the owner; read by free checks

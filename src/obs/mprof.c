@@ -19,7 +19,12 @@
 // its chain with no lock (a new bucket is published with a release store
 // at the chain's head, under buckets_lock, which only a stack seen for
 // the first time takes), and the counters are atomic. The registry is
-// split in NSHARDS shards by address, each with its own lock and table;
+// split in NSHARDS shards, each with its own lock and table, by the
+// thread that allocates from the block's span (its cache's id, kept in
+// the span while any of its blocks is sampled: mspan.h, prof_shard), so
+// that a thread's samples and their frees find their shard's lines in
+// their own core's cache (sharded by address, two threads of glibc's
+// thread shape missed on the other core's lock and slots half the time);
 // a shard's first table (REG_FIRST slots) lives in the shard itself and
 // the OS is asked for one only when more blocks than that are live.
 // (With one lock over both, two threads of glibc's bench-malloc-thread
@@ -100,9 +105,8 @@ static shard_t shards[NSHARDS];
 GORT_NOSCAN(shards)
 
 static uint64_t addr_hash(uintptr_t addr) { return (addr >> 4) * 0x9E3779B97F4A7C15ULL; }
-// The top bits pick the shard, the low bits the slot in it.
-static shard_t *shard_of(uintptr_t addr) { return &shards[addr_hash(addr) >> 60]; }
-_Static_assert(NSHARDS == 16, "shard_of takes 4 bits");
+// The shard of a block of span s (see the top).
+static shard_t *shard_of(const mspan_t *s) { return &shards[s->prof_shard % NSHARDS]; }
 // The calling thread's counter stripe (see "Counters").
 static bucket_counts_t *stripe_of(const bucket_t *b) {
   return &b->counts[gort__tls_cache->id % MPROF_STRIPES];
@@ -255,9 +259,14 @@ static int64_t sample_alloc(void *p, size_t size) {
   uint32_t depth = capture(pcs);
   mspan_t *s = span_of((uintptr_t)p);
   bucket_t *b = bucket_for(pcs, depth);
-  shard_t *sh = shard_of((uintptr_t)p);
+  if (b == NULL || s == NULL) {
+    in_profiler = false;
+    return next_interval();
+  }
+  if (span_state(s) != SPAN_SMALL) s->prof_shard = (uint8_t)gort__tls_cache->id;  // the block is ours alone
+  shard_t *sh = shard_of(s);
   lock(&sh->lock);
-  if (b != NULL && s != NULL && reg_insert(sh, (uintptr_t)p, b, size)) {
+  if (reg_insert(sh, (uintptr_t)p, b, size)) {
     bucket_counts_t *c = stripe_of(b);
     count(&c->alloc_bytes, size);
     count(&c->allocs, 1);
@@ -273,7 +282,9 @@ static int64_t sample_alloc(void *p, size_t size) {
 }
 
 static bool is_sampled(const void *p) {
-  shard_t *sh = shard_of((uintptr_t)p);
+  mspan_t *s = span_of((uintptr_t)p);
+  if (s == NULL) return false;
+  shard_t *sh = shard_of(s);
   lock(&sh->lock);
   bool found = reg_find(sh, (uintptr_t)p) != NULL;
   unlock(&sh->lock);
@@ -284,7 +295,8 @@ static bool is_sampled(const void *p) {
 // its mark): takes its record; false if it had none.
 static bool sample_free(void *p) {
   mspan_t *s = span_of((uintptr_t)p);
-  shard_t *sh = shard_of((uintptr_t)p);
+  if (s == NULL) return false;
+  shard_t *sh = shard_of(s);
   lock(&sh->lock);
   sampled_t *e = reg_find(sh, (uintptr_t)p);
   if (e != NULL) {
@@ -292,7 +304,7 @@ static bool sample_free(void *p) {
     count(&c->free_bytes, e->size);
     count(&c->frees, 1);
     e->addr = 1;  // deleted
-    if (s != NULL && span_state(s) == SPAN_LARGE)
+    if (span_state(s) == SPAN_LARGE)
       atomic_fetch_sub_explicit(&s->nsampled, 1, memory_order_relaxed);
   }
   unlock(&sh->lock);
