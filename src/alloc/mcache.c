@@ -165,12 +165,13 @@ block_t *gort__mcache_carve(mspan_t *s) {
 // shape (batches of 1600 blocks of 16 B, then 32 B, ... up to 4 KiB)
 // ended each phase with the whole batch on its class's list, and the
 // thread touched 9.7 MiB where mimalloc, whose pages go back to its heap
-// once their blocks are all free, touched 6.5. So before a refill takes
+// once their blocks are all free, touched 6.5. So when a refill takes
 // fresh pages from the heap (the thread's footprint grows), every class
 // that neither refilled nor flushed since the last such pass gives back
 // half its growth, and its blocks past the new bound go back to their
 // spans: empty ones retire to the stash, where the class that needs
-// pages now takes them. An idle list is back near its base after a few
+// pages takes them at its next refill. (The pass runs at the end of the
+// refill that took the pages: gort__mcache_refill says why.) An idle list is back near its base after a few
 // passes; a class in use is never trimmed, and a thread whose spans stay
 // with it (the steady state) makes no pass at all.
 // (Measured on bench/classic.c's glibc shapes: a working set of 1024
@@ -230,7 +231,7 @@ static void list_on_refill(mcache_t *c, int cls) {
   cc_set_max(c, cls, want);
 }
 
-// Before the thread takes fresh pages from the heap: idle classes give back
+// After a refill took fresh pages from the heap: idle classes give back
 // half their growth (see above).
 static void trim_idle_lists(mcache_t *c) {
   if (c->grown_bytes == 0) {
@@ -549,7 +550,7 @@ static void stash_grow(mcache_t *c) {
   if (!c->stash_spilled || c->stash_shift >= GORT_STASH_MAX_SHIFT) return;
   c->stash_shift++;
   c->stash_spilled = false;
-  gort__scavenger_wake();
+  c->stash_wake = true;  // at the end of the refill (gort__mcache_refill says why)
 }
 
 // Moves every span of c's stash to taken, through their list links, and
@@ -888,8 +889,7 @@ static block_t *next_list(mcache_t *c, int cls, int32_t *n) {
   if ((s = stash_pop(c, cls)) != NULL) return make_current(c, s, n);
   if ((s = gort__mcentral_adopt(cls, c)) != NULL) return make_current(c, s, n);
   stash_grow(c);
-  trim_idle_lists(c);
-  if ((s = stash_pop(c, cls)) != NULL) return make_current(c, s, n);  // what the trim freed
+  c->trim_due = true;
   if ((s = fresh_span(c, cls)) != NULL) return make_current(c, s, n);
   return NULL;
 }
@@ -907,6 +907,20 @@ void *gort__mcache_refill(mcache_t *c, int cls) {
   k->head = gort__harden ? gort__harden_checked_next(list) : list->next;
   // n - 1 on the list once the caller counts the malloc of the first.
   cc_set_len(c, cls, n);
+  // Only now, with the class's list whole: the trim may free spans to the
+  // heap, whose hook, like a wake, may start the scavenger's thread, and
+  // pthread_create mallocs (the new thread's TLS); that malloc must find
+  // this cache consistent, not in the middle of this refill (a nested
+  // refill of this class would have made a current span the outer one
+  // then overwrote, and lost).
+  if (gort_unlikely(c->trim_due)) {
+    c->trim_due = false;
+    trim_idle_lists(c);
+  }
+  if (gort_unlikely(c->stash_wake)) {
+    c->stash_wake = false;
+    gort__scavenger_wake();
+  }
   return list;
 }
 

@@ -77,6 +77,8 @@ typedef struct mcache {
   uint64_t stash_bytes;
   uint8_t stash_shift;
   bool stash_spilled;
+  bool stash_wake;  // the bound grew: wake the scavenger once the refill is done
+  bool trim_due;    // a refill took fresh pages: trim idle lists once it is done
   uint32_t stash_epoch_seen;
   // Bumped by whoever takes chains from the stash other than through the
   // owner's own pops (the scavenger, a fork's child, the thread's exit).
