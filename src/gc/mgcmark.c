@@ -46,6 +46,19 @@
 // allocated black, or freed by gort_free, has its bit set already and is
 // not counted here (mgc.c, "The live count", says where it is).
 //
+// The price of atomic marks. While the program runs beside the mark, a
+// mark bit is set with a locked instruction (the program's allocations,
+// barriers and frees set bits in the same words, and a plain
+// read-modify-write could drop theirs: a live object freed). On our VMs a
+// locked bit set costs 4.5 ns more than a plain store even on a hot line,
+// and it waits for the line where a store would not: in GCBench with
+// barriered objects (bench/gc, gort-wb) it held 55% of mark_value's
+// samples, and the whole run took 0.74 s of CPU against 0.68 with plain
+// sets (measured unsafely, 5 interleaved runs; 2026-12-02). Leads, not
+// built: a byte per mark (bdwgc's parallel mode; a plain store is then
+// safe, at 8x the bitmap's memory) or one locked OR per word for the
+// objects of one scan that share it.
+//
 // Mark workers: one per usable CPU beside the collecting thread (at most
 // 7), gort's own threads that sleep on a futex between cycles, used when
 // the last cycle found at least 64 MiB live (PARALLEL_MIN says why).
