@@ -912,14 +912,14 @@ void *gort__mcache_refill(mcache_t *c, int cls) {
   // pthread_create mallocs (the new thread's TLS); that malloc must find
   // this cache consistent, not in the middle of this refill (a nested
   // refill of this class would have made a current span the outer one
-  // then overwrote, and lost).
-  if (gort_unlikely(c->trim_due)) {
-    c->trim_due = false;
-    trim_idle_lists(c);
-  }
-  if (gort_unlikely(c->stash_wake)) {
-    c->stash_wake = false;
-    gort__scavenger_wake();
+  // then overwrote, and lost). Not for the late cache, whose refills run
+  // under late.lock: a nested malloc there, from a thread past its exit,
+  // would take that lock again.
+  if (gort_unlikely(c->trim_due | c->stash_wake)) {
+    bool own = c == gort__tls_cache;
+    if (c->trim_due && own) trim_idle_lists(c);
+    if (c->stash_wake && own) gort__scavenger_wake();
+    c->trim_due = c->stash_wake = false;
   }
   return list;
 }
