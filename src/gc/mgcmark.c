@@ -61,7 +61,7 @@
 //
 // Mark workers: one per usable CPU beside the collecting thread (at most
 // 7), gort's own threads that sleep on a futex between cycles, used when
-// the last cycle found at least 64 MiB live (PARALLEL_MIN says why).
+// the last cycle found at least 4 MiB live (PARALLEL_MIN says why).
 
 #define _GNU_SOURCE
 #include <link.h>
@@ -88,7 +88,12 @@ typedef struct {
   workbuf_t *cur;
   uint64_t bytes, objects;
   uint64_t scan_bytes;  // of them, the bytes of objects queued to be scanned
-} worker_t;
+  // Each worker's own lines: mark_value writes bytes and objects for
+  // every object it marks, and with two 32-byte workers in one line the
+  // two cores took that line from each other at every mark (parallel
+  // marking ran at half the speed of one worker; see PARALLEL_MIN). 128,
+  // not 64: the CPU fetches lines in adjacent pairs.
+} __attribute__((aligned(128))) worker_t;
 
 #define MAX_WORKERS 8
 
@@ -844,11 +849,17 @@ void gort__gc_mark_init(void) {
   mark.helpers_started = mark.nworkers > 1;
 }
 
-// Helpers pay off only for a large mark: each marked object then costs a
-// locked OR on a mark word that other workers' objects share (measured on
-// binary-trees with 15 MiB live: one worker marks in half the time two
-// take). So a cycle marks alone below PARALLEL_MIN bytes last found live.
-#define PARALLEL_MIN (64ULL << 20)
+// Helpers are woken for a mark of PARALLEL_MIN bytes or more last found
+// live: below it a mark takes well under a millisecond alone, and waking
+// a sleeping helper and trading buffers with it costs about as much as
+// it saves. Until 2026-12-03 this was 64 MiB, because two workers marked
+// in twice the time of one (binary-trees, 15 MiB live); the cause was
+// false sharing (worker_t), not the locked OR, which costs a lone worker
+// 13-15% (gcdirty=none with atomic marks forced: GCBench's longest stop
+// 3.5 -> 4.1 ms, binary-trees' 13.4 -> 15.1). With each worker on its own
+// lines, two workers stop GCBench (depth 16) for 2.5 ms at most, not 3.5,
+// and binary-trees (depth 18) for 8.2 ms, not 13.3 (3 runs each).
+#define PARALLEL_MIN (4ULL << 20)
 
 void gort__gc_mark(uint64_t last_marked) {
   mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
@@ -1111,10 +1122,16 @@ bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
 
 // The final stop: the roots again, the last written pages, the drain with
 // every worker, the overflow pass, gccheckmark. With the helpers (a live
-// heap of PARALLEL_MIN or more), the written pages are pieces that every
+// heap of FINISH_PARALLEL_MIN or more), the written pages are pieces that every
 // worker takes before it drains: the large-heap benchmark's final stop
 // rescans a few hundred pages at about 8 us each, on one core the largest
 // part of that stop. t[1] is then the collect alone, t[2] the rescan too.
+// The final stop's work is the last written pages and what they reach,
+// not the live heap, so helpers pay off there only on a large heap: on
+// GCBench (8-16 MiB live) the whole stop takes about 0.3 ms, and waking
+// a helper would be a large part of that.
+#define FINISH_PARALLEL_MIN (64ULL << 20)
+
 void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]) {
   gort__mheap_arena_range(&mark.lo, &mark.hi);
   int64_t t0 = gort__nanotime();
@@ -1122,7 +1139,7 @@ void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t
   gort__stw_foreach_thread(take_barrier_buffer);
   atomic_store(&mark.wb_flush, false);
   int64_t t1 = gort__nanotime();
-  mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
+  mark.parallel = mark.helpers_started && last_marked >= FINISH_PARALLEL_MIN;
   if (mark.parallel) {
     if (collect_pieces(dirty_pages)) atomic_store(&mark.rescan_first, true);
   } else {
