@@ -54,10 +54,20 @@
 // and it waits for the line where a store would not: in GCBench with
 // barriered objects (bench/gc, gort-wb) it held 55% of mark_value's
 // samples, and the whole run took 0.74 s of CPU against 0.68 with plain
-// sets (measured unsafely, 5 interleaved runs; 2026-12-02). Leads, not
-// built: a byte per mark (bdwgc's parallel mode; a plain store is then
-// safe, at 8x the bitmap's memory) or one locked OR per word for the
-// objects of one scan that share it.
+// sets (measured unsafely, 5 interleaved runs; 2026-12-02). Tried and
+// dropped (2026-12-03): a byte per 16-byte granule in an array of its own
+// (bdwgc's parallel mode), set with plain stores. With the world stopped
+// and two workers, binary-trees' longest stop fell 10% (8.5-8.9 -> 7.8
+// ms) and mark_value's samples by 30%, but the byte is a second line to
+// miss beside the live bit, which the interleaved words share, so the
+// mark as a whole gained little: GCBench's stops were within noise, and
+// the 1 GiB cache (gcdirty=none, 2 runs each) took 6% more CPU (13.1 ->
+// 13.9 s, the sweep reading 64 bytes per KiB) and 118 MiB more RSS (2233
+// -> 2351; a byte per 16 is 1/16 of the heap). A byte per object, in the
+// span as Go's gcmarkBits, would cost a 512 B object one byte, not 32;
+// it needs the sweep to walk objects rather than bitmap words. Another
+// lead, not built: one locked OR per word for the objects of one scan
+// that share it.
 //
 // Mark workers: one per usable CPU beside the collecting thread (at most
 // 7), gort's own threads that sleep on a futex between cycles, used when
