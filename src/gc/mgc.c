@@ -556,10 +556,11 @@ static void cycle_finish(void) {
     // Out of headroom: the program is about to wait for the cycle, and
     // another round costs it more than a final stop of about this round's
     // length would. Not when the round was long: its pages are about what
-    // the final stop would find, and the program waits at the hard goal
-    // in slices, where the stop would hold it in one piece (the 1 GiB
-    // cache under GORT_MEMLIMIT=1350MiB, at its goal all the time, went to
-    // its final stop after one round with 630 pages: a 59 ms stop).
+    // the final stop would find, and a stop holds every thread, where the
+    // hard goal holds only the allocating ones, in slices until they pass
+    // it by a sixteenth of the goal (assist, below). The 1 GiB cache
+    // under GORT_MEMLIMIT=1350MiB, at its goal all the time, went to its
+    // final stop after one round with 630 pages: a 59 ms stop.
     uint64_t goal = atomic_load_explicit(&goal_now, memory_order_relaxed);
     if (goal != 0 && atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed) >= goal &&
         round_ns < PRECLEAN_GOAL_NS)

@@ -860,15 +860,18 @@ void gort__gc_mark_init(void) {
 }
 
 // Helpers are woken for a mark of PARALLEL_MIN bytes or more last found
-// live: below it a mark takes well under a millisecond alone, and waking
-// a sleeping helper and trading buffers with it costs about as much as
-// it saves. Until 2026-12-03 this was 64 MiB, because two workers marked
-// in twice the time of one (binary-trees, 15 MiB live); the cause was
-// false sharing (worker_t), not the locked OR, which costs a lone worker
-// 13-15% (gcdirty=none with atomic marks forced: GCBench's longest stop
-// 3.5 -> 4.1 ms, binary-trees' 13.4 -> 15.1). With each worker on its own
-// lines, two workers stop GCBench (depth 16) for 2.5 ms at most, not 3.5,
-// and binary-trees (depth 18) for 8.2 ms, not 13.3 (3 runs each).
+// live. Below it the mark is short either way (GCBench depth 12 and
+// binary-trees depth 14, 1-4 MiB live, stopped 0.4-0.9 ms with helpers
+// from 0, 1 or 4 MiB or without them: 3 noisy runs each, no difference
+// seen), so the smallest heaps keep the helpers asleep. Until 2026-12-03
+// this was 64 MiB, because two workers marked in twice the time of one
+// (binary-trees, 15 MiB live); the cause was false sharing (worker_t),
+// not the locked OR, which costs a lone worker 13-15% (gcdirty=none with
+// atomic marks forced: GCBench's longest stop 3.5 -> 4.1 ms,
+// binary-trees' 13.4 -> 15.1). With each worker on its own lines
+// (gcdirty=none, bench/gc/run.sh 3): GCBench depth 16's longest stop 3.55
+// -> 2.95 ms and binary-trees depth 18's 13.4 -> 8.4, for 18-20% more CPU
+// (0.33 -> 0.39 s, 1.53 -> 1.85).
 #define PARALLEL_MIN (4ULL << 20)
 
 void gort__gc_mark(uint64_t last_marked) {
@@ -1130,18 +1133,18 @@ bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
   return true;
 }
 
+// The final stop's work is the last written pages and what they reach,
+// not the live heap, so it keeps the old 64 MiB: on GCBench (8-16 MiB
+// live) the whole stop takes about 0.3 ms, and helpers there were not
+// measured.
+#define FINISH_PARALLEL_MIN (64ULL << 20)
+
 // The final stop: the roots again, the last written pages, the drain with
 // every worker, the overflow pass, gccheckmark. With the helpers (a live
 // heap of FINISH_PARALLEL_MIN or more), the written pages are pieces that every
 // worker takes before it drains: the large-heap benchmark's final stop
 // rescans a few hundred pages at about 8 us each, on one core the largest
 // part of that stop. t[1] is then the collect alone, t[2] the rescan too.
-// The final stop's work is the last written pages and what they reach,
-// not the live heap, so helpers pay off there only on a large heap: on
-// GCBench (8-16 MiB live) the whole stop takes about 0.3 ms, and waking
-// a helper would be a large part of that.
-#define FINISH_PARALLEL_MIN (64ULL << 20)
-
 void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]) {
   gort__mheap_arena_range(&mark.lo, &mark.hi);
   int64_t t0 = gort__nanotime();
