@@ -71,7 +71,9 @@
 //
 // Mark workers: one per usable CPU beside the collecting thread (at most
 // 7), gort's own threads that sleep on a futex between cycles, used when
-// the last cycle found at least 4 MiB live (PARALLEL_MIN says why).
+// the last cycle found at least 4 MiB live (PARALLEL_MIN says why). Each
+// joins a drain when it wakes, if the drain is not over by then: a stop
+// never waits for a helper to wake ("Joining a drain").
 
 #define _GNU_SOURCE
 #include <link.h>
@@ -111,9 +113,8 @@ static struct {
   lock_t lock;       // rank LOCK_CENTRAL; guards full, empty
   workbuf_t *full;   // buffers waiting to be scanned
   workbuf_t *empty;  // spare buffers
-  _Atomic int idle;  // workers with no work
+  _Atomic uint64_t team;  // who is in the drain: see "Joining a drain"
   _Atomic uint32_t gen;  // bumped when idle workers should look again
-  int active;        // workers in this drain
   _Atomic bool overflow;
   uintptr_t lo, hi;  // arena bounds, set per cycle
   worker_t workers[MAX_WORKERS];
@@ -126,7 +127,6 @@ static struct {
   _Atomic int assists;            // assists holding a buffer now
   _Atomic bool hungry;            // an assist found the queue empty: the worker shares
   _Atomic uint32_t start;  // bumped to start the helpers
-  _Atomic uint32_t done;   // helpers finished with this drain
   _Atomic bool rescan_first;  // this drain's workers first take rescan pieces (the final stop)
   _Atomic bool wb_flush;      // barriers hand their buffers over at once (barrier.c)
   bool helpers_started;
@@ -134,6 +134,61 @@ static struct {
 GORT_NOSCAN(mark)  // lo is the heap's first address: base/noscan.h
 
 // ---- the queue ---------------------------------------------------------------------
+
+// Joining a drain. mark.team packs the drain's epoch, whether it is
+// closed to newcomers, its members and how many of them are idle. The
+// collecting thread opens a drain (a new epoch, itself its one member) and
+// wakes the helpers; a helper joins when it runs, unless the drain is
+// closed by then, and a drain is over when every member is idle and no
+// work is queued. The collecting thread then closes it and marks it done:
+// no member may leave idle after that, so work queued later (the
+// program's assists, the next drain) is never taken by a member of a
+// drain that ended. So the drain waits only for helpers that are working:
+// it used to count every helper in from the start and wait until each
+// had woken, found nothing left and gone idle. On a VM a sleeping
+// helper's CPU halts, and the host took milliseconds to run it again: the
+// 1 GiB cache under a memory limit had final stops whose drain of a few
+// pages took 10-19 ms (gctrace=2's "drain" part), waiting for a helper to
+// wake. A member changes the word only while its epoch is current (a
+// compare-and-swap), so a helper that wakes late in a drain long over
+// touches neither that drain's count nor the next one's queue.
+#define TEAM_IDLE 1ULL
+#define TEAM_MEMBER (1ULL << 16)
+#define TEAM_DONE (1ULL << 62)    // over: no member leaves idle
+#define TEAM_CLOSED (1ULL << 63)  // no helper joins
+#define TEAM_EPOCHS 0x3fffffffULL
+static uint32_t team_idle(uint64_t s) { return (uint32_t)(s & 0xffff); }
+static uint32_t team_members(uint64_t s) { return (uint32_t)((s >> 16) & 0xffff); }
+static uint64_t team_epoch(uint64_t s) { return (s >> 32) & TEAM_EPOCHS; }
+static bool team_over(uint64_t s) { return team_idle(s) == team_members(s); }
+
+// Adds d to the word, if the drain of epoch ep is still the current one
+// and not done.
+static bool team_add(uint64_t ep, uint64_t d, uint64_t *now) {
+  uint64_t s = atomic_load(&mark.team);
+  do {
+    if (team_epoch(s) != ep || (s & TEAM_DONE)) return false;
+  } while (!atomic_compare_exchange_weak(&mark.team, &s, s + d));
+  *now = s + d;
+  return true;
+}
+
+// Opens the next drain with the calling thread as its one member; closed
+// to helpers unless open.
+static uint64_t team_open(bool open) {
+  uint64_t ep = (team_epoch(atomic_load(&mark.team)) + 1) & TEAM_EPOCHS;
+  atomic_store(&mark.team, (ep << 32) | TEAM_MEMBER | (open ? 0 : TEAM_CLOSED));
+  return ep;
+}
+
+// Joins the drain of epoch ep, if it is still open.
+static bool team_join(uint64_t ep) {
+  uint64_t s = atomic_load(&mark.team);
+  do {
+    if (team_epoch(s) != ep || (s & (TEAM_CLOSED | TEAM_DONE))) return false;
+  } while (!atomic_compare_exchange_weak(&mark.team, &s, s + TEAM_MEMBER));
+  return true;
+}
 
 // Wakes idle workers: there is work, or the drain is over.
 static void wake_idle(void) {
@@ -146,7 +201,7 @@ static void put_full(workbuf_t *b) {
   b->next = mark.full;
   __atomic_store_n(&mark.full, b, __ATOMIC_RELEASE);  // idle workers and assists peek without the lock
   unlock(&mark.lock);
-  if (atomic_load(&mark.idle) > 0) wake_idle();
+  if (team_idle(atomic_load(&mark.team)) > 0) wake_idle();
 }
 
 static workbuf_t *get_full(void) {
@@ -341,7 +396,7 @@ static void drain_queue(worker_t *w) {
     if (!inflight_next(w, &ring, &obj)) return;
     scan_object(w, obj);
     if ((k & 63) == 0 &&
-        (atomic_load_explicit(&mark.idle, memory_order_relaxed) > 0 ||
+        (team_idle(atomic_load_explicit(&mark.team, memory_order_relaxed)) > 0 ||
          atomic_load_explicit(&mark.hungry, memory_order_relaxed)) &&
         w->cur != NULL && w->cur->n >= 16 && __atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) {
       atomic_store_explicit(&mark.hungry, false, memory_order_relaxed);
@@ -352,20 +407,28 @@ static void drain_queue(worker_t *w) {
 
 // Scans until every worker is out of work. An idle worker spins briefly,
 // then sleeps until work is shared or the last worker goes idle.
-static void drain(worker_t *w) {
+// w is a member of the drain of epoch ep. The collecting thread never
+// sleeps here: its drain is a stop's, and on a VM its own wake-up could
+// take as long as a helper's ("Joining a drain"); it yields instead.
+static void drain(worker_t *w, uint64_t ep) {
+  uint64_t s;
   for (;;) {
     drain_queue(w);
-    if (atomic_fetch_add(&mark.idle, 1) + 1 == mark.active) wake_idle();
+    if (!team_add(ep, TEAM_IDLE, &s)) gort__throw("gc: a working mark worker's drain ended");
+    if (team_over(s)) wake_idle();
     for (int spins = 0;; spins++) {
       if (__atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) != NULL) {
-        atomic_fetch_sub(&mark.idle, 1);
+        if (!team_add(ep, -TEAM_IDLE, &s)) return;  // a later drain's work: not ours
         break;
       }
       uint32_t g = atomic_load(&mark.gen);
-      if (atomic_load(&mark.idle) == mark.active && __atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) == NULL)
+      s = atomic_load(&mark.team);
+      if (team_epoch(s) != ep || (team_over(s) && __atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) == NULL))
         return;
       if (spins < 200)
         gort__cpu_relax();
+      else if (w == &mark.workers[0])
+        gort__os_yield();
       else
         gort__os_futex_wait(&mark.gen, g);
     }
@@ -384,10 +447,11 @@ static void *helper_main(void *arg) {
     uint32_t now;
     while ((now = atomic_load(&mark.start)) == seen) gort__os_futex_wait(&mark.start, seen);
     seen = now;
+    // The drain open now, if any: the one start announced, or a later one.
+    uint64_t ep = team_epoch(atomic_load(&mark.team));
+    if (!team_join(ep)) continue;
     if (atomic_load(&mark.rescan_first)) rescan_pieces(w, UINT64_MAX);
-    drain(w);
-    atomic_fetch_add(&mark.done, 1);
-    gort__os_futex_wake(&mark.done, 1);
+    drain(w, ep);
   }
   return NULL;
 }
@@ -399,19 +463,25 @@ static void drain_all(void) {
     put_full(me->cur);  // share the roots' work
     me->cur = NULL;
   }
-  int helpers = mark.helpers_started && mark.parallel ? mark.nworkers - 1 : 0;
-  mark.active = 1 + helpers;
-  atomic_store(&mark.idle, 0);
-  atomic_store(&mark.done, 0);
-  if (helpers > 0) {
+  bool helpers = mark.helpers_started && mark.parallel && mark.nworkers > 1;
+  uint64_t ep = team_open(helpers);
+  if (helpers) {
     atomic_fetch_add(&mark.start, 1);
     gort__os_futex_wake(&mark.start, INT32_MAX);
   }
   // A worker still rescanning is not idle, so no drain ends before the
   // pieces are all done and what they found is drained.
   if (atomic_load(&mark.rescan_first)) rescan_pieces(me, UINT64_MAX);
-  drain(me);
-  for (uint32_t d; (d = atomic_load(&mark.done)) < (uint32_t)helpers;) gort__os_futex_wait(&mark.done, d);
+  // Done once over: a helper that joined after the drain looked over
+  // (it finds nothing, all the pieces taken) goes idle again first.
+  for (;;) {
+    drain(me, ep);
+    uint64_t s = atomic_load(&mark.team);
+    if (team_over(s) && __atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) == NULL &&
+        atomic_compare_exchange_strong(&mark.team, &s, s | TEAM_CLOSED | TEAM_DONE))
+      break;
+    if (!team_add(ep, -TEAM_IDLE, &s)) gort__throw("gc: the collecting thread's drain was taken over");
+  }
 }
 
 void gort__gc_mark_drain(void) { drain_all(); }
@@ -914,9 +984,7 @@ void gort__gc_mark_drain_concurrent(void) {
   // it did not scan): the drain is over only when no assist holds one and
   // the queue is empty, else the final stop would do the rest.
   for (int naps = 0;; naps++) {
-    mark.active = 1;
-    atomic_store(&mark.idle, 0);
-    drain(&mark.workers[0]);
+    drain(&mark.workers[0], team_open(false));
     if (atomic_load(&mark.assists) == 0 && __atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) == NULL) break;
     // An assist holds the rest of the work for at most its budget: wait
     // without taking a core from the program (2 cores: spinning here cost
