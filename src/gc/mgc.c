@@ -26,7 +26,9 @@
 //   1. The thread whose allocation reached the trigger takes the cycle
 //      lock and, if the last cycle's part before its first stop took over
 //      a millisecond, wakes the background worker for it (else, and in
-//      gort_gc_collect, it does it itself), which reads the loaded
+//      gort_gc_collect, it does it itself; the first cycle starts the
+//      collector's threads on a thread of its own: first_cycle_main),
+//      which reads the loaded
 //      objects' segments, finishes the last sweep and protects the heap's
 //      pages (dirty.c: arming before the stop is only conservative), the
 //      program still running.
