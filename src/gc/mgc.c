@@ -494,11 +494,13 @@ static void cycle(void *arg) {
   (void)t_stopped;
   gort__gc_sweep_resume();
   gort__gc_finalizers_wake();
-  cycle_lock_drop();
-  if (pool_restarted != NULL) pool_restarted();
+  // Under the cycle lock: the next cycle may run on another thread (the
+  // first one on its own, first_cycle_main).
   conc.forced = forced;
   if (gort__opts.gctrace)
     trace_line(gc.fig.num_gc, before, before, marked, t_mark - t0, 0, t_end - t_mark, gort__gc_mark_workers(), 0, 0);
+  cycle_lock_drop();
+  if (pool_restarted != NULL) pool_restarted();
 }
 
 // ---- the concurrent cycle -----------------------------------------------------------
