@@ -402,7 +402,7 @@ static void share(worker_t *w) {
 // scans (61% of scan_object's samples sat on the load of an object's first
 // word, on GCBench), and a few objects in flight overlap them. An object
 // taken into the ring is scanned, or pushed back by inflight_return.
-#define PREFETCH_DEPTH 8
+#define PREFETCH_DEPTH 16
 typedef struct {
   uintptr_t obj[PREFETCH_DEPTH];
   unsigned n, at;  // objects in flight; the oldest one's slot
