@@ -9,9 +9,12 @@
 // stealing at the granularity of a buffer). Buffers come from persistent
 // memory and are reused every cycle, so the queue's memory is bounded by
 // the largest queue ever seen. A worker, and a mark assist, scans each
-// object eight pops after it prefetched the object's first line
-// (inflight_t): marking is a walk of cache misses, and a few objects in
-// flight overlap them.
+// object sixteen pops after it prefetched the object's first line
+// (inflight_t), and marks each word it reads eight words after it
+// prefetched the word's page-map entry and mark bits ("Candidates"):
+// marking is a walk of cache misses, and a few in flight overlap them.
+// Small objects are queued with their size, and scanned without looking
+// up their span again ("Scanning without the span").
 //
 // If no buffer can be had (the OS refuses memory mid-cycle), the object is
 // still marked but not queued, and the cycle remembers the overflow. After
@@ -96,10 +99,16 @@ typedef struct workbuf {
   uintptr_t obj[WB_N];
 } workbuf_t;
 
+#define CAND_DEPTH 8  // see "Candidates"
+
 typedef struct {
   workbuf_t *cur;
   uint64_t bytes, objects;
   uint64_t scan_bytes;  // of them, the bytes of objects queued to be scanned
+  // The words a drain found and will mark CAND_DEPTH words later
+  // ("Candidates"); empty outside drain_queue and an assist's loop.
+  uint32_t cn, cat;
+  uintptr_t cand[CAND_DEPTH];
   // Each worker's own lines: mark_value writes bytes and objects for
   // every object it marks, and with two 32-byte workers in one line the
   // two cores took that line from each other at every mark (parallel
@@ -308,13 +317,59 @@ RACY_READS GORT_INLINE void mark_value(worker_t *w, uintptr_t v) {
   }
 }
 
-RACY_READS static void scan_range_w(worker_t *w, uintptr_t lo, uintptr_t hi) {
-  lo = GORT_ALIGN_UP(lo, (uintptr_t)8);
-  for (uintptr_t p = lo; p + 8 <= hi; p += 8) mark_value(w, *(const uintptr_t *)p);
+// Candidates. Marking a word is a chain of dependent loads: the page
+// map's entry, the span, the live and mark bits. On a heap larger than
+// the caches each can miss, and the object prefetch (inflight_t) covers
+// only the scanned object's own line. So a drain does not mark a word
+// when it reads it: it prefetches the word's page-map entry and the line
+// of bits beside its granule (an object's bits are on its words' line
+// unless it straddles a 4 KiB boundary), and marks it CAND_DEPTH words
+// later, from w->cand. Only drain_queue and the assist's loop defer
+// (scan_object_d); they empty w->cand before they return
+// (cand_flush), since a word left there would be a reachable object never
+// marked. Roots, rescans and the overflow pass mark at once.
+RACY_READS GORT_INLINE void mark_deferred(worker_t *w, uintptr_t v) {
+  if (v < mark.lo || v >= mark.hi) return;
+  arena_t *a = arena_of(v);
+  if (gort_unlikely(a == NULL)) return;
+  __builtin_prefetch(&a->spans[arena_page_index(v)]);
+  __builtin_prefetch(ARENA_LIVE_WORD(a, (v & (GORT_ARENA_SIZE - 1)) >> 4));
+  if (w->cn < CAND_DEPTH) {
+    w->cand[(w->cat + w->cn++) % CAND_DEPTH] = v;
+    return;
+  }
+  uintptr_t old = w->cand[w->cat];
+  w->cand[w->cat] = v;
+  w->cat = (w->cat + 1) % CAND_DEPTH;
+  mark_value(w, old);
 }
 
+static void cand_flush(worker_t *w) {
+  for (; w->cn > 0; w->cn--, w->cat = (w->cat + 1) % CAND_DEPTH) mark_value(w, w->cand[w->cat]);
+}
+
+// At a mark's end: a word left in a worker's candidates would be an
+// object reached and never marked, freed live.
+static void cand_check(void) {
+  for (int i = 0; i < mark.nworkers; i++)
+    if (mark.workers[i].cn != 0) gort__throw("gc: a mark worker ended with words it never marked");
+}
+
+GORT_INLINE void mark_word_of(worker_t *w, uintptr_t v, bool defer) {
+  if (defer) mark_deferred(w, v);
+  else mark_value(w, v);
+}
+
+RACY_READS GORT_INLINE void scan_range_x(worker_t *w, uintptr_t lo, uintptr_t hi, bool defer) {
+  lo = GORT_ALIGN_UP(lo, (uintptr_t)8);
+  for (uintptr_t p = lo; p + 8 <= hi; p += 8) mark_word_of(w, *(const uintptr_t *)p, defer);
+}
+
+RACY_READS static void scan_range_w(worker_t *w, uintptr_t lo, uintptr_t hi) { scan_range_x(w, lo, hi, false); }
+
 // The pointer words of typed object obj (size bytes) in [lo, hi).
-RACY_READS static void scan_typed(worker_t *w, uintptr_t obj, uintptr_t size, uintptr_t lo, uintptr_t hi) {
+RACY_READS GORT_INLINE void scan_typed_x(worker_t *w, uintptr_t obj, uintptr_t size, uintptr_t lo, uintptr_t hi,
+                                         bool defer) {
   const struct gort_gc_layout *l = (const struct gort_gc_layout *)__atomic_load_n((uintptr_t *)obj, __ATOMIC_ACQUIRE);
   if (l == NULL || l->nwords == 0) return;  // being allocated: its words are still zero
   const uintptr_t *words = (const uintptr_t *)(obj + SPAN_TYPED_HEADER);
@@ -323,9 +378,13 @@ RACY_READS static void scan_typed(worker_t *w, uintptr_t obj, uintptr_t size, ui
   uintptr_t end = hi < obj + size ? (hi - (uintptr_t)words + 7) / 8 : n;
   if (end > n) end = n;
   for (uintptr_t k = i % l->nwords; i < end; i++) {
-    if ((l->bits[k >> 6] >> (k & 63)) & 1) mark_value(w, words[i]);
+    if ((l->bits[k >> 6] >> (k & 63)) & 1) mark_word_of(w, words[i], defer);
     if (++k == l->nwords) k = 0;
   }
+}
+
+RACY_READS static void scan_typed(worker_t *w, uintptr_t obj, uintptr_t size, uintptr_t lo, uintptr_t hi) {
+  scan_typed_x(w, obj, size, lo, hi, false);
 }
 
 // Scanning without the span. Most objects a mark scans are small and
@@ -337,11 +396,11 @@ RACY_READS static void scan_typed(worker_t *w, uintptr_t obj, uintptr_t size, ui
 // happened to the slot since it was queued: heap memory is never
 // unmapped, and scanning a slot the program freed, or pages another span
 // took since, only marks conservatively.
-RACY_READS static void scan_object(worker_t *w, uintptr_t e) {
+RACY_READS GORT_INLINE void scan_object_x(worker_t *w, uintptr_t e, bool defer) {
   uintptr_t n = ENTRY_BYTES(e);
   if (gort_likely(n != 0)) {
     const uintptr_t *p = (const uintptr_t *)ENTRY_OBJ(e), *end = p + n / 8;
-    for (; p < end; p++) mark_value(w, *p);
+    for (; p < end; p++) mark_word_of(w, *p, defer);
     return;
   }
   uintptr_t obj = e;
@@ -358,11 +417,15 @@ RACY_READS static void scan_object(worker_t *w, uintptr_t e) {
   uintptr_t size = gc_object_bytes(s);
   if (obj < s->base || obj + size > s->base + span_bytes(s)) return;  // a stale page-map entry
   if (s->kind != KIND_GC_TYPED) {
-    scan_range_w(w, obj, obj + size);
+    scan_range_x(w, obj, obj + size, defer);
     return;
   }
-  scan_typed(w, obj, size, obj, obj + size);
+  scan_typed_x(w, obj, size, obj, obj + size, defer);
 }
+
+RACY_READS static void scan_object(worker_t *w, uintptr_t e) { scan_object_x(w, e, false); }
+// The drain's: its words go to w->cand ("Candidates").
+RACY_READS static void scan_object_d(worker_t *w, uintptr_t e) { scan_object_x(w, e, true); }
 
 // ---- draining -----------------------------------------------------------------
 
@@ -430,13 +493,17 @@ static void inflight_return(worker_t *w, inflight_t *r) {
 }
 
 // Scans what w's queue holds, and what that queues, until it is empty;
-// the ring is empty again on return.
+// the ring and w->cand are empty again on return.
 static void drain_queue(worker_t *w) {
   inflight_t ring = {.n = 0};
   for (uint32_t k = 0;; k++) {
     uintptr_t obj;
-    if (!inflight_next(w, &ring, &obj)) return;
-    scan_object(w, obj);
+    if (!inflight_next(w, &ring, &obj)) {
+      if (w->cn == 0) return;
+      cand_flush(w);  // may queue more
+      continue;
+    }
+    scan_object_d(w, obj);
     if ((k & 63) == 0 &&
         (team_idle(atomic_load_explicit(&mark.team, memory_order_relaxed)) > 0 ||
          atomic_load_explicit(&mark.hungry, memory_order_relaxed)) &&
@@ -993,6 +1060,7 @@ void gort__gc_mark(uint64_t last_marked) {
   scan_roots();
   drain_all();
   handle_overflow();
+  cand_check();
   if (gort__gc_checkmark) checkmark();
 }
 
@@ -1097,9 +1165,10 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
       push(&w, obj);
       break;
     }
-    scan_object(&w, obj);
+    scan_object_d(&w, obj);
     scanned += size;
   }
+  cand_flush(&w);
   inflight_return(&w, &ring);
   assist_end(&w);
   atomic_fetch_sub(&mark.assists, 1);
@@ -1276,6 +1345,7 @@ void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t
   atomic_store(&mark.rescan_first, false);
   t[0] = t1 - t0, t[1] = t2 - t1, t[2] = gort__nanotime() - t2;
   handle_overflow();
+  cand_check();
   if (gort__gc_checkmark) checkmark();
   mark.atomic = false;
 }
