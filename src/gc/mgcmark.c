@@ -334,6 +334,11 @@ RACY_READS GORT_INLINE void mark_deferred(worker_t *w, uintptr_t v) {
   if (gort_unlikely(a == NULL)) return;
   __builtin_prefetch(&a->spans[arena_page_index(v)]);
   __builtin_prefetch(ARENA_LIVE_WORD(a, (v & (GORT_ARENA_SIZE - 1)) >> 4));
+  if (w->cn >= CAND_DEPTH / 2) {
+    uintptr_t m = w->cand[(w->cat + w->cn - CAND_DEPTH / 2) % CAND_DEPTH];
+    mspan_t *ms = __atomic_load_n(&arena_of(m)->spans[arena_page_index(m)], __ATOMIC_RELAXED);
+    if (ms != NULL) __builtin_prefetch(&ms->base);
+  }
   if (w->cn < CAND_DEPTH) {
     w->cand[(w->cat + w->cn++) % CAND_DEPTH] = v;
     return;
