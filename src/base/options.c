@@ -71,7 +71,7 @@ static const option_t options[] = {
      "1: print one line per GC cycle, in Go's format; 2: and a second line on the concurrent mark "
      "(pre-cleaning rounds, written pages rescanned, the final stop's parts)", false},
     {"gccheckmark", OPT_BOOL, OFF(gccheckmark), true,
-     "after each mark, mark again single-threaded and die if an object the first mark missed is found (Go's gccheckmark)", false},
+     "after each mark, mark again single-threaded and die if an object the first mark missed is found (Go's gccheckmark); every mark then defers its words as on large heaps", false},
     {"gcdirty", OPT_GCDIRTY, OFF(gcdirty), true,
      "how the collector learns which heap pages the program wrote while it marked: uffd "
      "(userfaultfd write-protect with PAGEMAP_SCAN, Linux 6.7+; the default where it works), "

@@ -283,7 +283,7 @@ void gort__gc_mark_prepare(void);
 void gort__gc_stop_the_world(void);
 bool gort__gc_is_marked(uintptr_t obj);
 // Concurrent marking (mgc.c says how the cycle uses them).
-uint64_t gort__gc_mark_begin(void);             // first stop: the roots; returns objects marked
+uint64_t gort__gc_mark_begin(uint64_t last_marked);  // first stop: the roots; returns objects marked
 void gort__gc_mark_drain_concurrent(void);      // the background worker
 // The write barrier (barrier.c), during a concurrent mark: t's (the
 // caller's own record) gray objects; in a no-stop region.

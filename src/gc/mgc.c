@@ -541,7 +541,7 @@ static void cycle_start(void *arg) {
   conc.live_at_start = atomic_load(&gort__gc_heap_live);
   atomic_store(&conc.freed_unmarked, 0);
   atomic_store(&gort__gc_marking, true);
-  conc.root_objects = gort__gc_mark_begin();
+  conc.root_objects = gort__gc_mark_begin(gc.fig.heap_marked);
   int64_t t_end = gort__nanotime();
   conc.stw1_ns = t_end - t_stop;
   fig_take();
