@@ -268,6 +268,17 @@ GORT_INLINE void push(worker_t *w, uintptr_t e) {
 
 // ---- marking one word -----------------------------------------------------------
 
+// The arena bounds that mark_value tests, from the heap's now. The
+// background worker updates them while the program's barriers read them
+// (gort__gc_barrier_shade): word-sized and only ever growing, so a
+// barrier that reads the old bounds misses only objects allocated black.
+static void bounds_update(void) {
+  uintptr_t lo, hi;
+  gort__mheap_arena_range(&lo, &hi);
+  __atomic_store_n(&mark.lo, lo, __ATOMIC_RELAXED);
+  __atomic_store_n(&mark.hi, hi, __ATOMIC_RELAXED);
+}
+
 // Scanning reads memory that the program may be writing (a concurrent
 // mark): racy by design, and made safe by the dirty-page rescan, so
 // ThreadSanitizer is told not to look at these reads.
@@ -275,7 +286,7 @@ GORT_INLINE void push(worker_t *w, uintptr_t e) {
 
 // Marks the object v points into, if any; queues it if it must be scanned.
 RACY_READS GORT_INLINE void mark_value(worker_t *w, uintptr_t v) {
-  if (v < mark.lo || v >= mark.hi) return;
+  if (v < __atomic_load_n(&mark.lo, __ATOMIC_RELAXED) || v >= __atomic_load_n(&mark.hi, __ATOMIC_RELAXED)) return;
   arena_t *a = arena_of(v);
   if (gort_unlikely(a == NULL)) return;
   mspan_t *s = __atomic_load_n(&a->spans[arena_page_index(v)], __ATOMIC_RELAXED);
@@ -337,7 +348,7 @@ RACY_READS GORT_INLINE void mark_value(worker_t *w, uintptr_t v) {
 // MiB, a megabyte of them. Under gccheckmark every mark defers, and the
 // check's own mark does not, so that the tests' small heaps check it.
 RACY_READS GORT_INLINE void mark_deferred(worker_t *w, uintptr_t v) {
-  if (v < mark.lo || v >= mark.hi) return;
+  if (v < __atomic_load_n(&mark.lo, __ATOMIC_RELAXED) || v >= __atomic_load_n(&mark.hi, __ATOMIC_RELAXED)) return;
   arena_t *a = arena_of(v);
   if (gort_unlikely(a == NULL)) return;
   __builtin_prefetch(&a->spans[arena_page_index(v)]);
@@ -1075,7 +1086,7 @@ void gort__gc_mark(uint64_t last_marked) {
   mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
   mark.atomic = mark.parallel;
   mark.defer = last_marked >= CAND_MIN || gort__gc_checkmark;
-  gort__mheap_arena_range(&mark.lo, &mark.hi);
+  bounds_update();
   scan_roots();
   drain_all();
   handle_overflow();
@@ -1091,7 +1102,7 @@ uint64_t gort__gc_mark_begin(uint64_t last_marked) {
   mark.atomic = true;
   mark.defer = last_marked >= CAND_MIN || gort__gc_checkmark;
   mark.parallel = false;
-  gort__mheap_arena_range(&mark.lo, &mark.hi);
+  bounds_update();
   uint64_t before = mark.workers[0].objects;
   scan_roots();
   uint64_t found = mark.workers[0].objects - before;
@@ -1109,7 +1120,7 @@ void gort__gc_mark_drain_concurrent(void) {
   // Objects the heap grew by since the stop are allocated black; words
   // pointing there need no marking, but the bounds must cover them for
   // the rescans of the pages they are on.
-  gort__mheap_arena_range(&mark.lo, &mark.hi);
+  bounds_update();
   // An assist may hold a buffer it took from the queue (it gives back what
   // it did not scan): the drain is over only when no assist holds one and
   // the queue is empty, else the final stop would do the rest.
@@ -1349,7 +1360,7 @@ bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
 // rescans a few hundred pages at about 8 us each, on one core the largest
 // part of that stop. t[1] is then the collect alone, t[2] the rescan too.
 void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]) {
-  gort__mheap_arena_range(&mark.lo, &mark.hi);
+  bounds_update();
   int64_t t0 = gort__nanotime();
   scan_roots_ex(true);
   gort__stw_foreach_thread(take_barrier_buffer);
