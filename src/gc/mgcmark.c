@@ -335,8 +335,9 @@ RACY_READS GORT_INLINE void mark_value(worker_t *w, uintptr_t v) {
 // only the scanned object's own line. So a drain does not mark a word
 // when it reads it: it prefetches the word's page-map entry and the line
 // of bits beside its granule (an object's bits are on its words' line
-// unless it straddles a 4 KiB boundary), and marks it CAND_DEPTH words
-// later, from w->cand. Only drain_queue and the assist's loop defer
+// unless it straddles a 4 KiB boundary), loads that entry half-way and
+// prefetches the span's line it names, and marks the word CAND_DEPTH
+// words later, from w->cand. Only drain_queue and the assist's loop defer
 // (scan_object_d); they empty w->cand before they return
 // (cand_flush), since a word left there would be a reachable object never
 // marked. Roots, rescans and the overflow pass mark at once. Only for
