@@ -453,6 +453,14 @@ RACY_READS GORT_INLINE void scan_object_x(worker_t *w, uintptr_t e, bool defer) 
 RACY_READS static void scan_object(worker_t *w, uintptr_t e) { scan_object_x(w, e, false); }
 // The drain's: its words go to w->cand ("Candidates").
 RACY_READS static void scan_object_d(worker_t *w, uintptr_t e) { scan_object_x(w, e, true); }
+// A drain's or an assist's scan: deferring or not, each compiled apart.
+GORT_INLINE void scan_drained(worker_t *w, uintptr_t e, bool defer) {
+  if (defer) scan_object_d(w, e);
+  else scan_object(w, e);
+}
+
+// Whether a mark that last found last_marked live defers its words.
+static bool defer_for(uint64_t last_marked) { return last_marked >= CAND_MIN || gort__gc_checkmark; }
 
 // ---- draining -----------------------------------------------------------------
 
@@ -531,8 +539,7 @@ static void drain_queue(worker_t *w) {
       cand_flush(w);  // may queue more
       continue;
     }
-    if (defer) scan_object_d(w, obj);
-    else scan_object(w, obj);
+    scan_drained(w, obj, defer);
     if ((k & 63) == 0 &&
         (team_idle(atomic_load_explicit(&mark.team, memory_order_relaxed)) > 0 ||
          atomic_load_explicit(&mark.hungry, memory_order_relaxed)) &&
@@ -1086,7 +1093,7 @@ void gort__gc_mark_init(void) {
 void gort__gc_mark(uint64_t last_marked) {
   mark.parallel = mark.helpers_started && last_marked >= PARALLEL_MIN;
   mark.atomic = mark.parallel;
-  mark.defer = last_marked >= CAND_MIN || gort__gc_checkmark;
+  mark.defer = defer_for(last_marked);
   bounds_update();
   scan_roots();
   drain_all();
@@ -1101,7 +1108,7 @@ void gort__gc_mark(uint64_t last_marked) {
 // beside the mark, so marks are atomic from here on.
 uint64_t gort__gc_mark_begin(uint64_t last_marked) {
   mark.atomic = true;
-  mark.defer = last_marked >= CAND_MIN || gort__gc_checkmark;
+  mark.defer = defer_for(last_marked);
   mark.parallel = false;
   bounds_update();
   uint64_t before = mark.workers[0].objects;
@@ -1197,8 +1204,7 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
       push(&w, obj);
       break;
     }
-    if (mark.defer) scan_object_d(&w, obj);
-    else scan_object(&w, obj);
+    scan_drained(&w, obj, mark.defer);
     scanned += size;
   }
   cand_flush(&w);
