@@ -40,9 +40,16 @@ TEST(the_dump_shows_goroutines_blocked_on_a_channel_with_its_address) {
   EXPECT(gort_go(leaked_receiver, r) == 0);
   EXPECT(gort_go(leaked_sender, s) == 0);
   EXPECT(gort_go(leaked_selector, r) == 0);
-  usleep(30000);
+  // A loaded machine may not have run them yet: wait until all three
+  // are parked (a dump of a runnable goroutine shows no wait reason).
   static char buf[8192];
-  dump_to(buf, sizeof buf);
+  for (int i = 0; i < 500; i++) {
+    dump_to(buf, sizeof buf);
+    if (dump_has_entry(buf, "[chan receive, ", r, "leaked_receiver") &&
+        dump_has_entry(buf, "[chan send, ", s, "leaked_sender") && strstr(buf, "[select, ") != NULL)
+      break;
+    usleep(10000);
+  }
   EXPECT(dump_has_entry(buf, "[chan receive, ", r, "leaked_receiver"), "%s", buf);
   EXPECT(dump_has_entry(buf, "[chan send, ", s, "leaked_sender"), "%s", buf);
   EXPECT(strstr(buf, "[select, ") != NULL && strstr(buf, "leaked_selector") != NULL, "%s", buf);

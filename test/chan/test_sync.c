@@ -425,13 +425,19 @@ TEST(the_dump_shows_goroutines_blocked_in_mutex_lock_and_waitgroup_wait) {
   gort_waitgroup_add(&w, 1);
   EXPECT(gort_go(mutex_blocked, &m) == 0);
   EXPECT(gort_go(waitgroup_blocked, &w) == 0);
-  usleep(30000);
-  FILE *f = tmpfile();
-  gort_goroutines_dump(fileno(f));
-  rewind(f);
+  // A loaded machine may not have run them yet: dump until both are parked.
   static char buf[8192];
-  buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
-  fclose(f);
+  for (int i = 0; i < 500; i++) {
+    FILE *f = tmpfile();
+    gort_goroutines_dump(fileno(f));
+    rewind(f);
+    buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
+    fclose(f);
+    if (dump_has_entry(buf, "[sync.Mutex.Lock, ", &m, "mutex_blocked") &&
+        dump_has_entry(buf, "[sync.WaitGroup.Wait, ", &w, "waitgroup_blocked"))
+      break;
+    usleep(10000);
+  }
   EXPECT(dump_has_entry(buf, "[sync.Mutex.Lock, ", &m, "mutex_blocked"), "%s", buf);
   EXPECT(dump_has_entry(buf, "[sync.WaitGroup.Wait, ", &w, "waitgroup_blocked"), "%s", buf);
 }

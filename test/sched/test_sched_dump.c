@@ -48,9 +48,12 @@ TEST(dump_shows_each_goroutine_its_wait_and_where_it_was_created) {
   EXPECT(gort_go(dump_test_waiter, NULL) == 0);  // the macro: file and line
   EXPECT((gort_go)(dump_test_sleeper, NULL) == 0);  // the function: its symbol
   gort_waitgroup_wait(&started);
-  usleep(20000);
   static char buf[8192];
-  dump_to(buf, sizeof buf);
+  for (int i = 0; i < 500; i++) {  // until both have parked, on a loaded machine too
+    dump_to(buf, sizeof buf);
+    if (strstr(buf, "goroutine 1 [sync.WaitGroup.Wait, ") && strstr(buf, "goroutine 2 [sleep, ")) break;
+    usleep(10000);
+  }
   fprintf(stderr, "%s", buf);
   EXPECT(strstr(buf, "goroutine 1 [sync.WaitGroup.Wait, ") != NULL);
   EXPECT(strstr(buf, "goroutine 2 [sleep, ") != NULL);
