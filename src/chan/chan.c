@@ -168,7 +168,7 @@ void gort__chan_dequeue_this(waitq_t *q, waiter_t *w) {
   w->next = w->prev = NULL;
 }
 
-waiter_t *gort__chan_dequeue(waitq_t *q) {
+waiter_t *gort__chan_dequeue_select(waitq_t *q) {
   for (;;) {
     waiter_t *w = q->first;
     if (w == NULL) return NULL;
@@ -459,7 +459,7 @@ static bool chan_send(gort_chan_t *c, const void *elem, bool block) {
     if (!block) return false;
     gort__park_forever("chan send (nil chan)");
   }
-  gort__sched_safepoint();
+  sched_safepoint();
   if (c->txcap > 0 && gort__chan_side_open(&c->sendpos) && ring_put(c, elem, false))
     return true;
   chan_lock(&c->lock);
@@ -512,7 +512,7 @@ static bool chan_recv(gort_chan_t *c, void *elem, bool block, bool *done) {
     if (!block) return false;
     gort__park_forever("chan receive (nil chan)");
   }
-  gort__sched_safepoint();
+  sched_safepoint();
   *done = true;
   if (c->rxcap > 0 && gort__chan_side_open(&c->recvpos) && ring_take(c, elem, false))
     return true;

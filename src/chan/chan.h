@@ -133,22 +133,45 @@ _Static_assert(offsetof(struct gort_chan, sendpos) == 128 && offsetof(struct gor
 
 // ---- park.c -------------------------------------------------------------------------------
 
-void gort__park_init(parker_t *pk);
+// A plain thread's wait for the wake, until deadline (nanotime; < 0: no
+// limit); false if the deadline passed first.
+bool gort__park_thread_wait(parker_t *pk, int64_t deadline);
+// A plain thread about to wait with no deadline counts itself as blocked
+// for ever (the deadlock detector); call before the waker can find pk.
+void gort__park_count(parker_t *pk);
+// park.c: a plain thread's side of gort__park_block and gort__park_wake.
+void gort__park_block_thread(parker_t *pk, bool (*unlockf)(g_t *, void *), void *arg);
+void gort__park_wake_thread(parker_t *pk);
+void gort__deadlock_woke(void);
+
+// The three steps below are inline: an unbuffered round trip between two
+// goroutines is four of each, and their calls were a tenth of it.
+GORT_INLINE void gort__park_init(parker_t *pk) {
+  pk->g = sched_g();
+  atomic_store_explicit(&pk->woken, 0, memory_order_relaxed);
+  atomic_store_explicit(&pk->selectdone, 0, memory_order_relaxed);
+  pk->fired = NULL;
+  pk->counted = false;
+}
+
 // Blocks the caller until gort__park_wake(pk). unlockf(g, arg) releases the
 // locks the caller holds: for a goroutine it runs after the goroutine's
 // context is saved (so a waker cannot ready a goroutine still running), for
 // a thread just before it sleeps. reason and obj are for the dump.
-void gort__park_block(parker_t *pk, bool (*unlockf)(g_t *, void *), void *arg, const char *reason,
-                      const void *obj);
-// A plain thread's wait for the wake, until deadline (nanotime; < 0: no
-// limit); false if the deadline passed first.
-bool gort__park_thread_wait(parker_t *pk, int64_t deadline);
+GORT_INLINE void gort__park_block(parker_t *pk, bool (*unlockf)(g_t *, void *), void *arg,
+                                  const char *reason, const void *obj) {
+  if (pk->g != NULL) gort__sched_park_on(unlockf, arg, reason, obj);
+  else gort__park_block_thread(pk, unlockf, arg);
+}
+
 // Wakes pk's party. Call holding no channel lock. Once called, pk and its
 // waiters may vanish (the woken party returns).
-void gort__park_wake(parker_t *pk);
-// A plain thread about to wait with no deadline counts itself as blocked
-// for ever (the deadlock detector); call before the waker can find pk.
-void gort__park_count(parker_t *pk);
+GORT_INLINE void gort__park_wake(parker_t *pk) {
+  gort__deadlock_woke();
+  g_t *g = pk->g;
+  if (g != NULL) gort__sched_ready(g);  // runnext of the waker's P: the partner runs next
+  else gort__park_wake_thread(pk);
+}
 // Blocks the caller for ever (a NULL channel; an empty select).
 GORT_NORETURN void gort__park_forever(const char *reason);
 // A random number for select's poll order; any thread.
@@ -157,7 +180,6 @@ uint32_t gort__chan_fastrand(void);
 // ---- deadlock.c -----------------------------------------------------------------------------
 
 void gort__deadlock_block(int delta);
-void gort__deadlock_woke(void);
 // Reports a deadlock and aborts if there is one (a blocked thread calls it).
 void gort__deadlock_check(void);
 
@@ -166,7 +188,18 @@ void gort__deadlock_check(void);
 void gort__chan_enqueue(waitq_t *q, waiter_t *w);
 void gort__chan_dequeue_this(waitq_t *q, waiter_t *w);
 // The first waiter whose select is not claimed yet (claiming it), or NULL.
-waiter_t *gort__chan_dequeue(waitq_t *q);
+// Inline where the first waiter is no select; the loop that claims selects
+// and skips the stale waiters of those another case won is out of line.
+waiter_t *gort__chan_dequeue_select(waitq_t *q);
+GORT_INLINE waiter_t *gort__chan_dequeue(waitq_t *q) {
+  waiter_t *w = q->first;
+  if (w == NULL || w->isselect) return w == NULL ? NULL : gort__chan_dequeue_select(q);
+  POKE(q->first, w->next);
+  if (w->next != NULL) w->next->prev = NULL;
+  else q->last = NULL;
+  w->next = w->prev = NULL;
+  return w;
+}
 // The steps of a send or receive that can proceed, with c locked (they
 // leave it locked). send_direct / recv_direct complete a waiter w taken
 // from the other queue and return its parker: wake it after the unlock.

@@ -15,26 +15,13 @@
 #include "../gc/gc.h"
 #include "../os/os.h"
 
-void gort__park_init(parker_t *pk) {
-  pk->g = gort__sched_getg();
-  atomic_store_explicit(&pk->woken, 0, memory_order_relaxed);
-  atomic_store_explicit(&pk->selectdone, 0, memory_order_relaxed);
-  pk->fired = NULL;
-  pk->counted = false;
-}
-
 void gort__park_count(parker_t *pk) {
   if (pk->g != NULL) return;
   pk->counted = true;
   gort__deadlock_block(1);
 }
 
-void gort__park_block(parker_t *pk, bool (*unlockf)(g_t *, void *), void *arg, const char *reason,
-                      const void *obj) {
-  if (pk->g != NULL) {
-    gort__sched_park_on(unlockf, arg, reason, obj);
-    return;
-  }
+void gort__park_block_thread(parker_t *pk, bool (*unlockf)(g_t *, void *), void *arg) {
   gort__park_count(pk);
   unlockf(NULL, arg);
   gort__park_thread_wait(pk, -1);
@@ -59,13 +46,7 @@ bool gort__park_thread_wait(parker_t *pk, int64_t deadline) {
   return true;
 }
 
-void gort__park_wake(parker_t *pk) {
-  gort__deadlock_woke();
-  g_t *g = pk->g;
-  if (g != NULL) {
-    gort__sched_ready(g);  // runnext of the waker's P: the partner runs next
-    return;
-  }
+void gort__park_wake_thread(parker_t *pk) {
   if (pk->counted) gort__deadlock_block(-1);  // before woken: then pk may vanish
   atomic_store_explicit(&pk->woken, 1, memory_order_release);
   gort__os_futex_wake(&pk->woken, 1);

@@ -270,7 +270,7 @@ static int select_go(gort_select_case_t *cases, int n, int64_t timeout_ns, int *
   }
   parker_t pk;
   sel_t s = {.cases = cases, .lockorder = lockorder, .pk = &pk, .w = w, .deadline = -1};
-  gort__sched_safepoint();
+  sched_safepoint();
   // Step 0: the first case in poll order that proceeds under its own lock.
   for (int i = 0; i < npoll; i++) {
     gort_select_case_t *k = &cases[pollorder[i]];

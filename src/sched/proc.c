@@ -70,8 +70,10 @@
 // Per-thread state. A goroutine may resume on another thread. The compiler
 // treats the address of a TLS variable as constant within a function, so a
 // function that switches must not touch TLS directly on both sides of the
-// switch: it reads the M through getm(), which is never inlined, and errno
-// is saved and restored in functions of their own (errno is TLS too). The
+// switch: it reads the M through getm() (sched_m, proc.h: one load through
+// %fs at a measured offset, in an asm the compiler may not cache; a call
+// of gort__sched_getm, never inlined, where that is not available), and
+// errno is saved and restored the same way (errno is TLS too). The
 // allocator's thread cache is read inside gort_malloc, at each call, so it
 // is always the current thread's. The program's own code cannot be helped
 // so: glibc declares __errno_location const, so a function may read the
@@ -134,10 +136,45 @@ GORT_NOINLINE __attribute__((noipa)) g_t *gort__sched_getg(void) {
   return m != NULL ? atomic_load_explicit(&m->curg, memory_order_relaxed) : NULL;
 }
 
-#define getm gort__sched_getm
+#define getm sched_m
 
-static GORT_NOINLINE __attribute__((noipa)) void save_errno(g_t *g) { g->saved_errno = errno; }
-static GORT_NOINLINE __attribute__((noipa)) void restore_errno(g_t *g) { errno = g->saved_errno; }
+intptr_t gort__tls_m_off, gort__tls_errno_off;
+
+void gort__sched_tls_init(void) {
+#if defined(__x86_64__)
+  if (gort__tls_m_off != 0) return;
+  char *tp = __builtin_thread_pointer();
+  gort__tls_errno_off = (char *)&errno - tp;
+  atomic_thread_fence(memory_order_release);
+  gort__tls_m_off = (char *)&tls_m - tp;
+#endif
+}
+
+static GORT_NOINLINE __attribute__((noipa)) void save_errno_call(g_t *g) { g->saved_errno = errno; }
+static GORT_NOINLINE __attribute__((noipa)) void restore_errno_call(g_t *g) { errno = g->saved_errno; }
+
+// errno is saved with the goroutine and restored on whichever thread
+// resumes it (sched_m's offsets, proc.h).
+GORT_INLINE void save_errno(g_t *g) {
+#if defined(__x86_64__)
+  intptr_t off = gort__tls_errno_off;
+  if (gort_likely(off != 0)) {
+    __asm__ volatile("movl %%fs:(%1), %0" : "=r"(g->saved_errno) : "r"(off) : "memory");
+    return;
+  }
+#endif
+  save_errno_call(g);
+}
+GORT_INLINE void restore_errno(g_t *g) {
+#if defined(__x86_64__)
+  intptr_t off = gort__tls_errno_off;
+  if (gort_likely(off != 0)) {
+    __asm__ volatile("movl %0, %%fs:(%1)" : : "r"(g->saved_errno), "r"(off) : "memory");
+    return;
+  }
+#endif
+  restore_errno_call(g);
+}
 
 static uint32_t fastrand(m_t *m) {
   m->rand ^= m->rand << 13;
@@ -705,7 +742,7 @@ void gort__sched_park(bool (*unlockf)(g_t *, void *), void *arg, const char *rea
 
 void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *reason,
                          const void *obj) {
-  g_t *g = gort__sched_getg();
+  g_t *g = sched_g();
   if (g == NULL) gort__fatal("sched: park outside a goroutine", NULL);
   g->unlockf = unlockf;
   g->unlock_arg = arg;
@@ -744,7 +781,7 @@ void gort__sched_ready(g_t *g) {
 
 // The safe point: yields if sysmon asked this goroutine to.
 void gort__sched_safepoint(void) {
-  g_t *g = gort__sched_getg();
+  g_t *g = sched_g();
   if (g != NULL && gort_unlikely(atomic_load_explicit(&g->preempt, memory_order_relaxed))) gort_yield();
 }
 
@@ -1179,6 +1216,7 @@ int gort_maxprocs(int n) {
 }
 
 void gort__sched_init(void) {
+  gort__sched_tls_init();
   gort__stack_init();
   int n = (int)gort__opts.maxprocs;  // 0 (unset): want_procs() finds it
   if (n > MAXPROCS) n = MAXPROCS;

@@ -107,6 +107,46 @@ GORT_INLINE int64_t sched_nowish(void) {
 }
 
 m_t *gort__sched_getm(void) GORT_HIDDEN;
+
+// Per-thread state read inline (proc.c, "Per-thread state"). gort's TLS and
+// glibc's errno are static TLS, at offsets from the thread pointer that are
+// the same in every thread, so one instruction through %fs reads the
+// calling thread's copy wherever the goroutine runs now: the compiler sees
+// an asm it may neither cache nor move across the switch (volatile, with a
+// memory clobber), where a plain TLS access would let it keep an address
+// computed on the old thread. The offsets are measured at start-up (an
+// offset of 0 is the thread control block itself: not measured yet, and
+// the calls below go to the out-of-line readers).
+extern intptr_t gort__tls_m_off GORT_HIDDEN;
+extern intptr_t gort__tls_errno_off GORT_HIDDEN;
+void gort__sched_tls_init(void) GORT_HIDDEN;
+
+GORT_INLINE m_t *sched_m(void) {
+#if defined(__x86_64__)
+  intptr_t off = gort__tls_m_off;
+  if (gort_likely(off != 0)) {
+    m_t *m;
+    __asm__ volatile("movq %%fs:(%1), %0" : "=r"(m) : "r"(off) : "memory");
+    return m;
+  }
+#endif
+  return gort__sched_getm();
+}
+
+// The running goroutine of the calling thread (gort__sched_getg, inline).
+GORT_INLINE g_t *sched_g(void) {
+  m_t *m = sched_m();
+  return m != NULL ? atomic_load_explicit(&m->curg, memory_order_relaxed) : NULL;
+}
+
+void gort__sched_safepoint(void) GORT_HIDDEN;
+// The safe point (gort__sched_safepoint), inline: one load when no yield is
+// asked.
+GORT_INLINE void sched_safepoint(void) {
+  g_t *g = sched_g();
+  if (g != NULL && gort_unlikely(atomic_load_explicit(&g->preempt, memory_order_relaxed)))
+    gort__sched_safepoint();
+}
 // runq.c. The local queue's put and get are for p's owner only.
 void gort__runq_put(p_t *p, g_t *g, bool next) GORT_HIDDEN;
 g_t *gort__runq_get(p_t *p, bool *inherit) GORT_HIDDEN;
