@@ -114,7 +114,7 @@ TEST(a_select_send_completes_with_a_waiting_receiver) {
   int v = 3;
   gort_select_case_t cs[1] = {{.chan = c, .dir = GORT_SELECT_SEND, .elem = &v}};
   EXPECT(gort_select(cs, 1, -1) == 0);
-  for (int i = 0; i < 1000 && gort_num_goroutine() > 0; i++) usleep(1000);
+  for (int i = 0; i < 5000 && gort_num_goroutine() > 0; i++) usleep(1000);
   EXPECT_EQ_U64(gort_num_goroutine(), 0);
 }
 
@@ -196,7 +196,7 @@ TEST(a_ticker_ticks_periodically_until_stopped) {
   }
   EXPECT(now_ns() - t0 >= 25 * 1000000);
   gort_ticker_stop(t);
-  for (int i = 0; i < 1000 && gort_num_goroutine() > 0; i++) usleep(1000);
+  for (int i = 0; i < 5000 && gort_num_goroutine() > 0; i++) usleep(1000);
   EXPECT_EQ_U64(gort_num_goroutine(), 0, "the ticker's goroutine ended");
   errno = 0;
   EXPECT(gort_ticker_make(0) == NULL && errno == EINVAL);

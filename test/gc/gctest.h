@@ -181,6 +181,17 @@ static __attribute__((unused)) uint64_t gctest_threads_asked_in(int cycles, int 
          gctest_metric_u64("/gort/gc/stops/signalled:threads") - signalled0;
 }
 
+// Waits (up to 5 s) until a cycle after pause_ms of quiet asks or signals
+// no thread: the threads of gort's that the last cycles woke (the
+// finalizer thread, the pool thread) have finished and are idle again,
+// which on a loaded machine can take longer than any fixed pause. A case
+// then counts with gctest_threads_asked_in: if idle threads are wrongly
+// asked, this gives up and the count shows it.
+static __attribute__((unused)) void gctest_wait_threads_idle(int pause_ms) {
+  double deadline = gctest_now() + 5.0;
+  while (gctest_threads_asked_in(1, pause_ms) != 0 && gctest_now() < deadline) gctest_sleep_ms(5);
+}
+
 // How many of the n weak handles read NULL (their targets were collected).
 static GCTEST_NOINLINE __attribute__((unused)) int gctest_count_cleared(gort_weak_t *const *w,
                                                                         int n) {

@@ -30,6 +30,10 @@
 
 #define ENV "GORT_DEBUG=gcdirty=mprotect"
 
+// gc/gc.h's, the collector's own arming of the tracking.
+uint32_t gort__dirty_arm(void);
+void gort__dirty_disarm(uint32_t gen);
+
 static void expect_mprotect(void) {
   gctest_collect();
   EXPECT(strcmp(gort__dirty_name(), "mprotect") == 0, "the backend is %s", gort__dirty_name());
@@ -213,7 +217,13 @@ INNER_TEST(inner_first_write_cost) {
   ASSERT_NOT_NULL(obj);
   memset(obj, 1, bytes);  // resident
   expect_mprotect();      // registers the heap, obj's reservation included
-  usleep(200000);         // the cycle's disarm, after its end
+  // The cycle's disarm runs on the collector's worker after
+  // gort_gc_collect has returned, and would undo the protects below (and
+  // clear arming) if it came late, as on a loaded machine it can. An arm
+  // of our own waits for it if it runs, and makes it a no-op if it has
+  // not started (it names an older arming); our disarm then leaves the
+  // heap as a cycle's end does.
+  gort__dirty_disarm(gort__dirty_arm());
   uintptr_t lo = ((uintptr_t)obj + G - 1) & ~(G - 1), hi = lo + GRANULES * G;
   const dirty_backend_t *be = &gort__dirty_mprotect;
   be->arming(true);

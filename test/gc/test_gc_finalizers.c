@@ -398,6 +398,7 @@ TEST(a_slow_finalizer_does_not_hold_up_collections) {
 // and then signalled it.
 TEST(an_idle_finalizer_thread_stops_without_being_asked) {
   flush_finalizer_thread();  // the thread exists, and is idle
+  gctest_wait_threads_idle(0);
   uint64_t asked = gctest_threads_asked_in(10, 0);
   EXPECT(asked == 0, "10 cycles asked or signalled %llu threads", (unsigned long long)asked);
 }

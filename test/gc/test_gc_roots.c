@@ -534,13 +534,14 @@ TEST(registers_of_a_sleeping_thread_are_roots) {
 
 // A sleep outlasts the collections that run meanwhile: a stop takes the
 // sleeper without the signal that used to end its nanosleep with EINTR.
-static _Atomic int long_sleep_done;
+static _Atomic int long_sleep_started, long_sleep_done;
 static int long_sleep_result, long_sleep_errno;
 static int64_t long_sleep_ns;
 
 static void *sleep_long(void *arg) {
   (void)arg;
   struct timespec a, b, ts = {0, 300 * 1000 * 1000};
+  atomic_store(&long_sleep_started, 1);
   clock_gettime(CLOCK_MONOTONIC, &a);
   long_sleep_result = nanosleep(&ts, NULL);
   long_sleep_errno = errno;
@@ -552,9 +553,14 @@ static void *sleep_long(void *arg) {
 
 // Starts sleep_long and collects until it ends; returns the cycles run.
 static int collect_through_a_long_sleep(void) {
+  atomic_store(&long_sleep_started, 0);
   atomic_store(&long_sleep_done, 0);
   pthread_t t;
   pthread_create(&t, NULL, sleep_long, NULL);
+  // Until it is in its sleep: on a loaded machine the new thread may not
+  // even have started by the end of a fixed pause, and the collections
+  // could all be over before it sleeps.
+  for (int ms = 0; !atomic_load(&long_sleep_started) && ms < 5000; ms++) gctest_sleep_ms(1);
   gctest_sleep_ms(20);
   int cycles = 0;
   while (!atomic_load(&long_sleep_done) && cycles < 200) {
@@ -625,13 +631,14 @@ extern int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
 enum { WAIT_POLL, WAIT_POLL_CHK, WAIT_SELECT, WAIT_EPOLL, WAITS };
 static const char *const wait_names[WAITS] = {"poll", "__poll_chk", "select", "epoll_wait"};
 static int wait_pipe[2];
-static _Atomic int waits_done;
+static _Atomic int waits_started, waits_done;
 static int wait_result[WAITS], wait_errno[WAITS];
 static int64_t wait_ns[WAITS];
 
 static void *wait_long(void *arg) {
   int kind = (int)(intptr_t)arg, r = -1;
   struct timespec a, b;
+  atomic_fetch_add(&waits_started, 1);
   clock_gettime(CLOCK_MONOTONIC, &a);
   if (kind == WAIT_POLL) {
     struct pollfd p = {.fd = wait_pipe[0], .events = POLLIN};
@@ -663,9 +670,12 @@ static void *wait_long(void *arg) {
 // Starts the waits and collects until they end; returns the cycles run.
 static int collect_through_waits(void) {
   EXPECT(pipe(wait_pipe) == 0, "pipe: %s", strerror(errno));
+  atomic_store(&waits_started, 0);
   atomic_store(&waits_done, 0);
   pthread_t t[WAITS];
   for (int k = 0; k < WAITS; k++) pthread_create(&t[k], NULL, wait_long, (void *)(intptr_t)k);
+  // Until each is in its wait (as collect_through_a_long_sleep).
+  for (int ms = 0; atomic_load(&waits_started) < WAITS && ms < 5000; ms++) gctest_sleep_ms(1);
   gctest_sleep_ms(20);
   int cycles = 0;
   while (atomic_load(&waits_done) < WAITS && cycles < 200) {

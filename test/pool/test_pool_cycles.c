@@ -146,6 +146,7 @@ TEST(an_idle_pool_thread_stops_without_being_asked) {
   put_objects();
   gort_gc_collect();
   gort_gc_collect();  // the pool thread has rotated and released
+  gctest_wait_threads_idle(10);
   uint64_t asked = gctest_threads_asked_in(10, 10);
   EXPECT(asked == 0, "10 cycles asked or signalled %llu threads", (unsigned long long)asked);
 }

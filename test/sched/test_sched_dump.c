@@ -68,7 +68,7 @@ TEST(dump_shows_each_goroutine_its_wait_and_where_it_was_created) {
          (unsigned long long)s.value.u64);
   gort_waitgroup_done(&gate);
   gort_waitgroup_wait(&finished);
-  for (int i = 0; i < 1000 && gort_num_goroutine() != 1; i++) usleep(1000);
+  for (int i = 0; i < 5000 && gort_num_goroutine() != 1; i++) usleep(1000);
   dump_to(buf, sizeof buf);
   EXPECT(strstr(buf, "goroutine 1 ") == NULL, "an ended goroutine is not shown:\n%s", buf);
   EXPECT(strstr(buf, "goroutine 2 [sleep") != NULL);
@@ -87,7 +87,14 @@ INNER_TEST(sigquit_inner) {
   gort_waitgroup_add(&started, 1);
   EXPECT(gort_go(dump_test_sleeper, NULL) == 0);
   gort_waitgroup_wait(&started);
-  usleep(20000);  // until it sleeps
+  // Until it sleeps: the dump the signal prints must show it asleep, and
+  // a loaded machine may take longer than a fixed pause to get it there.
+  static char buf[8192];
+  for (int i = 0; i < 500; i++) {
+    dump_to(buf, sizeof buf);
+    if (strstr(buf, "goroutine 1 [sleep, ") != NULL) break;
+    usleep(10000);
+  }
   raise(SIGQUIT);
 }
 

@@ -324,8 +324,19 @@ TEST(an_idle_program_wakes_gorts_threads_rarely) {
   gort_waitgroup_add(&wg, 16);
   for (int i = 0; i < 16; i++) EXPECT(gort_go(idle_noop, &wg) == 0);
   gort_waitgroup_wait(&wg);
-  usleep(200 * 1000);  // sysmon backs off, then finds every P idle
+  // Until sysmon has backed off and found every P idle: no wake-up for 100
+  // ms (at its 10 ms back-off it wakes ten times in that). On a loaded
+  // machine this can take much longer than the ~30 ms it takes here. The
+  // window below then starts right after sysmon fell asleep, well before
+  // its one-second timeout wakes it (which costs some 60 wake-ups).
   long before = other_threads_switches();
+  for (int64_t quiet_since = now_ns(), end = quiet_since + 5000000000LL;
+       now_ns() - quiet_since < 100 * 1000000 && now_ns() < end;) {
+    usleep(5 * 1000);
+    long now = other_threads_switches();
+    if (now != before) quiet_since = now_ns();
+    before = now;
+  }
   usleep(500 * 1000);
   long woke = other_threads_switches() - before;
   fprintf(stderr, "  %ld wake-ups of gort's threads in 500 ms idle\n", woke);

@@ -55,7 +55,7 @@ TEST(spawn_and_join_many_goroutines_from_many_threads) {
   // Ids are 1..n, each once.
   EXPECT(atomic_load(&id_sum) == n * (n + 1) / 2, "sum of ids %lld", (long long)atomic_load(&id_sum));
   // Each goroutine says done just before it returns: the count drains soon.
-  for (int i = 0; i < 1000 && gort_num_goroutine() != 0; i++) usleep(1000);
+  for (int i = 0; i < 5000 && gort_num_goroutine() != 0; i++) usleep(1000);
   EXPECT(gort_num_goroutine() == 0, "%lld goroutines left", (long long)gort_num_goroutine());
 }
 
@@ -194,10 +194,10 @@ TEST(num_goroutine_counts_exactly_across_ps_and_plain_threads) {
   gort_waitgroup_wait(&spawned);
   gort_waitgroup_wait(&count_started);
   int64_t n = 0;
-  for (int i = 0; i < 2000 && (n = gort_num_goroutine()) != 3 * COUNT_GS; i++) usleep(1000);
+  for (int i = 0; i < 5000 && (n = gort_num_goroutine()) != 3 * COUNT_GS; i++) usleep(1000);
   EXPECT(n == 3 * COUNT_GS, "%lld live, want %d", (long long)n, 3 * COUNT_GS);
   gort_waitgroup_done(&count_gate);
-  for (int i = 0; i < 2000 && (n = gort_num_goroutine()) != 0; i++) usleep(1000);
+  for (int i = 0; i < 5000 && (n = gort_num_goroutine()) != 0; i++) usleep(1000);
   EXPECT(n == 0, "%lld live after every goroutine returned", (long long)n);
 }
 
@@ -298,7 +298,7 @@ TEST(spawn_from_a_goroutine_after_the_spawner_exits) {
   // A goroutine whose creator has returned, started with nop: the count
   // goes up and back down to zero.
   EXPECT(gort_go(nop, NULL) == 0);
-  for (int i = 0; i < 1000 && gort_num_goroutine() != 0; i++) usleep(1000);
+  for (int i = 0; i < 5000 && gort_num_goroutine() != 0; i++) usleep(1000);
   EXPECT(gort_num_goroutine() == 0);
 }
 

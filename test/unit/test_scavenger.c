@@ -194,10 +194,17 @@ TEST(scavtrace_prints_a_line_per_cycle) {
   SKIP_IF(!CHECK_RSS, "needs LD_PRELOAD of the libc shim, absent from the ThreadSanitizer build");
   SKIP_IF(!have_python3(), "python3 not installed");
   char out[8192];
-  char cmd[512];
+  char cmd[1024];
+  // Python waits (up to 10 s) until the background scavenger's line is in
+  // its stderr: the scavenger's first cycle comes within about a second,
+  // later on a loaded machine than a fixed sleep allowed for.
   snprintf(cmd, sizeof cmd,
-           "GORT_DEBUG=scavtrace=1 LD_PRELOAD=%s/libgort.so python3 -c "
-           "\"import time; a=[bytearray(2000) for i in range(50000)]; del a; time.sleep(1.5)\" 2>&1",
+           "f=$(mktemp) || exit 1; GORT_DEBUG=scavtrace=1 LD_PRELOAD=%s/libgort.so python3 -c "
+           "\"import time\n"
+           "a=[bytearray(2000) for i in range(50000)]; del a\n"
+           "end=time.time()+10\n"
+           "while time.time()<end and 'KiB work (bg)' not in open('$f').read(): time.sleep(0.02)\" "
+           ">\"$f\" 2>&1; s=$?; cat \"$f\"; rm -f \"$f\"; exit $s",
            getenv("B") ? getenv("B") : "build");
   EXPECT_EQ_U64(harness_run(cmd, out, sizeof out), 0, "%s", out);
   EXPECT(strstr(out, "gort: scav ") != NULL && strstr(out, "KiB work (bg)") != NULL, "%s", out);
