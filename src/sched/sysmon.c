@@ -29,7 +29,7 @@
 // until the earliest timer, which it runs itself), so, as Go's sysmon, it
 // trims the stacks once more and sleeps until a P leaves the idle list
 // (pidle_get wakes it), or a second at most: an idle program then costs
-// one wake-up a second, not a hundred.
+// two wake-ups a second (the timeout, and one 10 ms look), not a hundred.
 
 #include "proc.h"
 
@@ -80,15 +80,18 @@ void gort__sched_wakep_for_timers(int64_t now) {
     }
 }
 
-// Sleeps while every P is idle; false if one is not.
-static bool sleep_while_idle(void) {
+enum { IDLE_NO, IDLE_WOKEN, IDLE_TIMEOUT };
+
+// Sleeps while every P is idle: IDLE_NO if one is not, IDLE_WOKEN once a P
+// left the idle list (pidle_get's wake), IDLE_TIMEOUT after a second.
+static int sleep_while_idle(void) {
   sched_t *s = &gort__sched;
-  if (atomic_load_explicit(&s->npidle, memory_order_relaxed) != procs()) return false;
+  if (atomic_load_explicit(&s->npidle, memory_order_relaxed) != procs()) return IDLE_NO;
   gort__sched_trim_stacks();
   lock(&s->lock);
   if (atomic_load_explicit(&s->npidle, memory_order_relaxed) != procs()) {
     unlock(&s->lock);
-    return false;
+    return IDLE_NO;
   }
   atomic_store_explicit(&s->sysmon_note, 0, memory_order_relaxed);
   s->sysmon_wait = true;
@@ -96,8 +99,9 @@ static bool sleep_while_idle(void) {
   gort__os_futex_wait_ns(&s->sysmon_note, 0, 1000 * 1000 * 1000);
   lock(&s->lock);
   s->sysmon_wait = false;
+  bool woken = atomic_load_explicit(&s->sysmon_note, memory_order_relaxed) != 0;
   unlock(&s->lock);
-  return true;
+  return woken ? IDLE_WOKEN : IDLE_TIMEOUT;
 }
 
 static void *sysmon(void *arg) {
@@ -117,7 +121,11 @@ static void *sysmon(void *arg) {
     quiet = did ? 0 : quiet + 1;
     if (quiet > 50) delay = delay * 2 > 10 * 1000 * 1000 ? 10 * 1000 * 1000 : delay * 2;
     else delay = 20 * 1000;
-    if (delay == 10 * 1000 * 1000 && sleep_while_idle()) {
+    // Woken: work again, looked at closely. A timeout with nothing
+    // running keeps the long delay, so that one pass of the checks above
+    // leads straight back to sleep (restarting the back-off from 20 us
+    // cost an idle program some 60 wake-ups a second).
+    if (delay == 10 * 1000 * 1000 && sleep_while_idle() == IDLE_WOKEN) {
       delay = 20 * 1000;
       quiet = 0;
     }

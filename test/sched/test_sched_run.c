@@ -327,8 +327,8 @@ TEST(an_idle_program_wakes_gorts_threads_rarely) {
   // Until sysmon has backed off and found every P idle: no wake-up for 100
   // ms (at its 10 ms back-off it wakes ten times in that). On a loaded
   // machine this can take much longer than the ~30 ms it takes here. The
-  // window below then starts right after sysmon fell asleep, well before
-  // its one-second timeout wakes it (which costs some 60 wake-ups).
+  // window below then spans two or three of its one-second timeouts, each
+  // of which must cost a wake-up or two, not a new back-off (about 60).
   long before = other_threads_switches();
   for (int64_t quiet_since = now_ns(), end = quiet_since + 5000000000LL;
        now_ns() - quiet_since < 100 * 1000000 && now_ns() < end;) {
@@ -337,8 +337,8 @@ TEST(an_idle_program_wakes_gorts_threads_rarely) {
     if (now != before) quiet_since = now_ns();
     before = now;
   }
-  usleep(500 * 1000);
+  usleep(2500 * 1000);
   long woke = other_threads_switches() - before;
-  fprintf(stderr, "  %ld wake-ups of gort's threads in 500 ms idle\n", woke);
-  EXPECT(woke >= 0 && woke <= 10, "%ld wake-ups", woke);
+  fprintf(stderr, "  %ld wake-ups of gort's threads in 2.5 s idle\n", woke);
+  EXPECT(woke >= 0 && woke <= 15, "%ld wake-ups", woke);
 }
