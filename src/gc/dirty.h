@@ -32,8 +32,11 @@ typedef struct dirty_backend {
   // Writes into out (at most n) the runs of [lo, hi) written since they
   // were last protected, protecting them again before it returns (so a
   // write after the return is caught again); *walk_end is where it
-  // stopped. The count of runs, or -errno.
-  int64_t (*collect)(uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_t n, uintptr_t *walk_end);
+  // stopped. The count of runs, or -errno. reprotect false (the final
+  // stop's collect: nothing written after it matters to this cycle): the
+  // backend may leave the runs unprotected, still counted as written.
+  int64_t (*collect)(uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_t n, uintptr_t *walk_end,
+                     bool reprotect);
   // Unprotects [lo, hi) (disarm).
   void (*unprotect)(uintptr_t lo, uintptr_t hi);
   // Counts the present pages of [lo, hi) and those written since they

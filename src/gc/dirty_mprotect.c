@@ -253,7 +253,11 @@ static int mp_protect(uintptr_t lo, uintptr_t hi) {
   return run.err;
 }
 
-static int64_t mp_collect(uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_t n, uintptr_t *walk) {
+// reprotect is ignored: an unprotected granule costs the program nothing
+// between cycles, but its bit must stay right for the handler's protocol.
+static int64_t mp_collect(uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_t n, uintptr_t *walk,
+                          bool reprotect) {
+  (void)reprotect;
   run_t run = {0};
   size_t nout = 0;
   *walk = hi;

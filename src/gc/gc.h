@@ -351,8 +351,11 @@ const char *gort__dirty_name(void);
 // generation, 0 if tracking failed.
 uint32_t gort__dirty_arm(void);
 // Calls fn on each run of pages written since the last arm or collect and
-// protects them again; *pages counts them. False if tracking failed.
-bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, uint64_t *pages);
+// protects them again (unless !reprotect: the final stop's collect, after
+// which no write matters to the cycle); *pages counts them. False if
+// tracking failed.
+bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, uint64_t *pages,
+                         bool reprotect);
 // Unprotects the heap (after the final stop) if arming gen is the last.
 void gort__dirty_disarm(uint32_t gen);
 // What the last arm found in its sample of the heap (dirty.c, "Between

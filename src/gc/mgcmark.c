@@ -1324,7 +1324,7 @@ static bool collect_pieces(uint64_t *pages) {
   bool ok = true;
   atomic_store(&rescan.n, 0);
   atomic_store(&rescan.next, 0);
-  if (!gort__dirty_collect(add_pieces, &ok, pages) || !ok) {
+  if (!gort__dirty_collect(add_pieces, &ok, pages, true) || !ok) {
     atomic_store(&mark.overflow, true);
     return false;
   }
@@ -1338,7 +1338,7 @@ static bool collect_pieces(uint64_t *pages) {
 bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
   worker_t *me = &mark.workers[0];
   if (!concurrent) {
-    if (!gort__dirty_collect(rescan_run, me, pages)) {
+    if (!gort__dirty_collect(rescan_run, me, pages, false)) {
       atomic_store(&mark.overflow, true);
       return false;
     }

@@ -201,11 +201,12 @@ int gort__os_uffd_unprotect(int fd, uintptr_t lo, size_t len);
 // /proc/self/pagemap, for PAGEMAP_SCAN; an fd or -errno.
 int gort__os_pagemap_open(void);
 // Writes into out (at most n, at most 64) the runs of pages in [lo, hi)
-// written since they were last protected, and protects them again in the
-// same step; *walk_end is where the walk stopped (hi, or earlier when out
-// filled). n == 0 only protects. The count of runs, or -errno.
+// written since they were last protected, and, if protect, protects them
+// again in the same step; *walk_end is where the walk stopped (hi, or
+// earlier when out filled). n == 0 only protects. The count of runs, or
+// -errno.
 int64_t gort__os_pagemap_written(int pmfd, uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_t n,
-                                 uintptr_t *walk_end);
+                                 uintptr_t *walk_end, bool protect);
 // Counts the present pages of [lo, hi) and those of them written since
 // they were last protected, changing nothing; 0 or -errno.
 int gort__os_pagemap_count(int pmfd, uintptr_t lo, uintptr_t hi, uint64_t *present, uint64_t *written);

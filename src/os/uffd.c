@@ -72,12 +72,12 @@ int gort__os_pagemap_open(void) {
 }
 
 int64_t gort__os_pagemap_written(int pmfd, uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], size_t n,
-                                 uintptr_t *walk_end) {
+                                 uintptr_t *walk_end, bool protect) {
   struct pm_region vec[64];
   if (n > 64) n = 64;
   struct pm_scan_arg a = {
       .size = sizeof a,
-      .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+      .flags = (protect ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
       .start = lo,
       .end = hi,
       .vec = n != 0 ? (uint64_t)(uintptr_t)vec : 0,

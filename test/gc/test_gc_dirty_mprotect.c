@@ -237,13 +237,13 @@ INNER_TEST(inner_first_write_cost) {
     for (uintptr_t a = lo; a < hi; a += G) *(volatile char *)(a + 64) = 3;
     double t2 = gctest_now();
     for (uintptr_t from = lo; from < hi; from = walk)  // all written: one run, one protect
-      if (be->collect(from, hi, runs, 64, &walk) < 0 || walk <= from) break;
+      if (be->collect(from, hi, runs, 64, &walk, true) < 0 || walk <= from) break;
     double t3 = gctest_now();
     for (uintptr_t a = lo; a < hi; a += 2 * G) *(volatile char *)a = 4;
     double t4 = gctest_now();
     uint64_t reported = 0;
     for (uintptr_t from = lo; from < hi; from = walk) {
-      int64_t r = be->collect(from, hi, runs, 64, &walk);
+      int64_t r = be->collect(from, hi, runs, 64, &walk, true);
       EXPECT(r >= 0, "collect: %lld", (long long)r);
       for (int64_t i = 0; i < r; i++) reported += (runs[i][1] - runs[i][0]) / G;
       if (walk <= from) break;
