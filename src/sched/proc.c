@@ -138,15 +138,15 @@ GORT_NOINLINE __attribute__((noipa)) g_t *gort__sched_getg(void) {
 
 #define getm sched_m
 
-intptr_t gort__tls_m_off, gort__tls_errno_off;
+_Atomic intptr_t gort__tls_m_off, gort__tls_errno_off;
 
+// Any thread may measure (each finds the same offsets): relaxed stores and
+// loads, which are plain moves on x86-64.
 void gort__sched_tls_init(void) {
 #if defined(__x86_64__)
-  if (gort__tls_m_off != 0) return;
   char *tp = __builtin_thread_pointer();
-  gort__tls_errno_off = (char *)&errno - tp;
-  atomic_thread_fence(memory_order_release);
-  gort__tls_m_off = (char *)&tls_m - tp;
+  atomic_store_explicit(&gort__tls_errno_off, (char *)&errno - tp, memory_order_relaxed);
+  atomic_store_explicit(&gort__tls_m_off, (char *)&tls_m - tp, memory_order_relaxed);
 #endif
 }
 
@@ -157,7 +157,7 @@ static GORT_NOINLINE __attribute__((noipa)) void restore_errno_call(g_t *g) { er
 // resumes it (sched_m's offsets, proc.h).
 GORT_INLINE void save_errno(g_t *g) {
 #if defined(__x86_64__)
-  intptr_t off = gort__tls_errno_off;
+  intptr_t off = atomic_load_explicit(&gort__tls_errno_off, memory_order_relaxed);
   if (gort_likely(off != 0)) {
     __asm__ volatile("movl %%fs:(%1), %0" : "=r"(g->saved_errno) : "r"(off) : "memory");
     return;
@@ -167,7 +167,7 @@ GORT_INLINE void save_errno(g_t *g) {
 }
 GORT_INLINE void restore_errno(g_t *g) {
 #if defined(__x86_64__)
-  intptr_t off = gort__tls_errno_off;
+  intptr_t off = atomic_load_explicit(&gort__tls_errno_off, memory_order_relaxed);
   if (gort_likely(off != 0)) {
     __asm__ volatile("movl %0, %%fs:(%1)" : : "r"(g->saved_errno), "r"(off) : "memory");
     return;

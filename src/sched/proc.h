@@ -117,13 +117,13 @@ m_t *gort__sched_getm(void) GORT_HIDDEN;
 // computed on the old thread. The offsets are measured at start-up (an
 // offset of 0 is the thread control block itself: not measured yet, and
 // the calls below go to the out-of-line readers).
-extern intptr_t gort__tls_m_off GORT_HIDDEN;
-extern intptr_t gort__tls_errno_off GORT_HIDDEN;
+extern _Atomic intptr_t gort__tls_m_off GORT_HIDDEN;
+extern _Atomic intptr_t gort__tls_errno_off GORT_HIDDEN;
 void gort__sched_tls_init(void) GORT_HIDDEN;
 
 GORT_INLINE m_t *sched_m(void) {
 #if defined(__x86_64__)
-  intptr_t off = gort__tls_m_off;
+  intptr_t off = atomic_load_explicit(&gort__tls_m_off, memory_order_relaxed);
   if (gort_likely(off != 0)) {
     m_t *m;
     __asm__ volatile("movq %%fs:(%1), %0" : "=r"(m) : "r"(off) : "memory");
