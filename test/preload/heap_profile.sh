@@ -13,6 +13,7 @@ cat > "$T/prog.c" <<'C'
 #include <string.h>
 #include <unistd.h>
 #include <signal.h>
+#include <sys/stat.h>
 static void *keep[102400];
 __attribute__((noinline)) void allocate_hundred_mib(void) {
   for (int i = 0; i < 102400; i++) { keep[i] = malloc(1024); memset(keep[i], 1, 1024); }
@@ -23,7 +24,22 @@ __attribute__((noinline)) void churn_elsewhere(void) {
 int main(int argc, char **argv) {
   allocate_hundred_mib();
   churn_elsewhere();
-  if (argc > 1) { raise(SIGUSR2); usleep(300000); }
+  if (argc > 1) {
+    // The exit writes the profile too: only one found before it shows
+    // that the signal wrote one (exit status 3 if none in 10 s). The path
+    // comes as the argument: gort marks GORT_HEAPPROFILE for the children
+    // by renaming it in this process's environment (outpath.c).
+    const char *path = argv[1];
+    struct stat st;
+    raise(SIGUSR2);
+    int found = 0;
+    for (int i = 0; i < 1000 && !found; i++) {
+      found = path != NULL && stat(path, &st) == 0 && st.st_size > 0;
+      if (!found) usleep(10000);
+    }
+    usleep(300000);  // the writer thread's last bytes, before the exit writes again
+    return found ? 0 : 3;
+  }
   return 0;
 }
 C
@@ -55,11 +71,12 @@ else
 fi
 
 rm -f "$T/heap.pb.gz"
-GORT_HEAPPROFILE="$T/heap.pb.gz" GORT_DEBUG=profsignal=1 LD_PRELOAD="$LIB" "$T/prog" signal 2>"$T/err"
-if [ -s "$T/heap.pb.gz" ] && gzip -t "$T/heap.pb.gz"; then
+GORT_HEAPPROFILE="$T/heap.pb.gz" GORT_DEBUG=profsignal=1 LD_PRELOAD="$LIB" "$T/prog" "$T/heap.pb.gz" 2>"$T/err"
+rc=$?
+if [ $rc -eq 0 ] && [ -s "$T/heap.pb.gz" ] && gzip -t "$T/heap.pb.gz"; then
   echo "PASS preload/sigusr2_writes_a_profile"
 else
-  echo "FAIL preload/sigusr2_writes_a_profile: $(cat "$T/err")"
+  echo "FAIL preload/sigusr2_writes_a_profile (rc $rc): $(cat "$T/err")"
 fi
 
 GORT_HEAPPROFILE=/nonexistent/dir/heap.pb.gz LD_PRELOAD="$LIB" "$T/prog" 2>"$T/err"
