@@ -170,12 +170,8 @@ void gort__chan_dequeue_this(waitq_t *q, waiter_t *w) {
 
 waiter_t *gort__chan_dequeue_select(waitq_t *q) {
   for (;;) {
-    waiter_t *w = q->first;
-    if (w == NULL) return NULL;
-    POKE(q->first, w->next);
-    if (q->first != NULL) q->first->prev = NULL;
-    else q->last = NULL;
-    w->next = w->prev = NULL;
+    if (q->first == NULL) return NULL;
+    waiter_t *w = waitq_take_first(q);
     if (!w->isselect) return w;
     uint32_t zero = 0;
     if (atomic_compare_exchange_strong_explicit(&w->pk->selectdone, &zero, 1, memory_order_acq_rel,

@@ -191,14 +191,20 @@ void gort__chan_dequeue_this(waitq_t *q, waiter_t *w);
 // Inline where the first waiter is no select; the loop that claims selects
 // and skips the stale waiters of those another case won is out of line.
 waiter_t *gort__chan_dequeue_select(waitq_t *q);
-GORT_INLINE waiter_t *gort__chan_dequeue(waitq_t *q) {
+// Takes q's first waiter (there is one) off q.
+GORT_INLINE waiter_t *waitq_take_first(waitq_t *q) {
   waiter_t *w = q->first;
-  if (w == NULL || w->isselect) return w == NULL ? NULL : gort__chan_dequeue_select(q);
   POKE(q->first, w->next);
   if (w->next != NULL) w->next->prev = NULL;
   else q->last = NULL;
   w->next = w->prev = NULL;
   return w;
+}
+GORT_INLINE waiter_t *gort__chan_dequeue(waitq_t *q) {
+  waiter_t *w = q->first;
+  if (w == NULL) return NULL;
+  if (w->isselect) return gort__chan_dequeue_select(q);
+  return waitq_take_first(q);
 }
 // The steps of a send or receive that can proceed, with c locked (they
 // leave it locked). send_direct / recv_direct complete a waiter w taken

@@ -131,10 +131,7 @@ GORT_NOINLINE __attribute__((noipa)) m_t *gort__sched_getm(void) {
   return m;
 }
 
-GORT_NOINLINE __attribute__((noipa)) g_t *gort__sched_getg(void) {
-  m_t *m = tls_m;
-  return m != NULL ? atomic_load_explicit(&m->curg, memory_order_relaxed) : NULL;
-}
+GORT_NOINLINE __attribute__((noipa)) g_t *gort__sched_getg(void) { return sched_g(); }
 
 #define getm sched_m
 
@@ -779,11 +776,7 @@ void gort__sched_ready(g_t *g) {
   gort__sched_wakep();
 }
 
-// The safe point: yields if sysmon asked this goroutine to.
-void gort__sched_safepoint(void) {
-  g_t *g = sched_g();
-  if (g != NULL && gort_unlikely(atomic_load_explicit(&g->preempt, memory_order_relaxed))) gort_yield();
-}
+void gort__sched_safepoint(void) { sched_safepoint(); }
 
 // ---- spawning and exiting ------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 #define GORT_SCHED_PROC_H
 
 #include "../os/os.h"
+#include "gort/sched.h"
 #include "sched.h"
 
 enum { RUNQ_SIZE = 256, MAXPROCS = 256 };
@@ -139,13 +140,11 @@ GORT_INLINE g_t *sched_g(void) {
   return m != NULL ? atomic_load_explicit(&m->curg, memory_order_relaxed) : NULL;
 }
 
-void gort__sched_safepoint(void) GORT_HIDDEN;
-// The safe point (gort__sched_safepoint), inline: one load when no yield is
-// asked.
+// The safe point: yields if sysmon asked the running goroutine to
+// (gort__sched_safepoint is this, out of line).
 GORT_INLINE void sched_safepoint(void) {
   g_t *g = sched_g();
-  if (g != NULL && gort_unlikely(atomic_load_explicit(&g->preempt, memory_order_relaxed)))
-    gort__sched_safepoint();
+  if (g != NULL && gort_unlikely(atomic_load_explicit(&g->preempt, memory_order_relaxed))) gort_yield();
 }
 // runq.c. The local queue's put and get are for p's owner only.
 void gort__runq_put(p_t *p, g_t *g, bool next) GORT_HIDDEN;

@@ -35,6 +35,15 @@ static __attribute__((unused)) void run_in_goroutine(void (*fn)(void *), void *a
 // True if one goroutine's entry of a dump (entries end with a blank line)
 // holds all of: its wait reason ("[chan receive, "), "waiting on <obj>"
 // and fn's name. Independent of the order of the entry's lines.
+// The goroutine dump (gort_goroutines_dump) into buf.
+static __attribute__((unused)) void dump_to(char *buf, size_t size) {
+  FILE *f = tmpfile();
+  gort_goroutines_dump(fileno(f));
+  rewind(f);
+  buf[fread(buf, 1, size - 1, f)] = '\0';
+  fclose(f);
+}
+
 static __attribute__((unused)) bool dump_has_entry(const char *dump, const char *reason,
                                                    const void *obj, const char *fn) {
   char on[64];

@@ -26,15 +26,6 @@ void leaked_selector(void *arg) {
   gort_select(cs, 1, -1);
 }
 
-static void dump_to(char *buf, size_t size) {
-  FILE *f = tmpfile();
-  gort_goroutines_dump(fileno(f));
-  rewind(f);
-  size_t n = fread(buf, 1, size - 1, f);
-  buf[n] = '\0';
-  fclose(f);
-}
-
 TEST(the_dump_shows_goroutines_blocked_on_a_channel_with_its_address) {
   gort_chan_t *r = gort_chan_make(sizeof(int), 0), *s = gort_chan_make(sizeof(int), 0);
   EXPECT(gort_go(leaked_receiver, r) == 0);

@@ -428,11 +428,7 @@ TEST(the_dump_shows_goroutines_blocked_in_mutex_lock_and_waitgroup_wait) {
   // A loaded machine may not have run them yet: dump until both are parked.
   static char buf[8192];
   for (int i = 0; i < 500; i++) {
-    FILE *f = tmpfile();
-    gort_goroutines_dump(fileno(f));
-    rewind(f);
-    buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
-    fclose(f);
+    dump_to(buf, sizeof buf);
     if (dump_has_entry(buf, "[sync.Mutex.Lock, ", &m, "mutex_blocked") &&
         dump_has_entry(buf, "[sync.WaitGroup.Wait, ", &w, "waitgroup_blocked"))
       break;
