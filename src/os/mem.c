@@ -122,16 +122,23 @@ int64_t gort__os_rss(void) {
   return pages * sysconf(_SC_PAGESIZE);
 }
 
+// Both keep errno, as the timed wait does: a wait whose word changed
+// first fails with EAGAIN, and the caller may be the program's own thread
+// in the middle of a channel operation or a lock.
 void gort__os_futex_wait(_Atomic uint32_t *addr, uint32_t val) {
 #ifdef GORT_FUTEX_MAX_NS
   gort__os_futex_wait_ns(addr, val, GORT_FUTEX_MAX_NS);
 #else
+  int saved = errno;
   syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+  errno = saved;
 #endif
 }
 
 void gort__os_futex_wake(_Atomic uint32_t *addr, int n) {
+  int saved = errno;
   syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+  errno = saved;
 }
 
 uint64_t gort__os_random64(void) {
