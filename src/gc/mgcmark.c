@@ -340,7 +340,8 @@ RACY_READS GORT_INLINE void mark_value(worker_t *w, uintptr_t v) {
 // words later, from w->cand. Only drain_queue and the assist's loop defer
 // (scan_object_d); they empty w->cand before they return
 // (cand_flush), since a word left there would be a reachable object never
-// marked. Roots, rescans and the overflow pass mark at once. Only for
+// marked; so do rescans of written pages, which flush at the end of each
+// run (rescan_run). Roots and the overflow pass mark at once. Only for
 // a mark that last found CAND_MIN or more live: where the metadata fits
 // in the caches the extra work cost more than the misses it hid
 // (binary-trees, 15 MiB live, gcdirty=none: p99 stop 8.5-8.9 -> 9.9-11.3
