@@ -72,7 +72,7 @@
 #define NBUCKETS 16384
 #define NSHARDS 16
 #define REG_FIRST 16   // slots in each shard's first table (in the shard)
-#define REG_MAPPED 128 // the smallest table mmap'd (a page of them)
+#define REG_MAPPED 128 // the smallest table mmap'd (3 KiB: one page)
 #define MPROF_STRIPES 4 // counter stripes per bucket (see "Counters")
 
 typedef struct {

@@ -11,9 +11,11 @@
 #include <stdint.h>
 
 // Reserves size bytes of read-write address space aligned to align (a power
-// of two, at least the OS page), backed lazily by zero pages and not counted
-// against overcommit. hint is where to try first (0: anywhere). Returns NULL
-// and sets *err to a negative errno when the OS refuses.
+// of two; less than the OS page counts as the page), backed lazily by zero
+// pages and not counted against overcommit. A size that is not a multiple of
+// the page is rounded up; gort__os_unmap of the same size then releases it
+// all. hint is where to try first (0: anywhere). Returns NULL and sets *err
+// to a negative errno when the OS refuses.
 void *gort__os_reserve(uintptr_t hint, size_t size, size_t align, int *err);
 // Unmaps a range (used only to trim alignment slop and in tests).
 int gort__os_unmap(void *p, size_t size);
