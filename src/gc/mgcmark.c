@@ -1329,12 +1329,14 @@ bool gort__gc_mark_assist_pages(uint64_t budget) {
 }
 
 // The written pages as pieces (rescan); false, and an overflow, if the
-// tracking or the pieces' memory failed.
-static bool collect_pieces(uint64_t *pages) {
+// tracking or the pieces' memory failed. reprotect: a pre-cleaning round's
+// collect, after which writes must be seen again; the final stop's need
+// not be (dirty.c, "The final stop's collect").
+static bool collect_pieces(uint64_t *pages, bool reprotect) {
   bool ok = true;
   atomic_store(&rescan.n, 0);
   atomic_store(&rescan.next, 0);
-  if (!gort__dirty_collect(add_pieces, &ok, pages, true) || !ok) {
+  if (!gort__dirty_collect(add_pieces, &ok, pages, reprotect) || !ok) {
     atomic_store(&mark.overflow, true);
     return false;
   }
@@ -1354,7 +1356,7 @@ bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
     }
     return true;
   }
-  if (!collect_pieces(pages)) return false;
+  if (!collect_pieces(pages, true)) return false;
   atomic_store_explicit(&rescan.open, true, memory_order_release);
   rescan_pieces(me, UINT64_MAX);
   atomic_store(&rescan.open, false);
@@ -1385,7 +1387,7 @@ void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t
   int64_t t1 = gort__nanotime();
   mark.parallel = mark.helpers_started && last_marked >= FINISH_PARALLEL_MIN;
   if (mark.parallel) {
-    if (collect_pieces(dirty_pages)) atomic_store(&mark.rescan_first, true);
+    if (collect_pieces(dirty_pages, false)) atomic_store(&mark.rescan_first, true);
   } else {
     gort__gc_mark_rescan_dirty(dirty_pages, false);
   }
