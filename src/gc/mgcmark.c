@@ -411,10 +411,6 @@ RACY_READS GORT_INLINE void scan_typed_x(worker_t *w, uintptr_t obj, uintptr_t s
   }
 }
 
-RACY_READS static void scan_typed(worker_t *w, uintptr_t obj, uintptr_t size, uintptr_t lo, uintptr_t hi) {
-  scan_typed_x(w, obj, size, lo, hi, false);
-}
-
 // Scanning without the span. Most objects a mark scans are small and
 // scanned whole, and mark_value has just read their span: it queues
 // them with their size in the entry's low bits, and they are scanned
