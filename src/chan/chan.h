@@ -142,7 +142,17 @@ void gort__park_count(parker_t *pk);
 // park.c: a plain thread's side of gort__park_block and gort__park_wake.
 void gort__park_block_thread(parker_t *pk, bool (*unlockf)(g_t *, void *), void *arg);
 void gort__park_wake_thread(parker_t *pk);
-void gort__deadlock_woke(void);
+// A wake counts only while a deadlock check runs (deadlock.c): the test,
+// one load, is inline; the count is not.
+typedef struct {
+  _Alignas(GORT_CACHELINE) _Atomic int n;
+  char pad_[GORT_CACHELINE - sizeof(int)];
+} gort_deadlock_checking_t;
+extern gort_deadlock_checking_t gort__deadlock_checking GORT_HIDDEN;
+void gort__deadlock_count_wake(void) GORT_HIDDEN;
+GORT_INLINE void gort__deadlock_woke(void) {
+  if (gort_unlikely(atomic_load(&gort__deadlock_checking.n) != 0)) gort__deadlock_count_wake();
+}
 
 // The three steps below are inline: an unbuffered round trip between two
 // goroutines is four of each, and their calls were a tenth of it.

@@ -24,7 +24,8 @@
 // still runs). A positive check is repeated a moment later, and counts only
 // if nothing was woken meanwhile, so that a wake in flight is never missed.
 //
-// Wakes are counted only while a check runs (dl.checking): the count was a
+// Wakes are counted only while a check runs (gort__deadlock_checking, read
+// inline by every wake: chan.h): the count was a
 // locked add on one global line at every wake, 7% of the unbuffered
 // round trip on 2 Ps (perf), and nobody reads it between checks. A wake
 // whose read of checking saw 0 began before the check did, so its waker
@@ -40,9 +41,12 @@
 
 #include "../os/os.h"
 
+// Threads inside gort__deadlock_check, on a line of its own: every wake
+// reads it, and it is written only when a check starts or ends.
+gort_deadlock_checking_t gort__deadlock_checking;
+
 static struct {
   _Atomic int blocked;           // plain threads blocked for ever in gort
-  _Atomic int checking;          // threads inside gort__deadlock_check
   _Atomic bool reported;
   // gort__park_wake calls while checking != 0; a line of its own, so that
   // the wakers' reads of checking stay hits while a check counts.
@@ -51,10 +55,7 @@ static struct {
 
 void gort__deadlock_block(int delta) { atomic_fetch_add(&dl.blocked, delta); }
 
-void gort__deadlock_woke(void) {
-  if (gort_unlikely(atomic_load(&dl.checking) != 0))
-    atomic_fetch_add_explicit(&dl.wakes, 1, memory_order_relaxed);
-}
+void gort__deadlock_count_wake(void) { atomic_fetch_add_explicit(&dl.wakes, 1, memory_order_relaxed); }
 
 // All quiet: every program thread blocked for ever, the scheduler idle.
 static bool all_asleep(int64_t *ngoroutine) {
@@ -75,9 +76,9 @@ static bool dead(int64_t *ng) {
 
 void gort__deadlock_check(void) {
   int64_t ng;
-  atomic_fetch_add(&dl.checking, 1);  // before w0 is read: wakes count from here
+  atomic_fetch_add(&gort__deadlock_checking.n, 1);  // before w0 is read: wakes count from here
   bool d = dead(&ng);
-  atomic_fetch_sub(&dl.checking, 1);
+  atomic_fetch_sub(&gort__deadlock_checking.n, 1);
   if (!d) return;
   if (atomic_exchange(&dl.reported, true)) return;  // another thread reports it
   gort__print("gort: fatal error: all goroutines are asleep - deadlock!\n\n");

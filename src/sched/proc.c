@@ -344,14 +344,20 @@ void gort__sched_startm(p_t *p, bool spinning) {
 }
 
 // One more M looks for work, if a P is idle and no M is looking already.
-void gort__sched_wakep(void) {
-  if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) == 0) return;
+static GORT_NOINLINE void wakep_slow(void) {
   int zero = 0;
   if (atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) != 0 ||
       !atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1))
     return;
   gort__sched_startm(NULL, true);
 }
+
+// Inline where a ready calls it: most readies find no idle P.
+static inline void wakep(void) {
+  if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) != 0) wakep_slow();
+}
+
+void gort__sched_wakep(void) { wakep(); }
 
 static void reset_spinning(m_t *m) {
   m->spinning = false;
@@ -712,7 +718,7 @@ static GORT_NOINLINE void switch_direct(m_t *m, g_t *g, g_t *next, bool inherit,
 
 // Leaves g (its status set by the caller): straight to the next goroutine
 // of its P with direct_after, else through g0 with g0_after.
-static void switch_away(g_t *g, void (*direct_after)(void *), void (*g0_after)(void *)) {
+GORT_INLINE void switch_away(g_t *g, void (*direct_after)(void *), void (*g0_after)(void *)) {
   m_t *m = getm();
   bool inherit;
   g_t *next = next_local(m->p, &inherit);
@@ -773,7 +779,7 @@ void gort__sched_ready(g_t *g) {
     gort__globrunq_put(g);
     unlock(&sched.lock);
   }
-  gort__sched_wakep();
+  wakep();
 }
 
 void gort__sched_safepoint(void) { sched_safepoint(); }

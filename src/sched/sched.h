@@ -109,8 +109,13 @@ g_t *gort__stack_new_g(void) GORT_HIDDEN;
 uintptr_t gort__stack_lookup(uintptr_t addr, g_t **gp, bool *guard) GORT_HIDDEN;
 // Returns the touched pages of a dead G's stack below sp to the OS.
 void gort__stack_release(g_t *g) GORT_HIDDEN;
+// The word at an unguarded stack's lowest address (stack.c).
+#define GORT_STACK_CANARY 0x6f7665726c6f7721ULL  // "overflow!"
 // False if an unguarded stack's canary was overwritten (an overflow).
-bool gort__stack_canary_ok(const g_t *g) GORT_HIDDEN;
+// Inline: every switch away from a goroutine checks it.
+static inline bool gort__stack_canary_ok(const g_t *g) {
+  return !g->canary || *(const uint64_t *)g->stack_lo == GORT_STACK_CANARY;
+}
 // Bytes from a G's address to the top of its slot (the G itself).
 #define GORT_G_BYTES GORT_ALIGN_UP(sizeof(g_t), (size_t)64)
 void gort__stack_init(void) GORT_HIDDEN;

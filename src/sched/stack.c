@@ -165,7 +165,7 @@ static uintptr_t g_addr(uintptr_t base, uint32_t i) {
   return base + gort__stack_size - G_BYTES - (uintptr_t)(i % COLOURS) * 64;
 }
 
-#define CANARY 0x6f7665726c6f7721ULL  // "overflow!"
+#define CANARY GORT_STACK_CANARY
 
 // Commits the top pages of slots i .. i + POPULATE_BATCH - 1 of s (i a
 // multiple of POPULATE_BATCH). Racing with those slots' own first writes
@@ -211,10 +211,6 @@ g_t *gort__stack_new_g(void) {
   if (canary) *(uint64_t *)g->stack_lo = CANARY;
   atomic_store_explicit(&g->status, G_IDLE, memory_order_relaxed);
   return g;
-}
-
-bool gort__stack_canary_ok(const g_t *g) {
-  return !g->canary || *(const uint64_t *)g->stack_lo == CANARY;
 }
 
 uintptr_t gort__stack_lookup(uintptr_t addr, g_t **gp, bool *guardp) {
