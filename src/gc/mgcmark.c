@@ -372,7 +372,7 @@ RACY_READS GORT_INLINE void mark_deferred(worker_t *w, uintptr_t v) {
 
 #define CAND_MIN (64ULL << 20)
 
-static void cand_flush(worker_t *w) {
+RACY_READS static void cand_flush(worker_t *w) {
   for (; w->cn > 0; w->cn--, w->cat = (w->cat + 1) % CAND_DEPTH) mark_value(w, w->cand[w->cat]);
 }
 
