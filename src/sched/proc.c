@@ -24,7 +24,12 @@
 //      (yielding, or readying each other through runnext) cannot starve
 //      sleepers or the global queue (61: prime, and not too often; Go's
 //      constant). Go checks timers on every schedule; a clock read per
-//      schedule would be a sixth of a yield here.
+//      schedule would be a sixth of a yield here. Every schedule counts
+//      (p->nsched), those that inherit a time slice too: counted in time
+//      slices (schedtick), a pair handing a token back and forth through
+//      runnext advanced the count once per 10 ms slice, and a sleeper on
+//      its P woke after 61 of them; with one P, 200 sleeps of 100 us
+//      beside such a pair did not end within a minute.
 //   2. runnext, then the local queue: a 256-slot ring, lock-free for one
 //      producer (the P's M) and many consumers (thieves), as Go's runq.
 //      runnext holds the goroutine the running one just readied or spawned,
@@ -473,8 +478,8 @@ static g_t *findrunnable(m_t *m, bool *inherit) {
     // the local queue is empty, which goroutines that keep yielding (or
     // readying each other) on every P would never let happen, and sysmon's
     // rescue needs an idle P. A sleeper then waited as long as they ran.
-    if (p->schedtick % 61 == 0 && timers_waiting()) check_timers();
-    if (p->schedtick % 61 == 0 && atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0) {
+    if (p->nsched % 61 == 0 && timers_waiting()) check_timers();
+    if (p->nsched % 61 == 0 && atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0) {
       lock(&sched.lock);
       g = gort__globrunq_get(p, 1);
       unlock(&sched.lock);
@@ -581,6 +586,7 @@ void gort__sched_latencies(uint64_t counts[32]) {
 // function that returns after it would pop the new fiber's shadow stack.
 static void begin_run(m_t *m, g_t *g, bool inherit) {
   p_t *p = m->p;
+  p->nsched++;
   if (!inherit) {  // a new time slice
     p->schedtick++;
     atomic_store_explicit(&p->tick, p->schedtick, memory_order_relaxed);
@@ -696,7 +702,7 @@ static void park_after(void *arg) {
 
 static g_t *next_local(p_t *p, bool *inherit) {
   if (p == NULL || p->id >= procs()) return NULL;
-  if (p->schedtick % 61 == 0 &&
+  if (p->nsched % 61 == 0 &&
       (atomic_load_explicit(&sched.runq_size, memory_order_relaxed) > 0 || timers_waiting()))
     return NULL;
   return gort__runq_get(p, inherit);

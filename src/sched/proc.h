@@ -18,7 +18,10 @@ typedef struct p {
   _Atomic uint32_t status;       // P_*; CAS by sysmon (retake) and gort_syscall_exit
   struct m *_Atomic m;           // the owning M; atomic: read by sysmon
   struct p *link;                // sched.pidle; guarded by sched.lock
-  uint32_t schedtick;            // schedules on this P; owner only
+  uint32_t schedtick;            // time slices begun on this P; owner only
+  // Every schedule on this P, a time slice's inherited ones too (runnext);
+  // owner only. Every 61st looks at the timers and the global queue.
+  uint32_t nsched;
   _Atomic uint32_t tick;         // schedtick published for sysmon
   _Atomic bool slice_over;       // set by sysmon: the time slice (10 ms) is used up
   _Atomic uint32_t syscalltick;  // gort_syscall_enter count, for sysmon

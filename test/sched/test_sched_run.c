@@ -105,6 +105,67 @@ TEST(runnext_pair_does_not_starve_the_local_queue) {
   EXPECT(waited < 200 * 1000000LL, "waited %lld ms", (long long)waited / 1000000);
 }
 
+// A sleeper on the P of a pair that hands a token back and forth: the pair
+// never starts a new time slice (each readies the other into runnext), and
+// the count that decides when a P looks at its timers counted only time
+// slices, so the sleeper woke 61 slices (about 0.6 s) late, every time.
+static _Atomic int pair_stop;
+static gort_chan_t *pair_a, *pair_b;
+
+static void pair_left(void *arg) {
+  gort_waitgroup_t *wg = arg;
+  long v = 0;
+  while (!atomic_load(&pair_stop)) {
+    gort_chan_send(pair_a, &v);
+    gort_chan_recv(pair_b, &v);
+  }
+  v = -1;
+  gort_chan_send(pair_a, &v);
+  gort_waitgroup_done(wg);
+}
+
+static void pair_right(void *arg) {
+  gort_waitgroup_t *wg = arg;
+  long v;
+  for (;;) {
+    gort_chan_recv(pair_a, &v);
+    if (v < 0) break;
+    gort_chan_send(pair_b, &v);
+  }
+  gort_waitgroup_done(wg);
+}
+
+enum { PAIR_SLEEPS = 50 };
+static int64_t pair_slept_ns;
+
+static void pair_sleeper(void *arg) {
+  gort_waitgroup_t *wg = arg;
+  int64_t t0 = now_ns();
+  for (int i = 0; i < PAIR_SLEEPS; i++) gort_sleep(200 * 1000);
+  pair_slept_ns = now_ns() - t0;
+  atomic_store(&pair_stop, 1);
+  gort_waitgroup_done(wg);
+}
+
+TEST(a_sleeper_beside_a_pair_handing_off_through_runnext_wakes_on_time) {
+  gort_maxprocs(1);
+  pair_a = gort_chan_make(sizeof(long), 0);
+  pair_b = gort_chan_make(sizeof(long), 0);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 3);
+  EXPECT(gort_go(pair_sleeper, &wg) == 0);
+  EXPECT(gort_go(pair_left, &wg) == 0);
+  EXPECT(gort_go(pair_right, &wg) == 0);
+  gort_waitgroup_wait(&wg);
+  fprintf(stderr, "  %d sleeps of 200 us beside the pair took %lld ms\n", PAIR_SLEEPS,
+          (long long)pair_slept_ns / 1000000);
+  // 10 ms if every sleep ends on time; 30 s when each waited 61 slices.
+  EXPECT(pair_slept_ns < 2000000000LL, "%d sleeps of 200 us took %lld ms", PAIR_SLEEPS,
+         (long long)pair_slept_ns / 1000000);
+  gort_chan_free(pair_a);
+  gort_chan_free(pair_b);
+}
+
 // ---- sleeping -------------------------------------------------------------------------------
 
 static int cmp_i64(const void *a, const void *b) {
