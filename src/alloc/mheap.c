@@ -771,10 +771,11 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
     if (failures != 0) break;
     // Let a fork or another releaser in between spans, and an allocation
     // that waits for this release: the locks barge, and the waiter would
-    // otherwise wait for every span of a release of everything.
+    // otherwise wait for every span of a release of everything. Bounded:
+    // a waiter descheduled for long waits for the next span instead.
     unlock(&heap.lock);
     unlock(&heap.release_lock);
-    while (atomic_load(&heap.release_waiters) != 0) gort__os_yield();
+    for (int i = 0; i < 1000 && atomic_load(&heap.release_waiters) != 0; i++) gort__os_yield();
     lock(&heap.release_lock);
     lock(&heap.lock);
   }
@@ -856,6 +857,10 @@ void gort__mheap_lock_for_fork(void) {
 
 void gort__mheap_unlock_after_fork(int child) {
   if (child) {
+    // Allocations queued on release_lock at the fork are threads the child
+    // does not have: a count left at 1 made its every release yield for
+    // ever (found by a reviewer's fork during a release).
+    atomic_store(&heap.release_waiters, 0);
     lock_reinit(&heap.lock);
     lock_reinit(&heap.release_lock);
   } else {
