@@ -474,10 +474,17 @@ mspan_t *gort__mheap_alloc_in(uintptr_t npages, uintptr_t align_pages, span_stat
     // ms while a thread allocated grew 35 MiB of address space a second
     // with 6 MiB in use, and its collector slowed 25-fold. release_lock is
     // held across each span's release, and taken before the heap's lock.
+    // Counted only while it cannot be stopped: a waiter that parked for a
+    // collection's stop between its count and the lock (at the heap lock's
+    // release, a stop pending) held the releaser, in its no-stop region,
+    // and so the stop (a reviewer's case: a collected allocation past the
+    // memory limit releasing in its grow hook).
+    nostop_enter();
     atomic_fetch_add(&heap.release_waiters, 1);
     unlock(&heap.lock);
     lock(&heap.release_lock);
     atomic_fetch_sub(&heap.release_waiters, 1);
+    nostop_exit();
     lock(&heap.lock);
     unlock(&heap.release_lock);
     s = find_free(z, need);
