@@ -147,23 +147,11 @@
 // below zero: gctrace printed 17592186044415 MB and every allocation
 // started a cycle.
 //
-// Pacing in a concurrent cycle: the trigger is 95% of the way from the
+// Pacing in a concurrent cycle: the trigger is 85% of the way from the
 // marked bytes to the goal, so that the mark runs while the program
 // allocates the rest. The bytes allocated black during the mark count in
 // the heap's live bytes but not in the next goal (Go counts them in both;
 // a churning program then grew past 3x its live heap at GORT_GC=100).
-// Until the seventeenth session the trigger was at 85%: every cycle
-// then started with the black bytes of the last one counted live and 15%
-// of the runway spent, so an allocation-bound program ran about a sixth
-// more cycles than with the world stopped (GCBench 68 against 58), each
-// paying the tracking's protect, faults and rescans. At 95% (6 interleaved
-// runs each): binary-trees' CPU 4.02 -> 3.41 s at the median, its 99th
-// percentile stop 0.51 -> 0.45 ms, 143 -> 130 cycles; GCBench 0.97 ->
-// 0.90 s, longest stop 0.40 -> 0.36 ms, 67 -> 61 cycles; the 1 GiB cache
-// (2 runs) 8.2-10.6 -> 6.9-8.8 s, its peak RSS 5% higher (2.09 -> 2.19
-// GiB: its mark, the longest, ends further past the goal). The mutator's
-// longest gaps stayed within the runs' noise: assists take the share of
-// the mark that the earlier start left to the worker.
 //
 // Where a concurrent cycle's CPU goes (gctrace's cpu parts: the first
 // stop, assists/background, the final stop). On the allocation-bound
@@ -525,7 +513,7 @@ static void cycle(void *arg) {
 // ("assist", below).
 static uint64_t trigger_for(uint64_t marked, uint64_t goal) {
   if (!conc.on || goal <= marked) return goal;
-  return marked + (goal - marked) / 20 * 19;
+  return marked + (goal - marked) / 20 * 17;
 }
 
 // The first stop, on the thread that starts the cycle (the cycle lock held;
