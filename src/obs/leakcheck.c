@@ -129,6 +129,7 @@
 #include "../os/os.h"
 #include "gort/gc.h"
 #include "gort/prof.h"
+#include "memopool.h"
 #include "mprof.h"
 #include "outpath.h"
 #include "stackdepot.h"
@@ -238,55 +239,26 @@ static inline _Atomic uint64_t *word_of_fresh(uintptr_t p) {
 // Each thread's memo of its last stack walk and of the last few stacks it
 // recorded, kept under their depot ids (unwind.h), so that an allocation
 // from a stack seen lately costs a check of its words instead of a walk
-// and a depot lookup. Memos (about 19 KiB) come from persistent memory
-// and go back to a free list when their thread exits (a key destructor),
-// for the next thread to take, emptied (memo_get): a kept walk is only
-// valid on its own thread, whose thread pointer decides where the walk's
-// stack ends (unwind.c, step 6).
+// and a depot lookup; from a pool (memopool.c) that takes them back when
+// their thread exits.
 typedef struct memo {
   unwind_memo_t u;   // its kept walks are tagged with their depot ids
   int64_t prof_left; // the heap profiler's countdown (prof_left below when there is no memo)
-  struct memo *next; // on the free list
 } memo_t;
 
 #define MEMO_DEAD ((memo_t *)1)  // the thread's exit took its memo back
 static GORT_TLS memo_t *my_memo;
-static struct {
-  _Atomic uint32_t lock;  // a spin lock: held for a push or a pop
-  memo_t *free;
-  pthread_key_t key;
-  bool key_ok;
-} memos;
-
-static void memos_lock(void) {
-  while (atomic_exchange_explicit(&memos.lock, 1, memory_order_acquire) != 0) gort__cpu_relax();
-}
-static void memos_unlock(void) { atomic_store_explicit(&memos.lock, 0, memory_order_release); }
+static memo_pool_t memos;
 
 static void memo_exit(void *arg) {
-  memo_t *m = arg;
-  if (m == NULL || m == MEMO_DEAD) return;
   my_memo = MEMO_DEAD;
-  memos_lock();
-  m->next = memos.free;
-  memos.free = m;
-  memos_unlock();
+  gort__memo_pool_give(&memos, arg);
 }
 
 static memo_t *memo_get(void) {
   memo_t *m = my_memo;
   if (gort_likely(m != NULL)) return m == MEMO_DEAD ? NULL : m;
-  if (!memos.key_ok) return NULL;
-  memos_lock();
-  m = memos.free;
-  if (m != NULL) memos.free = m->next;
-  memos_unlock();
-  if (m == NULL) m = gort__persistent_alloc(sizeof *m, 64);
-  if (m == NULL) return NULL;
-  memset(m, 0, sizeof *m);
-  my_memo = m;
-  pthread_setspecific(memos.key, m);
-  return m;
+  return my_memo = gort__memo_pool_take(&memos);
 }
 
 static bool own_pc(uintptr_t pc) {
@@ -597,7 +569,7 @@ static void leak_at_exit(void);
 // child waiting for that thread.
 static void fork_child(void) {
   gort__gc_leak_after_fork_child();
-  atomic_store(&memos.lock, 0);
+  gort__memo_pool_after_fork(&memos);
 }
 static fork_hook_t leak_fork = {.name = "leakcheck", .rank = LOCK_PROF, .child = fork_child};
 
@@ -667,7 +639,7 @@ void gort__leak_init(void) {
   }
   gort__unwind_self_text(&lk.self_lo, &lk.self_hi);
   gort__unwind_init();
-  memos.key_ok = pthread_key_create(&memos.key, memo_exit) == 0;
+  gort__memo_pool_init(&memos, sizeof(memo_t), memo_exit);
   gort__start_add_fork_hook(&leak_fork);
   // Chain the heap profiler's hooks (obs/mprof.c ran first; all NULL if
   // GORT_MEMPROFILERATE=0): its sampling goes on, on its own countdown.

@@ -1,0 +1,52 @@
+// Per-thread walk memos (unwind.h).
+//
+// A recorder that walks the stack on many allocations keeps, per thread,
+// a memo of its last walk and of the last few whole stacks it named, so
+// that a repeat costs a check of the stack's words instead of a walk and
+// a lookup (unwind.c, "Memo and kept walks"). Memos are about 19 KiB:
+// they come from persistent memory (never the heap being recorded, and
+// no malloc inside malloc) and go back to the recorder's pool when their
+// thread exits (a pthread key's destructor), for the next new thread to
+// take. They are zeroed on the way out: a kept walk is only valid on the
+// thread that made it, whose thread pointer decides where its stack ends
+// (unwind.c, step 6), so nothing a memo knew may pass to another thread.
+
+#include "memopool.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "../base/base.h"
+#include "../base/persistent.h"
+
+void gort__memo_pool_init(memo_pool_t *p, size_t size, void (*exited)(void *memo)) {
+  p->size = size;
+  p->key_ok = pthread_key_create(&p->key, exited) == 0;
+}
+
+static void pool_lock(memo_pool_t *p) {
+  while (atomic_exchange_explicit(&p->lock, 1, memory_order_acquire) != 0) gort__cpu_relax();
+}
+static void pool_unlock(memo_pool_t *p) { atomic_store_explicit(&p->lock, 0, memory_order_release); }
+
+void *gort__memo_pool_take(memo_pool_t *p) {
+  if (!p->key_ok) return NULL;
+  pool_lock(p);
+  void *m = p->free;
+  if (m != NULL) memcpy(&p->free, m, sizeof p->free);
+  pool_unlock(p);
+  if (m == NULL) m = gort__persistent_alloc(p->size, 64);
+  if (m == NULL) return NULL;
+  memset(m, 0, p->size);
+  pthread_setspecific(p->key, m);
+  return m;
+}
+
+void gort__memo_pool_give(memo_pool_t *p, void *memo) {
+  pool_lock(p);
+  memcpy(memo, &p->free, sizeof p->free);
+  p->free = memo;
+  pool_unlock(p);
+}
+
+void gort__memo_pool_after_fork(memo_pool_t *p) { atomic_store_explicit(&p->lock, 0, memory_order_relaxed); }
