@@ -14,11 +14,19 @@
 // block's live bit is cleared (pagemap.h), a large span's nsampled set.
 // Either sends the block's free, and no other, to the allocator's slow
 // path, which asks here (is_sampled) before calling the bit a double free.
+// A thread's samples come from a few stacks over and over: each thread
+// keeps the last few it sampled, word for word, with their buckets (see
+// "walk memos"), and a sample from one of them costs a check of the
+// stack's words (about 100 instructions), not a walk, a hash and a chain
+// lookup (about 650). With the counters' locked adds gone (see
+// "Counters"), a sample and its free cost about 850 instructions instead
+// of 1,380 (callgrind, glibc's bench-malloc-thread shape).
 //
 // No global lock. Buckets are never freed and never move: a lookup walks
 // its chain with no lock (a new bucket is published with a release store
 // at the chain's head, under buckets_lock, which only a stack seen for
-// the first time takes), and the counters are atomic. The registry is
+// the first time takes), and the counters are written under the locks
+// of the registry's shards (below), one stripe per shard. The registry is
 // split in NSHARDS shards, each with its own lock and table, by the
 // thread that allocates from the block's span (its cache's id, kept in
 // the span while any of its blocks is sampled: mspan.h, prof_shard), so
@@ -30,20 +38,26 @@
 // (With one lock over both, two threads of glibc's bench-malloc-thread
 // shape, blocks of 4 B..32 KiB, one sample per 140 allocations, spent a
 // fifth of their time in the profiler; one thread a tenth.)
-// Counters. A bucket's counters live in MPROF_STRIPES stripes of a cache
-// line each, away from the bucket's key (hash, depth, stack), and a thread
-// counts in the stripe its cache's id picks, so that two threads count
-// apart. With one set beside the key, two threads of glibc's
+// Counters. A bucket's counters live in NSHARDS stripes of a cache line
+// each, away from the bucket's key (hash, depth, stack), and a sample or
+// its free counts in the stripe of the registry shard it locks, so that
+// threads count apart, and with plain loads and stores: only the holder
+// of that shard's lock writes the stripe. (Locked adds, four a sample
+// and its free, were a third of the profiler's time on a VM where a
+// locked instruction costs 5-6 ns.) With one set beside the key, two threads of glibc's
 // bench-malloc-thread shape, whose samples share their few stacks, moved
 // the line between their cores at every sample: the counters' locked adds
 // and the next lookup's read of the key were each a miss on the other
 // core's line (a third of the profiler's samples), and the profiler cost
 // the pair 19% of its time against 10% for one thread.
-// A reader sums every stripe's frees before any stripe's allocations,
-// with acquire, and a free is counted after its allocation (the shard's
-// lock orders them): a free it sees was counted before that read, its
-// allocation before that, and so before the later read of its stripe's
-// allocations. So a reader never sees more frees than allocations.
+// A reader takes no lock: it sums every stripe's frees before any
+// stripe's allocations, with acquire (counts are stored with release),
+// and a free is counted after its allocation, in the same stripe (the
+// block's span keeps its shard while it holds samples) and under the same
+// lock, which orders them: a free it sees was counted before that read,
+// its allocation before that, and so before the later read of its
+// stripe's allocations. So a reader never sees more frees than
+// allocations.
 //
 // No recursion, no deadlock, never the heap it samples: buckets come from
 // persistent metadata memory and the registry from the OS; nothing here
@@ -67,13 +81,13 @@
 #include "../base/noscan.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
+#include "memopool.h"
 #include "unwind.h"
 
 #define NBUCKETS 16384
-#define NSHARDS 16
+#define NSHARDS 8  // registry shards, and counter stripes per bucket
 #define REG_FIRST 16   // slots in each shard's first table (in the shard)
 #define REG_MAPPED 128 // the smallest table mmap'd (3 KiB: one page)
-#define MPROF_STRIPES 4 // counter stripes per bucket (see "Counters")
 
 typedef struct {
   uintptr_t addr;  // 0 empty, 1 deleted
@@ -107,10 +121,8 @@ GORT_NOSCAN(shards)
 static uint64_t addr_hash(uintptr_t addr) { return (addr >> 4) * 0x9E3779B97F4A7C15ULL; }
 // The shard of a block of span s (see the top).
 static shard_t *shard_of(const mspan_t *s) { return &shards[s->prof_shard % NSHARDS]; }
-// The calling thread's counter stripe (see "Counters").
-static bucket_counts_t *stripe_of(const bucket_t *b) {
-  return &b->counts[gort__tls_cache->id % MPROF_STRIPES];
-}
+// b's counters that shard sh's lock guards (see "Counters").
+static bucket_counts_t *stripe_of(const bucket_t *b, const shard_t *sh) { return &b->counts[sh - shards]; }
 
 static GORT_TLS bool in_profiler;
 static GORT_TLS uint64_t rng;
@@ -144,9 +156,9 @@ int64_t gort__mprof_rate(void) { return prof.rate; }
 
 // ---- stacks and buckets --------------------------------------------------------
 
-static uint32_t capture(uintptr_t *pcs) {
-  uintptr_t raw[MPROF_MAX_DEPTH + 8];
-  uint32_t n = gort__unwind_capture(raw, MPROF_MAX_DEPTH + 8);
+// raw[0..n), a walk from inside the profiler, without gort's own frames
+// (the walk's first ones), into pcs; returns the depth.
+static uint32_t skip_self(const uintptr_t *raw, uint32_t n, uintptr_t *pcs) {
   uint32_t depth = 0, i = 0;
   if (prof.self_hi != 0)
     while (i < n && raw[i] >= prof.self_lo && raw[i] < prof.self_hi) i++;
@@ -175,7 +187,7 @@ static bucket_t *bucket_for(const uintptr_t *pcs, uint32_t depth) {
   bucket_t *head = atomic_load_explicit(chain, memory_order_relaxed);
   b = chain_find(head, h, pcs, depth);  // added meanwhile?
   bucket_counts_t *counts = NULL;
-  if (b == NULL && (counts = gort__persistent_alloc(MPROF_STRIPES * sizeof *counts, 64)) != NULL &&
+  if (b == NULL && (counts = gort__persistent_alloc(NSHARDS * sizeof *counts, 64)) != NULL &&
       (b = gort__persistent_alloc(sizeof *b + depth * sizeof *pcs, 64)) != NULL) {
     b->counts = counts;  // zeroed, as persistent memory is
     b->hash = h;
@@ -187,6 +199,51 @@ static bucket_t *bucket_for(const uintptr_t *pcs, uint32_t depth) {
     atomic_store_explicit(&prof.all, b, memory_order_release);
   }
   unlock(&prof.buckets_lock);
+  return b;
+}
+
+// ---- walk memos --------------------------------------------------------------
+
+// Each thread's memo of its last walk and of the last few stacks it
+// sampled (unwind.h, memopool.c): a sample from a stack seen lately costs
+// a check of the stack's words, not a walk, a hash and a chain lookup.
+// A kept walk's tag is its slot + 1, and the memo keeps each slot's
+// bucket beside it; a slot is rebuilt untagged before it is tagged again,
+// so a tag never names the bucket of the slot's previous walk.
+typedef struct {
+  unwind_memo_t u;
+  bucket_t *bucket[UNWIND_MEMO_KEPT];  // of the walk kept in each slot
+} prof_memo_t;
+
+#define MEMO_DEAD ((prof_memo_t *)1)  // the thread's exit took its memo back
+static GORT_TLS prof_memo_t *my_memo;
+static memo_pool_t memos;
+
+static void memo_exit(void *arg) {
+  my_memo = MEMO_DEAD;
+  gort__memo_pool_give(&memos, arg);
+}
+
+static prof_memo_t *memo_get(void) {
+  prof_memo_t *m = my_memo;
+  if (gort_likely(m != NULL)) return m == MEMO_DEAD ? NULL : m;
+  return my_memo = gort__memo_pool_take(&memos);
+}
+
+// The bucket of the calling stack (NULL if none could be made).
+static GORT_NOINLINE bucket_t *stack_bucket(void) {
+  uintptr_t raw[MPROF_MAX_DEPTH + 8], pcs[MPROF_MAX_DEPTH];
+  prof_memo_t *m = memo_get();
+  if (gort_unlikely(m == NULL)) {  // no memory, or a thread past its memo's destructor
+    uint32_t n = gort__unwind_capture(raw, MPROF_MAX_DEPTH + 8);
+    return bucket_for(pcs, skip_self(raw, n, pcs));
+  }
+  unwind_tag_t t = {.m = &m->u};
+  uint32_t n = gort__unwind_capture_tagged(raw, MPROF_MAX_DEPTH + 8, &t);
+  if (gort_likely(t.tag != 0)) return m->bucket[t.tag - 1];
+  bucket_t *b = bucket_for(pcs, skip_self(raw, n, pcs));
+  if (b != NULL && t.slot >= 0) m->bucket[t.slot] = b;
+  gort__unwind_memo_keep(&t, b != NULL && t.slot >= 0 ? (uint32_t)t.slot + 1 : 0);
   return b;
 }
 
@@ -248,17 +305,18 @@ static sampled_t *reg_find(shard_t *sh, uintptr_t addr) {
   }
 }
 
-static void count(uint64_t *c, uint64_t v) { __atomic_fetch_add(c, v, __ATOMIC_RELEASE); }
+// Under the lock of the counter's shard (see "Counters").
+static void count(uint64_t *c, uint64_t v) {
+  __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + v, __ATOMIC_RELEASE);
+}
 
 // ---- the hooks -----------------------------------------------------------------
 
 static int64_t sample_alloc(void *p, size_t size) {
   if (in_profiler) return next_interval();
   in_profiler = true;
-  uintptr_t pcs[MPROF_MAX_DEPTH];
-  uint32_t depth = capture(pcs);
+  bucket_t *b = stack_bucket();
   mspan_t *s = span_of((uintptr_t)p);
-  bucket_t *b = bucket_for(pcs, depth);
   if (b == NULL || s == NULL) {
     in_profiler = false;
     return next_interval();
@@ -267,7 +325,7 @@ static int64_t sample_alloc(void *p, size_t size) {
   shard_t *sh = shard_of(s);
   lock(&sh->lock);
   if (reg_insert(sh, (uintptr_t)p, b, size)) {
-    bucket_counts_t *c = stripe_of(b);
+    bucket_counts_t *c = stripe_of(b, sh);
     count(&c->alloc_bytes, size);
     count(&c->allocs, 1);
     // Mark the block so that its free (and only its free) comes here.
@@ -300,7 +358,7 @@ static bool sample_free(void *p) {
   lock(&sh->lock);
   sampled_t *e = reg_find(sh, (uintptr_t)p);
   if (e != NULL) {
-    bucket_counts_t *c = stripe_of(e->b);
+    bucket_counts_t *c = stripe_of(e->b, sh);
     count(&c->free_bytes, e->size);
     count(&c->frees, 1);
     e->addr = 1;  // deleted
@@ -322,11 +380,11 @@ void gort__mprof_foreach(void (*fn)(const bucket_t *b, void *arg), void *arg) {
     memcpy(&copy.b, b, offsetof(bucket_t, allocs));
     copy.b.allocs = copy.b.alloc_bytes = copy.b.frees = copy.b.free_bytes = 0;
     copy.b.counts = NULL;
-    for (int i = 0; i < MPROF_STRIPES; i++) {  // frees first: see the top
+    for (int i = 0; i < NSHARDS; i++) {  // frees first: see the top
       copy.b.frees += read_count(&b->counts[i].frees);
       copy.b.free_bytes += read_count(&b->counts[i].free_bytes);
     }
-    for (int i = 0; i < MPROF_STRIPES; i++) {
+    for (int i = 0; i < NSHARDS; i++) {
       copy.b.allocs += read_count(&b->counts[i].allocs);
       copy.b.alloc_bytes += read_count(&b->counts[i].alloc_bytes);
     }
@@ -347,6 +405,7 @@ static void prof_parent(void) {
   unlock(&prof.buckets_lock);
 }
 static void prof_child(void) {
+  gort__memo_pool_after_fork(&memos);
   for (int i = 0; i < NSHARDS; i++) lock_reinit(&shards[i].lock);
   lock_reinit(&prof.buckets_lock);
 }
@@ -361,6 +420,7 @@ void gort__mprof_init(void) {
   gort__unwind_self_text(&prof.self_lo, &prof.self_hi);
   gort__start_add_fork_hook(&prof_fork);
   gort__unwind_init();
+  gort__memo_pool_init(&memos, sizeof(prof_memo_t), memo_exit);
   gort__mprof_hooks.sample_free = sample_free;
   gort__mprof_hooks.is_sampled = is_sampled;
   gort__mprof_hooks.first_interval = next_interval;

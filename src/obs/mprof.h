@@ -18,7 +18,7 @@ typedef struct bucket {
   uint64_t hash;
   // In a copy from gort__mprof_foreach: the sums of the stripes' counters.
   uint64_t allocs, alloc_bytes, frees, free_bytes;
-  bucket_counts_t *counts;  // MPROF_STRIPES stripes, written by samples
+  bucket_counts_t *counts;  // a stripe per registry shard (mprof.c, "Counters")
   uint32_t depth;
   uintptr_t pcs[];         // return addresses, innermost first
 } bucket_t;
