@@ -147,16 +147,17 @@
 // below zero: gctrace printed 17592186044415 MB and every allocation
 // started a cycle.
 //
-// Pacing in a concurrent cycle: the trigger is 85% of the way from the
-// marked bytes to the goal, so that the mark runs while the program
-// allocates the rest. The bytes allocated black during the mark count in
+// Pacing in a concurrent cycle: the trigger is part of the way from the
+// marked bytes to the goal (85% at first, then between 60% and 95% as the
+// pacer finds how late the marks allow: "pace", below), so that the mark
+// runs while the program allocates the rest. The bytes allocated black during the mark count in
 // the heap's live bytes but not in the next goal (Go counts them in both;
 // a churning program then grew past 3x its live heap at GORT_GC=100).
 //
 // Where a concurrent cycle's CPU goes (gctrace's cpu parts: the first
 // stop, assists/background, the final stop). On the allocation-bound
-// benchmarks the program, not the worker, marks most. The trigger leaves
-// 15% of the growth for a mark that the worker alone finishes only after
+// benchmarks the program, not the worker, marks most. A trigger at 85%
+// leaves 15% of the growth for a mark that the worker alone finishes only after
 // the program has allocated more than that, so the assists are what keeps
 // the heap at its goal. Until 2026-12-02 an assist scanned one cold object
 // at a time, without the worker's prefetching (mgcmark.c, inflight_t):
@@ -243,6 +244,7 @@ static void record_pause(int64_t ns) {
 _Atomic bool gort__gc_marking;
 static _Atomic uint64_t goal_now;    // gc.fig.next_gc, for the assists' lock-free read
 static _Atomic uint64_t scan_now;    // of gc.fig.heap_marked, the bytes the mark scanned (the assists' work)
+static _Atomic uint32_t trigger_permille = 850;  // the pacer's (pace, trigger_for)
 
 // The concurrent cycle's state, handed from the thread that runs the first
 // stop to the background worker, which runs the rest and drops the cycle
@@ -264,6 +266,7 @@ static struct {
   _Atomic uint32_t waits;     // slow paths that waited past the hard goal (gctrace=2)
   _Atomic int64_t longest_wait;
   _Atomic uint64_t past_hard; // bytes allocated past the hard goal in this cycle
+  _Atomic bool waited;        // a slow path waited past the hard goal in this cycle (the pacer's)
   _Atomic int64_t assist_ns;  // time allocating threads spent assisting this cycle's mark
 } conc;
 
@@ -506,14 +509,42 @@ static void cycle(void *arg) {
 // ---- the concurrent cycle -----------------------------------------------------------
 
 // The trigger for the next cycle, from its goal: marking runs while the
-// program allocates, so it starts before the goal (Go's trigger), leaving
-// 15% of the growth for the mark (at 30%, GCBench ran 84 cycles instead
-// of 68 and used 13% more CPU); assists keep the heap near the goal if
-// the program outruns the worker, and past the goal by a tenth it waits
-// ("assist", below).
+// program allocates, so it starts before the goal (Go's trigger), at
+// trigger_permille thousandths of the way from the marked bytes to the
+// goal (pace, below); assists keep the heap near the goal if the program
+// outruns the worker, and past the goal by a tenth it waits ("assist",
+// below).
 static uint64_t trigger_for(uint64_t marked, uint64_t goal) {
   if (!conc.on || goal <= marked) return goal;
-  return marked + (goal - marked) / 20 * 17;
+  uint64_t permille = atomic_load_explicit(&trigger_permille, memory_order_relaxed);
+  return marked + (goal - marked) / 1000 * permille;
+}
+
+// The pacer: where the next cycle starts, from how the last one ended.
+// A program allocates about trigger/goal of the growth per cycle (the
+// rest comes during the mark, black), so the later the trigger, the fewer
+// cycles: at 95% of the way instead of 85%, binary-trees used 15% less
+// CPU and GCBench 7% (at 30%, GCBench ran 84 cycles instead of 68 and
+// used 13% more). Go aims its trigger so that the mark ends at the goal
+// with the background workers alone; here the program's assists, which
+// mark as fast as the worker, keep the heap at the goal whatever the
+// trigger, and the cost of starting late is paid only when a mark cannot
+// end before the hard goal (a tenth past the goal), where the program
+// waits (slow marks: a large heap on a loaded machine, the gcstress
+// mode, whose mutators stalled with the trigger fixed at 95%). So the
+// trigger moves late while marks end without any allocation past the hard
+// goal, a step of 2.5% a cycle, up to 95%; a cycle whose program
+// allocated past the hard goal moves it early by 10%, down to 60%. Only
+// cycles the trigger started count (not gort_gc_collect's).
+#define TRIGGER_MIN 600
+#define TRIGGER_MAX 950
+#define TRIGGER_UP 25
+#define TRIGGER_DOWN 100
+static void pace(bool waited) {
+  uint32_t t = atomic_load_explicit(&trigger_permille, memory_order_relaxed);
+  if (waited) t = t > TRIGGER_MIN + TRIGGER_DOWN ? t - TRIGGER_DOWN : TRIGGER_MIN;
+  else t = t + TRIGGER_UP < TRIGGER_MAX ? t + TRIGGER_UP : TRIGGER_MAX;
+  atomic_store_explicit(&trigger_permille, t, memory_order_relaxed);
 }
 
 // The first stop, on the thread that starts the cycle (the cycle lock held;
@@ -521,6 +552,7 @@ static uint64_t trigger_for(uint64_t marked, uint64_t goal) {
 static void cycle_start(void *arg) {
   conc.forced = *(bool *)arg;
   atomic_store(&conc.past_hard, 0);
+  atomic_store(&conc.waited, false);
   atomic_store(&conc.assist_ns, 0);
   conc.t0 = gort__nanotime();
   conc.before = atomic_load(&gort__gc_heap_live);
@@ -630,6 +662,7 @@ static void cycle_finish(void) {
   // black in a churning program is already garbage, and counting it would
   // let the heap grow past GORT_GC's bound.
   uint64_t goal = goal_after(marked);
+  if (!conc.forced) pace(atomic_load(&conc.waited) || atomic_load(&conc.past_hard) != 0);
   atomic_store(&gort__gc_trigger, trigger_for(marked, goal));
   int64_t t_end = gort__nanotime();
   int64_t stw2 = t_end - t_stop, concurrent = t_stop - conc.t_restart1;
@@ -661,8 +694,10 @@ static void cycle_finish(void) {
                 "%llu of %llu sampled pages written, so the heap stays %s after this one\n",
                 n, ms3(g1, sizeof g1, conc.t_swept - conc.t0), ms3(g2, sizeof g2, conc.t_restart1 - conc.stw1_ns - conc.t_swept),
                 (unsigned long long)s_written, (unsigned long long)s_present, after);
-    gort__print("gc %u: %u slow paths waited past the hard goal, the longest %s ms (stops and descheduling included)\n", n,
-                atomic_exchange(&conc.waits, 0), ms3(a, sizeof a, atomic_exchange(&conc.longest_wait, 0)));
+    gort__print("gc %u: %u slow paths waited past the hard goal, the longest %s ms (stops and descheduling included); "
+                "the next cycle starts %u.%u%% of the way to its goal\n",
+                n, atomic_exchange(&conc.waits, 0), ms3(a, sizeof a, atomic_exchange(&conc.longest_wait, 0)),
+                atomic_load(&trigger_permille) / 10, atomic_load(&trigger_permille) % 10);
     // The stop's part says how the threads were stopped: asked ones park
     // at their next safe point, signalled ones ran outside gort too long
     // (stw.c, "Asking first"); the others were held in blocking calls.
@@ -742,6 +777,7 @@ void gort__gc_freed(uintptr_t obj, uint64_t bytes) {
 #define HARD_NAP_NS 50000
 
 static void record_wait(int64_t ns) {
+  atomic_store_explicit(&conc.waited, true, memory_order_relaxed);
   atomic_fetch_add(&conc.waits, 1);
   if (ns > atomic_load(&conc.longest_wait)) atomic_store(&conc.longest_wait, ns);
 }

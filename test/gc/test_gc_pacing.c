@@ -19,8 +19,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gc/gc.h"
 #include "gctest.h"
 #include "gort/alloc.h"
+
+// Where the next cycle starts, in thousandths of the way from the bytes
+// the last mark found to the goal (mgc.c, pace); 1000 when cycles are not
+// concurrent (they start at the goal).
+static unsigned trigger_place(void) {
+  gc_figures_t f;
+  gort__gc_read_figures(&f);
+  uint64_t t = atomic_load(&gort__gc_trigger);
+  if (!f.concurrent || f.next_gc <= f.heap_marked || t < f.heap_marked) return 1000;
+  return (unsigned)((t - f.heap_marked) * 1000 / (f.next_gc - f.heap_marked));
+}
+
+static bool cycles_concurrent(void) {
+  gc_figures_t f;
+  gort__gc_read_figures(&f);
+  return f.concurrent;
+}
 
 // ---- a steady live heap under a stream of garbage -----------------------------------
 
@@ -156,12 +174,15 @@ TEST(large_objects_allocated_during_marks_keep_the_heap_near_its_goal) {
   uint64_t live = gctest_memstats()->heap_inuse - inuse0;
   uint32_t gc0 = gctest_num_gc();
   uint64_t max_inuse = 0;
+  unsigned earliest = 1000;
   for (int i = 0; i < (GCTEST_TSAN ? 128 : 512) * harness_scale(); i++) {
     char *p = gort_gc_alloc_noscan(4 * MiB);
     if (p == NULL) harness_fail(__FILE__, __LINE__, "gort_gc_alloc_noscan(4 MiB) failed");
     p[0] = 1;
     uint64_t inuse = gctest_memstats()->heap_inuse - inuse0;
     if (inuse > max_inuse) max_inuse = inuse;
+    unsigned place = trigger_place();
+    if (place < earliest) earliest = place;
   }
   uint32_t cycles = gctest_num_gc() - gc0;
   // The goal is twice the live heap at GORT_GC=100; the hard goal a tenth
@@ -172,6 +193,12 @@ TEST(large_objects_allocated_during_marks_keep_the_heap_near_its_goal) {
   EXPECT(max_inuse <= 9 * live / 2, "HeapInuse reached %" PRIu64 " MiB with %" PRIu64 " MiB live (%u cycles)",
          max_inuse / MiB, live / MiB, cycles);
   EXPECT(cycles >= 2, "%u cycles while 2 GiB were allocated", cycles);
+  // This program outruns every mark and waits at the hard goal: the
+  // pacer starts the next cycles earlier (from 85% of the way, 10% a
+  // cycle, down to 60%).
+  if (cycles_concurrent())
+    EXPECT(earliest <= 760, "the next cycle never started earlier than %u.%u%% of the way", earliest / 10,
+           earliest % 10);
   size_t count = 0;
   for (node_t *x = big_live; x != NULL; x = x->next) {
     if (x->pad[0] != n - 1 - count) harness_fail(__FILE__, __LINE__, "node %zu damaged", count);
@@ -179,6 +206,34 @@ TEST(large_objects_allocated_during_marks_keep_the_heap_near_its_goal) {
   }
   EXPECT_EQ_U64(count, n);
   big_live = NULL;
+}
+
+// ---- the trigger moves late while marks end in time ------------------------------------
+
+// A small live heap (a ring of 4096 objects replaced at random) and a
+// stream of garbage: every mark ends long before the goal, so the pacer
+// starts each cycle later, up to 95% of the way (from 85%, 2.5% a cycle).
+#define RING 4096
+static void *volatile garbage_ring[RING];
+
+TEST(the_trigger_moves_late_while_marks_end_in_time) {
+  gort_set_memory_limit(INT64_MAX);
+  gctest_collect();
+  SKIP_IF(!cycles_concurrent(), "cycles are not concurrent here (no dirty tracking): they start at the goal");
+  uint32_t gc0 = gctest_num_gc();
+  unsigned latest = 0;
+  uint64_t x = 88172645463325252ULL;
+  while (gctest_num_gc() - gc0 < 300 && latest < 950) {
+    for (int i = 0; i < 4096; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      garbage_ring[x % RING] = gort_gc_alloc(64 + x % 128);
+    }
+    unsigned place = trigger_place();
+    if (place > latest) latest = place;
+  }
+  EXPECT(latest >= 940, "the next cycle never started later than %u.%u%% of the way (%u cycles)", latest / 10,
+         latest % 10, gctest_num_gc() - gc0);
+  for (int i = 0; i < RING; i++) garbage_ring[i] = NULL;
 }
 
 // ---- gort_gc_set_percent and GORT_GC=off ------------------------------------------------
