@@ -258,7 +258,10 @@ static void memo_exit(void *arg) {
 static memo_t *memo_get(void) {
   memo_t *m = my_memo;
   if (gort_likely(m != NULL)) return m == MEMO_DEAD ? NULL : m;
-  return my_memo = gort__memo_pool_take(&memos);
+  if ((m = gort__memo_pool_take(&memos)) == NULL) return NULL;
+  my_memo = m;  // first: the registration may allocate, and come back here
+  gort__memo_pool_register(&memos, m);
+  return m;
 }
 
 static bool own_pc(uintptr_t pc) {

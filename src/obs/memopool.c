@@ -38,9 +38,10 @@ void *gort__memo_pool_take(memo_pool_t *p) {
   if (m == NULL) m = gort__persistent_alloc(p->size, 64);
   if (m == NULL) return NULL;
   memset(m, 0, p->size);
-  pthread_setspecific(p->key, m);
   return m;
 }
+
+void gort__memo_pool_register(memo_pool_t *p, void *memo) { pthread_setspecific(p->key, memo); }
 
 void gort__memo_pool_give(memo_pool_t *p, void *memo) {
   pool_lock(p);

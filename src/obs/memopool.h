@@ -23,9 +23,14 @@ typedef struct {
 // exited runs on a thread's exit with its memo (never NULL): the recorder
 // marks its thread pointer dead, then calls gort__memo_pool_give.
 void gort__memo_pool_init(memo_pool_t *p, size_t size, void (*exited)(void *memo));
-// A zeroed memo for the calling thread, registered for its exit; NULL if
-// there is no memory or no key (the recorder then walks without one).
+// A zeroed memo for the calling thread; NULL if there is no memory or no
+// key (the recorder then walks without one). The recorder stores it in
+// its thread pointer, then registers it for the thread's exit: the
+// registration may allocate (glibc's keys past the 32nd), and that
+// allocation's record must find the memo, not take another (it did, until
+// the stack overflowed).
 void *gort__memo_pool_take(memo_pool_t *p);
+void gort__memo_pool_register(memo_pool_t *p, void *memo);
 void gort__memo_pool_give(memo_pool_t *p, void *memo);
 // In a forked child: the lock may have been held by a thread that is gone.
 void gort__memo_pool_after_fork(memo_pool_t *p);

@@ -27,7 +27,7 @@ skip() { echo "SKIP preload/leakcheck_$1 ($2)"; }
 
 # ---- building ---------------------------------------------------------------------
 
-progs="list tree thread interior roots dlopen clean fork churn forkcheck memo dlchurn"
+progs="list tree thread interior roots dlopen clean fork churn forkcheck memo dlchurn manykeys"
 # Linked statically, a program exports malloc and free only where a shared
 # library of its link needs them; -rdynamic makes the dlopen'ed library's
 # calls reach gort's heap as well.
@@ -135,6 +135,14 @@ for mode in pre static; do
     pass "clean_program_reports_nothing_and_exits_0_$mode"
   else
     fail "clean_program_reports_nothing_and_exits_0_$mode (status $rc)" "$T/err"
+  fi
+  # (glibc's second-level key arrays may be reported: the status is not
+  # checked, only that every allocation ran.)
+  run manykeys "$mode"
+  if [ "$rc" -lt 128 ] && grep -q "manykeys: done" "$T/out"; then
+    pass "a_key_past_the_32nd_registers_its_memo_without_recursing_$mode"
+  else
+    fail "a_key_past_the_32nd_registers_its_memo_without_recursing_$mode (status $rc)" "$T/err"
   fi
   run churn "$mode"
   if grep -qx "churn: 0 bad checks" "$T/out"; then
