@@ -777,7 +777,6 @@ void gort__gc_freed(uintptr_t obj, uint64_t bytes) {
 #define HARD_NAP_NS 50000
 
 static void record_wait(int64_t ns) {
-  atomic_store_explicit(&conc.waited, true, memory_order_relaxed);
   atomic_fetch_add(&conc.waits, 1);
   if (ns > atomic_load(&conc.longest_wait)) atomic_store(&conc.longest_wait, ns);
 }
@@ -816,6 +815,9 @@ static void assist(size_t bytes) {
   uint64_t live = atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed);
   uint64_t goal = atomic_load_explicit(&goal_now, memory_order_relaxed);
   if (goal != 0 && live > goal + goal / 10) {
+    // For the pacer, now: a wait that ends with the cycle is over only
+    // after the cycle's pace, and would count for the next cycle.
+    atomic_store_explicit(&conc.waited, true, memory_order_relaxed);
     if (atomic_fetch_add_explicit(&conc.past_hard, bytes, memory_order_relaxed) + bytes > goal / 16)
       wait_for_cycle();
     else
