@@ -399,6 +399,16 @@ static void activate(void) {
 static void cycle(void *arg);
 static void cycle_start(void *arg);
 
+// A new concurrent cycle's counts of what its program did past the hard
+// goal, zeroed as soon as its thread holds the cycle lock: a program that
+// waits before the first stop (the worker runs it late on a loaded
+// machine) waits for this cycle, and the pacer must see it (zeroed in the
+// first stop, such a wait of 140-700 ms was erased and the trigger rose).
+static void cycle_counts_reset(void) {
+  atomic_store(&conc.past_hard, 0);
+  atomic_store(&conc.waited, false);
+}
+
 // The pacer's first cycle, on a thread of its own: activate() starts the
 // collector's threads and opens the dirty tracking, 2.5-3.7 ms on our VMs
 // (thread creations are slow there), which on the allocating thread was
@@ -416,6 +426,7 @@ static void *first_cycle_main(void *arg) {
     return NULL;
   }
   ++conc.started;
+  cycle_counts_reset();
   atomic_store(&conc.start_pending, true);
   atomic_fetch_add(&conc.request, 1);
   gort__os_futex_wake(&conc.request, 1);
@@ -440,6 +451,7 @@ static void collect(bool forced) {
     return;
   }
   uint32_t mine = ++conc.started;
+  cycle_counts_reset();
   if (!forced && atomic_load_explicit(&conc.prestop_ns, memory_order_relaxed) > START_INLINE_MAX_NS) {
     // The pacer's cycle, when what comes before its first stop (the last
     // sweep, protecting the heap) took long last time: the worker runs it,
@@ -561,8 +573,6 @@ static void pace(bool waited, bool limited) {
 // the worker drops it at the end).
 static void cycle_start(void *arg) {
   conc.forced = *(bool *)arg;
-  atomic_store(&conc.past_hard, 0);
-  atomic_store(&conc.waited, false);
   atomic_store(&conc.assist_ns, 0);
   conc.t0 = gort__nanotime();
   conc.before = atomic_load(&gort__gc_heap_live);

