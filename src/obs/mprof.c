@@ -429,18 +429,27 @@ void gort__mprof_foreach(void (*fn)(const bucket_t *b, void *arg), void *arg) {
 
 // A fork while another thread records a sample must not leave the child
 // with a lock held (it then hung in its first sampled malloc or free).
+// (in_profiler meanwhile, as in shard_lock: a signal handler's malloc must
+// not sample on this thread while it holds every lock.)
+static GORT_TLS bool fork_was_in_profiler;
 static void prof_prepare(void) {
+  fork_was_in_profiler = in_profiler;
+  in_profiler = true;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
   lock(&prof.buckets_lock);
   for (int i = 0; i < NSHARDS; i++) lock(&shards[i].lock);
 }
 static void prof_parent(void) {
   for (int i = NSHARDS; i-- > 0;) unlock(&shards[i].lock);
   unlock(&prof.buckets_lock);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  in_profiler = fork_was_in_profiler;
 }
 static void prof_child(void) {
   gort__memo_pool_after_fork(&memos);
   for (int i = 0; i < NSHARDS; i++) lock_reinit(&shards[i].lock);
   lock_reinit(&prof.buckets_lock);
+  in_profiler = fork_was_in_profiler;
 }
 static fork_hook_t prof_fork = {
     .name = "mprof", .rank = LOCK_PROF, .prepare = prof_prepare, .parent = prof_parent, .child = prof_child};
@@ -467,9 +476,14 @@ void gort__mprof_init(void) {
 void gort__mprof_foreach_sampled(void (*fn)(uintptr_t addr, void *arg), void *arg) {
   for (int k = 0; k < NSHARDS; k++) {
     shard_t *sh = &shards[k];
+    bool was = in_profiler;
+    in_profiler = true;  // as in shard_lock
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     lock(&sh->lock);
     for (size_t i = 0; i < sh->reg_cap; i++)
       if (sh->reg[i].addr > 1) fn(sh->reg[i].addr, arg);
     unlock(&sh->lock);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    in_profiler = was;
   }
 }
