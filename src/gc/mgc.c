@@ -307,7 +307,6 @@ static int64_t unix_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-// The next goal from what the mark found live.
 // The goal GORT_GC alone sets.
 static uint64_t goal_unlimited(uint64_t marked) {
   int pct = atomic_load(&gc.percent);
@@ -315,6 +314,8 @@ static uint64_t goal_unlimited(uint64_t marked) {
   return goal < MIN_HEAP ? MIN_HEAP : goal;
 }
 
+// The next goal from what the mark found live: GORT_GC's, or less if
+// the memory limit leaves less.
 static uint64_t goal_after(uint64_t marked) {
   uint64_t goal = goal_unlimited(marked);
   int64_t limit = gort__scavenger_memory_limit();
@@ -682,7 +683,8 @@ static void cycle_finish(void) {
   // black in a churning program is already garbage, and counting it would
   // let the heap grow past GORT_GC's bound.
   uint64_t goal = goal_after(marked);
-  if (!conc.forced) pace(atomic_load(&conc.waited) || atomic_load(&conc.past_hard) != 0, goal < goal_unlimited(marked));
+  if (!conc.forced)
+    pace(atomic_load(&conc.waited) || atomic_load(&conc.past_hard) != 0, goal < goal_unlimited(marked));
   atomic_store(&gort__gc_trigger, trigger_for(marked, goal));
   int64_t t_end = gort__nanotime();
   int64_t stw2 = t_end - t_stop, concurrent = t_stop - conc.t_restart1;

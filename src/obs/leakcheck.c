@@ -246,23 +246,11 @@ typedef struct memo {
   int64_t prof_left; // the heap profiler's countdown (prof_left below when there is no memo)
 } memo_t;
 
-#define MEMO_DEAD ((memo_t *)1)  // the thread's exit took its memo back
-static GORT_TLS memo_t *my_memo;
+static GORT_TLS void *my_memo;  // a memo_t (memopool.h)
 static memo_pool_t memos;
 
-static void memo_exit(void *arg) {
-  my_memo = MEMO_DEAD;
-  gort__memo_pool_give(&memos, arg);
-}
-
-static memo_t *memo_get(void) {
-  memo_t *m = my_memo;
-  if (gort_likely(m != NULL)) return m == MEMO_DEAD ? NULL : m;
-  if ((m = gort__memo_pool_take(&memos)) == NULL) return NULL;
-  my_memo = m;  // first: the registration may allocate, and come back here
-  gort__memo_pool_register(&memos, m);
-  return m;
-}
+static void memo_exit(void *arg) { gort__memo_pool_exited(&memos, &my_memo, arg); }
+static memo_t *memo_get(void) { return gort__memo_pool_get(&memos, &my_memo); }
 
 static bool own_pc(uintptr_t pc) {
   for (int k = 0; k < lk.nown; k++)
@@ -298,7 +286,7 @@ static GORT_NOINLINE void *prof_sample(void *p, size_t size, int64_t *left) {
 }
 static void prof_count(void *p, size_t size) {
   memo_t *m = my_memo;
-  int64_t *left = m != NULL && m != MEMO_DEAD ? &m->prof_left : &prof_left;
+  int64_t *left = m != NULL && m != MEMO_POOL_DEAD ? &m->prof_left : &prof_left;
   if ((*left -= (int64_t)size) < 0) prof_sample(p, size, left);
 }
 
@@ -345,7 +333,7 @@ void *gort__leak_on_record(void *p, size_t size, uintptr_t pc, uintptr_t sp, uin
 void *gort__leak_on_record(void *p, size_t size, uintptr_t pc, uintptr_t sp, uintptr_t bp) {
   memo_t *m = my_memo;
   uint32_t id;
-  if (gort_unlikely(m == NULL || m == MEMO_DEAD) ||
+  if (gort_unlikely(m == NULL || m == MEMO_POOL_DEAD) ||
       gort_unlikely((id = gort__unwind_kept_last(&m->u, lk.depth + 8, pc, sp, bp)) == 0))
     return record_walk(p, size, pc, sp, bp);
   _Atomic uint64_t *w = word_of_fresh((uintptr_t)p);

@@ -29,7 +29,7 @@ static void pool_lock(memo_pool_t *p) {
 }
 static void pool_unlock(memo_pool_t *p) { atomic_store_explicit(&p->lock, 0, memory_order_release); }
 
-void *gort__memo_pool_take(memo_pool_t *p) {
+void *gort__memo_pool_first(memo_pool_t *p, void **slot) {
   if (!p->key_ok) return NULL;
   pool_lock(p);
   void *m = p->free;
@@ -38,12 +38,17 @@ void *gort__memo_pool_take(memo_pool_t *p) {
   if (m == NULL) m = gort__persistent_alloc(p->size, 64);
   if (m == NULL) return NULL;
   memset(m, 0, p->size);
+  // Stored before the key registers it: the registration may allocate
+  // (glibc's keys past the 32nd), and that allocation's record must find
+  // this memo, not take another (each took one more, until the stack
+  // overflowed).
+  *slot = m;
+  pthread_setspecific(p->key, m);
   return m;
 }
 
-void gort__memo_pool_register(memo_pool_t *p, void *memo) { pthread_setspecific(p->key, memo); }
-
-void gort__memo_pool_give(memo_pool_t *p, void *memo) {
+void gort__memo_pool_exited(memo_pool_t *p, void **slot, void *memo) {
+  *slot = MEMO_POOL_DEAD;
   pool_lock(p);
   memcpy(memo, &p->free, sizeof p->free);
   p->free = memo;

@@ -21,17 +21,26 @@ typedef struct {
 } memo_pool_t;
 
 // exited runs on a thread's exit with its memo (never NULL): the recorder
-// marks its thread pointer dead, then calls gort__memo_pool_give.
+// calls gort__memo_pool_exited with its thread pointer.
 void gort__memo_pool_init(memo_pool_t *p, size_t size, void (*exited)(void *memo));
-// A zeroed memo for the calling thread; NULL if there is no memory or no
-// key (the recorder then walks without one). The recorder stores it in
-// its thread pointer, then registers it for the thread's exit: the
-// registration may allocate (glibc's keys past the 32nd), and that
-// allocation's record must find the memo, not take another (it did, until
-// the stack overflowed).
-void *gort__memo_pool_take(memo_pool_t *p);
-void gort__memo_pool_register(memo_pool_t *p, void *memo);
-void gort__memo_pool_give(memo_pool_t *p, void *memo);
+
+// A recorder keeps its thread's memo in a thread pointer of its own (a
+// GORT_TLS void *): NULL until the first use, MEMO_POOL_DEAD once the
+// thread's exit gave the memo back.
+#define MEMO_POOL_DEAD ((void *)1)
+// The first use: a zeroed memo, stored in *slot, then registered for the
+// thread's exit; NULL if there is no memory or no key (the recorder then
+// walks without one).
+void *gort__memo_pool_first(memo_pool_t *p, void **slot);
+// The calling thread's memo through its recorder's thread pointer.
+static inline void *gort__memo_pool_get(memo_pool_t *p, void **slot) {
+  void *m = *slot;
+  if (__builtin_expect(m != NULL, 1)) return m == MEMO_POOL_DEAD ? NULL : m;
+  return gort__memo_pool_first(p, slot);
+}
+// From the recorder's exited: marks *slot dead, keeps the memo for the
+// next thread.
+void gort__memo_pool_exited(memo_pool_t *p, void **slot, void *memo);
 // In a forked child: the lock may have been held by a thread that is gone.
 void gort__memo_pool_after_fork(memo_pool_t *p);
 

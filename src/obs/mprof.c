@@ -215,8 +215,7 @@ typedef struct {
   bucket_t *bucket[UNWIND_MEMO_KEPT];  // of the walk kept in each slot
 } prof_memo_t;
 
-#define MEMO_DEAD ((prof_memo_t *)1)  // the thread's exit took its memo back
-static GORT_TLS prof_memo_t *my_memo;
+static GORT_TLS void *my_memo;  // a prof_memo_t (memopool.h)
 static memo_pool_t memos;
 // A memo is about 19 KiB, kept for the next thread when this one exits:
 // a thread takes one only at its MEMO_AFTER'th sample, so that a program
@@ -225,18 +224,10 @@ static memo_pool_t memos;
 #define MEMO_AFTER 8
 static GORT_TLS uint32_t samples_walked;
 
-static void memo_exit(void *arg) {
-  my_memo = MEMO_DEAD;
-  gort__memo_pool_give(&memos, arg);
-}
-
+static void memo_exit(void *arg) { gort__memo_pool_exited(&memos, &my_memo, arg); }
 static prof_memo_t *memo_get(void) {
-  prof_memo_t *m = my_memo;
-  if (gort_likely(m != NULL)) return m == MEMO_DEAD ? NULL : m;
-  if (++samples_walked < MEMO_AFTER || (m = gort__memo_pool_take(&memos)) == NULL) return NULL;
-  my_memo = m;  // first: the registration may allocate, and come back here
-  gort__memo_pool_register(&memos, m);
-  return m;
+  if (my_memo == NULL && ++samples_walked < MEMO_AFTER) return NULL;
+  return gort__memo_pool_get(&memos, &my_memo);
 }
 
 // The bucket of the calling stack (NULL if none could be made).
@@ -358,13 +349,11 @@ static int64_t sample_alloc(void *p, size_t size) {
 // may corrupt it: with this change the same program still stopped on a
 // "double free" twice and hung once in 40 runs, and with the profiler off
 // hung once in 40), and a handler that frees a sampled block still waits.
-static shard_t *shard_lock(const mspan_t *s, bool *was) {
-  shard_t *sh = shard_of(s);
+static void shard_lock(shard_t *sh, bool *was) {
   *was = in_profiler;
   in_profiler = true;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   lock(&sh->lock);
-  return sh;
 }
 static void shard_unlock(shard_t *sh, bool was) {
   unlock(&sh->lock);
@@ -376,7 +365,8 @@ static bool is_sampled(const void *p) {
   mspan_t *s = span_of((uintptr_t)p);
   if (s == NULL) return false;
   bool was;
-  shard_t *sh = shard_lock(s, &was);
+  shard_t *sh = shard_of(s);
+  shard_lock(sh, &was);
   bool found = reg_find(sh, (uintptr_t)p) != NULL;
   shard_unlock(sh, was);
   return found;
@@ -388,7 +378,8 @@ static bool sample_free(void *p) {
   mspan_t *s = span_of((uintptr_t)p);
   if (s == NULL) return false;
   bool was;
-  shard_t *sh = shard_lock(s, &was);
+  shard_t *sh = shard_of(s);
+  shard_lock(sh, &was);
   sampled_t *e = reg_find(sh, (uintptr_t)p);
   if (e != NULL) {
     bucket_counts_t *c = stripe_of(e->b, sh);
@@ -476,14 +467,10 @@ void gort__mprof_init(void) {
 void gort__mprof_foreach_sampled(void (*fn)(uintptr_t addr, void *arg), void *arg) {
   for (int k = 0; k < NSHARDS; k++) {
     shard_t *sh = &shards[k];
-    bool was = in_profiler;
-    in_profiler = true;  // as in shard_lock
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    lock(&sh->lock);
+    bool was;
+    shard_lock(sh, &was);
     for (size_t i = 0; i < sh->reg_cap; i++)
       if (sh->reg[i].addr > 1) fn(sh->reg[i].addr, arg);
-    unlock(&sh->lock);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    in_profiler = was;
+    shard_unlock(sh, was);
   }
 }
