@@ -21,7 +21,6 @@ typedef struct {
   uint64_t next_gc;            // the heap goal, bytes
   uint64_t heap_live;          // collected bytes allocated (pacer's figure)
   uint64_t heap_marked;        // bytes the last mark found live
-  uint64_t goal_base;          // what next_gc grew from: heap_marked and what a concurrent mark allocated black
   double cpu_fraction;
   uint64_t objects_alloc, objects_freed, bytes_alloc, bytes_freed;  // small objects
   uint64_t dirty_pages, last_dirty_pages;  // pages rescanned by concurrent marks: all, the last

@@ -150,18 +150,9 @@
 // Pacing in a concurrent cycle: the trigger is part of the way from the
 // marked bytes to the goal (85% at first, then between 85% and 95% as the
 // pacer finds how late the marks allow: "pace", below), so that the mark
-// runs while the program allocates the rest. The bytes allocated black
-// during the mark count in the heap's live bytes and in the base of the
-// next goal, as Go counts them in its marked bytes: they survive the
-// cycle, so the heap holds them when it starts to grow again. Until
-// 2026-12-03 the goal counted only what the mark traced, and the heap
-// grew GORT_GC percent over less than it held: GCBench ran 61 cycles
-// where Go runs 32-35, binary-trees 130 (3 runs each); counting the black
-// bytes, 54 and 115, 11% less CPU on GCBench, the same peak RSS, and the
-// 1 GiB cache 10-11 cycles instead of 11 with 0.5% more RSS. (An earlier
-// try of the same rule, before the assists and the hard goal held a mark
-// to its goal, let a churning program grow past 3x its live heap: what a
-// long mark allocated black became the next goal's base.)
+// runs while the program allocates the rest. The bytes allocated black during the mark count in
+// the heap's live bytes but not in the next goal (Go counts them in both;
+// a churning program then grew past 3x its live heap at GORT_GC=100).
 //
 // Where a concurrent cycle's CPU goes (gctrace's cpu parts: the first
 // stop, assists/background, the final stop). On the allocation-bound
@@ -252,7 +243,6 @@ static void record_pause(int64_t ns) {
 
 _Atomic bool gort__gc_marking;
 static _Atomic uint64_t goal_now;    // gc.fig.next_gc, for the assists' lock-free read
-static _Atomic uint64_t goal_base;  // what the last cycle's goal grew from: its marked bytes, black ones included
 static _Atomic uint64_t scan_now;    // of gc.fig.heap_marked, the bytes the mark scanned (the assists' work)
 static _Atomic uint32_t trigger_permille = 850;  // the pacer's (pace, trigger_for)
 
@@ -366,7 +356,6 @@ static void record_cycle(uint64_t pause, bool forced, uint64_t goal, uint64_t ma
   gc.fig.next_gc = goal;
   atomic_store_explicit(&goal_now, goal, memory_order_relaxed);
   gc.fig.heap_marked = marked;
-  gc.fig.goal_base = atomic_load_explicit(&goal_base, memory_order_relaxed);
   atomic_store_explicit(&scan_now, gort__gc_mark_scan_bytes(), memory_order_relaxed);
   gc.cpu_ns_total += cpu_ns;
   int64_t wall = t_end - gc.start_ns;
@@ -510,7 +499,6 @@ static void cycle(void *arg) {
   atomic_fetch_add(&gort__gc_sweepgen, 2);
   gort__gc_sweep_begin();
   atomic_store(&gort__gc_heap_live, marked);
-  goal_base = marked;
   uint64_t goal = goal_after(marked);
   atomic_store(&gort__gc_trigger, trigger_for(marked, goal));
   int64_t t_end = gort__nanotime();
@@ -691,13 +679,13 @@ static void cycle_finish(void) {
     gort__throw("gc: the live count went below zero");
   }
   atomic_store(&gort__gc_heap_live, live);
-  // The goal grows from what the heap holds after the mark, black bytes
-  // included ("Pacing in a concurrent cycle").
-  goal_base = live;
-  uint64_t goal = goal_after(live);
+  // The goal comes from what the mark traced: most of what was allocated
+  // black in a churning program is already garbage, and counting it would
+  // let the heap grow past GORT_GC's bound.
+  uint64_t goal = goal_after(marked);
   if (!conc.forced)
-    pace(atomic_load(&conc.waited) || atomic_load(&conc.past_hard) != 0, goal < goal_unlimited(live));
-  atomic_store(&gort__gc_trigger, trigger_for(live, goal));
+    pace(atomic_load(&conc.waited) || atomic_load(&conc.past_hard) != 0, goal < goal_unlimited(marked));
+  atomic_store(&gort__gc_trigger, trigger_for(marked, goal));
   int64_t t_end = gort__nanotime();
   int64_t stw2 = t_end - t_stop, concurrent = t_stop - conc.t_restart1;
   uint64_t pause = (uint64_t)(conc.stw1_ns + stw2);
@@ -936,8 +924,8 @@ void gort_gc_collect(void) {
 int gort_gc_set_percent(int percent) {
   gort__start_ensure();
   int old = atomic_exchange(&gc.percent, percent < 0 ? -1 : percent);
-  uint64_t goal = goal_after(goal_base);
-  atomic_store(&gort__gc_trigger, percent < 0 ? UINT64_MAX : trigger_for(goal_base, goal));
+  uint64_t goal = goal_after(gc.fig.heap_marked);
+  atomic_store(&gort__gc_trigger, percent < 0 ? UINT64_MAX : trigger_for(gc.fig.heap_marked, goal));
   return old;
 }
 

@@ -30,8 +30,8 @@ static unsigned trigger_place(void) {
   gc_figures_t f;
   gort__gc_read_figures(&f);
   uint64_t t = atomic_load(&gort__gc_trigger);
-  if (!f.concurrent || f.next_gc <= f.goal_base || t < f.goal_base) return 1000;
-  return (unsigned)((t - f.goal_base) * 1000 / (f.next_gc - f.goal_base));
+  if (!f.concurrent || f.next_gc <= f.heap_marked || t < f.heap_marked) return 1000;
+  return (unsigned)((t - f.heap_marked) * 1000 / (f.next_gc - f.heap_marked));
 }
 
 static bool cycles_concurrent(void) {
