@@ -947,11 +947,26 @@ void gort_gc_collect(void) {
   gort__gc_sweep_resume();
 }
 
+// As Go's SetGCPercent, the new goal holds at once: the trigger, NextGC,
+// and the hard goal that a running cycle's assists check (which kept the
+// old goal until the next cycle's end: a reviewer's find). A cycle that
+// ends meanwhile may overwrite the trigger with its own, from the percent
+// read at its end: either is a goal of this percent's or the last one's.
 int gort_gc_set_percent(int percent) {
   gort__start_ensure();
   int old = atomic_exchange(&gc.percent, percent < 0 ? -1 : percent);
-  uint64_t goal = goal_after(gc.fig.heap_marked);
-  atomic_store(&gort__gc_trigger, percent < 0 ? UINT64_MAX : trigger_for(gc.fig.heap_marked, goal));
+  fig_take();
+  uint64_t marked = gc.fig.heap_marked;
+  bool cycled = gc.fig.num_gc > 0;
+  fig_drop();
+  uint64_t goal = goal_after(marked);
+  atomic_store(&gort__gc_trigger, percent < 0 ? UINT64_MAX : trigger_for(marked, goal));
+  if (cycled && percent >= 0) {
+    fig_take();
+    gc.fig.next_gc = goal;
+    fig_drop();
+    atomic_store_explicit(&goal_now, goal, memory_order_relaxed);
+  }
   return old;
 }
 

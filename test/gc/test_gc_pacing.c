@@ -250,6 +250,28 @@ TEST(set_percent_returns_the_previous_value) {
   EXPECT(gort_gc_set_percent(initial) < 0, "the collector was not off");
 }
 
+static node_t *volatile kept;
+
+// Go's SetGCPercent: NextGC follows the percent at once, from what the
+// last mark found (before 2026-12-03 it kept the old goal until the next
+// cycle's end, and so did the hard goal a running cycle's assists check).
+TEST(set_percent_moves_the_goal_at_once) {
+  gort_set_memory_limit(INT64_MAX);
+  int initial = gort_gc_set_percent(100);
+  kept = build_list(GCTEST_TSAN ? 64 * 1024 : 256 * 1024);  // 16 MiB: above the 4 MiB minimum heap
+  gctest_collect();
+  uint64_t g100 = gctest_memstats()->next_gc;
+  gort_gc_set_percent(300);
+  uint64_t g300 = gctest_memstats()->next_gc;
+  gort_gc_set_percent(50);
+  uint64_t g50 = gctest_memstats()->next_gc;
+  gort_gc_set_percent(initial);
+  // From the same marked bytes m: 2m, 4m, 1.5m.
+  EXPECT(g300 >= g100 * 19 / 10 && g300 <= g100 * 21 / 10, "NextGC %" PRIu64 " at 300 vs %" PRIu64 " at 100", g300, g100);
+  EXPECT(g50 >= g100 * 7 / 10 && g50 <= g100 * 8 / 10, "NextGC %" PRIu64 " at 50 vs %" PRIu64 " at 100", g50, g100);
+  kept = NULL;
+}
+
 static GCTEST_NOINLINE void allocate_garbage(uint64_t bytes) {
   for (uint64_t n = 0; n < bytes; n += 256)
     if (gort_gc_alloc(256) == NULL) harness_fail(__FILE__, __LINE__, "gort_gc_alloc failed");
