@@ -52,11 +52,6 @@
  * Cycles run when the collected heap has grown by GORT_GC percent (Go's
  * GOGC, default 100) over what the last cycle found live, with a 4 MiB
  * minimum, or near the soft memory limit; gort_gc_collect runs one now.
- * The collector takes at most about half of the program's time over a
- * second (Go's GC CPU limit): past that, under a memory limit too tight
- * for the live heap, allocating threads stop helping and waiting for the
- * mark, and the heap grows past the soft limit (though not past the hard
- * goal when the limit is the cgroup's memory.max) rather than stall.
  * GORT_DEBUG=gctrace=1 prints one line per cycle, in Go's format.
  *
  * Errors: allocation returns NULL with errno ENOMEM. Misuse (a pointer gort

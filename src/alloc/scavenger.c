@@ -67,7 +67,6 @@ static struct {
   _Atomic int suspended;      // in a fork child's handler
   _Atomic int eager;          // near the limit: ignore the delay
   _Atomic int64_t limit;
-  _Atomic bool limit_is_cgroups;  // the limit in force is the cgroup's memory.max
   _Atomic uint64_t cycles, released, forced, limit_events;
   bool enabled;
   bool (*cycle_hook)(void);  // set at start-up (the pools')
@@ -78,12 +77,8 @@ static int64_t limit_now(void) {
   int64_t limit = atomic_load_explicit(&scav.limit, memory_order_relaxed);
   if (gort_likely(limit != LIMIT_UNREAD)) return limit;
   int64_t cg = gort__os_cgroup_memory_limit(NULL);
-  // A limit set meanwhile (gort_set_memory_limit) wins. The flag goes up
-  // before the limit: such a limit clears it after its exchange, and the
-  // failed exchange here clears it again.
-  if (cg != INT64_MAX) atomic_store(&scav.limit_is_cgroups, true);
+  // A limit set meanwhile (gort_set_memory_limit) wins.
   if (atomic_compare_exchange_strong(&scav.limit, &limit, cg)) return cg;
-  atomic_store(&scav.limit_is_cgroups, false);
   return limit;
 }
 
@@ -191,7 +186,6 @@ int64_t gort_set_memory_limit(int64_t bytes) {
   int64_t old = limit_now();
   if (bytes < 0) return old;
   old = atomic_exchange(&scav.limit, bytes);
-  atomic_store(&scav.limit_is_cgroups, false);
   if (heap_resident_bound() > (uint64_t)bytes) {
     gort__mcache_flush_empty(false);
     release_now(-1);
@@ -225,5 +219,3 @@ void gort__scavenger_wake(void) {
   if (atomic_load_explicit(&scav.state, memory_order_relaxed) == 0) start_thread();
   if (atomic_exchange(&scav.wake, 1) == 0) gort__os_futex_wake(&scav.wake, 1);
 }
-
-bool gort__scavenger_limit_is_cgroups(void) { return atomic_load_explicit(&scav.limit_is_cgroups, memory_order_relaxed); }
