@@ -25,12 +25,13 @@
 //      again, so a real segfault still dumps core with SIGSEGV; a SIGSEGV
 //      sent with kill is sent again, to be taken after the handler.
 //   4. Every signal is blocked while the hooks run (a program's handler
-//      that ran inside this one would meet SIGSEGV blocked); the program's
+//      that ran inside this one would meet SIGSEGV blocked). The program's
 //      handler then runs with the mask the kernel would have given it,
-//      except the signals a hook asks to keep blocked (the collector's
-//      stop signal: gc/dirty_mprotect.c says why), and may never return
-//      (siglongjmp). The sigaction wrapper also takes SIGSEGV and SIGBUS
-//      out of every handler's sa_mask.
+//      less the signals a hook names as gort's own (the collector's stop
+//      signal: gc/dirty_mprotect.c says why), which its sa_mask may not
+//      block there; it may never return (siglongjmp). The sigaction
+//      wrapper also takes SIGSEGV and SIGBUS out of every handler's
+//      sa_mask.
 // Hooks run in a signal handler: they are async-signal-safe and take no
 // lock. Not covered: bsd_signal, sysv_signal and __sigaction (rare), and
 // sigaction(2) made with syscall(2): a program that reaches the kernel
@@ -51,7 +52,7 @@ static struct {
   _Atomic uint32_t lock;               // spin lock: installing, and the wrappers' updates
   gort__os_fault_hook_t hook[GORT_FAULT_HOOKS];  // set once each, before the handler can see it
   struct sigaction prog[2];            // the program's SIGSEGV and SIGBUS actions; under lock
-  sigset_t keep_blocked;               // signals blocked in gort's handler; under lock
+  sigset_t keep_blocked;               // gort's own: never blocked for the program's handler (step 4); under lock
   _Atomic bool installed;
 } flt;
 
@@ -98,10 +99,9 @@ static int install(void) {
 int gort__os_fault_hook(int slot, gort__os_fault_hook_t fn, int keep_blocked) {
   flock_take();
   int r = 0;
-  bool again = keep_blocked > 0 && !sigismember(&flt.keep_blocked, keep_blocked);
   if (keep_blocked > 0) sigaddset(&flt.keep_blocked, keep_blocked);
   flt.hook[slot] = fn;
-  if (!atomic_load_explicit(&flt.installed, memory_order_relaxed) || again) r = install();
+  if (!atomic_load_explicit(&flt.installed, memory_order_relaxed)) r = install();
   flock_drop();
   return r;
 }

@@ -135,8 +135,9 @@ int gort__os_sigaltstack(void *p, size_t size);
 // the hooks in slot order and chains a fault none claims to the program's
 // handler. A hook runs in the signal handler (async-signal-safe, no lock)
 // and returns true if the fault was its own (the instruction then runs
-// again). keep_blocked: a signal kept blocked while the handler runs (0:
-// none). 0 or -errno.
+// again). Every signal is blocked while the hooks run. keep_blocked: a
+// signal of gort's own that the program's chained handler never runs with
+// blocked, whatever its sa_mask (0: none). 0 or -errno.
 enum { GORT_FAULT_HOOK_DIRTY, GORT_FAULT_HOOK_STACK, GORT_FAULT_HOOKS };
 typedef bool (*gort__os_fault_hook_t)(int sig, siginfo_t *info, void *uctx);
 int gort__os_fault_hook(int slot, gort__os_fault_hook_t fn, int keep_blocked);

@@ -258,7 +258,8 @@ int gort__os_sigaction(int sig, void (*handler)(int, siginfo_t *, void *)) {
   // cancels readers while others allocate). Blocked here, the request
   // waits until the handler returns, into the restarted read. Set in the
   // bits: glibc's sigaddset refuses its internal signals.
-  sa.sa_mask.__val[(32 - 1) / (8 * sizeof(unsigned long))] |= 1UL << ((32 - 1) % (8 * sizeof(unsigned long)));
+  enum { SIGCANCEL = __SIGRTMIN, WORD = 8 * sizeof(unsigned long) };
+  sa.sa_mask.__val[(SIGCANCEL - 1) / WORD] |= 1UL << ((SIGCANCEL - 1) % WORD);
   return gort__os_real_sigaction(sig, &sa, NULL) == 0 ? 0 : -errno;
 }
 
