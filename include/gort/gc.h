@@ -52,6 +52,13 @@
  * Cycles run when the collected heap has grown by GORT_GC percent (Go's
  * GOGC, default 100) over what the last cycle found live, with a 4 MiB
  * minimum, or near the soft memory limit; gort_gc_collect runs one now.
+ * The CPU the collector burns (its stops, assists, a quarter of the CPUs
+ * for the background mark) is held near half of the program's over about
+ * a second (Go's GC CPU limit): past it, allocating threads stop assisting
+ * and waiting for the mark, and the heap passes its goal, the soft memory
+ * limit's included (not the hard goal when the limit is the cgroup's
+ * memory.max). Threads parked until a mark ends burn nothing and do not
+ * count, as in Go.
  * GORT_DEBUG=gctrace=1 prints one line per cycle, in Go's format.
  *
  * Errors: allocation returns NULL with errno ENOMEM. Misuse (a pointer gort

@@ -67,6 +67,7 @@ static struct {
   _Atomic int suspended;      // in a fork child's handler
   _Atomic int eager;          // near the limit: ignore the delay
   _Atomic int64_t limit;
+  _Atomic bool limit_explicit;  // set by GORT_MEMLIMIT or gort_set_memory_limit, not the cgroup's
   _Atomic uint64_t cycles, released, forced, limit_events;
   bool enabled;
   bool (*cycle_hook)(void);  // set at start-up (the pools')
@@ -165,6 +166,7 @@ static void on_grow(uint64_t bytes) {
 
 void gort__scavenger_init(void) {
   scav.enabled = gort__opts.scavenge != 0;
+  atomic_store(&scav.limit_explicit, gort__opts.memlimit_set);
   atomic_store(&scav.limit, gort__opts.memlimit_set ? gort__opts.memlimit : LIMIT_UNREAD);
   gort__mheap_set_free_hook(on_free);
   gort__mheap_set_grow_hook(on_grow);
@@ -185,6 +187,8 @@ int64_t gort_set_memory_limit(int64_t bytes) {
   gort__start_ensure();
   int64_t old = limit_now();
   if (bytes < 0) return old;
+  // The flag goes up before the limit it describes (see limit_is_cgroups).
+  atomic_store(&scav.limit_explicit, true);
   old = atomic_exchange(&scav.limit, bytes);
   if (heap_resident_bound() > (uint64_t)bytes) {
     gort__mcache_flush_empty(false);
@@ -218,4 +222,13 @@ void gort__scavenger_wake(void) {
   if (!scav.enabled || atomic_load_explicit(&scav.suspended, memory_order_relaxed)) return;
   if (atomic_load_explicit(&scav.state, memory_order_relaxed) == 0) start_thread();
   if (atomic_exchange(&scav.wake, 1) == 0) gort__os_futex_wake(&scav.wake, 1);
+}
+
+// The limit first, then the flag: a limit the program set is visible only
+// after its flag (gort_set_memory_limit), so it is never taken for the
+// cgroup's. The flag only ever goes up, so racing first reads of the
+// cgroup's limit cannot lower it either.
+bool gort__scavenger_limit_is_cgroups(void) {
+  if (limit_now() == INT64_MAX) return false;
+  return !atomic_load(&scav.limit_explicit);
 }

@@ -21,6 +21,9 @@ uint64_t gort__scavenger_free_os_memory(void);
 void gort__scavenger_stats(gort_scavenger_stats_t *out);
 // The soft memory limit (INT64_MAX: none), the cgroup's read the first time.
 int64_t gort__scavenger_memory_limit(void);
+// Whether the limit in force is the cgroup's memory.max (the kernel's OOM
+// killer answers past it), not one GORT_MEMLIMIT or the program set.
+bool gort__scavenger_limit_is_cgroups(void);
 // Fork: the child has no scavenger thread; the next need starts one.
 void gort__scavenger_after_fork_child(void);
 void gort__scavenger_suspend(int on);

@@ -21,6 +21,7 @@ typedef struct {
   uint64_t next_gc;            // the heap goal, bytes
   uint64_t heap_live;          // collected bytes allocated (pacer's figure)
   uint64_t heap_marked;        // bytes the last mark found live
+  uint32_t limiter_last;       // the last cycle during which the CPU limit was on (0: never)
   double cpu_fraction;
   uint64_t objects_alloc, objects_freed, bytes_alloc, bytes_freed;  // small objects
   uint64_t dirty_pages, last_dirty_pages;  // pages rescanned by concurrent marks: all, the last
@@ -29,6 +30,18 @@ typedef struct {
 } gc_figures_t;
 
 void gort__gc_init(void);         // start-up step 3 (base/start.c)
+// The collector's CPU limit (mgclimit.c). charge: time the collector took
+// in a piece now over (an assist, the part before a first stop); charge_stop: a stop's length (every CPU counted); update:
+// refreshes at most every 0.1 ms and says whether the limit is on (assists
+// and hard-goal waits skipped); mark: the background mark starts or ends;
+// cycle_reset: whether the limit was on since the last reset (at each
+// cycle's end).
+void gort__gc_limiter_charge(int64_t ns);
+void gort__gc_limiter_charge_stop(int64_t ns);
+bool gort__gc_limiter_update(int64_t now);
+void gort__gc_limiter_mark(bool running, int64_t now);
+bool gort__gc_limiter_cycle_reset(void);
+void gort__gc_limiter_after_fork(void);
 // The allocator's trigger check: runs a cycle if the heap reached its goal.
 // Call outside every no-stop region (it may stop the world).
 void gort__gc_maybe_collect(size_t bytes);  // bytes: what the caller is about to allocate

@@ -18,6 +18,8 @@
 //   barrier.c    the explicit write barrier and barriered objects, whose
 //                pages are never tracked
 //   mgcsweep.c   lazy and background sweeping
+//   mgclimit.c   the collector's CPU limit: past half of the program's
+//                time, assists and hard-goal waits are skipped
 //   finalizer.c  finalizers and weak pointers
 //
 // Concurrent marking (Boehm, Demers and Shenker's "mostly parallel" mark;
@@ -162,19 +164,6 @@
 // 3.7-4.5x their live heap instead of 2.4x. A goal that follows what the
 // program keeps is worth more here than a tenth of GCBench's CPU.
 //
-// No CPU limit on the collector yet (Go's GC CPU limiter, which skips
-// assists while the collector has taken over half the CPUs for about a
-// second). One was built on 2026-12-03 and taken out the same day after a
-// reviewer found a thread could be stopped holding its lock while the
-// final stop waited for it, waits for a whole cycle charged too late to
-// count, and waits of more threads than CPUs charged in full, which turned
-// it on with no memory limit (16 threads: peak HeapInuse 622-649 MiB
-// against 466). What it showed: under GORT_MEMLIMIT=240MiB with 200 MiB
-// live and two allocating threads, 2.4-2.8 -> 3.2-3.6 M allocations a
-// second. A second try must charge waits while they last, scale them by
-// the CPUs the waiting threads could have used, and hold its lock in a
-// no-stop region.
-//
 // Where a concurrent cycle's CPU goes (gctrace's cpu parts: the first
 // stop, assists/background, the final stop). On the allocation-bound
 // benchmarks the program, not the worker, marks most. A trigger at 85%
@@ -260,6 +249,7 @@ static void record_pause(int64_t ns) {
   int b = us == 0 ? 0 : 64 - __builtin_clzll(us);  // [2^(b-1), 2^b) us
   if (b > 31) b = 31;
   gc.fig.pause_hist[b]++;
+  gort__gc_limiter_charge_stop(ns);
 }
 
 _Atomic bool gort__gc_marking;
@@ -531,6 +521,7 @@ static void cycle(void *arg) {
                (uint64_t)(t_end - t_mark) * (uint64_t)gort__gc_mark_workers() + (uint64_t)(t_mark - t0), t_end,
                gort__gc_mark_workers());
   gc.fig.num_gc++;
+  if (gort__gc_limiter_cycle_reset()) gc.fig.limiter_last = gc.fig.num_gc;
   fig_drop();
   gort__stw_start();
   (void)t_stopped;
@@ -607,6 +598,7 @@ static void cycle_start(void *arg) {
   bool tracked = conc.dirty_gen != 0;
   int64_t t_stop = gort__nanotime();
   atomic_store_explicit(&conc.prestop_ns, t_stop - conc.t0, memory_order_relaxed);
+  gort__gc_limiter_charge(t_stop - conc.t0);
   gort__gc_mark_prepare();
   gort__gc_stop_the_world();
   gort__gc_sweep_finish();
@@ -623,6 +615,7 @@ static void cycle_start(void *arg) {
   fig_drop();
   gort__stw_start();
   conc.t_restart1 = t_end;
+  gort__gc_limiter_mark(true, t_end);
   if (!tracked) gort__print("gc: dirty tracking failed; this cycle rescans every marked object in its final stop\n");
   atomic_fetch_add(&conc.request, 1);
   gort__os_futex_wake(&conc.request, 1);
@@ -673,6 +666,7 @@ static void cycle_finish(void) {
   uint64_t asked0, signalled0, asked1, signalled1;
   gort__stw_stop_counts(&asked0, &signalled0);
   int64_t t_stop = gort__nanotime();
+  gort__gc_limiter_mark(false, t_stop);
   gort__gc_stop_the_world();
   int64_t t_stopped = gort__nanotime();
   gort__stw_stop_counts(&asked1, &signalled1);
@@ -722,6 +716,8 @@ static void cycle_finish(void) {
                gort__gc_cpus());
   gc.fig.dirty_pages += rescanned + last_pages;
   gc.fig.last_dirty_pages = rescanned + last_pages;
+  bool limited = gort__gc_limiter_cycle_reset();
+  if (limited) gc.fig.limiter_last = n;
   fig_drop();
   gort__stw_start();
   uint32_t gen = conc.dirty_gen;
@@ -738,9 +734,10 @@ static void cycle_finish(void) {
                 n, ms3(g1, sizeof g1, conc.t_swept - conc.t0), ms3(g2, sizeof g2, conc.t_restart1 - conc.stw1_ns - conc.t_swept),
                 (unsigned long long)s_written, (unsigned long long)s_present, after);
     gort__print("gc %u: %u slow paths waited past the hard goal, the longest %s ms (stops and descheduling included); "
-                "the next cycle starts %u.%u%% of the way to its goal\n",
+                "the next cycle starts %u.%u%% of the way to its goal%s\n",
                 n, atomic_exchange(&conc.waits, 0), ms3(a, sizeof a, atomic_exchange(&conc.longest_wait, 0)),
-                atomic_load(&trigger_permille) / 10, atomic_load(&trigger_permille) % 10);
+                atomic_load(&trigger_permille) / 10, atomic_load(&trigger_permille) % 10,
+                limited ? "; the collector's CPU limit was on (assists and waits skipped)" : "");
     // The stop's part says how the threads were stopped: asked ones park
     // at their next safe point, signalled ones ran outside gort too long
     // (stw.c, "Asking first"); the others were held in blocking calls.
@@ -832,7 +829,8 @@ static void wait_for_cycle(void) {
   record_wait(gort__nanotime() - t);
 }
 
-static void hard_wait(void) {
+// limitable: the CPU limit may end the wait (not at the cgroup's memory.max).
+static void hard_wait(bool limitable) {
   int64_t t = gort__nanotime(), now = t;
   uint32_t f = atomic_load(&conc.finished);
   while (atomic_load(&cycle_lock) != 0 && atomic_load(&conc.finished) == f) {
@@ -843,8 +841,12 @@ static void hard_wait(void) {
     nostop_exit();
     int64_t was = now;
     now = gort__nanotime();
-    if (helped) atomic_fetch_add_explicit(&conc.assist_ns, now - was, memory_order_relaxed);
+    if (helped) {
+      atomic_fetch_add_explicit(&conc.assist_ns, now - was, memory_order_relaxed);
+      gort__gc_limiter_charge(now - was);
+    }
     if (now - t >= HARD_WAIT_NS) break;
+    if (limitable && gort__gc_limiter_update(now)) break;
     if (!helped) {
       int64_t left = HARD_WAIT_NS - (now - t);
       gort__stw_program_wait_ns(&conc.finished, f, left < HARD_NAP_NS ? left : HARD_NAP_NS);
@@ -857,14 +859,20 @@ static void hard_wait(void) {
 static void assist(size_t bytes) {
   uint64_t live = atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed);
   uint64_t goal = atomic_load_explicit(&goal_now, memory_order_relaxed);
-  if (goal != 0 && live > goal + goal / 10) {
+  bool past_hard = goal != 0 && live > goal + goal / 10;
+  // Past the collector's CPU limit the program runs on, and the heap
+  // passes its goal (mgclimit.c); not its hard goal when the memory limit
+  // is the cgroup's, past which the kernel's OOM killer answers.
+  bool limitable = !(past_hard && gort__scavenger_limit_is_cgroups());
+  if (limitable && gort__gc_limiter_update(gort__nanotime())) return;
+  if (past_hard) {
     // For the pacer, now: a wait that ends with the cycle is over only
     // after the cycle's pace, and would count for the next cycle.
     atomic_store_explicit(&conc.waited, true, memory_order_relaxed);
     if (atomic_fetch_add_explicit(&conc.past_hard, bytes, memory_order_relaxed) + bytes > goal / 16)
       wait_for_cycle();
     else
-      hard_wait();
+      hard_wait(limitable);
     return;
   }
   if (bytes == 0) return;
@@ -892,7 +900,9 @@ static void assist(size_t bytes) {
   if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed) && !gort__gc_mark_assist_pages(pages))
     gort__gc_mark_assist(budget);
   nostop_exit();
-  atomic_fetch_add_explicit(&conc.assist_ns, gort__nanotime() - t, memory_order_relaxed);
+  int64_t took = gort__nanotime() - t;
+  atomic_fetch_add_explicit(&conc.assist_ns, took, memory_order_relaxed);
+  gort__gc_limiter_charge(took);
 }
 
 void gort__gc_set_pool_hooks(void (*stopped)(void), void (*restarted)(void)) {
@@ -1036,6 +1046,7 @@ static void fork_child(void) {
   atomic_store(&conc.waits, 0);  // the parent's figures
   atomic_store(&conc.longest_wait, 0);
   gort__dirty_fork_child();
+  gort__gc_limiter_after_fork();
   gort__gc_mark_after_fork_child();
   gort__gc_sweep_after_fork_child();
   gort__gc_finalizers_after_fork_child();

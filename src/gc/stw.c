@@ -207,7 +207,7 @@ void gort__stw_register_self(void) {
   t->nostop = &gort__nostop;
   t->next = stw.threads;
   stw.threads = t;
-  stw.nthreads++;
+  __atomic_store_n(&stw.nthreads, stw.nthreads + 1, __ATOMIC_RELAXED);  // read unlocked: nthreads()
   gort__stw_self = t;
   raw_unlock(&stw.lock);
   // Leave the registry when the thread exits, however it was registered.
@@ -239,7 +239,7 @@ void gort__stw_register_main(void) {
   t->nostop = &gort__nostop;
   t->next = stw.threads;
   stw.threads = t;
-  stw.nthreads++;
+  __atomic_store_n(&stw.nthreads, stw.nthreads + 1, __ATOMIC_RELAXED);  // read unlocked: nthreads()
   gort__stw_self = t;
   raw_unlock(&stw.lock);
 }
@@ -258,7 +258,7 @@ void gort__stw_unregister_self(void) {
       *p = t->next;
       break;
     }
-  stw.nthreads--;
+  __atomic_store_n(&stw.nthreads, stw.nthreads - 1, __ATOMIC_RELAXED);
   t->next = stw.pool;
   stw.pool = t;
   gort__stw_self = NULL;
@@ -275,7 +275,7 @@ void gort_gc_register_thread(void) {
 
 void gort_gc_unregister_thread(void) { gort__stw_unregister_self(); }
 
-int gort__stw_nthreads(void) { return stw.nthreads; }
+int gort__stw_nthreads(void) { return __atomic_load_n(&stw.nthreads, __ATOMIC_RELAXED); }
 
 void gort__stw_register_internal_self(void) {
   sigset_t none;
@@ -310,7 +310,7 @@ void gort__stw_unlock_after_fork(int child) {
     }
   }
   stw.threads = keep;
-  stw.nthreads = keep != NULL;
+  __atomic_store_n(&stw.nthreads, keep != NULL, __ATOMIC_RELAXED);
   if (keep != NULL) {
     keep->next = NULL;
     keep->tid = gort__os_gettid();

@@ -57,6 +57,12 @@ static void latencies(gort_metric_histogram_t *h) {
 }
 
 static uint64_t gc_dirty_pages(const gort_memstats_t *m) { return m->gc_dirty_pages; }
+static uint64_t limiter_last(const gort_memstats_t *m) {
+  (void)m;
+  gc_figures_t g;
+  gort__gc_read_figures(&g);
+  return g.limiter_last;
+}
 static uint64_t stops_asked(const gort_memstats_t *m) {
   (void)m;
   uint64_t asked, signalled;
@@ -97,6 +103,7 @@ static const metric_t metrics[] = {
     {{"/gc/heap/objects:objects", "Live objects in the heap.", GORT_METRIC_UINT64, 0}, get_heap_objects, NULL},
     {{"/gc/heap/goal:bytes", "Heap size at which the next collection starts (0 until the first cycle).", GORT_METRIC_UINT64, 0}, get_next_gc, NULL},
     {{"/gc/cycles/total:gc-cycles", "Collections completed.", GORT_METRIC_UINT64, 1}, get_num_gc, NULL},
+    {{"/gc/limiter/last-enabled:gc-cycle", "The last cycle during which the collector's CPU limit was on (0: never): its assists and waits skipped, the heap past its goal.", GORT_METRIC_UINT64, 0}, limiter_last, NULL},
     {{"/gc/pauses:seconds", "Distribution of the collector's stops of the world (each stop; a concurrent cycle has two).", GORT_METRIC_FLOAT64_HISTOGRAM, 1}, NULL, pauses},
     {{"/gort/gc/dirty/rescanned:pages", "Heap pages the program wrote while the collector marked, rescanned, ever.", GORT_METRIC_UINT64, 1}, gc_dirty_pages, NULL},
     {{"/gort/gc/stops/asked:threads", "Running threads that stopped for the collector when asked at a safe point, ever.", GORT_METRIC_UINT64, 1}, stops_asked, NULL},
