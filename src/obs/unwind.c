@@ -657,11 +657,35 @@ static const range_t *add_found(const struct dl_find_object *fo, uintptr_t q) {
 }
 #endif
 
+#ifdef HAVE_DL_FIND_OBJECT
+// In a fully static program _dl_find_object reads tables that libc's
+// start-up (_dl_non_dynamic_init) fills, and that start-up mallocs before
+// it has: walking that malloc's stack (the leak check records every
+// allocation, the profiler at GORT_MEMPROFILERATE=1 too) crashed inside
+// _dl_find_object. A program that ld.so loaded (AT_BASE, the
+// interpreter's address, is set) has its tables before any of its code
+// runs; a static one has them once constructors run, after libc's
+// start-up. Until then the ranges dl_iterate_phdr listed serve alone.
+static _Atomic bool dlfo_ready;
+
+__attribute__((constructor)) static void dlfo_after_libc_start(void) {
+  atomic_store_explicit(&dlfo_ready, true, memory_order_relaxed);
+}
+
+static bool dlfo_usable(void) {
+  if (gort_likely(atomic_load_explicit(&dlfo_ready, memory_order_relaxed))) return true;
+  if (getauxval(AT_BASE) == 0) return false;
+  atomic_store_explicit(&dlfo_ready, true, memory_order_relaxed);
+  return true;
+}
+#endif
+
 // The executable range holding q, checked against the loader's current
 // view where glibc offers a lock-free one; NULL if q is not code.
 static const range_t *module_of(uintptr_t q) {
   range_t *m = range_of(q);
 #ifdef HAVE_DL_FIND_OBJECT
+  if (gort_unlikely(!dlfo_usable())) return m;
   struct dl_find_object fo;
   if (_dl_find_object((void *)q, &fo) != 0) return NULL;
   if (m != NULL && m->eh_hdr == fo.dlfo_eh_frame) return m;

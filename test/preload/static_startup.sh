@@ -48,3 +48,37 @@ if [ $rc -eq 0 ] && [ -s "$T/heap.pb.gz" ] && gzip -t "$T/heap.pb.gz" 2>>"$T/err
 else
   echo "FAIL preload/static_link_gort_heapprofile_writes_a_profile_at_exit (exit $rc; $( [ -e "$T/heap.pb.gz" ] && echo "profile of $(stat -c %s "$T/heap.pb.gz") bytes" || echo "no profile file")): $(head -c 300 "$T/err")"
 fi
+
+# Linked fully static (cc -static): libc's own start-up mallocs before
+# _dl_find_object can answer (_dl_non_dynamic_init), and the stack walks
+# of the leak check (every allocation) and of the profiler at rate 1 once
+# crashed there, before main.
+cat > "$T/full.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+void *volatile sink;
+__attribute__((noinline)) static void leak_one(void) { sink = malloc(100); sink = NULL; }
+int main(void) {
+  leak_one();
+  printf("full: done\n");
+  return 0;
+}
+C
+if ! cc -std=gnu11 -O1 -g -static "$T/full.c" -o "$T/full" "$LIBA" -lpthread 2>"$T/err"; then
+  echo "FAIL preload/fully_static_program_builds: $(head -c 300 "$T/err")"
+  exit 0
+fi
+GORT_LEAKCHECK=1 "$T/full" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 23 ] && grep -q "full: done" "$T/out" && grep -q "Direct leak of 100 byte(s)" "$T/err"; then
+  echo "PASS preload/fully_static_program_runs_under_the_leak_check_and_its_leak_is_reported"
+else
+  echo "FAIL preload/fully_static_program_runs_under_the_leak_check_and_its_leak_is_reported (exit $rc): $(head -c 300 "$T/err")"
+fi
+GORT_HEAPPROFILE="$T/full.pb.gz" GORT_MEMPROFILERATE=1 "$T/full" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "full: done" "$T/out" && [ -s "$T/full.pb.gz" ] && gzip -t "$T/full.pb.gz" 2>>"$T/err"; then
+  echo "PASS preload/fully_static_program_profiles_every_allocation"
+else
+  echo "FAIL preload/fully_static_program_profiles_every_allocation (exit $rc): $(head -c 300 "$T/err")"
+fi
