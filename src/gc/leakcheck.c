@@ -86,6 +86,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "../alloc/mheap.h"
 #include "../base/noscan.h"
@@ -453,9 +454,20 @@ static int map_all(void) {
   return 0;
 }
 
-// The size of glibc's struct pthread, which it publishes for debuggers.
+// The size of glibc's struct pthread, which it publishes for debuggers. In
+// a fully static program dlsym finds nothing (and its failure leaves a
+// malloc'd error message behind, which this check then reported), so the
+// symbol is also referenced directly: weak and hidden, it binds only where
+// the executable itself holds it (a static link, which carries glibc's
+// debugger symbols), and is NULL in the shared library and in programs
+// linked with the shared libc, which never bind glibc's private symbol so.
+// Unknown, the descriptors go unscanned, and the blocks only they hold
+// (the second-level arrays of pthread keys past the 32nd) are reported.
+extern const uint32_t _thread_db_sizeof_pthread __attribute__((weak, visibility("hidden")));
+
 static size_t descriptor_bytes(void) {
-  const uint32_t *n = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+  const uint32_t *n = &_thread_db_sizeof_pthread;
+  if (n == NULL && getauxval(AT_BASE) != 0) n = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
   return n != NULL && *n < 65536 ? *n : 0;
 }
 
