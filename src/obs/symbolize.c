@@ -6,7 +6,8 @@
 // run a symbolizer afterwards, so it names each frame itself, as
 // LeakSanitizer does:
 //   1. dladdr1 finds the loaded object holding the PC and its link map (the
-//      load bias, l_addr).
+//      load bias, l_addr); in a fully static program, which dladdr knows
+//      nothing of, dl_iterate_phdr's first entry, the program itself.
 //   2. The object's file is mapped read-only (the main program's through
 //      /proc/self/exe). Its function symbols (.symtab, else .dynsym: a
 //      stripped program keeps only its exported names) are sorted once; a
@@ -46,6 +47,7 @@
 #include <elf.h>
 #include <link.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "../base/base.h"
@@ -260,18 +262,49 @@ static void read_module(module_t *m) {
   m->str_offsets = section(m->file, m->file_size, ".debug_str_offsets");
 }
 
+typedef struct {
+  uintptr_t pc, bias;
+  bool found;
+} exe_find_t;
+
+static int exe_holds(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  exe_find_t *f = arg;
+  for (size_t i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    if (ph->p_type == PT_LOAD && f->pc >= lo && f->pc - lo < ph->p_memsz) {
+      f->found = true;
+      f->bias = info->dlpi_addr;
+    }
+  }
+  return 1;  // the program is listed first: only it is asked
+}
+
 static module_t *module_of(uintptr_t pc) {
   Dl_info info;
   struct link_map *lm = NULL;
-  if (dladdr1((void *)pc, &info, (void **)&lm, RTLD_DL_LINKMAP) == 0 || lm == NULL) return NULL;
+  uintptr_t bias = 0;
+  const char *path = "";
+  if (dladdr1((void *)pc, &info, (void **)&lm, RTLD_DL_LINKMAP) != 0 && lm != NULL) {
+    bias = lm->l_addr;
+    path = lm->l_name != NULL ? lm->l_name : "";
+  } else {
+    // A fully static program (no ld.so, AT_BASE unset): dladdr knows
+    // nothing, and the PCs are the program's own.
+    exe_find_t f = {pc, 0, false};
+    if (getauxval(AT_BASE) != 0 || (dl_iterate_phdr(exe_holds, &f), !f.found)) return NULL;
+    lm = (struct link_map *)&sy;  // the key of the one module
+    bias = f.bias;
+  }
   for (int i = 0; i < sy.nmods; i++)
     if (sy.mods[i].lm == lm) return &sy.mods[i];
   if (sy.nmods == MAX_MODULES) return NULL;
   module_t *m = &sy.mods[sy.nmods++];
   memset(m, 0, sizeof *m);
   m->lm = lm;
-  m->bias = lm->l_addr;
-  m->path = lm->l_name != NULL ? lm->l_name : "";
+  m->bias = bias;
+  m->path = path;
   if (m->path[0] == '\0') {
     ssize_t k = readlink("/proc/self/exe", sy.exe, sizeof sy.exe - 1);
     sy.exe[k > 0 ? k : 0] = '\0';

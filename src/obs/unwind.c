@@ -149,6 +149,7 @@
 #include <ucontext.h>
 
 #include "../os/os.h"
+#include "symbolize.h"
 
 #if defined(__GLIBC__) && __GLIBC_PREREQ(2, 35)
 #define HAVE_DL_FIND_OBJECT 1
@@ -658,25 +659,23 @@ static const range_t *add_found(const struct dl_find_object *fo, uintptr_t q) {
 #endif
 
 #ifdef HAVE_DL_FIND_OBJECT
-// In a fully static program _dl_find_object reads tables that libc's
-// start-up (_dl_non_dynamic_init) fills, and that start-up mallocs before
-// it has: walking that malloc's stack (the leak check records every
-// allocation, the profiler at GORT_MEMPROFILERATE=1 too) crashed inside
-// _dl_find_object. A program that ld.so loaded (AT_BASE, the
-// interpreter's address, is set) has its tables before any of its code
-// runs; a static one has them once constructors run, after libc's
-// start-up. Until then the ranges dl_iterate_phdr listed serve alone.
-static _Atomic bool dlfo_ready;
-
-__attribute__((constructor)) static void dlfo_after_libc_start(void) {
-  atomic_store_explicit(&dlfo_ready, true, memory_order_relaxed);
-}
-
+// Only where ld.so loaded the program (AT_BASE, the interpreter's address,
+// is set). In a fully static program _dl_find_object reads tables that
+// libc's start-up (_dl_non_dynamic_init) fills, and that start-up mallocs
+// before it has: walking that malloc's stack (the leak check records
+// every allocation, the profiler at GORT_MEMPROFILERATE=1 too) crashed
+// inside _dl_find_object. Once ready, it still answers worse than the
+// program headers: the text segment without its ELF header, and no
+// eh_frame (glibc 2.36), so each walk stopped at its first frame. A static
+// program's code never moves, and dl_iterate_phdr's ranges serve alone.
 static bool dlfo_usable(void) {
-  if (gort_likely(atomic_load_explicit(&dlfo_ready, memory_order_relaxed))) return true;
-  if (getauxval(AT_BASE) == 0) return false;
-  atomic_store_explicit(&dlfo_ready, true, memory_order_relaxed);
-  return true;
+  static _Atomic int usable;  // 0 unknown, 1 yes, -1 no
+  int u = atomic_load_explicit(&usable, memory_order_relaxed);
+  if (gort_unlikely(u == 0)) {
+    u = getauxval(AT_BASE) != 0 ? 1 : -1;
+    atomic_store_explicit(&usable, u, memory_order_relaxed);
+  }
+  return u > 0;
 }
 #endif
 
@@ -694,6 +693,137 @@ static const range_t *module_of(uintptr_t q) {
 #endif
   return m;
 }
+
+#ifdef HAVE_DL_FIND_OBJECT
+// ---- fully static programs ------------------------------------------------------
+//
+// A fully static program has no .eh_frame_hdr: GCC asks the linker for one
+// only in dynamic links (libgcc's unwinder finds a static program's
+// .eh_frame through crtbeginT's registration instead), so every walk
+// stopped at its first frame where frame pointers were omitted. Its
+// search table is built here, once, from .eh_frame itself, found through
+// the executable's section headers: (start, FDE) pairs as sdata4 offsets
+// from .eh_frame's start, sorted, the layout find_fde reads.
+
+static _Atomic bool libc_started;  // constructors have run (see dlfo_usable)
+
+// .eh_frame of the executable, in memory: its address and size.
+static bool exe_eh_frame(uintptr_t bias, uintptr_t *at, size_t *size) {
+  size_t fsize;
+  int err;
+  const uint8_t *f = gort__os_map_file("/proc/self/exe", &fsize, &err);
+  if (f == NULL) return false;
+  bool found = false;
+  const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)f;
+  if (fsize >= sizeof *eh && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 &&
+      eh->e_shentsize == sizeof(ElfW(Shdr)) && eh->e_shstrndx < eh->e_shnum &&
+      eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(ElfW(Shdr)) <= fsize) {
+    const ElfW(Shdr) *sh = (const ElfW(Shdr) *)(f + eh->e_shoff), *strs = &sh[eh->e_shstrndx];
+    for (int i = 0; i < eh->e_shnum && !found && strs->sh_offset + strs->sh_size <= fsize; i++) {
+      if (sh[i].sh_name + sizeof ".eh_frame" > strs->sh_size || sh[i].sh_type != SHT_PROGBITS) continue;
+      if (memcmp(f + strs->sh_offset + sh[i].sh_name, ".eh_frame", sizeof ".eh_frame") != 0) continue;
+      *at = bias + sh[i].sh_addr;
+      *size = sh[i].sh_size;
+      found = sh[i].sh_addr != 0 && sh[i].sh_size != 0;
+    }
+  }
+  gort__os_unmap_file((void *)f, fsize);
+  return found;
+}
+
+// One pass over .eh_frame: counts the FDEs, and stores them where out is set.
+static size_t eh_frame_fdes(uintptr_t eh, size_t size, int32_t *out) {
+  size_t n = 0;
+  const uint8_t *p = (const uint8_t *)eh, *stop = p + size;
+  while (p + 8 <= stop) {
+    rd_t r = {p, stop, false};
+    const uint8_t *end;
+    if (!rd_length(&r, &end) || end > stop) break;
+    const uint8_t *id_at = r.p;
+    uint32_t cie_off = (uint32_t)rd_fixed(&r, 4);
+    cie_t c;
+    if (!r.bad && cie_off != 0 && (uintptr_t)(id_at - (const uint8_t *)eh) >= cie_off &&
+        parse_cie(id_at - cie_off, &c)) {
+      uintptr_t begin = rd_encoded(&r, c.fde_enc, 0);
+      intptr_t off = (intptr_t)(begin - eh), at = (intptr_t)((uintptr_t)p - eh);
+      if (!r.bad && begin != 0 && off >= INT32_MIN && off <= INT32_MAX && at <= INT32_MAX) {
+        if (out != NULL) out[2 * n] = (int32_t)off, out[2 * n + 1] = (int32_t)at;
+        n++;
+      }
+    }
+    p = end;
+  }
+  return n;
+}
+
+static int fde_entry_cmp(const void *a, const void *b) {
+  int32_t x, y;
+  memcpy(&x, a, 4);
+  memcpy(&y, b, 4);
+  return x < y ? -1 : x > y;
+}
+
+// Claims a slot for [lo, hi) with a table built here (see add_range).
+static void add_range_table(uintptr_t lo, uintptr_t hi, uintptr_t eh, const int32_t *table, uint32_t n) {
+  for (uint32_t i = 0, k = atomic_load_explicit(&unw.nranges, memory_order_acquire); i < k && i < MAX_RANGES; i++)
+    if (unw.ranges[i].lo == lo && unw.ranges[i].table == NULL)  // the same range, untabled: retired
+      atomic_store_explicit(&unw.ranges[i].hi, 0, memory_order_release);
+  uint32_t i = atomic_fetch_add_explicit(&unw.nranges, 1, memory_order_relaxed);
+  if (i >= MAX_RANGES) {
+    atomic_store_explicit(&unw.nranges, MAX_RANGES, memory_order_relaxed);
+    return;
+  }
+  range_t *m = &unw.ranges[i];
+  m->lo = lo;
+  m->eh_hdr = (const uint8_t *)eh;  // the offsets' base
+  m->table = (const uint8_t *)table;
+  m->nfde = n;
+  atomic_store_explicit(&m->hi, hi, memory_order_release);
+}
+
+static int add_static_info(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  bool *main_done = arg;
+  const ElfW(Phdr) *ph = info->dlpi_phdr;
+  bool has_hdr = false;
+  for (size_t i = 0; i < info->dlpi_phnum; i++) has_hdr |= ph[i].p_type == PT_GNU_EH_FRAME;
+  // The program itself comes first, and is the one without a header (the
+  // vDSO has its own).
+  if (*main_done || has_hdr) {
+    add_module(info->dlpi_addr, ph, info->dlpi_phnum, 0);
+    *main_done = true;
+    return 0;
+  }
+  *main_done = true;
+  uintptr_t eh;
+  size_t ehsize, n;
+  int32_t *table = NULL;
+  if (exe_eh_frame(info->dlpi_addr, &eh, &ehsize) && (n = eh_frame_fdes(eh, ehsize, NULL)) != 0 && n <= UINT32_MAX) {
+    int err;
+    table = gort__os_reserve(0, GORT_ALIGN_UP(n * 8, (size_t)4096), 4096, &err);
+    if (table != NULL) {
+      n = eh_frame_fdes(eh, ehsize, table);
+      gort__heapsort(table, n, 8, fde_entry_cmp);
+    }
+  }
+  for (size_t i = 0; i < info->dlpi_phnum; i++) {
+    if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X)) continue;
+    uintptr_t lo = info->dlpi_addr + ph[i].p_vaddr;
+    if (table != NULL) add_range_table(lo, lo + ph[i].p_memsz, eh, table, (uint32_t)n);
+    else if (range_of(lo) == NULL) add_range(lo, lo + ph[i].p_memsz, NULL);
+  }
+  return 0;
+}
+
+// Once libc has started and the unwinder is set up, whichever comes last.
+static void add_static_program(void) {
+  static _Atomic bool done;
+  if (dlfo_usable() || !atomic_load(&libc_started) || atomic_load(&unw.cache) == NULL || atomic_exchange(&done, true))
+    return;
+  bool main_done = false;
+  dl_iterate_phdr(add_static_info, &main_done);
+}
+#endif
 
 // glibc's __restore_rt: mov $15, %rax (rt_sigreturn); syscall.
 static bool is_sigreturn(const range_t *m, uintptr_t pc) {
@@ -1125,7 +1255,22 @@ void gort__unwind_init(void) {
   }
   atomic_store_explicit(&unw.main_stack_top, getauxval(AT_EXECFN), memory_order_relaxed);
   dl_iterate_phdr(add_phdr_info, NULL);
+#ifdef HAVE_DL_FIND_OBJECT
+  add_static_program();
+#endif
 }
+
+// In a fully static program gort often starts inside libc's start-up (its
+// first malloc, in _dl_non_dynamic_init), before dl_iterate_phdr lists the
+// program itself, and nothing later adds to the snapshot (see
+// dlfo_usable): constructors run once libc's start-up is done.
+#ifdef HAVE_DL_FIND_OBJECT
+// (Before mprof.c's, which walks stacks in its own: lower priorities first.)
+__attribute__((constructor(110))) static void after_libc_start(void) {
+  atomic_store(&libc_started, true);
+  add_static_program();
+}
+#endif
 
 #else  // not x86-64 Linux: glibc's unwinder
 
