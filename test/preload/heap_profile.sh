@@ -2,7 +2,8 @@
 # Heap profiles and stats at exit: a program with a known allocation
 # site (100 MiB in 1 KiB blocks by one function, kept) runs under
 # LD_PRELOAD with GORT_HEAPPROFILE; the gzip stream passes gzip -t and
-# go tool pprof -top names that function first, within 10% of 100 MiB.
+# go tool pprof -top names that function first, within 10% of 100 MiB;
+# so too linked with libgort.a, and linked fully static.
 set -u
 LIB="$B/libgort.so"
 T=$(mktemp -d)
@@ -69,6 +70,35 @@ if command -v go >/dev/null; then
 else
   echo "SKIP preload/pprof_names_the_allocation_site (go not installed)"
 fi
+
+# Linked with libgort.a, gort's code is the program's own and no module
+# range tells its frames apart: they headed every stack (pprof put all the
+# bytes in stack_bucket) until the profiler learned them (mprof.c,
+# learn_own). The same for a fully static program, whose stacks could not
+# be walked past their first frame at all (unwind.c, add_static_program).
+for link in archive static; do
+  extra=(); [ "$link" = static ] && extra=(-static)
+  if ! cc -g -O1 "${extra[@]}" -o "$T/prog_$link" "$T/prog.c" "$B/libgort.a" -lpthread 2>"$T/err"; then
+    echo "FAIL preload/pprof_names_the_allocation_site_$link (cannot link): $(head -c 300 "$T/err")"
+    continue
+  fi
+  rm -f "$T/heap.pb.gz"
+  GORT_MEMPROFILERATE=32KiB GORT_HEAPPROFILE="$T/heap.pb.gz" "$T/prog_$link" 2>"$T/err"
+  if ! command -v go >/dev/null; then
+    echo "SKIP preload/pprof_names_the_allocation_site_$link (go not installed)"
+    continue
+  fi
+  top=$(cd "$T" && go tool pprof -top -unit=B "$T/prog_$link" "$T/heap.pb.gz" 2>&1)
+  first=$(echo "$top" | awk '/flat%/ {getline; print; exit}')
+  bytes=$(echo "$first" | awk '{print $1}' | tr -d 'B')
+  if echo "$first" | grep -q allocate_hundred_mib &&
+     awk -v b="$bytes" 'BEGIN { exit !(b > 104857600 * 0.9 && b < 104857600 * 1.1) }' &&
+     ! echo "$top" | grep -qE ' (stack_bucket|sample|sample_alloc|gort__malloc_slow|malloc)$'; then
+    echo "PASS preload/pprof_names_the_allocation_site_$link ($first)"
+  else
+    echo "FAIL preload/pprof_names_the_allocation_site_$link: $top"
+  fi
+done
 
 rm -f "$T/heap.pb.gz"
 GORT_HEAPPROFILE="$T/heap.pb.gz" GORT_DEBUG=profsignal=1 LD_PRELOAD="$LIB" "$T/prog" "$T/heap.pb.gz" 2>"$T/err"
