@@ -18,8 +18,10 @@
 //      Other signals go straight to libc.
 //   3. A fault no hook claims runs the program's handler as the kernel
 //      would: SA_SIGINFO or plain, with the signal mask the kernel would
-//      have set (the mask at the fault, the handler's sa_mask, the signal
-//      itself), SA_RESETHAND honoured. With no handler (SIG_DFL, or
+//      have set (the mask at the fault and the handler's sa_mask) but
+//      never the fault's own signal (the handler may write into a granule
+//      gort protects: blocked, that fault killed the process), SA_RESETHAND
+//      honoured. With no handler (SIG_DFL, or
 //      SIG_IGN, which the kernel does not honour for a fault either) the
 //      default disposition is restored and the faulting instruction runs
 //      again, so a real segfault still dumps core with SIGSEGV; a SIGSEGV
@@ -131,7 +133,13 @@ static void chain(int sig, siginfo_t *info, ucontext_t *uc) {
   sigset_t m = uc->uc_sigmask;
   for (int s = 1; s < NSIG; s++)
     if (sigismember(&act.sa_mask, s) == 1 && sigismember(&flt.keep_blocked, s) != 1) sigaddset(&m, s);
-  if (!(act.sa_flags & SA_NODEFER)) sigaddset(&m, sig);
+  // Not the fault itself, unlike the kernel (SA_NODEFER or not): the
+  // program's handler may write into a granule gort protects, and that
+  // fault, blocked, kills the process; unblocked, it comes back here and
+  // gort unprotects the granule. (A handler that faults on its own account
+  // then recurses until its stack runs out, where the kernel would have
+  // killed it at once: a crash either way.)
+  (void)sig;
   gort__os_sigmask(SIG_SETMASK, &m, NULL);
   if (act.sa_flags & SA_SIGINFO) act.sa_sigaction(sig, info, uc);
   else act.sa_handler(sig);
