@@ -125,7 +125,10 @@
 //      (mheap.h), so a granule is all heap or none.
 //   2. The kernel does not fault when it writes into a protected page for
 //      a system call: the call fails with EFAULT. gort wraps read, pread,
-//      readv, recv, recvfrom and recvmsg so that, while a cycle is armed,
+//      readv, recv, recvfrom and recvmsg, and fread (with fread_unlocked
+//      and their _FORTIFY_SOURCE forms: a large fread reads straight into
+//      the caller's buffer through libc's internal read, which no wrapper
+//      sees; dirty_mprotect.c says more), so that, while a cycle is armed,
 //      the heap part of their buffers is unprotected for the rest of the
 //      cycle (rescanned at every collect) and
 //      pinned until the call returns, so that the next cycle's arm cannot

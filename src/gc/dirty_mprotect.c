@@ -39,6 +39,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -508,6 +509,70 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   kwrite_end(s2);
   kwrite_end(s1);
   return r;
+}
+
+// stdio. fread and its variants read straight into the caller's buffer,
+// through libc's internal read that no wrapper sees, once a request is at
+// least as large as the stream's buffer (an unbuffered stream's: one
+// byte): with the buffer in a protected granule that read failed with
+// EFAULT and fread came back short with the stream's error set (a
+// helper's hunt: 60 of 60 rounds of 64-192 KiB freads into a collected
+// buffer). Smaller requests are copied out of the stream's own buffer (a
+// malloc block, never tracked) by ordinary stores, whose faults the
+// handler takes. So the buffer is pinned and opened while a cycle is
+// armed, and for requests of a page or more when none is, which a cycle
+// may arm during; a smaller read from an unbuffered stream that a cycle
+// arms under can still fail so.
+#define FREAD_PIN_MIN 4096
+#undef fread_unlocked  // a macro of <stdio.h>'s inline extensions
+
+extern size_t _IO_fread(void *, size_t, size_t, FILE *);        // fread's own name, in every libc
+extern size_t __fread_unlocked(void *, size_t, size_t, FILE *) __attribute__((weak));  // libc.a only
+extern void __chk_fail(void) __attribute__((noreturn));
+
+static size_t real_fread_unlocked(void *buf, size_t size, size_t n, FILE *fp) {
+  static _Atomic(void *) fn;
+  if (__fread_unlocked != NULL) return __fread_unlocked(buf, size, n, fp);
+  size_t (*f)(void *, size_t, size_t, FILE *) = (size_t(*)(void *, size_t, size_t, FILE *))next_fn("fread_unlocked", &fn);
+  return f != NULL ? f(buf, size, n, fp) : _IO_fread(buf, size, n, fp);
+}
+
+static size_t fread_pinned(void *buf, size_t size, size_t n, FILE *fp, bool unlocked) {
+  size_t total;
+  if (__builtin_mul_overflow(size, n, &total)) total = SIZE_MAX;
+  int slot = -2;
+  if (ARMED() || total >= FREAD_PIN_MIN) {
+    struct iovec v = {buf, total};
+    slot = kwrite_begin(&v, 1);
+  }
+  size_t r = unlocked ? real_fread_unlocked(buf, size, n, fp) : _IO_fread(buf, size, n, fp);
+  kwrite_end(slot);
+  return r;
+}
+
+EXPORT size_t fread(void *buf, size_t size, size_t n, FILE *fp);
+size_t fread(void *buf, size_t size, size_t n, FILE *fp) { return fread_pinned(buf, size, n, fp, false); }
+
+EXPORT size_t fread_unlocked(void *buf, size_t size, size_t n, FILE *fp);
+size_t fread_unlocked(void *buf, size_t size, size_t n, FILE *fp) { return fread_pinned(buf, size, n, fp, true); }
+
+// _FORTIFY_SOURCE's checked forms (Debian builds with it): glibc's check,
+// then the read.
+static void fread_check(size_t ptrlen, size_t size, size_t n) {
+  size_t total;
+  if (__builtin_mul_overflow(size, n, &total) || total > ptrlen) __chk_fail();
+}
+
+EXPORT size_t __fread_chk(void *buf, size_t ptrlen, size_t size, size_t n, FILE *fp);
+size_t __fread_chk(void *buf, size_t ptrlen, size_t size, size_t n, FILE *fp) {
+  fread_check(ptrlen, size, n);
+  return fread_pinned(buf, size, n, fp, false);
+}
+
+EXPORT size_t __fread_unlocked_chk(void *buf, size_t ptrlen, size_t size, size_t n, FILE *fp);
+size_t __fread_unlocked_chk(void *buf, size_t ptrlen, size_t size, size_t n, FILE *fp) {
+  fread_check(ptrlen, size, n);
+  return fread_pinned(buf, size, n, fp, true);
 }
 
 #endif  // GORT_NO_SHIM
