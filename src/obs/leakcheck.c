@@ -131,6 +131,7 @@
 #include "gort/prof.h"
 #include "memopool.h"
 #include "mprof.h"
+#include "obs.h"
 #include "outpath.h"
 #include "stackdepot.h"
 #include "unwind.h"
@@ -779,6 +780,7 @@ static void at_exit_body(void) {
   bool leaked = err == 0 && r.blocks > 0;
   gort__leakreport_release(&r);
   if (leaked && lk.exitcode != 0) {
+    gort__obs_write_at_exit();  // the stats and the heap profile, which may wait for exit's end
     fflush(NULL);  // exit's own flush runs after the destructors: it would be skipped
     _exit((int)lk.exitcode);
   }

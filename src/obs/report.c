@@ -64,10 +64,14 @@ static void write_stats(void) {
                gort__strerror(err, ebuf, sizeof ebuf));
 }
 
-static void at_exit(void) {
+void gort__obs_write_at_exit(void) {
+  static _Atomic bool written;
+  if (atomic_exchange(&written, true)) return;
   if (gort__opts.stats) write_stats();
   if (gort__opts.heapprofile != NULL) write_profile_file("at exit");
 }
+
+static void at_exit(void) { gort__obs_write_at_exit(); }
 
 static void on_sigusr2(int sig) {
   (void)sig;
