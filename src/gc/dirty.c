@@ -154,6 +154,7 @@
 //      heap: gort's wrappers of the signal-mask calls never block it, and
 //      gort's own threads do not.
 
+#include <errno.h>
 #include <string.h>
 
 #include "../alloc/mheap.h"
@@ -175,6 +176,30 @@ static void uffd_close(void) {
   uf.uffd = uf.pagemap = -1;
 }
 
+// Every step a cycle takes, once, on a page of its own: registering it,
+// protecting it with PAGEMAP_SCAN, a write, the scan that finds it, and
+// unprotecting. A kernel or a seccomp filter that refuses any of them (a
+// helper's hunt: PAGEMAP_SCAN refused with EPERM) then sends the probe to
+// the next backend, instead of every cycle to a failed arm and the world
+// stopped.
+static int uffd_try_page(void) {
+  int err;
+  uint8_t *page = gort__os_reserve(0, 4096, 4096, &err);
+  if (page == NULL) return err;
+  uintptr_t lo = (uintptr_t)page, hi = lo + 4096, walk, runs[1][2];
+  page[0] = 1;  // present: the kernel protects present pages
+  int r = gort__os_uffd_register_wp(uf.uffd, lo, 4096);
+  int64_t n = r < 0 ? r : gort__os_pagemap_written(uf.pagemap, lo, hi, runs, 0, &walk, true);
+  if (n >= 0) {
+    page[1] = 1;  // a first write: the kernel resolves it and marks the page written
+    n = gort__os_pagemap_written(uf.pagemap, lo, hi, runs, 1, &walk, false);
+    if (n == 0) n = -EIO;  // the write went unseen: no use for tracking
+  }
+  if (n >= 0) n = gort__os_uffd_unprotect(uf.uffd, lo, 4096);
+  gort__os_unmap(page, 4096);  // the registration goes with the mapping
+  return n < 0 ? (int)n : 0;
+}
+
 static int uffd_open(void) {
   int fd = gort__os_uffd_open();
   if (fd < 0) return fd;
@@ -185,7 +210,9 @@ static int uffd_open(void) {
     return pm;
   }
   uf.pagemap = pm;
-  return 0;
+  int r = uffd_try_page();
+  if (r < 0) uffd_close();
+  return r;
 }
 
 static int uffd_add(uintptr_t lo, uintptr_t hi) { return gort__os_uffd_register_wp(uf.uffd, lo, hi - lo); }

@@ -616,7 +616,9 @@ static void cycle_start(void *arg) {
   gort__stw_start();
   conc.t_restart1 = t_end;
   gort__gc_limiter_mark(true, t_end);
-  if (!tracked) gort__print("gc: dirty tracking failed; this cycle rescans every marked object in its final stop\n");
+  if (!tracked && (gort__opts.gctrace || gort__opts.gcdirty != 0))
+    gort__print("gc: dirty tracking failed; this cycle rescans every marked object in its final stop, and the next "
+                "ones mark with the world stopped\n");
   atomic_fetch_add(&conc.request, 1);
   gort__os_futex_wake(&conc.request, 1);
   if (pool_restarted != NULL) pool_restarted();
@@ -752,6 +754,12 @@ static void cycle_finish(void) {
   fig_take();
   gc.fig.num_gc = n;
   fig_drop();
+  // Tracking given up (dirty.c, fall_back: this cycle's arm, or the heap's
+  // growth during it): the next cycles mark with the world stopped, as
+  // the fallback says, rather than mark beside the program and then
+  // rescan every marked object in the final stop (a helper's hunt: 86-90
+  // such cycles in 4 s, a line on stderr each).
+  if (!gort__dirty_enabled()) conc.on = false;
   atomic_fetch_add(&conc.finished, 1);
   gort__os_futex_wake(&conc.finished, INT32_MAX);
   cycle_lock_drop();

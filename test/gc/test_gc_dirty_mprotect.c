@@ -18,6 +18,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -280,6 +281,73 @@ TEST(fread_into_scanned_objects_during_cycles) {
   EXPECT(harness_run_inner("inner_fread_into_the_heap", ENV));
 }
 
+// Near vm.max_map_count the backend's next split is refused: tracking
+// falls back, and the next cycles mark with the world stopped, as its
+// message says (they marked beside the program and then rescanned every
+// marked object in the final stop, a line on stderr each: a helper's
+// hunt). The program's lists stay intact throughout.
+typedef struct mnode {
+  struct mnode *next;
+  uint64_t val;
+} mnode_t;
+
+static mnode_t *mlist(uint64_t n, uint64_t seed) {
+  mnode_t *h = NULL;
+  for (uint64_t i = 0; i < n; i++) {
+    mnode_t *x = gort_gc_alloc(sizeof *x);
+    x->val = seed + i;
+    x->next = h;
+    h = x;
+  }
+  return h;
+}
+
+static bool mlist_ok(const mnode_t *h, uint64_t n, uint64_t seed) {
+  uint64_t i = n;
+  for (; h != NULL && i > 0; h = h->next) {
+    if (h->val != seed + --i) return false;
+  }
+  return h == NULL && i == 0;
+}
+
+INNER_TEST(inner_map_count_exhausted) {
+  expect_mprotect();
+  long max = 0, cur = 0;
+  FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+  EXPECT(f != NULL && fscanf(f, "%ld", &max) == 1);
+  if (f != NULL) fclose(f);
+  f = fopen("/proc/self/maps", "r");
+  for (int c; f != NULL && (c = fgetc(f)) != EOF;) cur += c == '\n';
+  if (f != NULL) fclose(f);
+  long target = max - cur - 20;  // every other page of one mapping its own
+  EXPECT(target > 0 && target < (1L << 22), "%ld mappings to make", target);
+  char *big = mmap(NULL, (size_t)(target + 2) * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  EXPECT(big != MAP_FAILED, "mmap");
+  for (long i = 0; i < target; i += 2)
+    if (mprotect(big + i * 4096, 4096, PROT_READ) != 0) break;
+  enum { NL = 1024 };
+  mnode_t **lists = gort_gc_alloc(NL * sizeof *lists);
+  for (int i = 0; i < NL; i++) lists[i] = mlist(64, (uint64_t)i << 20);
+  uint64_t rng = harness_seed() | 1;
+  double deadline = gctest_now() + 20;
+  while (strcmp(gort__dirty_name(), "none") != 0 && gctest_now() < deadline) {
+    int k = (int)(test_rand(&rng) % NL);
+    lists[k] = mlist(64, (uint64_t)k << 20);  // scattered writes into an old array
+    if (test_rand(&rng) % 4096 == 0) gort_gc_collect();
+  }
+  EXPECT(strcmp(gort__dirty_name(), "none") == 0, "tracking never fell back");
+  gctest_collect();
+  gctest_collect();
+  EXPECT(!gctest_memstats()->gc_concurrent, "cycles still mark beside the program after the fallback");
+  for (int i = 0; i < NL; i++) EXPECT(mlist_ok(lists[i], 64, (uint64_t)i << 20), "list %d damaged", i);
+  munmap(big, (size_t)(target + 2) * 4096);
+}
+
+TEST(near_the_map_count_limit_tracking_falls_back_to_stopped_marks) {
+  SKIP_IF(GCTEST_TSAN, "the mprotect backend refuses under ThreadSanitizer, which owns SIGSEGV");
+  EXPECT(harness_run_inner("inner_map_count_exhausted", ENV));
+}
+
 // ---- no handler: the process dies of the signal ----------------------------------------------
 
 static GCTEST_NOINLINE void write_during_cycles_then_fault(bool by_kill) {
@@ -408,28 +476,47 @@ TEST(the_cost_of_a_first_write_is_printed) {
 
 // ---- the probe order --------------------------------------------------------------------------
 
-// userfaultfd(2) fails with EPERM, as under a container's seccomp profile.
-static void refuse_userfaultfd(void) {
-  struct sock_filter f[] = {
+// userfaultfd(2) fails with EPERM, as under a container's seccomp profile;
+// or (pagemap_scan) only the PAGEMAP_SCAN ioctl does, after userfaultfd
+// opened: the probe tries every step a cycle takes (dirty.c, uffd_open),
+// and the arm of every cycle failed before it did (a helper's hunt).
+#define PAGEMAP_SCAN_IOCTL _IOWR('f', 16, char[96])  // struct pm_scan_arg: 12 words
+static void refuse(bool pagemap_scan) {
+  struct sock_filter uffd[] = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_userfaultfd, 0, 1),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
-  struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+  struct sock_filter scan[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),  // the low word
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)PAGEMAP_SCAN_IOCTL, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {.len = pagemap_scan ? sizeof scan / sizeof scan[0] : sizeof uffd / sizeof uffd[0],
+                            .filter = pagemap_scan ? scan : uffd};
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
     _exit(3);
 }
 
-INNER_TEST(inner_probe_without_userfaultfd) {
-  EXPECT(syscall(SYS_userfaultfd, 0) < 0 && errno == EPERM, "userfaultfd is not refused here");
+static void expect_concurrent_mprotect(void) {
   gctest_collect();
   EXPECT(strcmp(gort__dirty_name(), "mprotect") == 0, "the backend is %s", gort__dirty_name());
   EXPECT(gctest_memstats()->gc_concurrent, "cycles are not concurrent");
 }
 
-TEST(without_userfaultfd_the_probe_falls_back_to_mprotect) {
-  SKIP_IF(GCTEST_TSAN, "the mprotect backend refuses under ThreadSanitizer, which owns SIGSEGV");
+INNER_TEST(inner_probe_without_userfaultfd) {
+  EXPECT(syscall(SYS_userfaultfd, 0) < 0 && errno == EPERM, "userfaultfd is not refused here");
+  expect_concurrent_mprotect();
+}
+
+INNER_TEST(inner_probe_without_pagemap_scan) { expect_concurrent_mprotect(); }
+
+// Runs the inner case under the filter, in a child of its own.
+static void run_refused(bool pagemap_scan, const char *inner) {
   char self[512];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   EXPECT(n > 0, "readlink");
@@ -439,13 +526,13 @@ TEST(without_userfaultfd_the_probe_falls_back_to_mprotect) {
   pid_t pid = fork();
   EXPECT(pid >= 0, "fork");
   if (pid == 0) {
-    refuse_userfaultfd();
+    refuse(pagemap_scan);
     alarm(20);
     unsetenv("GORT_DEBUG");
     dup2(p[1], 1);
     dup2(p[1], 2);
     close(p[0]);
-    execl(self, self, "inner_probe_without_userfaultfd", (char *)NULL);
+    execl(self, self, inner, (char *)NULL);
     _exit(127);
   }
   close(p[1]);
@@ -457,6 +544,16 @@ TEST(without_userfaultfd_the_probe_falls_back_to_mprotect) {
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
   EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the inner run (under seccomp) ended with status %#x", st);
+}
+
+TEST(without_userfaultfd_the_probe_falls_back_to_mprotect) {
+  SKIP_IF(GCTEST_TSAN, "the mprotect backend refuses under ThreadSanitizer, which owns SIGSEGV");
+  run_refused(false, "inner_probe_without_userfaultfd");
+}
+
+TEST(without_pagemap_scan_the_probe_falls_back_to_mprotect) {
+  SKIP_IF(GCTEST_TSAN, "the mprotect backend refuses under ThreadSanitizer, which owns SIGSEGV");
+  run_refused(true, "inner_probe_without_pagemap_scan");
 }
 
 // ---- the program's other signal handlers write into the heap ---------------------------
