@@ -229,6 +229,8 @@ void gort__scavenger_wake(void) {
 // cgroup's. The flag only ever goes up, so racing first reads of the
 // cgroup's limit cannot lower it either.
 bool gort__scavenger_limit_is_cgroups(void) {
-  if (limit_now() == INT64_MAX) return false;
+  int64_t limit = atomic_load_explicit(&scav.limit, memory_order_acquire);  // pairs with the exchange
+  if (limit == LIMIT_UNREAD) limit = limit_now();
+  if (limit == INT64_MAX) return false;
   return !atomic_load(&scav.limit_explicit);
 }

@@ -30,8 +30,9 @@ typedef struct {
 } gc_figures_t;
 
 void gort__gc_init(void);         // start-up step 3 (base/start.c)
-// The collector's CPU limit (mgclimit.c). charge: time the collector took
-// in a piece now over (an assist, the part before a first stop); charge_stop: a stop's length (every CPU counted); update:
+// The collector's CPU limit (mgclimit.c). charge: a thread's wall time in
+// the collector's work, a piece now over (an assist, the part before a
+// first stop); charge_stop: a stop's length (every CPU counted); update:
 // refreshes at most every 0.1 ms and says whether the limit is on (assists
 // and hard-goal waits skipped); mark: the background mark starts or ends;
 // cycle_reset: whether the limit was on since the last reset (at each

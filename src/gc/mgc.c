@@ -495,6 +495,11 @@ static void cycle(void *arg) {
   // Sweep what the background sweeper left while the program runs: only
   // spans swept since (none, or a few) remain for the stop.
   gort__gc_sweep_finish();
+  // The stop starts here: the sweep before it ran beside the program (as
+  // a concurrent cycle's first stop counts it; counted in the stop, it
+  // was every CPU's time for the CPU limit, a reviewer's find).
+  int64_t t_stop = gort__nanotime();
+  gort__gc_limiter_charge(t_stop - t0);
   gort__gc_mark_prepare();
   gort__gc_stop_the_world();
   int64_t t_stopped = gort__nanotime();
@@ -514,9 +519,9 @@ static void cycle(void *arg) {
   atomic_store(&gort__gc_trigger, trigger_for(marked, goal));
   int64_t t_end = gort__nanotime();
   // Figures, with the world still stopped.
-  uint64_t pause = (uint64_t)(t_end - t0);
+  uint64_t pause = (uint64_t)(t_end - t_stop);
   fig_take();
-  record_pause(t_end - t0);
+  record_pause(t_end - t_stop);
   record_cycle(pause, forced, goal, marked,
                (uint64_t)(t_end - t_mark) * (uint64_t)gort__gc_mark_workers() + (uint64_t)(t_mark - t0), t_end,
                gort__gc_mark_workers());
@@ -872,17 +877,23 @@ static void assist(size_t bytes) {
   // passes its goal (mgclimit.c); not its hard goal when the memory limit
   // is the cgroup's, past which the kernel's OOM killer answers.
   bool limitable = !(past_hard && gort__scavenger_limit_is_cgroups());
-  if (limitable && gort__gc_limiter_update(gort__nanotime())) return;
+  bool limited = limitable && gort__gc_limiter_update(gort__nanotime());
   if (past_hard) {
     // For the pacer, now: a wait that ends with the cycle is over only
-    // after the cycle's pace, and would count for the next cycle.
+    // after the cycle's pace, and would count for the next cycle. Also
+    // when the limit skips the wait: the heap passed its hard goal all
+    // the same, and the next trigger must come earlier (a reviewer's find:
+    // unseen, the trigger moved later while the limit was on).
     atomic_store_explicit(&conc.waited, true, memory_order_relaxed);
-    if (atomic_fetch_add_explicit(&conc.past_hard, bytes, memory_order_relaxed) + bytes > goal / 16)
+    bool far = atomic_fetch_add_explicit(&conc.past_hard, bytes, memory_order_relaxed) + bytes > goal / 16;
+    if (limited) return;
+    if (far)
       wait_for_cycle();
     else
       hard_wait(limitable);
     return;
   }
+  if (limited) return;
   if (bytes == 0) return;
   // Go's assist ratio: the scan work the mark still has (about the bytes
   // the last mark scanned: noscan objects are marked but never scanned,

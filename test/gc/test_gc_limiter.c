@@ -19,20 +19,13 @@
 
 #define SEC 1000000000LL
 
-// What the bucket counts per second of wall time (mgclimit.c, cpus_counted).
-static int64_t counted_cpus(void) {
-  int64_t cpus = gort__os_ncpu_affinity(), threads = (int64_t)gort__stw_nthreads() + 1;
-  return threads < cpus ? threads : cpus;
-}
-
 // Charges share_permille of each second of every counted CPU as the
 // collector's, for secs seconds of a clock of its own (far ahead of the
 // real one, so that no cycle of this process refreshes between steps);
 // returns the step at which the limit turned on, or 0.
 static int run_share(int64_t *clock, int share_permille, int secs) {
-  int64_t cpus = counted_cpus();
   for (int i = 1; i <= secs; i++) {
-    gort__gc_limiter_charge(SEC / 1000 * share_permille * cpus);
+    gort__gc_limiter_charge_stop(SEC / 1000 * share_permille);  // on every counted CPU
     *clock += SEC;
     if (gort__gc_limiter_update(*clock)) return i;
   }
@@ -116,7 +109,10 @@ INNER_TEST(inner_tight_limit_stopped_marks) {
   build(n);
   gctest_collect();
   uint64_t inuse = gctest_memstats()->heap_inuse;
-  gort_set_memory_limit((int64_t)(inuse + (4 << 20)));
+  // Headroom of a twelfth of the heap (4 MiB of 48), at any size: a fixed
+  // 4 MiB over ThreadSanitizer's 8 MiB left the collector's share near
+  // half, and the limit on in only some runs (a reviewer's find).
+  gort_set_memory_limit((int64_t)(inuse + inuse / 12));
   double secs = GCTEST_TSAN ? 30.0 : 10.0;
   pthread_t t;
   EXPECT(pthread_create(&t, NULL, churn_thread, &secs) == 0);
@@ -137,7 +133,7 @@ TEST(a_program_without_a_memory_limit_never_turns_it_on) {
   // Long stops (checkmark marks again with the world stopped; gcdirty=none
   // stops for the whole mark) are the collector's time: the limit may
   // rightly turn on there.
-  if (gort__gc_checkmark || gort__gc_stress || !gort__dirty_enabled()) return;
+  SKIP_IF(gort__gc_checkmark || gort__gc_stress || !gort__dirty_enabled(), "the collector's stops take most of the time here");
   gort_set_memory_limit(INT64_MAX);
   size_t n = (GCTEST_TSAN ? 8 : 64) * (size_t)1 << 20 >> 6;
   build(n);
