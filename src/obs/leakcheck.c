@@ -133,12 +133,12 @@
 #include "mprof.h"
 #include "obs.h"
 #include "outpath.h"
+#include "ownframes.h"
 #include "stackdepot.h"
 #include "unwind.h"
 
 #define MAX_DEPTH 64
 #define MAX_SUPPRESSIONS 256
-#define MAX_OWN_PCS 64
 #define SUPP_FILE_BYTES ((size_t)1 << 20)
 #define TABLE_BYTES ((GORT_ARENA_SIZE >> 4) * sizeof(uint64_t))  // one word per granule
 
@@ -182,8 +182,7 @@ static struct {
   void *pin;
   // Return addresses inside gort's allocator, learned at start-up when
   // gort is linked statically (learn_own_frames): left out of stacks.
-  uintptr_t own_pcs[MAX_OWN_PCS];
-  int nown;
+  own_frames_t own;
 } lk = {.exitcode = 23, .depth = 30, .defaults = true};
 
 static GORT_TLS int64_t prof_left;  // the heap profiler's countdown, in leak mode
@@ -253,11 +252,7 @@ static memo_pool_t memos;
 static void memo_exit(void *arg) { gort__memo_pool_exited(&memos, &my_memo, arg); }
 static memo_t *memo_get(void) { return gort__memo_pool_get(&memos, &my_memo); }
 
-static bool own_pc(uintptr_t pc) {
-  for (int k = 0; k < lk.nown; k++)
-    if (lk.own_pcs[k] == pc) return true;
-  return false;
-}
+static bool own_pc(uintptr_t pc) { return own_frames_has(&lk.own, pc); }
 
 // The depot id of a walked stack raw[0..n) (0: the depot is full), gort's
 // own frames left out: raw[0] is the frame the walk started in.
@@ -565,54 +560,24 @@ static void fork_child(void) {
 }
 static fork_hook_t leak_fork = {.name = "leakcheck", .rank = LOCK_PROF, .child = fork_child};
 
-// operator new and new[], from the shim (absent in builds without it).
-extern void *_Znwm(size_t) __attribute__((weak));
-extern void *_Znam(size_t) __attribute__((weak));
-extern void _ZdlPv(void *) __attribute__((weak));
-extern void _ZdaPv(void *) __attribute__((weak));
-
-// One allocation of each kind, its stack captured whole; the frames above
-// this function's own are gort's allocator: their return addresses join
-// lk.own_pcs. The stack of a direct capture here aligns the two.
+// One allocation of each kind (ownframes.h), its stack captured whole; the
+// frames above this function's own are gort's allocator.
 static GORT_NOINLINE void probe(int kind) {
   uintptr_t direct[MAX_DEPTH + 8], got[MAX_DEPTH + 8];
   uint32_t nd = gort__unwind_capture(direct, MAX_DEPTH + 8);
-  void *p = NULL, *q = NULL;
-  probe_stack = got;
+  void *p, *q;
+  gort__own_probe_prepare(kind, &p);
   probe_n = 0;
-  switch (kind) {
-    case 0: p = malloc(24); break;
-    case 1: p = malloc(40000); break;
-    case 2: p = calloc(1, 24); break;
-    case 3: p = calloc(1, 40000); break;
-    case 4: p = realloc(NULL, 24); break;
-    case 5: if (posix_memalign(&p, 64, 24) != 0) p = NULL; break;
-    case 6: if (posix_memalign(&p, 64, 40000) != 0) p = NULL; break;
-    case 7: p = aligned_alloc(64, 64); break;
-    case 8: if (_Znwm != NULL) q = _Znwm(24); break;
-    case 9: if (_Znam != NULL) q = _Znam(24); break;
-    case 10: probe_stack = NULL; p = malloc(24); probe_stack = got; p = realloc(p, 200); break;
-    default: break;
-  }
-  // GCC takes malloc, calloc and the like for its builtins, which write
-  // no memory the program sees: without this, it may keep probe_n and got
-  // from before the call (and learn nothing from the C entry points).
-  __asm__ volatile("" ::: "memory");
+  probe_stack = got;
+  gort__own_probe_alloc(kind, &p, &q);
   probe_stack = NULL;
-  if (probe_n > nd && probe_n < MAX_DEPTH + 8) {
-    uint32_t k = probe_n - nd;  // got[k] is the return address into this function
-    bool same = true;
-    for (uint32_t i = 1; i < nd; i++) same &= got[k + i] == direct[i];
-    for (uint32_t i = 0; same && i < k; i++)
-      if (!own_pc(got[i]) && lk.nown < MAX_OWN_PCS) lk.own_pcs[lk.nown++] = got[i];
-  }
-  if (q != NULL) kind == 8 ? _ZdlPv(q) : _ZdaPv(q);
-  free(p);
+  if (probe_n < MAX_DEPTH + 8) gort__own_learn(&lk.own, direct, nd, got, probe_n, 0);
+  gort__own_probe_release(kind, p, q);
   __asm__ volatile("" ::: "memory");  // no tail call: this frame must stay
 }
 
 static void learn_own_frames(void) {
-  for (int kind = 0; kind <= 10; kind++) probe(kind);
+  for (int kind = 0; kind < OWN_PROBE_KINDS; kind++) probe(kind);
 }
 
 void gort__leak_init(void) {

@@ -71,7 +71,6 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "../alloc/mcache.h"
@@ -82,8 +81,8 @@
 #include "../base/noscan.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
-#include "gort/alloc.h"
 #include "memopool.h"
+#include "ownframes.h"
 #include "unwind.h"
 
 #define NBUCKETS 16384
@@ -160,15 +159,7 @@ int64_t gort__mprof_rate(void) { return prof.rate; }
 
 // Return addresses inside gort's allocator, where gort is linked into the
 // program (no libgort.so range to skip): learned at start-up (learn_own).
-#define MAX_OWN_PCS 64
-static uintptr_t own_pcs[MAX_OWN_PCS];
-static int nown;
-
-static bool own_pc(uintptr_t pc) {
-  for (int k = 0; k < nown; k++)
-    if (own_pcs[k] == pc) return true;
-  return false;
-}
+static own_frames_t own;
 
 // raw[0..n), a walk from inside the profiler (raw[0] in stack_bucket),
 // without gort's own frames (the walk's first ones), into pcs; returns
@@ -177,9 +168,9 @@ static uint32_t skip_self(const uintptr_t *raw, uint32_t n, uintptr_t *pcs) {
   uint32_t depth = 0, i = 0;
   if (prof.self_hi != 0) {
     while (i < n && raw[i] >= prof.self_lo && raw[i] < prof.self_hi) i++;
-  } else if (nown != 0) {
+  } else if (own.n != 0) {
     i = 1;
-    while (i < n && own_pc(raw[i])) i++;
+    while (i < n && own_frames_has(&own, raw[i])) i++;
   }
   for (; i < n && depth < MPROF_MAX_DEPTH; i++) pcs[depth++] = raw[i];
   return depth;
@@ -485,57 +476,25 @@ static fork_hook_t prof_fork = {
 // return addresses are left out of every stack after (the walk's first
 // frame, in stack_bucket, always is).
 
-extern void *_Znwm(size_t) __attribute__((weak));
-extern void *_Znam(size_t) __attribute__((weak));
-extern void _ZdlPv(void *) __attribute__((weak));
-extern void _ZdaPv(void *) __attribute__((weak));
-
 static GORT_NOINLINE void probe_own(int kind) {
   uintptr_t direct[MPROF_MAX_DEPTH + 8], got[MPROF_MAX_DEPTH + 8];
   uint32_t nd = gort__unwind_capture(direct, MPROF_MAX_DEPTH + 8);
-  void *p = NULL, *q = NULL;
-  probe_n = 0;
-  // The next allocation samples (a countdown below zero: malloc.c).
-  if (kind == 10 || kind == 11) p = malloc(24);
+  void *p, *q;
+  gort__own_probe_prepare(kind, &p);
   if (gort__tls_cache == &gort__empty_cache) return;
-  gort__tls_cache->sample_left = 0;
+  gort__tls_cache->sample_left = 0;  // the next allocation samples (malloc.c)
+  probe_n = 0;
   probe_raw = got;
-  switch (kind) {
-    case 0: p = malloc(24); break;
-    case 1: p = malloc(40000); break;
-    case 2: p = calloc(1, 24); break;
-    case 3: p = calloc(1, 40000); break;
-    case 4: p = realloc(NULL, 24); break;
-    case 5: if (posix_memalign(&p, 64, 24) != 0) p = NULL; break;
-    case 6: if (posix_memalign(&p, 64, 40000) != 0) p = NULL; break;
-    case 7: p = aligned_alloc(64, 64); break;
-    case 8: if (_Znwm != NULL) q = _Znwm(24); break;
-    case 9: if (_Znam != NULL) q = _Znam(24); break;
-    case 10: p = realloc(p, 200); break;
-    case 11: p = realloc(p, 100000); break;
-    case 12: p = gort_malloc(24); break;
-    case 13: p = gort_calloc(1, 24); break;
-    default: break;
-  }
-  // GCC takes malloc and the like for builtins that write no memory the
-  // program sees: without this it may keep probe_n from before the call.
-  __asm__ volatile("" ::: "memory");
+  gort__own_probe_alloc(kind, &p, &q);
   probe_raw = NULL;
-  if (probe_n > nd && probe_n < MPROF_MAX_DEPTH + 8) {
-    uint32_t k = probe_n - nd;  // got[k] is the return address into this function
-    bool same = true;
-    for (uint32_t i = 1; i < nd; i++) same &= got[k + i] == direct[i];
-    for (uint32_t i = 1; same && i < k; i++)
-      if (!own_pc(got[i]) && nown < MAX_OWN_PCS) own_pcs[nown++] = got[i];
-  }
-  if (q != NULL) kind == 8 ? _ZdlPv(q) : _ZdaPv(q);
-  free(p);
+  if (probe_n < MPROF_MAX_DEPTH + 8) gort__own_learn(&own, direct, nd, got, probe_n, 1);
+  gort__own_probe_release(kind, p, q);
   __asm__ volatile("" ::: "memory");  // no tail call: this frame must stay
 }
 
 static void learn_own(void) {
   learning = true;
-  for (int kind = 0; kind <= 13; kind++) probe_own(kind);
+  for (int kind = 0; kind < OWN_PROBE_KINDS; kind++) probe_own(kind);
   learning = false;
   if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = next_interval();
 }
@@ -545,7 +504,7 @@ static void learn_own(void) {
 // constructor runs first): the probes learn nothing there, and run again
 // here, once libc has started.
 __attribute__((constructor(120))) static void learn_own_after_libc_start(void) {
-  if (gort__mprof_hooks.sample_alloc == sample_alloc && prof.self_hi == 0 && nown == 0 && !gort__harden) learn_own();
+  if (gort__mprof_hooks.sample_alloc == sample_alloc && prof.self_hi == 0 && own.n == 0 && !gort__harden) learn_own();
 }
 
 void gort__mprof_init(void) {
