@@ -10,7 +10,9 @@
 // channel, a select without timeout, a sync type: counted here).
 //
 // The program's threads are counted as the kernel's count minus gort's
-// Ms and gort's helper threads: a thread gort never heard of (computing, in
+// Ms and gort's helper threads (except while a helper runs the program's
+// code, a finalizer or a pool's release function: it is the program's
+// then, running or blocked like any other): a thread gort never heard of (computing, in
 // a system call, waiting on something else) is running as far as we know,
 // and then no deadlock is reported. So under ThreadSanitizer, whose own
 // background thread looks like one of the program's, nothing is ever
@@ -38,6 +40,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "../os/os.h"
 
@@ -46,14 +49,33 @@
 gort_deadlock_checking_t gort__deadlock_checking;
 
 static struct {
-  _Atomic int blocked;           // plain threads blocked for ever in gort
+  // Plain threads blocked for ever in gort (low half), and the process
+  // they were counted in (high half): see blocked_add.
+  _Atomic uint64_t blocked;
   _Atomic bool reported;
   // gort__park_wake calls while checking != 0; a line of its own, so that
   // the wakers' reads of checking stay hits while a check counts.
   _Alignas(GORT_CACHELINE) _Atomic uint64_t wakes;
 } dl;
 
-void gort__deadlock_block(int delta) { atomic_fetch_add(&dl.blocked, delta); }
+// The count belongs to one process: a forked child, where the threads the
+// parent had blocked do not exist, starts again from zero (it inherited
+// them: a thread blocked in the child beside a computing main was then
+// "all asleep", and a real deadlock in a child went unreported). The pid
+// and the count change in one step, so that no thread's count is lost to
+// another's reset.
+static int blocked_now(void) {
+  uint64_t v = atomic_load(&dl.blocked);
+  return (uint32_t)(v >> 32) == (uint32_t)getpid() ? (int)(int32_t)(uint32_t)v : 0;
+}
+
+void gort__deadlock_block(int delta) {
+  uint64_t pid = (uint32_t)getpid(), v = atomic_load(&dl.blocked), next;
+  do {
+    uint32_t count = (v >> 32) == pid ? (uint32_t)v : 0;
+    next = pid << 32 | (uint32_t)(count + (uint32_t)delta);
+  } while (!atomic_compare_exchange_weak(&dl.blocked, &v, next));
+}
 
 void gort__deadlock_count_wake(void) { atomic_fetch_add_explicit(&dl.wakes, 1, memory_order_relaxed); }
 
@@ -62,7 +84,7 @@ static bool all_asleep(int64_t *ngoroutine) {
   int n = gort__os_nthreads();
   if (n < 0) return false;
   int program = n - gort__sched_mlive() - gort__os_internal_threads();
-  if (atomic_load(&dl.blocked) != program) return false;
+  if (blocked_now() != program) return false;
   return gort__sched_quiescent(ngoroutine);
 }
 
@@ -82,7 +104,7 @@ void gort__deadlock_check(void) {
   if (!d) return;
   if (atomic_exchange(&dl.reported, true)) return;  // another thread reports it
   gort__print("gort: fatal error: all goroutines are asleep - deadlock!\n\n");
-  gort__print("%d goroutines and %d threads blocked in gort\n\n", (int)ng, atomic_load(&dl.blocked));
+  gort__print("%d goroutines and %d threads blocked in gort\n\n", (int)ng, blocked_now());
   gort__sched_dump_fd(2);
   signal(SIGABRT, SIG_DFL);
   abort();

@@ -105,7 +105,9 @@ static void *finalizer_main(void *arg) {
     }
     unlock(&fin.lock);
     if (have) {
+      gort__os_internal_runs_program(true);
       q.fn((void *)q.obj, q.arg);  // q is on this stack: a root until done
+      gort__os_internal_runs_program(false);
       q.obj = 0;
       continue;
     }

@@ -146,6 +146,14 @@ int gort__os_fault_hook(int slot, gort__os_fault_hook_t fn, int keep_blocked);
 // of them are gort's own (started by gort__os_internal_thread and running).
 int gort__os_nthreads(void);
 int gort__os_internal_threads(void);
+// An internal thread runs the program's code (a finalizer, a pool's
+// release function): it counts as the program's meanwhile, so that the
+// deadlock detector sees it running, or blocked for ever like the
+// program's other threads (a finalizer waiting on a channel). A helper's
+// hunt: a running finalizer was nobody's thread, and a report came while
+// it was about to wake main; a blocked one counted among the blocked but
+// not among the threads they are compared with.
+void gort__os_internal_runs_program(bool on);
 // 1 if the main thread (the thread group's leader) has exited, all of its
 // exit done, while other threads run on (pthread_exit from main); 0 if
 // not, or if /proc cannot tell.

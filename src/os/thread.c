@@ -158,6 +158,8 @@ int gort__os_internal_threads(void) {
   return atomic_load(&internal_pid) == getpid() ? atomic_load(&internal_live) : 0;
 }
 
+void gort__os_internal_runs_program(bool on) { internal_count(on ? -1 : 1); }
+
 // The start record lives on the creator's stack until the new thread has
 // copied it (taken), so that creating a thread allocates nothing.
 typedef struct {

@@ -251,7 +251,9 @@ static void *pool_thread(void *arg) {
     }
     seen = now;
     if (atomic_exchange(&rot.rotate_requested, 0)) gort__gc_run_stopped(rotate_stopped);
+    gort__os_internal_runs_program(true);  // release_fn is the program's
     release_all();
+    gort__os_internal_runs_program(false);
   }
   return NULL;
 }

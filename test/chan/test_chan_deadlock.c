@@ -4,10 +4,15 @@
 // call is something that can wake them, and then nothing is reported.
 
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chantest.h"
+#include "gort/gc.h"
 #include "gort/sync.h"
 
 #define DEADLOCK "gort: fatal error: all goroutines are asleep - deadlock!"
@@ -119,4 +124,116 @@ TEST(no_report_while_a_select_waits_with_a_timeout) {
   int v;
   gort_select_case_t cs[1] = {{.chan = c, .dir = GORT_SELECT_RECV, .elem = &v}};
   EXPECT(gort_select(cs, 1, 300 * 1000000) == -1);
+}
+
+// ---- gort's own threads running the program's code; fork --------------------------
+//
+// A helper's hunt: the finalizer thread is gort's, left out of the threads
+// the blocked ones are compared with, yet counted among the blocked when a
+// finalizer waited on a channel (a report while main computed), and not
+// counted as running while a finalizer ran (a report while it was about to
+// wake main). And a forked child inherited the parent's count of blocked
+// threads, which do not exist in it.
+
+static void spin_ms(long ms) {
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  do clock_gettime(CLOCK_MONOTONIC, &b);
+  while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+}
+
+static gort_chan_t *fin_chan, *thread_chan;
+
+static void fin_sends_after_work(void *obj, void *arg) {
+  (void)obj, (void)arg;
+  spin_ms(300);
+  int v = 7;
+  gort_chan_send(fin_chan, &v);
+}
+
+static void fin_waits(void *obj, void *arg) {
+  (void)obj, (void)arg;
+  gort_chan_recv(fin_chan, NULL);
+}
+
+static __attribute__((noinline)) void garbage_with_finalizer(void (*fn)(void *, void *)) {
+  void *o = gort_gc_alloc(64);
+  gort_gc_set_finalizer(o, fn, NULL);
+}
+
+TEST(no_report_while_a_finalizer_runs) {
+  fin_chan = gort_chan_make(sizeof(int), 1);
+  garbage_with_finalizer(fin_sends_after_work);
+  gort_gc_collect();
+  int v = 0;
+  EXPECT(gort_chan_recv(fin_chan, &v) && v == 7);
+}
+
+static void *waits_for_main(void *arg) {
+  (void)arg;
+  gort_chan_recv(thread_chan, NULL);
+  return NULL;
+}
+
+TEST(no_report_while_main_computes_beside_a_blocked_finalizer) {
+  fin_chan = gort_chan_make(0, 0);
+  thread_chan = gort_chan_make(0, 0);
+  garbage_with_finalizer(fin_waits);
+  for (int i = 0; i < 3; i++) gort_gc_collect();  // the finalizer runs, and blocks
+  pthread_t t;
+  EXPECT(pthread_create(&t, NULL, waits_for_main, NULL) == 0);
+  spin_ms(600);  // main computes
+  gort_chan_send(fin_chan, NULL);
+  gort_chan_send(thread_chan, NULL);
+  pthread_join(t, NULL);
+}
+
+static gort_chan_t *parent_chan;
+
+static void *parent_blocker(void *arg) {
+  (void)arg;
+  gort_chan_recv(parent_chan, NULL);
+  return NULL;
+}
+
+// Forks while a thread of the parent is blocked in gort; the child either
+// computes beside a blocked thread of its own and then wakes it (exits 0),
+// or deadlocks (must be reported: abort). Returns the child's status.
+static int fork_with_a_blocked_thread(bool child_deadlocks) {
+  parent_chan = gort_chan_make(0, 0);
+  pthread_t t;
+  EXPECT(pthread_create(&t, NULL, parent_blocker, NULL) == 0);
+  usleep(100 * 1000);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(10);
+    thread_chan = gort_chan_make(0, 0);
+    pthread_t c;
+    pthread_create(&c, NULL, waits_for_main, NULL);
+    if (child_deadlocks) {
+      gort_chan_recv(gort_chan_make(0, 0), NULL);  // nobody sends: a deadlock
+      _exit(0);
+    }
+    spin_ms(500);
+    gort_chan_send(thread_chan, NULL);
+    pthread_join(c, NULL);
+    _exit(0);
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  gort_chan_send(parent_chan, NULL);
+  pthread_join(t, NULL);
+  return st;
+}
+
+TEST(a_forked_child_does_not_inherit_the_parents_blocked_threads) {
+  int st = fork_with_a_blocked_thread(false);
+  EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child ended with status %#x", st);
+}
+
+TEST(a_forked_childs_deadlock_is_reported) {
+  SKIP_UNDER_TSAN();
+  int st = fork_with_a_blocked_thread(true);
+  EXPECT(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "the child ended with status %#x (SIGALRM: never reported)", st);
 }
