@@ -450,7 +450,14 @@ static void retire_p(m_t *m, p_t *p) {
   atomic_store_explicit(&p->status, P_DEAD, memory_order_release);
   p->m = NULL;
   m->p = NULL;
+  // Without a P it spins no more: counted still, it made every wakep
+  // (the one below too) a no-op, and it then slept in stopm, every G
+  // runnable and every M parked (a helper's hunt: 12 of 20 runs that
+  // lowered gort_maxprocs while goroutines ran hung).
+  bool spinning = m->spinning;
+  m->spinning = false;
   unlock(&sched.lock);
+  if (spinning) atomic_fetch_sub(&sched.nmspinning, 1);
   gort__sched_wakep();
 }
 
@@ -464,6 +471,10 @@ static g_t *findrunnable(m_t *m, bool *inherit) {
       p = pidle_get();
       unlock(&sched.lock);
       if (p == NULL) {
+        if (m->spinning) {  // as in retire_p: a spinner without a P parks as no spinner
+          reset_spinning(m);
+          continue;
+        }
         stopm(m, -1);
         continue;
       }

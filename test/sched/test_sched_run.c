@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "gort/chan.h"
 #include "gort/metrics.h"
 #include "schedtest.h"
 
@@ -402,4 +403,34 @@ TEST(an_idle_program_wakes_gorts_threads_rarely) {
   long woke = other_threads_switches() - before;
   fprintf(stderr, "  %ld wake-ups of gort's threads in 2.5 s idle\n", woke);
   EXPECT(woke >= 0 && woke <= 15, "%ld wake-ups", woke);
+}
+
+// gort_maxprocs raised, goroutines started, then lowered while they run:
+// a spinning M whose P was retired kept counting as spinning, so every
+// wakep after was a no-op and it parked; every goroutine stayed runnable
+// with every M asleep (a helper's hunt: 12 of 20 runs hung).
+static gort_chan_t *lowered_done;
+
+static void sleeps_then_reports(void *arg) {
+  gort_sleep((int64_t)(intptr_t)arg);
+  int v = 1;
+  gort_chan_send(lowered_done, &v);
+}
+
+TEST(lowering_maxprocs_while_goroutines_run_loses_no_wakeup) {
+  int64_t was = gort_maxprocs(0);
+  lowered_done = gort_chan_make(sizeof(int), 0);
+  alarm(60);  // a hang fails the case instead of the run
+  for (int r = 0; r < 40; r++) {
+    gort_maxprocs(8);
+    for (int i = 0; i < 100; i++) gort_go(sleeps_then_reports, (void *)(intptr_t)(100000 + (i % 50) * 20000));
+    gort_sleep(300000);
+    gort_maxprocs(1 + r % 2);
+    for (int i = 0; i < 100; i++) {
+      int v;
+      gort_chan_recv(lowered_done, &v);
+    }
+  }
+  alarm(0);
+  gort_maxprocs(was);
 }
