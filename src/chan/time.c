@@ -62,25 +62,44 @@ gort_chan_t *gort_after(int64_t ns) {
   return c;
 }
 
+// Stopping closes stopc, which the ticker's goroutine waits on beside its
+// period: it ends at once. (It slept the period out, checking a flag when
+// it woke: a stopped hour-long ticker kept its goroutine for the hour, and
+// a program blocked otherwise was never reported as deadlocked: a
+// helper's hunt.) The stopper and the goroutine each drop a reference
+// when done with stopc; the last one frees the ticker and its channels.
 struct gort_ticker {
   gort_chan_t *c;
+  gort_chan_t *stopc;
   int64_t period;
-  _Atomic bool stop;
+  _Atomic int refs;
 };
+
+static void ticker_release(gort_ticker_t *t) {
+  if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
+  gort_chan_free(t->stopc);
+  gort_chan_free(t->c);
+  gort_free(t);
+}
+
+// Waits until next or a stop; false once stopped.
+static bool ticker_wait(gort_ticker_t *t, int64_t next) {
+  gort_select_case_t stop = {.chan = t->stopc, .dir = GORT_SELECT_RECV, .elem = NULL};
+  int64_t wait = next - gort__nanotime();
+  if (wait <= 0) gort_yield();  // a period shorter than a tick's cost must not hold the P
+  return gort_select(&stop, 1, wait > 0 ? wait : 0) != 0;  // 0: closed
+}
 
 static void ticker_main(void *arg) {
   gort_ticker_t *t = arg;
   int64_t next = gort__nanotime() + t->period;
-  while (!atomic_load_explicit(&t->stop, memory_order_acquire)) {
-    gort_sleep(next - gort__nanotime());
-    if (atomic_load_explicit(&t->stop, memory_order_acquire)) break;
+  while (ticker_wait(t, next)) {
     int64_t now = gort__nanotime();
     gort_chan_try_send(t->c, &now);  // a slow receiver: the tick is dropped
     next += t->period;
     if (next < now) next = now + t->period;  // fell behind: do not burst
   }
-  gort_chan_free(t->c);
-  gort_free(t);
+  ticker_release(t);
 }
 
 gort_ticker_t *gort_ticker_make(int64_t period_ns) {
@@ -97,10 +116,12 @@ gort_ticker_t *gort_ticker_make(int64_t period_ns) {
     return NULL;
   }
   t->c = c;
+  t->stopc = gort_chan_make(0, 0);
   t->period = period_ns;
-  atomic_store(&t->stop, false);
-  int e = gort_go(ticker_main, t);
+  atomic_store(&t->refs, 2);
+  int e = t->stopc != NULL ? gort_go(ticker_main, t) : ENOMEM;
   if (e != 0) {
+    if (t->stopc != NULL) gort_chan_free(t->stopc);
     gort_chan_free(t->c);
     gort_free(t);
     errno = e;
@@ -112,5 +133,7 @@ gort_ticker_t *gort_ticker_make(int64_t period_ns) {
 gort_chan_t *gort_ticker_chan(gort_ticker_t *t) { return t->c; }
 
 void gort_ticker_stop(gort_ticker_t *t) {
-  if (t != NULL) atomic_store_explicit(&t->stop, true, memory_order_release);
+  if (t == NULL) return;
+  gort_chan_close(t->stopc);
+  ticker_release(t);
 }

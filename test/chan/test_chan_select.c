@@ -201,3 +201,43 @@ TEST(a_ticker_ticks_periodically_until_stopped) {
   errno = 0;
   EXPECT(gort_ticker_make(0) == NULL && errno == EINVAL);
 }
+
+// Stopping ends the ticker's goroutine at once, not a period later (a
+// stopped hour-long ticker held its goroutine for the hour, and with it
+// the deadlock detector's report: a helper's hunt); a period shorter than
+// a tick's cost does not hold the P (with one P, a worker's yields beside
+// a 1 ns ticker took milliseconds each).
+static gort_chan_t *tiny_done;
+
+static void receives_tiny_ticks(void *arg) {
+  gort_ticker_t *t = arg;
+  for (int i = 0; i < 200; i++) {
+    int64_t when;
+    gort_chan_recv(gort_ticker_chan(t), &when);
+  }
+  int v = 1;
+  gort_chan_send(tiny_done, &v);
+}
+
+TEST(a_stopped_ticker_ends_at_once_and_a_tiny_period_does_not_hold_the_p) {
+  enum { N = 200 };
+  static gort_ticker_t *ts[N];
+  for (int i = 0; i < N; i++) ASSERT_NOT_NULL(ts[i] = gort_ticker_make(3600LL * 1000000000));
+  usleep(20 * 1000);  // their goroutines start their hour
+  for (int i = 0; i < N; i++) gort_ticker_stop(ts[i]);
+  for (int i = 0; i < 2000 && gort_num_goroutine() > 0; i++) usleep(1000);
+  EXPECT_EQ_U64(gort_num_goroutine(), 0, "hour-long tickers' goroutines after their stop");
+  // A goroutine receives 200 ticks of a 1 ns ticker on the one P.
+  int64_t was = gort_maxprocs(1);
+  tiny_done = gort_chan_make(sizeof(int), 0);
+  gort_ticker_t *t = gort_ticker_make(1);
+  ASSERT_NOT_NULL(t);
+  int64_t t0 = now_ns();
+  gort_go(receives_tiny_ticks, t);
+  int v;
+  gort_chan_recv(tiny_done, &v);
+  int64_t took = now_ns() - t0;
+  gort_ticker_stop(t);
+  gort_maxprocs(was);
+  EXPECT(took < 200 * 1000000, "200 ticks of a 1 ns ticker took %lld ms", (long long)(took / 1000000));
+}
