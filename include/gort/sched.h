@@ -16,8 +16,11 @@
  * (read, accept, a lock of another library) in gort_syscall_enter() and
  * gort_syscall_exit(): meanwhile other goroutines run on another thread.
  *
- * Stacks are fixed (GORT_STACKSIZE, default 256 KiB), guarded: an overflow
- * ends the program with "gort: fatal error: goroutine N stack overflow".
+ * Stacks are fixed (GORT_STACKSIZE, default 256 KiB), guarded (the lowest
+ * eighth, 4 to 64 KiB): an overflow ends the program with "gort: fatal
+ * error: goroutine N stack overflow". A frame larger than the guard can
+ * step over it unseen unless the code is built with
+ * -fstack-clash-protection, which touches every page a frame spans.
  * Memory is only what a stack touches (about 4 KiB for an idle goroutine).
  *
  * errno is saved and restored per goroutine: its value before a gort call

@@ -63,7 +63,7 @@ static const option_t options[] = {
     {"GORT_STATS_FILE", OPT_STRING, OFF(stats_file), false,
      "write the GORT_STATS summary to this file instead of stderr (`%p`, `%e` and one file "
      "per process, as for GORT_HEAPPROFILE)", false},
-    {"GORT_STACKSIZE", OPT_BYTES, OFF(stacksize), false, "goroutine stack reservation, guard page included (default 256KiB; at least 16KiB)", false},
+    {"GORT_STACKSIZE", OPT_BYTES, OFF(stacksize), false, "goroutine stack reservation, its guard included (an eighth, 4 to 64KiB; default 256KiB; at least 16KiB)", false},
     {"madvdontneed", OPT_BOOL, OFF(madvdontneed), true,
      "1 (default): release with MADV_DONTNEED, RSS drops at once; 0: MADV_FREE, cheaper, RSS drops under pressure", false},
     {"scavtrace", OPT_BOOL, OFF(scavtrace), true, "print one line per scavenger cycle", false},

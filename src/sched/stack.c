@@ -28,7 +28,8 @@
 //    its time, and made it 1.4x Go's, whose 8 KiB stacks come from its
 //    heap (1.80 -> 1.26 s side by side). The cost: up to POPULATE_BATCH - 1
 //    pages committed before their goroutines exist (60 KiB at most).
-// 3. The lowest page of each slot is a guard. With MADV_GUARD_INSTALL
+// 3. The lowest pages of each slot are a guard (an eighth of it, 4 to 64
+//    KiB: see guard_bytes). With MADV_GUARD_INSTALL
 //    (Linux 6.13+) a guard adds no mapping; where process_madvise takes it
 //    too (6.15+), a new slab's 64 guards are one system call, not 64.
 //    Without it, mprotect guards split the slab's mapping (two more
@@ -63,7 +64,6 @@
 
 enum {
   SLAB_SLOTS = 64,
-  GUARD_BYTES = 4096,
   MPROTECT_BUDGET = 8192,
   ALTSTACK_BYTES = 64 * 1024,
   POPULATE_BATCH = 16,
@@ -92,11 +92,22 @@ static struct {
   _Atomic bool no_populate;    // the kernel cannot populate: first writes fault
 } stk = {.lock = LOCK_INIT};
 
+// The guard: an eighth of the slot, 4 to 64 KiB (32 KiB of the default
+// 256). A frame larger than the guard steps over it into the stack below,
+// the neighbour goroutine's, and nothing faults (a helper's hunt: 8 KiB
+// frames over a one-page guard crashed elsewhere, silently); C keeps
+// arrays of a few KiB on its stacks. Larger frames need the compiler's
+// -fstack-clash-protection, which touches every page a frame spans.
+static size_t guard_bytes = 4096;
+#define GUARD_BYTES guard_bytes
+
 void gort__stack_init(void) {
   int64_t want = gort__opts.stacksize;
   if (want < 16 * 1024) want = 16 * 1024;
   if (want > (int64_t)1 << 30) want = (int64_t)1 << 30;
   gort__stack_size = GORT_ALIGN_UP((size_t)want, (size_t)4096);
+  size_t g = gort__stack_size / 8 & ~(size_t)4095;
+  guard_bytes = g < 4096 ? 4096 : g > 65536 ? 65536 : g;
   // GORT_DEBUG=stackguard=1 or 2 forces a fallback, so that the tests run
   // them on kernels that have MADV_GUARD_INSTALL too.
   if (gort__opts.stackguard == 1 || gort__opts.stackguard == 2)

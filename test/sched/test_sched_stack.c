@@ -44,6 +44,35 @@ TEST(recursion_within_the_stack_works) {
           gort__stack_guard_mode);
 }
 
+// Frames of 8 KiB, each written at its lowest byte first: over a one-page
+// guard, the first frame past the stack's end landed in the neighbour
+// goroutine's stack and nothing faulted (a helper's hunt: a crash
+// elsewhere, no message). The guard is an eighth of the stack now.
+static NOINLINE int recurse_8k(int depth) {
+  volatile char frame[8192];
+  frame[0] = (char)depth;  // the lowest byte first
+  frame[sizeof frame - 1] = (char)depth;
+  if (depth > 1 << 20) return frame[0];  // never: 8 GiB of frames
+  return recurse_8k(depth + 1) + frame[0];
+}
+
+static void deep_8k(void *arg) {
+  recurse_8k(0);
+  gort_waitgroup_done(arg);
+}
+
+static void run_deep_8k(void *arg) {
+  (void)arg;
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
+  EXPECT(gort_go(deep_8k, &wg) == 0);
+  gort_waitgroup_wait(&wg);
+}
+
+TEST(an_overflow_by_frames_larger_than_a_page_is_reported) {
+  EXPECT(harness_expect_fatal(run_deep_8k, NULL, "gort: fatal error: goroutine 1 stack overflow"));
+}
+
 INNER_TEST(stacksize_inner) {
   EXPECT(gort__stack_size == 64 * 1024, "%zu", gort__stack_size);
   depth_kib = 100;  // first: fork (harness_expect_fatal) before any thread starts
