@@ -35,6 +35,9 @@ static void child(void) {
   m_t *m = gort__sched_getm();
   g_t *self = gort__sched_getg();
   int64_t live = 0;
+  // A goroutine that forked between gort_syscall_enter and _exit goes on
+  // in the child as it always did, gort calls and all (gort__sched_not_in_syscall).
+  s->forked_in_syscall = self != NULL && atomic_load(&self->status) == G_SYSCALL ? self : NULL;
   for (g_t *g = gort__sched_allgs(); g != NULL; g = g->alllink) {
     uint32_t st = atomic_load(&g->status);
     if (g == self) live++;

@@ -756,6 +756,20 @@ static void park_direct_after(void *arg) {
   }
 }
 
+// A goroutine between gort_syscall_enter and gort_syscall_exit has no P:
+// a call that parks, yields, spawns or ends it there crashed on the
+// missing P (a helper's hunt: gort_sleep in timers_add, a return in
+// gfput) or named the wrong misuse (a channel receive: "gort_syscall_exit
+// without gort_syscall_enter"). Now it is one clear fatal error.
+void gort__sched_not_in_syscall(g_t *g, const char *what) {
+  if (g != NULL && gort_unlikely(atomic_load_explicit(&g->status, memory_order_relaxed) == G_SYSCALL) &&
+      g != sched.forked_in_syscall) {
+    char msg[160];
+    gort__snprint(msg, sizeof msg, "%s between gort_syscall_enter and gort_syscall_exit (goroutine)", what);
+    gort__fatal(msg, g);
+  }
+}
+
 void gort__sched_park(bool (*unlockf)(g_t *, void *), void *arg, const char *reason) {
   gort__sched_park_on(unlockf, arg, reason, NULL);
 }
@@ -764,6 +778,7 @@ void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *
                          const void *obj) {
   g_t *g = sched_g();
   if (g == NULL) gort__fatal("sched: park outside a goroutine", NULL);
+  gort__sched_not_in_syscall(g, reason);
   g->unlockf = unlockf;
   g->unlock_arg = arg;
   g->waitreason = reason;
@@ -1001,6 +1016,7 @@ void gort__sched_gomain(g_t *g) {
   atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
   errno = 0;
   g->fn(g->arg);
+  gort__sched_not_in_syscall(g, "a goroutine's return");
   g->arg = NULL;  // not a root any more
   atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
   g->id = 0;
@@ -1030,6 +1046,7 @@ static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 
 int gort__go_at(void (*fn)(void *), void *arg, const char *file, int line) {
   if (fn == NULL) return EINVAL;
+  gort__sched_not_in_syscall(gort__sched_getg(), "gort_go");
   gort__start_ensure();
   pthread_once(&start_once, sched_start);
   ensure_sysmon();
@@ -1083,6 +1100,7 @@ void gort_yield(void) {
     sched_yield();
     return;
   }
+  gort__sched_not_in_syscall(g, "gort_yield");
   atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
   g->waitreason = "yield";
   lat_runnable(g);

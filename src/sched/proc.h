@@ -91,6 +91,7 @@ typedef struct {
   _Atomic int64_t goidgen;       // ids handed out, to Ps in batches
   g_t *_Atomic allgs;            // every G ever made; grows at its head
   _Atomic int64_t nowish;        // the monotonic clock as sysmon last read it (0: not yet)
+  g_t *forked_in_syscall;        // a fork child's goroutine that forked inside a system-call section
   bool sysmon_wait;              // sysmon sleeps until a P leaves the idle list; sched.lock
   _Atomic uint32_t sysmon_note;  // its futex word: 1 once woken
 } sched_t;

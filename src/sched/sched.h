@@ -104,6 +104,9 @@ g_t *gort__sched_getg(void) GORT_HIDDEN;
 // runs on the M's scheduler stack once g's context is saved; if it returns
 // false, g runs again at once. Call from a goroutine, holding no lock that
 // unlockf does not release.
+// Fatal if g is between gort_syscall_enter and gort_syscall_exit: what
+// names the call that needs a P.
+void gort__sched_not_in_syscall(g_t *g, const char *what) GORT_HIDDEN;
 void gort__sched_park(bool (*unlockf)(g_t *, void *), void *arg, const char *reason) GORT_HIDDEN;
 // As gort__sched_park, naming the object waited on (a channel, a mutex) for
 // the goroutine dump.

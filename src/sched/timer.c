@@ -150,6 +150,7 @@ void gort_sleep(int64_t ns) {
     gort__os_sleep_ns(ns);
     return;
   }
+  gort__sched_not_in_syscall(g, "gort_sleep");
   gort__sched_safepoint();
   int64_t when = gort__nanotime() + ns;
   g->sleep.when = when < 0 ? INT64_MAX : when;  // overflow: forever

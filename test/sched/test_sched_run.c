@@ -434,3 +434,30 @@ TEST(lowering_maxprocs_while_goroutines_run_loses_no_wakeup) {
   alarm(0);
   gort_maxprocs(was);
 }
+
+// Calls that need a P between gort_syscall_enter and gort_syscall_exit:
+// one clear fatal error each (gort_sleep crashed in the timers, a return
+// in the free list, a receive named the wrong misuse: a helper's hunt).
+static void sleeps_in_a_syscall(void *arg) {
+  (void)arg;
+  gort_syscall_enter();
+  gort_sleep(1000000);
+  gort_syscall_exit();
+}
+
+static void returns_in_a_syscall(void *arg) {
+  (void)arg;
+  gort_syscall_enter();
+}
+
+static void run_and_wait(void *fn) {
+  gort_go((void (*)(void *))fn, NULL);
+  gort_sleep(2000 * 1000000LL);  // the goroutine dies first
+}
+
+TEST(gort_calls_inside_a_system_call_section_are_named) {
+  EXPECT(harness_expect_fatal(run_and_wait, (void *)sleeps_in_a_syscall,
+                              "gort: fatal error: gort_sleep between gort_syscall_enter and gort_syscall_exit"));
+  EXPECT(harness_expect_fatal(run_and_wait, (void *)returns_in_a_syscall,
+                              "gort: fatal error: a goroutine's return between gort_syscall_enter and gort_syscall_exit"));
+}
