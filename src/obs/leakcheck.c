@@ -631,6 +631,20 @@ void gort__leak_init(void) {
   if (m != NULL) gort__unwind_memo_forget(&m->u);
 }
 
+// In a fully static program gort starts inside libc's start-up, where no
+// stack can be walked yet (unwind.c, whose constructor runs before this
+// one): the probes learned nothing there, and in a build without tail
+// calls (MODE=debug) every report then began in the allocator. They run
+// again once libc has started; what they learned before stays.
+__attribute__((constructor(120))) static void learn_after_libc_start(void) {
+  if (!lk.on || lk.self_hi != 0 || gort__mprof_hooks.record_alloc != gort__leak_record_stub) return;
+  gort__mprof_hooks.record_alloc = gort__leak_probe_stub;  // records as usual when not probing
+  learn_own_frames();
+  gort__mprof_hooks.record_alloc = gort__leak_record_stub;
+  memo_t *m = memo_get();
+  if (m != NULL) gort__unwind_memo_forget(&m->u);
+}
+
 // ---- the check --------------------------------------------------------------------
 
 static void extra_live(void (*add)(uintptr_t addr, void *ctx), void *ctx, void *arg) {

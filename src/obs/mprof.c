@@ -71,6 +71,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../alloc/mcache.h"
@@ -494,6 +495,10 @@ static GORT_NOINLINE void probe_own(int kind) {
 
 static void learn_own(void) {
   learning = true;
+  // The thread's cache, which a probe's countdown needs (probe_own);
+  // volatile, or GCC drops the pair.
+  void *volatile first = malloc(1);
+  free(first);
   for (int kind = 0; kind < OWN_PROBE_KINDS; kind++) probe_own(kind);
   learning = false;
   if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = next_interval();
@@ -502,9 +507,10 @@ static void learn_own(void) {
 // In a fully static program gort starts inside libc's start-up, where no
 // stack can be walked yet (unwind.c, add_static_program, whose
 // constructor runs first): the probes learn nothing there, and run again
-// here, once libc has started.
+// here, once libc has started (and anywhere a first round missed some:
+// what it learned stays).
 __attribute__((constructor(120))) static void learn_own_after_libc_start(void) {
-  if (gort__mprof_hooks.sample_alloc == sample_alloc && prof.self_hi == 0 && own.n == 0 && !gort__harden) learn_own();
+  if (gort__mprof_hooks.sample_alloc == sample_alloc && prof.self_hi == 0 && !gort__harden) learn_own();
 }
 
 void gort__mprof_init(void) {
