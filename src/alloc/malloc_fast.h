@@ -56,6 +56,19 @@ GORT_INLINE void *malloc_fast(size_t size) {
   return gort__malloc_slow(size);
 }
 
+// Pushes b, a block of class cls whose span c owns, live bit clear, on c's
+// list for the class; past the list's bound, mcache.c returns blocks to
+// their spans. Not in hardened mode (mspan.h).
+GORT_INLINE void cache_push(mcache_t *c, unsigned cls, block_t *b) {
+  class_cache_t *k = &c->k[cls];
+  b->next = k->head;
+  k->head = b;
+  uint64_t nfree = counter_read(&k->nfree) + 1;
+  counter_set(&k->nfree, nfree);
+  if (gort_unlikely((int64_t)(nfree - counter_read(&k->nmalloc)) > k->limit))
+    gort__mcache_flush_list(c, (int)cls);
+}
+
 // (Hardened mode never reaches the raw link accesses below: see mspan.h.)
 //
 // A free by the span's owner of a live block needs no atomic and no lock,
@@ -83,15 +96,7 @@ GORT_INLINE void free_fast(void *p) {
       uint64_t live = __atomic_load_n(w, __ATOMIC_RELAXED);
       if (gort_likely((live & bit) != 0)) {
         __atomic_store_n(w, live & ~bit, __ATOMIC_RELAXED);
-        block_t *b = p;
-        unsigned cls = pinfo_class(info);
-        class_cache_t *k = &c->k[cls];
-        b->next = k->head;
-        k->head = b;
-        uint64_t nfree = counter_read(&k->nfree) + 1;
-        counter_set(&k->nfree, nfree);
-        if (gort_unlikely((int64_t)(nfree - counter_read(&k->nmalloc)) > k->limit))
-          gort__mcache_flush_list(c, (int)cls);
+        cache_push(c, pinfo_class(info), p);
         return;
       }
     }
