@@ -168,19 +168,24 @@ static const Elf64_Shdr *sections(const void *file) {
   return (const Elf64_Shdr *)((const uint8_t *)file + ((const Elf64_Ehdr *)file)->e_shoff);
 }
 
-static sect_t section(const void *file, size_t size, const char *name) {
+// Any type but NOBITS: gold and clang type .eh_frame SHT_X86_64_UNWIND.
+const Elf64_Shdr *gort__elf_section(const void *file, size_t size, const char *name) {
   const Elf64_Ehdr *eh = elf_header(file, size);
-  sect_t none = {NULL, 0};
-  if (eh == NULL) return none;
+  if (eh == NULL) return NULL;
   const Elf64_Shdr *sh = sections(file), *strs = &sh[eh->e_shstrndx];
   for (int i = 0; i < eh->e_shnum; i++) {
     if (sh[i].sh_name >= strs->sh_size || strs->sh_offset + strs->sh_size > size) continue;
     const char *n = (const char *)file + strs->sh_offset + sh[i].sh_name;
     if (strcmp(n, name) != 0 || sh[i].sh_type == SHT_NOBITS || (sh[i].sh_flags & SHF_COMPRESSED)) continue;
-    if (sh[i].sh_offset + sh[i].sh_size > size) return none;
-    return (sect_t){(const uint8_t *)file + sh[i].sh_offset, sh[i].sh_size};
+    return sh[i].sh_offset + sh[i].sh_size > size ? NULL : &sh[i];
   }
-  return none;
+  return NULL;
+}
+
+static sect_t section(const void *file, size_t size, const char *name) {
+  const Elf64_Shdr *sh = gort__elf_section(file, size, name);
+  if (sh == NULL) return (sect_t){NULL, 0};
+  return (sect_t){(const uint8_t *)file + sh->sh_offset, sh->sh_size};
 }
 
 // The path of the separate debug file named by the build id, if it exists.

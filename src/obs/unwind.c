@@ -80,6 +80,9 @@
 // publication; retired slots are not reused, and once its 512 slots are
 // taken, PCs in further modules end the walk. Without _dl_find_object, PCs
 // in modules loaded after the last gort__unwind_init end the walk.
+// A fully static program (no AT_BASE) has no _dl_find_object to ask and no
+// .eh_frame_hdr: its table is built from .eh_frame once libc has started
+// (add_static_program, below).
 //
 // Memo and kept walks (unwind.h), for the leak check, which walks on every
 // allocation. A walk is a function of its first frame's state (pc, sp,
@@ -207,7 +210,7 @@ static rule_t rule_unpack(uint64_t w) {
 typedef struct {
   _Atomic uintptr_t hi;     // end of the range; 0 while being filled and once retired
   uintptr_t lo;             // immutable once hi is published, like the rest
-  const uint8_t *eh_hdr;    // the module's .eh_frame_hdr, NULL if none
+  const uint8_t *eh_hdr;    // the module's .eh_frame_hdr (.eh_frame for a table built here), NULL if none
   const uint8_t *table;     // its search table (datarel sdata4 pairs), NULL if unusable
   uint32_t nfde;
 } range_t;
@@ -705,7 +708,7 @@ static const range_t *module_of(uintptr_t q) {
 // the executable's section headers: (start, FDE) pairs as sdata4 offsets
 // from .eh_frame's start, sorted, the layout find_fde reads.
 
-static _Atomic bool libc_started;  // constructors have run (see dlfo_usable)
+static _Atomic bool libc_started;  // libc's start-up is done (see after_libc_start)
 
 // .eh_frame of the executable, in memory: its address and size.
 static bool exe_eh_frame(uintptr_t bias, uintptr_t *at, size_t *size) {
@@ -713,20 +716,9 @@ static bool exe_eh_frame(uintptr_t bias, uintptr_t *at, size_t *size) {
   int err;
   const uint8_t *f = gort__os_map_file("/proc/self/exe", &fsize, &err);
   if (f == NULL) return false;
-  bool found = false;
-  const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)f;
-  if (fsize >= sizeof *eh && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 &&
-      eh->e_shentsize == sizeof(ElfW(Shdr)) && eh->e_shstrndx < eh->e_shnum &&
-      eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(ElfW(Shdr)) <= fsize) {
-    const ElfW(Shdr) *sh = (const ElfW(Shdr) *)(f + eh->e_shoff), *strs = &sh[eh->e_shstrndx];
-    for (int i = 0; i < eh->e_shnum && !found && strs->sh_offset + strs->sh_size <= fsize; i++) {
-      if (sh[i].sh_name + sizeof ".eh_frame" > strs->sh_size || sh[i].sh_type != SHT_PROGBITS) continue;
-      if (memcmp(f + strs->sh_offset + sh[i].sh_name, ".eh_frame", sizeof ".eh_frame") != 0) continue;
-      *at = bias + sh[i].sh_addr;
-      *size = sh[i].sh_size;
-      found = sh[i].sh_addr != 0 && sh[i].sh_size != 0;
-    }
-  }
+  const Elf64_Shdr *sh = gort__elf_section(f, fsize, ".eh_frame");
+  bool found = sh != NULL && sh->sh_addr != 0 && sh->sh_size != 0;
+  if (found) *at = bias + sh->sh_addr, *size = sh->sh_size;
   gort__os_unmap_file((void *)f, fsize);
   return found;
 }
@@ -764,10 +756,10 @@ static int fde_entry_cmp(const void *a, const void *b) {
 }
 
 // Claims a slot for [lo, hi) with a table built here (see add_range).
+// The same range untabled, if the snapshot has it, is retired after the
+// new one is published: range_of takes the first live match, so a walk
+// meanwhile finds one or the other, never neither.
 static void add_range_table(uintptr_t lo, uintptr_t hi, uintptr_t eh, const int32_t *table, uint32_t n) {
-  for (uint32_t i = 0, k = atomic_load_explicit(&unw.nranges, memory_order_acquire); i < k && i < MAX_RANGES; i++)
-    if (unw.ranges[i].lo == lo && unw.ranges[i].table == NULL)  // the same range, untabled: retired
-      atomic_store_explicit(&unw.ranges[i].hi, 0, memory_order_release);
   uint32_t i = atomic_fetch_add_explicit(&unw.nranges, 1, memory_order_relaxed);
   if (i >= MAX_RANGES) {
     atomic_store_explicit(&unw.nranges, MAX_RANGES, memory_order_relaxed);
@@ -779,6 +771,9 @@ static void add_range_table(uintptr_t lo, uintptr_t hi, uintptr_t eh, const int3
   m->table = (const uint8_t *)table;
   m->nfde = n;
   atomic_store_explicit(&m->hi, hi, memory_order_release);
+  for (uint32_t k = 0; k < i; k++)
+    if (unw.ranges[k].lo == lo && unw.ranges[k].table == NULL)
+      atomic_store_explicit(&unw.ranges[k].hi, 0, memory_order_release);
 }
 
 static int add_static_info(struct dl_phdr_info *info, size_t size, void *arg) {
@@ -822,6 +817,13 @@ static void add_static_program(void) {
     return;
   bool main_done = false;
   dl_iterate_phdr(add_static_info, &main_done);
+  // Rules a walk cached for the program's code before its table existed
+  // (frame-pointer guesses) would stay: forget every rule (only misses).
+  _Atomic uint64_t *cache = atomic_load_explicit(&unw.cache, memory_order_acquire);
+  // (Only words in use are written: the untouched pages stay unmapped.)
+  for (size_t i = 0; i < CACHE_SIZE; i++)
+    if (atomic_load_explicit(&cache[i], memory_order_relaxed) != 0)
+      atomic_store_explicit(&cache[i], 0, memory_order_relaxed);
 }
 #endif
 

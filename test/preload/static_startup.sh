@@ -95,3 +95,18 @@ if [ $rc -eq 0 ] && grep -q "full: done" "$T/out" && [ -s "$T/full.pb.gz" ] && g
 else
   echo "FAIL preload/fully_static_program_profiles_every_allocation (exit $rc): $(head -c 300 "$T/err")"
 fi
+# The same program linked by gold, which types .eh_frame SHT_X86_64_UNWIND,
+# not SHT_PROGBITS: the search for it took only the latter, so no table was
+# built and the walk stopped at leak_one.
+if ! command -v ld.gold >/dev/null; then
+  echo "SKIP preload/a_static_program_linked_by_gold_is_walked_to_main (no ld.gold)"
+elif ! cc -std=gnu11 -O1 -g -static -fuse-ld=gold "$T/full.c" -o "$T/full-gold" "$LIBA" -lpthread 2>"$T/err"; then
+  echo "FAIL preload/a_static_program_linked_by_gold_is_walked_to_main: $(head -c 300 "$T/err")"
+else
+  GORT_LEAKCHECK=1 "$T/full-gold" >"$T/out" 2>"$T/err"
+  if grep -qE "#0 0x[0-9a-f]+ in leak_one .*full.c:[0-9]+" "$T/err" && grep -qE "#1 0x[0-9a-f]+ in main .*full.c:[0-9]+" "$T/err"; then
+    echo "PASS preload/a_static_program_linked_by_gold_is_walked_to_main"
+  else
+    echo "FAIL preload/a_static_program_linked_by_gold_is_walked_to_main: $(grep -v '^=*$' "$T/err" | head -c 400)"
+  fi
+fi
