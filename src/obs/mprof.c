@@ -169,7 +169,7 @@ static uint32_t skip_self(const uintptr_t *raw, uint32_t n, uintptr_t *pcs) {
   uint32_t depth = 0, i = 0;
   if (prof.self_hi != 0) {
     while (i < n && raw[i] >= prof.self_lo && raw[i] < prof.self_hi) i++;
-  } else if (own.n != 0) {
+  } else if (__atomic_load_n(&own.n, __ATOMIC_ACQUIRE) != 0) {
     i = 1;
     while (i < n && own_frames_has(&own, raw[i])) i++;
   }
@@ -481,8 +481,8 @@ static GORT_NOINLINE void probe_own(int kind) {
   uintptr_t direct[MPROF_MAX_DEPTH + 8], got[MPROF_MAX_DEPTH + 8];
   uint32_t nd = gort__unwind_capture(direct, MPROF_MAX_DEPTH + 8);
   void *p, *q;
-  gort__own_probe_prepare(kind, &p);
   if (gort__tls_cache == &gort__empty_cache) return;
+  gort__own_probe_prepare(kind, &p);
   gort__tls_cache->sample_left = 0;  // the next allocation samples (malloc.c)
   probe_n = 0;
   probe_raw = got;
@@ -501,6 +501,8 @@ static void learn_own(void) {
   free(first);
   for (int kind = 0; kind < OWN_PROBE_KINDS; kind++) probe_own(kind);
   learning = false;
+  // Buckets memoized before the own frames were known have some in them.
+  if (my_memo != NULL && my_memo != MEMO_POOL_DEAD) gort__unwind_memo_forget(&((prof_memo_t *)my_memo)->u);
   if (gort__tls_cache != &gort__empty_cache) gort__tls_cache->sample_left = next_interval();
 }
 

@@ -45,7 +45,9 @@ void gort__own_probe_alloc(int kind, void **p, void **q) {
 
 void gort__own_probe_release(int kind, void *p, void *q) {
   if (q != NULL) kind == 8 ? _ZdlPv(q) : _ZdaPv(q);
-  free(p);
+  // gort_free for gort_malloc's: free may be another allocator's (the
+  // ThreadSanitizer build has no shim).
+  kind >= 12 ? gort_free(p) : free(p);
 }
 
 void gort__own_learn(own_frames_t *o, const uintptr_t *direct, uint32_t nd, const uintptr_t *got, uint32_t ngot,
@@ -54,6 +56,12 @@ void gort__own_learn(own_frames_t *o, const uintptr_t *direct, uint32_t nd, cons
   uint32_t k = ngot - nd;  // got[k] is the return address into the probing function
   for (uint32_t i = 1; i < nd; i++)
     if (got[k + i] != direct[i]) return;  // the walks disagree: learn nothing
-  for (uint32_t i = from; i < k; i++)
-    if (!own_frames_has(o, got[i]) && o->n < OWN_MAX_PCS) o->pcs[o->n++] = got[i];
+  // got[k - 1] returns into gort__own_probe_alloc, no caller of which is
+  // the program's: not learned, it would only take a slot.
+  for (uint32_t i = from; i + 1 < k; i++) {
+    int n = __atomic_load_n(&o->n, __ATOMIC_RELAXED);
+    if (own_frames_has(o, got[i]) || n >= OWN_MAX_PCS) continue;
+    o->pcs[n] = got[i];
+    __atomic_store_n(&o->n, n + 1, __ATOMIC_RELEASE);  // readers walk on other threads
+  }
 }

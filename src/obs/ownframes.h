@@ -37,7 +37,7 @@ void gort__own_learn(own_frames_t *o, const uintptr_t *direct, uint32_t nd, cons
                      uint32_t from);
 
 static inline bool own_frames_has(const own_frames_t *o, uintptr_t pc) {
-  for (int k = 0; k < o->n; k++)
+  for (int k = 0, n = __atomic_load_n(&o->n, __ATOMIC_ACQUIRE); k < n; k++)
     if (o->pcs[k] == pc) return true;
   return false;
 }
