@@ -133,13 +133,14 @@ static void chain(int sig, siginfo_t *info, ucontext_t *uc) {
   sigset_t m = uc->uc_sigmask;
   for (int s = 1; s < NSIG; s++)
     if (sigismember(&act.sa_mask, s) == 1 && sigismember(&flt.keep_blocked, s) != 1) sigaddset(&m, s);
-  // Not the fault itself, unlike the kernel (SA_NODEFER or not): the
-  // program's handler may write into a granule gort protects, and that
-  // fault, blocked, kills the process; unblocked, it comes back here and
-  // gort unprotects the granule. (A handler that faults on its own account
-  // then recurses until its stack runs out, where the kernel would have
-  // killed it at once: a crash either way.)
-  (void)sig;
+  // The fault itself blocked as the kernel would, unless gort protects
+  // heap granules (the mprotect backend's hook): the program's handler may
+  // write into one, and that fault, blocked, kills the process; unblocked,
+  // it comes back here and gort unprotects the granule. (A handler that
+  // faults on its own account then recurses until its stack runs out,
+  // where the kernel would have killed it at once: a crash either way.)
+  bool heap_protected = sig == SIGSEGV && flt.hook[GORT_FAULT_HOOK_DIRTY] != NULL;
+  if (!heap_protected && !(act.sa_flags & SA_NODEFER)) sigaddset(&m, sig);
   gort__os_sigmask(SIG_SETMASK, &m, NULL);
   if (act.sa_flags & SA_SIGINFO) act.sa_sigaction(sig, info, uc);
   else act.sa_handler(sig);
