@@ -373,7 +373,10 @@ static int kwrite_begin(const struct iovec *v, size_t n) {
     break;
   }
   if (slot == -1) atomic_fetch_add(&mp.pin_all, 1);
-  for (size_t i = 0; i < n; i++) open_range(v[i].iov_base, v[i].iov_len);
+  // Between cycles the heap is writable (disarmed after the unprotect) and
+  // the pin alone keeps it so: mp_protect makes pinned granules sticky.
+  if (atomic_load(&mp.active))
+    for (size_t i = 0; i < n; i++) open_range(v[i].iov_base, v[i].iov_len);
   munlock();
   return slot;
 }
@@ -517,12 +520,14 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
 // byte): with the buffer in a protected granule that read failed with
 // EFAULT and fread came back short with the stream's error set (a
 // helper's hunt: 60 of 60 rounds of 64-192 KiB freads into a collected
-// buffer). Smaller requests are copied out of the stream's own buffer (a
-// malloc block, never tracked) by ordinary stores, whose faults the
-// handler takes. So the buffer is pinned and opened while a cycle is
-// armed, and for requests of a page or more when none is, which a cycle
-// may arm during; a smaller read from an unbuffered stream that a cycle
-// arms under can still fail so.
+// buffer). Smaller requests are copied out of the stream's own buffer by
+// ordinary stores, whose faults the handler takes. So the buffer is pinned
+// and opened while a cycle is armed, and when none is, for requests that
+// may go straight to the kernel (a cycle may arm during the read): a page
+// or more, or at least the stream's buffer (1 KiB for /proc files), or any
+// before the stream has one. (A stream whose buffer the program gave it
+// with setvbuf, in a collected object, is not covered: stdio's own reads
+// into it may fail so.) Without the mprotect backend there is nothing to pin.
 #define FREAD_PIN_MIN 4096
 #undef fread_unlocked  // a macro of <stdio.h>'s inline extensions
 
@@ -537,11 +542,16 @@ static size_t real_fread_unlocked(void *buf, size_t size, size_t n, FILE *fp) {
   return f != NULL ? f(buf, size, n, fp) : _IO_fread(buf, size, n, fp);
 }
 
+static bool fread_may_go_direct(size_t total, const FILE *fp) {
+  if (total >= FREAD_PIN_MIN || fp->_IO_buf_base == NULL) return true;
+  return total >= (size_t)(fp->_IO_buf_end - fp->_IO_buf_base);
+}
+
 static size_t fread_pinned(void *buf, size_t size, size_t n, FILE *fp, bool unlocked) {
   size_t total;
   if (__builtin_mul_overflow(size, n, &total)) total = SIZE_MAX;
   int slot = -2;
-  if (ARMED() || total >= FREAD_PIN_MIN) {
+  if (atomic_load_explicit(&mp.opened, memory_order_relaxed) && (ARMED() || fread_may_go_direct(total, fp))) {
     struct iovec v = {buf, total};
     slot = kwrite_begin(&v, 1);
   }
