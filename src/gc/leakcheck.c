@@ -86,7 +86,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
-#include <sys/auxv.h>
 
 #include "../alloc/mheap.h"
 #include "../base/noscan.h"
@@ -467,7 +466,7 @@ extern const uint32_t _thread_db_sizeof_pthread __attribute__((weak, visibility(
 
 static size_t descriptor_bytes(void) {
   const uint32_t *n = &_thread_db_sizeof_pthread;
-  if (n == NULL && getauxval(AT_BASE) != 0) n = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+  if (n == NULL && gort__os_loaded_by_ld_so()) n = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
   return n != NULL && *n < 65536 ? *n : 0;
 }
 

@@ -90,6 +90,7 @@ static struct {
   char *arena;
   size_t arena_used;
   char exe[4096];
+  bool exe_by_name;  // open exe, not /proc/self/exe (module_for)
 } sy;
 GORT_NOSCAN(sy)
 
@@ -242,7 +243,7 @@ static void read_symbols(module_t *m, const void *file, size_t size, uint32_t ty
 
 static void read_module(module_t *m) {
   m->read = true;
-  const char *path = m->path[0] != '\0' ? m->path : "/proc/self/exe";
+  const char *path = m->path[0] != '\0' ? m->path : sy.exe_by_name ? sy.exe : "/proc/self/exe";
   int err;
   m->obj = gort__os_map_file(path, &m->obj_size, &err);
   if (m->obj == NULL || elf_header(m->obj, m->obj_size) == NULL) return;
@@ -295,10 +296,10 @@ static module_t *module_of(uintptr_t pc) {
     bias = lm->l_addr;
     path = lm->l_name != NULL ? lm->l_name : "";
   } else {
-    // A fully static program (no ld.so, AT_BASE unset): dladdr knows
-    // nothing, and the PCs are the program's own.
+    // A fully static program (no ld.so): dladdr knows nothing, and the
+    // PCs are the program's own.
     exe_find_t f = {pc, 0, false};
-    if (getauxval(AT_BASE) != 0 || (dl_iterate_phdr(exe_holds, &f), !f.found)) return NULL;
+    if (gort__os_loaded_by_ld_so() || (dl_iterate_phdr(exe_holds, &f), !f.found)) return NULL;
     lm = (struct link_map *)&sy;  // the key of the one module
     bias = f.bias;
   }
@@ -311,8 +312,19 @@ static module_t *module_of(uintptr_t pc) {
   m->bias = bias;
   m->path = path;
   if (m->path[0] == '\0') {
-    ssize_t k = readlink("/proc/self/exe", sy.exe, sizeof sy.exe - 1);
-    sy.exe[k > 0 ? k : 0] = '\0';
+    // The program. Started as `ld.so ./prog`, /proc/self/exe is ld.so (its
+    // symbols named the program's frames), and AT_EXECFN, which ld.so sets
+    // to the program's path as given, is the one name there is.
+    const char *fn = (const char *)getauxval(AT_EXECFN);
+    sy.exe_by_name = getauxval(AT_BASE) == 0 && gort__os_loaded_by_ld_so() && fn != NULL;
+    if (sy.exe_by_name) {
+      size_t k = strnlen(fn, sizeof sy.exe - 1);
+      memcpy(sy.exe, fn, k);
+      sy.exe[k] = '\0';
+    } else {
+      ssize_t k = readlink("/proc/self/exe", sy.exe, sizeof sy.exe - 1);
+      sy.exe[k > 0 ? k : 0] = '\0';
+    }
     m->path = "";
   }
   return m;

@@ -80,7 +80,7 @@
 // publication; retired slots are not reused, and once its 512 slots are
 // taken, PCs in further modules end the walk. Without _dl_find_object, PCs
 // in modules loaded after the last gort__unwind_init end the walk.
-// A fully static program (no AT_BASE) has no _dl_find_object to ask and no
+// A fully static program (no ld.so) has no _dl_find_object to ask and no
 // .eh_frame_hdr: its table is built from .eh_frame once libc has started
 // (add_static_program, below).
 //
@@ -662,8 +662,7 @@ static const range_t *add_found(const struct dl_find_object *fo, uintptr_t q) {
 #endif
 
 #ifdef HAVE_DL_FIND_OBJECT
-// Only where ld.so loaded the program (AT_BASE, the interpreter's address,
-// is set). In a fully static program _dl_find_object reads tables that
+// Only where ld.so loaded the program (os/loader.c). In a fully static program _dl_find_object reads tables that
 // libc's start-up (_dl_non_dynamic_init) fills, and that start-up mallocs
 // before it has: walking that malloc's stack (the leak check records
 // every allocation, the profiler at GORT_MEMPROFILERATE=1 too) crashed
@@ -675,7 +674,7 @@ static bool dlfo_usable(void) {
   static _Atomic int usable;  // 0 unknown, 1 yes, -1 no
   int u = atomic_load_explicit(&usable, memory_order_relaxed);
   if (gort_unlikely(u == 0)) {
-    u = getauxval(AT_BASE) != 0 ? 1 : -1;
+    u = gort__os_loaded_by_ld_so() ? 1 : -1;
     atomic_store_explicit(&usable, u, memory_order_relaxed);
   }
   return u > 0;

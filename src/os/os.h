@@ -165,6 +165,10 @@ void gort__os_yield(void);
 // 64 random bits from getrandom(2), falling back to the clock and ASLR.
 uint64_t gort__os_random64(void);
 
+// Whether ld.so loaded the program (it is dynamically linked), however it
+// was started (loader.c).
+bool gort__os_loaded_by_ld_so(void);
+
 // ---- files (file.c) -------------------------------------------------------------
 
 // Opens path for writing, created (0644) or truncated; an fd or -errno.
