@@ -531,15 +531,20 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
 #define FREAD_PIN_MIN 4096
 #undef fread_unlocked  // a macro of <stdio.h>'s inline extensions
 
-extern size_t _IO_fread(void *, size_t, size_t, FILE *);        // fread's own name, in every libc
-extern size_t __fread_unlocked(void *, size_t, size_t, FILE *) __attribute__((weak));  // libc.a only
+// glibc's public names for what fread and fread_unlocked run, in libc.so
+// and libc.a alike (dlsym finds nothing in a static program, and a weak
+// reference to libc.a's __fread_unlocked pulls nothing in).
+extern size_t _IO_fread(void *, size_t, size_t, FILE *);
+extern size_t _IO_sgetn(FILE *, void *, size_t);
 extern void __chk_fail(void) __attribute__((noreturn));
 
+// fread_unlocked as glibc's: the stream's read of every byte, no lock,
+// and the count of whole elements read (size * n wraps, as there).
 static size_t real_fread_unlocked(void *buf, size_t size, size_t n, FILE *fp) {
-  static _Atomic(void *) fn;
-  if (__fread_unlocked != NULL) return __fread_unlocked(buf, size, n, fp);
-  size_t (*f)(void *, size_t, size_t, FILE *) = (size_t(*)(void *, size_t, size_t, FILE *))next_fn("fread_unlocked", &fn);
-  return f != NULL ? f(buf, size, n, fp) : _IO_fread(buf, size, n, fp);
+  size_t want = size * n;
+  if (want == 0) return 0;
+  size_t got = _IO_sgetn(fp, buf, want);
+  return got == want ? n : got / size;
 }
 
 static bool fread_may_go_direct(size_t total, const FILE *fp) {
