@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Misuse through the libc names, one tiny program per case (the shape of
 # hardened_malloc's test suite): each must abort with gort's exact message,
-# in the default mode and with GORT_DEBUG=harden=1, which also catches
-# overflows and writes after free.
+# in the default mode, with GORT_DEBUG=harden=1, which also catches
+# overflows and writes after free, and with every block sampled.
 set -u
 LIB="$B/libgort.so"
 T=$(mktemp -d)
@@ -12,6 +12,9 @@ cc -O0 -g -w -o "$T/misuse" test/wrong/programs/misuse.c || { echo "FAIL preload
 expect() {  # mode case message
   local mode=$1 case=$2 msg=$3 env=""
   [ "$mode" = hardened ] && env="GORT_DEBUG=harden=1"
+  # Every block sampled: a sampled block's free takes its own way (its live
+  # bit is clear: malloc.c, free_sampled_owned), which must name misuse too.
+  [ "$mode" = sampled ] && env="GORT_MEMPROFILERATE=1"
   out=$(env $env LD_PRELOAD="$LIB" "$T/misuse" "$case" 2>&1)
   rc=$?
   if [ $rc -eq 134 ] && printf '%s' "$out" | grep -qF "gort: fatal error: $msg"; then
@@ -21,7 +24,7 @@ expect() {  # mode case message
   fi
 }
 
-for mode in default hardened; do
+for mode in default hardened sampled; do
   expect $mode double_free_small "free(): double free 0x"
   expect $mode double_free_large "free(): double free 0x"
   expect $mode double_free_delayed "free(): double free 0x"
