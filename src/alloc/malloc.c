@@ -64,7 +64,14 @@
 //   - A pointer with no span (not ours, or inside free pages), not at the
 //     start of a block, or into a free span is fatal, named as such.
 // These cost, on the fast paths, one bit set at malloc and one bit test
-// and clear at free, in a word the owner alone writes.
+// and clear at free, in a word the owner alone writes: a second memory
+// access beside the block's, which is what larson pays most for. Measured
+// against a build that skipped the bits (unsafe; allocbench, 5 interleaved
+// runs, medians): larson 0.151 s against 0.116 (the gap to mimalloc's
+// 0.118), churn 0.175 against 0.166, pair 0.601 against 0.566. A tag in
+// the block's second word instead, with the block-start check by a
+// reciprocal multiply, won back 13% on larson but lost 8% on pair (the
+// free then waits for the block's line), so the bits stay.
 
 #include <errno.h>
 #include <stdint.h>
