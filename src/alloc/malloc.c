@@ -333,27 +333,25 @@ GORT_INLINE mspan_t *owned_live_span(const void *p) {
   return s;
 }
 
-// free_fast's case but for the live bit, which a sampled block keeps clear
-// (obs/mprof.c): with its record taken, the block goes on the list as
-// free_fast's would. Anything else (the record not found: a double free,
-// an interior pointer) is live_span's to name. (Through live_span, a
-// sampled free cost about 300 instructions, this about 150.)
-static bool free_sampled_owned(void *p) {
-  uintptr_t a = (uintptr_t)p;
-  arena_t *ar = arena_of(a);
-  if (ar == NULL || (a & 15) != 0 || gort__mprof_hooks.sample_free == NULL) return false;
-  uint32_t info = atomic_load_explicit(&ar->pinfo[arena_page_index(a)], memory_order_relaxed);
-  mcache_t *c = gort__tls_cache;
-  // (Hardened mode's pages carry PINFO_SLOW: never here.)
-  if ((info & PINFO_FAST_MASK) != c->pinfo_owner || live_test(a) || !gort__mprof_hooks.sample_free(p))
-    return false;
-  cache_push(c, pinfo_class(info), p);
-  return true;
+// free_fast's case but for the live bit: the owner's free of an aligned
+// block whose bit is clear, which a sampled block keeps so (obs/mprof.c).
+// With its record taken, the block goes on the list as free_fast's would;
+// anything else (no record: a double free, an interior pointer) is for
+// gort__free_slow to name. (Through live_span, a sampled free cost about
+// 300 instructions, this about 150; and only frees that reach it pay.)
+// (Given p alone: passing the page info kept a register through free_fast,
+// a push and a pop on every free.)
+GORT_NOINLINE void gort__free_owned_unlive(void *p) {
+  if (gort__mprof_hooks.sample_free != NULL && gort__mprof_hooks.sample_free(p)) {
+    uint32_t info = atomic_load_explicit(pinfo_word((uintptr_t)p), memory_order_relaxed);
+    cache_push(gort__tls_cache, pinfo_class(info), p);
+    return;
+  }
+  gort__free_slow(p);
 }
 
 GORT_NOINLINE void gort__free_slow(void *p) {
   if (p == NULL) return;
-  if (free_sampled_owned(p)) return;
   gort__prefetch_write(p);  // a remote free reads the block's tag, then writes it
   bool sampled = false;  // set when live_span took a small block's sample record
   mspan_t *s = live_span(p, MISUSE_MSGS("free()", "double free"), &sampled);

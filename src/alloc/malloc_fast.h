@@ -10,6 +10,7 @@
 
 void *gort__malloc_slow(size_t size) GORT_HIDDEN;
 void gort__free_slow(void *p) GORT_HIDDEN;
+void gort__free_owned_unlive(void *p) GORT_HIDDEN;
 
 // The size class of a small request (size <= GORT_SMALL_MAX).
 GORT_INLINE unsigned size_class(size_t size) {
@@ -78,9 +79,10 @@ GORT_INLINE void cache_push(mcache_t *c, unsigned cls, block_t *b) {
 // (pagemap.h); the live bit says the block is handed out. The block goes
 // on the thread's list for its class, which the next malloc pops
 // (mcache.c returns blocks to their spans when the list grows past its
-// bound). Everything else (NULL, large, collected, remote, sampled,
-// suspicious, pending remote frees, hardened) goes to gort__free_slow,
-// which checks it thoroughly.
+// bound). A clear bit (a sampled block, or misuse) goes to
+// gort__free_owned_unlive; everything else (NULL, large, collected,
+// remote, pending remote frees, hardened) to gort__free_slow, which checks
+// it thoroughly.
 GORT_INLINE void free_fast(void *p) {
   uintptr_t a = (uintptr_t)p;
   arena_t *ar = arena_of(a);
@@ -99,6 +101,8 @@ GORT_INLINE void free_fast(void *p) {
         cache_push(c, pinfo_class(info), p);
         return;
       }
+      gort__free_owned_unlive(p);  // sampled, or misuse
+      return;
     }
   }
   gort__free_slow(p);
