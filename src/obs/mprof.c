@@ -22,7 +22,7 @@
 // "Counters"), a sample and its free cost about 850 instructions instead
 // of 1,380 (callgrind, glibc's bench-malloc-thread shape); with the
 // sampled block's free put on the thread's list by a short path of its
-// own (malloc.c, free_sampled_owned), about 630: 3.4% of that shape's
+// own (malloc.c, gort__free_owned_unlive), about 580: 3.2% of that shape's
 // instructions at the default rate, against the 2% asked. What is left:
 // the stack's memo check (about 150), the two hooks' registry insert and
 // find under their shard locks (about 280), the interval's draw (70) and

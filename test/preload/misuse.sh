@@ -13,7 +13,7 @@ expect() {  # mode case message
   local mode=$1 case=$2 msg=$3 env=""
   [ "$mode" = hardened ] && env="GORT_DEBUG=harden=1"
   # Every block sampled: a sampled block's free takes its own way (its live
-  # bit is clear: malloc.c, free_sampled_owned), which must name misuse too.
+  # bit is clear: malloc.c, gort__free_owned_unlive), which must name misuse too.
   [ "$mode" = sampled ] && env="GORT_MEMPROFILERATE=1"
   out=$(env $env LD_PRELOAD="$LIB" "$T/misuse" "$case" 2>&1)
   rc=$?
