@@ -6,9 +6,9 @@
 // ticker, a monitor, an event loop between events, a pool's idle worker.
 // gort exports nanosleep, usleep and sleep (libc's usleep and sleep call
 // its nanosleep inside libc, where no wrapper can reach, so each is
-// wrapped), poll, select and epoll_wait, pthread_cond_wait and
-// pthread_cond_timedwait, and runs each as a blocking call: a stop takes the thread as stopped
-// without a signal, and the call is no longer ended with EINTR by every
+// wrapped), poll, select and epoll_wait, pthread_cond_wait,
+// pthread_cond_timedwait and sem_timedwait, and runs each as a blocking
+// call: a stop takes the thread as stopped without a signal, and the call is no longer ended with EINTR by every
 // collection (none of the sleeps and descriptor waits is restarted after
 // a handler, SA_RESTART or not: 200 collections beside a thread in
 // epoll_wait and one in poll, with 50 ms timeouts, ended 207 and 361 of
@@ -64,6 +64,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <time.h>
@@ -226,6 +227,29 @@ int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct t
   if (gort__os_program_handlers()) return timedwait(c, m, abstime);
   cond_call_t call = {c, m, abstime, NULL, timedwait};
   return blocking(cond_call, &call);
+}
+
+// sem_timedwait is never restarted after a handler either: every
+// collection ended a wait with EINTR (a probe: 337 of 338 waits of 20 ms
+// beside 200 collections). libc's is sem_clockwait on CLOCK_REALTIME,
+// which glibc exports in libc.so and libc.a alike (since 2.30), so no
+// dlsym is needed. (sem_wait is restarted by glibc, and sem_clockwait
+// itself is left to the stop signal, as clock_nanosleep is.)
+typedef struct {
+  sem_t *sem;
+  const struct timespec *abstime;
+} sem_call_t;
+
+static long sem_call(void *arg) {
+  sem_call_t *c = arg;
+  return sem_clockwait(c->sem, CLOCK_REALTIME, c->abstime);
+}
+
+EXPORT __attribute__((weak)) int sem_timedwait(sem_t *sem, const struct timespec *abstime);
+int sem_timedwait(sem_t *sem, const struct timespec *abstime) {
+  if (gort__os_program_handlers()) return sem_clockwait(sem, CLOCK_REALTIME, abstime);
+  sem_call_t c = {sem, abstime};
+  return blocking(sem_call, &c);
 }
 
 // _FORTIFY_SOURCE's poll, as glibc's: the array must hold n entries.

@@ -22,6 +22,7 @@
 #include <link.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -698,6 +699,61 @@ TEST(collections_do_not_end_waits_in_poll_select_or_epoll_wait) {
            strerror(wait_errno[k]), cycles);
     EXPECT(wait_ns[k] >= 299 * 1000 * 1000LL, "%s waited %lld ns of 300 ms", wait_names[k], (long long)wait_ns[k]);
   }
+}
+
+// sem_timedwait as a blocking call (gc/blocking.c): a wait of 300 ms runs
+// its whole time through collections (each one ended it with EINTR
+// before), and a post still wakes it with 0.
+static sem_t test_sem;
+static _Atomic int sem_started, sem_done;
+static int sem_result[2], sem_errno[2];
+static int64_t sem_ns;
+
+static void *sem_waiter(void *arg) {
+  (void)arg;
+  struct timespec a, b, deadline;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_nsec += 300 * 1000 * 1000;
+  if (deadline.tv_nsec >= 1000000000) deadline.tv_sec++, deadline.tv_nsec -= 1000000000;
+  atomic_store(&sem_started, 1);
+  sem_result[0] = sem_timedwait(&test_sem, &deadline);
+  sem_errno[0] = errno;
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  sem_ns = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+  atomic_store(&sem_started, 2);
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 10;
+  sem_result[1] = sem_timedwait(&test_sem, &deadline);  // posted during collections
+  sem_errno[1] = errno;
+  atomic_store(&sem_done, 1);
+  return NULL;
+}
+
+TEST(collections_do_not_end_a_wait_in_sem_timedwait) {
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the waits to its interceptors");
+  EXPECT(sem_init(&test_sem, 0, 0) == 0);
+  atomic_store(&sem_started, 0);
+  atomic_store(&sem_done, 0);
+  pthread_t t;
+  pthread_create(&t, NULL, sem_waiter, NULL);
+  for (int ms = 0; atomic_load(&sem_started) == 0 && ms < 5000; ms++) gctest_sleep_ms(1);
+  gctest_sleep_ms(20);
+  int cycles = 0;
+  double give_up = gctest_now() + 10;
+  while (atomic_load(&sem_started) == 1 && gctest_now() < give_up) {
+    gort_gc_collect();
+    cycles++;
+  }
+  for (int k = 0; k < 20; k++) gort_gc_collect();  // the second wait's
+  sem_post(&test_sem);
+  pthread_join(t, NULL);
+  sem_destroy(&test_sem);
+  EXPECT(cycles > 0, "no collection ran during the wait");
+  EXPECT(sem_result[0] == -1 && sem_errno[0] == ETIMEDOUT, "sem_timedwait returned %d (%s) after %d collections",
+         sem_result[0], strerror(sem_errno[0]), cycles);
+  EXPECT(sem_ns >= 299 * 1000 * 1000LL, "waited %lld ns of 300 ms", (long long)sem_ns);
+  EXPECT(sem_result[1] == 0, "the posted wait returned %d (%s)", sem_result[1], strerror(sem_errno[1]));
 }
 
 // Once the program has a signal handler of its own, a stop signals its
