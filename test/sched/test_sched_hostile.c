@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -518,6 +519,9 @@ TEST(repeated_sigquit_during_churn_dumps_and_exits_2) {
   for (int round = 0; round < 10; round++) {
     pid_t pid = fork();
     if (pid == 0) {
+      // Dies with this process: a churning child that a killed test left
+      // behind ran on for good (ten of them held both CPUs of a run).
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       int devnull = open("/dev/null", 1);
       dup2(devnull, 2);
       dup2(devnull, 1);
