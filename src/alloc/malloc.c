@@ -197,8 +197,6 @@ static GORT_NOINLINE void *sample(void *p, size_t size) {
   return p;
 }
 
-void *gort__malloc_sample(void *p, size_t size) { return sample(p, size); }
-
 // Counts an allocation that bypassed malloc_fast (large, aligned, realloc's
 // moves) against the thread's sampling countdown.
 static void *count_large(void *p, size_t size) {

@@ -22,11 +22,11 @@
 // "Counters"), a sample and its free cost about 850 instructions instead
 // of 1,380 (callgrind, glibc's bench-malloc-thread shape); with the
 // sampled block's free put on the thread's list by a short path of its
-// own (malloc.c, gort__free_owned_unlive) and the sampled malloc popped in
-// malloc_fast, about 550: 3.0% of that shape's instructions at the default
-// rate, against the 2% asked. What is left: the stack's memo check (about
-// 150), the two hooks' registry insert and find under their shard locks
-// (about 280), the interval's draw (70) and the two detours (about 50).
+// own (malloc.c, gort__free_owned_unlive), about 580: 3.2% of that
+// shape's instructions at the default rate, against the 2% asked. What is
+// left: the stack's memo check (about 150), the two hooks' registry insert
+// and find under their shard locks (about 280), the interval's draw (70)
+// and the detours through the slow paths (about 80).
 //
 // No global lock. Buckets are never freed and never move: a lookup walks
 // its chain with no lock (a new bucket is published with a release store
