@@ -2,17 +2,17 @@
 // threads").
 //
 // A thread that sleeps or waits for a descriptor or a condition is the
-// common case of a thread the stop signal would wake for nothing: a
-// ticker, a monitor, an event loop between events, a pool's idle worker.
-// gort exports nanosleep, usleep and sleep (libc's usleep and sleep call
-// its nanosleep inside libc, where no wrapper can reach, so each is
-// wrapped), poll, select and epoll_wait, pthread_cond_wait,
-// pthread_cond_timedwait and sem_timedwait, and runs each as a blocking
-// call: a stop takes the thread as stopped without a signal, and the call is no longer ended with EINTR by every
-// collection (none of the sleeps and descriptor waits is restarted after
-// a handler, SA_RESTART or not: 200 collections beside a thread in
-// epoll_wait and one in poll, with 50 ms timeouts, ended 207 and 361 of
-// their calls with EINTR; a condition wait hides its EINTR but still
+// common case of a thread the stop signal would wake for nothing: a ticker,
+// a monitor, an event loop between events, a pool's idle worker. gort
+// exports nanosleep, usleep and sleep (libc's usleep and sleep call its
+// nanosleep inside libc, where no wrapper can reach, so each is wrapped),
+// poll, select and epoll_wait, pthread_cond_wait, pthread_cond_timedwait
+// and sem_timedwait, and runs each as a blocking call: a stop takes the
+// thread as stopped without a signal, and the call is no longer ended with
+// EINTR by every collection (none of the sleeps and descriptor waits is
+// restarted after a handler, SA_RESTART or not: 200 collections beside a
+// thread in epoll_wait and one in poll, with 50 ms timeouts, ended 207 and
+// 361 of their calls with EINTR; a condition wait hides its EINTR but still
 // woke, took the signal and parked, one thread after another, in every
 // stop).
 // What they write is a timespec, revents, descriptor sets or epoll

@@ -34,11 +34,11 @@ typedef struct {
 // files. The strings stay valid until gort__sym_release. Never allocates
 // from gort's heap.
 void gort__sym_resolve(sym_t *syms, size_t n);
+void gort__sym_release(void);
 
 // The header of the section called name in the ELF file mapped at
 // file[0, size), if it has contents there; else NULL.
 const Elf64_Shdr *gort__elf_section(const void *file, size_t size, const char *name);
-void gort__sym_release(void);
 
 // Sorts n elements of size bytes in place (heapsort: no allocation, no
 // recursion).

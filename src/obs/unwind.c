@@ -662,14 +662,15 @@ static const range_t *add_found(const struct dl_find_object *fo, uintptr_t q) {
 #endif
 
 #ifdef HAVE_DL_FIND_OBJECT
-// Only where ld.so loaded the program (os/loader.c). In a fully static program _dl_find_object reads tables that
-// libc's start-up (_dl_non_dynamic_init) fills, and that start-up mallocs
-// before it has: walking that malloc's stack (the leak check records
-// every allocation, the profiler at GORT_MEMPROFILERATE=1 too) crashed
-// inside _dl_find_object. Once ready, it still answers worse than the
-// program headers: the text segment without its ELF header, and no
-// eh_frame (glibc 2.36), so each walk stopped at its first frame. A static
-// program's code never moves, and dl_iterate_phdr's ranges serve alone.
+// Only where ld.so loaded the program (os/loader.c). In a fully static
+// program _dl_find_object reads tables that libc's start-up
+// (_dl_non_dynamic_init) fills, and that start-up mallocs before it has:
+// walking that malloc's stack (the leak check records every allocation, the
+// profiler at GORT_MEMPROFILERATE=1 too) crashed inside _dl_find_object.
+// Once ready, it still answers worse than the program headers: the text
+// segment without its ELF header, and no eh_frame (glibc 2.36), so each
+// walk stopped at its first frame. A static program's code never moves, and
+// dl_iterate_phdr's ranges serve alone.
 static bool dlfo_usable(void) {
   static _Atomic int usable;  // 0 unknown, 1 yes, -1 no
   int u = atomic_load_explicit(&usable, memory_order_relaxed);
