@@ -116,3 +116,63 @@ INNER_TEST(every_sample_counts_for_its_own_stack_inner) {
 TEST(every_sample_counts_for_its_own_stack) {
   EXPECT(harness_run_inner("every_sample_counts_for_its_own_stack_inner", "GORT_MEMPROFILERATE=1"));
 }
+
+// The registry of sampled blocks (mprof.c, reg_delete): tens of thousands
+// of blocks live at once, freed in random order by their owner and by
+// another thread, so that tables grow and runs of entries are shifted back
+// over freed slots again and again. An entry lost or left behind shows as
+// a false "double free" at its block's free, or as counts that differ
+// from what was done.
+#define CHURN_BLOCKS 40000
+#define CHURN_ROUNDS 6
+
+extern const char __start_gort_test_churn[], __stop_gort_test_churn[];
+static void *churn_blocks[CHURN_BLOCKS];
+static uint64_t churn_mallocs, churn_frees;
+
+__attribute__((noinline, used, section("gort_test_churn"))) static void *churn_alloc(size_t n) {
+  void *p = gort_malloc(n);
+  sink++;  // no tail call
+  return p;
+}
+
+static void *free_odd_half(void *arg) {
+  (void)arg;
+  for (int i = 1; i < CHURN_BLOCKS; i += 2)
+    if (churn_blocks[i] != NULL) gort_free(churn_blocks[i]), churn_blocks[i] = NULL, churn_frees++;
+  return NULL;
+}
+
+static uint64_t churn_got_allocs, churn_got_frees;
+static void count_churn(const bucket_t *b, void *arg) {
+  (void)arg;
+  for (uint32_t i = 0; i < b->depth; i++)
+    if (b->pcs[i] >= (uintptr_t)__start_gort_test_churn && b->pcs[i] < (uintptr_t)__stop_gort_test_churn) {
+      churn_got_allocs += b->allocs;
+      churn_got_frees += b->frees;
+      return;
+    }
+}
+
+INNER_TEST(the_registry_keeps_every_live_sample_through_random_frees_inner) {
+  uint32_t x = 0x12345u;
+  for (int round = 0; round < CHURN_ROUNDS; round++) {
+    for (int i = 0; i < CHURN_BLOCKS; i++)
+      if (churn_blocks[i] == NULL) churn_blocks[i] = churn_alloc(1 + next_rand(&x) % 3000), churn_mallocs++;
+    for (int i = 0; i < CHURN_BLOCKS / 2; i++) {
+      int k = (int)(next_rand(&x) % CHURN_BLOCKS);
+      if (churn_blocks[k] != NULL) gort_free(churn_blocks[k]), churn_blocks[k] = NULL, churn_frees++;
+    }
+  }
+  pthread_t th;  // remote frees: their records are taken from the owner's shard
+  EXPECT(pthread_create(&th, NULL, free_odd_half, NULL) == 0);
+  pthread_join(th, NULL);
+  gort__mprof_foreach(count_churn, NULL);
+  EXPECT_EQ_U64(churn_got_allocs, churn_mallocs, "sampled allocations");
+  EXPECT_EQ_U64(churn_got_frees, churn_frees, "sampled frees");
+  for (int i = 0; i < CHURN_BLOCKS; i++) gort_free(churn_blocks[i]);
+}
+
+TEST(the_registry_keeps_every_live_sample_through_random_frees) {
+  EXPECT(harness_run_inner("the_registry_keeps_every_live_sample_through_random_frees_inner", "GORT_MEMPROFILERATE=1"));
+}
