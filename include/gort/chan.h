@@ -64,7 +64,9 @@ GORT_API bool gort_chan_try_recv(gort_chan_t *c, void *elem);
 GORT_API void gort_chan_close(gort_chan_t *c);
 GORT_API size_t gort_chan_len(gort_chan_t *c);
 GORT_API size_t gort_chan_cap(gort_chan_t *c);
-/* Frees c now (NULL: nothing). Nobody may use c afterwards. */
+/* Frees c now (NULL: nothing). Nobody may use c afterwards. An unfired
+ * gort_after channel is freed when it would have fired; a ticker's channel
+ * is freed by gort_ticker_stop (freeing it here is fatal). */
 GORT_API void gort_chan_free(gort_chan_t *c);
 
 /* One case of gort_select. */
@@ -87,8 +89,9 @@ GORT_API int gort_select(gort_select_case_t *cases, int n, int64_t timeout_ns);
 /* A channel of int64_t that receives one element, the monotonic time in
  * nanoseconds, ns nanoseconds from now (Go's time.After). A goroutine
  * sleeps meanwhile and counts in gort_num_goroutine until it sends. Leave
- * the channel to the collector, or gort_chan_free it only after receiving
- * from it. */
+ * the channel to the collector, or gort_chan_free it when done with it:
+ * freed before it fires (another select case won), it is never written and
+ * is freed by its goroutine when its time comes. */
 GORT_API gort_chan_t *gort_after(int64_t ns);
 
 /* A ticker (Go's time.Ticker): its channel (cap 1, int64_t elements)

@@ -392,12 +392,34 @@ gort_chan_t *gort_chan_make(size_t elem_size, size_t cap) {
   return c;
 }
 
+void gort__chan_free_now(gort_chan_t *c) { gort_free(c); }
+
 void gort_chan_free(gort_chan_t *c) {
   if (c == NULL) return;
   chan_lock(&c->lock);
   bool waited = c->recvq.first != NULL || c->sendq.first != NULL;
   chan_unlock(&c->lock);
   if (waited) gort__fatal("free of a channel that a goroutine or thread waits on", c);
+  // A channel a goroutine of time.c still holds (see chan.h, CHAN_TIMER_*).
+  uint8_t t = atomic_load_explicit(&c->timer, memory_order_acquire);
+  for (;;) {
+    if (t == CHAN_TIMER_NONE) break;
+    if (t == CHAN_TIMER_PENDING) {
+      // An After freed before it fired (a select took another case): its
+      // goroutine frees it when it wakes, instead of sending.
+      if (atomic_compare_exchange_weak_explicit(&c->timer, &t, CHAN_TIMER_ABANDONED, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return;
+      continue;
+    }
+    if (t == CHAN_TIMER_FIRING) {  // a try_send, under way: never blocks
+      gort__cpu_relax();
+      t = atomic_load_explicit(&c->timer, memory_order_acquire);
+      continue;
+    }
+    if (t == CHAN_TIMER_ABANDONED) gort__fatal("double free of a channel (gort_chan_free)", c);
+    gort__fatal("free of a ticker's channel (gort_ticker_stop frees it)", c);
+  }
   gort_free(c);
 }
 

@@ -112,6 +112,7 @@ struct gort_chan {
   bool collected;                // from gort_gc_alloc (else gort_malloc); set at make
   bool closed;                   // guarded by lock; written with POKE
   uint8_t frozen;                // FROZE_* bits now set in the positions; guarded by lock
+  _Atomic uint8_t timer;         // CHAN_TIMER_*: a goroutine of time.c will send on it
   chanlock_t lock;               // rank LOCK_CHAN; guards the fields above and the queues
   waitq_t recvq, sendq;          // blocked receivers and senders; first written with POKE
   unsigned char pad0_[128 - 72];
@@ -127,6 +128,19 @@ struct gort_chan {
 };
 
 _Static_assert(offsetof(struct gort_chan, sendq) + sizeof(waitq_t) <= 72, "the header's first part");
+
+// What time.c's goroutines do with a channel (gort_chan_t.timer). An
+// After's channel freed before it fires must not be written by its
+// goroutine afterwards: the free is left to that goroutine (time.c).
+enum {
+  CHAN_TIMER_NONE,       // no goroutine of time.c sends on it (any more)
+  CHAN_TIMER_PENDING,    // gort_after's goroutine will send, once
+  CHAN_TIMER_FIRING,     // it is sending now
+  CHAN_TIMER_ABANDONED,  // freed before it fired: the goroutine frees it
+  CHAN_TIMER_TICKER,     // a ticker's: gort_ticker_stop frees it
+};
+// Frees c, whatever its timer state (time.c, once its goroutine is done).
+void gort__chan_free_now(gort_chan_t *c) GORT_HIDDEN;
 _Static_assert(offsetof(struct gort_chan, sendpos) == 128 && offsetof(struct gort_chan, recvpos) == 192 &&
                    offsetof(struct gort_chan, buf) == 256,
                "each position 64 bytes clear of anything else");

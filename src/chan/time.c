@@ -7,6 +7,15 @@
 // few KiB of stack; it shows in gort_num_goroutine and in dumps, as
 // "sleep", created by after_main or ticker_main).
 //
+// An After's channel is freed by the program whenever it is done with it,
+// in C typically right after a select in which another case won: before it
+// fires, that is, while its goroutine still holds it. The channel's timer
+// state (chan.h, CHAN_TIMER_*) then passes the free to the goroutine, which
+// frees it when it wakes instead of sending; before, it sent into the freed
+// memory (a new channel made meanwhile received the time). A sleeping
+// goroutine cannot be woken early, so the memory comes back only at the
+// After's time, as a Go program's time.After did before Go 1.23.
+//
 // The records that hold a collected channel for its goroutine (after_t,
 // the ticker) are uncollectable objects, scanned and freed by hand: from
 // malloc'd memory, which the collector does not scan, the channel would be
@@ -38,7 +47,14 @@ static void after_main(void *arg) {
   gort_free(arg);
   gort_sleep(a.when - gort__nanotime());
   int64_t now = gort__nanotime();
+  uint8_t t = CHAN_TIMER_PENDING;
+  if (!atomic_compare_exchange_strong_explicit(&a.c->timer, &t, CHAN_TIMER_FIRING, memory_order_acq_rel,
+                                               memory_order_acquire)) {
+    gort__chan_free_now(a.c);  // freed by the program meanwhile (gort_chan_free)
+    return;
+  }
   gort_chan_try_send(a.c, &now);  // cap 1, sent once: never full
+  atomic_store_explicit(&a.c->timer, CHAN_TIMER_NONE, memory_order_release);
 }
 
 gort_chan_t *gort_after(int64_t ns) {
@@ -52,8 +68,10 @@ gort_chan_t *gort_after(int64_t ns) {
   }
   a->c = c;
   a->when = gort__nanotime() + (ns > 0 ? ns : 0);
+  atomic_store_explicit(&c->timer, CHAN_TIMER_PENDING, memory_order_relaxed);  // published by gort_go
   int e = gort_go(after_main, a);
   if (e != 0) {
+    atomic_store_explicit(&c->timer, CHAN_TIMER_NONE, memory_order_relaxed);
     gort_free(a);
     gort_chan_free(c);
     errno = e;
@@ -78,7 +96,7 @@ struct gort_ticker {
 static void ticker_release(gort_ticker_t *t) {
   if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
   gort_chan_free(t->stopc);
-  gort_chan_free(t->c);
+  gort__chan_free_now(t->c);
   gort_free(t);
 }
 
@@ -116,13 +134,14 @@ gort_ticker_t *gort_ticker_make(int64_t period_ns) {
     return NULL;
   }
   t->c = c;
+  atomic_store_explicit(&c->timer, CHAN_TIMER_TICKER, memory_order_relaxed);
   t->stopc = gort_chan_make(0, 0);
   t->period = period_ns;
   atomic_store(&t->refs, 2);
   int e = t->stopc != NULL ? gort_go(ticker_main, t) : ENOMEM;
   if (e != 0) {
     if (t->stopc != NULL) gort_chan_free(t->stopc);
-    gort_chan_free(t->c);
+    gort__chan_free_now(t->c);
     gort_free(t);
     errno = e;
     return NULL;

@@ -182,6 +182,47 @@ TEST(gort_after_works_as_a_select_case) {
   EXPECT(gort_select(cs, 2, -1) == 1);
 }
 
+// The usual select with a timeout: another case wins, and the program is
+// done with the After's channel before it fires. Freed then, it must not be
+// written when its time comes (it was: the goroutine sent into the freed
+// memory, here a new channel of the same size); the goroutine frees it.
+TEST(an_after_channel_freed_before_it_fires_is_never_written_after) {
+  int64_t before = gort_num_goroutine();
+  gort_chan_t *after = gort_after(20 * 1000000);
+  ASSERT_NOT_NULL(after);
+  gort_chan_free(after);
+  gort_chan_t *fresh[16];  // the freed block's size class: one of these is likely in it
+  for (int i = 0; i < 16; i++) ASSERT_NOT_NULL(fresh[i] = gort_chan_make(sizeof(int64_t), 1));
+  usleep(60 * 1000);
+  for (int i = 0; i < 16; i++) {
+    EXPECT_EQ_U64(gort_chan_len(fresh[i]), 0, "channel %d, made after the free", i);
+    gort_chan_free(fresh[i]);
+  }
+  for (int i = 0; i < 5000 && gort_num_goroutine() > before; i++) usleep(1000);
+  EXPECT_EQ_U64(gort_num_goroutine(), before, "the After's goroutine ended");
+}
+
+static void free_after_twice(void *arg) {
+  (void)arg;
+  gort_chan_t *after = gort_after(1000 * 1000000LL);
+  gort_chan_free(after);
+  gort_chan_free(after);
+}
+
+TEST(freeing_an_after_channel_twice_is_fatal) {
+  EXPECT(harness_expect_fatal(free_after_twice, NULL, "gort: fatal error: double free of a channel"));
+}
+
+static void free_ticker_chan(void *arg) {
+  (void)arg;
+  gort_ticker_t *t = gort_ticker_make(1000000);
+  gort_chan_free(gort_ticker_chan(t));
+}
+
+TEST(freeing_a_tickers_channel_is_fatal) {
+  EXPECT(harness_expect_fatal(free_ticker_chan, NULL, "gort: fatal error: free of a ticker's channel"));
+}
+
 TEST(a_ticker_ticks_periodically_until_stopped) {
   // The clock starts before the ticker does: read after, it could start
   // late (the thread descheduled) and see less than five periods.
