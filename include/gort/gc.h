@@ -27,8 +27,9 @@
  * other means (sigsuspend, ppoll, pselect with a mask) holds up every
  * collection until that call returns. Nor do they block SIGSEGV and SIGBUS.
  * A thread asleep in nanosleep, usleep or sleep, or waiting in poll, select,
- * epoll_wait, pthread_cond_wait, pthread_cond_timedwait or sem_timedwait
- * (gort's, which call libc's), gets no signal while the
+ * epoll_wait, pthread_cond_wait, pthread_cond_timedwait, sem_timedwait,
+ * recv, recvfrom or recvmsg (gort's, which call libc's), gets no signal
+ * while the
  * program has no signal handler of its own (gort sees those installed
  * with sigaction, signal, bsd_signal, sysv_signal and sigset; install
  * none by a raw system call): a collection takes it as stopped, and its

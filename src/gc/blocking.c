@@ -7,7 +7,9 @@
 // exports nanosleep, usleep and sleep (libc's usleep and sleep call its
 // nanosleep inside libc, where no wrapper can reach, so each is wrapped),
 // poll, select and epoll_wait, pthread_cond_wait, pthread_cond_timedwait
-// and sem_timedwait, and runs each as a blocking call: a stop takes the
+// and sem_timedwait (and the receives recv, recvfrom and recvmsg, whose
+// wrappers are in dirty_mprotect.c), and runs each as a blocking call: a
+// stop takes the
 // thread as stopped without a signal, and the call is no longer ended with
 // EINTR by every collection (none of the sleeps and descriptor waits is
 // restarted after a handler, SA_RESTART or not: 200 collections beside a
@@ -112,6 +114,19 @@ static int blocking(long (*fn)(void *), void *arg) {
   pthread_cleanup_push(call_cancelled, NULL);
   gort__stw_program_call = true;
   r = (int)gort__stw_blocking(fn, arg);
+  gort__stw_program_call = false;
+  pthread_cleanup_pop(0);
+  return r;
+}
+
+// A receive of the program's (dirty_mprotect.c's recv, recvfrom and
+// recvmsg wrappers): see gc.h.
+long gort__blocking_receive(long (*fn)(void *), void *arg) {
+  if (gort__os_program_handlers()) return fn(arg);
+  long r;
+  pthread_cleanup_push(call_cancelled, NULL);
+  gort__stw_program_call = true;
+  r = gort__stw_blocking(fn, arg);
   gort__stw_program_call = false;
   pthread_cleanup_pop(0);
   return r;

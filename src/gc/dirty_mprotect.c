@@ -461,22 +461,50 @@ ssize_t pread(int fd, void *buf, size_t n, off_t off) { KWRITE(buf, n, __pread64
 EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off);
 ssize_t pread64(int fd, void *buf, size_t n, off_t off) { KWRITE(buf, n, __pread64(fd, buf, n, off)); }
 
+// The receives run as blocking calls (gc.h, gort__blocking_receive).
+typedef struct {
+  int fd, flags;
+  void *buf;
+  size_t n;
+  struct sockaddr *addr;
+  socklen_t *alen;
+  struct msghdr *msg;
+} recv_call_t;
+
+static long recvfrom_call(void *arg) {
+  recv_call_t *c = arg;
+  return real_recvfrom(c->fd, c->buf, c->n, c->flags, c->addr, c->alen);
+}
+static ssize_t blocking_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen) {
+  recv_call_t c = {.fd = fd, .flags = flags, .buf = buf, .n = n, .addr = addr, .alen = alen};
+  return gort__blocking_receive(recvfrom_call, &c);
+}
+
+static long recvmsg_call(void *arg) {
+  recv_call_t *c = arg;
+  return real_recvmsg(c->fd, c->msg, c->flags);
+}
+static ssize_t blocking_recvmsg(int fd, struct msghdr *msg, int flags) {
+  recv_call_t c = {.fd = fd, .flags = flags, .msg = msg};
+  return gort__blocking_receive(recvmsg_call, &c);
+}
+
 EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags);
 ssize_t recv(int fd, void *buf, size_t n, int flags) {
-  KWRITE(buf, n, real_recvfrom(fd, buf, n, flags, NULL, NULL));
+  KWRITE(buf, n, blocking_recvfrom(fd, buf, n, flags, NULL, NULL));
 }
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen);
 ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen) {
   bool armed = ARMED();
   if (!armed) {
-    ssize_t r = real_recvfrom(fd, buf, n, flags, addr, alen);
+    ssize_t r = blocking_recvfrom(fd, buf, n, flags, addr, alen);
     if (!RETRY(r)) return r;
   }
   struct iovec v[3] = {{buf, n}, {addr, alen != NULL ? *alen : 0}, {alen, alen != NULL ? sizeof *alen : 0}};
   int slot = kwrite_begin(v, 3);
   if (!armed && slot == -2) return NOT_OURS();
-  ssize_t r = real_recvfrom(fd, buf, n, flags, addr, alen);
+  ssize_t r = blocking_recvfrom(fd, buf, n, flags, addr, alen);
   kwrite_end(slot);
   return r;
 }
@@ -501,14 +529,14 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags);
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
   bool armed = ARMED();
   if (!armed) {
-    ssize_t r = real_recvmsg(fd, msg, flags);
+    ssize_t r = blocking_recvmsg(fd, msg, flags);
     if (!RETRY(r)) return r;
   }
   struct iovec v[3] = {{msg, sizeof *msg}, {msg->msg_name, msg->msg_namelen}, {msg->msg_control, msg->msg_controllen}};
   int s1 = kwrite_begin(v, 3);
   int s2 = kwrite_begin(msg->msg_iov, msg->msg_iovlen);
   if (!armed && s1 == -2 && s2 == -2) return NOT_OURS();
-  ssize_t r = real_recvmsg(fd, msg, flags);
+  ssize_t r = blocking_recvmsg(fd, msg, flags);
   kwrite_end(s2);
   kwrite_end(s1);
   return r;

@@ -185,6 +185,14 @@ enum { BLOCKED_NO = 0, BLOCKED_IN = 1, BLOCKED_HELD = 2 };
 // collected heap nor hold the only copy of a pointer into it: arg (on the
 // caller's stack, which stays a root) holds what it needs.
 long gort__stw_blocking(long (*fn)(void *), void *arg);
+// A socket receive of the program's (recv, recvfrom, recvmsg) as a
+// blocking call, as blocking.c runs the sleeps and waits (and as plainly
+// as they are while the program has signal handlers of its own): with a
+// receive timeout (SO_RCVTIMEO) the kernel ends the call with EINTR after
+// any handler, SA_RESTART or not, so every collection's stop signal ended
+// such a wait early. read and readv, which files use far more than
+// sockets, are not: a blocking call costs a read about 100 ns more.
+long gort__blocking_receive(long (*fn)(void *), void *arg) GORT_HIDDEN;
 // Set around gort__stw_blocking by the program's sleeps and waits
 // (blocking.c): a stop signals such a call instead of holding it once the
 // program has a signal handler of its own.

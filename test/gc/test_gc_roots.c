@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -754,6 +755,82 @@ TEST(collections_do_not_end_a_wait_in_sem_timedwait) {
          sem_result[0], strerror(sem_errno[0]), cycles);
   EXPECT(sem_ns >= 299 * 1000 * 1000LL, "waited %lld ns of 300 ms", (long long)sem_ns);
   EXPECT(sem_result[1] == 0, "the posted wait returned %d (%s)", sem_result[1], strerror(sem_errno[1]));
+}
+
+// The socket receives as blocking calls (gc/blocking.c, dirty_mprotect.c):
+// with a receive timeout (SO_RCVTIMEO) the kernel ends recv, recvfrom and
+// recvmsg with EINTR after any signal handler, SA_RESTART or not, so every
+// collection's stop ended them early. Each waits out its 300 ms through
+// collections and ends with EAGAIN; then a byte sent during collections
+// wakes it.
+#define RECVS 3
+static const char *const recv_names[RECVS] = {"recv", "recvfrom", "recvmsg"};
+static int recv_fd[RECVS][2];
+static _Atomic int recv_started, recv_phase_done;
+static ssize_t recv_result[RECVS][2];
+static int recv_errno[RECVS][2];
+static int64_t recv_ns[RECVS];
+
+static ssize_t receive(int k, char *c) {
+  struct iovec v = {c, 1};
+  struct msghdr m = {.msg_iov = &v, .msg_iovlen = 1};
+  if (k == 0) return recv(recv_fd[k][0], c, 1, 0);
+  if (k == 1) return recvfrom(recv_fd[k][0], c, 1, 0, NULL, NULL);
+  return recvmsg(recv_fd[k][0], &m, 0);
+}
+
+static void *receiver(void *arg) {
+  int k = (int)(intptr_t)arg;
+  char c;
+  struct timespec a, b;
+  atomic_fetch_add(&recv_started, 1);
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  recv_result[k][0] = receive(k, &c);
+  recv_errno[k][0] = errno;
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  recv_ns[k] = (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+  atomic_fetch_add(&recv_phase_done, 1);
+  struct timeval tv = {10, 0};
+  setsockopt(recv_fd[k][0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  recv_result[k][1] = receive(k, &c);  // sent to during collections
+  recv_errno[k][1] = errno;
+  return NULL;
+}
+
+TEST(collections_do_not_end_a_socket_receive_that_has_a_timeout) {
+  SKIP_IF(GCTEST_TSAN, "the ThreadSanitizer build leaves the receives to its interceptors");
+  atomic_store(&recv_started, 0);
+  atomic_store(&recv_phase_done, 0);
+  pthread_t t[RECVS];
+  for (int k = 0; k < RECVS; k++) {
+    EXPECT(socketpair(AF_UNIX, SOCK_STREAM, 0, recv_fd[k]) == 0);
+    struct timeval tv = {0, 300 * 1000};
+    EXPECT(setsockopt(recv_fd[k][0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+    pthread_create(&t[k], NULL, receiver, (void *)(intptr_t)k);
+  }
+  for (int ms = 0; atomic_load(&recv_started) < RECVS && ms < 5000; ms++) gctest_sleep_ms(1);
+  gctest_sleep_ms(20);
+  int cycles = 0;
+  double give_up = gctest_now() + 10;
+  while (atomic_load(&recv_phase_done) < RECVS && gctest_now() < give_up) {
+    gort_gc_collect();
+    cycles++;
+  }
+  gctest_sleep_ms(20);
+  for (int k = 0; k < 20; k++) gort_gc_collect();  // the second receives'
+  for (int k = 0; k < RECVS; k++) EXPECT(write(recv_fd[k][1], "x", 1) == 1);
+  for (int k = 0; k < RECVS; k++) pthread_join(t[k], NULL);
+  EXPECT(cycles > 0, "no collection ran during the receives");
+  for (int k = 0; k < RECVS; k++) {
+    EXPECT(recv_result[k][0] == -1 && (recv_errno[k][0] == EAGAIN || recv_errno[k][0] == EWOULDBLOCK),
+           "%s returned %zd (%s) after %d collections", recv_names[k], recv_result[k][0],
+           strerror(recv_errno[k][0]), cycles);
+    EXPECT(recv_ns[k] >= 299 * 1000 * 1000LL, "%s waited %lld ns of 300 ms", recv_names[k], (long long)recv_ns[k]);
+    EXPECT(recv_result[k][1] == 1, "%s, sent to: %zd (%s)", recv_names[k], recv_result[k][1],
+           strerror(recv_errno[k][1]));
+    close(recv_fd[k][0]);
+    close(recv_fd[k][1]);
+  }
 }
 
 // Once the program has a signal handler of its own, a stop signals its
