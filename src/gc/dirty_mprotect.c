@@ -168,15 +168,18 @@ static bool pinned(uintptr_t g) {
   return false;
 }
 
-// Runs of granules to protect, one mprotect each.
+// Runs of granules to protect (or, with writable set, to unprotect), one
+// mprotect each.
 typedef struct {
   uintptr_t lo, hi;
   int err;
+  bool writable;
 } run_t;
 
 static void run_flush(run_t *r) {
   if (r->hi > r->lo) {
-    int e = gort__os_protect((void *)r->lo, r->hi - r->lo, 0);
+    int e = gort__os_protect((void *)r->lo, r->hi - r->lo, r->writable);
+    if (e < 0 && r->writable) unprotect_wide(r->lo >> GRANULE_SHIFT);
     if (e < 0 && r->err == 0) r->err = e;
   }
   r->lo = r->hi = 0;
@@ -236,20 +239,28 @@ static int mp_add(uintptr_t lo, uintptr_t hi) {
 static void mp_arming(bool on) { atomic_store(&mp.active, on); }
 
 // Protects every granule of [lo, hi) but those under a kernel write in
-// progress, which become sticky (mp.active is set).
+// progress, which become sticky (mp.active is set) and are made writable:
+// the heap is unprotected between cycles, but not always yet when the
+// next cycle arms (a disarm that finds a newer arming leaves the heap as
+// it is: dirty.c), and a pinned call that then faulted in a granule
+// taken for writable failed with EFAULT, and again at its retry, which
+// opens only granules that are not sticky (a reviewer's probe: 5-12
+// EFAULTs from receives with timeouts in 5 s of back-to-back cycles).
 static int mp_protect(uintptr_t lo, uintptr_t hi) {
-  run_t run = {0};
+  run_t run = {0}, open = {.writable = true};
   mlock();
   for (uintptr_t g = lo >> GRANULE_SHIFT; g < hi >> GRANULE_SHIFT; g++) {
     clear(DIRTY, g);
     if (pinned(g)) {
-      set(STICKY, g);  // writable already: the heap is unprotected between cycles
+      set(STICKY, g);
+      run_add(&open, g);
       continue;
     }
     clear(STICKY, g);
     run_add(&run, g);
   }
   run_flush(&run);
+  run_flush(&open);
   munlock();
   return run.err;
 }
@@ -390,14 +401,26 @@ static void kwrite_end(int slot) {
 }
 
 // The wrappers: one load when no cycle is armed. A call that began before
-// a cycle armed and found its buffer protected fails with EFAULT having
-// written nothing (pipes, stream sockets, files): it is made once more
-// with the buffer opened. (A datagram socket drops the datagram: see
-// dirty.c.)
+// a cycle armed and found its data buffer protected fails with EFAULT
+// having written nothing (pipes, stream sockets, files): it is made once
+// more with the buffer opened. (A datagram socket drops the datagram: see
+// dirty.c.) Not so a field written back after the data (heap_meta).
 #define ARMED() gort_unlikely(atomic_load_explicit(&mp.active, memory_order_relaxed))
 #define RETRY(r) gort_unlikely((r) < 0 && errno == EFAULT && atomic_load_explicit(&mp.opened, memory_order_relaxed))
 // An EFAULT with no buffer in the heap is the program's own: not retried.
 #define NOT_OURS() (errno = EFAULT, -1)
+// Whether [p, p + len) (len small: an address, a header) touches the
+// tracked heap, while this backend is open. A receive writes such fields
+// back after it has taken the data (recvfrom's address and its length,
+// recvmsg's header, name and control data): an EFAULT there comes with the
+// data gone from the socket, so a retry would lose it (a reviewer's probe
+// lost about 1% of a stream's bytes). Calls with one in the heap are
+// always pinned, never retried.
+static bool heap_meta(const void *p, size_t len) {
+  if (p == NULL || !atomic_load_explicit(&mp.opened, memory_order_relaxed)) return false;
+  uintptr_t a = (uintptr_t)p;
+  return in_heap(a) || (len > 1 && in_heap(a + len - 1));
+}
 
 // libc's own: __read and __pread64 are public names in the shared and the
 // static libc; the rest are found with dlsym (a static program has none:
@@ -496,7 +519,7 @@ ssize_t recv(int fd, void *buf, size_t n, int flags) {
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen);
 ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen) {
-  bool armed = ARMED();
+  bool armed = ARMED() || heap_meta(alen, sizeof *alen) || (alen != NULL && heap_meta(addr, *alen));
   if (!armed) {
     ssize_t r = blocking_recvfrom(fd, buf, n, flags, addr, alen);
     if (!RETRY(r)) return r;
@@ -527,7 +550,8 @@ ssize_t readv(int fd, const struct iovec *iov, int cnt) {
 // three of its own fields (msg_namelen, msg_controllen, msg_flags).
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags);
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
-  bool armed = ARMED();
+  bool armed = ARMED() || heap_meta(msg, sizeof *msg) || heap_meta(msg->msg_name, msg->msg_namelen) ||
+               heap_meta(msg->msg_control, msg->msg_controllen);
   if (!armed) {
     ssize_t r = blocking_recvmsg(fd, msg, flags);
     if (!RETRY(r)) return r;
