@@ -392,35 +392,41 @@ gort_chan_t *gort_chan_make(size_t elem_size, size_t cap) {
   return c;
 }
 
-void gort__chan_free_now(gort_chan_t *c) { gort_free(c); }
-
-void gort_chan_free(gort_chan_t *c) {
-  if (c == NULL) return;
+// Frees c; fatal if a goroutine or thread waits on it.
+void gort__chan_free_now(gort_chan_t *c) {
   chan_lock(&c->lock);
   bool waited = c->recvq.first != NULL || c->sendq.first != NULL;
   chan_unlock(&c->lock);
   if (waited) gort__fatal("free of a channel that a goroutine or thread waits on", c);
+  gort_free(c);
+}
+
+void gort_chan_free(gort_chan_t *c) {
+  if (c == NULL) return;
   // A channel a goroutine of time.c still holds (see chan.h, CHAN_TIMER_*).
   uint8_t t = atomic_load_explicit(&c->timer, memory_order_acquire);
   for (;;) {
     if (t == CHAN_TIMER_NONE) break;
-    if (t == CHAN_TIMER_PENDING) {
-      // An After freed before it fired (a select took another case): its
-      // goroutine frees it when it wakes, instead of sending.
+    if (t == CHAN_TIMER_PENDING || t == CHAN_TIMER_FIRING) {
+      // An After freed before it fired (a select took another case), or
+      // while it sends: its goroutine frees it, instead of sending or once
+      // sent. (No waiting for a send under way: the sender may be
+      // preempted there, by a goroutine of its own P that may be this.)
+      chan_lock(&c->lock);
+      bool waited = c->recvq.first != NULL || c->sendq.first != NULL;
+      chan_unlock(&c->lock);
+      if (waited) gort__fatal("free of a channel that a goroutine or thread waits on", c);
       if (atomic_compare_exchange_weak_explicit(&c->timer, &t, CHAN_TIMER_ABANDONED, memory_order_acq_rel,
                                                 memory_order_acquire))
         return;
       continue;
     }
-    if (t == CHAN_TIMER_FIRING) {  // a try_send, under way: never blocks
-      gort__cpu_relax();
-      t = atomic_load_explicit(&c->timer, memory_order_acquire);
-      continue;
-    }
+    // Caught only while its goroutine holds it: once that has freed it, a
+    // second free is an ordinary double free, the allocator's to catch.
     if (t == CHAN_TIMER_ABANDONED) gort__fatal("double free of a channel (gort_chan_free)", c);
     gort__fatal("free of a ticker's channel (gort_ticker_stop frees it)", c);
   }
-  gort_free(c);
+  gort__chan_free_now(c);
 }
 
 // Without the lock, as Go's len(c): the answer may be stale by the time the

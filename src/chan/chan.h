@@ -136,10 +136,11 @@ enum {
   CHAN_TIMER_NONE,       // no goroutine of time.c sends on it (any more)
   CHAN_TIMER_PENDING,    // gort_after's goroutine will send, once
   CHAN_TIMER_FIRING,     // it is sending now
-  CHAN_TIMER_ABANDONED,  // freed before it fired: the goroutine frees it
+  CHAN_TIMER_ABANDONED,  // freed by the program before it fired, or while it sent: the goroutine frees it
   CHAN_TIMER_TICKER,     // a ticker's: gort_ticker_stop frees it
 };
-// Frees c, whatever its timer state (time.c, once its goroutine is done).
+// Frees c, whatever its timer state (time.c, once its goroutine is done);
+// fatal if a goroutine or thread waits on it.
 void gort__chan_free_now(gort_chan_t *c) GORT_HIDDEN;
 _Static_assert(offsetof(struct gort_chan, sendpos) == 128 && offsetof(struct gort_chan, recvpos) == 192 &&
                    offsetof(struct gort_chan, buf) == 256,

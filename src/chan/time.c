@@ -11,8 +11,9 @@
 // in C typically right after a select in which another case won: before it
 // fires, that is, while its goroutine still holds it. The channel's timer
 // state (chan.h, CHAN_TIMER_*) then passes the free to the goroutine, which
-// frees it when it wakes instead of sending; before, it sent into the freed
-// memory (a new channel made meanwhile received the time). A sleeping
+// frees it when it wakes instead of sending (or once it has sent, if the
+// free came meanwhile); before, it sent into the freed memory (a new
+// channel made meanwhile received the time). A sleeping
 // goroutine cannot be woken early, so the memory comes back only at the
 // After's time, as a Go program's time.After did before Go 1.23.
 //
@@ -54,7 +55,10 @@ static void after_main(void *arg) {
     return;
   }
   gort_chan_try_send(a.c, &now);  // cap 1, sent once: never full
-  atomic_store_explicit(&a.c->timer, CHAN_TIMER_NONE, memory_order_release);
+  t = CHAN_TIMER_FIRING;
+  if (!atomic_compare_exchange_strong_explicit(&a.c->timer, &t, CHAN_TIMER_NONE, memory_order_acq_rel,
+                                               memory_order_acquire))
+    gort__chan_free_now(a.c);  // freed by the program while it sent
 }
 
 gort_chan_t *gort_after(int64_t ns) {

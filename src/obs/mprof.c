@@ -43,7 +43,8 @@
 // their own core's cache (sharded by address, two threads of glibc's
 // thread shape missed on the other core's lock and slots half the time);
 // a shard's first table (REG_FIRST slots) lives in the shard itself and
-// the OS is asked for one only when more blocks than that are live.
+// the OS is asked for one only when more than half that many blocks are
+// live.
 // (With one lock over both, two threads of glibc's bench-malloc-thread
 // shape, blocks of 4 B..32 KiB, one sample per 140 allocations, spent a
 // fifth of their time in the profiler; one thread a tenth.)
@@ -314,7 +315,8 @@ static size_t reg_slot(uintptr_t addr, size_t cap) { return (size_t)addr_hash(ad
 // table, and a mapped table was mapped anew and unmapped each time (two
 // system calls per about 40 samples in glibc's thread shape).
 
-// Doubles the table (the first one is the shard's own). Under sh->lock.
+// Grows the table: the first is the shard's own (REG_FIRST slots), the
+// next is mapped (REG_MAPPED), and each after doubles. Under sh->lock.
 static bool reg_grow(shard_t *sh) {
   size_t cap = sh->reg_cap == 0 ? REG_FIRST : sh->reg_cap * 2;
   if (cap > REG_FIRST && cap < REG_MAPPED) cap = REG_MAPPED;

@@ -3,6 +3,7 @@
 // tickers.
 
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <unistd.h>
 
 #include "chantest.h"
@@ -221,6 +222,54 @@ static void free_ticker_chan(void *arg) {
 
 TEST(freeing_a_tickers_channel_is_fatal) {
   EXPECT(harness_expect_fatal(free_ticker_chan, NULL, "gort: fatal error: free of a ticker's channel"));
+}
+
+// gort_ticker_stop frees the ticker's channel: a thread still waiting on
+// it is the same misuse as freeing any channel with a waiter, and fatal
+// the same way (it was silent for a while: the ticker's free skipped the
+// check, and the waiter stayed queued in freed memory).
+static void *wait_on_ticker(void *arg) {
+  int64_t when;
+  gort_chan_recv(gort_ticker_chan(arg), &when);
+  return NULL;
+}
+
+static void stop_ticker_with_waiter(void *arg) {
+  (void)arg;
+  gort_ticker_t *t = gort_ticker_make(10 * 1000 * 1000000LL);
+  pthread_t th;
+  pthread_create(&th, NULL, wait_on_ticker, t);
+  usleep(50 * 1000);
+  gort_ticker_stop(t);
+  usleep(1000 * 1000);  // the ticker's goroutine frees it meanwhile
+}
+
+TEST(stopping_a_ticker_that_a_thread_waits_on_is_fatal) {
+  EXPECT(harness_expect_fatal(stop_ticker_with_waiter, NULL,
+                              "gort: fatal error: free of a channel that a goroutine or thread waits on"));
+}
+
+// An After's channel freed while its goroutine sends (or just before): the
+// goroutine frees it, with no wait in gort_chan_free (one spun there, which
+// on one P could wait for ever for a sender preempted in its send). Many
+// frees at random times around the firing, none may write a later channel
+// or leave a goroutine behind.
+TEST(after_channels_freed_around_their_firing_are_never_written_after) {
+  int64_t before = gort_num_goroutine();
+  uint64_t rng = harness_seed() | 1;
+  for (int round = 0; round < 200; round++) {
+    gort_chan_t *after = gort_after(200 * 1000);
+    ASSERT_NOT_NULL(after);
+    usleep((useconds_t)(test_rand(&rng) % 400));
+    gort_chan_free(after);
+    gort_chan_t *fresh = gort_chan_make(sizeof(int64_t), 1);
+    ASSERT_NOT_NULL(fresh);
+    usleep(400);
+    EXPECT_EQ_U64(gort_chan_len(fresh), 0, "round %d: a channel made after the free received", round);
+    gort_chan_free(fresh);
+  }
+  for (int i = 0; i < 5000 && gort_num_goroutine() > before; i++) usleep(1000);
+  EXPECT_EQ_U64(gort_num_goroutine(), before, "the Afters' goroutines ended");
 }
 
 TEST(a_ticker_ticks_periodically_until_stopped) {
