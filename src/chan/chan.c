@@ -392,12 +392,16 @@ gort_chan_t *gort_chan_make(size_t elem_size, size_t cap) {
   return c;
 }
 
-// Frees c; fatal if a goroutine or thread waits on it.
-void gort__chan_free_now(gort_chan_t *c) {
+// A free of c is fatal while a goroutine or thread waits on it.
+static void check_no_waiters(gort_chan_t *c) {
   chan_lock(&c->lock);
   bool waited = c->recvq.first != NULL || c->sendq.first != NULL;
   chan_unlock(&c->lock);
   if (waited) gort__fatal("free of a channel that a goroutine or thread waits on", c);
+}
+
+void gort__chan_free_now(gort_chan_t *c) {
+  check_no_waiters(c);
   gort_free(c);
 }
 
@@ -412,10 +416,7 @@ void gort_chan_free(gort_chan_t *c) {
       // while it sends: its goroutine frees it, instead of sending or once
       // sent. (No waiting for a send under way: the sender may be
       // preempted there, by a goroutine of its own P that may be this.)
-      chan_lock(&c->lock);
-      bool waited = c->recvq.first != NULL || c->sendq.first != NULL;
-      chan_unlock(&c->lock);
-      if (waited) gort__fatal("free of a channel that a goroutine or thread waits on", c);
+      check_no_waiters(c);
       if (atomic_compare_exchange_weak_explicit(&c->timer, &t, CHAN_TIMER_ABANDONED, memory_order_acq_rel,
                                                 memory_order_acquire))
         return;

@@ -9,14 +9,13 @@
 // poll, select and epoll_wait, pthread_cond_wait, pthread_cond_timedwait
 // and sem_timedwait (and the receives recv, recvfrom and recvmsg, whose
 // wrappers are in dirty_mprotect.c), and runs each as a blocking call: a
-// stop takes the
-// thread as stopped without a signal, and the call is no longer ended with
-// EINTR by every collection (none of the sleeps and descriptor waits is
-// restarted after a handler, SA_RESTART or not: 200 collections beside a
-// thread in epoll_wait and one in poll, with 50 ms timeouts, ended 207 and
-// 361 of their calls with EINTR; a condition wait hides its EINTR but still
-// woke, took the signal and parked, one thread after another, in every
-// stop).
+// stop takes the thread as stopped without a signal, and the call is no
+// longer ended with EINTR by every collection (none of the sleeps and
+// descriptor waits is restarted after a handler, SA_RESTART or not: 200
+// collections beside a thread in epoll_wait and one in poll, with 50 ms
+// timeouts, ended 207 and 361 of their calls with EINTR; a condition wait
+// hides its EINTR but still woke, took the signal and parked, one thread
+// after another, in every stop).
 // What they write is a timespec, revents, descriptor sets or epoll
 // events, whose data words are copies of what the program registered
 // with epoll_ctl (an object kept only there was never safe: the
@@ -109,32 +108,30 @@ static void call_cancelled(void *arg) {
 // program's: a handler the program installs while the call waits (a
 // pool's worker idle since start-up) makes the next stop signal it
 // (stw.c), as it would a call begun after the handler.
-static int blocking(long (*fn)(void *), void *arg) {
-  int r;
+static long blocking_long(long (*fn)(void *), void *arg) {
+  long r;
   pthread_cleanup_push(call_cancelled, NULL);
   gort__stw_program_call = true;
-  r = (int)gort__stw_blocking(fn, arg);
+  r = gort__stw_blocking(fn, arg);
   gort__stw_program_call = false;
   pthread_cleanup_pop(0);
   return r;
 }
+
+static int blocking(long (*fn)(void *), void *arg) { return (int)blocking_long(fn, arg); }
 
 // A receive of the program's (dirty_mprotect.c's recv, recvfrom and
 // recvmsg wrappers): see gc.h.
 long gort__blocking_receive(long (*fn)(void *), void *arg) {
   if (gort__os_program_handlers()) return fn(arg);
   long r;
-  pthread_cleanup_push(call_cancelled, NULL);
-  gort__stw_program_call = true;
   // A stop that saw the thread running just before the call began still
   // signals it, and the call then ends with EINTR (1-2 times in 5 s of
   // back-to-back collections beside six receiving threads, against 6,000
   // before). With no handler of the program's, no other signal can end it
   // so: the call is made again (its timeout starting again, that once).
-  do r = gort__stw_blocking(fn, arg);
+  do r = blocking_long(fn, arg);
   while (r < 0 && errno == EINTR && !gort__os_program_handlers());
-  gort__stw_program_call = false;
-  pthread_cleanup_pop(0);
   return r;
 }
 

@@ -406,18 +406,21 @@ static void kwrite_end(int slot) {
 // more with the buffer opened. (A datagram socket drops the datagram: see
 // dirty.c.) Not so a field written back after the data (heap_meta).
 #define ARMED() gort_unlikely(atomic_load_explicit(&mp.active, memory_order_relaxed))
-#define RETRY(r) gort_unlikely((r) < 0 && errno == EFAULT && atomic_load_explicit(&mp.opened, memory_order_relaxed))
+#define OPENED() atomic_load_explicit(&mp.opened, memory_order_relaxed)
+#define RETRY(r) gort_unlikely((r) < 0 && errno == EFAULT && OPENED())
 // An EFAULT with no buffer in the heap is the program's own: not retried.
 #define NOT_OURS() (errno = EFAULT, -1)
 // Whether [p, p + len) (len small: an address, a header) touches the
-// tracked heap, while this backend is open. A receive writes such fields
+// tracked heap (the caller checked OPENED() first, before reading any of
+// the program's fields: a bad pointer must still be the kernel's EFAULT
+// wherever this backend is not in use). A receive writes such fields
 // back after it has taken the data (recvfrom's address and its length,
 // recvmsg's header, name and control data): an EFAULT there comes with the
 // data gone from the socket, so a retry would lose it (a reviewer's probe
 // lost about 1% of a stream's bytes). Calls with one in the heap are
 // always pinned, never retried.
 static bool heap_meta(const void *p, size_t len) {
-  if (p == NULL || !atomic_load_explicit(&mp.opened, memory_order_relaxed)) return false;
+  if (p == NULL) return false;
   uintptr_t a = (uintptr_t)p;
   return in_heap(a) || (len > 1 && in_heap(a + len - 1));
 }
@@ -519,14 +522,14 @@ ssize_t recv(int fd, void *buf, size_t n, int flags) {
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen);
 ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *alen) {
-  bool armed = ARMED() || heap_meta(alen, sizeof *alen) || (alen != NULL && heap_meta(addr, *alen));
-  if (!armed) {
+  bool pin = ARMED() || (OPENED() && alen != NULL && (heap_meta(alen, sizeof *alen) || heap_meta(addr, *alen)));
+  if (!pin) {
     ssize_t r = blocking_recvfrom(fd, buf, n, flags, addr, alen);
     if (!RETRY(r)) return r;
   }
   struct iovec v[3] = {{buf, n}, {addr, alen != NULL ? *alen : 0}, {alen, alen != NULL ? sizeof *alen : 0}};
   int slot = kwrite_begin(v, 3);
-  if (!armed && slot == -2) return NOT_OURS();
+  if (!pin && slot == -2) return NOT_OURS();
   ssize_t r = blocking_recvfrom(fd, buf, n, flags, addr, alen);
   kwrite_end(slot);
   return r;
@@ -550,16 +553,16 @@ ssize_t readv(int fd, const struct iovec *iov, int cnt) {
 // three of its own fields (msg_namelen, msg_controllen, msg_flags).
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags);
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
-  bool armed = ARMED() || heap_meta(msg, sizeof *msg) || heap_meta(msg->msg_name, msg->msg_namelen) ||
-               heap_meta(msg->msg_control, msg->msg_controllen);
-  if (!armed) {
+  bool pin = ARMED() || (OPENED() && (heap_meta(msg, sizeof *msg) || heap_meta(msg->msg_name, msg->msg_namelen) ||
+                                      heap_meta(msg->msg_control, msg->msg_controllen)));
+  if (!pin) {
     ssize_t r = blocking_recvmsg(fd, msg, flags);
     if (!RETRY(r)) return r;
   }
   struct iovec v[3] = {{msg, sizeof *msg}, {msg->msg_name, msg->msg_namelen}, {msg->msg_control, msg->msg_controllen}};
   int s1 = kwrite_begin(v, 3);
   int s2 = kwrite_begin(msg->msg_iov, msg->msg_iovlen);
-  if (!armed && s1 == -2 && s2 == -2) return NOT_OURS();
+  if (!pin && s1 == -2 && s2 == -2) return NOT_OURS();
   ssize_t r = blocking_recvmsg(fd, msg, flags);
   kwrite_end(s2);
   kwrite_end(s1);

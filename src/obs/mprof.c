@@ -146,8 +146,8 @@ static GORT_TLS uint64_t rng;
 // ---- the sampling interval -----------------------------------------------------
 
 // The draw, -ln(v) * rate for v uniform in (0, 1), without libm and
-// without a division (about 20 instructions; the atanh series it replaced
-// took 66 and a division, a tenth of a sample's cost): -ln(v) is
+// without a division (about 50 instructions with the generator; with the
+// atanh series it replaced, 66 and a division): -ln(v) is
 // ln 2 * -log2(v), and log2 of a 64-bit integer is its bit length plus
 // log2 of its mantissa, read from a table of log2(1 + i/64) with a linear
 // step between entries. The step's error, at most 5e-5 (in log2 units,
