@@ -1,0 +1,152 @@
+// Frees by threads that do not own the block's span (alloc/mcache.c,
+// "Frees"): the remote bits, the notices that give a full span back to its
+// owner (more full spans at once than a cache has notice slots, so the
+// overflow path runs too), and notices that reach a thread that is leaving.
+// Each case checks contents and that no block is handed out twice.
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gort/alloc.h"
+#include "gort/metrics.h"
+#include "test.h"
+
+enum {
+  SIZE = 48,
+  SPAN_BLOCKS = 682,      // class 48 B: 682 blocks per 32 KiB span
+  SPANS = 80,             // full spans at once: more than the 32 notice slots
+  N = SPANS * SPAN_BLOCKS,
+};
+
+static void *blocks[N], *again[N];
+
+static uint64_t heap_inuse(void) {
+  static gort_memstats_t m;  // about 6 KiB: off the stack
+  gort_read_memstats(&m);
+  return m.heap_inuse;
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+// Whether v[0..n) holds n distinct addresses (sorts v).
+static bool distinct(void **v, size_t n) {
+  qsort(v, n, sizeof *v, cmp_ptr);
+  for (size_t i = 1; i < n; i++)
+    if (v[i] == v[i - 1]) return false;
+  return true;
+}
+
+static void *free_range(void *arg) {
+  size_t *r = arg;  // [from, to) of blocks
+  for (size_t i = r[0]; i < r[1]; i++) {
+    uint64_t w;
+    memcpy(&w, blocks[i], sizeof w);
+    if (w != (uint64_t)i) abort();  // contents lost while live
+    gort_free(blocks[i]);
+  }
+  return NULL;
+}
+
+// Frees blocks[from, to) on two other threads at once.
+static void free_remotely(size_t from, size_t to) {
+  pthread_t t[2];
+  size_t r[2][2] = {{from, from + (to - from) / 2}, {from + (to - from) / 2, to}};
+  for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, free_range, r[i]);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+}
+
+static void fill(size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    blocks[i] = gort_malloc(SIZE);
+    uint64_t w = i;
+    memcpy(blocks[i], &w, sizeof w);
+  }
+}
+
+// Runs on a fresh thread, whose spans are all its own.
+static void *owner_gets_its_full_spans_back(void *arg) {
+  (void)arg;
+  fill(N);  // SPANS full spans, each on the full list with NOTIFY set
+  free_remotely(0, N);
+  uint64_t before = heap_inuse();
+  for (size_t i = 0; i < N; i++) {
+    again[i] = gort_malloc(SIZE);
+    memset(again[i], 0xa5, SIZE);
+  }
+  uint64_t after = heap_inuse();
+  // The freed spans serve the new blocks: at most a span or two more.
+  EXPECT_LE_U64(after, before + 2 * 32768, "the spans other threads emptied were not reused");
+  EXPECT(distinct(again, N), "a block was handed out twice");
+  for (size_t i = 0; i < N; i++) gort_free(again[i]);
+  return NULL;
+}
+
+TEST(full_spans_emptied_by_other_threads_serve_their_owner_again) {
+  pthread_t t;
+  pthread_create(&t, NULL, owner_gets_its_full_spans_back, NULL);
+  pthread_join(t, NULL);
+}
+
+// Another thread frees every block of the owner's full spans while the
+// owner goes on allocating (its refills take the notices and the remote
+// bits as they land), then the owner allocates as many again.
+static void *owner_allocates_while_others_free(void *arg) {
+  (void)arg;
+  fill(N);
+  pthread_t t;
+  static size_t r[2] = {0, N};
+  pthread_create(&t, NULL, free_range, r);
+  static void *mine[SPAN_BLOCKS * 4];
+  for (size_t i = 0; i < SPAN_BLOCKS * 4; i++) {
+    mine[i] = gort_malloc(SIZE);
+    memset(mine[i], 0x3c, SIZE);
+  }
+  pthread_join(t, NULL);
+  for (size_t i = 0; i < N; i++) again[i] = gort_malloc(SIZE);
+  // No address of again may be one of mine (all still live).
+  static void *all[N + SPAN_BLOCKS * 4];
+  memcpy(all, again, sizeof(void *) * N);
+  memcpy(all + N, mine, sizeof mine);
+  EXPECT(distinct(all, N + SPAN_BLOCKS * 4), "a live block was handed out again");
+  for (size_t i = 0; i < N; i++) gort_free(again[i]);
+  for (size_t i = 0; i < SPAN_BLOCKS * 4; i++) gort_free(mine[i]);
+  return NULL;
+}
+
+TEST(an_owner_allocating_while_others_free_into_its_spans) {
+  pthread_t t;
+  pthread_create(&t, NULL, owner_allocates_while_others_free, NULL);
+  pthread_join(t, NULL);
+}
+
+// The owner exits while the others free: their notices reach a cache that
+// is being abandoned, or has been; the blocks must still all come back.
+static void *fill_and_leave(void *arg) {
+  pthread_barrier_t *b = arg;
+  fill(N);
+  pthread_barrier_wait(b);
+  return NULL;  // exits: its spans go to the central lists
+}
+
+TEST(notices_to_a_thread_that_has_left) {
+  for (int round = 0; round < 4; round++) {
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, 2);
+    pthread_t owner;
+    pthread_create(&owner, NULL, fill_and_leave, &b);
+    pthread_barrier_wait(&b);
+    free_remotely(0, N);  // races with the owner's exit
+    pthread_join(owner, NULL);
+    pthread_barrier_destroy(&b);
+    // A new thread (perhaps on the old one's cache) takes the spans back.
+    pthread_t t;
+    pthread_create(&t, NULL, owner_gets_its_full_spans_back, NULL);
+    pthread_join(t, NULL);
+  }
+}
+
