@@ -118,6 +118,16 @@ static inline void clear(int b, uintptr_t g) {
   if (w != NULL) __atomic_fetch_and(w, ~(1ULL << (g & 63)), __ATOMIC_SEQ_CST);
 }
 static inline bool in_heap(uintptr_t a) { return test(HEAP, a >> GRANULE_SHIFT); }
+// in_heap, or in a tracked reservation the tracker has not registered yet
+// (one made between cycles is registered, and protected, by the next
+// arm). A kernel write into such a buffer must be pinned too: unpinned, it
+// failed with EFAULT when an arm came while it waited (about one run in
+// four of test_gc_dirty_mprotect's back-to-back receives).
+static inline bool tracked(uintptr_t a) {
+  if (in_heap(a)) return true;
+  arena_t *ar = arena_of(a);
+  return ar != NULL && ar->zone == MHEAP_ZONE_TRACKED;
+}
 
 // ---- the fault ------------------------------------------------------------------------------
 
@@ -369,7 +379,7 @@ static int kwrite_begin(const struct iovec *v, size_t n) {
     if (a == 0 || e <= a) continue;
     if (a < lo) lo = a;
     if (e > hi) hi = e;
-    for (uintptr_t x = a & ~(GRANULE - 1); x < e && !any; x += GRANULE) any = in_heap(x);
+    for (uintptr_t x = a & ~(GRANULE - 1); x < e && !any; x += GRANULE) any = tracked(x);
   }
   if (!any) return -2;
   mlock();
@@ -422,7 +432,7 @@ static void kwrite_end(int slot) {
 static bool heap_meta(const void *p, size_t len) {
   if (p == NULL) return false;
   uintptr_t a = (uintptr_t)p;
-  return in_heap(a) || (len > 1 && in_heap(a + len - 1));
+  return tracked(a) || (len > 1 && tracked(a + len - 1));
 }
 
 // libc's own: __read and __pread64 are public names in the shared and the
