@@ -264,11 +264,12 @@ typedef struct {
 // found: a double free, a pointer not ours, one inside a block, or one to
 // a slot never handed out. For a small block the live bit decides: clear,
 // the block is free, or was never handed out if it still has its fresh
-// tag. A live bit with the remote bit set (a collected object: the freed
-// tag) is a block another thread freed and its owner has not collected
-// yet: the owner collects first (below), so for anyone else that is a
-// double free. (A live collected object whose second word happens to
-// equal the tag, a 2^-64 event, is taken for one.)
+// tag. A live bit with the block freed remotely (a malloc block: its
+// remote bit set; a collected object: the freed tag in its second word)
+// is a block another thread freed and its owner has not collected yet:
+// the owner collects first (below), so for anyone else that is a double
+// free. (A live collected object whose second word happens to equal the
+// tag, a 2^-64 event, is taken for one.)
 static mspan_t *live_span(const void *p, const misuse_msgs_t *m, bool *sampled) {
   uintptr_t a = (uintptr_t)p;
   mspan_t *s = span_of(a);

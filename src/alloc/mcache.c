@@ -40,12 +40,20 @@
 //                  their mcentral instead.
 // Collecting (gort__span_take_remote) takes the span's bit words with an
 // exchange each and threads the blocks onto s->free in address order.
-// HAS goes before the bit so that a freeing thread never touches the span
-// after its block is free (the span could be emptied and its struct
-// recycled for a collected span, whose xfree is a list: a late HAS there
-// would corrupt it); the price is a bit that lands after the owner took
-// HAS and scanned, which the PINFO_PENDING after it makes the owner
-// collect at its next free into the page or refill from the span.
+// HAS goes after the bit, so that whoever takes HAS finds the bit: with
+// HAS first, an owner could take HAS, find no bit yet, and put the span
+// on its full list (NOTIFY set), where the bit that came next was never
+// looked for again (a reviewer's probe: spans of one 32 KiB block, freed
+// by a consumer thread, stranded on the producer's full list, or for good
+// on an mcentral's). So the freeing thread writes the span after its
+// block is free, when the owner may already have collected the block
+// and emptied the span: it holds the span struct (xbusy) from before the
+// bit to its last write, and the page heap waits for that to end before
+// it takes the span back and recycles its struct (for a collected span,
+// whose xfree is a list, a late HAS would corrupt). The wait is a few
+// instructions, and only for a span emptied at that moment.
+// A notice may outlive its span (the struct recycled for another span
+// since): every drain and mcentral_notify checks what the span is now.
 // History: remote frees were a lock-free stack threaded through the
 // blocks (mimalloc's thread-free list, tcmalloc's in spirit). The freeing
 // thread then wrote each block, and the owner's walk of the stack waited
@@ -62,8 +70,11 @@
 // Thread exit (a pthread key destructor) returns the class lists to their
 // spans, hands every span to the mcentral and puts the cache struct on a
 // free list for the next new thread: cache structs are never unmapped, so
-// a late remote free that read a stale owner still pushes onto valid
-// memory, and the next user drains it.
+// a late remote free that read a stale owner still posts its notice into
+// valid memory. The exit drains the notices last with the cache marked
+// closed; a notice posted after that is passed on by its poster (to the
+// span's owner now, or its mcentral), and one left in the slots is the
+// next user's to pass on (cache_new keeps them).
 //
 // History: the first design pushed an owner's free on the block's own span
 // (s->free) and served malloc from one span at a time. Spans were known
@@ -736,12 +747,13 @@ void gort__mcache_flush_list(mcache_t *c, int cls) {
   return_blocks(c, rest);
 }
 
-// After a remote push of block b: tell the owner, with PINFO_PENDING on
-// b's page (pagemap.h). The push and this load are sequentially consistent,
-// as is the owner's clear before it collects, so either the owner's
-// collection takes the block or this load sees the clear and sets the flag
-// again. The flag is written only when it changes: the owner reads the
-// word on every free into the page.
+// After the remote bit of block b: tell the owner, with PINFO_PENDING on
+// b's page (pagemap.h). The bit's OR and this load are sequentially
+// consistent, as are the owner's clear before it collects and its loads
+// of the bit words, so either the owner's collection takes the block or
+// this load sees the clear and sets the flag again. The flag is written
+// only when it changes: the owner reads the word on every free into the
+// page.
 static void note_pending(block_t *b) {
   _Atomic uint32_t *w = pinfo_word((uintptr_t)b);
   if ((atomic_load_explicit(w, memory_order_seq_cst) & PINFO_PENDING) == 0)
@@ -764,7 +776,8 @@ static void notify_owner(mspan_t *s) {
 static void drain_notices_of(mcache_t *o, bool mine) {
   atomic_store_explicit(&o->notices.pending, 0, memory_order_seq_cst);
   for (int i = 0; i < GORT_NOTICE_SLOTS; i++) {
-    if (atomic_load_explicit(&o->notices.slot[i], memory_order_relaxed) == NULL) continue;
+    // Sequentially consistent after the store of pending: see post_notice.
+    if (atomic_load_explicit(&o->notices.slot[i], memory_order_seq_cst) == NULL) continue;
     mspan_t *s = atomic_exchange_explicit(&o->notices.slot[i], NULL, memory_order_acq_rel);
     if (s == NULL) continue;
     mcache_t *owner = atomic_load_explicit(&s->owner, memory_order_acquire);
@@ -772,7 +785,7 @@ static void drain_notices_of(mcache_t *o, bool mine) {
       notify_owner(s);  // it changed hands: a stale notice costs the next owner a look
     } else if (!mine) {
       post_notice(o, s, false);  // o was taken by a new thread meanwhile: its own to drain
-    } else if (s->where == WHERE_FULL) {
+    } else if (s->where == WHERE_FULL && span_state(s) == SPAN_SMALL && s->kind == KIND_MANUAL) {
       span_list_remove(s);
       clear_notify(s);
       s->where = WHERE_PARTIAL;
@@ -803,9 +816,9 @@ static void post_notice(mcache_t *o, mspan_t *s, bool may_drain) {
 // overflow flag: then every full span is looked at (a remote free cleared
 // the NOTIFY of those to move).
 static void drain_notices(mcache_t *c) {
-  if (atomic_load_explicit(&c->notices.pending, memory_order_relaxed) == 0) return;
+  if (atomic_load_explicit(&c->notices.pending, memory_order_seq_cst) == 0) return;
   drain_notices_of(c, true);
-  if (atomic_load_explicit(&c->notices.overflow, memory_order_relaxed) == 0) return;
+  if (atomic_load_explicit(&c->notices.overflow, memory_order_seq_cst) == 0) return;
   atomic_store_explicit(&c->notices.overflow, 0, memory_order_seq_cst);
   for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
     span_link_t *list = &c->full[cls];
@@ -825,8 +838,15 @@ static void drain_notices(mcache_t *c) {
 void gort__mcache_remote_free(mspan_t *s, block_t *b) {
   if (atomic_load_explicit(&s->owner, memory_order_acquire) == NULL && gort__mcentral_free(s, b))
     return;
-  // HAS first (see "Frees" above): read before written, since most remote
-  // frees find it set and the owner's refills read the line.
+  atomic_fetch_add_explicit(&s->xbusy, 1, memory_order_seq_cst);  // held: see "Frees"
+  uint64_t bit;
+  _Atomic uint64_t *w = remote_word((uintptr_t)b, &bit);
+  // A second free of a block whose first is not collected yet (live_span
+  // catches it when the first free is over; this, when two overlap
+  // before either OR).
+  if (atomic_fetch_or_explicit(w, bit, memory_order_seq_cst) & bit) gort__fatal("free(): double free", b);
+  // HAS after the bit: whoever takes HAS later finds the bit. Read before
+  // written: most remote frees find it set.
   uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_seq_cst);
   while ((x & XFREE_HAS) == 0) {
     if (atomic_compare_exchange_weak_explicit(&s->xfree, &x, XFREE_HAS, memory_order_seq_cst,
@@ -835,12 +855,8 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
       break;
     }
   }
-  uint64_t bit;
-  _Atomic uint64_t *w = remote_word((uintptr_t)b, &bit);
-  // Two threads that free the block at once both pass live_span's check;
-  // the second OR finds the first's bit.
-  if (atomic_fetch_or_explicit(w, bit, memory_order_seq_cst) & bit) gort__fatal("free(): double free", b);
   note_pending(b);
+  atomic_fetch_sub_explicit(&s->xbusy, 1, memory_order_release);
 }
 
 bool gort__mcache_adopt_free(mcache_t *c, mspan_t *s, block_t *b) {

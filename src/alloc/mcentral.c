@@ -141,10 +141,16 @@ void gort__mcentral_give(mspan_t *s) {
 }
 
 void gort__mcentral_notify(mspan_t *s) {
-  mcentral_t *mc = get_central(s->sizeclass);
+  // s may be a stale notice's (mcache.c): what it is now decides, under
+  // the lock of the class it names (a span on that class's lists keeps
+  // the class while it is there).
+  int cls = __atomic_load_n(&s->sizeclass, __ATOMIC_RELAXED);
+  if (cls <= 0 || cls >= GORT_NUM_CLASSES) return;
+  mcentral_t *mc = get_central(cls);
   lock(&mc->lock);
-  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL &&
-      s->where == WHERE_CENTRAL_FULL) {
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL && s->where == WHERE_CENTRAL_FULL &&
+      __atomic_load_n(&s->sizeclass, __ATOMIC_RELAXED) == cls && span_state(s) == SPAN_SMALL &&
+      s->kind == KIND_MANUAL) {
     span_list_remove(s);
     s->where = WHERE_CENTRAL_PARTIAL;
     span_list_push(&mc->partial, s);

@@ -71,8 +71,9 @@ uint32_t gort__span_take_remote(mspan_t *s) {
   for (uintptr_t at = s->base, end = s->base + span_bytes(s); at < end; at += 1024) {
     uint64_t bit;
     _Atomic uint64_t *w = remote_word(at, &bit);
-    if (atomic_load_explicit(w, memory_order_relaxed) == 0) continue;
-    // Sequentially consistent, as the freeing thread's OR (mcache.c).
+    // Sequentially consistent, as the freeing thread's OR, after the
+    // caller took HAS or PINFO_PENDING (mcache.c, "Frees").
+    if (atomic_load_explicit(w, memory_order_seq_cst) == 0) continue;
     uint64_t bits = atomic_exchange_explicit(w, 0, memory_order_seq_cst);
     uint64_t *lw = live_word(at, &bit);
     __atomic_store_n(lw, __atomic_load_n(lw, __ATOMIC_RELAXED) & ~bits, __ATOMIC_RELAXED);

@@ -13,7 +13,7 @@
 //             bits (pagemap.h), outside the blocks, until the owner
 //             collects them. The span's xfree word holds two flags:
 //             XFREE_HAS, some remote bit may be set (set by the freeing
-//             thread before its bit, taken by the owner before it
+//             thread after its bit, taken by the owner before it
 //             collects), and XFREE_NOTIFY, the owner believes the span
 //             full and wants to hear of the first remote free (never both).
 //             A collected object's span (gc/malloc_gc.c) keeps the older
@@ -138,6 +138,11 @@ typedef struct mspan {
   // In a thread's stash of empty spans: the next span of its chain
   // (mcache.c, "Empty spans"); the owner and whoever takes the chain.
   _Atomic(struct mspan *) stash_next;
+  // Remote frees in progress (malloc spans): each holds the span struct
+  // from before its block's remote bit until its last write to the span,
+  // so the page heap does not recycle the struct under it (mcache.c,
+  // "Frees"; gort__mheap_free waits for zero).
+  _Atomic uint32_t xbusy;
   // Line 2: what the free checks (malloc.c, live_span) and the remote
   // free read, and what changes only when the span changes hands or
   // state. It was line 1, beside used and free: on rptest's cross-thread
