@@ -118,13 +118,13 @@ static inline void clear(int b, uintptr_t g) {
   if (w != NULL) __atomic_fetch_and(w, ~(1ULL << (g & 63)), __ATOMIC_SEQ_CST);
 }
 static inline bool in_heap(uintptr_t a) { return test(HEAP, a >> GRANULE_SHIFT); }
-// in_heap, or in a tracked reservation the tracker has not registered yet
-// (one made between cycles is registered, and protected, by the next
-// arm). A kernel write into such a buffer must be pinned too: unpinned, it
-// failed with EFAULT when an arm came while it waited (about one run in
-// four of test_gc_dirty_mprotect's back-to-back receives).
+// In the tracked zone, registered with this backend (in_heap) or not yet:
+// a reservation made between cycles is registered, and protected, by the
+// next arm, and a kernel write into it must be pinned too (unpinned, it
+// failed with EFAULT when an arm came while it waited: about one run in
+// four of test_gc_dirty_mprotect's back-to-back receives). The zones never
+// share an arena (mheap.h), so the arena's zone says it.
 static inline bool tracked(uintptr_t a) {
-  if (in_heap(a)) return true;
   arena_t *ar = arena_of(a);
   return ar != NULL && ar->zone == MHEAP_ZONE_TRACKED;
 }

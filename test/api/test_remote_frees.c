@@ -45,6 +45,14 @@ static bool distinct(void **v, size_t n) {
   return true;
 }
 
+// Runs fn on a new thread and waits for it: a thread whose cache, and so
+// whose spans, are its own.
+static void on_fresh_thread(void *(*fn)(void *)) {
+  pthread_t t;
+  pthread_create(&t, NULL, fn, NULL);
+  pthread_join(t, NULL);
+}
+
 static void *free_range(void *arg) {
   size_t *r = arg;  // [from, to) of blocks
   for (size_t i = r[0]; i < r[1]; i++) {
@@ -91,9 +99,7 @@ static void *owner_gets_its_full_spans_back(void *arg) {
 }
 
 TEST(full_spans_emptied_by_other_threads_serve_their_owner_again) {
-  pthread_t t;
-  pthread_create(&t, NULL, owner_gets_its_full_spans_back, NULL);
-  pthread_join(t, NULL);
+  on_fresh_thread(owner_gets_its_full_spans_back);
 }
 
 // Another thread frees every block of the owner's full spans while the
@@ -123,9 +129,7 @@ static void *owner_allocates_while_others_free(void *arg) {
 }
 
 TEST(an_owner_allocating_while_others_free_into_its_spans) {
-  pthread_t t;
-  pthread_create(&t, NULL, owner_allocates_while_others_free, NULL);
-  pthread_join(t, NULL);
+  on_fresh_thread(owner_allocates_while_others_free);
 }
 
 // The owner exits while the others free: their frees reach spans of a
@@ -149,9 +153,7 @@ TEST(remote_frees_racing_with_their_owners_exit) {
     pthread_join(owner, NULL);
     pthread_barrier_destroy(&b);
     // A new thread (perhaps on the old one's cache) takes the spans back.
-    pthread_t t;
-    pthread_create(&t, NULL, owner_gets_its_full_spans_back, NULL);
-    pthread_join(t, NULL);
+    on_fresh_thread(owner_gets_its_full_spans_back);
   }
 }
 
@@ -204,7 +206,5 @@ static void *ring_owner(void *arg) {
 }
 
 TEST(spans_emptied_by_a_remote_free_each_are_all_given_back) {
-  pthread_t t;
-  pthread_create(&t, NULL, ring_owner, NULL);
-  pthread_join(t, NULL);
+  on_fresh_thread(ring_owner);
 }
