@@ -52,15 +52,12 @@
 //     A free whose bit is clear is a double free, or the free of a block
 //     never handed out (the block still has its fresh tag); one that is not
 //     16-byte aligned or not at a block's start finds no bit either.
-//   - A remote free leaves the bit to the owner and writes a tag (the
-//     process's random key xor the address) in the block's second word,
-//     which another remote free of the same block finds. The owner
-//     collects pending remote frees (PINFO_PENDING in the page info says there
-//     are some) before its next free into that page, clearing their bits,
-//     so its own check sees them. So a double free is caught in every
-//     order of threads, and no block is handed out twice. (A live block
-//     whose second word happens to equal its tag, a 2^-64 event, is taken
-//     for a remote-freed one when another thread frees it.)
+//   - A remote free leaves the live bit to the owner and sets the block's
+//     remote bit (pagemap.h), which another remote free of the same block
+//     finds. The owner collects pending remote frees (PINFO_PENDING in the
+//     page info says there are some) before its next free into that page,
+//     clearing their bits, so its own check sees them. So a double free is
+//     caught in every order of threads, and no block is handed out twice.
 //   - A pointer with no span (not ours, or inside free pages), not at the
 //     start of a block, or into a free span is fatal, named as such.
 // These cost, on the fast paths, one bit set at malloc and one bit test
@@ -267,10 +264,12 @@ typedef struct {
 // found: a double free, a pointer not ours, one inside a block, or one to
 // a slot never handed out. For a small block the live bit decides: clear,
 // the block is free, or was never handed out if it still has its fresh
-// tag. A live bit with the freed tag is a block another thread freed and
-// its owner has not collected yet: the owner collects first (below), so
-// for anyone else that is a double free. (A live block whose second word
-// happens to equal a tag, a 2^-64 event, is taken for one.)
+// tag. A live bit with the block freed remotely (a malloc block: its
+// remote bit set; a collected object: the freed tag in its second word)
+// is a block another thread freed and its owner has not collected yet:
+// the owner collects first (below), so for anyone else that is a double
+// free. (A live collected object whose second word happens to equal the
+// tag, a 2^-64 event, is taken for one.)
 static mspan_t *live_span(const void *p, const misuse_msgs_t *m, bool *sampled) {
   uintptr_t a = (uintptr_t)p;
   mspan_t *s = span_of(a);
@@ -311,8 +310,10 @@ static mspan_t *live_span(const void *p, const misuse_msgs_t *m, bool *sampled) 
     if (!found) gort__fatal(b->tag == block_tag_fresh(a) ? m->never : m->dbl, p);
     if (sampled != NULL) *sampled = true;
   }
-  if (gort_unlikely(b->tag == block_tag_freed(a)) &&
-      atomic_load_explicit(&s->owner, memory_order_relaxed) != c)
+  // Freed remotely, not yet collected: a malloc block's remote bit, a
+  // collected object's tag (mspan.h).
+  bool pending = s->kind == KIND_MANUAL ? remote_test(a) : b->tag == block_tag_freed(a);
+  if (gort_unlikely(pending) && atomic_load_explicit(&s->owner, memory_order_relaxed) != c)
     gort__fatal(m->dbl, p);
   return s;
 }
@@ -352,7 +353,6 @@ GORT_NOINLINE void gort__free_owned_unlive(void *p) {
 
 GORT_NOINLINE void gort__free_slow(void *p) {
   if (p == NULL) return;
-  gort__prefetch_write(p);  // a remote free reads the block's tag, then writes it
   bool sampled = false;  // set when live_span took a small block's sample record
   mspan_t *s = live_span(p, MISUSE_MSGS("free()", "double free"), &sampled);
   // Collected objects carry no canary (gc/malloc_gc.c allocates them).
@@ -394,8 +394,7 @@ GORT_NOINLINE void gort__free_slow(void *p) {
     cc_count_free_off_list(c, (int)cls);
     return;
   }
-  b->tag = block_tag_freed(a);  // live bit still set: see live_span
-  gort__mcache_remote_free(s, b);
+  gort__mcache_remote_free(s, b);  // live bit still set: see live_span
   // Count the free on this thread's shard. A thread with no cache counts on
   // a shared one: creating a cache here would leak it when the free comes
   // after the thread's exit hook (glibc frees strerror's buffer then).

@@ -25,25 +25,56 @@
 //                  read. A free that takes the list past max returns its
 //                  colder half to the blocks' spans (s->free, used--): a
 //                  full span moves to partial, an empty one retires.
-//   by others:     CAS push on s->xfree. If the owner set NOTIFY (the span
-//                  is on its full list), the one free that clears NOTIFY
-//                  pushes its block on the owner's delayed stack instead,
-//                  and the owner, at its next refill, frees it as the owner
-//                  would, which moves the span back to partial. Unowned
-//                  spans notify their mcentral instead. Either way the
-//                  freeing thread then raises PINFO_PENDING on the block's
-//                  page, and the owner collects before its next free into
-//                  the page (the live bits must be exact for its checks).
+//   by others:     the block's remote bit (pagemap.h), set with an atomic
+//                  OR whose old value catches a second free; the block
+//                  itself is not touched. First XFREE_HAS in s->xfree
+//                  (written only when clear), so that the owner's next
+//                  refill from s looks at the bits; after the bit,
+//                  PINFO_PENDING on the block's page, and the owner
+//                  collects before its next free into the page (the live
+//                  bits must be exact for its checks). If the owner had
+//                  set NOTIFY (the span is on its full list), the one free
+//                  that clears it posts a notice of the span to the owner
+//                  (mcache_t.notices), and the owner, at its next refill,
+//                  moves the span back to partial. Unowned spans notify
+//                  their mcentral instead.
+// Collecting (gort__span_take_remote) takes the span's bit words with an
+// exchange each and threads the blocks onto s->free in address order.
+// HAS goes after the bit, so that whoever takes HAS finds the bit: with
+// HAS first, an owner could take HAS, find no bit yet, and put the span
+// on its full list (NOTIFY set), where the bit that came next was never
+// looked for again (a reviewer's probe: spans of one 32 KiB block, freed
+// by a consumer thread, stranded on the producer's full list, or for good
+// on an mcentral's). So the freeing thread writes the span after its
+// block is free, when the owner may already have collected the block
+// and emptied the span: it holds the span struct (xbusy) from before the
+// bit to its last write, and the page heap waits for that to end before
+// it takes the span back and recycles its struct (for a collected span,
+// whose xfree is a list, a late HAS would corrupt). The wait is a few
+// instructions, and only for a span emptied at that moment.
+// A notice may outlive its span (the struct recycled for another span
+// since): every drain and mcentral_notify checks what the span is now.
+// History: remote frees were a lock-free stack threaded through the
+// blocks (mimalloc's thread-free list, tcmalloc's in spirit). The freeing
+// thread then wrote each block, and the owner's walk of the stack waited
+// on a cross-core miss per block, the next link being in the block just
+// loaded: in allocbench's prodcons (two producers, two consumers, every
+// free remote) the walk and the freeing thread's read of the block were
+// half of the run, and gort took 1.6x jemalloc's time, whose frees do not
+// touch the block either.
 // Refill of class cls, when its list is empty, in order: the current
-// span's own frees; its remote frees; the delayed stack; the partial
-// queue; the stash; an orphan span from the mcentral; a fresh span from
-// the page heap. A refill moves one span's list at a time.
+// span's own frees; its remote frees; the notices; the partial queue; the
+// stash; an orphan span from the mcentral; a fresh span from the page
+// heap. A refill moves one span's list at a time.
 //
 // Thread exit (a pthread key destructor) returns the class lists to their
 // spans, hands every span to the mcentral and puts the cache struct on a
 // free list for the next new thread: cache structs are never unmapped, so
-// a late remote free that read a stale owner still pushes onto valid
-// memory, and the next user drains it.
+// a late remote free that read a stale owner still posts its notice into
+// valid memory. The exit drains the notices last with the cache marked
+// closed; a notice posted after that is passed on by its poster (to the
+// span's owner now, or its mcentral), and one left in the slots is the
+// next user's to pass on (cache_new keeps them).
 //
 // History: the first design pushed an owner's free on the block's own span
 // (s->free) and served malloc from one span at a time. Spans were known
@@ -275,10 +306,13 @@ static mcache_t *cache_new(void) {
   mcache_t *c = caches.spare;
   if (c != NULL) {
     caches.spare = c->next_all;
-    block_t *arrived = atomic_exchange(&c->delayed, NULL);  // see "Thread exit"
     uint16_t id = c->id;  // its spans' pages may still name it: keep it
-    memset(c, 0, sizeof *c);
-    atomic_store(&c->delayed, arrived);
+    // Notices posted to the old thread stay (see "Thread exit"): other
+    // threads may be filling slots right now.
+    memset(c, 0, offsetof(mcache_t, notices));
+    memset(&c->next_all, 0, sizeof *c - offsetof(mcache_t, next_all));
+    atomic_store(&c->notices.closed, 0);
+    atomic_store(&c->notices.pending, 1);
     c->id = id;
   } else {
     c = gort__fixalloc_alloc(&caches.alloc);
@@ -423,8 +457,8 @@ uint64_t gort__mcache_count(void) { return __atomic_load_n(&caches.ncaches, __AT
 
 // ---- frees -------------------------------------------------------------------
 
-// Clears NOTIFY. Returns false if a remote free cleared it first (its block
-// is then on our delayed stack, or on its way there).
+// Clears NOTIFY. Returns false if a remote free cleared it first (its
+// notice is then in our slots, or on its way there).
 static bool clear_notify(mspan_t *s) {
   return atomic_fetch_and_explicit(&s->xfree, ~XFREE_NOTIFY, memory_order_acq_rel) & XFREE_NOTIFY;
 }
@@ -713,48 +747,116 @@ void gort__mcache_flush_list(mcache_t *c, int cls) {
   return_blocks(c, rest);
 }
 
-// After a remote push of block b: tell the owner, with PINFO_PENDING on
-// b's page (pagemap.h). The push and this load are sequentially consistent,
-// as is the owner's clear before it collects, so either the owner's
-// collection takes the block or this load sees the clear and sets the flag
-// again. The flag is written only when it changes: the owner reads the
-// word on every free into the page.
+// After the remote bit of block b: tell the owner, with PINFO_PENDING on
+// b's page (pagemap.h). The bit's OR and this load are sequentially
+// consistent, as are the owner's clear before it collects and its loads
+// of the bit words, so either the owner's collection takes the block or
+// this load sees the clear and sets the flag again. The flag is written
+// only when it changes: the owner reads the word on every free into the
+// page.
 static void note_pending(block_t *b) {
   _Atomic uint32_t *w = pinfo_word((uintptr_t)b);
   if ((atomic_load_explicit(w, memory_order_seq_cst) & PINFO_PENDING) == 0)
     atomic_fetch_or_explicit(w, PINFO_PENDING, memory_order_relaxed);
 }
 
+// ---- notices --------------------------------------------------------------------
+
+static void post_notice(mcache_t *o, mspan_t *s, bool may_drain);
+
+// Tells whoever owns s now that a remote free cleared its NOTIFY.
+static void notify_owner(mspan_t *s) {
+  mcache_t *o = atomic_load_explicit(&s->owner, memory_order_acquire);
+  if (o == NULL) gort__mcentral_notify(s);
+  else post_notice(o, s, true);
+}
+
+// Takes every notice of o; for o's own thread (mine), moves its full spans
+// among them back to partial; passes the others on to their owners now.
+static void drain_notices_of(mcache_t *o, bool mine) {
+  atomic_store_explicit(&o->notices.pending, 0, memory_order_seq_cst);
+  for (int i = 0; i < GORT_NOTICE_SLOTS; i++) {
+    // Sequentially consistent after the store of pending: see post_notice.
+    if (atomic_load_explicit(&o->notices.slot[i], memory_order_seq_cst) == NULL) continue;
+    mspan_t *s = atomic_exchange_explicit(&o->notices.slot[i], NULL, memory_order_acq_rel);
+    if (s == NULL) continue;
+    mcache_t *owner = atomic_load_explicit(&s->owner, memory_order_acquire);
+    if (owner != o) {
+      notify_owner(s);  // it changed hands: a stale notice costs the next owner a look
+    } else if (!mine) {
+      post_notice(o, s, false);  // o was taken by a new thread meanwhile: its own to drain
+    } else if (s->where == WHERE_FULL && span_state(s) == SPAN_SMALL && s->kind == KIND_MANUAL) {
+      span_list_remove(s);
+      clear_notify(s);
+      s->where = WHERE_PARTIAL;
+      span_list_push_back(&o->partial[s->sizeclass], s);  // its blocks come at its refill
+    }
+  }
+}
+
+// Posts a notice of s to o: a slot from s's own, probing onward.
+static void post_notice(mcache_t *o, mspan_t *s, bool may_drain) {
+  unsigned h = (unsigned)(((uintptr_t)s >> 7) * 0x9E3779B1u) >> 27;  // 32 slots
+  bool posted = false;
+  for (unsigned k = 0; k < GORT_NOTICE_SLOTS && !posted; k++) {
+    _Atomic(mspan_t *) *slot = &o->notices.slot[(h + k) % GORT_NOTICE_SLOTS];
+    mspan_t *e = atomic_load_explicit(slot, memory_order_relaxed);
+    if (e == s) posted = true;
+    else if (e == NULL) posted = atomic_compare_exchange_strong_explicit(slot, &e, s, memory_order_acq_rel, memory_order_relaxed) || e == s;
+  }
+  if (!posted) atomic_store_explicit(&o->notices.overflow, 1, memory_order_seq_cst);
+  atomic_store_explicit(&o->notices.pending, 1, memory_order_seq_cst);
+  // o's thread has left and may have drained for the last time: pass the
+  // notices on ourselves (another thread taking o meanwhile drains its own).
+  if (may_drain && posted && atomic_load_explicit(&o->notices.closed, memory_order_seq_cst))
+    drain_notices_of(o, false);
+}
+
+// The owner's drain, at refill. A notice that found no slot left the
+// overflow flag: then every full span is looked at (a remote free cleared
+// the NOTIFY of those to move).
+static void drain_notices(mcache_t *c) {
+  if (atomic_load_explicit(&c->notices.pending, memory_order_seq_cst) == 0) return;
+  drain_notices_of(c, true);
+  if (atomic_load_explicit(&c->notices.overflow, memory_order_seq_cst) == 0) return;
+  atomic_store_explicit(&c->notices.overflow, 0, memory_order_seq_cst);
+  for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+    span_link_t *list = &c->full[cls];
+    for (span_link_t *l = span_list_begin(list), *next; l != list; l = next) {
+      next = l->next;
+      mspan_t *s = (mspan_t *)l;
+      if (atomic_load_explicit(&s->xfree, memory_order_seq_cst) & XFREE_NOTIFY) continue;
+      span_list_remove(s);
+      s->where = WHERE_PARTIAL;
+      span_list_push_back(&c->partial[cls], s);
+    }
+  }
+}
+
+// ---- remote frees ----------------------------------------------------------------
+
 void gort__mcache_remote_free(mspan_t *s, block_t *b) {
   if (atomic_load_explicit(&s->owner, memory_order_acquire) == NULL && gort__mcentral_free(s, b))
     return;
-  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-  for (;;) {
-    if (old & XFREE_NOTIFY) {
-      if (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, old & ~XFREE_NOTIFY,
-                                                 memory_order_seq_cst, memory_order_relaxed))
-        continue;
-      mcache_t *o = atomic_load_explicit(&s->owner, memory_order_acquire);
-      if (o != NULL) {
-        block_t *head = atomic_load_explicit(&o->delayed, memory_order_relaxed);
-        do {
-          block_set_next(b, head);
-        } while (!atomic_compare_exchange_weak_explicit(&o->delayed, &head, b, memory_order_seq_cst,
-                                                        memory_order_relaxed));
-        note_pending(b);
-        return;
-      }
-      gort__mcentral_notify(s);
-      old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-      continue;  // now push normally
-    }
-    block_set_next(b, (block_t *)old);
-    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_seq_cst,
+  atomic_fetch_add_explicit(&s->xbusy, 1, memory_order_seq_cst);  // held: see "Frees"
+  uint64_t bit;
+  _Atomic uint64_t *w = remote_word((uintptr_t)b, &bit);
+  // A second free of a block whose first is not collected yet (live_span
+  // catches it when the first free is over; this, when two overlap
+  // before either OR).
+  if (atomic_fetch_or_explicit(w, bit, memory_order_seq_cst) & bit) gort__fatal("free(): double free", b);
+  // HAS after the bit: whoever takes HAS later finds the bit. Read before
+  // written: most remote frees find it set.
+  uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_seq_cst);
+  while ((x & XFREE_HAS) == 0) {
+    if (atomic_compare_exchange_weak_explicit(&s->xfree, &x, XFREE_HAS, memory_order_seq_cst,
                                               memory_order_relaxed)) {
-      note_pending(b);
-      return;
+      if (x & XFREE_NOTIFY) notify_owner(s);
+      break;
     }
   }
+  note_pending(b);
+  atomic_fetch_sub_explicit(&s->xbusy, 1, memory_order_release);
 }
 
 bool gort__mcache_adopt_free(mcache_t *c, mspan_t *s, block_t *b) {
@@ -766,74 +868,33 @@ bool gort__mcache_adopt_free(mcache_t *c, mspan_t *s, block_t *b) {
   return true;
 }
 
-static void drain_delayed(mcache_t *c) {
-  if (atomic_load_explicit(&c->delayed, memory_order_relaxed) == NULL) return;  // no xchg
-  block_t *b = atomic_exchange_explicit(&c->delayed, NULL, memory_order_acquire);
-  while (b != NULL) {
-    block_t *next = block_next(b);
-    mspan_t *s = span_of((uintptr_t)b);
-    if (atomic_load_explicit(&s->owner, memory_order_relaxed) == c) {
-      b->tag = 0;
-      live_clear((uintptr_t)b);
-      gort__mcache_owner_free(c, s, b);
-    } else
-      gort__mcache_remote_free(s, b);  // a late delivery to a former owner
-    b = next;
-  }
-}
-
-// Takes back b, a block of the span's remote list, for its owner (its
-// tag and live bit cleared), and returns the next block of the list. That
-// block's line starts coming for writing at once: the freeing thread
-// wrote it last, and a load followed by the store would take the line
-// between the cores twice. (The caller prefetches the list's first block.)
-static block_t *reclaim_remote(block_t *b) {
-  block_t *next = block_next(b);
-  if (next != NULL) gort__prefetch_write(next);
-  b->tag = 0;
-  live_clear((uintptr_t)b);
-  return next;
+// Takes s's remote frees if HAS or a page's PINFO_PENDING says there may
+// be some (the pending flag covers a bit that landed after the last take
+// of HAS: see "Frees").
+static uint32_t take_remote(mspan_t *s) {
+  bool any = gort__span_pinfo_take_pending(s);  // cleared before collecting
+  if ((atomic_load_explicit(&s->xfree, memory_order_relaxed) & XFREE_HAS) &&
+      (atomic_fetch_and_explicit(&s->xfree, ~XFREE_HAS, memory_order_seq_cst) & XFREE_HAS))
+    any = true;
+  return any ? gort__span_take_remote(s) : 0;
 }
 
 void gort__mcache_collect_remote(mcache_t *c, mspan_t *s) {
-  if (!gort__span_pinfo_take_pending(s)) return;  // cleared before collecting
-  drain_delayed(c);
-  uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_seq_cst);
-  if (x <= XFREE_NOTIFY) return;
-  block_t *b = (block_t *)(atomic_exchange_explicit(&s->xfree, 0, memory_order_seq_cst) & ~XFREE_NOTIFY);
-  gort__prefetch_write(b);
-  while (b != NULL) {
-    block_t *next = reclaim_remote(b);
-    block_set_next(b, s->free);
-    s->free = b;
-    s->used--;
-    b = next;
-  }
+  (void)c;
+  take_remote(s);
 }
 
 // ---- refill --------------------------------------------------------------------
 
-static block_t *take_xfree(mspan_t *s) {
-  uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
-  return (block_t *)(x & ~XFREE_NOTIFY);
-}
-
-// The next list of s's free blocks, with its length in *n: its own frees,
-// else its remote frees (already counted out), else fresh blocks. used
-// counts them out.
+// The next list of s's free blocks, with its length in *n: its own frees
+// and collected remote frees, else fresh blocks. used counts them out.
 static block_t *span_next_list(mspan_t *s, int32_t *n) {
+  if (s->free == NULL) take_remote(s);
   block_t *list = s->free;
   if (list != NULL) {
     *n = (int32_t)(s->fresh - s->used);
     s->free = NULL;
     s->used = s->fresh;
-    return list;
-  }
-  if ((list = take_xfree(s)) != NULL) {
-    gort__prefetch_write(list);
-    int32_t k = 0;
-    for (block_t *b = list; b != NULL; b = reclaim_remote(b)) k++;
-    *n = k;
     return list;
   }
   if (s->fresh < s->nelems) {
@@ -855,14 +916,16 @@ static block_t *make_current(mcache_t *c, mspan_t *s, int32_t *n) {
 }
 
 // Moves the exhausted current span to the full list, with NOTIFY set; if a
-// remote free slipped in, returns those blocks instead.
+// remote free slipped in (HAS), returns its blocks instead.
 static block_t *retire_current(mcache_t *c, mspan_t *s, int32_t *n) {
-  uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
   for (;;) {
-    if (old != 0) return span_next_list(s, n);
-    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, XFREE_NOTIFY, memory_order_acq_rel,
-                                              memory_order_relaxed))
+    uintptr_t old = 0;
+    if (atomic_compare_exchange_strong_explicit(&s->xfree, &old, XFREE_NOTIFY, memory_order_seq_cst,
+                                                memory_order_relaxed) ||
+        old == XFREE_NOTIFY)  // (a current span never has it; were it set, it is as good)
       break;
+    block_t *list = span_next_list(s, n);  // takes HAS: the loop ends
+    if (list != NULL) return list;
   }
   s->where = WHERE_FULL;
   span_list_push(&c->full[s->sizeclass], s);
@@ -885,7 +948,7 @@ static block_t *next_list(mcache_t *c, int cls, int32_t *n) {
     if ((list = span_next_list(s, n)) != NULL) return list;
     if ((list = retire_current(c, s, n)) != NULL) return list;
   }
-  drain_delayed(c);
+  drain_notices(c);
   while ((s = span_list_first(&c->partial[cls])) != NULL) {
     span_list_remove(s);
     if ((list = make_current(c, s, n)) != NULL) return list;
@@ -939,7 +1002,7 @@ static void give_span(mspan_t *s) {
 }
 
 void gort__mcache_abandon(mcache_t *c) {
-  drain_delayed(c);
+  drain_notices(c);
   for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
     // Unhanded blocks of the class's list go back to their spans first.
     block_t *list = c->k[cls].head;
@@ -966,7 +1029,10 @@ void gort__mcache_abandon(mcache_t *c) {
   span_list_init(&kept);
   take_kept(c, &kept);
   free_taken(&kept);
-  drain_delayed(c);  // what arrived while we gave spans away
+  // Notices that arrive from here on are their senders' to pass on
+  // (post_notice); those that came meanwhile, ours.
+  atomic_store_explicit(&c->notices.closed, 1, memory_order_seq_cst);
+  drain_notices_of(c, false);
 }
 
 // Collects every cache's stashed empty spans on a private list (through
@@ -1013,7 +1079,7 @@ uint64_t gort__mcache_flush_empty(bool self_current) {
     // would, so that spans they emptied retire now. Without this a thread
     // that stopped allocating kept every span whose blocks another thread
     // freed (a pool's drops, released on the pool thread: #13).
-    drain_delayed(self);
+    drain_notices(self);
     for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
       span_link_t *list = &self->partial[cls];
       for (span_link_t *l = span_list_begin(list), *next; l != list; l = next) {

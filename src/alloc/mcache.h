@@ -15,6 +15,8 @@
 // Freed large blocks' spans a thread keeps (mcache.c, "Large blocks"): at
 // most GORT_LARGE_KEEP_PAGES pages each, GORT_LARGE_KEEP_BUDGET in all.
 #define GORT_LARGE_KEEP_SLOTS 8
+// Notice slots per cache (mcache_t.notices).
+#define GORT_NOTICE_SLOTS 32
 #define GORT_LARGE_KEEP_PAGES 16
 #define GORT_LARGE_KEEP_BUDGET 128
 
@@ -110,9 +112,20 @@ typedef struct mcache {
   // k[0].nfree count them), in bytes; counters, as k[].nmalloc.
   uint64_t large_alloc_bytes, large_free_bytes;
 
-  // Blocks freed by other threads into this cache's full spans (the first
-  // remote free after NOTIFY). Lock-free stack; the owner takes all.
-  _Atomic(block_t *) delayed __attribute__((aligned(GORT_CACHELINE)));
+  // Notices: spans of this cache's full lists that a remote free found
+  // there (it cleared NOTIFY), for the owner to move back to partial
+  // (mcache.c, "Frees"). Any thread fills a slot (CAS from NULL); whoever
+  // drains takes each with an exchange. Slots hold span pointers, not
+  // links through the spans, so a stale notice (the span changed hands,
+  // or its struct was recycled, since) costs a check and nothing more.
+  // pending: a slot may be full. overflow: a notice found every slot
+  // full; the owner then looks at its full lists. closed: the thread has
+  // left (abandon); a notice posted after its last drain is drained by
+  // its sender.
+  struct {
+    _Atomic(struct mspan *) slot[GORT_NOTICE_SLOTS];
+    _Atomic uint32_t pending, overflow, closed;
+  } notices __attribute__((aligned(GORT_CACHELINE)));
 
   // Registry, under the caches lock.
   struct mcache *next_all;
@@ -164,8 +177,8 @@ void gort__mcache_flush_list(mcache_t *c, int cls);
 bool gort__mcache_adopt_free(mcache_t *c, mspan_t *s, block_t *b);
 // A free of block b of small span s by a thread that does not own s.
 void gort__mcache_remote_free(mspan_t *s, block_t *b);
-// Collects the frees other threads made into s, which c owns, and into c's
-// full spans, clearing their live bits (malloc.c's checks need them exact).
+// Collects the frees other threads made into s, which c owns, clearing
+// their live bits (malloc.c's checks need them exact).
 void gort__mcache_collect_remote(mcache_t *c, mspan_t *s);
 // Hands every span of c back (thread exit, fork child).
 void gort__mcache_abandon(mcache_t *c);

@@ -14,7 +14,8 @@
 //
 // An unowned full span sets NOTIFY in its xfree word. The remote free that
 // clears it calls gort__mcentral_notify, which moves the span to partial,
-// so no list is ever scanned for spans that gained free blocks.
+// so no list is ever scanned for spans that gained free blocks. Notices
+// can be stale (mcache.c): every entry here checks the span's state.
 //
 // Invariants (under c->lock):
 //   - every span here has owner == NULL and where == WHERE_CENTRAL_*;
@@ -53,20 +54,14 @@ static mcentral_t *get_central(int cls) {
   return &central[cls];
 }
 
-// Moves remote frees into s->free, keeping used exact. Caller owns s or
-// holds the central lock with s unowned.
+// Moves remote frees into s->free, keeping used exact, and clears NOTIFY
+// and HAS. Caller owns s or holds the central lock with s unowned. The
+// bits are looked at whatever the flags say: a remote free sets its bit
+// after HAS (mcache.c, "Frees").
 static void collect_xfree(mspan_t *s) {
-  uintptr_t x = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
-  block_t *b = (block_t *)(x & ~XFREE_NOTIFY);
-  while (b != NULL) {
-    block_t *next = block_next(b);
-    b->tag = 0;
-    live_clear((uintptr_t)b);  // the lock holder writes an unowned span's bits
-    block_set_next(b, s->free);
-    s->free = b;
-    s->used--;
-    b = next;
-  }
+  atomic_store_explicit(&s->xfree, 0, memory_order_seq_cst);
+  (void)gort__span_pinfo_take_pending(s);
+  gort__span_take_remote(s);  // the lock holder writes an unowned span's live bits
 }
 
 mspan_t *gort__mcentral_adopt(int cls, mcache_t *c) {
@@ -146,10 +141,16 @@ void gort__mcentral_give(mspan_t *s) {
 }
 
 void gort__mcentral_notify(mspan_t *s) {
-  mcentral_t *mc = get_central(s->sizeclass);
+  // s may be a stale notice's (mcache.c): what it is now decides, under
+  // the lock of the class it names (a span on that class's lists keeps
+  // the class while it is there).
+  int cls = __atomic_load_n(&s->sizeclass, __ATOMIC_RELAXED);
+  if (cls <= 0 || cls >= GORT_NUM_CLASSES) return;
+  mcentral_t *mc = get_central(cls);
   lock(&mc->lock);
-  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL &&
-      s->where == WHERE_CENTRAL_FULL) {
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL && s->where == WHERE_CENTRAL_FULL &&
+      __atomic_load_n(&s->sizeclass, __ATOMIC_RELAXED) == cls && span_state(s) == SPAN_SMALL &&
+      s->kind == KIND_MANUAL) {
     span_list_remove(s);
     s->where = WHERE_CENTRAL_PARTIAL;
     span_list_push(&mc->partial, s);

@@ -591,6 +591,10 @@ static void free_locked(mspan_t *s) {
 }
 
 void gort__mheap_free(mspan_t *s) {
+  // A remote free that set the last remote bit may still be writing the
+  // span's flags (mcache.c, "Frees"): a few instructions, unless its
+  // thread was preempted there.
+  while (atomic_load_explicit(&s->xbusy, memory_order_acquire) != 0) gort__os_yield();
   lock(&heap.lock);
   gort_check(s->state == SPAN_SMALL || s->state == SPAN_LARGE || s->state == SPAN_CACHED,
              "mheap: free of a span not in use");
@@ -705,8 +709,8 @@ static uint64_t release_inner(uintptr_t base, uintptr_t len, uintptr_t lo, uintp
   return hi - lo;
 }
 
-// The metadata of released pages [run, end) of free span s: the live and
-// mark bits of those pages (all clear: nothing in them is handed out or
+// The metadata of released pages [run, end) of free span s: the live,
+// mark and remote bits of those pages (all clear: nothing in them is handed out or
 // marked; sweep clears a span's mark bits before it frees it) and the page
 // map entries of s's interior pages (all NULL: pagemap.h). Whole metadata
 // pages only; they read as zero when next used. s is off the lists, so
@@ -722,6 +726,9 @@ static uint64_t release_meta(const mspan_t *s, uintptr_t run, uintptr_t end) {
     // Two bits (live, mark) per 16 bytes: a byte of bitmap per 64 bytes.
     bytes += release_inner((uintptr_t)a->bits, sizeof a->bits, (uintptr_t)a->bits + (off0 >> 6),
                            (uintptr_t)a->bits + (off1 >> 6));
+    // And the remote bits (clear too: the span left use with none set).
+    bytes += release_inner((uintptr_t)a->xbits, sizeof a->xbits, (uintptr_t)a->xbits + (off0 >> 7),
+                           (uintptr_t)a->xbits + (off1 >> 7));
     uintptr_t m0 = a0 > in_lo ? a0 : in_lo, m1 = a1 < in_hi ? a1 : in_hi;
     if (m0 < m1)
       bytes += release_inner((uintptr_t)a->spans, sizeof a->spans,

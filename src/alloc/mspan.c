@@ -61,3 +61,35 @@ bool gort__span_pinfo_take_pending(const mspan_t *s) {
   }
   return any;
 }
+
+// ---- remote frees (pagemap.h, remote bits) ------------------------------------------
+
+uint32_t gort__span_take_remote(mspan_t *s) {
+  uint32_t n = 0;
+  block_t *head = NULL, *last = NULL;
+  // A span starts on a page, so its k-th KiB is its k-th bitmap word.
+  for (uintptr_t at = s->base, end = s->base + span_bytes(s); at < end; at += 1024) {
+    uint64_t bit;
+    _Atomic uint64_t *w = remote_word(at, &bit);
+    // Sequentially consistent, as the freeing thread's OR, after the
+    // caller took HAS or PINFO_PENDING (mcache.c, "Frees").
+    if (atomic_load_explicit(w, memory_order_seq_cst) == 0) continue;
+    uint64_t bits = atomic_exchange_explicit(w, 0, memory_order_seq_cst);
+    uint64_t *lw = live_word(at, &bit);
+    __atomic_store_n(lw, __atomic_load_n(lw, __ATOMIC_RELAXED) & ~bits, __ATOMIC_RELAXED);
+    // In address order, so that the blocks go out in the order they lie.
+    for (; bits != 0; bits &= bits - 1) {
+      block_t *b = (block_t *)(at + ((uintptr_t)__builtin_ctzll(bits) << 4));
+      b->tag = 0;
+      if (last != NULL) block_set_next(last, b);
+      else head = b;
+      last = b;
+      n++;
+    }
+  }
+  if (n == 0) return 0;
+  block_set_next(last, s->free);
+  s->free = head;
+  s->used -= n;
+  return n;
+}

@@ -9,17 +9,24 @@
 // or, when no thread owns it, its mcentral. Its free blocks are in three
 // places:
 //   free      blocks freed by the owner, or collected; owner only.
-//   xfree     blocks freed by other threads: a lock-free stack (CAS push,
-//             exchange to take all). Bit 0 is NOTIFY: the owner believes
-//             the span full and wants to hear of the first remote free.
+//   remote    blocks of a malloc span freed by other threads: their remote
+//             bits (pagemap.h), outside the blocks, until the owner
+//             collects them. The span's xfree word holds two flags:
+//             XFREE_HAS, some remote bit may be set (set by the freeing
+//             thread after its bit, taken by the owner before it
+//             collects), and XFREE_NOTIFY, the owner believes the span
+//             full and wants to hear of the first remote free (never both).
+//             A collected object's span (gc/malloc_gc.c) keeps the older
+//             scheme: xfree is a lock-free stack of its remotely freed
+//             objects (CAS push, exchange to take all), bit 0 NOTIFY.
 //   the owner's class list (mcache.k[class].head), shared by every span
 //             the owner has of that class: blocks the owner freed, and
 //             lists taken from its spans at refill.
 // A fresh span is carved lazily, an OS page of blocks at a time, so that a
 // class used for a few blocks touches one page, not the whole span: blocks
 // [fresh, nelems) have never been handed out, and their memory is untouched.
-// used counts carved blocks outside s->free: handed to the program, in
-// xfree, in a cache's delayed list, or in the owner's class list. used == 0
+// used counts carved blocks outside s->free: handed to the program, freed
+// remotely and not collected, or in the owner's class list. used == 0
 // means every carved block is in s->free, so the span may go back to the
 // page heap.
 //
@@ -30,9 +37,12 @@
 //     while the span is unowned; so "s->owner == me" is stable to me.
 //   - A block's live bit (pagemap.h) is set exactly while it is handed out
 //     to the program, or freed remotely and not yet collected by its
-//     owner; such a block carries block_tag_freed in its second word, a
-//     carved block never handed out block_tag_fresh, and every other free
-//     block 0 (the double-free checks, malloc.c).
+//     owner; such a block of a malloc span has its remote bit set (a
+//     collected object carries block_tag_freed in its second word
+//     instead). A carved block never handed out carries block_tag_fresh,
+//     and every other free block 0 (the double-free checks, malloc.c).
+//   - A malloc span's remote bits are all clear when it leaves use: each
+//     set bit is a block that used still counts.
 
 #ifndef GORT_ALLOC_MSPAN_H
 #define GORT_ALLOC_MSPAN_H
@@ -107,6 +117,7 @@ typedef enum {
 } span_where_t;
 
 #define XFREE_NOTIFY ((uintptr_t)1)
+#define XFREE_HAS ((uintptr_t)2)  // malloc spans only (see above)
 
 typedef struct span_link {
   struct span_link *next, *prev;
@@ -117,7 +128,7 @@ struct mcache;
 typedef struct mspan {
   // Line 1: what changes while the span is in use. The owner writes
   // link, free, used and where in its slow paths; other threads write
-  // xfree on every remote free.
+  // xfree on a remote free that finds XFREE_HAS clear.
   span_link_t link;  // first member: list links; guarded by whoever owns the list
   block_t *free;     // owner only
   uint32_t used;     // see above; owner only
@@ -127,6 +138,11 @@ typedef struct mspan {
   // In a thread's stash of empty spans: the next span of its chain
   // (mcache.c, "Empty spans"); the owner and whoever takes the chain.
   _Atomic(struct mspan *) stash_next;
+  // Remote frees in progress (malloc spans): each holds the span struct
+  // from before its block's remote bit until its last write to the span,
+  // so the page heap does not recycle the struct under it (mcache.c,
+  // "Frees"; gort__mheap_free waits for zero).
+  _Atomic uint32_t xbusy;
   // Line 2: what the free checks (malloc.c, live_span) and the remote
   // free read, and what changes only when the span changes hands or
   // state. It was line 1, beside used and free: on rptest's cross-thread

@@ -62,6 +62,17 @@ typedef struct arena {
   // Per page, what the owner's free fast path needs of the page's span
   // (pinfo_* below), so that it never loads the span struct.
   _Atomic uint32_t pinfo[GORT_PAGES_PER_ARENA];
+  // The remote bits of the arena's 16-byte granules, as the live bits:
+  // set (atomic OR) by a thread that frees a block of a malloc span that
+  // another thread owns, taken (atomic exchange, a word at a time) by the
+  // owner when it collects (mcache.c, "Frees"). A block whose bit is set is
+  // free but not yet collected: its live bit is still set. The freeing
+  // thread writes only here, never the block, so the block's line stays
+  // with the thread that will hand it out again; in a list threaded
+  // through the blocks, the owner's walk of that list waited on one
+  // cross-core miss per block. In their own array, not beside the live
+  // bits, whose lines the owner writes on every malloc.
+  _Atomic uint64_t xbits[GORT_LIVE_WORDS] __attribute__((aligned(4096)));
 } arena_t;
 
 // The live word of granule i (of its arena) and the mark word beside it.
@@ -106,6 +117,19 @@ GORT_INLINE void live_set(uintptr_t addr) {
 GORT_INLINE void live_clear(uintptr_t addr) {
   uint64_t bit, *w = live_word(addr, &bit);
   __atomic_store_n(w, __atomic_load_n(w, __ATOMIC_RELAXED) & ~bit, __ATOMIC_RELAXED);
+}
+
+// The remote bit of the block at addr, which must lie in an arena.
+GORT_INLINE _Atomic uint64_t *remote_word(uintptr_t addr, uint64_t *bit) {
+  arena_t *a = __atomic_load_n(&gort__arenas[addr >> GORT_ARENA_SHIFT], __ATOMIC_RELAXED);
+  uintptr_t i = (addr & (GORT_ARENA_SIZE - 1)) >> 4;
+  *bit = 1ULL << (i & 63);
+  return &a->xbits[i >> 6];
+}
+GORT_INLINE bool remote_test(uintptr_t addr) {
+  uint64_t bit;
+  _Atomic uint64_t *w = remote_word(addr, &bit);
+  return (atomic_load_explicit(w, memory_order_relaxed) & bit) != 0;
 }
 
 // The page info of a page of a small manual span: its owner's cache id
@@ -160,6 +184,10 @@ void gort__span_pinfo_set_owner(const mspan_t *s, uint32_t id);
 void gort__span_pinfo_clear(const mspan_t *s);
 // Clears PINFO_PENDING on every page of s; returns whether any had it.
 bool gort__span_pinfo_take_pending(const mspan_t *s);
+// Moves the blocks of malloc span s whose remote bits are set into s->free
+// (their bits and live bits cleared; used counts them back); returns how
+// many. The caller owns s, or holds the mcentral lock with s unowned.
+uint32_t gort__span_take_remote(mspan_t *s);
 
 // The mark bit of the object at addr (in an arena): the word and the bit.
 GORT_INLINE uint64_t *mark_word(uintptr_t addr, uint64_t *bit) {

@@ -31,8 +31,8 @@
 //      report can say how many were called reachable that way. Reached
 //      malloc blocks and scanned collected objects are scanned word by word.
 //   4. Walk every in-use malloc span in address order: each live block not
-//      marked is leaked. Live means its live bit is set and it does not
-//      carry the tag of a remote free not yet collected (malloc.c), or it
+//      marked is leaked. Live means its live bit is set and its remote bit
+//      is clear (no remote free awaits collection: pagemap.h), or it
 //      is a sample of the heap profiler (which keeps the bit clear).
 //   5. Classify the leaked blocks (LeakSanitizer's terms): a block that
 //      another leaked block points to is an indirect leak, the others are
@@ -179,7 +179,7 @@ static bool live_block(mspan_t *s, uintptr_t v, uintptr_t *obj, uintptr_t *size)
   *obj = o;
   *size = es;
   if (s->kind != KIND_MANUAL) return live_test(o);
-  if (live_test(o)) return ((const block_t *)o)->tag != block_tag_freed(o);  // not a pending remote free
+  if (live_test(o)) return !remote_test(o);  // not a pending remote free
   return bm_test(BM_EXTRA, o);
 }
 

@@ -1,6 +1,8 @@
 // Double frees across threads: whichever thread frees a block the second
 // time, and wherever the first free left it (the owner's free list, the
-// span's remote list, the owner's delayed stack), the second free must be
+// span's remote bits, a full span whose owner has a notice of it: the
+// cases named "delayed" are those, after the stack of blocks that notices
+// replaced), the second free must be
 // fatal with "double free" (DESIGN.md, "Error policy"). A double free that
 // goes unnoticed puts the block on two lists, and malloc then hands it out
 // twice; a case below checks that consequence too.
