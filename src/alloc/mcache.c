@@ -27,10 +27,10 @@
 //                  full span moves to partial, an empty one retires.
 //   by others:     the block's remote bit (pagemap.h), set with an atomic
 //                  OR whose old value catches a second free; the block
-//                  itself is not touched. First XFREE_HAS in s->xfree
+//                  itself is not touched. Then XFREE_HAS in s->xfree
 //                  (written only when clear), so that the owner's next
-//                  refill from s looks at the bits; after the bit,
-//                  PINFO_PENDING on the block's page, and the owner
+//                  refill from s looks at the bits; then PINFO_PENDING
+//                  on the block's page, and the owner
 //                  collects before its next free into the page (the live
 //                  bits must be exact for its checks). If the owner had
 //                  set NOTIFY (the span is on its full list), the one free
@@ -47,11 +47,17 @@
 // by a consumer thread, stranded on the producer's full list, or for good
 // on an mcentral's). So the freeing thread writes the span after its
 // block is free, when the owner may already have collected the block
-// and emptied the span: it holds the span struct (xbusy) from before the
-// bit to its last write, and the page heap waits for that to end before
-// it takes the span back and recycles its struct (for a collected span,
-// whose xfree is a list, a late HAS would corrupt). The wait is a few
-// instructions, and only for a span emptied at that moment.
+// and emptied the span, and its struct may describe another span by
+// then (a collected span's xfree is a list: a late HAS there would
+// corrupt it). So a malloc span's word carries its generation (mspan.h,
+// XFREE_MARK), read while the block was live, and the freeing thread
+// writes the word only with a CAS from a value of that generation: a
+// recycled struct fails it. (A first fix held the struct instead, a
+// count that the page heap waited on before recycling it: a fork child
+// that inherited a hold whose thread was gone waited for ever, and a
+// stop of the world could deadlock with a waiter in a no-stop region.)
+// The notice, last, may name a span that is another by then: its
+// receivers check.
 // A notice may outlive its span (the struct recycled for another span
 // since): every drain and mcentral_notify checks what the span is now.
 // History: remote frees were a lock-free stack threaded through the
@@ -143,7 +149,12 @@ void gort__span_set_owner(mspan_t *s, mcache_t *c) {
   gort__span_pinfo_set_owner(s, c != NULL ? c->id : 0);
 }
 
+// Generations of malloc spans (mspan.h, XFREE_MARK): never reused.
+static _Atomic uintptr_t span_gens;
+
 void gort__span_init_small(mspan_t *s, int cls) {
+  uintptr_t gen = atomic_fetch_add_explicit(&span_gens, 1, memory_order_relaxed) + 1;
+  atomic_store_explicit(&s->xfree, gen << 4 | XFREE_MARK, memory_order_release);
   s->sizeclass = (uint8_t)cls;
   s->elemsize = gort__class_size[cls];
   s->nelems = gort__class_nelems[cls];
@@ -838,7 +849,8 @@ static void drain_notices(mcache_t *c) {
 void gort__mcache_remote_free(mspan_t *s, block_t *b) {
   if (atomic_load_explicit(&s->owner, memory_order_acquire) == NULL && gort__mcentral_free(s, b))
     return;
-  atomic_fetch_add_explicit(&s->xbusy, 1, memory_order_seq_cst);  // held: see "Frees"
+  // The span's generation, read while b is live (so s is this span).
+  uintptr_t gen = atomic_load_explicit(&s->xfree, memory_order_relaxed) & ~XFREE_FLAGS;
   uint64_t bit;
   _Atomic uint64_t *w = remote_word((uintptr_t)b, &bit);
   // A second free of a block whose first is not collected yet (live_span
@@ -847,16 +859,21 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
   if (atomic_fetch_or_explicit(w, bit, memory_order_seq_cst) & bit) gort__fatal("free(): double free", b);
   // HAS after the bit: whoever takes HAS later finds the bit. Read before
   // written: most remote frees find it set.
+  // A word of another generation: the span was emptied (our block
+  // collected) and made anew or freed since; nothing left to tell.
   uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_seq_cst);
-  while ((x & XFREE_HAS) == 0) {
-    if (atomic_compare_exchange_weak_explicit(&s->xfree, &x, XFREE_HAS, memory_order_seq_cst,
-                                              memory_order_relaxed)) {
-      if (x & XFREE_NOTIFY) notify_owner(s);
+  bool notify = false;
+  while ((x & ~XFREE_FLAGS) == gen && (x & XFREE_MARK) && (x & XFREE_HAS) == 0) {
+    if (atomic_compare_exchange_weak_explicit(&s->xfree, &x, (x & ~XFREE_NOTIFY) | XFREE_HAS,
+                                              memory_order_seq_cst, memory_order_relaxed)) {
+      notify = (x & XFREE_NOTIFY) != 0;
       break;
     }
   }
   note_pending(b);
-  atomic_fetch_sub_explicit(&s->xbusy, 1, memory_order_release);
+  // Last, and from here on s may be any span: notices are checked where
+  // they are taken (drain_notices_of, gort__mcentral_notify).
+  if (notify) notify_owner(s);
 }
 
 bool gort__mcache_adopt_free(mcache_t *c, mspan_t *s, block_t *b) {
@@ -919,10 +936,11 @@ static block_t *make_current(mcache_t *c, mspan_t *s, int32_t *n) {
 // remote free slipped in (HAS), returns its blocks instead.
 static block_t *retire_current(mcache_t *c, mspan_t *s, int32_t *n) {
   for (;;) {
-    uintptr_t old = 0;
-    if (atomic_compare_exchange_strong_explicit(&s->xfree, &old, XFREE_NOTIFY, memory_order_seq_cst,
-                                                memory_order_relaxed) ||
-        old == XFREE_NOTIFY)  // (a current span never has it; were it set, it is as good)
+    uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_seq_cst);
+    if (old & XFREE_NOTIFY) break;  // (a current span never has it; were it set, it is as good)
+    if ((old & XFREE_HAS) == 0 &&
+        atomic_compare_exchange_strong_explicit(&s->xfree, &old, old | XFREE_NOTIFY, memory_order_seq_cst,
+                                                memory_order_relaxed))
       break;
     block_t *list = span_next_list(s, n);  // takes HAS: the loop ends
     if (list != NULL) return list;

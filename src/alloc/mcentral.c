@@ -55,11 +55,10 @@ static mcentral_t *get_central(int cls) {
 }
 
 // Moves remote frees into s->free, keeping used exact, and clears NOTIFY
-// and HAS. Caller owns s or holds the central lock with s unowned. The
-// bits are looked at whatever the flags say: a remote free sets its bit
-// after HAS (mcache.c, "Frees").
+// and HAS (not the generation). Caller owns s or holds the central lock
+// with s unowned. The bits are looked at whatever the flags say.
 static void collect_xfree(mspan_t *s) {
-  atomic_store_explicit(&s->xfree, 0, memory_order_seq_cst);
+  atomic_fetch_and_explicit(&s->xfree, ~(XFREE_NOTIFY | XFREE_HAS), memory_order_seq_cst);  // keeps the generation
   (void)gort__span_pinfo_take_pending(s);
   gort__span_take_remote(s);  // the lock holder writes an unowned span's live bits
 }
@@ -84,8 +83,8 @@ mspan_t *gort__mcentral_adopt(int cls, mcache_t *c) {
     s->where = WHERE_CENTRAL_FULL;
     span_list_push(&mc->full, s);
     mc->nspans++;
-    uintptr_t expected = 0;
-    if (!atomic_compare_exchange_strong(&s->xfree, &expected, XFREE_NOTIFY)) {
+    uintptr_t expected = atomic_load(&s->xfree) & ~(XFREE_NOTIFY | XFREE_HAS);  // this generation, no flag
+    if (!atomic_compare_exchange_strong(&s->xfree, &expected, expected | XFREE_NOTIFY)) {
       span_list_remove(s);
       span_list_push_back(&mc->partial, s);  // a free arrived: look again later
       atomic_fetch_add_explicit(&mc->npartial, 1, memory_order_relaxed);
@@ -127,9 +126,9 @@ void gort__mcentral_give(mspan_t *s) {
     return;
   }
   mc->nspans++;
-  uintptr_t expected = 0;
+  uintptr_t expected = atomic_load(&s->xfree) & ~(XFREE_NOTIFY | XFREE_HAS);  // this generation, no flag
   if (s->free == NULL && s->fresh == s->nelems &&
-      atomic_compare_exchange_strong(&s->xfree, &expected, XFREE_NOTIFY)) {
+      atomic_compare_exchange_strong(&s->xfree, &expected, expected | XFREE_NOTIFY)) {
     s->where = WHERE_CENTRAL_FULL;
     span_list_push(&mc->full, s);
   } else {

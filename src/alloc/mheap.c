@@ -591,10 +591,6 @@ static void free_locked(mspan_t *s) {
 }
 
 void gort__mheap_free(mspan_t *s) {
-  // A remote free that set the last remote bit may still be writing the
-  // span's flags (mcache.c, "Frees"): a few instructions, unless its
-  // thread was preempted there.
-  while (atomic_load_explicit(&s->xbusy, memory_order_acquire) != 0) gort__os_yield();
   lock(&heap.lock);
   gort_check(s->state == SPAN_SMALL || s->state == SPAN_LARGE || s->state == SPAN_CACHED,
              "mheap: free of a span not in use");

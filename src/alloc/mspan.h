@@ -118,6 +118,15 @@ typedef enum {
 
 #define XFREE_NOTIFY ((uintptr_t)1)
 #define XFREE_HAS ((uintptr_t)2)  // malloc spans only (see above)
+// A malloc span's xfree word also holds the generation of the span (bits
+// 4 and up, from a process-wide counter at each gort__span_init_small)
+// and XFREE_MARK, which no collected span's word (0, or a 16-byte-aligned
+// list with NOTIFY) has: a remote free that writes the word after its
+// block's bit does so with a CAS from a value of the generation it read
+// while its block was live, so that a span emptied and recycled meanwhile
+// (its struct another span now) fails the CAS (mcache.c, "Frees").
+#define XFREE_MARK ((uintptr_t)8)
+#define XFREE_FLAGS ((uintptr_t)15)
 
 typedef struct span_link {
   struct span_link *next, *prev;
@@ -138,11 +147,6 @@ typedef struct mspan {
   // In a thread's stash of empty spans: the next span of its chain
   // (mcache.c, "Empty spans"); the owner and whoever takes the chain.
   _Atomic(struct mspan *) stash_next;
-  // Remote frees in progress (malloc spans): each holds the span struct
-  // from before its block's remote bit until its last write to the span,
-  // so the page heap does not recycle the struct under it (mcache.c,
-  // "Frees"; gort__mheap_free waits for zero).
-  _Atomic uint32_t xbusy;
   // Line 2: what the free checks (malloc.c, live_span) and the remote
   // free read, and what changes only when the span changes hands or
   // state. It was line 1, beside used and free: on rptest's cross-thread

@@ -118,6 +118,7 @@ static mspan_t *fresh_span(int kind, int cls) {
   if (s == NULL) return NULL;
   gort__span_init_small(s, cls);
   s->kind = (uint8_t)kind;
+  atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);  // a list here, no generation (mspan.h)
   if (!atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) gort__gc_clear_span_marks(s);
   span_sweep_done(s);
   return s;
