@@ -150,7 +150,7 @@ void gort__span_set_owner(mspan_t *s, mcache_t *c) {
 }
 
 // Generations of malloc spans (mspan.h, XFREE_MARK): never reused.
-static _Atomic uintptr_t span_gens;
+static _Atomic uintptr_t span_gens __attribute__((aligned(GORT_CACHELINE)));  // its own line
 
 void gort__span_init_small(mspan_t *s, int cls) {
   uintptr_t gen = atomic_fetch_add_explicit(&span_gens, 1, memory_order_relaxed) + 1;
@@ -862,6 +862,7 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
   // A word of another generation: the span was emptied (our block
   // collected) and made anew or freed since; nothing left to tell.
   uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_seq_cst);
+  if ((x & ~XFREE_FLAGS) != gen || !(x & XFREE_MARK)) return;  // and no PINFO_PENDING on its pages now
   bool notify = false;
   while ((x & ~XFREE_FLAGS) == gen && (x & XFREE_MARK) && (x & XFREE_HAS) == 0) {
     if (atomic_compare_exchange_weak_explicit(&s->xfree, &x, (x & ~XFREE_NOTIFY) | XFREE_HAS,

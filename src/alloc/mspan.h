@@ -11,7 +11,8 @@
 //   free      blocks freed by the owner, or collected; owner only.
 //   remote    blocks of a malloc span freed by other threads: their remote
 //             bits (pagemap.h), outside the blocks, until the owner
-//             collects them. The span's xfree word holds two flags:
+//             collects them. The span's xfree word holds the span's
+//             generation (XFREE_MARK, below) and two flags:
 //             XFREE_HAS, some remote bit may be set (set by the freeing
 //             thread after its bit, taken by the owner before it
 //             collects), and XFREE_NOTIFY, the owner believes the span
