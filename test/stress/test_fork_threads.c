@@ -1,9 +1,11 @@
 // fork() while other threads allocate: every child must get a working heap.
 //
-// Two threads malloc, realloc and free blocks of 16 B to 64 KiB in a loop
-// while the main thread forks again and again; each child allocates,
-// reallocates and frees a few small and large blocks and exits with
-// _exit(0). The parent waits for each child with a time limit: a child
+// Two threads malloc, realloc and free blocks of 16 B to 64 KiB in a loop,
+// and trade blocks through shared slots, so that each frees the other's
+// (remote frees, alloc/mcache.c), while the main thread forks again and
+// again; each child frees the traded blocks it finds (their owners do not
+// exist in the child), allocates, reallocates and frees a few small and
+// large blocks and exits with _exit(0). The parent waits for each child with a time limit: a child
 // that hangs (a lock held at the fork, a list left mid-update) is killed
 // and the case fails, as does one that crashes or exits non-zero.
 //
@@ -44,6 +46,29 @@ static size_t worker_size(uint64_t *r) {
   return 16 + (size_t)(x >> 8) % 1024;
 }
 
+// Blocks traded between the workers: each holds its size in its first
+// word and the size's low byte in its last.
+static _Atomic(unsigned char *) traded[WORKER_SLOTS];
+
+static unsigned char *trade_block(uint64_t *r) {
+  size_t n = worker_size(r);
+  unsigned char *p = malloc(n);
+  if (p == NULL) return NULL;
+  memcpy(p, &n, sizeof n);
+  p[n - 1] = (unsigned char)n;
+  return p;
+}
+
+// Frees a traded block after checking it; false if it was corrupted.
+static bool free_traded(unsigned char *p) {
+  if (p == NULL) return true;
+  size_t n;
+  memcpy(&n, p, sizeof n);
+  if (n < 16 || n > 64 * 1024 || p[n - 1] != (unsigned char)n) return false;
+  free(p);
+  return true;
+}
+
 static void *worker(void *arg) {
   uint64_t r = harness_seed() ^ (uint64_t)(uintptr_t)arg;
   void *slot[WORKER_SLOTS] = {0};
@@ -53,6 +78,13 @@ static void *worker(void *arg) {
     unsigned char *p = slot[i];
     if (p != NULL && (p[0] != (unsigned char)size[i] || p[size[i] - 1] != (unsigned char)i))
       harness_fail(__FILE__, __LINE__, "worker block %p of %zu bytes corrupted", (void *)p, size[i]);
+    if (test_rand(&r) % 4 == 0) {  // trade: the block we take back is most likely the other's
+      unsigned char *mine = trade_block(&r);
+      if (mine == NULL) harness_fail(__FILE__, __LINE__, "worker: allocation for a trade failed");
+      unsigned char *theirs = atomic_exchange(&traded[test_rand(&r) % WORKER_SLOTS], mine);
+      if (!free_traded(theirs)) harness_fail(__FILE__, __LINE__, "traded block %p corrupted", (void *)theirs);
+      continue;
+    }
     switch (test_rand(&r) % 3) {
       case 0:
         free(p);
@@ -79,6 +111,8 @@ static void *worker(void *arg) {
 // What each child does: allocations of every kind, checked, then _exit.
 // Returns the exit status (0 when all is well; no stdio in the child).
 static int child_work(unsigned n) {
+  for (int i = 0; i < WORKER_SLOTS; i++)
+    if (!free_traded(atomic_exchange(&traded[i], NULL))) return 40;
   size_t sizes[] = {16, 48, 200, 1000, 5000, 40000, 300000, 2 << 20};
   void *p[8];
   for (int i = 0; i < 8; i++) {
@@ -196,6 +230,8 @@ INNER_TEST(inner_fork_while_threads_allocate) {
   }
   atomic_store(&stop, true);
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < WORKER_SLOTS; i++)
+    EXPECT(free_traded(atomic_exchange(&traded[i], NULL)), "traded block %d corrupted", i);
   // Each mapping costs every fork a copy: the heap profiler sampling every
   // block once left a page mapped at each rehash of its registry (29,000
   // mappings within a minute, each fork 46 ms instead of 3.5). Memory made
