@@ -38,9 +38,10 @@
 //      span, push the block on the thread's list for its class (no atomic);
 //      a list grown past its bound returns half to the spans, and a span
 //      whose every block is free then returns to the page heap.
-//   2. Otherwise push it on the span's remote list with one CAS; its owner
-//      collects the list when it refills (mcache.c, "Frees"). A thread that
-//      frees into a span no thread owns adopts it.
+//   2. Otherwise set the block's remote bit, outside the block, with one
+//      atomic OR, and flag the span; its owner collects the bits a word at
+//      a time when it refills (mcache.c, "Frees"). A thread that frees into
+//      a span no thread owns adopts it.
 // Large objects go straight to the page heap, and back to it when freed.
 //
 // Misuse checks in the default build (DESIGN.md, "Error policy"):
