@@ -45,13 +45,18 @@ int gort__os_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn
                             void *arg);
 // The real pthread_join and pthread_exit (gort wraps them: gc/pthread_wrap.c).
 int gort__os_pthread_join(pthread_t t, void **ret);
-// libc's condition-variable waits, past gort's (gc/blocking.c), found on
+// libc's condition-variable waits and clock_nanosleep, past gort's
+// (gc/blocking.c), found on
 // the first call (never inside a blocking call: the lookup is the
 // loader's code).
 typedef int (*gort_cond_wait_fn)(pthread_cond_t *, pthread_mutex_t *);
 typedef int (*gort_cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
 gort_cond_wait_fn gort__os_cond_wait_fn(void);
 gort_cond_timedwait_fn gort__os_cond_timedwait_fn(void);
+typedef int (*gort_cond_clockwait_fn)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *);
+gort_cond_clockwait_fn gort__os_cond_clockwait_fn(void);
+typedef int (*gort_clock_nanosleep_fn)(clockid_t, int, const struct timespec *, struct timespec *);
+gort_clock_nanosleep_fn gort__os_clock_nanosleep_fn(void);
 _Noreturn void gort__os_pthread_exit(void *ret);
 // The calling thread's signal mask, set with the system call itself (never
 // through the program's pthread_sigmask, which gort wraps); 0 or an error

@@ -71,6 +71,15 @@ int gort__os_pthread_join(pthread_t t, void **ret) {
   return ((int (*)(pthread_t, void **))f)(t, ret);
 }
 
+// The clock-named waits gc/blocking.c wraps. In a static program libc.a's
+// __clock_nanosleep is in the member that __nanosleep's pulls in (which
+// blocking.c calls), and __pthread_cond_clockwait beside
+// __pthread_cond_wait (pulled in above); libc.so exports neither, so a
+// dynamic program finds them with dlsym.
+extern int __clock_nanosleep(clockid_t, int, const struct timespec *, struct timespec *) __attribute__((weak));
+extern int __pthread_cond_clockwait(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *)
+    __attribute__((weak));
+
 // The condition waits have two versions on x86-64: GLIBC_2.2.5's for the
 // condition variables of before 2003, and GLIBC_2.3.2's, the default,
 // which every program built since uses. Asked by name, dlsym gave the
@@ -97,6 +106,26 @@ gort_cond_wait_fn gort__os_cond_wait_fn(void) {
 gort_cond_timedwait_fn gort__os_cond_timedwait_fn(void) {
   static _Atomic(void *) fn;
   return (gort_cond_timedwait_fn)real_cond_fn(&fn, "pthread_cond_timedwait", (void *)__pthread_cond_timedwait);
+}
+
+// One version each (GLIBC_2.30's and 2.34's are the same code): the name
+// alone finds it.
+static void *real_fn_once(_Atomic(void *) *slot, const char *name, void *static_fn) {
+  void *f = atomic_load_explicit(slot, memory_order_acquire);
+  if (f != NULL) return f;
+  f = real_fn(name, static_fn);
+  atomic_store_explicit(slot, f, memory_order_release);
+  return f;
+}
+
+gort_cond_clockwait_fn gort__os_cond_clockwait_fn(void) {
+  static _Atomic(void *) fn;
+  return (gort_cond_clockwait_fn)real_fn_once(&fn, "pthread_cond_clockwait", (void *)__pthread_cond_clockwait);
+}
+
+gort_clock_nanosleep_fn gort__os_clock_nanosleep_fn(void) {
+  static _Atomic(void *) fn;
+  return (gort_clock_nanosleep_fn)real_fn_once(&fn, "clock_nanosleep", (void *)__clock_nanosleep);
 }
 
 void gort__os_pthread_exit(void *ret) {
