@@ -84,6 +84,16 @@ static bool runq_put_slow(p_t *p, g_t *g, uint32_t h, uint32_t t) {
 // Called by p's owner only.
 void gort__runq_put(p_t *p, g_t *g, bool next) {
   if (next) {
+    // An empty runnext takes a plain store: only the owner makes it
+    // non-NULL, and a thief's CAS expects a G it saw there, so nobody
+    // else can write it between this load and the store. The locked
+    // exchange cost a ping-pong over an unbuffered channel (two
+    // goroutines readying each other through runnext) about a tenth of
+    // each round trip.
+    if (atomic_load_explicit(&p->runnext, memory_order_relaxed) == NULL) {
+      atomic_store_explicit(&p->runnext, g, memory_order_release);
+      return;
+    }
     g = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
     if (g == NULL) return;  // the old runnext goes to the ring
   }
