@@ -993,18 +993,26 @@ void gort__gc_foreach_segment(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
 // Saves the mark bits of every arena in use, clears them, marks again on
 // this thread alone, and dies if the second mark set a bit the first did
 // not (Go's gccheckmark). The bits end as the union of both marks.
+// An arena may grow while this runs (a thread the stop does not hold yet,
+// one being created, takes pages): only the words saved are compared,
+// and the saved count, not the arena's new one, says how many (reading
+// past the saved copy crashed test_sched_hostile's gccheckmark case,
+// once in make test and once in a loop of about 260 runs).
 static void checkmark(void) {
   uintptr_t lo, hi;
   gort__mheap_arena_range(&lo, &hi);
   lo = GORT_ALIGN_DOWN(lo, GORT_ARENA_SIZE);  // reservations need not fill whole arenas
   size_t narenas = (GORT_ALIGN_UP(hi, GORT_ARENA_SIZE) - lo) >> GORT_ARENA_SHIFT;
   int err;
-  uint64_t **save = gort__os_reserve(0, GORT_ALIGN_UP(narenas * sizeof *save + 1, (size_t)4096), 4096, &err);
+  size_t table = GORT_ALIGN_UP(narenas * (sizeof(uint64_t *) + sizeof(size_t)) + 1, (size_t)4096);
+  uint64_t **save = gort__os_reserve(0, table, 4096, &err);
   if (save == NULL) gort__throw("gccheckmark: out of memory");
+  size_t *saved_words = (size_t *)(save + narenas);
   for (size_t i = 0; i < narenas; i++) {
     arena_t *a = gort__arenas[(lo >> GORT_ARENA_SHIFT) + i];
     if (a == NULL || a->hwm == 0) continue;
     size_t words = ((size_t)a->hwm << GORT_PAGE_SHIFT) >> 10;
+    saved_words[i] = words;
     save[i] = gort__os_reserve(0, GORT_ALIGN_UP(words * 8, (size_t)4096), 4096, &err);
     if (save[i] == NULL) gort__throw("gccheckmark: out of memory");
     for (size_t w = 0; w < words; w++) {
@@ -1025,7 +1033,7 @@ static void checkmark(void) {
   for (size_t i = 0; i < narenas; i++) {
     arena_t *a = gort__arenas[(lo >> GORT_ARENA_SHIFT) + i];
     if (save[i] == NULL) continue;
-    size_t words = ((size_t)a->hwm << GORT_PAGE_SHIFT) >> 10;
+    size_t words = saved_words[i];
     for (size_t w = 0; w < words; w++) {
       uint64_t *m = ARENA_MARK_WORD(a, w << 6);
       uint64_t extra = *m & ~save[i][w];
@@ -1037,7 +1045,7 @@ static void checkmark(void) {
     }
     gort__os_unmap(save[i], GORT_ALIGN_UP(words * 8, (size_t)4096));
   }
-  gort__os_unmap(save, GORT_ALIGN_UP(narenas * sizeof *save + 1, (size_t)4096));
+  gort__os_unmap(save, table);
 }
 
 void gort__gc_mark_fork(int phase) {
