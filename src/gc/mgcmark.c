@@ -1015,10 +1015,11 @@ static void checkmark(void) {
     saved_words[i] = words;
     save[i] = gort__os_reserve(0, GORT_ALIGN_UP(words * 8, (size_t)4096), 4096, &err);
     if (save[i] == NULL) gort__throw("gccheckmark: out of memory");
-    for (size_t w = 0; w < words; w++) {
-      save[i][w] = *ARENA_MARK_WORD(a, w << 6);
-      *ARENA_MARK_WORD(a, w << 6) = 0;
-    }
+    // Atomic, as every access below: a thread that takes pages meanwhile
+    // may set bits in these words (a span allocated black), and a plain
+    // read and clear, or OR back, could drop its bit.
+    for (size_t w = 0; w < words; w++)
+      save[i][w] = __atomic_exchange_n(ARENA_MARK_WORD(a, w << 6), 0, __ATOMIC_RELAXED);
   }
   worker_t *me = &mark.workers[0];
   uint64_t bytes = me->bytes, objects = me->objects, scan_bytes = me->scan_bytes;
@@ -1036,12 +1037,12 @@ static void checkmark(void) {
     size_t words = saved_words[i];
     for (size_t w = 0; w < words; w++) {
       uint64_t *m = ARENA_MARK_WORD(a, w << 6);
-      uint64_t extra = *m & ~save[i][w];
+      uint64_t extra = __atomic_load_n(m, __ATOMIC_RELAXED) & ~save[i][w];
       if (extra != 0) {
         uintptr_t obj = a->base + ((w * 64 + (uintptr_t)__builtin_ctzll(extra)) << 4);
         gort__fatal("gccheckmark: an object reachable from the roots was not marked", (void *)obj);
       }
-      *m |= save[i][w];
+      __atomic_fetch_or(m, save[i][w], __ATOMIC_RELAXED);
     }
     gort__os_unmap(save[i], GORT_ALIGN_UP(words * 8, (size_t)4096));
   }

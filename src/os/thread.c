@@ -123,9 +123,26 @@ gort_cond_clockwait_fn gort__os_cond_clockwait_fn(void) {
   return (gort_cond_clockwait_fn)real_fn_once(&fn, "pthread_cond_clockwait", (void *)__pthread_cond_clockwait);
 }
 
+// Where neither is found (a static program on a libc whose nanosleep
+// makes its own system call, so that nothing pulls __clock_nanosleep in),
+// the system call itself, with clock_nanosleep's conventions: the error
+// number returned, errno untouched. Not a cancellation point.
+static int clock_nanosleep_syscall(clockid_t clock, int flags, const struct timespec *req, struct timespec *rem) {
+  int saved = errno;
+  int r = syscall(SYS_clock_nanosleep, clock, flags, req, rem) == 0 ? 0 : errno;
+  errno = saved;
+  return r;
+}
+
 gort_clock_nanosleep_fn gort__os_clock_nanosleep_fn(void) {
   static _Atomic(void *) fn;
-  return (gort_clock_nanosleep_fn)real_fn_once(&fn, "clock_nanosleep", (void *)__clock_nanosleep);
+  void *f = atomic_load_explicit(&fn, memory_order_acquire);
+  if (f != NULL) return (gort_clock_nanosleep_fn)f;
+  f = (void *)__clock_nanosleep;
+  if (f == NULL) f = dlsym(RTLD_NEXT, "clock_nanosleep");
+  if (f == NULL) f = (void *)clock_nanosleep_syscall;
+  atomic_store_explicit(&fn, f, memory_order_release);
+  return (gort_clock_nanosleep_fn)f;
 }
 
 void gort__os_pthread_exit(void *ret) {
