@@ -858,13 +858,15 @@ void gort__mcache_remote_free(mspan_t *s, block_t *b) {
   // before either OR).
   if (atomic_fetch_or_explicit(w, bit, memory_order_seq_cst) & bit) gort__fatal("free(): double free", b);
   // HAS after the bit: whoever takes HAS later finds the bit. Read before
-  // written: most remote frees find it set.
-  // A word of another generation: the span was emptied (our block
-  // collected) and made anew or freed since; nothing left to tell.
+  // written: most remote frees find it set. A word of another generation
+  // (or none: a collected span's): the span was emptied, our block
+  // collected, and made anew or freed since; nothing is left to tell, and
+  // its pages are another span's.
   uintptr_t x = atomic_load_explicit(&s->xfree, memory_order_seq_cst);
-  if ((x & ~XFREE_FLAGS) != gen || !(x & XFREE_MARK)) return;  // and no PINFO_PENDING on its pages now
   bool notify = false;
-  while ((x & ~XFREE_FLAGS) == gen && (x & XFREE_MARK) && (x & XFREE_HAS) == 0) {
+  for (;;) {
+    if ((x & ~XFREE_FLAGS) != gen || !(x & XFREE_MARK)) return;
+    if (x & XFREE_HAS) break;
     if (atomic_compare_exchange_weak_explicit(&s->xfree, &x, (x & ~XFREE_NOTIFY) | XFREE_HAS,
                                               memory_order_seq_cst, memory_order_relaxed)) {
       notify = (x & XFREE_NOTIFY) != 0;

@@ -54,6 +54,13 @@ static mcentral_t *get_central(int cls) {
   return &central[cls];
 }
 
+// Sets NOTIFY on a span no remote free has flagged since its last
+// collection (neither flag set), keeping its generation; false if one has.
+static bool set_notify(mspan_t *s) {
+  uintptr_t expected = atomic_load(&s->xfree) & ~(XFREE_NOTIFY | XFREE_HAS);
+  return atomic_compare_exchange_strong(&s->xfree, &expected, expected | XFREE_NOTIFY);
+}
+
 // Moves remote frees into s->free, keeping used exact, and clears NOTIFY
 // and HAS (not the generation). Caller owns s or holds the central lock
 // with s unowned. The bits are looked at whatever the flags say.
@@ -83,8 +90,7 @@ mspan_t *gort__mcentral_adopt(int cls, mcache_t *c) {
     s->where = WHERE_CENTRAL_FULL;
     span_list_push(&mc->full, s);
     mc->nspans++;
-    uintptr_t expected = atomic_load(&s->xfree) & ~(XFREE_NOTIFY | XFREE_HAS);  // this generation, no flag
-    if (!atomic_compare_exchange_strong(&s->xfree, &expected, expected | XFREE_NOTIFY)) {
+    if (!set_notify(s)) {
       span_list_remove(s);
       span_list_push_back(&mc->partial, s);  // a free arrived: look again later
       atomic_fetch_add_explicit(&mc->npartial, 1, memory_order_relaxed);
@@ -126,9 +132,7 @@ void gort__mcentral_give(mspan_t *s) {
     return;
   }
   mc->nspans++;
-  uintptr_t expected = atomic_load(&s->xfree) & ~(XFREE_NOTIFY | XFREE_HAS);  // this generation, no flag
-  if (s->free == NULL && s->fresh == s->nelems &&
-      atomic_compare_exchange_strong(&s->xfree, &expected, expected | XFREE_NOTIFY)) {
+  if (s->free == NULL && s->fresh == s->nelems && set_notify(s)) {
     s->where = WHERE_CENTRAL_FULL;
     span_list_push(&mc->full, s);
   } else {

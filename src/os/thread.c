@@ -61,13 +61,24 @@ static void *real_fn(const char *name, void *static_fn) {
   return f;
 }
 
+// real_fn, looked up once into *slot (a race only looks up twice): by
+// version first where one is named, and fallback where nothing is found.
+static void *real_fn_cached(_Atomic(void *) *slot, const char *name, const char *version, void *static_fn,
+                            void *fallback) {
+  void *f = atomic_load_explicit(slot, memory_order_acquire);
+  if (f != NULL) return f;
+  f = static_fn;
+  if (f == NULL && version != NULL) f = dlvsym(RTLD_NEXT, name, version);
+  if (f == NULL) f = dlsym(RTLD_NEXT, name);
+  if (f == NULL) f = fallback;
+  if (f == NULL) gort__throw("os: cannot find the real pthread function");
+  atomic_store_explicit(slot, f, memory_order_release);
+  return f;
+}
+
 int gort__os_pthread_join(pthread_t t, void **ret) {
   static _Atomic(void *) fn;
-  void *f = atomic_load_explicit(&fn, memory_order_acquire);
-  if (f == NULL) {
-    f = real_fn("pthread_join", (void *)__pthread_join);
-    atomic_store_explicit(&fn, f, memory_order_release);
-  }
+  void *f = real_fn_cached(&fn, "pthread_join", NULL, (void *)__pthread_join, NULL);
   return ((int (*)(pthread_t, void **))f)(t, ret);
 }
 
@@ -87,40 +98,25 @@ extern int __pthread_cond_clockwait(pthread_cond_t *, pthread_mutex_t *, clockid
 // condition variable's first word for a pointer to its own, so waiters
 // slept on a private copy that no signal reached. So the version is
 // named, and the name alone is the fallback (architectures with one).
-// *slot, found the first time (a race only looks up twice).
-static void *real_cond_fn(_Atomic(void *) *slot, const char *name, void *static_fn) {
-  void *f = atomic_load_explicit(slot, memory_order_acquire);
-  if (f != NULL) return f;
-  f = static_fn;
-  if (f == NULL) f = dlvsym(RTLD_NEXT, name, "GLIBC_2.3.2");
-  if (f == NULL) f = real_fn(name, NULL);
-  atomic_store_explicit(slot, f, memory_order_release);
-  return f;
-}
 
 gort_cond_wait_fn gort__os_cond_wait_fn(void) {
   static _Atomic(void *) fn;
-  return (gort_cond_wait_fn)real_cond_fn(&fn, "pthread_cond_wait", (void *)__pthread_cond_wait);
+  return (gort_cond_wait_fn)real_fn_cached(&fn, "pthread_cond_wait", "GLIBC_2.3.2", (void *)__pthread_cond_wait,
+                                           NULL);
 }
 
 gort_cond_timedwait_fn gort__os_cond_timedwait_fn(void) {
   static _Atomic(void *) fn;
-  return (gort_cond_timedwait_fn)real_cond_fn(&fn, "pthread_cond_timedwait", (void *)__pthread_cond_timedwait);
+  return (gort_cond_timedwait_fn)real_fn_cached(&fn, "pthread_cond_timedwait", "GLIBC_2.3.2",
+                                                (void *)__pthread_cond_timedwait, NULL);
 }
 
 // One version each (GLIBC_2.30's and 2.34's are the same code): the name
 // alone finds it.
-static void *real_fn_once(_Atomic(void *) *slot, const char *name, void *static_fn) {
-  void *f = atomic_load_explicit(slot, memory_order_acquire);
-  if (f != NULL) return f;
-  f = real_fn(name, static_fn);
-  atomic_store_explicit(slot, f, memory_order_release);
-  return f;
-}
-
 gort_cond_clockwait_fn gort__os_cond_clockwait_fn(void) {
   static _Atomic(void *) fn;
-  return (gort_cond_clockwait_fn)real_fn_once(&fn, "pthread_cond_clockwait", (void *)__pthread_cond_clockwait);
+  return (gort_cond_clockwait_fn)real_fn_cached(&fn, "pthread_cond_clockwait", NULL,
+                                                (void *)__pthread_cond_clockwait, NULL);
 }
 
 // Where neither is found (a static program on a libc whose nanosleep
@@ -136,13 +132,8 @@ static int clock_nanosleep_syscall(clockid_t clock, int flags, const struct time
 
 gort_clock_nanosleep_fn gort__os_clock_nanosleep_fn(void) {
   static _Atomic(void *) fn;
-  void *f = atomic_load_explicit(&fn, memory_order_acquire);
-  if (f != NULL) return (gort_clock_nanosleep_fn)f;
-  f = (void *)__clock_nanosleep;
-  if (f == NULL) f = dlsym(RTLD_NEXT, "clock_nanosleep");
-  if (f == NULL) f = (void *)clock_nanosleep_syscall;
-  atomic_store_explicit(&fn, f, memory_order_release);
-  return (gort_clock_nanosleep_fn)f;
+  return (gort_clock_nanosleep_fn)real_fn_cached(&fn, "clock_nanosleep", NULL, (void *)__clock_nanosleep,
+                                                 (void *)clock_nanosleep_syscall);
 }
 
 void gort__os_pthread_exit(void *ret) {
