@@ -176,7 +176,8 @@ static long clock_sleep_call(void *arg) {
 }
 
 // As blocking_nanosleep; an error number, as clock_nanosleep returns. An
-// absolute sleep cut short is simply made again.
+// absolute sleep cut short is simply made again. libc's function is
+// found before any handler of the program's can run one (os/fault.c).
 static int blocking_clock_nanosleep(clockid_t clock, int flags, const struct timespec *req, struct timespec *rem) {
   gort_clock_nanosleep_fn fn = gort__os_clock_nanosleep_fn();
   if (gort__os_program_handlers()) return fn(clock, flags, req, rem);

@@ -178,8 +178,12 @@ int gort__os_real_sigaction(int sig, const struct sigaction *act, struct sigacti
 
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
-  if (act != NULL && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN)
-    atomic_store_explicit(&gort__os_handlers_installed, true, memory_order_relaxed);
+  // The program's first handler: from here on a sleep may run inside one,
+  // and clock_nanosleep's wrapper (gc/blocking.c) must not then look
+  // libc's up with dlsym, which is not async-signal-safe. So now.
+  if (act != NULL && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN &&
+      !atomic_exchange_explicit(&gort__os_handlers_installed, true, memory_order_relaxed))
+    (void)gort__os_clock_nanosleep_fn();
   if ((sig != SIGSEGV && sig != SIGBUS) || !atomic_load_explicit(&flt.installed, memory_order_acquire)) {
     // A handler's sa_mask never blocks the faults gort takes (dirty.c, point
     // 5): with sigfillset in it, a handler's first write to a protected
