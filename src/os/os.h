@@ -167,6 +167,14 @@ int gort__os_main_thread_exited(void);
 // Gives the CPU to another runnable thread (sched_yield).
 void gort__os_yield(void);
 
+// Asymmetric fences (membarrier(2), private expedited). Registering once
+// per process lets gort__os_membarrier make every thread of the process
+// that runs at the moment pass a full memory barrier (an interrupt to each
+// CPU running one; the others pass one in the kernel's switch). 0 or
+// -errno (ENOSYS, EINVAL, or EPERM from a seccomp filter).
+int gort__os_membarrier_register(void);
+int gort__os_membarrier(void);
+
 // 64 random bits from getrandom(2), falling back to the clock and ASLR.
 uint64_t gort__os_random64(void);
 

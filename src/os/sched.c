@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -192,3 +193,17 @@ int gort__os_sigaltstack(void *p, size_t size) {
 }
 
 void gort__os_yield(void) { sched_yield(); }
+
+static int membarrier_cmd(int cmd) {
+  int saved = errno;
+  long r = syscall(SYS_membarrier, cmd, 0, 0);
+  int err = r < 0 ? -errno : 0;
+  errno = saved;
+  return err;
+}
+
+int gort__os_membarrier_register(void) {
+  return membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED);
+}
+
+int gort__os_membarrier(void) { return membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED); }

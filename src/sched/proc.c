@@ -1222,6 +1222,7 @@ static int want_procs(void) {
 }
 
 static void sched_start(void) {
+  gort__runq_fence_init();  // before any P runs a goroutine
   lock(&sched.lock);
   set_procs(want_procs());
   unlock(&sched.lock);

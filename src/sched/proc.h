@@ -29,7 +29,9 @@ typedef struct p {
   // with a CAS. Slots are atomics so that a thief's racy copy is defined.
   _Atomic uint32_t runqhead, runqtail;
   g_t *_Atomic runq[RUNQ_SIZE];
-  g_t *_Atomic runnext;          // owner puts; owner or thief takes by CAS
+  g_t *_Atomic runnext;          // owner puts; owner or thief takes (runq.c)
+  _Atomic uint32_t runnext_owner; // 1 while the owner swaps runnext with plain stores (runq.c)
+  _Atomic uint32_t runnext_thief; // 1 while a thief takes runnext (runq.c)
   // Dead Gs with their stacks, a stack of pointers (proc.c, "spawning and
   // exiting", says why not a list through the Gs); owner only.
   g_t *gfree[GORT_PFREE_MAX];
@@ -86,6 +88,7 @@ typedef struct {
   _Atomic int mcount;
   _Atomic int mlive;             // Ms running (mcount survives fork; this does not)
   _Atomic bool started;
+  bool runnext_fenced;           // membarrier registered: runnext's owner swaps it without a locked instruction (runq.c)
   _Atomic bool sysmon_started;   // false again in a forked child (fork.c)
   _Atomic int64_t ngoroutine;    // live goroutines spawned or ended without a P
   _Atomic int64_t goidgen;       // ids handed out, to Ps in batches
@@ -156,6 +159,7 @@ g_t *gort__runq_get(p_t *p, bool *inherit) GORT_HIDDEN;
 bool gort__runq_empty(p_t *p) GORT_HIDDEN;
 // Steals half of victim's queue into p's (p's owner calls); returns one G.
 g_t *gort__runq_steal(p_t *p, p_t *victim, bool steal_next) GORT_HIDDEN;
+void gort__runq_fence_init(void) GORT_HIDDEN;
 // The global queue: with sched.lock held.
 void gort__globrunq_put(g_t *g) GORT_HIDDEN;
 g_t *gort__globrunq_get(p_t *p, int max) GORT_HIDDEN;

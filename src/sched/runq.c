@@ -18,8 +18,43 @@
 // grows by doubling (fresh address space, the old ring copied and
 // unmapped), under the scheduler's lock, and never shrinks.
 //
+// runnext is one slot that the owner fills and empties at nearly every
+// switch between a pair of goroutines that wake each other (a channel's
+// partner, a spawn), and that a thief empties only when the owner has left
+// it there for a while (runq_grab). Go takes it with a CAS on both sides.
+// Here a locked instruction costs 7-8 ns, and the owner's CAS was a sixth
+// of an unbuffered round trip (perf, ping-pong at 1 P: 16% of samples, on
+// the cmpxchg alone). So the owner swaps it with plain loads and stores,
+// and a thief, which comes at most once per 3 us sleep, pays instead, with
+// an asymmetric Dekker handshake (the pattern of liburcu and folly's
+// asymmetric fence):
+//   owner: runnext_owner = 1; [compiler barrier] if runnext_thief == 0:
+//          swap runnext with plain accesses; runnext_owner = 0.
+//          Else runnext_owner = 0 and swap with a locked exchange.
+//   thief: runnext_thief 0 -> 1 by CAS (one thief at a time); membarrier()
+//          (every thread of the process that runs passes a full barrier);
+//          if runnext_owner == 0: CAS runnext; runnext_thief = 0.
+// Without the barrier both could miss the other (x86 lets the owner's
+// load of runnext_thief pass its store of runnext_owner). membarrier
+// interrupts the owner's CPU at an instruction boundary: if its store of
+// runnext_owner retired before that point, it is visible when membarrier
+// returns, and the thief backs off; if not, the owner's load comes after
+// the interrupt, and sees the thief's flag, made visible before it. An
+// owner that is not on a CPU passed the kernel's barrier when it left
+// it. So the owner's plain swap and a thief's CAS never overlap, and
+// the owner's exchange and the thief's CAS are each atomic. membarrier
+// costs the thief 5-20 us here (an interrupt to the other CPU); a thief
+// reaches it only after its sleep, and only if runnext still holds the G
+// it saw. Where the kernel or a seccomp filter refuses membarrier
+// (registered once, at the first goroutine: runq_fence_init), both sides
+// use locked instructions, as Go's.
+//
 // Invariants: tail - head <= RUNQ_SIZE; slots [head, tail) hold Gs; only
-// the owner writes tail and the slots at or after it.
+// the owner writes tail and the slots at or after it. runnext becomes
+// non-NULL only by its owner's store; with sched.runnext_fenced, its
+// plain swap (runnext_owner set, runnext_thief read as 0) and a thief's
+// CAS (runnext_thief set, runnext_owner read as 0 after membarrier) never
+// overlap.
 
 #include "../gc/gc.h"
 #include "../os/os.h"
@@ -81,20 +116,49 @@ static bool runq_put_slow(p_t *p, g_t *g, uint32_t h, uint32_t t) {
   return true;
 }
 
+void gort__runq_fence_init(void) { sched.runnext_fenced = gort__os_membarrier_register() == 0; }
+
+// The owner's swap of runnext for g (NULL: take it); returns the old one.
+GORT_INLINE g_t *runnext_swap(p_t *p, g_t *g) {
+  if (gort_likely(sched.runnext_fenced)) {
+    atomic_store_explicit(&p->runnext_owner, 1, memory_order_relaxed);
+    // Neither this store nor the loads below may move across (the CPU's
+    // reordering is the thief's membarrier's to undo, not the compiler's).
+    atomic_signal_fence(memory_order_seq_cst);
+    if (gort_likely(atomic_load_explicit(&p->runnext_thief, memory_order_relaxed) == 0)) {
+      g_t *old = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+      atomic_store_explicit(&p->runnext, g, memory_order_release);
+      atomic_store_explicit(&p->runnext_owner, 0, memory_order_release);
+      return old;
+    }
+    atomic_store_explicit(&p->runnext_owner, 0, memory_order_relaxed);
+  }
+  return atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
+}
+
+// A thief's take of runnext if it still holds next (the thief-side half
+// of the handshake above).
+static bool runnext_steal(p_t *p, g_t *next) {
+  if (!sched.runnext_fenced)
+    return atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+  uint32_t zero = 0;
+  if (!atomic_compare_exchange_strong_explicit(&p->runnext_thief, &zero, 1, memory_order_acquire,
+                                               memory_order_relaxed))
+    return false;  // another thief is at it
+  bool ok = false;
+  if (atomic_load_explicit(&p->runnext, memory_order_relaxed) == next && gort__os_membarrier() == 0 &&
+      atomic_load_explicit(&p->runnext_owner, memory_order_acquire) == 0)
+    ok = atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acq_rel,
+                                                 memory_order_relaxed);
+  atomic_store_explicit(&p->runnext_thief, 0, memory_order_release);
+  return ok;
+}
+
 // Called by p's owner only.
 void gort__runq_put(p_t *p, g_t *g, bool next) {
   if (next) {
-    // An empty runnext takes a plain store: only the owner makes it
-    // non-NULL, and a thief's CAS expects a G it saw there, so nobody
-    // else can write it between this load and the store. The locked
-    // exchange cost a ping-pong over an unbuffered channel (two
-    // goroutines readying each other through runnext) about a tenth of
-    // each round trip.
-    if (atomic_load_explicit(&p->runnext, memory_order_relaxed) == NULL) {
-      atomic_store_explicit(&p->runnext, g, memory_order_release);
-      return;
-    }
-    g = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
+    g = runnext_swap(p, g);
     if (g == NULL) return;  // the old runnext goes to the ring
   }
   for (;;) {
@@ -113,13 +177,13 @@ void gort__runq_put(p_t *p, g_t *g, bool next) {
 // the time slice of the G that readied it (schedtick does not advance), so
 // that a pair readying each other is one long runner to sysmon.
 g_t *gort__runq_get(p_t *p, bool *inherit) {
-  g_t *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
   *inherit = false;
-  if (next != NULL && atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL,
-                                                              memory_order_acq_rel,
-                                                              memory_order_relaxed)) {
-    *inherit = true;
-    return next;
+  if (atomic_load_explicit(&p->runnext, memory_order_relaxed) != NULL) {
+    g_t *next = runnext_swap(p, NULL);  // NULL: a thief took it meanwhile
+    if (next != NULL) {
+      *inherit = true;
+      return next;
+    }
   }
   for (;;) {
     uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
@@ -167,9 +231,10 @@ static uint32_t runq_grab(p_t *p, g_t *_Atomic *batch, uint32_t batch_head, bool
       // timers.
       bool owner_running = atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING;
       if (owner_running) gort__stw_sleep_ns(3000);
-      if (!atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acq_rel,
-                                                   memory_order_relaxed)) {
-        if (owner_running) return 0;  // the owner ran it meanwhile
+      if (!runnext_steal(p, next)) {
+        // The owner ran it meanwhile (or is taking it, or another thief
+        // is): leave it. A P whose owner is away may have a new one.
+        if (owner_running || atomic_load_explicit(&p->runnext, memory_order_relaxed) == next) return 0;
         continue;
       }
       atomic_store_explicit(&batch[batch_head % RUNQ_SIZE], next, memory_order_relaxed);

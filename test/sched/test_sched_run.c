@@ -167,6 +167,89 @@ TEST(a_sleeper_beside_a_pair_handing_off_through_runnext_wakes_on_time) {
   gort_chan_free(pair_b);
 }
 
+
+// ---- runnext taken by thieves ---------------------------------------------------------------
+//
+// The owner swaps runnext with plain stores and a thief takes it after a
+// membarrier (runq.c): if the two ever overlapped, a goroutine would run
+// twice at once (two threads on one stack) or be lost (a ring that never
+// finishes). Rings of goroutines pass tokens over unbuffered channels;
+// each sender then stays busy for a random while, with the receiver it
+// just readied waiting in its P's runnext, so that the idle P's thief
+// sleeps and takes it, many times, against owners that take it at any
+// moment.
+
+enum { RN_RINGS = 3, RN_LEN = 4, RN_HOPS = SCHEDTEST_TSAN ? 300 : 3000 };
+
+typedef struct {
+  gort_chan_t *in, *out;
+  _Atomic int inside;
+  _Atomic int twice;
+  int hops, tid_changes, last_tid;
+  bool closed_out;
+  uint64_t rand;
+  gort_waitgroup_t *wg;
+} rn_member_t;
+
+static rn_member_t rn[RN_RINGS][RN_LEN];
+
+static void rn_run(void *arg) {
+  rn_member_t *me = arg;
+  long token;
+  while (gort_chan_recv(me->in, &token)) {
+    if (atomic_exchange(&me->inside, 1) != 0) atomic_store(&me->twice, 1);
+    int tid = (int)syscall(SYS_gettid);
+    me->tid_changes += me->last_tid != 0 && tid != me->last_tid;
+    me->last_tid = tid;
+    me->hops++;
+    atomic_store(&me->inside, 0);
+    if (token == RN_HOPS) {  // the last hop: close the ring after it
+      gort_chan_close(me->out);
+      me->closed_out = true;
+      continue;
+    }
+    token++;
+    gort_chan_send(me->out, &token);  // the receiver goes to this P's runnext
+    me->rand = me->rand * 6364136223846793005u + 1442695040888963407u;
+    busy_ns((int64_t)(me->rand >> 33) % 120000);  // 0-120 us: long enough for a thief
+  }
+  if (!me->closed_out) gort_chan_close(me->out);  // passes the close on round the ring
+  gort_waitgroup_done(me->wg);
+}
+
+TEST(runnext_taken_by_thieves_runs_each_goroutine_once) {
+  gort_maxprocs(2);
+  gort_waitgroup_t wg = {0};
+  gort_chan_t *links[RN_RINGS][RN_LEN];
+  for (int r = 0; r < RN_RINGS; r++)
+    for (int i = 0; i < RN_LEN; i++) links[r][i] = gort_chan_make(sizeof(long), 0);
+  for (int r = 0; r < RN_RINGS; r++)
+    for (int i = 0; i < RN_LEN; i++)
+      rn[r][i] = (rn_member_t){.in = links[r][i], .out = links[r][(i + 1) % RN_LEN],
+                               .rand = (uint64_t)(r * RN_LEN + i + 1), .wg = &wg};
+  gort_waitgroup_add(&wg, RN_RINGS * RN_LEN);
+  for (int r = 0; r < RN_RINGS; r++)
+    for (int i = 0; i < RN_LEN; i++) EXPECT(gort_go(rn_run, &rn[r][i]) == 0);
+  for (int r = 0; r < RN_RINGS; r++) {
+    long one = 1;
+    gort_chan_send(links[r][0], &one);
+  }
+  gort_waitgroup_wait(&wg);
+  int moves = 0;
+  for (int r = 0; r < RN_RINGS; r++) {
+    int hops = 0;
+    for (int i = 0; i < RN_LEN; i++) {
+      EXPECT(atomic_load(&rn[r][i].twice) == 0, "ring %d member %d ran twice at once", r, i);
+      hops += rn[r][i].hops;
+      moves += rn[r][i].tid_changes;
+    }
+    EXPECT(hops == RN_HOPS, "ring %d: %d hops of %d", r, hops, RN_HOPS);
+  }
+  fprintf(stderr, "  %d hops, goroutines changed threads %d times\n", RN_RINGS * RN_HOPS, moves);
+  EXPECT(moves > 0, "no goroutine ever moved to the other P");
+  for (int r = 0; r < RN_RINGS; r++)
+    for (int i = 0; i < RN_LEN; i++) gort_chan_free(links[r][i]);
+}
 // ---- sleeping -------------------------------------------------------------------------------
 
 static int cmp_i64(const void *a, const void *b) {
