@@ -25,6 +25,7 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CC ?= cc
 CXX ?= c++
@@ -63,7 +64,7 @@ REALNAME := lib$(LIBNAME).so.$(VERSION)
 SO_LINKS := $(sort $(B)/lib$(LIBNAME).so $(B)/libgort.so)
 
 ifdef VALGRIND
-  MODE_CFLAGS += -DGORT_VALGRIND  # memcheck annotations (src/alloc/vg.h)
+  MODE_CFLAGS += -DGORT_VALGRIND  # memcheck annotations (src/base/vg.h)
 endif
 
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wconversion -Wno-sign-conversion
@@ -297,7 +298,8 @@ demo: build/libgort.a
 	./build/examples/pool
 
 # Installs this build's variant: the headers, lib$(LIBNAME).a, the shared
-# library and its links, $(LIBNAME).pc and the man pages gort(3), gort(7).
+# library and its links, $(LIBNAME).pc, the man pages gort(3), gort(7) and
+# memcheck's suppressions (share/gort/valgrind.supp).
 # uninstall removes what install put there; the headers and man pages,
 # which every variant shares, go with the last variant's library.
 PUBLIC_HEADERS := $(wildcard include/gort/*.h)
@@ -318,6 +320,8 @@ install: $(B)/libgort.a $(B)/$(REALNAME)
 	  -e 's|@LIBNAME@|$(LIBNAME)|g; s|@VERSION@|$(VERSION)|' gort.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/$(LIBNAME).pc
 	install -m 644 docs/gort.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 docs/gort.7 $(DESTDIR)$(MANDIR)/man7/
+	install -d $(DESTDIR)$(DATADIR)/gort
+	install -m 644 docs/valgrind.supp $(DESTDIR)$(DATADIR)/gort/
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME) \
@@ -327,8 +331,9 @@ uninstall:
 	  echo "headers and man pages kept for $$(cd $(DESTDIR)$(LIBDIR) && ls libgort*.so.$(MAJOR))"; \
 	else \
 	  set -x; rm -f $(DESTDIR)$(INCLUDEDIR)/gort.h $(PUBLIC_HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%) \
-	    $(DESTDIR)$(MANDIR)/man3/gort.3 $(DESTDIR)$(MANDIR)/man7/gort.7; \
-	  rmdir $(DESTDIR)$(INCLUDEDIR)/gort 2>/dev/null || true; \
+	    $(DESTDIR)$(MANDIR)/man3/gort.3 $(DESTDIR)$(MANDIR)/man7/gort.7 \
+	    $(DESTDIR)$(DATADIR)/gort/valgrind.supp; \
+	  rmdir $(DESTDIR)$(INCLUDEDIR)/gort $(DESTDIR)$(DATADIR)/gort 2>/dev/null || true; \
 	fi
 endif
 

@@ -84,7 +84,7 @@
 #include "mheap.h"
 #include "alloc_init.h"
 #include "scavenger.h"
-#include "vg.h"
+#include "../base/vg.h"
 
 // ---- start-up (base/start.c calls these) -------------------------------------
 
@@ -421,12 +421,26 @@ void *gort_malloc(size_t size) {
   return p;
 }
 
-void gort_free(void *p) {
-  if (!GORT_VG_ON) return free_fast(p);
-  VG_FREE(p);
+// A collected object freed by hand (gort_free stays valid for them, as
+// gort_chan_free does) was never registered as MALLOCLIKE (base/vg.h):
+// it becomes unaddressable instead, so a later use is still reported.
+static GORT_NOINLINE void vg_free(void *p) {
+  if (p == NULL) return;
+  mspan_t *s = span_of((uintptr_t)p);
+  uint8_t kind = s != NULL ? s->kind : KIND_MANUAL;
+  bool collected = kind != KIND_MANUAL && kind != KIND_GC_UNCOLLECTABLE;
+  size_t u = collected ? gort_usable_size(p) : 0;
+  (void)u;
+  if (!collected) VG_FREE(p);
   VG_ENTER();
   free_fast(p);
   VG_LEAVE();
+  if (collected && kind != KIND_GC_TINY) VG_NOACCESS(p, u);
+}
+
+void gort_free(void *p) {
+  if (!GORT_VG_ON) return free_fast(p);
+  vg_free(p);
 }
 
 static void *calloc_impl(size_t n, size_t size);

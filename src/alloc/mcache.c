@@ -102,6 +102,7 @@
 #include "../base/lock.h"
 #include "../base/noscan.h"
 #include "../base/persistent.h"
+#include "../base/vg.h"
 #include "mcentral.h"
 #include "harden.h"
 #include "mheap.h"
@@ -393,6 +394,7 @@ static void cache_retire(mcache_t *c) {
 static void thread_exit(void *arg) {
   mcache_t *c = arg;
   if (c == NULL || gort__tls_cache != c) return;
+  VG_ENTER();  // links written into freed blocks: base/vg.h
   if (gort__gc_hooks.cache_exit != NULL) gort__gc_hooks.cache_exit(c);
   gort__mcache_abandon(c);
   // glibc frees (and may allocate) after the key destructors have run:
@@ -403,6 +405,7 @@ static void thread_exit(void *arg) {
   thread_exited = true;
   gort__tls_cache = &gort__empty_cache;
   cache_retire(c);
+  VG_LEAVE();
 }
 
 bool gort__mcache_thread_exited(void) { return thread_exited; }

@@ -70,7 +70,7 @@
 #include "alloc_init.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
-#include "vg.h"
+#include "../base/vg.h"
 
 #define NEXACT 128
 // Inside the page map's window (pagemap.h), far from libc, the stacks and a

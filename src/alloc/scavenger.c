@@ -50,6 +50,7 @@
 
 #include "../base/options.h"
 #include "../base/persistent.h"
+#include "../base/vg.h"
 #include "../os/os.h"
 #include "gort/alloc.h"
 #include "mcache.h"
@@ -175,7 +176,9 @@ void gort__scavenger_init(void) {
 uint64_t gort__scavenger_free_os_memory(void) {
   gort__start_ensure();
   atomic_fetch_add(&scav.forced, 1);
+  VG_ENTER();  // links written into freed blocks: base/vg.h
   gort__mcache_flush_empty(true);
+  VG_LEAVE();
   uint64_t got = release_now(-1);
   trace("forced", got);
   return got;

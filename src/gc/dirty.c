@@ -160,6 +160,7 @@
 #include "../alloc/mheap.h"
 #include "../base/noscan.h"
 #include "../base/options.h"
+#include "../base/vg.h"
 #include "../os/os.h"
 #include "dirty.h"
 #include "gc.h"
@@ -319,6 +320,11 @@ static void probe(void) {
   if (dirty.probed) return;
   dirty.probed = true;
   dirty.be = NULL;
+  if (VG_RUNNING()) {  // the memcheck build under valgrind: base/vg.h
+    if (gort__opts.gctrace || gort__opts.gcdirty != 0)
+      gort__print("gc: dirty tracking: none under valgrind; marking with the world stopped\n");
+    return;
+  }
   switch (gort__opts.gcdirty) {
     case GCDIRTY_NONE: return;
     case GCDIRTY_UFFD: try_backend(&uffd_backend, true); return;

@@ -45,8 +45,10 @@
 #include "../alloc/mheap.h"
 #include "../base/noscan.h"
 #include "../base/persistent.h"
+#include "../base/vg.h"
 #include "../os/os.h"
 #include "gc.h"
+#include "gort/alloc.h"
 #include "gort/gc.h"
 
 gcentral_t gort__gcentral[GORT_NUM_GC_KINDS][GORT_NUM_CLASSES];
@@ -179,6 +181,10 @@ static mspan_t *take_span(int kind, int cls) {
 // Zeroes the run of slots [lo, hi) and appends them to the list at tail.
 static block_t **link_run(uintptr_t lo, uintptr_t hi, uintptr_t size, bool zero, block_t **tail) {
   if (lo == hi) return tail;
+  // Under memcheck (base/vg.h) collected slots are addressable from the
+  // moment a cache takes them: links written into unaddressable slots read
+  // back as undefined, and so did every pointer handed out after them.
+  VG_DEFINED((void *)lo, hi - lo);
   if (zero) memset((void *)lo, 0, hi - lo);
   for (uintptr_t a = lo; a < hi; a += size) {
     block_t *b = (block_t *)a;
@@ -350,6 +356,7 @@ static void *alloc_large(size_t size, int kind) {
   __atomic_store_n(&s->fresh, 1, __ATOMIC_RELAXED);
   span_clear_samples(s);
   span_sweep_done(s);
+  VG_DEFINED((void *)s->base, span_bytes(s));
   if (s->needzero) memset((void *)s->base, 0, span_bytes(s));
   {
     uint64_t bit, *mw = mark_word(s->base, &bit);  // black during a mark; else no stray bit
@@ -432,16 +439,36 @@ static void *gc_alloc(size_t size, int kind) {
   return alloc_small(size, kind);
 }
 
-void *gort_gc_alloc(size_t size) { return gc_alloc(size, KIND_GC_SCAN); }
+// Under memcheck (base/vg.h) an object handed out is made addressable
+// and defined (zeroed), with reporting off while the allocator, and any
+// collection it runs, works.
+// Uncollectable ones are the program's to free (gort_free), as malloc's
+// blocks: registered as those are, so that a leak of one is reported.
+static void *vg_alloc(size_t size, int kind) {
+  VG_ENTER();
+  void *p = gc_alloc(size, kind);
+  size_t u = p != NULL ? gort_usable_size(p) : 0;
+  (void)u;
+  VG_LEAVE();
+  if (kind == KIND_GC_UNCOLLECTABLE) VG_ALLOC(p, u, 1);
+  else VG_DEFINED(p, size != 0 ? size : 1);
+  return p;
+}
 
-void *gort_gc_alloc_uncollectable(size_t size) { return gc_alloc(size, KIND_GC_UNCOLLECTABLE); }
+static inline void *gc_alloc_entry(size_t size, int kind) {
+  return GORT_VG_ON ? vg_alloc(size, kind) : gc_alloc(size, kind);
+}
 
-void *gort_gc_alloc_barriered(size_t size) { return gc_alloc(size, KIND_GC_BARRIERED); }
+void *gort_gc_alloc(size_t size) { return gc_alloc_entry(size, KIND_GC_SCAN); }
+
+void *gort_gc_alloc_uncollectable(size_t size) { return gc_alloc_entry(size, KIND_GC_UNCOLLECTABLE); }
+
+void *gort_gc_alloc_barriered(size_t size) { return gc_alloc_entry(size, KIND_GC_BARRIERED); }
 
 // The tiny allocator: noscan objects under 16 bytes share 16-byte blocks,
 // each at its natural alignment (Go's, which saves about a fifth of the
 // heap in programs of small strings).
-void *gort_gc_alloc_noscan(size_t size) {
+static void *alloc_noscan(size_t size) {
   if (size == 0 || size >= 16) return gc_alloc(size, KIND_GC_NOSCAN);
   mcache_t *c = my_cache();
   if (c == NULL) {
@@ -467,6 +494,15 @@ void *gort_gc_alloc_noscan(size_t size) {
   c->tiny_off = (uint32_t)size;
   nostop_exit();
   return b;
+}
+
+void *gort_gc_alloc_noscan(size_t size) {
+  if (!GORT_VG_ON) return alloc_noscan(size);
+  VG_ENTER();
+  void *p = alloc_noscan(size);
+  VG_LEAVE();
+  VG_DEFINED(p, size != 0 ? size : 1);
+  return p;
 }
 
 const gort_gc_layout_t *gort_gc_layout(const uint64_t *ptrmap, size_t nwords) {
@@ -510,7 +546,7 @@ void *gort_gc_alloc_typed(size_t size, const gort_gc_layout_t *layout) {
     errno = ENOMEM;
     return NULL;
   }
-  uintptr_t *b = gc_alloc(size + SPAN_TYPED_HEADER, KIND_GC_TYPED);
+  uintptr_t *b = gc_alloc_entry(size + SPAN_TYPED_HEADER, KIND_GC_TYPED);
   if (b == NULL) return NULL;
   __atomic_store_n(&b[0], (uintptr_t)layout, __ATOMIC_RELEASE);
   return (char *)b + SPAN_TYPED_HEADER;

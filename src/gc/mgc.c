@@ -203,6 +203,7 @@
 #include "../alloc/mheap.h"
 #include "../alloc/scavenger.h"
 #include "../base/options.h"
+#include "../base/vg.h"
 #include "../os/os.h"
 #include "gc.h"
 #include "gort/gc.h"
@@ -964,11 +965,13 @@ void gort__gc_maybe_collect(size_t bytes) {
 void gort_gc_collect(void) {
   gort__start_ensure();
   if (gort__nostop > 0) gort__throw("gc: gort_gc_collect inside a no-stop region");
+  VG_ENTER();
   collect(true);
   // A full cycle also finishes the sweep (Go's runtime.GC).
   gort__gc_sweep_pause();
   gort__gc_sweep_finish();
   gort__gc_sweep_resume();
+  VG_LEAVE();
 }
 
 // As Go's SetGCPercent, the new goal holds at once: the trigger, NextGC,

@@ -86,6 +86,7 @@
 #include "../alloc/mheap.h"
 #include "../base/noscan.h"
 #include "../base/persistent.h"
+#include "../base/vg.h"
 #include "../os/os.h"
 #include "../sched/sched.h"
 #include "gc.h"
@@ -286,6 +287,7 @@ static void bounds_update(void) {
 
 // Marks the object v points into, if any; queues it if it must be scanned.
 RACY_READS GORT_INLINE void mark_value(worker_t *w, uintptr_t v) {
+  VG_DEFINE_VALUE(v);  // memcheck builds only: base/vg.h
   if (v < __atomic_load_n(&mark.lo, __ATOMIC_RELAXED) || v >= __atomic_load_n(&mark.hi, __ATOMIC_RELAXED)) return;
   arena_t *a = arena_of(v);
   if (gort_unlikely(a == NULL)) return;

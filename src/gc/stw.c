@@ -76,6 +76,7 @@
 #include <unistd.h>
 
 #include "../base/options.h"
+#include "../base/vg.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
 #include "../sched/sched.h"
@@ -419,6 +420,7 @@ static GORT_NOINLINE void park(uint32_t e) {
 static void on_stop_signal(int sig, siginfo_t *info, void *uctx) {
   (void)sig, (void)info, (void)uctx;
   int saved = errno;
+  VG_ENTER();
   uint32_t e = atomic_load_explicit(&stw.epoch, memory_order_acquire);
   if (gort__stw_self != NULL && atomic_load_explicit(&stw.released, memory_order_acquire) != e) {
     if (gort__nostop > 0)
@@ -426,6 +428,7 @@ static void on_stop_signal(int sig, siginfo_t *info, void *uctx) {
     else
       park(e);
   }
+  VG_LEAVE();
   errno = saved;
 }
 

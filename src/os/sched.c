@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../base/base.h"
+#include "../base/vg.h"
 #include "os.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -160,6 +161,7 @@ int gort__os_guard(void *p, size_t size, int allow_mprotect) {
 static int madvise_strided(uintptr_t first, size_t stride, int n, size_t size, int advice) {
   enum { MAX = 64 };
   if (n <= 0 || n > MAX) return -EINVAL;
+  if (VG_RUNNING()) return -ENOSYS;  // base/vg.h
   struct iovec iov[MAX];
   for (int i = 0; i < n; i++) iov[i] = (struct iovec){(void *)(first + (size_t)i * stride), size};
   int saved = errno;

@@ -60,6 +60,7 @@
 
 #include "../base/options.h"
 #include "../base/persistent.h"
+#include "../base/vg.h"
 #include "../os/os.h"
 
 enum {
@@ -220,6 +221,9 @@ g_t *gort__stack_new_g(void) {
   g->stack_hi = (uintptr_t)g;
   g->canary = canary;
   if (canary) *(uint64_t *)g->stack_lo = CANARY;
+  // Under memcheck: a switch onto it is a stack switch (base/vg.h). Its
+  // slab is never unmapped, so it is never deregistered.
+  (void)VG_STACK_REGISTER(g->stack_lo, g->stack_hi);
   atomic_store_explicit(&g->status, G_IDLE, memory_order_relaxed);
   return g;
 }

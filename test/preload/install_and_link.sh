@@ -37,6 +37,7 @@ missing=""
 for h in include/gort.h include/gort/*.h; do [ -f "$D/usr/$h" ] || missing+=" $h"; done
 [ -f "$D/usr/share/man/man3/gort.3" ] || missing+=" man3/gort.3"
 [ -f "$D/usr/share/man/man7/gort.7" ] || missing+=" man7/gort.7"
+[ -f "$D/usr/share/gort/valgrind.supp" ] || missing+=" share/gort/valgrind.supp"
 grep -qx "libdir=$LIBDIR" "$L/pkgconfig/$N.pc" 2>/dev/null || missing+=" $N.pc with libdir=$LIBDIR"
 if [ -z "$missing" ]; then
   echo "PASS preload/install_puts_every_file_in_place ($N $V in $LIBDIR)"
