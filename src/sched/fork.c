@@ -60,6 +60,9 @@ static void child(void) {
     atomic_store(&p->runqhead, 0);
     atomic_store(&p->runqtail, 0);
     atomic_store(&p->runnext, NULL);
+    // A thief of a thread the child does not have may have held its flag.
+    atomic_store(&p->runnext_owner, 0);
+    atomic_store(&p->runnext_thief, 0);
     atomic_store(&p->timers.lock.state, 0);
     p->timers.n = 0;
     atomic_store(&p->timers.next, INT64_MAX);

@@ -44,10 +44,15 @@
 // it. So the owner's plain swap and a thief's CAS never overlap, and
 // the owner's exchange and the thief's CAS are each atomic. membarrier
 // costs the thief 5-20 us here (an interrupt to the other CPU); a thief
-// reaches it only after its sleep, and only if runnext still holds the G
-// it saw. Where the kernel or a seccomp filter refuses membarrier
-// (registered once, at the first goroutine: runq_fence_init), both sides
-// use locked instructions, as Go's.
+// reaches it only if runnext still holds the G it saw, after its sleep
+// when the owner runs (a P whose owner is in a system call is taken at
+// once, at most one membarrier per victim and round). Where the kernel or
+// a seccomp filter refuses membarrier (registered once, at the first
+// goroutine: runq_fence_init), or with GORT_DEBUG=schedfence=0, both
+// sides use locked instructions, as Go's. A refusal after registration
+// cannot go back (fence_refused). A fork child clears both flags, which a
+// thief on a thread the child lacks may have held (a review's find: such
+// a child never stole that P's runnext again).
 //
 // Invariants: tail - head <= RUNQ_SIZE; slots [head, tail) hold Gs; only
 // the owner writes tail and the slots at or after it. runnext becomes
@@ -56,6 +61,7 @@
 // CAS (runnext_thief set, runnext_owner read as 0 after membarrier) never
 // overlap.
 
+#include "../base/options.h"
 #include "../gc/gc.h"
 #include "../os/os.h"
 #include "proc.h"
@@ -116,7 +122,21 @@ static bool runq_put_slow(p_t *p, g_t *g, uint32_t h, uint32_t t) {
   return true;
 }
 
-void gort__runq_fence_init(void) { sched.runnext_fenced = gort__os_membarrier_register() == 0; }
+void gort__runq_fence_init(void) {
+  sched.runnext_fenced = gort__opts.schedfence && gort__os_membarrier_register() == 0;
+}
+
+// membarrier refused after it was registered (a seccomp filter installed
+// since the first goroutine): owners may be mid-swap without a fence, so
+// there is no going back to locked instructions; runnext is then never
+// stolen, and a goroutine readied there waits for its P's running one to
+// reach a safe point. Said once.
+static void fence_refused(int err) {
+  static _Atomic bool said;
+  if (!atomic_exchange(&said, true))
+    gort__print("gort: warning: membarrier refused (error %d) after the scheduler registered it: goroutines in "
+                "runnext are no longer stolen by idle Ps (GORT_DEBUG=schedfence=0 avoids membarrier)\n", -err);
+}
 
 // The owner's swap of runnext for g (NULL: take it); returns the old one.
 GORT_INLINE g_t *runnext_swap(p_t *p, g_t *g) {
@@ -125,13 +145,19 @@ GORT_INLINE g_t *runnext_swap(p_t *p, g_t *g) {
     // Neither this store nor the loads below may move across (the CPU's
     // reordering is the thief's membarrier's to undo, not the compiler's).
     atomic_signal_fence(memory_order_seq_cst);
-    if (gort_likely(atomic_load_explicit(&p->runnext_thief, memory_order_relaxed) == 0)) {
+    // Acquire: a thief's CAS on runnext, before its flag's release, is seen.
+    if (gort_likely(atomic_load_explicit(&p->runnext_thief, memory_order_acquire) == 0)) {
       g_t *old = atomic_load_explicit(&p->runnext, memory_order_relaxed);
       atomic_store_explicit(&p->runnext, g, memory_order_release);
       atomic_store_explicit(&p->runnext_owner, 0, memory_order_release);
       return old;
     }
     atomic_store_explicit(&p->runnext_owner, 0, memory_order_relaxed);
+  } else if (g != NULL && atomic_load_explicit(&p->runnext, memory_order_relaxed) == NULL) {
+    // Unfenced, an empty runnext still takes a plain store: only the owner
+    // makes it non-NULL, and a thief's CAS expects a G it saw there.
+    atomic_store_explicit(&p->runnext, g, memory_order_release);
+    return NULL;
   }
   return atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
 }
@@ -147,10 +173,13 @@ static bool runnext_steal(p_t *p, g_t *next) {
                                                memory_order_relaxed))
     return false;  // another thief is at it
   bool ok = false;
-  if (atomic_load_explicit(&p->runnext, memory_order_relaxed) == next && gort__os_membarrier() == 0 &&
-      atomic_load_explicit(&p->runnext_owner, memory_order_acquire) == 0)
-    ok = atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acq_rel,
-                                                 memory_order_relaxed);
+  if (atomic_load_explicit(&p->runnext, memory_order_relaxed) == next) {
+    int err = gort__os_membarrier();
+    if (gort_unlikely(err != 0)) fence_refused(err);
+    else if (atomic_load_explicit(&p->runnext_owner, memory_order_acquire) == 0)
+      ok = atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+  }
   atomic_store_explicit(&p->runnext_thief, 0, memory_order_release);
   return ok;
 }
