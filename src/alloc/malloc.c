@@ -423,7 +423,9 @@ void *gort_malloc(size_t size) {
 
 // A collected object freed by hand (gort_free stays valid for them, as
 // gort_chan_free does) was never registered as MALLOCLIKE (base/vg.h):
-// it becomes unaddressable instead, so a later use is still reported.
+// it becomes unaddressable instead, so a later use is still reported, all
+// but its first 16 bytes, the link and tag that the sweep reads (read
+// from unaddressable memory, memcheck's undefined reached the live bits).
 static GORT_NOINLINE void vg_free(void *p) {
   if (p == NULL) return;
   mspan_t *s = span_of((uintptr_t)p);
@@ -435,7 +437,7 @@ static GORT_NOINLINE void vg_free(void *p) {
   VG_ENTER();
   free_fast(p);
   VG_LEAVE();
-  if (collected && kind != KIND_GC_TINY) VG_NOACCESS(p, u);
+  if (collected && kind != KIND_GC_TINY && u > sizeof(block_t)) VG_NOACCESS((char *)p + sizeof(block_t), u - sizeof(block_t));
 }
 
 void gort_free(void *p) {

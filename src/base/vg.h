@@ -20,16 +20,20 @@
 // MALLOCLIKE: the collector frees them, not the program, and memcheck
 // would call every one a leak. So memcheck sees the program's uses of
 // them, and a use after gort_free of one (which makes it unaddressable:
-// malloc.c, vg_free), but not the collector's frees (which, for a
+// malloc.c, vg_free; past its first 16 bytes), but not the collector's frees (which, for a
 // reachable object, cannot matter). Uncollectable objects are the
 // program's to free, so they are registered as malloc's blocks are.
 // The conservative scan reads stack words never written: each word it
 // tests is declared defined first (VG_DEFINE_VALUE in mark_value), else
 // memcheck's "undefined" reached the mark bits, then the live bits, then
 // the pointers allocation hands out. The collector's entry points
-// (gort_gc_alloc*, gort_gc_collect) and its stop signal's handler
-// suspend reporting as malloc's do, and so do a thread's exit hook and
-// gort_free_os_memory, which write links into freed blocks. Under
+// (gort_gc_alloc*, gort_gc_collect), its stop signal's handler and its
+// threads' work (mark helpers, sweeper, cycles; not their waits: a thread
+// that ends with reporting off draws a warning at exit, and a finalizer
+// runs the program's code) suspend reporting as malloc's do, and so do a
+// thread's exit hook and gort_free_os_memory, which write links into
+// freed blocks. A hand-freed collected object on a span's list is read
+// by the sweeper: CI's first run of the valgrind test caught it. Under
 // valgrind (VG_RUNNING) the system calls valgrind does not know are not
 // made and the collector marks with the world stopped. Goroutine stacks
 // are registered (VALGRIND_STACK_REGISTER, sched/stack.c), so that

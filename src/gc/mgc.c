@@ -435,7 +435,9 @@ static void *first_cycle_main(void *arg) {
   activate();
   bool forced = false;
   if (!conc.on) {
+    VG_ENTER();  // memcheck builds: base/vg.h
     cycle(&forced);  // as the worker's: this thread is not registered, its stack no root
+    VG_LEAVE();
     return NULL;
   }
   ++conc.started;
@@ -784,6 +786,7 @@ static void *worker_main(void *arg) {
     uint32_t now;
     while ((now = atomic_load(&conc.request)) == seen) gort__os_futex_wait(&conc.request, seen);
     seen = now;
+    VG_ENTER();  // memcheck builds: base/vg.h
     if (atomic_exchange(&conc.start_pending, false)) {
       // Not through gort__stw_run_recorded: this thread is not registered
       // (its stack holds no pointer of the program's), and cycle_start's
@@ -793,6 +796,7 @@ static void *worker_main(void *arg) {
       seen = atomic_load(&conc.request);
     }
     cycle_finish();
+    VG_LEAVE();
   }
   return NULL;
 }

@@ -594,8 +594,10 @@ static void *helper_main(void *arg) {
     // The drain open now, if any: the one start announced, or a later one.
     uint64_t ep = team_epoch(atomic_load(&mark.team));
     if (!team_join(ep)) continue;
+    VG_ENTER();  // memcheck builds: base/vg.h
     if (atomic_load(&mark.rescan_first)) rescan_pieces(w, UINT64_MAX);
     drain(w, ep);
+    VG_LEAVE();
   }
   return NULL;
 }

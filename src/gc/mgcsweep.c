@@ -37,6 +37,7 @@
 
 #include <string.h>
 
+#include "../base/vg.h"
 #include "../alloc/mheap.h"
 #include "../os/os.h"
 #include "gc.h"
@@ -233,7 +234,9 @@ static void *sweeper_main(void *arg) {
     while ((now = atomic_load(&sweeper.work)) == seen) gort__os_futex_wait(&sweeper.work, seen);
     seen = now;
     atomic_store(&sweeper.busy, 1);
+    VG_ENTER();  // memcheck builds: base/vg.h
     if (!atomic_load(&sweeper.paused)) sweep_all(true);
+    VG_LEAVE();
     atomic_store(&sweeper.busy, 0);
     gort__os_futex_wake(&sweeper.busy, INT32_MAX);  // every pauser: several may wait
   }

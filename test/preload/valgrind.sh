@@ -100,7 +100,7 @@ int main(void) {
   volatile char c1 = u[5];                     /* use after free */
   char *g = gort_gc_alloc(48);                 /* collected, freed by hand */
   gort_free(g);
-  volatile char c2 = g[7];                     /* use after free */
+  volatile char c2 = g[20];                    /* use after free (past the link gort keeps) */
   void *first = gort_gc_alloc_uncollectable(200);  /* starts a span: see src/base/vg.h */
   void *volatile leak = gort_gc_alloc_uncollectable(200);  /* never freed */
   leak = NULL;
