@@ -444,10 +444,10 @@ static void *gc_alloc(size_t size, int kind) {
 // collection it runs, works.
 // Uncollectable ones are the program's to free (gort_free), as malloc's
 // blocks: registered as those are, so that a leak of one is reported.
-static void *vg_alloc(size_t size, int kind) {
+static void *vg_alloc(void *(*alloc)(size_t, int), size_t size, int kind) {
   VG_ENTER();
-  void *p = gc_alloc(size, kind);
-  size_t u = p != NULL ? gort_usable_size(p) : 0;
+  void *p = alloc(size, kind);
+  size_t u = p != NULL && kind == KIND_GC_UNCOLLECTABLE ? gort_usable_size(p) : 0;
   (void)u;
   VG_LEAVE();
   if (kind == KIND_GC_UNCOLLECTABLE) VG_ALLOC(p, u, 1);
@@ -456,7 +456,7 @@ static void *vg_alloc(size_t size, int kind) {
 }
 
 static inline void *gc_alloc_entry(size_t size, int kind) {
-  return GORT_VG_ON ? vg_alloc(size, kind) : gc_alloc(size, kind);
+  return GORT_VG_ON ? vg_alloc(gc_alloc, size, kind) : gc_alloc(size, kind);
 }
 
 void *gort_gc_alloc(size_t size) { return gc_alloc_entry(size, KIND_GC_SCAN); }
@@ -468,8 +468,8 @@ void *gort_gc_alloc_barriered(size_t size) { return gc_alloc_entry(size, KIND_GC
 // The tiny allocator: noscan objects under 16 bytes share 16-byte blocks,
 // each at its natural alignment (Go's, which saves about a fifth of the
 // heap in programs of small strings).
-static void *alloc_noscan(size_t size) {
-  if (size == 0 || size >= 16) return gc_alloc(size, KIND_GC_NOSCAN);
+static void *alloc_noscan(size_t size, int kind) {
+  if (size == 0 || size >= 16) return gc_alloc(size, kind);
   mcache_t *c = my_cache();
   if (c == NULL) {
     errno = ENOMEM;
@@ -497,12 +497,7 @@ static void *alloc_noscan(size_t size) {
 }
 
 void *gort_gc_alloc_noscan(size_t size) {
-  if (!GORT_VG_ON) return alloc_noscan(size);
-  VG_ENTER();
-  void *p = alloc_noscan(size);
-  VG_LEAVE();
-  VG_DEFINED(p, size != 0 ? size : 1);
-  return p;
+  return GORT_VG_ON ? vg_alloc(alloc_noscan, size, KIND_GC_NOSCAN) : alloc_noscan(size, KIND_GC_NOSCAN);
 }
 
 const gort_gc_layout_t *gort_gc_layout(const uint64_t *ptrmap, size_t nwords) {
