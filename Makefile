@@ -68,9 +68,9 @@ ifdef VALGRIND
 endif
 
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wconversion -Wno-sign-conversion
-CFLAGS_ALL := -std=gnu11 -fPIC -fvisibility=hidden -fno-semantic-interposition \
+CFLAGS_ALL := -std=gnu11 -fPIC -fvisibility=hidden -fno-semantic-interposition -ffunction-sections \
   -ftls-model=initial-exec -fexceptions -Iinclude -Isrc $(WARN) $(MODE_CFLAGS) $(CPPFLAGS) $(CFLAGS)
-CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -Iinclude -Isrc -Wall -Wextra $(MODE_CFLAGS) \
+CXXFLAGS_ALL := -std=gnu++17 -fPIC -fvisibility=hidden -ffunction-sections -Iinclude -Isrc -Wall -Wextra $(MODE_CFLAGS) \
   $(CPPFLAGS) $(CXXFLAGS)
 LDLIBS_ALL := -lpthread
 
@@ -109,8 +109,21 @@ ifdef LIB_CXX_SRCS
 else
   SO_LINK := $(CC)
 endif
-$(B)/$(REALNAME): $(LIB_OBJS) src/shim/gort.map
-	$(SO_LINK) $(SO_LDFLAGS) -Wl,-soname,$(SONAME) $(MODE_LDFLAGS) $(LDFLAGS) -o $@ $(LIB_OBJS) $(LDLIBS_ALL)
+# The functions every malloc program runs go first in the text, in as few of
+# the kernel's fault-around windows as they fit (tools/mkhottext.sh says why;
+# `make hottext` regenerates their list, src/shim/hot.ld): the linker's own
+# script for shared objects, with that list at the top of .text (and .fini
+# beside .init: tools/hotscript.awk). A linker
+# whose script has no such place links with its default (the layout is only
+# a matter of RSS).
+$(B)/gort.ld: src/shim/hot.ld tools/hotscript.awk Makefile
+	@mkdir -p $(dir $@)
+	$(SO_LINK) -shared -Wl,--verbose -o /dev/null 2>/dev/null | sed -n '/^=====/,/^=====/{/^=====/d;p;}' | \
+	  awk -v hot=src/shim/hot.ld -f tools/hotscript.awk > $@.tmp && mv $@.tmp $@ || { rm -f $@.tmp; : > $@; }
+
+$(B)/$(REALNAME): $(LIB_OBJS) src/shim/gort.map $(B)/gort.ld
+	$(SO_LINK) $(SO_LDFLAGS) $$(test -s $(B)/gort.ld && echo -Wl,-T,$(B)/gort.ld) -Wl,-soname,$(SONAME) \
+	  $(MODE_LDFLAGS) $(LDFLAGS) -o $@ $(LIB_OBJS) $(LDLIBS_ALL)
 
 $(B)/$(SONAME): $(B)/$(REALNAME)
 	ln -sf $(REALNAME) $@
@@ -345,6 +358,10 @@ docs: $(TOOLS)
 sizeclasses:
 	tools/mksizeclasses.py > src/alloc/sizeclasses.h
 
+# Needs valgrind (callgrind) and a release build of the library and benchmarks.
+hottext: $(B)/$(SONAME) $(B)/bench/allocbench $(B)/bench/classic
+	tools/mkhottext.sh $(B) > src/shim/hot.ld.new && mv src/shim/hot.ld.new src/shim/hot.ld
+
 clean:
 	rm -rf build
 
@@ -352,5 +369,5 @@ clean:
 print-%:
 	@echo '$($*)'
 
-.PHONY: all test tests stress bench bench-gc bench-chan bench-pool demo install uninstall clean sizeclasses docs valgrind-lib
+.PHONY: all test tests stress bench bench-gc bench-chan bench-pool demo install uninstall clean sizeclasses docs valgrind-lib hottext
 .SECONDARY:

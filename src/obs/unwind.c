@@ -1195,7 +1195,7 @@ void gort__unwind_memo_forget(unwind_memo_t *m) {
 }
 
 // Step 1: no frame of its own; tail-jumps into the walk.
-__asm__(".pushsection .text\n"
+__asm__(".pushsection .text.gort__unwind_capture,\"ax\",@progbits\n"
         ".globl gort__unwind_capture\n"
         ".hidden gort__unwind_capture\n"
         ".type gort__unwind_capture, @function\n"
@@ -1212,7 +1212,7 @@ __asm__(".pushsection .text\n"
 
 // The same stub for the memoized walk (m moves from the 3rd argument to
 // the 6th).
-__asm__(".pushsection .text\n"
+__asm__(".pushsection .text.gort__unwind_capture_memo,\"ax\",@progbits\n"
         ".globl gort__unwind_capture_memo\n"
         ".hidden gort__unwind_capture_memo\n"
         ".type gort__unwind_capture_memo, @function\n"
@@ -1229,7 +1229,7 @@ __asm__(".pushsection .text\n"
         ".popsection\n");
 
 // And for the tagged walk (t moves likewise).
-__asm__(".pushsection .text\n"
+__asm__(".pushsection .text.gort__unwind_capture_tagged,\"ax\",@progbits\n"
         ".globl gort__unwind_capture_tagged\n"
         ".hidden gort__unwind_capture_tagged\n"
         ".type gort__unwind_capture_tagged, @function\n"
