@@ -111,15 +111,26 @@ else
 endif
 # The functions every malloc program runs go first in the text, in as few of
 # the kernel's fault-around windows as they fit (tools/mkhottext.sh says why;
-# `make hottext` regenerates their list, src/shim/hot.ld): the linker's own
-# script for shared objects, with that list at the top of .text (and .fini
-# beside .init: tools/hotscript.awk). A linker
-# whose script has no such place links with its default (the layout is only
-# a matter of RSS).
-$(B)/gort.ld: src/shim/hot.ld tools/hotscript.awk Makefile
+# `make hottext` regenerates their list, src/shim/hot.ld): GNU ld's own
+# script for this link (asked with the same flags, so that -z now and the
+# like pick their variant), with that list at the top of .text and .fini
+# beside .init (tools/hotscript.awk). Another linker (lld, gold), or a
+# script with no such place, links with its default: the layout is only a
+# matter of RSS. The flags are kept in gort.flags, so that a change of
+# linker or flags makes the script again.
+SO_FLAGS_ALL = $(SO_LINK) $(SO_LDFLAGS) $(MODE_LDFLAGS) $(LDFLAGS)
+$(B)/gort.flags: FORCE
 	@mkdir -p $(dir $@)
-	$(SO_LINK) -shared -Wl,--verbose -o /dev/null 2>/dev/null | sed -n '/^=====/,/^=====/{/^=====/d;p;}' | \
-	  awk -v hot=src/shim/hot.ld -f tools/hotscript.awk > $@.tmp && mv $@.tmp $@ || { rm -f $@.tmp; : > $@; }
+	@echo '$(SO_FLAGS_ALL)' | cmp -s - $@ || echo '$(SO_FLAGS_ALL)' > $@
+$(B)/gort.ld: src/shim/hot.ld tools/hotscript.awk Makefile $(B)/gort.flags
+	@if $(SO_FLAGS_ALL) -Wl,--version 2>/dev/null | head -1 | grep -q '^GNU ld'; then \
+	  $(SO_FLAGS_ALL) -Wl,--verbose -o $@.so 2>/dev/null | sed -n '/^=====/,/^=====/{/^=====/d;p;}' | \
+	    awk -v hot=src/shim/hot.ld -f tools/hotscript.awk > $@.tmp && mv $@.tmp $@ || \
+	    { echo "gort: the linker's script has no place for the hot text; the default layout"; : > $@; }; \
+	  rm -f $@.tmp $@.so; \
+	else \
+	  echo "gort: not GNU ld: libgort.so keeps the linker's default layout"; : > $@; \
+	fi
 
 $(B)/$(REALNAME): $(LIB_OBJS) src/shim/gort.map $(B)/gort.ld
 	$(SO_LINK) $(SO_LDFLAGS) $$(test -s $(B)/gort.ld && echo -Wl,-T,$(B)/gort.ld) -Wl,-soname,$(SONAME) \
@@ -359,8 +370,11 @@ sizeclasses:
 	tools/mksizeclasses.py > src/alloc/sizeclasses.h
 
 # Needs valgrind (callgrind) and a release build of the library and benchmarks.
-hottext: $(B)/$(SONAME) $(B)/bench/allocbench $(B)/bench/classic
-	tools/mkhottext.sh $(B) > src/shim/hot.ld.new && mv src/shim/hot.ld.new src/shim/hot.ld
+# The list is the release build's (B=build; the benchmarks live there too).
+hottext: build/bench/allocbench build/bench/classic build/bench/classic_cxx
+	@test "$(B)" = build || { echo "make hottext: the release build's list (no MODE, no B)"; exit 1; }
+	$(MAKE) --no-print-directory all
+	tools/mkhottext.sh build > src/shim/hot.ld.new && mv src/shim/hot.ld.new src/shim/hot.ld
 
 clean:
 	rm -rf build
@@ -369,5 +383,5 @@ clean:
 print-%:
 	@echo '$($*)'
 
-.PHONY: all test tests stress bench bench-gc bench-chan bench-pool demo install uninstall clean sizeclasses docs valgrind-lib hottext
+.PHONY: all test tests stress bench bench-gc bench-chan bench-pool demo install uninstall clean sizeclasses docs valgrind-lib hottext FORCE
 .SECONDARY:
