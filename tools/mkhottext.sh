@@ -9,7 +9,7 @@
 # and start-up and the allocator's paths ran code in every window of the
 # library's 260 KiB of text, so all of it was resident in every process:
 # about 200 KiB more RSS than mimalloc's whole library (60 KiB of text), and
-# a fault of 10 us or more on our VMs for each window. The 270-odd functions
+# a fault of 10 us or more on our VMs for each window. The 300-odd functions
 # such programs run are 80 KiB together.
 #
 # The layout: first the constructors and destructors (.text.startup.*,
