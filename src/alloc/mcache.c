@@ -166,7 +166,7 @@ void gort__span_init_small(mspan_t *s, int cls) {
   s->used = 0;
   __atomic_store_n(&s->fresh, 0, __ATOMIC_RELAXED);
   span_clear_samples(s);
-  gort__span_pinfo_init(s, (unsigned)cls, gort__harden ? PINFO_SLOW : 0);  // no owner yet
+  gort__span_pinfo_init(s, (unsigned)cls, (gort__harden ? PINFO_SLOW : 0) | pinfo_shard_bits(s->prof_shard));  // no owner yet
   if (gort__harden) gort__harden_span_init(s);  // carves (and shuffles) it all
 }
 

@@ -134,13 +134,16 @@ bool harness_run_inner(const char *name, const char *env) {
     dup2(fds[1], 2);
     close(fds[0]);
     close(fds[1]);
-    if (env != NULL) {
-      char var[256];
-      snprintf(var, sizeof var, "%s", env);
-      char *eq = strchr(var, '=');
-      if (eq != NULL) {
-        *eq = '\0';
-        setenv(var, eq + 1, 1);
+    if (env != NULL) {  // NAME=VALUE, or several separated by spaces
+      char vars[512];
+      snprintf(vars, sizeof vars, "%s", env);
+      char *save = NULL;
+      for (char *var = strtok_r(vars, " ", &save); var != NULL; var = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(var, '=');
+        if (eq != NULL) {
+          *eq = '\0';
+          setenv(var, eq + 1, 1);
+        }
       }
     }
     execl("/proc/self/exe", argv0, seedarg, name, (char *)NULL);

@@ -1,0 +1,239 @@
+// The heap profiler's biased shards (obs/mprof.c, "Biased shards"): a
+// registry shard that one thread takes over and over is entered by that
+// thread without its lock, and any other thread that comes revokes the
+// bias first. Every allocation is sampled (GORT_MEMPROFILERATE=1), so that
+// each malloc and free goes through a shard. A record lost or duplicated
+// shows as counts that differ from what was done, as a block left in the
+// registry after its free, or as a false "double free" at a free.
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gort/alloc.h"
+#include "obs/mprof.h"
+#include "test.h"
+
+// ThreadSanitizer builds grant no bias (it does not know membarrier's
+// order): there the records are checked all the same, the biases not.
+#if defined(__SANITIZE_THREAD__)
+#define BIASES false
+#else
+#define BIASES true
+#endif
+
+extern const char __start_gort_test_bias[], __stop_gort_test_bias[];
+static _Atomic int sink;  // written by every thread
+
+__attribute__((noinline, used, section("gort_test_bias"))) static void *bias_alloc(size_t n) {
+  void *p = gort_malloc(n);
+  atomic_fetch_add_explicit(&sink, 1, memory_order_relaxed);  // no tail call: this frame stays on the sample's stack
+  return p;
+}
+
+static uint64_t got_allocs, got_frees;
+static void count_site(const bucket_t *b, void *arg) {
+  (void)arg;
+  for (uint32_t i = 0; i < b->depth; i++)
+    if (b->pcs[i] >= (uintptr_t)__start_gort_test_bias && b->pcs[i] < (uintptr_t)__stop_gort_test_bias) {
+      got_allocs += b->allocs;
+      got_frees += b->frees;
+      return;
+    }
+}
+static void count_now(void) {
+  got_allocs = got_frees = 0;
+  gort__mprof_foreach(count_site, NULL);
+}
+
+static uint32_t next_rand(uint32_t *x) {
+  *x ^= *x << 13, *x ^= *x >> 17, *x ^= *x << 5;
+  return *x;
+}
+
+// ---- one owner, one thread that frees some of its blocks meanwhile ----------------
+//
+// The owner mallocs and frees its own blocks (biased), and passes every
+// eighth block through a ring to the other thread, which frees it at once:
+// each of those frees revokes the bias while the owner may be inside its
+// section, and the owner then earns it back.
+
+#define RING 256
+#define OWNER_OPS 400000
+static _Atomic(void *) ring[RING];
+static _Atomic uint64_t handed, freed_remote;
+static _Atomic bool owner_done;
+
+static void *remote_freer(void *arg) {
+  (void)arg;
+  uint32_t i = 0;
+  for (;;) {
+    void *p = atomic_exchange(&ring[i % RING], NULL);
+    if (p != NULL) {
+      gort_free(p);
+      atomic_fetch_add(&freed_remote, 1);
+    } else if (atomic_load(&owner_done) && atomic_load(&freed_remote) == atomic_load(&handed)) {
+      return NULL;
+    }
+    i++;
+  }
+}
+
+INNER_TEST(an_owner_and_a_thread_freeing_its_blocks_keep_every_record_inner) {
+  pthread_t th;
+  EXPECT(pthread_create(&th, NULL, remote_freer, NULL) == 0);
+  enum { LIVE = 512 };
+  void *live[LIVE] = {0};
+  uint64_t mallocs = 0;
+  uint32_t x = 0xB1A5u;
+  uint32_t slot = 0;
+  for (int i = 0; i < OWNER_OPS; i++) {
+    uint32_t r = next_rand(&x);
+    int k = (int)(r % LIVE);
+    if (live[k] != NULL) gort_free(live[k]);
+    live[k] = bias_alloc(16 + r % 2000);
+    mallocs++;
+    if (r % 8 == 0) {  // hand one over, to be freed by the other thread
+      void *p = bias_alloc(16 + (r >> 8) % 500);
+      mallocs++;
+      void *expected = NULL;
+      while (!atomic_compare_exchange_weak(&ring[slot % RING], &expected, p)) expected = NULL;
+      slot++;
+      atomic_fetch_add(&handed, 1);
+    }
+  }
+  atomic_store(&owner_done, true);
+  pthread_join(th, NULL);
+  for (int k = 0; k < LIVE; k++) gort_free(live[k]);
+  count_now();
+  EXPECT_EQ_U64(got_allocs, mallocs, "sampled allocations");
+  EXPECT_EQ_U64(got_frees, mallocs, "sampled frees");
+  uint64_t grants, revokes;
+  gort__mprof_bias_counts(&grants, &revokes);
+  // The bias is the thing under test: it must have been granted, and taken
+  // away by the other thread's frees.
+  EXPECT(!BIASES || (grants > 0 && revokes > 0), "grants %llu revokes %llu", (unsigned long long)grants,
+         (unsigned long long)revokes);
+}
+
+TEST(an_owner_and_a_thread_freeing_its_blocks_keep_every_record) {
+  EXPECT(harness_run_inner("an_owner_and_a_thread_freeing_its_blocks_keep_every_record_inner",
+                           "GORT_MEMPROFILERATE=1"));
+}
+
+// With GORT_DEBUG=proffence=0 no shard is biased, and the records are the same.
+INNER_TEST(no_shard_is_biased_with_proffence_off_inner) {
+  uint64_t mallocs = 0;
+  for (int i = 0; i < 20000; i++) {
+    gort_free(bias_alloc(64));
+    mallocs++;
+  }
+  count_now();
+  EXPECT_EQ_U64(got_allocs, mallocs, "sampled allocations");
+  EXPECT_EQ_U64(got_frees, mallocs, "sampled frees");
+  uint64_t grants, revokes;
+  gort__mprof_bias_counts(&grants, &revokes);
+  EXPECT_EQ_U64(grants, 0, "biases granted");
+}
+
+TEST(no_shard_is_biased_with_proffence_off) {
+  EXPECT(harness_run_inner("no_shard_is_biased_with_proffence_off_inner",
+                           "GORT_MEMPROFILERATE=1 GORT_DEBUG=proffence=0"));
+}
+
+// ---- more threads than shards, each also freeing its neighbour's blocks -------------
+
+#define MANY 12
+#define MANY_OPS 60000
+static _Atomic(void *) mailbox[MANY][64];
+static _Atomic uint64_t many_mallocs;
+
+static void *many_worker(void *arg) {
+  int me = (int)(intptr_t)arg;
+  uint32_t x = 0x9E3779B9u ^ (uint32_t)me;
+  enum { LIVE = 64 };
+  void *live[LIVE] = {0};
+  uint64_t n = 0;
+  for (int i = 0; i < MANY_OPS; i++) {
+    uint32_t r = next_rand(&x);
+    int k = (int)(r % LIVE);
+    if (live[k] != NULL) gort_free(live[k]);
+    live[k] = bias_alloc(8 + r % 700);
+    n++;
+    if (r % 16 == 0) {  // post one to the next thread; free whatever was there
+      void *p = bias_alloc(32);
+      n++;
+      void *old = atomic_exchange(&mailbox[(me + 1) % MANY][(r >> 8) % 64], p);
+      if (old != NULL) gort_free(old);
+    }
+  }
+  for (int k = 0; k < LIVE; k++) gort_free(live[k]);
+  atomic_fetch_add(&many_mallocs, n);
+  return NULL;
+}
+
+INNER_TEST(more_threads_than_shards_keep_every_record_inner) {
+  pthread_t th[MANY];
+  for (int i = 0; i < MANY; i++) EXPECT(pthread_create(&th[i], NULL, many_worker, (void *)(intptr_t)i) == 0);
+  for (int i = 0; i < MANY; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < MANY; i++)
+    for (int j = 0; j < 64; j++) gort_free(atomic_exchange(&mailbox[i][j], NULL));
+  count_now();
+  EXPECT_EQ_U64(got_allocs, atomic_load(&many_mallocs), "sampled allocations");
+  EXPECT_EQ_U64(got_frees, atomic_load(&many_mallocs), "sampled frees");
+}
+
+TEST(more_threads_than_shards_keep_every_record) {
+  EXPECT(harness_run_inner("more_threads_than_shards_keep_every_record_inner", "GORT_MEMPROFILERATE=1"));
+}
+
+// ---- fork while a biased thread records samples ------------------------------------
+//
+// The fork revokes every bias, so no record is copied mid-change; the
+// child then samples and frees on its own, and exits 0.
+
+static _Atomic bool stop_sampler;
+static void *sampler(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop_sampler)) gort_free(bias_alloc(48));
+  return NULL;
+}
+
+INNER_TEST(a_fork_while_a_biased_thread_samples_leaves_a_working_child_inner) {
+  pthread_t th;
+  EXPECT(pthread_create(&th, NULL, sampler, NULL) == 0);
+  int bad = 0;
+  for (int i = 0; i < 60; i++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      // (The parent's sampler may have been between a malloc and its free:
+      // the child counts its own records only.)
+      count_now();
+      uint64_t allocs0 = got_allocs, frees0 = got_frees;
+      void *keep[100];
+      for (int r = 0; r < 20; r++) {
+        for (int j = 0; j < 100; j++) keep[j] = bias_alloc(16 + (size_t)j * 8);
+        for (int j = 0; j < 100; j++) gort_free(keep[j]);
+      }
+      count_now();
+      _exit(got_allocs - allocs0 == 2000 && got_frees - frees0 == 2000 ? 0 : 3);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+  }
+  atomic_store(&stop_sampler, true);
+  pthread_join(th, NULL);
+  EXPECT(bad == 0, "%d of 60 children failed", bad);
+  count_now();
+  EXPECT_EQ_U64(got_allocs, got_frees, "the parent's records balance");
+  uint64_t grants, revokes;
+  gort__mprof_bias_counts(&grants, &revokes);
+  EXPECT(!BIASES || revokes > 0, "no fork found a bias to revoke");
+}
+
+TEST(a_fork_while_a_biased_thread_samples_leaves_a_working_child) {
+  EXPECT(harness_run_inner("a_fork_while_a_biased_thread_samples_leaves_a_working_child_inner",
+                           "GORT_MEMPROFILERATE=1"));
+}
