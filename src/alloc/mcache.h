@@ -58,10 +58,6 @@ typedef struct mcache {
   // page) for the empty cache and for caches past the 65535 ids.
   uint32_t pinfo_owner;
   uint16_t id;  // 1..65535, or 0: none; kept for the life of the struct
-  // The heap profiler: 1 + the registry shard this cache's thread is in
-  // without the shard's lock (obs/mprof.c, "Biased shards"), else 0.
-  // Written by that thread alone; read by a thread revoking its bias.
-  _Atomic uint32_t prof_in;
 
   // Slow-path state, owner only.
   mspan_t *cur[GORT_NUM_CLASSES];

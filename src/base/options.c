@@ -19,7 +19,6 @@ gort_options_t gort__opts = {
     .scavenge = 1,
     .scavdelay_ms = 500,
     .schedfence = 1,
-    .proffence = 1,
 };
 
 typedef enum { OPT_INT, OPT_BOOL, OPT_BYTES, OPT_PERCENT_OR_OFF, OPT_STRING, OPT_GCDIRTY } opt_type_t;
@@ -92,8 +91,6 @@ static const option_t options[] = {
      "for tests: 1 in N mutex unlocks read the waiter count 2 us before they release the lock, as a store buffer may make any unlock do in a shorter window, so that waiters that queue meanwhile need the rescue (sync/mutex.c; 0, the default, off)", false},
     {"schedfence", OPT_BOOL, OFF(schedfence), true,
      "1 (default): a P's owner takes and fills its runnext slot with plain stores, and a thief that takes it pays with membarrier(2) (sched/runq.c); 0: both sides use locked instructions, as Go's (for a program that forbids membarrier, by seccomp say, after its first goroutine)", false},
-    {"proffence", OPT_BOOL, OFF(proffence), true,
-     "1 (default): a heap profiler registry shard that one thread uses over and over is biased to it, which then records and forgets its samples there without a locked instruction, and another thread that comes pays with membarrier(2) (obs/mprof.c); 0: every thread takes the shard's lock", false},
     {"scavdelay", OPT_INT, OFF(scavdelay_ms), true,
      "milliseconds a free page stays before the scavenger releases it (default 500)", false},
 };

@@ -36,7 +36,6 @@ typedef struct {
   int64_t stackguard;       // goroutine stack guards: 0 auto, 1 mprotect, 2 canaries
   int64_t mutexlostwake;    // tests: 1 in N plain mutex unlocks miss their waiter (0 off)
   int64_t schedfence;       // runnext's owner without locked instructions (sched/runq.c)
-  int64_t proffence;        // heap profiler shards biased to a thread (obs/mprof.c)
 } gort_options_t;
 
 enum { GCDIRTY_AUTO, GCDIRTY_UFFD, GCDIRTY_NONE, GCDIRTY_MPROTECT };

@@ -31,13 +31,21 @@
 // check (about 150), the two hooks' records and locks (about 200), the
 // draw (50) and the detours through the slow paths (about 110).
 // Instructions are not the whole cost: at one sample per 140 allocations
-// everything a sample touches is cold, and a sample cost about 85 ns, 4%
-// of that shape's time. Its misses were the span table and the span (for
-// the shard: now in the page info, pagemap.h, PINFO_SHARD), the bucket
-// (a record now points at its stripe), the registry's slot and the
-// stripe; and its locked instructions, four per sample and free, are
-// gone where a shard is biased (below). perf's share of the profiler's
-// own functions in that shape went from 4.0% to 2.9% of the run.
+// everything a sample touches is cold. A sample and its free cost that
+// shape about 85 ns, 4% of its time (0.7% at GORT_MEMPROFILERATE=2 MiB,
+// 15% at 128 KiB: linear in the samples). Two of their misses are gone:
+// the span table and the span, for the shard (now in the page info:
+// pagemap.h, PINFO_SHARD), and, at the free, the bucket (an entry points
+// at its stripe); with every 32 KiB sampled that took 12% off the
+// profiler's cost, at the default rate less than the runs' noise.
+// Measured and left out: shards biased to the thread that uses them
+// (entered without the lock, the bias revoked by any other thread with
+// membarrier, as sched/runq.c's runnext) took away the four locked
+// instructions of a sample and its free, and perf's share of the
+// profiler's own functions in that shape from 4.0% to 2.9% of the run,
+// but not its time (13 interleaved runs: 1.040 of the profiler-off time
+// without, 1.049 with); at 32 KiB it saved 5%. Not worth 150 lines of
+// handshake.
 //
 // No global lock. Buckets are never freed and never move: a lookup walks
 // its chain with no lock (a new bucket is published with a release store
@@ -54,8 +62,6 @@
 // the OS is asked for one only when more than half that many blocks are
 // live. A small span's shard is also in its pages' info (pagemap.h,
 // PINFO_SHARD), where a sample and its free read it without the span.
-// The thread a shard serves takes it, once it has done so BIAS_FIRST
-// times in a row, without its lock (see "Biased shards").
 // (With one lock over both, two threads of glibc's bench-malloc-thread
 // shape, blocks of 4 B..32 KiB, one sample per 140 allocations, spent a
 // fifth of their time in the profiler; one thread a tenth.)
@@ -63,7 +69,7 @@
 // each, away from the bucket's key (hash, depth, stack), and a sample or
 // its free counts in the stripe of the registry shard it locks, so that
 // threads count apart, and with plain loads and stores: only the holder
-// of that shard's lock (or its bias) writes the stripe. (Locked adds, four a sample
+// of that shard's lock writes the stripe. (Locked adds, four a sample
 // and its free, were a third of the profiler's time on a VM where a
 // locked instruction costs 5-6 ns.) With one set beside the key, two threads of glibc's
 // bench-malloc-thread shape, whose samples share their few stacks, moved
@@ -75,8 +81,7 @@
 // stripe's allocations, with acquire (counts are stored with release),
 // and a free is counted after its allocation, in the same stripe (the
 // block's span keeps its shard while it holds samples) and under the same
-// lock or bias, which orders them (a revocation waits for the holder's
-// release of prof_in, with acquire): a free it sees was counted before that read,
+// lock, which orders them: a free it sees was counted before that read,
 // its allocation before that, and so before the later read of its
 // stripe's allocations. So a reader never sees more frees than
 // allocations.
@@ -132,15 +137,7 @@ static struct {
 
 // One shard of the registry of sampled blocks.
 typedef struct {
-  lock_t lock;  // rank LOCK_PROF; guards the rest (or the bias does); never two shards' at once
-  // The cache whose thread enters without the lock (see "Biased shards"),
-  // or NULL. Set under the lock, by that thread; cleared under the lock.
-  mcache_t *_Atomic bias;
-  // Under the lock: the cache of the last thread that took it, how many
-  // times in a row, and how many it takes to be granted the bias.
-  const mcache_t *last;
-  uint32_t streak, grant_after;
-  uint32_t bias_uses;  // entries by the bias's holder, since the grant; its own
+  lock_t lock;  // rank LOCK_PROF; guards the rest; never two shards' at once
   sampled_t *reg;
   size_t reg_cap, reg_used;  // slots, and how many hold a block
   // The first table, until more than REG_FIRST / 2 blocks are live: most
@@ -419,145 +416,6 @@ static void count(uint64_t *c, uint64_t v) {
   __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + v, __ATOMIC_RELEASE);
 }
 
-// ---- biased shards ---------------------------------------------------------------
-//
-// A shard is used, nearly always, by one thread: the one its spans were
-// made for (shard_of). Its lock then costs that thread two locked
-// instructions per sample and two per sampled block's free, which here
-// take 5-6 ns each: about a third of what a sample costs (perf annotate,
-// glibc's thread shape, every allocation sampled). So a shard that one
-// thread has taken BIAS_FIRST times in a row is biased to that thread's
-// cache (HotSpot's biased locking; the handshake is runq.c's for runnext,
-// liburcu's asymmetric fence):
-//   holder: c->prof_in = 1 + shard; [compiler barrier] if bias == c: in,
-//           without the lock; out: c->prof_in = 0 (release). Else
-//           prof_in = 0 and take the lock.
-//   other:  take the lock; bias = NULL (sequentially consistent);
-//           membarrier() (every running thread of the process passes a
-//           full barrier); wait while the holder's prof_in names this
-//           shard. Then the shard is an ordinary locked one.
-// x86 lets the holder's load of bias pass its store of prof_in;
-// membarrier interrupts the holder's CPU at an instruction boundary: if
-// that store retired before, it is visible when membarrier returns and
-// the other thread waits for the holder to leave; if not, the holder's
-// load comes after the interrupt and sees NULL. A holder off its CPU
-// passed the kernel's barrier when it left it. So the holder's section
-// and another thread's never overlap.
-// Cost and bounds. A revocation costs its thread 5-20 us (an interrupt
-// to each other CPU), so a bias is granted only to a run of lock takes by
-// one thread, and a bias revoked before its holder used it BIAS_PAID
-// times doubles the run the next grant needs (up to BIAS_MAX): a program
-// whose sampled blocks are freed by other threads (a producer and its
-// consumers) alternates holders and is never granted one; a thread that
-// frees another's block now and then pays at most one revocation per
-// BIAS_FIRST... BIAS_MAX of the holder's samples. The holder is a cache,
-// not a thread: caches are never freed, and one is reused only by a new
-// thread after its old one has exited, which is then inside no section.
-// The empty cache, which threads without one share, is never granted.
-// prof_in holds the shard, not a flag, and the holder enters only with
-// prof_in 0: a signal handler that frees a sampled block while its
-// thread is inside a section takes the lock path, and one of the same
-// shard is fatal (with the lock, it waited for ever). A fork takes every
-// lock and revokes every bias first, with one membarrier. Where
-// membarrier is refused (a kernel without it, a seccomp filter; asked at
-// the first grant) or GORT_DEBUG=proffence=0, no bias is granted; a
-// refusal after grants revokes with a 1 ms pause in its place, far
-// longer than any store buffer takes to drain, and grants no more.
-// ThreadSanitizer builds grant none: it does not know membarrier's order.
-
-enum { BIAS_FIRST = 64, BIAS_PAID = 1024, BIAS_MAX = 1 << 16 };
-#if defined(__SANITIZE_THREAD__)
-#define BIAS_BUILD false
-#else
-#define BIAS_BUILD true
-#endif
-static _Atomic int bias_fence;  // 0: not asked yet; 1: membarrier registered; -1: no biases
-static _Atomic uint64_t bias_grants, bias_revokes;  // for tests (gort__mprof_bias_counts)
-
-void gort__mprof_bias_counts(uint64_t *grants, uint64_t *revokes) {
-  *grants = atomic_load_explicit(&bias_grants, memory_order_relaxed);
-  *revokes = atomic_load_explicit(&bias_revokes, memory_order_relaxed);
-}
-
-static uint32_t shard_tag(const shard_t *sh) { return (uint32_t)(sh - shards) + 1; }
-
-static bool bias_allowed(void) {
-  int f = atomic_load_explicit(&bias_fence, memory_order_relaxed);
-  if (f == 0) {
-    f = BIAS_BUILD && gort__opts.proffence && gort__os_membarrier_register() == 0 ? 1 : -1;
-    atomic_store_explicit(&bias_fence, f, memory_order_relaxed);
-  }
-  return f > 0;
-}
-
-// Every running thread of the process passes a full barrier.
-static void fence_others(void) {
-  if (gort_likely(gort__os_membarrier() == 0)) return;
-  atomic_store_explicit(&bias_fence, -1, memory_order_relaxed);
-  gort__os_sleep_ns(1000000);  // see the top of this section
-}
-
-// Under sh->lock, after bias was b and is now NULL, and the fence: waits
-// for b's thread to leave, and sets the next grant's bar.
-static void revoke_finish(shard_t *sh, mcache_t *b) {
-  while (atomic_load_explicit(&b->prof_in, memory_order_acquire) == shard_tag(sh)) gort__os_yield();
-  atomic_fetch_add_explicit(&bias_revokes, 1, memory_order_relaxed);
-  if (sh->bias_uses < BIAS_PAID && sh->grant_after < BIAS_MAX) sh->grant_after *= 2;
-  sh->last = NULL;
-  sh->streak = 0;
-}
-
-// Enters sh's section: true without its lock (c holds the bias), false
-// with it. Either way inside a no-stop region, as a lock is.
-static bool shard_enter(shard_t *sh, mcache_t *c) {
-  if (atomic_load_explicit(&sh->bias, memory_order_relaxed) == c) {
-    uint32_t in = atomic_load_explicit(&c->prof_in, memory_order_relaxed);
-    if (gort_likely(in == 0)) {
-      nostop_enter();
-      atomic_store_explicit(&c->prof_in, shard_tag(sh), memory_order_relaxed);
-      // Neither this store nor the load below may move across (the CPU's
-      // reordering is the revoker's membarrier's to undo).
-      atomic_signal_fence(memory_order_seq_cst);
-      if (gort_likely(atomic_load_explicit(&sh->bias, memory_order_acquire) == c)) {
-        sh->bias_uses++;
-        return true;
-      }
-      atomic_store_explicit(&c->prof_in, 0, memory_order_release);
-      nostop_exit();
-    } else if (in == shard_tag(sh)) {
-      gort__fatal("heap profiler: a signal handler freed a sampled block while its thread was recording one", sh);
-    }
-  }
-  lock(&sh->lock);
-  mcache_t *b = atomic_load_explicit(&sh->bias, memory_order_relaxed);
-  if (b != NULL && b != c) {
-    atomic_store_explicit(&sh->bias, NULL, memory_order_seq_cst);
-    fence_others();
-    revoke_finish(sh, b);
-  } else if (b == NULL && c != &gort__empty_cache) {
-    if (sh->last != c) {
-      sh->last = c;
-      sh->streak = 0;
-    }
-    if (sh->grant_after == 0) sh->grant_after = BIAS_FIRST;
-    if (++sh->streak >= sh->grant_after && bias_allowed()) {
-      sh->bias_uses = 0;
-      atomic_fetch_add_explicit(&bias_grants, 1, memory_order_relaxed);
-      atomic_store_explicit(&sh->bias, c, memory_order_release);  // in effect from c's next entry
-    }
-  }
-  return false;
-}
-
-static void shard_leave(shard_t *sh, mcache_t *c, bool biased) {
-  if (biased) {
-    atomic_store_explicit(&c->prof_in, 0, memory_order_release);
-    nostop_exit();
-  } else {
-    unlock(&sh->lock);
-  }
-}
-
 // ---- the hooks -----------------------------------------------------------------
 
 static int64_t sample_alloc(void *p, size_t size) {
@@ -577,8 +435,7 @@ static int64_t sample_alloc(void *p, size_t size) {
     in_profiler = false;
     return next_interval();
   }
-  mcache_t *mc = gort__tls_cache;
-  bool biased = shard_enter(sh, mc);
+  lock(&sh->lock);
   bucket_counts_t *c = stripe_of(b, sh);
   if (reg_insert(sh, (uintptr_t)p, c, size)) {
     count(&c->alloc_bytes, size);
@@ -589,7 +446,7 @@ static int64_t sample_alloc(void *p, size_t size) {
     else
       atomic_fetch_add_explicit(&s->nsampled, 1, memory_order_relaxed);
   }
-  shard_leave(sh, mc, biased);
+  unlock(&sh->lock);
   in_profiler = false;
   return next_interval();
 }
@@ -604,15 +461,14 @@ static int64_t sample_alloc(void *p, size_t size) {
 // may corrupt it: with this change the same program still stopped on a
 // "double free" twice and hung once in 40 runs, and with the profiler off
 // hung once in 40), and a handler that frees a sampled block still waits.
-// Returns whether the section is biased (for shard_unlock).
-static bool shard_lock(shard_t *sh, bool *was) {
+static void shard_lock(shard_t *sh, bool *was) {
   *was = in_profiler;
   in_profiler = true;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  return shard_enter(sh, gort__tls_cache);
+  lock(&sh->lock);
 }
-static void shard_unlock(shard_t *sh, bool was, bool biased) {
-  shard_leave(sh, gort__tls_cache, biased);
+static void shard_unlock(shard_t *sh, bool was) {
+  unlock(&sh->lock);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   in_profiler = was;
 }
@@ -622,9 +478,9 @@ static bool is_sampled(const void *p) {
   shard_t *sh = block_shard((uintptr_t)p, info_of((uintptr_t)p), &s);
   if (sh == NULL) return false;
   bool was;
-  bool biased = shard_lock(sh, &was);
+  shard_lock(sh, &was);
   bool found = reg_find(sh, (uintptr_t)p) != SIZE_MAX;
-  shard_unlock(sh, was, biased);
+  shard_unlock(sh, was);
   return found;
 }
 
@@ -635,7 +491,7 @@ static bool sample_free(void *p) {
   shard_t *sh = block_shard((uintptr_t)p, info_of((uintptr_t)p), &s);
   if (sh == NULL) return false;
   bool was;
-  bool biased = shard_lock(sh, &was);
+  shard_lock(sh, &was);
   size_t j = reg_find(sh, (uintptr_t)p);
   if (j != SIZE_MAX) {
     bucket_counts_t *c = sh->reg[j].counts;
@@ -645,7 +501,7 @@ static bool sample_free(void *p) {
     if (s != NULL && span_state(s) == SPAN_LARGE)
       atomic_fetch_sub_explicit(&s->nsampled, 1, memory_order_relaxed);
   }
-  shard_unlock(sh, was, biased);
+  shard_unlock(sh, was);
   return j != SIZE_MAX;
 }
 
@@ -685,17 +541,6 @@ static void prof_prepare(void) {
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   lock(&prof.buckets_lock);
   for (int i = 0; i < NSHARDS; i++) lock(&shards[i].lock);
-  // And every bias revoked (see "Biased shards"), with one fence for all:
-  // a holder inside its section now would be copied mid-change.
-  mcache_t *held[NSHARDS];
-  bool any = false;
-  for (int i = 0; i < NSHARDS; i++) {
-    held[i] = atomic_exchange_explicit(&shards[i].bias, NULL, memory_order_seq_cst);
-    any |= held[i] != NULL;
-  }
-  if (any) fence_others();
-  for (int i = 0; i < NSHARDS; i++)
-    if (held[i] != NULL) revoke_finish(&shards[i], held[i]);
 }
 static void prof_parent(void) {
   for (int i = NSHARDS; i-- > 0;) unlock(&shards[i].lock);
@@ -707,10 +552,6 @@ static void prof_child(void) {
   gort__memo_pool_after_fork(&memos);
   for (int i = 0; i < NSHARDS; i++) lock_reinit(&shards[i].lock);
   lock_reinit(&prof.buckets_lock);
-  // Asked again at the next grant: whether a child inherits membarrier's
-  // registration is the kernel's to say.
-  if (atomic_load_explicit(&bias_fence, memory_order_relaxed) > 0)
-    atomic_store_explicit(&bias_fence, 0, memory_order_relaxed);
   in_profiler = fork_was_in_profiler;
 }
 static fork_hook_t prof_fork = {
@@ -792,9 +633,9 @@ void gort__mprof_foreach_sampled(void (*fn)(uintptr_t addr, void *arg), void *ar
   for (int k = 0; k < NSHARDS; k++) {
     shard_t *sh = &shards[k];
     bool was;
-    bool biased = shard_lock(sh, &was);
+    shard_lock(sh, &was);
     for (size_t i = 0; i < sh->reg_cap; i++)
       if (sh->reg[i].addr != 0) fn(sh->reg[i].addr, arg);
-    shard_unlock(sh, was, biased);
+    shard_unlock(sh, was);
   }
 }

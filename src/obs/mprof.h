@@ -32,8 +32,5 @@ void gort__mprof_foreach(void (*fn)(const bucket_t *b, void *arg), void *arg);
 // a sampled small block keeps its live bit clear). Takes the registry's
 // shard locks in turn; with the world stopped, no stopped thread holds one.
 void gort__mprof_foreach_sampled(void (*fn)(uintptr_t addr, void *arg), void *arg);
-// How many times a registry shard was biased to a thread, and revoked
-// (mprof.c, "Biased shards"); for tests.
-void gort__mprof_bias_counts(uint64_t *grants, uint64_t *revokes);
 
 #endif  // GORT_OBS_MPROF_H

@@ -1,10 +1,10 @@
-// The heap profiler's biased shards (obs/mprof.c, "Biased shards"): a
-// registry shard that one thread takes over and over is entered by that
-// thread without its lock, and any other thread that comes revokes the
-// bias first. Every allocation is sampled (GORT_MEMPROFILERATE=1), so that
-// each malloc and free goes through a shard. A record lost or duplicated
-// shows as counts that differ from what was done, as a block left in the
-// registry after its free, or as a false "double free" at a free.
+// The heap profiler's registry shards (obs/mprof.c): a sampled block's
+// record lives in the shard of the thread its span was made for, named in
+// the span's page info (pagemap.h, PINFO_SHARD), whichever thread frees
+// it. Every allocation is sampled (GORT_MEMPROFILERATE=1), so that each
+// malloc and free goes through a shard. A record lost, duplicated or
+// looked for in the wrong shard shows as counts that differ from what was
+// done, or as a false "double free" at a free.
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,18 +16,10 @@
 #include "obs/mprof.h"
 #include "test.h"
 
-// ThreadSanitizer builds grant no bias (it does not know membarrier's
-// order): there the records are checked all the same, the biases not.
-#if defined(__SANITIZE_THREAD__)
-#define BIASES false
-#else
-#define BIASES true
-#endif
-
-extern const char __start_gort_test_bias[], __stop_gort_test_bias[];
+extern const char __start_gort_test_shards[], __stop_gort_test_shards[];
 static _Atomic int sink;  // written by every thread
 
-__attribute__((noinline, used, section("gort_test_bias"))) static void *bias_alloc(size_t n) {
+__attribute__((noinline, used, section("gort_test_shards"))) static void *site_alloc(size_t n) {
   void *p = gort_malloc(n);
   atomic_fetch_add_explicit(&sink, 1, memory_order_relaxed);  // no tail call: this frame stays on the sample's stack
   return p;
@@ -37,7 +29,7 @@ static uint64_t got_allocs, got_frees;
 static void count_site(const bucket_t *b, void *arg) {
   (void)arg;
   for (uint32_t i = 0; i < b->depth; i++)
-    if (b->pcs[i] >= (uintptr_t)__start_gort_test_bias && b->pcs[i] < (uintptr_t)__stop_gort_test_bias) {
+    if (b->pcs[i] >= (uintptr_t)__start_gort_test_shards && b->pcs[i] < (uintptr_t)__stop_gort_test_shards) {
       got_allocs += b->allocs;
       got_frees += b->frees;
       return;
@@ -55,10 +47,9 @@ static uint32_t next_rand(uint32_t *x) {
 
 // ---- one owner, one thread that frees some of its blocks meanwhile ----------------
 //
-// The owner mallocs and frees its own blocks (biased), and passes every
-// eighth block through a ring to the other thread, which frees it at once:
-// each of those frees revokes the bias while the owner may be inside its
-// section, and the owner then earns it back.
+// The owner mallocs and frees its own blocks, and passes every eighth
+// block through a ring to the other thread, which frees it at once, while
+// the owner records and forgets samples in the same shard.
 
 #define RING 256
 #define OWNER_OPS 400000
@@ -93,10 +84,10 @@ INNER_TEST(an_owner_and_a_thread_freeing_its_blocks_keep_every_record_inner) {
     uint32_t r = next_rand(&x);
     int k = (int)(r % LIVE);
     if (live[k] != NULL) gort_free(live[k]);
-    live[k] = bias_alloc(16 + r % 2000);
+    live[k] = site_alloc(16 + r % 2000);
     mallocs++;
     if (r % 8 == 0) {  // hand one over, to be freed by the other thread
-      void *p = bias_alloc(16 + (r >> 8) % 500);
+      void *p = site_alloc(16 + (r >> 8) % 500);
       mallocs++;
       void *expected = NULL;
       while (!atomic_compare_exchange_weak(&ring[slot % RING], &expected, p)) expected = NULL;
@@ -110,37 +101,11 @@ INNER_TEST(an_owner_and_a_thread_freeing_its_blocks_keep_every_record_inner) {
   count_now();
   EXPECT_EQ_U64(got_allocs, mallocs, "sampled allocations");
   EXPECT_EQ_U64(got_frees, mallocs, "sampled frees");
-  uint64_t grants, revokes;
-  gort__mprof_bias_counts(&grants, &revokes);
-  // The bias is the thing under test: it must have been granted, and taken
-  // away by the other thread's frees.
-  EXPECT(!BIASES || (grants > 0 && revokes > 0), "grants %llu revokes %llu", (unsigned long long)grants,
-         (unsigned long long)revokes);
 }
 
 TEST(an_owner_and_a_thread_freeing_its_blocks_keep_every_record) {
   EXPECT(harness_run_inner("an_owner_and_a_thread_freeing_its_blocks_keep_every_record_inner",
                            "GORT_MEMPROFILERATE=1"));
-}
-
-// With GORT_DEBUG=proffence=0 no shard is biased, and the records are the same.
-INNER_TEST(no_shard_is_biased_with_proffence_off_inner) {
-  uint64_t mallocs = 0;
-  for (int i = 0; i < 20000; i++) {
-    gort_free(bias_alloc(64));
-    mallocs++;
-  }
-  count_now();
-  EXPECT_EQ_U64(got_allocs, mallocs, "sampled allocations");
-  EXPECT_EQ_U64(got_frees, mallocs, "sampled frees");
-  uint64_t grants, revokes;
-  gort__mprof_bias_counts(&grants, &revokes);
-  EXPECT_EQ_U64(grants, 0, "biases granted");
-}
-
-TEST(no_shard_is_biased_with_proffence_off) {
-  EXPECT(harness_run_inner("no_shard_is_biased_with_proffence_off_inner",
-                           "GORT_MEMPROFILERATE=1 GORT_DEBUG=proffence=0"));
 }
 
 // ---- more threads than shards, each also freeing its neighbour's blocks -------------
@@ -160,10 +125,10 @@ static void *many_worker(void *arg) {
     uint32_t r = next_rand(&x);
     int k = (int)(r % LIVE);
     if (live[k] != NULL) gort_free(live[k]);
-    live[k] = bias_alloc(8 + r % 700);
+    live[k] = site_alloc(8 + r % 700);
     n++;
     if (r % 16 == 0) {  // post one to the next thread; free whatever was there
-      void *p = bias_alloc(32);
+      void *p = site_alloc(32);
       n++;
       void *old = atomic_exchange(&mailbox[(me + 1) % MANY][(r >> 8) % 64], p);
       if (old != NULL) gort_free(old);
@@ -189,19 +154,19 @@ TEST(more_threads_than_shards_keep_every_record) {
   EXPECT(harness_run_inner("more_threads_than_shards_keep_every_record_inner", "GORT_MEMPROFILERATE=1"));
 }
 
-// ---- fork while a biased thread records samples ------------------------------------
+// ---- fork while another thread records samples -------------------------------------
 //
-// The fork revokes every bias, so no record is copied mid-change; the
-// child then samples and frees on its own, and exits 0.
+// The fork takes every shard's lock, so no record is copied mid-change;
+// the child then samples and frees on its own, and exits 0.
 
 static _Atomic bool stop_sampler;
 static void *sampler(void *arg) {
   (void)arg;
-  while (!atomic_load(&stop_sampler)) gort_free(bias_alloc(48));
+  while (!atomic_load(&stop_sampler)) gort_free(site_alloc(48));
   return NULL;
 }
 
-INNER_TEST(a_fork_while_a_biased_thread_samples_leaves_a_working_child_inner) {
+INNER_TEST(a_fork_while_a_thread_samples_leaves_a_working_child_inner) {
   pthread_t th;
   EXPECT(pthread_create(&th, NULL, sampler, NULL) == 0);
   int bad = 0;
@@ -214,7 +179,7 @@ INNER_TEST(a_fork_while_a_biased_thread_samples_leaves_a_working_child_inner) {
       uint64_t allocs0 = got_allocs, frees0 = got_frees;
       void *keep[100];
       for (int r = 0; r < 20; r++) {
-        for (int j = 0; j < 100; j++) keep[j] = bias_alloc(16 + (size_t)j * 8);
+        for (int j = 0; j < 100; j++) keep[j] = site_alloc(16 + (size_t)j * 8);
         for (int j = 0; j < 100; j++) gort_free(keep[j]);
       }
       count_now();
@@ -228,12 +193,9 @@ INNER_TEST(a_fork_while_a_biased_thread_samples_leaves_a_working_child_inner) {
   EXPECT(bad == 0, "%d of 60 children failed", bad);
   count_now();
   EXPECT_EQ_U64(got_allocs, got_frees, "the parent's records balance");
-  uint64_t grants, revokes;
-  gort__mprof_bias_counts(&grants, &revokes);
-  EXPECT(!BIASES || revokes > 0, "no fork found a bias to revoke");
 }
 
-TEST(a_fork_while_a_biased_thread_samples_leaves_a_working_child) {
-  EXPECT(harness_run_inner("a_fork_while_a_biased_thread_samples_leaves_a_working_child_inner",
+TEST(a_fork_while_a_thread_samples_leaves_a_working_child) {
+  EXPECT(harness_run_inner("a_fork_while_a_thread_samples_leaves_a_working_child_inner",
                            "GORT_MEMPROFILERATE=1"));
 }
