@@ -159,14 +159,14 @@ static uint64_t addr_hash(uintptr_t addr) { return ((addr >> 4) * 0x9E3779B97F4A
 static shard_t *shard_of(const mspan_t *s) { return &shards[s->prof_shard % NSHARDS]; }
 _Static_assert(NSHARDS == PINFO_SHARDS, "a small span's shard is kept in its page info");
 // The page info of p's page: 0 if p is not in an arena.
-static uint32_t info_of(uintptr_t p) {
+GORT_INLINE uint32_t info_of(uintptr_t p) {
   arena_t *a = arena_of(p);
   return a == NULL ? 0 : atomic_load_explicit(&a->pinfo[arena_page_index(p)], memory_order_relaxed);
 }
 // The shard of block p: for a block of a small malloc span, from its page
 // info (pagemap.h, PINFO_SHARD) without a load of the span table or the
 // span; else from its span (*sp; NULL if p has none).
-static shard_t *block_shard(uintptr_t p, uint32_t info, mspan_t **sp) {
+GORT_INLINE shard_t *block_shard(uintptr_t p, uint32_t info, mspan_t **sp) {
   if (pinfo_is_small(info)) {
     *sp = NULL;
     return &shards[pinfo_shard(info)];
