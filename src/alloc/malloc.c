@@ -128,8 +128,9 @@ static void *small_alloc(unsigned cls) {
 // realloc_fits below. Set once the span is the block's; cleared before
 // the span leaves it, so a page whose info says large is a live block's.
 static void large_pinfo_set(const mspan_t *s) {
-  if (gort__harden || s->npages > PINFO_LARGE_MAX_PAGES) return;
-  atomic_store_explicit(pinfo_word(s->base), (uint32_t)s->npages << 8 | PINFO_LARGE, memory_order_relaxed);
+  // 0 where the flag is not kept: never a small span's info (mprof.c).
+  uint32_t info = gort__harden || s->npages > PINFO_LARGE_MAX_PAGES ? 0 : (uint32_t)s->npages << 8 | PINFO_LARGE;
+  atomic_store_explicit(pinfo_word(s->base), info, memory_order_relaxed);
 }
 static void large_pinfo_clear(const mspan_t *s) {
   atomic_store_explicit(pinfo_word(s->base), 0, memory_order_relaxed);

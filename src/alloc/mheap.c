@@ -571,7 +571,12 @@ static void coalesce_insert(mspan_t *s) {
 static void free_locked(mspan_t *s) {
   if (s->state == SPAN_SMALL) {
     heap.small_span_pages -= s->npages;
-    if (s->kind == KIND_MANUAL) gort__span_pinfo_clear(s);
+    // Every kind: collected spans are made by gort__span_init_small too,
+    // and a free page's info must read 0, or a large block made there
+    // later, whose first page's info is set only outside hardened mode,
+    // would read as a page of a small span (the heap profiler takes the
+    // registry shard of a small block from it: obs/mprof.c).
+    gort__span_pinfo_clear(s);
   } else if (s->state == SPAN_LARGE) {  // (a SPAN_CACHED one was counted freed when kept)
     heap.large_frees++;
     heap.large_free_bytes += span_bytes(s);

@@ -184,8 +184,9 @@ GORT_INLINE _Atomic uint32_t *pinfo_word(uintptr_t addr) {
   return &a->pinfo[arena_page_index(addr)];
 }
 GORT_INLINE unsigned pinfo_class(uint32_t info) { return (info >> 8) & 0xFF; }
-// Whether info is that of a page of a small manual span (a class, and not
-// a large block's first page; collected spans' pages keep 0).
+// Whether info is that of a page of a small span, malloc's or the
+// collector's (a class, and not a large block's first page; a free page
+// and the other pages of a large span read 0: mheap.c, free_locked).
 GORT_INLINE bool pinfo_is_small(uint32_t info) {
   return (info & PINFO_LARGE) == 0 && pinfo_class(info) != 0;
 }

@@ -422,15 +422,18 @@ static int64_t sample_alloc(void *p, size_t size) {
   if (in_profiler) return next_interval();
   in_profiler = true;
   bucket_t *b = stack_bucket();
-  mspan_t *s;
+  mspan_t *s = NULL;
+  shard_t *sh;
   uint32_t info = info_of((uintptr_t)p);
   bool small = pinfo_is_small(info);
-  if (!small) {
+  if (small) {
+    sh = &shards[pinfo_shard(info)];
+  } else {
     s = span_of((uintptr_t)p);
     // A large block is ours alone: its records go to this thread's shard.
-    if (s != NULL && span_state(s) != SPAN_SMALL) s->prof_shard = (uint8_t)gort__tls_cache->id;
+    if (s != NULL && b != NULL && span_state(s) != SPAN_SMALL) s->prof_shard = (uint8_t)gort__tls_cache->id;
+    sh = s == NULL ? NULL : shard_of(s);
   }
-  shard_t *sh = block_shard((uintptr_t)p, info, &s);
   if (b == NULL || sh == NULL) {
     in_profiler = false;
     return next_interval();
