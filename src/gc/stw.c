@@ -78,6 +78,7 @@
 #include "../base/options.h"
 #include "../base/vg.h"
 #include "../base/persistent.h"
+#include "../obs/unwind.h"
 #include "../os/os.h"
 #include "../sched/sched.h"
 #include "gc.h"
@@ -343,6 +344,9 @@ static _Atomic int starting;
 int gort__stw_starting(void) { return atomic_load_explicit(&starting, memory_order_acquire); }
 
 static void *trampoline(void *arg) {
+  // The heap profiler's walks end here (obs/unwind.h): the frames below
+  // are glibc's, the same in every thread.
+  gort__unwind_set_root((uintptr_t)__builtin_frame_address(0));
   start_t st = *(start_t *)arg;
   gort__stw_register_self();
   atomic_fetch_sub_explicit(&starting, 1, memory_order_release);

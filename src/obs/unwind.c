@@ -52,7 +52,13 @@
 //      So a wrong rule or a frame pointer that is not one ends the walk,
 //      and reads stay inside the thread's stack whenever its bounds are
 //      known. A PC of 0 or in no known executable segment ends the walk
-//      without being recorded.
+//      without being recorded. A thread started by gort's pthread_create
+//      has a lower top, its trampoline's frame (gort__unwind_set_root):
+//      the walk ends there, before glibc's start_thread and clone3, whose
+//      unwind tables were the only ones of libc a thread's walks read
+//      (libc's read-only pages mapped by the profiler's walks in a
+//      threaded program: about 136 KiB of its RSS, the kernel mapping
+//      64 KiB around each page read).
 //
 // The rule cache is a 16K-entry open-addressing table of 64-bit words
 // (128 KiB, mmap'd once by gort__unwind_init, touched lazily). A word holds
@@ -856,8 +862,18 @@ static inline bool rule_for(_Atomic uint64_t *cache, uintptr_t q, bool exact, ru
 
 // ---- the walk ---------------------------------------------------------------------
 
-// The highest address this stack's frames may reach (step 6).
-static uintptr_t stack_top(uintptr_t sp) {
+// The thread's root (gort__unwind_set_root), or 0.
+static GORT_TLS uintptr_t thread_root;
+
+void gort__unwind_set_root(uintptr_t root) { thread_root = root; }
+
+// The highest address this stack's frames may reach (step 6). Under a
+// thread's root, the root itself: the root's frame has its CFA at root +
+// 16, so the step to it (from its callee, whose CFA is at most root) is
+// taken and the step past it is not.
+GORT_INLINE uintptr_t stack_top(uintptr_t sp) {
+  uintptr_t root = thread_root;
+  if (root != 0 && sp < root && root - sp <= MAX_THREAD_STACK) return root;
   uintptr_t tp;
   __asm__("movq %%fs:0, %0" : "=r"(tp));  // the TCB points to itself
   if (sp < tp && tp - sp <= MAX_THREAD_STACK) return tp;

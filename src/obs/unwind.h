@@ -14,11 +14,20 @@
 // return address except the one after a signal frame, which is the exact
 // interrupted PC, also as backtrace() reports it. The walk stops early at
 // the outermost frame (_start, clone3), at a PC in no loaded module, or at
-// a frame it cannot unwind safely.
+// a frame it cannot unwind safely. On a thread that set a root
+// (gort__unwind_set_root) it stops at the frame that set it.
 //
 // Takes no lock, never allocates and never blocks: callable inside malloc,
 // from several threads at once, in a forked child, in a signal handler.
 uint32_t gort__unwind_capture(uintptr_t *pcs, uint32_t max);
+
+// The calling thread's walks end at the frame whose frame pointer is
+// root: the frame of a function that called __builtin_frame_address(0)
+// (so keeps rbp as one) and passed it here, and that stays on the stack
+// while the thread runs (gc/stw.c's thread trampoline). Its own pc is the
+// last one recorded; the frames below it (glibc's start_thread, clone3)
+// are not walked, so their modules' unwind tables are never read.
+void gort__unwind_set_root(uintptr_t root);
 
 // A thread's memo of its last walk (gort__unwind_capture_memo): each
 // frame's state and the stack words the walk read from it. The walk is a
