@@ -163,9 +163,10 @@ GORT_INLINE uint32_t info_of(uintptr_t p) {
   arena_t *a = arena_of(p);
   return a == NULL ? 0 : atomic_load_explicit(&a->pinfo[arena_page_index(p)], memory_order_relaxed);
 }
-// The shard of block p: for a block of a small malloc span, from its page
-// info (pagemap.h, PINFO_SHARD) without a load of the span table or the
-// span; else from its span (*sp; NULL if p has none).
+// The shard of block p: for a block of a small span, from its page info
+// (pagemap.h, PINFO_SHARD) without a load of the span table or the span,
+// and *sp = NULL; else from its span (*sp; NULL if p has none, and then
+// so is the shard).
 GORT_INLINE shard_t *block_shard(uintptr_t p, uint32_t info, mspan_t **sp) {
   if (pinfo_is_small(info)) {
     *sp = NULL;
@@ -422,17 +423,12 @@ static int64_t sample_alloc(void *p, size_t size) {
   if (in_profiler) return next_interval();
   in_profiler = true;
   bucket_t *b = stack_bucket();
-  mspan_t *s = NULL;
-  shard_t *sh;
-  uint32_t info = info_of((uintptr_t)p);
-  bool small = pinfo_is_small(info);
-  if (small) {
-    sh = &shards[pinfo_shard(info)];
-  } else {
-    s = span_of((uintptr_t)p);
+  mspan_t *s;  // NULL for a small block found by its page info
+  shard_t *sh = block_shard((uintptr_t)p, info_of((uintptr_t)p), &s);
+  if (b != NULL && s != NULL && span_state(s) != SPAN_SMALL) {
     // A large block is ours alone: its records go to this thread's shard.
-    if (s != NULL && b != NULL && span_state(s) != SPAN_SMALL) s->prof_shard = (uint8_t)gort__tls_cache->id;
-    sh = s == NULL ? NULL : shard_of(s);
+    s->prof_shard = (uint8_t)gort__tls_cache->id;
+    sh = shard_of(s);
   }
   if (b == NULL || sh == NULL) {
     in_profiler = false;
@@ -444,7 +440,7 @@ static int64_t sample_alloc(void *p, size_t size) {
     count(&c->alloc_bytes, size);
     count(&c->allocs, 1);
     // Mark the block so that its free (and only its free) comes here.
-    if (small || span_state(s) == SPAN_SMALL)
+    if (s == NULL || span_state(s) == SPAN_SMALL)
       live_clear((uintptr_t)p);  // the caller owns s (see alloc_init.h)
     else
       atomic_fetch_add_explicit(&s->nsampled, 1, memory_order_relaxed);

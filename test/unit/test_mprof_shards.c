@@ -45,6 +45,14 @@ static uint32_t next_rand(uint32_t *x) {
   return *x;
 }
 
+// Frees a random one of a thread's n live blocks and puts a new one of
+// 16 .. 16 + spread - 1 bytes in its place.
+static void replace_one(void **live, int n, uint32_t r, uint32_t spread) {
+  int k = (int)(r % (uint32_t)n);
+  gort_free(live[k]);
+  live[k] = site_alloc(16 + r % spread);
+}
+
 // ---- one owner, one thread that frees some of its blocks meanwhile ----------------
 //
 // The owner mallocs and frees its own blocks, and passes every eighth
@@ -82,9 +90,7 @@ INNER_TEST(an_owner_and_a_thread_freeing_its_blocks_keep_every_record_inner) {
   uint32_t slot = 0;
   for (int i = 0; i < OWNER_OPS; i++) {
     uint32_t r = next_rand(&x);
-    int k = (int)(r % LIVE);
-    if (live[k] != NULL) gort_free(live[k]);
-    live[k] = site_alloc(16 + r % 2000);
+    replace_one(live, LIVE, r, 2000);
     mallocs++;
     if (r % 8 == 0) {  // hand one over, to be freed by the other thread
       void *p = site_alloc(16 + (r >> 8) % 500);
@@ -123,9 +129,7 @@ static void *many_worker(void *arg) {
   uint64_t n = 0;
   for (int i = 0; i < MANY_OPS; i++) {
     uint32_t r = next_rand(&x);
-    int k = (int)(r % LIVE);
-    if (live[k] != NULL) gort_free(live[k]);
-    live[k] = site_alloc(8 + r % 700);
+    replace_one(live, LIVE, r, 700);
     n++;
     if (r % 16 == 0) {  // post one to the next thread; free whatever was there
       void *p = site_alloc(32);
