@@ -204,13 +204,19 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 
 // The validator of a P (debug builds, at each execute): its queue holds at
-// most RUNQ_SIZE runnable Gs, its free list ngfree dead ones.
+// most RUNQ_SIZE runnable Gs, its free list ngfree dead ones without a
+// stack, its stack pool nsfree stacks bound to no G.
 static bool p_is_valid(p_t *p) {
   uint32_t h = atomic_load(&p->runqhead), t = atomic_load(&p->runqtail);
   if (t - h > RUNQ_SIZE) return false;
   if (p->ngfree < 0 || p->ngfree > GORT_PFREE_MAX) return false;
-  for (int i = 0; i < p->ngfree; i++)
-    if (atomic_load(&p->gfree[i]->status) != G_DEAD) return false;
+  for (int i = 0; i < p->ngfree; i++) {
+    g_t *g = p->gfree[i];
+    if (atomic_load(&g->status) != G_DEAD || g->stack_lo != 0) return false;
+  }
+  if (p->nsfree < 0 || p->nsfree > GORT_PFREE_MAX) return false;
+  for (int i = 0; i < p->nsfree; i++)
+    if (atomic_load(&((gstack_t *)p->sfree[i])->g) != NULL) return false;
   return true;
 }
 
@@ -595,6 +601,8 @@ void gort__sched_latencies(uint64_t counts[32]) {
 // slice of the goroutine that readied it (runnext). The ThreadSanitizer
 // fiber switch stays in the caller, just before the context switch: a
 // function that returns after it would pop the new fiber's shadow stack.
+static void bind_stack(p_t *p, g_t *g);
+
 static void begin_run(m_t *m, g_t *g, bool inherit) {
   p_t *p = m->p;
   p->nsched++;
@@ -605,9 +613,13 @@ static void begin_run(m_t *m, g_t *g, bool inherit) {
   }
   atomic_store_explicit(&g->preempt, false, memory_order_relaxed);
   atomic_store_explicit(&g->gcdirty, true, memory_order_relaxed);
+  if (gort_unlikely(g->stack_lo == 0)) bind_stack(p, g);
   lat_running(p, g);
   g->m = m;
-  atomic_store_explicit(&m->curg, g, memory_order_relaxed);
+  // Release: sysmon reaches g through curg alone and writes its preempt
+  // flag; g may be fresh metadata made on another thread (a plain mov on
+  // x86, but the order ThreadSanitizer checks).
+  atomic_store_explicit(&m->curg, g, memory_order_release);
 }
 
 static void execute(m_t *m, g_t *g, bool inherit) {
@@ -817,124 +829,201 @@ void gort__sched_ready(g_t *g) {
 void gort__sched_safepoint(void) { sched_safepoint(); }
 
 // ---- spawning and exiting ------------------------------------------------------------------------
+//
+// Dead Gs and free stacks are pooled apart (stack.c says why a G holds a
+// stack only while it has run and not ended): each P keeps a stack of
+// each, spilling its older half to the global one past a bound and taking
+// a batch back when empty, so that spawn, first run and exit take no lock.
+// Both are hot first: a goroutine that ends leaves its stack on top of its
+// P's pool, where the next goroutine to start there finds it warm.
+// Returning a pooled stack's pages to the OS is not done here: madvise on a
+// multi-threaded process shoots down TLB entries on every CPU (40% of
+// skynet's time when every exit past the bound released its stack); sysmon
+// trims the global stack pool once a second instead
+// (gort__sched_trim_stacks), and the trimmed, cold stacks are reused last.
+// The pools are stacks of pointers, not lists through their members: when
+// a G lived at the top of its stack, moving a batch along a list touched a
+// page, and missed the TLB, per G (a fifth of the spawn benchmark's
+// samples, in the walks).
+enum { PFREE_MAX = GORT_PFREE_MAX, GFREE_KEEP = 4096, GCHUNK = 64 };
 
-// The G's free list of each P, spilling half to the global one past a
-// bound. Returning a pooled stack's pages to the OS is not done here:
-// madvise on a multi-threaded process shoots down TLB entries on every
-// CPU (40% of skynet's time when every exit past the bound released its
-// stack); sysmon trims the global list once a second instead
-// (gort__sched_trim_stacks), and the trimmed, cold Gs are reused last.
-// The P's and the global free lists are stacks of pointers, not lists
-// through the Gs: a G lives at the top of its own stack, so moving a batch
-// along a list touched a page, and missed the TLB, per G (a fifth of the
-// spawn benchmark's samples, in the walks).
-enum { PFREE_MAX = GORT_PFREE_MAX, GFREE_KEEP = 4096 };
-
-// Room for n more on the global stack (sched.lock held).
-static void gfree_reserve(uint32_t n) {
-  uint32_t size = (uint32_t)atomic_load_explicit(&sched.ngfree, memory_order_relaxed);
-  if (size + n <= sched.gfree_cap) return;
-  uint32_t cap = sched.gfree_cap != 0 ? sched.gfree_cap : 4096;
+// Room for n more on a global pool (sched.lock held).
+static void ptrstack_reserve(ptrstack_t *ps, uint32_t n) {
+  uint32_t size = (uint32_t)atomic_load_explicit(&ps->n, memory_order_relaxed);
+  if (size + n <= ps->cap) return;
+  uint32_t cap = ps->cap != 0 ? ps->cap : 4096;
   while (cap < size + n) cap *= 2;
   int err;
-  g_t **a = gort__os_reserve(0, (size_t)cap * sizeof *a, 4096, &err);
-  if (a == NULL) gort__throw("sched: out of memory for the list of dead goroutines");
-  if (size != 0) memcpy(a, sched.gfree, size * sizeof *a);
-  if (sched.gfree != NULL) gort__os_unmap(sched.gfree, (size_t)sched.gfree_cap * sizeof *a);
-  sched.gfree = a;
-  sched.gfree_cap = cap;
+  void **a = gort__os_reserve(0, (size_t)cap * sizeof *a, 4096, &err);
+  if (a == NULL) gort__throw("sched: out of memory for the pools of dead goroutines and free stacks");
+  if (size != 0) memcpy(a, ps->a, size * sizeof *a);
+  if (ps->a != NULL) gort__os_unmap(ps->a, (size_t)ps->cap * sizeof *a);
+  ps->a = a;
+  ps->cap = cap;
+}
+
+// Pushes x on a P's pool (local, *n of PFREE_MAX); the older half goes to
+// the global one when it fills.
+static void pool_put(void **local, int32_t *n, ptrstack_t *global, void *x) {
+  local[(*n)++] = x;
+  if (*n < PFREE_MAX) return;
+  uint32_t k = PFREE_MAX / 2;
+  lock(&sched.lock);
+  ptrstack_reserve(global, k);
+  uint32_t size = (uint32_t)atomic_load_explicit(&global->n, memory_order_relaxed);
+  memcpy(global->a + size, local, k * sizeof *local);
+  atomic_store_explicit(&global->n, (int)(size + k), memory_order_relaxed);
+  unlock(&sched.lock);
+  memmove(local, local + k, (PFREE_MAX - k) * sizeof *local);
+  *n -= (int32_t)k;
+}
+
+// One from a global pool, hot first; for stacks, the cold ones last
+// (sched.lock held).
+static void *global_pop(ptrstack_t *global) {
+  int n = atomic_load_explicit(&global->n, memory_order_relaxed);
+  if (n > 0) {
+    atomic_store_explicit(&global->n, n - 1, memory_order_relaxed);
+    return global->a[n - 1];
+  }
+  gstack_t *st = global == &sched.sfree ? sched.scold : NULL;
+  if (st != NULL) {
+    sched.scold = st->link;
+    atomic_fetch_sub_explicit(&sched.nscold, 1, memory_order_relaxed);
+  }
+  return st;
+}
+
+static bool global_has(ptrstack_t *global) {
+  return atomic_load_explicit(&global->n, memory_order_relaxed) > 0 ||
+         (global == &sched.sfree && atomic_load_explicit(&sched.nscold, memory_order_relaxed) > 0);
+}
+
+// One from a P's pool (p may be NULL: then from the global one), refilled
+// by half from the global one when empty; NULL if both are empty.
+static void *pool_get(void **local, int32_t *n, ptrstack_t *global) {
+  if (local == NULL) {
+    if (!global_has(global)) return NULL;
+    lock(&sched.lock);
+    void *x = global_pop(global);
+    unlock(&sched.lock);
+    return x;
+  }
+  if (*n == 0 && global_has(global)) {
+    lock(&sched.lock);
+    for (void *x; *n < PFREE_MAX / 2 && (x = global_pop(global)) != NULL;) local[(*n)++] = x;
+    unlock(&sched.lock);
+  }
+  return *n > 0 ? local[--*n] : NULL;
 }
 
 static void gfput(p_t *p, g_t *g) {
   gort_assert_internal(atomic_load(&g->status) == G_DEAD);
-  p->gfree[p->ngfree++] = g;
-  if (p->ngfree < PFREE_MAX) return;
-  // The older half (the bottom) goes to the global stack.
-  uint32_t n = PFREE_MAX / 2;
-  lock(&sched.lock);
-  gfree_reserve(n);
-  uint32_t size = (uint32_t)atomic_load_explicit(&sched.ngfree, memory_order_relaxed);
-  memcpy(sched.gfree + size, p->gfree, n * sizeof p->gfree[0]);
-  atomic_store_explicit(&sched.ngfree, (int)(size + n), memory_order_relaxed);
-  unlock(&sched.lock);
-  memmove(p->gfree, p->gfree + n, (PFREE_MAX - n) * sizeof p->gfree[0]);
-  p->ngfree -= (int32_t)n;
-}
-
-// One G from the global lists, hot first (sched.lock held).
-static g_t *gfget_global(void) {
-  int n = atomic_load_explicit(&sched.ngfree, memory_order_relaxed);
-  if (n > 0) {
-    atomic_store_explicit(&sched.ngfree, n - 1, memory_order_relaxed);
-    return sched.gfree[n - 1];
-  }
-  g_t *g = sched.gcold;
-  if (g != NULL) {
-    sched.gcold = g->schedlink;
-    atomic_fetch_sub_explicit(&sched.ncold, 1, memory_order_relaxed);
-  }
-  return g;
-}
-
-static bool global_free(void) {
-  return atomic_load_explicit(&sched.ngfree, memory_order_relaxed) > 0 ||
-         atomic_load_explicit(&sched.ncold, memory_order_relaxed) > 0;
+  pool_put(p->gfree, &p->ngfree, &sched.gfree, g);
 }
 
 static g_t *gfget(p_t *p) {
-  if (p == NULL) {
-    if (!global_free()) return NULL;
-    lock(&sched.lock);
-    g_t *g = gfget_global();
-    unlock(&sched.lock);
-    return g;
-  }
-  if (p->ngfree == 0 && global_free()) {
-    lock(&sched.lock);
-    g_t *x;
-    while (p->ngfree < PFREE_MAX / 2 && (x = gfget_global()) != NULL) p->gfree[p->ngfree++] = x;
-    unlock(&sched.lock);
-  }
-  return p->ngfree > 0 ? p->gfree[--p->ngfree] : NULL;
+  return p != NULL ? pool_get(p->gfree, &p->ngfree, &sched.gfree) : pool_get(NULL, NULL, &sched.gfree);
 }
 
-// sysmon, about once a second: the global list beyond GFREE_KEEP Gs (its
-// bottom: the longest unused) gives its stacks' touched pages back to the
-// OS and becomes the cold list.
+// A G never used before, zeroed: from the P's chunk of GCHUNK (one
+// metadata allocation, and one promise of stack slots, per 64 Gs; their
+// lines are adjacent, so a burst of spawns writes whole pages), or alone
+// without a P. NULL if the Gs or their promised slots cannot be had.
+static g_t *g_alloc(p_t *p) {
+  if (p == NULL) return gort__stack_promise(1) ? gort__persistent_alloc(GORT_G_BYTES, 64) : NULL;
+  if (p->gchunk_left == 0) {
+    if (!gort__stack_promise(GCHUNK)) return NULL;
+    p->gchunk = gort__persistent_alloc(GCHUNK * GORT_G_BYTES, 64);
+    if (p->gchunk == NULL) return NULL;
+    p->gchunk_left = GCHUNK;
+  }
+  g_t *g = (g_t *)p->gchunk;
+  p->gchunk += GORT_G_BYTES;
+  p->gchunk_left--;
+  return g;
+}
+
+// ---- binding a stack ---------------------------------------------------------------------
+
+// The frame gort__ctx_switch pops for a G that has not run yet
+// (switch_amd64.S): MXCSR and x87 control word at their defaults, r12 = g,
+// return address gort__ctx_entry.
+static void ctx_init(g_t *g) {
+  uintptr_t top = GORT_ALIGN_DOWN(g->stack_hi, (uintptr_t)16);
+  uint64_t *f = (uint64_t *)(top - 64);
+  f[0] = 0x1f80 | ((uint64_t)0x037f << 32);
+  f[1] = f[2] = f[3] = 0;          // r15 r14 r13
+  f[4] = (uint64_t)(uintptr_t)g;   // r12
+  f[5] = f[6] = 0;                 // rbx rbp
+  f[7] = (uint64_t)(uintptr_t)gort__ctx_entry;
+  g->ctx.sp = f;
+}
+
+// At a G's first run, on the M that runs it (begin_run): a stack from its
+// P's pool, else a fresh slot, which the promise made at the G's making
+// guarantees. stack_lo is published last: the collector, stopping this
+// thread anywhere, takes a G with stack_lo set to have a valid saved sp.
+static GORT_NOINLINE void bind_stack(p_t *p, g_t *g) {
+  gstack_t *st = pool_get(p->sfree, &p->nsfree, &sched.sfree);
+  if (st == NULL) st = gort__stack_new();
+  if (st == NULL) gort__throw("sched: no stack slot for a goroutine that was promised one");
+  atomic_store_explicit(&st->g, g, memory_order_release);
+  g->stack_hi = (uintptr_t)st;
+  g->canary = st->canary;
+  ctx_init(g);
+  __atomic_store_n(&g->stack_lo, st->lo, __ATOMIC_RELEASE);
+}
+
+// At a G's exit, on the next goroutine's stack or g0's: the stack goes to
+// the P's pool.
+static void unbind_stack(p_t *p, g_t *g) {
+  gstack_t *st = (gstack_t *)g->stack_hi;
+  __atomic_store_n(&g->stack_lo, 0, __ATOMIC_RELAXED);
+  g->stack_hi = 0;
+  g->canary = false;
+  atomic_store_explicit(&st->g, NULL, memory_order_relaxed);
+  pool_put(p->sfree, &p->nsfree, &sched.sfree, st);
+}
+
+// sysmon, about once a second: the global stack pool beyond GFREE_KEEP
+// (its bottom: the longest unused) gives its touched pages back to the OS
+// and becomes the cold list.
 void gort__sched_trim_stacks(void) {
-  if (atomic_load_explicit(&sched.ngfree, memory_order_relaxed) <= GFREE_KEEP) return;
+  ptrstack_t *ps = &sched.sfree;
+  if (atomic_load_explicit(&ps->n, memory_order_relaxed) <= GFREE_KEEP) return;
   lock(&sched.lock);
-  int n = atomic_load_explicit(&sched.ngfree, memory_order_relaxed);
+  int n = atomic_load_explicit(&ps->n, memory_order_relaxed);
   if (n <= GFREE_KEEP) {
     unlock(&sched.lock);
     return;
   }
   // The bottom of the stack, the longest unused, goes cold; it is copied
-  // out and linked through its Gs outside the lock (their stacks are
+  // out and linked through its headers outside the lock (their pages are
   // touched for the release anyway).
   int ncold = n - GFREE_KEEP;
-  g_t **out = gort__os_reserve(0, GORT_ALIGN_UP((size_t)ncold * sizeof *out, (size_t)4096), 4096, &(int){0});
+  gstack_t **out = gort__os_reserve(0, GORT_ALIGN_UP((size_t)ncold * sizeof *out, (size_t)4096), 4096, &(int){0});
   if (out == NULL) {
     unlock(&sched.lock);
     return;  // nothing trimmed this time
   }
-  memcpy(out, sched.gfree, (size_t)ncold * sizeof *out);
-  memmove(sched.gfree, sched.gfree + ncold, GFREE_KEEP * sizeof *out);
-  atomic_store_explicit(&sched.ngfree, GFREE_KEEP, memory_order_relaxed);
+  memcpy(out, ps->a, (size_t)ncold * sizeof *out);
+  memmove(ps->a, ps->a + ncold, GFREE_KEEP * sizeof *out);
+  atomic_store_explicit(&ps->n, GFREE_KEEP, memory_order_relaxed);
   unlock(&sched.lock);
-  g_t *cold = NULL, *last = NULL;
+  gstack_t *cold = NULL, *last = NULL;
   for (int i = 0; i < ncold; i++) {
-    g_t *g = out[i];
-    gort__stack_release(g);
-    g->schedlink = cold;
-    if (cold == NULL) last = g;
-    cold = g;
+    gstack_t *st = out[i];
+    gort__stack_release(st);
+    st->link = cold;
+    if (cold == NULL) last = st;
+    cold = st;
   }
   gort__os_unmap(out, GORT_ALIGN_UP((size_t)ncold * sizeof *out, (size_t)4096));
   lock(&sched.lock);
-  last->schedlink = sched.gcold;
-  sched.gcold = cold;
-  atomic_fetch_add_explicit(&sched.ncold, ncold, memory_order_relaxed);
+  last->link = sched.scold;
+  sched.scold = cold;
+  atomic_fetch_add_explicit(&sched.nscold, ncold, memory_order_relaxed);
   unlock(&sched.lock);
 }
 
@@ -1002,7 +1091,9 @@ static void exit_direct_after(void *arg) {
   g_t *g = arg;
   TSAN_DESTROY(g->tsan_fiber);
   g->tsan_fiber = NULL;
-  gfput(getm()->p, g);
+  p_t *p = getm()->p;
+  unbind_stack(p, g);
+  gfput(p, g);
 }
 
 static void exit_after(void *arg) {
@@ -1025,20 +1116,6 @@ void gort__sched_gomain(g_t *g) {
   gort__throw("sched: a dead goroutine was resumed");
 }
 
-// The frame gort__ctx_switch pops for a G that has not run yet
-// (switch_amd64.S): MXCSR and x87 control word at their defaults, r12 = g,
-// return address gort__ctx_entry.
-static void ctx_init(g_t *g) {
-  uintptr_t top = GORT_ALIGN_DOWN(g->stack_hi, (uintptr_t)16);
-  uint64_t *f = (uint64_t *)(top - 64);
-  f[0] = 0x1f80 | ((uint64_t)0x037f << 32);
-  f[1] = f[2] = f[3] = 0;          // r15 r14 r13
-  f[4] = (uint64_t)(uintptr_t)g;   // r12
-  f[5] = f[6] = 0;                 // rbx rbp
-  f[7] = (uint64_t)(uintptr_t)gort__ctx_entry;
-  g->ctx.sp = f;
-}
-
 static void sched_start(void);
 static void ensure_sysmon(void);
 
@@ -1054,7 +1131,7 @@ int gort__go_at(void (*fn)(void *), void *arg, const char *file, int line) {
   p_t *p = m != NULL ? m->p : NULL;
   g_t *g = gfget(p);
   if (g == NULL) {
-    g = gort__stack_new_g();
+    g = g_alloc(p);
     if (g == NULL) return ENOMEM;
     g_t *head = atomic_load_explicit(&sched.allgs, memory_order_relaxed);
     do g->alllink = head;
@@ -1076,7 +1153,6 @@ int gort__go_at(void (*fn)(void *), void *arg, const char *file, int line) {
   g->runnable_at = 0;
   lat_runnable(g);
   g->tsan_fiber = TSAN_CREATE();
-  ctx_init(g);
   count_spawn(p);
   atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_release);
   if (p != NULL) {

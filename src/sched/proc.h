@@ -11,7 +11,16 @@
 enum { RUNQ_SIZE = 256, MAXPROCS = 256 };
 enum { P_IDLE, P_RUNNING, P_SYSCALL, P_DEAD };
 
-#define GORT_PFREE_MAX 64  // dead Gs a P keeps (proc.c)
+#define GORT_PFREE_MAX 64  // dead Gs, and free stacks, a P keeps (proc.c)
+
+// A stack of pointers (the global pools of dead Gs and free stacks; proc.c
+// says why not lists through them), guarded by sched.lock, oldest at the
+// bottom; n is read without the lock.
+typedef struct {
+  void **a;
+  _Atomic int n;
+  uint32_t cap;
+} ptrstack_t;
 
 typedef struct p {
   int32_t id;
@@ -32,10 +41,14 @@ typedef struct p {
   g_t *_Atomic runnext;          // owner puts; owner or thief takes (runq.c)
   _Atomic uint32_t runnext_owner; // 1 while the owner swaps runnext with plain stores (runq.c)
   _Atomic uint32_t runnext_thief; // 1 while a thief takes runnext (runq.c)
-  // Dead Gs with their stacks, a stack of pointers (proc.c, "spawning and
-  // exiting", says why not a list through the Gs); owner only.
-  g_t *gfree[GORT_PFREE_MAX];
+  // Dead Gs and free stacks, stacks of pointers (proc.c, "spawning and
+  // exiting", says why not lists through them); owner only.
+  void *gfree[GORT_PFREE_MAX];
   int32_t ngfree;
+  void *sfree[GORT_PFREE_MAX];
+  int32_t nsfree;
+  char *gchunk;                  // fresh Gs (proc.c, g_alloc); owner only
+  uint32_t gchunk_left;
   timers_t timers;
   // Goroutine ids in batches and the live count in halves, so that a spawn
   // and an exit write no line that another P writes (proc.c, "Counting
@@ -74,11 +87,10 @@ typedef struct {
   int nmidle;
   p_t *pidle;                    // idle Ps
   _Atomic int npidle;            // written under lock, read without
-  g_t **gfree;                   // dead Gs beyond the Ps' lists: a stack,
-  _Atomic int ngfree;            // oldest at the bottom, of gfree_cap
-  uint32_t gfree_cap;
-  g_t *gcold;                    // dead Gs whose stack pages went back to the OS
-  _Atomic int ncold;
+  ptrstack_t gfree;              // dead Gs beyond the Ps' lists
+  ptrstack_t sfree;              // free stacks beyond the Ps' lists
+  gstack_t *scold;               // free stacks whose pages went back to the OS
+  _Atomic int nscold;
   int want_procs;                // GORT_MAXPROCS or gort_maxprocs, before start; 0: not yet known
   int affinity_cpus;             // the starting thread's affinity, for want_procs
   _Atomic int gomaxprocs;        // Ps in service: allp[0 .. gomaxprocs)

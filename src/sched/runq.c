@@ -11,10 +11,11 @@
 // ring and lets other Ps see work that one P produces in bursts.
 //
 // The global queue is a ring of G pointers, not a list linked through the
-// Gs as Go's: a G lives at the top of its own 256 KiB stack, so a walk of
-// a list of them touches a page, and misses the TLB, per G. Taking a batch
-// from the list (globrunq_get walks up to 128) was 40% of skynet's time;
-// from the ring it is a copy of pointers, and no G is touched. The ring
+// Gs as Go's: when a G lived at the top of its own 256 KiB stack (until
+// stacks were bound at first run, stack.c), a walk of a list of them
+// touched a page, and missed the TLB, per G. Taking a batch from the list
+// (globrunq_get walks up to 128) was 40% of skynet's time; from the ring
+// it is a copy of pointers, and no G is touched. The ring
 // grows by doubling (fresh address space, the old ring copied and
 // unmapped), under the scheduler's lock, and never shrinks.
 //
@@ -223,7 +224,7 @@ g_t *gort__runq_get(p_t *p, bool *inherit) {
                                                 memory_order_relaxed)) {
       // The G after it in the ring probably runs next but one: its first
       // line (what a switch touches, sched.h) is cold when goroutines wait
-      // long in the ring (skynet's 56,000), and begin_run's miss on it was
+      // long in the ring (skynet's 70,000), and begin_run's miss on it was
       // a seventh of skynet's samples. Racy (a thief may take it): a
       // prefetch of a G that runs elsewhere costs nothing but the fetch.
       if (t - h > 1) __builtin_prefetch(atomic_load_explicit(&p->runq[(h + 1) % RUNQ_SIZE], memory_order_relaxed), 1);

@@ -46,21 +46,22 @@ typedef struct timer {
   struct timers *ts;   // the heap it was added to; set by gort__timers_add
 } timer_t_;
 
-// A goroutine. It lives at the top of its own stack (stack.c), so a G and
-// its stack are one object: made once, reused by later goroutines, never
-// freed. Fields are written by the goroutine's own M unless noted.
+// A goroutine. Gs are made once (from per-P chunks, proc.c), reused by
+// later goroutines, never freed. A G has a stack only from its first run to
+// its exit (stack.c, "binding"): one that waits in a run queue to start
+// holds none. Fields are written by the goroutine's own M unless noted.
 typedef struct g {
   // The first line: what switching the goroutine in and out touches
   // (begin_run, the context switch, the canary check, parking's after
-  // step). A G at rest is cold (skynet keeps 56,000 of them), and these
+  // step). A G at rest is cold (skynet keeps 70,000 of them), and these
   // fields were spread over all four of its lines: perf put begin_run at
   // 15% of skynet's samples, on two misses. The G is 64-byte aligned
-  // (stack.c, g_addr).
+  // (proc.c, g_alloc).
   ctx_t ctx;                   // saved registers' sp while not running
   _Atomic uint32_t status;     // G_*; atomic: read by dumps, the collector, sysmon
   int saved_errno;             // errno of the goroutine while switched out
   struct m *m;                 // the M running it, or NULL
-  uintptr_t stack_lo;          // usable stack: lo above the guard (stack_hi below)
+  uintptr_t stack_lo;          // usable stack: lo above the guard; 0 while no stack is bound
   bool (*unlockf)(struct g *, void *);  // park: run on g0 after the switch
   void *unlock_arg;
   // /sched/latencies:seconds (proc.c, "Scheduling latency"): every
@@ -79,7 +80,7 @@ typedef struct g {
   int64_t waitsince;           // nanotime it last stopped running
   void (*fn)(void *);
   void *arg;
-  uintptr_t stack_hi;          // usable stack's top: below this struct
+  uintptr_t stack_hi;          // usable stack's top: its gstack_t header (stack.c)
   struct g *alllink;           // allgs; set once, before publication
   // The rest: dumps, sleeps, the ThreadSanitizer build.
   int64_t id;                  // goid, 1...; 0 while dead
@@ -117,14 +118,27 @@ void gort__sched_ready(g_t *g) GORT_HIDDEN;
 
 // ---- stacks (stack.c) ---------------------------------------------------------------------
 
-// A fresh G with a stack (status G_IDLE), or NULL with the OS out of memory.
-g_t *gort__stack_new_g(void) GORT_HIDDEN;
-// If addr is inside a goroutine stack slab: the top of its stack (the G's
-// address) and, through gp, the G; 0 otherwise. guard: whether it is in
-// the guard page. Safe in a signal handler.
+// A goroutine stack's header, at its top (stack.c). Pooled while no G
+// uses it.
+typedef struct gstack {
+  struct g *_Atomic g;         // the goroutine it is bound to, or NULL
+  uintptr_t lo;                // usable stack: above the guard
+  struct gstack *link;         // the cold list (proc.c)
+  bool canary;                 // unguarded: a canary word at lo
+} gstack_t;
+
+// A fresh stack (a slot carved from a slab), or NULL with the OS out of
+// memory.
+gstack_t *gort__stack_new(void) GORT_HIDDEN;
+// Promises n newly made Gs a slot each (stack.c); false with no address
+// space.
+bool gort__stack_promise(uint32_t n) GORT_HIDDEN;
+// If addr is inside a carved stack slot: the top of its stack (its
+// header's address) and, through gp, the G bound to it (NULL if none);
+// 0 otherwise. guard: whether it is in the guard. Safe in a signal handler.
 uintptr_t gort__stack_lookup(uintptr_t addr, g_t **gp, bool *guard) GORT_HIDDEN;
-// Returns the touched pages of a dead G's stack below sp to the OS.
-void gort__stack_release(g_t *g) GORT_HIDDEN;
+// Returns the touched pages of a pooled stack below its header to the OS.
+void gort__stack_release(gstack_t *s) GORT_HIDDEN;
 // The word at an unguarded stack's lowest address (stack.c).
 #define GORT_STACK_CANARY 0x6f7665726c6f7721ULL  // "overflow!"
 // False if an unguarded stack's canary was overwritten (an overflow).
@@ -132,7 +146,7 @@ void gort__stack_release(g_t *g) GORT_HIDDEN;
 static inline bool gort__stack_canary_ok(const g_t *g) {
   return !g->canary || *(const uint64_t *)g->stack_lo == GORT_STACK_CANARY;
 }
-// Bytes from a G's address to the top of its slot (the G itself).
+// A G's footprint in its chunk (proc.c): whole cache lines.
 #define GORT_G_BYTES GORT_ALIGN_UP(sizeof(g_t), (size_t)64)
 void gort__stack_init(void) GORT_HIDDEN;
 // Per-thread alternate signal stack and the overflow handler.

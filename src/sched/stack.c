@@ -11,23 +11,30 @@
 //    100k goroutines of 256 KiB are 25 GiB of address space in 1563
 //    mappings: cheap on a 47-bit address space, and far below
 //    vm.max_map_count (65530).
-// 2. The G lives at the top of its own stack (libdill does the same; below
-//    it by a colour of up to 2 KiB, see g_addr, so that Gs do not all
-//    share a few cache sets), so
-//    a goroutine is one object: the free lists of Ps (proc.c) pool G and
-//    stack together, and spawning from a pool touches no allocator and
-//    makes no system call. A slot is carved from a slab only when every
-//    pool is empty; a new slab (an mmap) once per SLAB_SLOTS carvings.
-//    A carved slot's top page (its G and first frames) is written at once,
+// 2. A goroutine holds a stack only from its first run to its exit
+//    (proc.c binds one in begin_run and unbinds it in the exit's after
+//    step); a goroutine that waits in a run queue to start holds none.
+//    skynet spawns ten children before any of them runs: at its peak about
+//    70,000 goroutines waited to start while 13,000 had started. When the
+//    G lived at the top of its own stack (until session 28), all 70,000
+//    had one; the first writes to 56,000 freshly carved stacks were half of
+//    skynet's time. Stacks and Gs are now pooled apart (proc.c), both hot
+//    first, so a steady stream of spawns still reuses a warm stack. A
+//    stack's header (gstack_t: the G bound to it, its bounds) is at the
+//    top of its slot, below the slot's end by a colour of up to 2 KiB (see
+//    hdr_addr) so that headers and first frames do not all share a few
+//    cache sets; an address finds its goroutine through the slot's header
+//    (the overflow handler, the collector). A slot is carved from a slab
+//    only when every pool is empty; a new slab (an mmap) once per
+//    SLAB_SLOTS carvings. A carved slot's top page (its header and first
+//    frames) is written at once,
 //    so the top pages of POPULATE_BATCH slots are committed together, one
 //    system call (MADV_POPULATE_WRITE through process_madvise) instead of
 //    a page fault each. On our VMs a first write to a fresh page costs
 //    10-12 us; populated in batches a page costs 1.2-2.5 us, and its first
 //    write then about 4.4 us (the hypervisor's own mapping, which no call
-//    can batch). skynet carves 56,000 slots: the faults were over half of
-//    its time, and made it 1.4x Go's, whose 8 KiB stacks come from its
-//    heap (1.80 -> 1.26 s side by side). The cost: up to POPULATE_BATCH - 1
-//    pages committed before their goroutines exist (60 KiB at most).
+//    can batch). The cost: up to POPULATE_BATCH - 1 pages committed before
+//    their goroutines exist (60 KiB at most).
 // 3. The lowest pages of each slot are a guard (an eighth of it, 4 to 64
 //    KiB: see guard_bytes). With MADV_GUARD_INSTALL
 //    (Linux 6.13+) a guard adds no mapping; where process_madvise takes it
@@ -44,11 +51,11 @@
 //    goroutine from the address (slabs are few; a slot's G is at its top)
 //    and prints "goroutine N stack overflow". Other faults go to gort's
 //    other hooks and then to the program's handler (os/fault.c).
-// 5. A dead goroutine's touched pages go back to the OS when its G has
-//    stayed in the global free list beyond a bound (sysmon trims it once a
-//    second: proc.c, gort__sched_trim_stacks), not when it dies: a pooled
-//    hot stack is the reason pooling pays, and madvise costs every CPU a
-//    TLB shootdown.
+// 5. A pooled stack's touched pages go back to the OS when it has stayed
+//    in the global pool beyond a bound (sysmon trims it once a second:
+//    proc.c, gort__sched_trim_stacks), not when its goroutine dies: a
+//    pooled hot stack is the reason pooling pays, and madvise costs every
+//    CPU a TLB shootdown.
 
 #define _GNU_SOURCE
 #include "proc.h"
@@ -71,13 +78,13 @@ enum {
 };
 _Static_assert(SLAB_SLOTS % POPULATE_BATCH == 0, "a batch never runs past its slab");
 
-#define G_BYTES GORT_G_BYTES
 
 typedef struct slab {
   uintptr_t base;              // SLAB_SLOTS * stack_size bytes
   _Atomic uint32_t carved;     // slots handed out (a prefix; their Gs may be being made)
   bool guarded;                // every slot's guard installed with the slab
   struct slab *_Atomic next;   // set before publication
+  struct slab *newer;          // the next to carve after this one; stk.lock
 } slab_t;
 
 size_t gort__stack_size;
@@ -86,7 +93,10 @@ int gort__stack_guard_mode;
 static struct {
   lock_t lock;                 // rank LOCK_STACKS; guards cur and the slots' carving
   slab_t *_Atomic slabs;       // every slab, newest first; read without the lock
-  slab_t *cur;                 // the slab being carved
+  slab_t *cur;                 // the slab being carved (the oldest not full)
+  slab_t *newest;              // the last mapped: slabs are carved in order
+  uint64_t promised;           // Gs ever made: each may hold a stack at once
+  uint64_t capacity;           // slots in every slab
   _Atomic int nmprotect;       // mprotect guards made
   bool installed;
   _Atomic bool no_batch;       // the kernel refused a guard batch: one call per slot
@@ -138,7 +148,28 @@ static slab_t *new_slab(void) {
   }
   atomic_store_explicit(&s->next, atomic_load(&stk.slabs), memory_order_relaxed);
   atomic_store_explicit(&stk.slabs, s, memory_order_release);
+  if (stk.newest != NULL) stk.newest->newer = s;
+  if (stk.cur == NULL) stk.cur = s;
+  stk.newest = s;
+  stk.capacity += SLAB_SLOTS;
   return s;
+}
+
+// Each G, when first made (proc.c, g_alloc: a chunk of them at once), is
+// promised a slot, so that binding it a stack at its first run (where no
+// caller could be told) never fails for want of address space: a spawn
+// that cannot be promised one fails with ENOMEM instead. Every stack is
+// bound to at most one G, so the slots carved never outnumber the Gs
+// made, and slabs mapped to cover every promise leave a slot for every
+// carving. The cost: address space (not memory) mapped ahead of need, up
+// to a slab and a chunk of Gs per P.
+bool gort__stack_promise(uint32_t n) {
+  lock(&stk.lock);
+  bool ok = true;
+  while (ok && stk.promised + n > stk.capacity) ok = new_slab() != NULL;
+  if (ok) stk.promised += n;
+  unlock(&stk.lock);
+  return ok;
 }
 
 // Guards the slot at base; returns whether it needs a canary. Without the
@@ -162,19 +193,20 @@ static bool guard(uintptr_t base) {
   return true;
 }
 
-// Where slot i's G starts: below the slot's top by its size and a colour.
-// Slots are a power of two apart, so without the colour every G, and every
-// goroutine's first frames, would sit at the same offset in its page: the
-// same few sets of the caches, which hold only 8 to 16 lines each. 1000
-// goroutines spawned before any runs (a batch) then missed every cache
-// level to the last, and cost 2.5 times what a batch of 100 did per
-// goroutine. COLOURS offsets, 64 bytes apart, spread them over that many
-// sets; the largest (2 KiB) still leaves the rest of the top page for the
-// first frames, so an idle goroutine still touches one page.
-enum { COLOURS = 32 };
+// Where slot i's header is: below the slot's top by its size and a
+// colour. Slots are a power of two apart, so without the colour every
+// header, and every goroutine's first frames, would sit at the same offset
+// in its page: the same few sets of the caches, which hold only 8 to 16
+// lines each. 1000 goroutines spawned before any runs (a batch) then
+// missed every cache level to the last, and cost 2.5 times what a batch of
+// 100 did per goroutine. COLOURS offsets, 64 bytes apart, spread them over
+// that many sets; the largest (2 KiB) still leaves the rest of the top
+// page for the first frames, so an idle goroutine still touches one page.
+enum { COLOURS = 32, HDR_BYTES = 64 };
+_Static_assert(sizeof(gstack_t) <= HDR_BYTES, "a stack's header is one line");
 
-static uintptr_t g_addr(uintptr_t base, uint32_t i) {
-  return base + gort__stack_size - G_BYTES - (uintptr_t)(i % COLOURS) * 64;
+static uintptr_t hdr_addr(uintptr_t base, uint32_t i) {
+  return base + gort__stack_size - HDR_BYTES - (uintptr_t)(i % COLOURS) * 64;
 }
 
 #define CANARY GORT_STACK_CANARY
@@ -196,19 +228,17 @@ static void populate(slab_t *s, uint32_t i) {
 // the first write to the fresh page (a page fault) are outside it. Two Ms
 // making goroutines at once (skynet) used to queue on this lock behind
 // each other's faults, and then sleep on its futex: 99% of skynet's futex
-// calls. A slot is published (carved) before its G is made; lookups come
-// from a goroutine's own stack (the overflow handler, the collector asking
-// about a thread's sp), which exists only once its G does.
-g_t *gort__stack_new_g(void) {
+// calls. A slot is published (carved) before its header is written;
+// lookups come from a goroutine's own stack (the overflow handler, the
+// collector asking about a thread's sp), which is in use only once a G
+// is bound to it.
+gstack_t *gort__stack_new(void) {
   lock(&stk.lock);
   slab_t *s = stk.cur;
-  if (s == NULL || atomic_load_explicit(&s->carved, memory_order_relaxed) == SLAB_SLOTS) {
-    s = new_slab();
-    if (s == NULL) {
-      unlock(&stk.lock);
-      return NULL;
-    }
-    stk.cur = s;
+  if (s != NULL && atomic_load_explicit(&s->carved, memory_order_relaxed) == SLAB_SLOTS) s = stk.cur = s->newer;
+  if (s == NULL) {  // past every promise: cannot happen (gort__stack_promise)
+    unlock(&stk.lock);
+    return NULL;
   }
   uint32_t i = atomic_load_explicit(&s->carved, memory_order_relaxed);
   atomic_store_explicit(&s->carved, i + 1, memory_order_release);
@@ -216,16 +246,14 @@ g_t *gort__stack_new_g(void) {
   if (i % POPULATE_BATCH == 0) populate(s, i);
   uintptr_t base = s->base + i * gort__stack_size;
   bool canary = !s->guarded && guard(base);
-  g_t *g = (g_t *)g_addr(base, i);  // zero: fresh pages
-  g->stack_lo = base + GUARD_BYTES;
-  g->stack_hi = (uintptr_t)g;
-  g->canary = canary;
-  if (canary) *(uint64_t *)g->stack_lo = CANARY;
+  gstack_t *st = (gstack_t *)hdr_addr(base, i);  // zero: fresh pages
+  st->lo = base + GUARD_BYTES;
+  st->canary = canary;
+  if (canary) *(uint64_t *)st->lo = CANARY;
   // Under memcheck: a switch onto it is a stack switch (base/vg.h). Its
   // slab is never unmapped, so it is never deregistered.
-  (void)VG_STACK_REGISTER(g->stack_lo, g->stack_hi);
-  atomic_store_explicit(&g->status, G_IDLE, memory_order_relaxed);
-  return g;
+  (void)VG_STACK_REGISTER(st->lo, (uintptr_t)st);
+  return st;
 }
 
 uintptr_t gort__stack_lookup(uintptr_t addr, g_t **gp, bool *guardp) {
@@ -235,19 +263,19 @@ uintptr_t gort__stack_lookup(uintptr_t addr, g_t **gp, bool *guardp) {
     if (addr < s->base || addr >= s->base + bytes) continue;
     uintptr_t i = (addr - s->base) / gort__stack_size;
     if (i >= atomic_load_explicit(&s->carved, memory_order_acquire)) return 0;
-    uintptr_t base = s->base + i * gort__stack_size, g = g_addr(base, (uint32_t)i);
-    if (gp != NULL) *gp = (g_t *)g;
+    uintptr_t base = s->base + i * gort__stack_size, hdr = hdr_addr(base, (uint32_t)i);
+    if (gp != NULL) *gp = atomic_load_explicit(&((gstack_t *)hdr)->g, memory_order_acquire);
     if (guardp != NULL) *guardp = addr - base < GUARD_BYTES;
-    return g;
+    return hdr;
   }
   return 0;
 }
 
-void gort__stack_release(g_t *g) {
-  uintptr_t lo = GORT_ALIGN_UP(g->stack_lo, (uintptr_t)4096);
-  uintptr_t hi = GORT_ALIGN_DOWN((uintptr_t)g, (uintptr_t)4096);
+void gort__stack_release(gstack_t *st) {
+  uintptr_t lo = GORT_ALIGN_UP(st->lo, (uintptr_t)4096);
+  uintptr_t hi = GORT_ALIGN_DOWN((uintptr_t)st, (uintptr_t)4096);
   if (hi > lo) gort__os_release((void *)lo, hi - lo, 1);
-  if (g->canary) *(uint64_t *)g->stack_lo = CANARY;  // its page reads as zero now
+  if (st->canary) *(uint64_t *)st->lo = CANARY;  // its page reads as zero now
 }
 
 void gort__stack_overflow(const g_t *g, uintptr_t addr) {
@@ -272,7 +300,7 @@ static bool on_fault(int sig, siginfo_t *info, void *uctx) {
   uintptr_t addr = (uintptr_t)info->si_addr;
   g_t *g = NULL;
   bool in_guard = false;
-  if (gort__stack_lookup(addr, &g, &in_guard) != 0 && in_guard) gort__stack_overflow(g, addr);
+  if (gort__stack_lookup(addr, &g, &in_guard) != 0 && in_guard && g != NULL) gort__stack_overflow(g, addr);
   return false;
 }
 
@@ -293,32 +321,37 @@ void gort__stack_thread_init(void) {
 
 // ---- the collector's view -------------------------------------------------------------------
 
-// The G itself is scanned with its stack: before its first run, its
-// argument is held nowhere else.
-uintptr_t gort__sched_stack_top(uintptr_t sp) {
-  g_t *g = NULL;
-  if (gort__stack_lookup(sp, &g, NULL) == 0) return 0;
-  return (uintptr_t)g + G_BYTES;
-}
+// A running goroutine's thread is scanned from its sp to the top of its
+// stack; the G's argument is scanned with the Gs (below).
+uintptr_t gort__sched_stack_top(uintptr_t sp) { return gort__stack_lookup(sp, NULL, NULL); }
 
 // With the world stopped. A G that is RUNNING or in a SYSCALL is on a
 // thread, which the collector scans (stw.c); every status change that takes
 // a G off its thread is made before its switch (proc.c), so a G is never
 // on neither. A RUNNABLE or WAITING G's saved sp is current: it was stored
-// before its M left its stack.
-void gort__sched_foreach_stack_ran(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, bool only_ran) {
+// before its M left its stack, or by ctx_init before the G's stack was
+// published in stack_lo (proc.c, bind_stack), in program order on the
+// binding thread, which is what the stopping signal sees. A G not yet
+// bound has only its argument: before its first run, that is held nowhere
+// else, so every live G's argument is a root.
+// mode 0: every G; 1: every G, its dirty flag cleared; 2: only those that
+// ran since the last clear (their argument: every G's).
+static void foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, int mode) {
   for (g_t *g = gort__sched_allgs(); g != NULL; g = g->alllink) {
     uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
+    if (st == G_DEAD || st == G_IDLE) continue;
+    fn((uintptr_t)&g->arg, (uintptr_t)(&g->arg + 1), arg);
     if (st != G_RUNNABLE && st != G_WAITING) continue;
-    if (!atomic_exchange_explicit(&g->gcdirty, false, memory_order_relaxed) && only_ran) continue;
-    fn((uintptr_t)g->ctx.sp, (uintptr_t)g + G_BYTES, arg);
+    if (mode != 0 && !atomic_exchange_explicit(&g->gcdirty, false, memory_order_relaxed) && mode == 2) continue;
+    if (__atomic_load_n(&g->stack_lo, __ATOMIC_ACQUIRE) == 0) continue;
+    fn((uintptr_t)g->ctx.sp, g->stack_hi, arg);
   }
 }
 
+void gort__sched_foreach_stack_ran(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, bool only_ran) {
+  foreach_stack(fn, arg, only_ran ? 2 : 1);
+}
+
 void gort__sched_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
-  for (g_t *g = gort__sched_allgs(); g != NULL; g = g->alllink) {
-    uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
-    if (st != G_RUNNABLE && st != G_WAITING) continue;
-    fn((uintptr_t)g->ctx.sp, (uintptr_t)g + G_BYTES, arg);
-  }
+  foreach_stack(fn, arg, 0);
 }

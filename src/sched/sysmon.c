@@ -61,7 +61,7 @@ bool gort__sched_retake(int64_t now) {
       } else if (now - p->sm_when >= PREEMPT_NS) {
         atomic_store_explicit(&p->slice_over, true, memory_order_relaxed);
         m_t *m = p->m;
-        g_t *g = m != NULL ? atomic_load_explicit(&m->curg, memory_order_relaxed) : NULL;
+        g_t *g = m != NULL ? atomic_load_explicit(&m->curg, memory_order_acquire) : NULL;
         if (g != NULL) atomic_store_explicit(&g->preempt, true, memory_order_relaxed);
         p->sm_when = now;  // ask again in another 10 ms
         did = true;

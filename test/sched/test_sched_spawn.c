@@ -129,6 +129,39 @@ TEST(hundred_thousand_live_goroutines) {
   gort_waitgroup_wait(&finished);
 }
 
+// ---- goroutines waiting to start --------------------------------------------------------------
+//
+// A goroutine holds a stack from its first run only (stack.c): 50,000
+// spawned on one P by a goroutine that does not yield cost their Gs (256
+// bytes each), not 50,000 stack pages (200 MB when each held one).
+
+enum { QUEUED = 50000 };
+static int64_t queued_rss_delta;
+
+static void spawn_queued(void *arg) {
+  gort_waitgroup_t *wg = arg;
+  int64_t rss0 = harness_rss_bytes();
+  for (int i = 0; i < QUEUED; i++)
+    if (gort_go(nop, NULL) != 0) harness_fail(__FILE__, __LINE__, "gort_go failed at %d", i);
+  queued_rss_delta = harness_rss_bytes() - rss0;
+  gort_waitgroup_done(wg);
+}
+
+TEST(goroutines_waiting_to_start_hold_no_stack) {
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer's fiber per goroutine costs about 1 MiB of its own");
+  int procs = gort_maxprocs(1);
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
+  EXPECT(gort_go(spawn_queued, &wg) == 0);
+  gort_waitgroup_wait(&wg);
+  gort_maxprocs(procs);
+  for (int i = 0; i < 5000 && gort_num_goroutine() != 0; i++) usleep(1000);
+  EXPECT(gort_num_goroutine() == 0);
+  fprintf(stderr, "  %lld bytes of RSS per goroutine waiting to start\n", (long long)(queued_rss_delta / QUEUED));
+  EXPECT(queued_rss_delta < (int64_t)QUEUED * 1024, "%lld bytes for %d queued goroutines",
+         (long long)queued_rss_delta, QUEUED);
+}
+
 // ---- errno --------------------------------------------------------------------------------
 
 enum { ERRNO_GS = 64 };
