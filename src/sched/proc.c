@@ -929,11 +929,14 @@ static g_t *gfget(p_t *p) {
 // A G never used before, zeroed: from the P's chunk of GCHUNK (one
 // metadata allocation, and one promise of stack slots, per 64 Gs; their
 // lines are adjacent, so a burst of spawns writes whole pages), or alone
-// without a P. NULL if the Gs or their promised slots cannot be had.
+// without a P. NULL if the Gs or their promised slots cannot be had. The
+// free stacks a binding may not reach: up to a pool's worth in every
+// other P, plus the half of one on its way to the global pool (pool_put).
 static g_t *g_alloc(p_t *p) {
-  if (p == NULL) return gort__stack_promise(1) ? gort__persistent_alloc(GORT_G_BYTES, 64) : NULL;
+  uint32_t stranded = (uint32_t)atomic_load_explicit(&sched.nallp, memory_order_relaxed) * (PFREE_MAX + PFREE_MAX / 2);
+  if (p == NULL) return gort__stack_promise(1, stranded) ? gort__persistent_alloc(GORT_G_BYTES, 64) : NULL;
   if (p->gchunk_left == 0) {
-    if (!gort__stack_promise(GCHUNK)) return NULL;
+    if (!gort__stack_promise(GCHUNK, stranded)) return NULL;
     p->gchunk = gort__persistent_alloc(GCHUNK * GORT_G_BYTES, 64);
     if (p->gchunk == NULL) return NULL;
     p->gchunk_left = GCHUNK;
@@ -962,12 +965,12 @@ static void ctx_init(g_t *g) {
 
 // At a G's first run, on the M that runs it (begin_run): a stack from its
 // P's pool, else a fresh slot, which the promise made at the G's making
-// guarantees. stack_lo is published last: the collector, stopping this
+// covers (stack.c). stack_lo is published last: the collector, stopping this
 // thread anywhere, takes a G with stack_lo set to have a valid saved sp.
 static GORT_NOINLINE void bind_stack(p_t *p, g_t *g) {
   gstack_t *st = pool_get(p->sfree, &p->nsfree, &sched.sfree);
   if (st == NULL) st = gort__stack_new();
-  if (st == NULL) gort__throw("sched: no stack slot for a goroutine that was promised one");
+  if (st == NULL) gort__throw("sched: out of memory for a goroutine's stack");
   atomic_store_explicit(&st->g, g, memory_order_release);
   g->stack_hi = (uintptr_t)st;
   g->canary = st->canary;

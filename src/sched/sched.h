@@ -130,9 +130,9 @@ typedef struct gstack {
 // A fresh stack (a slot carved from a slab), or NULL with the OS out of
 // memory.
 gstack_t *gort__stack_new(void) GORT_HIDDEN;
-// Promises n newly made Gs a slot each (stack.c); false with no address
-// space.
-bool gort__stack_promise(uint32_t n) GORT_HIDDEN;
+// Promises n newly made Gs a slot each, beyond stranded free stacks that
+// a binding may not reach (stack.c); false with no address space.
+bool gort__stack_promise(uint32_t n, uint32_t stranded) GORT_HIDDEN;
 // If addr is inside a carved stack slot: the top of its stack (its
 // header's address) and, through gp, the G bound to it (NULL if none);
 // 0 otherwise. guard: whether it is in the guard. Safe in a signal handler.

@@ -157,16 +157,19 @@ static slab_t *new_slab(void) {
 
 // Each G, when first made (proc.c, g_alloc: a chunk of them at once), is
 // promised a slot, so that binding it a stack at its first run (where no
-// caller could be told) never fails for want of address space: a spawn
+// caller could be told) does not fail for want of address space: a spawn
 // that cannot be promised one fails with ENOMEM instead. Every stack is
-// bound to at most one G, so the slots carved never outnumber the Gs
-// made, and slabs mapped to cover every promise leave a slot for every
-// carving. The cost: address space (not memory) mapped ahead of need, up
-// to a slab and a chunk of Gs per P.
-bool gort__stack_promise(uint32_t n) {
+// bound to at most one G, so the slots carved to bind stacks exceed the Gs
+// made by at most the free stacks that a binding could not reach: those
+// in other Ps' pools, and batches on their way to the global pool
+// (stranded, which proc.c computes). Slabs mapped to cover both leave a
+// slot for every carving. The cost: address space (not memory) mapped
+// ahead of need, a slab or two per P. Should the count still fall short,
+// a carving maps a slab itself (gort__stack_new).
+bool gort__stack_promise(uint32_t n, uint32_t stranded) {
   lock(&stk.lock);
   bool ok = true;
-  while (ok && stk.promised + n > stk.capacity) ok = new_slab() != NULL;
+  while (ok && stk.promised + n + stranded > stk.capacity) ok = new_slab() != NULL;
   if (ok) stk.promised += n;
   unlock(&stk.lock);
   return ok;
@@ -236,7 +239,7 @@ gstack_t *gort__stack_new(void) {
   lock(&stk.lock);
   slab_t *s = stk.cur;
   if (s != NULL && atomic_load_explicit(&s->carved, memory_order_relaxed) == SLAB_SLOTS) s = stk.cur = s->newer;
-  if (s == NULL) {  // past every promise: cannot happen (gort__stack_promise)
+  if (s == NULL && (s = new_slab()) == NULL) {  // past every promise (gort__stack_promise)
     unlock(&stk.lock);
     return NULL;
   }
