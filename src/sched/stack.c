@@ -16,10 +16,15 @@
 //    step); a goroutine that waits in a run queue to start holds none.
 //    skynet spawns ten children before any of them runs: at its peak about
 //    70,000 goroutines waited to start while 13,000 had started. When the
-//    G lived at the top of its own stack (until session 28), all 70,000
+//    G lived at the top of its own stack (until December 2026), all 70,000
 //    had one; the first writes to 56,000 freshly carved stacks were half of
-//    skynet's time. Stacks and Gs are now pooled apart (proc.c), both hot
-//    first, so a steady stream of spawns still reuses a warm stack. A
+//    skynet's time (1.2 us a goroutine; 0.42 us since). Stacks and Gs are
+//    pooled apart (proc.c), both hot first, so a steady stream of spawns
+//    still reuses a warm stack. Rejected: binding lazily only the Gs made
+//    fresh while dead Gs keep their stacks (a spawn from the pool, nearly
+//    every spawn, would queue a stack again). A G made is promised a slot
+//    (gort__stack_promise), so that gort_go, not the first run, reports
+//    the address space running out. A
 //    stack's header (gstack_t: the G bound to it, its bounds) is at the
 //    top of its slot, below the slot's end by a colour of up to 2 KiB (see
 //    hdr_addr) so that headers and first frames do not all share a few
@@ -48,7 +53,7 @@
 //    a guard per slab only (same, inside a slab).
 // 4. An overflow into a guard faults; the SIGSEGV handler runs on a
 //    per-thread alternate stack (the faulting one is full), finds the
-//    goroutine from the address (slabs are few; a slot's G is at its top)
+//    goroutine from the address (slabs are few; a slot's header names it)
 //    and prints "goroutine N stack overflow". Other faults go to gort's
 //    other hooks and then to the program's handler (os/fault.c).
 // 5. A pooled stack's touched pages go back to the OS when it has stayed
