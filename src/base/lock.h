@@ -13,7 +13,7 @@
 //   LOCK_SYNC     one sync semaphore's wait list (sync/sema.c)
 //   LOCK_TIMERS   one P's timer heap (sched/timer.c); never two at once
 //   LOCK_SCHED    the scheduler: global run queue, idle Ms and Ps (sched/proc.c)
-//   LOCK_STACKS   stack slabs and the global free G list (sched/stack.c)
+//   LOCK_STACKS   stack slabs, their carving and promises (sched/stack.c)
 //   LOCK_PROF     heap profiler records (obs/mprof.c)
 //   LOCK_LATE     the late cache of exiting threads (mcache.c)
 //   LOCK_CACHES   mcache registry (mcache.c)

@@ -35,7 +35,8 @@
 //
 // Roots, all scanned by the collecting thread before the workers start:
 // every registered thread's stack and static TLS (stw.c), the saved stack
-// of every goroutine that is not on a thread (sched/proc.c), the writable
+// of every goroutine that is not on a thread and every live goroutine's
+// argument (sched/stack.c), the writable
 // segments of every loaded object (dl_iterate_phdr, read just before the
 // stop and checked again from inside the walk that stops the world:
 // gort__gc_stop_the_world), registered

@@ -8,7 +8,7 @@
 //   G  a goroutine: its function, its saved context and its stack (stack.c)
 //   M  an OS thread that runs goroutines, with its own scheduler stack (g0)
 //   P  a processor: the right to run goroutines, and the resources that go
-//      with it (a run queue, a pool of dead Gs, a timer heap). GORT_MAXPROCS
+//      with it (a run queue, pools of dead Gs and free stacks, a timer heap). GORT_MAXPROCS
 //      of them, so that at most that many goroutines run at once whatever
 //      the number of Ms (some are blocked in system calls).
 //
@@ -66,7 +66,8 @@
 // below): one switch instead of two, and a yield between two goroutines
 // went from 38 to 17 ns. The rest of the scheduler (findrunnable, parking
 // an M) runs on g0 only, so a goroutine's stack holds its own frames and,
-// for the moment of a switch, one small "after" step. The G's status
+// for the moment of a switch, one small "after" step, or the binding of a
+// stack to the goroutine it switches to (bind_stack). The G's status
 // changes before the switch that takes it off its thread and after the one
 // that puts it on, so the collector, which scans running goroutines through
 // their threads and the others through their saved sp, never misses one
@@ -862,20 +863,27 @@ static void ptrstack_reserve(ptrstack_t *ps, uint32_t n) {
   ps->cap = cap;
 }
 
-// Pushes x on a P's pool (local, *n of PFREE_MAX); the older half goes to
-// the global one when it fills.
+// Pushes x on a P's pool (local, *n of PFREE_MAX; NULL without a P: then
+// on the global one); the older half goes to the global one when it fills,
+// all under the lock, so that a fork's child finds no entry in both.
 static void pool_put(void **local, int32_t *n, ptrstack_t *global, void *x) {
-  local[(*n)++] = x;
-  if (*n < PFREE_MAX) return;
-  uint32_t k = PFREE_MAX / 2;
+  if (local != NULL) {
+    local[(*n)++] = x;
+    if (*n < PFREE_MAX) return;
+  }
+  uint32_t k = local != NULL ? PFREE_MAX / 2 : 1;
   lock(&sched.lock);
   ptrstack_reserve(global, k);
   uint32_t size = (uint32_t)atomic_load_explicit(&global->n, memory_order_relaxed);
-  memcpy(global->a + size, local, k * sizeof *local);
+  if (local != NULL) {
+    memcpy(global->a + size, local, k * sizeof *local);
+    memmove(local, local + k, (PFREE_MAX - k) * sizeof *local);
+    *n -= (int32_t)k;
+  } else {
+    global->a[size] = x;
+  }
   atomic_store_explicit(&global->n, (int)(size + k), memory_order_relaxed);
   unlock(&sched.lock);
-  memmove(local, local + k, (PFREE_MAX - k) * sizeof *local);
-  *n -= (int32_t)k;
 }
 
 // One from a global pool, hot first; for stacks, the cold ones last
@@ -919,7 +927,8 @@ static void *pool_get(void **local, int32_t *n, ptrstack_t *global) {
 
 static void gfput(p_t *p, g_t *g) {
   gort_assert_internal(atomic_load(&g->status) == G_DEAD);
-  pool_put(p->gfree, &p->ngfree, &sched.gfree, g);
+  if (p != NULL) pool_put(p->gfree, &p->ngfree, &sched.gfree, g);
+  else pool_put(NULL, NULL, &sched.gfree, g);
 }
 
 static g_t *gfget(p_t *p) {
@@ -929,14 +938,13 @@ static g_t *gfget(p_t *p) {
 // A G never used before, zeroed: from the P's chunk of GCHUNK (one
 // metadata allocation, and one promise of stack slots, per 64 Gs; their
 // lines are adjacent, so a burst of spawns writes whole pages), or alone
-// without a P. NULL if the Gs or their promised slots cannot be had. The
-// free stacks a binding may not reach: up to a pool's worth in every
-// other P, plus the half of one on its way to the global pool (pool_put).
+// without a P. NULL if the Gs or their promised slots cannot be had (a
+// promise made for a chunk that then cannot be had stays made: address
+// space only).
 static g_t *g_alloc(p_t *p) {
-  uint32_t stranded = (uint32_t)atomic_load_explicit(&sched.nallp, memory_order_relaxed) * (PFREE_MAX + PFREE_MAX / 2);
-  if (p == NULL) return gort__stack_promise(1, stranded) ? gort__persistent_alloc(GORT_G_BYTES, 64) : NULL;
+  if (p == NULL) return gort__stack_promise(1) ? gort__persistent_alloc(GORT_G_BYTES, 64) : NULL;
   if (p->gchunk_left == 0) {
-    if (!gort__stack_promise(GCHUNK, stranded)) return NULL;
+    if (!gort__stack_promise(GCHUNK)) return NULL;
     p->gchunk = gort__persistent_alloc(GCHUNK * GORT_G_BYTES, 64);
     if (p->gchunk == NULL) return NULL;
     p->gchunk_left = GCHUNK;
@@ -965,7 +973,10 @@ static void ctx_init(g_t *g) {
 
 // At a G's first run, on the M that runs it (begin_run): a stack from its
 // P's pool, else a fresh slot, which the promise made at the G's making
-// covers (stack.c). stack_lo is published last: the collector, stopping this
+// covers (stack.c). On the direct path this runs on the leaving
+// goroutine's stack, before the switch, with whatever lock its park's
+// unlock step releases still held (a channel's, a semaphore's): a refill
+// takes sched.lock and a carving may map a slab, both ranked above those. stack_lo is published last: the collector, stopping this
 // thread anywhere, takes a G with stack_lo set to have a valid saved sp.
 static GORT_NOINLINE void bind_stack(p_t *p, g_t *g) {
   gstack_t *st = pool_get(p->sfree, &p->nsfree, &sched.sfree);
@@ -979,14 +990,16 @@ static GORT_NOINLINE void bind_stack(p_t *p, g_t *g) {
 }
 
 // At a G's exit, on the next goroutine's stack or g0's: the stack goes to
-// the P's pool.
+// the P's pool (the global one without a P: a fork's child whose
+// goroutine forked inside a system-call section returns there).
 static void unbind_stack(p_t *p, g_t *g) {
   gstack_t *st = (gstack_t *)g->stack_hi;
   __atomic_store_n(&g->stack_lo, 0, __ATOMIC_RELAXED);
   g->stack_hi = 0;
   g->canary = false;
   atomic_store_explicit(&st->g, NULL, memory_order_relaxed);
-  pool_put(p->sfree, &p->nsfree, &sched.sfree, st);
+  if (p != NULL) pool_put(p->sfree, &p->nsfree, &sched.sfree, st);
+  else pool_put(NULL, NULL, &sched.sfree, st);
 }
 
 // sysmon, about once a second: the global stack pool beyond GFREE_KEEP

@@ -27,7 +27,7 @@ void gort__ctx_entry(void) GORT_HIDDEN;
 //   RUNNING -> RUNNABLE (yield, preempted), -> WAITING (parked),
 //           -> SYSCALL (gort_syscall_enter), -> DEAD (its function returned)
 //   WAITING -> RUNNABLE (readied); SYSCALL -> RUNNING (gort_syscall_exit)
-//   DEAD -> RUNNABLE (the G and its stack reused by a new gort_go)
+//   DEAD -> RUNNABLE (the G reused by a new gort_go; a stack is bound at its first run)
 enum { G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD };
 
 struct m;
@@ -130,9 +130,9 @@ typedef struct gstack {
 // A fresh stack (a slot carved from a slab), or NULL with the OS out of
 // memory.
 gstack_t *gort__stack_new(void) GORT_HIDDEN;
-// Promises n newly made Gs a slot each, beyond stranded free stacks that
-// a binding may not reach (stack.c); false with no address space.
-bool gort__stack_promise(uint32_t n, uint32_t stranded) GORT_HIDDEN;
+// Promises n newly made Gs a slot each (stack.c); false with no address
+// space.
+bool gort__stack_promise(uint32_t n) GORT_HIDDEN;
 // If addr is inside a carved stack slot: the top of its stack (its
 // header's address) and, through gp, the G bound to it (NULL if none);
 // 0 otherwise. guard: whether it is in the guard. Safe in a signal handler.

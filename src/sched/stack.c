@@ -30,7 +30,8 @@
 //    hdr_addr) so that headers and first frames do not all share a few
 //    cache sets; an address finds its goroutine through the slot's header
 //    (the overflow handler, the collector). A slot is carved from a slab
-//    only when every pool is empty; a new slab (an mmap) once per
+//    only when the binding P's pool and the global pool are empty; a new
+//    slab (an mmap) once per
 //    SLAB_SLOTS carvings. A carved slot's top page (its header and first
 //    frames) is written at once,
 //    so the top pages of POPULATE_BATCH slots are committed together, one
@@ -86,7 +87,7 @@ _Static_assert(SLAB_SLOTS % POPULATE_BATCH == 0, "a batch never runs past its sl
 
 typedef struct slab {
   uintptr_t base;              // SLAB_SLOTS * stack_size bytes
-  _Atomic uint32_t carved;     // slots handed out (a prefix; their Gs may be being made)
+  _Atomic uint32_t carved;     // slots handed out (a prefix; their headers may be being written)
   bool guarded;                // every slot's guard installed with the slab
   struct slab *_Atomic next;   // set before publication
   struct slab *newer;          // the next to carve after this one; stk.lock
@@ -96,7 +97,7 @@ size_t gort__stack_size;
 int gort__stack_guard_mode;
 
 static struct {
-  lock_t lock;                 // rank LOCK_STACKS; guards cur and the slots' carving
+  lock_t lock;                 // rank LOCK_STACKS; guards the slabs' carving and the promise
   slab_t *_Atomic slabs;       // every slab, newest first; read without the lock
   slab_t *cur;                 // the slab being carved (the oldest not full)
   slab_t *newest;              // the last mapped: slabs are carved in order
@@ -161,20 +162,20 @@ static slab_t *new_slab(void) {
 }
 
 // Each G, when first made (proc.c, g_alloc: a chunk of them at once), is
-// promised a slot, so that binding it a stack at its first run (where no
-// caller could be told) does not fail for want of address space: a spawn
-// that cannot be promised one fails with ENOMEM instead. Every stack is
-// bound to at most one G, so the slots carved to bind stacks exceed the Gs
-// made by at most the free stacks that a binding could not reach: those
-// in other Ps' pools, and batches on their way to the global pool
-// (stranded, which proc.c computes). Slabs mapped to cover both leave a
-// slot for every carving. The cost: address space (not memory) mapped
-// ahead of need, a slab or two per P. Should the count still fall short,
-// a carving maps a slab itself (gort__stack_new).
-bool gort__stack_promise(uint32_t n, uint32_t stranded) {
+// promised a slot, so that gort_go, not a first run where no caller could
+// be told, reports the address space running out (ENOMEM). Every stack is
+// bound to at most one G, so the slots carved exceed the Gs made only by
+// the free stacks a binding could not reach: those in other Ps' pools (up
+// to 64 each), and those sysmon is trimming. The promise does not cover
+// these: mapped ahead for every P, they cost 1.5 slabs of address space a
+// P at the first spawn (24 MiB; 768 MiB a P with GORT_STACKSIZE=8M), and
+// a program under ulimit -v with 8 Ps then failed its first gort_go. A
+// carving past every promise maps a slab itself (gort__stack_new); only
+// if that too is refused does a first run fail, fatally.
+bool gort__stack_promise(uint32_t n) {
   lock(&stk.lock);
   bool ok = true;
-  while (ok && stk.promised + n + stranded > stk.capacity) ok = new_slab() != NULL;
+  while (ok && stk.promised + n > stk.capacity) ok = new_slab() != NULL;
   if (ok) stk.promised += n;
   unlock(&stk.lock);
   return ok;

@@ -11,7 +11,7 @@
 //   +0  mxcsr (4 bytes), x87 control word (2 bytes), pad
 //   +8  r15, +16 r14, +24 r13, +32 r12, +40 rbx, +48 rbp, +56 return address
 // proc.c builds the same frame for a new goroutine, with gort__ctx_entry as
-// the return address and the start function in r12 (stack.c, ctx_init).
+// the return address and the start function in r12 (proc.c, ctx_init).
 //
 // The control words are loaded only when they differ from the current
 // ones, which is almost never (a program rarely changes its rounding mode):

@@ -15,7 +15,7 @@
 //      signal: see proc.c.
 //   3. A timer that is due while every M is busy or parked past it wakes an
 //      idle M (wakep), which runs it.
-//   4. Once a second, the pool of dead goroutines' stacks beyond its bound
+//   4. Once a second, the global pool of free stacks beyond its bound
 //      gives its pages back to the OS (proc.c, gort__sched_trim_stacks).
 // It looks every 20 us while that finds work and backs off to every 10 ms
 // when it does not. A request to yield (2) counts as work, unlike in Go's

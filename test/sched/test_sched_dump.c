@@ -156,3 +156,42 @@ TEST(a_forked_child_has_none_of_the_parents_goroutines) {
   EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
   EXPECT(gort_num_goroutine() == 1);
 }
+
+// A goroutine that forks inside a system-call section goes on in the child
+// without a P (sched/fork.c); when it returns there, its G and stack go to
+// the global pools (the return crashed on the P's pool, a helper's find).
+// A thread of the child's own ends the child once the goroutine is gone.
+static pid_t forked_child;
+static gort_waitgroup_t forked_done;
+
+static void *exit_child_soon(void *arg) {
+  (void)arg;
+  usleep(200 * 1000);
+  _exit(0);
+}
+
+static void fork_in_a_syscall_section(void *arg) {
+  (void)arg;
+  gort_syscall_enter();
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    pthread_t t;
+    if (pthread_create(&t, NULL, exit_child_soon, NULL) != 0) _exit(3);
+    return;  // still inside the section: ends without a P
+  }
+  forked_child = pid;
+  gort_syscall_exit();
+  gort_waitgroup_done(&forked_done);
+}
+
+TEST(a_goroutine_that_forked_in_a_system_call_returns_in_the_child) {
+  SKIP_IF(SCHEDTEST_TSAN, "ThreadSanitizer does not start threads after a multi-threaded fork");
+  gort_waitgroup_add(&forked_done, 1);
+  EXPECT(gort_go(fork_in_a_syscall_section, NULL) == 0);
+  gort_waitgroup_wait(&forked_done);
+  int st;
+  waitpid(forked_child, &st, 0);
+  EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
