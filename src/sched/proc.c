@@ -205,19 +205,19 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 
 // The validator of a P (debug builds, at each execute): its queue holds at
-// most RUNQ_SIZE runnable Gs, its free list ngfree dead ones without a
-// stack, its stack pool nsfree stacks bound to no G.
+// most RUNQ_SIZE runnable Gs, its G pool dead ones without a stack, its
+// stack pool stacks bound to no G.
 static bool p_is_valid(p_t *p) {
   uint32_t h = atomic_load(&p->runqhead), t = atomic_load(&p->runqtail);
   if (t - h > RUNQ_SIZE) return false;
-  if (p->ngfree < 0 || p->ngfree > GORT_PFREE_MAX) return false;
-  for (int i = 0; i < p->ngfree; i++) {
-    g_t *g = p->gfree[i];
+  if (p->gfree.n < 0 || p->gfree.n > GORT_PFREE_MAX) return false;
+  for (int i = 0; i < p->gfree.n; i++) {
+    g_t *g = p->gfree.a[i];
     if (atomic_load(&g->status) != G_DEAD || g->stack_lo != 0) return false;
   }
-  if (p->nsfree < 0 || p->nsfree > GORT_PFREE_MAX) return false;
-  for (int i = 0; i < p->nsfree; i++)
-    if (atomic_load(&((gstack_t *)p->sfree[i])->g) != NULL) return false;
+  if (p->sfree.n < 0 || p->sfree.n > GORT_PFREE_MAX) return false;
+  for (int i = 0; i < p->sfree.n; i++)
+    if (atomic_load(&((gstack_t *)p->sfree.a[i])->g) != NULL) return false;
   return true;
 }
 
@@ -863,22 +863,22 @@ static void ptrstack_reserve(ptrstack_t *ps, uint32_t n) {
   ps->cap = cap;
 }
 
-// Pushes x on a P's pool (local, *n of PFREE_MAX; NULL without a P: then
-// on the global one); the older half goes to the global one when it fills,
-// all under the lock, so that a fork's child finds no entry in both.
-static void pool_put(void **local, int32_t *n, ptrstack_t *global, void *x) {
+// Pushes x on a P's pool (local; NULL without a P: then on the global
+// one); the older half goes to the global one when it fills, all under the
+// lock, so that a fork's child finds no entry in both.
+static void pool_put(ppool_t *local, ptrstack_t *global, void *x) {
   if (local != NULL) {
-    local[(*n)++] = x;
-    if (*n < PFREE_MAX) return;
+    local->a[local->n++] = x;
+    if (local->n < PFREE_MAX) return;
   }
   uint32_t k = local != NULL ? PFREE_MAX / 2 : 1;
   lock(&sched.lock);
   ptrstack_reserve(global, k);
   uint32_t size = (uint32_t)atomic_load_explicit(&global->n, memory_order_relaxed);
   if (local != NULL) {
-    memcpy(global->a + size, local, k * sizeof *local);
-    memmove(local, local + k, (PFREE_MAX - k) * sizeof *local);
-    *n -= (int32_t)k;
+    memcpy(global->a + size, local->a, k * sizeof local->a[0]);
+    memmove(local->a, local->a + k, (PFREE_MAX - k) * sizeof local->a[0]);
+    local->n -= (int32_t)k;
   } else {
     global->a[size] = x;
   }
@@ -907,33 +907,26 @@ static bool global_has(ptrstack_t *global) {
          (global == &sched.sfree && atomic_load_explicit(&sched.nscold, memory_order_relaxed) > 0);
 }
 
-// One from a P's pool (p may be NULL: then from the global one), refilled
-// by half from the global one when empty; NULL if both are empty.
-static void *pool_get(void **local, int32_t *n, ptrstack_t *global) {
-  if (local == NULL) {
-    if (!global_has(global)) return NULL;
-    lock(&sched.lock);
-    void *x = global_pop(global);
-    unlock(&sched.lock);
-    return x;
-  }
-  if (*n == 0 && global_has(global)) {
-    lock(&sched.lock);
-    for (void *x; *n < PFREE_MAX / 2 && (x = global_pop(global)) != NULL;) local[(*n)++] = x;
-    unlock(&sched.lock);
-  }
-  return *n > 0 ? local[--*n] : NULL;
+// One from a P's pool (local; NULL without a P: then from the global
+// one), or from the global one, which also refills half of the P's pool in
+// the same visit; NULL if both are empty.
+static void *pool_get(ppool_t *local, ptrstack_t *global) {
+  if (local != NULL && local->n > 0) return local->a[--local->n];
+  if (!global_has(global)) return NULL;
+  lock(&sched.lock);
+  void *x = global_pop(global);
+  if (local != NULL)
+    for (void *y; local->n < PFREE_MAX / 2 && (y = global_pop(global)) != NULL;) local->a[local->n++] = y;
+  unlock(&sched.lock);
+  return x;
 }
 
 static void gfput(p_t *p, g_t *g) {
   gort_assert_internal(atomic_load(&g->status) == G_DEAD);
-  if (p != NULL) pool_put(p->gfree, &p->ngfree, &sched.gfree, g);
-  else pool_put(NULL, NULL, &sched.gfree, g);
+  pool_put(p != NULL ? &p->gfree : NULL, &sched.gfree, g);
 }
 
-static g_t *gfget(p_t *p) {
-  return p != NULL ? pool_get(p->gfree, &p->ngfree, &sched.gfree) : pool_get(NULL, NULL, &sched.gfree);
-}
+static g_t *gfget(p_t *p) { return pool_get(p != NULL ? &p->gfree : NULL, &sched.gfree); }
 
 // A G never used before, zeroed: from the P's chunk of GCHUNK (one
 // metadata allocation, and one promise of stack slots, per 64 Gs; their
@@ -976,10 +969,11 @@ static void ctx_init(g_t *g) {
 // covers (stack.c). On the direct path this runs on the leaving
 // goroutine's stack, before the switch, with whatever lock its park's
 // unlock step releases still held (a channel's, a semaphore's): a refill
-// takes sched.lock and a carving may map a slab, both ranked above those. stack_lo is published last: the collector, stopping this
-// thread anywhere, takes a G with stack_lo set to have a valid saved sp.
+// takes sched.lock and a carving may map a slab, both ranked above those.
+// stack_lo is published last: the collector, stopping this thread
+// anywhere, takes a G with stack_lo set to have a valid saved sp.
 static GORT_NOINLINE void bind_stack(p_t *p, g_t *g) {
-  gstack_t *st = pool_get(p->sfree, &p->nsfree, &sched.sfree);
+  gstack_t *st = pool_get(&p->sfree, &sched.sfree);
   if (st == NULL) st = gort__stack_new();
   if (st == NULL) gort__throw("sched: out of memory for a goroutine's stack");
   atomic_store_explicit(&st->g, g, memory_order_release);
@@ -998,8 +992,7 @@ static void unbind_stack(p_t *p, g_t *g) {
   g->stack_hi = 0;
   g->canary = false;
   atomic_store_explicit(&st->g, NULL, memory_order_relaxed);
-  if (p != NULL) pool_put(p->sfree, &p->nsfree, &sched.sfree, st);
-  else pool_put(NULL, NULL, &sched.sfree, st);
+  pool_put(p != NULL ? &p->sfree : NULL, &sched.sfree, st);
 }
 
 // sysmon, about once a second: the global stack pool beyond GFREE_KEEP

@@ -13,9 +13,15 @@ enum { P_IDLE, P_RUNNING, P_SYSCALL, P_DEAD };
 
 #define GORT_PFREE_MAX 64  // dead Gs, and free stacks, a P keeps (proc.c)
 
-// A stack of pointers (the global pools of dead Gs and free stacks; proc.c
-// says why not lists through them), guarded by sched.lock, oldest at the
-// bottom; n is read without the lock.
+// Pools of dead Gs and free stacks (proc.c, "spawning and exiting", says
+// why stacks of pointers and not lists through their members), oldest at
+// the bottom. A P's own: owner only.
+typedef struct {
+  void *a[GORT_PFREE_MAX];
+  int32_t n;
+} ppool_t;
+
+// The global ones: guarded by sched.lock; n is read without it.
 typedef struct {
   void **a;
   _Atomic int n;
@@ -41,12 +47,8 @@ typedef struct p {
   g_t *_Atomic runnext;          // owner puts; owner or thief takes (runq.c)
   _Atomic uint32_t runnext_owner; // 1 while the owner swaps runnext with plain stores (runq.c)
   _Atomic uint32_t runnext_thief; // 1 while a thief takes runnext (runq.c)
-  // Dead Gs and free stacks, stacks of pointers (proc.c, "spawning and
-  // exiting", says why not lists through them); owner only.
-  void *gfree[GORT_PFREE_MAX];
-  int32_t ngfree;
-  void *sfree[GORT_PFREE_MAX];
-  int32_t nsfree;
+  ppool_t gfree;                 // dead Gs, without stacks
+  ppool_t sfree;                 // free stacks
   char *gchunk;                  // fresh Gs (proc.c, g_alloc); owner only
   uint32_t gchunk_left;
   timers_t timers;

@@ -24,14 +24,13 @@
 //    fresh while dead Gs keep their stacks (a spawn from the pool, nearly
 //    every spawn, would queue a stack again). A G made is promised a slot
 //    (gort__stack_promise), so that gort_go, not the first run, reports
-//    the address space running out. A
-//    stack's header (gstack_t: the G bound to it, its bounds) is at the
-//    top of its slot, below the slot's end by a colour of up to 2 KiB (see
-//    hdr_addr) so that headers and first frames do not all share a few
-//    cache sets; an address finds its goroutine through the slot's header
-//    (the overflow handler, the collector). A slot is carved from a slab
-//    only when the binding P's pool and the global pool are empty; a new
-//    slab (an mmap) once per
+//    the address space running out. A stack's header (gstack_t: the G
+//    bound to it, its bounds) is at the top of its slot, below the slot's
+//    end by a colour of up to 2 KiB (see hdr_addr) so that headers and
+//    first frames do not all share a few cache sets; an address finds its
+//    goroutine through the slot's header (the overflow handler, the
+//    collector). A slot is carved from a slab only when the binding P's
+//    pool and the global pool are empty; a new slab (an mmap) once per
 //    SLAB_SLOTS carvings. A carved slot's top page (its header and first
 //    frames) is written at once,
 //    so the top pages of POPULATE_BATCH slots are committed together, one
@@ -83,7 +82,6 @@ enum {
   POPULATE_BATCH = 16,
 };
 _Static_assert(SLAB_SLOTS % POPULATE_BATCH == 0, "a batch never runs past its slab");
-
 
 typedef struct slab {
   uintptr_t base;              // SLAB_SLOTS * stack_size bytes
@@ -343,24 +341,28 @@ uintptr_t gort__sched_stack_top(uintptr_t sp) { return gort__stack_lookup(sp, NU
 // binding thread, which is what the stopping signal sees. A G not yet
 // bound has only its argument: before its first run, that is held nowhere
 // else, so every live G's argument is a root.
-// mode 0: every G; 1: every G, its dirty flag cleared; 2: only those that
-// ran since the last clear (their argument: every G's).
+enum { SCAN_ALL, SCAN_ALL_CLEAR, SCAN_RAN };
+
+// SCAN_ALL: every G's stack; SCAN_ALL_CLEAR: the same, clearing each G's
+// dirty flag; SCAN_RAN: only the stacks of Gs that ran since the last
+// clear. Every live G's argument in each mode.
 static void foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, int mode) {
   for (g_t *g = gort__sched_allgs(); g != NULL; g = g->alllink) {
     uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
     if (st == G_DEAD || st == G_IDLE) continue;
     fn((uintptr_t)&g->arg, (uintptr_t)(&g->arg + 1), arg);
     if (st != G_RUNNABLE && st != G_WAITING) continue;
-    if (mode != 0 && !atomic_exchange_explicit(&g->gcdirty, false, memory_order_relaxed) && mode == 2) continue;
+    bool ran = mode == SCAN_ALL || atomic_exchange_explicit(&g->gcdirty, false, memory_order_relaxed);
+    if (!ran && mode == SCAN_RAN) continue;
     if (__atomic_load_n(&g->stack_lo, __ATOMIC_ACQUIRE) == 0) continue;
     fn((uintptr_t)g->ctx.sp, g->stack_hi, arg);
   }
 }
 
 void gort__sched_foreach_stack_ran(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg, bool only_ran) {
-  foreach_stack(fn, arg, only_ran ? 2 : 1);
+  foreach_stack(fn, arg, only_ran ? SCAN_RAN : SCAN_ALL_CLEAR);
 }
 
 void gort__sched_foreach_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
-  foreach_stack(fn, arg, 0);
+  foreach_stack(fn, arg, SCAN_ALL);
 }
