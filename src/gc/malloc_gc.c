@@ -30,6 +30,9 @@
 // Explicit frees (gort_free of a collected object) push the block on the
 // span's remote list with its freed tag, like a remote free of a malloc
 // block; the next sweep of the span (or a cache taking it) collects them.
+// A span listed full asks for its first free (XFREE_NOTIFY), which moves
+// it to the partial list: frees do not bring a cycle nearer, so a full
+// span cannot wait for a sweep to be used again.
 // Every free takes the object's bytes from the live count at once and
 // sets its mark bit (gort__gc_freed; mgc.c, "The live count").
 // A large object's free takes its span off its list and frees it at once,
@@ -74,10 +77,24 @@ static gcentral_t *central_of(const mspan_t *s) { return &gort__gcentral[s->kind
 
 // ---- spans --------------------------------------------------------------------
 
+// A full span asks, through XFREE_NOTIFY in its free list, to hear of its
+// first gort_free (mark_freed_span): a list of frees can only be pushed
+// where it is seen. With none set, a span that went full on its own
+// stayed full until the next cycle's sweep whatever the program freed in
+// it, and a program that frees what it allocates keeps its live count, and
+// so the pacer's heap, small: no cycle came, and RSS grew by 200 MB a
+// second with 400 KB live (objects allocated by one thread and freed by
+// another; the thread's own frees reach the span it caches).
 void gort__gc_span_relist(mspan_t *s) {
   gcentral_t *g = central_of(s);
   lock(&g->lock);
   bool has_free = s->used < s->nelems;
+  uintptr_t none = 0;
+  // Frees pushed since the caller collected them: free slots, for whoever
+  // takes the span (span_list collects them first).
+  if (!has_free && !atomic_compare_exchange_strong_explicit(&s->xfree, &none, XFREE_NOTIFY, memory_order_relaxed,
+                                                            memory_order_relaxed))
+    has_free = true;
   s->where = has_free ? WHERE_GC_PARTIAL : WHERE_GC_FULL;
   span_list_push(has_free ? &g->partial : &g->full, s);
   unlock(&g->lock);
@@ -604,6 +621,35 @@ static void free_large(void *p, mspan_t *s, uintptr_t obj) {
   nostop_exit();
 }
 
+// The free that takes a full span's XFREE_NOTIFY moves the span to its
+// class's partial list. Everything is read under the central lock and
+// before the push: until b is on the list it is live, so s cannot be
+// emptied and recycled (after the push a sweeper may do both). With the
+// lock held no span changes lists but by a sweeper that already owns it,
+// so a span swept (sweepgen current) and notifying is on the full list:
+// NOTIFY is set only there, and leaves it only by the end of a mark's
+// splice, which also makes the span unswept, or by a sweeper's or a
+// mark's collect_frees, which takes the list with the bit. Unswept or
+// being swept, the span is left to its sweep, which takes the free.
+static void free_to_full_span(mspan_t *s, block_t *b, uintptr_t old) {
+  gcentral_t *g = central_of(s);
+  lock(&g->lock);
+  bool swept = __atomic_load_n(&s->sweepgen, __ATOMIC_RELAXED) ==
+               atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
+  do {
+    b->next = (block_t *)(old & ~XFREE_NOTIFY);
+  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
+                                                  memory_order_relaxed));
+  if ((old & XFREE_NOTIFY) && swept) {
+    if (GORT_DEBUG_LEVEL >= 1 && s->where != WHERE_GC_FULL)
+      gort__throw("gc: a span asked for its first free off the full list");
+    span_list_remove(s);
+    s->where = WHERE_GC_PARTIAL;
+    span_list_push(&g->partial, s);
+  }
+  unlock(&g->lock);
+}
+
 static void gc_free(void *p, mspan_t *s) {
   if (s->kind == KIND_GC_TINY) return;  // see the file comment
   uintptr_t obj = (uintptr_t)p - header_of(s);
@@ -620,10 +666,16 @@ static void gc_free(void *p, mspan_t *s) {
   gort__gc_freed(obj, s->elemsize);  // before the push: the span's owner may take the block back
   b->tag = block_tag_freed(obj);  // live bit stays until collected: see malloc.c
   uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-  do {
-    b->next = (block_t *)(old & ~XFREE_NOTIFY);
-  } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
-                                                  memory_order_relaxed));
+  if (old & XFREE_NOTIFY) {
+    free_to_full_span(s, b, old);
+  } else {
+    do {
+      b->next = (block_t *)(old & ~XFREE_NOTIFY);
+    } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
+                                                    memory_order_relaxed));
+    // A span relisted full after the load: the free was pushed anyway, and
+    // the span waits for the next one, or the next sweep.
+  }
   nostop_exit();
 }
 
