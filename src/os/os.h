@@ -117,10 +117,13 @@ int gort__os_ncpu(void);
 // bounded by the cgroup's quota (files to read).
 int gort__os_ncpu_affinity(void);
 int gort__os_ncpu_quota(int n);
-// Makes [p, p + size) a guard region: any access faults. 0 with a
-// MADV_GUARD_INSTALL guard (no new mapping), 1 with an mprotect(PROT_NONE)
-// one (one more mapping, two if it splits one), or -errno.
-int gort__os_guard(void *p, size_t size, int allow_mprotect);
+// Makes [p, p + size) a guard region: any access faults. Without
+// use_mprotect, 0 with a MADV_GUARD_INSTALL guard (no new mapping); with
+// it, 1 with an mprotect(PROT_NONE) one (one more mapping, two if it
+// splits one); else -errno. The caller chooses, so that a forced fallback
+// (GORT_DEBUG=stackguard=1) is the fallback on kernels that have the
+// better one too.
+int gort__os_guard(void *p, size_t size, int use_mprotect);
 // Makes n guard regions of size bytes, at first, first + stride, ..., with
 // one system call (process_madvise on the calling process, Linux 6.15+);
 // 0 if every region is a guard, else -errno (some may be: the caller falls

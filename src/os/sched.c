@@ -49,10 +49,17 @@ int64_t gort__os_nanotime_coarse(void) {
 void gort__os_sleep_ns(int64_t ns) {
   if (ns <= 0) return;
   int saved = errno;
-  struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+  // To an absolute deadline: a relative sleep restarted with the time left
+  // after each signal overran by the timer slack and rounding of every
+  // restart, without bound under frequent signals (a profiler's).
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t end = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  end = end > INT64_MAX - ns ? INT64_MAX : end + ns;
+  ts = (struct timespec){.tv_sec = end / 1000000000, .tv_nsec = end % 1000000000};
   // The system call itself: clock_nanosleep is the program's wrapper
   // (gc/blocking.c), which gort's own sleeps must not take.
-  while (syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, &ts) != 0 && errno == EINTR) {
+  while (syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0 && errno == EINTR) {
   }
   errno = saved;
 }
@@ -138,13 +145,11 @@ int gort__os_ncpu(void) { return gort__os_ncpu_quota(gort__os_ncpu_affinity()); 
 
 // ---- stacks and signals -------------------------------------------------------------------
 
-int gort__os_guard(void *p, size_t size, int allow_mprotect) {
+int gort__os_guard(void *p, size_t size, int use_mprotect) {
   int saved = errno;
-  int r = 0;
-  if (madvise(p, size, MADV_GUARD_INSTALL) != 0) {
-    r = -errno;
-    if (allow_mprotect) r = mprotect(p, size, PROT_NONE) == 0 ? 1 : -errno;
-  }
+  int r;
+  if (use_mprotect) r = mprotect(p, size, PROT_NONE) == 0 ? 1 : -errno;
+  else r = madvise(p, size, MADV_GUARD_INSTALL) == 0 ? 0 : -errno;
   errno = saved;
   return r;
 }

@@ -1118,6 +1118,9 @@ void gort__sched_gomain(g_t *g) {
   g->fn(g->arg);
   gort__sched_not_in_syscall(g, "a goroutine's return");
   g->arg = NULL;  // not a root any more
+  // Checked here as well as at the switch away: an overflow found there
+  // named goroutine 0, the id a dead G has.
+  if (gort_unlikely(!gort__stack_canary_ok(g))) gort__stack_overflow(g, g->stack_lo);
   atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
   g->id = 0;
   count_exit(gort__sched_getm()->p);

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -314,6 +315,43 @@ TEST(sleep_on_a_plain_thread_sleeps_the_thread) {
   EXPECT(now_ns() - t0 >= 2000000);
   gort_sleep(0);
   gort_sleep(-5);
+}
+
+// A plain thread's sleep once restarted a relative sleep with the time
+// left after each signal, and every restart added the timer slack and a
+// rounding: under a signal every 20 us, 100 ms took 165-185 ms. To an
+// absolute deadline it takes 100 ms; 150 allows a loaded machine.
+static _Atomic bool kicking;
+static pthread_t sleeper_thread;
+
+static void on_kick(int sig) { (void)sig; }
+
+static void *kicker(void *arg) {
+  (void)arg;
+  while (atomic_load(&kicking)) {
+    pthread_kill(sleeper_thread, SIGUSR2);
+    usleep(20);
+  }
+  return NULL;
+}
+
+TEST(sleep_on_a_plain_thread_keeps_its_deadline_under_frequent_signals) {
+  struct sigaction sa = {.sa_handler = on_kick}, old;
+  sigemptyset(&sa.sa_mask);
+  EXPECT(sigaction(SIGUSR2, &sa, &old) == 0);
+  sleeper_thread = pthread_self();
+  atomic_store(&kicking, true);
+  pthread_t k;
+  EXPECT(pthread_create(&k, NULL, kicker, NULL) == 0);
+  usleep(1000);  // the kicker under way
+  int64_t t0 = now_ns();
+  gort_sleep(100000000);
+  int64_t took = now_ns() - t0;
+  atomic_store(&kicking, false);
+  pthread_join(k, NULL);
+  sigaction(SIGUSR2, &old, NULL);
+  fprintf(stderr, "  a 100 ms sleep took %.1f ms\n", (double)took / 1e6);
+  EXPECT(took >= 100000000 && took < 150000000, "took %.1f ms", (double)took / 1e6);
 }
 
 // ---- system calls ---------------------------------------------------------------------------

@@ -218,9 +218,19 @@ static void run_overrun(void *arg) {
   gort_waitgroup_wait(&wg);
 }
 
+static void nothing(void *arg) { gort_waitgroup_done(arg); }
+
 INNER_TEST(mprotect_guard_inner) {
   EXPECT(gort__stack_guard_mode == 1, "mode %d", gort__stack_guard_mode);
-  EXPECT(harness_expect_fatal(run_overrun, NULL, "gort: fatal error: goroutine 1 stack overflow"));
+  // Still mprotect once a stack was guarded: on kernels with
+  // MADV_GUARD_INSTALL the forced fallback once took that guard, counted
+  // it a failure and fell to canaries at the first stack.
+  gort_waitgroup_t wg = {0};
+  gort_waitgroup_add(&wg, 1);
+  EXPECT(gort_go(nothing, &wg) == 0);
+  gort_waitgroup_wait(&wg);
+  EXPECT(gort__stack_guard_mode == 1, "mode %d after one stack", gort__stack_guard_mode);
+  EXPECT(harness_expect_fatal(run_overrun, NULL, "gort: fatal error: goroutine 2 stack overflow"));
   // Past the budget of 8192 mprotect guards, canaries (without running out
   // of mappings: vm.max_map_count is 65530 by default).
   gort_waitgroup_add(&gate, 1);
@@ -240,8 +250,22 @@ TEST(mprotect_guards_report_an_overflow_and_give_way_to_canaries) {
   EXPECT(harness_run_inner("mprotect_guard_inner", "GORT_DEBUG=stackguard=1"));
 }
 
+static void overrun_then_return(void *arg) {
+  overrun_by_1500();
+  (void)arg;  // the canary is checked at the return
+}
+
+// The goroutine returns without switching: its overflow was once named
+// goroutine 0, the id its G had just been given back.
+static void run_overrun_to_exit(void *arg) {
+  (void)arg;
+  EXPECT(gort_go(overrun_then_return, NULL) == 0);
+  for (;;) gort_yield();
+}
+
 INNER_TEST(canary_guard_inner) {
   EXPECT(gort__stack_guard_mode == 2, "mode %d", gort__stack_guard_mode);
+  EXPECT(harness_expect_fatal(run_overrun_to_exit, NULL, "gort: fatal error: goroutine 1 stack overflow"));
   EXPECT(harness_expect_fatal(run_overrun, NULL, "gort: fatal error: goroutine 1 stack overflow"));
   depth_kib = 40;
   run_deep(NULL);
