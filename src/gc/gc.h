@@ -139,6 +139,8 @@ void gort__gc_span_relist(mspan_t *s);
 // Returns the blocks gort_free'd into s (its remote list) to s->free,
 // clearing their live bits. The caller owns s (or the world is stopped).
 void gort__gc_collect_frees(mspan_t *s);
+// The same for a span on a central list, the world stopped (malloc_gc.c).
+void gort__gc_collect_frees_listed(mspan_t *s);
 void gort__gc_install_hooks(void);
 // fork: phase 0 takes the collector's list locks, 1 releases them (parent),
 // 2 re-initializes them (child). Likewise for the roots', the finalizers'

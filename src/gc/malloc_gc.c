@@ -123,6 +123,26 @@ void gort__gc_collect_frees(mspan_t *s) {
   }
 }
 
+// With the world stopped, for a walk of the lists (the roots' uncollectable
+// spans, mgcmark.c): the frees pending on s, which is on a central list.
+// A span that only asks for its first free keeps asking; one on the full
+// list that had frees goes to the partial list (so the walker saves its
+// next link first). The leak check's walk is followed by no sweep, and a
+// full span it had emptied of frees stayed full, unannounced, for good.
+void gort__gc_collect_frees_listed(mspan_t *s) {
+  if ((atomic_load_explicit(&s->xfree, memory_order_relaxed) & ~XFREE_NOTIFY) == 0) return;
+  gort__gc_collect_frees(s);
+  if (s->where != WHERE_GC_FULL || __atomic_load_n(&s->sweepgen, __ATOMIC_RELAXED) !=
+                                       atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed))
+    return;  // on the partial or the unswept list
+  gcentral_t *g = central_of(s);
+  lock(&g->lock);
+  span_list_remove(s);
+  s->where = WHERE_GC_PARTIAL;
+  span_list_push(&g->partial, s);
+  unlock(&g->lock);
+}
+
 // Only objects that a concurrent mark scans from the heap and that have no
 // barrier live where dirty tracking protects pages (dirty.c, "What is
 // tracked"). Uncollectable objects are roots, rescanned whole in the final
@@ -631,8 +651,12 @@ static void free_large(void *p, mspan_t *s, uintptr_t obj) {
 // splice, which also makes the span unswept, or by a sweeper's or a
 // mark's collect_frees, which takes the list with the bit. Unswept or
 // being swept, the span is left to its sweep, which takes the free.
+// A thread that is not registered is never stopped, and a stop walks the
+// central lists without their locks (mgcmark.c): it holds the stop off.
 static void free_to_full_span(mspan_t *s, block_t *b, uintptr_t old) {
   gcentral_t *g = central_of(s);
+  bool registered = gort__stw_registered();
+  if (!registered) gort__stw_hold_off();
   lock(&g->lock);
   bool swept = __atomic_load_n(&s->sweepgen, __ATOMIC_RELAXED) ==
                atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
@@ -648,6 +672,7 @@ static void free_to_full_span(mspan_t *s, block_t *b, uintptr_t old) {
     span_list_push(&g->partial, s);
   }
   unlock(&g->lock);
+  if (!registered) gort__stw_allow();
 }
 
 static void gc_free(void *p, mspan_t *s) {
@@ -665,16 +690,19 @@ static void gc_free(void *p, mspan_t *s) {
   nostop_enter();
   gort__gc_freed(obj, s->elemsize);  // before the push: the span's owner may take the block back
   b->tag = block_tag_freed(obj);  // live bit stays until collected: see malloc.c
+  // Only free_to_full_span pushes over NOTIFY: a push here that took it
+  // (its CAS failing on the bit a relist had just set) left a full span
+  // that no later free could announce.
   uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-  if (old & XFREE_NOTIFY) {
-    free_to_full_span(s, b, old);
-  } else {
-    do {
-      b->next = (block_t *)(old & ~XFREE_NOTIFY);
-    } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
-                                                    memory_order_relaxed));
-    // A span relisted full after the load: the free was pushed anyway, and
-    // the span waits for the next one, or the next sweep.
+  for (;;) {
+    if (old & XFREE_NOTIFY) {
+      free_to_full_span(s, b, old);
+      break;
+    }
+    b->next = (block_t *)old;
+    if (atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
+                                              memory_order_relaxed))
+      break;
   }
   nostop_exit();
 }

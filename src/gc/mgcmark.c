@@ -846,10 +846,11 @@ static void root_object(uintptr_t obj, uintptr_t size) {
 // the spans are the collector's, so gort_free's pending frees are applied
 // first, and a freed holder stops being a root at once).
 static void scan_uncollectable_list(span_link_t *list) {
-  for (span_link_t *l = span_list_begin(list); l != list; l = l->next) {
+  for (span_link_t *l = span_list_begin(list), *next; l != list; l = next) {
+    next = l->next;  // a full span that had frees moves to the partial list
     mspan_t *s = (mspan_t *)l;
     if (s->kind != KIND_GC_UNCOLLECTABLE) continue;
-    if (span_state(s) == SPAN_SMALL) gort__gc_collect_frees(s);
+    if (span_state(s) == SPAN_SMALL) gort__gc_collect_frees_listed(s);
     if (span_state(s) == SPAN_LARGE) {
       if (live_test(s->base)) root_object(s->base, span_bytes(s));
       continue;
@@ -1442,10 +1443,11 @@ void gort__gc_clear_span_marks(mspan_t *s) {
 // scan_uncollectable_list scans them.
 static void foreach_uncollectable(span_link_t *list, void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
                                   void *arg) {
-  for (span_link_t *l = span_list_begin(list); l != list; l = l->next) {
+  for (span_link_t *l = span_list_begin(list), *next; l != list; l = next) {
+    next = l->next;  // a full span that had frees moves to the partial list
     mspan_t *s = (mspan_t *)l;
     if (s->kind != KIND_GC_UNCOLLECTABLE) continue;
-    if (span_state(s) == SPAN_SMALL) gort__gc_collect_frees(s);
+    if (span_state(s) == SPAN_SMALL) gort__gc_collect_frees_listed(s);
     if (span_state(s) == SPAN_LARGE) {
       if (live_test(s->base)) fn(s->base, s->base + span_bytes(s), arg);
       continue;

@@ -9,12 +9,15 @@
 // a stale copy of an address on the stack may keep one (see gctest.h).
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gctest.h"
 #include "gort/alloc.h"
+#include "gort/prof.h"
 
 enum { K = 16, SLACK = 4 };
 
@@ -302,7 +305,10 @@ TEST(free_of_a_collected_object_frees_it_at_once) {
 // MB a second with 400 KB live. Here the collector is off: each round a
 // thread allocates a batch (its spans go full, and back to the central
 // lists as the thread exits) and this one frees it. The objects must keep
-// their contents, and the heap must stay near one batch.
+// their contents, and the heap must stay near one batch. Every other round
+// is of uncollectable objects, with a leak check before the frees: the
+// leak check's walk of the lists once took a full span's request to hear
+// of its first free, and nothing asked again.
 enum { BATCH = 2048, BATCH_BYTES = 48, BATCH_ROUNDS = 200 };
 
 static void *batch[BATCH];
@@ -310,7 +316,8 @@ static void *batch[BATCH];
 static void *alloc_batch(void *arg) {
   uint64_t round = (uint64_t)(uintptr_t)arg;
   for (int i = 0; i < BATCH; i++) {
-    batch[i] = alloc_checked(BATCH_BYTES);
+    batch[i] = round % 2 ? gort_gc_alloc_uncollectable(BATCH_BYTES) : alloc_checked(BATCH_BYTES);
+    if (batch[i] == NULL) harness_fail(__FILE__, __LINE__, "allocation %d of round %" PRIu64 " failed", i, round);
     gctest_fill(batch[i], BATCH_BYTES, round * BATCH + (uint64_t)i);
   }
   return NULL;
@@ -318,12 +325,15 @@ static void *alloc_batch(void *arg) {
 
 TEST(objects_freed_by_another_thread_are_reused_without_a_cycle) {
   int percent = gort_gc_set_percent(-1);
+  int devnull = open("/dev/null", O_WRONLY);
+  EXPECT(devnull >= 0);
   uint32_t cycles = gctest_num_gc();
   uint64_t inuse_before = gctest_memstats()->heap_inuse;
   for (uint64_t round = 0; round < BATCH_ROUNDS; round++) {
     pthread_t t;
     EXPECT(pthread_create(&t, NULL, alloc_batch, (void *)(uintptr_t)round) == 0);
     pthread_join(t, NULL);
+    if (round % 2 && round % 10 == 1) EXPECT(gort_leak_check(devnull) >= 0);
     for (int i = 0; i < BATCH; i++) {
       if (!gctest_check(batch[i], BATCH_BYTES, round * BATCH + (uint64_t)i))
         harness_fail(__FILE__, __LINE__, "object %d of round %" PRIu64 " changed", i, round);
@@ -333,6 +343,7 @@ TEST(objects_freed_by_another_thread_are_reused_without_a_cycle) {
   uint64_t inuse = gctest_memstats()->heap_inuse;
   uint32_t ran = gctest_num_gc() - cycles;
   gort_gc_set_percent(percent);
+  close(devnull);
   EXPECT(ran == 0, "%u cycles ran with the collector off", ran);
   EXPECT(inuse < inuse_before + 4 * BATCH * BATCH_BYTES,
          "HeapInuse %" PRIu64 " -> %" PRIu64 " after %d rounds of %d %d-byte objects", inuse_before, inuse,
