@@ -48,7 +48,11 @@
 //    entries each), so they are made for the first MPROTECT_BUDGET stacks
 //    only, which keeps 100k goroutines well inside vm.max_map_count; later stacks get a canary word at their
 //    lowest address instead, checked when their goroutine switches out
-//    (proc.c), which catches an overflow late, but catches it. Rejected: no
+//    (proc.c) and as it returns, which catches an overflow late, but catches
+//    it, unless the overflow ran past the unprotected guard into the
+//    neighbour's stack before either: that goroutine may then fail first,
+//    with whatever its corrupted frames do (a canary is a check, not a
+//    protection; only a kernel guard is both). Rejected: no
 //    guard at all (an overflow silently corrupts the neighbour stack), and
 //    a guard per slab only (same, inside a slab).
 // 4. An overflow into a guard faults; the SIGSEGV handler runs on a
