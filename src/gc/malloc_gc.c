@@ -620,7 +620,11 @@ uintptr_t gort__gc_find_object(uintptr_t v, mspan_t **sp) {
 // CPU. Deferring the free to the sweeper instead would need a second
 // state for the sweeper to check, and gort_free would no longer free at
 // once (DESIGN.md).
+// A thread that is not registered holds a stop off meanwhile, as in
+// free_to_full_span: the stop walks gclarge's lists without their lock.
 static void free_large(void *p, mspan_t *s, uintptr_t obj) {
+  bool registered = gort__stw_registered();
+  if (!registered) gort__stw_hold_off();
   lock(&gort__gclarge.lock);
   while (span_being_swept(s)) {
     unlock(&gort__gclarge.lock);  // which the sweeper needs to relist s
@@ -629,6 +633,7 @@ static void free_large(void *p, mspan_t *s, uintptr_t obj) {
   }
   if (s->where != WHERE_GC_LARGE) {
     unlock(&gort__gclarge.lock);
+    if (!registered) gort__stw_allow();
     gort__fatal("free(): double free (collected object)", p);
   }
   span_list_remove(s);
@@ -639,6 +644,7 @@ static void free_large(void *p, mspan_t *s, uintptr_t obj) {
   nostop_enter();
   gort__mheap_free(s);
   nostop_exit();
+  if (!registered) gort__stw_allow();
 }
 
 // The free that takes a full span's XFREE_NOTIFY moves the span to its
