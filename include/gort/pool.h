@@ -20,8 +20,8 @@
  * such a get returns NULL. reset_fn, if any, runs on every put, on the
  * putting thread, before the object enters the pool. release_fn, if any,
  * runs on each object the pool drops; without it a dropped gort_malloc
- * object is given to gort_free and a dropped collected object
- * (gort_gc_alloc) is left to the collector. Dropped objects are released
+ * or uncollectable object is given to gort_free and a dropped collected
+ * object (gort_gc_alloc) is left to the collector. Dropped objects are released
  * on gort's pool thread, a thread of its own that the collector stops like
  * any other, after the rotation.
  *

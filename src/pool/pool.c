@@ -37,7 +37,8 @@
 //      objects never collects), the scavenger's cycle asks for a rotation
 //      instead.
 //   4. Dropped objects are released after the world restarts, on the pool
-//      thread (rotate.c): release_fn, or gort_free for gort_malloc objects;
+//      thread (rotate.c): release_fn, or gort_free for gort_malloc and
+//      uncollectable objects;
 //      collected objects without release_fn are simply no longer roots, so
 //      the very cycle that drops them frees them.
 //
@@ -189,8 +190,7 @@ static void release_now(gort_pool_t *p, void *obj) {
     p->release_fn(obj);
     return;
   }
-  mspan_t *s = span_of((uintptr_t)obj);
-  if (s != NULL && s->kind == KIND_MANUAL) gort_free(obj);
+  if (gort__pool_needs_free(obj)) gort_free(obj);
 }
 
 // Puts obj in l's private slot or shared chain; false if the chain needs

@@ -116,6 +116,8 @@ void gort__pool_init(void);
 // off, makes sure the scavenger will rotate.
 void gort__pool_arm(pool_local_t *l);
 void gort__pool_rotate_init(void);
+// Whether a dropped obj needs gort_free (the collector never frees it).
+bool gort__pool_needs_free(void *obj);
 // Starts the pool thread unless it runs (at the first pool's registration).
 void gort__pool_thread_ensure(void);
 // fork(): the pool thread's handoff lock, taken in prepare, and the

@@ -68,9 +68,12 @@ static struct {
   _Atomic int thread_state;       // 0 none, 1 started, -1 could not start
 } rot;
 
-static bool is_manual(void *obj) {
+// An object the collector never frees: a gort_malloc one, or an
+// uncollectable one (gort_gc_alloc_uncollectable), which a drop that left
+// it to the collector leaked (a pool of them grew by what it dropped).
+bool gort__pool_needs_free(void *obj) {
   mspan_t *s = span_of((uintptr_t)obj);
-  return s != NULL && s->kind == KIND_MANUAL;
+  return s != NULL && (s->kind == KIND_MANUAL || s->kind == KIND_GC_UNCOLLECTABLE);
 }
 
 // Step 1's filter, on one object of a dropped generation: counts it, and
@@ -83,7 +86,7 @@ typedef struct {
 
 static bool drop_one(drop_t *d, void *x) {
   d->n++;
-  bool keep = d->p->release_fn != NULL || is_manual(x);
+  bool keep = d->p->release_fn != NULL || gort__pool_needs_free(x);
   d->keep += keep;
   return keep;
 }
@@ -186,7 +189,7 @@ static void release_one(gort_pool_t *p, void *obj) {
   if (p->release_fn != NULL)
     p->release_fn(obj);
   else
-    gort_free(obj);  // only gort_malloc objects are left here (drop)
+    gort_free(obj);  // only objects the collector never frees are left here (drop)
 }
 
 static void release_slot(void *_Atomic *slot, void *arg) {

@@ -182,6 +182,21 @@ TEST(dropped_malloc_objects_without_release_go_back_to_the_heap) {
   EXPECT(gort_pool_get(&bare) == NULL, "the pool is empty");
 }
 
+// Uncollectable objects are released by gort_free alone: a drop once left
+// them to the collector, and a pool of them grew by all it dropped.
+TEST(dropped_uncollectable_objects_without_release_are_freed) {
+  enum { N = 1000 };
+  uint64_t before = gctest_memstats()->heap_objects;
+  for (int i = 0; i < N; i++) gort_pool_put(&bare, gort_gc_alloc_uncollectable(OBJ));
+  gort_gc_collect();
+  gort_gc_collect();
+  double deadline = gctest_now() + 5;
+  while (gctest_memstats()->heap_objects >= before + N / 2 && gctest_now() < deadline) gctest_sleep_ms(1);
+  uint64_t after = gctest_memstats()->heap_objects;
+  EXPECT(after < before + N / 2, "HeapObjects %" PRIu64 " -> %" PRIu64 " after %d dropped", before, after, N);
+  EXPECT(gort_pool_get(&bare) == NULL, "the pool is empty");
+}
+
 TEST(total_stats_sum_the_pools) {
   gort_pool_put(&bare, gort_malloc(16));
   void *p = gort_pool_get(&full);
