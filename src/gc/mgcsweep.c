@@ -97,7 +97,7 @@ bool gort__gc_sweep_span(mspan_t *s) {
     }
   }
   s->used -= (uint32_t)freed;
-  if (GORT_DEBUG_LEVEL >= 2 && s->kind != KIND_GC_UNCOLLECTABLE) {
+  if (GORT_DEBUG_LEVEL >= 2) {
     // used counts the live objects now: nothing of s is cached or pending.
     uint64_t live = 0;
     for (size_t w = 0; w < nwords; w++) {
@@ -112,7 +112,10 @@ bool gort__gc_sweep_span(mspan_t *s) {
   }
   // A small span's state is read by no one but its sweeper: swept now.
   span_sweep_done(s);
-  if (s->kind == KIND_GC_UNCOLLECTABLE) return true;
+  // Uncollectable spans too: their objects are freed by hand only, and a
+  // span that gort_free emptied once stayed with its class for good (a
+  // program that freed 100,000 objects of each of 23 sizes in turn kept
+  // 513 MB in use with 5 KB live, collections or not).
   if (s->used == 0) {
     gort__mheap_free(s);
     return false;
