@@ -350,6 +350,44 @@ TEST(objects_freed_by_another_thread_are_reused_without_a_cycle) {
          BATCH_ROUNDS, BATCH, BATCH_BYTES);
 }
 
+// Spans that gort_free emptied must go back to the page heap before it
+// grows for another size class, with or without a cycle: frees keep the
+// live count low, and a program that allocated and freed 100,000 objects
+// of each of 23 sizes in turn kept 214-513 MB in use with 5 KB live.
+// Collector off; twelve sizes in turn, each a batch allocated, checked and
+// freed; the heap must stay near the largest batch (28.8 MB in all, 4.2
+// MB the largest).
+enum { EMPTIED_N = 20000, EMPTIED_SIZES = 12 };
+
+static void *emptied[EMPTIED_N];
+
+TEST(spans_emptied_by_frees_go_back_to_the_heap_without_a_cycle) {
+  int percent = gort_gc_set_percent(-1);
+  uint32_t cycles = gctest_num_gc();
+  uint64_t inuse_before = gctest_memstats()->heap_inuse, peak = 0;
+  for (int k = 0; k < EMPTIED_SIZES; k++) {
+    size_t size = 32 + 16 * (size_t)k;
+    for (int i = 0; i < EMPTIED_N; i++) {
+      emptied[i] = alloc_checked(size);
+      gctest_fill(emptied[i], size, (uint64_t)k * EMPTIED_N + (uint64_t)i);
+    }
+    for (int i = 0; i < EMPTIED_N; i++) {
+      if (!gctest_check(emptied[i], size, (uint64_t)k * EMPTIED_N + (uint64_t)i))
+        harness_fail(__FILE__, __LINE__, "object %d of size %zu changed", i, size);
+      gort_free(emptied[i]);
+    }
+    uint64_t inuse = gctest_memstats()->heap_inuse;
+    if (inuse > peak) peak = inuse;
+  }
+  uint32_t ran = gctest_num_gc() - cycles;
+  gort_gc_set_percent(percent);
+  EXPECT(ran == 0, "%u cycles ran with the collector off", ran);
+  uint64_t largest = (uint64_t)EMPTIED_N * (32 + 16 * (EMPTIED_SIZES - 1));
+  EXPECT(peak < inuse_before + 2 * largest + (2 << 20),
+         "HeapInuse %" PRIu64 " -> %" PRIu64 " at most, over %d sizes of %d objects (the largest batch %" PRIu64 " bytes)",
+         inuse_before, peak, EMPTIED_SIZES, EMPTIED_N, largest);
+}
+
 // gort_free of a large object whose span a sweeper (the background one, or
 // a thread finishing the last sweep) had taken off its list died with a
 // false "double free (collected object)": the free took "on no list" for
