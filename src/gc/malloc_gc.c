@@ -160,68 +160,76 @@ static int zone_for(int kind) {
 // so a program that frees what it allocates may see no cycle at all, and
 // a span it emptied stayed with its size class: 100,000 objects of each
 // of 23 sizes allocated and freed in turn kept 214-513 MB in use with 5
-// KB live, and the scavenger cannot return pages of spans in use. So
-// before the heap grows for a collected span, if frees came since the last
-// look and the heap grew by an eighth of the live heap (1 MiB at least)
-// since, the partial lists are walked: each span there is the list's, so
-// under its central lock its frees are taken, and a span they emptied
-// goes back to the page heap (Go's mcentral.grow sweeps before it grows;
-// here the frees are what needs taking). Not during a mark: a freed
-// block's mark bit stays set until the mark ends ("Free slots" above).
+// KB live, and the scavenger cannot return pages of spans in use. So an
+// allocation's slow path, if frees came since the last look and the heap
+// grew for collected spans by an eighth of the live heap (1 MiB at least)
+// since, walks the partial lists (Go's mcentral.grow sweeps before it
+// grows; here the frees are what needs taking): each span there is the
+// list's, so under its central lock its frees are taken, and the spans
+// they emptied go back to the page heap once that lock is released. Outside
+// any no-stop region but the central locks' own, so that a stop never
+// waits for a walk of a large heap; the spans between a central's unlock
+// and their free are on no list and hold no live object, which is all a
+// stop's walks and marks need. Not during a mark: a freed block's mark bit
+// stays set until the mark ends (gort__gc_collect_frees).
 static struct {
   _Atomic bool pending;    // a gort_free since the last walk
-  _Atomic uint64_t grown;  // bytes of fresh spans since the last walk
-  lock_t lock;             // one walker; held with a central lock, then the heap's
-} reclaim = {.lock = LOCK_INIT};
+  _Atomic bool walking;    // one walker at a time
+  _Atomic uint64_t grown;  // bytes of fresh collected spans since the last walk
+} reclaim;
 
 static void note_free(void) {
   if (!atomic_load_explicit(&reclaim.pending, memory_order_relaxed))
     atomic_store_explicit(&reclaim.pending, true, memory_order_relaxed);
 }
 
-static void reclaim_emptied_spans(void) {
+static void reclaim_central(gcentral_t *g) {
   mspan_t *empty = NULL;
-  for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
-    for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
-      gcentral_t *g = &gort__gcentral[k][cls];
-      if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) break;  // a mark began
-      if (span_list_empty(&g->partial)) continue;  // a racy look: the next walk sees it
-      lock(&g->lock);
-      for (span_link_t *l = span_list_begin(&g->partial), *next; l != &g->partial; l = next) {
-        next = l->next;
-        mspan_t *s = (mspan_t *)l;
-        if ((atomic_load_explicit(&s->xfree, memory_order_relaxed) & ~XFREE_NOTIFY) == 0) continue;
-        gort__gc_collect_frees(s);
-        if (s->used != 0) continue;
-        span_list_remove(s);
-        s->where = WHERE_NONE;
-        s->link.next = (span_link_t *)empty;  // off every list: a chain of our own
-        empty = s;
-      }
-      unlock(&g->lock);
-    }
+  lock(&g->lock);
+  for (span_link_t *l = span_list_begin(&g->partial), *next; l != &g->partial; l = next) {
+    next = l->next;
+    mspan_t *s = (mspan_t *)l;
+    if ((atomic_load_explicit(&s->xfree, memory_order_relaxed) & ~XFREE_NOTIFY) == 0) continue;
+    gort__gc_collect_frees(s);
+    if (s->used != 0) continue;
+    span_list_remove(s);
+    s->where = WHERE_NONE;
+    s->link.next = (span_link_t *)empty;  // off every list: a chain of our own
+    empty = s;
+  }
+  unlock(&g->lock);
   while (empty != NULL) {
     mspan_t *s = empty;
     empty = (mspan_t *)s->link.next;
+    nostop_enter();
     gort__mheap_free(s);
+    nostop_exit();
   }
 }
 
-static void maybe_reclaim(uintptr_t bytes) {
-  uint64_t grown = atomic_fetch_add_explicit(&reclaim.grown, bytes, memory_order_relaxed) + bytes;
-  if (!atomic_load_explicit(&reclaim.pending, memory_order_relaxed)) return;
+static void maybe_reclaim(void) {
+  if (gort_likely(!atomic_load_explicit(&reclaim.pending, memory_order_relaxed))) return;
   uint64_t live = atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed);
-  if (grown < (live / 8 > (1 << 20) ? live / 8 : (1 << 20))) return;
+  if (atomic_load_explicit(&reclaim.grown, memory_order_relaxed) < (live / 8 > (1 << 20) ? live / 8 : (1 << 20)))
+    return;
   if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) return;
-  if (!try_lock(&reclaim.lock)) return;  // another thread walks
+  if (atomic_exchange_explicit(&reclaim.walking, true, memory_order_acquire)) return;  // another walks
   atomic_store_explicit(&reclaim.pending, false, memory_order_relaxed);
   atomic_store_explicit(&reclaim.grown, 0, memory_order_relaxed);
-  reclaim_emptied_spans();
-  unlock(&reclaim.lock);
+  for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
+    for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+      // gort__gc_marking changes only with the world stopped, which may
+      // happen between two centrals.
+      if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) goto out;
+      reclaim_central(&gort__gcentral[k][cls]);
+    }
+out:
+  atomic_store_explicit(&reclaim.walking, false, memory_order_release);
 }
 
 static mspan_t *fresh_span(int kind, int cls) {
-  maybe_reclaim((uintptr_t)gort__class_npages[cls] << GORT_PAGE_SHIFT);
+  atomic_fetch_add_explicit(&reclaim.grown, (uint64_t)gort__class_npages[cls] << GORT_PAGE_SHIFT,
+                            memory_order_relaxed);
   mspan_t *s = gort__mheap_alloc_in(gort__class_npages[cls], 1, SPAN_SMALL, zone_for(kind));
   if (s == NULL) return NULL;
   gort__span_init_small(s, cls);
@@ -449,6 +457,8 @@ static void *alloc_large(size_t size, int kind) {
   gort__stw_register_self();
   gort__gc_maybe_collect(size);
   uintptr_t npages = (size + GORT_PAGE_SIZE - 1) >> GORT_PAGE_SHIFT;
+  atomic_fetch_add_explicit(&reclaim.grown, (uint64_t)npages << GORT_PAGE_SHIFT, memory_order_relaxed);
+  maybe_reclaim();
   gort__gc_sweep_reclaim_large(npages, zone_for(kind));
   nostop_enter();
   mspan_t *s = gort__mheap_alloc_in(npages, 1, SPAN_LARGE, zone_for(kind));
@@ -526,6 +536,7 @@ static void *alloc_small(size_t size, int kind) {
     c->gc_owed = 0;
     if (gort__gc_stress) gort_gc_collect();
     else gort__gc_maybe_collect(owed);
+    maybe_reclaim();
     nostop_enter();
     if (gcc->head == NULL) {
       block_t *list = refill(c, gcc, kind, (int)cls);
@@ -833,9 +844,10 @@ void gort__gc_fork_caches_release(int child) {
 // program that never used the collector.
 void gort__gc_malloc_fork(int phase, bool centrals) {
   lock_t *all[] = {&gort__gclarge.lock, &layouts.lock};
-  // The walker's lock before the central locks it takes: a child must not
-  // inherit it held (its walks would never run again).
-  if (phase == 0) lock(&reclaim.lock); else if (phase == 2) lock_reinit(&reclaim.lock);
+  // A child that forked mid-walk must walk again (the walker's spans
+  // between a central's unlock and their free are lost to it: one class's
+  // emptied spans at most).
+  if (phase == 2) atomic_store(&reclaim.walking, false);
   for (int k = 0; centrals && k < GORT_NUM_GC_KINDS; k++)
     for (int cls = 0; cls < GORT_NUM_CLASSES; cls++) {
       lock_t *l = &gort__gcentral[k][cls].lock;
@@ -844,7 +856,6 @@ void gort__gc_malloc_fork(int phase, bool centrals) {
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
     if (phase == 0) lock(all[i]); else if (phase == 1) unlock(all[i]); else lock_reinit(all[i]);
   }
-  if (phase == 1) unlock(&reclaim.lock);
 }
 
 void gort__gc_install_hooks(void) {
