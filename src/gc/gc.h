@@ -96,6 +96,9 @@ GORT_INLINE void span_sweep_done(mspan_t *s) {
   __atomic_store_n(&s->sweepgen, atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed),
                    __ATOMIC_RELEASE);
 }
+GORT_INLINE bool span_swept(const mspan_t *s) {
+  return __atomic_load_n(&s->sweepgen, __ATOMIC_RELAXED) == atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
+}
 GORT_INLINE bool span_being_swept(const mspan_t *s) {
   return __atomic_load_n(&s->sweepgen, __ATOMIC_ACQUIRE) ==
          atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed) - 1;

@@ -78,13 +78,21 @@ static gcentral_t *central_of(const mspan_t *s) { return &gort__gcentral[s->kind
 // ---- spans --------------------------------------------------------------------
 
 // A full span asks, through XFREE_NOTIFY in its free list, to hear of its
-// first gort_free (mark_freed_span): a list of frees can only be pushed
+// first gort_free (free_to_full_span): a list of frees can only be pushed
 // where it is seen. With none set, a span that went full on its own
 // stayed full until the next cycle's sweep whatever the program freed in
 // it, and a program that frees what it allocates keeps its live count, and
 // so the pacer's heap, small: no cycle came, and RSS grew by 200 MB a
 // second with 400 KB live (objects allocated by one thread and freed by
 // another; the thread's own frees reach the span it caches).
+// A swept span off its class's full list onto the partial one (its
+// central lock held).
+static void move_to_partial(gcentral_t *g, mspan_t *s) {
+  span_list_remove(s);
+  s->where = WHERE_GC_PARTIAL;
+  span_list_push(&g->partial, s);
+}
+
 void gort__gc_span_relist(mspan_t *s) {
   gcentral_t *g = central_of(s);
   lock(&g->lock);
@@ -132,14 +140,10 @@ void gort__gc_collect_frees(mspan_t *s) {
 void gort__gc_collect_frees_listed(mspan_t *s) {
   if ((atomic_load_explicit(&s->xfree, memory_order_relaxed) & ~XFREE_NOTIFY) == 0) return;
   gort__gc_collect_frees(s);
-  if (s->where != WHERE_GC_FULL || __atomic_load_n(&s->sweepgen, __ATOMIC_RELAXED) !=
-                                       atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed))
-    return;  // on the partial or the unswept list
+  if (s->where != WHERE_GC_FULL || !span_swept(s)) return;  // on the partial or the unswept list
   gcentral_t *g = central_of(s);
   lock(&g->lock);
-  span_list_remove(s);
-  s->where = WHERE_GC_PARTIAL;
-  span_list_push(&g->partial, s);
+  move_to_partial(g, s);
   unlock(&g->lock);
 }
 
@@ -744,8 +748,7 @@ static void free_to_full_span(mspan_t *s, block_t *b, uintptr_t old) {
   bool registered = gort__stw_registered();
   if (!registered) gort__stw_hold_off();
   lock(&g->lock);
-  bool swept = __atomic_load_n(&s->sweepgen, __ATOMIC_RELAXED) ==
-               atomic_load_explicit(&gort__gc_sweepgen, memory_order_relaxed);
+  bool swept = span_swept(s);
   do {
     b->next = (block_t *)(old & ~XFREE_NOTIFY);
   } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)b, memory_order_release,
@@ -753,9 +756,7 @@ static void free_to_full_span(mspan_t *s, block_t *b, uintptr_t old) {
   if ((old & XFREE_NOTIFY) && swept) {
     if (GORT_DEBUG_LEVEL >= 1 && s->where != WHERE_GC_FULL)
       gort__throw("gc: a span asked for its first free off the full list");
-    span_list_remove(s);
-    s->where = WHERE_GC_PARTIAL;
-    span_list_push(&g->partial, s);
+    move_to_partial(g, s);
   }
   unlock(&g->lock);
   if (!registered) gort__stw_allow();
