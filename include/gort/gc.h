@@ -81,7 +81,13 @@ GORT_BEGIN_DECLS
 /* A zeroed collected object of size bytes, scanned conservatively. */
 GORT_API void *gort_gc_alloc(size_t size) GORT_MALLOC_LIKE GORT_ALLOC_SIZE(1) GORT_WARN_UNUSED;
 /* A zeroed collected object that is never scanned: it may hold anything
- * but pointers that must keep other collected objects alive. */
+ * but pointers that must keep other collected objects alive. Objects under
+ * 16 bytes share 16-byte blocks (as Go's tiny allocator), aligned to 2, 4
+ * or 8 bytes by size: each is still freed, measured (gort_usable_size
+ * counts only its own bytes), finalized and weakly referenced on its own,
+ * but the collector keeps a block while any pointer into it remains, and
+ * gort_free returns a block once all of its objects are freed and its
+ * thread has moved on to another block (or exited). */
 GORT_API void *gort_gc_alloc_noscan(size_t size)
     GORT_MALLOC_LIKE GORT_ALLOC_SIZE(1) GORT_WARN_UNUSED;
 

@@ -278,7 +278,9 @@ static mspan_t *live_span(const void *p, const misuse_msgs_t *m, bool *sampled) 
   if (s == NULL) gort__fatal(arena_of(a) != NULL ? m->in_free : m->bad, p);
   if (s->kind == KIND_GC_TYPED) a -= SPAN_TYPED_HEADER;  // the block starts at the header
   if (s->kind == KIND_GC_TINY && s->state == SPAN_SMALL) {
-    // Any pointer into a live tiny block names one of its objects.
+    // Any pointer into a live tiny block may name one of its objects (the
+    // collector's free checks which); past the blocks is their metadata.
+    if (a - s->base >= (uintptr_t)s->nelems * s->elemsize) gort__fatal(m->never, p);
     uintptr_t blk = s->base + (uintptr_t)span_elem_index(s, a - s->base) * s->elemsize;
     if (!live_test(blk)) gort__fatal(m->dbl, p);
     return s;

@@ -100,10 +100,13 @@ typedef struct mcache {
 
   // The collector's side (gc/malloc_gc.c), by kind - 1 and class: written
   // by the owner inside a no-stop region, and by the collector with the
-  // world stopped. tiny/tiny_off: the tiny allocator's current block.
+  // world stopped. tiny, tiny_off, tiny_meta: the tiny allocator's current
+  // block, where its free tail starts, and its metadata (gc/tiny.c). Owner
+  // only; the stop reads tiny as a root.
   gc_class_cache_t gc[GORT_NUM_GC_KINDS][GORT_NUM_CLASSES];
   uintptr_t tiny;
   uint32_t tiny_off;
+  void *tiny_meta;
   uint64_t gc_nmalloc, gc_bytes;  // small collected objects allocated; counters, as k[].nmalloc
   // Bytes the refills handed this thread since it last saw the pacer (the
   // assists' charge: gc/malloc_gc.c, alloc_small). Owner only.

@@ -19,7 +19,8 @@
 //      not reach leave the registry (the sweep frees them).
 //   3. Every finalizable object still unmarked leaves the table for the
 //      queue of finalizers to run and is marked (its children were, in
-//      step 1). The queue is a root until the finalizer has run; a later
+//      step 1), once all are decided: tiny objects share a block
+//      (tiny.c), and the first one's mark hid the others for a cycle. The queue is a root until the finalizer has run; a later
 //      cycle frees the object if the finalizer left it unreachable.
 // The finalizer thread, registered like any thread that runs the
 // program's code, runs the queue in order.
@@ -31,6 +32,7 @@
 #include "../os/os.h"
 #include "gc.h"
 #include "gort/gc.h"
+#include "tiny.h"
 
 typedef void (*finalizer_fn)(void *obj, void *arg);
 
@@ -52,6 +54,7 @@ typedef struct {
   uintptr_t obj;
   finalizer_fn fn;
   void *arg;
+  uintptr_t block;  // marked once every record was decided (step 3)
 } queued_t;
 
 static struct {
@@ -79,6 +82,7 @@ static uintptr_t block_of(const void *p) {
   uintptr_t b = gort__gc_find_object((uintptr_t)p, &s);
   if (b == 0) return 0;
   uintptr_t start = b + (s->kind == KIND_GC_TYPED ? SPAN_TYPED_HEADER : 0);
+  if (s->kind == KIND_GC_TINY) start = gort__gc_tiny_object((uintptr_t)p, s, b, NULL);
   return start == (uintptr_t)p ? b : 0;
 }
 
@@ -233,13 +237,16 @@ void gort__gc_finalizers_mark(void) {
     if (t != 0) {
       mspan_t *s;
       uintptr_t b = gort__gc_find_object(t, &s);
-      if (b == 0 || !gort__gc_is_marked(b)) atomic_store_explicit(&h->target, 0, memory_order_release);
+      // A tiny object freed by hand in a block that lives on is gone too.
+      if (b == 0 || !gort__gc_is_marked(b) || (s->kind == KIND_GC_TINY && gort__gc_tiny_object(t, s, b, NULL) != t))
+        atomic_store_explicit(&h->target, 0, memory_order_release);
     }
     fin.weak[j++] = h;
   }
   fin.nweak = j;
   // 3. The unreached finalizable objects go to the queue, marked.
   if (!fin.inited) return;
+  size_t before = fin.qtail - fin.qhead;  // an index from qhead survives a compaction
   for (size_t i = 0; i < NBUCKETS; i++)
     for (special_t **p = &fin.table[i]; *p != NULL;) {
       special_t *r = *p;
@@ -263,11 +270,11 @@ void gort__gc_finalizers_mark(void) {
         fin.qhead = 0;
         fin.qtail = live;
       }
-      fin.queue[fin.qtail++] = (queued_t){r->obj, r->fn, r->arg};
-      gort__gc_mark_object(r->block);
+      fin.queue[fin.qtail++] = (queued_t){r->obj, r->fn, r->arg, r->block};
       *p = r->next;
       gort__fixalloc_free(&fin.records, r);
     }
+  for (size_t k = fin.qhead + before; k < fin.qtail; k++) gort__gc_mark_object(fin.queue[k].block);
   // Anything left in the table unmarked (the queue could not grow) must
   // survive too: mark it for this cycle.
   for (size_t i = 0; i < NBUCKETS; i++)

@@ -130,7 +130,7 @@ struct gort_gc_layout {
 };
 
 // With the world stopped: every cache gives its collected spans back to
-// the central lists (and forgets its tiny block).
+// the central lists (its tiny block stays: tiny.c).
 void gort__gc_flush_caches(void);
 // In a forked child whose fork stopped the world: the other threads'
 // quarantined caches give their collected spans back, so that they are
@@ -145,6 +145,12 @@ void gort__gc_collect_frees(mspan_t *s);
 // The same for a span on a central list, the world stopped (malloc_gc.c).
 void gort__gc_collect_frees_listed(mspan_t *s);
 void gort__gc_install_hooks(void);
+// For the tiny allocator (tiny.c): the calling thread's cache (registered;
+// NULL if none can be made), alloc_small, and the free of a small
+// collected object's block.
+struct mcache *gort__gc_my_cache(void);
+void *gort__gc_alloc_small(size_t size, int kind);
+void gort__gc_free_block(uintptr_t obj, mspan_t *s);
 // fork: phase 0 takes the collector's list locks, 1 releases them (parent),
 // 2 re-initializes them (child). Likewise for the roots', the finalizers'
 // and the mark queue's locks.
@@ -228,7 +234,8 @@ GORT_INLINE bool gort__stw_registered(void) { return gort__stw_self != NULL; }
 
 // For a thread that is not registered, so never stopped, about to change
 // what a stop takes to be still (its cache, as it exits: malloc_gc.c):
-// waits out a stop in progress and holds the next one off until allowed.
+// waits out a stop in progress and holds the next one off until allowed
+// (nested pairs hold it once).
 void gort__stw_hold_off(void);
 void gort__stw_allow(void);
 // At start-up, on the main thread: registers it (its stack top from the

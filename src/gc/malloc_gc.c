@@ -38,8 +38,8 @@
 // A large object's free takes its span off its list and frees it at once,
 // first waiting for a sweeper that holds the span (free_large).
 // Objects of the tiny allocator (noscan, under 16 bytes, packed into
-// 16-byte blocks as in Go) cannot be freed one by one: gort_free of one
-// does nothing, and the collector frees the block once none is reachable.
+// 16-byte blocks as in Go) are freed one by one in their block's word,
+// and the block as a whole once all are (tiny.c).
 
 #include <errno.h>
 #include <string.h>
@@ -53,6 +53,7 @@
 #include "gc.h"
 #include "gort/alloc.h"
 #include "gort/gc.h"
+#include "tiny.h"
 
 gcentral_t gort__gcentral[GORT_NUM_GC_KINDS][GORT_NUM_CLASSES];
 GORT_NOSCAN(gort__gcentral)  // span lists: metadata, never a collected object
@@ -238,6 +239,7 @@ static mspan_t *fresh_span(int kind, int cls) {
   if (s == NULL) return NULL;
   gort__span_init_small(s, cls);
   s->kind = (uint8_t)kind;
+  if (kind == KIND_GC_TINY) gort__gc_tiny_span_init(s);
   atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);  // a list here, no generation (mspan.h)
   if (!atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) gort__gc_clear_span_marks(s);
   span_sweep_done(s);
@@ -403,7 +405,8 @@ static block_t *refill(mcache_t *c, gc_class_cache_t *gcc, int kind, int cls) {
   return list;
 }
 
-// Gives the cache's spans back (world stopped, or the cache's thread exiting).
+// Gives the cache's spans back (world stopped, or the cache's thread
+// exiting). Its tiny block stays: a root of the stop's mark (tiny.c).
 static void flush_cache(mcache_t *c, void *arg) {
   (void)arg;
   for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
@@ -419,13 +422,18 @@ static void flush_cache(mcache_t *c, void *arg) {
       gcc->span = NULL;
       gort__gc_span_relist(s);
     }
-  c->tiny = 0;
-  c->tiny_off = 0;
 }
 
 void gort__gc_flush_caches(void) { gort__mcache_foreach(flush_cache, NULL); }
 
-void gort__gc_flush_orphaned_caches(void) { gort__mcache_foreach_orphaned(flush_cache, NULL); }
+// A dead tiny block of an orphan (every object freed) is left to the next
+// cycle's sweep: the fork holds the stop's lock, which a free may take.
+static void flush_orphaned_cache(mcache_t *c, void *arg) {
+  flush_cache(c, arg);
+  (void)gort__gc_tiny_leave(c);
+}
+
+void gort__gc_flush_orphaned_caches(void) { gort__mcache_foreach_orphaned(flush_orphaned_cache, NULL); }
 
 // A registered thread cannot be stopped mid-flush (the no-stop region).
 // One that left the registry (gort_gc_unregister_thread) is never stopped,
@@ -436,7 +444,12 @@ static void cache_exit(mcache_t *c) {
   if (!registered) gort__stw_hold_off();
   nostop_enter();
   flush_cache(c, NULL);
+  uintptr_t dead = gort__gc_tiny_leave(c);
   nostop_exit();
+  // Before the stop is allowed again: a thread the stop does not know
+  // holds the block where no mark sees it, and a sweep could free it
+  // first. (The free holds the stop off too: hold_off nests.)
+  if (dead != 0) gort__gc_free_block(dead, span_of(dead));
   if (!registered) gort__stw_allow();
 }
 
@@ -447,6 +460,8 @@ static mcache_t *my_cache(void) {
   gort__stw_register_self();
   return gort__mcache_get();
 }
+
+mcache_t *gort__gc_my_cache(void) { return my_cache(); }
 
 static void *alloc_large(size_t size, int kind) {
   // Refused before the pacer sees it: a size near SIZE_MAX would start a
@@ -586,36 +601,12 @@ void *gort_gc_alloc_uncollectable(size_t size) { return gc_alloc_entry(size, KIN
 
 void *gort_gc_alloc_barriered(size_t size) { return gc_alloc_entry(size, KIND_GC_BARRIERED); }
 
-// The tiny allocator: noscan objects under 16 bytes share 16-byte blocks,
-// each at its natural alignment (Go's, which saves about a fifth of the
-// heap in programs of small strings).
 static void *alloc_noscan(size_t size, int kind) {
   if (size == 0 || size >= 16) return gc_alloc(size, kind);
-  mcache_t *c = my_cache();
-  if (c == NULL) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  uint32_t align = size >= 8 ? 8 : size >= 4 ? 4 : size >= 2 ? 2 : 1;
-  nostop_enter();
-  uint32_t off = (c->tiny_off + align - 1) & ~(align - 1);
-  if (c->tiny != 0 && off + size <= 16) {
-    void *p = (void *)(c->tiny + off);
-    c->tiny_off = off + (uint32_t)size;
-    nostop_exit();
-    return p;
-  }
-  nostop_exit();
-  void *b = alloc_small(16, KIND_GC_TINY);
-  if (b == NULL) return NULL;
-  nostop_enter();
-  // The collector may have run meanwhile and forgotten the old block; the
-  // new one is as good either way.
-  c->tiny = (uintptr_t)b;
-  c->tiny_off = (uint32_t)size;
-  nostop_exit();
-  return b;
+  return gort__gc_tiny_alloc(size);
 }
+
+void *gort__gc_alloc_small(size_t size, int kind) { return alloc_small(size, kind); }
 
 void *gort_gc_alloc_noscan(size_t size) {
   return GORT_VG_ON ? vg_alloc(alloc_noscan, size, KIND_GC_NOSCAN) : alloc_noscan(size, KIND_GC_NOSCAN);
@@ -763,12 +754,19 @@ static void free_to_full_span(mspan_t *s, block_t *b, uintptr_t old) {
 }
 
 static void gc_free(void *p, mspan_t *s) {
-  if (s->kind == KIND_GC_TINY) return;  // see the file comment
+  if (s->kind == KIND_GC_TINY) {
+    gort__gc_tiny_free(p, s);
+    return;
+  }
   uintptr_t obj = (uintptr_t)p - header_of(s);
   if (s->state == SPAN_LARGE) {
     free_large(p, s, obj);
     return;
   }
+  gort__gc_free_block(obj, s);
+}
+
+void gort__gc_free_block(uintptr_t obj, mspan_t *s) {
   // Counted now (HeapObjects falls at once), returned to the span when the
   // span is next swept or cached.
   atomic_fetch_add_explicit(&gort__gc_swept_objects, 1, memory_order_relaxed);
@@ -798,12 +796,20 @@ static void gc_free(void *p, mspan_t *s) {
 static size_t gc_usable(const void *p, const mspan_t *s) {
   uintptr_t obj = s->state == SPAN_LARGE ? s->base
                                          : s->base + (uintptr_t)span_elem_index(s, (uintptr_t)p - s->base) * s->elemsize;
+  if (s->kind == KIND_GC_TINY && s->state == SPAN_SMALL) {
+    size_t size;
+    uintptr_t o = gort__gc_tiny_object((uintptr_t)p, s, obj, &size);
+    if (o != (uintptr_t)p) gort__fatal("malloc_usable_size(): invalid pointer (not a live tiny object's start)", p);
+    return size;
+  }
   return gc_object_bytes(s) - ((uintptr_t)p - obj);
 }
 
 static void *gc_realloc(void *p, mspan_t *s, size_t size) {
   size_t old = gc_usable(p, s);
-  if (size <= old && size > old / 2 && s->kind != KIND_GC_TINY) return p;
+  // A tiny object keeps its place for any size its region holds: nothing
+  // else may use the region.
+  if (size <= old && (size > old / 2 || s->kind == KIND_GC_TINY)) return p;
   void *q;
   if (s->kind == KIND_GC_TYPED) {
     const gort_gc_layout_t *l = (const gort_gc_layout_t *)((uintptr_t *)((uintptr_t)p - SPAN_TYPED_HEADER))[0];
@@ -870,22 +876,29 @@ void gort__gc_install_hooks(void) {
 // The object p points into, for the API: not one freed by gort_free and
 // still pending (its live bit is cleared only when its span is next swept
 // or cached; the freed tag says so meanwhile).
-static uintptr_t api_object(const void *p, mspan_t **sp) {
+// For a tiny block, the object p points into, and its size in *tiny_size
+// (0 for other objects).
+static uintptr_t api_object(const void *p, mspan_t **sp, size_t *tiny_size) {
   uintptr_t obj = gort__gc_find_object((uintptr_t)p, sp);
-  if (obj != 0 && (*sp)->state == SPAN_SMALL && ((block_t *)obj)->tag == block_tag_freed(obj)) return 0;
+  *tiny_size = 0;
+  if (obj == 0 || (*sp)->state != SPAN_SMALL) return obj;
+  if (((block_t *)obj)->tag == block_tag_freed(obj)) return 0;
+  if ((*sp)->kind == KIND_GC_TINY) return gort__gc_tiny_object((uintptr_t)p, *sp, obj, tiny_size);
   return obj;
 }
 
 size_t gort_gc_size(const void *p) {
   mspan_t *s;
-  uintptr_t obj = api_object(p, &s);
+  size_t tiny;
+  uintptr_t obj = api_object(p, &s, &tiny);
   if (obj == 0) gort__fatal("gort_gc_size(): not a collected object", p);
-  return gc_object_bytes(s) - header_of(s);
+  return tiny != 0 ? tiny : gc_object_bytes(s) - header_of(s);
 }
 
 void *gort_gc_base(const void *p) {
   mspan_t *s;
-  uintptr_t obj = api_object(p, &s);
+  size_t tiny;
+  uintptr_t obj = api_object(p, &s, &tiny);
   if (obj == 0) return NULL;
   return (void *)(obj + header_of(s));
 }

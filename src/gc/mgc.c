@@ -7,9 +7,10 @@
 // pages the program wrote (dirty.c), else with the world stopped, in
 // parallel on every usable CPU; it sweeps concurrently with the program.
 // Its parts:
-//   malloc_gc.c  allocation: span classes, thread caches, the tiny
-//                allocator, typed layouts, the central lists, black
-//                allocation during a mark
+//   malloc_gc.c  allocation: span classes, thread caches, typed layouts,
+//                the central lists, black allocation during a mark
+//   tiny.c       the tiny allocator: noscan objects under 16 bytes, several
+//                to a block, each still freed and measured on its own
 //   stw.c        threads: registration, the stop signal, no-stop regions
 //   mgcmark.c    roots, the gray queue, parallel marking, assists, the
 //                rescan of written pages, checkmark
@@ -77,7 +78,7 @@
 //      midway through its cache.
 //   3. Sweep the few spans left unswept (the mark bits must be clear) and
 //      take every thread's collected spans back (malloc_gc.c), so that no
-//      span is cached and the tiny blocks are forgotten.
+//      span is cached. (A thread's tiny blocks stay, as roots: tiny.c.)
 //   4. Mark from the roots, in parallel (mgcmark.c); gccheckmark marks
 //      again alone and compares.
 //   5. Finalizers and weak pointers (finalizer.c).

@@ -92,6 +92,7 @@
 #include "../sched/sched.h"
 #include "gc.h"
 #include "gort/gc.h"
+#include "tiny.h"
 
 #define WB_N 510
 
@@ -880,6 +881,7 @@ static void scan_roots_ex(bool only_ran) {
   scan_uncollectable_list(&gort__gclarge.swept);
   scan_uncollectable_list(&gort__gclarge.unswept);
   gort__gc_finalizers_roots(scan_root, NULL);
+  gort__gc_tiny_roots(scan_root, NULL);
 }
 
 static void scan_roots(void) { scan_roots_ex(false); }

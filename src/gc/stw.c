@@ -288,9 +288,17 @@ void gort__stw_register_internal_self(void) {
 
 int gort__stw_signal(void) { return gort__opts.gcsignal > 0 ? (int)gort__opts.gcsignal : stw.signal; }
 
-void gort__stw_hold_off(void) { raw_lock(&stw.lock); }
+// Nested holds take the lock once: a thread that exits unregistered frees
+// its tiny block while it holds the stop off, and the free holds it off too.
+static GORT_TLS int hold_depth;
 
-void gort__stw_allow(void) { raw_unlock(&stw.lock); }
+void gort__stw_hold_off(void) {
+  if (hold_depth++ == 0) raw_lock(&stw.lock);
+}
+
+void gort__stw_allow(void) {
+  if (--hold_depth == 0) raw_unlock(&stw.lock);
+}
 
 void gort__stw_lock_for_fork(void) { raw_lock(&stw.lock); }
 

@@ -115,3 +115,29 @@ TEST(realloc_of_a_freed_collected_object_is_fatal) {
   void *p = gort_gc_alloc(64);
   EXPECT(fatal_naming(realloc_after_free, p, "double free", p));
 }
+
+// Tiny objects (noscan, under 16 bytes, several to a block: gc/tiny.c) are
+// freed one by one: each misuse names the object's own address, not its
+// block's.
+static void size_of_freed(void *p) {
+  gort_free(p);
+  size_of(p);
+}
+
+static void usable_size_of(void *p) { printf("%zu\n", gort_usable_size(p)); }
+
+TEST(misuse_of_a_tiny_object_is_fatal_and_names_it) {
+  char *full = gort_gc_alloc_noscan(15);  // fills a block: the next object starts one
+  char *a = gort_gc_alloc_noscan(4), *b = gort_gc_alloc_noscan(4);
+  EXPECT(b == a + 4 && ((uintptr_t)a & 15) == 0, "two objects of 4 bytes at %p and %p", (void *)a, (void *)b);
+  EXPECT(fatal_naming(free_twice, b, "double free of a tiny object", b), "double free");
+  EXPECT(fatal_naming(free_it, b + 1, "not the start of a tiny object", b + 1), "odd interior pointer");
+  EXPECT(fatal_naming(free_it, b + 2, "not the start of a tiny object", b + 2), "even interior pointer");
+  // b + 4 starts the block's free tail: no object yet.
+  EXPECT(fatal_naming(free_it, b + 4, "never handed out", b + 4), "the free tail");
+  EXPECT(fatal_naming(usable_size_of, b + 4, "malloc_usable_size", b + 4), "usable size of the free tail");
+  EXPECT(fatal_naming(usable_size_of, b + 2, "malloc_usable_size", b + 2), "usable size of an interior pointer");
+  EXPECT(fatal_naming(size_of_freed, a, "gort_gc_size", a), "gort_gc_size of a freed tiny object");
+  EXPECT(fatal_naming(set_finalizer, a + 2, "gort_gc_set_finalizer", a + 2), "a finalizer on an interior pointer");
+  (void)full;
+}
