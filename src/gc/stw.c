@@ -293,7 +293,8 @@ int gort__stw_signal(void) { return gort__opts.gcsignal > 0 ? (int)gort__opts.gc
 static GORT_TLS int hold_depth;
 
 void gort__stw_hold_off(void) {
-  if (hold_depth++ == 0) raw_lock(&stw.lock);
+  if (hold_depth == 0) raw_lock(&stw.lock);
+  hold_depth++;
 }
 
 void gort__stw_allow(void) {

@@ -19,11 +19,11 @@
 //           ends where the next begins (or at 16). Alignment padding joins
 //           the object before it (whose usable size then grows: a size
 //           only ever grows, so a size the program was told stays true).
-//           Bit 7, FILLED: the block filled up. Written by the owner only.
-//   gone    a bit per region that is not a live object: freed, or the
-//           tail of a block its owner left. Bit 7, LEFT: the owner left
-//           the block with a tail (the next object did not fit). Changed
-//           by atomic ORs only.
+//           Written by the owner only.
+//   gone    a bit per offset whose region is not a live object: freed, or
+//           once the block is released, every offset that starts no object
+//           (the tail's included). Bit 7, RELEASED: the owner will place
+//           nothing more in the block. Changed by atomic ORs only.
 // Even offsets halve the metadata: a bit per byte offset took four bytes a
 // block, and tiny objects 25% more memory than Go's; two bytes cost 12.5%,
 // and rounding odd sizes up costs less than the difference (the padding
@@ -34,26 +34,23 @@
 // bytes would fit), so a block whose objects end at 14 or later is full.
 //
 // Releasing a block. While its owner may still place objects in it, a
-// block is not freed, however many of its objects are; once released
-// (FILLED or LEFT), the one thread whose write leaves no object live
-// frees it, as one collected object (gort__gc_free_block). Exactly one
-// thread sees that:
-//   - A block that fills is released by the store that places its last
-//     object, before that object exists for anyone else. The free that
-//     completes gone is then ordered after the store (through whoever
-//     handed out the last object, and the ORs before it), sees FILLED,
-//     and in its OR's result every other bit.
-//   - A block left with a tail is released by an OR of LEFT and the
-//     tail's gone bit, as a free is: whichever OR completes gone sees it
-//     all in its own result. A plain store here (a version that batched
-//     32 of them behind one fence was about 4% faster) let the owner and
-//     a freeing thread both see the block dead, and the loser's claim
-//     could land on the block after its reuse (a reviewer's find).
-// So a loop of tiny allocations pays a locked instruction per block left
-// with a tail, and nothing more per object: 16.3 ns an object (1 to 15
-// bytes, a cycle every 280,000 objects, one CPU; medians of 7) against
-// 12.6 before per-object frees (the metadata's stores and cache lines,
-// and that lock), and 16.1 for Go 1.19 on the same loop.
+// block is not freed, however many of its objects are. The owner releases
+// it when it fills, or when the next object does not fit (it leaves the
+// tail), with one OR of RELEASED and of every offset's bit that names no
+// object: so all of gone's bits are set exactly when the block is released
+// and all its objects are freed, and exactly one OR, a free's or the
+// release's, sees all of them in its result. That thread frees the block,
+// as one collected object (gort__gc_free_block), and no thread reads the
+// block's metadata after its OR: a free that decided from a read of starts
+// after its OR (first versions, a reviewer's finds) could read the starts
+// of the block's next life, once the last free had freed it and another
+// thread had taken it, and free it again with a live object in it.
+// So a loop of tiny allocations pays a locked instruction per block and
+// nothing more per object: 16.3 ns an object (1 to 15 bytes, a cycle
+// every 280,000 objects, one CPU; medians of 7) against 12.6 before
+// per-object frees (the metadata's stores and cache lines, and that lock),
+// and 16.1 for Go 1.19 on the same loop. (A version that released with
+// plain stores, 32 blocks behind one fence, was 4% faster, and wrong.)
 //
 // The owner keeps its current block across collections: the stop marks
 // each cache's block as a root (gort__gc_tiny_roots), as Go's
@@ -82,9 +79,8 @@ typedef struct {
   _Atomic uint8_t gone;
 } tiny_meta_t;
 
-#define TINY_FILLED ((uint8_t)0x80)   // in starts
-#define TINY_LEFT ((uint8_t)0x80)     // in gone
-#define TINY_OBJECTS ((uint8_t)0x7f)  // the bits that can name a region
+#define TINY_RELEASED ((uint8_t)0x80)  // in gone
+#define TINY_OBJECTS ((uint8_t)0x7f)   // the bits that can name a region
 #define TINY_FULL 14                  // a tail from here on is no tail
 
 static uint8_t bit_at(unsigned off) { return (uint8_t)(1u << (off >> 1)); }
@@ -110,17 +106,11 @@ static void region_of(uint8_t starts, unsigned off, unsigned *lo, unsigned *hi) 
   *hi = above != 0 ? 2 * (unsigned)__builtin_ctz(above) : 16;
 }
 
-static bool released(uint8_t starts, uint8_t gone) { return (starts & TINY_FILLED) || (gone & TINY_LEFT); }
-
 // Whether the region at offset lo is a live object: not gone, and not the
 // tail of a block still being filled (its highest region).
 static bool region_live(uint8_t starts, uint8_t gone, unsigned lo) {
   if (gone & bit_at(lo)) return false;
-  return released(starts, gone) || lo != 2 * highest(starts & TINY_OBJECTS);
-}
-
-static bool dead(uint8_t starts, uint8_t gone) {
-  return released(starts, gone) && (starts & ~gone & TINY_OBJECTS) == 0;
+  return (gone & TINY_RELEASED) || lo != 2 * highest(starts & TINY_OBJECTS);
 }
 
 // ---- the owner ------------------------------------------------------------------
@@ -129,15 +119,24 @@ static GORT_NOINLINE void tail_freed(uintptr_t p) {
   gort__fatal("free(): invalid pointer (a tiny block's free space, never handed out)", (void *)p);
 }
 
+// Releases the cache's block, whose starts are starts and whose tail is at
+// end (none from TINY_FULL on). Returns whether every object in it was
+// freed already; nothing of the block may be read after the OR.
+static bool release(mcache_t *c, uint8_t starts, unsigned end) {
+  uint8_t tail = end < TINY_FULL ? bit_at(end) : 0;
+  uint8_t mask = (uint8_t)(TINY_RELEASED | ((~starts | tail) & TINY_OBJECTS));
+  uintptr_t blk = c->tiny;
+  c->tiny = 0;
+  uint8_t old = atomic_fetch_or_explicit(&((tiny_meta_t *)c->tiny_meta)->gone, mask, memory_order_acq_rel);
+  if (old & tail) tail_freed(blk + end);
+  return (uint8_t)(old | mask) == 0xff;
+}
+
 uintptr_t gort__gc_tiny_leave(mcache_t *c) {
   uintptr_t blk = c->tiny;
   if (blk == 0) return 0;
   tiny_meta_t *m = c->tiny_meta;
-  uint8_t tail = bit_at(c->tiny_off);  // a held block always has one
-  uint8_t old = atomic_fetch_or_explicit(&m->gone, (uint8_t)(TINY_LEFT | tail), memory_order_acq_rel);
-  if (old & tail) tail_freed(blk + c->tiny_off);
-  c->tiny = 0;
-  return dead(atomic_load_explicit(&m->starts, memory_order_relaxed), old | TINY_LEFT | tail) ? blk : 0;
+  return release(c, atomic_load_explicit(&m->starts, memory_order_relaxed), c->tiny_off) ? blk : 0;
 }
 
 // Places an object of size bytes (even) at off in the cache's block (it
@@ -148,11 +147,11 @@ static void *place(mcache_t *c, unsigned off, unsigned size) {
   uint8_t starts = atomic_load_explicit(&m->starts, memory_order_relaxed);
   starts = (uint8_t)((starts & ~bit_at(end)) | bit_at(off));  // padding joins the object before
   unsigned e = off + size;
-  starts |= e < TINY_FULL ? bit_at(e) : TINY_FILLED;
+  if (e < TINY_FULL) starts |= bit_at(e);
   atomic_store_explicit(&m->starts, starts, memory_order_release);
   c->tiny_off = e;
   void *p = (void *)(c->tiny + off);
-  if (e >= TINY_FULL) c->tiny = 0;
+  if (e >= TINY_FULL) (void)release(c, starts, e);  // p is live: the block is not dead
   return p;
 }
 
@@ -232,10 +231,9 @@ void gort__gc_tiny_free(void *p, mspan_t *s) {
   uint8_t bit = bit_at(off);
   if (gone & bit) gort__fatal("free(): double free of a tiny object", p);
   if (!region_live(starts, gone, lo)) tail_freed(a);
-  uint8_t now = atomic_fetch_or_explicit(&m->gone, bit, memory_order_acq_rel);
-  if (now & bit) gort__fatal("free(): double free of a tiny object", p);
-  now |= bit;
-  if (dead(atomic_load_explicit(&m->starts, memory_order_acquire), now)) gort__gc_free_block(blk, s);
+  uint8_t old = atomic_fetch_or_explicit(&m->gone, bit, memory_order_acq_rel);
+  if (old & bit) gort__fatal("free(): double free of a tiny object", p);
+  if ((uint8_t)(old | bit) == 0xff) gort__gc_free_block(blk, s);  // nothing else of the block is read
 }
 
 uintptr_t gort__gc_tiny_object(uintptr_t p, const mspan_t *s, uintptr_t blk, size_t *size) {
