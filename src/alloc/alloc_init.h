@@ -67,6 +67,12 @@ typedef struct {
   // held; may be NULL): the collector's dirty tracking covers it from its
   // first write.
   void (*heap_grew)(uintptr_t base, uintptr_t bytes);
+  // The scavenger's background cycle: spans that gort_free emptied, once
+  // the frees are old enough, go back to the page heap. True while such
+  // frees wait. (gc/malloc_gc.c, "spans emptied by gort_free")
+  bool (*idle)(void);
+  // gort_free_os_memory: the same, at once.
+  void (*reclaim)(void);
 } gort_gc_hooks_t;
 extern gort_gc_hooks_t gort__gc_hooks GORT_HIDDEN;
 

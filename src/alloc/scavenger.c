@@ -123,6 +123,7 @@ static void *scavenger_main(void *arg) {
       atomic_fetch_add(&scav.cycles, 1);
       if (bytes != 0) trace("bg", bytes);
       bool more = scav.cycle_hook != NULL && scav.cycle_hook();
+      if (gort__gc_hooks.idle != NULL && gort__gc_hooks.idle()) more = true;
       if (gort__mheap_unreleased_free_bytes() == 0 && !more) break;
     }
   }
@@ -177,6 +178,7 @@ uint64_t gort__scavenger_free_os_memory(void) {
   gort__start_ensure();
   atomic_fetch_add(&scav.forced, 1);
   VG_ENTER();  // links written into freed blocks: base/vg.h
+  if (gort__gc_hooks.reclaim != NULL) gort__gc_hooks.reclaim();
   gort__mcache_flush_empty(true);
   VG_LEAVE();
   uint64_t got = release_now(-1);

@@ -46,6 +46,8 @@
 
 #include "../alloc/malloc_fast.h"
 #include "../alloc/mheap.h"
+#include "../alloc/scavenger.h"
+#include "../base/options.h"
 #include "../base/noscan.h"
 #include "../base/persistent.h"
 #include "../base/vg.h"
@@ -177,15 +179,37 @@ static int zone_for(int kind) {
 // and their free are on no list and hold no live object, which is all a
 // stop's walks and marks need. Not during a mark: a freed block's mark bit
 // stays set until the mark ends (gort__gc_collect_frees).
+// A program that frees and then stops allocating never reaches that slow
+// path: the last batch it freed (49 MB of the test above) stayed in use
+// until its next allocation. So once the frees since the last walk reach
+// WAKE_FREED bytes they wake the scavenger (a program that frees a little
+// never gets the thread), whose tick walks once they are as old as its
+// own delay for free pages (GORT_DEBUG=scavdelay, 500 ms) and no walk came
+// since; and gort_free_os_memory walks at once. The walk's empty spans are
+// free pages for the scavenger to return.
+#define WAKE_FREED (256u << 10)
+
 static struct {
-  _Atomic bool pending;    // a gort_free since the last walk
-  _Atomic bool walking;    // one walker at a time
-  _Atomic uint64_t grown;  // bytes of fresh collected spans since the last walk
+  _Atomic bool pending;      // a gort_free since the last walk
+  _Atomic bool walking;      // one walker at a time
+  _Atomic bool woken;        // the scavenger was woken since pending was set
+  _Atomic uint64_t grown;    // bytes of fresh collected spans since the last walk
+  _Atomic int64_t since;     // when pending was set
+  _Atomic uint64_t base;     // gort__gc_swept_bytes then
 } reclaim;
 
-static void note_free(void) {
-  if (!atomic_load_explicit(&reclaim.pending, memory_order_relaxed))
-    atomic_store_explicit(&reclaim.pending, true, memory_order_relaxed);
+// swept: gort__gc_swept_bytes with this free's bytes.
+static void note_free(uint64_t swept) {
+  if (gort_likely(atomic_load_explicit(&reclaim.pending, memory_order_relaxed))) {
+    if (gort_likely(atomic_load_explicit(&reclaim.woken, memory_order_relaxed))) return;
+    if (swept - atomic_load_explicit(&reclaim.base, memory_order_relaxed) < WAKE_FREED) return;
+    if (!atomic_exchange_explicit(&reclaim.woken, true, memory_order_relaxed)) gort__scavenger_wake();
+    return;
+  }
+  atomic_store_explicit(&reclaim.since, gort__nanotime(), memory_order_relaxed);
+  atomic_store_explicit(&reclaim.base, swept, memory_order_relaxed);
+  atomic_store_explicit(&reclaim.woken, false, memory_order_relaxed);
+  atomic_store_explicit(&reclaim.pending, true, memory_order_relaxed);
 }
 
 static void reclaim_central(gcentral_t *g) {
@@ -212,6 +236,27 @@ static void reclaim_central(gcentral_t *g) {
   }
 }
 
+// The walk, by whichever thread won reclaim.walking. A thread the stop
+// does not know (the scavenger's) holds it off for each central: the stop
+// walks the lists without their locks (mgcmark.c).
+static void reclaim_walk(void) {
+  atomic_store_explicit(&reclaim.pending, false, memory_order_relaxed);
+  atomic_store_explicit(&reclaim.grown, 0, memory_order_relaxed);
+  bool registered = gort__stw_registered();
+  for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
+    for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
+      if (!registered) gort__stw_hold_off();
+      // gort__gc_marking changes only with the world stopped, which may
+      // happen between two centrals.
+      bool marking = atomic_load_explicit(&gort__gc_marking, memory_order_relaxed);
+      if (!marking) reclaim_central(&gort__gcentral[k][cls]);
+      if (!registered) gort__stw_allow();
+      if (marking) goto out;
+    }
+out:
+  atomic_store_explicit(&reclaim.walking, false, memory_order_release);
+}
+
 static void maybe_reclaim(void) {
   if (gort_likely(!atomic_load_explicit(&reclaim.pending, memory_order_relaxed))) return;
   uint64_t live = atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed);
@@ -219,17 +264,24 @@ static void maybe_reclaim(void) {
     return;
   if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) return;
   if (atomic_exchange_explicit(&reclaim.walking, true, memory_order_acquire)) return;  // another walks
-  atomic_store_explicit(&reclaim.pending, false, memory_order_relaxed);
-  atomic_store_explicit(&reclaim.grown, 0, memory_order_relaxed);
-  for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
-    for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
-      // gort__gc_marking changes only with the world stopped, which may
-      // happen between two centrals.
-      if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) goto out;
-      reclaim_central(&gort__gcentral[k][cls]);
-    }
-out:
-  atomic_store_explicit(&reclaim.walking, false, memory_order_release);
+  reclaim_walk();
+}
+
+// The scavenger's tick (alloc_init.h, gort_gc_hooks_t.idle): true while
+// frees wait for a walk.
+static bool reclaim_idle(void) {
+  if (!atomic_load_explicit(&reclaim.pending, memory_order_relaxed)) return false;
+  int64_t age = gort__nanotime() - atomic_load_explicit(&reclaim.since, memory_order_relaxed);
+  if (age < gort__opts.scavdelay_ms * 1000000 || atomic_load_explicit(&gort__gc_marking, memory_order_relaxed))
+    return true;
+  if (!atomic_exchange_explicit(&reclaim.walking, true, memory_order_acquire)) reclaim_walk();
+  return false;
+}
+
+// gort_free_os_memory (gort_gc_hooks_t.reclaim).
+static void reclaim_now(void) {
+  if (!atomic_load_explicit(&reclaim.pending, memory_order_relaxed)) return;
+  if (!atomic_exchange_explicit(&reclaim.walking, true, memory_order_acquire)) reclaim_walk();
 }
 
 static mspan_t *fresh_span(int kind, int cls) {
@@ -770,9 +822,9 @@ void gort__gc_free_block(uintptr_t obj, mspan_t *s) {
   // Counted now (HeapObjects falls at once), returned to the span when the
   // span is next swept or cached.
   atomic_fetch_add_explicit(&gort__gc_swept_objects, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&gort__gc_swept_bytes, s->elemsize, memory_order_relaxed);
+  uint64_t swept = atomic_fetch_add_explicit(&gort__gc_swept_bytes, s->elemsize, memory_order_relaxed);
   block_t *b = (block_t *)obj;
-  note_free();
+  note_free(swept + s->elemsize);
   nostop_enter();
   gort__gc_freed(obj, s->elemsize);  // before the push: the span's owner may take the block back
   b->tag = block_tag_freed(obj);  // live bit stays until collected: see malloc.c
@@ -870,6 +922,8 @@ void gort__gc_install_hooks(void) {
   gort__gc_hooks.realloc = gc_realloc;
   gort__gc_hooks.usable = gc_usable;
   gort__gc_hooks.cache_exit = cache_exit;
+  gort__gc_hooks.idle = reclaim_idle;
+  gort__gc_hooks.reclaim = reclaim_now;
   gort__gc_hooks.heap_grew = gort__dirty_heap_grew;
 }
 

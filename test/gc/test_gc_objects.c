@@ -388,6 +388,41 @@ TEST(spans_emptied_by_frees_go_back_to_the_heap_without_a_cycle) {
          inuse_before, peak, EMPTIED_SIZES, EMPTIED_N, largest);
 }
 
+// The same spans once the program stops allocating: the walk above runs
+// only on an allocation that would grow the heap, so a program that freed
+// its objects and went idle kept them until the next allocation (49 MB of
+// the last batch above). The scavenger's tick walks once the frees are
+// half a second old, and gort_free_os_memory walks at once.
+static GCTEST_NOINLINE uint64_t allocate_and_free_batch(size_t size) {
+  uint64_t before = gctest_memstats()->heap_inuse;
+  for (int i = 0; i < EMPTIED_N; i++) emptied[i] = alloc_checked(size);
+  uint64_t grown = gctest_memstats()->heap_inuse - before;
+  for (int i = 0; i < EMPTIED_N; i++) gort_free(emptied[i]);
+  return grown;
+}
+
+TEST(spans_emptied_by_frees_go_back_to_the_heap_when_the_program_goes_idle) {
+  int percent = gort_gc_set_percent(-1);
+  uint64_t inuse_before = gctest_memstats()->heap_inuse;
+  uint64_t grown = allocate_and_free_batch(64);
+  EXPECT(grown >= (uint64_t)EMPTIED_N * 64, "HeapInuse grew by only %" PRIu64 " bytes", grown);
+  double deadline = gctest_now() + 5.0;
+  uint64_t inuse;
+  while ((inuse = gctest_memstats()->heap_inuse) > inuse_before + grown / 4 && gctest_now() < deadline)
+    gctest_sleep_ms(20);
+  EXPECT(inuse <= inuse_before + grown / 4,
+         "HeapInuse %" PRIu64 " -> %" PRIu64 " 5 s after freeing %" PRIu64 " bytes of objects", inuse_before,
+         inuse, grown);
+  inuse_before = gctest_memstats()->heap_inuse;
+  grown = allocate_and_free_batch(96);
+  gort_free_os_memory();
+  inuse = gctest_memstats()->heap_inuse;
+  EXPECT(inuse <= inuse_before + grown / 4,
+         "HeapInuse %" PRIu64 " -> %" PRIu64 " after freeing %" PRIu64 " bytes of objects and gort_free_os_memory",
+         inuse_before, inuse, grown);
+  gort_gc_set_percent(percent);
+}
+
 // gort_free of a large object whose span a sweeper (the background one, or
 // a thread finishing the last sweep) had taken off its list died with a
 // false "double free (collected object)": the free took "on no list" for
