@@ -46,11 +46,11 @@
 // of the block's next life, once the last free had freed it and another
 // thread had taken it, and free it again with a live object in it.
 // So a loop of tiny allocations pays a locked instruction per block and
-// nothing more per object: 16.3 ns an object (1 to 15 bytes, a cycle
-// every 280,000 objects, one CPU; medians of 7) against 12.6 before
+// nothing more per object: 19.3 ns an object (1 to 15 bytes, a cycle
+// every 280,000 objects, one CPU; medians of 9) against 13.7 before
 // per-object frees (the metadata's stores and cache lines, and that lock),
-// and 16.1 for Go 1.19 on the same loop. (A version that released with
-// plain stores, 32 blocks behind one fence, was 4% faster, and wrong.)
+// and 17.3 for Go 1.19 on the same loop. (Versions that released a filled
+// block with a plain store were about 15% faster, and wrong.)
 //
 // The owner keeps its current block across collections: the stop marks
 // each cache's block as a root (gort__gc_tiny_roots), as Go's
