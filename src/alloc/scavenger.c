@@ -123,7 +123,9 @@ static void *scavenger_main(void *arg) {
       atomic_fetch_add(&scav.cycles, 1);
       if (bytes != 0) trace("bg", bytes);
       bool more = scav.cycle_hook != NULL && scav.cycle_hook();
+      VG_ENTER();  // the walk reads freed blocks' links: base/vg.h
       if (gort__gc_hooks.idle != NULL && gort__gc_hooks.idle()) more = true;
+      VG_LEAVE();
       if (gort__mheap_unreleased_free_bytes() == 0 && !more) break;
     }
   }

@@ -238,6 +238,8 @@ GORT_INLINE bool gort__stw_registered(void) { return gort__stw_self != NULL; }
 // (nested pairs hold it once).
 void gort__stw_hold_off(void);
 void gort__stw_allow(void);
+// While holding the stop off: whether a stop (or a registration) waits.
+bool gort__stw_hold_off_contended(void);
 // At start-up, on the main thread: registers it (its stack top from the
 // loader; no /proc read, no allocation of its own).
 void gort__stw_register_main(void);

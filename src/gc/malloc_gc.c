@@ -198,11 +198,13 @@ static struct {
   _Atomic uint64_t base;     // gort__gc_swept_bytes then
 } reclaim;
 
-// swept: gort__gc_swept_bytes with this free's bytes.
+// swept: gort__gc_swept_bytes with this free's bytes (which the sweeps'
+// frees grow too: a wake they bring early costs a walk). A thread whose
+// count was taken before the base is behind it: the difference is signed.
 static void note_free(uint64_t swept) {
   if (gort_likely(atomic_load_explicit(&reclaim.pending, memory_order_relaxed))) {
     if (gort_likely(atomic_load_explicit(&reclaim.woken, memory_order_relaxed))) return;
-    if (swept - atomic_load_explicit(&reclaim.base, memory_order_relaxed) < WAKE_FREED) return;
+    if ((int64_t)(swept - atomic_load_explicit(&reclaim.base, memory_order_relaxed)) < (int64_t)WAKE_FREED) return;
     if (!atomic_exchange_explicit(&reclaim.woken, true, memory_order_relaxed)) gort__scavenger_wake();
     return;
   }
@@ -212,9 +214,16 @@ static void note_free(uint64_t swept) {
   atomic_store_explicit(&reclaim.pending, true, memory_order_relaxed);
 }
 
-static void reclaim_central(gcentral_t *g) {
+// False, having done nothing, if a mark runs: checked under the lock,
+// which holds a stop off (so the mark cannot begin until the frees taken
+// here have cleared their blocks' live bits).
+static bool reclaim_central(gcentral_t *g) {
   mspan_t *empty = NULL;
   lock(&g->lock);
+  if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) {
+    unlock(&g->lock);
+    return false;
+  }
   for (span_link_t *l = span_list_begin(&g->partial), *next; l != &g->partial; l = next) {
     next = l->next;
     mspan_t *s = (mspan_t *)l;
@@ -234,11 +243,15 @@ static void reclaim_central(gcentral_t *g) {
     gort__mheap_free(s);
     nostop_exit();
   }
+  return true;
 }
 
-// The walk, by whichever thread won reclaim.walking. A thread the stop
-// does not know (the scavenger's) holds it off for each central: the stop
-// walks the lists without their locks (mgcmark.c).
+// The walk, by whichever thread won reclaim.walking; it stops at a mark.
+// A thread the stop does not know (the scavenger's) holds it off for each
+// central, since the stop walks the lists without their locks (mgcmark.c),
+// and gives up the walk, to its next tick, when a stop (or anyone) waits
+// for that: taking the lock back at once starved a waiting stop for the
+// whole walk, 430 centrals (a reviewer's find).
 static void reclaim_walk(void) {
   atomic_store_explicit(&reclaim.pending, false, memory_order_relaxed);
   atomic_store_explicit(&reclaim.grown, 0, memory_order_relaxed);
@@ -246,12 +259,14 @@ static void reclaim_walk(void) {
   for (int k = 0; k < GORT_NUM_GC_KINDS; k++)
     for (int cls = 1; cls < GORT_NUM_CLASSES; cls++) {
       if (!registered) gort__stw_hold_off();
-      // gort__gc_marking changes only with the world stopped, which may
-      // happen between two centrals.
-      bool marking = atomic_load_explicit(&gort__gc_marking, memory_order_relaxed);
-      if (!marking) reclaim_central(&gort__gcentral[k][cls]);
+      bool ok = reclaim_central(&gort__gcentral[k][cls]);
+      bool waited = !registered && gort__stw_hold_off_contended();
       if (!registered) gort__stw_allow();
-      if (marking) goto out;
+      if (!ok) goto out;
+      if (waited) {
+        atomic_store_explicit(&reclaim.pending, true, memory_order_relaxed);  // the rest, next tick
+        goto out;
+      }
     }
 out:
   atomic_store_explicit(&reclaim.walking, false, memory_order_release);
@@ -268,9 +283,11 @@ static void maybe_reclaim(void) {
 }
 
 // The scavenger's tick (alloc_init.h, gort_gc_hooks_t.idle): true while
-// frees wait for a walk.
+// frees that woke it wait for a walk. (Fewer do not keep it ticking.)
 static bool reclaim_idle(void) {
-  if (!atomic_load_explicit(&reclaim.pending, memory_order_relaxed)) return false;
+  if (!atomic_load_explicit(&reclaim.pending, memory_order_relaxed) ||
+      !atomic_load_explicit(&reclaim.woken, memory_order_relaxed))
+    return false;
   int64_t age = gort__nanotime() - atomic_load_explicit(&reclaim.since, memory_order_relaxed);
   if (age < gort__opts.scavdelay_ms * 1000000 || atomic_load_explicit(&gort__gc_marking, memory_order_relaxed))
     return true;
@@ -278,10 +295,13 @@ static bool reclaim_idle(void) {
   return false;
 }
 
-// gort_free_os_memory (gort_gc_hooks_t.reclaim).
+// gort_free_os_memory (gort_gc_hooks_t.reclaim): after a walk in
+// progress, so that what the program freed before the call is returned.
 static void reclaim_now(void) {
   if (!atomic_load_explicit(&reclaim.pending, memory_order_relaxed)) return;
-  if (!atomic_exchange_explicit(&reclaim.walking, true, memory_order_acquire)) reclaim_walk();
+  while (atomic_exchange_explicit(&reclaim.walking, true, memory_order_acquire)) gort__os_sleep_ns(50000);
+  if (atomic_load_explicit(&reclaim.pending, memory_order_relaxed)) reclaim_walk();
+  else atomic_store_explicit(&reclaim.walking, false, memory_order_release);
 }
 
 static mspan_t *fresh_span(int kind, int cls) {
@@ -906,7 +926,10 @@ void gort__gc_malloc_fork(int phase, bool centrals) {
   // A child that forked mid-walk must walk again (the walker's spans
   // between a central's unlock and their free are lost to it: one class's
   // emptied spans at most).
-  if (phase == 2) atomic_store(&reclaim.walking, false);
+  if (phase == 2) {
+    atomic_store(&reclaim.walking, false);
+    atomic_store(&reclaim.woken, false);  // the child has no scavenger yet: the next frees wake one
+  }
   for (int k = 0; centrals && k < GORT_NUM_GC_KINDS; k++)
     for (int cls = 0; cls < GORT_NUM_CLASSES; cls++) {
       lock_t *l = &gort__gcentral[k][cls].lock;

@@ -297,6 +297,8 @@ void gort__stw_hold_off(void) {
   hold_depth++;
 }
 
+bool gort__stw_hold_off_contended(void) { return atomic_load_explicit(&stw.lock.state, memory_order_relaxed) == 2; }
+
 void gort__stw_allow(void) {
   if (--hold_depth == 0) raw_unlock(&stw.lock);
 }
