@@ -213,7 +213,7 @@ build/bench/%: bench/%.cc bench/bench.h
 # libgort.a without the collector yet) is skipped with a message, not an
 # error; bench/gc/run.sh then leaves it out of the table.
 GCB := build/bench/gc
-GCB_WORKLOADS := gcbench bintree largeheap
+GCB_WORKLOADS := gcbench bintree largeheap strings
 GCB_CFLAGS := -std=gnu11 -O2 -g -pthread -Ibench/gc -Iinclude -Wall -Wextra
 GCB_BINS := $(foreach w,$(GCB_WORKLOADS),$(GCB)/$(w)-malloc $(GCB)/$(w)-bdwgc $(GCB)/$(w)-gort $(GCB)/$(w)-gort-wb) \
   $(GCB)/gcgo

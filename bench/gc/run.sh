@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The collector's benchmarks (issue 9): GCBench, binary-trees and the
-# large-heap cache, each for gort, bdwgc, Go and malloc/free, REPS times,
+# The collector's benchmarks (issue 9): GCBench, binary-trees, the
+# large-heap cache and short strings (the tiny allocators), each for gort,
+# bdwgc, Go and malloc/free, REPS times,
 # interleaved (workload by workload, every implementation once per rep),
 # then a side-by-side table of medians with ratios to bdwgc.
 #
@@ -9,8 +10,8 @@
 #   IMPLS="gort bdwgc go malloc"  (also: gort-stw, gort with GORT_DEBUG=gcdirty=none;
 #     gort-wb, gort with barriered objects and gort_gc_write_ptr;
 #     gort-mprotect, gort with GORT_DEBUG=gcdirty=mprotect;
-#     bdwgc-inc, bdwgc in its incremental mode)  WORKLOADS="gcbench bintree largeheap"
-#   GCBENCH_ARGS=16  BINTREE_ARGS=18  LARGEHEAP_ARGS="1024 4000000"
+#     bdwgc-inc, bdwgc in its incremental mode)  WORKLOADS="gcbench bintree largeheap strings"
+#   GCBENCH_ARGS=16  BINTREE_ARGS=18  LARGEHEAP_ARGS="1024 4000000"  STRINGS_ARGS="65536 20000000"
 #     (smaller for a quick look: GCBENCH_ARGS=12 BINTREE_ARGS=12 LARGEHEAP_ARGS="64 200000")
 #   TIMEOUT=900 (seconds per run)   GCB_NOBUILD=1 (do not run make bench-gc first)
 # An implementation whose program was not built (gort before its collector
@@ -22,11 +23,12 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 REPS=${1:-${REPS:-3}}
 IMPLS=${IMPLS:-"gort bdwgc go malloc"}
-WORKLOADS=${WORKLOADS:-"gcbench bintree largeheap"}
+WORKLOADS=${WORKLOADS:-"gcbench bintree largeheap strings"}
 declare -A ARGS=(
   [gcbench]="${GCBENCH_ARGS:-16}"
   [bintree]="${BINTREE_ARGS:-18}"
   [largeheap]="${LARGEHEAP_ARGS:-1024 4000000}"
+  [strings]="${STRINGS_ARGS:-65536 20000000}"
 )
 TIMEOUT=${TIMEOUT:-900}
 B=build/bench/gc

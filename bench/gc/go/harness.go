@@ -18,7 +18,7 @@
 //	            workload itself every 256 steps (allocations, and the steps of
 //	            loops that do not allocate: filling, walking, checking)
 //
-// Usage: gcgo gcbench [D] | bintree [N] | largeheap [LIVE_MIB [R]]
+// Usage: gcgo gcbench [D] | bintree [N] | largeheap [LIVE_MIB [R]] | strings [SLOTS [N]]
 package main
 
 import (
@@ -167,7 +167,7 @@ func benchFinish(workload string, checksum uint64) {
 
 func main() {
 	if len(os.Args) < 2 {
-		die("usage: gcgo gcbench [D] | bintree [N] | largeheap [LIVE_MIB [R]]")
+		die("usage: gcgo gcbench [D] | bintree [N] | largeheap [LIVE_MIB [R]] | strings [SLOTS [N]]")
 	}
 	args := os.Args[2:]
 	switch os.Args[1] {
@@ -177,6 +177,8 @@ func main() {
 		bintree(args)
 	case "largeheap":
 		largeheap(args)
+	case "strings":
+		shortStrings(args)
 	default:
 		die("unknown workload " + os.Args[1])
 	}
