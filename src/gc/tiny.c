@@ -173,6 +173,15 @@ static void adopt(mcache_t *c, uintptr_t b, unsigned size) {
 static unsigned align_of(size_t size) { return size >= 8 ? 8 : size >= 4 ? 4 : 2; }
 static unsigned even_size(size_t size) { return ((unsigned)size + 1) & ~1u; }
 
+// The object in the cache's current block if it fits there, else NULL.
+// In a no-stop region.
+GORT_INLINE void *place_in_current(mcache_t *c, size_t size) {
+  if (c->tiny == 0) return NULL;
+  unsigned align = align_of(size), even = even_size(size);
+  unsigned off = (c->tiny_off + align - 1) & ~(align - 1);
+  return off + even <= 16 ? place(c, off, even) : NULL;
+}
+
 // A new block (or the thread's first; c is NULL if the thread has no
 // cache or is not registered).
 static GORT_NOINLINE void *tiny_alloc_slow(mcache_t *c, size_t size) {
@@ -180,22 +189,15 @@ static GORT_NOINLINE void *tiny_alloc_slow(mcache_t *c, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  unsigned align = align_of(size), even = even_size(size);
   nostop_enter();
-  if (c->tiny != 0) {
-    unsigned off = (c->tiny_off + align - 1) & ~(align - 1);
-    if (off + even <= 16) {
-      void *p = place(c, off, even);
-      nostop_exit();
-      return p;
-    }
-  }
+  void *p = place_in_current(c, size);
   nostop_exit();
+  if (p != NULL) return p;
   void *b = gort__gc_alloc_small(16, KIND_GC_TINY);
   if (b == NULL) return NULL;
   nostop_enter();
   uintptr_t dead_block = gort__gc_tiny_leave(c);
-  adopt(c, (uintptr_t)b, even);
+  adopt(c, (uintptr_t)b, even_size(size));
   nostop_exit();
   if (dead_block != 0) gort__gc_free_block(dead_block, span_of(dead_block));
   return b;
@@ -204,18 +206,10 @@ static GORT_NOINLINE void *tiny_alloc_slow(mcache_t *c, size_t size) {
 void *gort__gc_tiny_alloc(size_t size) {
   mcache_t *c = gort__tls_cache;
   if (gort_unlikely(c == &gort__empty_cache || !gort__stw_registered())) return tiny_alloc_slow(NULL, size);
-  unsigned align = align_of(size), even = even_size(size);
   nostop_enter();
-  if (gort_likely(c->tiny != 0)) {
-    unsigned off = (c->tiny_off + align - 1) & ~(align - 1);
-    if (off + even <= 16) {
-      void *p = place(c, off, even);
-      nostop_exit();
-      return p;
-    }
-  }
+  void *p = place_in_current(c, size);
   nostop_exit();
-  return tiny_alloc_slow(c, size);
+  return gort_likely(p != NULL) ? p : tiny_alloc_slow(c, size);
 }
 
 // ---- everyone else ----------------------------------------------------------------
