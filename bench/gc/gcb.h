@@ -115,6 +115,14 @@ static inline uint64_t gcb_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* splitmix64: the workloads' random numbers, the same in bench/gc/go. */
+static inline __attribute__((unused)) uint64_t gcb_rand(uint64_t *state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 static void gcb_die(const char *what) {
   fprintf(stderr, "gcbench(%s): %s\n", GCB_IMPL, what);
   exit(2);

@@ -27,12 +27,7 @@ typedef struct slot {
 enum { MIN_VAL = 64, MAX_VAL = 1024, HDR = 24 };
 
 static uint64_t rng = 1;
-static uint64_t next_rand(void) {
-  uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+static uint64_t next_rand(void) { return gcb_rand(&rng); }
 
 static uint64_t live_bytes;  /* requested bytes of entries and values */
 

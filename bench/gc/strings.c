@@ -12,13 +12,6 @@
 
 static uint64_t rng = 7;
 
-static uint64_t next_rand(void) {
-  uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 int main(int argc, char **argv) {
   uint64_t slots = argc > 1 ? strtoull(argv[1], NULL, 10) : 65536;
   uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 10) : 20000000;
@@ -28,7 +21,7 @@ int main(int argc, char **argv) {
   unsigned char *lens = gcb_alloc_noscan(slots);
   memset(lens, 0, slots);
   for (uint64_t i = 0; i < n; i++) {
-    uint64_t r = next_rand();
+    uint64_t r = gcb_rand(&rng);
     uint64_t k = r % slots, len = 1 + (r >> 32) % 15;
     unsigned char *s = gcb_alloc_noscan(len);
     memset(s, (int)(r >> 48) & 0xff, len);

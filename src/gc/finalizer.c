@@ -20,8 +20,9 @@
 //   3. Every finalizable object still unmarked leaves the table for the
 //      queue of finalizers to run and is marked (its children were, in
 //      step 1), once all are decided: tiny objects share a block
-//      (tiny.c), and the first one's mark hid the others for a cycle. The queue is a root until the finalizer has run; a later
-//      cycle frees the object if the finalizer left it unreachable.
+//      (tiny.c), and the first one's mark hid the others for a cycle.
+//      The queue is a root until the finalizer has run; a later cycle
+//      frees the object if the finalizer left it unreachable.
 // The finalizer thread, registered like any thread that runs the
 // program's code, runs the queue in order.
 

@@ -64,6 +64,15 @@ func tickSlow() {
 	mutLast = t
 }
 
+// splitmix64: the workloads' random numbers, as gcb_rand in bench/gc/gcb.h.
+func splitmix(state *uint64) uint64 {
+	*state += 0x9E3779B97F4A7C15
+	z := *state
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
 func die(msg string) {
 	fmt.Fprintf(os.Stderr, "gcbench(go): %s\n", msg)
 	os.Exit(2)

@@ -23,13 +23,7 @@ const (
 
 var rng uint64 = 1
 
-func nextRand() uint64 {
-	rng += 0x9E3779B97F4A7C15
-	z := rng
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-	return z ^ (z >> 31)
-}
+func nextRand() uint64 { return splitmix(&rng) }
 
 var liveBytes uint64
 

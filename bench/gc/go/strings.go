@@ -6,14 +6,6 @@ import "strconv"
 
 var sRng uint64 = 7
 
-func sNextRand() uint64 {
-	sRng += 0x9E3779B97F4A7C15
-	z := sRng
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-	return z ^ (z >> 31)
-}
-
 func shortStrings(args []string) {
 	slots, n := uint64(65536), uint64(20000000)
 	if len(args) > 0 {
@@ -28,7 +20,7 @@ func shortStrings(args []string) {
 	benchInit()
 	table := make([][]byte, slots)
 	for i := uint64(0); i < n; i++ {
-		r := sNextRand()
+		r := splitmix(&sRng)
 		k, l := r%slots, 1+(r>>32)%15
 		s := make([]byte, l)
 		b := byte(r >> 48)
