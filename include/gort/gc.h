@@ -138,13 +138,17 @@ GORT_API void gort_gc_remove_roots(void *start, void *end);
  * obj and everything it reaches stay alive until fn has run; if fn leaves
  * obj unreachable, a later cycle collects it (fn may resurrect it). Chains
  * are finalized one link per cycle; cycles of finalizable objects are never
- * finalized (as in Go). A NULL fn clears obj's finalizer. */
+ * finalized (as in Go). A NULL fn clears obj's finalizer. gort_free of obj
+ * drops its finalizer (it never runs), and a gort_realloc that moves obj
+ * moves the finalizer to the new object. */
 GORT_API void gort_gc_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg);
 
 /* Weak pointers (Go's weak.Pointer): a handle, itself a collected object,
  * that does not keep obj alive. gort_gc_weak_get returns obj while it is
  * reachable and NULL once a cycle has found it unreachable (cleared before
- * its finalizer runs, even if the finalizer resurrects it). */
+ * its finalizer runs, even if the finalizer resurrects it), or once obj is
+ * freed by gort_free or moved by gort_realloc. A handle may be left to the
+ * collector or freed with gort_free. */
 typedef struct gort_weak gort_weak_t;
 GORT_API gort_weak_t *gort_gc_weak_make(void *obj);
 GORT_API void *gort_gc_weak_get(gort_weak_t *w);

@@ -170,6 +170,10 @@ typedef struct mspan {
   // (obs/mprof.c): small spans, set when the span is made for a class
   // (empty), so never while a sampled block lives; large, at the sample.
   uint8_t prof_shard;
+  // Collected spans: 1 once an object here had a finalizer or a weak
+  // pointer, so that its gort_free looks for them (gc/finalizer.c); 0 when
+  // the span is made.
+  _Atomic uint8_t specials;
   uint32_t elemsize;  // 0 for large spans (see span_bytes)
   uint32_t divmul;    // ceil(2^32 / elemsize): offset -> index without a divide
   uint32_t fresh;     // blocks carved so far; grows, by the owner; read by free checks

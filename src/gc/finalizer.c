@@ -4,8 +4,10 @@
 // See mgc.c for the collector's design. A finalizer is a record {object,
 // fn, arg} in a hash table keyed by the object; a weak pointer is a
 // handle, itself a collected noscan object (so it never keeps its target
-// alive), listed in a registry. Both are processed with the world stopped,
-// right after the mark from the roots, in three steps (Go's order):
+// alive), with a record {target, handle} in the same table (Go keeps both
+// as specials on the object's span). The table is neither scanned nor a
+// root. The records are processed with the world stopped, right after the
+// mark from the roots, in three steps (Go's order):
 //   1. For every finalizable object the mark did not reach, mark what it
 //      points at (not the object itself) and its finalizer's arg. So the
 //      object and everything it reaches survive until the finalizer ran.
@@ -15,8 +17,8 @@
 //      rule too; break such cycles by hand).
 //   2. Every weak handle the mark reached whose target it did not reach is
 //      cleared. This is before step 3, so a finalizer that resurrects its
-//      object still finds its weak pointers cleared. Handles the mark did
-//      not reach leave the registry (the sweep frees them).
+//      object still finds its weak pointers cleared. The records of handles
+//      the mark did not reach leave the table (the sweep frees them).
 //   3. Every finalizable object still unmarked leaves the table for the
 //      queue of finalizers to run and is marked (its children were, in
 //      step 1), once all are decided: tiny objects share a block
@@ -25,13 +27,29 @@
 //      frees the object if the finalizer left it unreachable.
 // The finalizer thread, registered like any thread that runs the
 // program's code, runs the queue in order.
+//
+// gort_free of a collected object takes its records with it, before the
+// block is freed: its finalizer is dropped (the program took charge of the
+// object; bdwgc's GC_free does the same) and its weak pointers are
+// cleared, and a weak handle freed by hand leaves the table. A record
+// that outlived its object was found by the next cycle unmarked, so the
+// finalizer ran on whatever object had taken the address, or a weak
+// pointer named it. A free must not search the table when nothing in the
+// object's span ever had a record: the first record in a span sets the
+// span's specials flag (cleared only when the span is made anew), and
+// gc_free looks at the table only when it is set (Go's span specials
+// list serves the same purpose). realloc that moves an object moves its
+// finalizer with it; its weak pointers are cleared, as for any pointer to
+// the old address.
 
+#include <errno.h>
 #include <string.h>
 
 #include "../base/noscan.h"
 #include "../base/persistent.h"
 #include "../os/os.h"
 #include "gc.h"
+#include "gort/alloc.h"
 #include "gort/gc.h"
 #include "tiny.h"
 
@@ -41,8 +59,8 @@ typedef struct special {
   struct special *next;
   uintptr_t obj;   // the program's pointer (past a typed object's header)
   uintptr_t block; // the object's block (what the mark bits describe)
-  finalizer_fn fn;
-  void *arg;
+  finalizer_fn fn; // NULL: a weak pointer's record
+  void *arg;       // the finalizer's argument, or the weak handle
 } special_t;
 
 #define NBUCKETS 4096
@@ -50,6 +68,8 @@ typedef struct special {
 struct gort_weak {
   _Atomic uintptr_t target;
 };
+// A handle is a 16-byte noscan object: never tiny, so always a block.
+#define WEAK_HANDLE_BYTES 16
 
 typedef struct {
   uintptr_t obj;
@@ -62,8 +82,7 @@ static struct {
   lock_t lock;  // rank LOCK_CENTRAL; guards everything here
   special_t *table[NBUCKETS];
   fixalloc_t records;
-  gort_weak_t **weak;  // registry of handles
-  size_t nweak, weak_cap;
+  size_t nweak;        // weak records in the table
   queued_t *queue;     // finalizers to run, in order from head
   size_t qhead, qtail, qcap;
   _Atomic uint32_t queued;  // bumped when the queue gains work
@@ -145,6 +164,73 @@ void gort__gc_finalizers_wake(void) {
   gort__os_futex_wake(&fin.queued, 1);
 }
 
+// ---- the table ----------------------------------------------------------------------
+
+// The stop reads the table without its lock (gort__gc_finalizers_mark): a
+// thread the stop does not reach holds it off while it changes the table.
+static bool table_lock(void) {
+  bool registered = gort__stw_registered();
+  if (!registered) gort__stw_hold_off();
+  lock(&fin.lock);
+  init_locked();
+  return registered;
+}
+
+static void table_unlock(bool registered) {
+  unlock(&fin.lock);
+  if (!registered) gort__stw_allow();
+}
+
+// From now on a free in block's span looks for records (see the top).
+static void span_has_specials(uintptr_t block) {
+  atomic_store_explicit(&span_of(block)->specials, 1, memory_order_relaxed);
+}
+
+static void unlink_record(special_t **p) {
+  special_t *r = *p;
+  *p = r->next;
+  gort__fixalloc_free(&fin.records, r);
+}
+
+// gc_free's (malloc_gc.c), before p's block is freed, when p's span has
+// had records; moved_to is realloc's new object, or 0. maybe_handle: p is
+// the size of a weak handle, so its first word may be a handle's target.
+void gort__gc_specials_free(uintptr_t p, bool maybe_handle, uintptr_t moved_to) {
+  uintptr_t moved_block = moved_to != 0 ? block_of((void *)moved_to) : 0;
+  bool registered = table_lock();
+  // p as a weak handle: its record is filed under its target (cleared
+  // only with the record). No record names a handle that is not live, so
+  // the match is exact even when p is no handle at all.
+  uintptr_t t = maybe_handle ? atomic_load_explicit(&((gort_weak_t *)p)->target, memory_order_relaxed) : 0;
+  if (t != 0)
+    for (special_t **q = &fin.table[bucket_of(t)]; *q != NULL; q = &(*q)->next)
+      if ((*q)->fn == NULL && (*q)->arg == (void *)p) {
+        unlink_record(q);
+        break;
+      }
+  // p as a finalizable or weakly referenced object.
+  for (special_t **q = &fin.table[bucket_of(p)]; *q != NULL;) {
+    special_t *r = *q;
+    if (r->obj != p) {
+      q = &r->next;
+      continue;
+    }
+    if (r->fn != NULL && moved_block != 0) {  // the finalizer goes with the object
+      *q = r->next;
+      r->obj = moved_to;
+      r->block = moved_block;
+      special_t **to = &fin.table[bucket_of(moved_to)];
+      r->next = *to;
+      *to = r;
+      span_has_specials(moved_block);
+      continue;
+    }
+    if (r->fn == NULL) atomic_store_explicit(&((gort_weak_t *)r->arg)->target, 0, memory_order_release);
+    unlink_record(q);
+  }
+  table_unlock(registered);
+}
+
 // ---- the API ----------------------------------------------------------------------
 
 void gort_gc_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg) {
@@ -152,16 +238,11 @@ void gort_gc_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *ar
   uintptr_t block = block_of(obj);
   if (block == 0) gort__fatal("gort_gc_set_finalizer(): not the start of a collected object", obj);
   bool start_thread = false;
-  lock(&fin.lock);
-  init_locked();
+  bool registered = table_lock();
   special_t **p = &fin.table[bucket_of((uintptr_t)obj)];
-  while (*p != NULL && (*p)->obj != (uintptr_t)obj) p = &(*p)->next;
+  while (*p != NULL && ((*p)->obj != (uintptr_t)obj || (*p)->fn == NULL)) p = &(*p)->next;
   if (fn == NULL) {
-    if (*p != NULL) {
-      special_t *r = *p;
-      *p = r->next;
-      gort__fixalloc_free(&fin.records, r);
-    }
+    if (*p != NULL) unlink_record(p);
   } else {
     special_t *r = *p;
     if (r == NULL && (r = gort__fixalloc_alloc(&fin.records)) != NULL) {
@@ -173,35 +254,38 @@ void gort_gc_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *ar
       r->block = block;
       r->fn = fn;
       r->arg = arg;
+      span_has_specials(block);
     }
     start_thread = !fin.thread_started;
     fin.thread_started = true;
   }
-  unlock(&fin.lock);
+  table_unlock(registered);
   if (start_thread && gort__stw_internal_thread(finalizer_main, NULL) != 0)
     gort__warn("gort_gc_set_finalizer: cannot start the finalizer thread; finalizers will not run");
 }
 
 gort_weak_t *gort_gc_weak_make(void *obj) {
   gort__start_ensure();
-  if (block_of(obj) == 0) gort__fatal("gort_gc_weak_make(): not the start of a collected object", obj);
-  gort_weak_t *h = gort_gc_alloc_noscan(sizeof(gort_weak_t) < 16 ? 16 : sizeof(gort_weak_t));
+  uintptr_t block = block_of(obj);
+  if (block == 0) gort__fatal("gort_gc_weak_make(): not the start of a collected object", obj);
+  gort_weak_t *h = gort_gc_alloc_noscan(WEAK_HANDLE_BYTES);
   if (h == NULL) return NULL;
   atomic_store_explicit(&h->target, (uintptr_t)obj, memory_order_relaxed);
-  lock(&fin.lock);
-  if (fin.nweak == fin.weak_cap) {
-    size_t cap = fin.weak_cap ? fin.weak_cap * 2 : 256;
-    gort_weak_t **n = gort__persistent_alloc(cap * sizeof *n, 16);  // the old array stays
-    if (n == NULL) {
-      unlock(&fin.lock);
-      return NULL;
-    }
-    if (fin.nweak) memcpy(n, fin.weak, fin.nweak * sizeof *n);
-    fin.weak = n;
-    fin.weak_cap = cap;
+  bool registered = table_lock();
+  special_t *r = gort__fixalloc_alloc(&fin.records);
+  if (r != NULL) {
+    special_t **head = &fin.table[bucket_of((uintptr_t)obj)];
+    *r = (special_t){.next = *head, .obj = (uintptr_t)obj, .block = block, .fn = NULL, .arg = h};
+    *head = r;
+    span_has_specials(block);
+    span_has_specials((uintptr_t)h);  // a gort_free of the handle takes its record
   }
-  fin.weak[fin.nweak++] = h;
-  unlock(&fin.lock);
+  table_unlock(registered);
+  if (r == NULL) {
+    gort_free(h);
+    errno = ENOMEM;
+    return NULL;
+  }
   return h;
 }
 
@@ -220,38 +304,34 @@ static bool scanned_kind(uintptr_t block) {
 static void mark_arg(uintptr_t lo, uintptr_t hi, void *arg);
 
 void gort__gc_finalizers_mark(void) {
-  if (!fin.inited && fin.nweak == 0) return;
-  // 1. What unreached finalizable objects reach survives.
-  if (fin.inited)
-    for (size_t i = 0; i < NBUCKETS; i++)
-      for (special_t *r = fin.table[i]; r != NULL; r = r->next) {
-        if (!gort__gc_is_marked(r->block) && scanned_kind(r->block)) gort__gc_mark_children(r->block);
-        mark_arg((uintptr_t)&r->arg, (uintptr_t)(&r->arg + 1), NULL);
-      }
-  gort__gc_mark_drain();
-  // 2. Weak pointers to the unreached are cleared; dead handles leave.
-  size_t j = 0;
-  for (size_t i = 0; i < fin.nweak; i++) {
-    gort_weak_t *h = fin.weak[i];
-    if (!gort__gc_is_marked((uintptr_t)h)) continue;
-    uintptr_t t = atomic_load_explicit(&h->target, memory_order_relaxed);
-    if (t != 0) {
-      mspan_t *s;
-      uintptr_t b = gort__gc_find_object(t, &s);
-      // A tiny object freed by hand in a block that lives on is gone too.
-      if (b == 0 || !gort__gc_is_marked(b) || (s->kind == KIND_GC_TINY && gort__gc_tiny_object(t, s, b, NULL) != t))
-        atomic_store_explicit(&h->target, 0, memory_order_release);
-    }
-    fin.weak[j++] = h;
-  }
-  fin.nweak = j;
-  // 3. The unreached finalizable objects go to the queue, marked.
   if (!fin.inited) return;
+  // 1. What unreached finalizable objects reach survives.
+  for (size_t i = 0; i < NBUCKETS; i++)
+    for (special_t *r = fin.table[i]; r != NULL; r = r->next) {
+      if (r->fn == NULL) continue;
+      if (!gort__gc_is_marked(r->block) && scanned_kind(r->block)) gort__gc_mark_children(r->block);
+      mark_arg((uintptr_t)&r->arg, (uintptr_t)(&r->arg + 1), NULL);
+    }
+  gort__gc_mark_drain();
+  // 2. Weak pointers to the unreached are cleared; dead handles' records
+  // leave.
+  for (size_t i = 0; i < NBUCKETS; i++)
+    for (special_t **p = &fin.table[i]; *p != NULL;) {
+      special_t *r = *p;
+      if (r->fn != NULL || (gort__gc_is_marked((uintptr_t)r->arg) && gort__gc_is_marked(r->block))) {
+        p = &r->next;
+        continue;
+      }
+      if (gort__gc_is_marked((uintptr_t)r->arg))
+        atomic_store_explicit(&((gort_weak_t *)r->arg)->target, 0, memory_order_release);
+      unlink_record(p);
+    }
+  // 3. The unreached finalizable objects go to the queue, marked.
   size_t before = fin.qtail - fin.qhead;  // an index from qhead survives a compaction
   for (size_t i = 0; i < NBUCKETS; i++)
     for (special_t **p = &fin.table[i]; *p != NULL;) {
       special_t *r = *p;
-      if (gort__gc_is_marked(r->block)) {
+      if (r->fn == NULL || gort__gc_is_marked(r->block)) {
         p = &r->next;
         continue;
       }
@@ -263,7 +343,7 @@ void gort__gc_finalizers_mark(void) {
         } else {
           size_t cap = fin.qcap ? fin.qcap * 2 : 256;
           queued_t *n = gort__persistent_alloc(cap * sizeof *n, 16);
-          if (n == NULL) break;  // keep the rest for a later cycle (they are marked below? no: kept)
+          if (n == NULL) break;  // the rest stay in the table, marked below
           if (live) memcpy(n, fin.queue + fin.qhead, live * sizeof *n);
           fin.queue = n;
           fin.qcap = cap;
@@ -280,7 +360,7 @@ void gort__gc_finalizers_mark(void) {
   // survive too: mark it for this cycle.
   for (size_t i = 0; i < NBUCKETS; i++)
     for (special_t *r = fin.table[i]; r != NULL; r = r->next)
-      if (!gort__gc_is_marked(r->block)) gort__gc_mark_object(r->block);
+      if (r->fn != NULL && !gort__gc_is_marked(r->block)) gort__gc_mark_object(r->block);
 }
 
 static void (*roots_scan)(uintptr_t, uintptr_t, void *);

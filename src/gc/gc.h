@@ -411,6 +411,11 @@ void gort__dirty_heap_grew(uintptr_t base, uintptr_t bytes);
 // finalizable objects reach, clears weak pointers to unmarked objects and
 // queues the finalizers of unmarked objects (marking those objects).
 void gort__gc_finalizers_mark(void);
+// Before gc_free frees p, whose span has had finalizers or weak pointers:
+// drops p's finalizer (or moves it to moved_to, realloc's new object),
+// clears p's weak pointers and, if p is a weak handle (maybe_handle: p's
+// block is a handle's size), its record.
+void gort__gc_specials_free(uintptr_t p, bool maybe_handle, uintptr_t moved_to);
 // Scans the queue of finalizers not yet run (a root).
 void gort__gc_finalizers_roots(void (*scan)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
 // After the world restarts: wakes the finalizer thread if there is work.

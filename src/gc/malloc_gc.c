@@ -311,6 +311,7 @@ static mspan_t *fresh_span(int kind, int cls) {
   if (s == NULL) return NULL;
   gort__span_init_small(s, cls);
   s->kind = (uint8_t)kind;
+  atomic_store_explicit(&s->specials, 0, memory_order_relaxed);
   if (kind == KIND_GC_TINY) gort__gc_tiny_span_init(s);
   atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);  // a list here, no generation (mspan.h)
   if (!atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) gort__gc_clear_span_marks(s);
@@ -558,6 +559,7 @@ static void *alloc_large(size_t size, int kind) {
     return NULL;
   }
   s->kind = (uint8_t)kind;
+  atomic_store_explicit(&s->specials, 0, memory_order_relaxed);
   s->nelems = 1;
   s->elemsize = 0;
   __atomic_store_n(&s->fresh, 1, __ATOMIC_RELAXED);
@@ -825,7 +827,7 @@ static void free_to_full_span(mspan_t *s, block_t *b, uintptr_t old) {
   if (!registered) gort__stw_allow();
 }
 
-static void gc_free(void *p, mspan_t *s) {
+static void gc_free_now(void *p, mspan_t *s) {
   if (s->kind == KIND_GC_TINY) {
     gort__gc_tiny_free(p, s);
     return;
@@ -836,6 +838,17 @@ static void gc_free(void *p, mspan_t *s) {
     return;
   }
   gort__gc_free_block(obj, s);
+}
+
+static bool has_specials(const mspan_t *s) { return atomic_load_explicit(&s->specials, memory_order_relaxed) != 0; }
+
+static bool maybe_weak_handle(const mspan_t *s) { return s->kind == KIND_GC_NOSCAN && s->elemsize == 16; }
+
+// The object's finalizer and weak pointers go before its block does: the
+// next object at the address must not inherit them (finalizer.c).
+static void gc_free(void *p, mspan_t *s) {
+  if (has_specials(s)) gort__gc_specials_free((uintptr_t)p, maybe_weak_handle(s), 0);
+  gc_free_now(p, s);
 }
 
 void gort__gc_free_block(uintptr_t obj, mspan_t *s) {
@@ -895,7 +908,8 @@ static void *gc_realloc(void *p, mspan_t *s, size_t size) {
   memcpy(q, p, old < size ? old : size);
   // The copy wrote pointers into a barriered object without the barrier.
   if (s->kind == KIND_GC_BARRIERED) gort__gc_barrier_copied(q, old < size ? old : size);
-  gc_free(p, s);
+  if (has_specials(s)) gort__gc_specials_free((uintptr_t)p, maybe_weak_handle(s), (uintptr_t)q);
+  gc_free_now(p, s);
   return q;
 }
 

@@ -1,0 +1,173 @@
+// What gort_free does to a collected object's finalizer and weak pointers
+// (finalizer.c): the finalizer is dropped and the weak pointers cleared at
+// the free, so the next object at the address inherits neither; a weak
+// handle freed by hand leaves no trace that a cycle could write through;
+// realloc that moves an object takes its finalizer along. Before, a
+// finalizer outlived its object, ran on whatever object took the address
+// next, and kept that object alive a cycle too long.
+//
+// Each size names a different path: tiny objects (several in a 16-byte
+// block), small blocks, a handle-sized block, large spans.
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "gctest.h"
+#include "gort/alloc.h"
+
+static const size_t sizes[] = {4, 10, 16, 80, 5000, 300 * 1024};
+enum { NSIZES = sizeof sizes / sizeof sizes[0], N = 64 };
+
+static _Atomic int ran;
+static _Atomic int ran_on_live;
+static void *live[N];
+
+static void finalizer(void *obj, void *arg) {
+  (void)arg;
+  for (int i = 0; i < N; i++)
+    if (obj == live[i]) atomic_fetch_add(&ran_on_live, 1);
+  atomic_fetch_add(&ran, 1);
+}
+
+// Objects with finalizers (and weak pointers) freed by hand, then their
+// addresses reused by objects that stay live.
+static GCTEST_NOINLINE void free_finalizable_then_reuse(size_t size, gort_weak_t **weak) {
+  for (int i = 0; i < N; i++) {
+    void *p = gort_gc_alloc_noscan(size);
+    if (p == NULL) harness_fail(__FILE__, __LINE__, "gort_gc_alloc_noscan(%zu) failed", size);
+    gort_gc_set_finalizer(p, finalizer, NULL);
+    weak[i] = gort_gc_weak_make(p);
+    gort_free(p);
+  }
+  for (int i = 0; i < N; i++) {
+    live[i] = gort_gc_alloc_noscan(size);
+    if (live[i] == NULL) harness_fail(__FILE__, __LINE__, "gort_gc_alloc_noscan(%zu) failed", size);
+    gctest_fill(live[i], size, (uint64_t)i);
+  }
+}
+
+TEST(a_freed_objects_finalizer_never_runs_on_the_next_object_at_its_address) {
+  for (int k = 0; k < NSIZES; k++) {
+    size_t size = sizes[k];
+    gort_weak_t *weak[N];
+    atomic_store(&ran, 0);
+    atomic_store(&ran_on_live, 0);
+    free_finalizable_then_reuse(size, weak);
+    EXPECT_EQ_U64(gctest_count_cleared(weak, N), N, "size %zu: weak pointers to freed objects read non-NULL", size);
+    for (int c = 0; c < 3; c++) gctest_collect();
+    gctest_sleep_ms(50);
+    EXPECT_EQ_U64(atomic_load(&ran), 0, "size %zu: finalizers of objects freed by hand ran", size);
+    EXPECT_EQ_U64(atomic_load(&ran_on_live), 0, "size %zu: finalizers ran on live objects", size);
+    int intact = 0;
+    for (int i = 0; i < N; i++) intact += gctest_check(live[i], size, (uint64_t)i);
+    EXPECT_EQ_U64(intact, N, "size %zu: live objects overwritten", size);
+    for (int i = 0; i < N; i++) {
+      gort_free(live[i]);
+      live[i] = NULL;
+    }
+  }
+}
+
+// A weak handle freed by hand: its block is reused by a 16-byte object
+// while its target dies. The cycle that finds the target unreachable must
+// not clear a "handle" that is now someone else's object. Freed blocks
+// come back to the allocator when their span is next cached or swept, so
+// it allocates until it has objects at the handles' addresses.
+enum { FILLER = 20000 };
+
+static GCTEST_NOINLINE int free_handles_then_reuse(void **targets, void **reused) {
+  uintptr_t handle_at[N];
+  for (int i = 0; i < N; i++) {
+    targets[i] = gort_gc_alloc(64);
+    gort_weak_t *w = gort_gc_weak_make(targets[i]);
+    if (targets[i] == NULL || w == NULL) harness_fail(__FILE__, __LINE__, "allocation failed");
+    handle_at[i] = (uintptr_t)w;
+    gort_free(w);
+  }
+  int n = 0;
+  static void *filler[FILLER];
+  for (int f = 0; f < FILLER && n < N; f++) {
+    void *p = gort_gc_alloc_noscan(16);
+    if (p == NULL) harness_fail(__FILE__, __LINE__, "gort_gc_alloc_noscan failed");
+    filler[f] = p;
+    for (int i = 0; i < N; i++)
+      if ((uintptr_t)p == handle_at[i]) {
+        gctest_fill(p, 16, 7 + (uint64_t)n);
+        reused[n++] = p;
+        filler[f] = NULL;
+        break;  // a cycle may have given two handles one address
+      }
+  }
+  for (int f = 0; f < FILLER; f++) gort_free(filler[f]);
+  memset(filler, 0, sizeof filler);
+  return n;
+}
+
+TEST(a_weak_handle_freed_by_hand_is_forgotten) {
+  static void *targets[N], *reused[N];
+  int n = free_handles_then_reuse(targets, reused);
+  EXPECT(n > 0, "no 16-byte object took a freed handle's address: the case proves nothing");
+  memset(targets, 0, sizeof targets);  // the targets die
+  for (int c = 0; c < 3; c++) gctest_collect();
+  int intact = 0;
+  for (int i = 0; i < n; i++) intact += gctest_check(reused[i], 16, 7 + (uint64_t)i);
+  EXPECT_EQ_U64(intact, n, "objects at freed handles' addresses overwritten by a cycle");
+}
+
+TEST(a_cleared_finalizer_then_a_free_leaves_nothing_behind) {
+  atomic_store(&ran, 0);
+  for (int i = 0; i < N; i++) {
+    void *p = gort_gc_alloc(48);
+    gort_gc_set_finalizer(p, finalizer, NULL);
+    gort_gc_set_finalizer(p, NULL, NULL);
+    gort_gc_set_finalizer(p, finalizer, NULL);
+    gort_free(p);
+  }
+  for (int c = 0; c < 2; c++) gctest_collect();
+  gctest_sleep_ms(50);
+  EXPECT_EQ_U64(atomic_load(&ran), 0, "finalizers of freed objects ran");
+}
+
+// K objects, as in the other collector tests: a stale copy of an address
+// on the stack may keep one alive (gctest.h).
+enum { K = 16, SLACK = 4 };
+static _Atomic uintptr_t finalized_at[K];
+static _Atomic int finalized;
+
+static void record_address(void *obj, void *arg) {
+  atomic_store(&finalized_at[(uintptr_t)arg], (uintptr_t)obj);
+  atomic_fetch_add(&finalized, 1);
+}
+
+#define HIDE(p) ((uintptr_t)(p) ^ 0x5A5A5A5A5A5A5A5AULL)
+
+static GCTEST_NOINLINE void realloc_finalizable(uintptr_t *moved, gort_weak_t **weak_old, gort_weak_t **weak_new) {
+  for (uintptr_t i = 0; i < K; i++) {
+    void *p = gort_gc_alloc(32);
+    gort_gc_set_finalizer(p, record_address, (void *)i);
+    weak_old[i] = gort_gc_weak_make(p);
+    void *q = gort_realloc(p, 4096);  // another class: it moves
+    if (q == NULL || q == p) harness_fail(__FILE__, __LINE__, "realloc did not move the object");
+    weak_new[i] = gort_gc_weak_make(q);
+    moved[i] = HIDE(q);
+  }
+}
+
+TEST(realloc_moves_a_finalizer_with_its_object) {
+  uintptr_t moved[K];
+  gort_weak_t *weak_old[K], *weak_new[K];
+  realloc_finalizable(moved, weak_old, weak_new);
+  for (int i = 0; i < K; i++) {
+    EXPECT(gort_gc_weak_get(weak_old[i]) == NULL, "a weak pointer to an old address reads non-NULL");
+    void *now = gort_gc_weak_get(weak_new[i]);  // NULL if a cycle (gcstress) already found it
+    EXPECT(now == NULL || HIDE(now) == moved[i], "a moved object's weak pointer is wrong");
+  }
+  gctest_clobber_stack();
+  gctest_collect();
+  EXPECT(gctest_wait_count(&finalized, K - SLACK), "only %d of %d finalizers ran", atomic_load(&finalized), K);
+  for (int i = 0; i < K; i++) {
+    uintptr_t at = atomic_load(&finalized_at[i]);
+    EXPECT(at == 0 || HIDE(at) == moved[i], "finalizer %d ran on %#lx, not on its moved object", i,
+           (unsigned long)at);
+  }
+}
