@@ -82,7 +82,6 @@ static struct {
   lock_t lock;  // rank LOCK_CENTRAL; guards everything here
   special_t *table[NBUCKETS];
   fixalloc_t records;
-  size_t nweak;        // weak records in the table
   queued_t *queue;     // finalizers to run, in order from head
   size_t qhead, qtail, qcap;
   _Atomic uint32_t queued;  // bumped when the queue gains work
