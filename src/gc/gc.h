@@ -124,10 +124,18 @@ extern gclarge_t gort__gclarge GORT_HIDDEN;
 
 // The header word of a typed object holds its layout.
 struct gort_gc_layout {
+  uintptr_t check;              // its own address ^ GORT_LAYOUT_KEY (mgcmark.c, layout_valid)
   struct gort_gc_layout *next;  // intern table chain
   uint64_t nwords;
   uint64_t bits[];
 };
+
+#define GORT_LAYOUT_KEY 0x6c61796f75742121ULL
+
+// Layouts live in one reservation of their own ([lo, hi), set once before
+// the first layout is handed out; 0 while none is, or if the OS refused).
+extern _Atomic uintptr_t gort__gc_layouts_lo GORT_HIDDEN, gort__gc_layouts_hi GORT_HIDDEN;
+
 
 // With the world stopped: every cache gives its collected spans back to
 // the central lists (its tiny block stays: tiny.c).

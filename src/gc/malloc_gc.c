@@ -64,7 +64,38 @@ gclarge_t gort__gclarge = {.lock = LOCK_INIT};
 static struct {
   lock_t lock;  // rank LOCK_CENTRAL (never held with another); the intern table
   struct gort_gc_layout *table[256];
+  uintptr_t next;  // the reservation's unused part starts here
+  bool reserved;   // tried
 } layouts = {.lock = LOCK_INIT};
+
+_Atomic uintptr_t gort__gc_layouts_lo, gort__gc_layouts_hi;
+
+// Address space for layouts (mgcmark.c, layout_valid): backed only
+// where used, 16 bytes and up each, so about a million distinct layouts.
+#define LAYOUTS_RESERVED ((size_t)64 << 20)
+
+// Space for a layout of bytes bytes (the lock held), from the reservation,
+// else from persistent memory (valid for the mark only in the reservation).
+static struct gort_gc_layout *layout_space(size_t bytes) {
+  if (!layouts.reserved) {
+    layouts.reserved = true;
+    int err;
+    void *r = gort__os_reserve(0, LAYOUTS_RESERVED, 4096, &err);
+    if (r != NULL) {
+      layouts.next = (uintptr_t)r;
+      atomic_store_explicit(&gort__gc_layouts_hi, (uintptr_t)r + LAYOUTS_RESERVED, memory_order_relaxed);
+      atomic_store_explicit(&gort__gc_layouts_lo, (uintptr_t)r, memory_order_release);
+    }
+  }
+  bytes = GORT_ALIGN_UP(bytes, (size_t)16);
+  uintptr_t hi = atomic_load_explicit(&gort__gc_layouts_hi, memory_order_relaxed);
+  if (layouts.next != 0 && bytes <= hi - layouts.next) {
+    struct gort_gc_layout *l = (struct gort_gc_layout *)layouts.next;
+    layouts.next += bytes;
+    return l;
+  }
+  return gort__persistent_alloc(bytes, 16);
+}
 
 // Whether a thread cache has ever taken a collected span. A fork before
 // the collector's first cycle must stop the world if so (mgc.c,
@@ -707,7 +738,7 @@ const gort_gc_layout_t *gort_gc_layout(const uint64_t *ptrmap, size_t nwords) {
     }
     if (i == nbits) break;
   }
-  if (l == NULL && (l = gort__persistent_alloc(sizeof *l + nbits * 8, 16)) != NULL) {
+  if (l == NULL && (l = layout_space(sizeof *l + nbits * 8)) != NULL) {
     l->nwords = nwords;
     for (size_t i = 0; i < nbits; i++) {
       uint64_t w = ptrmap[i];
@@ -715,6 +746,8 @@ const gort_gc_layout_t *gort_gc_layout(const uint64_t *ptrmap, size_t nwords) {
       l->bits[i] = w;
     }
     l->next = *chain;
+    // Last, with a release: a mark that finds the check finds the rest.
+    __atomic_store_n(&l->check, (uintptr_t)l ^ GORT_LAYOUT_KEY, __ATOMIC_RELEASE);
     *chain = l;
   }
   unlock(&layouts.lock);

@@ -399,11 +399,31 @@ RACY_READS GORT_INLINE void scan_range_x(worker_t *w, uintptr_t lo, uintptr_t hi
 
 RACY_READS static void scan_range_w(worker_t *w, uintptr_t lo, uintptr_t hi) { scan_range_x(w, lo, hi, false); }
 
+// Whether l, a typed object's header word, names a layout. A concurrent
+// mark may scan a queued object after the program freed it and its pages
+// became another span's: the span says typed while the header still holds
+// the old object's bytes. Read as a layout they crashed the mark worker (a
+// hostile test: realloc of large typed objects during marks). Any word is
+// safe to test: it is read only inside the reservation, which is mapped
+// whole. A header that fails is scanned conservatively, which is always
+// safe (layouts the reservation could not hold fail too).
+RACY_READS GORT_INLINE bool layout_valid(const struct gort_gc_layout *l) {
+  uintptr_t a = (uintptr_t)l, lo = atomic_load_explicit(&gort__gc_layouts_lo, memory_order_relaxed),
+            hi = atomic_load_explicit(&gort__gc_layouts_hi, memory_order_relaxed);
+  if (lo == 0 || a < lo || a > hi - sizeof *l || (a & 15) != 0 || l->check != (a ^ GORT_LAYOUT_KEY)) return false;
+  return l->nwords != 0 && l->nwords <= (hi - (uintptr_t)l->bits) / 8 * 64 &&
+         (uintptr_t)(l->bits + (l->nwords + 63) / 64) <= hi;
+}
+
 // The pointer words of typed object obj (size bytes) in [lo, hi).
 RACY_READS GORT_INLINE void scan_typed_x(worker_t *w, uintptr_t obj, uintptr_t size, uintptr_t lo, uintptr_t hi,
                                          bool defer) {
   const struct gort_gc_layout *l = (const struct gort_gc_layout *)__atomic_load_n((uintptr_t *)obj, __ATOMIC_ACQUIRE);
-  if (l == NULL || l->nwords == 0) return;  // being allocated: its words are still zero
+  if (l == NULL) return;  // being allocated: its words are still zero
+  if (gort_unlikely(!layout_valid(l))) {
+    scan_range_x(w, lo > obj ? lo : obj, hi < obj + size ? hi : obj + size, defer);
+    return;
+  }
   const uintptr_t *words = (const uintptr_t *)(obj + SPAN_TYPED_HEADER);
   uintptr_t n = (size - SPAN_TYPED_HEADER) / 8;
   uintptr_t i = lo > (uintptr_t)words ? (lo - (uintptr_t)words) / 8 : 0;
