@@ -128,9 +128,11 @@ static void *finalizer_main(void *arg) {
     }
     unlock(&fin.lock);
     if (have) {
-      gort__os_internal_runs_program(true);
-      q.fn((void *)q.obj, q.arg);  // q is on this stack: a root until done
-      gort__os_internal_runs_program(false);
+      if (q.fn != NULL) {  // NULL: its object was freed while it waited
+        gort__os_internal_runs_program(true);
+        q.fn((void *)q.obj, q.arg);  // q is on this stack: a root until done
+        gort__os_internal_runs_program(false);
+      }
       q.obj = 0;
       continue;
     }
@@ -205,8 +207,16 @@ void gort__gc_specials_free(uintptr_t p, bool maybe_handle, uintptr_t moved_to) 
     for (special_t **q = &fin.table[bucket_of(t)]; *q != NULL; q = &(*q)->next)
       if ((*q)->fn == NULL && (*q)->arg == (void *)p) {
         unlink_record(q);
+        // A handle realloc moved: its copy is a cleared handle, not one
+        // that keeps reading a target nobody clears.
+        if (moved_to != 0) atomic_store_explicit(&((gort_weak_t *)moved_to)->target, 0, memory_order_relaxed);
         break;
       }
+  // p's finalizer already queued: a cycle found p unreachable, yet the
+  // program held a pointer the collector could not see (one hidden in an
+  // integer, say). It must not run on freed memory either.
+  for (size_t k = fin.qhead; k < fin.qtail; k++)
+    if (fin.queue[k].obj == p) fin.queue[k] = (queued_t){0};
   // p as a finalizable or weakly referenced object.
   for (special_t **q = &fin.table[bucket_of(p)]; *q != NULL;) {
     special_t *r = *q;

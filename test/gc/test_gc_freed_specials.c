@@ -171,3 +171,70 @@ TEST(realloc_moves_a_finalizer_with_its_object) {
            (unsigned long)at);
   }
 }
+
+TEST(realloc_of_a_weak_handle_gives_a_cleared_handle) {
+  void *target = gort_gc_alloc(32);
+  gort_weak_t *w = gort_gc_weak_make(target);
+  gort_weak_t *moved = gort_realloc(w, 64);  // another class: it moves
+  EXPECT(moved != NULL && moved != w, "realloc did not move the handle");
+  EXPECT(gort_gc_weak_get(moved) == NULL, "the moved copy still reads its target, which nothing clears");
+  gort_free(moved);
+  gort_free(target);
+}
+
+// A finalizer queued (its object found unreachable: the program hid its
+// pointer in an integer) whose object the program then frees must not
+// run. The finalizer thread is kept busy by another object's finalizer
+// meanwhile, so that the first one is still waiting in the queue.
+static _Atomic int blocker_state;  // 1: running, 2: may return
+static _Atomic int hidden_ran;
+
+static void blocking_finalizer(void *obj, void *arg) {
+  (void)obj, (void)arg;
+  int idle = 0;
+  atomic_compare_exchange_strong(&blocker_state, &idle, 1);  // a later one must not undo the 2
+  while (atomic_load(&blocker_state) != 2) gctest_sleep_ms(1);
+}
+
+static void hidden_finalizer(void *obj, void *arg) {
+  (void)obj, (void)arg;
+  atomic_fetch_add(&hidden_ran, 1);
+}
+
+static GCTEST_NOINLINE void make_blocker(void) {
+  for (int i = 0; i < 4; i++) gort_gc_set_finalizer(gort_gc_alloc(64), blocking_finalizer, NULL);
+}
+
+static GCTEST_NOINLINE void make_hidden(int n, uintptr_t *hidden, gort_weak_t **weak) {
+  for (int i = 0; i < n; i++) {
+    void *p = gort_gc_alloc(96);
+    gort_gc_set_finalizer(p, hidden_finalizer, NULL);
+    weak[i] = gort_gc_weak_make(p);  // cleared when a cycle finds p unreachable
+    hidden[i] = HIDE(p);
+  }
+}
+
+TEST(a_queued_finalizer_of_an_object_freed_by_hand_never_runs) {
+  atomic_store(&blocker_state, 0);
+  atomic_store(&hidden_ran, 0);
+  make_blocker();
+  gctest_clobber_stack();
+  for (int tries = 0; tries < 50 && atomic_load(&blocker_state) != 1; tries++) {
+    gctest_collect();
+    gctest_sleep_ms(10);
+  }
+  EXPECT(atomic_load(&blocker_state) == 1, "the blocking finalizer never ran");
+  enum { H = 16 };
+  uintptr_t hidden[H];
+  gort_weak_t *weak[H];
+  make_hidden(H, hidden, weak);
+  gctest_clobber_stack();
+  gctest_collect();  // finds them unreachable: their finalizers queue
+  int queued = gctest_count_cleared(weak, H);
+  EXPECT(queued >= H - SLACK, "only %d of %d objects found unreachable", queued, H);
+  for (int i = 0; i < H; i++) gort_free((void *)HIDE(hidden[i]));
+  atomic_store(&blocker_state, 2);
+  gctest_collect();
+  gctest_sleep_ms(100);
+  EXPECT_EQ_U64(atomic_load(&hidden_ran), 0, "finalizers of objects freed while queued ran");
+}
