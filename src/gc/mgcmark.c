@@ -1035,9 +1035,9 @@ static void keep_freed_marked(arena_t *a, const uint64_t *saved, size_t words) {
       uintptr_t obj = a->base + ((w * 64 + (uintptr_t)__builtin_ctzll(bits)) << 4);
       mspan_t *s = __atomic_load_n(&a->spans[arena_page_index(obj)], __ATOMIC_RELAXED);
       if (s == NULL || span_state(s) != SPAN_SMALL || s->kind == KIND_MANUAL || s->kind == KIND_GC_TINY) continue;
-      uint64_t bit, *lw = ARENA_LIVE_WORD(a, (obj & (GORT_ARENA_SIZE - 1)) >> 4);
-      bit = 1ULL << (((obj & (GORT_ARENA_SIZE - 1)) >> 4) & 63);
-      if (!(__atomic_load_n(lw, __ATOMIC_RELAXED) & bit)) continue;
+      uintptr_t granule = (obj & (GORT_ARENA_SIZE - 1)) >> 4;
+      uint64_t bit = 1ULL << (granule & 63);
+      if (!(__atomic_load_n(ARENA_LIVE_WORD(a, granule), __ATOMIC_RELAXED) & bit)) continue;
       if (((const block_t *)obj)->tag != block_tag_freed(obj)) continue;
       __atomic_fetch_or(ARENA_MARK_WORD(a, w << 6), bit, __ATOMIC_RELAXED);
     }
