@@ -10,6 +10,7 @@
 #   IMPLS="gort bdwgc go malloc"  (also: gort-stw, gort with GORT_DEBUG=gcdirty=none;
 #     gort-wb, gort with barriered objects and gort_gc_write_ptr;
 #     gort-mprotect, gort with GORT_DEBUG=gcdirty=mprotect;
+#     gort-huge, gort with GORT_DEBUG=hugepages=1;
 #     bdwgc-inc, bdwgc in its incremental mode)  WORKLOADS="gcbench bintree largeheap strings"
 #   GCBENCH_ARGS=16  BINTREE_ARGS=18  LARGEHEAP_ARGS="1024 4000000"  STRINGS_ARGS="65536 20000000"
 #     (smaller for a quick look: GCBENCH_ARGS=12 BINTREE_ARGS=12 LARGEHEAP_ARGS="64 200000")
@@ -51,6 +52,7 @@ prog() {  # prog IMPL WORKLOAD: the command line, empty if not built
     bdwgc-inc) bin=$B/$2-bdwgc pre="env GCB_BDW_INCREMENTAL=1" ;;   # bdwgc's incremental mode
     gort-stw) bin=$B/$2-gort pre="env GORT_DEBUG=gcdirty=none" ;;    # gort marking with the world stopped
     gort-mprotect) bin=$B/$2-gort pre="env GORT_DEBUG=gcdirty=mprotect" ;;  # gort's fallback dirty tracker
+    gort-huge) bin=$B/$2-gort pre="env GORT_DEBUG=hugepages=1" ;;   # big reservations on huge pages
     *) bin=$B/$2-$1 ;;
   esac
   [ -x "$bin" ] || return 0

@@ -16,6 +16,8 @@ typedef struct {
   uint64_t release_calls, release_failures;    // madvise calls and failures
   uint64_t arenas;
   uint64_t span_structs, span_structs_sys;     // mspan_t metadata
+  uint64_t huge_bytes;       // heap now asking for transparent huge pages (GORT_DEBUG=hugepages)
+  uint64_t huge_withdrawn;   // ranges whose advice a release withdrew
 } heap_stats_t;
 
 // Allocates npages pages whose first page is aligned to align_pages pages

@@ -93,6 +93,11 @@ static const option_t options[] = {
      "1 (default): a P's owner takes and fills its runnext slot with plain stores, and a thief that takes it pays with membarrier(2) (sched/runq.c); 0: both sides use locked instructions, as Go's (for a program that forbids membarrier, by seccomp say, after its first goroutine)", false},
     {"scavdelay", OPT_INT, OFF(scavdelay_ms), true,
      "milliseconds a free page stays before the scavenger releases it (default 500)", false},
+    {"hugepages", OPT_BOOL, OFF(hugepages), true,
+     "1: reservations of 64 MiB and more (heaps past 64 MiB) ask for transparent huge pages, "
+     "each until the scavenger first releases memory from it; fewer page faults and TLB misses, "
+     "but a first touch faults in 2 MiB at once, which a stop of the world waits for "
+     "(0, the default: the system's setting decides)", false},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

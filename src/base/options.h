@@ -32,6 +32,7 @@ typedef struct {
   int64_t profsignal;       // SIGUSR2 writes the heap profile
   int64_t scavenge;         // 0 disables the background scavenger
   int64_t scavdelay_ms;     // how long free pages stay before release
+  int64_t hugepages;        // 1: big reservations ask for transparent huge pages (mheap.c)
   int64_t sigquit;          // SIGQUIT dumps the goroutines and exits 2
   int64_t stackguard;       // goroutine stack guards: 0 auto, 1 mprotect, 2 canaries
   int64_t mutexlostwake;    // tests: 1 in N plain mutex unlocks miss their waiter (0 off)

@@ -105,6 +105,13 @@ int gort__os_release(void *p, size_t size, int dontneed) {
   return -e;
 }
 
+int gort__os_huge_pages(void *p, size_t size, int on) {
+  int saved = errno;
+  int r = madvise(p, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
+  errno = saved;
+  return r;
+}
+
 int64_t gort__os_resident(void *p, size_t size) {
   unsigned char vec[256];
   long psz = sysconf(_SC_PAGESIZE);

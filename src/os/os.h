@@ -23,6 +23,10 @@ int gort__os_unmap(void *p, size_t size);
 // the pages read as zero afterwards) over MADV_FREE (cheaper; the kernel
 // takes the pages when it needs them, and until then they keep their data).
 int gort__os_release(void *p, size_t size, int dontneed);
+// Asks the kernel to back [p, p + size) with transparent huge pages (on:
+// MADV_HUGEPAGE) or never to (MADV_NOHUGEPAGE); 0 or -errno (-EINVAL
+// where the kernel has no transparent huge pages).
+int gort__os_huge_pages(void *p, size_t size, int on);
 // Makes [p, p + size) read-only (writable 0) or read-write again (1), for
 // the collector's mprotect dirty tracking; async-signal-safe. 0 or -errno
 // (-ENOMEM when the split would pass vm.max_map_count).
