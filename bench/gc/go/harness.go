@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -172,6 +173,21 @@ func benchFinish(workload string, checksum uint64) {
 	fmt.Printf("%s go %.3f %.3f %.1f %d %.3f %.3f %.3f %.3f %d\n", workload, cpu,
 		float64(end-start)/1e9, float64(ru.Maxrss)/1024, ms.NumGC, stwMax, stwP99,
 		float64(probeMax)/1e6, float64(mutMax)/1e6, checksum)
+}
+
+// uintArgs returns the workload's two numeric arguments, each its default
+// where absent; the first must be positive (named first in the message).
+func uintArgs(args []string, a, b uint64, first string) (uint64, uint64) {
+	if len(args) > 0 {
+		a, _ = strconv.ParseUint(args[0], 10, 64)
+	}
+	if len(args) > 1 {
+		b, _ = strconv.ParseUint(args[1], 10, 64)
+	}
+	if a == 0 {
+		die(first + " must be positive")
+	}
+	return a, b
 }
 
 func main() {

@@ -5,7 +5,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 )
 
 type entry struct {
@@ -55,16 +54,7 @@ func fillSlot(s *slot) {
 }
 
 func largeheap(args []string) {
-	liveMiB, repl := uint64(1024), uint64(4000000)
-	if len(args) > 0 {
-		liveMiB, _ = strconv.ParseUint(args[0], 10, 64)
-	}
-	if len(args) > 1 {
-		repl, _ = strconv.ParseUint(args[1], 10, 64)
-	}
-	if liveMiB == 0 {
-		die("LIVE_MIB must be positive")
-	}
+	liveMiB, repl := uintArgs(args, 1024, 4000000, "LIVE_MIB")
 	perSlot := uint64(24 + 2*(hdr+(minVal+maxVal)/2))
 	nslots := (liveMiB << 20) / perSlot
 	benchInit()

@@ -2,21 +2,10 @@
 // (same random numbers in the same order).
 package main
 
-import "strconv"
-
 var sRng uint64 = 7
 
 func shortStrings(args []string) {
-	slots, n := uint64(65536), uint64(20000000)
-	if len(args) > 0 {
-		slots, _ = strconv.ParseUint(args[0], 10, 64)
-	}
-	if len(args) > 1 {
-		n, _ = strconv.ParseUint(args[1], 10, 64)
-	}
-	if slots == 0 {
-		die("SLOTS must be positive")
-	}
+	slots, n := uintArgs(args, 65536, 20000000, "SLOTS")
 	benchInit()
 	table := make([][]byte, slots)
 	for i := uint64(0); i < n; i++ {
