@@ -16,6 +16,12 @@
 #include "test.h"
 
 #define MiB ((size_t)1 << 20)
+// ThreadSanitizer's shadow memory dominates RSS (test_scavenger.c).
+#ifdef GORT_NO_SHIM
+#define CHECK_RSS 0
+#else
+#define CHECK_RSS 1
+#endif
 enum { NBLOCKS = 48 };         // 48 large objects of 8 MiB: the heap passes 64 MiB
 static const size_t BLOCK = 8 * MiB;
 
@@ -64,7 +70,8 @@ static int alloc_blocks(void) {
   for (int i = 0; i < NBLOCKS; i++) {
     blocks[i] = gort_malloc(BLOCK);
     EXPECT(blocks[i] != NULL, "block %d", i);
-    memset(blocks[i], i + 1, BLOCK);
+    for (size_t off = 0; off < BLOCK; off += 4096) blocks[i][off] = (char)(i + 1);  // every page touched
+    blocks[i][BLOCK - 1] = (char)(i + 1);
   }
   for (int i = 0; i < NBLOCKS; i++) {
     vma_t v = vma_of(blocks[i]);
@@ -112,7 +119,7 @@ INNER_TEST(a_release_withdraws_the_ask_inner) {
   gort__mheap_read_stats(&hs);
   EXPECT(hs.huge_bytes == 0 && hs.huge_withdrawn > 0, "asking %llu bytes, %llu ranges withdrawn",
          (unsigned long long)hs.huge_bytes, (unsigned long long)hs.huge_withdrawn);
-  EXPECT(after_kb - base_kb < 16 * 1024, "RSS %ld KiB above the start after the release", after_kb - base_kb);
+  if (CHECK_RSS) EXPECT(after_kb - base_kb < 16 * 1024, "RSS %ld KiB above the start after the release", after_kb - base_kb);
 }
 
 TEST(a_release_withdraws_the_ask) {
