@@ -101,6 +101,22 @@
 // carve or refill, before zeroing it (nine in ten of the faults were
 // that zeroing): GCBench's faults fell from 45,000 to 13,000 and its CPU
 // did not move, since the ioctl rewrites the same entries the faults did.
+// The prices, measured there on 2026-12-05 (a 16-128 MiB anonymous range,
+// one thread): protecting with PAGEMAP_SCAN 0.07-0.14 us a page, in bulk;
+// unprotecting with UFFDIO_WRITEPROTECT 1.2-1.8 us a page in bulk, but
+// 6-28 us for a call on one page (28 when another thread of the process
+// runs on the other CPU and takes the TLB shootdown); a first write to a
+// protected page 15-16 us. Inside GCBench a fault costs more than that
+// (0.42 s of its user time sits on the faulting memset, against 5 ms with
+// the world stopped): the hypervisor's part is charged to the instruction.
+// Transparent huge pages do not help: the first asynchronous write-protect
+// fault in a huge page splits it (256 MiB of huge pages, protected, one
+// write per 2 MiB: none left), so the tracked zone is back to 4 KiB entries
+// after its first cycle; and gort leaves them to the system there anyway
+// (alloc/mheap.c, "Huge pages"). Tried there too and dropped: a disarm
+// that left protected the small spans whose every slot survived the mark
+// (14% of GCBench's pages, 28% of binary-trees'), since the program
+// allocates in the others: within the noise of three runs each.
 //
 // The mprotect backend, and why it is only the fallback:
 //   1. Granules of 16 KiB, two of the heap's pages (dirty.h). A first
