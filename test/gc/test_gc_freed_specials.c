@@ -238,3 +238,65 @@ TEST(a_queued_finalizer_of_an_object_freed_by_hand_never_runs) {
   gctest_sleep_ms(100);
   EXPECT_EQ_U64(atomic_load(&hidden_ran), 0, "finalizers of objects freed while queued ran");
 }
+
+// A free finds its object's queue entry through an index (finalizer.c,
+// qnode_t) that counts positions from the first entry ever queued, while
+// the queue array grows and compacts under it. Two rounds, each with the
+// finalizer thread held by a blocker while B objects queue behind it: the
+// first makes the array grow with an entry already taken (its position
+// base moves), the second fills it when most of it has been run (it
+// compacts). Every other object is then freed: exactly those finalizers
+// never run, and every other queued one does.
+enum { B = 300 };
+static _Atomic int ran_index[2 * B];
+
+static void indexed_finalizer(void *obj, void *arg) {
+  (void)obj;
+  atomic_fetch_add(&ran_index[(intptr_t)arg], 1);
+}
+
+static GCTEST_NOINLINE void make_indexed(int first, uintptr_t *hidden, gort_weak_t **weak) {
+  for (int i = first; i < first + B; i++) {
+    void *p = gort_gc_alloc(48);
+    gort_gc_set_finalizer(p, indexed_finalizer, (void *)(intptr_t)i);
+    weak[i] = gort_gc_weak_make(p);
+    hidden[i] = HIDE(p);
+  }
+}
+
+TEST(frees_cancel_their_own_queued_finalizers_while_the_queue_grows_and_compacts) {
+  static uintptr_t hidden[2 * B];
+  static gort_weak_t *weak[2 * B];
+  for (int round = 0; round < 2; round++) {
+    atomic_store(&blocker_state, 0);
+    make_blocker();
+    gctest_clobber_stack();
+    for (int tries = 0; tries < 50 && atomic_load(&blocker_state) != 1; tries++) {
+      gctest_collect();
+      gctest_sleep_ms(10);
+    }
+    EXPECT(atomic_load(&blocker_state) == 1, "round %d: the blocking finalizer never ran", round);
+    make_indexed(round * B, hidden, weak);
+    gctest_clobber_stack();
+    gctest_collect();  // they queue behind the blocker
+    int queued = gctest_count_cleared(weak + round * B, B);
+    EXPECT(queued >= B - SLACK, "round %d: only %d of %d objects found unreachable", round, queued, B);
+    for (int i = round * B; i < (round + 1) * B; i += 2) gort_free((void *)HIDE(hidden[i]));
+    atomic_store(&blocker_state, 2);
+    // Every queued odd one runs (the blocker's three siblings first).
+    for (int waited = 0; waited < 5000; waited += 10) {
+      int pending = 0;
+      for (int i = round * B + 1; i < (round + 1) * B; i += 2)
+        pending += gort_gc_weak_get(weak[i]) == NULL && atomic_load(&ran_index[i]) == 0;
+      if (pending == 0) break;
+      gctest_sleep_ms(10);
+    }
+  }
+  for (int i = 0; i < 2 * B; i++) {
+    if (i % 2 == 0)
+      EXPECT(atomic_load(&ran_index[i]) == 0, "object %d's finalizer ran after a free while it was queued", i);
+    else if (gort_gc_weak_get(weak[i]) == NULL)
+      EXPECT(atomic_load(&ran_index[i]) == 1, "object %d's queued finalizer ran %d times", i,
+             atomic_load(&ran_index[i]));
+  }
+}
