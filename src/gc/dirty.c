@@ -68,12 +68,29 @@
 // random all over its heap, and the same change cost it 22% more CPU.
 // So each arm first counts, in a sample of the heap that the last disarm
 // left protected (every 16th 64 KiB chunk, a different 16th each cycle),
-// the present pages and those written since: under a quarter written,
-// this cycle's disarm leaves everything protected; otherwise it
+// the present pages and those written since, and weighs what the
+// written ones cost in faults against what unprotecting every present
+// page and protecting it again would have cost: if the faults are
+// cheaper, this cycle's disarm leaves everything protected; otherwise it
 // unprotects all but the next sample. (Counting walks the sample's page
-// entries and changes none.) The price of unprotecting in pieces: where
-// the kernel backs the heap with transparent huge pages (enabled=always;
-// gort does not ask for them, and our machines' default is madvise), a
+// entries and changes none.) The prices are this machine's, not fixed:
+// the uffd backend measures a first write (the best of 4) and the bulk
+// pair on 64 pages of its own when it starts, and each disarm that
+// unprotects times itself and the arm before it and moves the pair's
+// price towards what they paid a page (uffd_measure, reprice). Here a
+// write costs 12-19 us and the pair 1-6 us a page (more in a process with
+// threads on both CPUs: TLB shootdowns), so the heap stays protected
+// below about a sixth written; on the machines that chose the old fixed
+// quarter, 1.7 and 0.6 us, below a third. With the quarter here,
+// binary-trees (20-27% written, depending on how far its heap grew) left
+// the heap protected in up to 47 of its 128 cycles and took 86,000-148,000
+// faults in two runs of six, against 40,000-45,000 in the others; with
+// the measured prices, 38,000-42,000 in all six (interleaved runs; CPU
+// 6.6 s against 6.9 on average, within this host's noise).
+// The price of unprotecting in pieces: where
+// the kernel backs the heap with transparent huge pages (enabled=always,
+// or GORT_DEBUG=hugepages=1 on a big heap; our machines' default is
+// madvise), a
 // huge page that was not written during the mark is split by the partial
 // unprotect, and khugepaged does not merge protected ranges again. The
 // mprotect backend always unprotects everything: between cycles a
@@ -217,6 +234,51 @@ static int uffd_try_page(void) {
   return n < 0 ? (int)n : 0;
 }
 
+// What protection costs on this machine, per page, measured once at the
+// probe (0: not measured): a first write to a protected page, and
+// unprotecting then protecting again in bulk. Between cycles (measure,
+// below) they decide whether leaving the heap protected is cheaper than
+// unprotecting it: the prices differ tenfold between machines (a host
+// that shadows the guest's page tables: a write 15 us, the pair 1.6 us a
+// page; our first machines: 1.7 and 0.6), so no fixed share of written
+// pages is right on both.
+static struct {
+  uint64_t fault_ns, reprotect_ns;
+  uint64_t arm_ns;  // the last arm's protecting, for the next disarm's estimate
+} cost;
+
+// 64 pages of their own, present, protected: the best of 4 first writes,
+// and the bulk unprotect and protect of all 64. About 0.1 ms (1-2 ms on
+// the shadowing host), once, at the first cycle's start, never in a stop.
+static void uffd_measure(void) {
+  enum { PAGES = 64, WRITES = 4 };
+  int err;
+  uint8_t *m = gort__os_reserve(0, PAGES * 4096, 4096, &err);
+  if (m == NULL) return;
+  uintptr_t lo = (uintptr_t)m, hi = lo + PAGES * 4096, walk, (*none)[2] = NULL;
+  for (int i = 0; i < PAGES; i++) m[i * 4096] = 1;  // present: the kernel protects present pages
+  int64_t t0 = 0;
+  if (gort__os_uffd_register_wp(uf.uffd, lo, hi - lo) == 0 && (t0 = gort__nanotime()) != 0 &&
+      gort__os_pagemap_written(uf.pagemap, lo, hi, none, 0, &walk, true) >= 0) {
+    int64_t t1 = gort__nanotime(), fault = INT64_MAX;
+    for (int i = 0; i < WRITES; i++) {
+      volatile uint8_t *p = m + (size_t)i * (PAGES / WRITES) * 4096;
+      int64_t t = gort__nanotime();
+      *p = 2;
+      t = gort__nanotime() - t;
+      if (t < fault) fault = t;
+    }
+    int64_t t2 = gort__nanotime();
+    int r = gort__os_uffd_unprotect(uf.uffd, lo, hi - lo);
+    int64_t t3 = gort__nanotime();
+    if (r == 0 && fault > 0) {
+      cost.fault_ns = (uint64_t)fault;
+      cost.reprotect_ns = (uint64_t)((t1 - t0) + (t3 - t2)) / PAGES;
+    }
+  }
+  gort__os_unmap(m, PAGES * 4096);  // the registration goes with the mapping
+}
+
 static int uffd_open(void) {
   int fd = gort__os_uffd_open();
   if (fd < 0) return fd;
@@ -229,6 +291,7 @@ static int uffd_open(void) {
   uf.pagemap = pm;
   int r = uffd_try_page();
   if (r < 0) uffd_close();
+  else uffd_measure();
   return r;
 }
 
@@ -357,6 +420,11 @@ bool gort__dirty_enabled(void) {
 
 const char *gort__dirty_name(void) { return dirty.be != NULL ? dirty.be->name : "none"; }
 
+void gort__dirty_prices(uint64_t *fault_ns, uint64_t *reprotect_ns) {
+  *fault_ns = cost.fault_ns;
+  *reprotect_ns = cost.reprotect_ns;
+}
+
 static bool register_new(void) {
   uint32_t n = gort__mheap_nreservations();
   // The last range may have grown since it was registered: register its
@@ -414,6 +482,18 @@ static void count_part(uintptr_t lo, uintptr_t hi, void *arg) {
   dirty.sample_written += written;
 }
 
+// The probe's price of unprotecting and protecting again is for 64 pages
+// in one call; the heap's calls are larger and pay their own TLB
+// shootdowns. So each disarm that unprotects times itself, and the arm
+// before it, and moves the price a quarter of the way to what they paid
+// a page (the sample's present pages stand for a sixteenth of the heap's).
+static void reprice(uint64_t unprotect_ns) {
+  uint64_t present = dirty.sample_present * SAMPLE_STRIDE;
+  if (cost.fault_ns == 0 || dirty.sample_present < SAMPLE_MIN_PAGES) return;
+  uint64_t paid = unprotect_ns / (present - dirty.sample_present) + cost.arm_ns / present;
+  cost.reprotect_ns = (3 * cost.reprotect_ns + paid) / 4;
+}
+
 // Counts the last disarm's sample (the lock held, before the ranges
 // registered since are added) and decides this cycle's disarm.
 static void measure(void) {
@@ -422,7 +502,16 @@ static void measure(void) {
   if (dirty.be->count == NULL) return;
   int err = 0;
   for (uint32_t i = 0; i < dirty.registered; i++) sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, true, count_part, &err);
-  dirty.lazy = err == 0 && dirty.sample_present >= SAMPLE_MIN_PAGES && dirty.sample_written * 4 < dirty.sample_present;
+  // Left protected, each page the program writes before the next arm
+  // costs a fault; unprotected, each present page costs an unprotect now
+  // and a protect at the next arm. The prices' ratio is kept within 1/64
+  // and 1/2, against a measurement gone wrong; unmeasured, 1/4.
+  uint64_t fault = cost.fault_ns, reprotect = cost.reprotect_ns;
+  if (fault == 0) fault = 4, reprotect = 1;
+  if (reprotect * 64 < fault) reprotect = fault / 64;
+  if (reprotect * 2 > fault) reprotect = fault / 2;
+  dirty.lazy = err == 0 && dirty.sample_present >= SAMPLE_MIN_PAGES &&
+               dirty.sample_written * fault < dirty.sample_present * reprotect;
 }
 
 const char *gort__dirty_sample(uint64_t *present, uint64_t *written) {
@@ -450,6 +539,7 @@ uint32_t gort__dirty_arm(void) {
   dirty.be->arming(true);
   measure();
   bool ok = register_new();
+  int64_t t = gort__nanotime();
   for (uint32_t i = 0; ok && i < dirty.registered; i++) {
     int r = dirty.be->protect(dirty.lo[i], dirty.reg_hi[i]);
     if (r < 0) {
@@ -457,6 +547,7 @@ uint32_t gort__dirty_arm(void) {
       ok = false;
     }
   }
+  cost.arm_ns = (uint64_t)(gort__nanotime() - t);
   uint32_t gen = 0;
   if (ok) {
     gen = ++dirty.gen ? dirty.gen : ++dirty.gen;  // never 0
@@ -527,9 +618,12 @@ void gort__dirty_disarm(uint32_t gen) {
       // after a lazy one, so any 16th is a sample): a fixed one could miss
       // a program whose writes fall with the same period.
       dirty.phase = (dirty.phase + 1) & (SAMPLE_STRIDE - 1);
-      if (!dirty.lazy)
+      if (!dirty.lazy) {
+        int64_t t = gort__nanotime();
         for (uint32_t i = 0; i < dirty.registered; i++)
           sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, false, unprotect_part, NULL);
+        reprice((uint64_t)(gort__nanotime() - t));
+      }
     }
     dirty.be->arming(false);
   }

@@ -391,6 +391,9 @@ extern _Atomic uint64_t gort__gc_swept_objects, gort__gc_swept_bytes GORT_HIDDEN
 // Probes the backend once (GORT_DEBUG=gcdirty); true if there is tracking.
 bool gort__dirty_enabled(void);
 const char *gort__dirty_name(void);
+// What a first write to a protected page and unprotecting then protecting
+// a page cost here, in ns, as the uffd backend measured them (0: not).
+void gort__dirty_prices(uint64_t *fault_ns, uint64_t *reprotect_ns);
 // Protects the whole heap (before the first stop); returns the arming's
 // generation, 0 if tracking failed.
 uint32_t gort__dirty_arm(void);

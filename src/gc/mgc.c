@@ -405,9 +405,19 @@ static void activate(void) {
   gort__gc_sweep_init();
   conc.on = gort__dirty_enabled() &&
             gort__stw_internal_thread(worker_main, (void *)(uintptr_t)atomic_load(&conc.request)) == 0;
-  if (gort__opts.gctrace)
-    gort__print("gc: %s marking, dirty pages from %s\n", conc.on ? "concurrent" : "stop-the-world",
-                gort__dirty_name());
+  if (gort__opts.gctrace) {
+    uint64_t fault, reprotect;
+    gort__dirty_prices(&fault, &reprotect);
+    if (fault != 0)
+      gort__print("gc: %s marking, dirty pages from %s (a first write to a protected page %llu.%llu us, "
+                  "unprotecting and protecting again %llu.%llu us a page)\n",
+                  conc.on ? "concurrent" : "stop-the-world", gort__dirty_name(),
+                  (unsigned long long)(fault / 1000), (unsigned long long)(fault % 1000 / 100),
+                  (unsigned long long)(reprotect / 1000), (unsigned long long)(reprotect % 1000 / 100));
+    else
+      gort__print("gc: %s marking, dirty pages from %s\n", conc.on ? "concurrent" : "stop-the-world",
+                  gort__dirty_name());
+  }
 }
 
 static void cycle(void *arg);
@@ -740,10 +750,14 @@ static void cycle_finish(void) {
     char g1[32], g2[32];
     uint64_t s_present, s_written;
     const char *after = gort__dirty_sample(&s_present, &s_written);
+    uint64_t p_fault, p_reprotect;
+    gort__dirty_prices(&p_fault, &p_reprotect);
     gort__print("gc %u: before the first stop: the last sweep %s ms, counting and protecting the heap %s ms; since the last cycle "
-                "%llu of %llu sampled pages written, so the heap stays %s after this one\n",
+                "%llu of %llu sampled pages written, so the heap stays %s after this one "
+                "(a write fault %llu ns, unprotecting and protecting a page %llu ns)\n",
                 n, ms3(g1, sizeof g1, conc.t_swept - conc.t0), ms3(g2, sizeof g2, conc.t_restart1 - conc.stw1_ns - conc.t_swept),
-                (unsigned long long)s_written, (unsigned long long)s_present, after);
+                (unsigned long long)s_written, (unsigned long long)s_present, after, (unsigned long long)p_fault,
+                (unsigned long long)p_reprotect);
     gort__print("gc %u: %u slow paths waited past the hard goal, the longest %s ms (stops and descheduling included); "
                 "the next cycle starts %u.%u%% of the way to its goal%s\n",
                 n, atomic_exchange(&conc.waits, 0), ms3(a, sizeof a, atomic_exchange(&conc.longest_wait, 0)),

@@ -343,16 +343,19 @@ TEST(gctrace_names_the_marking_and_its_dirty_page_backend) {
   EXPECT(system(cmd) == 0, "inner run failed: %s", cmd);
   FILE *f = fopen(path, "r");
   char line[256] = "";
-  bool found = false;
+  bool found = false, priced = false;
   while (f != NULL && fgets(line, sizeof line, f) != NULL)
     if (strncmp(line, "gc: ", 4) == 0 && strstr(line, " marking, dirty pages from ") != NULL) {
       found = true;
+      // uffd measures what protection costs here (dirty.c, uffd_measure)
+      priced = strstr(line, "from uffd") == NULL || strstr(line, "a first write to a protected page") != NULL;
       printf("  %s", line);
       break;
     }
   if (f != NULL) fclose(f);
   unlink(path);
   EXPECT(found, "no line naming the marking and the dirty-page backend");
+  EXPECT(priced, "the uffd backend's line names no prices: %s", line);
 }
 
 // /gc/pauses:seconds counts every stop (two per concurrent cycle, one per
