@@ -234,6 +234,8 @@ static int uffd_try_page(void) {
   return n < 0 ? (int)n : 0;
 }
 
+static bool t_valid(int64_t t) { return t > 0 && t < INT64_MAX; }
+
 // What protection costs on this machine, per page, measured once at the
 // probe (0: not measured): a first write to a protected page, and
 // unprotecting then protecting again in bulk. Between cycles (measure,
@@ -242,39 +244,50 @@ static int uffd_try_page(void) {
 // that shadows the guest's page tables: a write 15 us, the pair 1.6 us a
 // page; our first machines: 1.7 and 0.6), so no fixed share of written
 // pages is right on both.
+// All in the measuring thread's CPU time (the kernel's work in the calls
+// included, a preemption not), so that a loaded machine does not inflate
+// them. Under dirty.lock, or at the probe.
 static struct {
   uint64_t fault_ns, reprotect_ns;
-  uint64_t arm_ns;  // the last arm's protecting, for the next disarm's estimate
+  uint64_t probe_reprotect_ns;  // the probe's pair, which lazy cycles drift back to
+  uint64_t arm_ns;              // the last arm's protecting, if it followed a full unprotect; else 0
+  uint32_t registered;          // the ranges the last arm counted (reprice skips a grown heap)
 } cost;
 
-// 64 pages of their own, present, protected: the best of 4 first writes,
-// and the bulk unprotect and protect of all 64. About 0.1 ms (1-2 ms on
-// the shadowing host), once, at the first cycle's start, never in a stop.
+static int64_t cpu_now(void) { return gort__os_thread_cpu_ns(); }
+
+// 64 pages of their own, present: the best of 4 first writes to protected
+// ones, and the best of 3 bulk protects and unprotects of all 64. About
+// 0.1 ms (1-2 ms on the shadowing host), once, at the first cycle's
+// start, never in a stop.
 static void uffd_measure(void) {
-  enum { PAGES = 64, WRITES = 4 };
+  enum { PAGES = 64, WRITES = 4, PAIRS = 3 };
   int err;
   uint8_t *m = gort__os_reserve(0, PAGES * 4096, 4096, &err);
   if (m == NULL) return;
   uintptr_t lo = (uintptr_t)m, hi = lo + PAGES * 4096, walk, (*none)[2] = NULL;
   for (int i = 0; i < PAGES; i++) m[i * 4096] = 1;  // present: the kernel protects present pages
-  int64_t t0 = 0;
-  if (gort__os_uffd_register_wp(uf.uffd, lo, hi - lo) == 0 && (t0 = gort__nanotime()) != 0 &&
-      gort__os_pagemap_written(uf.pagemap, lo, hi, none, 0, &walk, true) >= 0) {
-    int64_t t1 = gort__nanotime(), fault = INT64_MAX;
-    for (int i = 0; i < WRITES; i++) {
+  int64_t fault = INT64_MAX, pair = INT64_MAX;
+  bool ok = gort__os_uffd_register_wp(uf.uffd, lo, hi - lo) == 0;
+  for (int k = 0; ok && k < PAIRS; k++) {
+    int64_t t0 = cpu_now();
+    ok = gort__os_pagemap_written(uf.pagemap, lo, hi, none, 0, &walk, true) >= 0;
+    int64_t t1 = cpu_now();
+    for (int i = 0; ok && k == 0 && i < WRITES; i++) {
       volatile uint8_t *p = m + (size_t)i * (PAGES / WRITES) * 4096;
-      int64_t t = gort__nanotime();
+      int64_t t = cpu_now();
       *p = 2;
-      t = gort__nanotime() - t;
+      t = cpu_now() - t;
       if (t < fault) fault = t;
     }
-    int64_t t2 = gort__nanotime();
-    int r = gort__os_uffd_unprotect(uf.uffd, lo, hi - lo);
-    int64_t t3 = gort__nanotime();
-    if (r == 0 && fault > 0) {
-      cost.fault_ns = (uint64_t)fault;
-      cost.reprotect_ns = (uint64_t)((t1 - t0) + (t3 - t2)) / PAGES;
-    }
+    int64_t t2 = cpu_now();
+    ok = ok && gort__os_uffd_unprotect(uf.uffd, lo, hi - lo) == 0;
+    int64_t t3 = cpu_now();
+    if ((t1 - t0) + (t3 - t2) < pair) pair = (t1 - t0) + (t3 - t2);
+  }
+  if (ok && t_valid(fault) && t_valid(pair)) {
+    cost.fault_ns = (uint64_t)fault;
+    cost.reprotect_ns = cost.probe_reprotect_ns = (uint64_t)pair / PAGES;
   }
   gort__os_unmap(m, PAGES * 4096);  // the registration goes with the mapping
 }
@@ -420,9 +433,19 @@ bool gort__dirty_enabled(void) {
 
 const char *gort__dirty_name(void) { return dirty.be != NULL ? dirty.be->name : "none"; }
 
+// The prices the decision uses: their ratio kept within 1/64 and 1/2,
+// against a measurement gone wrong; unmeasured (0, 0): the old rule, a
+// quarter of the pages written.
 void gort__dirty_prices(uint64_t *fault_ns, uint64_t *reprotect_ns) {
-  *fault_ns = cost.fault_ns;
-  *reprotect_ns = cost.reprotect_ns;
+  uint64_t fault = cost.fault_ns, reprotect = cost.reprotect_ns;
+  if (fault == 0) {
+    *fault_ns = *reprotect_ns = 0;
+    return;
+  }
+  if (reprotect * 64 < fault) reprotect = fault / 64;
+  if (reprotect * 2 > fault) reprotect = fault / 2;
+  *fault_ns = fault;
+  *reprotect_ns = reprotect;
 }
 
 static bool register_new(void) {
@@ -487,10 +510,19 @@ static void count_part(uintptr_t lo, uintptr_t hi, void *arg) {
 // shootdowns. So each disarm that unprotects times itself, and the arm
 // before it, and moves the price a quarter of the way to what they paid
 // a page (the sample's present pages stand for a sixteenth of the heap's).
-static void reprice(uint64_t unprotect_ns) {
+// A cycle that left the heap protected moves the price a quarter of the
+// way back to the probe's, so that one dear measurement cannot keep the
+// heap protected for good. Skipped when the heap grew since the arm
+// counted it (the walk covered pages the count did not).
+static void reprice(int64_t unprotect_ns, bool unprotected) {
+  if (cost.fault_ns == 0) return;
+  if (!unprotected) {
+    cost.reprotect_ns = (3 * cost.reprotect_ns + cost.probe_reprotect_ns) / 4;
+    return;
+  }
+  if (dirty.sample_present < SAMPLE_MIN_PAGES || dirty.registered != cost.registered || unprotect_ns <= 0) return;
   uint64_t present = dirty.sample_present * SAMPLE_STRIDE;
-  if (cost.fault_ns == 0 || dirty.sample_present < SAMPLE_MIN_PAGES) return;
-  uint64_t paid = unprotect_ns / (present - dirty.sample_present) + cost.arm_ns / present;
+  uint64_t paid = (uint64_t)unprotect_ns / (present - dirty.sample_present) + cost.arm_ns / present;
   cost.reprotect_ns = (3 * cost.reprotect_ns + paid) / 4;
 }
 
@@ -504,12 +536,11 @@ static void measure(void) {
   for (uint32_t i = 0; i < dirty.registered; i++) sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, true, count_part, &err);
   // Left protected, each page the program writes before the next arm
   // costs a fault; unprotected, each present page costs an unprotect now
-  // and a protect at the next arm. The prices' ratio is kept within 1/64
-  // and 1/2, against a measurement gone wrong; unmeasured, 1/4.
-  uint64_t fault = cost.fault_ns, reprotect = cost.reprotect_ns;
+  // and a protect at the next arm.
+  uint64_t fault, reprotect;
+  gort__dirty_prices(&fault, &reprotect);
   if (fault == 0) fault = 4, reprotect = 1;
-  if (reprotect * 64 < fault) reprotect = fault / 64;
-  if (reprotect * 2 > fault) reprotect = fault / 2;
+  cost.registered = dirty.registered;
   dirty.lazy = err == 0 && dirty.sample_present >= SAMPLE_MIN_PAGES &&
                dirty.sample_written * fault < dirty.sample_present * reprotect;
 }
@@ -537,9 +568,10 @@ uint32_t gort__dirty_arm(void) {
   if (dirty.be == NULL) return 0;
   dlock();
   dirty.be->arming(true);
+  bool after_unprotect = !dirty.lazy;  // the last disarm's decision: what this arm protects again
   measure();
   bool ok = register_new();
-  int64_t t = gort__nanotime();
+  int64_t t = cpu_now();
   for (uint32_t i = 0; ok && i < dirty.registered; i++) {
     int r = dirty.be->protect(dirty.lo[i], dirty.reg_hi[i]);
     if (r < 0) {
@@ -547,7 +579,8 @@ uint32_t gort__dirty_arm(void) {
       ok = false;
     }
   }
-  cost.arm_ns = (uint64_t)(gort__nanotime() - t);
+  int64_t spent = cpu_now() - t;
+  cost.arm_ns = after_unprotect && spent > 0 ? (uint64_t)spent : 0;
   uint32_t gen = 0;
   if (ok) {
     gen = ++dirty.gen ? dirty.gen : ++dirty.gen;  // never 0
@@ -618,12 +651,11 @@ void gort__dirty_disarm(uint32_t gen) {
       // after a lazy one, so any 16th is a sample): a fixed one could miss
       // a program whose writes fall with the same period.
       dirty.phase = (dirty.phase + 1) & (SAMPLE_STRIDE - 1);
-      if (!dirty.lazy) {
-        int64_t t = gort__nanotime();
+      int64_t t = cpu_now();
+      if (!dirty.lazy)
         for (uint32_t i = 0; i < dirty.registered; i++)
           sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, false, unprotect_part, NULL);
-        reprice((uint64_t)(gort__nanotime() - t));
-      }
+      reprice(cpu_now() - t, !dirty.lazy);
     }
     dirty.be->arming(false);
   }

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../base/base.h"
@@ -125,6 +126,14 @@ int64_t gort__os_resident(void *p, size_t size) {
     off += chunk;
   }
   return resident;
+}
+
+int64_t gort__os_thread_cpu_ns(void) {
+  struct timespec ts;
+  int saved = errno;
+  int r = clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  errno = saved;
+  return r == 0 ? (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec : -1;
 }
 
 int64_t gort__os_rss(void) {

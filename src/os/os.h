@@ -38,6 +38,9 @@ uint64_t gort__os_memory_bytes(void);
 int64_t gort__os_resident(void *p, size_t size);
 // The process's resident set size in bytes, from /proc/self/statm; -errno.
 int64_t gort__os_rss(void);
+// The calling thread's CPU time in ns (user and system; not the time it
+// waited for a CPU), or -1.
+int64_t gort__os_thread_cpu_ns(void);
 
 // Threads and signals (thread.c).
 #include <pthread.h>
