@@ -35,7 +35,7 @@
 //
 // Transparent huge pages are the system's business unless the program asks
 // (GORT_DEBUG=hugepages=1): then reservations of 64 MiB and more ask for
-// them until the scavenger first releases from them ("Huge pages", below,
+// them until pages are first released from them ("Huge pages", below,
 // has the trade-off measured).
 //
 // Invariants (all under heap.lock):
@@ -134,7 +134,7 @@ static struct {
   // Ranges that ask for transparent huge pages (see "Huge pages" below).
   uintptr_t huge_lo[HUGE_MAX], huge_hi[HUGE_MAX];
   uint32_t nhuge;
-  uint64_t huge_bytes, huge_withdrawn;
+  uint64_t huge_bytes, huge_withdrawn, huge_withdraw_failures;
   uint32_t releasing;            // spans off the lists while release_lock's holder releases them
   _Atomic uint32_t release_waiters;  // allocations waiting for a release (gort__mheap_alloc_in)
   mheap_grow_hook_t grow_hook;   // set once at start-up
@@ -369,8 +369,9 @@ void gort__mheap_reservation(uint32_t i, uintptr_t *lo, uintptr_t *hi) {
 }
 
 // Huge pages (GORT_DEBUG=hugepages=1; off by default). A reservation of
-// HUGE_MIN_RESERVATION or more, which a zone makes only once it holds as
-// much, asks the kernel for transparent huge pages on its 2 MiB-aligned
+// HUGE_MIN_RESERVATION or more (a zone's once it holds as much, or one
+// made for a single request that big) asks the kernel for transparent
+// huge pages on its 2 MiB-aligned
 // interior (MADV_HUGEPAGE; where the system's setting is `madvise`, the
 // common default, nothing else gets them). A first touch then faults in
 // 2 MiB at once instead of 4 KiB, and the TLB covers 512 times more heap.
@@ -379,9 +380,9 @@ void gort__mheap_reservation(uint32_t i, uintptr_t *lo, uintptr_t *hi) {
 // done, so a stop waits for it (about 0.1 ms on ordinary hardware; 3-4 ms
 // on a VM whose host backs guest memory lazily). Measured on such a VM
 // (bench/gc largeheap, a 1 GiB live cache, noscan values in the main
-// zone): 608,000 page faults fell to 105,000, CPU from 19.5-22 s to
-// 13.2-17.6 s, and the longest stop rose from 0.53-0.58 ms to 3.5-4.2
-// ms. Hence opt-in: a program that wants throughput turns it on; the
+// zone; IMPLS="gort gort-huge", 3 runs, medians): 608,000 page faults fell
+// to 105,000, CPU from 21.3 to 15.1 s (18.6 to 12.7 in a second set), and
+// the longest stop rose from 0.78 to 2.60 ms (0.74 to 3.33). Hence opt-in: a program that wants throughput turns it on; the
 // default keeps the stops short. (Populating fresh ranges in a blocking
 // call would let the stop go on without the faulting thread, but the
 // allocating thread may hold locks a stop needs; not done.)
@@ -389,12 +390,17 @@ void gort__mheap_reservation(uint32_t i, uintptr_t *lo, uintptr_t *hi) {
 // free pages inside huge ones (the kernel splits them), and khugepaged,
 // which scans advised ranges, collapses any 2 MiB range with a page still
 // present back into a huge page, refilling what was released with zeros.
-// So the first release from an advised range withdraws the advice from
-// the whole range (MADV_NOHUGEPAGE, so that khugepaged keeps off it; the
+// So the first release of pages in an advised range (by the scavenger,
+// gort_free_os_memory or the memory limit) withdraws the advice from the
+// whole range (MADV_NOHUGEPAGE, so that khugepaged keeps off it; the
 // huge pages already there stay until parts of them are released), and
 // RSS goes on following the live heap. Advice and withdrawal are per
 // reservation, never per release, so that the kernel's mappings do not
-// split at every released run. Under the lock.
+// split at every released run. Any release counts, a small span's too:
+// in a program that frees as well as grows, the advice mostly serves the
+// growth, which is where the faults were. (Where the system's setting is `always`,
+// a withdrawn reservation gets fewer huge pages than it would without the
+// option; that is the price of RSS that stays down.) Under the lock.
 static void huge_advise(uintptr_t base, uintptr_t bytes) {
   if (!gort__opts.hugepages || bytes < HUGE_MIN_RESERVATION || heap.nhuge == HUGE_MAX) return;
   uintptr_t lo = GORT_ALIGN_UP(base, HUGE_PAGE), hi = GORT_ALIGN_DOWN(base + bytes, HUGE_PAGE);
@@ -405,20 +411,45 @@ static void huge_advise(uintptr_t base, uintptr_t bytes) {
   heap.huge_bytes += hi - lo;
 }
 
-// Withdraws the advice of every advised range that [lo, hi) overlaps,
-// before pages there are released. Under the lock.
-static void huge_withdraw(uintptr_t lo, uintptr_t hi) {
-  for (uint32_t i = 0; i < heap.nhuge;) {
+// Takes off the table up to n advised ranges that [lo, hi) overlaps, into
+// out; returns how many. Under the lock; the caller withdraws the advice
+// after dropping it (the madvise takes the address space's lock for
+// writing, which page faults elsewhere may hold for milliseconds).
+static uint32_t huge_take(uintptr_t lo, uintptr_t hi, uintptr_t (*out)[2], uint32_t n) {
+  uint32_t got = 0;
+  for (uint32_t i = 0; i < heap.nhuge && got < n;) {
     if (heap.huge_lo[i] >= hi || lo >= heap.huge_hi[i]) {
       i++;
       continue;
     }
-    (void)gort__os_huge_pages((void *)heap.huge_lo[i], heap.huge_hi[i] - heap.huge_lo[i], 0);
+    out[got][0] = heap.huge_lo[i];
+    out[got][1] = heap.huge_hi[i];
+    got++;
     heap.huge_bytes -= heap.huge_hi[i] - heap.huge_lo[i];
     heap.huge_withdrawn++;
     heap.nhuge--;
     heap.huge_lo[i] = heap.huge_lo[heap.nhuge];
     heap.huge_hi[i] = heap.huge_hi[heap.nhuge];
+  }
+  return got;
+}
+
+// Withdraws the advice of every advised range that the pages about to be
+// released, [lo, hi), overlap (a run of them, not the span's extent: a
+// free span can reach from pages released into an advised range it
+// releases nothing from). The heap lock not held.
+// Returns the failures (counted; the range no longer asks in gort's
+// table, but the kernel may still think it does).
+static uint64_t huge_withdraw(uintptr_t lo, uintptr_t hi) {
+  uint64_t failures = 0;
+  for (;;) {
+    uintptr_t r[16][2];
+    lock(&heap.lock);
+    uint32_t n = huge_take(lo, hi, r, 16);
+    unlock(&heap.lock);
+    for (uint32_t i = 0; i < n; i++)
+      if (gort__os_huge_pages((void *)r[i][0], r[i][1] - r[i][0], 0) != 0) failures++;
+    if (n < 16) return failures;
   }
 }
 
@@ -819,8 +850,9 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
   while (released < max_bytes) {
     mspan_t *s = take_release_candidate(min_age_ns, now);
     if (s == NULL) break;
-    if (heap.nhuge != 0) huge_withdraw(s->base, span_end(s));
+    bool withdraw = heap.nhuge != 0;
     unlock(&heap.lock);
+    uint64_t huge_failures = 0;
     // Release maximal runs of unreleased pages. The span is off the lists,
     // so nothing allocates these pages while we work without the lock; the
     // released bits are ours to read until we put the span back.
@@ -833,6 +865,7 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
       }
       if (run != 0) {
         calls++;
+        if (withdraw) huge_failures += huge_withdraw(run, p);
         if (gort__os_release((void *)run, p - run, heap.release_dontneed) == 0) {
           for (uintptr_t q = run; q < p; q += GORT_PAGE_SIZE) page_set_released(q, true);
           done += (p - run) >> GORT_PAGE_SHIFT;
@@ -848,6 +881,7 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
     heap.meta_released_bytes += meta;
     heap.release_calls += calls;
     heap.release_failures += failures;
+    heap.huge_withdraw_failures += huge_failures;
     released += done << GORT_PAGE_SHIFT;
     span_set_state(s, SPAN_FREE);
     heap.releasing--;
@@ -889,6 +923,7 @@ void gort__mheap_read_stats(heap_stats_t *out) {
   out->release_failures = heap.release_failures;
   out->huge_bytes = heap.huge_bytes;
   out->huge_withdrawn = heap.huge_withdrawn;
+  out->huge_withdraw_failures = heap.huge_withdraw_failures;
   out->arenas = heap.arenas;
   out->span_structs = heap.spanalloc.inuse;
   out->span_structs_sys = heap.spanalloc.sys;

@@ -18,6 +18,7 @@ typedef struct {
   uint64_t span_structs, span_structs_sys;     // mspan_t metadata
   uint64_t huge_bytes;       // heap now asking for transparent huge pages (GORT_DEBUG=hugepages)
   uint64_t huge_withdrawn;   // ranges whose advice a release withdrew
+  uint64_t huge_withdraw_failures;  // of those, the ones the kernel refused (MADV_NOHUGEPAGE)
 } heap_stats_t;
 
 // Allocates npages pages whose first page is aligned to align_pages pages

@@ -94,8 +94,8 @@ static const option_t options[] = {
     {"scavdelay", OPT_INT, OFF(scavdelay_ms), true,
      "milliseconds a free page stays before the scavenger releases it (default 500)", false},
     {"hugepages", OPT_BOOL, OFF(hugepages), true,
-     "1: reservations of 64 MiB and more (heaps past 64 MiB) ask for transparent huge pages, "
-     "each until the scavenger first releases memory from it; fewer page faults and TLB misses, "
+     "1: reservations of 64 MiB and more (a heap past 64 MiB, or a request that big) ask for "
+     "transparent huge pages, each until pages are first released from it; fewer page faults and TLB misses, "
      "but a first touch faults in 2 MiB at once, which a stop of the world waits for "
      "(0, the default: the system's setting decides)", false},
 };
