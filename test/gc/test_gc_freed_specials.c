@@ -205,6 +205,19 @@ static GCTEST_NOINLINE void make_blocker(void) {
   for (int i = 0; i < 4; i++) gort_gc_set_finalizer(gort_gc_alloc(64), blocking_finalizer, NULL);
 }
 
+// Makes blockers and collects until the finalizer thread is inside one;
+// whether it is.
+static bool hold_the_finalizer_thread(void) {
+  atomic_store(&blocker_state, 0);
+  make_blocker();
+  gctest_clobber_stack();
+  for (int tries = 0; tries < 50 && atomic_load(&blocker_state) != 1; tries++) {
+    gctest_collect();
+    gctest_sleep_ms(10);
+  }
+  return atomic_load(&blocker_state) == 1;
+}
+
 static GCTEST_NOINLINE void make_hidden(int n, uintptr_t *hidden, gort_weak_t **weak) {
   for (int i = 0; i < n; i++) {
     void *p = gort_gc_alloc(96);
@@ -215,15 +228,8 @@ static GCTEST_NOINLINE void make_hidden(int n, uintptr_t *hidden, gort_weak_t **
 }
 
 TEST(a_queued_finalizer_of_an_object_freed_by_hand_never_runs) {
-  atomic_store(&blocker_state, 0);
   atomic_store(&hidden_ran, 0);
-  make_blocker();
-  gctest_clobber_stack();
-  for (int tries = 0; tries < 50 && atomic_load(&blocker_state) != 1; tries++) {
-    gctest_collect();
-    gctest_sleep_ms(10);
-  }
-  EXPECT(atomic_load(&blocker_state) == 1, "the blocking finalizer never ran");
+  EXPECT(hold_the_finalizer_thread(), "the blocking finalizer never ran");
   enum { H = 16 };
   uintptr_t hidden[H];
   gort_weak_t *weak[H];
@@ -268,14 +274,7 @@ TEST(frees_cancel_their_own_queued_finalizers_while_the_queue_grows_and_compacts
   static uintptr_t hidden[2 * B];
   static gort_weak_t *weak[2 * B];
   for (int round = 0; round < 2; round++) {
-    atomic_store(&blocker_state, 0);
-    make_blocker();
-    gctest_clobber_stack();
-    for (int tries = 0; tries < 50 && atomic_load(&blocker_state) != 1; tries++) {
-      gctest_collect();
-      gctest_sleep_ms(10);
-    }
-    EXPECT(atomic_load(&blocker_state) == 1, "round %d: the blocking finalizer never ran", round);
+    EXPECT(hold_the_finalizer_thread(), "round %d: the blocking finalizer never ran", round);
     make_indexed(round * B, hidden, weak);
     gctest_clobber_stack();
     gctest_collect();  // they queue behind the blocker

@@ -22,7 +22,10 @@ check() {  # name, command...
       echo "PASS preload/$name"
     fi
   else
-    echo "FAIL preload/$name (exit $?): $(echo "$out" | tail -3)"
+    # The last non-empty lines (python's test runner ends with blank ones),
+    # and all of it in a file beside the build.
+    echo "FAIL preload/$name (exit $?): $(echo "$out" | grep -v '^[[:space:]]*$' | tail -12)"
+    echo "$out" >"$B/preload_$name.out" 2>/dev/null
   fi
 }
 
