@@ -151,7 +151,7 @@ static void *large_alloc(size_t size, uintptr_t align_pages, bool zero) {
   s->kind = KIND_MANUAL;
   large_pinfo_set(s);
   s->nelems = 1;
-  s->elemsize = 0;
+  span_set_elemsize(s, 0);
   __atomic_store_n(&s->fresh, 1, __ATOMIC_RELAXED);
   span_clear_samples(s);
   if (zero && s->needzero) memset((void *)s->base, 0, span_bytes(s));

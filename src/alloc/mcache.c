@@ -157,7 +157,7 @@ void gort__span_init_small(mspan_t *s, int cls) {
   uintptr_t gen = atomic_fetch_add_explicit(&span_gens, 1, memory_order_relaxed) + 1;
   atomic_store_explicit(&s->xfree, gen << 4 | XFREE_MARK, memory_order_release);
   s->sizeclass = (uint8_t)cls;
-  s->elemsize = gort__class_size[cls];
+  span_set_elemsize(s, gort__class_size[cls]);
   s->nelems = gort__class_nelems[cls];
   s->divmul = gort__class_divmul[cls];
   s->kind = KIND_MANUAL;

@@ -272,7 +272,7 @@ static mspan_t *new_span_struct(uintptr_t base, uintptr_t npages, span_state_t s
   mspan_t *s = gort__fixalloc_alloc(&heap.spanalloc);
   if (s == NULL) return NULL;
   s->base = base;
-  s->npages = npages;
+  span_set_npages(s, npages);
   span_set_state(s, state);
   return s;
 }
@@ -507,7 +507,7 @@ static bool split_tail(mspan_t *s, uintptr_t npages) {
   mspan_t *t = new_span_struct(s->base + (npages << GORT_PAGE_SHIFT), s->npages - npages, SPAN_FREE);
   if (t == NULL) return false;
   t->freed_ns = s->freed_ns;
-  s->npages = npages;
+  span_set_npages(s, npages);
   set_span(t->base, t);
   set_span(span_end(t) - GORT_PAGE_SIZE, t);
   free_list_insert(t);
@@ -613,7 +613,7 @@ mspan_t *gort__mheap_alloc_in(uintptr_t npages, uintptr_t align_pages, span_stat
     set_span(span_end(h) - GORT_PAGE_SIZE, h);
     free_list_insert(h);
     s->base = start;
-    s->npages -= head_pages;
+    span_set_npages(s, s->npages - head_pages);
     set_span(s->base, s);
   }
   if (!split_tail(s, npages)) {
@@ -647,7 +647,7 @@ static void coalesce_insert(mspan_t *s) {
     set_span(span_end(l) - GORT_PAGE_SIZE, NULL);  // boundaries become interior
     set_span(s->base, NULL);
     s->base = l->base;
-    s->npages += l->npages;
+    span_set_npages(s, s->npages + l->npages);
     if (l->freed_ns > s->freed_ns) s->freed_ns = l->freed_ns;
     span_set_state(l, SPAN_DEAD);
     gort__fixalloc_free(&heap.spanalloc, l);
@@ -657,7 +657,7 @@ static void coalesce_insert(mspan_t *s) {
     free_list_remove(r);
     set_span(r->base, NULL);
     set_span(span_end(s) - GORT_PAGE_SIZE, NULL);
-    s->npages += r->npages;
+    span_set_npages(s, s->npages + r->npages);
     if (r->freed_ns > s->freed_ns) s->freed_ns = r->freed_ns;
     span_set_state(r, SPAN_DEAD);
     gort__fixalloc_free(&heap.spanalloc, r);
@@ -686,7 +686,7 @@ static void free_locked(mspan_t *s) {
     set_span(p, NULL);
   span_set_state(s, SPAN_FREE);
   s->sizeclass = 0;
-  s->elemsize = 0;
+  span_set_elemsize(s, 0);
   s->free = NULL;
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
@@ -741,7 +741,7 @@ bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages) {
   tmp.state = SPAN_LARGE;
   mark_inuse(&tmp);  // counts and clears released bits, maps pages to &tmp
   for (uintptr_t p = r->base; p < span_end(r); p += GORT_PAGE_SIZE) set_span(p, s);
-  s->npages = npages;
+  span_set_npages(s, npages);
   s->needzero = old_needzero | tmp.needzero;
   heap.large_alloc_bytes += extra << GORT_PAGE_SHIFT;
   span_set_state(r, SPAN_DEAD);

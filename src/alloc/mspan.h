@@ -199,6 +199,12 @@ GORT_INLINE span_state_t span_state(const mspan_t *s) {
 GORT_INLINE void span_set_state(mspan_t *s, span_state_t st) {
   __atomic_store_n(&s->state, (uint8_t)st, __ATOMIC_RELAXED);
 }
+// elemsize, likewise: a mark assist reads it in a span that the program
+// may be freeing and another thread reusing (gc/gc.h, gc_object_bytes).
+GORT_INLINE uint32_t span_elemsize(const mspan_t *s) { return __atomic_load_n(&s->elemsize, __ATOMIC_RELAXED); }
+GORT_INLINE void span_set_elemsize(mspan_t *s, uint32_t v) { __atomic_store_n(&s->elemsize, v, __ATOMIC_RELAXED); }
+GORT_INLINE uintptr_t span_npages(const mspan_t *s) { return __atomic_load_n(&s->npages, __ATOMIC_RELAXED); }
+GORT_INLINE void span_set_npages(mspan_t *s, uintptr_t v) { __atomic_store_n(&s->npages, v, __ATOMIC_RELAXED); }
 
 // The tags in a free block's second word (see the invariants).
 extern uintptr_t gort__tag_key GORT_HIDDEN;

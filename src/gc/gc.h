@@ -360,7 +360,7 @@ void gort__gc_foreach_root_range(void (*fn)(uintptr_t lo, uintptr_t hi, void *ar
 uintptr_t gort__gc_find_object(uintptr_t v, mspan_t **sp);
 // The bytes an object occupies (elemsize, or the large span's bytes).
 GORT_INLINE uintptr_t gc_object_bytes(const mspan_t *s) {
-  return s->state == SPAN_LARGE ? span_bytes(s) : s->elemsize;
+  return span_state(s) == SPAN_LARGE ? span_npages(s) << GORT_PAGE_SHIFT : span_elemsize(s);
 }
 
 // ---- mgcsweep.c ---------------------------------------------------------------------

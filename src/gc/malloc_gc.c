@@ -592,7 +592,7 @@ static void *alloc_large(size_t size, int kind) {
   s->kind = (uint8_t)kind;
   atomic_store_explicit(&s->specials, 0, memory_order_relaxed);
   s->nelems = 1;
-  s->elemsize = 0;
+  span_set_elemsize(s, 0);
   __atomic_store_n(&s->fresh, 1, __ATOMIC_RELAXED);
   span_clear_samples(s);
   span_sweep_done(s);
