@@ -111,6 +111,9 @@ typedef struct mcache {
   // Bytes the refills handed this thread since it last saw the pacer (the
   // assists' charge: gc/malloc_gc.c, alloc_small). Owner only.
   uint64_t gc_owed;
+  // gcstress: bytes the refills handed this thread since its last stress
+  // cycle (gc/malloc_gc.c, alloc_small). Owner only.
+  uint64_t gc_stress_owed;
   // Large blocks served from and returned to the stash (k[0].nmalloc and
   // k[0].nfree count them), in bytes; counters, as k[].nmalloc.
   uint64_t large_alloc_bytes, large_free_bytes;

@@ -145,9 +145,13 @@ static __attribute__((unused)) void gctest_sleep_ms(int ms) {
 // every refill, so a finalizer that allocates a few MiB runs hundreds of
 // them (a_finalizer_may_allocate_... needs 7-8 s for its 16, here). Waits
 // for what a finalizer does are then longer, not looser.
-static __attribute__((unused)) double gctest_wait_s(void) {
+static __attribute__((unused)) bool gctest_debug_on(const char *option) {
   const char *d = getenv("GORT_DEBUG");
-  return d != NULL && (strstr(d, "gcstress=1") != NULL || strstr(d, "gccheckmark=1") != NULL) ? 60.0 : 5.0;
+  return d != NULL && strstr(d, option) != NULL;
+}
+
+static __attribute__((unused)) double gctest_wait_s(void) {
+  return gctest_debug_on("gcstress=1") || gctest_debug_on("gccheckmark=1") ? 60.0 : 5.0;
 }
 
 static __attribute__((unused)) bool gctest_wait_count(_Atomic int *counter, int want) {
