@@ -138,6 +138,7 @@ static struct {
   uint32_t releasing;            // spans off the lists while release_lock's holder releases them
   _Atomic uint32_t release_waiters;  // allocations waiting for a release (gort__mheap_alloc_in)
   mheap_grow_hook_t grow_hook;   // set once at start-up
+  mheap_grow_hook_t recommit_hook;  // set once at start-up
   mheap_free_hook_t free_hook;   // set once at start-up
 } heap = {.lock = LOCK_INIT, .release_lock = LOCK_INIT, .release_dontneed = 1};
 // Its bounds and hints are heap addresses, and the first object of a zone
@@ -516,7 +517,9 @@ static bool split_tail(mspan_t *s, uintptr_t npages) {
 
 // Marks the pages of s in use: the page map points at s, released bits are
 // cleared and counted, and s->needzero says whether old data may remain.
-static void mark_inuse(mspan_t *s) {
+// Returns how many of its pages had been released (they are resident
+// again once written: recommit_hook).
+static uintptr_t mark_inuse(mspan_t *s) {
   bool dirty = false;
   uintptr_t released = 0;
   for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE) {
@@ -535,6 +538,15 @@ static void mark_inuse(mspan_t *s) {
   counter_set(&heap.released_pages, heap.released_pages - (released));
   counter_set(&heap.free_pages, heap.free_pages - (s->npages));
   heap.inuse_pages += s->npages;
+  return released;
+}
+
+// Pages that had been released are in use again: the resident bound grew
+// without the heap growing, and the memory limit must see it (the
+// scavenger's hook releases as much elsewhere if the bound is now past
+// the limit). Without the heap lock.
+static void recommitted(uintptr_t pages) {
+  if (pages != 0 && heap.recommit_hook != NULL) heap.recommit_hook((uint64_t)pages << GORT_PAGE_SHIFT);
 }
 
 mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t state) {
@@ -624,7 +636,7 @@ mspan_t *gort__mheap_alloc_in(uintptr_t npages, uintptr_t align_pages, span_stat
   }
   span_set_state(s, state);
   s->where = WHERE_NONE;
-  mark_inuse(s);
+  uintptr_t reused = mark_inuse(s);
   if (state == SPAN_SMALL) {
     heap.small_span_pages += npages;
   } else {
@@ -632,6 +644,7 @@ mspan_t *gort__mheap_alloc_in(uintptr_t npages, uintptr_t align_pages, span_stat
     heap.large_alloc_bytes += span_bytes(s);
   }
   unlock(&heap.lock);
+  recommitted(reused);
   return s;
 }
 
@@ -739,7 +752,7 @@ bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages) {
   uint8_t old_needzero = s->needzero;
   mspan_t tmp = *r;
   tmp.state = SPAN_LARGE;
-  mark_inuse(&tmp);  // counts and clears released bits, maps pages to &tmp
+  uintptr_t reused = mark_inuse(&tmp);  // counts and clears released bits, maps pages to &tmp
   for (uintptr_t p = r->base; p < span_end(r); p += GORT_PAGE_SIZE) set_span(p, s);
   span_set_npages(s, npages);
   s->needzero = old_needzero | tmp.needzero;
@@ -747,6 +760,7 @@ bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages) {
   span_set_state(r, SPAN_DEAD);
   gort__fixalloc_free(&heap.spanalloc, r);
   unlock(&heap.lock);
+  recommitted(reused);
   return true;
 }
 
@@ -759,6 +773,7 @@ void gort__mheap_arena_range(uintptr_t *lo, uintptr_t *hi) {
 
 void gort__mheap_set_release_mode(int dontneed) { heap.release_dontneed = dontneed; }
 void gort__mheap_set_grow_hook(mheap_grow_hook_t hook) { heap.grow_hook = hook; }
+void gort__mheap_set_recommit_hook(mheap_grow_hook_t hook) { heap.recommit_hook = hook; }
 void gort__mheap_set_free_hook(mheap_free_hook_t hook) { heap.free_hook = hook; }
 
 uint64_t gort__mheap_unreleased_free_bytes(void) {

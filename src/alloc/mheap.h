@@ -59,6 +59,9 @@ uint64_t gort__mheap_unreleased_free_bytes(void);
 // by bytes; the scavenger uses it to enforce the memory limit.
 typedef void (*mheap_grow_hook_t)(uint64_t bytes);
 void gort__mheap_set_grow_hook(mheap_grow_hook_t hook);
+// Recommit hook: called (without the heap lock) after an allocation took
+// bytes of pages that had been released to the OS.
+void gort__mheap_set_recommit_hook(mheap_grow_hook_t hook);
 // Free hook: called (without the heap lock) after pages became free.
 typedef void (*mheap_free_hook_t)(void);
 void gort__mheap_set_free_hook(mheap_free_hook_t hook);

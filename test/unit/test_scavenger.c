@@ -157,6 +157,35 @@ TEST(memory_limit_releases_before_the_heap_grows) {
          (unsigned long long)(resident_bound / MiB), (long long)(limit / MiB));
 }
 
+// Reusing released pages makes them resident again without growing the
+// heap, which is where the limit was checked until 2026-12-06: that reuse
+// must release as much of the other free pages. 32 MiB of 1 MiB blocks
+// stay, half of them freed (holes no 2 MiB block fits in, not released:
+// the scavenger's delay has not run out); 32 MiB more were freed and
+// released; then 32 MiB of 2 MiB blocks can only take the released pages.
+TEST(memory_limit_holds_when_released_pages_are_reused) {
+  enum { N1 = 32, N2 = 16, LIMIT = 56 };
+  void *small[N1], *big[N2];
+  for (int i = 0; i < N1; i++) memset(small[i] = gort_malloc(MiB), 1, MiB);
+  for (int i = 0; i < N2; i++) memset(big[i] = gort_malloc(2 * MiB), 2, 2 * MiB);
+  for (int i = 0; i < N2; i++) gort_free(big[i]);
+  gort_free_os_memory();
+  for (int i = 0; i < N1; i += 2) gort_free(small[i]);
+  int64_t old = gort_set_memory_limit((int64_t)LIMIT * MiB);
+  uint64_t most = 0;
+  for (int i = 0; i < N2; i++) {
+    memset(big[i] = gort_malloc(2 * MiB), 3, 2 * MiB);
+    gort_memstats_t m;
+    gort_read_memstats(&m);
+    if (m.heap_sys - m.heap_released > most) most = m.heap_sys - m.heap_released;
+  }
+  gort_set_memory_limit(old);
+  EXPECT(most <= (uint64_t)(LIMIT + 2) * MiB, "up to %llu MiB of heap resident under a %d MiB limit, with %d MiB in use",
+         (unsigned long long)(most / MiB), LIMIT, N1 / 2 + 2 * N2);
+  for (int i = 1; i < N1; i += 2) gort_free(small[i]);
+  for (int i = 0; i < N2; i++) gort_free(big[i]);
+}
+
 TEST(bad_memlimit_and_debug_values_warn_and_keep_defaults) {
   char out[4096];
   char cmd[512];
