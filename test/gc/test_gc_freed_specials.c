@@ -9,8 +9,13 @@
 // Each size names a different path: tiny objects (several in a 16-byte
 // block), small blocks, a handle-sized block, large spans.
 
+#include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "gctest.h"
 #include "gort/alloc.h"
@@ -299,5 +304,190 @@ TEST(frees_cancel_their_own_queued_finalizers_while_the_queue_grows_and_compacts
     else if (gort_gc_weak_get(weak[i]) == NULL)
       EXPECT(atomic_load(&ran_index[i]) == 1, "object %d's queued finalizer ran %d times", i,
              atomic_load(&ran_index[i]));
+  }
+}
+
+// fork with the queue's index in use: the finalizer thread held by a
+// blocker, F objects queue behind it, each with a live neighbour in its
+// span. The child (its finalizer thread gone, the queue and index copied)
+// frees the neighbours (each free looks in the index: the span has had
+// records), frees a third of the queued objects, sets and clears
+// finalizers, collects and allocates, then lets a finalizer thread of
+// its own run the queue: exactly the queued objects it did not free are
+// finalized, once. It reports by exit status (no stdio in the child).
+// The parent, whose queue the child's work must not touch, then runs its
+// own queue: every queued finalizer runs exactly once there.
+enum { F = 2000, FORK_CHILD_TIMEOUT_MS = 10000 };
+static _Atomic int ran_fork[F];
+static void *neighbour[F];  // a root (bss): live in the parent
+static _Atomic int child_new_ran;
+
+static void fork_indexed_finalizer(void *obj, void *arg) {
+  (void)obj;
+  atomic_fetch_add(&ran_fork[(intptr_t)arg], 1);
+}
+
+static void child_new_finalizer(void *obj, void *arg) {
+  (void)obj, (void)arg;
+  atomic_fetch_add(&child_new_ran, 1);
+}
+
+static GCTEST_NOINLINE void make_fork_indexed(uintptr_t *hidden, gort_weak_t **weak) {
+  for (int i = 0; i < F; i++) {
+    void *p = gort_gc_alloc(48);
+    void *n = gort_gc_alloc(48);  // the next block of the same span, mostly
+    if (p == NULL || n == NULL) harness_fail(__FILE__, __LINE__, "gort_gc_alloc(48) failed");
+    gctest_fill(n, 48, (uint64_t)i);
+    neighbour[i] = n;
+    gort_gc_set_finalizer(p, fork_indexed_finalizer, (void *)(intptr_t)i);
+    weak[i] = gort_gc_weak_make(p);
+    hidden[i] = HIDE(p);
+  }
+}
+
+// The child's new finalizable objects, dropped; and set-then-cleared ones
+// on live objects (the neighbours, before they are freed).
+static GCTEST_NOINLINE void child_make_finalizable(int n) {
+  for (int i = 0; i < n; i++) {
+    void *p = gort_gc_alloc(48 + (size_t)(i % 4) * 16);
+    if (p == NULL) _exit(30);
+    gort_gc_set_finalizer(p, child_new_finalizer, NULL);
+    gort_gc_set_finalizer(p, NULL, NULL);
+    gort_gc_set_finalizer(p, child_new_finalizer, NULL);
+  }
+}
+
+static GCTEST_NOINLINE int child_allocates(void) {
+  static void *keep[512];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 512; i++) {
+      size_t size = 16 + (size_t)((i * 37 + round * 11) % 2000);
+      keep[i] = (i % 2) ? gort_gc_alloc(size) : gort_malloc(size);
+      if (keep[i] == NULL) return 40;
+      gctest_fill(keep[i], size, (uint64_t)(i + round * 1000));
+    }
+    gctest_collect();
+    for (int i = 0; i < 512; i++) {
+      size_t size = 16 + (size_t)((i * 37 + round * 11) % 2000);
+      if (!gctest_check(keep[i], size, (uint64_t)(i + round * 1000))) return 41;
+      if (i % 2 == 0) gort_free(keep[i]);
+      keep[i] = NULL;
+    }
+  }
+  return 0;
+}
+
+// What the child checks; its exit status (0: all well).
+static int fork_child_work(const uintptr_t *hidden, gort_weak_t *const *weak) {
+  static bool queued[F], freed[F];
+  for (int i = 0; i < F; i++) {
+    queued[i] = gort_gc_weak_get(weak[i]) == NULL;
+    if (atomic_load(&ran_fork[i]) != 0) return 10;  // the parent's thread was held
+  }
+  for (int i = 0; i < F; i++) {
+    if (!gctest_check(neighbour[i], 48, (uint64_t)i)) return 11;
+    if (i % 5 == 0) {  // a finalizer set and cleared on a live object of the span
+      gort_gc_set_finalizer(neighbour[i], child_new_finalizer, NULL);
+      gort_gc_set_finalizer(neighbour[i], NULL, NULL);
+    }
+    gort_free(neighbour[i]);
+    neighbour[i] = NULL;
+  }
+  for (int i = 0; i < F; i += 3)
+    if (queued[i]) {
+      gort_free((void *)HIDE(hidden[i]));
+      freed[i] = true;
+    }
+  child_make_finalizable(200);
+  gctest_clobber_stack();
+  for (int c = 0; c < 3; c++) gctest_collect();
+  int r = child_allocates();
+  if (r != 0) return r;
+  // The child's finalizer thread (started by its first set_finalizer)
+  // runs the copied queue once the blockers queued there may return.
+  atomic_store(&blocker_state, 2);
+  gctest_collect();
+  double deadline = gctest_now() + gctest_wait_s();
+  for (;;) {
+    int pending = 0;
+    for (int i = 0; i < F; i++) pending += queued[i] && !freed[i] && atomic_load(&ran_fork[i]) == 0;
+    if (pending == 0 && atomic_load(&child_new_ran) >= 150) break;
+    if (gctest_now() > deadline) return pending != 0 ? 20 : 21;
+    gctest_sleep_ms(5);
+  }
+  gctest_collect();
+  gctest_sleep_ms(50);
+  for (int i = 0; i < F; i++) {
+    int n = atomic_load(&ran_fork[i]);
+    if (freed[i] && n != 0) return 22;  // freed while queued, yet it ran
+    if (queued[i] && !freed[i] && n != 1) return 23;
+    if (n > 1) return 24;
+  }
+  if (atomic_load(&child_new_ran) > 200) return 25;
+  return 0;
+}
+
+// Waits for pid up to timeout_ms; its wait status, or -1 if it hung (then
+// it is killed and reaped).
+static int wait_child(pid_t pid, int timeout_ms) {
+  int st;
+  double deadline = gctest_now() + timeout_ms / 1000.0;
+  for (;;) {
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) return st;
+    if (r < 0 && errno != EINTR) return -2;
+    if (gctest_now() > deadline) break;
+    gctest_sleep_ms(2);
+  }
+  fprintf(stderr, "  child %d hung; killing it\n", (int)pid);
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
+TEST(fork_while_finalizers_are_queued_and_indexed) {
+  static uintptr_t hidden[F];
+  static gort_weak_t *weak[F];
+  EXPECT(hold_the_finalizer_thread(), "the blocking finalizer never ran");
+  make_fork_indexed(hidden, weak);
+  gctest_clobber_stack();
+  gctest_collect();  // they queue behind the blocker
+  int queued = gctest_count_cleared(weak, F);
+  EXPECT(queued >= F - SLACK, "only %d of %d objects found unreachable", queued, F);
+  fflush(NULL);
+  double t0 = gctest_now();
+  pid_t pid = fork();
+  EXPECT(pid >= 0, "fork: %s", strerror(errno));
+  if (pid == 0) _exit(fork_child_work(hidden, weak));
+  int st = wait_child(pid, FORK_CHILD_TIMEOUT_MS);
+  EXPECT(st != -1, "the child hung (killed after %d s)", FORK_CHILD_TIMEOUT_MS / 1000);
+  EXPECT(st != -2, "waitpid: %s", strerror(errno));
+  EXPECT(!WIFSIGNALED(st), "the child died of signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+  EXPECT(WEXITSTATUS(st) == 0, "the child exited %d (see fork_child_work)", WEXITSTATUS(st));
+  printf("    (the child took %.0f ms)\n", (gctest_now() - t0) * 1e3);
+  // The parent's queue: untouched by the child, run now, while the
+  // parent frees the neighbours (frees that look in the index as the
+  // finalizer thread takes entries off it).
+  for (int i = 0; i < F; i++) EXPECT(atomic_load(&ran_fork[i]) == 0, "object %d's finalizer ran early", i);
+  atomic_store(&blocker_state, 2);
+  for (int i = 0; i < F; i++) {
+    EXPECT(gctest_check(neighbour[i], 48, (uint64_t)i), "neighbour %d overwritten", i);
+    gort_free(neighbour[i]);
+    neighbour[i] = NULL;
+  }
+  for (int waited = 0; waited < 5000; waited += 10) {
+    int pending = 0;
+    for (int i = 0; i < F; i++) pending += gort_gc_weak_get(weak[i]) == NULL && atomic_load(&ran_fork[i]) == 0;
+    if (pending == 0) break;
+    gctest_sleep_ms(10);
+  }
+  gctest_collect();
+  gctest_sleep_ms(50);
+  for (int i = 0; i < F; i++) {
+    int n = atomic_load(&ran_fork[i]);
+    if (gort_gc_weak_get(weak[i]) == NULL)
+      EXPECT(n == 1, "object %d's queued finalizer ran %d times in the parent", i, n);
+    else
+      EXPECT(n <= 1, "object %d's finalizer ran %d times in the parent", i, n);
   }
 }
