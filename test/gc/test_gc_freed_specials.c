@@ -427,24 +427,6 @@ static int fork_child_work(const uintptr_t *hidden, gort_weak_t *const *weak) {
   return 0;
 }
 
-// Waits for pid up to timeout_ms; its wait status, or -1 if it hung (then
-// it is killed and reaped).
-static int wait_child(pid_t pid, int timeout_ms) {
-  int st;
-  double deadline = gctest_now() + timeout_ms / 1000.0;
-  for (;;) {
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return st;
-    if (r < 0 && errno != EINTR) return -2;
-    if (gctest_now() > deadline) break;
-    gctest_sleep_ms(2);
-  }
-  fprintf(stderr, "  child %d hung; killing it\n", (int)pid);
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
-  return -1;
-}
-
 TEST(fork_while_finalizers_are_queued_and_indexed) {
   SKIP_IF(GCTEST_TSAN, "ThreadSanitizer ends a multi-threaded fork's child that starts a thread (status 66)");
   static uintptr_t hidden[F];
@@ -460,7 +442,7 @@ TEST(fork_while_finalizers_are_queued_and_indexed) {
   pid_t pid = fork();
   EXPECT(pid >= 0, "fork: %s", strerror(errno));
   if (pid == 0) _exit(fork_child_work(hidden, weak));
-  int st = wait_child(pid, FORK_CHILD_TIMEOUT_MS);
+  int st = harness_wait_child(pid, FORK_CHILD_TIMEOUT_MS);
   EXPECT(st != -1, "the child hung (killed after %d s)", FORK_CHILD_TIMEOUT_MS / 1000);
   EXPECT(st != -2, "waitpid: %s", strerror(errno));
   EXPECT(!WIFSIGNALED(st), "the child died of signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));

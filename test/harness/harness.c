@@ -67,6 +67,25 @@ int64_t harness_rss_bytes(void) {
   return resident * sysconf(_SC_PAGESIZE);
 }
 
+int harness_wait_child(int pid, int timeout_ms) {
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int st;
+  for (;;) {
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) return st;
+    if (r < 0 && errno != EINTR) return -2;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms) break;
+    usleep(1000);
+  }
+  fprintf(stderr, "  child %d hung; killing it\n", pid);
+  kill(pid, SIGKILL);
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return -1;
+}
+
 int harness_run(const char *cmd, char *out, size_t outsize) {
   FILE *f = popen(cmd, "r");
   if (f == NULL) return -1;

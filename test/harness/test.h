@@ -32,6 +32,9 @@ uint64_t harness_seed(void);
 // This process's resident set in bytes, or -1. Reads /proc with plain
 // open/read so that a watchdog thread may call it while the heap is busy.
 int64_t harness_rss_bytes(void);
+// Waits for child pid up to timeout_ms: its wait status; -1 if it hung
+// (it is then killed, reaped and named on stderr); -2 if waitpid failed.
+int harness_wait_child(int pid, int timeout_ms);
 // Runs cmd with /bin/sh; returns its exit status, output in out (if any).
 int harness_run(const char *cmd, char *out, size_t outsize);
 // Runs this program again (/proc/self/exe) with env ("NAME=value") added

@@ -277,22 +277,6 @@ static int hp_child_work(unsigned n) {
   return 0;
 }
 
-static int wait_with_timeout(pid_t pid, int timeout_ms) {
-  int st;
-  double deadline = now_s() + timeout_ms / 1000.0;
-  for (;;) {
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return st;
-    if (r < 0 && errno != EINTR) return -2;
-    if (now_s() > deadline) break;
-    usleep(500);
-  }
-  fprintf(stderr, "  child %d hung; killing it\n", (int)pid);
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
-  return -1;
-}
-
 INNER_TEST(fork_while_threads_allocate_inner) {
   for (int i = 0; i < FORK_BLOCKS; i++) {
     blocks[i] = gort_malloc(BLOCK);
@@ -316,7 +300,7 @@ INNER_TEST(fork_while_threads_allocate_inner) {
     pid_t pid = fork();
     if (pid < 0) harness_fail(__FILE__, __LINE__, "fork %u: %s", n, strerror(errno));
     if (pid == 0) _exit(hp_child_work(n));
-    int st = wait_with_timeout(pid, CHILD_TIMEOUT_MS);
+    int st = harness_wait_child(pid, CHILD_TIMEOUT_MS);
     if (now_s() - f0 > slowest) slowest = now_s() - f0;
     if (st == -1)
       harness_fail(__FILE__, __LINE__, "child %u hung: killed after %d s", n, CHILD_TIMEOUT_MS / 1000);
