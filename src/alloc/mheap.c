@@ -489,7 +489,7 @@ static bool grow(uintptr_t npages, int zone) {
   }
   if (heap.arena_lo == 0 || base < heap.arena_lo) __atomic_store_n(&heap.arena_lo, base, __ATOMIC_RELAXED);
   if (base + bytes > heap.arena_hi) __atomic_store_n(&heap.arena_hi, base + bytes, __ATOMIC_RELAXED);
-  heap.sys_bytes += bytes;
+  __atomic_store_n(&heap.sys_bytes, heap.sys_bytes + bytes, __ATOMIC_RELAXED);  // read unlocked: resident_hint
   counter_set(&heap.free_pages, heap.free_pages + (s->npages));
   counter_set(&heap.released_pages, heap.released_pages + (s->npages));
   s->freed_ns = 0;  // never used: the scavenger has nothing to do here
@@ -775,6 +775,14 @@ void gort__mheap_set_release_mode(int dontneed) { heap.release_dontneed = dontne
 void gort__mheap_set_grow_hook(mheap_grow_hook_t hook) { heap.grow_hook = hook; }
 void gort__mheap_set_recommit_hook(mheap_grow_hook_t hook) { heap.recommit_hook = hook; }
 void gort__mheap_set_free_hook(mheap_free_hook_t hook) { heap.free_hook = hook; }
+
+uint64_t gort__mheap_resident_hint(void) {
+  // Racy by design, as below: the recommit hook's test, which must not take
+  // the heap lock at every span allocation.
+  uint64_t sys = __atomic_load_n(&heap.sys_bytes, __ATOMIC_RELAXED);
+  uint64_t r = __atomic_load_n(&heap.released_pages, __ATOMIC_RELAXED) << GORT_PAGE_SHIFT;
+  return sys > r ? sys - r : 0;
+}
 
 uint64_t gort__mheap_unreleased_free_bytes(void) {
   // Racy by design: a hint for the scavenger's wake-up test on the free path.

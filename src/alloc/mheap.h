@@ -55,6 +55,8 @@ void gort__mheap_set_release_mode(int dontneed);
 void gort__mheap_arena_range(uintptr_t *lo, uintptr_t *hi);
 // Free bytes not yet released: what the scavenger could return now.
 uint64_t gort__mheap_unreleased_free_bytes(void);
+// HeapSys - HeapReleased without the heap lock: a hint.
+uint64_t gort__mheap_resident_hint(void);
 // Heap-growth hook: called (without the heap lock) before the heap grows
 // by bytes; the scavenger uses it to enforce the memory limit.
 typedef void (*mheap_grow_hook_t)(uint64_t bytes);

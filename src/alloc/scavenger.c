@@ -17,8 +17,9 @@
 //   3. At the memory limit: before the heap grows past GORT_MEMLIMIT (or
 //      gort_set_memory_limit), every free page is released first; an
 //      allocation that takes pages released before, and so brings the
-//      resident bound past the limit without growing the heap, releases as
-//      much of the other free pages at once (Go's allocSpan does the same);
+//      resident bound past the limit (by over RECOMMIT_SLACK) without
+//      growing the heap, releases the excess from the other free pages at
+//      once (Go's allocSpan does the same; on_recommit says what it costs);
 //      and a free that leaves the heap above 90% of the limit wakes the
 //      scavenger to release at once rather than after the delay. Until
 //      2026-12-06 only growth was checked: a program that freed and
@@ -67,6 +68,7 @@
 #define WAKE_BYTES ((uint64_t)4 << 20)
 #define RELEASE_TICK_NS (100 * 1000 * 1000)
 #define LIMIT_PROBE_BYTES ((uint64_t)16 << 20)
+#define RECOMMIT_SLACK ((uint64_t)1 << 20)
 #define LIMIT_UNREAD INT64_MIN  // the cgroup's limit, not read yet
 
 static struct {
@@ -178,18 +180,28 @@ static void on_grow(uint64_t bytes) {
 }
 
 // Called by the page heap after an allocation took bytes of released
-// pages, without its lock. The limit is not read here for the first time:
-// growth reads it (on_grow), and a heap that never grew past
-// LIMIT_PROBE_BYTES has little to recommit.
+// pages, without its lock: at every span carved from fresh pages too
+// (never touched counts as released), so the test costs a few loads, not
+// the heap lock. Past the limit by more than RECOMMIT_SLACK, it releases
+// the excess, as far as free pages allow: finding them walks the free
+// spans under the heap lock, so a heap held past the limit by its live
+// objects pays one walk per RECOMMIT_SLACK recommitted, not one per span;
+// and nothing when no free page is left to release. Not the metadata's
+// pages (min age 0, not -1: gort__mheap_release). The limit is not read
+// here for the first time: growth reads it (on_grow), and a heap that
+// never grew past LIMIT_PROBE_BYTES has little to recommit.
 static void on_recommit(uint64_t bytes) {
   (void)bytes;
   int64_t limit = atomic_load_explicit(&scav.limit, memory_order_relaxed);
   if (limit == INT64_MAX || limit == LIMIT_UNREAD || atomic_load_explicit(&scav.suspended, memory_order_relaxed))
     return;
-  uint64_t bound = heap_resident_bound();
-  if (bound <= (uint64_t)limit) return;
+  uint64_t bound = gort__mheap_resident_hint() + gort__persistent_sys_bytes();
+  if (bound <= (uint64_t)limit + RECOMMIT_SLACK) return;
+  uint64_t idle = gort__mheap_unreleased_free_bytes();
+  if (idle == 0) return;
+  uint64_t want = bound - (uint64_t)limit;
   atomic_fetch_add(&scav.limit_events, 1);
-  uint64_t got = release_up_to(bound - (uint64_t)limit, -1);
+  uint64_t got = release_up_to(want < idle ? want : idle, 0);
   if (got != 0) trace("limit", got);
 }
 

@@ -10,7 +10,7 @@ typedef struct {
   uint64_t cycles;          // background cycles run
   uint64_t released_bytes;  // released by the scavenger, ever (all paths)
   uint64_t forced;          // gort_free_os_memory / malloc_trim calls
-  uint64_t limit_events;    // growths that hit the memory limit
+  uint64_t limit_events;    // growths, and reuses of released pages, that found the heap past the memory limit
   int64_t memory_limit;     // in force; INT64_MAX for none
   int running;              // the background thread exists
 } gort_scavenger_stats_t;

@@ -78,7 +78,7 @@ static const option_t options[] = {
      "(userfaultfd write-protect with PAGEMAP_SCAN, Linux 6.7+; the default where it works), "
      "mprotect (write-protected 16 KiB granules and a SIGSEGV handler; the fallback) or "
      "none (mark with the world stopped); softdirty is not built", false},
-    {"gcstress", OPT_BOOL, OFF(gcstress), true, "run a cycle every 16 KiB a thread allocates in collected objects, while the collector is on", false},
+    {"gcstress", OPT_BOOL, OFF(gcstress), true, "run a cycle every 16 KiB of small collected objects a thread allocates, while the collector is on", false},
     {"gcsignal", OPT_INT, OFF(gcsignal), true, "the signal that stops threads for the collector (default SIGPWR, 30)", false},
     {"harden", OPT_BOOL, OFF(harden), true,
      "catch overflows (canaries), use after free (fill and check), forged free-list links (encoded), and shuffle fresh spans", false},

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gort/alloc.h"
 #include "gort/gc.h"
 #include "gort/metrics.h"
 #include "test.h"
@@ -145,13 +146,19 @@ static __attribute__((unused)) void gctest_sleep_ms(int ms) {
 // every refill, so a finalizer that allocates a few MiB runs hundreds of
 // them (a_finalizer_may_allocate_... needs 7-8 s for its 16, here). Waits
 // for what a finalizer does are then longer, not looser.
-static __attribute__((unused)) bool gctest_debug_on(const char *option) {
-  const char *d = getenv("GORT_DEBUG");
-  return d != NULL && strstr(d, option) != NULL;
+// The collector's checking modes as gort parsed them (any spelling of
+// GORT_DEBUG=gcstress=1), once it started.
+extern bool gort__gc_stress, gort__gc_checkmark;
+static __attribute__((unused)) bool gctest_gcstress(void) {
+  gort_free(gort_malloc(1));  // starts gort if nothing did yet
+  return gort__gc_stress;
 }
 
+// Under the case's 60 s alarm, so that a lost finalizer fails with the
+// wait's message, not the alarm's.
 static __attribute__((unused)) double gctest_wait_s(void) {
-  return gctest_debug_on("gcstress=1") || gctest_debug_on("gccheckmark=1") ? 60.0 : 5.0;
+  gort_free(gort_malloc(1));
+  return gort__gc_stress || gort__gc_checkmark ? 40.0 : 5.0;
 }
 
 static __attribute__((unused)) bool gctest_wait_count(_Atomic int *counter, int want) {

@@ -317,7 +317,7 @@ TEST(frees_cancel_their_own_queued_finalizers_while_the_queue_grows_and_compacts
 // finalized, once. It reports by exit status (no stdio in the child).
 // The parent, whose queue the child's work must not touch, then runs its
 // own queue: every queued finalizer runs exactly once there.
-enum { F = 2000, FORK_CHILD_TIMEOUT_MS = 10000 };
+enum { F = 2000 };
 static _Atomic int ran_fork[F];
 static void *neighbour[F];  // a root (bss): live in the parent
 static _Atomic int child_new_ran;
@@ -442,8 +442,9 @@ TEST(fork_while_finalizers_are_queued_and_indexed) {
   pid_t pid = fork();
   EXPECT(pid >= 0, "fork: %s", strerror(errno));
   if (pid == 0) _exit(fork_child_work(hidden, weak));
-  int st = harness_wait_child(pid, FORK_CHILD_TIMEOUT_MS);
-  EXPECT(st != -1, "the child hung (killed after %d s)", FORK_CHILD_TIMEOUT_MS / 1000);
+  int child_timeout_ms = (int)(gctest_wait_s() * 1000) + 10000;  // the child's own wait and more
+  int st = harness_wait_child(pid, child_timeout_ms);
+  EXPECT(st != -1, "the child hung (killed after %d s)", child_timeout_ms / 1000);
   EXPECT(st != -2, "waitpid: %s", strerror(errno));
   EXPECT(!WIFSIGNALED(st), "the child died of signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
   EXPECT(WEXITSTATUS(st) == 0, "the child exited %d (see fork_child_work)", WEXITSTATUS(st));
@@ -458,7 +459,7 @@ TEST(fork_while_finalizers_are_queued_and_indexed) {
     gort_free(neighbour[i]);
     neighbour[i] = NULL;
   }
-  for (int waited = 0; waited < 5000; waited += 10) {
+  for (int waited = 0; waited < (int)(gctest_wait_s() * 1000); waited += 10) {
     int pending = 0;
     for (int i = 0; i < F; i++) pending += gort_gc_weak_get(weak[i]) == NULL && atomic_load(&ran_fork[i]) == 0;
     if (pending == 0) break;

@@ -203,7 +203,7 @@ static GCTEST_NOINLINE void free_big(void) {
 // gcstress collects every 16 KiB a thread allocates: building the 9.6 MB
 // list alone then marks about 3 GB, and 20 attempts outlast the timeout.
 // The figures these cases check are checked under gccheckmark below.
-#define SKIP_UNDER_GCSTRESS() SKIP_IF(gctest_debug_on("gcstress=1"), "quadratic under gcstress")
+#define SKIP_UNDER_GCSTRESS() SKIP_IF(gctest_gcstress(), "quadratic under gcstress")
 
 TEST(objects_allocated_while_older_ones_are_freed_during_a_mark_count_as_live) {
   SKIP_UNDER_GCSTRESS();

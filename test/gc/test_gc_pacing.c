@@ -106,7 +106,7 @@ static run_t churn(uint64_t total, uint64_t limit) {
 // gcstress adds a cycle every 16 KiB a thread allocates: what these cases
 // measure is then gcstress, not the pacer (and marking the 8 MiB live set
 // that often outlasts their timeout).
-#define SKIP_UNDER_GCSTRESS() SKIP_IF(gctest_debug_on("gcstress=1"), "gcstress's cycles are not the pacer's")
+#define SKIP_UNDER_GCSTRESS() SKIP_IF(gctest_gcstress(), "gcstress's cycles are not the pacer's")
 
 static const uint64_t live_bytes = 8 * MiB + LIVE_SLOTS * sizeof(void *);
 

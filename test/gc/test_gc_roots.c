@@ -489,7 +489,7 @@ TEST(registers_of_a_thread_that_allocates_are_roots_and_it_stops_without_a_signa
          (unsigned long long)signalled);
   // Under gcstress the thread runs a cycle at each of its refills, and
   // is the collector, or waits for its cycle, more often than it is asked.
-  if (!gctest_debug_on("gcstress=1"))
+  if (!gctest_gcstress())
     EXPECT(asked >= 5, "only %llu stops took the allocating thread when asked (%llu signalled it)",
            (unsigned long long)asked, (unsigned long long)signalled);
 #endif
