@@ -138,7 +138,7 @@ static struct {
   uint32_t releasing;            // spans off the lists while release_lock's holder releases them
   _Atomic uint32_t release_waiters;  // allocations waiting for a release (gort__mheap_alloc_in)
   mheap_grow_hook_t grow_hook;   // set once at start-up
-  mheap_grow_hook_t recommit_hook;  // set once at start-up
+  mheap_recommit_hook_t recommit_hook;  // set once at start-up
   mheap_free_hook_t free_hook;   // set once at start-up
 } heap = {.lock = LOCK_INIT, .release_lock = LOCK_INIT, .release_dontneed = 1};
 // Its bounds and hints are heap addresses, and the first object of a zone
@@ -546,7 +546,7 @@ static uintptr_t mark_inuse(mspan_t *s) {
 // scavenger's hook releases as much elsewhere if the bound is now past
 // the limit). Without the heap lock.
 static void recommitted(uintptr_t pages) {
-  if (pages != 0 && heap.recommit_hook != NULL) heap.recommit_hook((uint64_t)pages << GORT_PAGE_SHIFT);
+  if (pages != 0 && heap.recommit_hook != NULL) heap.recommit_hook();
 }
 
 mspan_t *gort__mheap_alloc(uintptr_t npages, uintptr_t align_pages, span_state_t state) {
@@ -773,7 +773,7 @@ void gort__mheap_arena_range(uintptr_t *lo, uintptr_t *hi) {
 
 void gort__mheap_set_release_mode(int dontneed) { heap.release_dontneed = dontneed; }
 void gort__mheap_set_grow_hook(mheap_grow_hook_t hook) { heap.grow_hook = hook; }
-void gort__mheap_set_recommit_hook(mheap_grow_hook_t hook) { heap.recommit_hook = hook; }
+void gort__mheap_set_recommit_hook(mheap_recommit_hook_t hook) { heap.recommit_hook = hook; }
 void gort__mheap_set_free_hook(mheap_free_hook_t hook) { heap.free_hook = hook; }
 
 uint64_t gort__mheap_resident_hint(void) {

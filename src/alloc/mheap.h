@@ -62,8 +62,9 @@ uint64_t gort__mheap_resident_hint(void);
 typedef void (*mheap_grow_hook_t)(uint64_t bytes);
 void gort__mheap_set_grow_hook(mheap_grow_hook_t hook);
 // Recommit hook: called (without the heap lock) after an allocation took
-// bytes of pages that had been released to the OS.
-void gort__mheap_set_recommit_hook(mheap_grow_hook_t hook);
+// pages that had been released to the OS.
+typedef void (*mheap_recommit_hook_t)(void);
+void gort__mheap_set_recommit_hook(mheap_recommit_hook_t hook);
 // Free hook: called (without the heap lock) after pages became free.
 typedef void (*mheap_free_hook_t)(void);
 void gort__mheap_set_free_hook(mheap_free_hook_t hook);

@@ -179,10 +179,10 @@ static void on_grow(uint64_t bytes) {
   if (got != 0) trace("limit", got);
 }
 
-// Called by the page heap after an allocation took bytes of released
-// pages, without its lock: at every span carved from fresh pages too
-// (never touched counts as released), so the test costs a few loads, not
-// the heap lock. Past the limit by more than RECOMMIT_SLACK, it releases
+// Called by the page heap after an allocation took released pages,
+// without its lock: at every span carved from fresh pages too (never
+// touched counts as released), so the test costs a few loads, not the
+// heap lock. Past the limit by more than RECOMMIT_SLACK, it releases
 // the excess, as far as free pages allow: finding them walks the free
 // spans under the heap lock, so a heap held past the limit by its live
 // objects pays one walk per RECOMMIT_SLACK recommitted, not one per span;
@@ -190,8 +190,7 @@ static void on_grow(uint64_t bytes) {
 // pages (min age 0, not -1: gort__mheap_release). The limit is not read
 // here for the first time: growth reads it (on_grow), and a heap that
 // never grew past LIMIT_PROBE_BYTES has little to recommit.
-static void on_recommit(uint64_t bytes) {
-  (void)bytes;
+static void on_recommit(void) {
   int64_t limit = atomic_load_explicit(&scav.limit, memory_order_relaxed);
   if (limit == INT64_MAX || limit == LIMIT_UNREAD || atomic_load_explicit(&scav.suspended, memory_order_relaxed))
     return;

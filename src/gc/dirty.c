@@ -254,7 +254,6 @@ static struct {
   uint32_t registered;          // the ranges the last arm counted (reprice skips a grown heap)
 } cost;
 
-static int64_t cpu_now(void) { return gort__os_thread_cpu_ns(); }
 
 // 64 pages of their own, present: the best of 4 first writes to protected
 // ones, and the best of 3 bulk protects and unprotects of all 64. About
@@ -270,19 +269,19 @@ static void uffd_measure(void) {
   int64_t fault = INT64_MAX, pair = INT64_MAX;
   bool ok = gort__os_uffd_register_wp(uf.uffd, lo, hi - lo) == 0;
   for (int k = 0; ok && k < PAIRS; k++) {
-    int64_t t0 = cpu_now();
+    int64_t t0 = gort__os_thread_cpu_ns();
     ok = gort__os_pagemap_written(uf.pagemap, lo, hi, none, 0, &walk, true) >= 0;
-    int64_t t1 = cpu_now();
+    int64_t t1 = gort__os_thread_cpu_ns();
     for (int i = 0; ok && k == 0 && i < WRITES; i++) {
       volatile uint8_t *p = m + (size_t)i * (PAGES / WRITES) * 4096;
-      int64_t t = cpu_now();
+      int64_t t = gort__os_thread_cpu_ns();
       *p = 2;
-      t = cpu_now() - t;
+      t = gort__os_thread_cpu_ns() - t;
       if (t < fault) fault = t;
     }
-    int64_t t2 = cpu_now();
+    int64_t t2 = gort__os_thread_cpu_ns();
     ok = ok && gort__os_uffd_unprotect(uf.uffd, lo, hi - lo) == 0;
-    int64_t t3 = cpu_now();
+    int64_t t3 = gort__os_thread_cpu_ns();
     if ((t1 - t0) + (t3 - t2) < pair) pair = (t1 - t0) + (t3 - t2);
   }
   if (ok && t_valid(fault) && t_valid(pair)) {
@@ -571,7 +570,7 @@ uint32_t gort__dirty_arm(void) {
   bool after_unprotect = !dirty.lazy;  // the last disarm's decision: what this arm protects again
   measure();
   bool ok = register_new();
-  int64_t t = cpu_now();
+  int64_t t = gort__os_thread_cpu_ns();
   for (uint32_t i = 0; ok && i < dirty.registered; i++) {
     int r = dirty.be->protect(dirty.lo[i], dirty.reg_hi[i]);
     if (r < 0) {
@@ -579,7 +578,7 @@ uint32_t gort__dirty_arm(void) {
       ok = false;
     }
   }
-  int64_t spent = cpu_now() - t;
+  int64_t spent = gort__os_thread_cpu_ns() - t;
   cost.arm_ns = after_unprotect && spent > 0 ? (uint64_t)spent : 0;
   uint32_t gen = 0;
   if (ok) {
@@ -651,11 +650,11 @@ void gort__dirty_disarm(uint32_t gen) {
       // after a lazy one, so any 16th is a sample): a fixed one could miss
       // a program whose writes fall with the same period.
       dirty.phase = (dirty.phase + 1) & (SAMPLE_STRIDE - 1);
-      int64_t t = cpu_now();
+      int64_t t = gort__os_thread_cpu_ns();
       if (!dirty.lazy)
         for (uint32_t i = 0; i < dirty.registered; i++)
           sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, false, unprotect_part, NULL);
-      reprice(cpu_now() - t, !dirty.lazy);
+      reprice(gort__os_thread_cpu_ns() - t, !dirty.lazy);
     }
     dirty.be->arming(false);
   }

@@ -154,11 +154,12 @@ static __attribute__((unused)) bool gctest_gcstress(void) {
   return gort__gc_stress;
 }
 
+static __attribute__((unused)) bool gctest_checking_mode(void) { return gctest_gcstress() || gort__gc_checkmark; }
+
 // Under the case's 60 s alarm, so that a lost finalizer fails with the
 // wait's message, not the alarm's.
 static __attribute__((unused)) double gctest_wait_s(void) {
-  gort_free(gort_malloc(1));
-  return gort__gc_stress || gort__gc_checkmark ? 40.0 : 5.0;
+  return gctest_checking_mode() ? 40.0 : 5.0;
 }
 
 static __attribute__((unused)) bool gctest_wait_count(_Atomic int *counter, int want) {
