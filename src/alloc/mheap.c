@@ -876,28 +876,39 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
     bool withdraw = heap.nhuge != 0;
     unlock(&heap.lock);
     uint64_t huge_failures = 0;
-    // Release maximal runs of unreleased pages. The span is off the lists,
-    // so nothing allocates these pages while we work without the lock; the
-    // released bits are ours to read until we put the span back.
-    uintptr_t run = 0, calls = 0, failures = 0, done = 0, meta = 0;
-    for (uintptr_t p = s->base; p <= span_end(s); p += GORT_PAGE_SIZE) {
-      bool rel = p == span_end(s) || page_released(p);
+    // Release maximal runs of unreleased pages, from the span's top down,
+    // and no more pages than the release still wants: an allocation takes
+    // a free span's first pages (split_tail), so its last ones are those
+    // idle longest. The span is off the lists, so nothing allocates these
+    // pages while we work without the lock; the released bits are ours to
+    // read until we put the span back.
+    uint64_t left = max_bytes - released;
+    uintptr_t want = max_bytes == UINT64_MAX ? UINTPTR_MAX
+                                             : (uintptr_t)((left >> GORT_PAGE_SHIFT) + ((left & (GORT_PAGE_SIZE - 1)) != 0));
+    uintptr_t top = 0, calls = 0, failures = 0, done = 0, meta = 0;
+    for (uintptr_t p = span_end(s); done < want; p -= GORT_PAGE_SIZE) {
+      // [p - page, p) is the page below p; at the base, the run ends.
+      bool rel = p == s->base || page_released(p - GORT_PAGE_SIZE);
+      uintptr_t lo = p;
       if (!rel) {
-        if (run == 0) run = p;
-        continue;
+        if (top == 0) top = p;
+        lo = p - GORT_PAGE_SIZE;
+        if (((top - lo) >> GORT_PAGE_SHIFT) < want - done) continue;  // the run is enough: release it now
       }
-      if (run != 0) {
+      if (top != 0) {
         calls++;
-        if (withdraw) huge_failures += huge_withdraw(run, p);
-        if (gort__os_release((void *)run, p - run, heap.release_dontneed) == 0) {
-          for (uintptr_t q = run; q < p; q += GORT_PAGE_SIZE) page_set_released(q, true);
-          done += (p - run) >> GORT_PAGE_SHIFT;
-          meta += release_meta(s, run, p);
+        if (withdraw) huge_failures += huge_withdraw(lo, top);
+        if (gort__os_release((void *)lo, top - lo, heap.release_dontneed) == 0) {
+          for (uintptr_t q = lo; q < top; q += GORT_PAGE_SIZE) page_set_released(q, true);
+          done += (top - lo) >> GORT_PAGE_SHIFT;
+          meta += release_meta(s, lo, top);
         } else {
           failures++;  // counted, and tried again on a later cycle
+          break;
         }
-        run = 0;
+        top = 0;
       }
+      if (p == s->base || lo == s->base) break;
     }
     lock(&heap.lock);
     counter_set(&heap.released_pages, heap.released_pages + (done));
@@ -920,10 +931,11 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
     lock(&heap.release_lock);
     lock(&heap.lock);
   }
-  // A release of everything (the explicit call, the memory limit) also
-  // returns the pages of span structs that coalescing left unused: 40,000
-  // spans described 1 GiB of small blocks.
-  if (min_age_ns < 0) heap.meta_released_bytes += gort__fixalloc_release(&heap.spanalloc, heap.release_dontneed);
+  // A release of everything (the explicit call) also returns the pages of
+  // span structs that coalescing left unused: 40,000 spans described 1 GiB
+  // of small blocks. Not a release the memory limit bounds.
+  if (min_age_ns < 0 && max_bytes == UINT64_MAX)
+    heap.meta_released_bytes += gort__fixalloc_release(&heap.spanalloc, heap.release_dontneed);
   unlock(&heap.lock);
   unlock(&heap.release_lock);
   return released;

@@ -44,10 +44,10 @@ bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages);
 // addr, then frees it; fatal (double free / bad pointer) otherwise.
 void gort__mheap_free_large(mspan_t *s, uintptr_t addr);
 
-// Returns free pages to the OS: every free page if min_age_ns < 0,
-// otherwise the pages of free spans idle for at least min_age_ns, up to
-// max_bytes. Returns the bytes released. Does not hold the heap lock
-// across madvise.
+// Returns free pages to the OS, up to max_bytes (a page more at most):
+// those of any free span if min_age_ns < 0, otherwise of free spans idle
+// for at least min_age_ns; the top pages of the spans with the most first.
+// Returns the bytes released. Does not hold the heap lock across madvise.
 uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns);
 void gort__mheap_set_release_mode(int dontneed);
 // The lowest and highest address of any arena (both 0 before the first);

@@ -8,6 +8,7 @@
 
 #include "alloc/mheap.h"
 #include "alloc/scavenger.h"
+#include "base/persistent.h"
 #include "gort/alloc.h"
 #include "gort/metrics.h"
 #include "os/os.h"
@@ -184,6 +185,65 @@ TEST(memory_limit_holds_when_released_pages_are_reused) {
          (unsigned long long)(most / MiB), LIMIT, N1 / 2 + 2 * N2);
   for (int i = 1; i < N1; i += 2) gort_free(small[i]);
   for (int i = 0; i < N2; i++) gort_free(big[i]);
+}
+
+// At the limit the scavenger releases what the limit asks, not every free
+// page: the pages it releases for nothing are faulted in again (and
+// zeroed) by the allocations that reuse them, and the release itself runs
+// inside the allocation that grows the heap. 32 MiB of 1 MiB blocks, every
+// other one freed: 16 MiB of holes no larger block fits in. With the limit
+// 40 MiB above the resident heap, a 48 MiB block (larger than what the
+// heap has reserved and not used) grows it, and must release about 8 MiB
+// of the holes, not all 16; lowering the limit by 4 MiB, about 4 more;
+// and 4 MiB of a single free span of 32 MiB, not the span. Without the
+// background scavenger, which a free past 90% of the limit wakes at once
+// (the limit's own releases do not need it).
+INNER_TEST(limit_releases_only_the_excess_inner) {
+  enum { N = 32, SLACK = 2 };
+  void *blk[N];
+  gort_free_os_memory();
+  for (int i = 0; i < N; i++) memset(blk[i] = gort_malloc(MiB), 1, MiB);
+  for (int i = 0; i < N; i += 2) gort_free(blk[i]);
+  heap_stats_t hs;
+  gort__mheap_read_stats(&hs);
+  uint64_t resident0 = hs.sys_bytes - hs.released_bytes, sys0 = hs.sys_bytes;
+  int64_t old = gort_set_memory_limit((int64_t)(resident0 + gort__persistent_sys_bytes() + 40 * MiB));
+  char *grow = gort_malloc(48 * MiB);
+  memset(grow, 2, 48 * MiB);
+  gort__mheap_read_stats(&hs);
+  EXPECT(hs.sys_bytes > sys0, "the heap did not grow (%llu MiB reserved): the case proves nothing",
+         (unsigned long long)(hs.sys_bytes / MiB));
+  // The new block's pages are resident now: the holes' pages released are
+  // what the resident bound grew by less than 48 MiB.
+  uint64_t resident1 = hs.sys_bytes - hs.released_bytes, released1 = hs.released_bytes;
+  uint64_t let_go = resident0 + 48 * MiB - resident1;
+  EXPECT(let_go >= 7 * MiB && let_go <= (uint64_t)(8 + SLACK) * MiB,
+         "growing 48 MiB at 40 MiB under the limit released %llu MiB of 16 MiB of free pages",
+         (unsigned long long)(let_go / MiB));
+  gort_set_memory_limit((int64_t)(resident1 + gort__persistent_sys_bytes() - 4 * MiB));
+  gort__mheap_read_stats(&hs);
+  uint64_t more = hs.released_bytes - released1;
+  EXPECT(more >= 3 * MiB && more <= (uint64_t)(4 + SLACK) * MiB, "a limit 4 MiB lower released %llu MiB",
+         (unsigned long long)(more / MiB));
+  // One free span of 32 MiB: releasing 4 MiB takes its top pages, not it all.
+  gort_set_memory_limit(old);
+  char *big = gort_malloc(32 * MiB);
+  memset(big, 3, 32 * MiB);
+  gort_free(big);
+  gort__mheap_read_stats(&hs);
+  uint64_t released2 = hs.released_bytes;
+  gort_set_memory_limit((int64_t)(hs.sys_bytes - hs.released_bytes + gort__persistent_sys_bytes() - 4 * MiB));
+  gort__mheap_read_stats(&hs);
+  more = hs.released_bytes - released2;
+  EXPECT(more >= 3 * MiB && more <= (uint64_t)(4 + SLACK) * MiB,
+         "a limit 4 MiB lower released %llu MiB of a free span of 32 MiB", (unsigned long long)(more / MiB));
+  gort_set_memory_limit(old);
+  for (int i = 1; i < N; i += 2) gort_free(blk[i]);
+  gort_free(grow);
+}
+
+TEST(memory_limit_releases_only_the_excess) {
+  EXPECT(harness_run_inner("limit_releases_only_the_excess_inner", "GORT_DEBUG=scavenge=0"));
 }
 
 TEST(bad_memlimit_and_debug_values_warn_and_keep_defaults) {
