@@ -21,6 +21,17 @@ static inline long bench_peak_rss_kib(void) {
   return ru.ru_maxrss;
 }
 
+// The current RSS, from /proc/self/statm (0 if unreadable).
+static inline double bench_rss_mib(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, res = 0;
+  if (f != NULL) {
+    if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
+    fclose(f);
+  }
+  return (double)res * 4096 / (1 << 20);
+}
+
 static inline uint64_t bench_rand(uint64_t *s) {
   uint64_t x = *s;
   x ^= x >> 12;

@@ -17,16 +17,6 @@
 
 #include "bench.h"
 
-static double rss_mib(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, res = 0;
-  if (f != NULL) {
-    if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
-    fclose(f);
-  }
-  return (double)res * 4096.0 / 1048576.0;
-}
-
 int main(void) {
   enum { N = 80000, SIZE = 40000, STEPS = 64 };
   int64_t (*set_limit)(int64_t) = (int64_t(*)(int64_t))dlsym(RTLD_DEFAULT, "gort_set_memory_limit");
@@ -42,12 +32,12 @@ int main(void) {
   for (int i = 0; i < N; i += 2) free(b[i]);
   // The limit counts the heap's resident pages and gort's metadata, about
   // what RSS is here: the first lowering releases whatever lies between.
-  double before = rss_mib();
+  double before = bench_rss_mib();
   int64_t base = (int64_t)(before * 1048576.0);
   set_limit(base);
   double t0 = bench_now();
   for (int k = 1; k <= STEPS; k++) set_limit(base - (int64_t)k * 1048576);
   double t1 = bench_now();
-  printf("limitrelease %.3f %.0f %.0f\n", (t1 - t0) * 1e3 / STEPS, before, rss_mib());
+  printf("limitrelease %.3f %.0f %.0f\n", (t1 - t0) * 1e3 / STEPS, before, bench_rss_mib());
   return 0;
 }

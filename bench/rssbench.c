@@ -18,16 +18,6 @@
 
 #include "bench.h"
 
-static double rss_mib(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, res = 0;
-  if (f != NULL) {
-    if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
-    fclose(f);
-  }
-  return (double)res * 4096 / (1 << 20);
-}
-
 static const char *release_call(void) {
   void (*gort)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gort_free_os_memory");
   if (gort) return gort(), "gort_free_os_memory";
@@ -52,17 +42,17 @@ int main(int argc, char **argv) {
     objs[i] = malloc(n);
     memset(objs[i], 1, n);
   }
-  double peak = rss_mib();
+  double peak = bench_rss_mib();
   for (long i = 0; i < N; i++)
     if (!keep10 || (i / 65536) % 10 != 0) free(objs[i]);  // keep10: every tenth run of 64Ki objects
   if (!keep10) free(objs);  // the 128 MiB pointer array too: nothing stays live
-  double t0 = rss_mib();
+  double t0 = bench_rss_mib();
   sleep(1);
-  double t1 = rss_mib();
+  double t1 = bench_rss_mib();
   sleep(4);
-  double t5 = rss_mib();
+  double t5 = bench_rss_mib();
   const char *how = release_call();
-  double tc = rss_mib();
+  double tc = bench_rss_mib();
   printf("%.0f %.0f %.0f %.0f %.0f %s\n", peak, t0, t1, t5, tc, how);
   return 0;
 }
