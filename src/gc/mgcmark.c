@@ -1334,8 +1334,16 @@ RACY_READS static void rescan_run(uintptr_t lo, uintptr_t hi, void *arg) {
 // it until the rounds converge. Pieces live in persistent memory, grown
 // by doubling (at most one per written page of the heap).
 #define PIECE_PAGES 16
+// An assist that saw a round open may claim its first piece only after
+// the worker closed that round and began to collect the next one (it counts
+// itself a holder after its look at open): the pieces it reads are then
+// being written. So n is published with release after the piece it counts,
+// and the array's address (which a grown array replaces; the old ones,
+// never freed, keep their prefix) is atomic: an assist that read n past
+// an old array's end reads the new address. ThreadSanitizer found the
+// race in a clean-clone run (test_gc_concurrent, objects_moved_into_...).
 static struct {
-  uintptr_t (*piece)[2];
+  uintptr_t (*_Atomic piece)[2];
   size_t cap;
   _Atomic size_t n, next;  // pieces, and the next to claim
   _Atomic int holders;     // threads rescanning a claimed piece
@@ -1346,6 +1354,7 @@ static void add_pieces(uintptr_t lo, uintptr_t hi, void *arg) {
   bool *ok = arg;
   for (uintptr_t p = lo; p < hi; p += PIECE_PAGES << 12) {
     size_t n = atomic_load_explicit(&rescan.n, memory_order_relaxed);
+    uintptr_t(*piece)[2] = atomic_load_explicit(&rescan.piece, memory_order_relaxed);
     if (n == rescan.cap) {
       size_t cap = rescan.cap ? rescan.cap * 2 : 4096;
       uintptr_t (*grown)[2] = gort__persistent_alloc(cap * sizeof *grown, 64);
@@ -1353,12 +1362,13 @@ static void add_pieces(uintptr_t lo, uintptr_t hi, void *arg) {
         *ok = false;  // the caller rescans everything marked instead
         return;
       }
-      if (n) memcpy(grown, rescan.piece, n * sizeof *grown);
-      rescan.piece = grown, rescan.cap = cap;
+      if (n) memcpy(grown, piece, n * sizeof *grown);
+      piece = grown, rescan.cap = cap;
+      atomic_store_explicit(&rescan.piece, grown, memory_order_release);
     }
-    rescan.piece[n][0] = p;
-    rescan.piece[n][1] = p + (PIECE_PAGES << 12) < hi ? p + (PIECE_PAGES << 12) : hi;
-    atomic_store_explicit(&rescan.n, n + 1, memory_order_relaxed);
+    piece[n][0] = p;
+    piece[n][1] = p + (PIECE_PAGES << 12) < hi ? p + (PIECE_PAGES << 12) : hi;
+    atomic_store_explicit(&rescan.n, n + 1, memory_order_release);
   }
 }
 
@@ -1369,9 +1379,11 @@ static uint64_t rescan_pieces(worker_t *w, uint64_t budget) {
   atomic_fetch_add(&rescan.holders, 1);
   while (done < budget && !(w != &mark.workers[0] && __atomic_load_n(&gort__stop_pending, __ATOMIC_RELAXED))) {
     size_t i = atomic_fetch_add(&rescan.next, 1);
-    if (i >= atomic_load(&rescan.n)) break;
-    rescan_run(rescan.piece[i][0], rescan.piece[i][1], w);
-    done += (rescan.piece[i][1] - rescan.piece[i][0]) >> 12;
+    if (i >= atomic_load_explicit(&rescan.n, memory_order_acquire)) break;
+    uintptr_t *piece = atomic_load_explicit(&rescan.piece, memory_order_acquire)[i];
+    uintptr_t lo = piece[0], hi = piece[1];
+    rescan_run(lo, hi, w);
+    done += (hi - lo) >> 12;
   }
   atomic_fetch_sub(&rescan.holders, 1);
   return done;
