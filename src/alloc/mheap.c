@@ -931,7 +931,7 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
         }
         top = 0;
       }
-      if (p == s->base || lo == s->base) break;
+      if (lo == s->base) break;  // (at the base, lo is p)
     }
     lock(&heap.lock);
     counter_set(&heap.released_pages, heap.released_pages + (done));
