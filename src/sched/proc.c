@@ -829,6 +829,21 @@ void gort__sched_ready(g_t *g) {
 
 void gort__sched_safepoint(void) { sched_safepoint(); }
 
+// Spinning on a lock pays only while its holder runs on another CPU. With
+// every other P idle or itself looking for work, the holder is parked or
+// preempted and nothing releases the lock during the spin; with goroutines
+// queued on the spinner's own P, blocking hands the CPU to them, where a
+// spin keeps them off it and keeps the lock's line bouncing between CPUs
+// (8 goroutines on 2 Ps all spinning on one mutex: bench/chan mutex_8).
+bool gort__sched_can_spin(void) {
+  int busy = procs() - atomic_load_explicit(&sched.npidle, memory_order_relaxed) -
+             atomic_load_explicit(&sched.nmspinning, memory_order_relaxed);
+  m_t *m = getm();
+  if (m == NULL || m->p == NULL) return true;
+  if (busy <= 1) return false;
+  return gort__runq_empty(m->p);
+}
+
 // ---- spawning and exiting ------------------------------------------------------------------------
 //
 // Dead Gs and free stacks are pooled apart (stack.c says why a G holds a

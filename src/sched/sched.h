@@ -115,6 +115,11 @@ void gort__sched_park_on(bool (*unlockf)(g_t *, void *), void *arg, const char *
                          const void *obj) GORT_HIDDEN;
 // Makes a parked goroutine runnable (Go's goready). Any thread may call it.
 void gort__sched_ready(g_t *g) GORT_HIDDEN;
+// Whether a locker that found a lock held should spin rather than block
+// (Go's sync_runtime_canSpin, less its iteration count): another P runs
+// something that may release it, and, for a goroutine, its own P has no
+// other goroutine waiting to run. A plain thread may always spin.
+bool gort__sched_can_spin(void) GORT_HIDDEN;
 
 // ---- stacks (stack.c) ---------------------------------------------------------------------
 

@@ -115,12 +115,14 @@ bool gort_mutex_trylock(gort_mutex_t *m) {
 }
 
 // Spinning pays only with another CPU to release the lock meanwhile, and
-// only briefly (Go's runtime_canSpin: 4 rounds of 30 pauses).
+// only briefly (Go's runtime_canSpin: 4 rounds of 30 pauses), and only
+// while the scheduler says the holder may be running and nothing else
+// waits for this P (gort__sched_can_spin).
 static bool can_spin(int iter) {
   static _Atomic int ncpu;
   int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
   if (n == 0) atomic_store_explicit(&ncpu, n = gort__os_ncpu(), memory_order_relaxed);
-  return iter < 4 && n > 1;
+  return iter < 4 && n > 1 && gort__sched_can_spin();
 }
 
 static void do_spin(void) {
