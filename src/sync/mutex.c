@@ -18,15 +18,18 @@
 // goroutines on 2 Ps (bench/chan mutex_8) 3.9 million of 4 million locks
 // took that path. On x86 the lock here is a locked bts on the lock word:
 // it takes a free lock in one instruction, waiters or not (mutex_8: 33-39
-// ns an operation before, 12-15 after, against Go's 38-47). It barges past
-// the modes in one case: starvation mode hands the mutex over by setting
-// the lock word again for the waiter after the unlock cleared it, and a
-// newcomer's bts can land between the two. Then the hand-off's CAS sees
-// the lock held and leaves it (wake_waiter), the waiter stays first in
-// the queue, and the newcomer's unlock hands the mutex to it: one
-// newcomer served out of turn, never two owners. The ThreadSanitizer
-// build, which does not model one word accessed at two sizes, and other
-// architectures keep Go's CAS on the whole state.
+// ns an operation before, 12-15 after, against Go's 38-47). Starvation
+// mode hands the mutex over by setting the lock word again for the waiter
+// after the unlock cleared it, and a newcomer's bts can land between the
+// two: the hand-off's CAS then sees the lock held and leaves it
+// (wake_waiter). So a bts that wins reads the high half (the line it just
+// took) and, if it says starving, gives the lock back at once, before
+// its caller runs: that unlock is the hand-off, and the newcomer queues
+// in lock_slow, as Go's would. Without the give-back every unlock's
+// window could admit one newcomer, and newcomers on other CPUs could
+// keep a starving waiter out for as long as they kept landing there. The
+// ThreadSanitizer build, which does not model one word accessed at two
+// sizes, and other architectures keep Go's CAS on the whole state.
 //
 // Two modes, as Go's, for Go's reasons:
 //   1. Normal: waiters queue FIFO, but a woken waiter competes with newly
@@ -45,8 +48,8 @@
 //      in the CAS that takes the waiter off the count, so that a second
 //      party that tries the same hand-off (the rescue, below) finds the
 //      mutex locked and leaves it. Between the unlock and the hand-off the
-//      state says "unlocked, starving": newcomers that reach lock_slow
-//      queue, as in Go (one whose bts lands there barges: "The lock word").
+//      state says "unlocked, starving": newcomers queue, as in Go (one
+//      whose bts lands there gives the lock back first: "The lock word").
 // A waiter woken in normal mode that loses to a newcomer queues again at the
 // head (lifo), so it keeps its place.
 //
@@ -69,8 +72,8 @@
 // the queue). By then the store that raced with its count has long left
 // its core's store buffer, so either the lock word reads 0 and wake_waiter
 // does what the unlock missed, or it reads 1: a later locker holds the
-// mutex, and its unlock, which comes after its CAS (a full barrier) read
-// the count, sees the waiter. A lost wake costs at most RESCUE_NS, never a
+// mutex, and its unlock, which comes after its bts or CAS (a full
+// barrier) read the count, sees the waiter. A lost wake costs at most RESCUE_NS, never a
 // hang; a test widens the race (GORT_DEBUG=mutexlostwake=N). Rejected:
 // membarrier() on the waiter's path (exact, but a system call and an IPI
 // per blocking lock); a fence in unlock (it is the cost we remove); the
@@ -226,7 +229,11 @@ void gort_mutex_lock(gort_mutex_t *m) {
   // locked bts: GCC makes the fetch_or a load and a CAS loop.
   bool was;
   __asm__ volatile("lock btsl $0, %0" : "+m"(*(uint32_t *)lockword(m)), "=@ccc"(was) : : "memory");
-  if (gort_likely(!was)) return;
+  if (gort_likely(!was)) {
+    if (gort_likely(!(atomic_load_explicit(waitword(m), memory_order_relaxed) & (uint32_t)(STARVING >> 32))))
+      return;
+    gort_mutex_unlock(m);  // taken between an unlock and its hand-off: give it back
+  }
 #else
   uint64_t zero = 0;
   if (gort_likely(atomic_compare_exchange_strong_explicit(state(m), &zero, LOCKED,
