@@ -14,7 +14,8 @@
 //     and who then depend on the next unlock alone;
 //   - several waiters arriving at staggered points around a release;
 //   - starvation mode under lost wakes (the hand-off done by the unlock or
-//     by a waiter's rescue, never both);
+//     by a waiter's rescue, never both), and a newcomer whose lock lands
+//     between an unlock and its hand-off;
 //   - rwmutex and cond on top of the mutex, under lost wakes;
 //   - rescue timers pending while gort_maxprocs removes and adds Ps, and
 //     on one P whose only goroutine waits on a thread;
@@ -306,6 +307,58 @@ TEST(starvation_hand_offs_stay_exclusive_and_the_mode_ends) { starve_run(); }
 INNER_TEST(starve_inner) { starve_run(); }
 TEST(starvation_hand_offs_stay_exclusive_and_the_mode_ends_under_lost_wakes) {
   EXPECT(harness_run_inner("starve_inner", "GORT_DEBUG=mutexlostwake=1"));
+}
+
+// ---- a newcomer in the window between an unlock and its hand-off ----------------------------
+//
+// In starvation mode the unlock clears the lock word and then hands the
+// mutex to the first waiter by setting it again. The lock's fast path on
+// x86 is a bts of the lock word, which can land in between: it must give
+// the mutex back (that unlock is the hand-off) and queue, so the starving
+// waiter runs first. The window is a few instructions wide, so the test
+// builds it: a waiter blocks, then the state is set to what an unlock
+// leaves there in starvation mode (lock word clear, starving, one waiter
+// counted), and a newcomer locks.
+
+static gort_mutex_t window;
+static _Atomic int window_waiter_in;  // 1 once the waiter holds the mutex
+
+static void *window_waiter(void *arg) {
+  (void)arg;
+  gort_mutex_lock(&window);
+  atomic_store(&window_waiter_in, 1);
+  usleep(2000);
+  gort_mutex_unlock(&window);
+  return NULL;
+}
+
+TEST(a_newcomer_between_an_unlock_and_its_starvation_hand_off_queues_behind_the_waiter) {
+  // The state written stands for an unlock stopped before its hand-off;
+  // only a newcomer's give-back hands over then. Go's CAS lock (the
+  // ThreadSanitizer build, other architectures) never takes the mutex in
+  // that state, and would wait for a hand-off that never comes.
+#if defined(__x86_64__)
+  SKIP_IF(SCHEDTEST_TSAN, "the lock's fast path is Go's CAS there, which cannot land in the window");
+#else
+  SKIP_IF(true, "the lock's fast path is Go's CAS there, which cannot land in the window");
+#endif
+  gort_mutex_lock(&window);
+  pthread_t th;
+  EXPECT(pthread_create(&th, NULL, window_waiter, NULL) == 0);
+  uint64_t held_one_waiter = LOCKED_BIT | (1ull << 34);
+  for (int i = 0; i < 5000 && __atomic_load_n(&window.state_, __ATOMIC_ACQUIRE) != held_one_waiter; i++)
+    usleep(1000);
+  uint64_t want = held_one_waiter;
+  EXPECT(__atomic_compare_exchange_n(&window.state_, &want, STARVING_BIT | (1ull << 34), false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE),
+         "the waiter never counted itself: state %#llx", (unsigned long long)want);
+  // This thread's lock is now the newcomer's; the one above was released
+  // by the state written, as an unlock would have.
+  gort_mutex_lock(&window);
+  EXPECT(atomic_load(&window_waiter_in) == 1, "the newcomer took the mutex before the starving waiter");
+  gort_mutex_unlock(&window);
+  pthread_join(th, NULL);
+  expect_idle(&window, "window");
 }
 
 // ---- rwmutex and cond on top of the mutex ----------------------------------------------------
