@@ -823,20 +823,22 @@ static mspan_t *take_release_candidate(int64_t min_age_ns, int64_t now, bool bou
   uintptr_t best_unreleased = 0;
   // Lists are scanned from the largest runs down, each size in both zones.
   for (int i = NEXACT; i >= 1 && best == NULL; i--) {
-    for (int zi = 0; zi < MHEAP_NZONES && !(bounded && best != NULL); zi++) {
+    for (int zi = 0; zi < MHEAP_NZONES; zi++) {
       zone_t *z = &heap.zone[zi];
       span_link_t *list = i == NEXACT ? &z->large : &z->exact[i];
-      for (span_link_t *l = span_list_begin(list); l != list && !(bounded && best != NULL); l = l->next) {
+      for (span_link_t *l = span_list_begin(list); l != list; l = l->next) {
         mspan_t *s = (mspan_t *)l;
         if (min_age_ns >= 0 && (s->freed_ns == 0 || now - s->freed_ns < min_age_ns)) continue;
         uintptr_t unreleased = unreleased_pages(s->base, span_end(s), bounded ? 1 : UINTPTR_MAX);
         if (unreleased > best_unreleased) {
           best = s;
           best_unreleased = unreleased;
+          if (bounded) goto take;
         }
       }
     }
   }
+take:
   if (best != NULL) {
     free_list_remove(best);
     span_set_state(best, SPAN_RELEASING);  // neighbours must not merge with it meanwhile
@@ -886,6 +888,7 @@ static uint64_t release_meta(const mspan_t *s, uintptr_t run, uintptr_t end) {
 
 uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
   uint64_t released = 0;
+  bool bounded = max_bytes != UINT64_MAX;
   int64_t now = gort__nanotime();
   // The release lock keeps a span off the lists only while it is held, so
   // that fork (which takes it) never copies a span in mid-release.
@@ -895,9 +898,9 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
   while (released < max_bytes) {
     // The pages this release still wants (all, unbounded).
     uint64_t left = max_bytes - released;
-    uintptr_t want = max_bytes == UINT64_MAX ? UINTPTR_MAX
-                                             : (uintptr_t)((left >> GORT_PAGE_SHIFT) + ((left & (GORT_PAGE_SIZE - 1)) != 0));
-    mspan_t *s = take_release_candidate(min_age_ns, now, max_bytes != UINT64_MAX);
+    uintptr_t want = !bounded ? UINTPTR_MAX
+                              : (uintptr_t)((left >> GORT_PAGE_SHIFT) + ((left & (GORT_PAGE_SIZE - 1)) != 0));
+    mspan_t *s = take_release_candidate(min_age_ns, now, bounded);
     if (s == NULL) break;
     bool withdraw = heap.nhuge != 0;
     unlock(&heap.lock);
@@ -957,7 +960,7 @@ uint64_t gort__mheap_release(uint64_t max_bytes, int64_t min_age_ns) {
   // A release of everything (the explicit call) also returns the pages of
   // span structs that coalescing left unused: 40,000 spans described 1 GiB
   // of small blocks. Not a release the memory limit bounds.
-  if (min_age_ns < 0 && max_bytes == UINT64_MAX)
+  if (min_age_ns < 0 && !bounded)
     heap.meta_released_bytes += gort__fixalloc_release(&heap.spanalloc, heap.release_dontneed);
   unlock(&heap.lock);
   unlock(&heap.release_lock);
@@ -999,7 +1002,7 @@ static bool check_free_span(const mspan_t *s, uint64_t *pages, uint64_t *release
     if (r != NULL && span_state(r) == SPAN_FREE && mheap_zone_of(r->base) == mheap_zone_of(s->base))
       return false;
   }
-  for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE) *released += page_released(p);
+  *released += s->npages - unreleased_pages(s->base, span_end(s), UINTPTR_MAX);
   *pages += s->npages;
   return true;
 }

@@ -836,12 +836,11 @@ void gort__sched_safepoint(void) { sched_safepoint(); }
 // spin keeps them off it and keeps the lock's line bouncing between CPUs
 // (8 goroutines on 2 Ps all spinning on one mutex: bench/chan mutex_8).
 bool gort__sched_can_spin(void) {
-  int busy = procs() - atomic_load_explicit(&sched.npidle, memory_order_relaxed) -
-             atomic_load_explicit(&sched.nmspinning, memory_order_relaxed);
   m_t *m = getm();
   if (m == NULL || m->p == NULL) return true;
-  if (busy <= 1) return false;
-  return gort__runq_empty(m->p);
+  int busy = procs() - atomic_load_explicit(&sched.npidle, memory_order_relaxed) -
+             atomic_load_explicit(&sched.nmspinning, memory_order_relaxed);
+  return busy > 1 && gort__runq_empty(m->p);
 }
 
 // ---- spawning and exiting ------------------------------------------------------------------------

@@ -73,8 +73,9 @@
 // its core's store buffer, so either the lock word reads 0 and wake_waiter
 // does what the unlock missed, or it reads 1: a later locker holds the
 // mutex, and its unlock, which comes after its bts or CAS (a full
-// barrier) read the count, sees the waiter. A lost wake costs at most RESCUE_NS, never a
-// hang; a test widens the race (GORT_DEBUG=mutexlostwake=N). Rejected:
+// barrier) read the count, sees the waiter. A lost wake costs at most
+// RESCUE_NS, never a hang; a test widens the race
+// (GORT_DEBUG=mutexlostwake=N). Rejected:
 // membarrier() on the waiter's path (exact, but a system call and an IPI
 // per blocking lock); a fence in unlock (it is the cost we remove); the
 // check "locked and nothing else" before the store, to keep other states

@@ -349,9 +349,13 @@ TEST(a_newcomer_between_an_unlock_and_its_starvation_hand_off_queues_behind_the_
   for (int i = 0; i < 5000 && __atomic_load_n(&window.state_, __ATOMIC_ACQUIRE) != held_one_waiter; i++)
     usleep(1000);
   uint64_t want = held_one_waiter;
-  EXPECT(__atomic_compare_exchange_n(&window.state_, &want, STARVING_BIT | (1ull << 34), false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE),
-         "the waiter never counted itself: state %#llx", (unsigned long long)want);
+  if (!__atomic_compare_exchange_n(&window.state_, &want, STARVING_BIT | (1ull << 34), false,
+                                   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    EXPECT(false, "the waiter never counted itself: state %#llx", (unsigned long long)want);
+    gort_mutex_unlock(&window);  // so the waiter can finish
+    pthread_join(th, NULL);
+    return;
+  }
   // This thread's lock is now the newcomer's; the one above was released
   // by the state written, as an unlock would have.
   gort_mutex_lock(&window);
