@@ -515,11 +515,12 @@ static bool split_tail(mspan_t *s, uintptr_t npages) {
   return true;
 }
 
-// Marks the pages of s in use: the page map points at s, released bits are
-// cleared and counted, and s->needzero says whether old data may remain.
-// Returns how many of its pages had been released (they are resident
-// again once written: recommit_hook).
-static uintptr_t mark_inuse(mspan_t *s) {
+// Marks the pages of s in use: the page map points at owner (s, but for
+// a run joining a grown span), released bits are cleared and counted, and
+// s->needzero says whether old data may remain. Returns how many of its
+// pages had been released (they are resident again once written:
+// recommit_hook).
+static uintptr_t mark_inuse_as(mspan_t *s, mspan_t *owner) {
   bool dirty = false;
   uintptr_t released = 0;
   for (uintptr_t p = s->base; p < span_end(s); p += GORT_PAGE_SIZE) {
@@ -532,7 +533,7 @@ static uintptr_t mark_inuse(mspan_t *s) {
     }
     if (i < a->hwm && !(rel && heap.release_dontneed)) dirty = true;
     if (i >= a->hwm) a->hwm = (uint32_t)i + 1;
-    __atomic_store_n(&a->spans[i], s, __ATOMIC_RELAXED);
+    __atomic_store_n(&a->spans[i], owner, __ATOMIC_RELAXED);
   }
   s->needzero = dirty;
   counter_set(&heap.released_pages, heap.released_pages - (released));
@@ -540,6 +541,8 @@ static uintptr_t mark_inuse(mspan_t *s) {
   heap.inuse_pages += s->npages;
   return released;
 }
+
+static uintptr_t mark_inuse(mspan_t *s) { return mark_inuse_as(s, s); }
 
 // Pages that had been released are in use again: the resident bound grew
 // without the heap growing, and the memory limit must see it (the
@@ -749,13 +752,13 @@ bool gort__mheap_grow_in_place(mspan_t *s, uintptr_t npages) {
     return false;
   }
   // r now covers exactly the pages to take; make it part of s.
+  // r's pages are counted in use and mapped to s. (They were mapped to a
+  // copy of r on this stack until 2026-12-06, then to s: a marker that
+  // read the page map meanwhile followed the pointer into a dead frame.)
   uint8_t old_needzero = s->needzero;
-  mspan_t tmp = *r;
-  tmp.state = SPAN_LARGE;
-  uintptr_t reused = mark_inuse(&tmp);  // counts and clears released bits, maps pages to &tmp
-  for (uintptr_t p = r->base; p < span_end(r); p += GORT_PAGE_SIZE) set_span(p, s);
+  uintptr_t reused = mark_inuse_as(r, s);
   span_set_npages(s, npages);
-  s->needzero = old_needzero | tmp.needzero;
+  s->needzero = old_needzero | r->needzero;
   heap.large_alloc_bytes += extra << GORT_PAGE_SHIFT;
   span_set_state(r, SPAN_DEAD);
   gort__fixalloc_free(&heap.spanalloc, r);
