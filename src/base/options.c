@@ -89,6 +89,9 @@ static const option_t options[] = {
      "goroutine stack guards: 0 (default) MADV_GUARD_INSTALL where the kernel has it, else as 1; 1 mprotect guards for the first 8192 stacks, then canaries; 2 canaries only (the fallbacks, for tests)", false},
     {"mutexlostwake", OPT_INT, OFF(mutexlostwake), true,
      "for tests: 1 in N mutex unlocks read the waiter count 2 us before they release the lock, as a store buffer may make any unlock do in a shorter window, so that waiters that queue meanwhile need the rescue (sync/mutex.c; 0, the default, off)", false},
+    {"gcscanwindow", OPT_INT, OFF(gcscanwindow), true,
+     "for tests: 1 in N scans of a queued object sleep 20 us between reading its span's state and its size, "
+     "as a preempted marker may, so that the program's frees land in between (gc/mgcmark.c; 0, the default, off)", false},
     {"schedfence", OPT_BOOL, OFF(schedfence), true,
      "1 (default): a P's owner takes and fills its runnext slot with plain stores, and a thief that takes it pays with membarrier(2) (sched/runq.c); 0: both sides use locked instructions, as Go's (for a program that forbids membarrier, by seccomp say, after its first goroutine)", false},
     {"scavdelay", OPT_INT, OFF(scavdelay_ms), true,

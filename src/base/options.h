@@ -36,6 +36,7 @@ typedef struct {
   int64_t sigquit;          // SIGQUIT dumps the goroutines and exits 2
   int64_t stackguard;       // goroutine stack guards: 0 auto, 1 mprotect, 2 canaries
   int64_t mutexlostwake;    // tests: 1 in N plain mutex unlocks miss their waiter (0 off)
+  int64_t gcscanwindow;     // tests: 1 in N scans pause inside their span reads (gc/mgcmark.c; 0 off)
   int64_t schedfence;       // runnext's owner without locked instructions (sched/runq.c)
 } gort_options_t;
 

@@ -86,6 +86,7 @@
 
 #include "../alloc/mheap.h"
 #include "../base/noscan.h"
+#include "../base/options.h"
 #include "../base/persistent.h"
 #include "../base/vg.h"
 #include "../os/os.h"
@@ -311,8 +312,10 @@ RACY_READS GORT_INLINE void mark_value(worker_t *w, uintptr_t v) {
   } else {
     return;
   }
-  // obj's arena is v's but where a span crosses into the next arena.
-  if (gort_unlikely(((obj ^ v) >> GORT_ARENA_SHIFT) != 0)) a = arena_of(obj);
+  // obj's arena is v's but where a span crosses into the next arena, or
+  // where s's fields were read across a change (pages_map_to): then obj
+  // may lie in an arena never registered.
+  if (gort_unlikely(((obj ^ v) >> GORT_ARENA_SHIFT) != 0) && (a = arena_of(obj)) == NULL) return;
   uintptr_t i = (obj & (GORT_ARENA_SIZE - 1)) >> 4;
   uint64_t bit = 1ULL << (i & 63), *lw = ARENA_LIVE_WORD(a, i), *mw = ARENA_MARK_WORD(a, i);
   if (!(__atomic_load_n(lw, __ATOMIC_RELAXED) & bit)) return;  // a free slot
@@ -326,7 +329,11 @@ RACY_READS GORT_INLINE void mark_value(worker_t *w, uintptr_t v) {
   w->objects++;
   if (kind_scanned_whole(kind)) {
     w->scan_bytes += size;
-    push(w, st == SPAN_SMALL && size <= SMALL_TAG_MAX ? obj | (size >> 4) : obj);
+    // Tagged only within one page: a tagged entry is scanned with no
+    // checks, and if s changed while its fields were read, size may be
+    // another span's; obj's own page is mapped (its live bit is set).
+    bool tag = st == SPAN_SMALL && size <= SMALL_TAG_MAX && ((obj ^ (obj + size - 1)) >> GORT_PAGE_SHIFT) == 0;
+    push(w, tag ? obj | (size >> 4) : obj);
   } else if (kind == KIND_GC_TYPED) {
     w->scan_bytes += size;
     push(w, obj);
@@ -415,24 +422,60 @@ RACY_READS GORT_INLINE bool layout_valid(const struct gort_gc_layout *l) {
          (uintptr_t)(l->bits + (l->nwords + 63) / 64) <= hi;
 }
 
-// The pointer words of typed object obj (size bytes) in [lo, hi).
+// The pointer words of typed object obj (size bytes) in [lo, hi). Nothing
+// outside the object's header and words is read, whatever size is. A
+// large object that the program freed while the worker read its span
+// once read as size 0 (the span's state, read again, said free, and a
+// large span's elemsize is 0): the count of words wrapped, and the
+// ThreadSanitizer build's worker read on from the 5-page object to 16
+// bytes past the end of the collected heap's first 4 MiB, never mapped
+// (test_gc_concurrent's gccheckmark churn, once in CI).
 RACY_READS GORT_INLINE void scan_typed_x(worker_t *w, uintptr_t obj, uintptr_t size, uintptr_t lo, uintptr_t hi,
                                          bool defer) {
+  if (size <= SPAN_TYPED_HEADER) return;
+  if (hi > obj + size) hi = obj + size;
   const struct gort_gc_layout *l = (const struct gort_gc_layout *)__atomic_load_n((uintptr_t *)obj, __ATOMIC_ACQUIRE);
   if (l == NULL) return;  // being allocated: its words are still zero
   if (gort_unlikely(!layout_valid(l))) {
-    scan_range_x(w, lo > obj ? lo : obj, hi < obj + size ? hi : obj + size, defer);
+    scan_range_x(w, lo > obj ? lo : obj, hi, defer);
     return;
   }
-  const uintptr_t *words = (const uintptr_t *)(obj + SPAN_TYPED_HEADER);
-  uintptr_t n = (size - SPAN_TYPED_HEADER) / 8;
-  uintptr_t i = lo > (uintptr_t)words ? (lo - (uintptr_t)words) / 8 : 0;
-  uintptr_t end = hi < obj + size ? (hi - (uintptr_t)words + 7) / 8 : n;
-  if (end > n) end = n;
+  uintptr_t words = obj + SPAN_TYPED_HEADER;
+  if (lo < words) lo = words;
+  if (lo >= hi) return;
+  uintptr_t i = (lo - words) / 8, end = (hi - words + 7) / 8;
   for (uintptr_t k = i % l->nwords; i < end; i++) {
-    if ((l->bits[k >> 6] >> (k & 63)) & 1) mark_word_of(w, words[i], defer);
+    if ((l->bits[k >> 6] >> (k & 63)) & 1) mark_word_of(w, ((const uintptr_t *)words)[i], defer);
     if (++k == l->nwords) k = 0;
   }
+}
+
+// Whether the pages of [obj, obj + size) after obj's own still map to s
+// (obj's named s when the caller looked). The caller read s's fields one
+// at a time while the program may be freeing s and the heap merging,
+// splitting or reusing its struct: fields read at different moments can
+// describe a range that was never one span's, running past the end of a
+// reservation into memory never mapped (one did: scan_typed_x). A page
+// that the page map names a span for was reserved by the heap, which
+// never unmaps: whatever s has become, the scan then reads only mapped
+// memory. A live object's pages all name its span, so none is ever
+// refused; an object on one page costs no load here.
+RACY_READS GORT_INLINE bool pages_map_to(const mspan_t *s, uintptr_t obj, uintptr_t size) {
+  for (uintptr_t p = GORT_ALIGN_DOWN(obj, GORT_PAGE_SIZE) + GORT_PAGE_SIZE; p < obj + size; p += GORT_PAGE_SIZE)
+    if (span_of(p) != s) return false;
+  return true;
+}
+
+// A test's knob (GORT_DEBUG=gcscanwindow=N): one in N scans of a queued
+// object sleep between reading its span's state and the rest of it, as a
+// marker preempted there would, so that the program's frees, and the page
+// heap's merges and reuse of the span, land in the window. The size-0
+// scan of scan_typed_x met CI once without it; with it, test_gc_concurrent's
+// window case crashed in 6 runs of 9 before the fix.
+static GORT_NOINLINE void scan_window(void) {
+  static _Atomic uint64_t n;
+  if (atomic_fetch_add_explicit(&n, 1, memory_order_relaxed) % (uint64_t)gort__opts.gcscanwindow == 0)
+    gort__os_sleep_ns(20 * 1000);
 }
 
 // Scanning without the span. Most objects a mark scans are small and
@@ -462,9 +505,13 @@ RACY_READS GORT_INLINE void scan_object_x(worker_t *w, uintptr_t e, bool defer) 
   if ((st != SPAN_SMALL && st != SPAN_LARGE) ||
       (!kind_scanned_whole(kind) && kind != KIND_GC_TYPED && kind != KIND_GC_UNCOLLECTABLE))
     return;
-  uintptr_t size = gc_object_bytes(s);
-  if (obj < s->base || obj + size > s->base + span_bytes(s)) return;  // a stale page-map entry
-  if (s->kind != KIND_GC_TYPED) {
+  if (gort_unlikely(gort__opts.gcscanwindow > 0)) scan_window();
+  // The size from the state already read: read again, a span freed
+  // meanwhile gave a large object its elemsize, 0 (scan_typed_x).
+  uintptr_t size = st == SPAN_LARGE ? span_npages(s) << GORT_PAGE_SHIFT : span_elemsize(s);
+  if (size == 0 || obj < s->base || obj + size > s->base + span_bytes(s)) return;  // a stale page-map entry
+  if (!pages_map_to(s, obj, size)) return;
+  if (kind != KIND_GC_TYPED) {
     scan_range_x(w, obj, obj + size, defer);
     return;
   }
@@ -1225,6 +1272,14 @@ static void assist_end(worker_t *w) {
   atomic_fetch_add(&mark.assist_scan_bytes, w->scan_bytes);
 }
 
+// The bytes of the object an untagged entry names, by its span now (0
+// if it has none): racy, as the scan's own reads (scan_object_x); only
+// the assist's budget depends on it.
+RACY_READS static uintptr_t entry_span_bytes(uintptr_t obj) {
+  mspan_t *s = span_of(obj);
+  return s != NULL ? gc_object_bytes(s) : 0;
+}
+
 uint64_t gort__gc_mark_assist(uint64_t budget) {
   if (__atomic_load_n(&mark.full, __ATOMIC_RELAXED) == NULL) {
     // The worker keeps a deep graph's work in its own buffer (a tree never
@@ -1254,11 +1309,9 @@ uint64_t gort__gc_mark_assist(uint64_t budget) {
     // region, a table of megabytes held every stop for milliseconds.
     uintptr_t size = ENTRY_BYTES(obj);
     if (size == 0) {
-      mspan_t *s = span_of(obj);
       // The program freed this large object after it was queued: its pages
       // are free (no span) or another span's, which scan_object tells apart.
-      if (s == NULL) continue;
-      size = gc_object_bytes(s);
+      if ((size = entry_span_bytes(obj)) == 0) continue;
     }
     if (size > ASSIST_MAX_OBJECT) {
       push(&w, obj);
@@ -1301,14 +1354,20 @@ RACY_READS GORT_INLINE void rescan_run_x(worker_t *w, uintptr_t lo, uintptr_t hi
     if (kind_scanned_whole(kind) || kind == KIND_GC_TYPED || kind == KIND_GC_UNCOLLECTABLE) {
       bool root = kind == KIND_GC_UNCOLLECTABLE, typed = kind == KIND_GC_TYPED;
       span_state_t st = span_state(s);
+      uintptr_t base = s->base, size;
       if (st == SPAN_LARGE) {
-        if (live_test(s->base) && (root || gort__gc_is_marked(s->base))) {
-          if (typed) scan_typed_x(w, s->base, span_bytes(s), lo, pend, defer);
+        // The header at base is read only if base's page is still s's.
+        uintptr_t bytes = span_bytes(s);
+        if (lo - base < bytes && span_of(base) == s && live_test(base) && (root || gort__gc_is_marked(base))) {
+          if (typed) scan_typed_x(w, base, bytes, lo, pend, defer);
           else scan_range_x(w, lo, pend, defer);
         }
-      } else if (st == SPAN_SMALL && s->elemsize != 0 && lo >= s->base) {
-        uintptr_t size = s->elemsize, end = s->base + (uintptr_t)s->nelems * size;
-        uintptr_t obj = s->base + (lo - s->base) / size * size;
+      } else if (st == SPAN_SMALL && lo >= base && (size = span_elemsize(s)) != 0) {  // 0: being freed
+        uintptr_t end = base + (uintptr_t)s->nelems * size;
+        uintptr_t obj = base + (lo - base) / size * size;
+        // An object begun on an earlier page has its header and live bit
+        // there: read only if that page is s's too (see pages_map_to).
+        if (obj < GORT_ALIGN_DOWN(lo, GORT_PAGE_SIZE) && span_of(obj) != s) obj += size;
         for (; obj < pend && obj < end; obj += size) {
           if (!live_test(obj) || !(root || gort__gc_is_marked(obj))) continue;
           uintptr_t from = obj > lo ? obj : lo, to = obj + size < pend ? obj + size : pend;

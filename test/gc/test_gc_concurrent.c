@@ -567,6 +567,7 @@ TEST(memstats_readers_never_hang_a_cycle) {
 enum { CHURN_SLOTS = 2048 };
 static void *volatile churn_slot[CHURN_SLOTS];
 static const gort_gc_layout_t *churn_layout;
+static uint32_t churn_large_every = 30;  // one realloc in this many makes a large object
 
 static uint32_t churn_rand(uint32_t *r) { return (*r = *r * 1103515245u + 12345u) >> 8; }
 
@@ -599,7 +600,7 @@ static void *churner(void *arg) {
     case 0: gort_free(p); churn_slot[i] = NULL; break;
     case 1: churn_slot[i] = NULL; break;  // dropped
     default: {
-      size_t size = churn_rand(&r) % 30 == 0 ? 40000 : 16 + churn_rand(&r) % 400;
+      size_t size = churn_rand(&r) % churn_large_every == 0 ? 40000 : 16 + churn_rand(&r) % 400;
       void *q = gort_realloc(p, size);
       if (q != NULL) memset(q, 0x5e, size);
       churn_slot[i] = q;
@@ -646,4 +647,18 @@ INNER_TEST(inner_churn) { run_churn(false, 4000); }
 
 TEST(frees_during_the_mark_pass_gccheckmark) {
   EXPECT(harness_run_inner("inner_churn", "GORT_DEBUG=gccheckmark=1"));
+}
+
+// The churn with every scan of a queued object pausing between its read
+// of the span's state and the rest (gcscanwindow), as a preempted marker
+// would, so that frees land there. A large object freed in the window
+// read as size 0, and its typed scan ran on past the heap's end: once in
+// CI without the pause; with it, a SEGV in 6 runs of 9 before the fix.
+INNER_TEST(inner_churn_window) {
+  churn_large_every = 2;  // many large typed objects, the ones whose scans ran on
+  run_churn(false, 3000);
+}
+
+TEST(frees_inside_a_scans_span_reads_are_survived) {
+  EXPECT(harness_run_inner("inner_churn_window", "GORT_DEBUG=gccheckmark=1,gcscanwindow=1"));
 }
