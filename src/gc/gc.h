@@ -358,10 +358,14 @@ void gort__gc_foreach_root_range(void (*fn)(uintptr_t lo, uintptr_t hi, void *ar
 // Resolves a word to the collected object it points into: its start
 // (the block, header included) and span; 0 if it points into none.
 uintptr_t gort__gc_find_object(uintptr_t v, mspan_t **sp);
-// The bytes an object occupies (elemsize, or the large span's bytes).
-GORT_INLINE uintptr_t gc_object_bytes(const mspan_t *s) {
-  return span_state(s) == SPAN_LARGE ? span_npages(s) << GORT_PAGE_SHIFT : span_elemsize(s);
+// The bytes an object occupies (elemsize, or the large span's bytes), for
+// s in state st. A racy reader passes the state it already tested: read
+// again, a span freed meanwhile reads as free, and a large object then
+// takes the span's elemsize, 0 (mgcmark.c, scan_typed_x).
+GORT_INLINE uintptr_t gc_object_bytes_in(const mspan_t *s, span_state_t st) {
+  return st == SPAN_LARGE ? span_npages(s) << GORT_PAGE_SHIFT : span_elemsize(s);
 }
+GORT_INLINE uintptr_t gc_object_bytes(const mspan_t *s) { return gc_object_bytes_in(s, span_state(s)); }
 
 // ---- mgcsweep.c ---------------------------------------------------------------------
 

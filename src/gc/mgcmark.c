@@ -440,12 +440,12 @@ RACY_READS GORT_INLINE void scan_typed_x(worker_t *w, uintptr_t obj, uintptr_t s
     scan_range_x(w, lo > obj ? lo : obj, hi, defer);
     return;
   }
-  uintptr_t words = obj + SPAN_TYPED_HEADER;
-  if (lo < words) lo = words;
+  const uintptr_t *words = (const uintptr_t *)(obj + SPAN_TYPED_HEADER);
+  if (lo < (uintptr_t)words) lo = (uintptr_t)words;
   if (lo >= hi) return;
-  uintptr_t i = (lo - words) / 8, end = (hi - words + 7) / 8;
+  uintptr_t i = (lo - (uintptr_t)words) / 8, end = (hi - (uintptr_t)words + 7) / 8;
   for (uintptr_t k = i % l->nwords; i < end; i++) {
-    if ((l->bits[k >> 6] >> (k & 63)) & 1) mark_word_of(w, ((const uintptr_t *)words)[i], defer);
+    if ((l->bits[k >> 6] >> (k & 63)) & 1) mark_word_of(w, words[i], defer);
     if (++k == l->nwords) k = 0;
   }
 }
@@ -506,9 +506,7 @@ RACY_READS GORT_INLINE void scan_object_x(worker_t *w, uintptr_t e, bool defer) 
       (!kind_scanned_whole(kind) && kind != KIND_GC_TYPED && kind != KIND_GC_UNCOLLECTABLE))
     return;
   if (gort_unlikely(gort__opts.gcscanwindow > 0)) scan_window();
-  // The size from the state already read: read again, a span freed
-  // meanwhile gave a large object its elemsize, 0 (scan_typed_x).
-  uintptr_t size = st == SPAN_LARGE ? span_npages(s) << GORT_PAGE_SHIFT : span_elemsize(s);
+  uintptr_t size = gc_object_bytes_in(s, st);  // 0 if s was freed since st was read
   if (size == 0 || obj < s->base || obj + size > s->base + span_bytes(s)) return;  // a stale page-map entry
   if (!pages_map_to(s, obj, size)) return;
   if (kind != KIND_GC_TYPED) {
