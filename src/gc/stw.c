@@ -432,14 +432,29 @@ static GORT_NOINLINE void park(uint32_t e) {
   }
 }
 
+// Whether sp is off t's own stack and off every goroutine's: t runs a
+// handler on an alternate signal stack. A park there would publish a
+// stack pointer that the scan cannot use: from it up to t's stack top
+// lies memory that may not be mapped (a hostile test: the stop signal
+// landing in a handler that ran on a sigaltstack crashed the collector's
+// root scan every time), and t's own stack, with the interrupted frames,
+// would go unscanned.
+static bool off_own_stack(const gthread_t *t, uintptr_t sp) {
+  return (sp < t->stack_lo || sp >= t->stack_hi) && gort__sched_stack_top(sp) == 0;
+}
+
 static void on_stop_signal(int sig, siginfo_t *info, void *uctx) {
   (void)sig, (void)info, (void)uctx;
   int saved = errno;
   VG_ENTER();
   uint32_t e = atomic_load_explicit(&stw.epoch, memory_order_acquire);
-  if (gort__stw_self != NULL && atomic_load_explicit(&stw.released, memory_order_acquire) != e) {
-    if (gort__nostop > 0)
-      __atomic_store_n(&gort__stop_pending, 1, __ATOMIC_RELAXED);  // stops when it leaves the region
+  gthread_t *t = gort__stw_self;
+  if (t != NULL && atomic_load_explicit(&stw.released, memory_order_acquire) != e) {
+    // Inside a region, or off its stack: it stops when it leaves a region
+    // back on its stack, or at a later signal (the stop signals again
+    // every RESIGNAL_NS).
+    if (gort__nostop > 0 || off_own_stack(t, stack_pointer()))
+      __atomic_store_n(&gort__stop_pending, 1, __ATOMIC_RELAXED);
     else
       park(e);
   }
@@ -453,9 +468,8 @@ static GORT_NOINLINE void stop_deferred(void) {
   uintptr_t sp = stack_pointer();
   if (t == NULL) {
     __atomic_store_n(&gort__stop_pending, 0, __ATOMIC_RELAXED);  // no stop wants an unregistered thread
-  } else if ((sp < t->stack_lo || sp >= t->stack_hi) && gort__sched_stack_top(sp) == 0) {
-    // Off its stack (a handler on an alternate signal stack): a park here
-    // would publish a stack pointer the scan cannot use. The request
+  } else if (off_own_stack(t, sp)) {
+    // Off its stack (a handler on an alternate signal stack). The request
     // stays, for the first region's end back on the stack; the stop
     // signals a thread that takes too long (gort__stw_stop_within).
   } else {
@@ -745,7 +759,7 @@ GORT_NOINLINE long gort__stw_blocking(long (*fn)(void *), void *arg) {
   void *volatile keep = arg;  // in this frame, above the published address
   uintptr_t sp = stack_pointer();
   if (t == NULL || gort__nostop > 0 || atomic_load_explicit(&t->blocked, memory_order_relaxed) != BLOCKED_NO ||
-      ((sp < t->stack_lo || sp >= t->stack_hi) && gort__sched_stack_top(sp) == 0))
+      off_own_stack(t, sp))
     return fn(arg);
   t->blocked_sp = sp;
   atomic_store_explicit(&t->blocked_program, gort__stw_program_call, memory_order_relaxed);

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -291,6 +292,75 @@ TEST(another_threads_tls_keeps_objects_alive_while_it_blocks) {
 
 // pthread_create as libc (or the sanitizer) has it, bypassing gort's: the
 // thread is one gort did not see start, and registers itself.
+// A thread whose signal handlers run on an alternate stack, for long
+// enough that the collector's stop signal lands inside one. It parked
+// there, publishing a stack pointer on the alternate stack, and the root
+// scan read from it up to the thread's own stack's top, across unmapped
+// memory: every run of a hostile test crashed. It now stops once back on
+// its stack (the stop signals it again), and what only its stack holds
+// survives.
+static _Atomic bool alt_stop, alt_in_handler;
+static _Atomic long alt_handled;
+
+static void alt_handler(int sig) {
+  (void)sig;
+  atomic_store(&alt_in_handler, true);
+  double until = gctest_now() + 1e-3;  // a long handler, on the alternate stack
+  while (gctest_now() < until) {
+  }
+  atomic_fetch_add(&alt_handled, 1);
+  atomic_store(&alt_in_handler, false);
+}
+
+static void *alt_thread(void *arg) {
+  (void)arg;
+  size_t size = 64 << 10;
+  void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return (void *)"mmap";
+  stack_t ss = {.ss_sp = mem, .ss_size = size}, off = {.ss_flags = SS_DISABLE};
+  if (sigaltstack(&ss, NULL) != 0) return (void *)"sigaltstack";
+  uint64_t *volatile only = gort_gc_alloc_noscan(64);  // only on this stack
+  for (int i = 0; i < 8; i++) only[i] = 0x5a17000000000000ull + (uint64_t)i;
+  while (!atomic_load(&alt_stop)) {
+  }
+  const char *bad = NULL;
+  for (int i = 0; i < 8; i++)
+    if (only[i] != 0x5a17000000000000ull + (uint64_t)i) bad = "the object only its stack held was freed";
+  sigaltstack(&off, NULL);
+  munmap(mem, size);
+  return (void *)bad;
+}
+
+TEST(a_stop_signal_inside_a_handler_on_an_alternate_stack_waits_for_the_handler) {
+  SKIP_IF(GCTEST_TSAN, "ThreadSanitizer holds signals back from a thread that spins outside its interceptors");
+  struct sigaction sa = {.sa_handler = alt_handler, .sa_flags = SA_ONSTACK | SA_RESTART}, old;
+  sigemptyset(&sa.sa_mask);
+  EXPECT(sigaction(SIGUSR1, &sa, &old) == 0, "sigaction");
+  atomic_store(&alt_stop, false);
+  atomic_store(&alt_handled, 0);
+  pthread_t th;
+  EXPECT(pthread_create(&th, NULL, alt_thread, NULL) == 0, "pthread_create");
+  int collections = 0;
+  double until = gctest_now() + 0.5;
+  while (gctest_now() < until) {
+    pthread_kill(th, SIGUSR1);
+    double t = gctest_now() + 0.1;
+    while (!atomic_load(&alt_in_handler) && gctest_now() < t) {
+    }
+    gort_gc_collect();  // its stop signal lands in the handler
+    collections++;
+    while (atomic_load(&alt_in_handler) && gctest_now() < t) {
+    }
+  }
+  atomic_store(&alt_stop, true);
+  void *bad = NULL;
+  pthread_join(th, &bad);
+  sigaction(SIGUSR1, &old, NULL);
+  printf("  %d collections, %ld handlers run\n", collections, atomic_load(&alt_handled));
+  EXPECT(bad == NULL, "%s", bad ? (const char *)bad : "");
+  EXPECT(collections >= 10, "collections ran");
+}
+
 TEST(a_thread_gort_did_not_start_is_scanned_once_registered) {
   SKIP_IF(GCTEST_TSAN, "ThreadSanitizer holds the stop signal back from a thread blocked in a call it intercepts");
   create_fn real_create = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
