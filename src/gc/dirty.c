@@ -491,9 +491,13 @@ static void sample_walk(uintptr_t lo, uintptr_t hi, uint32_t phase, bool sampled
   if (!sampled && gap < hi) fn(gap, hi, arg);
 }
 
+// A disarm's part (arg: when it gives way next; mgc.c, "Giving way"):
+// unprotecting a large heap takes milliseconds, in system calls of up to
+// a MiB, and no program thread waits for the lock meanwhile (heap_grew
+// takes it only while armed).
 static void unprotect_part(uintptr_t lo, uintptr_t hi, void *arg) {
-  (void)arg;
   dirty.be->unprotect(lo, hi);
+  gort__gc_give_way(arg);
 }
 
 static void count_part(uintptr_t lo, uintptr_t hi, void *arg) {
@@ -650,10 +654,10 @@ void gort__dirty_disarm(uint32_t gen) {
       // after a lazy one, so any 16th is a sample): a fixed one could miss
       // a program whose writes fall with the same period.
       dirty.phase = (dirty.phase + 1) & (SAMPLE_STRIDE - 1);
-      int64_t t = gort__os_thread_cpu_ns();
+      int64_t t = gort__os_thread_cpu_ns(), give_way = gort__nanotime() + GC_GIVE_WAY_NS;
       if (!dirty.lazy)
         for (uint32_t i = 0; i < dirty.registered; i++)
-          sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, false, unprotect_part, NULL);
+          sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, false, unprotect_part, &give_way);
       reprice(gort__os_thread_cpu_ns() - t, !dirty.lazy);
     }
     dirty.be->arming(false);

@@ -367,6 +367,13 @@ GORT_INLINE uintptr_t gc_object_bytes_in(const mspan_t *s, span_state_t st) {
 }
 GORT_INLINE uintptr_t gc_object_bytes(const mspan_t *s) { return gc_object_bytes_in(s, span_state(s)); }
 
+// Background work of the collector that runs beside the program (the
+// worker's concurrent drain and pre-cleaning, the sweeper) gives its CPU
+// to a waiting thread every GC_GIVE_WAY_NS: next is when, 0 for never
+// (mgc.c, "Giving way").
+#define GC_GIVE_WAY_NS 250000
+void gort__gc_give_way(int64_t *next) GORT_HIDDEN;
+
 // ---- mgcsweep.c ---------------------------------------------------------------------
 
 // Sweeps s (the caller took it off its unswept list, span_sweep_take).

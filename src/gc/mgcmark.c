@@ -113,6 +113,9 @@ typedef struct {
   // ("Candidates"); empty outside drain_queue and an assist's loop.
   uint32_t cn, cat;
   uintptr_t cand[CAND_DEPTH];
+  // The collecting thread's drains and rescans beside the program give
+  // way (gort__gc_give_way) at this time; 0 in stops, helpers and assists.
+  int64_t give_way;
   // Each worker's own lines: mark_value writes bytes and objects for
   // every object it marks, and with two 32-byte workers in one line the
   // two cores took that line from each other at every mark (parallel
@@ -478,6 +481,8 @@ static GORT_NOINLINE void scan_window(void) {
     gort__os_sleep_ns(20 * 1000);
 }
 
+#define SCAN_PIECE ((uintptr_t)64 << 10)
+
 // Scanning without the span. Most objects a mark scans are small and
 // scanned whole, and mark_value has just read their span: it queues
 // them with their size in the entry's low bits, and they are scanned
@@ -509,11 +514,16 @@ RACY_READS GORT_INLINE void scan_object_x(worker_t *w, uintptr_t e, bool defer) 
   uintptr_t size = gc_object_bytes_in(s, st);  // 0 if s was freed since st was read
   if (size == 0 || obj < s->base || obj + size > s->base + span_bytes(s)) return;  // a stale page-map entry
   if (!pages_map_to(s, obj, size)) return;
-  if (kind != KIND_GC_TYPED) {
-    scan_range_x(w, obj, obj + size, defer);
-    return;
+  // A large object in pieces, so that a drain beside the program gives way
+  // within it: the 1 GiB cache's table, one object of megabytes, took the
+  // worker's CPU for 2-4 ms a scan from a thread the kernel had waiting.
+  // (A piece re-reads a typed object's layout, checked each time.)
+  for (uintptr_t lo = obj, end = obj + size; lo < end; lo += SCAN_PIECE) {
+    uintptr_t hi = end - lo > SCAN_PIECE ? lo + SCAN_PIECE : end;
+    if (kind != KIND_GC_TYPED) scan_range_x(w, lo, hi, defer);
+    else scan_typed_x(w, obj, size, lo, hi, defer);
+    if (w->give_way != 0) gort__gc_give_way(&w->give_way);
   }
-  scan_typed_x(w, obj, size, obj, obj + size, defer);
 }
 
 RACY_READS static void scan_object(worker_t *w, uintptr_t e) { scan_object_x(w, e, false); }
@@ -606,6 +616,7 @@ static void drain_queue(worker_t *w) {
       continue;
     }
     scan_drained(w, obj, defer);
+    if ((k & 255) == 0 && w->give_way != 0) gort__gc_give_way(&w->give_way);
     if ((k & 63) == 0 &&
         (team_idle(atomic_load_explicit(&mark.team, memory_order_relaxed)) > 0 ||
          atomic_load_explicit(&mark.hungry, memory_order_relaxed)) &&
@@ -1237,6 +1248,7 @@ void gort__gc_mark_drain_concurrent(void) {
   // An assist may hold a buffer it took from the queue (it gives back what
   // it did not scan): the drain is over only when no assist holds one and
   // the queue is empty, else the final stop would do the rest.
+  mark.workers[0].give_way = gort__nanotime() + GC_GIVE_WAY_NS;
   for (int naps = 0;; naps++) {
     drain(&mark.workers[0], team_open(false));
     if (atomic_load(&mark.assists) == 0 && __atomic_load_n(&mark.full, __ATOMIC_ACQUIRE) == NULL) break;
@@ -1246,6 +1258,7 @@ void gort__gc_mark_drain_concurrent(void) {
     if (naps < 20) gort__cpu_relax();
     else gort__os_sleep_ns(20000);
   }
+  mark.workers[0].give_way = 0;
 }
 
 // A mark assist (an allocating thread, in a no-stop region so that no stop
@@ -1441,6 +1454,7 @@ static uint64_t rescan_pieces(worker_t *w, uint64_t budget) {
     uintptr_t lo = piece[0], hi = piece[1];
     rescan_run(lo, hi, w);
     done += (hi - lo) >> 12;
+    gort__gc_give_way(&w->give_way);
   }
   atomic_fetch_sub(&rescan.holders, 1);
   return done;
@@ -1486,7 +1500,9 @@ bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
   }
   if (!collect_pieces(pages, true)) return false;
   atomic_store_explicit(&rescan.open, true, memory_order_release);
+  me->give_way = gort__nanotime() + GC_GIVE_WAY_NS;
   rescan_pieces(me, UINT64_MAX);
+  me->give_way = 0;
   atomic_store(&rescan.open, false);
   // An assist may still be in its last piece (its gray objects then go to
   // the queue, which the round's drain or the final stop takes).

@@ -612,6 +612,59 @@ TEST(large_objects_are_collected) {
          alloc1);
 }
 
+// A large object is scanned in 64 KiB pieces (mgcmark.c, SCAN_PIECE),
+// measured from its block's start, which for a typed object is its
+// header: the words on both sides of each piece's edge, the first and the
+// last word keep their targets, in a scanned and in a typed holder.
+static void *volatile big_holder;  // the root (volatile: a root only ever written)
+
+static GCTEST_NOINLINE int make_held(int typed, size_t size) {
+  static const uint64_t every_word = 1;
+  char *h = typed ? gort_gc_alloc_typed(size, gort_gc_layout(&every_word, 1)) : alloc_checked(size);
+  if (h == NULL) harness_fail(__FILE__, __LINE__, "a holder of %zu bytes failed", size);
+  size_t header = typed ? 16 : 0, where[K];
+  int n = 0;
+  where[n++] = 0;
+  for (size_t edge = 65536; edge + 8 < size + header && n + 3 <= K; edge += 65536) {
+    where[n++] = edge - header - 8;
+    where[n++] = edge - header;
+  }
+  where[n++] = (size - 8) & ~(size_t)7;
+  for (int i = 0; i < n; i++) {
+    char *p = alloc_checked(64);
+    gctest_fill(p, 64, tag_of(i));
+    weak[i] = gort_gc_weak_make(p);
+    *(void **)(h + where[i]) = p;
+  }
+  big_holder = h;
+  return n;
+}
+
+static GCTEST_NOINLINE int count_held_intact(int n) {
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    void *p = gort_gc_weak_get(weak[i]);
+    k += p != NULL && gctest_check(p, 64, tag_of(i));
+  }
+  return k;
+}
+
+TEST(every_piece_of_a_large_object_keeps_what_it_points_to) {
+  for (int typed = 0; typed < 2; typed++) {
+    int n = make_held(typed, 5 * 65536 + 24);
+    for (int round = 0; round < 2; round++) {
+      gctest_collect();
+      EXPECT_EQ_U64(count_held_intact(n), n, "objects held by a %s large object, cycle %d",
+                    typed ? "typed" : "scanned", round + 1);
+    }
+    big_holder = NULL;
+    gctest_collect();
+    int cleared = gctest_count_cleared(weak, n);
+    EXPECT(cleared >= n - SLACK, "only %d of %d objects collected after their %s holder was dropped",
+           cleared, n, typed ? "typed" : "scanned");
+  }
+}
+
 // Objects of every size class (and some large ones) of each kind: zeroed
 // and aligned when handed out, even from memory a cycle freed; intact while
 // held.
