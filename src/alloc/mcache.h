@@ -43,10 +43,11 @@ typedef struct {
 
 // The collector's allocation state of one span class (gc/malloc_gc.c):
 // the free list of the cached span, which the collector takes back in its
-// stop of the world.
+// stop of the world, and the list's length.
 typedef struct {
   block_t *head;
   mspan_t *span;
+  uint32_t left;
 } gc_class_cache_t;
 
 typedef struct mcache {

@@ -510,6 +510,7 @@ static block_t *refill(mcache_t *c, gc_class_cache_t *gcc, int kind, int cls) {
   if (atomic_load_explicit(&gort__gc_marking, memory_order_relaxed)) gort__gc_premark_span(s);
   atomic_fetch_add_explicit(&gort__gc_heap_live, (uint64_t)n * s->elemsize, memory_order_relaxed);
   c->gc_owed += (uint64_t)n * s->elemsize;
+  gcc->left = n;
   return list;
 }
 
@@ -522,11 +523,19 @@ static void flush_cache(mcache_t *c, void *arg) {
       gc_class_cache_t *gcc = &c->gc[k][cls];
       mspan_t *s = gcc->span;
       if (s == NULL) continue;
-      uint64_t n = 0;  // the list's slots are free by their live bits already
-      for (block_t *b = gcc->head; b != NULL; b = b->next) n++;
+      // The list's slots are free by their live bits already. Counted, not
+      // walked: the walk was a cache miss a slot, in both stops of every
+      // cycle (the 1 GiB cache's final stop spent 0.11 of its 0.37 ms on it).
+      uint64_t n = gcc->left;
+      if (GORT_DEBUG_LEVEL >= 2) {
+        uint64_t walked = 0;
+        for (block_t *b = gcc->head; b != NULL; b = b->next) walked++;
+        if (walked != n) gort__throw("gc: a cache's list disagrees with its length");
+      }
       s->used -= (uint32_t)n;
       atomic_fetch_sub_explicit(&gort__gc_heap_live, n * s->elemsize, memory_order_relaxed);
       gcc->head = NULL;
+      gcc->left = 0;
       gcc->span = NULL;
       gort__gc_span_relist(s);
     }
@@ -644,6 +653,7 @@ static void *alloc_small(size_t size, int kind) {
     block_t *b = gcc->head;
     if (gort_likely(b != NULL)) {
       gcc->head = b->next;
+      gcc->left--;
       b->next = NULL;
       live_set((uintptr_t)b);
       // Cumulative counts (metrics.h: they only grow), so one at a time.
