@@ -206,11 +206,18 @@
 // drains have give_way 0), nor do helpers and assists, which run in
 // stops or for the program. Measured on that cache, 6 interleaved runs:
 // the ticker's longest gap, median 6.3 ms before (4.6-8.8) and 2.7 after
-// (1.1-6.0); the scheduling delays perf saw fell to 2 ms; what is left is
-// the program's own thread and the host (a vCPU idle for 2 ms with the
-// ticker queued on it). Binary-trees' ticker: 2.4-3.7 ms before, 0.5-1.8
-// after. The CPU cost is a system call per quarter millisecond of the
-// collector's background work, within the runs' noise.
+// (1.1-6.0); binary-trees' 2.4-3.7 ms before, 0.5-1.8 after (3 runs).
+// What is left, traced again: the ticker queued on the CPU of the
+// program's own thread, which the kernel lets finish its slice (up to 4
+// ms; a thread of the collector that yields on the other CPU does not
+// pull it over), and the host (its kdamond thread, a vCPU idle for 2-4 ms
+// with the ticker queued on it). SCHED_IDLE for the collector's threads
+// would let the kernel place a waking thread on their CPU, but an
+// unprivileged thread cannot leave SCHED_IDLE again (RLIMIT_NICE), and a
+// worker starved for good would leave every cycle to the assists. The
+// CPU cost is a system call per quarter millisecond of the collector's
+// background work, within the runs' noise (GCBench 0.433 s before, 0.430
+// after, 7 interleaved runs, medians).
 //
 // Rejected: a mark that runs in the page heap's lock (simpler, but every
 // thread's malloc would wait for the mark); owners sweeping their own
