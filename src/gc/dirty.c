@@ -352,6 +352,7 @@ static const dirty_backend_t uffd_backend = {
 
 static struct {
   _Atomic uint32_t lock;     // guards the registration (the worker, and heap_grew)
+  _Atomic uint32_t waiting;  // threads spinning for the lock (the disarm then does not give way)
   const dirty_backend_t *be; // the backend; NULL: none (marking with the world stopped)
   bool probed;
   // The tracked zone's reservations (mheap.c), as far as they are registered.
@@ -372,7 +373,10 @@ GORT_NOSCAN(dirty)
 // (the heap_grew hook runs in a no-stop region and the worker is never
 // stopped).
 static void dlock(void) {
+  if (atomic_exchange_explicit(&dirty.lock, 1, memory_order_acquire) == 0) return;
+  atomic_fetch_add_explicit(&dirty.waiting, 1, memory_order_relaxed);
   while (atomic_exchange_explicit(&dirty.lock, 1, memory_order_acquire) != 0) gort__cpu_relax();
+  atomic_fetch_sub_explicit(&dirty.waiting, 1, memory_order_relaxed);
 }
 static void dunlock(void) { atomic_store_explicit(&dirty.lock, 0, memory_order_release); }
 
@@ -493,11 +497,13 @@ static void sample_walk(uintptr_t lo, uintptr_t hi, uint32_t phase, bool sampled
 
 // A disarm's part (arg: when it gives way next; mgc.c, "Giving way"):
 // unprotecting a large heap takes milliseconds, in system calls of up to
-// a MiB, and no program thread waits for the lock meanwhile (heap_grew
-// takes it only while armed).
+// a MiB. Not while a thread spins for the lock (the next cycle's arm on a
+// program thread that called gort_gc_collect, or a heap_grew that read
+// armed just before this disarm cleared it, with the heap's lock held):
+// the yield could hand it this CPU to spin on.
 static void unprotect_part(uintptr_t lo, uintptr_t hi, void *arg) {
   dirty.be->unprotect(lo, hi);
-  gort__gc_give_way(arg);
+  if (atomic_load_explicit(&dirty.waiting, memory_order_relaxed) == 0) gort__gc_give_way(arg);
 }
 
 static void count_part(uintptr_t lo, uintptr_t hi, void *arg) {
@@ -682,5 +688,6 @@ void gort__dirty_fork_child(void) {
     if (dirty.reg_hi[i] != 0) dirty.reg_hi[i] = 0;
   atomic_store(&dirty.armed, false);
   atomic_store(&dirty.lock, 0);
+  atomic_store(&dirty.waiting, 0);
   dirty.probed = false;
 }

@@ -373,6 +373,9 @@ GORT_INLINE uintptr_t gc_object_bytes(const mspan_t *s) { return gc_object_bytes
 // (mgc.c, "Giving way").
 #define GC_GIVE_WAY_NS 250000
 void gort__gc_give_way(int64_t *next) GORT_HIDDEN;
+// The time this thread has given away so far (the pre-cleaning rounds
+// leave it out of their own).
+extern __thread int64_t gort__gc_given_ns GORT_HIDDEN;
 
 // ---- mgcsweep.c ---------------------------------------------------------------------
 

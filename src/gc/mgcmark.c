@@ -522,7 +522,7 @@ RACY_READS GORT_INLINE void scan_object_x(worker_t *w, uintptr_t e, bool defer) 
     uintptr_t hi = end - lo > SCAN_PIECE ? lo + SCAN_PIECE : end;
     if (kind != KIND_GC_TYPED) scan_range_x(w, lo, hi, defer);
     else scan_typed_x(w, obj, size, lo, hi, defer);
-    if (w->give_way != 0) gort__gc_give_way(&w->give_way);
+    if (w->give_way != 0 && hi < end) gort__gc_give_way(&w->give_way);  // between pieces only
   }
 }
 

@@ -217,13 +217,13 @@ static bool sweep_all(bool background) {
       for (;;) {
         if (background && atomic_load(&sweeper.paused)) return false;
         if (!gort__gc_sweep_one(k, cls)) break;
-        gort__gc_give_way(&give_way);
+        if (background && !atomic_load(&sweeper.paused)) gort__gc_give_way(&give_way);
       }
   for (;;) {
     if (background && atomic_load(&sweeper.paused)) return false;
     uintptr_t freed = 0;
     if (!sweep_one_large(-1, &freed)) break;
-    gort__gc_give_way(&give_way);
+    if (background && !atomic_load(&sweeper.paused)) gort__gc_give_way(&give_way);
   }
   return true;
 }

@@ -614,22 +614,47 @@ TEST(large_objects_are_collected) {
 
 // A large object is scanned in 64 KiB pieces (mgcmark.c, SCAN_PIECE),
 // measured from its block's start, which for a typed object is its
-// header: the words on both sides of each piece's edge, the first and the
-// last word keep their targets, in a scanned and in a typed holder.
+// 16-byte header: the words on both sides of each piece's edge, the first
+// and the last word keep their targets, in a scanned and in a typed
+// holder. The typed one's layout repeats every 3 words (two pointers and
+// a non-pointer), which a piece of 8192 words does not divide: a piece
+// that restarted the layout would take the third word of some pieces for
+// a non-pointer, and one target sits there.
 static void *volatile big_holder;  // the root (volatile: a root only ever written)
 
+static bool pointer_word(size_t j) { return j % 3 != 2; }
+
 static GCTEST_NOINLINE int make_held(int typed, size_t size) {
-  static const uint64_t every_word = 1;
-  char *h = typed ? gort_gc_alloc_typed(size, gort_gc_layout(&every_word, 1)) : alloc_checked(size);
+  static const uint64_t two_of_three = 3;
+  char *h = typed ? gort_gc_alloc_typed(size, gort_gc_layout(&two_of_three, 3)) : alloc_checked(size);
   if (h == NULL) harness_fail(__FILE__, __LINE__, "a holder of %zu bytes failed", size);
-  size_t header = typed ? 16 : 0, where[K];
+  size_t where[K];
   int n = 0;
-  where[n++] = 0;
-  for (size_t edge = 65536; edge + 8 < size + header && n + 3 <= K; edge += 65536) {
-    where[n++] = edge - header - 8;
-    where[n++] = edge - header;
+  if (!typed) {
+    where[n++] = 0;
+    for (size_t edge = 65536; edge < size; edge += 65536) {
+      where[n++] = edge - 8;
+      where[n++] = edge;
+    }
+    where[n++] = (size - 8) & ~(size_t)7;
+  } else {
+    // Word j of the object is at h + 8 j; the block, and the pieces, start
+    // 16 bytes before h.
+    size_t last = size / 8 - 1;
+    where[n++] = 0;
+    for (size_t edge = 65536; (edge - 16) / 8 + 2 <= last; edge += 65536) {
+      size_t first = (edge - 16) / 8, j = first - 1;
+      while (!pointer_word(j)) j--;
+      where[n++] = j * 8;
+      for (j = first; !pointer_word(j); j++) {
+      }
+      where[n++] = j * 8;
+      if (pointer_word(first + 2) && first + 2 != j) where[n++] = (first + 2) * 8;
+    }
+    while (!pointer_word(last)) last--;
+    where[n++] = last * 8;
   }
-  where[n++] = (size - 8) & ~(size_t)7;
+  if (n > K) harness_fail(__FILE__, __LINE__, "%d targets, more than %d", n, K);
   for (int i = 0; i < n; i++) {
     char *p = alloc_checked(64);
     gctest_fill(p, 64, tag_of(i));
@@ -651,7 +676,7 @@ static GCTEST_NOINLINE int count_held_intact(int n) {
 
 TEST(every_piece_of_a_large_object_keeps_what_it_points_to) {
   for (int typed = 0; typed < 2; typed++) {
-    int n = make_held(typed, 5 * 65536 + 24);
+    int n = make_held(typed, 4 * 65536 + 24);
     for (int round = 0; round < 2; round++) {
       gctest_collect();
       EXPECT_EQ_U64(count_held_intact(n), n, "objects held by a %s large object, cycle %d",
