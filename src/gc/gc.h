@@ -368,14 +368,11 @@ GORT_INLINE uintptr_t gc_object_bytes_in(const mspan_t *s, span_state_t st) {
 GORT_INLINE uintptr_t gc_object_bytes(const mspan_t *s) { return gc_object_bytes_in(s, span_state(s)); }
 
 // Background work of the collector that runs beside the program (the
-// worker's concurrent drain and pre-cleaning, the sweeper) gives its CPU
+// worker's concurrent drain, pre-cleaning and disarm, the sweeper) gives its CPU
 // to a waiting thread every GC_GIVE_WAY_NS: next is when, 0 for never
 // (mgc.c, "Giving way").
 #define GC_GIVE_WAY_NS 250000
 void gort__gc_give_way(int64_t *next) GORT_HIDDEN;
-// The time this thread has given away so far (the pre-cleaning rounds
-// leave it out of their own).
-extern __thread int64_t gort__gc_given_ns GORT_HIDDEN;
 
 // ---- mgcsweep.c ---------------------------------------------------------------------
 

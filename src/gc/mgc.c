@@ -218,9 +218,10 @@
 // CPU cost is a system call per quarter millisecond of the collector's
 // background work, within the runs' noise (GCBench 0.433 s before, 0.430
 // after, 7 interleaved runs, medians). What giving way changes besides:
-// the pre-cleaning rounds leave the time given away out of their length
-// (gort__gc_given_ns), which decides whether another round runs; the CPU
-// limiter still charges the mark a quarter of the CPUs for its wall time
+// a pre-cleaning round slowed by it is likelier to be followed by another
+// (a round's length, which decides, is wall time, given away or not: it is
+// the program's time to write pages that the final stop must rescan, and
+// the stop's length is the target); the CPU limiter still charges the mark a quarter of the CPUs for its wall time
 // (mgclimit.c), given away or not, so it errs towards limiting; and each
 // yield puts the worker behind the threads waiting for its CPU for a
 // slice, so with more running threads than CPUs the worker marks less
@@ -249,16 +250,10 @@
 #include "gort/gc.h"
 #include "gort/alloc.h"
 
-__thread int64_t gort__gc_given_ns;
-
 void gort__gc_give_way(int64_t *next) {
-  if (*next == 0) return;
-  int64_t now = gort__nanotime();
-  if (now < *next) return;
+  if (*next == 0 || gort__nanotime() < *next) return;
   gort__os_yield();
-  int64_t then = gort__nanotime();
-  gort__gc_given_ns += then - now;
-  *next = then + GC_GIVE_WAY_NS;
+  *next = gort__nanotime() + GC_GIVE_WAY_NS;
 }
 
 _Atomic uint64_t gort__gc_heap_live;
@@ -700,7 +695,16 @@ static void cycle_start(void *arg) {
 // program that writes faster than the worker cleans would otherwise keep
 // it forever; the final stop then pays), or when the heap reached its goal
 // (the program would soon wait for the cycle) and the last round was short.
+// A large heap's page costs the final stop more (its words' mark bits are
+// cold: 2-4 us a page on the 256 MiB cache with both workers, against
+// under 1 on GCBench), so from PRECLEAN_LARGE_HEAP of live heap on the
+// rounds go on down to PRECLEAN_PAGES_LARGE: the cache's final stop went
+// from 42-72 pages (0.26-0.37 ms) to 24-36 (0.18-0.23); GCBench and
+// binary-trees, where the lower bound cost binary-trees 3% of its CPU for
+// no shorter stop, keep 128.
 #define PRECLEAN_PAGES 128
+#define PRECLEAN_PAGES_LARGE 32
+#define PRECLEAN_LARGE_HEAP (64ULL << 20)
 #define PRECLEAN_NS 500000
 #define PRECLEAN_ROUNDS 32
 #define PRECLEAN_GOAL_NS 1000000
@@ -711,16 +715,18 @@ static void cycle_finish(void) {
   gort__gc_mark_drain_concurrent();
   gort__gc_barrier_flush_now();  // what barriers shade now is traced by the rounds, not the stop
   uint64_t rescanned = 0, pages = 0;
+  uint64_t few = gc.fig.heap_marked >= PRECLEAN_LARGE_HEAP ? PRECLEAN_PAGES_LARGE : PRECLEAN_PAGES;
   int rounds = 0;
   while (rounds < PRECLEAN_ROUNDS) {
     rounds++;
-    int64_t t = gort__nanotime(), given = gort__gc_given_ns;
+    int64_t t = gort__nanotime();
     if (!gort__gc_mark_rescan_dirty(&pages, true)) break;
     rescanned += pages;
     gort__gc_mark_drain_concurrent();
-    // Time given to the program's threads ("Giving way") is not the round's.
-    int64_t round_ns = gort__nanotime() - t - (gort__gc_given_ns - given);
-    if (pages <= PRECLEAN_PAGES && round_ns < PRECLEAN_NS) break;
+    // Wall time, what this worker gave away included ("Giving way"): it is
+    // the program's time to write the pages the final stop must rescan.
+    int64_t round_ns = gort__nanotime() - t;
+    if (pages <= few && round_ns < PRECLEAN_NS) break;
     // Out of headroom: the program is about to wait for the cycle, and
     // another round costs it more than a final stop of about this round's
     // length would. Not when the round was long: its pages are about what
