@@ -211,19 +211,19 @@ void gort__gc_sweep_reclaim_large(uintptr_t npages, int zone) {
 
 // Sweeps everything unswept; false if the sweeper was asked to pause.
 static bool sweep_all(bool background) {
-  int64_t give_way = background ? gort__nanotime() + GC_GIVE_WAY_NS : 0;
+  int64_t give_way = background ? gort__nanotime() + GC_GIVE_WAY_NS : 0;  // 0: never
   for (int k = 1; k <= GORT_NUM_GC_KINDS; k++)
     for (int cls = 1; cls < GORT_NUM_CLASSES; cls++)
       for (;;) {
         if (background && atomic_load(&sweeper.paused)) return false;
         if (!gort__gc_sweep_one(k, cls)) break;
-        if (background && !atomic_load(&sweeper.paused)) gort__gc_give_way(&give_way);
+        if (!atomic_load(&sweeper.paused)) gort__gc_give_way(&give_way);
       }
   for (;;) {
     if (background && atomic_load(&sweeper.paused)) return false;
     uintptr_t freed = 0;
     if (!sweep_one_large(-1, &freed)) break;
-    if (background && !atomic_load(&sweeper.paused)) gort__gc_give_way(&give_way);
+    if (!atomic_load(&sweeper.paused)) gort__gc_give_way(&give_way);
   }
   return true;
 }
