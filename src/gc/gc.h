@@ -192,6 +192,7 @@ typedef struct gthread {
   uint8_t ask_skip;              // stops that signal it at once: the last ask ended in a signal
   uint8_t ask_backoff;           // the last ask_skip given (doubles while asks end in signals)
   int64_t out_since;             // asked: when it was first seen outside every no-stop region
+  int64_t run_at, run_cpu;       // asked: when the stop first read its CPU clock, and what it read
   volatile uint32_t *stop_pending;  // its gort__stop_pending (thread-local)
   uint32_t *nostop;              // its gort__nostop (thread-local)
 } gthread_t;

@@ -75,6 +75,10 @@ int gort__os_internal_thread(void *(*fn)(void *), void *arg, size_t stack_bytes)
 int gort__os_gettid(void);
 // Sends sig to thread tid of this process; 0 or -errno.
 int gort__os_tgkill(int tid, int sig);
+// The CPU time of thread tid of this process in ns, up to date while it
+// runs on another CPU (user and system; not the time it waited for a
+// CPU); -1 if the thread is gone.
+int64_t gort__os_tid_cpu_ns(int tid);
 // Installs handler (SA_SIGINFO | SA_RESTART, every signal blocked while it
 // runs); 0 or -errno.
 int gort__os_sigaction(int sig, void (*handler)(int, siginfo_t *, void *));
