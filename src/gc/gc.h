@@ -341,6 +341,17 @@ bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent);  // a pre-cle
 bool gort__gc_mark_assist_pages(uint64_t budget);  // an allocating thread's share of one
 // The final stop; t: ns spent on the roots, the written pages, the drain.
 void gort__gc_mark_finish(uint64_t last_marked, uint64_t *dirty_pages, int64_t t[3]);
+// Whether stop e still holds the world (not restarted yet).
+bool gort__stw_holds(uint32_t e);
+// Before a final stop: whether its drain will take the threads that
+// park for it as guests (mgcmark.c, "Guests"); gort__gc_mark_guest is a
+// parked thread's part (stw.c).
+void gort__gc_mark_guest_arm(uint64_t last_marked);
+void gort__gc_mark_guest(uint32_t stop);
+// Drains that guests joined since start-up, and places they claimed
+// (a guest that came finds the drain over when the collector was quicker).
+uint64_t gort__gc_mark_guests(void);
+uint64_t gort__gc_mark_guests_came(void);
 // Allocation black: marks every free slot of s (its cache's thread, in a
 // no-stop region, while gort__gc_marking).
 void gort__gc_premark_span(mspan_t *s);

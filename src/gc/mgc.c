@@ -742,10 +742,11 @@ static void cycle_finish(void) {
   }
   gort__gc_mark_prepare();  // again: libraries loaded or unloaded during the mark
   int64_t bg_ns = thread_cpu_ns() - cpu0;
-  uint64_t asked0, signalled0, asked1, signalled1;
+  uint64_t asked0, signalled0, asked1, signalled1, guests0 = gort__gc_mark_guests();
   gort__stw_stop_counts(&asked0, &signalled0);
   int64_t t_stop = gort__nanotime();
   gort__gc_limiter_mark(false, t_stop);
+  gort__gc_mark_guest_arm(gc.fig.heap_marked);
   gort__gc_stop_the_world();
   int64_t t_stopped = gort__nanotime();
   gort__stw_stop_counts(&asked1, &signalled1);
@@ -825,12 +826,13 @@ static void cycle_finish(void) {
     // at their next safe point, signalled ones ran outside gort too long
     // (stw.c, "Asking first"); the others were held in blocking calls.
     gort__print("gc %u: the first stop marked %llu objects from the roots; %d pre-cleaning rounds rescanned %llu written pages (%s); the final stop rescanned "
-                "%llu: stop %s ms (%llu asked, %llu signalled), flush %s ms, roots %s ms, pages %s ms, drain %s ms, rest %s ms\n",
+                "%llu: stop %s ms (%llu asked, %llu signalled), flush %s ms, roots %s ms, pages %s ms, drain %s ms (%llu guests), rest %s ms\n",
                 n, (unsigned long long)conc.root_objects, rounds, (unsigned long long)rescanned, gort__dirty_name(),
                 (unsigned long long)last_pages, ms3(d, sizeof d, t_stopped - t_stop),
                 (unsigned long long)(asked1 - asked0), (unsigned long long)(signalled1 - signalled0),
                 ms3(e, sizeof e, t_flushed - t_stopped), ms3(a, sizeof a, parts[0]), ms3(b, sizeof b, parts[1]),
-                ms3(c, sizeof c, parts[2]), ms3(f, sizeof f, t_end - t_marked));
+                ms3(c, sizeof c, parts[2]), (unsigned long long)(gort__gc_mark_guests() - guests0),
+                ms3(f, sizeof f, t_end - t_marked));
   }
   fig_take();
   gc.fig.num_gc = n;

@@ -217,6 +217,8 @@ void gort__stw_register_self(void) {
   pthread_setspecific(leave_key, (void *)1);
 }
 
+static uintptr_t main_stack_max;  // main's RLIMIT_STACK (0: unknown): guest_room, below
+
 void gort__stw_register_main(void) {
   if (gort__stw_self != NULL || gort__os_gettid() != getpid()) return;
   // Above the start of the stack are only argv, the environment and auxv.
@@ -233,6 +235,7 @@ void gort__stw_register_main(void) {
   t->tid = gort__os_gettid();
   t->stack_lo = 0;
   t->stack_hi = hi;
+  main_stack_max = gort__os_main_stack_limit();
   if (stw.static_tls == 0) __atomic_store_n(&stw.static_tls, total, __ATOMIC_RELAXED);
   uintptr_t tp = thread_pointer();
   t->tls_hi = tp;
@@ -295,6 +298,10 @@ static GORT_TLS int hold_depth;
 void gort__stw_hold_off(void) {
   if (hold_depth == 0) raw_lock(&stw.lock);
   hold_depth++;
+}
+
+bool gort__stw_holds(uint32_t e) {
+  return (int32_t)(atomic_load_explicit(&stw.released, memory_order_acquire) - e) < 0;
 }
 
 bool gort__stw_hold_off_contended(void) { return atomic_load_explicit(&stw.lock.state, memory_order_relaxed) == 2; }
@@ -414,13 +421,15 @@ static uintptr_t stack_pointer(void) {
 // The collector counts a thread stopped only when its stopped_epoch equals
 // the stop's: a park for an older stop (a thread that checked just before
 // a restart) can never pass for this one.
-static GORT_NOINLINE void park(uint32_t e) {
+static GORT_NOINLINE void park(uint32_t e, bool guest) {
   gthread_t *t = gort__stw_self;
   __atomic_store_n(&gort__stop_pending, 0, __ATOMIC_RELAXED);
   atomic_store_explicit(&t->stopped_sp, stack_pointer(), memory_order_relaxed);
   atomic_store_explicit(&t->stopped_epoch, e, memory_order_release);
   atomic_fetch_add_explicit(&stw.nstopped, 1, memory_order_acq_rel);
   gort__os_futex_wake(&stw.nstopped, 1);
+  // The CPU this thread leaves may mark for the stop (mgcmark.c, "Guests").
+  if (guest) gort__gc_mark_guest(e);
   // Until the world restarts: released reaches e. (Reaches, not equals: a
   // thread parked from stop_deferred may take the next stop's signal while
   // it waits, park again inside the handler, and come back here only after
@@ -443,6 +452,21 @@ static bool off_own_stack(const gthread_t *t, uintptr_t sp) {
   return (sp < t->stack_lo || sp >= t->stack_hi) && gort__sched_stack_top(sp) == 0;
 }
 
+// Whether a thread parking at sp may be a guest of the stop's mark: on
+// its own stack (not a goroutine's), with GUEST_STACK left below sp for
+// the mark's frames (a worker, the drain's ring, a scan: a few KiB). In
+// the stop signal's handler too: it parks only outside every no-stop
+// region, so the interrupted code holds no gort lock, and the mark takes
+// no other.
+// Main's stack has no low bound in its record (it grows on demand): its
+// limit is RLIMIT_STACK's, read when main registered.
+#define GUEST_STACK (64 << 10)
+static bool guest_room(const gthread_t *t, uintptr_t sp) {
+  if (sp >= t->stack_hi) return false;
+  if (t->stack_lo == 0) return main_stack_max != 0 && t->stack_hi - sp + GUEST_STACK <= main_stack_max;
+  return sp >= t->stack_lo + GUEST_STACK;
+}
+
 static void on_stop_signal(int sig, siginfo_t *info, void *uctx) {
   (void)sig, (void)info, (void)uctx;
   int saved = errno;
@@ -453,10 +477,11 @@ static void on_stop_signal(int sig, siginfo_t *info, void *uctx) {
     // Inside a region, or off its stack: it stops when it leaves a region
     // back on its stack, or at a later signal (the stop signals again
     // every RESIGNAL_NS).
-    if (gort__nostop > 0 || off_own_stack(t, stack_pointer()))
+    uintptr_t sp = stack_pointer();
+    if (gort__nostop > 0 || off_own_stack(t, sp))
       __atomic_store_n(&gort__stop_pending, 1, __ATOMIC_RELAXED);
     else
-      park(e);
+      park(e, guest_room(t, sp));  // outside every region: it holds no lock a guest's mark takes
   }
   VG_LEAVE();
   errno = saved;
@@ -488,7 +513,7 @@ static GORT_NOINLINE void stop_deferred(void) {
       sigset_t all, old;
       sigfillset(&all);
       bool masked = gort__os_sigmask(SIG_BLOCK, &all, &old) == 0;
-      park(e);
+      park(e, guest_room(t, sp));
       if (masked) gort__os_sigmask(SIG_SETMASK, &old, NULL);
     }
   }

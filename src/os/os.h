@@ -79,6 +79,9 @@ int gort__os_tgkill(int tid, int sig);
 // runs on another CPU (user and system; not the time it waited for a
 // CPU); -1 if the thread is gone.
 int64_t gort__os_tid_cpu_ns(int tid);
+// The main thread's stack limit in bytes (RLIMIT_STACK; 8 MiB when
+// unlimited), or 0 if unknown.
+uintptr_t gort__os_main_stack_limit(void);
 // Installs handler (SA_SIGINFO | SA_RESTART, every signal blocked while it
 // runs); 0 or -errno.
 int gort__os_sigaction(int sig, void (*handler)(int, siginfo_t *, void *));

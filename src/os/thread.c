@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/auxv.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <threads.h>
 #include <time.h>
@@ -346,6 +347,15 @@ uintptr_t gort__os_main_stack_top(void) {
   uintptr_t v = 0;
   while (*p >= '0' && *p <= '9') v = v * 10 + (uintptr_t)(*p++ - '0');
   return v;
+}
+
+uintptr_t gort__os_main_stack_limit(void) {
+  struct rlimit r;
+  if (getrlimit(RLIMIT_STACK, &r) != 0) return 0;
+  // Unlimited: the kernel still keeps a gap below the stack; 8 MiB, the
+  // usual limit, is room enough for what asks.
+  if (r.rlim_cur == RLIM_INFINITY) return (uintptr_t)8 << 20;
+  return (uintptr_t)r.rlim_cur;
 }
 
 int gort__os_stack_bounds(uintptr_t *lo, uintptr_t *hi) {

@@ -44,6 +44,8 @@
 
 // The dirty-tracking backend in use (gc/dirty.c): "uffd", "mprotect" or "none".
 const char *gort__dirty_name(void);
+uint64_t gort__gc_mark_guests_came(void);
+int gort__gc_mark_workers(void);
 
 // A case run with GORT_DEBUG=gcdirty=X must have run with X: a backend
 // that refused would leave the case marking some other way.
