@@ -10,6 +10,13 @@ GORT_TLS volatile uint32_t gort__stop_pending;
 static void no_stop(void) {}
 void (*gort__stop_deferred)(void) = no_stop;
 
+#define SPIN_YIELD_AFTER 64
+
+void gort__spin_turn(unsigned *turns) {
+  if (++*turns < SPIN_YIELD_AFTER) gort__cpu_relax();
+  else gort__os_yield();
+}
+
 void gort__lock_slow(lock_t *l) {
   for (int spin = 0; spin < 100; spin++) {
     uint32_t expected = 0;

@@ -375,7 +375,7 @@ GORT_NOSCAN(dirty)
 static void dlock(void) {
   if (atomic_exchange_explicit(&dirty.lock, 1, memory_order_acquire) == 0) return;
   atomic_fetch_add_explicit(&dirty.waiting, 1, memory_order_relaxed);
-  while (atomic_exchange_explicit(&dirty.lock, 1, memory_order_acquire) != 0) gort__cpu_relax();
+  for (unsigned k = 0; atomic_exchange_explicit(&dirty.lock, 1, memory_order_acquire) != 0;) gort__spin_turn(&k);
   atomic_fetch_sub_explicit(&dirty.waiting, 1, memory_order_relaxed);
 }
 static void dunlock(void) { atomic_store_explicit(&dirty.lock, 0, memory_order_release); }

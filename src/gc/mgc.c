@@ -284,7 +284,7 @@ static _Atomic uint32_t cycle_lock;
 static _Atomic uint32_t fig_lock;
 static void fig_take(void) {
   nostop_enter();
-  while (atomic_exchange_explicit(&fig_lock, 1, memory_order_acquire) != 0) gort__cpu_relax();
+  for (unsigned k = 0; atomic_exchange_explicit(&fig_lock, 1, memory_order_acquire) != 0;) gort__spin_turn(&k);
 }
 static void fig_drop(void) {
   atomic_store_explicit(&fig_lock, 0, memory_order_release);

@@ -25,7 +25,7 @@ void gort__memo_pool_init(memo_pool_t *p, size_t size, void (*exited)(void *memo
 }
 
 static void pool_lock(memo_pool_t *p) {
-  while (atomic_exchange_explicit(&p->lock, 1, memory_order_acquire) != 0) gort__cpu_relax();
+  for (unsigned k = 0; atomic_exchange_explicit(&p->lock, 1, memory_order_acquire) != 0;) gort__spin_turn(&k);
 }
 static void pool_unlock(memo_pool_t *p) { atomic_store_explicit(&p->lock, 0, memory_order_release); }
 
