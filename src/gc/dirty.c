@@ -67,7 +67,7 @@
 // by half (0.42 -> 0.20 s, 14% of its CPU); the 1 GiB cache writes at
 // random all over its heap, and the same change cost it 22% more CPU.
 // So each arm first counts, in a sample of the heap that the last disarm
-// left protected (every 16th 64 KiB chunk, a different 16th each cycle),
+// left protected (every 16th MiB, a different 16th each cycle),
 // the present pages and those written since, and weighs what the
 // written ones cost in faults against what unprotecting every present
 // page and protecting it again would have cost: if the faults are
@@ -87,6 +87,25 @@
 // faults in two runs of six, against 40,000-45,000 in the others; with
 // the measured prices, 38,000-42,000 in all six (interleaved runs; CPU
 // 6.6 s against 6.9 on average, within this host's noise).
+// Since 2026-12-06 the sample is every 16th MiB, not every 16th 64 KiB
+// chunk, and the decision weighs the last 16 samples (one sweep over the
+// heap), not the last one alone; and a fault is priced at FAULT_WEIGHT
+// times what the probe measured. Each unprotecting call, whatever its
+// length, shoots down the other CPU's TLB: on this VM, with a thread
+// running on the other CPU, 4096 pages took 93 us in one call and 740 in
+// 64. Unprotecting around 64 KiB samples took about 30 calls on
+// GCBench's 16 MiB heap, 1-2 ms of IPIs a cycle, so unprotecting lost to
+// faulting; around 1 MiB ones it is a few calls. But one 1 MiB sample is
+// one place in the heap (GCBench's long-lived tree is written by no one,
+// its young trees by everyone), hence the 16. And the probe's fault, 0.6
+// us on 64 pages in a row, is about half of what a fault costs the
+// program (its TLB and cache refills after the kernel's entry): GCBench,
+// each way forced, 4 runs, 386-406 ms of CPU unprotecting and 416-455
+// leaving protected, at 40% of the sampled pages written and 0.3 us a
+// page to unprotect and protect again. GCBench now unprotects, with a
+// fifth of the faults (24,000 against 120,000 a run) and 4-10% less CPU
+// than before (6 and 4 interleaved runs, medians); binary-trees and the
+// 256 MiB cache did not move.
 // The price of unprotecting in pieces: where
 // the kernel backs the heap with transparent huge pages (enabled=always,
 // or GORT_DEBUG=hugepages=1 on a big heap; our machines' default is
@@ -350,6 +369,9 @@ static const dirty_backend_t uffd_backend = {
 
 // ---- what every backend shares -----------------------------------------------------------
 
+// Between cycles: see "Between cycles" above.
+enum { SAMPLE_CHUNK_SHIFT = 20, SAMPLE_STRIDE = 16, SAMPLE_MIN_PAGES = 32, FAULT_WEIGHT = 2 };
+
 static struct {
   _Atomic uint32_t lock;     // guards the registration (the worker, and heap_grew)
   _Atomic uint32_t waiting;  // threads spinning for the lock (the disarm then does not give way)
@@ -365,6 +387,9 @@ static struct {
   // cycle's disarm leaves the whole heap protected.
   uint32_t phase;
   uint64_t sample_present, sample_written;
+  // The last SAMPLE_STRIDE samples, by phase: the decision weighs them
+  // all, one sweep over the heap ("Between cycles").
+  uint64_t seen_present[SAMPLE_STRIDE], seen_written[SAMPLE_STRIDE];
   bool lazy;
 } dirty;
 GORT_NOSCAN(dirty)
@@ -474,8 +499,6 @@ static bool register_new(void) {
 
 // ---- between cycles ---------------------------------------------------------------------
 
-enum { SAMPLE_CHUNK_SHIFT = 16, SAMPLE_STRIDE = 16, SAMPLE_MIN_PAGES = 32 };
-
 // Calls fn on each part of [lo, hi) that is (sampled) or is not in the
 // chunks of the phase's sample.
 static void sample_walk(uintptr_t lo, uintptr_t hi, uint32_t phase, bool sampled,
@@ -496,14 +519,18 @@ static void sample_walk(uintptr_t lo, uintptr_t hi, uint32_t phase, bool sampled
 }
 
 // A disarm's part (arg: when it gives way next; mgc.c, "Giving way"):
-// unprotecting a large heap takes milliseconds, in system calls of up to
-// a MiB. Not while a thread spins for the lock (the next cycle's arm on a
-// program thread that called gort_gc_collect, or a heap_grew that read
-// armed just before this disarm cleared it, with the heap's lock held):
-// the yield could hand it this CPU to spin on.
+// unprotecting a large heap takes milliseconds, so it goes in system
+// calls of up to UNPROTECT_PIECE (a few hundred microseconds each), and
+// gives way between them. Not while a thread spins for the lock (the next
+// cycle's arm on a program thread that called gort_gc_collect, or a
+// heap_grew that read armed just before this disarm cleared it, with the
+// heap's lock held): the yield could hand it this CPU to spin on.
+#define UNPROTECT_PIECE ((uintptr_t)4 << 20)
 static void unprotect_part(uintptr_t lo, uintptr_t hi, void *arg) {
-  dirty.be->unprotect(lo, hi);
-  if (atomic_load_explicit(&dirty.waiting, memory_order_relaxed) == 0) gort__gc_give_way(arg);
+  for (uintptr_t p = lo; p < hi; p += UNPROTECT_PIECE) {
+    dirty.be->unprotect(p, hi - p > UNPROTECT_PIECE ? p + UNPROTECT_PIECE : hi);
+    if (atomic_load_explicit(&dirty.waiting, memory_order_relaxed) == 0) gort__gc_give_way(arg);
+  }
 }
 
 static void count_part(uintptr_t lo, uintptr_t hi, void *arg) {
@@ -550,8 +577,14 @@ static void measure(void) {
   gort__dirty_prices(&fault, &reprotect);
   if (fault == 0) fault = 4, reprotect = 1;
   cost.registered = dirty.registered;
-  dirty.lazy = err == 0 && dirty.sample_present >= SAMPLE_MIN_PAGES &&
-               dirty.sample_written * fault < dirty.sample_present * reprotect;
+  uint64_t present = 0, written = 0;
+  if (err == 0) {
+    dirty.seen_present[dirty.phase] = dirty.sample_present;
+    dirty.seen_written[dirty.phase] = dirty.sample_written;
+    for (int k = 0; k < SAMPLE_STRIDE; k++) present += dirty.seen_present[k], written += dirty.seen_written[k];
+  }
+  dirty.lazy = err == 0 && dirty.sample_present >= SAMPLE_MIN_PAGES && present >= SAMPLE_MIN_PAGES &&
+               written * fault * FAULT_WEIGHT < present * reprotect;
 }
 
 const char *gort__dirty_sample(uint64_t *present, uint64_t *written) {
