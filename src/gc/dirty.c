@@ -583,7 +583,9 @@ static void measure(void) {
     dirty.seen_written[dirty.phase] = dirty.sample_written;
     for (int k = 0; k < SAMPLE_STRIDE; k++) present += dirty.seen_present[k], written += dirty.seen_written[k];
   }
-  dirty.lazy = err == 0 && dirty.sample_present >= SAMPLE_MIN_PAGES && present >= SAMPLE_MIN_PAGES &&
+  // The window's count, not this sample's: on a heap of a few MiB most
+  // of the sixteenths are empty.
+  dirty.lazy = err == 0 && present >= SAMPLE_MIN_PAGES &&
                written * fault * FAULT_WEIGHT < present * reprotect;
 }
 

@@ -687,21 +687,29 @@ static void assist_end(worker_t *w);
 // each running on a CPU the moment they parked. So a final stop whose
 // drain will use the helpers (gort__gc_mark_guest_arm) takes, instead of
 // up to nworkers - 1 of them, the first threads that park for it as
-// guests (gort__gc_mark_guest, from stw.c's park, on the thread's own
-// stack with room to spare, never in a signal handler): a guest waits,
-// running and yielding, until the drain opens, joins it with a worker of
-// its own on its stack, rescans and drains like a helper, and parks on.
-// Its frames lie below the stack pointer it published, so the root scan
-// never reads them, and nothing it holds there is the only reference to
-// an object: what it scans is marked already. The drain wakes only the
-// helpers that no guest replaced; the mark waits for every guest to leave
-// before it goes on (guests_in), and a guest leaves when the world
-// restarts. On the cache (4 runs each, gctrace=2, the last 6 final stops
-// of each) the drain went from 0.144 ms a stop, 4.4 us a rescanned page,
-// to 0.049 ms, 1.6 us. The tests cannot make a guest's share of the work
-// matter: its pages rarely hold the only pointer to an object the mark
-// has not seen, and a guest that skips its pieces passed them (gccheckmark
-// included); the code it runs is the helpers'.
+// guests (gort__gc_mark_guest, from stw.c's park, also in the stop
+// signal's handler, which parks only outside every no-stop region, so
+// the interrupted code holds no lock the mark takes; only on the thread's
+// own stack, with room to spare): a guest waits, running and yielding,
+// until the stop's drain opens, joins that drain and no later one with a
+// worker of its own on its stack, rescans and drains like a helper, and
+// parks on. Its frames lie below a pad under the stack pointer it
+// published, so the root scan, which reads 128 bytes below that pointer,
+// never reads them; nothing it holds there is the only reference to an
+// object anyway: what it scans is marked already. A guest that leaves
+// without joining (the drain came later than GUEST_WAIT_NS, or the stop
+// was given up) gives its place back; the drain wakes only the helpers
+// that no guest holds a place for; the mark waits only for guests that
+// joined, and only while they return (the drain's end is theirs too). A
+// guest runs at its thread's scheduling priority: a program that runs its
+// threads at a low one may see its final stops wait for them, as for a
+// helper a busy machine did not run. On the cache (4 runs each,
+// gctrace=2, the last 6 final stops of each) the drain went from 0.144
+// ms a stop, 4.4 us a rescanned page, to 0.049 ms, 1.6 us. The tests
+// cannot make a guest's share of the work matter: its pages rarely hold
+// the only pointer to an object the mark has not seen, and a guest that
+// skips its pieces passed them (gccheckmark included); the code it runs
+// is the helpers'.
 #define GUEST_WAIT_NS 2000000  // a guest gives up waiting for the drain after this
 
 void gort__gc_mark_guest_arm(uint64_t last_marked) {
@@ -722,28 +730,39 @@ static int guests_claimed(void) {
   return mark.guests_max - (left > 0 ? left : 0);
 }
 
+// Joins the stop's drain (epoch ep) as a guest and works in it; false if
+// the mark is past it. Counted in guests_in before the look at armed (both
+// sequentially consistent, as the mark's disarm and its look at
+// guests_in): the mark either waits for this guest or this guest sees the
+// mark done. Only a guest that joins is waited for, and then only while
+// it returns: a member's work ends with the drain.
+static bool guest_join(uint64_t ep) {
+  atomic_fetch_add(&mark.guests_in, 1);
+  bool joined = atomic_load(&mark.guest_armed) && team_join(ep);
+  if (joined) {
+    atomic_fetch_add_explicit(&mark.guests_joined, 1, memory_order_relaxed);
+    worker_t w = {.guest = true};
+    VG_ENTER();  // memcheck builds: base/vg.h
+    if (atomic_load(&mark.rescan_first)) rescan_pieces(&w, UINT64_MAX);
+    drain(&w, ep);
+    assist_end(&w);
+    VG_LEAVE();
+  }
+  atomic_fetch_sub(&mark.guests_in, 1);
+  return joined;
+}
+
 void gort__gc_mark_guest(uint32_t stop) {
   if (!atomic_load_explicit(&mark.guest_armed, memory_order_relaxed)) return;
   if (atomic_fetch_sub(&mark.guests_left, 1) <= 0) return;
-  // Counted in before the look at armed (both sequentially consistent,
-  // as the mark's disarm and its look at guests_in): the mark either sees
-  // this guest or this guest sees the mark done.
-  atomic_fetch_add(&mark.guests_in, 1);
   atomic_fetch_add_explicit(&mark.guests_came, 1, memory_order_relaxed);
-  uint64_t ep0 = atomic_load(&mark.guest_epoch);
+  // The stop's drain is the first one opened after the arm: a guest never
+  // joins a later one (an overflow's, checkmark's).
+  uint64_t ep = (atomic_load(&mark.guest_epoch) + 1) & TEAM_EPOCHS;
   int64_t until = gort__nanotime() + GUEST_WAIT_NS;
   for (unsigned k = 0; atomic_load(&mark.guest_armed) && gort__stw_holds(stop); k++) {
-    uint64_t s = atomic_load(&mark.team), ep = team_epoch(s);
-    if (ep != ep0) {
-      if (team_join(ep)) {
-        atomic_fetch_add_explicit(&mark.guests_joined, 1, memory_order_relaxed);
-        worker_t w = {.guest = true};
-        VG_ENTER();  // memcheck builds: base/vg.h
-        if (atomic_load(&mark.rescan_first)) rescan_pieces(&w, UINT64_MAX);
-        drain(&w, ep);
-        assist_end(&w);
-        VG_LEAVE();
-      }
+    if (team_epoch(atomic_load(&mark.team)) == ep) {
+      if (guest_join(ep)) return;
       break;
     }
     if ((k & 15) != 15) {
@@ -753,7 +772,8 @@ void gort__gc_mark_guest(uint32_t stop) {
       if (gort__nanotime() >= until) break;
     }
   }
-  atomic_fetch_sub(&mark.guests_in, 1);
+  // Gone without working: a helper may have the place (drain_all).
+  atomic_fetch_add(&mark.guests_left, 1);
 }
 
 static void *helper_main(void *arg) {
@@ -1265,6 +1285,11 @@ void gort__gc_mark_fork(int phase) {
 }
 
 void gort__gc_mark_after_fork_child(void) {
+  // No cycle runs across a fork (the cycle lock), so no guest is armed or
+  // in; and none would be waited for in the child.
+  atomic_store(&mark.guest_armed, false);
+  atomic_store(&mark.guests_in, 0);
+  atomic_store(&mark.guests_left, 0);
   mark.helpers_started = false;  // their threads are gone; restarted at the next cycle
   mark.nworkers = 1;
   mark.parallel = mark.atomic = false;

@@ -421,6 +421,17 @@ static uintptr_t stack_pointer(void) {
 // The collector counts a thread stopped only when its stopped_epoch equals
 // the stop's: a park for an older stop (a thread that checked just before
 // a restart) can never pass for this one.
+// A parked thread's turn as a guest of the stop's mark (mgcmark.c,
+// "Guests"), below a pad: the root scan reads the 128 bytes below the
+// stack pointer the thread published (the red zone), and the guest's own
+// frames, written while the roots are scanned, stay below those.
+static GORT_NOINLINE void park_guest(uint32_t e) {
+  volatile char pad[256];
+  pad[0] = 0;
+  gort__gc_mark_guest(e);
+  __asm__ volatile("" : : "r"(pad) : "memory");
+}
+
 static GORT_NOINLINE void park(uint32_t e, bool guest) {
   gthread_t *t = gort__stw_self;
   __atomic_store_n(&gort__stop_pending, 0, __ATOMIC_RELAXED);
@@ -429,7 +440,7 @@ static GORT_NOINLINE void park(uint32_t e, bool guest) {
   atomic_fetch_add_explicit(&stw.nstopped, 1, memory_order_acq_rel);
   gort__os_futex_wake(&stw.nstopped, 1);
   // The CPU this thread leaves may mark for the stop (mgcmark.c, "Guests").
-  if (guest) gort__gc_mark_guest(e);
+  if (guest) park_guest(e);
   // Until the world restarts: released reaches e. (Reaches, not equals: a
   // thread parked from stop_deferred may take the next stop's signal while
   // it waits, park again inside the handler, and come back here only after
@@ -634,6 +645,7 @@ static bool running_outside(gthread_t *t, int64_t t0, int64_t now) {
   }
   if (t->run_at != 0 && now - t->run_at < ASK_RUN_NS) return false;
   int64_t cpu = gort__os_tid_cpu_ns(t->tid);
+  now = gort__nanotime();  // the reading's own time: with many threads asked, the pass's is stale
   if (cpu < 0) {
     t->run_at = -1;  // no clock: the ask's other way (ASK_NS) only
     return false;

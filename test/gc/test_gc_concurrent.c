@@ -45,6 +45,7 @@ static _Atomic bool stop;
 static _Atomic uint64_t cycles;
 static int fds[2] = {-1, -1};
 static int barriered;  // bit h: holder h is from gort_gc_alloc_barriered, written through the barrier
+static bool ballasted;  // inner_moves_with_guests: too few cycles to judge the heap's protection
 
 const char *gort__dirty_sample(uint64_t *present, uint64_t *written);
 uint32_t gort__mheap_nreservations(void);
@@ -186,7 +187,9 @@ static void run_moves(bool by_read) {
   // cycles run: two quiet collects would say the same of any program.)
   uint64_t present, written;
   const char *after = gort__dirty_sample(&present, &written);
-  if (strcmp(gort__dirty_name(), "uffd") == 0)
+  // The decision weighs the last 16 cycles' samples (dirty.c): the
+  // ballasted run's slower cycles may not have left the build's behind.
+  if (strcmp(gort__dirty_name(), "uffd") == 0 && !ballasted)
     EXPECT(strcmp(after, "protected") == 0, "the heap was %s between cycles: %llu of %llu sampled pages written", after,
            (unsigned long long)written, (unsigned long long)present);
   atomic_store(&stop, true);
@@ -260,6 +263,7 @@ static void *volatile ballast[80];  // volatile: only written, but it must stay 
 INNER_TEST(inner_moves_with_guests) {
   for (int i = 0; i < 80; i++) EXPECT((ballast[i] = gort_gc_alloc_noscan(1 << 20)) != NULL, "ballast");
   uint64_t g0 = gort__gc_mark_guests_came();
+  ballasted = true;
   run_moves(false);
   // Came, not joined: whether a guest finds work depends on timing.
   if (gort__gc_mark_workers() > 1 && strcmp(gort__dirty_name(), "none") != 0)
