@@ -40,8 +40,9 @@ typedef struct {
 #define LOCK_INIT {0}
 
 // One turn of a wait for a spin lock held by another thread (the few
-// flag-word locks that are not lock_t: the collector's figures, the dirty
-// tracker's, the memo pools'): a pause, and after SPIN_YIELD_AFTER turns a
+// flag-word locks that are not lock_t: the collector's figures, the memo
+// pools'; not the dirty tracker's, whose waiters may hold the heap's
+// lock: gc/dirty.c, dlock): a pause, and after SPIN_YIELD_AFTER turns a
 // yield. On our 2-CPU VMs a woken thread preempts the one running on its
 // CPU, which may hold the lock: bench/gc's monitor thread, reading
 // MemStats every 10 ms, was seen spinning 1.25 ms on the figures' lock
