@@ -116,12 +116,12 @@ typedef struct {
   // The collecting thread's drains and rescans beside the program give
   // way (gort__gc_give_way) at this time; 0 in stops, helpers and assists.
   int64_t give_way;
+  bool guest;  // a program thread parked for the stop ("Guests"): yields when idle, never sleeps
   // Each worker's own lines: mark_value writes bytes and objects for
   // every object it marks, and with two 32-byte workers in one line the
   // two cores took that line from each other at every mark (parallel
   // marking ran at half the speed of one worker; see PARALLEL_MIN). 128,
   // not 64: the CPU fetches lines in adjacent pairs.
-  bool guest;  // a program thread parked for the stop ("Guests"): yields when idle, never sleeps
 } __attribute__((aligned(128))) worker_t;
 
 #define MAX_WORKERS 8
@@ -1632,7 +1632,6 @@ bool gort__gc_mark_rescan_dirty(uint64_t *pages, bool concurrent) {
   while (atomic_load(&rescan.holders) != 0) gort__cpu_relax();
   return true;
 }
-
 
 // The final stop: the roots again, the last written pages, the drain with
 // every worker, the overflow pass, gccheckmark. With the helpers (a live

@@ -17,7 +17,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <threads.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../base/base.h"
@@ -283,18 +282,6 @@ int gort__os_tgkill(int tid, int sig) {
   int e = r == 0 ? 0 : -errno;
   errno = saved;
   return e;
-}
-
-int64_t gort__os_tid_cpu_ns(int tid) {
-  // The kernel's per-thread CPU clock id of any thread of the process
-  // (CPUCLOCK_SCHED with the per-thread bit, as pthread_getcpuclockid
-  // makes it from a pthread_t, which the caller may not have).
-  clockid_t id = (clockid_t)((~(unsigned)tid << 3) | 6);
-  struct timespec ts;
-  int saved = errno;
-  int r = clock_gettime(id, &ts);
-  errno = saved;
-  return r == 0 ? (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec : -1;
 }
 
 int gort__os_sigaction(int sig, void (*handler)(int, siginfo_t *, void *)) {

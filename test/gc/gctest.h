@@ -47,6 +47,25 @@ const char *gort__dirty_name(void);
 uint64_t gort__gc_mark_guests_came(void);
 int gort__gc_mark_workers(void);
 
+// Guests (gc/mgcmark.c): a final stop after a mark of 64 MiB or more
+// takes the threads that park for it as mark workers. Holding 80 MiB of
+// noscan ballast makes every cycle's final stop such a one; whether any
+// thread came to one since guests0 (gort__gc_mark_guests_came), where the
+// process has helpers and tracks dirty pages.
+static void *volatile gctest_ballast[80];  // volatile: only written, but it must stay a root
+
+static __attribute__((unused)) void gctest_hold_ballast(bool hold) {
+  for (int i = 0; i < 80; i++) {
+    gctest_ballast[i] = hold ? gort_gc_alloc_noscan(1 << 20) : NULL;
+    EXPECT(!hold || gctest_ballast[i] != NULL, "ballast");
+  }
+}
+
+static __attribute__((unused)) void gctest_expect_guests_since(uint64_t guests0) {
+  if (gort__gc_mark_workers() > 1 && strcmp(gort__dirty_name(), "none") != 0)
+    EXPECT(gort__gc_mark_guests_came() > guests0, "no thread parked for a final stop came to mark in it");
+}
+
 // A case run with GORT_DEBUG=gcdirty=X must have run with X: a backend
 // that refused would leave the case marking some other way.
 static __attribute__((unused)) void gctest_expect_forced_backend(void) {
