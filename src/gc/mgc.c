@@ -319,6 +319,7 @@ static struct {
   uint64_t before, live_at_start;
   _Atomic uint64_t freed_unmarked;  // freed during the mark, their bits clear (gort__gc_freed)
   int64_t t0, t_restart1, stw1_ns;
+  int64_t stw1_parts[3];  // the first stop's: stopping, sweep and flush, roots (gctrace=2)
   uint64_t root_objects;      // marked from the roots in the first stop
   uint32_t dirty_gen;         // this cycle's arming of the dirty tracking
   int64_t t_swept;            // the first stop's thread finished the last sweep
@@ -666,15 +667,20 @@ static void cycle_start(void *arg) {
   gort__gc_limiter_charge(t_stop - conc.t0);
   gort__gc_mark_prepare();
   gort__gc_stop_the_world();
+  int64_t t_stopped = gort__nanotime();
   gort__gc_sweep_finish();
   gort__gc_flush_caches();
   if (pool_stopped != NULL) pool_stopped();
   conc.live_at_start = atomic_load(&gort__gc_heap_live);
   atomic_store(&conc.freed_unmarked, 0);
   atomic_store(&gort__gc_marking, true);
+  int64_t t_flushed = gort__nanotime();
   conc.root_objects = gort__gc_mark_begin(gc.fig.heap_marked);
   int64_t t_end = gort__nanotime();
   conc.stw1_ns = t_end - t_stop;
+  conc.stw1_parts[0] = t_stopped - t_stop;
+  conc.stw1_parts[1] = t_flushed - t_stopped;
+  conc.stw1_parts[2] = t_end - t_flushed;
   fig_take();
   record_pause(conc.stw1_ns);
   fig_drop();
@@ -806,7 +812,7 @@ static void cycle_finish(void) {
   if (gort__opts.gctrace) trace_line(n, conc.before, now_live, live, conc.stw1_ns, concurrent, stw2, procs2, assist_ns, bg_ns);
   if (gort__opts.gctrace >= 2) {
     char a[32], b[32], c[32], d[32], e[32], f[32];
-    char g1[32], g2[32];
+    char g1[32], g2[32], h[32];
     uint64_t s_present, s_written;
     const char *after = gort__dirty_sample(&s_present, &s_written);
     uint64_t p_fault, p_reprotect;
@@ -825,9 +831,10 @@ static void cycle_finish(void) {
     // The stop's part says how the threads were stopped: asked ones park
     // at their next safe point, signalled ones ran outside gort too long
     // (stw.c, "Asking first"); the others were held in blocking calls.
-    gort__print("gc %u: the first stop marked %llu objects from the roots; %d pre-cleaning rounds rescanned %llu written pages (%s); the final stop rescanned "
+    gort__print("gc %u: the first stop (stop %s ms, sweep and flush %s ms, roots %s ms) marked %llu objects from the roots; %d pre-cleaning rounds rescanned %llu written pages (%s); the final stop rescanned "
                 "%llu: stop %s ms (%llu asked, %llu signalled), flush %s ms, roots %s ms, pages %s ms, drain %s ms (%llu guests), rest %s ms\n",
-                n, (unsigned long long)conc.root_objects, rounds, (unsigned long long)rescanned, gort__dirty_name(),
+                n, ms3(g1, sizeof g1, conc.stw1_parts[0]), ms3(g2, sizeof g2, conc.stw1_parts[1]),
+                ms3(h, sizeof h, conc.stw1_parts[2]), (unsigned long long)conc.root_objects, rounds, (unsigned long long)rescanned, gort__dirty_name(),
                 (unsigned long long)last_pages, ms3(d, sizeof d, t_stopped - t_stop),
                 (unsigned long long)(asked1 - asked0), (unsigned long long)(signalled1 - signalled0),
                 ms3(e, sizeof e, t_flushed - t_stopped), ms3(a, sizeof a, parts[0]), ms3(b, sizeof b, parts[1]),
