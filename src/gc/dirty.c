@@ -618,7 +618,11 @@ uint32_t gort__dirty_arm(void) {
   if (dirty.be == NULL) return 0;
   dlock();
   dirty.be->arming(true);
-  bool after_unprotect = !dirty.lazy;  // the last disarm's decision: what this arm protects again
+  // A disarm handed over and never taken: the heap stayed protected, which
+  // is always correct; the sample moves on as that disarm would have moved it.
+  bool untaken = atomic_exchange(&gort__dirty_disarm_waiting, 0) != 0;
+  if (untaken) dirty.phase = (dirty.phase + 1) & (SAMPLE_STRIDE - 1);
+  bool after_unprotect = !dirty.lazy && !untaken;  // what this arm protects again
   measure();
   bool ok = register_new();
   int64_t t = gort__os_thread_cpu_ns();
@@ -688,9 +692,65 @@ bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
   return true;
 }
 
+// Who unprotects. The disarm runs beside the program, and on this VM the
+// program's writes make it dear: a write fault while another thread's
+// UFFDIO_WRITEPROTECT is in flight flushes the other CPU's TLB (the
+// kernel's do_wp_page, when mm_tlb_flush_pending), and the allocating
+// thread writes protected pages all through the disarm (its caches were
+// flushed in the stop, and it zeroes the slots it takes). GCBench, traced
+// (perf, page faults and ioctl windows): 700-1000 of its write faults a
+// run fell inside the worker's unprotecting calls, which took 21-33 ms in
+// all; with the disarm done while the program was stopped, 5 ms, and
+// 800-980 IPIs a run instead of 2,300-4,500 (6% less CPU, but a stop
+// longer by 0.08 ms). So a heap of at most DISARM_PROGRAM_MAX_PAGES present
+// pages is unprotected by the first program thread that takes an
+// allocation's slow path after the cycle (gort__gc_maybe_collect), before
+// it writes a slot there: a pause of its own of about 0.1-0.2 ms, and
+// no write of its races the calls. A larger heap takes milliseconds,
+// which would be a gap in the program: the worker unprotects it, giving
+// way as below. A disarm no thread took (a program that stopped
+// allocating) leaves the heap protected until the next arm, which is
+// correct, and costs a fault per page written meanwhile.
+#define DISARM_PROGRAM_MAX_PAGES 8192
+_Atomic uint32_t gort__dirty_disarm_waiting;
+static _Atomic uint64_t handed_over, taken;  // gort__dirty_handovers
+
+void gort__dirty_handovers(uint64_t *handed, uint64_t *took) {
+  *handed = atomic_load(&handed_over);
+  *took = atomic_load(&taken);
+}
+
+bool gort__dirty_disarm_hand_over(uint32_t gen) {
+  dlock();
+  uint64_t present = 0;
+  for (int k = 0; k < SAMPLE_STRIDE; k++) present += dirty.seen_present[k];
+  bool handed = gen != 0 && dirty.gen == gen && dirty.armed && dirty.be != NULL && dirty.be->count != NULL &&
+                !dirty.lazy && present <= DISARM_PROGRAM_MAX_PAGES;
+  if (handed) {
+    atomic_store(&gort__dirty_disarm_waiting, gen);
+    atomic_fetch_add(&handed_over, 1);
+  }
+  dunlock();
+  return handed;
+}
+
+static void disarm(uint32_t gen, bool give_way);
+
+// On the program's thread, which never gives way: a yield there handed
+// its CPU to the benchmark's other threads for a slice, and GCBench's
+// longest mutator gap went from 0.4-1.2 ms to 1.6-4.0.
+void gort__dirty_disarm_take(void) {
+  uint32_t gen = atomic_exchange(&gort__dirty_disarm_waiting, 0);
+  if (gen == 0) return;
+  atomic_fetch_add(&taken, 1);
+  disarm(gen, false);
+}
+
+void gort__dirty_disarm(uint32_t gen) { disarm(gen, true); }
+
 // Unprotects the heap after the final stop, the program running, unless
 // a later cycle armed it again meanwhile (gen is the arm's).
-void gort__dirty_disarm(uint32_t gen) {
+static void disarm(uint32_t gen, bool give_way) {
   dlock();
   if (gen != 0 && dirty.gen == gen && dirty.armed && dirty.be != NULL) {
     atomic_store(&dirty.armed, false);
@@ -701,10 +761,10 @@ void gort__dirty_disarm(uint32_t gen) {
       // after a lazy one, so any 16th is a sample): a fixed one could miss
       // a program whose writes fall with the same period.
       dirty.phase = (dirty.phase + 1) & (SAMPLE_STRIDE - 1);
-      int64_t t = gort__os_thread_cpu_ns(), give_way = gort__nanotime() + GC_GIVE_WAY_NS;
+      int64_t t = gort__os_thread_cpu_ns(), next_give = give_way ? gort__nanotime() + GC_GIVE_WAY_NS : 0;
       if (!dirty.lazy)
         for (uint32_t i = 0; i < dirty.registered; i++)
-          sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, false, unprotect_part, &give_way);
+          sample_walk(dirty.lo[i], dirty.reg_hi[i], dirty.phase, false, unprotect_part, &next_give);
       reprice(gort__os_thread_cpu_ns() - t, !dirty.lazy);
     }
     dirty.be->arming(false);
@@ -730,5 +790,6 @@ void gort__dirty_fork_child(void) {
   atomic_store(&dirty.armed, false);
   atomic_store(&dirty.lock, 0);
   atomic_store(&dirty.waiting, 0);
+  atomic_store(&gort__dirty_disarm_waiting, 0);
   dirty.probed = false;
 }

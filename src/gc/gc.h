@@ -428,6 +428,14 @@ bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
                          bool reprotect);
 // Unprotects the heap (after the final stop) if arming gen is the last.
 void gort__dirty_disarm(uint32_t gen);
+// Or leaves that to the program's next allocation slow path, if the heap
+// is small (dirty.c, "Who unprotects"): true if it did. The slow path
+// calls gort__dirty_disarm_take when gort__dirty_disarm_waiting is set.
+bool gort__dirty_disarm_hand_over(uint32_t gen);
+void gort__dirty_disarm_take(void);
+// Disarms handed over so far, and those a program thread took (tests).
+void gort__dirty_handovers(uint64_t *handed, uint64_t *taken);
+extern _Atomic uint32_t gort__dirty_disarm_waiting GORT_HIDDEN;
 // What the last arm found in its sample of the heap (dirty.c, "Between
 // cycles"): present pages and those written since the cycle before; the
 // result says what this cycle's disarm leaves ("protected", "unprotected

@@ -856,8 +856,9 @@ static void cycle_finish(void) {
   // After the cycle lock: unprotecting takes milliseconds with a large
   // heap, and the next cycle must be able to start meanwhile (its arm
   // waits for this, or makes it a no-op). A next cycle the worker is to
-  // start waits for this instead, this being the worker.
-  gort__dirty_disarm(gen);
+  // start waits for this instead, this being the worker. A small heap's
+  // is the program's (dirty.c, "Who unprotects").
+  if (!gort__dirty_disarm_hand_over(gen)) gort__dirty_disarm(gen);
 }
 
 static void *worker_main(void *arg) {
@@ -1036,6 +1037,8 @@ void gort__gc_run_stopped_with_segments(void (*fn)(void)) {
 }
 
 void gort__gc_maybe_collect(size_t bytes) {
+  if (gort_unlikely(atomic_load_explicit(&gort__dirty_disarm_waiting, memory_order_relaxed) != 0) && gort__nostop == 0)
+    gort__dirty_disarm_take();
   if (gort_likely(atomic_load_explicit(&gort__gc_heap_live, memory_order_relaxed) <
                   atomic_load_explicit(&gort__gc_trigger, memory_order_relaxed)))
     return;

@@ -48,6 +48,7 @@ static int barriered;  // bit h: holder h is from gort_gc_alloc_barriered, writt
 static bool ballasted;  // inner_moves_with_guests: too few cycles to judge the heap's protection
 
 const char *gort__dirty_sample(uint64_t *present, uint64_t *written);
+void gort__dirty_handovers(uint64_t *handed, uint64_t *taken);
 uint32_t gort__mheap_nreservations(void);
 void gort__mheap_reservation(uint32_t i, uintptr_t *lo, uintptr_t *hi);
 
@@ -414,6 +415,39 @@ TEST(rescanned_pages_are_counted) {
   if (!m->gc_concurrent) harness_skip("the kernel gives no dirty-page tracking: cycles stop the world");
   EXPECT(s.value.u64 > 0 && s.value.u64 == m->gc_dirty_pages, "%llu pages (memstats %llu)",
          (unsigned long long)s.value.u64, (unsigned long long)m->gc_dirty_pages);
+}
+
+// dirty.c, "Who unprotects": a small heap that the program rewrites
+// between cycles (so that each disarm unprotects it) is unprotected by
+// the program's next allocation slow path, not by the worker; the last
+// cycle's may still wait for one when the loop ends.
+TEST(a_small_heaps_disarm_falls_to_the_allocating_thread) {
+  gctest_collect();  // the backend is probed at the first cycle
+  if (strcmp(gort__dirty_name(), "uffd") != 0)
+    harness_skip("handed over only with uffd tracking");
+  enum { N = 16384 };
+  void **objs = gort_gc_alloc(N * sizeof(void *));
+  ASSERT_NOT_NULL(objs, "gort_gc_alloc");
+  uint64_t handed0, taken0, handed, taken;
+  gort__dirty_handovers(&handed0, &taken0);
+  uint32_t gc0 = gctest_num_gc();
+  double deadline = gctest_now() + 20;
+  while (gctest_num_gc() - gc0 < 24 && gctest_now() < deadline)
+    for (int i = 0; i < N; i++) {
+      uint64_t *o = gort_gc_alloc(64);
+      ASSERT_NOT_NULL(o, "gort_gc_alloc");
+      o[0] = (uint64_t)i;
+      objs[i] = o;
+    }
+  gort__dirty_handovers(&handed, &taken);
+  handed -= handed0, taken -= taken0;
+  printf("  %u cycles, %llu disarms handed over, %llu taken by the program\n", gctest_num_gc() - gc0,
+         (unsigned long long)handed, (unsigned long long)taken);
+  EXPECT(handed >= 8, "only %llu of %u cycles handed their disarm over", (unsigned long long)handed,
+         gctest_num_gc() - gc0);
+  EXPECT(taken + 1 >= handed, "the program took %llu of %llu disarms handed over", (unsigned long long)taken,
+         (unsigned long long)handed);
+  for (int i = 0; i < N; i++) EXPECT_EQ_U64(((uint64_t *)objs[i])[0], (uint64_t)i, "object %d", i);
 }
 
 // Goroutines as mutators: objects, all old, circulate between a heap
