@@ -57,6 +57,9 @@ void gort__mheap_arena_range(uintptr_t *lo, uintptr_t *hi);
 uint64_t gort__mheap_unreleased_free_bytes(void);
 // HeapSys - HeapReleased without the heap lock: a hint.
 uint64_t gort__mheap_resident_hint(void);
+// An upper bound of the heap's pages present in memory, in bytes, without
+// the heap lock: in-use spans' pages and free pages not released.
+uint64_t gort__mheap_present_bound(void);
 // Heap-growth hook: called (without the heap lock) before the heap grows
 // by bytes; the scavenger uses it to enforce the memory limit.
 typedef void (*mheap_grow_hook_t)(uint64_t bytes);

@@ -595,7 +595,10 @@ static void measure(void) {
                written * fault * FAULT_WEIGHT < present * reprotect;
 }
 
+// In a no-stop region: a test's thread reads it while cycles run, and a
+// thread stopped holding the lock would hang the final stop's collect.
 const char *gort__dirty_sample(uint64_t *present, uint64_t *written) {
+  nostop_enter();
   dlock();
   *present = dirty.sample_present;
   *written = dirty.sample_written;
@@ -604,6 +607,7 @@ const char *gort__dirty_sample(uint64_t *present, uint64_t *written) {
                       : dirty.be->count == NULL ? "unprotected"
                                                 : "unprotected but a sample";
   dunlock();
+  nostop_exit();
   return after;
 }
 
@@ -618,11 +622,14 @@ uint32_t gort__dirty_arm(void) {
   if (dirty.be == NULL) return 0;
   dlock();
   dirty.be->arming(true);
-  // A disarm handed over and never taken: the heap stayed protected, which
-  // is always correct; the sample moves on as that disarm would have moved it.
-  bool untaken = atomic_exchange(&gort__dirty_disarm_waiting, 0) != 0;
-  if (untaken) dirty.phase = (dirty.phase + 1) & (SAMPLE_STRIDE - 1);
-  bool after_unprotect = !dirty.lazy && !untaken;  // what this arm protects again
+  // Still armed: no disarm ran since the last arm (one handed over and
+  // never taken, or one that comes too late, which the new generation
+  // makes a no-op). The heap stayed protected, which is always correct; the
+  // sample moves on as that disarm would have moved it.
+  atomic_store(&gort__dirty_disarm_waiting, 0);
+  bool undisarmed = atomic_load(&dirty.armed);
+  if (undisarmed) dirty.phase = (dirty.phase + 1) & (SAMPLE_STRIDE - 1);
+  bool after_unprotect = !dirty.lazy && !undisarmed;  // what this arm protects again
   measure();
   bool ok = register_new();
   int64_t t = gort__os_thread_cpu_ns();
@@ -705,13 +712,21 @@ bool gort__dirty_collect(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
 // longer by 0.08 ms). So a heap of at most DISARM_PROGRAM_MAX_PAGES present
 // pages is unprotected by the first program thread that takes an
 // allocation's slow path after the cycle (gort__gc_maybe_collect), before
-// it writes a slot there: a pause of its own of about 0.1-0.2 ms, and
-// no write of its races the calls. A larger heap takes milliseconds,
+// it writes a slot there (the hand-over is made in the final stop, whose
+// flush leaves every cache empty): a pause of its own (here 20-30 ns a
+// present page, about 0.1 ms on GCBench), and no write of its races the
+// calls. The bound is on what may be present, the heap's in-use and
+// unreleased pages (gort__mheap_present_bound), not on the sample's count,
+// which is empty at the first cycle and stale while the heap grows: a
+// program whose first object is 512 MiB would have unprotected it all on
+// its own thread (a reviewer's find). A larger heap takes milliseconds,
 // which would be a gap in the program: the worker unprotects it, giving
-// way as below. A disarm no thread took (a program that stopped
-// allocating) leaves the heap protected until the next arm, which is
-// correct, and costs a fault per page written meanwhile.
-#define DISARM_PROGRAM_MAX_PAGES 8192
+// way as below. On a host that shadows the guest's page tables a page
+// costs about ten times more, and so would the program's pause. A disarm
+// no thread took (a program that stopped allocating) leaves the heap
+// protected until the next arm, which is correct, and costs a fault per
+// page written meanwhile.
+#define DISARM_PROGRAM_MAX_PAGES 16384
 _Atomic uint32_t gort__dirty_disarm_waiting;
 static _Atomic uint64_t handed_over, taken;  // gort__dirty_handovers
 
@@ -722,8 +737,7 @@ void gort__dirty_handovers(uint64_t *handed, uint64_t *took) {
 
 bool gort__dirty_disarm_hand_over(uint32_t gen) {
   dlock();
-  uint64_t present = 0;
-  for (int k = 0; k < SAMPLE_STRIDE; k++) present += dirty.seen_present[k];
+  uint64_t present = gort__mheap_present_bound() >> 12;
   bool handed = gen != 0 && dirty.gen == gen && dirty.armed && dirty.be != NULL && dirty.be->count != NULL &&
                 !dirty.lazy && present <= DISARM_PROGRAM_MAX_PAGES;
   if (handed) {
@@ -734,7 +748,7 @@ bool gort__dirty_disarm_hand_over(uint32_t gen) {
   return handed;
 }
 
-static void disarm(uint32_t gen, bool give_way);
+static bool disarm(uint32_t gen, bool give_way);
 
 // On the program's thread, which never gives way: a yield there handed
 // its CPU to the benchmark's other threads for a slice, and GCBench's
@@ -742,24 +756,25 @@ static void disarm(uint32_t gen, bool give_way);
 // region: a program thread stopped while it held the lock would hang the
 // final stop's collect, which takes it (the worker and heap_grew, the
 // lock's other holders, are never stopped holding it). A stop that comes
-// meanwhile waits for the disarm, 0.1-0.2 ms at most; the next cycle's
-// arm, which needs the lock, cannot have begun its stop.
+// meanwhile waits for the disarm (about 0.1 ms here, DISARM_PROGRAM_MAX_PAGES
+// at most); the next cycle's arm, which needs the lock, cannot have begun
+// its stop.
 void gort__dirty_disarm_take(void) {
   uint32_t gen = atomic_exchange(&gort__dirty_disarm_waiting, 0);
   if (gen == 0) return;
-  atomic_fetch_add(&taken, 1);
   nostop_enter();
-  disarm(gen, false);
+  if (disarm(gen, false)) atomic_fetch_add(&taken, 1);
   nostop_exit();
 }
 
-void gort__dirty_disarm(uint32_t gen) { disarm(gen, true); }
+void gort__dirty_disarm(uint32_t gen) { (void)disarm(gen, true); }
 
 // Unprotects the heap after the final stop, the program running, unless
-// a later cycle armed it again meanwhile (gen is the arm's).
-static void disarm(uint32_t gen, bool give_way) {
+// a later cycle armed it again meanwhile (gen is the arm's); false if so.
+static bool disarm(uint32_t gen, bool give_way) {
   dlock();
-  if (gen != 0 && dirty.gen == gen && dirty.armed && dirty.be != NULL) {
+  bool now = gen != 0 && dirty.gen == gen && dirty.armed && dirty.be != NULL;
+  if (now) {
     atomic_store(&dirty.armed, false);
     if (dirty.be->count == NULL) {
       for (uint32_t i = 0; i < dirty.registered; i++) dirty.be->unprotect(dirty.lo[i], dirty.reg_hi[i]);
@@ -777,6 +792,7 @@ static void disarm(uint32_t gen, bool give_way) {
     dirty.be->arming(false);
   }
   dunlock();
+  return now;
 }
 
 // fork: no cycle marks across a fork (the cycle lock is held through it),

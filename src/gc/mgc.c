@@ -557,12 +557,12 @@ static void cycle(void *arg) {
   // Sweep what the background sweeper left while the program runs: only
   // spans swept since (none, or a few) remain for the stop.
   gort__gc_sweep_finish();
+  gort__gc_mark_prepare();  // the loaded objects' segments: before the stop, not in its figures
   // The stop starts here: the sweep before it ran beside the program (as
   // a concurrent cycle's first stop counts it; counted in the stop, it
   // was every CPU's time for the CPU limit, a reviewer's find).
   int64_t t_stop = gort__nanotime();
   gort__gc_limiter_charge(t_stop - t0);
-  gort__gc_mark_prepare();
   gort__gc_stop_the_world();
   int64_t t_stopped = gort__nanotime();
   gort__gc_sweep_finish();
@@ -663,10 +663,10 @@ static void cycle_start(void *arg) {
   // page written between here and the stop is rescanned for nothing.
   conc.dirty_gen = gort__dirty_arm();
   bool tracked = conc.dirty_gen != 0;
+  gort__gc_mark_prepare();  // the loaded objects' segments: before the stop, not in its figures
   int64_t t_stop = gort__nanotime();
   atomic_store_explicit(&conc.prestop_ns, t_stop - conc.t0, memory_order_relaxed);
   gort__gc_limiter_charge(t_stop - conc.t0);
-  gort__gc_mark_prepare();
   gort__gc_stop_the_world();
   int64_t t_stopped = gort__nanotime();
   gort__gc_sweep_finish();
@@ -806,8 +806,14 @@ static void cycle_finish(void) {
   bool limited = gort__gc_limiter_cycle_reset();
   if (limited) gc.fig.limiter_last = n;
   fig_drop();
-  gort__stw_start();
+  // In the stop, whose flush left every cache empty: the program's first
+  // allocation after it takes the disarm before it writes a slot
+  // (dirty.c, "Who unprotects"). A stopped thread never holds the
+  // tracker's lock (the take runs in a no-stop region), as for the
+  // collect above.
   uint32_t gen = conc.dirty_gen;
+  bool handed = gort__dirty_disarm_hand_over(gen);
+  gort__stw_start();
   gort__gc_sweep_resume();
   gort__gc_finalizers_wake();
   if (gort__opts.gctrace) trace_line(n, conc.before, now_live, live, conc.stw1_ns, concurrent, stw2, procs2, assist_ns, bg_ns);
@@ -859,12 +865,12 @@ static void cycle_finish(void) {
   // waits for this, or makes it a no-op). A next cycle the worker is to
   // start waits for this instead, this being the worker. A small heap's
   // is the program's (dirty.c, "Who unprotects").
-  if (!gort__dirty_disarm_hand_over(gen)) gort__dirty_disarm(gen);
+  if (!handed) gort__dirty_disarm(gen);
 }
 
 static void *worker_main(void *arg) {
   // The requests made before this thread ran are its own too: the first
-  // cycle asks right after creating it.
+  // cycle may ask before it first runs (thread creation is slow here).
   uint32_t seen = (uint32_t)(uintptr_t)arg;
   for (;;) {
     uint32_t now;

