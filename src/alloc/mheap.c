@@ -787,20 +787,18 @@ uint64_t gort__mheap_resident_hint(void) {
   return sys > r ? sys - r : 0;
 }
 
-uint64_t gort__mheap_present_bound(void) {
-  // Racy by design, as above: in-use spans' pages (touched or not) and free
-  // pages not returned to the OS, both zones: never below what is present.
-  uint64_t u = __atomic_load_n(&heap.inuse_pages, __ATOMIC_RELAXED);
-  uint64_t f = __atomic_load_n(&heap.free_pages, __ATOMIC_RELAXED);
-  uint64_t r = __atomic_load_n(&heap.released_pages, __ATOMIC_RELAXED);
-  return (u + (f > r ? f - r : 0)) << GORT_PAGE_SHIFT;
-}
-
 uint64_t gort__mheap_unreleased_free_bytes(void) {
   // Racy by design: a hint for the scavenger's wake-up test on the free path.
   uint64_t f = __atomic_load_n(&heap.free_pages, __ATOMIC_RELAXED);
   uint64_t r = __atomic_load_n(&heap.released_pages, __ATOMIC_RELAXED);
   return f > r ? (f - r) << GORT_PAGE_SHIFT : 0;
+}
+
+uint64_t gort__mheap_present_bound(void) {
+  // Racy, as above: in-use spans' pages (touched or not) and free pages
+  // not returned to the OS, both zones: never below what is present.
+  return (__atomic_load_n(&heap.inuse_pages, __ATOMIC_RELAXED) << GORT_PAGE_SHIFT) +
+         gort__mheap_unreleased_free_bytes();
 }
 
 // The unreleased pages of [lo, hi), counted up to cap: a word of the

@@ -78,14 +78,20 @@ GORT_INLINE void nostop_enter(void) {
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
-GORT_INLINE void nostop_exit(void) {
+// Leaves a region; true if a stop is pending and the caller, out of every
+// region now, must call gort__stop_deferred (nostop_exit does; a fast path
+// that keeps no frame makes it a tail call instead).
+GORT_INLINE bool nostop_leave(void) {
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   uint32_t depth = gort__nostop - 1;
   __atomic_store_n(&gort__nostop, depth, __ATOMIC_RELAXED);
-  if (depth == 0) {
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (gort_unlikely(__atomic_load_n(&gort__stop_pending, __ATOMIC_ACQUIRE))) gort__stop_deferred();
-  }
+  if (depth != 0) return false;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  return gort_unlikely(__atomic_load_n(&gort__stop_pending, __ATOMIC_ACQUIRE) != 0);
+}
+
+GORT_INLINE void nostop_exit(void) {
+  if (nostop_leave()) gort__stop_deferred();
 }
 
 GORT_INLINE void lock(lock_t *l) {
