@@ -489,6 +489,25 @@ TEST(a_large_heaps_disarm_stays_the_workers) {
   EXPECT(harness_run_inner("inner_large_heap_disarms", ""));
 }
 
+// The first cycle (mgc.c, first_cycle_main) comes even when the program
+// allocates nothing after the allocation that reached the trigger: a
+// program that then waits (for a finalizer, say) once never saw it.
+static void *volatile first_garbage;
+
+INNER_TEST(inner_first_cycle_without_more_allocation) {
+  uint32_t gc0 = gctest_num_gc();
+  // 4.5 MiB: just past the first trigger (4 MiB), so that activating the
+  // collector (milliseconds) ends after the last allocation.
+  for (int i = 0; i < 4608; i++) first_garbage = gort_gc_alloc(1024);
+  double deadline = gctest_now() + 5;
+  while (gctest_num_gc() == gc0 && gctest_now() < deadline) usleep(1000);
+  EXPECT(gctest_num_gc() > gc0, "no cycle in 5 s after the heap passed its first trigger");
+}
+
+TEST(the_first_cycle_comes_without_more_allocation) {
+  EXPECT(harness_run_inner("inner_first_cycle_without_more_allocation", ""));
+}
+
 // Goroutines as mutators: objects, all old, circulate between a heap
 // array and the stacks of goroutines parked in a receive: the main thread
 // takes one from the array, clears the slot, and hands it to a goroutine
